@@ -1,0 +1,32 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-slow bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/troupe run
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+bench: install
+	@set -e; for b in tests/bench/[a-z]*.py; do \
+		m=$$(echo $$b | sed 's#/#.#g; s#\.py$$##'); \
+		echo "== $$m"; $(BIN)/python -m $$m; \
+	done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,120 @@
+"""Troupe's settings: defaults < config file < environment variables < explicit arguments.
+
+Environment variables are ``TROUPE_<SECTION>_<FIELD>`` (``TROUPE_LLM_MODEL``, ``TROUPE_LLM_BASE_URL``)
+or ``TROUPE_<FIELD>`` for top-level fields. The config file is YAML, found at ``$TROUPE_CONFIG`` or
+``./troupe.yaml``; its sections mirror the models below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = "troupe.yaml"
+
+
+class LLMSettings(BaseModel):
+    """Which model to talk to and how to treat it."""
+
+    #: ``auto`` uses OpenAI-compatible settings when a model is configured, else the demo model.
+    provider: Literal["auto", "openai", "azure", "demo"] = "auto"
+    model: str | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    #: Azure OpenAI: endpoint (``https://NAME.openai.azure.com``), deployment and API version.
+    azure_endpoint: str | None = None
+    azure_deployment: str | None = None
+    api_version: str = "2024-10-21"
+
+    temperature: float | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+    #: Retries after the first attempt, on 429 / 5xx / timeouts / connection errors.
+    max_retries: int = Field(default=4, ge=0)
+    retry_base_delay_s: float = Field(default=1.0, ge=0)
+    retry_max_delay_s: float = Field(default=60.0, ge=0)
+
+    #: Most requests in flight at once, across all worlds.
+    concurrency: int = Field(default=8, ge=1)
+
+    #: Persistent response cache; makes a replay of the same simulation exact and free.
+    cache: bool = True
+    cache_path: Path | None = None
+
+    #: Cost estimate in USD per million tokens; unknown models fall back to the built-in table.
+    price_prompt_per_mtok: float | None = Field(default=None, ge=0)
+    price_completion_per_mtok: float | None = Field(default=None, ge=0)
+
+    #: Default cap per world; reaching it stops the world with a clear error.
+    budget_usd: float | None = Field(default=None, ge=0)
+    budget_tokens: int | None = Field(default=None, ge=0)
+
+    @property
+    def resolved_provider(self) -> Literal["openai", "azure", "demo"]:
+        if self.provider != "auto":
+            return self.provider
+        if self.azure_endpoint:
+            return "azure"
+        if self.model or self.base_url or self.api_key:
+            return "openai"
+        return "demo"
+
+    @model_validator(mode="after")
+    def _check_azure(self) -> LLMSettings:
+        if self.provider == "azure" and not self.azure_endpoint:
+            raise ValueError(
+                "provider 'azure' needs an endpoint: set TROUPE_LLM_AZURE_ENDPOINT "
+                "(https://NAME.openai.azure.com)"
+            )
+        return self
+
+
+class Settings(BaseSettings):
+    """All of Troupe's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TROUPE_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="ignore",
+    )
+
+    #: Where Troupe keeps its databases (state, cache).
+    data_dir: Path = Path(".troupe")
+    log_level: str = "INFO"
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+
+    @property
+    def llm_cache_path(self) -> Path:
+        return self.llm.cache_path or self.data_dir / "llm-cache.sqlite3"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = Path(os.environ.get("TROUPE_CONFIG", DEFAULT_CONFIG_FILE))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        if config_file.is_file():
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        elif "TROUPE_CONFIG" in os.environ:
+            raise FileNotFoundError(f"TROUPE_CONFIG points to {config_file}, which does not exist")
+        return (*sources, file_secret_settings)
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]
