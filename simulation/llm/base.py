@@ -109,9 +109,15 @@ class Capabilities:
     structured_mode: StructuredMode = StructuredMode.JSON_SCHEMA
     notes: list[str] = field(default_factory=list)
 
-    def downgrade(self, reason: str) -> bool:
+    def downgrade(self, tried: StructuredMode, reason: str) -> bool:
+        """Step down from ``tried``; False when there is nothing weaker left.
+
+        Concurrent calls refused in the same mode step down once, not once each.
+        """
+        if self.structured_mode is not tried:
+            return True
         order = list(StructuredMode)
-        index = order.index(self.structured_mode)
+        index = order.index(tried)
         if index + 1 >= len(order):
             return False
         self.structured_mode = order[index + 1]
@@ -192,7 +198,7 @@ class LanguageModel(ABC):
             try:
                 result = await self.complete(sent)
             except ResponseFormatUnsupportedError as error:
-                if self.capabilities.downgrade(str(error)):
+                if self.capabilities.downgrade(mode, str(error)):
                     continue
                 raise
             raw = result.text

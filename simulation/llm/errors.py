@@ -14,6 +14,10 @@ class LLMError(Exception):
     retryable: bool = False
 
 
+class ModelConfigurationError(LLMError):
+    """The settings do not describe a usable model (missing model name, key or endpoint)."""
+
+
 class TransientLLMError(LLMError):
     """A failure that may go away on retry (rate limit, 5xx, timeout, connection)."""
 

@@ -1,0 +1,138 @@
+"""The ``troupe`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from config import SCENARIOS_DIR
+from config.settings import Settings
+from simulation.events import Event, EventKind
+from simulation.llm.errors import LLMError
+
+EXIT_BAD_INPUT = 2
+EXIT_MODEL_FAILED = 3
+
+
+def troupe_version() -> str:
+    try:
+        return version("troupe")
+    except PackageNotFoundError:  # running from a source tree without installing
+        return "0+unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="troupe",
+        description="Simulated personas for team chat channels.",
+    )
+    parser.add_argument("--version", action="version", version=f"troupe {troupe_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    simulate = commands.add_parser("simulate", help="run a world from a scenario file and print the conversation")
+    simulate.add_argument("scenario", type=Path, help="scenario YAML (personas, opening, steps)")
+    simulate.add_argument("--steps", type=int, help="steps after each message (overrides the file)")
+    simulate.add_argument("--thoughts", action="store_true", help="also print what personas think")
+    simulate.add_argument("--save", type=Path, metavar="FILE", help="save the world as JSON at the end")
+
+    commands.add_parser("run", help="start the embedded default (a sample world in this terminal)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    console = Console(highlight=False)
+    try:
+        if args.command == "simulate":
+            return asyncio.run(_simulate(console, args.scenario, args.steps, args.thoughts, args.save))
+        if args.command == "run":
+            return asyncio.run(_simulate(console, SCENARIOS_DIR / "smart-home.yaml", None, True, None))
+    except KeyboardInterrupt:
+        console.print("[dim]interrupted[/]")
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return EXIT_BAD_INPUT
+
+
+async def _simulate(
+    console: Console, path: Path, steps: int | None, thoughts: bool, save: Path | None
+) -> int:
+    from simulation.llm.factory import build_model
+    from simulation.persona import PersonaError
+    from simulation.scenario import ScenarioError, build_world, load_scenario, run_scenario
+    from simulation.world import WorldError
+
+    try:
+        settings = Settings()
+        scenario, base = load_scenario(path)
+        if steps is not None:
+            scenario.steps = steps
+    except (ScenarioError, ValueError) as error:
+        console.print(f"[red]error:[/] {escape(str(error))}")
+        return EXIT_BAD_INPUT
+    stack = build_model(settings)
+    console.print(f"[bold]troupe {troupe_version()}[/] · {escape(stack.description)}")
+    try:
+        try:
+            world = build_world(scenario, base, stack.model)
+        except (PersonaError, WorldError) as error:
+            console.print(f"[red]error:[/] {escape(str(error))}")
+            return EXIT_BAD_INPUT
+        names = ", ".join(a.name for a in world.agents)
+        console.print(f'[bold]{escape(world.name)}[/] · {names} · turn-taking: {world.policy.kind}\n')
+        world.subscribe(lambda event: _print_event(console, event, thoughts, stack.model.is_demo))
+        try:
+            await run_scenario(scenario, world)
+        except LLMError as error:
+            console.print(f"[red]stopped:[/] {escape(str(error))}")
+            return EXIT_MODEL_FAILED
+        finally:
+            if save:
+                world.save(save)
+                console.print(f"[dim]world saved to {save}[/]")
+        acted = any(e.kind is EventKind.ACTION for e in world.events)
+        failed = [e for e in world.events if e.kind is EventKind.NOTICE]
+        if failed and not acted:
+            console.print(
+                "[red]error:[/] no persona could answer; check the model settings "
+                "(TROUPE_LLM_BASE_URL, TROUPE_LLM_MODEL, TROUPE_LLM_API_KEY)"
+            )
+            return EXIT_MODEL_FAILED
+        totals = stack.ledger.totals(world=world.name)
+        console.print(
+            f"\n[dim]{totals.calls} model calls ({totals.cached_calls} cached) · "
+            f"{totals.prompt_tokens} prompt + {totals.completion_tokens} completion tokens · "
+            f"${totals.cost_usd:.4f}[/]"
+        )
+        return 0
+    finally:
+        await stack.model.aclose()
+
+
+def _print_event(console: Console, event: Event, thoughts: bool, demo: bool) -> None:
+    when = event.time.strftime("%H:%M")
+    label = " [dim](demo model)[/]" if demo and event.kind is EventKind.ACTION else ""
+    to = f" → {escape(event.target)}" if event.target else ""
+    if event.kind is EventKind.NOTICE:
+        console.print(f"[dim]{when} {escape(event.content)}[/]")
+    elif event.kind is EventKind.STIMULUS:
+        console.print(f"[dim]{when}[/] [bold cyan]{escape(event.source)}[/]{to}: {escape(event.content)}")
+    elif event.type == "THINK":
+        if thoughts:
+            console.print(f"[dim]{when} {escape(event.source)} thinks: {escape(event.content)}[/]")
+    else:
+        console.print(f"[dim]{when}[/] [bold]{escape(event.source)}[/]{to}{label}: {escape(event.content)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

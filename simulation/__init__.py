@@ -1,0 +1,1 @@
+"""The simulation: personas, their minds, and the worlds they talk in."""

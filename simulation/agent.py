@@ -1,0 +1,270 @@
+"""``TinyPerson``: a simulated person with a persona, memory, a cognitive state and a voice.
+
+One turn is one model call returning the whole turn (thoughts, words, new cognitive state) as a
+validated ``AgentTurn``. The agent never touches a platform: a world (or a caller) feeds it stimuli
+and takes its actions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from simulation.actions import Action, ActionType, AgentTurn, CognitiveState
+from simulation.clock import DEFAULT_START
+from simulation.llm.base import Attribution, ChatRequest, LanguageModel
+from simulation.memory import (
+    Consolidation,
+    Episode,
+    EpisodicMemory,
+    MemoryConfig,
+    SemanticMemory,
+)
+from simulation.persona import PersonaSpec
+from simulation.prompts import consolidation_messages, turn_messages
+
+
+class TurnResult(BaseModel):
+    """What one ``act()`` produced, and which model produced it."""
+
+    actions: list[Action]
+    model: str
+    cached: bool = False
+
+
+class AgentState(BaseModel):
+    """Everything about an agent that changes as it lives; saved and restored with its world."""
+
+    persona: dict[str, Any]
+    cognitive_state: CognitiveState = Field(default_factory=CognitiveState)
+    episodic: EpisodicMemory = Field(default_factory=EpisodicMemory)
+    semantic: SemanticMemory = Field(default_factory=SemanticMemory)
+    #: Index into episodic episodes of the first one this agent has not yet reacted to.
+    unread_from: int = 0
+    memory_config: MemoryConfig = Field(default_factory=MemoryConfig)
+
+
+class TinyPerson:
+    """A simulated person.
+
+    ``time`` and ``step`` come from the world's clock when the agent lives in one; a standalone
+    agent uses a default clock that does not move.
+    """
+
+    def __init__(
+        self,
+        spec: PersonaSpec,
+        model: LanguageModel,
+        *,
+        memory: MemoryConfig | None = None,
+        world_name: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.model = model
+        self.world_name = world_name
+        self.situation: str | None = None
+        self.cognitive_state = CognitiveState()
+        self.episodic = EpisodicMemory()
+        self.semantic = SemanticMemory()
+        self.memory_config = memory or MemoryConfig()
+        self._unread_from = 0
+        self._now: tuple[int, datetime] = (0, DEFAULT_START)
+        self._lock = asyncio.Lock()
+
+    # -- identity -----------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0]
+
+    def __repr__(self) -> str:
+        return f"TinyPerson({self.name!r})"
+
+    def set_time(self, step: int, time: datetime) -> None:
+        self._now = (step, time)
+
+    # -- stimuli ------------------------------------------------------------------------------
+
+    def _perceive(
+        self,
+        type_: str,
+        content: str,
+        source: str | None = None,
+        target: str | None = None,
+        event_id: int | None = None,
+    ) -> Episode:
+        step, time = self._now
+        episode = Episode(
+            step=step,
+            time=time,
+            kind="stimulus",
+            type=type_,
+            content=content,
+            source=source,
+            target=target,
+            event_id=event_id,
+        )
+        self.episodic.add(episode)
+        return episode
+
+    def listen(
+        self, text: str, source: str = "someone", *, target: str | None = None, event_id: int | None = None
+    ) -> Episode:
+        """Hear something said, by ``source``, to everyone or (``target``) to someone."""
+        return self._perceive("CONVERSATION", text, source, target, event_id)
+
+    def see(self, description: str, *, event_id: int | None = None) -> Episode:
+        return self._perceive("VISUAL", description, event_id=event_id)
+
+    def think(self, text: str, *, event_id: int | None = None) -> Episode:
+        """Put a thought in the agent's mind; it acts on it at its next turn."""
+        return self._perceive("THOUGHT", text, event_id=event_id)
+
+    def internalize_goal(self, goal: str, *, event_id: int | None = None) -> Episode:
+        self.cognitive_state.goals = goal if not self.cognitive_state.goals else f"{goal}; {self.cognitive_state.goals}"
+        return self._perceive("GOAL", goal, event_id=event_id)
+
+    def define(self, key: str, value: Any) -> None:
+        """Set (or add) a persona field, e.g. ``define("age", 31)`` or ``define("preferences.likes", [...])``."""
+        self.spec = self.spec.define(key, value)
+
+    def skip_unread(self) -> None:
+        """Treat pending stimuli as handled (after a turn that could not be taken)."""
+        self._unread_from = len(self.episodic.episodes)
+
+    def has_unread(self) -> bool:
+        return self._unread_from < len(self.episodic.episodes)
+
+    def unread(self) -> list[Episode]:
+        return self.episodic.episodes[self._unread_from :]
+
+    def addressed_by(self, episodes: list[Episode]) -> bool:
+        """Whether any of these stimuli is aimed at this agent by target, name or @mention."""
+        names = {self.name.casefold(), self.first_name.casefold()}
+        for e in episodes:
+            if e.kind != "stimulus":
+                continue
+            if e.target and e.target.casefold() in names:
+                return True
+            text = e.content.casefold()
+            if any(n in text for n in names):
+                return True
+        return False
+
+    # -- acting -------------------------------------------------------------------------------
+
+    async def act(self) -> TurnResult:
+        """Take one turn: a single model call returning thoughts, words and the new state.
+
+        Raises the model layer's typed errors (``LLMError`` subclasses); on error the stimuli stay
+        unread and memory is unchanged, so the turn can be retried or skipped cleanly.
+        """
+        async with self._lock:
+            await self._consolidate_if_due()
+            # Unread episodes already folded into the summary are not repeated verbatim.
+            first_new = max(self._unread_from, self.episodic.consolidated_until)
+            past = self.episodic.episodes[self.episodic.consolidated_until : first_new]
+            new = self.episodic.episodes[first_new:]
+            request = ChatRequest(
+                messages=turn_messages(
+                    name=self.name,
+                    persona=self.spec.to_tinytroupe_dict(),
+                    world=self.world_name,
+                    situation=self.situation,
+                    summary=self.episodic.summary,
+                    facts=self.semantic.facts,
+                    state=self.cognitive_state.model_dump(),
+                    past=past,
+                    new=new,
+                ),
+                attribution=Attribution(world=self.world_name, persona=self.name),
+                task="agent_turn",
+                context={
+                    "name": self.name,
+                    "persona": self.spec.to_tinytroupe_dict(),
+                    "stimuli": [e.model_dump(mode="json") for e in new],
+                },
+            )
+            turn, result = await self.model.structured(request, AgentTurn)
+            actions = _clean_actions(turn)
+            step, time = self._now
+            for action in actions:
+                self.episodic.add(
+                    Episode(
+                        step=step,
+                        time=time,
+                        kind="action",
+                        type=action.type.value,
+                        content=action.content,
+                        target=action.target,
+                    )
+                )
+            self._unread_from = len(self.episodic.episodes)
+            self.cognitive_state = turn.cognitive_state
+            return TurnResult(actions=actions, model=result.model, cached=result.cached)
+
+    async def listen_and_act(self, text: str, source: str = "someone") -> TurnResult:
+        self.listen(text, source)
+        return await self.act()
+
+    async def _consolidate_if_due(self) -> None:
+        """Fold old episodes into the summary so the prompt stays bounded."""
+        config = self.memory_config
+        old = self.episodic.due_for_consolidation(config.window, config.batch)
+        if not old:
+            return
+        request = ChatRequest(
+            messages=consolidation_messages(name=self.name, summary=self.episodic.summary, episodes=old),
+            attribution=Attribution(world=self.world_name, persona=self.name),
+            task="consolidate",
+            context={"name": self.name, "summary": self.episodic.summary, "episodes": [e.model_dump(mode="json") for e in old]},
+        )
+        consolidation, _ = await self.model.structured(request, Consolidation)
+        self.episodic.apply(consolidation, len(old))
+        self.semantic.add(consolidation.facts[:8])
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def state(self) -> AgentState:
+        return AgentState(
+            persona=self.spec.to_tinytroupe_dict(),
+            cognitive_state=self.cognitive_state,
+            episodic=self.episodic,
+            semantic=self.semantic,
+            unread_from=self._unread_from,
+            memory_config=self.memory_config,
+        )
+
+    @classmethod
+    def from_state(
+        cls, state: AgentState, model: LanguageModel, *, world_name: str | None = None
+    ) -> TinyPerson:
+        person = cls(
+            PersonaSpec.from_data(state.persona, source="saved world"),
+            model,
+            memory=state.memory_config,
+            world_name=world_name,
+        )
+        person.cognitive_state = state.cognitive_state.model_copy()
+        person.episodic = state.episodic.model_copy(deep=True)
+        person.semantic = state.semantic.model_copy(deep=True)
+        person._unread_from = state.unread_from
+        return person
+
+
+def _clean_actions(turn: AgentTurn) -> list[Action]:
+    """Keep the actions that carry something; stop at the first DONE."""
+    kept: list[Action] = []
+    for action in turn.actions:
+        if action.type is ActionType.DONE:
+            break
+        if action.content:
+            kept.append(action)
+    return kept

@@ -1,0 +1,262 @@
+"""The offline demo model: instant, deterministic, persona-flavoured replies with no key and no network.
+
+It lets a newcomer see the whole product work before configuring a real model. It does not
+understand language: it composes replies from the persona's own words (occupation, interests,
+beliefs, style) and the stimulus (it picks a side when asked "A or B?"). Every result names the model
+``demo``, so whatever shows it can label it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from simulation.llm.base import ChatRequest, ChatResult, LanguageModel, Usage
+
+DEMO_MODEL_NAME = "demo"
+
+_CHOICE = re.compile(
+    r"(?:^|[:,]\s*|\b(?:buy|choose|pick|prefer|want|rather(?:\s+\w+)?)\s*:?\s*)"
+    r"(?:an?\s+|the\s+)?(?P<a>[^,?:;]+?)\s+or\s+(?:an?\s+|the\s+)?(?P<b>[^,?:;]+?)\s*[?.]",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[a-zA-ZÀ-ÿ]{4,}")
+_STOP = {
+    "that", "this", "with", "your", "would", "rather", "which", "what", "about", "have", "from",
+    "they", "them", "their", "there", "when", "where", "will", "just", "like", "more", "very",
+    "home", "into", "than", "then", "some", "also", "only", "other", "being",
+}
+
+
+def _pick(seed: str, options: list[str]) -> str:
+    digest = hashlib.sha256(seed.encode()).digest()
+    return options[int.from_bytes(digest[:4], "big") % len(options)]
+
+
+def _words(text: str) -> set[str]:
+    return {w.casefold() for w in _WORD.findall(text) if w.casefold() not in _STOP}
+
+
+def _sentence(text: str) -> str:
+    """A persona phrase made to fit mid-sentence: 'You love X.' -> 'love X'."""
+    text = text.strip().rstrip(".")
+    text = re.sub(r"^(You are|You're|You)\s+", "", text)
+    if text[1:2].isupper():  # an acronym such as "AI" keeps its case
+        return text
+    return text[:1].lower() + text[1:] if text else text
+
+
+def _flatten(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _flatten(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _flatten(v)]
+    return [str(value)] if isinstance(value, str) and value else []
+
+
+class _Persona:
+    """The bits of a persona the demo model draws on."""
+
+    def __init__(self, name: str, data: dict[str, Any]) -> None:
+        self.name = name
+        self.first = name.split()[0] if name else "I"
+        occupation = data.get("occupation")
+        if isinstance(occupation, dict):
+            occupation = occupation.get("title") or ""
+        self.occupation = str(occupation or "")
+        prefs = data.get("preferences") if isinstance(data.get("preferences"), dict) else {}
+        self.interests = _flatten(prefs.get("interests") or data.get("interests") or [])
+        self.likes = _flatten(prefs.get("likes") or data.get("likes") or [])
+        self.dislikes = _flatten(prefs.get("dislikes") or data.get("dislikes") or [])
+        self.beliefs = _flatten(data.get("beliefs") or [])
+        self.goals = _flatten(data.get("long_term_goals") or data.get("goals") or [])
+        personality = data.get("personality")
+        traits = personality.get("traits") if isinstance(personality, dict) else data.get("traits")
+        self.traits = _flatten(traits or [])
+        self.style = str(data.get("style") or data.get("speaking_style") or "")
+        self.all_text = " ".join(_flatten(data))
+
+    @property
+    def casual(self) -> bool:
+        return any(w in self.style.lower() for w in ("casual", "informal", "blunt", "direct", "laid-back"))
+
+
+class DemoModel(LanguageModel):
+    """Deterministic offline model. Same request, same reply; zero latency; zero cost."""
+
+    name = DEMO_MODEL_NAME
+
+    @property
+    def is_demo(self) -> bool:
+        return True
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        if request.task == "agent_turn":
+            payload: Any = self._agent_turn(request.context)
+        elif request.task == "consolidate":
+            payload = self._consolidate(request.context)
+        elif request.task == "pick_speaker":
+            candidates = request.context.get("candidates") or ["nobody"]
+            payload = {
+                "next_speaker": _pick(request.context.get("transcript", ""), candidates),
+                "reason": "their turn to weigh in (demo model)",
+            }
+        elif request.response_format is not None or _wants_json(request):
+            payload = _instance_for(_schema_of(request), request)
+        else:
+            last = request.messages[-1].content if request.messages else ""
+            payload = None
+            text = f"(demo model) I read: {last[:160]}"
+        if payload is not None:
+            text = json.dumps(payload, ensure_ascii=False)
+        prompt = sum(len(m.content) for m in request.messages) // 4
+        return ChatResult(
+            text=text,
+            model=DEMO_MODEL_NAME,
+            finish_reason="stop",
+            usage=Usage(prompt_tokens=prompt, completion_tokens=len(text) // 4),
+        )
+
+    # -- agent turns --------------------------------------------------------------------------
+
+    def _agent_turn(self, context: dict[str, Any]) -> dict[str, Any]:
+        persona = _Persona(str(context.get("name", "")), context.get("persona") or {})
+        stimuli = [s for s in context.get("stimuli", []) if s.get("kind") == "stimulus"]
+        if not stimuli:
+            return _turn([("THINK", "Nothing new to react to.", None)], persona, "waiting")
+        latest = stimuli[-1]
+        text = str(latest.get("content", ""))
+        source = str(latest.get("source") or "someone")
+        seed = f"{persona.name}|{text}|{source}"
+        addressed = latest.get("target") == persona.name or persona.first.casefold() in text.casefold()
+        question = "?" in text
+        from_person = latest.get("type") == "CONVERSATION"
+        # Other personas' remarks get an answer only sometimes, so a demo world quiets down.
+        speaks = from_person and (
+            addressed or question or source.casefold() in ("moderator", "you") or _pick(seed, "ynnnn") == "y"
+        )
+        if latest.get("type") == "VISUAL":
+            speaks = True
+        thought = self._thought(persona, text, source, seed)
+        actions: list[tuple[str, str, str | None]] = [("THINK", thought, None)]
+        if speaks:
+            target = source if latest.get("target") == persona.name and source != "world" else None
+            actions.append(("TALK", self._reply(persona, text, seed), target))
+        return _turn(actions, persona, text)
+
+    def _thought(self, p: _Persona, text: str, source: str, seed: str) -> str:
+        topic = " ".join(text.split()[:10])
+        lens = p.occupation or "my own experience"
+        return f"{source} brings up \"{topic}…\". I'll answer from where I stand as {lens}."
+
+    def _reply(self, p: _Persona, text: str, seed: str) -> str:
+        match = _CHOICE.search(text)
+        hook = _pick(seed + "hook", p.interests or p.likes or p.beliefs or [p.occupation or "my work"])
+        if match:
+            a, b = match.group("a").strip(), match.group("b").strip()
+            mine = _words(p.all_text)
+            score_a, score_b = len(_words(a) & mine), len(_words(b) & mine)
+            choice, other = (a, b) if score_a > score_b else (b, a) if score_b > score_a else (
+                (a, b) if _pick(seed, "ab") == "a" else (b, a)
+            )
+            reason = _pick(seed + "r", p.beliefs or p.likes or p.interests or ["it fits how I live"])
+            opener = _pick(seed + "o", ["Honestly,", "For me,", "Easy one:", "Hmm,"] if p.casual else
+                           ["I would choose", "My choice would be", "I'd go with"])
+            if opener.endswith(","):
+                line = f"{opener} the {choice}. {_cap(_sentence(reason))}, and the {other} wouldn't change my days as much."
+            else:
+                line = f"{opener} the {choice}. {_cap(_sentence(reason))}; the {other} matters less to me."
+            return line
+        if "?" in text:
+            return _pick(seed, [
+                f"Speaking as {_a(p.occupation)}, I'd say it depends — {_sentence(hook)} shapes how I see it.",
+                f"Good question. My take: {_sentence(_pick(seed + 'b', p.beliefs or [hook]))}.",
+                f"I'd want to know more first, but {_sentence(hook)} is what comes to mind for me.",
+            ])
+        return _pick(seed, [
+            f"That resonates. It reminds me of {_sentence(hook)}.",
+            f"I see it a bit differently: {_sentence(_pick(seed + 'b', p.beliefs or [hook]))}.",
+            f"Agreed. As {_a(p.occupation)}, one goal stays on my mind: {_sentence(_pick(seed + 'c', p.goals or [hook]))}.",
+        ])
+
+    # -- memory -------------------------------------------------------------------------------
+
+    def _consolidate(self, context: dict[str, Any]) -> dict[str, Any]:
+        episodes = context.get("episodes", [])
+        said = [e for e in episodes if e.get("type") in ("CONVERSATION", "TALK")]
+        parts = [context.get("summary", "")] if context.get("summary") else []
+        for e in said[-6:]:
+            who = "I" if e.get("kind") == "action" else e.get("source") or "someone"
+            parts.append(f"{who} said: {' '.join(str(e.get('content', '')).split()[:12])}")
+        summary = " ".join(parts)
+        words = summary.split()
+        if len(words) > 110:
+            summary = "… " + " ".join(words[-110:])
+        facts = [
+            f"{e.get('source')} spoke in the conversation" for e in said if e.get("kind") == "stimulus" and e.get("source")
+        ]
+        return {"summary": summary, "facts": sorted(set(facts))[:3]}
+
+
+def _turn(actions: list[tuple[str, str, str | None]], p: _Persona, focus: str) -> dict[str, Any]:
+    return {
+        "actions": [{"type": t, "content": c, "target": tg} for t, c, tg in actions]
+        + [{"type": "DONE", "content": "", "target": None}],
+        "cognitive_state": {
+            "goals": p.goals[0] if p.goals else "take part in the conversation",
+            "attention": " ".join(focus.split()[:12]),
+            "emotions": "engaged",
+        },
+    }
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _a(noun: str) -> str:
+    if not noun:
+        return "someone in my position"
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun.lower()
+
+
+def _wants_json(request: ChatRequest) -> bool:
+    return any("JSON schema" in m.content for m in request.messages if m.role == "system")
+
+
+def _schema_of(request: ChatRequest) -> dict[str, Any]:
+    fmt = request.response_format or {}
+    if fmt.get("type") == "json_schema":
+        return fmt["json_schema"]["schema"]
+    for message in reversed(request.messages):
+        marker = "JSON schema: "
+        if marker in message.content:
+            try:
+                return json.loads(message.content.split(marker, 1)[1])
+            except ValueError:
+                break
+    return {"type": "object", "properties": {}}
+
+
+def _instance_for(schema: dict[str, Any], request: ChatRequest, key: str = "") -> Any:
+    """A valid (if bland) instance of a JSON schema, labelled as demo output where it is text."""
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if kind == "object":
+        return {k: _instance_for(v, request, k) for k, v in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [_instance_for(schema.get("items", {}), request, key)]
+    if kind == "integer":
+        return max(0, int(schema.get("minimum", 0)))
+    if kind == "number":
+        return float(schema.get("minimum", 0))
+    if kind == "boolean":
+        return False
+    if kind == "null":
+        return None
+    return f"(demo model) {key.replace('_', ' ') or 'text'}"

@@ -1,0 +1,380 @@
+"""Chat completions over the ``openai`` client: OpenAI, Azure OpenAI, or any OpenAI-compatible server.
+
+Ollama, vLLM, llama.cpp and LM Studio all serve ``/v1/chat/completions``, so one backend covers
+them through ``base_url``. Provider exceptions never leave this module: each is mapped to a typed
+error from ``simulation.llm.errors`` whose message says what happened and what to change.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+import openai
+from openai.types.chat import ChatCompletion
+
+from simulation.llm.base import ChatRequest, ChatResult, LanguageModel, Usage
+from simulation.llm.errors import (
+    AuthenticationFailedError,
+    ContentFilteredError,
+    LLMError,
+    ModelConfigurationError,
+    ModelConnectionError,
+    ModelRequestError,
+    ModelTimeoutError,
+    RateLimitedError,
+    ResponseFormatUnsupportedError,
+    ServerError,
+)
+
+if TYPE_CHECKING:
+    from config.settings import LLMSettings
+
+#: Sent as the API key to local servers that do not check one (Ollama, vLLM, llama.cpp).
+LOCAL_SERVER_API_KEY = "not-needed"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+
+_FORMAT_WORDS = ("response_format", "json_schema", "json_object", "structured output", "json mode")
+
+
+def retry_after_from_headers(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds the server asked us to wait: ``retry-after-ms``, else ``Retry-After`` (seconds or HTTP date)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    millis = lowered.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = lowered.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class OpenAIModel(LanguageModel):
+    """A chat model served over the OpenAI chat completions API.
+
+    The client's own retries are off: ``RetryingModel`` decides when to retry, so waits are
+    visible, bounded and honour ``Retry-After``.
+    """
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        model: str,
+        *,
+        endpoint: str | None = None,
+        azure: bool = False,
+        timeout_s: float | None = None,
+    ) -> None:
+        self.client = client
+        self.name = model
+        self.azure = azure
+        self.timeout_s = timeout_s
+        #: Where requests go, for messages: the base URL, or the Azure endpoint and deployment.
+        self.endpoint = endpoint or str(client.base_url).rstrip("/")
+        # Newer OpenAI models reject ``max_tokens`` or a non-default temperature; when a server
+        # says so, the request is adapted once and the adaptation is remembered.
+        self._token_param = "max_tokens"
+        self._send_temperature = True
+
+    # -- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def openai(
+        cls,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout_s: float = 60.0,
+    ) -> OpenAIModel:
+        """OpenAI itself (no ``base_url``) or an OpenAI-compatible server at ``base_url``."""
+        if model is None:
+            if base_url is not None:
+                raise ModelConfigurationError(
+                    f"no model name for the server at {base_url}: set TROUPE_LLM_MODEL to a model it "
+                    "serves (for Ollama, one listed by `ollama list`, e.g. llama3.1)"
+                )
+            model = DEFAULT_OPENAI_MODEL
+        if api_key is None and base_url is not None:
+            api_key = LOCAL_SERVER_API_KEY
+        try:
+            client = openai.AsyncOpenAI(
+                api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0
+            )
+        except openai.OpenAIError as error:
+            raise ModelConfigurationError(
+                "no API key for OpenAI: set TROUPE_LLM_API_KEY (or OPENAI_API_KEY), or set "
+                "TROUPE_LLM_BASE_URL to use a local OpenAI-compatible server such as Ollama"
+            ) from error
+        return cls(client, model, timeout_s=timeout_s)
+
+    @classmethod
+    def azure_openai(
+        cls,
+        *,
+        azure_endpoint: str,
+        api_version: str,
+        azure_deployment: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 60.0,
+    ) -> OpenAIModel:
+        """Azure OpenAI: requests go to ``/openai/deployments/{deployment}/chat/completions``."""
+        deployment = azure_deployment or model
+        if deployment is None:
+            raise ModelConfigurationError(
+                f"no Azure deployment for {azure_endpoint}: set TROUPE_LLM_AZURE_DEPLOYMENT to the "
+                "deployment name shown in the Azure portal"
+            )
+        try:
+            client = openai.AsyncAzureOpenAI(
+                azure_endpoint=azure_endpoint,
+                azure_deployment=deployment,
+                api_version=api_version,
+                api_key=api_key,
+                timeout=timeout_s,
+                max_retries=0,
+            )
+        except (openai.OpenAIError, ValueError) as error:
+            raise ModelConfigurationError(
+                f"cannot use Azure OpenAI at {azure_endpoint}: {error}. Set TROUPE_LLM_API_KEY to "
+                "the resource's key (or AZURE_OPENAI_API_KEY)"
+            ) from error
+        endpoint = f"{azure_endpoint.rstrip('/')} (deployment {deployment})"
+        return cls(client, model or deployment, endpoint=endpoint, azure=True, timeout_s=timeout_s)
+
+    @classmethod
+    def from_settings(cls, llm: LLMSettings) -> OpenAIModel:
+        """The model the settings describe; the demo provider is not served here."""
+        api_key = llm.api_key.get_secret_value() if llm.api_key is not None else None
+        provider = llm.resolved_provider
+        if provider == "azure":
+            assert llm.azure_endpoint is not None  # checked by LLMSettings
+            return cls.azure_openai(
+                azure_endpoint=llm.azure_endpoint,
+                azure_deployment=llm.azure_deployment,
+                api_version=llm.api_version,
+                model=llm.model,
+                api_key=api_key,
+                timeout_s=llm.timeout_s,
+            )
+        if provider == "openai":
+            return cls.openai(
+                model=llm.model, api_key=api_key, base_url=llm.base_url, timeout_s=llm.timeout_s
+            )
+        raise ModelConfigurationError(
+            "the demo provider has no server: use simulation.llm.factory.build_model instead"
+        )
+
+    # -- completion ------------------------------------------------------------------------
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        for _ in range(3):
+            params = self._params(request)
+            started = time.perf_counter()
+            try:
+                completion = await self.client.chat.completions.create(**params)
+            except openai.BadRequestError as error:
+                if self._adapt(error):
+                    continue
+                raise self._translate(error, request) from error
+            except openai.OpenAIError as error:
+                raise self._translate(error, request) from error
+            return self._result(completion, time.perf_counter() - started)
+        raise ModelRequestError(f"{self.where} kept rejecting the request's parameters", status=400)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+    @property
+    def where(self) -> str:
+        return f"the model server at {self.endpoint}"
+
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.name,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        }
+        if request.response_format is not None:
+            params["response_format"] = request.response_format
+        if request.temperature is not None and self._send_temperature:
+            params["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            params[self._token_param] = request.max_tokens
+        if request.seed is not None:
+            params["seed"] = request.seed
+        return params
+
+    def _adapt(self, error: openai.BadRequestError) -> bool:
+        """Adapt to a model that rejects ``max_tokens`` or a custom temperature; False if not that."""
+        message = (error.message or "").lower()
+        if error.param == "max_tokens" and "max_completion_tokens" in message:
+            if self._token_param == "max_tokens":
+                self._token_param = "max_completion_tokens"
+                return True
+        if error.param == "temperature" and self._send_temperature and "temperature" in message:
+            self._send_temperature = False
+            return True
+        return False
+
+    def _result(self, completion: Any, latency: float) -> ChatResult:
+        if not isinstance(completion, ChatCompletion):
+            raise ModelRequestError(
+                f"{self.where} answered with something that is not a chat completion "
+                f"({_preview(completion)}); check TROUPE_LLM_BASE_URL: it usually ends in /v1",
+                status=200,
+            )
+        choices = getattr(completion, "choices", None)
+        if not choices:
+            raise ServerError(
+                f"{self.where} returned a completion without choices; this is usually a passing "
+                "server fault and is retried",
+                status=502,
+            )
+        choice = choices[0]
+        message = getattr(choice, "message", None)
+        finish_reason = getattr(choice, "finish_reason", None)
+        text = getattr(message, "content", None) or ""
+        refusal = getattr(message, "refusal", None)
+        if finish_reason == "content_filter":
+            raise ContentFilteredError(
+                f"{self.where} withheld the reply: its content filter flagged the completion. "
+                "Rephrase the persona or scenario; retrying the same prompt will not help"
+            )
+        if refusal and not text:
+            raise ContentFilteredError(
+                f"the model refused to answer: {refusal!s:.200}. Rephrase the persona or scenario"
+            )
+        usage = getattr(completion, "usage", None)
+        return ChatResult(
+            text=text,
+            model=getattr(completion, "model", None) or self.name,
+            finish_reason=finish_reason,
+            usage=Usage(
+                prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            ),
+            latency_s=latency,
+        )
+
+    def _translate(self, error: openai.OpenAIError, request: ChatRequest) -> LLMError:
+        """Map a client exception to a typed error whose message says what to do."""
+        if isinstance(error, openai.APITimeoutError):
+            within = f" within {self.timeout_s:g}s" if self.timeout_s is not None else ""
+            return ModelTimeoutError(
+                f"{self.where} did not answer{within}; it may be overloaded or "
+                "the model slow to load. Raise TROUPE_LLM_TIMEOUT_S if this keeps happening"
+            )
+        if isinstance(error, openai.APIConnectionError):
+            cause = error.__cause__ or error.__context__
+            detail = f" ({type(cause).__name__}: {cause})" if cause else ""
+            return ModelConnectionError(
+                f"could not reach {self.where}{detail}; check that the server is running and "
+                "TROUPE_LLM_BASE_URL (or TROUPE_LLM_AZURE_ENDPOINT) is right"
+            )
+        if isinstance(error, openai.APIStatusError):
+            return self._translate_status(error, request)
+        if isinstance(error, openai.APIResponseValidationError):
+            return ModelRequestError(
+                f"{self.where} answered with a body that is not a chat completion; check "
+                "TROUPE_LLM_BASE_URL: it usually ends in /v1",
+                status=error.status_code,
+            )
+        return ModelRequestError(f"the request to {self.where} failed: {error}")
+
+    def _translate_status(self, error: openai.APIStatusError, request: ChatRequest) -> LLMError:
+        status = error.status_code
+        detail = _server_message(error)
+        code = (error.code or "").lower()
+        retry_after = retry_after_from_headers(error.response.headers)
+        if status == 429:
+            if code == "insufficient_quota":
+                return ModelRequestError(
+                    f"{self.where} says the account has no quota left ({detail}); check the plan "
+                    "and billing details of the API key's account",
+                    status=status,
+                )
+            wait = f"; it asked to wait {retry_after:g}s" if retry_after is not None else ""
+            return RateLimitedError(
+                f"{self.where} is rate limiting requests ({detail}){wait}. Lower "
+                "TROUPE_LLM_CONCURRENCY if this keeps happening",
+                retry_after=retry_after,
+            )
+        if status >= 500:
+            return ServerError(
+                f"{self.where} failed with HTTP {status} ({detail}); this is usually passing",
+                status=status,
+                retry_after=retry_after,
+            )
+        if status == 408:
+            return ModelTimeoutError(f"{self.where} timed out the request (HTTP 408: {detail})")
+        if status in (401, 403):
+            what = "rejected the API key" if status == 401 else "refused access with this API key"
+            key_hint = (
+                "set TROUPE_LLM_API_KEY to a key of this Azure OpenAI resource"
+                if self.azure
+                else "set TROUPE_LLM_API_KEY to a valid key"
+            )
+            return AuthenticationFailedError(
+                f"{self.where} {what} (HTTP {status}: {detail}); {key_hint}", status=status
+            )
+        if code == "content_filter" or "content_filter" in str(error.body):
+            return ContentFilteredError(
+                f"{self.where} refused the prompt: its content filter flagged it ({detail}). "
+                "Rephrase the persona or scenario; retrying the same prompt will not help"
+            )
+        if request.response_format is not None and _about_response_format(error, detail):
+            kind = request.response_format.get("type", "this response_format")
+            return ResponseFormatUnsupportedError(
+                f"{self.where} does not support response_format {kind} ({detail})", status=status
+            )
+        if status == 404:
+            target = "deployment" if self.azure else "model"
+            setting = "TROUPE_LLM_AZURE_DEPLOYMENT" if self.azure else "TROUPE_LLM_MODEL"
+            return ModelRequestError(
+                f"{self.where} has no {target} {self.name!r} (HTTP 404: {detail}); check {setting}"
+                + ("" if self.azure else " and that TROUPE_LLM_BASE_URL ends in /v1"),
+                status=status,
+            )
+        return ModelRequestError(
+            f"{self.where} rejected the request (HTTP {status}: {detail})", status=status
+        )
+
+
+def _server_message(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, Mapping):
+        message = body.get("message") or body.get("error") or body.get("detail")
+        if message:
+            return str(message)[:300]
+    return (error.message or f"HTTP {error.status_code}")[:300]
+
+
+def _about_response_format(error: openai.APIStatusError, detail: str) -> bool:
+    if error.status_code not in (400, 422):
+        return False
+    param = (error.param or "").lower()
+    if param.startswith("response_format"):
+        return True
+    text = f"{detail} {error.body}".lower()
+    return any(word in text for word in _FORMAT_WORDS)
+
+
+def _preview(value: Any) -> str:
+    text = str(value).strip().replace("\n", " ")
+    return f"{type(value).__name__}: {text[:80]!r}"

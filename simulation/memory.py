@@ -1,0 +1,85 @@
+"""An agent's memory: episodes it lived through and facts it holds.
+
+The prompt must stay bounded however long a conversation runs, so old episodes are consolidated
+into a running summary (plus durable facts) by the model, and only the recent window is shown
+verbatim.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+#: Summaries longer than this are cut; the model is asked for far less.
+MAX_SUMMARY_CHARS = 1500
+#: Facts beyond this are dropped, oldest first.
+MAX_FACTS = 24
+
+
+class Episode(BaseModel):
+    """One thing the agent perceived (a stimulus) or did (an action)."""
+
+    step: int
+    time: datetime
+    kind: Literal["stimulus", "action"]
+    #: Stimulus: CONVERSATION, VISUAL, THOUGHT, GOAL. Action: TALK, THINK.
+    type: str
+    content: str
+    source: str | None = None
+    target: str | None = None
+    event_id: int | None = None
+
+
+class Consolidation(BaseModel):
+    """What the model returns when old episodes are folded into memory."""
+
+    summary: str = Field(description="Updated summary of everything so far, first person, under 120 words")
+    facts: list[str] = Field(description="Durable facts learned (people, decisions, numbers), at most 8")
+
+
+class EpisodicMemory(BaseModel):
+    episodes: list[Episode] = Field(default_factory=list)
+    #: Episodes before this index are represented by ``summary`` only.
+    consolidated_until: int = 0
+    summary: str = ""
+
+    def add(self, episode: Episode) -> None:
+        self.episodes.append(episode)
+
+    def unconsolidated(self) -> list[Episode]:
+        return self.episodes[self.consolidated_until :]
+
+    def due_for_consolidation(self, window: int, batch: int) -> list[Episode]:
+        """The old episodes to fold in now, or [] while fewer than ``window + batch`` are pending."""
+        pending = len(self.episodes) - self.consolidated_until
+        if pending < window + batch:
+            return []
+        return self.episodes[self.consolidated_until : len(self.episodes) - window]
+
+    def apply(self, consolidation: Consolidation, folded: int) -> None:
+        self.summary = consolidation.summary.strip()[:MAX_SUMMARY_CHARS]
+        self.consolidated_until += folded
+
+
+class SemanticMemory(BaseModel):
+    facts: list[str] = Field(default_factory=list)
+
+    def add(self, facts: list[str]) -> None:
+        known = {f.casefold() for f in self.facts}
+        for fact in facts:
+            fact = fact.strip()
+            if fact and fact.casefold() not in known:
+                self.facts.append(fact)
+                known.add(fact.casefold())
+        del self.facts[:-MAX_FACTS]
+
+
+class MemoryConfig(BaseModel):
+    """How much of the past a prompt shows verbatim."""
+
+    #: Episodes always shown verbatim.
+    window: int = Field(default=16, ge=2)
+    #: Consolidate once this many episodes have piled up beyond the window.
+    batch: int = Field(default=16, ge=1)

@@ -1,0 +1,138 @@
+"""Scenario files: a world described in YAML (personas, situation, opening, steps), run in one go.
+
+Persona entries are a bundled persona's name, a path (relative to the scenario file; our JSON/YAML
+or a TinyTroupe agent file), or an inline persona mapping; ``fragments`` apply TinyTroupe fragments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from simulation.agent import TinyPerson
+from simulation.llm.base import LanguageModel
+from simulation.persona import PersonaError, PersonaSpec, find_bundled_persona, load_persona
+from simulation.world import TinyWorld
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used; the message names the file and the problem."""
+
+
+class PersonaEntry(BaseModel):
+    """A persona reference: ``file``, ``bundled`` or ``inline``, plus fragments to apply."""
+
+    file: str | None = None
+    bundled: str | None = None
+    inline: dict[str, Any] | None = None
+    fragments: list[str] = Field(default_factory=list)
+
+
+class ScriptedMessage(BaseModel):
+    text: str
+    source: str = Field(default="moderator", alias="from")
+    to: str | None = None
+
+
+class Scenario(BaseModel):
+    name: str
+    situation: str | None = None
+    policy: str = "everyone"
+    targeted_talk: str = "private"
+    personas: list[PersonaEntry] = Field(min_length=1)
+    opening: str | None = None
+    messages: list[ScriptedMessage] = Field(default_factory=list)
+    #: Steps after each message; ``until_quiet`` stops early once nobody has anything to add.
+    steps: int = Field(default=1, ge=1, le=1000)
+    until_quiet: bool = False
+
+    @field_validator("personas", mode="before")
+    @classmethod
+    def _entries(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        out = []
+        for item in value:
+            if isinstance(item, str):
+                looks_like_path = item.endswith((".json", ".yaml", ".yml")) or "/" in item
+                out.append({"file": item} if looks_like_path else {"bundled": item})
+            elif isinstance(item, dict) and not {"file", "bundled", "inline"} & item.keys():
+                out.append({"inline": item})
+            else:
+                out.append(item)
+        return out
+
+
+def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
+    source = Path(path)
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError(f"{source}: no such scenario file") from None
+    except yaml.YAMLError as error:
+        raise ScenarioError(f"{source}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: a scenario is a mapping with name, personas, opening, steps")
+    try:
+        return Scenario.model_validate(data), source.resolve().parent
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in error.errors()
+        )
+        raise ScenarioError(f"{source}: {problems}") from None
+
+
+def resolve_persona(entry: PersonaEntry, base: Path) -> PersonaSpec:
+    if entry.file:
+        path = Path(entry.file).expanduser()
+        spec = load_persona(path if path.is_absolute() else base / path)
+    elif entry.bundled:
+        spec = find_bundled_persona(entry.bundled)
+    elif entry.inline is not None:
+        spec = PersonaSpec.from_data(entry.inline, source="inline persona")
+    else:
+        raise PersonaError("a persona entry needs file, bundled or inline")
+    for fragment in entry.fragments:
+        fragment_path = Path(fragment).expanduser()
+        spec = spec.apply_fragment(fragment_path if fragment_path.is_absolute() else base / fragment_path)
+    return spec
+
+
+def build_world(scenario: Scenario, base: Path, model: LanguageModel) -> TinyWorld:
+    world = TinyWorld(
+        scenario.name,
+        model=model,
+        policy=scenario.policy,
+        targeted_talk=scenario.targeted_talk,  # type: ignore[arg-type]
+        situation=scenario.situation,
+    )
+    for entry in scenario.personas:
+        world.add_agent(TinyPerson(resolve_persona(entry, base), model))
+    return world
+
+
+async def run_scenario(scenario: Scenario, world: TinyWorld) -> None:
+    """Deliver the opening and each scripted message, letting the world run after each."""
+    script = ([ScriptedMessage.model_validate({"text": scenario.opening})] if scenario.opening else []) + list(
+        scenario.messages
+    )
+    if not script:
+        script = []
+        await _advance(scenario, world)
+        return
+    for message in script:
+        if message.to:
+            await world.talk_to(message.to, message.text, message.source)
+        else:
+            await world.broadcast(message.text, message.source)
+        await _advance(scenario, world)
+
+
+async def _advance(scenario: Scenario, world: TinyWorld) -> None:
+    if scenario.until_quiet:
+        await world.run_until_quiet(max_steps=scenario.steps)
+    else:
+        await world.run(scenario.steps)

@@ -1,0 +1,132 @@
+"""Who acts in a step: everyone, only the addressed, round-robin, the moderator's pick, the model's pick.
+
+Policies are small serialisable models so a saved world resumes with the same rotation or picks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Annotated, Literal, Union
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from simulation.llm.base import Attribution, ChatRequest, Message
+
+if TYPE_CHECKING:
+    from simulation.agent import TinyPerson
+    from simulation.world import TinyWorld
+
+
+class EveryonePolicy(BaseModel):
+    """Every agent with something new to react to acts, concurrently."""
+
+    kind: Literal["everyone"] = "everyone"
+
+    async def select(self, world: TinyWorld) -> list[TinyPerson]:
+        return [a for a in world.agents if a.has_unread()]
+
+
+class AddressedPolicy(BaseModel):
+    """Only agents addressed by target, name or @mention act; a message to no one gets no answer."""
+
+    kind: Literal["addressed"] = "addressed"
+
+    async def select(self, world: TinyWorld) -> list[TinyPerson]:
+        return [a for a in world.agents if a.has_unread() and a.addressed_by(a.unread())]
+
+
+class RoundRobinPolicy(BaseModel):
+    """One agent a step, taking turns in order among those with something new."""
+
+    kind: Literal["round_robin"] = "round_robin"
+    cursor: int = 0
+
+    async def select(self, world: TinyWorld) -> list[TinyPerson]:
+        agents = world.agents
+        for offset in range(len(agents)):
+            index = (self.cursor + offset) % len(agents)
+            if agents[index].has_unread():
+                self.cursor = (index + 1) % len(agents)
+                return [agents[index]]
+        return []
+
+
+class ModeratorPolicy(BaseModel):
+    """Only the agents the moderator picked (``world.pick``) act, once per pick."""
+
+    kind: Literal["moderator"] = "moderator"
+    picks: list[str] = Field(default_factory=list)
+
+    async def select(self, world: TinyWorld) -> list[TinyPerson]:
+        chosen = [world.get(name) for name in self.picks if world.find(name) is not None]
+        self.picks = []
+        return chosen
+
+
+class SpeakerChoice(BaseModel):
+    next_speaker: str = Field(description="Exactly one of the candidate names")
+    reason: str = Field(description="Why this person speaks next, one sentence")
+
+
+class ModelPolicy(BaseModel):
+    """The model reads the recent conversation and picks the one agent who speaks next."""
+
+    kind: Literal["model"] = "model"
+
+    async def select(self, world: TinyWorld) -> list[TinyPerson]:
+        candidates = [a for a in world.agents if a.has_unread()]
+        if len(candidates) <= 1:
+            return candidates
+        names = [a.name for a in candidates]
+        recent = world.transcript(last=12)
+        request = ChatRequest(
+            messages=[
+                Message(
+                    role="system",
+                    content=(
+                        "You direct a group conversation. Pick who speaks next so the conversation "
+                        "stays natural: whoever was addressed, or has the most relevant stake."
+                    ),
+                ),
+                Message(
+                    role="user",
+                    content=f"Candidates: {', '.join(names)}\nRecent conversation:\n{recent}",
+                ),
+            ],
+            attribution=Attribution(world=world.name),
+            task="pick_speaker",
+            context={"candidates": names, "transcript": recent},
+        )
+        choice, _ = await world.model.structured(request, SpeakerChoice)
+        picked = world.find(choice.next_speaker)
+        if picked is None or picked not in candidates:
+            # An invented or absent name: fall back to a stable choice rather than stalling.
+            digest = hashlib.sha256(recent.encode()).digest()[0]
+            picked = candidates[digest % len(candidates)]
+        return [picked]
+
+
+TurnTakingPolicy = Annotated[
+    Union[EveryonePolicy, AddressedPolicy, RoundRobinPolicy, ModeratorPolicy, ModelPolicy],
+    Field(discriminator="kind"),
+]
+POLICY_ADAPTER: TypeAdapter[TurnTakingPolicy] = TypeAdapter(TurnTakingPolicy)
+
+POLICY_NAMES = {
+    "everyone": EveryonePolicy,
+    "addressed": AddressedPolicy,
+    "round_robin": RoundRobinPolicy,
+    "round-robin": RoundRobinPolicy,
+    "moderator": ModeratorPolicy,
+    "model": ModelPolicy,
+}
+
+
+def make_policy(name: str) -> TurnTakingPolicy:
+    try:
+        return POLICY_NAMES[name.strip().lower()]()
+    except KeyError:
+        raise ValueError(
+            f"unknown turn-taking policy {name!r}; choose one of: everyone, addressed, "
+            "round_robin, moderator, model"
+        ) from None

@@ -1,0 +1,359 @@
+"""``TinyWorld``: agents in one environment, with turn-taking, a simulated clock and an event log.
+
+Within a step the chosen agents act concurrently on what they had heard before the step; what they
+say is delivered when the step ends, so their inputs are independent and the log's order (agent
+order, not completion order) is the same on every run. Observers see each agent's actions as soon as
+that agent and the ones before it have finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from simulation.actions import ActionType
+from simulation.agent import AgentState, TinyPerson, TurnResult
+from simulation.clock import SimulatedClock
+from simulation.events import Event, EventKind
+from simulation.llm.base import LanguageModel
+from simulation.llm.errors import BudgetExceededError, ContentFilteredError, LLMError
+from simulation.turn_taking import POLICY_ADAPTER, ModeratorPolicy, TurnTakingPolicy, make_policy
+
+log = logging.getLogger(__name__)
+
+Observer = Callable[[Event], Awaitable[None] | None]
+TargetedTalk = Literal["private", "room"]
+
+SAVE_FORMAT = 1
+
+
+class WorldError(Exception):
+    """Misuse of a world: unknown agent, duplicate name, bad saved file."""
+
+
+class WorldState(BaseModel):
+    """A whole world as JSON: agents with memories, clock, policy, log."""
+
+    format: int = SAVE_FORMAT
+    name: str
+    situation: str | None = None
+    targeted_talk: TargetedTalk = "private"
+    clock: SimulatedClock
+    policy: TurnTakingPolicy
+    agents: list[AgentState]
+    events: list[Event] = Field(default_factory=list)
+
+
+class TinyWorld:
+    def __init__(
+        self,
+        name: str,
+        agents: Iterable[TinyPerson] = (),
+        *,
+        model: LanguageModel,
+        policy: TurnTakingPolicy | str = "everyone",
+        targeted_talk: TargetedTalk = "private",
+        situation: str | None = None,
+        clock: SimulatedClock | None = None,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.policy: TurnTakingPolicy = make_policy(policy) if isinstance(policy, str) else policy
+        self.targeted_talk: TargetedTalk = targeted_talk
+        self.situation = situation
+        self.clock = clock or SimulatedClock()
+        self.events: list[Event] = []
+        self._agents: list[TinyPerson] = []
+        self._observers: list[Observer] = []
+        for agent in agents:
+            self.add_agent(agent)
+
+    # -- agents -------------------------------------------------------------------------------
+
+    @property
+    def agents(self) -> list[TinyPerson]:
+        return list(self._agents)
+
+    def add_agent(self, agent: TinyPerson) -> TinyPerson:
+        if self.find(agent.name) is not None:
+            raise WorldError(f"{self.name!r} already has a persona named {agent.name!r}")
+        agent.world_name = self.name
+        agent.situation = self.situation
+        self._agents.append(agent)
+        return agent
+
+    def remove_agent(self, name: str) -> TinyPerson:
+        agent = self.get(name)
+        self._agents.remove(agent)
+        return agent
+
+    def find(self, name: str) -> TinyPerson | None:
+        """An agent by full name, or by first name when that is unambiguous; case-insensitive."""
+        key = name.strip().lstrip("@").casefold()
+        for agent in self._agents:
+            if agent.name.casefold() == key:
+                return agent
+        matches = [a for a in self._agents if a.first_name.casefold() == key]
+        return matches[0] if len(matches) == 1 else None
+
+    def get(self, name: str) -> TinyPerson:
+        agent = self.find(name)
+        if agent is None:
+            known = ", ".join(a.name for a in self._agents) or "none yet"
+            raise WorldError(f"no persona named {name!r} in {self.name!r} (personas: {known})")
+        return agent
+
+    # -- observers ----------------------------------------------------------------------------
+
+    def subscribe(self, observer: Observer) -> Callable[[], None]:
+        """Call ``observer(event)`` for every new event; returns a function that unsubscribes."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer) if observer in self._observers else None
+
+    async def _emit(self, event: Event) -> None:
+        self.events.append(event)
+        for observer in list(self._observers):
+            try:
+                outcome = observer(event)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:  # an observer's failure must not break the world
+                log.exception("observer failed on event %s", event.id)
+
+    def _event(self, **fields: Any) -> Event:
+        return Event(id=len(self.events) + 1, step=self.clock.step, time=self.clock.now, **fields)
+
+    # -- stimuli from outside -----------------------------------------------------------------
+
+    def _sync_time(self) -> None:
+        for agent in self._agents:
+            agent.set_time(self.clock.step, self.clock.now)
+
+    async def broadcast(self, text: str, source: str = "moderator") -> Event:
+        """Say something to every agent."""
+        self._sync_time()
+        event = self._event(
+            kind=EventKind.STIMULUS,
+            source=source,
+            type="CONVERSATION",
+            content=text,
+            recipients=[a.name for a in self._agents],
+        )
+        for agent in self._agents:
+            agent.listen(text, source, event_id=event.id)
+        await self._emit(event)
+        return event
+
+    async def talk_to(self, name: str, text: str, source: str = "moderator") -> Event:
+        """Say something to one agent; in a shared room the others hear it too."""
+        target = self.get(name)
+        self._sync_time()
+        hearers = self._agents if self.targeted_talk == "room" else [target]
+        event = self._event(
+            kind=EventKind.STIMULUS,
+            source=source,
+            type="CONVERSATION",
+            content=text,
+            target=target.name,
+            recipients=[a.name for a in hearers],
+        )
+        for agent in hearers:
+            agent.listen(text, source, target=target.name, event_id=event.id)
+        await self._emit(event)
+        return event
+
+    async def show(self, description: str) -> Event:
+        """Make every agent see something (a document, a product, a scene)."""
+        self._sync_time()
+        event = self._event(
+            kind=EventKind.STIMULUS,
+            source="world",
+            type="VISUAL",
+            content=description,
+            recipients=[a.name for a in self._agents],
+        )
+        for agent in self._agents:
+            agent.see(description, event_id=event.id)
+        await self._emit(event)
+        return event
+
+    def pick(self, *names: str) -> None:
+        """Choose who speaks next (moderator policy)."""
+        if not isinstance(self.policy, ModeratorPolicy):
+            raise WorldError(f"picking speakers needs the moderator policy (this world uses {self.policy.kind!r})")
+        for name in names:
+            self.policy.picks.append(self.get(name).name)
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def step(self) -> list[Event]:
+        """One step: the policy's chosen agents act; their words are delivered; the clock moves."""
+        self._sync_time()
+        actors = await self.policy.select(self)
+        produced = await self._act(actors)
+        self.clock.advance()
+        return produced
+
+    async def run(self, steps: int) -> list[Event]:
+        produced: list[Event] = []
+        for _ in range(steps):
+            produced += await self.step()
+        return produced
+
+    async def run_until_quiet(self, max_steps: int = 10) -> list[Event]:
+        """Run until no agent has anything to react to (or ``max_steps`` steps have run)."""
+        produced: list[Event] = []
+        for _ in range(max_steps):
+            self._sync_time()
+            actors = await self.policy.select(self)
+            if not actors:
+                break
+            produced += await self._act(actors)
+            self.clock.advance()
+        return produced
+
+    async def _act(self, actors: list[TinyPerson]) -> list[Event]:
+        tasks = [asyncio.ensure_future(agent.act()) for agent in actors]
+        produced: list[Event] = []
+        deliveries: list[tuple[TinyPerson, Event]] = []
+        budget_error: BudgetExceededError | None = None
+        try:
+            for agent, task in zip(actors, tasks):
+                try:
+                    result = await task
+                except BudgetExceededError as error:
+                    budget_error = budget_error or error
+                    agent.skip_unread()
+                    continue
+                except LLMError as error:
+                    agent.skip_unread()
+                    produced.append(await self._notice(agent, error))
+                    continue
+                for event in self._action_events(agent, result):
+                    await self._emit(event)
+                    produced.append(event)
+                    if event.type == ActionType.TALK.value:
+                        deliveries.append((agent, event))
+        finally:
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+        for speaker, event in deliveries:
+            for name in event.recipients:
+                hearer = self.find(name)
+                if hearer is not None:
+                    hearer.listen(event.content, speaker.name, target=event.target, event_id=event.id)
+        if budget_error is not None:
+            produced.append(await self._emit_notice("budget", str(budget_error)))
+            raise budget_error
+        return produced
+
+    def _action_events(self, agent: TinyPerson, result: TurnResult) -> list[Event]:
+        events = []
+        for action in result.actions:
+            target = self.find(action.target) if action.target else None
+            recipients: list[str] = []
+            if action.type is ActionType.TALK:
+                if target is not None and target is not agent and self.targeted_talk == "private":
+                    recipients = [target.name]
+                else:
+                    recipients = [a.name for a in self._agents if a is not agent]
+            event = self._event(
+                kind=EventKind.ACTION,
+                source=agent.name,
+                type=action.type.value,
+                content=action.content,
+                target=target.name if target is not None else action.target,
+                recipients=recipients,
+                model=result.model,
+            )
+            events.append(event)
+        # Emitted one after another right away, so ids follow the log's current end.
+        return _renumber(events, len(self.events) + 1)
+
+    async def _notice(self, agent: TinyPerson, error: LLMError) -> Event:
+        if isinstance(error, ContentFilteredError):
+            text = f"{agent.name}'s turn was held by the model provider's safety filter: {error}"
+            return await self._emit_notice("content_filter", text, source=agent.name)
+        return await self._emit_notice("agent_error", f"{agent.name} could not answer: {error}", source=agent.name)
+
+    async def _emit_notice(self, code: str, text: str, source: str = "world") -> Event:
+        event = self._event(kind=EventKind.NOTICE, source=source, type=code, content=text)
+        await self._emit(event)
+        return event
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def transcript(self, last: int | None = None, *, include_thoughts: bool = False) -> str:
+        """The conversation as text lines, for prompts and for people."""
+        lines = []
+        for event in self.events:
+            if event.kind is EventKind.NOTICE:
+                continue
+            if event.type == ActionType.THINK.value and not include_thoughts:
+                continue
+            to = f" (to {event.target})" if event.target else ""
+            verb = " thinks" if event.type == ActionType.THINK.value else ""
+            lines.append(f"{event.source}{verb}{to}: {event.content}")
+        return "\n".join(lines[-last:] if last else lines)
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def state(self) -> WorldState:
+        return WorldState(
+            name=self.name,
+            situation=self.situation,
+            targeted_talk=self.targeted_talk,
+            clock=self.clock.model_copy(),
+            policy=self.policy.model_copy(deep=True),
+            agents=[a.state() for a in self._agents],
+            events=list(self.events),
+        )
+
+    def to_json(self) -> str:
+        return self.state().model_dump_json(indent=1)
+
+    def save(self, path: str | Path) -> None:
+        target = Path(path)
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_text(self.to_json(), encoding="utf-8")
+        tmp.replace(target)
+
+    @classmethod
+    def from_state(cls, state: WorldState, model: LanguageModel) -> TinyWorld:
+        world = cls(
+            state.name,
+            model=model,
+            policy=POLICY_ADAPTER.validate_python(state.policy.model_dump()),
+            targeted_talk=state.targeted_talk,
+            situation=state.situation,
+            clock=state.clock.model_copy(),
+        )
+        for agent_state in state.agents:
+            world.add_agent(TinyPerson.from_state(agent_state, model, world_name=state.name))
+        world.events = list(state.events)
+        return world
+
+    @classmethod
+    def from_json(cls, text: str, model: LanguageModel) -> TinyWorld:
+        try:
+            state = WorldState.model_validate(json.loads(text))
+        except (ValueError, TypeError) as error:
+            raise WorldError(f"not a saved Troupe world: {error}") from error
+        return cls.from_state(state, model)
+
+    @classmethod
+    def load(cls, path: str | Path, model: LanguageModel) -> TinyWorld:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"), model)
+
+
+def _renumber(events: list[Event], first_id: int) -> list[Event]:
+    return [e.model_copy(update={"id": first_id + i}) for i, e in enumerate(events)]
+

@@ -1,0 +1,515 @@
+"""A local stand-in for the OpenAI chat completions API, for tests and benchmarks.
+
+It speaks the real wire format (response and error bodies, headers, the Azure deployment path),
+so the real ``openai`` client can be driven against it: nothing of ours is bypassed. Replies come
+from a script, a responder callable or a default rule; faults are injected on demand.
+
+    async with FakeOpenAIServer() as server:
+        server.fail("rate_limit", times=1, retry_after=0.05)
+        client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-test")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import math
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from bpe_openai import get_encoding
+
+Responder = Callable[[dict[str, Any]], "str | Awaitable[str]"]
+
+FAULTS = (
+    "rate_limit",
+    "server_error",
+    "hang",
+    "reset",
+    "malformed_json",
+    "missing_fields",
+    "truncated",
+    "content_filter",
+    "no_choices",
+    "error",
+)
+
+_PERSONA = re.compile(r"^\s*You are ([^,\n]+),")
+_SCHEMA_IN_PROMPT = re.compile(r"JSON schema:\s*", re.IGNORECASE)
+_TEXT_FIELDS = {"text", "message", "content", "reply", "body", "answer", "response"}
+
+
+@dataclass
+class Reply:
+    """One scripted reply: assistant content plus how the completion ended."""
+
+    content: str | None
+    finish_reason: str = "stop"
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: dict[str, Any]
+    #: Seconds the server spent on the request (latency and faults included).
+    handled_s: float = 0.0
+
+
+@dataclass
+class _Fault:
+    kind: str
+    times: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+_encoding = None
+
+
+def count_tokens(text: str) -> int:
+    """o200k_base tokens, as OpenAI's current models count them."""
+    global _encoding
+    if _encoding is None:
+        _encoding = get_encoding("o200k_base")
+    return len(_encoding.encode_ordinary(text)) if text else 0
+
+
+def persona_name(body: dict[str, Any]) -> str | None:
+    """The persona a request speaks for: ``You are NAME,`` at the start of the first system message."""
+    for message in body.get("messages", []):
+        if message.get("role") == "system":
+            match = _PERSONA.match(_content_text(message.get("content")))
+            return match.group(1).strip() if match else None
+    return None
+
+
+def request_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema a request asks for: in ``response_format`` or written into the prompt."""
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        return response_format.get("json_schema", {}).get("schema") or {}
+    for message in reversed(body.get("messages", [])):
+        text = _content_text(message.get("content"))
+        match = _SCHEMA_IN_PROMPT.search(text)
+        if match:
+            try:
+                schema, _ = json.JSONDecoder().raw_decode(text[match.end() :])
+            except json.JSONDecodeError:
+                continue
+            if isinstance(schema, dict):
+                return schema
+    return None
+
+
+def instance_of(schema: dict[str, Any], *, persona: str | None = None) -> Any:
+    """A small value valid against ``schema`` (objects, arrays, enums, refs, nullable types)."""
+    return _Instance(schema, persona).make(schema, "value")
+
+
+class _Instance:
+    def __init__(self, root: dict[str, Any], persona: str | None) -> None:
+        self.defs = {**root.get("definitions", {}), **root.get("$defs", {})}
+        self.persona = persona
+
+    def make(self, node: dict[str, Any], key: str) -> Any:
+        if "$ref" in node:
+            return self.make(self.defs.get(node["$ref"].rsplit("/", 1)[-1], {}), key)
+        if "const" in node:
+            return node["const"]
+        if node.get("enum"):
+            return node["enum"][0]
+        for combinator in ("anyOf", "oneOf", "allOf"):
+            options = node.get(combinator)
+            if options:
+                non_null = [o for o in options if o.get("type") != "null"]
+                return self.make((non_null or options)[0], key)
+        kind = node.get("type", "object" if "properties" in node else "string")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), "null")
+        if kind == "object":
+            props = node.get("properties", {})
+            return {name: self.make(sub, name) for name, sub in props.items()}
+        if kind == "array":
+            count = max(1, node.get("minItems", 1))
+            return [self.make(node.get("items", {}), key) for _ in range(count)]
+        if kind == "integer":
+            return int(node.get("minimum", 1))
+        if kind == "number":
+            return float(node.get("minimum", 0.5))
+        if kind == "boolean":
+            return True
+        if kind == "null":
+            return None
+        text = plain_reply(self.persona) if key in _TEXT_FIELDS else f"example {key}"
+        min_length = node.get("minLength", 0)
+        text = text.ljust(min_length, ".")
+        return text[: node["maxLength"]] if "maxLength" in node else text
+
+
+def plain_reply(persona: str | None) -> str:
+    if persona:
+        return f"{persona} here: thanks, I'll look into it and report back."
+    return "Thanks, I'll look into it and report back."
+
+
+def default_content(body: dict[str, Any]) -> str:
+    """What the fake answers when nothing is scripted: JSON when JSON is asked for, else text."""
+    persona = persona_name(body)
+    schema = request_schema(body)
+    if schema is not None:
+        return json.dumps(instance_of(schema, persona=persona))
+    if (body.get("response_format") or {}).get("type") == "json_object":
+        return json.dumps({"text": plain_reply(persona)})
+    return plain_reply(persona)
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
+
+
+def prompt_tokens(body: dict[str, Any]) -> int:
+    """Tokens of every message's content, plus the response_format schema when one is sent."""
+    total = sum(count_tokens(_content_text(m.get("content"))) for m in body.get("messages", []))
+    response_format = body.get("response_format") or {}
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    if response_format.get("type") == "json_schema" and schema is not None:
+        total += count_tokens(json.dumps(schema))
+    return total
+
+
+def error_body(message: str, type_: str | None, param: str | None = None, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+class FakeOpenAIServer:
+    """An OpenAI-compatible chat completions server on 127.0.0.1, on a free port."""
+
+    def __init__(
+        self,
+        *,
+        model: str = "gpt-4o-mini-2024-07-18",
+        api_key: str | None = None,
+        latency: float = 0.0,
+        hang_s: float = 30.0,
+    ) -> None:
+        #: Model name reported in responses.
+        self.model = model
+        #: When set, requests must carry this key (``Authorization: Bearer`` or Azure's ``api-key``).
+        self.api_key = api_key
+        #: Seconds to wait before each reply.
+        self.latency = latency
+        #: How long a ``hang`` fault holds a request (it is released early when the server closes).
+        self.hang_s = hang_s
+        self.refuse_json_schema = False
+        self.refuse_json_object = False
+        self.responder: Responder | None = None
+        self.requests: list[RecordedRequest] = []
+        self._script: list[Reply] = []
+        self._faults: list[_Fault] = []
+        self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
+        self.port = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> FakeOpenAIServer:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def close(self) -> None:
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeOpenAIServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        """For ``AsyncOpenAI(base_url=...)``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def azure_endpoint(self) -> str:
+        """For ``AsyncAzureOpenAI(azure_endpoint=...)``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- behaviour -------------------------------------------------------------------------
+
+    def script(self, replies: list[str | Reply]) -> None:
+        """Answer the next requests with these contents, in order, before any other rule."""
+        self._script.extend(r if isinstance(r, Reply) else Reply(r) for r in replies)
+
+    def fail(self, kind: str, *, times: int = 1, **options: Any) -> None:
+        """Make the next ``times`` requests fail as ``kind`` (see ``FAULTS``).
+
+        Options: ``retry_after`` (seconds, rate_limit), ``status`` (server_error, error),
+        ``stage`` ("prompt" for Azure's 400, "completion" for finish_reason content_filter),
+        ``message``/``type``/``param``/``code`` (error).
+        """
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; choose one of {', '.join(FAULTS)}")
+        self._faults.append(_Fault(kind, times, options))
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self._script.clear()
+        self._faults.clear()
+        self.responder = None
+        self.refuse_json_schema = self.refuse_json_object = False
+
+    # -- handlers --------------------------------------------------------------------------
+
+    async def _openai(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, azure=False)
+
+    async def _azure(self, request: web.Request) -> web.StreamResponse:
+        if "api-version" not in request.query:
+            return _json({"error": {"code": "404", "message": "Resource not found"}}, 404)
+        return await self._handle(request, azure=True)
+
+    async def _handle(self, request: web.Request, *, azure: bool) -> web.StreamResponse:
+        started = time.perf_counter()
+        raw = await request.read()
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            return _json(error_body("We could not parse the JSON body of your request.", "invalid_request_error"), 400)
+        record = RecordedRequest(request.path, dict(request.query), dict(request.headers), body)
+        self.requests.append(record)
+        try:
+            return await self._answer(request, body, azure)
+        finally:
+            record.handled_s = time.perf_counter() - started
+
+    async def _answer(self, request: web.Request, body: dict[str, Any], azure: bool) -> web.StreamResponse:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if self.api_key is not None and not self._authorized(request, azure):
+            return self._unauthorized(azure)
+
+        fault = self._next_fault()
+        if fault is not None:
+            response = await self._fault(fault, request, body, azure)
+            if response is not None:
+                return response
+        if not isinstance(body.get("messages"), list) or not body.get("model"):
+            return _json(error_body("'messages' and 'model' are required properties.", "invalid_request_error", "messages"), 400)
+
+        response_format = (body.get("response_format") or {}).get("type")
+        if response_format == "json_schema" and self.refuse_json_schema:
+            return _json(self._format_refusal("json_schema"), 400)
+        if response_format == "json_object" and self.refuse_json_object:
+            return _json(self._format_refusal("json_object"), 400)
+
+        reply = self._script.pop(0) if self._script else Reply(await self._respond(body))
+        return _json(self._completion(body, reply, azure))
+
+    async def _respond(self, body: dict[str, Any]) -> str:
+        if self.responder is None:
+            return default_content(body)
+        content = self.responder(body)
+        if inspect.isawaitable(content):
+            content = await content
+        return content
+
+    def _authorized(self, request: web.Request, azure: bool) -> bool:
+        if azure and request.headers.get("api-key") == self.api_key:
+            return True
+        return request.headers.get("Authorization") == f"Bearer {self.api_key}"
+
+    def _unauthorized(self, azure: bool) -> web.Response:
+        if azure:
+            return _json(
+                {
+                    "error": {
+                        "code": "401",
+                        "message": "Access denied due to invalid subscription key or wrong API endpoint. "
+                        "Make sure to provide a valid key for an active subscription and use a correct "
+                        "regional API endpoint for your resource.",
+                    }
+                },
+                401,
+            )
+        return _json(
+            error_body(
+                "Incorrect API key provided. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                "invalid_request_error",
+                code="invalid_api_key",
+            ),
+            401,
+        )
+
+    def _format_refusal(self, kind: str) -> dict:
+        return error_body(
+            f"Invalid parameter: 'response_format' of type '{kind}' is not supported with this model.",
+            "invalid_request_error",
+            "response_format",
+        )
+
+    def _next_fault(self) -> _Fault | None:
+        if not self._faults:
+            return None
+        fault = self._faults[0]
+        fault.times -= 1
+        if fault.times <= 0:
+            self._faults.pop(0)
+        return fault
+
+    async def _fault(
+        self, fault: _Fault, request: web.Request, body: dict[str, Any], azure: bool
+    ) -> web.StreamResponse | None:
+        opts = fault.options
+        kind = fault.kind
+        if kind == "rate_limit":
+            headers = {}
+            retry_after = opts.get("retry_after")
+            if retry_after is not None:
+                headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+                headers["retry-after-ms"] = str(int(retry_after * 1000))
+            message = (
+                f"Rate limit reached for {self.model} in organization org-fake on requests per min "
+                f"(RPM): Limit 3, Used 3, Requested 1. Please try again in {retry_after or 20}s."
+            )
+            return _json(error_body(message, "requests", None, "rate_limit_exceeded"), 429, headers)
+        if kind == "server_error":
+            status = opts.get("status", 500)
+            message = (
+                "The server had an error while processing your request. Sorry about that!"
+                if status == 500
+                else "The engine is currently overloaded, please try again later."
+            )
+            return _json(error_body(message, "server_error"), status)
+        if kind == "error":
+            return _json(
+                error_body(
+                    opts.get("message", "Invalid request."),
+                    opts.get("type", "invalid_request_error"),
+                    opts.get("param"),
+                    opts.get("code"),
+                ),
+                opts.get("status", 400),
+            )
+        if kind == "hang":
+            try:
+                await asyncio.wait_for(self._closing.wait(), self.hang_s)
+            except asyncio.TimeoutError:
+                pass
+            return None
+        if kind == "reset":
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError
+        if kind == "content_filter":
+            if opts.get("stage", "prompt") == "completion":
+                return _json(self._completion(body, Reply(None, "content_filter"), azure))
+            return _json(
+                {
+                    "error": {
+                        "message": "The response was filtered due to the prompt triggering Azure OpenAI's "
+                        "content management policy. Please modify your prompt and retry.",
+                        "type": None,
+                        "param": "prompt",
+                        "code": "content_filter",
+                        "status": 400,
+                        "innererror": {
+                            "code": "ResponsibleAIPolicyViolation",
+                            "content_filter_result": {
+                                "hate": {"filtered": False, "severity": "safe"},
+                                "self_harm": {"filtered": False, "severity": "safe"},
+                                "sexual": {"filtered": False, "severity": "safe"},
+                                "violence": {"filtered": True, "severity": "medium"},
+                            },
+                        },
+                    }
+                },
+                400,
+            )
+        if kind == "no_choices":
+            completion = self._completion(body, Reply(""), azure)
+            del completion["choices"]
+            return _json(completion)
+        schema = request_schema(body) or {}
+        if kind == "malformed_json":
+            reply = Reply("Sure! Here is what I think: {'plan': tomorrow, no json here")
+        elif kind == "missing_fields":
+            required = set(schema.get("required", schema.get("properties", {})))
+            value = instance_of(schema)
+            kept = {k: v for k, v in value.items() if k not in required} if isinstance(value, dict) else {}
+            reply = Reply(json.dumps(kept))
+        else:  # truncated: what would have been answered, cut in the middle
+            full = await self._respond(body)
+            reply = Reply(full[: max(1, len(full) // 2)], "length")
+        return _json(self._completion(body, reply, azure))
+
+    def _completion(self, body: dict[str, Any], reply: Reply, azure: bool) -> dict[str, Any]:
+        prompt = prompt_tokens(body)
+        completion = count_tokens(reply.content or "")
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": reply.content,
+            "refusal": None,
+            "annotations": [],
+        }
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": message,
+            "logprobs": None,
+            "finish_reason": reply.finish_reason,
+        }
+        out: dict[str, Any] = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [choice],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "completion_tokens_details": {
+                    "reasoning_tokens": 0,
+                    "audio_tokens": 0,
+                    "accepted_prediction_tokens": 0,
+                    "rejected_prediction_tokens": 0,
+                },
+            },
+            "system_fingerprint": "fp_fake",
+        }
+        if azure:
+            filtered = reply.finish_reason == "content_filter"
+            out["prompt_filter_results"] = [{"prompt_index": 0, "content_filter_results": {}}]
+            choice["content_filter_results"] = (
+                {"violence": {"filtered": True, "severity": "medium"}} if filtered else {}
+            )
+        else:
+            out["service_tier"] = "default"
+        return out
+
+
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(payload, status=status, headers=headers)

@@ -1,0 +1,111 @@
+"""The ``troupe`` command as a user runs it: a real process, the real openai client, the fake server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.sim_support import TurnRule
+
+ROOT = Path(__file__).resolve().parents[1]
+AGENTS = ROOT.parent / "shared" / "tinytroupe" / "agents"
+
+
+async def troupe(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[int, str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TROUPE_", "OPENAI_"))}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bots.cli", *args,
+        env={**clean, "COLUMNS": "200", **(env or {})},
+        cwd=cwd or ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    return proc.returncode, out.decode(), err.decode()
+
+
+def write_scenario(tmp_path: Path, **extra: str) -> Path:
+    path = tmp_path / "scenario.yaml"
+    lines = [
+        "name: Smart home",
+        "personas:",
+        f"  - {AGENTS / 'Lisa.agent.json'}",
+        f"  - {AGENTS / 'Oscar.agent.json'}",
+        'opening: "Smart speaker or robot vacuum?"',
+        "steps: 1",
+    ] + [f"{k}: {v}" for k, v in extra.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def test_version():
+    code, out, _ = await troupe("--version")
+    assert code == 0 and out.startswith("troupe 0.")
+
+
+async def test_simulate_against_a_configured_model(tmp_path):
+    async with FakeOpenAIServer() as server:
+        server.responder = TurnRule()
+        env = {
+            "TROUPE_LLM_BASE_URL": server.base_url,
+            "TROUPE_LLM_MODEL": "gpt-4o-mini",
+            "TROUPE_LLM_API_KEY": "sk-test",
+            "TROUPE_DATA_DIR": str(tmp_path / "data"),
+        }
+        code, out, err = await troupe("simulate", str(write_scenario(tmp_path)), "--save", str(tmp_path / "w.json"), env=env)
+    assert code == 0, err
+    assert "moderator: Smart speaker or robot vacuum?" in out
+    assert "Lisa Carter: Lisa Carter replies to" in out
+    assert "Oscar: Oscar replies to" in out
+    assert "demo" not in out
+    assert "2 model calls" in out
+    assert (tmp_path / "w.json").is_file()
+    assert len(server.requests) == 2
+
+
+async def test_simulate_with_no_model_uses_the_labelled_demo_model(tmp_path):
+    code, out, err = await troupe(
+        "simulate", str(write_scenario(tmp_path)), "--thoughts", env={"TROUPE_DATA_DIR": str(tmp_path)}
+    )
+    assert code == 0, err
+    assert "demo model" in out.splitlines()[0] and "TROUPE_LLM_MODEL" in out.splitlines()[0]
+    assert "Lisa Carter (demo model):" in out
+    assert "thinks:" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("name: x\npersonas: []\n", "personas"),
+        ("name: [unclosed\n", "not valid YAML"),
+        ("name: x\npersonas:\n  - /nonexistent/persona.json\n", "/nonexistent/persona.json"),
+        ("name: x\npersonas:\n  - Nobody Known\n", "Nobody Known"),
+    ],
+)
+async def test_bad_scenarios_give_a_clear_error_and_exit_code(tmp_path, content, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    code, out, err = await troupe("simulate", str(path), env={"TROUPE_DATA_DIR": str(tmp_path)})
+    assert code == 2
+    assert "error:" in out and message in out
+    assert "Traceback" not in out + err
+
+
+async def test_model_failure_is_reported_not_a_traceback(tmp_path):
+    env = {
+        "TROUPE_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+        "TROUPE_LLM_MODEL": "gpt-4o-mini",
+        "TROUPE_LLM_API_KEY": "sk-test",
+        "TROUPE_LLM_MAX_RETRIES": "0",
+        "TROUPE_DATA_DIR": str(tmp_path),
+    }
+    code, out, err = await troupe("simulate", str(write_scenario(tmp_path)), env=env)
+    assert code == 3, "no persona could answer: the run failed"
+    assert "could not answer" in out, "each persona's failure is shown"
+    assert "no persona could answer" in out
+    assert "Traceback" not in out + err

@@ -1,0 +1,62 @@
+"""The offline demo model: a newcomer sees personas answer in character with no key and no network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from simulation.agent import TinyPerson
+from simulation.llm.demo_model import DemoModel
+from simulation.persona import load_persona
+from simulation.world import TinyWorld
+
+AGENTS = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "agents"
+QUESTION = "Which would you rather buy for your home: a $300 smart speaker or a $300 robot vacuum? Why?"
+
+
+def world() -> TinyWorld:
+    model = DemoModel()
+    people = [TinyPerson(load_persona(AGENTS / f"{n}.agent.json"), model) for n in ("Lisa", "Oscar", "Marcos")]
+    return TinyWorld("demo", people, model=model)
+
+
+async def test_demo_personas_answer_the_question_in_their_own_words():
+    w = world()
+    await w.broadcast(QUESTION)
+    events = await w.run(1)
+    talks = [e for e in events if e.type == "TALK"]
+    assert [e.source for e in talks] == ["Lisa Carter", "Oscar", "Marcos Almeida"]
+    for event in talks:
+        assert event.model == "demo", "demo output is labelled as such"
+        assert "smart speaker" in event.content or "robot vacuum" in event.content
+    assert len({e.content for e in talks}) == 3, "each persona answers differently"
+    # Replies draw on the persona's own words.
+    for event in talks:
+        persona_text = str(w.get(event.source).spec.to_tinytroupe_dict()).lower()
+        reason = event.content.split(". ", 1)[1].split(";")[0].split(",")[0].lower()[:25]
+        assert reason in persona_text, f"{event.source}: {event.content!r}"
+
+
+async def test_demo_world_is_deterministic_and_quiets_down():
+    first, second = world(), world()
+    for w in (first, second):
+        await w.broadcast(QUESTION)
+        await w.run_until_quiet(max_steps=20)
+    assert [e.content for e in first.events] == [e.content for e in second.events]
+    assert first.clock.step < 20, "personas stop talking among themselves eventually"
+    assert not any(a.has_unread() for a in first.agents)
+
+
+async def test_demo_model_answers_any_structured_request():
+    from pydantic import BaseModel
+
+    from simulation.llm.base import ChatRequest, Message
+
+    class Verdict(BaseModel):
+        label: str
+        score: float
+        tags: list[str]
+
+    value, result = await DemoModel().structured(
+        ChatRequest(messages=[Message(role="user", content="judge this")]), Verdict
+    )
+    assert result.model == "demo" and value.label.startswith("(demo model)")

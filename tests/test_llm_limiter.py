@@ -1,0 +1,69 @@
+"""The concurrency cap, observed from the server side."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from simulation.llm.base import ChatRequest, Message
+from simulation.llm.limiter import ConcurrencyLimitedModel
+from simulation.llm.openai_model import OpenAIModel
+
+
+class CountingResponder:
+    """Holds each reply a moment and notes how many requests the server handles at once."""
+
+    def __init__(self, hold: float) -> None:
+        self.hold = hold
+        self.now = 0
+        self.peak = 0
+
+    async def __call__(self, body: dict) -> str:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            await asyncio.sleep(self.hold)
+        finally:
+            self.now -= 1
+        return "ok"
+
+
+def ask(n: int) -> ChatRequest:
+    return ChatRequest(messages=[Message(role="user", content=f"request {n}")])
+
+
+@pytest.fixture
+async def backend(fake_openai):
+    model = OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url)
+    yield model
+    await model.aclose()
+
+
+async def test_no_more_than_the_limit_reach_the_server_at_once(backend, fake_openai):
+    fake_openai.responder = responder = CountingResponder(0.1)
+    model = ConcurrencyLimitedModel(backend, 2)
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(model.complete(ask(n)) for n in range(6)))
+
+    assert [r.text for r in results] == ["ok"] * 6
+    assert responder.peak == 2 and model.peak == 2
+    assert time.perf_counter() - started >= 0.3, "six calls, two at a time, 0.1s each"
+    assert model.in_flight == 0 and model.waiting == 0
+
+
+async def test_a_failing_call_frees_its_slot(backend, fake_openai):
+    fake_openai.fail("server_error", times=3)
+    model = ConcurrencyLimitedModel(backend, 1)
+
+    outcomes = await asyncio.gather(*(model.complete(ask(n)) for n in range(4)), return_exceptions=True)
+
+    assert sum(isinstance(o, Exception) for o in outcomes) == 3
+    assert model.in_flight == 0 and len(fake_openai.requests) == 4
+
+
+def test_the_limit_must_be_positive(backend):
+    with pytest.raises(ValueError):
+        ConcurrencyLimitedModel(backend, 0)

@@ -1,0 +1,146 @@
+"""Structured output over a real server: fallbacks, validation and the single re-ask."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import BaseModel
+
+from simulation.llm.base import ChatRequest, Message, StructuredMode
+from simulation.llm.errors import StructuredOutputError
+from simulation.llm.limiter import ConcurrencyLimitedModel
+from simulation.llm.openai_model import OpenAIModel
+from simulation.llm.retry import RetryingModel
+from simulation.llm.tokens import count_request_tokens
+
+
+class Action(BaseModel):
+    kind: str
+    content: str
+
+
+class Turn(BaseModel):
+    actions: list[Action]
+    mood: str | None
+    confidence: int
+
+
+REQUEST = ChatRequest(
+    messages=[
+        Message(role="system", content="You are Omar, a backend engineer."),
+        Message(role="user", content="The deploy failed. What do you do?"),
+    ]
+)
+
+
+@pytest.fixture
+async def model(fake_openai):
+    backend = OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url)
+    yield backend
+    await backend.aclose()
+
+
+def formats(server) -> list[str | None]:
+    return [(r.body.get("response_format") or {}).get("type") for r in server.requests]
+
+
+async def test_json_schema_reply_is_validated_into_the_model(model, fake_openai):
+    turn, result = await model.structured(REQUEST, Turn)
+
+    assert isinstance(turn, Turn) and turn.actions and turn.confidence == 1
+    sent = fake_openai.requests[0].body["response_format"]
+    assert sent["type"] == "json_schema" and sent["json_schema"]["name"] == "Turn"
+    assert sent["json_schema"]["strict"] is True
+    # The server bills the schema as prompt tokens, and so do we.
+    assert result.usage.prompt_tokens == count_request_tokens(
+        fake_openai.requests[0].body["messages"], sent
+    )
+
+
+async def test_falls_back_to_json_mode_and_remembers_it(model, fake_openai):
+    fake_openai.refuse_json_schema = True
+
+    first, _ = await model.structured(REQUEST, Turn)
+    second, _ = await model.structured(REQUEST, Turn)
+
+    assert isinstance(first, Turn) and isinstance(second, Turn)
+    assert formats(fake_openai) == ["json_schema", "json_object", "json_object"]
+    assert model.capabilities.structured_mode is StructuredMode.JSON_OBJECT
+    # Without json_schema the schema travels in the prompt.
+    assert '"confidence"' in fake_openai.requests[1].body["messages"][-1]["content"]
+
+
+async def test_falls_back_to_plain_text_with_the_schema_in_the_prompt(model, fake_openai):
+    fake_openai.refuse_json_schema = fake_openai.refuse_json_object = True
+
+    turn, _ = await model.structured(REQUEST, Turn)
+    await model.structured(REQUEST, Turn)
+
+    assert isinstance(turn, Turn)
+    assert formats(fake_openai) == ["json_schema", "json_object", None, None]
+    assert model.capabilities.structured_mode is StructuredMode.TEXT
+    assert any("structured output now uses text" in note for note in model.capabilities.notes)
+
+
+async def test_the_downgrade_is_shared_by_every_wrapper(fake_openai):
+    backend = OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url)
+    stack = RetryingModel(ConcurrencyLimitedModel(backend, 2), max_retries=1, base_delay=0)
+    fake_openai.refuse_json_schema = True
+    try:
+        await stack.structured(REQUEST, Turn)
+        await backend.structured(REQUEST, Turn)
+    finally:
+        await stack.aclose()
+    assert formats(fake_openai) == ["json_schema", "json_object", "json_object"]
+
+
+async def test_a_malformed_reply_is_re_asked_once_with_the_error(model, fake_openai):
+    fake_openai.fail("malformed_json")
+
+    turn, _ = await model.structured(REQUEST, Turn)
+
+    assert isinstance(turn, Turn)
+    assert len(fake_openai.requests) == 2
+    reask = fake_openai.requests[1].body["messages"]
+    assert reask[-2]["role"] == "assistant" and "no json here" in reask[-2]["content"]
+    assert "not valid JSON" in reask[-1]["content"] and "Turn" in reask[-1]["content"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "complaint"),
+    [
+        ("malformed_json", "not valid JSON"),
+        ("missing_fields", "Field required"),
+        ("truncated", "cut off"),
+    ],
+)
+async def test_two_bad_replies_give_a_structured_output_error(model, fake_openai, fault, complaint):
+    fake_openai.fail(fault, times=2)
+
+    with pytest.raises(StructuredOutputError) as caught:
+        await model.structured(REQUEST, Turn)
+
+    assert len(fake_openai.requests) == 2, "exactly one re-ask"
+    error = caught.value
+    assert error.schema_name == "Turn" and complaint in str(error) and error.raw
+    assert complaint in fake_openai.requests[1].body["messages"][-1]["content"]
+
+
+async def test_missing_fields_are_named_in_the_re_ask(model, fake_openai):
+    fake_openai.fail("missing_fields")
+
+    turn, _ = await model.structured(REQUEST, Turn)
+
+    assert isinstance(turn, Turn)
+    reask = fake_openai.requests[1].body["messages"][-1]["content"]
+    assert "actions" in reask and "confidence" in reask
+
+
+async def test_a_reply_in_a_code_fence_is_accepted(model, fake_openai):
+    payload = {"actions": [{"kind": "TALK", "content": "Rolling back."}], "mood": None, "confidence": 3}
+    fake_openai.script([f"Here you go:\n```json\n{json.dumps(payload)}\n```"])
+
+    turn, _ = await model.structured(REQUEST, Turn)
+
+    assert turn.actions[0].content == "Rolling back." and turn.confidence == 3

@@ -1,0 +1,77 @@
+"""A saved and restored world continues exactly as if it had never stopped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from simulation.world import TinyWorld, WorldError
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.sim_support import TurnRule
+from tests.test_world import make_world, stack_for
+
+
+@pytest.fixture
+async def server():
+    async with FakeOpenAIServer() as fake:
+        fake.responder = TurnRule()
+        yield fake
+
+
+def dump(world: TinyWorld) -> list[dict]:
+    return [e.model_dump(mode="json") for e in world.events]
+
+
+async def test_restore_and_continue_equals_never_stopping_with_the_cache(server, tmp_path):
+    cache = tmp_path / "cache.sqlite3"
+    server.responder.talk_to["Lisa Carter"] = "Oscar"
+
+    straight_stack = stack_for(server, tmp_path, cache=True, cache_path=cache)
+    straight = make_world(straight_stack.model, targeted_talk="room")
+    await straight.broadcast("Speaker or vacuum?")
+    await straight.run(4)
+    await straight_stack.model.aclose()
+    calls_first_run = len(server.requests)
+    assert calls_first_run > 6
+
+    first_stack = stack_for(server, tmp_path, cache=True, cache_path=cache)
+    first = make_world(first_stack.model, targeted_talk="room")
+    await first.broadcast("Speaker or vacuum?")
+    await first.run(2)
+    saved = tmp_path / "world.json"
+    first.save(saved)
+    await first_stack.model.aclose()
+
+    second_stack = stack_for(server, tmp_path, cache=True, cache_path=cache)
+    restored = TinyWorld.load(saved, second_stack.model)
+    await restored.run(2)
+    await second_stack.model.aclose()
+
+    assert dump(restored) == dump(straight)
+    assert restored.clock == straight.clock
+    assert [a.state() for a in restored.agents] == [a.state() for a in straight.agents]
+    assert len(server.requests) == calls_first_run, "the replay was served entirely from the cache"
+
+
+async def test_saved_world_is_plain_json_with_everything(server, tmp_path):
+    stack = stack_for(server, tmp_path)
+    world = make_world(stack.model, policy="round_robin")
+    await world.broadcast("Hello")
+    await world.run(2)
+    data = json.loads(world.to_json())
+    assert data["name"] == "research" and data["policy"] == {"kind": "round_robin", "cursor": 2}
+    assert len(data["agents"]) == 3 and data["agents"][0]["persona"]["name"] == "Lisa Carter"
+    assert data["clock"]["step"] == 2 and len(data["events"]) == len(world.events)
+    restored = TinyWorld.from_json(world.to_json(), stack.model)
+    assert restored.policy.cursor == 2
+    await stack.model.aclose()
+
+
+async def test_loading_garbage_is_a_clear_error(server, tmp_path):
+    stack = stack_for(server, tmp_path)
+    with pytest.raises(WorldError, match="not a saved Troupe world"):
+        TinyWorld.from_json('{"name": 3}', stack.model)
+    with pytest.raises(WorldError, match="not a saved Troupe world"):
+        TinyWorld.from_json("{truncated", stack.model)
+    await stack.model.aclose()

@@ -1,0 +1,235 @@
+"""A world of TinyTroupe personas against the real openai client and the fake model server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+from simulation.agent import TinyPerson
+from simulation.events import EventKind
+from simulation.llm.errors import BudgetExceededError
+from simulation.llm.factory import build_model
+from simulation.persona import load_persona
+from simulation.world import TinyWorld, WorldError
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.sim_support import TurnRule, kind_of, persona_of
+
+AGENTS = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "agents"
+NAMES = ["Lisa Carter", "Oscar", "Marcos Almeida"]
+
+
+def stack_for(server: FakeOpenAIServer, tmp_path: Path, **llm: object):
+    settings = Settings(
+        data_dir=tmp_path,
+        llm={
+            "model": "gpt-4o-mini",
+            "base_url": server.base_url,
+            "api_key": "sk-test",
+            "cache": False,
+            "max_retries": 0,
+            "timeout_s": 5,
+            **llm,
+        },
+    )
+    return build_model(settings)
+
+
+def make_world(model, policy="everyone", **kwargs) -> TinyWorld:
+    agents = [TinyPerson(load_persona(AGENTS / f"{n}.agent.json"), model) for n in ("Lisa", "Oscar", "Marcos")]
+    return TinyWorld("research", agents, model=model, policy=policy, **kwargs)
+
+
+@pytest.fixture
+async def server():
+    async with FakeOpenAIServer() as fake:
+        fake.responder = TurnRule()
+        yield fake
+
+
+@pytest.fixture
+async def stack(server, tmp_path):
+    built = stack_for(server, tmp_path)
+    yield built
+    await built.model.aclose()
+
+
+def talks(events):
+    return [(e.source, e.content, e.target) for e in events if e.type == "TALK"]
+
+
+async def test_three_personas_answer_a_broadcast_with_one_call_each(server, stack):
+    world = make_world(stack.model)
+    assert [a.name for a in world.agents] == NAMES
+    await world.broadcast("Smart speaker or robot vacuum?", "moderator")
+    events = await world.run(1)
+
+    assert len(server.requests) == 3, "one model call per agent turn"
+    assert sorted(persona_of(r.body) for r in server.requests) == sorted(NAMES)
+    assert [s for s, _, _ in talks(events)] == NAMES, "log order is agent order"
+    for source, content, _ in talks(events):
+        assert content == f"{source} replies to <[09:00] moderator: Smart speaker or robot vacuum?>"
+    thoughts = [e for e in events if e.type == "THINK"]
+    assert len(thoughts) == 3 and all(e.recipients == [] for e in thoughts)
+    assert [e.id for e in world.events] == list(range(1, len(world.events) + 1))
+    # Each persona heard the other two, and only them.
+    lisa = world.get("Lisa")
+    heard = [e.source for e in lisa.unread()]
+    assert heard == ["Oscar", "Marcos Almeida"]
+
+
+async def test_each_persona_prompt_carries_its_whole_persona(server, stack):
+    world = make_world(stack.model)
+    await world.broadcast("Hello all")
+    await world.run(1)
+    for request in server.requests:
+        name = persona_of(request.body)
+        spec = world.get(name).spec
+        system = request.body["messages"][0]["content"]
+        for value in _leaves(spec.to_tinytroupe_dict()):
+            assert value in system, f"{name}: {value!r} missing from the prompt"
+
+
+def _leaves(data):
+    if isinstance(data, dict):
+        for v in data.values():
+            yield from _leaves(v)
+    elif isinstance(data, list):
+        for v in data:
+            yield from _leaves(v)
+    elif data is not None:
+        yield str(data)
+
+
+async def test_targeted_talk_reaches_only_the_target(server, stack):
+    world = make_world(stack.model)
+    server.responder.silent.update(["Oscar", "Marcos Almeida"])
+    await world.talk_to("lisa", "Lisa, a word about search?", "moderator")
+    events = await world.run(1)
+    assert {e.source for e in events} == {"Lisa Carter"}, "only the addressee had anything to react to"
+    await world.run_until_quiet()
+
+    server.responder.talk_to["Lisa Carter"] = "Oscar"
+    await world.talk_to("Lisa Carter", "Ask Oscar what he thinks.")
+    events = await world.run(1)
+    (talk,) = [e for e in events if e.type == "TALK"]
+    assert talk.target == "Oscar" and talk.recipients == ["Oscar"]
+    assert world.get("Oscar").has_unread() and not world.get("Marcos").has_unread()
+    events = await world.run(1)
+    assert {e.source for e in events} == {"Oscar"}
+
+
+async def test_targeted_talk_in_a_shared_room_is_heard_by_everyone(server, stack):
+    world = make_world(stack.model, targeted_talk="room")
+    server.responder.talk_to["Lisa Carter"] = "Oscar"
+    await world.talk_to("Lisa", "What would you ask Oscar?")
+    assert all(a.has_unread() for a in world.agents), "everyone in the room hears it"
+    events = await world.run(1)
+    lisa_talk = next(e for e in events if e.type == "TALK" and e.source == "Lisa Carter")
+    assert lisa_talk.target == "Oscar"
+    assert sorted(lisa_talk.recipients) == ["Marcos Almeida", "Oscar"]
+    marcos = world.get("Marcos")
+    assert any(e.source == "Lisa Carter" and e.target == "Oscar" for e in marcos.unread())
+
+
+async def test_addressed_policy_answers_only_the_named(server, stack):
+    world = make_world(stack.model, policy="addressed")
+    await world.broadcast("Marcos, what do you think of robot vacuums?")
+    events = await world.run(1)
+    assert [s for s, _, _ in talks(events)] == ["Marcos Almeida"]
+    await world.broadcast("Anyone else?")
+    assert await world.run(1) == [], "a message to no one gets no answer"
+
+
+async def test_round_robin_takes_turns(server, stack):
+    world = make_world(stack.model, policy="round_robin")
+    server.responder.silent.update(NAMES)
+    await world.broadcast("Go around, please.")
+    speakers = []
+    for _ in range(3):
+        events = await world.run(1)
+        speakers += sorted({e.source for e in events})
+    assert speakers == NAMES
+    assert await world.run(1) == [], "after one round nobody has anything new"
+
+
+async def test_moderator_policy_runs_only_the_picked(server, stack):
+    world = make_world(stack.model, policy="moderator")
+    await world.broadcast("Thoughts?")
+    assert await world.run(1) == [], "no pick, no turn"
+    world.pick("Oscar")
+    events = await world.run(1)
+    assert {e.source for e in events} == {"Oscar"}
+    with pytest.raises(WorldError, match="no persona named 'Nobody'"):
+        world.pick("Nobody")
+
+
+async def test_model_policy_lets_the_model_pick_the_next_speaker(server, stack):
+    world = make_world(stack.model, policy="model")
+    server.responder.next_speaker = "Lisa Carter"
+    await world.broadcast("Who wants to start?")
+    events = await world.run(1)
+    assert {e.source for e in events} == {"Lisa Carter"}
+    kinds = [kind_of(r.body) for r in server.requests]
+    assert kinds == ["pick_speaker", "agent_turn"]
+
+
+async def test_run_until_quiet_stops_when_nobody_has_anything_new(server, stack):
+    world = make_world(stack.model)
+    server.responder.silent.update(["Oscar", "Marcos Almeida"])
+    await world.broadcast("One question for all.")
+    await world.run_until_quiet(max_steps=10)
+    # step 1: all three act, Lisa talks; step 2: Oscar and Marcos hear Lisa and only think.
+    assert world.clock.step == 2
+    assert not any(a.has_unread() for a in world.agents)
+
+
+async def test_observers_stream_events_in_log_order(server, stack):
+    world = make_world(stack.model)
+    seen = []
+
+    async def observer(event):
+        seen.append(event.id)
+
+    unsubscribe = world.subscribe(observer)
+    world.subscribe(lambda event: 1 / 0)  # a broken observer does not break the world
+    await world.broadcast("Hi")
+    await world.run(1)
+    assert seen == [e.id for e in world.events]
+    unsubscribe()
+    await world.broadcast("Again")
+    assert len(seen) == len(world.events) - 1
+
+
+async def test_a_failing_agent_is_skipped_with_a_notice_and_the_world_goes_on(server, stack):
+    world = make_world(stack.model)
+    server.fail("server_error", times=1)
+    await world.broadcast("Anyone?")
+    events = await world.run(1)
+    notices = [e for e in events if e.kind is EventKind.NOTICE]
+    assert len(notices) == 1 and "could not answer" in notices[0].content
+    assert len(talks(events)) == 2
+    failed = world.get(notices[0].source)
+    assert [e.source for e in failed.unread()] != ["moderator"], "the failed turn's stimulus is not retried forever"
+    assert all(e.source != "moderator" for e in failed.unread())
+
+
+async def test_budget_stops_the_world_with_a_clear_error(server, tmp_path):
+    built = stack_for(server, tmp_path, budget_tokens=1)
+    world = make_world(built.model)
+    await world.broadcast("First question")
+    await world.run(1)  # the first round spends past the cap
+    await world.broadcast("Second question")
+    with pytest.raises(BudgetExceededError, match="research"):
+        await world.run(1)
+    assert world.events[-1].kind is EventKind.NOTICE and world.events[-1].type == "budget"
+    await built.model.aclose()
+
+
+async def test_structured_fallback_keeps_the_world_running(server, stack):
+    server.refuse_json_schema = True
+    world = make_world(stack.model)
+    await world.broadcast("Still there?")
+    events = await world.run(1)
+    assert len(talks(events)) == 3
