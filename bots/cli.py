@@ -14,7 +14,7 @@ from rich.markup import escape
 from config import SCENARIOS_DIR
 from config.settings import Settings
 from simulation.events import Event, EventKind
-from simulation.llm.errors import LLMError
+from simulation.llm.errors import LLMError, ModelConfigurationError
 
 EXIT_BAD_INPUT = 2
 EXIT_MODEL_FAILED = 3
@@ -80,7 +80,11 @@ async def _simulate(
     except (ScenarioError, ValueError) as error:
         console.print(f"[red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
-    stack = build_model(settings)
+    try:
+        stack = build_model(settings)
+    except ModelConfigurationError as error:
+        console.print(f"[red]error:[/] {escape(str(error))}")
+        return EXIT_BAD_INPUT
     console.print(f"[bold]troupe {troupe_version()}[/] · {escape(stack.description)}")
     try:
         try:

@@ -119,3 +119,29 @@ async def test_without_a_model_configured_the_demo_model_answers_offline(tmp_pat
     assert "TROUPE_LLM_MODEL" in line and "TROUPE_LLM_API_KEY" in line
     assert "TROUPE_LLM_BASE_URL" in line and "Ollama" in line
     assert not (tmp_path / "llm-cache.sqlite3").exists()
+
+
+async def test_configured_temperature_and_max_tokens_are_sent_and_keyed(fake_openai, tmp_path):
+    from config.settings import Settings
+    from simulation.llm.base import ChatRequest, Message
+    from simulation.llm.factory import build_model
+
+    def settings(temperature: float) -> Settings:
+        return Settings(
+            data_dir=tmp_path,
+            llm={
+                "model": "gpt-4o-mini",
+                "base_url": fake_openai.base_url,
+                "api_key": "sk-test",
+                "temperature": temperature,
+                "max_tokens": 300,
+            },
+        )
+
+    request = ChatRequest(messages=[Message(role="user", content="hello")])
+    for temperature in (0.2, 0.9, 0.2):
+        stack = build_model(settings(temperature))
+        await stack.model.complete(request)
+        await stack.aclose()
+    sent = [(r.body.get("temperature"), r.body.get("max_tokens")) for r in fake_openai.requests]
+    assert sent == [(0.2, 300), (0.9, 300)], "a new temperature is a new request; the repeat is a cache hit"

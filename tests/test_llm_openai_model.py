@@ -226,6 +226,20 @@ async def test_max_tokens_is_renamed_for_models_that_reject_it(model, fake_opena
     assert all("max_tokens" not in b for b in sent[1:])
 
 
+async def test_a_custom_temperature_is_dropped_for_models_that_reject_it(model, fake_openai):
+    fake_openai.fail(
+        "error", status=400, param="temperature", code="unsupported_value",
+        message="Unsupported value: 'temperature' does not support 0.2 with this model. "
+        "Only the default (1) value is supported.",
+    )
+
+    result = await model.complete(ask(temperature=0.2))
+    await model.complete(ask(temperature=0.2))
+
+    assert result.text.startswith("Maya here")
+    assert [r.body.get("temperature") for r in fake_openai.requests] == [0.2, None, None]
+
+
 async def test_azure_deployment_path_key_header_and_api_version(fake_openai):
     azure = OpenAIModel.azure_openai(
         azure_endpoint=fake_openai.azure_endpoint,

@@ -1,7 +1,7 @@
 """Builds the model stack the settings describe, in the one order that makes each layer correct.
 
 Outermost first: budget (refuse before spending) -> metering (count what each call cost, cache
-hits free) -> cache (replays never reach the network) -> retry (each retry waits for a free
+hits free) -> configured sampling defaults (so they are part of the cache key) -> cache (replays never reach the network) -> retry (each retry waits for a free
 slot) -> concurrency limit -> backend. The offline demo model skips cache and retry: it is
 instant and never fails.
 """
@@ -14,6 +14,7 @@ from config.settings import Settings
 from simulation.llm.base import LanguageModel
 from simulation.llm.budget import BudgetedModel, BudgetLimits
 from simulation.llm.cache import CachedModel
+from simulation.llm.defaults import RequestDefaultsModel
 from simulation.llm.limiter import ConcurrencyLimitedModel
 from simulation.llm.openai_model import OpenAIModel
 from simulation.llm.retry import RetryingModel
@@ -32,7 +33,8 @@ class ModelStack:
     model: LanguageModel
     ledger: UsageLedger
     description: str
-    budget: BudgetedModel
+    #: The budget layer, for per-world limits (``set_limits``).
+    budget: BudgetedModel | None = None
 
     async def aclose(self) -> None:
         await self.model.aclose()
@@ -62,6 +64,8 @@ def build_model(settings: Settings, *, ledger: UsageLedger | None = None) -> Mod
     )
     if llm.cache:
         layer = CachedModel(layer, settings.llm_cache_path)
+    if llm.temperature is not None or llm.max_tokens is not None:
+        layer = RequestDefaultsModel(layer, temperature=llm.temperature, max_tokens=llm.max_tokens)
     pricing = Pricing.from_settings(llm)
     budget = BudgetedModel(MeteredModel(layer, ledger, pricing), ledger, limits)
     return ModelStack(budget, ledger, _describe(settings, server, pricing, limits), budget)

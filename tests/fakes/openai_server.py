@@ -221,6 +221,8 @@ class FakeOpenAIServer:
         self._closing = asyncio.Event()
         self.port = 0
 
+    persona_name = staticmethod(persona_name)
+
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> FakeOpenAIServer:
