@@ -188,7 +188,14 @@ class OpenAIModel(LanguageModel):
             params = self._params(request)
             started = time.perf_counter()
             try:
-                completion = await self.client.chat.completions.create(**params)
+                # The body is already plain JSON: posting it skips the client's per-call walk over
+                # its typed parameter schema (milliseconds of CPU per call) and nothing else.
+                completion = await self.client.post(
+                    "/chat/completions",
+                    cast_to=ChatCompletion,
+                    body=params,
+                    options={"security": {"bearer_auth": True}},
+                )
             except openai.BadRequestError as error:
                 if self._adapt(error):
                     continue

@@ -6,12 +6,20 @@ required and ``additionalProperties: false`` on every object.
 
 from __future__ import annotations
 
+import copy
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
 
 
 def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The strict schema of ``model``; built once per class (it costs milliseconds)."""
+    return copy.deepcopy(_strict_schema(model))
+
+
+@lru_cache(maxsize=256)
+def _strict_schema(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema()
     defs = schema.pop("$defs", {})
     resolved = _resolve(schema, defs)
