@@ -79,6 +79,32 @@ class LLMSettings(BaseModel):
         return self
 
 
+class BotSettings(BaseModel):
+    """How the bot behaves in channels."""
+
+    #: The SQLite database; default ``<data_dir>/troupe.db``.
+    database: Path | None = None
+    #: Users who may change state, by platform user id (``discord:1234``, ``slack:U0123``, or a bare id).
+    moderator_user_ids: list[str] = Field(default_factory=list)
+    #: Platform role / user-group ids whose members are moderators.
+    moderator_roles: list[str] = Field(default_factory=list)
+    #: People the platform lets manage the channel (Discord's manage_channels, the console user)
+    #: are moderators too.
+    managers_are_moderators: bool = True
+    #: Default talk policy of a new world: who answers a human message.
+    default_policy: Literal["everyone", "addressed", "round_robin", "moderator", "model"] = "everyone"
+    #: Persona-to-persona exchanges after a human message before the world waits again.
+    default_exchanges: int = Field(default=1, ge=0, le=20)
+    #: Most steps one ``run N`` may ask for.
+    max_run_steps: int = Field(default=20, ge=1)
+    #: Most personas in one world.
+    max_personas: int = Field(default=12, ge=1)
+    #: Longest human message a world accepts; longer ones are cut with a notice.
+    max_message_chars: int = Field(default=4000, ge=100)
+    #: Avatar for persona posts; ``{seed}`` is replaced by the persona's name (URL-encoded).
+    avatar_url_template: str = "https://api.dicebear.com/9.x/personas/png?seed={seed}"
+
+
 class Settings(BaseSettings):
     """All of Troupe's settings."""
 
@@ -93,10 +119,16 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".troupe")
     log_level: str = "INFO"
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    bot: BotSettings = Field(default_factory=BotSettings)
+
+    @property
+    def database_path(self) -> Path:
+        return self.bot.database or self.data_dir / "troupe.db"
 
     @property
     def llm_cache_path(self) -> Path:
-        return self.llm.cache_path or self.data_dir / "llm-cache.sqlite3"
+        """The response cache lives in the bot's database unless configured elsewhere."""
+        return self.llm.cache_path or self.database_path
 
     @classmethod
     def settings_customise_sources(

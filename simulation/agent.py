@@ -65,6 +65,8 @@ class TinyPerson:
         self.spec = spec
         self.model = model
         self.world_name = world_name
+        #: Usage and budgets are accounted to this id (the world's, when in one).
+        self.world_id: str | None = world_name
         self.situation: str | None = None
         self.cognitive_state = CognitiveState()
         self.episodic = EpisodicMemory()
@@ -184,7 +186,7 @@ class TinyPerson:
                     past=past,
                     new=new,
                 ),
-                attribution=Attribution(world=self.world_name, persona=self.name),
+                attribution=Attribution(world=self.world_id, persona=self.name),
                 task="agent_turn",
                 context={
                     "name": self.name,
@@ -222,7 +224,7 @@ class TinyPerson:
             return
         request = ChatRequest(
             messages=consolidation_messages(name=self.name, summary=self.episodic.summary, episodes=old),
-            attribution=Attribution(world=self.world_name, persona=self.name),
+            attribution=Attribution(world=self.world_id, persona=self.name),
             task="consolidate",
             context={"name": self.name, "summary": self.episodic.summary, "episodes": [e.model_dump(mode="json") for e in old]},
         )

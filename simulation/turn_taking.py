@@ -93,7 +93,7 @@ class ModelPolicy(BaseModel):
                     content=f"Candidates: {', '.join(names)}\nRecent conversation:\n{recent}",
                 ),
             ],
-            attribution=Attribution(world=world.name),
+            attribution=Attribution(world=world.id),
             task="pick_speaker",
             context={"candidates": names, "transcript": recent},
         )

@@ -29,6 +29,7 @@ from simulation.turn_taking import POLICY_ADAPTER, ModeratorPolicy, TurnTakingPo
 log = logging.getLogger(__name__)
 
 Observer = Callable[[Event], Awaitable[None] | None]
+TurnListener = Callable[[TinyPerson], Awaitable[None] | None]
 TargetedTalk = Literal["private", "room"]
 
 SAVE_FORMAT = 1
@@ -43,6 +44,8 @@ class WorldState(BaseModel):
 
     format: int = SAVE_FORMAT
     name: str
+    #: Unique id for usage and budgets (two worlds may share a name); defaults to the name.
+    id: str | None = None
     situation: str | None = None
     targeted_talk: TargetedTalk = "private"
     clock: SimulatedClock
@@ -62,8 +65,10 @@ class TinyWorld:
         targeted_talk: TargetedTalk = "private",
         situation: str | None = None,
         clock: SimulatedClock | None = None,
+        id: str | None = None,
     ) -> None:
         self.name = name
+        self.id = id or name
         self.model = model
         self.policy: TurnTakingPolicy = make_policy(policy) if isinstance(policy, str) else policy
         self.targeted_talk: TargetedTalk = targeted_talk
@@ -72,6 +77,7 @@ class TinyWorld:
         self.events: list[Event] = []
         self._agents: list[TinyPerson] = []
         self._observers: list[Observer] = []
+        self._turn_listeners: list[TurnListener] = []
         for agent in agents:
             self.add_agent(agent)
 
@@ -85,6 +91,7 @@ class TinyWorld:
         if self.find(agent.name) is not None:
             raise WorldError(f"{self.name!r} already has a persona named {agent.name!r}")
         agent.world_name = self.name
+        agent.world_id = self.id
         agent.situation = self.situation
         self._agents.append(agent)
         return agent
@@ -117,15 +124,23 @@ class TinyWorld:
         self._observers.append(observer)
         return lambda: self._observers.remove(observer) if observer in self._observers else None
 
-    async def _emit(self, event: Event) -> None:
-        self.events.append(event)
-        for observer in list(self._observers):
+    def on_turn_start(self, listener: TurnListener) -> Callable[[], None]:
+        """Call ``listener(agent)`` when an agent starts a turn (for typing indicators)."""
+        self._turn_listeners.append(listener)
+        return lambda: self._turn_listeners.remove(listener) if listener in self._turn_listeners else None
+
+    async def _notify(self, callbacks: list[Any], arg: Any) -> None:
+        for callback in list(callbacks):
             try:
-                outcome = observer(event)
+                outcome = callback(arg)
                 if inspect.isawaitable(outcome):
                     await outcome
-            except Exception:  # an observer's failure must not break the world
-                log.exception("observer failed on event %s", event.id)
+            except Exception:  # a listener's failure must not break the world
+                log.exception("world listener failed")
+
+    async def _emit(self, event: Event) -> None:
+        self.events.append(event)
+        await self._notify(self._observers, event)
 
     def _event(self, **fields: Any) -> Event:
         return Event(id=len(self.events) + 1, step=self.clock.step, time=self.clock.now, **fields)
@@ -193,10 +208,11 @@ class TinyWorld:
 
     # -- running ------------------------------------------------------------------------------
 
-    async def step(self) -> list[Event]:
-        """One step: the policy's chosen agents act; their words are delivered; the clock moves."""
+    async def step(self, only: Iterable[TinyPerson] | None = None) -> list[Event]:
+        """One step: the policy's chosen agents (or ``only`` these) act; their words are delivered;
+        the clock moves."""
         self._sync_time()
-        actors = await self.policy.select(self)
+        actors = list(only) if only is not None else await self.policy.select(self)
         produced = await self._act(actors)
         self.clock.advance()
         return produced
@@ -207,19 +223,29 @@ class TinyWorld:
             produced += await self.step()
         return produced
 
+    async def step_if_any(self) -> list[Event] | None:
+        """Like ``step``, but when the policy picks nobody, do nothing and return None."""
+        self._sync_time()
+        actors = await self.policy.select(self)
+        if not actors:
+            return None
+        produced = await self._act(actors)
+        self.clock.advance()
+        return produced
+
     async def run_until_quiet(self, max_steps: int = 10) -> list[Event]:
         """Run until no agent has anything to react to (or ``max_steps`` steps have run)."""
         produced: list[Event] = []
         for _ in range(max_steps):
-            self._sync_time()
-            actors = await self.policy.select(self)
-            if not actors:
+            events = await self.step_if_any()
+            if events is None:
                 break
-            produced += await self._act(actors)
-            self.clock.advance()
+            produced += events
         return produced
 
     async def _act(self, actors: list[TinyPerson]) -> list[Event]:
+        for agent in actors:
+            await self._notify(self._turn_listeners, agent)
         tasks = [asyncio.ensure_future(agent.act()) for agent in actors]
         produced: list[Event] = []
         deliveries: list[tuple[TinyPerson, Event]] = []
@@ -309,6 +335,7 @@ class TinyWorld:
     def state(self) -> WorldState:
         return WorldState(
             name=self.name,
+            id=self.id if self.id != self.name else None,
             situation=self.situation,
             targeted_talk=self.targeted_talk,
             clock=self.clock.model_copy(),
@@ -335,6 +362,7 @@ class TinyWorld:
             targeted_talk=state.targeted_talk,
             situation=state.situation,
             clock=state.clock.model_copy(),
+            id=state.id,
         )
         for agent_state in state.agents:
             world.add_agent(TinyPerson.from_state(agent_state, model, world_name=state.name))

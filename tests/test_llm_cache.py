@@ -138,7 +138,7 @@ async def test_the_file_uses_write_ahead_logging(fake_openai, path):
     await model.aclose()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT count(*) FROM responses").fetchone()[0] == 1
+        assert db.execute("SELECT count(*) FROM llm_responses").fetchone()[0] == 1
 
 
 async def test_a_twin_still_gets_an_answer_when_the_first_caller_gives_up(fake_openai, path):

@@ -55,11 +55,11 @@ async def test_openai_stack_layers_and_a_call_end_to_end(fake_openai, tmp_path):
     assert len(fake_openai.requests) == 1
     totals = stack.ledger.totals(world="analytics", persona="Kofi")
     assert (totals.calls, totals.cached_calls) == (2, 1) and totals.cost_usd > 0
-    assert (tmp_path / "llm-cache.sqlite3").exists()
+    assert (tmp_path / "troupe.db").exists(), "the cache lives in the bot's database by default"
     assert not stack.model.is_demo
     line = stack.description
     assert "gpt-4o-mini" in line and fake_openai.base_url in line
-    assert "llm-cache.sqlite3" in line and "3 requests at once" in line and "$1.50" in line
+    assert "troupe.db" in line and "3 requests at once" in line and "$1.50" in line
 
 
 async def test_without_cache_and_with_retries_from_settings(fake_openai, tmp_path):

@@ -21,7 +21,7 @@ from simulation.llm.base import ChatRequest, ChatResult, LanguageModel, ModelWra
 log = logging.getLogger(__name__)
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS responses (
+CREATE TABLE IF NOT EXISTS llm_responses (
     key TEXT PRIMARY KEY,
     model TEXT NOT NULL,
     result TEXT NOT NULL,
@@ -97,7 +97,7 @@ class CachedModel(ModelWrapper):
     async def clear(self) -> None:
         """Forget every stored reply."""
         db = await self._connection()
-        await db.execute("DELETE FROM responses")
+        await db.execute("DELETE FROM llm_responses")
         await db.commit()
 
     async def _connection(self) -> aiosqlite.Connection:
@@ -121,7 +121,7 @@ class CachedModel(ModelWrapper):
 
     async def _load(self, key: str) -> ChatResult | None:
         db = await self._connection()
-        async with db.execute("SELECT result FROM responses WHERE key = ?", (key,)) as cursor:
+        async with db.execute("SELECT result FROM llm_responses WHERE key = ?", (key,)) as cursor:
             row = await cursor.fetchone()
         if row is None:
             return None
@@ -136,7 +136,7 @@ class CachedModel(ModelWrapper):
         try:
             db = await self._connection()
             await db.execute(
-                "INSERT OR REPLACE INTO responses (key, model, result, created_at) "
+                "INSERT OR REPLACE INTO llm_responses (key, model, result, created_at) "
                 "VALUES (?, ?, ?, ?)",
                 (key, self.name, stored.model_dump_json(), time.time()),
             )

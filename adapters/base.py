@@ -1,0 +1,189 @@
+"""The contract every chat platform implements, and the platform-neutral events it yields.
+
+The bot only ever sees these models; mention syntax, markup, length limits, webhooks, ephemeral
+messages and the like stay inside each adapter.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AdapterError(Exception):
+    """A platform operation failed. ``retryable`` tells the outbox whether to try again later."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ChannelRef(BaseModel):
+    """A channel (or a thread in it) on a platform."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: str
+    id: str
+    name: str | None = None
+    #: A thread inside the channel, when the message came from one.
+    thread: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Storage key of the channel: threads share their channel's world."""
+        return f"{self.platform}:{self.id}"
+
+
+class UserRef(BaseModel):
+    """A person (or bot) on a platform, with what the permission policy needs to know."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    is_bot: bool = False
+    #: Platform role / user-group ids.
+    roles: tuple[str, ...] = ()
+    #: The platform says this user may manage the channel (Discord ``manage_channels``, console user).
+    can_manage: bool = False
+
+
+class Identity(BaseModel):
+    """How a persona appears on a platform."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    avatar_url: str | None = None
+    #: ``#rrggbb``
+    colour: str | None = None
+
+
+class IncomingMessage(BaseModel):
+    """Someone wrote in a channel."""
+
+    kind: Literal["message"] = "message"
+    channel: ChannelRef
+    user: UserRef
+    text: str
+    message_id: str
+    received_at: datetime = Field(default_factory=_now)
+
+
+class CommandInvocation(BaseModel):
+    """Someone ran a Troupe command (``/troupe …`` or its platform equivalent).
+
+    ``text`` is everything after the command word, e.g. ``persona add Priya Nair``.
+    ``reply_token`` lets the adapter answer this very invocation (an interaction, a response URL).
+    """
+
+    kind: Literal["command"] = "command"
+    channel: ChannelRef
+    user: UserRef
+    text: str
+    reply_token: str | None = None
+    received_at: datetime = Field(default_factory=_now)
+
+
+AdapterEvent = Annotated[Union[IncomingMessage, CommandInvocation], Field(discriminator="kind")]
+
+
+#: Where a long message may be cut, best first: paragraph, line, sentence end, any whitespace.
+#: Group 1 is the separator that is dropped; text before it stays with the piece.
+_BREAKS = (
+    re.compile(r"(\n[ \t]*\n\s*)"),
+    re.compile(r"(\n\s*)"),
+    re.compile(r"[.!?…][\"'”’)\]]*(\s+)"),
+    re.compile(r"(\s+)"),
+)
+
+
+def split_message(text: str, limit: int) -> list[str]:
+    """Cut ``text`` into pieces of at most ``limit`` characters, at the most natural breaks.
+
+    Platforms reject over-long posts; cutting at a paragraph, line or sentence end keeps each piece
+    readable on its own. A break in the second half of the allowed length is preferred, so pieces stay
+    close to full; a single word longer than ``limit`` is cut hard.
+    """
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        cut = _break_before(rest, limit)
+        piece, rest = rest[: cut[0]].rstrip(), rest[cut[1] :]
+        if piece:
+            pieces.append(piece)
+    if not pieces:
+        return [rest]
+    if rest.strip():
+        pieces.append(rest.rstrip())
+    return pieces
+
+
+def _break_before(text: str, limit: int) -> tuple[int, int]:
+    """(end of this piece, start of the next) for the best break within the first ``limit`` characters."""
+    window = text[: limit + 1]  # whitespace right after the limit still ends a full piece
+    for earliest in (limit // 2, 1):
+        for pattern in _BREAKS:
+            found = [m.span(1) for m in pattern.finditer(window) if earliest <= m.start(1) <= limit]
+            if found:
+                return found[-1]
+    return limit, limit
+
+
+class Adapter(ABC):
+    """A chat platform. Implementations keep every platform quirk inside."""
+
+    #: Short platform name used in channel keys: ``console``, ``discord``, ``slack``, ``memory``.
+    platform: str = "platform"
+    #: Longest text one post may carry; longer persona messages are split by the adapter.
+    max_message_length: int = 2000
+    #: Least time between two posts in one channel (the outbox paces to it).
+    post_interval_s: float = 0.0
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Log in / open the connection. Raises AdapterError with a clear message on failure."""
+
+    @abstractmethod
+    def listen(self) -> AsyncIterator[AdapterEvent]:
+        """Platform-neutral events, until ``disconnect`` (then the iterator ends)."""
+
+    @abstractmethod
+    async def post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None = None) -> str:
+        """Post as ``identity``; returns the platform's message id (the first, if split)."""
+
+    @abstractmethod
+    async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
+        """Show that someone is composing a message (best effort)."""
+
+    @abstractmethod
+    async def reply_private(self, user: UserRef, channel: ChannelRef, text: str, *, reply_token: str | None = None) -> None:
+        """Tell one person something only they see (ephemeral message, DM, dim console line)."""
+
+    async def reply(self, invocation: CommandInvocation, text: str) -> None:
+        """Answer a command where everyone in the channel sees it. Defaults to a bot post."""
+        await self.post(invocation.channel, self.bot_identity, text, invocation.channel.thread)
+
+    async def upload(self, channel: ChannelRef, filename: str, data: bytes, comment: str = "") -> str | None:
+        """Share a file in the channel; returns its message id, or None when the platform can't."""
+        return None
+
+    @property
+    def bot_identity(self) -> Identity:
+        return Identity(name="Troupe")
+
+    @abstractmethod
+    async def disconnect(self) -> None:
+        """Close the connection; ``listen`` ends."""

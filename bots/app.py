@@ -1,0 +1,191 @@
+"""The application: adapters in, sessions and commands in the middle, the outbox out.
+
+Events of one channel are handled one after another, in arrival order; channels run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+from adapters.base import Adapter, AdapterEvent, CommandInvocation, IncomingMessage
+from bots.moderation import Moderation, Reply
+from bots.outbox import Outbox
+from bots.session import Services
+from bots.session_manager import SessionManager
+from bots.storage import Storage
+from bots.storage.sqlite import SQLiteStorage
+from bots.verification import PassThroughVerifier, Verifier
+from config.settings import Settings
+from simulation.llm.factory import ModelStack, build_model
+
+log = logging.getLogger(__name__)
+
+
+class TroupeApp:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        stack: ModelStack | None = None,
+        storage: Storage | None = None,
+        verifier: Verifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stack = stack or build_model(settings)
+        self.storage = storage or SQLiteStorage(settings.database_path)
+        self.adapters: dict[str, Adapter] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._queues: dict[str, asyncio.Queue] = {}
+        self._workers: dict[str, asyncio.Task] = {}
+        self._listeners: list[asyncio.Task] = []
+        self.outbox = Outbox(self.storage, self.adapters, spawn=self._track)
+        self.services = Services(
+            storage=self.storage,
+            verifier=verifier or PassThroughVerifier(),
+            outbox=self.outbox,
+            adapters=self.adapters,
+            model=self.stack.model,
+            ledger=self.stack.ledger,
+            settings=settings.bot,
+            spawn=self.spawn,
+        )
+        self.sessions = SessionManager(self.services)
+        self.moderation = Moderation(self)
+
+    # -- labels -------------------------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        return "offline demo model" if self.stack.model.is_demo else self.stack.model.name
+
+    @property
+    def model_label(self) -> str:
+        return "offline demo model" if self.stack.model.is_demo else f"model {self.stack.model.name}"
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    def _track(self, task: asyncio.Future) -> None:
+        self._tasks.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
+        task.add_done_callback(_log_failure)
+
+    def spawn(self, awaitable: Awaitable[Any]) -> asyncio.Task:
+        task = asyncio.ensure_future(awaitable)
+        self._track(task)
+        return task
+
+    async def wait_idle(self) -> None:
+        """Until every received event is handled, every turn taken and every post attempted."""
+        while True:
+            await asyncio.sleep(0)
+            busy = [t for t in self._tasks if not t.done()]
+            queued = any(not q.empty() or q._unfinished_tasks for q in self._queues.values())  # type: ignore[attr-defined]
+            if not busy and not queued:
+                return
+            if busy:
+                await asyncio.wait(busy, return_when=asyncio.FIRST_COMPLETED)
+            else:
+                await asyncio.gather(*(q.join() for q in self._queues.values()))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self, adapters: list[Adapter]) -> None:
+        await self.storage.open()
+        for adapter in adapters:
+            self.adapters[adapter.platform] = adapter
+            await adapter.connect()
+        await self.sessions.restore()
+        await self.outbox.flush_all()
+        for adapter in adapters:
+            self._listeners.append(asyncio.ensure_future(self._listen(adapter)))
+
+    async def run_until_disconnected(self) -> None:
+        if self._listeners:
+            await asyncio.gather(*self._listeners)
+        await self.wait_idle()
+
+    async def stop(self) -> None:
+        for task in self._listeners:
+            task.cancel()
+        await asyncio.gather(*self._listeners, return_exceptions=True)
+        self.outbox.close()
+        try:
+            await asyncio.wait_for(self.wait_idle(), timeout=30)
+        except TimeoutError:
+            log.warning("stopping with work still in flight; it resumes from storage at the next start")
+        for worker in self._workers.values():
+            worker.cancel()
+        await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for adapter in self.adapters.values():
+            await adapter.disconnect()
+        await self.storage.close()
+        await self.stack.model.aclose()
+
+    # -- events -------------------------------------------------------------------------------
+
+    async def _listen(self, adapter: Adapter) -> None:
+        async for event in adapter.listen():
+            self.submit(adapter, event)
+
+    def submit(self, adapter: Adapter, event: AdapterEvent) -> None:
+        """Queue an event on its channel; channels are handled concurrently, events in order."""
+        key = event.channel.key
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = asyncio.Queue()
+            self._workers[key] = asyncio.ensure_future(self._channel_worker(queue))
+        queue.put_nowait((adapter, event))
+
+    async def _channel_worker(self, queue: asyncio.Queue) -> None:
+        while True:
+            adapter, event = await queue.get()
+            try:
+                await self.handle(adapter, event)
+            except Exception:
+                log.exception("failed to handle %s", event.kind)
+            finally:
+                queue.task_done()
+
+    async def handle(self, adapter: Adapter, event: AdapterEvent) -> None:
+        if isinstance(event, CommandInvocation):
+            reply = await self.moderation.handle(event)
+            await self._answer(adapter, event, reply)
+        elif isinstance(event, IncomingMessage):
+            if event.user.is_bot or not event.text.strip():
+                return
+            session = self.sessions.get(event.channel.key)
+            if session is not None:
+                await session.hear(event.user, event.text)
+
+    async def _answer(self, adapter: Adapter, invocation: CommandInvocation, reply: Reply) -> None:
+        text = reply.text
+        if reply.file is not None:
+            filename, data = reply.file
+            posted = await adapter.upload(invocation.channel, filename, data, reply.text)
+            if posted is None:
+                path = self._export_path(filename)
+                path.write_bytes(data)
+                text = f"{reply.text} Saved to {path}."
+            else:
+                return
+        if reply.private:
+            await adapter.reply_private(invocation.user, invocation.channel, text, reply_token=invocation.reply_token)
+        else:
+            await adapter.reply(invocation, text)
+
+    def _export_path(self, filename: str) -> Path:
+        folder = self.settings.data_dir / "exports"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / filename
+
+
+def _log_failure(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task failed", exc_info=task.exception())

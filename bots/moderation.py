@@ -1,0 +1,272 @@
+"""Runs moderator commands against a channel's session and answers the person who ran them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from adapters.base import CommandInvocation
+from bots.commands import Command, CommandError, help_text, parse_command
+from bots.permissions import ModeratorPolicy
+from bots.storage import StorageError, WorldStatus
+from simulation.events import EventKind
+from simulation.persona import PersonaError, PersonaSpec, bundled_personas, find_bundled_persona, load_persona, parse_persona_text
+from simulation.scenario import ScenarioError, load_scenario, resolve_persona
+from simulation.world import WorldError
+
+if TYPE_CHECKING:
+    from bots.app import TroupeApp
+    from bots.session import ChannelSession
+
+log = logging.getLogger(__name__)
+
+
+class Reply:
+    """What a command answers: text for everyone or only for its caller, and maybe a file."""
+
+    def __init__(self, text: str, *, private: bool = False, file: tuple[str, bytes] | None = None) -> None:
+        self.text = text
+        self.private = private
+        self.file = file
+
+
+class Moderation:
+    def __init__(self, app: TroupeApp) -> None:
+        self.app = app
+        self.permissions = ModeratorPolicy(app.settings.bot)
+
+    async def handle(self, invocation: CommandInvocation) -> Reply:
+        """Parse, authorise and run one command; every failure becomes a private explanation."""
+        try:
+            command = parse_command(invocation.text, max_run_steps=self.app.settings.bot.max_run_steps)
+        except CommandError as error:
+            return Reply(str(error), private=True)
+        spec = command.spec
+        platform = invocation.channel.platform
+        if spec.moderator_only and not self.permissions.is_moderator(invocation.user, platform):
+            return Reply(self.permissions.refusal(command.name), private=True)
+        session = self.app.sessions.get(invocation.channel.key)
+        if spec.needs_world and session is None:
+            return Reply(
+                f"This channel has no world yet. Start one with `start NAME`, then add personas with "
+                f"`persona add NAME` (`personas` lists the bundled ones).",
+                private=True,
+            )
+        try:
+            handler = getattr(self, "_" + command.name.replace(" ", "_"))
+            return await handler(invocation, command, session)
+        except (CommandError, PersonaError, ScenarioError, WorldError) as error:
+            return Reply(str(error), private=True)
+        except StorageError as error:
+            log.exception("storage failed on %s", command.name)
+            return Reply(f"Could not save that change: {error}. Nothing was changed.", private=True)
+
+    # -- worlds -------------------------------------------------------------------------------
+
+    async def _start(self, inv: CommandInvocation, cmd: Command, session: ChannelSession | None) -> Reply:
+        if session is not None:
+            return Reply(
+                f"This channel already has the world “{session.world.name}”. `stop` it first to start another.",
+                private=True,
+            )
+        specs: list[PersonaSpec] = []
+        situation = cmd.args.get("situation")
+        name = cmd.args.get("name")
+        if cmd.args.get("scenario"):
+            scenario, base = load_scenario(Path(cmd.args["scenario"]).expanduser())
+            specs = [resolve_persona(entry, base) for entry in scenario.personas]
+            situation = situation or scenario.situation
+            name = name or scenario.name
+        name = name or (f"#{inv.channel.name}" if inv.channel.name else "Troupe world")
+        session = await self.app.sessions.start(inv.channel, inv.user, name, situation)
+        added = []
+        for spec in specs:
+            added.append((await session.add_persona(spec)).name)
+        lines = [f"Started the world “{name}” in this channel ({self.app.model_label})."]
+        if added:
+            lines.append("Personas: " + ", ".join(added) + ".")
+        else:
+            lines.append("Add personas with `persona add NAME` (`personas` lists the bundled ones).")
+        lines.append("Everything people write here is now heard by the personas.")
+        return Reply("\n".join(lines))
+
+    async def _stop(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        name = session.world.name
+        await self.app.sessions.stop(inv.channel)
+        return Reply(f"Stopped the world “{name}”. Its history is kept; `start` begins a new one.")
+
+    async def _status(self, inv: CommandInvocation, cmd: Command, session: ChannelSession | None) -> Reply:
+        if session is None:
+            return Reply("No world in this channel. `start NAME` begins one.", private=True)
+        world = session.world
+        people = ", ".join(a.name for a in world.agents) or "none yet"
+        state = "paused" if session.paused else "active"
+        thinking = " (personas are answering)" if session._runner and not session._runner.done() else ""
+        observed = ", ".join(session.config.observers) or "nobody"
+        lines = [
+            f"World “{world.name}”: {state}{thinking}; {self.app.model_label}.",
+            f"Personas: {people}.",
+            f"Policy: {session.config.policy}, {session.config.exchanges} persona exchange(s) after each message.",
+            f"Step {world.clock.step}, {len(world.events)} events; observed: {observed}.",
+        ]
+        return Reply("\n".join(lines))
+
+    async def _pause(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        await session.set_status(WorldStatus.PAUSED)
+        return Reply("Paused: personas still hear the channel but do not answer until `resume`.")
+
+    async def _resume(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        await session.set_status(WorldStatus.ACTIVE)
+        return Reply("Resumed: personas answer again.")
+
+    async def _reset(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        await session.reset()
+        return Reply("Reset: the conversation and the personas' memories are forgotten; the personas stay.")
+
+    async def _run(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        if not session.world.agents:
+            return Reply("There are no personas to run. Add one with `persona add NAME`.", private=True)
+        steps = cmd.args["steps"]
+        actions = await session.run_steps(steps)
+        return Reply(f"Ran {steps} step(s): {actions} persona action(s).", private=True)
+
+    # -- personas -----------------------------------------------------------------------------
+
+    async def _persona_add(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        if len(session.world.agents) >= self.app.settings.bot.max_personas:
+            return Reply(
+                f"This world already has {len(session.world.agents)} personas, the most allowed "
+                "(bot.max_personas). Remove one first.",
+                private=True,
+            )
+        if "json" in cmd.args:
+            spec = parse_persona_text(cmd.args["json"], source="pasted persona")
+        elif "file" in cmd.args:
+            spec = load_persona(Path(cmd.args["file"]).expanduser())
+        else:
+            spec = find_bundled_persona(cmd.args["bundled"])
+        agent = await session.add_persona(spec)
+        return Reply(f"{agent.name} joined: {spec.summary()}.")
+
+    async def _persona_list(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        if not session.world.agents:
+            return Reply("No personas yet. Add one with `persona add NAME`.", private=True)
+        return Reply("\n".join(f"• {a.spec.summary()}" for a in session.world.agents), private=True)
+
+    async def _persona_remove(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        agent = await session.remove_persona(cmd.args["name"])
+        return Reply(f"{agent.name} left the world.")
+
+    async def _persona_show(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        agent = session.world.get(cmd.args["name"])
+        from simulation.prompts import render_persona
+
+        return Reply("\n".join([agent.spec.summary(), *render_persona(agent.spec.to_tinytroupe_dict())]), private=True)
+
+    async def _personas(self, inv: CommandInvocation, cmd: Command, session: ChannelSession | None) -> Reply:
+        seen: dict[str, str] = {}
+        for path in bundled_personas().values():
+            if str(path) not in seen:
+                seen[str(path)] = load_persona(path).summary()
+        return Reply("Bundled personas (`persona add NAME`):\n" + "\n".join(f"• {s}" for s in seen.values()), private=True)
+
+    # -- talk ---------------------------------------------------------------------------------
+
+    async def _policy(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        if cmd.args:
+            await session.set_policy(cmd.args.get("policy"), cmd.args.get("exchanges"))
+        config = session.config
+        return Reply(
+            f"Policy: {config.policy} — "
+            + {
+                "everyone": "every persona answers a message",
+                "addressed": "only personas named or mentioned answer",
+                "round_robin": "personas take turns, one per step",
+                "moderator": "only personas you `pick` answer",
+                "model": "the model picks who speaks next",
+            }[config.policy]
+            + f"; then up to {config.exchanges} persona-to-persona exchange(s)."
+        )
+
+    async def _pick(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        names = [session.world.get(n).name for n in cmd.args["names"]]
+        if session.config.policy != "moderator":
+            return Reply("`pick` works with the moderator policy: `policy moderator` first.", private=True)
+        session.world.pick(*names)
+        session._steps_left = max(session._steps_left, 1)
+        session.kick()
+        return Reply(f"Next: {', '.join(names)}.", private=True)
+
+    async def _ask(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        agent = session.world.get(cmd.args["name"])
+        await session.ask(inv.user, agent.name, cmd.args["text"])
+        return Reply(f"Asked {agent.name}.", private=True)
+
+    async def _observe(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        agent = session.world.get(cmd.args["name"])
+        watchers = [u for u in session.config.observers.get(agent.name, []) if u.id != inv.user.id]
+        if cmd.args["on"]:
+            watchers.append(inv.user)
+        if watchers:
+            session.config.observers[agent.name] = watchers
+        else:
+            session.config.observers.pop(agent.name, None)
+        await session.save_config()
+        if cmd.args["on"]:
+            return Reply(f"You now privately see what {agent.name} thinks, as it happens.", private=True)
+        return Reply(f"You no longer see {agent.name}'s thoughts.", private=True)
+
+    # -- output -------------------------------------------------------------------------------
+
+    async def _export(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        world = session.world
+        fmt = cmd.args["format"]
+        note = f"Simulated conversation; answers may not reflect what real people think. Model: {self.app.model_name}."
+        if fmt == "json":
+            data = json.loads(world.to_json())
+            data["note"] = note
+            body = json.dumps(data, indent=1, ensure_ascii=False)
+        elif fmt == "csv":
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(["id", "step", "time", "kind", "type", "source", "target", "content", "model"])
+            for e in world.events:
+                writer.writerow([e.id, e.step, e.time.isoformat(), e.kind.value, e.type, e.source, e.target or "", e.content, e.model or ""])
+            body = out.getvalue()
+        else:
+            lines = [f"# {world.name}", "", f"_{note}_", ""]
+            for e in world.events:
+                if e.kind is EventKind.NOTICE or e.type == "THINK":
+                    continue
+                to = f" → {e.target}" if e.target else ""
+                lines.append(f"**{e.source}**{to} ({e.time:%H:%M}): {e.content}  ")
+            body = "\n".join(lines) + "\n"
+        filename = f"{_slug(world.name)}.{fmt}"
+        return Reply(f"Export of “{world.name}” ({len(world.events)} events) as {fmt}.", file=(filename, body.encode()))
+
+    async def _usage(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        ledger = self.app.stack.ledger
+        totals = ledger.totals(world=session.world.id)
+        lines = [
+            f"Usage of “{session.world.name}” ({self.app.model_label}): {totals.calls} model calls "
+            f"({totals.cached_calls} from cache), {totals.prompt_tokens} prompt + "
+            f"{totals.completion_tokens} completion tokens, ${totals.cost_usd:.4f}."
+        ]
+        for persona, row in sorted(ledger.by_persona(session.world.id).items(), key=lambda kv: kv[0] or ""):
+            lines.append(f"• {persona or '(world)'}: {row.calls} calls, {row.total_tokens} tokens, ${row.cost_usd:.4f}")
+        budget = self.app.stack.budget
+        if budget is not None:
+            limits = budget.limits_for(session.world.id)
+            lines.append("Budget: " + ("none" if limits.unlimited else limits.describe()))
+        return Reply("\n".join(lines), private=True)
+
+    async def _help(self, inv: CommandInvocation, cmd: Command, session: ChannelSession | None) -> Reply:
+        return Reply(help_text(cmd.args.get("topic")), private=True)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "world"

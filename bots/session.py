@@ -1,0 +1,395 @@
+"""A channel bound to a world: human messages in, persona posts out, everything stored on the way.
+
+Each channel has its own ``TinyWorld``; channels never share state. A human message is stored as
+a stimulus before any persona reacts. Each world step is then verified and written (events,
+memories, outbox entries, usage) in one transaction, and only after that posted through the
+outbox. Steps of one world never overlap; human messages arriving meanwhile wait for the current
+step to end and are heard by the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel, Field
+
+from adapters.base import Adapter, ChannelRef, Identity, UserRef
+from bots.outbox import Outbox
+from bots.storage import OutboxEntry, OutboxStatus, PersonaRecord, StepWrite, Storage, UsageRow, WorldRecord, WorldStatus
+from bots.verification import VerificationContext, Verifier
+from config.settings import BotSettings
+from simulation.agent import AgentState, TinyPerson
+from simulation.events import Event, EventKind
+from simulation.llm.errors import BudgetExceededError
+from simulation.llm.usage import UsageLedger
+from simulation.persona import PersonaSpec
+from simulation.turn_taking import make_policy
+from simulation.world import TinyWorld, WorldState
+
+log = logging.getLogger(__name__)
+
+PALETTE = ("#e06c75", "#61afef", "#98c379", "#c678dd", "#e5c07b", "#56b6c2", "#d19a66", "#be5046", "#7ec699", "#f08dbb")
+
+
+def identity_for(name: str, settings: BotSettings) -> Identity:
+    digest = hashlib.sha256(name.encode()).digest()
+    return Identity(
+        name=name,
+        avatar_url=settings.avatar_url_template.replace("{seed}", quote(name)) if settings.avatar_url_template else None,
+        colour=PALETTE[digest[0] % len(PALETTE)],
+    )
+
+
+class SessionConfig(BaseModel):
+    """A channel's own settings, stored with its world."""
+
+    policy: str = "everyone"
+    exchanges: int = 1
+    #: Persona name -> users who privately receive its thoughts.
+    observers: dict[str, list[UserRef]] = Field(default_factory=dict)
+    #: Who started the world; hears notices (a persona could not answer, the budget ran out).
+    moderator: UserRef | None = None
+    channel_name: str | None = None
+
+
+class Services:
+    """What every session shares: storage, verification, outbox, model, the adapter of each platform."""
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        verifier: Verifier,
+        outbox: Outbox,
+        adapters: dict[str, Adapter],
+        model: Any,
+        ledger: UsageLedger,
+        settings: BotSettings,
+        spawn: Callable[[Awaitable[Any]], asyncio.Task],
+    ) -> None:
+        self.storage = storage
+        self.verifier = verifier
+        self.outbox = outbox
+        self.adapters = adapters
+        self.model = model
+        self.ledger = ledger
+        self.settings = settings
+        self.spawn = spawn
+
+
+class ChannelSession:
+    def __init__(self, record: WorldRecord, world: TinyWorld, channel: ChannelRef, services: Services) -> None:
+        self.record = record
+        self.world = world
+        self.channel = channel
+        self.services = services
+        self.config = SessionConfig.model_validate(record.config)
+        self.lock = asyncio.Lock()
+        self._runner: asyncio.Task | None = None
+        self._steps_left = 0
+        self._persisted_events = len(world.events)
+        self._memory_marks: dict[str, tuple[int, str]] = {a.name: self._mark(a) for a in world.agents}
+        world.subscribe(self._on_event)
+        world.on_turn_start(self._on_turn_start)
+
+    # -- identity -----------------------------------------------------------------------------
+
+    @property
+    def adapter(self) -> Adapter:
+        return self.services.adapters[self.channel.platform]
+
+    @property
+    def paused(self) -> bool:
+        return self.record.status is WorldStatus.PAUSED
+
+    def identity(self, name: str) -> Identity:
+        return identity_for(name, self.services.settings)
+
+    # -- input --------------------------------------------------------------------------------
+
+    async def hear(self, user: UserRef, text: str) -> Event:
+        """A person said something in the channel: every persona hears it, then they may answer."""
+        limit = self.services.settings.max_message_chars
+        if len(text) > limit:
+            text = text[:limit] + " […]"
+        async with self.lock:
+            event = await self.world.broadcast(text, user.name)
+            await self._write()
+            self._steps_left = 1 + self.config.exchanges
+        self.kick()
+        return event
+
+    async def ask(self, user: UserRef, name: str, text: str) -> Event:
+        """Talk to one persona: the others hear it too, but only the one asked answers first."""
+        async with self.lock:
+            event = await self.world.talk_to(name, text, user.name)
+            await self._write()
+            if not self.paused:
+                try:
+                    events = await self.world.step(only=[self.world.get(name)])
+                except BudgetExceededError as error:
+                    await self._budget_stop(error)
+                    return event
+                await self._write(events)
+            self._steps_left = self.config.exchanges
+        await self.services.outbox.deliver(self.record.channel_key)
+        self.kick()
+        return event
+
+    def kick(self) -> None:
+        """Start the runner if the world has something to do and may do it."""
+        if self.paused or self._steps_left <= 0:
+            return
+        if self._runner is None or self._runner.done():
+            self._runner = self.services.spawn(self._run_loop())
+
+    async def run_steps(self, steps: int) -> int:
+        """Run exactly ``steps`` steps now (``run N``); returns how many persona actions they produced."""
+        produced = 0
+        for _ in range(steps):
+            async with self.lock:
+                try:
+                    events = await self.world.step()
+                except BudgetExceededError as error:
+                    await self._budget_stop(error)
+                    break
+                await self._write(events)
+            produced += sum(1 for e in events if e.kind is EventKind.ACTION)
+            await self.services.outbox.deliver(self.record.channel_key)
+        return produced
+
+    async def _run_loop(self) -> None:
+        while self._steps_left > 0 and not self.paused:
+            async with self.lock:
+                try:
+                    events = await self.world.step_if_any()
+                except BudgetExceededError as error:
+                    await self._budget_stop(error)
+                    return
+                if events is None:
+                    self._steps_left = 0
+                    return
+                self._steps_left -= 1
+                await self._write(events)
+            await self.services.outbox.deliver(self.record.channel_key)
+
+    async def idle(self) -> None:
+        while self._runner is not None and not self._runner.done():
+            await asyncio.shield(self._runner)
+
+    # -- control ------------------------------------------------------------------------------
+
+    async def set_status(self, status: WorldStatus) -> None:
+        async with self.lock:
+            self.record.status = status
+            await self.services.storage.update_world(self.record.id, status=status)
+        if status is WorldStatus.ACTIVE:
+            self._steps_left = max(self._steps_left, 1 + self.config.exchanges)
+            self.kick()
+
+    async def save_config(self) -> None:
+        self.record.config = self.config.model_dump(mode="json")
+        await self.services.storage.update_world(
+            self.record.id, config=self.record.config, policy=self.world.policy.model_dump()
+        )
+
+    async def set_policy(self, policy: str | None, exchanges: int | None) -> None:
+        async with self.lock:
+            if policy is not None:
+                self.world.policy = make_policy(policy)
+                self.config.policy = policy
+            if exchanges is not None:
+                self.config.exchanges = exchanges
+            await self.save_config()
+
+    async def add_persona(self, spec: PersonaSpec) -> TinyPerson:
+        async with self.lock:
+            agent = self.world.add_agent(TinyPerson(spec, self.services.model))
+            agent.set_time(self.world.clock.step, self.world.clock.now)
+            record = PersonaRecord(
+                name=agent.name,
+                spec=spec.to_tinytroupe_dict(),
+                identity=self.identity(agent.name).model_dump(),
+                position=len(self.world.agents) - 1,
+            )
+            try:
+                await self.services.storage.save_persona(self.record.id, record, agent.state())
+            except Exception:
+                self.world.remove_agent(agent.name)
+                raise
+            self._memory_marks[agent.name] = self._mark(agent)
+            return agent
+
+    async def remove_persona(self, name: str) -> TinyPerson:
+        async with self.lock:
+            agent = self.world.get(name)
+            await self.services.storage.remove_persona(self.record.id, agent.name)
+            self.world.remove_agent(agent.name)
+            self.config.observers.pop(agent.name, None)
+            self._memory_marks.pop(agent.name, None)
+            await self.save_config()
+            return agent
+
+    async def reset(self) -> None:
+        async with self.lock:
+            fresh = TinyWorld(
+                self.world.name,
+                [TinyPerson(a.spec, self.services.model) for a in self.world.agents],
+                model=self.services.model,
+                policy=make_policy(self.config.policy),
+                targeted_talk=self.world.targeted_talk,
+                situation=self.world.situation,
+            )
+            await self.services.storage.reset_world(
+                self.record.id, clock=fresh.clock.model_dump(mode="json"), policy=fresh.policy.model_dump()
+            )
+            self.world = fresh
+            fresh.subscribe(self._on_event)
+            fresh.on_turn_start(self._on_turn_start)
+            self._persisted_events = 0
+            self._steps_left = 0
+            self._memory_marks = {}
+            await self._write()
+
+    # -- persistence --------------------------------------------------------------------------
+
+    @staticmethod
+    def _mark(agent: TinyPerson) -> tuple[int, str]:
+        return (len(agent.episodic.episodes) + agent.episodic.consolidated_until, agent.cognitive_state.model_dump_json())
+
+    async def _write(self, step_events: list[Event] | None = None) -> list[OutboxEntry]:
+        """Store what changed since the last write: events, memories, outbox, usage, clock."""
+        new_events = self.world.events[self._persisted_events :]
+        memories: dict[str, AgentState] = {}
+        for agent in self.world.agents:
+            mark = self._mark(agent)
+            if self._memory_marks.get(agent.name) != mark:
+                memories[agent.name] = agent.state()
+                self._memory_marks[agent.name] = mark
+        outbox = [await self._verify(e) for e in new_events if e.kind is EventKind.ACTION and e.type == "TALK"]
+        write = StepWrite(
+            world_id=self.record.id,
+            world={"clock": self.world.clock.model_dump(mode="json"), "policy": self.world.policy.model_dump()},
+            events=new_events,
+            memories=memories,
+            outbox=outbox,
+            usage=self._usage_rows(),
+        )
+        stored = await self.services.storage.write_step(write)
+        self._persisted_events = len(self.world.events)
+        return stored
+
+    def _usage_rows(self) -> list[UsageRow]:
+        rows = []
+        for persona, totals in self.services.ledger.by_persona(self.world.id).items():
+            rows.append(
+                UsageRow(
+                    persona=persona,
+                    calls=totals.calls,
+                    cached_calls=totals.cached_calls,
+                    prompt_tokens=totals.prompt_tokens,
+                    completion_tokens=totals.completion_tokens,
+                    cost_usd=totals.cost_usd,
+                )
+            )
+        return rows
+
+    async def _verify(self, event: Event) -> OutboxEntry:
+        agent = self.world.find(event.source)
+        context = VerificationContext(
+            platform=self.channel.platform,
+            channel_key=self.record.channel_key,
+            world_id=self.record.id,
+            world_name=self.world.name,
+            persona=event.source,
+            persona_spec=agent.spec.to_tinytroupe_dict() if agent else {},
+            recent=self.world.transcript(last=12).splitlines(),
+            max_length=self.adapter.max_message_length,
+        )
+        try:
+            verdict = await self.services.verifier.verify(event.content, context)
+        except Exception as error:  # fail closed: an erroring check holds the message
+            log.exception("verification failed for event %s", event.id)
+            from bots.verification import Verdict, VerdictAction
+
+            verdict = Verdict(action=VerdictAction.HOLD, text=event.content, reasons=[f"verification error: {error}"])
+        status = {
+            "pass": OutboxStatus.PENDING,
+            "rewrite": OutboxStatus.PENDING,
+            "hold": OutboxStatus.HELD,
+            "block": OutboxStatus.BLOCKED,
+        }[verdict.action.value]
+        return OutboxEntry(
+            world_id=self.record.id,
+            channel_key=self.record.channel_key,
+            event_id=event.id,
+            persona=event.source,
+            identity=self.identity(event.source).model_dump(),
+            text=verdict.text,
+            thread=self.channel.thread,
+            status=status,
+            verdict=verdict.model_dump(mode="json"),
+        )
+
+    # -- world callbacks ----------------------------------------------------------------------
+
+    async def _on_turn_start(self, agent: TinyPerson) -> None:
+        self.services.spawn(self._quietly(self.adapter.typing(self.channel, self.identity(agent.name))))
+
+    async def _on_event(self, event: Event) -> None:
+        if event.kind is EventKind.NOTICE and self.config.moderator is not None:
+            await self._quietly(self.adapter.reply_private(self.config.moderator, self.channel, event.content))
+        if event.kind is EventKind.ACTION and event.type == "THINK":
+            watchers = self.config.observers.get(event.source, [])
+            if not watchers:
+                return
+            agent = self.world.find(event.source)
+            state = agent.cognitive_state if agent else None
+            text = f"{event.source} thinks: {event.content}"
+            if state is not None:
+                text += f"\n  goals: {state.goals or '-'} · attention: {state.attention or '-'} · emotions: {state.emotions or '-'}"
+            for user in watchers:
+                await self._quietly(self.adapter.reply_private(user, self.channel, text))
+
+    async def _budget_stop(self, error: BudgetExceededError) -> None:
+        self._steps_left = 0
+        self.record.status = WorldStatus.PAUSED
+        await self.services.storage.update_world(self.record.id, status=WorldStatus.PAUSED)
+        await self._write()
+        await self._quietly(
+            self.adapter.post(self.channel, self.adapter.bot_identity, f"This world is paused: {error}")
+        )
+
+    @staticmethod
+    async def _quietly(awaitable: Awaitable[Any]) -> None:
+        try:
+            await awaitable
+        except Exception:
+            log.warning("platform call failed", exc_info=True)
+
+
+def world_state_from_storage(stored: Any) -> WorldState:
+    """Rebuild a ``WorldState`` from the stored rows of a world."""
+    record: WorldRecord = stored.record
+    agents = []
+    for persona in stored.personas:
+        memory = stored.memories.get(persona.name)
+        agents.append(
+            memory.model_copy(update={"persona": persona.spec}) if memory is not None else AgentState(persona=persona.spec)
+        )
+    data: dict[str, Any] = {
+        "name": record.name,
+        "id": record.id,
+        "situation": record.situation,
+        "targeted_talk": record.targeted_talk,
+        "clock": record.clock or {},
+        "policy": record.policy or {"kind": SessionConfig.model_validate(record.config).policy},
+        "agents": [a.model_dump() for a in agents],
+        "events": [e.model_dump() for e in stored.events],
+    }
+    return WorldState.model_validate(data)

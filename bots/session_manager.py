@@ -1,0 +1,98 @@
+"""Binds channels to worlds: starts, stops and restores the session of every channel."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from adapters.base import ChannelRef, UserRef
+from bots.outbox import channel_from_key
+from bots.session import ChannelSession, Services, SessionConfig, world_state_from_storage
+from bots.storage import StorageError, WorldRecord, WorldStatus
+from simulation.clock import SimulatedClock
+from simulation.turn_taking import make_policy
+from simulation.world import TinyWorld
+
+log = logging.getLogger(__name__)
+
+
+class SessionManager:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._sessions: dict[str, ChannelSession] = {}
+
+    def get(self, channel_key: str) -> ChannelSession | None:
+        return self._sessions.get(channel_key)
+
+    def all(self) -> list[ChannelSession]:
+        return list(self._sessions.values())
+
+    async def start(self, channel: ChannelRef, moderator: UserRef, name: str, situation: str | None) -> ChannelSession:
+        settings = self.services.settings
+        config = SessionConfig(
+            policy=settings.default_policy,
+            exchanges=settings.default_exchanges,
+            moderator=moderator,
+            channel_name=channel.name,
+        )
+        world_id = uuid.uuid4().hex
+        world = TinyWorld(
+            name,
+            model=self.services.model,
+            policy=make_policy(config.policy),
+            targeted_talk="room",
+            situation=situation,
+            clock=SimulatedClock(),
+            id=world_id,
+        )
+        record = WorldRecord(
+            id=world_id,
+            channel_key=channel.key,
+            name=name,
+            situation=situation,
+            config=config.model_dump(mode="json"),
+            clock=world.clock.model_dump(mode="json"),
+            policy=world.policy.model_dump(),
+            targeted_talk="room",
+        )
+        await self.services.storage.create_world(record)
+        session = ChannelSession(record, world, channel.model_copy(update={"thread": None}), self.services)
+        self._sessions[channel.key] = session
+        return session
+
+    async def stop(self, channel: ChannelRef) -> None:
+        session = self._sessions.get(channel.key)
+        if session is None:
+            return
+        session._steps_left = 0
+        async with session.lock:
+            await self.services.storage.stop_world(session.record.id)
+            session.record.status = WorldStatus.STOPPED
+        self._sessions.pop(channel.key, None)
+
+    async def restore(self) -> list[ChannelSession]:
+        """Bring back every bound channel's world as it was stored; resume interrupted turns."""
+        restored = []
+        for record in await self.services.storage.active_worlds():
+            if record.channel_key in self._sessions:
+                continue
+            try:
+                stored = await self.services.storage.load_world(record.id)
+                world = TinyWorld.from_state(world_state_from_storage(stored), self.services.model)
+            except (StorageError, ValueError) as error:
+                log.error("could not restore the world of %s: %s", record.channel_key, error)
+                continue
+            # Usage so far counts against the world's budget after a restart too.
+            self.services.ledger.forget(record.id)
+            self.services.ledger.merge(
+                {"entries": [{"world": record.id, **row.model_dump()} for row in stored.usage]}
+            )
+            config = SessionConfig.model_validate(record.config)
+            channel = channel_from_key(record.channel_key, config.channel_name)
+            session = ChannelSession(record, world, channel, self.services)
+            self._sessions[record.channel_key] = session
+            if any(agent.has_unread() for agent in world.agents):
+                session._steps_left = 1 + config.exchanges
+                session.kick()
+            restored.append(session)
+        return restored

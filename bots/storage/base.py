@@ -1,0 +1,215 @@
+"""The storage contract the bot codes against.
+
+The bot never writes SQL: it calls this small repository interface, so a second backend (for
+example PostgreSQL, for deployments that outgrow one process) can be added without touching it.
+Every method that changes several rows does so in one transaction.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from simulation.agent import AgentState
+from simulation.events import Event
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class StorageError(Exception):
+    """The database could not do what was asked (corrupt file, newer schema, disk full...)."""
+
+
+class WorldStatus(str, Enum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+class WorldRecord(BaseModel):
+    """A world and the channel it is bound to. At most one non-stopped world per channel."""
+
+    id: str
+    #: ``platform:channel-id`` (``console:main``, ``discord:1234``, ``slack:C0123``).
+    channel_key: str
+    name: str
+    situation: str | None = None
+    status: WorldStatus = WorldStatus.ACTIVE
+    #: Session settings: talk policy, exchanges after a human message, observers, ...
+    config: dict[str, Any] = Field(default_factory=dict)
+    #: ``SimulatedClock`` and turn-taking policy as JSON.
+    clock: dict[str, Any] = Field(default_factory=dict)
+    policy: dict[str, Any] = Field(default_factory=dict)
+    targeted_talk: str = "room"
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class PersonaRecord(BaseModel):
+    """A persona in a world: its spec (TinyTroupe dict), platform identity and place in the order."""
+
+    name: str
+    spec: dict[str, Any]
+    identity: dict[str, Any] = Field(default_factory=dict)
+    position: int = 0
+
+
+class OutboxStatus(str, Enum):
+    #: Stored, verified, not yet posted (or posting was interrupted).
+    PENDING = "pending"
+    POSTED = "posted"
+    #: Verification asked for a moderator's decision.
+    HELD = "held"
+    #: Verification refused it; never posted.
+    BLOCKED = "blocked"
+    #: Posting failed for good (the platform refused it); the reason is kept.
+    FAILED = "failed"
+
+
+class OutboxEntry(BaseModel):
+    """One persona message on its way to a platform: stored first, posted second, marked third."""
+
+    id: int | None = None
+    world_id: str
+    channel_key: str
+    #: The world event (a TALK action) this message carries; unique per world.
+    event_id: int
+    persona: str
+    identity: dict[str, Any] = Field(default_factory=dict)
+    text: str
+    thread: str | None = None
+    status: OutboxStatus = OutboxStatus.PENDING
+    #: The verification verdict (strictest check, reasons), for the audit trail.
+    verdict: dict[str, Any] = Field(default_factory=dict)
+    platform_message_id: str | None = None
+    attempts: int = 0
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    posted_at: datetime | None = None
+
+
+class UsageRow(BaseModel):
+    persona: str | None = None
+    calls: int = 0
+    cached_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class StepWrite(BaseModel):
+    """Everything one world step (or one stimulus) changed, written in one transaction."""
+
+    world_id: str
+    #: New fields for the world row (clock, policy, status, config, ...); empty leaves it alone.
+    world: dict[str, Any] = Field(default_factory=dict)
+    events: list[Event] = Field(default_factory=list)
+    #: Agent states (memories, cognitive state) by persona name, replaced whole.
+    memories: dict[str, AgentState] = Field(default_factory=dict)
+    outbox: list[OutboxEntry] = Field(default_factory=list)
+    #: Usage totals per persona (``None`` for world-level calls), replaced whole.
+    usage: list[UsageRow] = Field(default_factory=list)
+
+
+class StoredWorld(BaseModel):
+    """A world as loaded back: its record, personas in order, memories and the whole event log."""
+
+    record: WorldRecord
+    personas: list[PersonaRecord]
+    memories: dict[str, AgentState]
+    events: list[Event]
+    usage: list[UsageRow] = Field(default_factory=list)
+
+
+class Storage(ABC):
+    """Async repository. ``open`` creates or migrates the schema; ``close`` flushes and closes."""
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    # -- worlds and channels ------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_world(self, record: WorldRecord, personas: list[PersonaRecord] = ()) -> None:
+        """Store a new world bound to its channel. Raises StorageError if the channel has one."""
+
+    @abstractmethod
+    async def world_for_channel(self, channel_key: str) -> WorldRecord | None:
+        """The channel's active or paused world, if any."""
+
+    @abstractmethod
+    async def active_worlds(self) -> list[WorldRecord]:
+        """Every world that is not stopped, for restoring them at start-up."""
+
+    @abstractmethod
+    async def load_world(self, world_id: str) -> StoredWorld:
+        """The world with personas, memories, events and usage. Raises StorageError if unknown."""
+
+    @abstractmethod
+    async def update_world(self, world_id: str, **fields: Any) -> None:
+        """Change fields of the world row (status, config, clock, policy, name, situation)."""
+
+    @abstractmethod
+    async def stop_world(self, world_id: str) -> None:
+        """Mark the world stopped and unbind its channel; its history is kept."""
+
+    @abstractmethod
+    async def reset_world(self, world_id: str, *, clock: dict[str, Any], policy: dict[str, Any]) -> None:
+        """Forget the world's events and memories (personas stay) and reset its clock and policy.
+
+        Pending outbox entries of the world are kept: what was already said is still owed.
+        """
+
+    # -- personas -----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def save_persona(self, world_id: str, persona: PersonaRecord, memory: AgentState | None = None) -> None:
+        """Add or replace a persona (and optionally its memory) in one transaction."""
+
+    @abstractmethod
+    async def remove_persona(self, world_id: str, name: str) -> None:
+        """Remove a persona and its memory; its past events stay in the log."""
+
+    # -- the step -----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def write_step(self, write: StepWrite) -> list[OutboxEntry]:
+        """Write a step atomically; returns its outbox entries with their ids.
+
+        Outbox entries are unique per (world, event): writing the same event's entry again returns
+        the stored one instead of adding a second.
+        """
+
+    # -- outbox -------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def pending_outbox(self, channel_key: str | None = None) -> list[OutboxEntry]:
+        """PENDING entries, oldest first (all channels, or one)."""
+
+    @abstractmethod
+    async def outbox_entries(self, world_id: str) -> list[OutboxEntry]:
+        """Every entry of a world, oldest first."""
+
+    @abstractmethod
+    async def mark_posted(self, entry_id: int, platform_message_id: str) -> None: ...
+
+    @abstractmethod
+    async def mark_attempt(self, entry_id: int, error: str | None = None) -> None:
+        """Count a posting attempt (before it is made; with ``error`` after it failed)."""
+
+    @abstractmethod
+    async def set_outbox_status(self, entry_id: int, status: OutboxStatus, error: str | None = None) -> None: ...
+
+    # -- usage --------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def usage(self, world_id: str) -> list[UsageRow]: ...

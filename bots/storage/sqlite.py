@@ -1,0 +1,1037 @@
+"""The SQLite backend: one WAL database file, versioned migrations, and group commit.
+
+Every write goes through one writer task. Writes that queue up while a transaction runs are
+applied together in the next one, so hundreds of channels stepping at once cost a handful of
+commits instead of hundreds; each write still succeeds or fails on its own (a savepoint isolates
+it when the group cannot be applied in one piece). Reads use a second connection, so they never
+wait for the writer and never see uncommitted rows.
+
+Durability: a write that returned is committed. With ``synchronous=NORMAL`` in WAL mode a killed
+process loses nothing that was committed; a power cut may lose the last commits but never leaves
+the file inconsistent.
+
+The LLM response cache may share the file: its table (``responses``) is not one of ours and WAL
+lets both connect at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+from pydantic import BaseModel
+
+from bots.storage.base import (
+    OutboxEntry,
+    OutboxStatus,
+    PersonaRecord,
+    StepWrite,
+    Storage,
+    StorageError,
+    StoredWorld,
+    UsageRow,
+    WorldRecord,
+    WorldStatus,
+    utcnow,
+)
+from simulation.agent import AgentState
+from simulation.events import Event
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: How long a connection waits for another one (another process, the LLM cache) to release a lock.
+BUSY_TIMEOUT_MS = 10_000
+#: Most queued writes applied in one transaction; bounds the latency a write can add to others.
+MAX_GROUP = 512
+#: (world, event) pairs looked up per query when reading back outbox ids.
+MAX_KEYS_PER_QUERY = 1000
+
+# -- schema -----------------------------------------------------------------------------------
+
+SCHEMA_V1 = """
+CREATE TABLE worlds (
+    id            TEXT PRIMARY KEY,
+    channel_key   TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    situation     TEXT,
+    status        TEXT NOT NULL CHECK (status IN ('active', 'paused', 'stopped')),
+    config        TEXT NOT NULL DEFAULT '{}',
+    clock         TEXT NOT NULL DEFAULT '{}',
+    policy        TEXT NOT NULL DEFAULT '{}',
+    targeted_talk TEXT NOT NULL DEFAULT 'room',
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+
+-- A channel is bound to at most one world that is not stopped.
+CREATE UNIQUE INDEX worlds_bound_channel ON worlds (channel_key) WHERE status <> 'stopped';
+
+CREATE TABLE personas (
+    world_id TEXT NOT NULL REFERENCES worlds (id) ON DELETE CASCADE,
+    name     TEXT NOT NULL,
+    spec     TEXT NOT NULL,
+    identity TEXT NOT NULL DEFAULT '{}',
+    position INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (world_id, name)
+);
+
+-- One AgentState (JSON) per persona, replaced whole at every step.
+CREATE TABLE memories (
+    world_id TEXT NOT NULL REFERENCES worlds (id) ON DELETE CASCADE,
+    persona  TEXT NOT NULL,
+    state    TEXT NOT NULL,
+    PRIMARY KEY (world_id, persona)
+);
+
+-- The primary key doubles as the index for reading a world's log in order.
+CREATE TABLE events (
+    world_id   TEXT NOT NULL REFERENCES worlds (id) ON DELETE CASCADE,
+    id         INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    step       INTEGER NOT NULL,
+    time       TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    type       TEXT NOT NULL,
+    content    TEXT NOT NULL,
+    target     TEXT,
+    recipients TEXT NOT NULL DEFAULT '[]',
+    model      TEXT,
+    meta       TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (world_id, id)
+);
+
+CREATE TABLE outbox (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    world_id            TEXT NOT NULL REFERENCES worlds (id),
+    channel_key         TEXT NOT NULL,
+    event_id            INTEGER NOT NULL,
+    persona             TEXT NOT NULL,
+    identity            TEXT NOT NULL DEFAULT '{}',
+    text                TEXT NOT NULL,
+    thread              TEXT,
+    status              TEXT NOT NULL
+        CHECK (status IN ('pending', 'posted', 'held', 'blocked', 'failed')),
+    verdict             TEXT NOT NULL DEFAULT '{}',
+    platform_message_id TEXT,
+    attempts            INTEGER NOT NULL DEFAULT 0,
+    error               TEXT,
+    created_at          TEXT NOT NULL,
+    posted_at           TEXT,
+    UNIQUE (world_id, event_id)
+);
+
+CREATE INDEX outbox_by_status ON outbox (status, channel_key, id);
+
+-- World-level usage has persona ''.
+CREATE TABLE usage (
+    world_id          TEXT NOT NULL REFERENCES worlds (id) ON DELETE CASCADE,
+    persona           TEXT NOT NULL DEFAULT '',
+    calls             INTEGER NOT NULL DEFAULT 0,
+    cached_calls      INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd          REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (world_id, persona)
+);
+"""
+
+#: Migration ``n`` (1-based) brings the schema from version ``n - 1`` to ``n`` (``PRAGMA
+#: user_version``). Append only: a released script never changes.
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1,)
+
+CONNECTION_PRAGMAS = (
+    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA synchronous = NORMAL",
+)
+
+# -- statements -------------------------------------------------------------------------------
+
+WORLD_COLUMNS = (
+    "id, channel_key, name, situation, status, config, clock, policy, targeted_talk, created_at, updated_at"
+)
+#: Fields ``update_world`` and ``StepWrite.world`` may change, and how each is stored.
+WORLD_FIELDS = ("name", "situation", "status", "config", "clock", "policy", "targeted_talk")
+WORLD_JSON_FIELDS = frozenset({"config", "clock", "policy"})
+
+INSERT_WORLD = f"INSERT INTO worlds ({WORLD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+SELECT_WORLD = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE id = ?"
+SELECT_CHANNEL_WORLD = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE channel_key = ? AND status <> 'stopped'"
+SELECT_ACTIVE_WORLDS = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE status <> 'stopped' ORDER BY created_at, id"
+STOP_WORLD = "UPDATE worlds SET status = 'stopped', updated_at = ? WHERE id = ?"
+RESET_WORLD = "UPDATE worlds SET clock = ?, policy = ?, updated_at = ? WHERE id = ?"
+DELETE_WORLD_EVENTS = "DELETE FROM events WHERE world_id = ?"
+DELETE_WORLD_MEMORIES = "DELETE FROM memories WHERE world_id = ?"
+#: After a reset event ids start again; kept entries move out of the way of the new ones.
+REKEY_WORLD_OUTBOX = "UPDATE outbox SET event_id = -id WHERE world_id = ? AND event_id > 0"
+
+UPSERT_PERSONA = """
+INSERT INTO personas (world_id, name, spec, identity, position) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (world_id, name) DO UPDATE SET
+    spec = excluded.spec, identity = excluded.identity, position = excluded.position
+"""
+SELECT_PERSONAS = "SELECT name, spec, identity, position FROM personas WHERE world_id = ? ORDER BY position, name"
+DELETE_PERSONA = "DELETE FROM personas WHERE world_id = ? AND name = ?"
+
+UPSERT_MEMORY = """
+INSERT INTO memories (world_id, persona, state) VALUES (?, ?, ?)
+ON CONFLICT (world_id, persona) DO UPDATE SET state = excluded.state
+"""
+SELECT_MEMORIES = "SELECT persona, state FROM memories WHERE world_id = ? ORDER BY persona"
+DELETE_MEMORY = "DELETE FROM memories WHERE world_id = ? AND persona = ?"
+
+INSERT_EVENT = """
+INSERT OR IGNORE INTO events
+    (world_id, id, kind, step, time, source, type, content, target, recipients, model, meta)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+SELECT_EVENTS = """
+SELECT id, kind, step, time, source, type, content, target, recipients, model, meta
+FROM events WHERE world_id = ? ORDER BY id
+"""
+
+OUTBOX_COLUMNS = (
+    "id, world_id, channel_key, event_id, persona, identity, text, thread, status, verdict, "
+    "platform_message_id, attempts, error, created_at, posted_at"
+)
+INSERT_OUTBOX = """
+INSERT INTO outbox
+    (world_id, channel_key, event_id, persona, identity, text, thread, status, verdict,
+     platform_message_id, attempts, error, created_at, posted_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (world_id, event_id) DO NOTHING
+"""
+SELECT_PENDING = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' ORDER BY id"
+SELECT_CHANNEL_PENDING = (
+    f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND channel_key = ? ORDER BY id"
+)
+SELECT_WORLD_OUTBOX = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE world_id = ? ORDER BY id"
+MARK_POSTED = """
+UPDATE outbox SET status = 'posted', platform_message_id = ?, posted_at = ?, error = NULL
+WHERE id = ?
+"""
+COUNT_ATTEMPT = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?"
+RECORD_ATTEMPT_ERROR = "UPDATE outbox SET error = ? WHERE id = ?"
+SET_OUTBOX_STATUS = "UPDATE outbox SET status = ?, error = ? WHERE id = ?"
+
+UPSERT_USAGE = """
+INSERT INTO usage (world_id, persona, calls, cached_calls, prompt_tokens, completion_tokens, cost_usd)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (world_id, persona) DO UPDATE SET
+    calls = excluded.calls, cached_calls = excluded.cached_calls,
+    prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
+    cost_usd = excluded.cost_usd
+"""
+SELECT_USAGE = """
+SELECT persona, calls, cached_calls, prompt_tokens, completion_tokens, cost_usd
+FROM usage WHERE world_id = ? ORDER BY persona
+"""
+
+
+def _select_outbox_by_keys(count: int) -> str:
+    """Outbox rows for ``count`` (world_id, event_id) pairs, probing the unique index per pair."""
+    values = ", ".join(["(?, ?)"] * count)
+    return (
+        f"WITH keys (world_id, event_id) AS (VALUES {values}) "
+        f"SELECT {', '.join('o.' + c.strip() for c in OUTBOX_COLUMNS.split(','))} "
+        "FROM keys JOIN outbox AS o ON o.world_id = keys.world_id AND o.event_id = keys.event_id"
+    )
+
+
+# -- encoding ---------------------------------------------------------------------------------
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"cannot store a {type(value).__name__} as JSON")
+
+
+def _json(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
+def _enum(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _world_params(record: WorldRecord) -> tuple[Any, ...]:
+    return (
+        record.id,
+        record.channel_key,
+        record.name,
+        record.situation,
+        _enum(record.status),
+        _json(record.config),
+        _json(record.clock),
+        _json(record.policy),
+        record.targeted_talk,
+        _time(record.created_at),
+        _time(record.updated_at),
+    )
+
+
+def _world_update(world_id: str, fields: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """An UPDATE for these world fields; columns in a fixed order so equal shapes batch together."""
+    unknown = sorted(set(fields) - set(WORLD_FIELDS))
+    if unknown:
+        raise ValueError(f"cannot update world field(s) {', '.join(unknown)}; known: {', '.join(WORLD_FIELDS)}")
+    names = [name for name in WORLD_FIELDS if name in fields]
+    values: list[Any] = []
+    for name in names:
+        value = fields[name]
+        if name in WORLD_JSON_FIELDS:
+            value = _json(value)
+        elif name == "status":
+            value = WorldStatus(_enum(value)).value
+        values.append(value)
+    sets = ", ".join(f"{name} = ?" for name in [*names, "updated_at"])
+    return f"UPDATE worlds SET {sets} WHERE id = ?", (*values, _time(utcnow()), world_id)
+
+
+def _persona_params(world_id: str, persona: PersonaRecord) -> tuple[Any, ...]:
+    return (world_id, persona.name, _json(persona.spec), _json(persona.identity), persona.position)
+
+
+def _event_params(world_id: str, event: Event) -> tuple[Any, ...]:
+    return (
+        world_id,
+        event.id,
+        _enum(event.kind),
+        event.step,
+        _time(event.time),
+        event.source,
+        event.type,
+        event.content,
+        event.target,
+        _json(event.recipients),
+        event.model,
+        _json(event.meta),
+    )
+
+
+def _outbox_params(entry: OutboxEntry) -> tuple[Any, ...]:
+    return (
+        entry.world_id,
+        entry.channel_key,
+        entry.event_id,
+        entry.persona,
+        _json(entry.identity),
+        entry.text,
+        entry.thread,
+        _enum(entry.status),
+        _json(entry.verdict),
+        entry.platform_message_id,
+        entry.attempts,
+        entry.error,
+        _time(entry.created_at),
+        _time(entry.posted_at),
+    )
+
+
+def _usage_params(world_id: str, row: UsageRow) -> tuple[Any, ...]:
+    return (
+        world_id,
+        row.persona or "",
+        row.calls,
+        row.cached_calls,
+        row.prompt_tokens,
+        row.completion_tokens,
+        row.cost_usd,
+    )
+
+
+@dataclass(eq=False, slots=True)
+class _EncodedStep:
+    """A StepWrite turned into statement parameters, done by the caller before it queues."""
+
+    world_id: str
+    world_update: tuple[str, tuple[Any, ...]] | None
+    events: list[tuple[Any, ...]]
+    memories: list[tuple[Any, ...]]
+    usage: list[tuple[Any, ...]]
+    outbox: list[tuple[Any, ...]]
+    keys: list[tuple[str, int]]
+
+    @classmethod
+    def of(cls, write: StepWrite) -> _EncodedStep:
+        wid = write.world_id
+        return cls(
+            world_id=wid,
+            world_update=_world_update(wid, write.world) if write.world else None,
+            events=[_event_params(wid, e) for e in write.events],
+            memories=[(wid, name, state.model_dump_json()) for name, state in write.memories.items()],
+            usage=[_usage_params(wid, row) for row in write.usage],
+            outbox=[_outbox_params(entry) for entry in write.outbox],
+            keys=[(entry.world_id, entry.event_id) for entry in write.outbox],
+        )
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+
+def _world_from_row(row: Sequence[Any]) -> WorldRecord:
+    return WorldRecord(
+        id=row[0],
+        channel_key=row[1],
+        name=row[2],
+        situation=row[3],
+        status=row[4],
+        config=json.loads(row[5]),
+        clock=json.loads(row[6]),
+        policy=json.loads(row[7]),
+        targeted_talk=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+    )
+
+
+def _persona_from_row(row: Sequence[Any]) -> PersonaRecord:
+    return PersonaRecord(name=row[0], spec=json.loads(row[1]), identity=json.loads(row[2]), position=row[3])
+
+
+def _event_from_row(row: Sequence[Any]) -> Event:
+    return Event(
+        id=row[0],
+        kind=row[1],
+        step=row[2],
+        time=row[3],
+        source=row[4],
+        type=row[5],
+        content=row[6],
+        target=row[7],
+        recipients=json.loads(row[8]),
+        model=row[9],
+        meta=json.loads(row[10]),
+    )
+
+
+def _outbox_from_row(row: Sequence[Any]) -> OutboxEntry:
+    return OutboxEntry(
+        id=row[0],
+        world_id=row[1],
+        channel_key=row[2],
+        event_id=row[3],
+        persona=row[4],
+        identity=json.loads(row[5]),
+        text=row[6],
+        thread=row[7],
+        status=row[8],
+        verdict=json.loads(row[9]),
+        platform_message_id=row[10],
+        attempts=row[11],
+        error=row[12],
+        created_at=row[13],
+        posted_at=row[14],
+    )
+
+
+def _usage_from_row(row: Sequence[Any]) -> UsageRow:
+    return UsageRow(
+        persona=row[0] or None,
+        calls=row[1],
+        cached_calls=row[2],
+        prompt_tokens=row[3],
+        completion_tokens=row[4],
+        cost_usd=row[5],
+    )
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration script into statements (``executescript`` would commit midway)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statement = buffer.strip()
+            buffer = ""
+            if statement:
+                yield statement
+    if buffer.strip():
+        raise ValueError(f"incomplete statement in migration: {buffer.strip()[:80]!r}")
+
+
+# -- the writer queue -------------------------------------------------------------------------
+
+#: A write other than a step: runs inside the group transaction (in its own savepoint).
+Operation = Callable[[aiosqlite.Connection], Awaitable[Any]]
+#: ``(True, value)`` or ``(False, exception)`` for one queued write.
+Outcome = tuple[bool, Any]
+
+
+@dataclass(eq=False, slots=True)
+class _Queued:
+    future: asyncio.Future[Any]
+    #: What the write does, for error messages ("write a step of world 'w1'").
+    what: str
+    step: _EncodedStep | None = None
+    operation: Operation | None = None
+
+
+def _runs(group: list[_Queued]) -> Iterator[list[_Queued]]:
+    """Consecutive step writes together; any other write on its own. Queue order is kept."""
+    run: list[_Queued] = []
+    for queued in group:
+        if queued.step is None:
+            if run:
+                yield run
+                run = []
+            yield [queued]
+        else:
+            run.append(queued)
+    if run:
+        yield run
+
+
+def _failure(what: str, error: BaseException) -> BaseException:
+    """The exception a caller sees: ours as is, SQLite's as StorageError, bugs unchanged."""
+    if isinstance(error, StorageError):
+        return error
+    if isinstance(error, sqlite3.Error):
+        failure = StorageError(f"could not {what}: {error}")
+        failure.__cause__ = error
+        return failure
+    return error
+
+
+@dataclass(eq=False)
+class _State:
+    opened: bool = False
+    closing: bool = False
+    closed: bool = False
+    queue: list[_Queued] = field(default_factory=list)
+
+
+class SQLiteStorage(Storage):
+    """``Storage`` in one SQLite file. ``commits`` counts transactions, ``step_writes`` step writes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.commits = 0
+        self.step_writes = 0
+        self._state = _State()
+        self._db: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._read_lock = asyncio.Lock()
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStorage({str(self.path)!r})"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open (creating or migrating the schema); a second call does nothing."""
+        if self._state.closed:
+            raise StorageError(f"storage {self.path} is closed")
+        if self._state.opened:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StorageError(f"cannot create the folder for the database {self.path}: {error}") from error
+        db = await self._connect(writer=True)
+        try:
+            await self._migrate(db)
+            reader = await self._connect(writer=False)
+        except BaseException:
+            await db.close()
+            raise
+        self._db, self._reader = db, reader
+        self._state.opened = True
+        self._writer = asyncio.create_task(self._write_loop(), name=f"storage writer {self.path.name}")
+
+    async def close(self) -> None:
+        """Apply every queued write, then close. Later calls raise StorageError."""
+        state = self._state
+        if state.closed:
+            return
+        if not state.opened:
+            state.closed = True
+            return
+        state.closing = True
+        self._wakeup.set()
+        try:
+            if self._writer is not None:
+                await asyncio.wait([self._writer])
+                if not self._writer.cancelled() and self._writer.exception() is not None:
+                    log.error("the writer of %s had stopped: %r", self.path, self._writer.exception())
+        finally:
+            state.closed = True
+            for connection in (self._reader, self._db):
+                if connection is not None:
+                    try:
+                        await connection.close()
+                    except sqlite3.Error as error:  # pragma: no cover - nothing left to save
+                        log.warning("closing %s: %s", self.path, error)
+            self._db = self._reader = None
+
+    async def __aenter__(self) -> SQLiteStorage:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _connect(self, *, writer: bool) -> aiosqlite.Connection:
+        try:
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+        except sqlite3.Error as error:
+            raise StorageError(f"cannot open the database {self.path}: {error}") from error
+        try:
+            await db.execute(CONNECTION_PRAGMAS[0])
+            if writer:
+                await db.execute("PRAGMA journal_mode = WAL")
+            for pragma in CONNECTION_PRAGMAS[1:]:
+                await db.execute(pragma)
+            if not writer:
+                await db.execute("PRAGMA query_only = ON")
+            await db.execute_fetchall("SELECT count(*) FROM sqlite_master")
+        except sqlite3.DatabaseError as error:
+            await db.close()
+            raise StorageError(f"{self.path} is not a usable SQLite database: {error}") from error
+        except BaseException:
+            await db.close()
+            raise
+        return db
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        """Apply the migrations this file lacks, each in one transaction."""
+        latest = len(MIGRATIONS)
+        self._refuse_newer(await _user_version(db))
+        for number, script in enumerate(MIGRATIONS, start=1):
+            if number <= await _user_version(db):
+                continue
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                # Another process may have migrated between our check and the lock.
+                current = await _user_version(db)
+                self._refuse_newer(current)
+                if current < number:
+                    for statement in _statements(script):
+                        await db.execute(statement)
+                    await db.execute(f"PRAGMA user_version = {number}")
+                await db.execute("COMMIT")
+            except BaseException as error:
+                await _rollback_quietly(db)
+                if isinstance(error, sqlite3.Error):
+                    raise StorageError(
+                        f"could not upgrade the database {self.path} to schema version {number} of {latest}: {error}"
+                    ) from error
+                raise
+            log.info("database %s upgraded to schema version %d", self.path, number)
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > len(MIGRATIONS):
+            raise StorageError(
+                f"the database {self.path} has schema version {version}, newer than this Troupe knows "
+                f"(up to {len(MIGRATIONS)}): upgrade Troupe to use it"
+            )
+
+    # -- worlds and channels ------------------------------------------------------------------
+
+    async def create_world(self, record: WorldRecord, personas: Iterable[PersonaRecord] = ()) -> None:
+        world = _world_params(record)
+        rows = [_persona_params(record.id, p) for p in personas]
+
+        async def create(db: aiosqlite.Connection) -> None:
+            try:
+                await db.execute(INSERT_WORLD, world)
+            except sqlite3.IntegrityError as error:
+                if "channel_key" in str(error):
+                    raise StorageError(
+                        f"channel {record.channel_key} already has a world; stop it before starting another"
+                    ) from error
+                raise StorageError(f"a world with id {record.id!r} already exists") from error
+            if rows:
+                await db.executemany(UPSERT_PERSONA, rows)
+
+        await self._submit(create, f"create world {record.id!r}")
+
+    async def world_for_channel(self, channel_key: str) -> WorldRecord | None:
+        rows = await self._read(SELECT_CHANNEL_WORLD, (channel_key,))
+        return _world_from_row(rows[0]) if rows else None
+
+    async def active_worlds(self) -> list[WorldRecord]:
+        return [_world_from_row(row) for row in await self._read(SELECT_ACTIVE_WORLDS)]
+
+    async def load_world(self, world_id: str) -> StoredWorld:
+        reader = self._reading()
+        async with self._read_lock:
+            try:
+                # One read transaction: memories and events from the same commit.
+                await reader.execute("BEGIN")
+                try:
+                    world = await reader.execute_fetchall(SELECT_WORLD, (world_id,))
+                    if not world:
+                        raise StorageError(f"no world with id {world_id!r}")
+                    personas = await reader.execute_fetchall(SELECT_PERSONAS, (world_id,))
+                    memories = await reader.execute_fetchall(SELECT_MEMORIES, (world_id,))
+                    events = await reader.execute_fetchall(SELECT_EVENTS, (world_id,))
+                    usage = await reader.execute_fetchall(SELECT_USAGE, (world_id,))
+                finally:
+                    await _rollback_quietly(reader)
+            except sqlite3.Error as error:
+                raise StorageError(f"could not load world {world_id!r}: {error}") from error
+        return StoredWorld(
+            record=_world_from_row(list(world)[0]),
+            personas=[_persona_from_row(row) for row in personas],
+            memories={row[0]: AgentState.model_validate_json(row[1]) for row in memories},
+            events=[_event_from_row(row) for row in events],
+            usage=[_usage_from_row(row) for row in usage],
+        )
+
+    async def update_world(self, world_id: str, **fields: Any) -> None:
+        if not fields:
+            return
+        sql, params = _world_update(world_id, fields)
+
+        async def update(db: aiosqlite.Connection) -> None:
+            try:
+                cursor = await db.execute(sql, params)
+            except sqlite3.IntegrityError as error:
+                raise StorageError(
+                    f"cannot update world {world_id!r}: its channel already has another world ({error})"
+                ) from error
+            if cursor.rowcount == 0:
+                raise StorageError(f"no world with id {world_id!r}")
+
+        await self._submit(update, f"update world {world_id!r}")
+
+    async def stop_world(self, world_id: str) -> None:
+        async def stop(db: aiosqlite.Connection) -> None:
+            cursor = await db.execute(STOP_WORLD, (_time(utcnow()), world_id))
+            if cursor.rowcount == 0:
+                raise StorageError(f"no world with id {world_id!r}")
+
+        await self._submit(stop, f"stop world {world_id!r}")
+
+    async def reset_world(self, world_id: str, *, clock: dict[str, Any], policy: dict[str, Any]) -> None:
+        """Also moves the world's outbox entries to negative event ids: new event ids restart at 1."""
+        params = (_json(clock), _json(policy), _time(utcnow()), world_id)
+
+        async def reset(db: aiosqlite.Connection) -> None:
+            cursor = await db.execute(RESET_WORLD, params)
+            if cursor.rowcount == 0:
+                raise StorageError(f"no world with id {world_id!r}")
+            await db.execute(DELETE_WORLD_EVENTS, (world_id,))
+            await db.execute(DELETE_WORLD_MEMORIES, (world_id,))
+            await db.execute(REKEY_WORLD_OUTBOX, (world_id,))
+
+        await self._submit(reset, f"reset world {world_id!r}")
+
+    # -- personas -----------------------------------------------------------------------------
+
+    async def save_persona(self, world_id: str, persona: PersonaRecord, memory: AgentState | None = None) -> None:
+        row = _persona_params(world_id, persona)
+        state = (world_id, persona.name, memory.model_dump_json()) if memory is not None else None
+
+        async def save(db: aiosqlite.Connection) -> None:
+            await db.execute(UPSERT_PERSONA, row)
+            if state is not None:
+                await db.execute(UPSERT_MEMORY, state)
+
+        await self._submit(save, f"save persona {persona.name!r} of world {world_id!r}")
+
+    async def remove_persona(self, world_id: str, name: str) -> None:
+        async def remove(db: aiosqlite.Connection) -> None:
+            await db.execute(DELETE_PERSONA, (world_id, name))
+            await db.execute(DELETE_MEMORY, (world_id, name))
+
+        await self._submit(remove, f"remove persona {name!r} of world {world_id!r}")
+
+    # -- the step -----------------------------------------------------------------------------
+
+    async def write_step(self, write: StepWrite) -> list[OutboxEntry]:
+        """Queue the step for the next group commit; returns once it is committed.
+
+        A caller cancelled while its write waits in the queue withdraws it; once the writer has
+        taken it, it is committed (or not) with its group regardless.
+        """
+        self._writable()
+        step = _EncodedStep.of(write)
+        return await self._enqueue(_Queued(self._future(), f"write a step of world {write.world_id!r}", step=step))
+
+    # -- outbox -------------------------------------------------------------------------------
+
+    async def pending_outbox(self, channel_key: str | None = None) -> list[OutboxEntry]:
+        if channel_key is None:
+            rows = await self._read(SELECT_PENDING)
+        else:
+            rows = await self._read(SELECT_CHANNEL_PENDING, (channel_key,))
+        return [_outbox_from_row(row) for row in rows]
+
+    async def outbox_entries(self, world_id: str) -> list[OutboxEntry]:
+        return [_outbox_from_row(row) for row in await self._read(SELECT_WORLD_OUTBOX, (world_id,))]
+
+    async def mark_posted(self, entry_id: int, platform_message_id: str) -> None:
+        await self._update_entry(entry_id, MARK_POSTED, (platform_message_id, _time(utcnow()), entry_id), "mark")
+
+    async def mark_attempt(self, entry_id: int, error: str | None = None) -> None:
+        """Without ``error`` count an attempt about to be made; with it, record why it failed."""
+        if error is None:
+            await self._update_entry(entry_id, COUNT_ATTEMPT, (entry_id,), "count an attempt of")
+        else:
+            await self._update_entry(entry_id, RECORD_ATTEMPT_ERROR, (error, entry_id), "record a failure of")
+
+    async def set_outbox_status(self, entry_id: int, status: OutboxStatus, error: str | None = None) -> None:
+        params = (OutboxStatus(_enum(status)).value, error, entry_id)
+        await self._update_entry(entry_id, SET_OUTBOX_STATUS, params, "set the status of")
+
+    async def _update_entry(self, entry_id: int, sql: str, params: tuple[Any, ...], verb: str) -> None:
+        async def update(db: aiosqlite.Connection) -> None:
+            cursor = await db.execute(sql, params)
+            if cursor.rowcount == 0:
+                raise StorageError(f"no outbox entry with id {entry_id}")
+
+        await self._submit(update, f"{verb} outbox entry {entry_id}")
+
+    # -- usage --------------------------------------------------------------------------------
+
+    async def usage(self, world_id: str) -> list[UsageRow]:
+        return [_usage_from_row(row) for row in await self._read(SELECT_USAGE, (world_id,))]
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _reading(self) -> aiosqlite.Connection:
+        if self._reader is None or self._state.closed:
+            raise StorageError(self._unusable())
+        return self._reader
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        reader = self._reading()
+        # The lock keeps single reads out of load_world's read transaction (its older snapshot).
+        async with self._read_lock:
+            try:
+                return list(await reader.execute_fetchall(sql, params))
+            except sqlite3.Error as error:
+                raise StorageError(f"could not read {self.path}: {error}") from error
+
+    def _unusable(self) -> str:
+        if self._state.closed or self._state.closing:
+            return f"storage {self.path} is closed"
+        return f"storage {self.path} is not open; call open() first"
+
+    # -- writing: the group committer ---------------------------------------------------------
+
+    def _writable(self) -> None:
+        if not self._state.opened or self._state.closing or self._state.closed:
+            raise StorageError(self._unusable())
+
+    def _future(self) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().create_future()
+
+    async def _submit(self, operation: Operation, what: str) -> Any:
+        self._writable()
+        return await self._enqueue(_Queued(self._future(), what, operation=operation))
+
+    async def _enqueue(self, queued: _Queued) -> Any:
+        self._state.queue.append(queued)
+        self._wakeup.set()
+        return await queued.future
+
+    async def _write_loop(self) -> None:
+        """Apply queued writes group by group until closed and drained."""
+        state = self._state
+        try:
+            while True:
+                if not state.queue:
+                    if state.closing:
+                        return
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                taken = state.queue[:MAX_GROUP]
+                del state.queue[:MAX_GROUP]
+                group = [q for q in taken if not q.future.cancelled()]
+                if group:
+                    await self._commit_group(group)
+        except BaseException as error:
+            # Never leave a caller waiting on a writer that is gone.
+            failure = StorageError(f"the writer of {self.path} stopped: {error!r}")
+            for queued in state.queue:
+                if not queued.future.done():
+                    queued.future.set_exception(failure)
+            state.queue.clear()
+            state.closing = True
+            raise
+
+    async def _commit_group(self, group: list[_Queued]) -> None:
+        try:
+            try:
+                outcomes = await self._apply_together(group)
+            except Exception as error:
+                # The transaction as a whole failed (disk full, I/O error...): one by one.
+                log.warning("group of %d writes failed (%s); applying them one by one", len(group), error)
+                await _rollback_quietly(self._connection())
+                outcomes = [await self._apply_alone(queued) for queued in group]
+        except BaseException as error:
+            for queued in group:
+                if not queued.future.done():
+                    queued.future.set_exception(StorageError(f"could not {queued.what}: {error!r}"))
+            raise
+        for queued, (ok, value) in zip(group, outcomes):
+            if queued.future.done():
+                continue
+            if ok:
+                queued.future.set_result(value)
+            else:
+                queued.future.set_exception(value)
+
+    def _connection(self) -> aiosqlite.Connection:
+        assert self._db is not None
+        return self._db
+
+    async def _apply_together(self, group: list[_Queued]) -> list[Outcome]:
+        """One transaction for the whole group; a failing write is rolled back to its savepoint."""
+        db = self._connection()
+        await db.execute("BEGIN IMMEDIATE")
+        outcomes: list[Outcome] = []
+        for run in _runs(group):
+            if len(run) > 1:
+                outcomes.extend(await self._apply_steps_together(run))
+            else:
+                outcomes.append(await self._apply_isolated(run[0]))
+        await db.execute("COMMIT")
+        self.commits += 1
+        self.step_writes += sum(1 for (ok, _), q in zip(outcomes, group) if ok and q.step is not None)
+        return outcomes
+
+    async def _apply_steps_together(self, run: list[_Queued]) -> list[Outcome]:
+        """Steps batched statement by statement; if any part fails, each step alone instead."""
+        db = self._connection()
+        await db.execute("SAVEPOINT steps")
+        try:
+            results = await self._apply_steps([q.step for q in run if q.step is not None])
+        except (sqlite3.Error, StorageError) as error:
+            await db.execute("ROLLBACK TO steps")
+            await db.execute("RELEASE steps")
+            log.debug("batched steps failed (%s); applying them one by one", error)
+            return [await self._apply_isolated(queued) for queued in run]
+        await db.execute("RELEASE steps")
+        return [(True, result) for result in results]
+
+    async def _apply_isolated(self, queued: _Queued) -> Outcome:
+        db = self._connection()
+        await db.execute("SAVEPOINT one")
+        try:
+            value = await self._apply(db, queued)
+        except Exception as error:
+            await db.execute("ROLLBACK TO one")
+            await db.execute("RELEASE one")
+            return False, _failure(queued.what, error)
+        await db.execute("RELEASE one")
+        return True, value
+
+    async def _apply_alone(self, queued: _Queued) -> Outcome:
+        """The last resort: the write in a transaction of its own."""
+        db = self._connection()
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            value = await self._apply(db, queued)
+            await db.execute("COMMIT")
+        except Exception as error:
+            await _rollback_quietly(db)
+            return False, _failure(queued.what, error)
+        self.commits += 1
+        if queued.step is not None:
+            self.step_writes += 1
+        return True, value
+
+    async def _apply(self, db: aiosqlite.Connection, queued: _Queued) -> Any:
+        if queued.step is not None:
+            return (await self._apply_steps([queued.step]))[0]
+        assert queued.operation is not None
+        return await queued.operation(db)
+
+    async def _apply_steps(self, steps: list[_EncodedStep]) -> list[list[OutboxEntry]]:
+        """Write steps with one statement per table (and per world-update shape)."""
+        db = self._connection()
+        for sql, params in _update_runs(steps):
+            cursor = await db.executemany(sql, params)
+            if cursor.rowcount != len(params):
+                # Batched, the failing step is found when the steps are retried one by one.
+                raise StorageError(f"no world with id {params[0][-1]!r}" if len(params) == 1 else "unknown world")
+        events = [row for step in steps for row in step.events]
+        if events:
+            await db.executemany(INSERT_EVENT, events)
+        memories = [row for step in steps for row in step.memories]
+        if memories:
+            await db.executemany(UPSERT_MEMORY, memories)
+        usage = [row for step in steps for row in step.usage]
+        if usage:
+            await db.executemany(UPSERT_USAGE, usage)
+        outbox = [row for step in steps for row in step.outbox]
+        if not outbox:
+            return [[] for _ in steps]
+        await db.executemany(INSERT_OUTBOX, outbox)
+        stored = await self._outbox_by_keys(db, list(dict.fromkeys(k for step in steps for k in step.keys)))
+        return [[stored[key] for key in step.keys] for step in steps]
+
+    async def _outbox_by_keys(
+        self, db: aiosqlite.Connection, keys: list[tuple[str, int]]
+    ) -> dict[tuple[str, int], OutboxEntry]:
+        found: dict[tuple[str, int], OutboxEntry] = {}
+        for start in range(0, len(keys), MAX_KEYS_PER_QUERY):
+            chunk = keys[start : start + MAX_KEYS_PER_QUERY]
+            params = [value for key in chunk for value in key]
+            for row in await db.execute_fetchall(_select_outbox_by_keys(len(chunk)), params):
+                entry = _outbox_from_row(row)
+                found[(entry.world_id, entry.event_id)] = entry
+        return found
+
+
+def _update_runs(steps: list[_EncodedStep]) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    """World updates in queue order, consecutive ones of the same shape in one ``executemany``."""
+    sql: str | None = None
+    params: list[tuple[Any, ...]] = []
+    for step in steps:
+        if step.world_update is None:
+            continue
+        step_sql, step_params = step.world_update
+        if step_sql != sql and params:
+            assert sql is not None
+            yield sql, params
+            params = []
+        sql = step_sql
+        params.append(step_params)
+    if params:
+        assert sql is not None
+        yield sql, params
+
+
+async def _user_version(db: aiosqlite.Connection) -> int:
+    rows = list(await db.execute_fetchall("PRAGMA user_version"))
+    return int(rows[0][0])
+
+
+async def _rollback_quietly(db: aiosqlite.Connection) -> None:
+    """Roll back whatever transaction is open; none being open is fine."""
+    try:
+        await db.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass

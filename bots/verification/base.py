@@ -1,0 +1,66 @@
+"""The one ``verify`` step between a persona's words and the outbox.
+
+A verdict is ``pass``, ``rewrite`` (post the new text), ``hold`` (a moderator decides) or ``block``
+(never posted). Verdicts are stored with the outbox entry, so every decision is auditable.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class VerdictAction(str, Enum):
+    PASS = "pass"
+    REWRITE = "rewrite"
+    HOLD = "hold"
+    BLOCK = "block"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+    @property
+    def postable(self) -> bool:
+        return self in (VerdictAction.PASS, VerdictAction.REWRITE)
+
+
+_SEVERITY = {VerdictAction.PASS: 0, VerdictAction.REWRITE: 1, VerdictAction.HOLD: 2, VerdictAction.BLOCK: 3}
+
+
+class VerificationContext(BaseModel):
+    """What a check may look at besides the text."""
+
+    platform: str
+    channel_key: str
+    world_id: str
+    world_name: str
+    persona: str
+    persona_spec: dict[str, Any] = Field(default_factory=dict)
+    #: The recent conversation, oldest first, as ``Name: text`` lines.
+    recent: list[str] = Field(default_factory=list)
+    max_length: int = 2000
+
+
+class Verdict(BaseModel):
+    action: VerdictAction
+    #: The text to post (the original, or the rewritten one).
+    text: str
+    reasons: list[str] = Field(default_factory=list)
+    #: Each check's own answer, for the audit trail.
+    checks: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Verifier(ABC):
+    @abstractmethod
+    async def verify(self, text: str, context: VerificationContext) -> Verdict: ...
+
+
+class PassThroughVerifier(Verifier):
+    """Lets everything through unchanged; the verdict still records that nothing was checked."""
+
+    async def verify(self, text: str, context: VerificationContext) -> Verdict:
+        return Verdict(action=VerdictAction.PASS, text=text, checks=[{"check": "pass-through", "action": "pass"}])

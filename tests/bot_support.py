@@ -1,0 +1,50 @@
+"""``testbot``: the whole application on the in-memory platform. Push a message, read the replies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapters.memory import MemoryAdapter, Sent
+from bots.app import TroupeApp
+from config.settings import Settings
+
+
+class TestBot:
+    __test__ = False
+
+    def __init__(self, app: TroupeApp, adapter: MemoryAdapter) -> None:
+        self.app = app
+        self.adapter = adapter
+        self._seen = 0
+
+    def _new(self) -> list[Sent]:
+        fresh = [s for s in self.adapter.sent[self._seen :] if s.kind != "typing"]
+        self._seen = len(self.adapter.sent)
+        return fresh
+
+    async def command(self, text: str, **kwargs) -> list[Sent]:
+        self.adapter.push_command(text, **kwargs)
+        await self.app.wait_idle()
+        return self._new()
+
+    async def say(self, text: str, **kwargs) -> list[Sent]:
+        self.adapter.push_message(text, **kwargs)
+        await self.app.wait_idle()
+        return self._new()
+
+    async def reply(self, text: str, **kwargs) -> str:
+        """The one answer to a command (private or public)."""
+        sent = [s for s in await self.command(text, **kwargs) if s.kind in ("private", "reply")]
+        assert len(sent) == 1, sent
+        return sent[0].text
+
+
+def demo_settings(tmp_path: Path, **bot: object) -> Settings:
+    return Settings(data_dir=tmp_path, llm={"provider": "demo"}, bot=bot)
+
+
+async def start_bot(settings: Settings, adapter: MemoryAdapter | None = None) -> TestBot:
+    adapter = adapter or MemoryAdapter()
+    app = TroupeApp(settings)
+    await app.start([adapter])
+    return TestBot(app, adapter)

@@ -1,0 +1,218 @@
+"""The bot's commands and channel sessions, on the in-memory platform (no network, no tokens)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bots.storage import OutboxStatus
+from bots.storage.sqlite import SQLiteStorage
+from tests.bot_support import demo_settings, start_bot
+
+AGENTS = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "agents"
+
+
+@pytest.fixture
+async def testbot(tmp_path):
+    bot = await start_bot(demo_settings(tmp_path))
+    yield bot
+    await bot.app.stop()
+
+
+async def team(bot, channel: str = "general", *names: str) -> None:
+    await bot.command("start Launch review", channel=channel)
+    for name in names or ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist"):
+        await bot.command(f"persona add {name}", channel=channel)
+
+
+async def test_help_and_mistakes_are_explained_privately(testbot):
+    text = await testbot.reply("help")
+    assert "persona add" in text and "observe NAME on|off" in text
+    text = await testbot.reply("fly away")
+    assert "unknown command 'fly'" in text and "help" in text
+    text = await testbot.reply("run lots")
+    assert "whole number" in text and "Usage: run N" in text
+    text = await testbot.reply("run 3")
+    assert "no world yet" in text and "start NAME" in text
+    sent = await testbot.command("policy sometimes")
+    assert sent[0].kind == "private" and "unknown policy 'sometimes'" in sent[0].text
+
+
+async def test_a_team_answers_a_human_under_their_own_names(testbot):
+    await team(testbot)
+    sent = await testbot.say("Should we ship the invoicing redesign this Friday or wait a week?")
+    posts = [s for s in sent if s.kind == "post"]
+    assert [p.identity for p in posts][:3] == ["Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist"]
+    assert all("Friday" in p.text or "week" in p.text for p in posts[:3])
+    session = testbot.app.sessions.get("memory:general")
+    entries = await testbot.app.storage.outbox_entries(session.record.id)
+    assert [e.status for e in entries] == [OutboxStatus.POSTED] * len(posts)
+    assert [e.platform_message_id for e in entries] == [p.message_id for p in posts]
+    stored = await testbot.app.storage.load_world(session.record.id)
+    assert stored.events[0].source == "mod" and "Friday" in stored.events[0].content
+    assert len(stored.events) == len(session.world.events)
+
+
+async def test_non_moderators_are_refused_state_changes_but_may_look(testbot):
+    await team(testbot, "general", "Priya Nair")
+    for command in ("persona add Henrik Lindqvist", "stop", "run 2", "reset", "observe Priya on", "policy addressed"):
+        sent = await testbot.command(command, user="guest", user_is_moderator=False)
+        assert len(sent) == 1 and sent[0].kind == "private" and sent[0].user == "guest"
+        assert "Only moderators" in sent[0].text
+    assert "Priya Nair" in await testbot.reply("persona list", user="guest", user_is_moderator=False)
+    session = testbot.app.sessions.get("memory:general")
+    assert [a.name for a in session.world.agents] == ["Priya Nair"]
+
+
+async def test_two_channels_live_at_once_without_seeing_each_other(testbot):
+    await team(testbot, "alpha", "Priya Nair")
+    await team(testbot, "beta", "Henrik Lindqvist", "Chloe Bennett")
+    await testbot.say("Alpha secret: the launch date is March 3. Thoughts?", channel="alpha")
+    await testbot.say("What do you think of our pricing?", channel="beta")
+    alpha = testbot.app.sessions.get("memory:alpha").world
+    beta = testbot.app.sessions.get("memory:beta").world
+    assert [a.name for a in alpha.agents] == ["Priya Nair"]
+    assert [a.name for a in beta.agents] == ["Henrik Lindqvist", "Chloe Bennett"]
+    assert not any("Alpha secret" in e.content for e in beta.events)
+    assert {p.identity for p in testbot.adapter.posts("alpha")} == {"Priya Nair"}
+    assert {p.identity for p in testbot.adapter.posts("beta")} <= {"Henrik Lindqvist", "Chloe Bennett"}
+
+
+async def test_observing_a_persona_streams_its_thoughts_privately(testbot):
+    await team(testbot, "general", "Priya Nair", "Henrik Lindqvist")
+    assert "You now privately see" in await testbot.reply("observe Priya on")
+    sent = await testbot.say("Is the budget realistic?")
+    thoughts = [s for s in sent if s.kind == "private"]
+    assert len(thoughts) >= 1 and all(t.user == "mod" for t in thoughts)
+    assert thoughts[0].text.startswith("Priya Nair thinks:") and "emotions:" in thoughts[0].text
+    assert not any(t.text.startswith("Henrik") for t in thoughts), "only the observed persona"
+    await testbot.command("observe Priya off")
+    sent = await testbot.say("Anything else?")
+    assert not [s for s in sent if s.kind == "private"]
+
+
+async def test_pause_keeps_listening_and_resume_catches_up(testbot):
+    await team(testbot, "general", "Priya Nair")
+    await testbot.command("pause")
+    sent = await testbot.say("Priya, are you there?")
+    assert not [s for s in sent if s.kind == "post"]
+    session = testbot.app.sessions.get("memory:general")
+    assert session.world.get("Priya").has_unread(), "the message was heard"
+    sent = await testbot.command("resume")
+    posts = [s for s in sent if s.kind == "post"]
+    assert posts and posts[0].identity == "Priya Nair"
+
+
+async def test_bad_persona_input_is_explained_and_changes_nothing(testbot, tmp_path):
+    await team(testbot, "general", "Priya Nair")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "Ana", "age": "old"}')
+    text = await testbot.reply(f"persona add {bad}")
+    assert str(bad) in text and "age" in text
+    text = await testbot.reply('persona add {"name": "Ana", "age": }')
+    assert "pasted persona" in text
+    text = await testbot.reply("persona add Nobody Atall")
+    assert "Nobody Atall" in text and "Priya Nair" in text, "the error lists what exists"
+    text = await testbot.reply("persona add Priya Nair")
+    assert "already has a persona named 'Priya Nair'" in text
+    session = testbot.app.sessions.get("memory:general")
+    stored = await testbot.app.storage.load_world(session.record.id)
+    assert [p.name for p in stored.personas] == ["Priya Nair"]
+
+
+async def test_tinytroupe_files_and_pasted_json_join_the_world(testbot):
+    await testbot.command("start Research")
+    assert "Lisa Carter joined" in (await testbot.command(f"persona add {AGENTS / 'Lisa.agent.json'}"))[0].text
+    pasted = json.dumps({"name": "Ana Souza", "age": 29, "occupation": "Nurse", "speaking_style": "warm"})
+    assert "Ana Souza joined" in (await testbot.command(f"persona add {pasted}"))[0].text
+    show = await testbot.reply("persona show Lisa")
+    assert "Data Scientist" in show and "Microsoft, M365 Search Team" in show
+    assert "Lisa Carter" in await testbot.reply("persona list")
+    assert "Lisa Carter left" in (await testbot.command("persona remove Lisa Carter"))[0].text
+    assert "Lisa" not in await testbot.reply("persona list")
+
+
+async def test_policies_ask_and_pick(testbot):
+    await team(testbot)
+    await testbot.command("policy addressed --exchanges 0")
+    sent = await testbot.say("Henrik, is the cost model sound?")
+    assert {s.identity for s in sent if s.kind == "post"} == {"Henrik Lindqvist"}
+    sent = await testbot.command("ask Tomasz Can the backend take the load?")
+    assert {s.identity for s in sent if s.kind == "post"} == {"Tomasz Kowalski"}
+    await testbot.command("policy moderator")
+    assert not [s for s in await testbot.say("Who wants to go?") if s.kind == "post"]
+    sent = await testbot.command("pick Priya")
+    assert {s.identity for s in sent if s.kind == "post"} == {"Priya Nair"}
+    assert "only personas you `pick` answer" in (await testbot.command("policy"))[0].text
+
+
+async def test_run_reset_usage_and_status(testbot):
+    await team(testbot, "general", "Priya Nair", "Chloe Bennett")
+    await testbot.say("Quick poll: coffee or tea?")
+    status = (await testbot.command("status"))[0].text
+    assert "Priya Nair, Chloe Bennett" in status and "active" in status
+    usage = await testbot.reply("usage")
+    assert "model calls" in usage and "Priya Nair" in usage
+    assert "Ran 2 step(s)" in await testbot.reply("run 2")
+    await testbot.command("reset")
+    session = testbot.app.sessions.get("memory:general")
+    assert session.world.events == [] and session.world.clock.step == 0
+    stored = await testbot.app.storage.load_world(session.record.id)
+    assert stored.events == [] and [p.name for p in stored.personas] == ["Priya Nair", "Chloe Bennett"]
+
+
+async def test_export_writes_files_that_say_they_are_simulated(testbot, tmp_path):
+    await team(testbot, "general", "Priya Nair")
+    await testbot.say("What should we name the feature?")
+    for fmt in ("md", "csv", "json"):
+        text = (await testbot.command(f"export {fmt}"))[0].text
+        path = Path(text.rsplit("Saved to ", 1)[1].rstrip("."))
+        body = path.read_text()
+        assert "What should we name the feature?" in body
+        if fmt != "csv":
+            assert "Simulated conversation" in body and "offline demo model" in body
+
+
+async def test_stop_unbinds_and_a_new_world_can_start(testbot):
+    await team(testbot, "general", "Priya Nair")
+    assert "Stopped the world" in (await testbot.command("stop"))[0].text
+    assert not [s for s in await testbot.say("hello?") if s.kind == "post"]
+    assert "Started the world" in (await testbot.command("start Second"))[0].text
+
+
+async def test_restart_restores_worlds_and_posts_what_was_stored_but_not_posted(tmp_path):
+    settings = demo_settings(tmp_path)
+    bot = await start_bot(settings)
+    await team(bot, "general", "Priya Nair", "Henrik Lindqvist")
+    bot.adapter.fail_next_posts(100)  # the platform is down: messages are stored, not posted
+    bot.adapter.push_message("Can we cut the budget by 10%?")
+    # Let the step finish and its posts fail once, then stop (as if the process ended).
+    for _ in range(200):
+        await __import__("asyncio").sleep(0.01)
+        if bot.adapter.post_attempts >= 1:
+            break
+    session = bot.app.sessions.get("memory:general")
+    world_id = session.record.id
+    await bot.app.stop()
+    storage = SQLiteStorage(settings.database_path)
+    await storage.open()
+    pending = await storage.pending_outbox()
+    await storage.close()
+    assert pending, "persona messages were stored before any post succeeded"
+    assert not bot.adapter.posts("general") or all(p.identity == "Troupe" for p in bot.adapter.posts("general"))
+
+    restarted = await start_bot(settings)
+    await restarted.app.wait_idle()
+    posts = restarted.adapter.posts("general")
+    assert [p.text for p in posts] == [e.text for e in pending], "each stored message posted once, in order"
+    world = restarted.app.sessions.get("memory:general").world
+    assert [a.name for a in world.agents] == ["Priya Nair", "Henrik Lindqvist"]
+    assert any("cut the budget" in e.content for e in world.events)
+    entries = await restarted.app.storage.outbox_entries(world_id)
+    assert all(e.status is OutboxStatus.POSTED for e in entries)
+    assert len({e.platform_message_id for e in entries}) == len(entries)
+    await restarted.say("And after the restart?")
+    assert restarted.adapter.posts("general")[len(posts):], "the restored world answers new messages"
+    await restarted.app.stop()
