@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
-	$(BIN)/troupe run
+	$(BIN)/troupe console
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -67,6 +67,8 @@ class Identity(BaseModel):
     avatar_url: str | None = None
     #: ``#rrggbb``
     colour: str | None = None
+    #: A label every post must carry, e.g. ``demo model`` when the offline demo model wrote it.
+    tag: str | None = None
 
 
 class IncomingMessage(BaseModel):

@@ -192,6 +192,7 @@ class ConsoleAdapter(Adapter):
         line = Text.assemble(
             (datetime.now().strftime("%H:%M") + " ", "dim"),
             (identity.name, Style(color=_colour(identity), bold=True)),
+            (f" ({identity.tag})" if identity.tag else "", "dim"),
             ": ",
             text,
         )

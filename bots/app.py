@@ -93,14 +93,20 @@ class TroupeApp:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def start(self, adapters: list[Adapter]) -> None:
+    async def start(self, adapters: list[Adapter], *, listen: bool = True) -> None:
+        """Open storage, connect, restore every bound channel, post what is owed, then listen."""
         await self.storage.open()
         for adapter in adapters:
             self.adapters[adapter.platform] = adapter
             await adapter.connect()
         await self.sessions.restore()
         await self.outbox.flush_all()
-        for adapter in adapters:
+        if listen:
+            self.listen()
+
+    def listen(self) -> None:
+        """Start taking events from every connected adapter."""
+        for adapter in self.adapters.values():
             self._listeners.append(asyncio.ensure_future(self._listen(adapter)))
 
     async def run_until_disconnected(self) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from config import SCENARIOS_DIR
 from config.settings import Settings
 from simulation.events import Event, EventKind
 from simulation.llm.errors import LLMError, ModelConfigurationError
@@ -41,7 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--thoughts", action="store_true", help="also print what personas think")
     simulate.add_argument("--save", type=Path, metavar="FILE", help="save the world as JSON at the end")
 
-    commands.add_parser("run", help="start the embedded default (a sample world in this terminal)")
+    console = commands.add_parser(
+        "console", help="a chat channel in this terminal: you moderate, personas answer (the default)"
+    )
+    console.add_argument("--script", type=Path, metavar="FILE", help="read the lines from FILE instead of the keyboard")
+    console.add_argument("--empty", action="store_true", help="on first start, do not create a sample world")
+    commands.add_parser("run", help="same as `console`")
     return parser
 
 
@@ -55,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "simulate":
             return asyncio.run(_simulate(console, args.scenario, args.steps, args.thoughts, args.save))
-        if args.command == "run":
-            return asyncio.run(_simulate(console, SCENARIOS_DIR / "smart-home.yaml", None, True, None))
+        if args.command in ("console", "run"):
+            script = getattr(args, "script", None)
+            return asyncio.run(_console(console, script, getattr(args, "empty", False)))
     except KeyboardInterrupt:
         console.print("[dim]interrupted[/]")
         return 130
@@ -121,6 +126,54 @@ async def _simulate(
         return 0
     finally:
         await stack.model.aclose()
+
+
+SAMPLE_WORLD = "Team room"
+SAMPLE_PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
+
+
+async def _console(console: Console, script: Path | None, empty: bool) -> int:
+    from adapters.console import ConsoleAdapter
+    from bots.app import TroupeApp
+    from bots.storage import StorageError
+    from simulation.persona import find_bundled_persona
+
+    try:
+        settings = Settings()
+        app = TroupeApp(settings)
+    except (ValueError, ModelConfigurationError) as error:
+        console.print(f"[red]error:[/] {escape(str(error))}")
+        return EXIT_BAD_INPUT
+    if script is not None and not script.is_file():
+        console.print(f"[red]error:[/] no such script file: {escape(str(script))}")
+        return EXIT_BAD_INPUT
+    banner = (
+        f"troupe {troupe_version()} · {app.stack.description}\n"
+        "Type to talk to the personas · /help lists commands · /quit leaves"
+    )
+    adapter = ConsoleAdapter(console=console, script=script, banner=banner)
+    adapter.wait_idle = app.wait_idle
+    try:
+        await app.start([adapter], listen=False)
+    except StorageError as error:
+        console.print(f"[red]error:[/] {escape(str(error))}")
+        return EXIT_BAD_INPUT
+    try:
+        if not empty and app.sessions.get(adapter.channel.key) is None:
+            session = await app.sessions.start(adapter.channel, adapter.user, SAMPLE_WORLD, None)
+            for name in SAMPLE_PERSONAS:
+                await session.add_persona(find_bundled_persona(name))
+            await adapter.reply_private(
+                adapter.user,
+                adapter.channel,
+                f"Started the world “{SAMPLE_WORLD}” with {', '.join(SAMPLE_PERSONAS)}. "
+                "Say something to them, or /help.",
+            )
+        app.listen()
+        await app.run_until_disconnected()
+    finally:
+        await app.stop()
+    return 0
 
 
 def _print_event(console: Console, event: Event, thoughts: bool, demo: bool) -> None:

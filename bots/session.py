@@ -36,9 +36,10 @@ log = logging.getLogger(__name__)
 PALETTE = ("#e06c75", "#61afef", "#98c379", "#c678dd", "#e5c07b", "#56b6c2", "#d19a66", "#be5046", "#7ec699", "#f08dbb")
 
 
-def identity_for(name: str, settings: BotSettings) -> Identity:
+def identity_for(name: str, settings: BotSettings, *, demo: bool = False) -> Identity:
     digest = hashlib.sha256(name.encode()).digest()
     return Identity(
+        tag="demo model" if demo else None,
         name=name,
         avatar_url=settings.avatar_url_template.replace("{seed}", quote(name)) if settings.avatar_url_template else None,
         colour=PALETTE[digest[0] % len(PALETTE)],
@@ -108,7 +109,7 @@ class ChannelSession:
         return self.record.status is WorldStatus.PAUSED
 
     def identity(self, name: str) -> Identity:
-        return identity_for(name, self.services.settings)
+        return identity_for(name, self.services.settings, demo=self.services.model.is_demo)
 
     # -- input --------------------------------------------------------------------------------
 

@@ -216,3 +216,11 @@ async def test_restart_restores_worlds_and_posts_what_was_stored_but_not_posted(
     await restarted.say("And after the restart?")
     assert restarted.adapter.posts("general")[len(posts):], "the restored world answers new messages"
     await restarted.app.stop()
+
+
+async def test_demo_model_posts_carry_the_demo_label(testbot):
+    await team(testbot, "general", "Priya Nair")
+    await testbot.say("Hello Priya")
+    session = testbot.app.sessions.get("memory:general")
+    entries = await testbot.app.storage.outbox_entries(session.record.id)
+    assert entries and all(e.identity["tag"] == "demo model" for e in entries)

@@ -1,0 +1,67 @@
+"""``troupe console --script``: the embedded default, as a user runs it, in a real process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.sim_support import TurnRule
+from tests.test_cli import troupe
+
+
+def script(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "script.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def test_first_start_opens_a_sample_world_on_the_labelled_demo_model(tmp_path):
+    env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
+    code, out, err = await troupe(
+        "console", "--script", str(script(tmp_path, "# comment", "Should we ship on Friday?", "/observe Priya on",
+                                          "Priya, what worries you?", "/troupe status")),
+        env=env,
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "offline demo model" in lines[0] and "TROUPE_LLM_MODEL" in lines[0]
+    assert "Started the world “Team room”" in out
+    assert "> Should we ship on Friday?" in out and "# comment" not in out
+    for name in ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist"):
+        assert f"{name} (demo model): " in out
+    assert "(only you) Priya Nair thinks:" in out
+    assert "World “Team room”: active" in out
+    assert "Traceback" not in out + err
+
+
+async def test_the_world_survives_a_restart(tmp_path):
+    env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
+    await troupe("console", "--script", str(script(tmp_path, "First message before the restart")), env=env)
+    code, out, err = await troupe("console", "--script", str(script(tmp_path, "/status", "/export md")), env=env)
+    assert code == 0, err
+    assert "Started the world" not in out, "the stored world is restored, not replaced"
+    assert "World “Team room”: active" in out and "Step 0," not in out
+    exported = next((tmp_path / "data" / "exports").glob("*.md")).read_text()
+    assert "First message before the restart" in exported
+
+
+async def test_console_on_a_configured_model(tmp_path):
+    async with FakeOpenAIServer() as server:
+        server.responder = TurnRule()
+        env = {
+            "TROUPE_DATA_DIR": str(tmp_path / "data"),
+            "TROUPE_LLM_BASE_URL": server.base_url,
+            "TROUPE_LLM_MODEL": "gpt-4o-mini",
+            "TROUPE_LLM_API_KEY": "sk-test",
+            "TROUPE_BOT_DEFAULT_EXCHANGES": "0",
+        }
+        code, out, err = await troupe("console", "--script", str(script(tmp_path, "Hi all")), env=env)
+    assert code == 0, err
+    assert "demo" not in out
+    assert "Priya Nair: Priya Nair replies to <" in out
+    assert len([r for r in server.requests]) == 3
+
+
+async def test_a_missing_script_is_a_clear_error(tmp_path):
+    code, out, err = await troupe("console", "--script", str(tmp_path / "nope.txt"), env={"TROUPE_DATA_DIR": str(tmp_path)})
+    assert code == 2 and "no such script file" in out
