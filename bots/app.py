@@ -39,6 +39,10 @@ class TroupeApp:
         self.storage = storage or SQLiteStorage(settings.database_path)
         self.adapters: dict[str, Adapter] = {}
         self._tasks: set[asyncio.Task] = set()
+        #: Set while no task runs and no received event waits: ``wait_idle`` returns at once.
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._pending_events = 0
         self._queues: dict[str, asyncio.Queue] = {}
         self._workers: dict[str, asyncio.Task] = {}
         self._listeners: list[asyncio.Task] = []
@@ -70,8 +74,17 @@ class TroupeApp:
 
     def _track(self, task: asyncio.Future) -> None:
         self._tasks.add(task)  # type: ignore[arg-type]
-        task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
+        self._idle.clear()
+        task.add_done_callback(self._task_done)
         task.add_done_callback(_log_failure)
+
+    def _task_done(self, task: asyncio.Future) -> None:
+        self._tasks.discard(task)  # type: ignore[arg-type]
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if not self._tasks and self._pending_events == 0:
+            self._idle.set()
 
     def spawn(self, awaitable: Awaitable[Any]) -> asyncio.Task:
         task = asyncio.ensure_future(awaitable)
@@ -81,15 +94,10 @@ class TroupeApp:
     async def wait_idle(self) -> None:
         """Until every received event is handled, every turn taken and every post attempted."""
         while True:
-            await asyncio.sleep(0)
-            busy = [t for t in self._tasks if not t.done()]
-            queued = any(not q.empty() or q._unfinished_tasks for q in self._queues.values())  # type: ignore[attr-defined]
-            if not busy and not queued:
+            await asyncio.sleep(0)  # let just-submitted work register itself
+            if self._idle.is_set():
                 return
-            if busy:
-                await asyncio.wait(busy, return_when=asyncio.FIRST_COMPLETED)
-            else:
-                await asyncio.gather(*(q.join() for q in self._queues.values()))
+            await self._idle.wait()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -147,6 +155,8 @@ class TroupeApp:
         if queue is None:
             queue = self._queues[key] = asyncio.Queue()
             self._workers[key] = asyncio.ensure_future(self._channel_worker(queue))
+        self._pending_events += 1
+        self._idle.clear()
         queue.put_nowait((adapter, event))
 
     async def _channel_worker(self, queue: asyncio.Queue) -> None:
@@ -158,6 +168,8 @@ class TroupeApp:
                 log.exception("failed to handle %s", event.kind)
             finally:
                 queue.task_done()
+                self._pending_events -= 1
+                self._check_idle()
 
     async def handle(self, adapter: Adapter, event: AdapterEvent) -> None:
         if isinstance(event, CommandInvocation):

@@ -83,6 +83,17 @@ class TinyPerson:
         return self.spec.name
 
     @property
+    def spec(self) -> PersonaSpec:
+        return self._spec
+
+    @spec.setter
+    def spec(self, spec: PersonaSpec) -> None:
+        self._spec = spec
+        #: The persona as a dict, copied once per spec (specs are immutable): prompts, the demo
+        #: model and saved state all read this copy instead of copying again on every turn.
+        self.persona_data = spec.to_tinytroupe_dict()
+
+    @property
     def first_name(self) -> str:
         return self.name.split()[0]
 
@@ -177,7 +188,7 @@ class TinyPerson:
             request = ChatRequest(
                 messages=turn_messages(
                     name=self.name,
-                    persona=self.spec.to_tinytroupe_dict(),
+                    persona=self.persona_data,
                     world=self.world_name,
                     situation=self.situation,
                     summary=self.episodic.summary,
@@ -190,7 +201,7 @@ class TinyPerson:
                 task="agent_turn",
                 context={
                     "name": self.name,
-                    "persona": self.spec.to_tinytroupe_dict(),
+                    "persona": self.persona_data,
                     "stimuli": [e.model_dump(mode="json") for e in new],
                 },
             )
@@ -236,7 +247,7 @@ class TinyPerson:
 
     def state(self) -> AgentState:
         return AgentState(
-            persona=self.spec.to_tinytroupe_dict(),
+            persona=self.persona_data,
             cognitive_state=self.cognitive_state,
             episodic=self.episodic,
             semantic=self.semantic,

@@ -7,7 +7,9 @@ output schema already tells the model the shape of its answer.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from simulation.llm.base import Message
@@ -77,6 +79,26 @@ TURN_RULES = (
 )
 
 
+@lru_cache(maxsize=1024)
+def _system_prompt(name: str, persona_json: str, world: str | None, situation: str | None) -> str:
+    where = f' in "{world}"' if world else ""
+    return "\n".join(
+        [
+            f"You are {name}, a person taking part in a conversation{where}. Think, feel and speak as "
+            f"{name}, in character.",
+            *([f"Situation: {situation}"] if situation else []),
+            "Persona:",
+            *render_persona(json.loads(persona_json)),
+            TURN_RULES,
+        ]
+    )
+
+
+def system_prompt(name: str, persona: dict[str, Any], world: str | None, situation: str | None) -> str:
+    """The stable part of every turn's prompt; built once per persona, world and situation."""
+    return _system_prompt(name, json.dumps(persona, ensure_ascii=False), world, situation)
+
+
 def turn_messages(
     *,
     name: str,
@@ -90,17 +112,7 @@ def turn_messages(
     new: list[Episode],
 ) -> list[Message]:
     """The two messages of one agent turn: a stable system prefix and the changing present."""
-    where = f' in "{world}"' if world else ""
-    system = "\n".join(
-        [
-            f"You are {name}, a person taking part in a conversation{where}. Think, feel and speak as "
-            f"{name}, in character.",
-            *([f"Situation: {situation}"] if situation else []),
-            "Persona:",
-            *render_persona(persona),
-            TURN_RULES,
-        ]
-    )
+    system = system_prompt(name, persona, world, situation)
     user: list[str] = []
     if summary:
         user += ["Earlier (your memory):", summary]

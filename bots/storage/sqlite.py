@@ -10,7 +10,7 @@ Durability: a write that returned is committed. With ``synchronous=NORMAL`` in W
 process loses nothing that was committed; a power cut may lose the last commits but never leaves
 the file inconsistent.
 
-The LLM response cache may share the file: its table (``responses``) is not one of ours and WAL
+The LLM response cache may share the file: its table (``llm_responses``) is not one of ours and WAL
 lets both connect at once.
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiosqlite
 from pydantic import BaseModel
@@ -47,8 +47,6 @@ from simulation.agent import AgentState
 from simulation.events import Event
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 #: How long a connection waits for another one (another process, the LLM cache) to release a lock.
 BUSY_TIMEOUT_MS = 10_000
@@ -264,10 +262,19 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store a {type(value).__name__} as JSON")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
 def _json(value: Any) -> str:
+    """Compact JSON; built once, since this runs for every row of every step."""
+    if not value:
+        if value == {}:
+            return "{}"
+        if value == []:
+            return "[]"
     if isinstance(value, BaseModel):
         return value.model_dump_json()
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    return _ENCODER.encode(value)
 
 
 def _enum(value: Any) -> Any:
@@ -882,13 +889,17 @@ class SQLiteStorage(Storage):
 
     async def _commit_group(self, group: list[_Queued]) -> None:
         try:
-            try:
-                outcomes = await self._apply_together(group)
-            except Exception as error:
-                # The transaction as a whole failed (disk full, I/O error...): one by one.
-                log.warning("group of %d writes failed (%s); applying them one by one", len(group), error)
-                await _rollback_quietly(self._connection())
-                outcomes = [await self._apply_alone(queued) for queued in group]
+            if len(group) == 1:
+                # Alone, its own transaction is its isolation: no savepoint round trips.
+                outcomes = [await self._apply_alone(group[0])]
+            else:
+                try:
+                    outcomes = await self._apply_together(group)
+                except Exception as error:
+                    # The transaction as a whole failed (disk full, I/O error...): one by one.
+                    log.warning("group of %d writes failed (%s); applying them one by one", len(group), error)
+                    await _rollback_quietly(self._connection())
+                    outcomes = [await self._apply_alone(queued) for queued in group]
         except BaseException as error:
             for queued in group:
                 if not queued.future.done():

@@ -36,6 +36,16 @@ if TYPE_CHECKING:
 LOCAL_SERVER_API_KEY = "not-needed"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 
+#: Concurrent requests one client (one connection pool) serves before another client is added.
+CONNECTIONS_PER_CLIENT = 32
+#: Most clients one model spreads its requests over.
+MAX_CLIENTS = 64
+
+
+def _client_count(concurrency: int) -> int:
+    return max(1, min(MAX_CLIENTS, -(-concurrency // CONNECTIONS_PER_CLIENT)))
+
+
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "structured output", "json mode")
 
 
@@ -79,8 +89,14 @@ class OpenAIModel(LanguageModel):
         endpoint: str | None = None,
         azure: bool = False,
         timeout_s: float | None = None,
+        extra_clients: list[openai.AsyncOpenAI] | None = None,
     ) -> None:
         self.client = client
+        # Requests are spread over several clients, each with its own connection pool: the HTTP
+        # pool's bookkeeping grows with the connections it holds, on every request, so one pool
+        # serving hundreds of concurrent requests spends more CPU on itself than on them.
+        self._clients = [client, *(extra_clients or [])]
+        self._next_client = 0
         self.name = model
         self.azure = azure
         self.timeout_s = timeout_s
@@ -101,6 +117,7 @@ class OpenAIModel(LanguageModel):
         api_key: str | None = None,
         base_url: str | None = None,
         timeout_s: float = 60.0,
+        concurrency: int = CONNECTIONS_PER_CLIENT,
     ) -> OpenAIModel:
         """OpenAI itself (no ``base_url``) or an OpenAI-compatible server at ``base_url``."""
         if model is None:
@@ -113,15 +130,16 @@ class OpenAIModel(LanguageModel):
         if api_key is None and base_url is not None:
             api_key = LOCAL_SERVER_API_KEY
         try:
-            client = openai.AsyncOpenAI(
-                api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0
-            )
+            clients = [
+                openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
+                for _ in range(_client_count(concurrency))
+            ]
         except openai.OpenAIError as error:
             raise ModelConfigurationError(
                 "no API key for OpenAI: set TROUPE_LLM_API_KEY (or OPENAI_API_KEY), or set "
                 "TROUPE_LLM_BASE_URL to use a local OpenAI-compatible server such as Ollama"
             ) from error
-        return cls(client, model, timeout_s=timeout_s)
+        return cls(clients[0], model, timeout_s=timeout_s, extra_clients=clients[1:])
 
     @classmethod
     def azure_openai(
@@ -133,6 +151,7 @@ class OpenAIModel(LanguageModel):
         model: str | None = None,
         api_key: str | None = None,
         timeout_s: float = 60.0,
+        concurrency: int = CONNECTIONS_PER_CLIENT,
     ) -> OpenAIModel:
         """Azure OpenAI: requests go to ``/openai/deployments/{deployment}/chat/completions``."""
         deployment = azure_deployment or model
@@ -142,21 +161,27 @@ class OpenAIModel(LanguageModel):
                 "deployment name shown in the Azure portal"
             )
         try:
-            client = openai.AsyncAzureOpenAI(
-                azure_endpoint=azure_endpoint,
-                azure_deployment=deployment,
-                api_version=api_version,
-                api_key=api_key,
-                timeout=timeout_s,
-                max_retries=0,
-            )
+            clients = [
+                openai.AsyncAzureOpenAI(
+                    azure_endpoint=azure_endpoint,
+                    azure_deployment=deployment,
+                    api_version=api_version,
+                    api_key=api_key,
+                    timeout=timeout_s,
+                    max_retries=0,
+                )
+                for _ in range(_client_count(concurrency))
+            ]
         except (openai.OpenAIError, ValueError) as error:
             raise ModelConfigurationError(
                 f"cannot use Azure OpenAI at {azure_endpoint}: {error}. Set TROUPE_LLM_API_KEY to "
                 "the resource's key (or AZURE_OPENAI_API_KEY)"
             ) from error
         endpoint = f"{azure_endpoint.rstrip('/')} (deployment {deployment})"
-        return cls(client, model or deployment, endpoint=endpoint, azure=True, timeout_s=timeout_s)
+        return cls(
+            clients[0], model or deployment, endpoint=endpoint, azure=True, timeout_s=timeout_s,
+            extra_clients=clients[1:],
+        )
 
     @classmethod
     def from_settings(cls, llm: LLMSettings) -> OpenAIModel:
@@ -172,10 +197,15 @@ class OpenAIModel(LanguageModel):
                 model=llm.model,
                 api_key=api_key,
                 timeout_s=llm.timeout_s,
+                concurrency=llm.concurrency,
             )
         if provider == "openai":
             return cls.openai(
-                model=llm.model, api_key=api_key, base_url=llm.base_url, timeout_s=llm.timeout_s
+                model=llm.model,
+                api_key=api_key,
+                base_url=llm.base_url,
+                timeout_s=llm.timeout_s,
+                concurrency=llm.concurrency,
             )
         raise ModelConfigurationError(
             "the demo provider has no server: use simulation.llm.factory.build_model instead"
@@ -190,7 +220,9 @@ class OpenAIModel(LanguageModel):
             try:
                 # The body is already plain JSON: posting it skips the client's per-call walk over
                 # its typed parameter schema (milliseconds of CPU per call) and nothing else.
-                completion = await self.client.post(
+                client = self._clients[self._next_client % len(self._clients)]
+                self._next_client += 1
+                completion = await client.post(
                     "/chat/completions",
                     cast_to=ChatCompletion,
                     body=params,
@@ -206,7 +238,8 @@ class OpenAIModel(LanguageModel):
         raise ModelRequestError(f"{self.where} kept rejecting the request's parameters", status=400)
 
     async def aclose(self) -> None:
-        await self.client.close()
+        for client in self._clients:
+            await client.close()
 
     @property
     def where(self) -> str:

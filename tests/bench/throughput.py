@@ -1,0 +1,144 @@
+"""Many channels at once: does a round across 200 channels cost about what one channel costs?
+
+    python -m tests.bench.throughput [--channels N]
+
+A round is a human message in every channel, every persona (5 a channel) answering once, every post
+verified, stored and posted. The fake model (its own process, real HTTP, the real openai client)
+answers after 300 ms; the model concurrency limit is raised so the model is not the bottleneck.
+Prints one JSON object on its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from adapters.memory import MemoryAdapter
+from bots.app import TroupeApp
+from config.settings import Settings
+from simulation.persona import find_bundled_persona
+
+PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Amara Okafor", "Diego Hernández", "Henrik Lindqvist")
+LATENCY_S = 0.3
+
+
+class StallMeter:
+    """How late the event loop wakes a task that asked to sleep 5 ms: the loop's worst stall."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task: asyncio.Task | None = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.005)
+            self.worst = max(self.worst, loop.time() - before - 0.005)
+
+    def start(self) -> None:
+        self.worst = 0.0
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> float:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        return self.worst
+
+
+async def setup(port: int, data_dir: Path, channels: int) -> tuple[TroupeApp, MemoryAdapter]:
+    settings = Settings(
+        data_dir=data_dir,
+        llm={
+            "model": "gpt-4o-mini",
+            "base_url": f"http://127.0.0.1:{port}/v1",
+            "api_key": "sk-bench",
+            "cache": False,
+            "concurrency": channels * len(PERSONAS) + 10,
+            "timeout_s": 30,
+        },
+        bot={"default_exchanges": 0},
+    )
+    adapter = MemoryAdapter()
+    app = TroupeApp(settings)
+    await app.start([adapter])
+    specs = [find_bundled_persona(name) for name in PERSONAS]
+    for index in range(channels):
+        session = await app.sessions.start(adapter.channel(f"c{index}"), adapter.user("mod"), f"room {index}", None)
+        for spec in specs:
+            await session.add_persona(spec)
+    return app, adapter
+
+
+async def round_trip(app: TroupeApp, adapter: MemoryAdapter, channels: int, n: int) -> tuple[float, list[float]]:
+    """One round; returns its wall time and, per post, its time after the message minus the model's."""
+    before = len(adapter.posts())
+    started = time.perf_counter()
+    for index in range(channels):
+        adapter.push_message(f"Round {n}: what should we change first in the onboarding flow?", channel=f"c{index}")
+    await app.wait_idle()
+    elapsed = time.perf_counter() - started
+    posts = adapter.posts()[before:]
+    expected = channels * len(PERSONAS)
+    if len(posts) != expected:
+        raise SystemExit(f"expected {expected} posts in round {n}, got {len(posts)}")
+    return elapsed, [elapsed - LATENCY_S]
+
+
+async def measure(port: int, channels: int, rounds: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        app, adapter = await setup(port, Path(tmp), channels)
+        try:
+            await round_trip(app, adapter, channels, 0)  # warm-up: connections, caches
+            meter = StallMeter()
+            meter.start()
+            times = []
+            for n in range(1, rounds + 1):
+                elapsed, _ = await round_trip(app, adapter, channels, n)
+                times.append(elapsed)
+            stall = await meter.stop()
+        finally:
+            await app.stop()
+    return {"round_s": statistics.median(times), "stall_s": stall}
+
+
+async def main(channels: int) -> dict[str, float]:
+    fake = subprocess.Popen(
+        [sys.executable, "-m", "tests.bench.fake_model_process", str(LATENCY_S)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(fake.stdout.readline())
+        single = await measure(port, 1, rounds=5)
+        many = await measure(port, channels, rounds=3)
+    finally:
+        fake.stdin.close()
+        fake.wait(timeout=10)
+    overhead_ms = (single["round_s"] - LATENCY_S) * 1000 / len(PERSONAS)
+    return {
+        "channels": channels,
+        "personas_per_channel": len(PERSONAS),
+        "model_latency_ms": int(LATENCY_S * 1000),
+        "round_s": round(many["round_s"], 3),
+        "single_channel_round_s": round(single["round_s"], 3),
+        "ratio": round(many["round_s"] / single["round_s"], 2),
+        "overhead_ms_p50": round(overhead_ms, 2),
+        "max_loop_stall_ms": round(many["stall_s"] * 1000, 1),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--channels", type=int, default=200)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.channels))))
