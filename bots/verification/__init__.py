@@ -1,6 +1,8 @@
 """Output verification: every persona message is checked before it is posted."""
 
 from bots.verification.base import (
+    Check,
+    CheckResult,
     PassThroughVerifier,
     Verdict,
     VerdictAction,
@@ -8,4 +10,4 @@ from bots.verification.base import (
     Verifier,
 )
 
-__all__ = ["PassThroughVerifier", "Verdict", "VerdictAction", "VerificationContext", "Verifier"]
+__all__ = ["Check", "CheckResult", "PassThroughVerifier", "Verdict", "VerdictAction", "VerificationContext", "Verifier"]

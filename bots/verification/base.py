@@ -34,15 +34,37 @@ _SEVERITY = {VerdictAction.PASS: 0, VerdictAction.REWRITE: 1, VerdictAction.HOLD
 class VerificationContext(BaseModel):
     """What a check may look at besides the text."""
 
-    platform: str
-    channel_key: str
-    world_id: str
-    world_name: str
-    persona: str
+    platform: str = "unknown"
+    channel_key: str = ""
+    world_id: str = ""
+    world_name: str = ""
+    persona: str = ""
     persona_spec: dict[str, Any] = Field(default_factory=dict)
     #: The recent conversation, oldest first, as ``Name: text`` lines.
     recent: list[str] = Field(default_factory=list)
     max_length: int = 2000
+
+
+class CheckResult(BaseModel):
+    """One check's answer about one message."""
+
+    check: str
+    action: VerdictAction = VerdictAction.PASS
+    reason: str = ""
+    #: How sure the check is (0–1); thresholds in the channel policy apply to it.
+    score: float = 0.0
+    #: For ``rewrite``: the text to post instead.
+    text: str | None = None
+
+
+class Check(ABC):
+    """One verification check. Offline checks must be fast (well under 10 ms per message)."""
+
+    #: Short stable name used in configuration, audit records and reasons.
+    name: str = "check"
+
+    @abstractmethod
+    async def run(self, text: str, context: VerificationContext) -> CheckResult: ...
 
 
 class Verdict(BaseModel):
@@ -52,6 +74,11 @@ class Verdict(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     #: Each check's own answer, for the audit trail.
     checks: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def decision(self) -> str:
+        """``pass``, ``rewrite``, ``hold`` or ``block``: the stable name used by evaluations."""
+        return self.action.value
 
 
 class Verifier(ABC):
