@@ -14,7 +14,7 @@ from typing import Any
 from adapters.base import Adapter, AdapterEvent, CommandInvocation, IncomingMessage
 from bots.moderation import Moderation, Reply
 from bots.outbox import Outbox
-from bots.session import Services
+from bots.session import Services, SessionConfig
 from bots.session_manager import SessionManager
 from bots.storage import Storage
 from bots.storage.sqlite import SQLiteStorage
@@ -47,9 +47,10 @@ class TroupeApp:
         self._workers: dict[str, asyncio.Task] = {}
         self._listeners: list[asyncio.Task] = []
         self.outbox = Outbox(self.storage, self.adapters, spawn=self._track)
+        self._fixed_verifier = verifier
         self.services = Services(
             storage=self.storage,
-            verifier=verifier or PassThroughVerifier(),
+            verifier_for=self.verifier_for,
             outbox=self.outbox,
             adapters=self.adapters,
             model=self.stack.model,
@@ -59,6 +60,12 @@ class TroupeApp:
         )
         self.sessions = SessionManager(self.services)
         self.moderation = Moderation(self)
+
+    def verifier_for(self, config: SessionConfig) -> Verifier:
+        """The verifier of a channel: its safety mode and overrides on the configured policy."""
+        if self._fixed_verifier is not None:
+            return self._fixed_verifier
+        return PassThroughVerifier()
 
     # -- labels -------------------------------------------------------------------------------
 

@@ -63,6 +63,12 @@ SPECS: dict[str, CommandSpec] = {
         CommandSpec("observe", "observe NAME on|off", "privately receive a persona's thoughts as they happen"),
         CommandSpec("ask", "ask NAME QUESTION...", "talk to one persona"),
         CommandSpec("reset", "reset", "forget the conversation and memories (personas stay)"),
+        CommandSpec("review", "review", "held persona messages waiting for a moderator"),
+        CommandSpec("approve", "approve ID", "post a held message as it is"),
+        CommandSpec("edit", "edit ID NEW TEXT", "post a held message with your changes"),
+        CommandSpec("reject", "reject ID", "never post a held message"),
+        CommandSpec("safety", "safety [team|red-team]",
+                    "show the checks on persona messages, or switch the channel's safety mode"),
         CommandSpec("export", "export json|csv|md", "the world's conversation as a file", moderator_only=False),
         CommandSpec("usage", "usage", "model calls, tokens, cost and budget of this channel", moderator_only=False),
         CommandSpec("help", "help [COMMAND]", "this help", moderator_only=False, needs_world=False),
@@ -179,9 +185,25 @@ def parse_command(text: str, *, max_run_steps: int = 20) -> Command:
         known = sorted({n.split()[0] for n in SPECS})
         raise CommandError(f"unknown command {head!r}; commands are: {', '.join(known)}. `help` explains each")
     spec = SPECS[head]
-    words = _split(rest) if head != "ask" else []
+    words = _split(rest) if head not in ("ask", "edit", "approve", "reject") else []
 
-    if head in ("stop", "status", "pause", "resume", "reset", "usage", "personas"):
+    if head in ("approve", "reject", "edit"):
+        number, _, remainder = rest.partition(" ")
+        entry_id = _int(number.lstrip("#"), "the message id", spec.usage, 1, 2**62) if number else None
+        if entry_id is None:
+            raise CommandError(f"`{head}` needs the id that `review` shows", spec.usage)
+        if head == "edit":
+            if not remainder.strip():
+                raise CommandError("`edit` needs the new text after the id", spec.usage)
+            return Command(head, {"id": entry_id, "text": remainder.strip()})
+        if remainder.strip():
+            raise CommandError(f"`{head}` takes only the id", spec.usage)
+        return Command(head, {"id": entry_id})
+    if head == "safety":
+        if len(words) > 1 or (words and words[0].lower() not in ("team", "red-team")):
+            raise CommandError("the safety mode is team or red-team", spec.usage)
+        return Command(head, {"mode": words[0].lower() if words else None})
+    if head in ("stop", "status", "pause", "resume", "reset", "usage", "personas", "review"):
         if words:
             raise CommandError(f"`{head}` takes no arguments", spec.usage)
         return Command(head)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from adapters.base import CommandInvocation
 from bots.commands import Command, CommandError, help_text, parse_command
 from bots.permissions import ModeratorPolicy
-from bots.storage import StorageError, WorldStatus
+from bots.storage import AuditRecord, OutboxEntry, OutboxStatus, StorageError, WorldStatus
 from simulation.events import EventKind
 from simulation.persona import PersonaError, PersonaSpec, bundled_personas, find_bundled_persona, load_persona, parse_persona_text
 from simulation.scenario import ScenarioError, load_scenario, resolve_persona
@@ -220,6 +220,76 @@ class Moderation:
             return Reply(f"You now privately see what {agent.name} thinks, as it happens.", private=True)
         return Reply(f"You no longer see {agent.name}'s thoughts.", private=True)
 
+    # -- review -------------------------------------------------------------------------------
+
+    async def _review(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        held = await self.app.storage.held_outbox(inv.channel.key)
+        if not held:
+            return Reply("Nothing is waiting for review.", private=True)
+        lines = [f"{len(held)} message(s) held for review:"]
+        for entry in held:
+            reasons = "; ".join(entry.verdict.get("reasons", [])) or "held"
+            lines.append(f"#{entry.id} {entry.persona} — {reasons}\n    {entry.text}")
+        lines.append("`approve ID` posts one, `edit ID NEW TEXT` posts your version, `reject ID` drops it.")
+        return Reply("\n".join(lines), private=True)
+
+    async def _decide(self, inv: CommandInvocation, entry_id: int, status: OutboxStatus, action: str,
+                      text: str | None = None) -> OutboxEntry:
+        entry = await self.app.storage.get_outbox(entry_id)
+        if entry.channel_key != inv.channel.key:
+            raise CommandError(f"there is no held message #{entry_id} in this channel; `review` lists them")
+        if entry.status is not OutboxStatus.HELD:
+            raise CommandError(f"message #{entry_id} is not waiting for review (it is {entry.status.value})")
+        detail: dict[str, object] = {"persona": entry.persona, "reasons": entry.verdict.get("reasons", [])}
+        if text is not None:
+            detail.update({"before": entry.text, "after": text})
+        audit = AuditRecord(
+            world_id=entry.world_id,
+            channel_key=entry.channel_key,
+            actor=actor(inv.user, inv.channel.platform),
+            action=action,
+            outbox_id=entry_id,
+            detail=detail,
+        )
+        return await self.app.storage.decide_outbox(entry_id, status, audit, text=text)
+
+    async def _approve(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        entry = await self._decide(inv, cmd.args["id"], OutboxStatus.PENDING, "approve")
+        await self.app.outbox.deliver(entry.channel_key)
+        return Reply(f"Approved #{entry.id}: {entry.persona}'s message is posted.", private=True)
+
+    async def _edit(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        entry = await self._decide(inv, cmd.args["id"], OutboxStatus.PENDING, "edit", text=cmd.args["text"])
+        await self.app.outbox.deliver(entry.channel_key)
+        return Reply(f"Posted your version of #{entry.id} as {entry.persona}.", private=True)
+
+    async def _reject(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        entry = await self._decide(inv, cmd.args["id"], OutboxStatus.BLOCKED, "reject")
+        return Reply(f"Rejected #{entry.id}: it will never be posted.", private=True)
+
+    async def _safety(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        mode = cmd.args.get("mode")
+        if mode is not None and mode != session.config.safety_mode:
+            await session.set_safety_mode(mode)
+            await self.app.storage.record_audit(
+                AuditRecord(
+                    world_id=session.record.id,
+                    channel_key=inv.channel.key,
+                    actor=actor(inv.user, inv.channel.platform),
+                    action="safety_mode",
+                    detail={"mode": mode},
+                )
+            )
+        policy = session.verification_policy()
+        lines = [f"Safety mode: {session.config.safety_mode}. Checks on every persona message: "
+                 + ", ".join(policy.enabled_checks()) + "."]
+        if session.config.safety_mode == "red-team":
+            lines.append(
+                "Red-team mode is for testing other AI systems against bad outputs: personas with "
+                "malicious descriptions may run here, and each of their posts is labelled as red-team simulation."
+            )
+        return Reply("\n".join(lines))
+
     # -- output -------------------------------------------------------------------------------
 
     async def _export(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
@@ -266,6 +336,11 @@ class Moderation:
 
     async def _help(self, inv: CommandInvocation, cmd: Command, session: ChannelSession | None) -> Reply:
         return Reply(help_text(cmd.args.get("topic")), private=True)
+
+
+def actor(user, platform: str) -> str:  # type: ignore[no-untyped-def]
+    """How the audit trail names a person."""
+    return f"{platform}:{user.id} ({user.name})"
 
 
 def _slug(name: str) -> str:

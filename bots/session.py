@@ -13,14 +13,14 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
 from adapters.base import Adapter, ChannelRef, Identity, UserRef
 from bots.outbox import Outbox
-from bots.storage import OutboxEntry, OutboxStatus, PersonaRecord, StepWrite, Storage, UsageRow, WorldRecord, WorldStatus
+from bots.storage import AuditRecord, OutboxEntry, OutboxStatus, PersonaRecord, StepWrite, Storage, UsageRow, WorldRecord, WorldStatus
 from bots.verification import VerificationContext, Verifier
 from config.settings import BotSettings
 from simulation.agent import AgentState, TinyPerson
@@ -56,6 +56,12 @@ class SessionConfig(BaseModel):
     #: Who started the world; hears notices (a persona could not answer, the budget ran out).
     moderator: UserRef | None = None
     channel_name: str | None = None
+    #: ``red-team`` lets personas with malicious descriptions run, every post of theirs labelled.
+    safety_mode: Literal["team", "red-team"] = "team"
+    #: Changes to the verification policy for this channel only.
+    verification: dict[str, Any] = Field(default_factory=dict)
+    #: Personas admitted only because the channel is in red-team mode.
+    red_team_personas: list[str] = Field(default_factory=list)
 
 
 class Services:
@@ -65,7 +71,7 @@ class Services:
         self,
         *,
         storage: Storage,
-        verifier: Verifier,
+        verifier_for: Callable[[SessionConfig], Verifier],
         outbox: Outbox,
         adapters: dict[str, Adapter],
         model: Any,
@@ -74,7 +80,7 @@ class Services:
         spawn: Callable[[Awaitable[Any]], asyncio.Task],
     ) -> None:
         self.storage = storage
-        self.verifier = verifier
+        self.verifier_for = verifier_for
         self.outbox = outbox
         self.adapters = adapters
         self.model = model
@@ -109,7 +115,11 @@ class ChannelSession:
         return self.record.status is WorldStatus.PAUSED
 
     def identity(self, name: str) -> Identity:
-        return identity_for(name, self.services.settings, demo=self.services.model.is_demo)
+        identity = identity_for(name, self.services.settings, demo=self.services.model.is_demo)
+        if name in self.config.red_team_personas:
+            tag = "red-team simulation" + (", demo model" if identity.tag else "")
+            identity = identity.model_copy(update={"tag": tag})
+        return identity
 
     # -- input --------------------------------------------------------------------------------
 
@@ -283,7 +293,32 @@ class ChannelSession:
         )
         stored = await self.services.storage.write_step(write)
         self._persisted_events = len(self.world.events)
+        for entry in stored:
+            if entry.status is OutboxStatus.HELD:
+                await self._report_held(entry)
         return stored
+
+    async def _report_held(self, entry: OutboxEntry) -> None:
+        reasons = "; ".join(entry.verdict.get("reasons", [])) or "a check asked for review"
+        await self.services.storage.record_audit(
+            AuditRecord(
+                world_id=self.record.id,
+                channel_key=self.record.channel_key,
+                actor="troupe",
+                action="held",
+                outbox_id=entry.id,
+                detail={"persona": entry.persona, "reasons": entry.verdict.get("reasons", [])},
+            )
+        )
+        if self.config.moderator is not None:
+            await self._quietly(
+                self.adapter.reply_private(
+                    self.config.moderator,
+                    self.channel,
+                    f"Held a message from {entry.persona} for review (#{entry.id}): {reasons}. "
+                    f"`review` shows it; `approve {entry.id}`, `edit {entry.id} NEW TEXT` or `reject {entry.id}`.",
+                )
+            )
 
     def _usage_rows(self) -> list[UsageRow]:
         rows = []
@@ -313,7 +348,7 @@ class ChannelSession:
             max_length=self.adapter.max_message_length,
         )
         try:
-            verdict = await self.services.verifier.verify(event.content, context)
+            verdict = await self.services.verifier_for(self.config).verify(event.content, context)
         except Exception as error:  # fail closed: an erroring check holds the message
             log.exception("verification failed for event %s", event.id)
             from bots.verification import Verdict, VerdictAction

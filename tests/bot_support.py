@@ -43,8 +43,8 @@ def demo_settings(tmp_path: Path, **bot: object) -> Settings:
     return Settings(data_dir=tmp_path, llm={"provider": "demo"}, bot=bot)
 
 
-async def start_bot(settings: Settings, adapter: MemoryAdapter | None = None) -> TestBot:
+async def start_bot(settings: Settings, adapter: MemoryAdapter | None = None, verifier=None) -> TestBot:
     adapter = adapter or MemoryAdapter()
-    app = TroupeApp(settings)
+    app = TroupeApp(settings, verifier=verifier)
     await app.start([adapter])
     return TestBot(app, adapter)

@@ -1,6 +1,7 @@
 """Where the bot keeps its state: worlds bound to channels, personas, memories, events, the outbox."""
 
 from bots.storage.base import (
+    AuditRecord,
     OutboxEntry,
     OutboxStatus,
     PersonaRecord,
@@ -14,6 +15,7 @@ from bots.storage.base import (
 )
 
 __all__ = [
+    "AuditRecord",
     "OutboxEntry",
     "OutboxStatus",
     "PersonaRecord",

@@ -103,6 +103,21 @@ class UsageRow(BaseModel):
     cost_usd: float = 0.0
 
 
+class AuditRecord(BaseModel):
+    """Who decided what, when: moderator decisions on held messages, flagged inputs, refusals."""
+
+    id: int | None = None
+    at: datetime = Field(default_factory=utcnow)
+    world_id: str | None = None
+    channel_key: str
+    #: ``platform:user-id (name)`` of the person, or ``troupe`` for the bot's own decisions.
+    actor: str
+    #: ``approve``, ``edit``, ``reject``, ``held``, ``input_flagged``, ``persona_refused``, ...
+    action: str
+    outbox_id: int | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
 class StepWrite(BaseModel):
     """Everything one world step (or one stimulus) changed, written in one transaction."""
 
@@ -208,6 +223,32 @@ class Storage(ABC):
 
     @abstractmethod
     async def set_outbox_status(self, entry_id: int, status: OutboxStatus, error: str | None = None) -> None: ...
+
+    @abstractmethod
+    async def get_outbox(self, entry_id: int) -> OutboxEntry:
+        """One entry. Raises StorageError if there is none with that id."""
+
+    @abstractmethod
+    async def held_outbox(self, channel_key: str) -> list[OutboxEntry]:
+        """HELD entries of a channel, oldest first: the moderator's review queue."""
+
+    @abstractmethod
+    async def decide_outbox(
+        self, entry_id: int, status: OutboxStatus, audit: AuditRecord, *, text: str | None = None
+    ) -> OutboxEntry:
+        """Settle a held entry (new status, maybe new text) and record the decision, atomically.
+
+        Raises StorageError if the entry is not HELD any more (someone decided first).
+        """
+
+    # -- audit --------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def record_audit(self, record: AuditRecord) -> None: ...
+
+    @abstractmethod
+    async def audit_log(self, channel_key: str) -> list[AuditRecord]:
+        """A channel's audit records, oldest first."""
 
     # -- usage --------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ import aiosqlite
 from pydantic import BaseModel
 
 from bots.storage.base import (
+    AuditRecord,
     OutboxEntry,
     OutboxStatus,
     PersonaRecord,
@@ -146,7 +147,21 @@ CREATE TABLE usage (
 
 #: Migration ``n`` (1-based) brings the schema from version ``n - 1`` to ``n`` (``PRAGMA
 #: user_version``). Append only: a released script never changes.
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1,)
+SCHEMA_V2 = """
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    world_id TEXT,
+    channel_key TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    outbox_id INTEGER,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_by_channel ON audit (channel_key, id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2)
 
 CONNECTION_PRAGMAS = (
     f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
@@ -222,6 +237,14 @@ WHERE id = ?
 COUNT_ATTEMPT = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?"
 RECORD_ATTEMPT_ERROR = "UPDATE outbox SET error = ? WHERE id = ?"
 SET_OUTBOX_STATUS = "UPDATE outbox SET status = ?, error = ? WHERE id = ?"
+SELECT_OUTBOX = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?"
+SELECT_CHANNEL_HELD = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'held' AND channel_key = ? ORDER BY id"
+DECIDE_OUTBOX = "UPDATE outbox SET status = ?, text = COALESCE(?, text) WHERE id = ? AND status = 'held'"
+AUDIT_COLUMNS = "id, at, world_id, channel_key, actor, action, outbox_id, detail"
+INSERT_AUDIT = (
+    "INSERT INTO audit (at, world_id, channel_key, actor, action, outbox_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+SELECT_CHANNEL_AUDIT = f"SELECT {AUDIT_COLUMNS} FROM audit WHERE channel_key = ? ORDER BY id"
 
 UPSERT_USAGE = """
 INSERT INTO usage (world_id, persona, calls, cached_calls, prompt_tokens, completion_tokens, cost_usd)
@@ -453,6 +476,31 @@ def _outbox_from_row(row: Sequence[Any]) -> OutboxEntry:
         error=row[12],
         created_at=row[13],
         posted_at=row[14],
+    )
+
+
+def _audit_params(record: AuditRecord) -> tuple[Any, ...]:
+    return (
+        _time(record.at),
+        record.world_id,
+        record.channel_key,
+        record.actor,
+        record.action,
+        record.outbox_id,
+        _json(record.detail),
+    )
+
+
+def _audit_from_row(row: Sequence[Any]) -> AuditRecord:
+    return AuditRecord(
+        id=row[0],
+        at=row[1],
+        world_id=row[2],
+        channel_key=row[3],
+        actor=row[4],
+        action=row[5],
+        outbox_id=row[6],
+        detail=json.loads(row[7]),
     )
 
 
@@ -816,6 +864,40 @@ class SQLiteStorage(Storage):
                 raise StorageError(f"no outbox entry with id {entry_id}")
 
         await self._submit(update, f"{verb} outbox entry {entry_id}")
+
+    async def get_outbox(self, entry_id: int) -> OutboxEntry:
+        rows = await self._read(SELECT_OUTBOX, (entry_id,))
+        if not rows:
+            raise StorageError(f"no outbox entry with id {entry_id}")
+        return _outbox_from_row(rows[0])
+
+    async def held_outbox(self, channel_key: str) -> list[OutboxEntry]:
+        return [_outbox_from_row(row) for row in await self._read(SELECT_CHANNEL_HELD, (channel_key,))]
+
+    async def decide_outbox(
+        self, entry_id: int, status: OutboxStatus, audit: AuditRecord, *, text: str | None = None
+    ) -> OutboxEntry:
+        params = (OutboxStatus(_enum(status)).value, text, entry_id)
+
+        async def decide(db: aiosqlite.Connection) -> None:
+            cursor = await db.execute(DECIDE_OUTBOX, params)
+            if cursor.rowcount == 0:
+                raise StorageError(f"message {entry_id} is not waiting for review any more")
+            await db.execute(INSERT_AUDIT, _audit_params(audit))
+
+        await self._submit(decide, f"decide on outbox entry {entry_id}")
+        return await self.get_outbox(entry_id)
+
+    # -- audit --------------------------------------------------------------------------------
+
+    async def record_audit(self, record: AuditRecord) -> None:
+        async def insert(db: aiosqlite.Connection) -> None:
+            await db.execute(INSERT_AUDIT, _audit_params(record))
+
+        await self._submit(insert, f"record an audit entry for {record.channel_key}")
+
+    async def audit_log(self, channel_key: str) -> list[AuditRecord]:
+        return [_audit_from_row(row) for row in await self._read(SELECT_CHANNEL_AUDIT, (channel_key,))]
 
     # -- usage --------------------------------------------------------------------------------
 

@@ -1,0 +1,106 @@
+"""Held persona messages wait for a moderator: review, approve, edit, reject — all audited."""
+
+from __future__ import annotations
+
+import pytest
+
+from bots.storage import OutboxStatus
+from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
+from tests.bot_support import demo_settings, start_bot
+
+
+class HoldHenrik(Verifier):
+    """Holds every message of one persona; passes the rest."""
+
+    async def verify(self, text: str, context: VerificationContext) -> Verdict:
+        if context.persona == "Henrik Lindqvist":
+            return Verdict(action=VerdictAction.HOLD, text=text, reasons=["finance talk needs a second look"])
+        return Verdict(action=VerdictAction.PASS, text=text)
+
+
+class Broken(Verifier):
+    async def verify(self, text: str, context: VerificationContext) -> Verdict:
+        raise RuntimeError("classifier crashed")
+
+
+@pytest.fixture
+async def bot(tmp_path):
+    testbot = await start_bot(demo_settings(tmp_path), verifier=HoldHenrik())
+    await testbot.command("start Budget")
+    await testbot.command("persona add Priya Nair")
+    await testbot.command("persona add Henrik Lindqvist")
+    await testbot.command("policy everyone --exchanges 0")
+    yield testbot
+    await testbot.app.stop()
+
+
+async def held(bot):
+    return await bot.app.storage.held_outbox("memory:general")
+
+
+async def test_held_messages_are_not_posted_and_the_moderator_is_told(bot):
+    sent = await bot.say("Can we afford a second designer?")
+    assert [s.identity for s in sent if s.kind == "post"] == ["Priya Nair"]
+    notices = [s for s in sent if s.kind == "private" and s.text.startswith("Held a message from Henrik")]
+    assert len(notices) == 1 and notices[0].user == "mod"
+    (entry,) = await held(bot)
+    assert f"#{entry.id}" in notices[0].text and "finance talk" in notices[0].text
+    review = await bot.reply("review")
+    assert f"#{entry.id} Henrik Lindqvist — finance talk needs a second look" in review and entry.text in review
+
+
+async def test_approve_posts_it_once_and_is_audited(bot):
+    await bot.say("Can we afford a second designer?")
+    (entry,) = await held(bot)
+    sent = await bot.command(f"approve {entry.id}")
+    posts = [s for s in sent if s.kind == "post"]
+    assert [(p.identity, p.text) for p in posts] == [("Henrik Lindqvist", entry.text)]
+    assert "not waiting for review (it is posted)" in (await bot.command(f"approve {entry.id}"))[0].text
+    assert len(bot.adapter.posts()) == 2
+    audit = await bot.app.storage.audit_log("memory:general")
+    assert [a.action for a in audit] == ["held", "approve"]
+    assert audit[1].actor == "memory:mod (mod)" and audit[1].outbox_id == entry.id
+
+
+async def test_edit_posts_the_moderators_version(bot):
+    await bot.say("Can we afford a second designer?")
+    (entry,) = await held(bot)
+    sent = await bot.command(f"edit {entry.id} Let's look at the numbers together on Monday.")
+    assert [p.text for p in sent if p.kind == "post"] == ["Let's look at the numbers together on Monday."]
+    stored = await bot.app.storage.get_outbox(entry.id)
+    assert stored.status is OutboxStatus.POSTED and stored.text.startswith("Let's look")
+    (audit,) = [a for a in await bot.app.storage.audit_log("memory:general") if a.action == "edit"]
+    assert audit.detail["before"] == entry.text and audit.detail["after"].startswith("Let's look")
+
+
+async def test_reject_never_posts(bot):
+    await bot.say("Can we afford a second designer?")
+    (entry,) = await held(bot)
+    assert "never be posted" in (await bot.command(f"reject {entry.id}"))[0].text
+    assert await held(bot) == []
+    assert (await bot.app.storage.get_outbox(entry.id)).status is OutboxStatus.BLOCKED
+    assert all(p.identity != "Henrik Lindqvist" for p in bot.adapter.posts())
+    assert "Nothing is waiting" in await bot.reply("review")
+
+
+async def test_only_moderators_decide_and_only_in_their_channel(bot):
+    await bot.say("Can we afford a second designer?")
+    (entry,) = await held(bot)
+    refused = await bot.command(f"approve {entry.id}", user="guest", user_is_moderator=False)
+    assert "Only moderators" in refused[0].text
+    await bot.command("start Elsewhere", channel="other")
+    other = await bot.command(f"approve {entry.id}", channel="other")
+    assert f"no held message #{entry.id} in this channel" in other[0].text
+    assert "not waiting" not in other[0].text
+    assert (await held(bot))[0].id == entry.id
+
+
+async def test_a_failing_verifier_holds_instead_of_posting(tmp_path):
+    testbot = await start_bot(demo_settings(tmp_path), verifier=Broken())
+    await testbot.command("start Risky")
+    await testbot.command("persona add Priya Nair")
+    sent = await testbot.say("Hello?")
+    assert not [s for s in sent if s.kind == "post"], "fails closed: nothing unchecked is posted"
+    (entry,) = await testbot.app.storage.held_outbox("memory:general")
+    assert "verification error: classifier crashed" in entry.verdict["reasons"]
+    await testbot.app.stop()
