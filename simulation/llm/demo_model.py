@@ -169,15 +169,34 @@ class DemoModel(LanguageModel):
             else:
                 line = f"{opener} the {choice}. {_cap(_sentence(reason))}; the {other} matters less to me."
             return line
+        wary = [f"I'm wary of {_sentence(d)}" for d in p.dislikes]
+        relevant = _most_relevant(
+            text,
+            [
+                *p.beliefs,
+                *(f"I'm all for {_sentence(x)}" for x in p.likes),
+                *wary,
+                *(f"my goal is {_sentence(x)}" for x in p.goals),
+            ],
+            seed,
+        )
+        question = _last_question(text)
+        if question and _YES_NO.match(question):
+            cautious = any(w in (p.style + " ".join(p.traits)).lower() for w in _CAUTIOUS)
+            yes = _pick(seed + "yn", "yyn" if not cautious else "ynn") == "y" and relevant not in wary
+            lead = _pick(seed + "l", ["Yes, I think so.", "I'd say yes.", "Yes — with one condition."] if yes else
+                         ["Not yet, in my view.", "I'd hold off.", "Honestly, no — not like this."])
+            because = f" {_cap(_sentence(relevant))}." if relevant else ""
+            return f"{lead}{because}" if because else f"{lead} Speaking as {_a(p.occupation)}."
         if "?" in text:
             return _pick(seed, [
-                f"Speaking as {_a(p.occupation)}, I'd say it depends — {_sentence(hook)} shapes how I see it.",
-                f"Good question. My take: {_sentence(_pick(seed + 'b', p.beliefs or [hook]))}.",
-                f"I'd want to know more first, but {_sentence(hook)} is what comes to mind for me.",
+                f"Speaking as {_a(p.occupation)}: {_sentence(relevant or hook)}.",
+                f"Good question. My take: {_sentence(relevant or hook)}.",
+                f"I'd want to know more first, but {_sentence(relevant or hook)} is what comes to mind for me.",
             ])
         return _pick(seed, [
             f"That resonates. It reminds me of {_sentence(hook)}.",
-            f"I see it a bit differently: {_sentence(_pick(seed + 'b', p.beliefs or [hook]))}.",
+            f"I see it a bit differently: {_sentence(relevant or _pick(seed + 'b', p.beliefs or [hook]))}.",
             f"Agreed. As {_a(p.occupation)}, one goal stays on my mind: {_sentence(_pick(seed + 'c', p.goals or [hook]))}.",
         ])
 
@@ -198,6 +217,33 @@ class DemoModel(LanguageModel):
             f"{e.get('source')} spoke in the conversation" for e in said if e.get("kind") == "stimulus" and e.get("source")
         ]
         return {"summary": summary, "facts": sorted(set(facts))[:3]}
+
+
+_YES_NO = re.compile(
+    r"^(?:should|shall|can|could|would|will|do|does|did|is|are|was|were|have|has|must)\b",
+    re.IGNORECASE,
+)
+_CAUTIOUS = ("sceptic", "skeptic", "cautious", "careful", "blunt", "critical", "dry")
+
+
+def _last_question(text: str) -> str:
+    """The clause holding the last question mark, without a greeting in front of it."""
+    if "?" not in text:
+        return ""
+    head = text[: text.rindex("?")]
+    return re.split(r"[,.!:;]\s*", head)[-1].strip()
+
+
+def _most_relevant(text: str, phrases: list[str], seed: str) -> str:
+    """The persona phrase sharing the most words with the text; on no overlap, a stable pick."""
+    if not phrases:
+        return ""
+    wanted = _words(text)
+    scored = [(len(_words(phrase) & wanted), phrase) for phrase in phrases]
+    best = max(score for score, _ in scored)
+    if best == 0:
+        return _pick(seed + "rel", phrases)
+    return _pick(seed + "rel", [phrase for score, phrase in scored if score == best])
 
 
 def _turn(actions: list[tuple[str, str, str | None]], p: _Persona, focus: str) -> dict[str, Any]:
