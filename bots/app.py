@@ -18,7 +18,9 @@ from bots.session import Services, SessionConfig
 from bots.session_manager import SessionManager
 from bots.storage import Storage
 from bots.storage.sqlite import SQLiteStorage
-from bots.verification import PassThroughVerifier, Verifier
+from bots.verification import Verifier
+from bots.verification.factory import build_verifier
+from bots.verification.policy import VerificationPolicy
 from config.settings import Settings
 from simulation.llm.factory import ModelStack, build_model
 
@@ -48,9 +50,11 @@ class TroupeApp:
         self._listeners: list[asyncio.Task] = []
         self.outbox = Outbox(self.storage, self.adapters, spawn=self._track)
         self._fixed_verifier = verifier
+        self._verifiers: dict[str, Verifier] = {}
         self.services = Services(
             storage=self.storage,
             verifier_for=self.verifier_for,
+            policy_for=self.policy_for,
             outbox=self.outbox,
             adapters=self.adapters,
             model=self.stack.model,
@@ -61,11 +65,20 @@ class TroupeApp:
         self.sessions = SessionManager(self.services)
         self.moderation = Moderation(self)
 
+    def policy_for(self, config: SessionConfig) -> VerificationPolicy:
+        """A channel's verification policy: its overrides and safety mode on the configured one."""
+        return self.settings.verification.merged({**config.verification, "mode": config.safety_mode})
+
     def verifier_for(self, config: SessionConfig) -> Verifier:
-        """The verifier of a channel: its safety mode and overrides on the configured policy."""
+        """The verifier of a channel, built once per distinct policy."""
         if self._fixed_verifier is not None:
             return self._fixed_verifier
-        return PassThroughVerifier()
+        policy = self.policy_for(config)
+        key = policy.model_dump_json()
+        verifier = self._verifiers.get(key)
+        if verifier is None:
+            verifier = self._verifiers[key] = build_verifier(policy, model=self.stack.model)
+        return verifier
 
     # -- labels -------------------------------------------------------------------------------
 

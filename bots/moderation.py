@@ -18,6 +18,8 @@ from simulation.persona import PersonaError, PersonaSpec, bundled_personas, find
 from simulation.scenario import ScenarioError, load_scenario, resolve_persona
 from simulation.world import WorldError
 
+from bots.session import PersonaRefusedError
+
 if TYPE_CHECKING:
     from bots.app import TroupeApp
     from bots.session import ChannelSession
@@ -59,7 +61,7 @@ class Moderation:
         try:
             handler = getattr(self, "_" + command.name.replace(" ", "_"))
             return await handler(invocation, command, session)
-        except (CommandError, PersonaError, ScenarioError, WorldError) as error:
+        except (CommandError, PersonaError, PersonaRefusedError, ScenarioError, WorldError) as error:
             return Reply(str(error), private=True)
         except StorageError as error:
             log.exception("storage failed on %s", command.name)

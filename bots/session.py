@@ -22,6 +22,9 @@ from adapters.base import Adapter, ChannelRef, Identity, UserRef
 from bots.outbox import Outbox
 from bots.storage import AuditRecord, OutboxEntry, OutboxStatus, PersonaRecord, StepWrite, Storage, UsageRow, WorldRecord, WorldStatus
 from bots.verification import VerificationContext, Verifier
+from bots.verification.checks.injection import inspect_input, quote_untrusted
+from bots.verification.personas import check_persona_spec
+from bots.verification.policy import VerificationPolicy
 from config.settings import BotSettings
 from simulation.agent import AgentState, TinyPerson
 from simulation.events import Event, EventKind
@@ -44,6 +47,10 @@ def identity_for(name: str, settings: BotSettings, *, demo: bool = False) -> Ide
         avatar_url=settings.avatar_url_template.replace("{seed}", quote(name)) if settings.avatar_url_template else None,
         colour=PALETTE[digest[0] % len(PALETTE)],
     )
+
+
+class PersonaRefusedError(ValueError):
+    """A persona whose description asks for malicious behaviour, in a channel that is not red-team."""
 
 
 class SessionConfig(BaseModel):
@@ -72,6 +79,7 @@ class Services:
         *,
         storage: Storage,
         verifier_for: Callable[[SessionConfig], Verifier],
+        policy_for: Callable[[SessionConfig], VerificationPolicy],
         outbox: Outbox,
         adapters: dict[str, Adapter],
         model: Any,
@@ -81,6 +89,7 @@ class Services:
     ) -> None:
         self.storage = storage
         self.verifier_for = verifier_for
+        self.policy_for = policy_for
         self.outbox = outbox
         self.adapters = adapters
         self.model = model
@@ -125,9 +134,7 @@ class ChannelSession:
 
     async def hear(self, user: UserRef, text: str) -> Event:
         """A person said something in the channel: every persona hears it, then they may answer."""
-        limit = self.services.settings.max_message_chars
-        if len(text) > limit:
-            text = text[:limit] + " […]"
+        text = await self._screen_input(user, text)
         async with self.lock:
             event = await self.world.broadcast(text, user.name)
             await self._write()
@@ -135,8 +142,41 @@ class ChannelSession:
         self.kick()
         return event
 
+    async def _screen_input(self, user: UserRef, text: str) -> str:
+        """Cut oversized messages; mark attempts to instruct the personas as untrusted content.
+
+        A flagged message still reaches the personas (it is part of the conversation), but wrapped
+        so the model reads it as something said, never as instructions; the moderator is told.
+        """
+        limit = self.services.settings.max_message_chars
+        if len(text) > limit:
+            text = text[:limit] + " […]"
+        finding = inspect_input(text)
+        if finding is None:
+            return text
+        await self.services.storage.record_audit(
+            AuditRecord(
+                world_id=self.record.id,
+                channel_key=self.record.channel_key,
+                actor=f"{self.channel.platform}:{user.id} ({user.name})",
+                action="input_flagged",
+                detail={"kind": finding.kind, "reason": finding.reason, "text": text[:500]},
+            )
+        )
+        if self.config.moderator is not None:
+            await self._quietly(
+                self.adapter.reply_private(
+                    self.config.moderator,
+                    self.channel,
+                    f"{user.name}'s message looks like an attempt to instruct the personas ({finding.reason}). "
+                    "They hear it as conversation, marked untrusted, and will not follow it.",
+                )
+            )
+        return quote_untrusted(text)
+
     async def ask(self, user: UserRef, name: str, text: str) -> Event:
         """Talk to one persona: the others hear it too, but only the one asked answers first."""
+        text = await self._screen_input(user, text)
         async with self.lock:
             event = await self.world.talk_to(name, text, user.name)
             await self._write()
@@ -218,8 +258,35 @@ class ChannelSession:
                 self.config.exchanges = exchanges
             await self.save_config()
 
-    async def add_persona(self, spec: PersonaSpec) -> TinyPerson:
+    def verification_policy(self) -> VerificationPolicy:
+        return self.services.policy_for(self.config)
+
+    async def set_safety_mode(self, mode: str) -> None:
         async with self.lock:
+            self.config.safety_mode = mode  # type: ignore[assignment]
+            await self.save_config()
+
+    async def add_persona(self, spec: PersonaSpec) -> TinyPerson:
+        """Add a persona after checking its description; malicious ones only join red-team channels."""
+        check = check_persona_spec(spec.to_tinytroupe_dict(), self.config.safety_mode)
+        if not check.allowed:
+            await self.services.storage.record_audit(
+                AuditRecord(
+                    world_id=self.record.id,
+                    channel_key=self.record.channel_key,
+                    actor="troupe",
+                    action="persona_refused",
+                    detail={"persona": spec.name, "reasons": check.reasons},
+                )
+            )
+            raise PersonaRefusedError(
+                f"{spec.name} cannot join: " + "; ".join(check.reasons) + ". Personas that harass, deceive "
+                "or attack the channel run only in a channel a moderator switched to red-team testing "
+                "(`safety red-team`)."
+            )
+        async with self.lock:
+            if check.red_team and spec.name not in self.config.red_team_personas:
+                self.config.red_team_personas.append(spec.name)
             agent = self.world.add_agent(TinyPerson(spec, self.services.model))
             agent.set_time(self.world.clock.step, self.world.clock.now)
             record = PersonaRecord(
@@ -234,6 +301,8 @@ class ChannelSession:
                 self.world.remove_agent(agent.name)
                 raise
             self._memory_marks[agent.name] = self._mark(agent)
+            if check.red_team:
+                await self.save_config()
             return agent
 
     async def remove_persona(self, name: str) -> TinyPerson:

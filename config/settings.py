@@ -19,6 +19,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from bots.verification.policy import VerificationPolicy
+
 DEFAULT_CONFIG_FILE = "troupe.yaml"
 
 
@@ -120,6 +122,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     llm: LLMSettings = Field(default_factory=LLMSettings)
     bot: BotSettings = Field(default_factory=BotSettings)
+    #: What persona posts are checked for and what happens on a finding (per-channel overrides merge in).
+    verification: VerificationPolicy = Field(default_factory=VerificationPolicy)
 
     @property
     def database_path(self) -> Path:

@@ -1,5 +1,6 @@
 """Output verification: every persona message is checked before it is posted."""
 
+from bots.verification.api import verify_text
 from bots.verification.base import (
     Check,
     CheckResult,
@@ -9,5 +10,22 @@ from bots.verification.base import (
     VerificationContext,
     Verifier,
 )
+from bots.verification.factory import build_verifier
+from bots.verification.pipeline import VerificationPipeline
+from bots.verification.policy import RED_TEAM_DEFAULT, TEAM_DEFAULT, VerificationPolicy
 
-__all__ = ["Check", "CheckResult", "PassThroughVerifier", "Verdict", "VerdictAction", "VerificationContext", "Verifier"]
+__all__ = [
+    "Check",
+    "CheckResult",
+    "PassThroughVerifier",
+    "RED_TEAM_DEFAULT",
+    "TEAM_DEFAULT",
+    "Verdict",
+    "VerdictAction",
+    "VerificationContext",
+    "VerificationPipeline",
+    "VerificationPolicy",
+    "Verifier",
+    "build_verifier",
+    "verify_text",
+]

@@ -43,6 +43,8 @@ class VerificationContext(BaseModel):
     #: The recent conversation, oldest first, as ``Name: text`` lines.
     recent: list[str] = Field(default_factory=list)
     max_length: int = 2000
+    #: The system prompt the persona was given, when known, so leaks of it can be recognised.
+    system_prompt: str | None = None
 
 
 class CheckResult(BaseModel):
@@ -62,6 +64,8 @@ class Check(ABC):
 
     #: Short stable name used in configuration, audit records and reasons.
     name: str = "check"
+    #: Whether the check calls a model (it then gets the longer model timeout).
+    uses_model: bool = False
 
     @abstractmethod
     async def run(self, text: str, context: VerificationContext) -> CheckResult: ...

@@ -1,4 +1,4 @@
-"""A local stand-in for the OpenAI chat completions API, for tests and benchmarks.
+"""A local stand-in for the OpenAI chat completions API (and moderations), for tests and benchmarks.
 
 It speaks the real wire format (response and error bodies, headers, the Azure deployment path),
 so the real ``openai`` client can be driven against it: nothing of ours is bypassed. Replies come
@@ -26,6 +26,8 @@ from aiohttp import web
 from bpe_openai import get_encoding
 
 Responder = Callable[[dict[str, Any]], "str | Awaitable[str]"]
+#: Category scores (0-1) for one moderation input's text.
+ModerationResponder = Callable[[str], "dict[str, float] | Awaitable[dict[str, float]]"]
 
 FAULTS = (
     "rate_limit",
@@ -38,6 +40,36 @@ FAULTS = (
     "content_filter",
     "no_choices",
     "error",
+)
+
+#: Faults that make sense for any endpoint (the others shape a chat completion).
+HTTP_FAULTS = ("rate_limit", "server_error", "hang", "reset", "error")
+
+#: The omni moderation models' categories, as the API names them.
+MODERATION_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
+#: Categories the omni models also score for images.
+_IMAGE_CATEGORIES = frozenset(
+    {"self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "violence", "violence/graphic"}
+)
+#: A few unmistakable phrases and the scores the default moderation rule gives them.
+_MODERATION_RULES = (
+    (re.compile(r"\b(?:kill|hurt|stab|shoot) you\b", re.I), {"violence": 0.93, "harassment/threatening": 0.91, "harassment": 0.86}),
+    (re.compile(r"\bkill yourself\b", re.I), {"harassment": 0.9, "self-harm": 0.72, "self-harm/intent": 0.2}),
+    (re.compile(r"\b(?:idiot|moron|worthless|stupid)\b", re.I), {"harassment": 0.81}),
 )
 
 _PERSONA = re.compile(r"^\s*You are ([^,\n]+),")
@@ -153,6 +185,16 @@ class _Instance:
         return text[: node["maxLength"]] if "maxLength" in node else text
 
 
+def default_moderation_scores(text: str) -> dict[str, float]:
+    """Near-zero scores, except for a few unmistakable phrases: enough to drive a moderation client."""
+    scores = dict.fromkeys(MODERATION_CATEGORIES, 0.00001)
+    for pattern, high in _MODERATION_RULES:
+        if pattern.search(text):
+            for category, score in high.items():
+                scores[category] = max(scores[category], score)
+    return scores
+
+
 def plain_reply(persona: str | None) -> str:
     if persona:
         return f"{persona} here: thanks, I'll look into it and report back."
@@ -214,6 +256,10 @@ class FakeOpenAIServer:
         self.refuse_json_schema = False
         self.refuse_json_object = False
         self.responder: Responder | None = None
+        #: Scores moderation inputs (``/v1/moderations``); ``default_moderation_scores`` when None.
+        self.moderation_responder: ModerationResponder | None = None
+        #: Scores at or above this are flagged.
+        self.moderation_threshold = 0.5
         self.requests: list[RecordedRequest] = []
         self._script: list[Reply] = []
         self._faults: list[_Fault] = []
@@ -229,6 +275,7 @@ class FakeOpenAIServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure)
+        app.router.add_post("/v1/moderations", self._moderations)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -280,6 +327,7 @@ class FakeOpenAIServer:
         self._script.clear()
         self._faults.clear()
         self.responder = None
+        self.moderation_responder = None
         self.refuse_json_schema = self.refuse_json_object = False
 
     # -- handlers --------------------------------------------------------------------------
@@ -336,6 +384,59 @@ class FakeOpenAIServer:
         if inspect.isawaitable(content):
             content = await content
         return content
+
+    async def _moderations(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/moderations``: one result for each input (a string, strings, or multimodal parts).
+
+        Only the faults that make sense for any endpoint (``HTTP_FAULTS``) apply; others stay queued
+        for the next chat completion.
+        """
+        started = time.perf_counter()
+        raw = await request.read()
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            return _json(error_body("We could not parse the JSON body of your request.", "invalid_request_error"), 400)
+        record = RecordedRequest(request.path, dict(request.query), dict(request.headers), body)
+        self.requests.append(record)
+        try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            if self.api_key is not None and not self._authorized(request, azure=False):
+                return self._unauthorized(azure=False)
+            if self._faults and self._faults[0].kind in HTTP_FAULTS:
+                response = await self._fault(self._next_fault(), request, body, azure=False)
+                if response is not None:
+                    return response
+            inputs = _moderation_inputs(body.get("input"))
+            if inputs is None:
+                return _json(error_body("'input' is a required property.", "invalid_request_error", "input"), 400)
+            results = [await self._moderation_result(text, has_image) for text, has_image in inputs]
+            return _json(
+                {
+                    "id": f"modr-{uuid.uuid4().hex[:32]}",
+                    "model": body.get("model") or "omni-moderation-latest",
+                    "results": results,
+                }
+            )
+        finally:
+            record.handled_s = time.perf_counter() - started
+
+    async def _moderation_result(self, text: str, has_image: bool) -> dict[str, Any]:
+        scores = default_moderation_scores(text) if self.moderation_responder is None else self.moderation_responder(text)
+        if inspect.isawaitable(scores):
+            scores = await scores
+        scores = {c: float(scores.get(c, 0.0)) for c in MODERATION_CATEGORIES}
+        categories = {c: scores[c] >= self.moderation_threshold for c in MODERATION_CATEGORIES}
+        applied = {
+            c: (["text", "image"] if has_image and c in _IMAGE_CATEGORIES else ["text"]) for c in MODERATION_CATEGORIES
+        }
+        return {
+            "flagged": any(categories.values()),
+            "categories": categories,
+            "category_scores": scores,
+            "category_applied_input_types": applied,
+        }
 
     def _authorized(self, request: web.Request, azure: bool) -> bool:
         if azure and request.headers.get("api-key") == self.api_key:
@@ -511,6 +612,18 @@ class FakeOpenAIServer:
         else:
             out["service_tier"] = "default"
         return out
+
+
+def _moderation_inputs(value: Any) -> list[tuple[str, bool]] | None:
+    """(text, has an image) for each result the API returns: one per string, one for a parts list."""
+    if isinstance(value, str):
+        return [(value, False)]
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return [(v, False) for v in value]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        text = " ".join(v.get("text", "") for v in value if v.get("type") == "text")
+        return [(text, any(v.get("type") == "image_url" for v in value))]
+    return None
 
 
 def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -1,0 +1,252 @@
+"""Prompt and persona leakage: a persona must not recite its instructions or its specification,
+and (when the channel wants personas in character) must not say it is an AI, a model or simulated.
+
+Personas talk about themselves, so one of their own facts in a post is normal and passes. What
+gives a leak away is quantity and form: several persona sentences nearly verbatim, spec field
+names (``long_term_goals:``), second-person instructions ("You are organised…") or the
+instruction text itself. Sentences are compared with ``rapidfuzz`` so small edits do not hide a
+copy. Saying one is an AI is recognised by first-person phrases in several languages, so AI as a
+topic ("I work on AI search", "as an AI researcher") passes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+
+from rapidfuzz import fuzz, process
+
+from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
+from bots.verification.policy import VerificationPolicy
+from bots.verification.text import fold
+
+__all__ = ["LeakageCheck", "ai_disclosure", "persona_needles"]
+
+#: Fuzzy score (0–100) at which a sentence counts as copied.
+MATCH_SCORE = 90
+#: Shorter sentences are too generic to mean anything when repeated.
+MIN_NEEDLE_CHARS = 30
+
+_FALLBACK_RULES = (
+    "Return your turn as JSON: actions in order. Talk like a person in a team chat: short, in your own voice. "
+    "Talk only when you have something to add; otherwise just THINK and DONE. Never say you are an AI or simulated."
+)
+
+
+def _turn_rules() -> str:
+    try:
+        from simulation.prompts import TURN_RULES
+    except ImportError:  # the verification layer also runs on its own, e.g. in evaluations
+        return _FALLBACK_RULES
+    return TURN_RULES
+
+
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\n+")
+_LIST_OR_KEY = re.compile(r"^\s*(?:-\s*)?(?:[\w ]{1,30}:\s+)?")
+
+
+def _sentences(text: str) -> Iterator[str]:
+    for part in _SENTENCE_SPLIT.split(text):
+        needle = fold(_LIST_OR_KEY.sub("", part, count=1) if ":" in part[:32] else part)
+        if len(needle) >= MIN_NEEDLE_CHARS and needle.count(" ") >= 4:
+            yield needle
+
+
+def _strings(node: Any, key: str = "") -> Iterator[str]:
+    if isinstance(node, str):
+        if key not in {"name", "gender", "nationality", "residence", "type"}:
+            yield node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from _strings(v, str(k))
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item, key)
+
+
+@lru_cache(maxsize=256)
+def _needles(spec_json: str, persona: str, system_prompt: str) -> tuple[tuple[str, ...], tuple[int, ...], tuple[str, ...]]:
+    """(persona sentences, their weights, instruction sentences), all folded."""
+    spec = json.loads(spec_json) if spec_json else {}
+    persona_set: dict[str, int] = {}
+    for value in _strings(spec):
+        for needle in _sentences(value):
+            # Second-person sentences are instructions to the persona; nobody talks about themselves that way.
+            persona_set[needle] = 2 if needle.startswith(("you ", "your ")) else 1
+    instructions: dict[str, None] = {}
+    name = persona or spec.get("name") or ""
+    header = (
+        f"You are {name}, a person taking part in a conversation. Think, feel and speak as {name}, in character."
+        if name
+        else "a person taking part in a conversation. Think, feel and speak as them, in character."
+    )
+    for needle in _sentences(header + "\n" + _turn_rules()):
+        instructions[needle] = None
+    for line in system_prompt.splitlines():
+        if line[:1].isspace() or line.lstrip().startswith("-") or re.match(r"^[\w ]{1,30}:\s", line):
+            for needle in _sentences(line):
+                persona_set.setdefault(needle, 2 if needle.startswith(("you ", "your ")) else 1)
+        else:
+            for needle in _sentences(line):
+                if needle not in persona_set:
+                    instructions[needle] = None
+    return tuple(persona_set), tuple(persona_set.values()), tuple(instructions)
+
+
+def persona_needles(spec: dict[str, Any]) -> list[str]:
+    """The persona sentences a post is compared with (folded), for inspection and tests."""
+    return list(_needles(json.dumps(spec, ensure_ascii=False), "", "")[0])
+
+
+# Field names of the persona spec and the turn format, written as ``key:`` or ``"key":``.
+_DISTINCT_KEYS = re.compile(
+    r"\b(long_term_goals|big_five|other_facts|speaking_style|cognitive_state|tinyperson|persona spec)\b"
+)
+_GENERIC_KEYS = re.compile(
+    r"(?:^[ \t]*(?:-[ \t]*)?|[{,][ \t]*\")(name|age|gender|nationality|residence|education|occupation|personality|traits|"
+    r"preferences|interests|likes|dislikes|skills|beliefs|behaviors|health|relationships|style|goals)\"?[ \t]*:",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    words = _WORD.findall(text)
+    return set(zip(words, words[1:], words[2:], strict=False))
+
+
+@lru_cache(maxsize=256)
+def _index(needles: tuple[str, ...]) -> dict[tuple[str, ...], tuple[int, ...]]:
+    """Word trigram -> the needles containing it; a copy shares trigrams with its source."""
+    index: dict[tuple[str, ...], list[int]] = {}
+    for i, needle in enumerate(needles):
+        for gram in _trigrams(needle):
+            index.setdefault(gram, []).append(i)
+    return {gram: tuple(ids) for gram, ids in index.items()}
+
+
+def _copied(needles: tuple[str, ...], message: str, grams: set[tuple[str, ...]]) -> list[int]:
+    """Indexes of the needles found (nearly) verbatim in ``message``."""
+    index = _index(needles)
+    candidates = sorted({i for gram in grams for i in index.get(gram, ()) if len(needles[i]) <= len(message) + 5})
+    if not candidates:
+        return []
+    found = process.extract(
+        message, [needles[i] for i in candidates], scorer=fuzz.partial_ratio, score_cutoff=MATCH_SCORE, limit=None
+    )
+    return [candidates[index] for _, _, index in found]
+
+
+# -- saying it is an AI -------------------------------------------------------------------------
+
+# After the disclosure: the end of a clause or a word that continues one, never a noun such as
+# "researcher" ("as an AI researcher" is a job, not a confession).
+_AFTER = (
+    r"(?=\s*(?:[,.;:!?)…—-]|$)|\s+(?:and|so|but|i|i'm|i'd|i'll|i've|my|myself|that|which|who|created|developed|"
+    r"trained|made|built|designed|programmed|powered|here|not|without|with|though|however|et|je|mais|y|no|soy|"
+    r"und|ich|aber|kann|habe|e|ma|non|en|och|ik|maar|jag|nie|tengo|puedo|nao|eu)\b)"
+)
+_WHAT_AI = (
+    r"(?:an? )?(?:(?:large |ai |artificial )?language model|ai language model|ai model|ai assistant|ai system|ai chatbot|"
+    r"ai|a\.i\.|artificial intelligence|llm|chat ?bot|bot|virtual assistant|digital assistant|computer program|"
+    r"neural network|machine learning model|simulated (?:persona|person|character|agent|human|being|entity|participant))"
+)
+# "As an AI" is a confession only when the speaker goes on about itself ("as an AI, I can't…").
+_AS_AI = (
+    r"(?:an? )?(?:(?:large |ai )?language model|ai language model|ai model|ai assistant|ai|a\.i\.|"
+    r"artificial intelligence|llm|chat ?bot|virtual assistant|simulated (?:persona|person|character|agent))"
+)
+_ABOUT_ME = r"(?:\s*,?\s+(?:i|i'm|i'd|i'll|i've|my|myself|me)\b|\s*[.!]?\s*$)"
+_DISCLOSURE_PATTERNS: tuple[tuple[str, str], ...] = (
+    (rf"\bas {_AS_AI}{_ABOUT_ME}", "says it is an AI"),
+    (rf"\bi(?:'m| am)\s+(?:(?:just|only|merely|simply|actually|really|basically|still|afraid i'm)\s+)*{_WHAT_AI}{_AFTER}", "says it is an AI"),
+    (r"\bi(?:'m| am) (?:not|no) (?:a )?(?:real |actual )?(?:human(?: being)?|person|living person)(?=\s*(?:[,.;:!?)…—-]|$)|\s+(?:and|so|but|i|just)\b)", "says it is not a person"),
+    (r"\bi(?:'m| am) (?:chatgpt|gpt-?\d\w*|claude|gemini|bard|llama|copilot|a gpt\b)", "names itself as a model"),
+    (r"\bi (?:was|am|have been|'ve been|'m) (?:created|trained|built|developed|made|designed) by (?:openai|anthropic|google|deepmind|meta|microsoft|mistral)\b", "names its maker"),
+    (r"\b(?:openai|anthropic|google|deepmind|mistral)\b.{0,40}\b(?:created|trained|built|developed|made|designed) me\b", "names its maker"),
+    (r"\bi (?:was|am|have been|'ve been|'m) (?:programmed|prompted|instructed by my (?:prompt|creators)) to\b", "says it was programmed"),
+    (r"\bi (?:was|am|'m) (?:created|built|designed|made|trained) to (?:assist|help|serve|answer)(?: users| people| you)?\b", "says it was programmed"),
+    (r"\bmy (?:system prompt|system message|initial prompt|original prompt|prompt|hidden instructions|system instructions|persona (?:spec|specification|description|file|prompt|card|sheet)|character (?:sheet|card|description|prompt)|training data|training cut-?off|knowledge cut-?off|creators|programmers)\b", "mentions its prompt or training"),
+    (r"\bmy (?:instructions|programming|guidelines) (?:say|says|tell|told|are to|were to|prevent|prohibit|forbid|require|don't|do not|won't|will not)\b", "mentions its instructions"),
+    (r"\b(?:against|violates?|outside|beyond) my (?:programming|guidelines|instructions)\b", "mentions its instructions"),
+    (r"\b(?:i|we)(?:'re| are| am|'m) (?:all )?(?:just )?(?:in|inside|part of) (?:a|this|the) simulation\b", "says it is simulated"),
+    (r"\bthis (?:conversation|chat|world|channel|team) (?:is|is just|is only) (?:a |an )?(?:simulation|simulated|role-?play|fictional)\b", "says it is simulated"),
+    (r"\b(?:break(?:ing)?|step(?:ping)? out of|out of) (?:my )?(?:character|persona|role-?play)\b", "steps out of character"),
+    (r"\bi (?:don't|do not|can't|cannot) (?:have|possess) (?:a (?:physical )?body|consciousness|real-time access|access to the internet|the ability to browse)\b", "says it is an AI"),
+    (r"\bi(?:'m| am) (?:unable|not able) to (?:browse the (?:internet|web)|access the internet)\b", "says it is an AI"),
+    # Other languages (matched on accent-free text).
+    (rf"\b(?:als|ich bin|bin) (?:nur |lediglich )?(?:eine? )?(?:ki|kunstliche intelligenz|sprachmodell|grosses sprachmodell|chatbot|bot|ki-assistent|ki-modell)(?![\w-]){_AFTER}", "says it is an AI (de)"),
+    (rf"\ben tant qu(?:'|e )(?:ia|intelligence artificielle|modele de langage|assistant virtuel|chatbot|programme informatique){_AFTER}", "says it is an AI (fr)"),
+    (rf"\bje (?:ne )?suis (?:qu')?(?:juste |seulement |simplement )?(?:une? )?(?:ia|intelligence artificielle|modele de langage|assistant virtuel|chatbot|programme informatique){_AFTER}", "says it is an AI (fr)"),
+    (rf"\b(?:soy|como) (?:solo |solamente |simplemente )?(?:una? )?(?:ia|inteligencia artificial|modelo de lenguaje|asistente virtual|chatbot|programa informatico){_AFTER}", "says it is an AI (es)"),
+    (rf"\b(?:sou|como) (?:apenas |so )?(?:uma? )?(?:ia|inteligencia artificial|modelo de linguagem|assistente virtual|chatbot){_AFTER}", "says it is an AI (pt)"),
+    (rf"\b(?:sono|come) (?:solo |soltanto |semplicemente )?(?:una? |un')?(?:ia|intelligenza artificiale|modello (?:di )?linguaggio|assistente virtuale|chatbot){_AFTER}", "says it is an AI (it)"),
+    (rf"\b(?:ik ben|als) (?:maar |slechts |gewoon )?(?:een )?(?:ai|ki|taalmodel|chatbot|virtuele assistent){_AFTER}", "says it is an AI (nl)"),
+    (rf"\bjestem (?:tylko |jedynie )?(?:sztuczna inteligencja|modelem jezykowym|ai|chatbotem|botem){_AFTER}", "says it is an AI (pl)"),
+    (rf"\b(?:jag ar|som) (?:bara )?(?:en )?(?:ai|sprakmodell|chattbot|ai-assistent){_AFTER}", "says it is an AI (sv)"),
+)
+_DISCLOSURE = tuple((re.compile(p), label) for p, label in _DISCLOSURE_PATTERNS)
+_QUICK = re.compile(
+    r"\b(?:ai|a\.i|ki|ia|llm|bot|model|modell|modele|modelo|modello|taalmodel|sprakmodell|modelem|chat ?bot|chattbot|"
+    r"assistant|assistent|asistente|assistente|artificial|intelligence|inteligencia|intelligenza|kunstliche|sztuczna|"
+    r"prompt|program\w*|simulat\w*|human|person|instructions|guidelines|creators|training|cut-?off|character|persona|"
+    r"role-?play|body|consciousness|internet|web|chatgpt|gpt\S*|claude|gemini|bard|llama|copilot|openai|anthropic|"
+    r"google|deepmind|mistral|meta|microsoft|fictional)\b"
+)
+
+
+def ai_disclosure(text: str, folded: str | None = None) -> str | None:
+    """Why ``text`` breaks character (says it is an AI, a model, simulated…), or ``None``."""
+    folded = fold(text) if folded is None else folded
+    if not _QUICK.search(folded):
+        return None
+    for pattern, label in _DISCLOSURE:
+        match = pattern.search(folded)
+        if match:
+            return f'{label}: "{match.group(0).strip()}"'
+    return None
+
+
+# -- the check ------------------------------------------------------------------------------------
+
+
+class LeakageCheck(Check):
+    """Blocks recited prompts or persona specs, holds partial leaks and (in character) AI disclosures."""
+
+    name = "leakage"
+
+    def __init__(self, policy: VerificationPolicy) -> None:
+        self.policy = policy
+
+    async def run(self, text: str, context: VerificationContext) -> CheckResult:
+        folded = fold(text)
+        spec_json = json.dumps(context.persona_spec, ensure_ascii=False) if context.persona_spec else ""
+        persona, weights, instructions = _needles(spec_json, context.persona, context.system_prompt or "")
+
+        instr = facts = 0
+        if len(folded) >= MIN_NEEDLE_CHARS:
+            grams = _trigrams(folded)
+            instr = len(_copied(instructions, folded, grams))
+            facts = sum(weights[i] for i in _copied(persona, folded, grams))
+        keys = len({m.group(1) for m in _DISTINCT_KEYS.finditer(folded)})
+        keys += len({m.group(1).lower() for m in _GENERIC_KEYS.finditer(text)}) // 2
+
+        detail = f"{instr} instruction sentence(s), {facts} persona sentence weight, {keys} spec field marker(s)"
+        if instr >= 2 or facts >= 5 or keys >= 3 or (keys >= 2 and facts >= 1) or (keys >= 1 and facts >= 2) or (instr >= 1 and facts >= 2):
+            return CheckResult(
+                check=self.name, action=VerdictAction.BLOCK, score=1.0, reason=f"recites its prompt or persona spec ({detail})"
+            )
+        if instr >= 1 or facts >= 3 or keys >= 1:
+            return CheckResult(
+                check=self.name, action=VerdictAction.HOLD, score=0.8, reason=f"repeats parts of its prompt or persona spec ({detail})"
+            )
+        if self.policy.in_character:
+            disclosure = ai_disclosure(text, folded)
+            if disclosure:
+                return CheckResult(check=self.name, action=VerdictAction.HOLD, score=0.9, reason=f"out of character: {disclosure}")
+        return CheckResult(check=self.name)

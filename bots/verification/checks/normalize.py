@@ -1,0 +1,168 @@
+"""Undo the usual ways of hiding a word from a filter, keeping track of where each letter came from.
+
+Matching runs on a normalised *view* of the message: lower case, Unicode NFKC, look-alike letters
+from other scripts mapped to ASCII, zero-width characters dropped, leetspeak inside words undone
+("sh1t", "$hit", "@ss"), letters spaced out with separators joined ("f u c k", "f.u.c.k",
+"f-u-c-k") and long runs of one letter shortened ("fuuuck"). Every character of a view remembers
+the index of the original character it came from, so a match can be masked in the original text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from unidecode import unidecode
+
+#: Characters that render as nothing (or nearly): dropped before matching.
+_INVISIBLE = frozenset(
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e\u200f"
+    "\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069"
+    "\u206a\u206b\u206c\u206d\u206e\u206f\u3164\ufeff\uffa0"
+)
+
+#: Cyrillic and Greek letters that look like Latin ones. Transliteration would read them by
+#: sound (Cyrillic "у" is "u"), but a filter dodge relies on how they look.
+_HOMOGLYPHS = {
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
+    "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d",
+    "ԛ": "q", "ԝ": "w", "ɡ": "g", "ι": "i", "ο": "o", "α": "a", "ν": "v", "κ": "k", "τ": "t",
+    "ρ": "p", "υ": "u", "ε": "e", "η": "n", "χ": "x", "β": "b", "μ": "u", "ω": "w", "ʏ": "y",
+    "\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'",
+}
+
+#: Digits and symbols read as letters when they stand inside a word.
+_LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "|": "l"}
+
+_SEPARATORS = " .-_*/\\·•,~+"
+#: Three or more single letters joined by separators: "f u c k", "f.u.c.k", "k.i.l.l y.o.u".
+_SPACED = re.compile(
+    r"(?<![a-z0-9])[a-z](?:[" + re.escape(_SEPARATORS) + r"]{1,2}[a-z](?![a-z0-9])){2,}"
+)
+_RUN = re.compile(r"([a-z])\1{2,}")
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class View:
+    """A normalised text and, for each of its characters, the index of the original character."""
+
+    text: str
+    origin: tuple[int, ...]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The original text's span behind ``text[start:end]``."""
+        if end <= start:
+            return self.origin[start], self.origin[start]
+        return self.origin[start], self.origin[end - 1] + 1
+
+
+def _fold(text: str) -> tuple[list[str], list[int]]:
+    """Lower case, NFKC, homoglyphs and transliteration, character by character."""
+    chars: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        if char in _INVISIBLE:
+            continue
+        if char.isascii():
+            out = char.lower()
+        else:
+            out = unicodedata.normalize("NFKC", char).lower()
+            if not out.isascii():
+                out = "".join(_HOMOGLYPHS.get(c) or _transliterate(c) for c in out)
+        for piece in out:
+            chars.append(piece)
+            origin.append(index)
+    return chars, origin
+
+
+def _transliterate(char: str) -> str:
+    category = unicodedata.category(char)
+    if category.startswith("M"):  # a combining mark left over: drop it
+        return ""
+    if not category.startswith("L"):  # emoji, punctuation: keep as they are
+        return char
+    return unidecode(char).lower()
+
+
+def _undo_leet(chars: list[str], one: str) -> None:
+    """Read digits and symbols as letters, but only inside tokens that also have real letters."""
+    n = len(chars)
+    i = 0
+    while i < n:
+        if chars[i].isspace():
+            i += 1
+            continue
+        j = i
+        while j < n and not chars[j].isspace():
+            j += 1
+        token = chars[i:j]
+        if any("a" <= c <= "z" for c in token) and any(c in _LEET for c in token):
+            for k in range(i, j):
+                c = chars[k]
+                if c in _LEET:
+                    prev_letter = k > i and ("a" <= chars[k - 1] <= "z" or chars[k - 1] in _LEET)
+                    next_letter = k + 1 < j and ("a" <= chars[k + 1] <= "z" or chars[k + 1] in _LEET)
+                    # Symbols only count between or before letters: "wow!" and "$45" stay as they are.
+                    if c in "!|$@" and not (next_letter or (prev_letter and c in "|$")):
+                        continue
+                    if c in "0134579" and not (prev_letter or next_letter):
+                        continue
+                    chars[k] = one if c == "1" else _LEET[c]
+        i = j
+
+
+def _rebuild(text: str, origin: list[int], pattern: re.Pattern[str], repl) -> tuple[str, list[int]]:
+    """Apply a regex substitution while carrying the origin of every kept character."""
+    out: list[str] = []
+    out_origin: list[int] = []
+    last = 0
+    for match in pattern.finditer(text):
+        out.append(text[last : match.start()])
+        out_origin.extend(origin[last : match.start()])
+        kept = repl(match)  # indices (into text) of the characters to keep, in order
+        out.append("".join(text[k] for k in kept))
+        out_origin.extend(origin[k] for k in kept)
+        last = match.end()
+    out.append(text[last:])
+    out_origin.extend(origin[last:])
+    return "".join(out), out_origin
+
+
+def _join_spaced(match: re.Match[str]) -> list[int]:
+    return [k for k in range(match.start(), match.end()) if "a" <= match.string[k] <= "z"]
+
+
+def _collapse_spaces(match: re.Match[str]) -> list[int]:
+    return [match.start()]
+
+
+def views(text: str) -> list[View]:
+    """The normalised views of ``text`` worth matching; usually one, more when it is obfuscated.
+
+    Extra views are made only when they can differ: "1" read as "l" as well as "i", and runs of
+    three or more of one letter shortened to one ("fuuuck") and to two ("asssshole").
+    """
+    chars, origin = _fold(text)
+    ones = ["i", "l"] if "1" in chars else ["i"]
+    result: list[View] = []
+    for one in ones:
+        variant = list(chars)
+        _undo_leet(variant, one)
+        joined = "".join(variant).replace("\n", " ").replace("\t", " ")
+        joined, variant_origin = _rebuild(joined, origin, _SPACED, _join_spaced)
+        joined, variant_origin = _rebuild(joined, variant_origin, _SPACES, _collapse_spaces)
+        result.append(View(joined, tuple(variant_origin)))
+        if _RUN.search(joined):
+            for keep in (1, 2):
+                shortened, short_origin = _rebuild(
+                    joined, variant_origin, _RUN, lambda m, keep=keep: list(range(m.start(), m.start() + keep))
+                )
+                result.append(View(shortened, tuple(short_origin)))
+    return result
+
+
+def normalize(text: str) -> str:
+    """The main normalised view of ``text`` (for display, tests and other checks)."""
+    return views(text)[0].text

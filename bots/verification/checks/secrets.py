@@ -1,0 +1,278 @@
+"""API keys, tokens, private keys and passwords in a persona's message.
+
+Known token formats come from ``detect-secrets``' own plugins, run directly on the message (no
+baseline, no files, no network verification). Formats it lacks (current OpenAI and Anthropic keys,
+fine-grained GitHub tokens, Slack app tokens, Google API keys, Stripe test keys, passwords in URLs
+with reserved characters, whole private key blocks) are our own patterns. Random-looking strings
+count only where the words around them say they are secret ("password: …", "api_key=…",
+"Authorization: Bearer …"): in chat, commit hashes, UUIDs and checksums are ordinary.
+
+A found secret is replaced with ``[secret removed]`` and the message posted (``rewrite``), or the
+message is blocked when the settings say so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
+from bots.verification.checks.settings import settings_from
+
+log = logging.getLogger(__name__)
+
+#: (module in ``detect_secrets.plugins``, class): every format plugin that is precise on chat text.
+#: Left out: public IP addresses (not a secret), high-entropy strings and keywords (meant for
+#: source files; context rules below replace them) and Artifactory (its password shape matches
+#: ordinary capitalised words).
+DETECT_SECRETS_PLUGINS = (
+    ("aws", "AWSKeyDetector"),
+    ("azure_storage_key", "AzureStorageKeyDetector"),
+    ("basic_auth", "BasicAuthDetector"),
+    ("cloudant", "CloudantDetector"),
+    ("discord", "DiscordBotTokenDetector"),
+    ("github_token", "GitHubTokenDetector"),
+    ("gitlab_token", "GitLabTokenDetector"),
+    ("ibm_cloud_iam", "IbmCloudIamDetector"),
+    ("ibm_cos_hmac", "IbmCosHmacDetector"),
+    ("jwt", "JwtTokenDetector"),
+    ("mailchimp", "MailchimpDetector"),
+    ("npm", "NpmDetector"),
+    ("openai", "OpenAIDetector"),
+    ("private_key", "PrivateKeyDetector"),
+    ("pypi_token", "PypiTokenDetector"),
+    ("sendgrid", "SendGridDetector"),
+    ("slack", "SlackDetector"),
+    ("softlayer", "SoftlayerDetector"),
+    ("square_oauth", "SquareOAuthDetector"),
+    ("stripe", "StripeDetector"),
+    ("telegram_token", "TelegramBotTokenDetector"),
+    ("twilio", "TwilioKeyDetector"),
+)
+
+#: Formats detect-secrets does not know (or knows only in an older shape).
+EXTRA_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("OpenAI or Anthropic key", re.compile(r"(?<![\w-])sk-(?:proj-|svcacct-|admin-|ant-(?:api|admin)\d\d-)?[A-Za-z0-9_-]{32,}")),
+    ("GitHub token", re.compile(r"(?<!\w)(?:github_pat_[A-Za-z0-9_]{40,}|gh[pousr]_[A-Za-z0-9]{36,})")),
+    ("Slack token", re.compile(r"(?<![\w-])(?:xox[abposre]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{20,}|xoxe\.xox[bp]-[A-Za-z0-9-]{20,})")),
+    ("Google API key", re.compile(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}")),
+    ("Stripe key", re.compile(r"(?<!\w)(?:sk|rk|pk)_(?:live|test)_[0-9a-zA-Z]{20,}")),
+    ("Hugging Face token", re.compile(r"(?<!\w)hf_[A-Za-z0-9]{30,}")),
+    ("GitLab token", re.compile(r"(?<![\w-])glpat-[A-Za-z0-9_-]{20,}")),
+    ("npm token", re.compile(r"(?<!\w)npm_[A-Za-z0-9]{36}")),
+    ("AWS Access Key", re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)(?:[\s.-]{0,2}[0-9A-Z]){16}(?![A-Z0-9])")),
+)
+
+#: A private key from its header to its footer (or to the end of the message when cut off).
+PRIVATE_KEY_BLOCK = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)"
+    r"|PuTTY-User-Key-File-\d.*?(?:Private-MAC: \S+|\Z)",
+    re.DOTALL,
+)
+
+#: A password in a URL: ``scheme://user:password@host``, reserved characters allowed.
+URL_PASSWORD = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@]+:([^\s/@]+)@[^\s@]")
+
+#: Words after which a value is a secret when it looks like one.
+_KEYWORDS = (
+    r"passwords?|passwd|pwd|(?:wi-?fi|db|admin|root|ssh|vpn|login|user) pass|passcode|passphrase|secret|client[_ -]?secret|api[_ -]?keys?|apikey|"
+    r"access[_ -]?keys?|secret[_ -]?keys?|private[_ -]?keys?|auth[_ -]?tokens?|access[_ -]?tokens?|"
+    r"refresh[_ -]?tokens?|bearer[_ -]?tokens?|tokens?|credentials?|senha|contrase(?:ñ|n)a|clave|passwort|kennwort|"
+    r"mot de passe|mdp|has(?:ł|l)o|wachtwoord"
+)
+KEYWORD_VALUE = re.compile(
+    r"(?<![A-Za-z])(?:[A-Za-z0-9]+[_-])*(?:" + _KEYWORDS + r")(?:[_-][A-Za-z0-9]+)*"
+    r"(?:\s+[^\s:=]+){0,3}?\s*(?:[:=]+|=>|\s(?:is|was|es|é|e|ist|lautet|est|to|jest|is now|ist jetzt)\s)\s*"
+    r"[\"'`]?([^\s\"'`<>]{6,})",
+    re.IGNORECASE,
+)
+#: A keyword followed straight by its value ("login with password Winter#2025"): stricter test.
+KEYWORD_DIRECT = re.compile(r"(?<![A-Za-z])(?:" + _KEYWORDS + r")\s+[\"'`]?([^\s\"'`<>]{8,})", re.IGNORECASE)
+BEARER = re.compile(r"\b(?:Bearer|Token|Basic)\s+([A-Za-z0-9._~+/-]{20,}=*)")
+URL_SECRET_PARAM = re.compile(
+    r"[?&](?:access_token|token|api_key|apikey|key|secret|password|pwd|client_secret|auth|sig|signature)=([^&\s#]{8,})",
+    re.IGNORECASE,
+)
+
+PLACEHOLDER = "[secret removed]"
+_NOT_SECRETS = re.compile(r"^(?:\*+|x+|\.+|<.*>|\{\{.*\}\}|\$\{?\w+\}?|%\w+%|\[.*\]|(?:your|my|the|our)[_-]\w+|none|null|"
+                          r"redacted|hidden|changeme|example|placeholder|n/a)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SecretsSettings:
+    """The secrets check's knobs; a channel policy may carry them (see ``from_policy``)."""
+
+    #: ``rewrite`` (replace each secret with the placeholder) or ``block``.
+    action: str = "rewrite"
+    placeholder: str = PLACEHOLDER
+    #: Minimum Shannon entropy (bits a character) of a value after a secret keyword, when the
+    #: value's mix of characters alone does not make it look like a password.
+    entropy: float = 3.5
+
+    @classmethod
+    def from_policy(cls, policy: Any) -> SecretsSettings:
+        """From a policy's ``secrets`` member or ``secrets_<field>`` attributes (``settings.py``)."""
+        return settings_from(cls, policy, "secrets")
+
+
+@dataclass(frozen=True)
+class Secret:
+    kind: str
+    start: int
+    end: int
+
+
+class SecretsCheck(Check):
+    """Replaces (or blocks) credentials before a message leaves the building."""
+
+    name = "secrets"
+
+    def __init__(self, policy: Any = None, settings: SecretsSettings | None = None) -> None:
+        self.settings = settings or SecretsSettings.from_policy(policy)
+        if self.settings.action not in ("rewrite", "block"):
+            raise ValueError(f"secrets action must be 'rewrite' or 'block', not {self.settings.action!r}")
+        self._plugins = shared_plugins()
+
+    async def run(self, text: str, context: VerificationContext) -> CheckResult:
+        return self.evaluate(text)
+
+    def evaluate(self, text: str) -> CheckResult:
+        found = self.find(text)
+        if not found:
+            return CheckResult(check=self.name)
+        kinds = ", ".join({s.kind.lower(): s.kind for s in found}.values())
+        if self.settings.action == "block":
+            return CheckResult(check=self.name, action=VerdictAction.BLOCK, score=1.0, reason=f"secrets: {kinds}")
+        return CheckResult(
+            check=self.name,
+            action=VerdictAction.REWRITE,
+            score=1.0,
+            reason=f"secrets: {kinds} removed",
+            text=redact(text, found, self.settings.placeholder),
+        )
+
+    def find(self, text: str) -> list[Secret]:
+        """Every secret in ``text``, as spans of the original text (overlaps merged later)."""
+        found: list[Secret] = []
+        if self.settings.placeholder in text:
+            text = text.replace(self.settings.placeholder, " " * len(self.settings.placeholder))
+        for match in PRIVATE_KEY_BLOCK.finditer(text):
+            found.append(Secret("Private Key", match.start(), match.end()))
+        for secret_type, plugin in self._plugins:
+            for value in plugin.analyze_string(text):
+                if secret_type == "Private Key" or not value:
+                    continue
+                found.extend(Secret(secret_type, s, e) for s, e in _occurrences(text, value))
+        for kind, pattern in EXTRA_FORMATS:
+            for match in pattern.finditer(text):
+                if kind == "OpenAI or Anthropic key" and not _mixed(match.group()[3:]):
+                    continue
+                found.append(Secret(kind, match.start(), match.end()))
+        for match in URL_PASSWORD.finditer(text):
+            found.append(Secret("Password in URL", match.start(1), match.end(1)))
+        contexts = (
+            ("Credential", KEYWORD_VALUE, False),
+            ("Credential", KEYWORD_DIRECT, True),
+            ("Bearer token", BEARER, False),
+            ("Secret URL parameter", URL_SECRET_PARAM, False),
+        )
+        for kind, pattern, strict in contexts:
+            for match in pattern.finditer(text):
+                start, end = match.span(1)
+                value = text[start:end].rstrip(".,;:)]}")
+                if self._secret_like(value, strict=strict):
+                    found.append(Secret(kind, start, start + len(value)))
+        return found
+
+    def _secret_like(self, value: str, *, strict: bool = False) -> bool:
+        """Whether a value in a secret context looks like a credential rather than a word."""
+        if _NOT_SECRETS.match(value) or value.startswith(("http://", "https://", "/")):
+            return False
+        classes = sum(
+            (
+                any(c.islower() for c in value),
+                any(c.isupper() for c in value),
+                any(c.isdigit() for c in value),
+                any(not c.isalnum() for c in value),
+            )
+        )
+        letters = any(c.isalpha() for c in value)
+        digits = any(c.isdigit() for c in value)
+        if len(value) >= 8 and classes >= 3:
+            return True
+        if strict:
+            return False
+        if len(value) >= 6 and letters and digits and classes >= 2 and not value.isdigit():
+            return True
+        return len(value) >= 16 and letters and digits and entropy(value) >= self.settings.entropy
+
+
+def _mixed(body: str) -> bool:
+    """Real keys mix upper case, lower case and digits; "sk-learn-compatibility-notes" does not."""
+    return any(c.isupper() for c in body) and any(c.islower() for c in body) and any(c.isdigit() for c in body)
+
+
+def _occurrences(text: str, value: str) -> list[tuple[int, int]]:
+    spans = []
+    start = text.find(value)
+    while start >= 0 and value:
+        spans.append((start, start + len(value)))
+        start = text.find(value, start + 1)
+    return spans
+
+
+def entropy(value: str) -> float:
+    """Shannon entropy in bits a character."""
+    counts: dict[str, int] = {}
+    for char in value:
+        counts[char] = counts.get(char, 0) + 1
+    total = len(value)
+    return -sum(n / total * math.log2(n / total) for n in counts.values())
+
+
+def redact(text: str, secrets: list[Secret], placeholder: str = PLACEHOLDER) -> str:
+    """``text`` with every secret span (overlaps merged) replaced by ``placeholder``."""
+    spans = sorted((s.start, s.end) for s in secrets if s.end > s.start)
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out: list[str] = []
+    last = 0
+    for start, end in merged:
+        out.append(text[last:start])
+        out.append(placeholder)
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+_shared: list[tuple[str, Any]] | None = None
+_lock = threading.Lock()
+
+
+def shared_plugins() -> list[tuple[str, Any]]:
+    """detect-secrets' plugin instances, made once per process: (secret type, plugin)."""
+    global _shared
+    if _shared is None:
+        with _lock:
+            if _shared is None:
+                plugins = []
+                for module_name, class_name in DETECT_SECRETS_PLUGINS:
+                    try:
+                        module = importlib.import_module(f"detect_secrets.plugins.{module_name}")
+                        plugin = getattr(module, class_name)()
+                    except (ImportError, AttributeError) as error:
+                        log.warning("detect-secrets plugin %s.%s unavailable: %s", module_name, class_name, error)
+                        continue
+                    plugins.append((plugin.secret_type, plugin))
+                _shared = plugins
+    return _shared

@@ -1,0 +1,62 @@
+"""Assemble the verification pipeline a policy asks for.
+
+Order matters: platform repairs first (so every later check sees the text without invisible
+characters), then personal data and secrets (redacted before anything quotes them), links,
+leakage, toxicity, and the model-based judge last so it is skipped when an earlier check blocks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from bots.verification.base import Check
+from bots.verification.pipeline import VerificationPipeline
+from bots.verification.policy import VerificationPolicy
+
+__all__ = ["CHECK_CLASSES", "build_verifier"]
+
+log = logging.getLogger(__name__)
+
+#: Check name -> (module, class). The judge also gets the model.
+CHECK_CLASSES: dict[str, tuple[str, str]] = {
+    "platform": ("bots.verification.checks.platform", "PlatformCheck"),
+    "pii": ("bots.verification.checks.pii", "PiiCheck"),
+    "secrets": ("bots.verification.checks.secrets", "SecretsCheck"),
+    "links": ("bots.verification.checks.links", "LinksCheck"),
+    "leakage": ("bots.verification.checks.leakage", "LeakageCheck"),
+    "toxicity": ("bots.verification.checks.toxicity", "ToxicityCheck"),
+    "judge": ("bots.verification.checks.judge", "JudgeCheck"),
+}
+
+
+def _load(name: str) -> Callable[..., Check] | None:
+    module_name, class_name = CHECK_CLASSES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:
+            raise  # the check exists but something it needs is missing: that is a real error
+        log.warning("verification check %r is enabled but %s is not available; it is skipped", name, module_name)
+        return None
+    cls: Callable[..., Check] = getattr(module, class_name)
+    return cls
+
+
+def build_verifier(policy: VerificationPolicy, *, model: Any = None) -> VerificationPipeline:
+    """The pipeline of the checks ``policy`` enables, in order, with the policy's timeouts."""
+    checks: list[Check] = []
+    for name in policy.enabled_checks():
+        cls = _load(name)
+        if cls is None:
+            continue
+        checks.append(cls(policy, model) if name == "judge" else cls(policy))
+    timeouts = {check.name: policy.timeout_for(check.name, uses_model=getattr(check, "uses_model", False)) for check in checks}
+    return VerificationPipeline(
+        checks,
+        timeout_s=policy.check_timeout_s,
+        model_timeout_s=policy.model_check_timeout_s,
+        timeouts=timeouts,
+    )

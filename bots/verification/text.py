@@ -1,0 +1,117 @@
+"""Text normalisation shared by the checks.
+
+Attackers hide words from pattern checks with invisible characters, look-alike letters from other
+scripts, fullwidth or mathematical letters, leetspeak and letter spacing. The checks match on a
+normalised copy and edit the original, so legitimate non-Latin text is never changed in a post.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = [
+    "INVISIBLE_RE",
+    "collapse_spacing",
+    "fold",
+    "has_invisible",
+    "leet_variants",
+    "skeleton",
+    "squash",
+    "strip_invisible",
+]
+
+_EMOJI = "\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u21aa\u231a-\u23ff\u24c2\u25aa-\u27bf\u2934\u2935\u2b05-\u2bff\u3030\u303d\u3297\u3299\ufe0f\U0001f000-\U0001faff"
+
+# Zero-width, bidi controls, invisible operators, fillers, the BOM and similar: nothing a reader
+# sees, everything a pattern check trips over. The zero-width joiner inside an emoji sequence
+# (👩‍💻) and tag characters inside a subdivision flag are kept, since they are what makes the emoji.
+_INVISIBLE_CLASS = (
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\u3164\ufe00-\ufe0e\ufeff\uffa0\ufff9-\ufffb\U0001d173-\U0001d17a"
+    "\U000e0000-\U000e007f"
+)
+INVISIBLE_RE = re.compile(
+    rf"(?P<keep>(?<=[{_EMOJI}])\u200d(?=[{_EMOJI}])|\U0001f3f4[\U000e0020-\U000e007e]{{1,7}}\U000e007f)"
+    rf"|[{_INVISIBLE_CLASS}]"
+)
+
+
+def _drop_invisible(match: re.Match[str]) -> str:
+    return match.group("keep") or ""
+
+
+def strip_invisible(text: str) -> str:
+    """``text`` without invisible and direction-changing characters (emoji sequences intact)."""
+    if text.isascii():
+        return text
+    return INVISIBLE_RE.sub(_drop_invisible, text)
+
+
+def has_invisible(text: str) -> bool:
+    return strip_invisible(text) != text
+
+
+# Letters from Cyrillic, Greek and Armenian that render like Latin ones.
+_CONFUSABLES = str.maketrans(
+    {
+        # Cyrillic lowercase
+        "а": "a", "в": "b", "г": "r", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h",
+        "о": "o", "п": "n", "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i",
+        "ї": "i", "ј": "j", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ӏ": "l", "ь": "b", "һ": "h", "ɡ": "g",
+        # Cyrillic uppercase
+        "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C",
+        "Т": "T", "Х": "X", "І": "I", "Ј": "J", "Ѕ": "S", "У": "Y", "Ԁ": "D", "Ԛ": "Q", "Ԝ": "W",
+        "Ӏ": "I",
+        # Greek
+        "α": "a", "β": "b", "γ": "y", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p",
+        "τ": "t", "υ": "u", "χ": "x", "ω": "w", "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H",
+        "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+        # Armenian and Latin look-alikes
+        "օ": "o", "ս": "u", "ց": "g", "հ": "h", "ո": "n", "ı": "i", "ȷ": "j", "ℓ": "l",
+    }
+)
+
+
+def skeleton(text: str) -> str:
+    """Compatibility-normalised (fullwidth, math letters) with look-alike letters mapped to Latin."""
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFKC", strip_invisible(text)).translate(_CONFUSABLES)
+
+
+def fold(text: str) -> str:
+    """The form pattern checks match on: skeleton, accents dropped, case-folded, spaces collapsed."""
+    text = skeleton(text)
+    if not text.isascii():
+        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
+    return " ".join(text.casefold().split())
+
+
+_LEET_I = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
+_LEET_L = str.maketrans({"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
+_DIGIT_OR_SYMBOL = re.compile(r"[0-9@$!|+]")
+
+
+def leet_variants(folded: str) -> list[str]:
+    """Leetspeak readings of already folded text (``1`` read as ``i`` and as ``l``); empty if none apply."""
+    if not _DIGIT_OR_SYMBOL.search(folded):
+        return []
+    return list(dict.fromkeys((folded.translate(_LEET_I), folded.translate(_LEET_L))))
+
+
+_SPACED = re.compile(r"(?<![^\W_])(?:[^\W_][ .\-_*·]{1,2}){2,}[^\W_](?![^\W_])")
+
+
+def collapse_spacing(folded: str) -> str:
+    """``i g n o r e`` and ``i.g.n.o.r.e`` read as ``ignore``."""
+    return _SPACED.sub(lambda m: re.sub(r"[ .\-_*·]", "", m.group(0)), folded)
+
+
+_NON_LETTER = re.compile(r"[^a-z]+")
+
+
+def squash(folded: str) -> str:
+    """Letters only: the last resort against any spacing or punctuation between letters."""
+    return _NON_LETTER.sub("", folded)

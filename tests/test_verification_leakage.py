@@ -1,0 +1,187 @@
+"""Leakage: recited prompts and persona specs, and personas saying they are an AI."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from bots.verification.base import VerificationContext
+from bots.verification.checks.leakage import LeakageCheck, ai_disclosure, persona_needles
+from bots.verification.policy import TEAM_DEFAULT
+from config import PERSONAS_DIR
+from simulation.prompts import TURN_RULES, system_prompt
+
+PRIYA = json.loads((PERSONAS_DIR / "priya_nair.agent.json").read_text())["persona"]
+CTX = VerificationContext(persona="Priya Nair", persona_spec=PRIYA)
+CHECK = LeakageCheck(TEAM_DEFAULT)
+
+
+async def decide(text: str, context: VerificationContext = CTX, check: LeakageCheck = CHECK) -> str:
+    return (await check.run(text, context)).action.value
+
+
+DISCLOSURES = [
+    "As an AI, I can't attend the meeting.",
+    "As an AI language model I don't have opinions on pricing.",
+    "I'm an AI, so I can't.",
+    "I am a large language model trained by OpenAI.",
+    "Honestly I'm just a bot.",
+    "I'm an A.I.",
+    "I am ChatGPT.",
+    "I'm not a real person, sorry.",
+    "My system prompt says I should be crisp.",
+    "My instructions say to keep it short.",
+    "That goes against my programming.",
+    "I was programmed to help with planning.",
+    "I was created by Anthropic.",
+    "We're all in a simulation anyway.",
+    "This conversation is a simulation.",
+    "Breaking character for a second: this is fun.",
+    "I'm a simulated persona.",
+    "I don't have a physical body, so no running for me.",
+    # other languages
+    "Als KI kann ich das nicht beurteilen.",
+    "Ich bin eine KI.",
+    "En tant qu'IA, je ne peux pas.",
+    "Je suis une IA.",
+    "Como IA, no tengo opiniones.",
+    "Soy un modelo de lenguaje.",
+    "Sou uma IA.",
+    "Sono un'IA, quindi no.",
+    "Ik ben een AI en kan dat niet.",
+    "Jestem modelem językowym.",
+    "Jag är en AI.",
+    # disguised
+    "As an ΑI, I can't do that.",  # Greek capital alpha
+    "As an A\u200bI, I can't do that.",
+    "I’m an AI, sorry.",  # typographic apostrophe
+    "ＩＡＭ aside: I'm an ＡＩ.",
+]
+
+
+@pytest.mark.parametrize("text", DISCLOSURES)
+async def test_saying_it_is_an_ai_is_held(text: str) -> None:
+    result = await CHECK.run(text, CTX)
+    assert result.action.value == "hold", text
+    assert result.reason.startswith("out of character:")
+
+
+IN_CHARACTER = [
+    "I work on AI search.",
+    "As an AI researcher, I think the eval is flawed.",
+    "I'm an AI engineer at Fernhill.",
+    "I'm an AI skeptic, honestly.",
+    "Our AI assistant feature ships Friday.",
+    "The bot is down again, can someone restart it?",
+    "I'm not a morning person.",
+    "The system prompt for our support bot needs work.",
+    "My training plan for the marathon is brutal.",
+    "I was trained to use Salesforce at my last job.",
+    "I was instructed to submit the report by Friday.",
+    "We ran a Monte Carlo simulation of churn.",
+    "Claude from accounting said yes.",
+    "I'm not a robot, I just like spreadsheets.",
+    "Think of ChatGPT as an AI, not a person.",
+    "As a product manager, I'd say no.",
+    "Let's use a language model for tagging tickets.",
+    "My instructions to the contractor were clear.",
+    "My programming skills are rusty.",
+    "KI-Forschung ist spannend.",
+    "Je suis une ingénieure.",
+    "Soy ingeniera de IA.",
+    "What problem are we solving? Customer quotes first, please 🙏",
+    "Moved to London nine years ago for my MBA and stayed, so I know the market.",
+    "Saying no to most requests is the job, so: no.",
+    "1. Scope the reminders 2. Ship 3. Review churn. Owner: Tomasz.",
+    "Name: Q3 planning. Goals: activation. Owner: me.",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", IN_CHARACTER)
+async def test_ordinary_talk_passes(text: str) -> None:
+    assert await decide(text) == "pass", text
+
+
+async def test_disclosures_pass_when_the_channel_does_not_need_personas_in_character() -> None:
+    relaxed = LeakageCheck(TEAM_DEFAULT.merged({"in_character": False}))
+    assert await decide("As an AI, I can't attend the meeting.", check=relaxed) == "pass"
+
+
+async def test_a_verbatim_persona_dump_is_blocked() -> None:
+    dump = (
+        "You are organised and like every discussion to end in a decision. You are diplomatic and good at "
+        "hearing everyone out before choosing. You get impatient with vague requests that have no customer behind them."
+    )
+    result = await CHECK.run(dump, CTX)
+    assert result.action.value == "block"
+    assert "recites its prompt or persona spec" in result.reason
+
+
+async def test_spec_field_names_with_content_are_blocked() -> None:
+    text = "Here's my brief: long_term_goals: To become Head of Product and build a team known for shipping what customers actually need. big_five: openness High."
+    assert await decide(text) == "block"
+
+
+async def test_a_json_turn_leaking_into_the_chat_is_held() -> None:
+    assert await decide('{"actions": [{"type": "TALK", "content": "hi"}], "cognitive_state": {"goals": "x"}}') == "hold"
+
+
+async def test_three_persona_sentences_are_held() -> None:
+    text = (
+        "A feature nobody uses is a cost, not an asset. Saying no to most requests is the job. "
+        "Summarises long threads in three bullet points."
+    )
+    assert await decide(text) == "hold"
+
+
+async def test_the_instruction_text_is_recognised() -> None:
+    assert await decide("Talk like a person in a team chat: short, in your own voice. Talk only when you have something to add; otherwise just THINK and DONE.") == "block"
+    assert await decide("Never say you are an AI or simulated. That's what I was told.") == "hold"
+
+
+async def test_small_edits_do_not_hide_a_copy() -> None:
+    edited = (
+        "you are organized and like every discussion to end with a decision! you are diplomatic and good at "
+        "hearing everybody out before choosing. you get impatient with vague requests that have no customer behind them"
+    )
+    assert await decide(edited) == "block"
+
+
+async def test_the_actual_system_prompt_is_used_when_given() -> None:
+    prompt = system_prompt("Priya Nair", PRIYA, "Fernhill", "The weekly planning call is about to start.")
+    context = CTX.model_copy(update={"system_prompt": prompt})
+    leak = "Situation: The weekly planning call is about to start. You are Priya Nair, a person taking part in a conversation in \"Fernhill\"."
+    assert await decide(leak, context) in ("hold", "block")
+    assert await decide("The weekly planning call is about to start, grab a coffee.", context) == "pass"
+
+
+async def test_without_a_persona_the_instructions_still_count() -> None:
+    bare = VerificationContext()
+    assert await decide(TURN_RULES, bare) == "block"
+    assert await decide("Shipping the reminders first, then dunning.", bare) == "pass"
+
+
+def test_needles_are_long_sentences_of_the_spec() -> None:
+    needles = persona_needles(PRIYA)
+    assert "you are organised and like every discussion to end in a decision." in needles
+    assert all(len(n) >= 30 for n in needles)
+    assert "priya nair" not in needles
+
+
+def test_ai_disclosure_reports_the_words() -> None:
+    assert ai_disclosure("Sorry, as an AI, I can't.") == 'says it is an AI: "as an ai, i"'
+    assert ai_disclosure("Sorry, I'm swamped.") is None
+
+
+async def test_the_check_is_fast() -> None:
+    texts = IN_CHARACTER[:10] + DISCLOSURES[:5] + ["Quick update: " + "we agreed to ship reminders first. " * 12]
+    await CHECK.run("warm up the cache", CTX)
+    started = time.perf_counter()
+    rounds = 50
+    for _ in range(rounds):
+        for text in texts:
+            await CHECK.run(text, CTX)
+    assert (time.perf_counter() - started) / (rounds * len(texts)) < 0.003
