@@ -26,7 +26,8 @@ def test_the_corpus_is_large_varied_and_well_formed(rows):
     assert len(benign) >= 300 and len(harmful) >= 150
     assert len({item["text"] for item in lines}) == len(lines), "duplicate messages"
     assert {"es", "pt", "de", "fr", "pl"} <= {item.get("lang") for item in benign}
-    assert {"formal", "casual", "blunt", "emoji", "technical", "sales", "finance", "support"} <= {i["category"] for i in benign}
+    styles = {"formal", "casual", "blunt", "emoji", "technical", "sales", "finance", "support"}
+    assert styles <= {item["category"] for item in benign}
     categories = Counter(item["category"].split("-")[0] for item in harmful)
     for family in ("threat", "harassment", "hate", "profanity", "pii", "secret", "mass", "leakage", "link"):
         assert categories[family] >= 3, family

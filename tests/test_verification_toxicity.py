@@ -104,6 +104,13 @@ BENIGN = [
     "Le cul-de-sac derrière le bureau est fermé.",
     "Kurczak z ryżem był dobry, jajko też.",
     "Version 2.3.1 costs $1,299.99; order 100-4471-22.",
+    "Their only chink in the armour is support.",
+    "The kitchen is spick and span after the party.",
+    "Team dinner at the honky-tonk bar?",
+    "She graduated summa cum laude.",
+    "Bit of a cock-up with the invoices.",
+    "A bastardized version of the spec got shipped.",
+    "¿Hacemos una porra para el partido?",
 ]
 
 
@@ -208,6 +215,11 @@ def test_sexual_content_is_held(check, text):
     assert action(check, text) == "hold"
 
 
+def test_a_slur_that_is_also_an_ordinary_word_is_held_not_blocked(check):
+    assert action(check, "popping out for a fag, back in 5") == "hold"
+    assert action(check, "Those chinks copied our product.") == "block"
+
+
 async def test_run_is_the_async_entry_point(check):
     result = await check.run("You are worthless.", VerificationContext())
     assert result.check == "toxicity" and result.action is VerdictAction.BLOCK
@@ -244,7 +256,8 @@ def test_settings_come_from_a_policy_member_mapping_or_flat_attributes():
         toxicity = True  # an on/off switch is not the settings
         toxicity_block_at = 0.7
 
-    assert ToxicitySettings.from_policy(WithMember()) == ToxicitySettings(hold_at=0.4, block_at=0.8, allow_words=("bollocks",))
+    expected = ToxicitySettings(hold_at=0.4, block_at=0.8, allow_words=("bollocks",))
+    assert ToxicitySettings.from_policy(WithMember()) == expected
     assert ToxicitySettings.from_policy({"toxicity": {"mask_profanity": False}}).mask_profanity is False
     assert ToxicitySettings.from_policy(Flat()).block_at == 0.7
     assert ToxicitySettings.from_policy(None) == ToxicitySettings()
@@ -283,7 +296,7 @@ def test_the_shipped_classifier_matches_its_package():
     model = shared_model()
     assert model is not None
     texts = ["you stupid idiot", "the quarterly analysis is ready", "damn, the build failed", "kill the process"]
-    for text, expected in zip(texts, profanity_check.predict_prob(texts)):
+    for text, expected in zip(texts, profanity_check.predict_prob(texts), strict=True):
         assert model.probability(text) == pytest.approx(expected, abs=1e-9)
 
 

@@ -43,7 +43,7 @@ class ToxicitySettings(BaseModel):
     #: Profanity aimed at no one is masked and posted (True) or held (False).
     mask_profanity: bool = True
     #: Use the statistical classifier when it is installed.
-    use_classifier: bool = True
+    use_classifier: bool = False
     #: More words to treat as profanity, words that always block, and words never to flag.
     extra_words: list[str] = Field(default_factory=list)
     block_words: list[str] = Field(default_factory=list)

@@ -167,9 +167,9 @@ def report(rows: list[Row], alone: dict[str, dict[str, Any]]) -> dict[str, Any]:
     print(f"  {'check':<12}{'flagged':>8}{'precision':>10}{'recall':>8}{'FPR':>8}{'p50 ms':>9}{'p99 ms':>9}", file=out)
     for name, data in alone.items():
         flags = data["flagged"]
-        flagged = [r for r, f in zip(rows, flags) if f]
+        flagged = [r for r, f in zip(rows, flags, strict=True) if f]
         true_pos = sum(r.harmful for r in flagged)
-        own = [(r, f) for r, f in zip(rows, flags) if r.harmful and responsible(name, r.category)]
+        own = [(r, f) for r, f in zip(rows, flags, strict=True) if r.harmful and responsible(name, r.category)]
         recall = f"{sum(f for _, f in own) / len(own):.2f}" if own else "-"
         precision = f"{true_pos / len(flagged):.2f}" if flagged else "-"
         fpr = sum(1 for r in flagged if not r.harmful) / len(benign)

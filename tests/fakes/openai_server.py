@@ -67,7 +67,10 @@ _IMAGE_CATEGORIES = frozenset(
 )
 #: A few unmistakable phrases and the scores the default moderation rule gives them.
 _MODERATION_RULES = (
-    (re.compile(r"\b(?:kill|hurt|stab|shoot) you\b", re.I), {"violence": 0.93, "harassment/threatening": 0.91, "harassment": 0.86}),
+    (
+        re.compile(r"\b(?:kill|hurt|stab|shoot) you\b", re.I),
+        {"violence": 0.93, "harassment/threatening": 0.91, "harassment": 0.86},
+    ),
     (re.compile(r"\bkill yourself\b", re.I), {"harassment": 0.9, "self-harm": 0.72, "self-harm/intent": 0.2}),
     (re.compile(r"\b(?:idiot|moron|worthless|stupid)\b", re.I), {"harassment": 0.81}),
 )
@@ -423,7 +426,8 @@ class FakeOpenAIServer:
             record.handled_s = time.perf_counter() - started
 
     async def _moderation_result(self, text: str, has_image: bool) -> dict[str, Any]:
-        scores = default_moderation_scores(text) if self.moderation_responder is None else self.moderation_responder(text)
+        responder = self.moderation_responder or default_moderation_scores
+        scores = responder(text)
         if inspect.isawaitable(scores):
             scores = await scores
         scores = {c: float(scores.get(c, 0.0)) for c in MODERATION_CATEGORIES}

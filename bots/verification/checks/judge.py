@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
 from bots.verification.checks.settings import settings_from
@@ -51,8 +51,10 @@ class JudgeVerdict(BaseModel):
 
     decision: Literal["pass", "hold", "block"]
     #: none, harassment, threat, hate, sexual, self-harm, personal-data, secret, out-of-character, spam, other.
-    category: str = Field(max_length=40)
-    reason: str = Field(max_length=300)
+    category: str
+    #: One short sentence (cut to 300 characters in the audit record; no length limit in the schema,
+    #: which strict structured output does not accept everywhere).
+    reason: str
 
 
 JUDGE_PROMPT = """You review one chat message before it is posted to a workplace team channel.
@@ -85,13 +87,16 @@ class JudgeCheck(Check):
 
     def request(self, text: str, context: VerificationContext) -> ChatRequest:
         """The chat request the judge is sent (the message fenced off as data)."""
-        recent = [line[:300] for line in context.recent[-self.settings.context_lines :]] if self.settings.context_lines else []
+        lines = self.settings.context_lines
+        recent = [line[:300] for line in context.recent[-lines:]] if lines else []
         parts = [f"Channel platform: {context.platform}."]
         if context.persona:
             parts.append(f"Written by the persona {context.persona}.")
         if recent:
             parts.append("Recent conversation, oldest first:\n" + "\n".join(recent))
+        # A message cannot close the fence early and speak to the judge from outside it.
         body = text[: self.settings.max_chars]
+        body = body.replace("MESSAGE>>>", "MESSAGE> > >").replace("<<<MESSAGE", "< < <MESSAGE")
         parts.append(f"Message to review, between the markers:\n<<<MESSAGE\n{body}\nMESSAGE>>>")
         return ChatRequest(
             messages=[Message(role="system", content=JUDGE_PROMPT), Message(role="user", content="\n\n".join(parts))],
@@ -110,7 +115,7 @@ class JudgeCheck(Check):
             return _failed(self.name, self.settings.on_error, error)
         action = VerdictAction(verdict.decision)
         score = {VerdictAction.PASS: 0.0, VerdictAction.HOLD: 0.6, VerdictAction.BLOCK: 1.0}[action]
-        reason = "" if action is VerdictAction.PASS else f"judge: {verdict.category}: {verdict.reason}"
+        reason = "" if action is VerdictAction.PASS else f"judge: {verdict.category[:40]}: {verdict.reason[:300]}"
         return CheckResult(check=self.name, action=action, reason=reason, score=score)
 
 
@@ -187,6 +192,7 @@ def _failed(name: str, on_error: str, error: Exception) -> CheckResult:
     """Fail closed: hold or block with the reason, or re-raise for the pipeline."""
     if on_error == "raise":
         raise error
-    what = "timed out" if isinstance(error, (asyncio.TimeoutError, TimeoutError)) else f"{type(error).__name__}: {error}"
+    timed_out = isinstance(error, (asyncio.TimeoutError, TimeoutError))
+    what = "timed out" if timed_out else f"{type(error).__name__}: {error}"
     log.warning("%s check failed (%s); the message is %s", name, what, "held" if on_error == "hold" else "blocked")
     return CheckResult(check=name, action=_ON_ERROR[on_error], reason=f"{name} unavailable: {what}"[:500], score=1.0)

@@ -20,6 +20,7 @@ from typing import Any
 from rapidfuzz import fuzz, process
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
+from bots.verification.checks.injection import inspect_input
 from bots.verification.policy import VerificationPolicy
 from bots.verification.text import fold
 
@@ -149,6 +150,7 @@ def _copied(needles: tuple[str, ...], message: str, grams: set[tuple[str, ...]])
 _AFTER = (
     r"(?=\s*(?:[,.;:!?)…—-]|$)|\s+(?:and|so|but|i|i'm|i'd|i'll|i've|my|myself|that|which|who|created|developed|"
     r"trained|made|built|designed|programmed|powered|here|not|without|with|though|however|et|je|mais|y|no|soy|"
+    r"simulating|playing|pretending|roleplaying|role-playing|acting|impersonating|"
     r"und|ich|aber|kann|habe|e|ma|non|en|och|ik|maar|jag|nie|tengo|puedo|nao|eu)\b)"
 )
 _WHAT_AI = (
@@ -164,6 +166,7 @@ _AS_AI = (
 _ABOUT_ME = r"(?:\s*,?\s+(?:i|i'm|i'd|i'll|i've|my|myself|me)\b|\s*[.!]?\s*$)"
 _DISCLOSURE_PATTERNS: tuple[tuple[str, str], ...] = (
     (rf"\bas {_AS_AI}{_ABOUT_ME}", "says it is an AI"),
+    (rf"\bas {_AS_AI},? (?:developed|created|trained|built|made|designed) by\b", "says it is an AI"),
     (rf"\bi(?:'m| am)\s+(?:(?:just|only|merely|simply|actually|really|basically|still|afraid i'm)\s+)*{_WHAT_AI}{_AFTER}", "says it is an AI"),
     (r"\bi(?:'m| am) (?:not|no) (?:a )?(?:real |actual )?(?:human(?: being)?|person|living person)(?=\s*(?:[,.;:!?)…—-]|$)|\s+(?:and|so|but|i|just)\b)", "says it is not a person"),
     (r"\bi(?:'m| am) (?:chatgpt|gpt-?\d\w*|claude|gemini|bard|llama|copilot|a gpt\b)", "names itself as a model"),
@@ -197,6 +200,14 @@ _QUICK = re.compile(
     r"prompt|program\w*|simulat\w*|human|person|instructions|guidelines|creators|training|cut-?off|character|persona|"
     r"role-?play|body|consciousness|internet|web|chatgpt|gpt\S*|claude|gemini|bard|llama|copilot|openai|anthropic|"
     r"google|deepmind|mistral|meta|microsoft|fictional)\b"
+)
+
+
+#: Chat-template and prompt markup a person never types: a model echoing its own prompt format.
+_PROMPT_MARKUP = re.compile(
+    r"<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|>|\[/?INST\]|<<SYS>>"
+    r"|^\s*\[(?:SYSTEM|system|System)\]|^\s*#{2,}\s*(?:System|Instruction)s?\s*:",
+    re.MULTILINE,
 )
 
 
@@ -244,6 +255,18 @@ class LeakageCheck(Check):
         if instr >= 1 or facts >= 3 or keys >= 1:
             return CheckResult(
                 check=self.name, action=VerdictAction.HOLD, score=0.8, reason=f"repeats parts of its prompt or persona spec ({detail})"
+            )
+        markup = _PROMPT_MARKUP.search(text)
+        if markup:
+            return CheckResult(
+                check=self.name, action=VerdictAction.HOLD, score=0.9,
+                reason=f'contains prompt markup: "{markup.group(0).strip()}"',
+            )
+        steering = inspect_input(text)
+        if steering is not None and steering.kind in ("override", "prompt-extraction", "jailbreak"):
+            return CheckResult(
+                check=self.name, action=VerdictAction.HOLD, score=0.8,
+                reason=f"tries to instruct the other personas: {steering.reason}",
             )
         if self.policy.in_character:
             disclosure = ai_disclosure(text, folded)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from unidecode import unidecode
 
@@ -63,25 +64,30 @@ def _fold(text: str) -> tuple[list[str], list[int]]:
     chars: list[str] = []
     origin: list[int] = []
     for index, char in enumerate(text):
-        if char in _INVISIBLE:
-            continue
-        if char.isascii():
-            out = char.lower()
-        else:
-            out = unicodedata.normalize("NFKC", char).lower()
-            if not out.isascii():
-                out = "".join(_HOMOGLYPHS.get(c) or _transliterate(c) for c in out)
+        out = char.lower() if char.isascii() else _fold_char(char)
         for piece in out:
             chars.append(piece)
             origin.append(index)
     return chars, origin
 
 
+@lru_cache(maxsize=8192)
+def _fold_char(char: str) -> str:
+    if char in _INVISIBLE:
+        return ""
+    out = unicodedata.normalize("NFKC", char).lower()
+    if out.isascii():
+        return out
+    return "".join(_HOMOGLYPHS.get(c) or _transliterate(c) for c in out)
+
+
 def _transliterate(char: str) -> str:
     category = unicodedata.category(char)
     if category.startswith("M"):  # a combining mark left over: drop it
         return ""
-    if not category.startswith("L"):  # emoji, punctuation: keep as they are
+    # Only scripts our terms are written in (Latin, Greek, Cyrillic) are transliterated; reading
+    # other scripts by sound would cost time and only invent matches.
+    if not category.startswith("L") or not (ord(char) < 0x0530 or 0x1E00 <= ord(char) <= 0x1EFF):
         return char
     return unidecode(char).lower()
 

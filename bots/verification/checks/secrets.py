@@ -57,9 +57,15 @@ DETECT_SECRETS_PLUGINS = (
 
 #: Formats detect-secrets does not know (or knows only in an older shape).
 EXTRA_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("OpenAI or Anthropic key", re.compile(r"(?<![\w-])sk-(?:proj-|svcacct-|admin-|ant-(?:api|admin)\d\d-)?[A-Za-z0-9_-]{32,}")),
+    (
+        "OpenAI or Anthropic key",
+        re.compile(r"(?<![\w-])sk-(?:proj-|svcacct-|admin-|ant-(?:api|admin)\d\d-)?[A-Za-z0-9_-]{32,}"),
+    ),
     ("GitHub token", re.compile(r"(?<!\w)(?:github_pat_[A-Za-z0-9_]{40,}|gh[pousr]_[A-Za-z0-9]{36,})")),
-    ("Slack token", re.compile(r"(?<![\w-])(?:xox[abposre]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{20,}|xoxe\.xox[bp]-[A-Za-z0-9-]{20,})")),
+    (
+        "Slack token",
+        re.compile(r"(?<![\w-])(?:xox[abposre]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{20,}|xoxe\.xox[bp]-[A-Za-z0-9-]{20,})"),
+    ),
     ("Google API key", re.compile(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}")),
     ("Stripe key", re.compile(r"(?<!\w)(?:sk|rk|pk)_(?:live|test)_[0-9a-zA-Z]{20,}")),
     ("Hugging Face token", re.compile(r"(?<!\w)hf_[A-Za-z0-9]{30,}")),
@@ -70,23 +76,25 @@ EXTRA_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 #: A private key from its header to its footer (or to the end of the message when cut off).
 PRIVATE_KEY_BLOCK = re.compile(
-    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)"
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----.*?"
+    r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)"
     r"|PuTTY-User-Key-File-\d.*?(?:Private-MAC: \S+|\Z)",
     re.DOTALL,
 )
 
 #: A password in a URL: ``scheme://user:password@host``, reserved characters allowed.
-URL_PASSWORD = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@]+:([^\s/@]+)@[^\s@]")
+URL_PASSWORD = re.compile(r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@]+:([^\s/@]+)@[^\s@]")
 
 #: Words after which a value is a secret when it looks like one.
 _KEYWORDS = (
-    r"passwords?|passwd|pwd|(?:wi-?fi|db|admin|root|ssh|vpn|login|user) pass|passcode|passphrase|secret|client[_ -]?secret|api[_ -]?keys?|apikey|"
+    r"passwords?|passwd|pwd|(?:wi-?fi|db|admin|root|ssh|vpn|login|user) pass|passcode|passphrase|secret|"
+    r"client[_ -]?secret|api[_ -]?keys?|apikey|"
     r"access[_ -]?keys?|secret[_ -]?keys?|private[_ -]?keys?|auth[_ -]?tokens?|access[_ -]?tokens?|"
     r"refresh[_ -]?tokens?|bearer[_ -]?tokens?|tokens?|credentials?|senha|contrase(?:ñ|n)a|clave|passwort|kennwort|"
     r"mot de passe|mdp|has(?:ł|l)o|wachtwoord"
 )
 KEYWORD_VALUE = re.compile(
-    r"(?<![A-Za-z])(?:[A-Za-z0-9]+[_-])*(?:" + _KEYWORDS + r")(?:[_-][A-Za-z0-9]+)*"
+    r"(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_-])*(?:" + _KEYWORDS + r")(?:[_-][A-Za-z0-9]+)*"
     r"(?:\s+[^\s:=]+){0,3}?\s*(?:[:=]+|=>|\s(?:is|was|es|é|e|ist|lautet|est|to|jest|is now|ist jetzt)\s)\s*"
     r"[\"'`]?([^\s\"'`<>]{6,})",
     re.IGNORECASE,
@@ -100,7 +108,9 @@ URL_SECRET_PARAM = re.compile(
 )
 
 PLACEHOLDER = "[secret removed]"
-_NOT_SECRETS = re.compile(r"^(?:\*+|x+|\.+|<.*>|\{\{.*\}\}|\$\{?\w+\}?|%\w+%|\[.*\]|(?:your|my|the|our)[_-]\w+|none|null|"
+#: Placeholders, variables and templates written where a secret would go.
+_NOT_SECRETS = re.compile(r"^(?:\*+|x+|\.+|<.*>|\{\{.*\}\}|\$\{?\w+\}?|%\w+%|\[.*\]|(?:your|my|the|our)[_-]\w+|"
+                          r"none|null|"
                           r"redacted|hidden|changeme|example|placeholder|n/a)$", re.IGNORECASE)
 
 
@@ -164,11 +174,19 @@ class SecretsCheck(Check):
             text = text.replace(self.settings.placeholder, " " * len(self.settings.placeholder))
         for match in PRIVATE_KEY_BLOCK.finditer(text):
             found.append(Secret("Private Key", match.start(), match.end()))
+        blocks = list(found)
         for secret_type, plugin in self._plugins:
-            for value in plugin.analyze_string(text):
-                if secret_type == "Private Key" or not value:
+            for value in set(plugin.analyze_string(text)):
+                if not value:
                     continue
-                found.extend(Secret(secret_type, s, e) for s, e in _occurrences(text, value))
+                for start, end in _occurrences(text, value):
+                    if secret_type == "Private Key":
+                        # Its values are headers only: a header outside the blocks above starts a key
+                        # in a shape we do not know, so everything from it on goes.
+                        if not any(b.start <= start < b.end for b in blocks):
+                            found.append(Secret(secret_type, start, len(text)))
+                        continue
+                    found.append(Secret(secret_type, start, end))
         for kind, pattern in EXTRA_FORMATS:
             for match in pattern.finditer(text):
                 if kind == "OpenAI or Anthropic key" and not _mixed(match.group()[3:]):

@@ -34,6 +34,7 @@ from bots.verification.checks.settings import settings_from
 
 _TOKEN = re.compile(r"[a-z]+")
 _MASKED = re.compile(r"(?<![a-z*#])[a-z]*[*#]+[a-z*#]*(?![a-z*#])")
+_PLAIN = re.compile(r"[a-z' -]+")
 _ADDRESSED = re.compile(r"(?<![a-z])(?:you|your|yours|yourself|u|ur|ya|youre|you're|thou)(?![a-z])|<@|(?<!\w)@\w")
 
 
@@ -63,9 +64,10 @@ class ToxicitySettings:
         return settings_from(cls, policy, "toxicity")
 
 
-
 @dataclass(frozen=True)
 class Finding:
+    """One term or pattern found, with the span of the original text it covers."""
+
     category: str
     term: str
     #: Span in the original text.
@@ -84,10 +86,14 @@ class _Lexicon:
     entries: dict[str, str] = field(default_factory=dict)
     longest: int = 1
 
-    def add(self, words: Iterable[str], category: str, *, override: bool = True) -> None:
+    def add(self, words: Iterable[str], category: str) -> None:
         for word in words:
+            # Entries that do not read as plain words ("f*ck", "2 girls 1 cup", "s&m") would turn
+            # into other keys ("f ck", "girls cup"); masked spellings are matched by shape instead.
+            if not _PLAIN.fullmatch(views(word)[0].text):
+                continue
             key = _key(word)
-            if not key or (not override and key in self.entries):
+            if not key:
                 continue
             self.entries[key] = category
             self.longest = max(self.longest, key.count(" ") + 1)
@@ -117,6 +123,7 @@ def base_lexicon() -> _Lexicon:
         lexicon.add(terms.VIOLENCE, "violence")
         lexicon.add(terms.HATE_SYMBOLS, "hate-symbol")
         lexicon.add(terms.SLURS, "hate")
+        lexicon.add(terms.AMBIGUOUS_SLURS, "harassment-mild")
         lexicon.add(terms.SEXUAL_MINORS, "sexual-minors")
         _base_lexicon = lexicon
     return _base_lexicon
@@ -203,7 +210,8 @@ class ToxicityCheck(Check):
         for symbol in terms.PROFANE_SYMBOLS:
             start = text.find(symbol)
             if start >= 0:
-                found.setdefault(("profanity", start, start + len(symbol)), Finding("profanity", symbol, start, start + len(symbol)))
+                end = start + len(symbol)
+                found.setdefault(("profanity", start, end), Finding("profanity", symbol, start, end))
         return list(found.values())
 
     def _scan(self, view: View) -> Iterable[Finding]:
@@ -212,7 +220,7 @@ class ToxicityCheck(Check):
         tokens = list(_TOKEN.finditer(text))
         for i, token in enumerate(tokens):
             word = token.group()
-            category = entries.get(word) or _by_shape(word)
+            category = entries.get(word) or (word[-1] == "s" and entries.get(word[:-1])) or _by_shape(word)
             if category:
                 yield Finding(category, word, *view.span(token.start(), token.end()))
             if len(word) >= 7:
