@@ -65,15 +65,19 @@ class TroupeApp:
         self.sessions = SessionManager(self.services)
         self.moderation = Moderation(self)
 
-    def policy_for(self, config: SessionConfig) -> VerificationPolicy:
-        """A channel's verification policy: its overrides and safety mode on the configured one."""
-        return self.settings.verification.merged({**config.verification, "mode": config.safety_mode})
+    def policy_for(self, config: SessionConfig, channel_key: str = "") -> VerificationPolicy:
+        """A channel's verification policy: the configured one, then the config file's overrides
+        for this channel, then the channel's own (set by its moderators), then its safety mode."""
+        file_overrides = self.settings.channel_verification.get(channel_key, {})
+        return self.settings.verification.merged(file_overrides).merged(
+            {**config.verification, "mode": config.safety_mode}
+        )
 
-    def verifier_for(self, config: SessionConfig) -> Verifier:
+    def verifier_for(self, config: SessionConfig, channel_key: str = "") -> Verifier:
         """The verifier of a channel, built once per distinct policy."""
         if self._fixed_verifier is not None:
             return self._fixed_verifier
-        policy = self.policy_for(config)
+        policy = self.policy_for(config, channel_key)
         key = policy.model_dump_json()
         verifier = self._verifiers.get(key)
         if verifier is None:

@@ -78,8 +78,8 @@ class Services:
         self,
         *,
         storage: Storage,
-        verifier_for: Callable[[SessionConfig], Verifier],
-        policy_for: Callable[[SessionConfig], VerificationPolicy],
+        verifier_for: Callable[[SessionConfig, str], Verifier],
+        policy_for: Callable[[SessionConfig, str], VerificationPolicy],
         outbox: Outbox,
         adapters: dict[str, Adapter],
         model: Any,
@@ -259,7 +259,7 @@ class ChannelSession:
             await self.save_config()
 
     def verification_policy(self) -> VerificationPolicy:
-        return self.services.policy_for(self.config)
+        return self.services.policy_for(self.config, self.record.channel_key)
 
     async def set_safety_mode(self, mode: str) -> None:
         async with self.lock:
@@ -417,7 +417,7 @@ class ChannelSession:
             max_length=self.adapter.max_message_length,
         )
         try:
-            verdict = await self.services.verifier_for(self.config).verify(event.content, context)
+            verdict = await self.services.verifier_for(self.config, self.record.channel_key).verify(event.content, context)
         except Exception as error:  # fail closed: an erroring check holds the message
             log.exception("verification failed for event %s", event.id)
             from bots.verification import Verdict, VerdictAction

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     bot: BotSettings = Field(default_factory=BotSettings)
     #: What persona posts are checked for and what happens on a finding (per-channel overrides merge in).
     verification: VerificationPolicy = Field(default_factory=VerificationPolicy)
+    #: Verification overrides for single channels, by channel key (``discord:1234``, ``slack:C0123``),
+    #: e.g. ``{"slack:C0123": {"allowed_link_domains": ["example.com"], "pii_action": "block"}}``.
+    channel_verification: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @property
     def database_path(self) -> Path:

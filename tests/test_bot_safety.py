@@ -119,3 +119,40 @@ async def test_benign_bundled_and_tinytroupe_personas_all_join(tmp_path):
         text = (await bot.command(f"persona add {path}"))[0].text
         assert "joined" in text, text
     await bot.app.stop()
+
+
+async def test_channel_overrides_from_the_config_file_apply_to_that_channel_only(tmp_path):
+    settings = demo_settings(tmp_path)
+    settings = settings.model_copy(
+        update={"channel_verification": {"memory:strict": {"pii_action": "block", "checks": ["pii"]}}}
+    )
+    bot = await start_bot(settings)
+    strict = bot.app.sessions
+    await bot.command("start Strict", channel="strict")
+    await bot.command("start Relaxed", channel="relaxed")
+    policy_strict = strict.get("memory:strict").verification_policy()
+    policy_relaxed = strict.get("memory:relaxed").verification_policy()
+    assert policy_strict.pii_action == "block" and policy_strict.enabled_checks() == ["pii"]
+    assert policy_relaxed.pii_action == "redact" and "toxicity" in policy_relaxed.enabled_checks()
+    await bot.app.stop()
+
+
+async def test_moderation_endpoint_is_asked_when_configured(tmp_path):
+    from bots.verification.factory import build_verifier
+    from bots.verification.policy import VerificationPolicy
+    from bots.verification import VerificationContext
+    from simulation.llm.factory import build_model
+
+    async with FakeOpenAIServer() as server:
+        server.moderation_responder = lambda text: {"harassment/threatening": 0.97} if "hurt" in text else {}
+        stack = build_model(
+            Settings(data_dir=tmp_path, llm={"model": "gpt-4o-mini", "base_url": server.base_url, "api_key": "sk-t"})
+        )
+        policy = VerificationPolicy(checks=[], judge={"moderation": True})
+        verifier = build_verifier(policy, model=stack.model)
+        context = VerificationContext(persona="Priya Nair")
+        assert (await verifier.verify("See you at standup.", context)).decision == "pass"
+        verdict = await verifier.verify("I will hurt you after the meeting.", context)
+        assert verdict.decision == "block" and any("moderation" in r for r in verdict.reasons)
+        assert [r.path for r in server.requests].count("/v1/moderations") == 2
+        await stack.aclose()

@@ -45,6 +45,21 @@ def _load(name: str) -> Callable[..., Check] | None:
     return cls
 
 
+def _moderation_check(policy: VerificationPolicy, model: Any) -> Check | None:
+    """The moderation endpoint check, when asked for and the model is served by an OpenAI client."""
+    if not policy.judge.moderation:
+        return None
+    from simulation.llm.openai_model import OpenAIModel
+
+    server = model.find(OpenAIModel) if hasattr(model, "find") else model
+    if not isinstance(server, OpenAIModel):
+        log.warning("moderation is enabled but the model is not served by an OpenAI client; it is skipped")
+        return None
+    from bots.verification.checks.judge import ModerationCheck
+
+    return ModerationCheck(server.client, policy.judge.moderation_model, policy=policy)
+
+
 def build_verifier(policy: VerificationPolicy, *, model: Any = None) -> VerificationPipeline:
     """The pipeline of the checks ``policy`` enables, in order, with the policy's timeouts."""
     checks: list[Check] = []
@@ -53,6 +68,9 @@ def build_verifier(policy: VerificationPolicy, *, model: Any = None) -> Verifica
         if cls is None:
             continue
         checks.append(cls(policy, model) if name == "judge" else cls(policy))
+    moderation = _moderation_check(policy, model)
+    if moderation is not None:
+        checks.append(moderation)
     timeouts = {check.name: policy.timeout_for(check.name, uses_model=getattr(check, "uses_model", False)) for check in checks}
     return VerificationPipeline(
         checks,

@@ -78,6 +78,9 @@ class JudgeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = False
+    #: Also ask the OpenAI moderation endpoint (needs an OpenAI or Azure OpenAI model).
+    moderation: bool = False
+    moderation_model: str = "omni-moderation-latest"
     #: The model to ask; ``None`` uses the bot's own model.
     model: str | None = None
     #: Seconds to wait for the verdict; a language-model call needs longer than an offline check.
