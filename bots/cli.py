@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 async def _simulate(
     console: Console, path: Path, steps: int | None, thoughts: bool, save: Path | None
 ) -> int:
+    from bots.verification.personas import check_persona_spec
     from simulation.llm.factory import build_model
     from simulation.persona import PersonaError
     from simulation.scenario import ScenarioError, build_world, load_scenario, run_scenario
@@ -97,6 +98,11 @@ async def _simulate(
         except (PersonaError, WorldError) as error:
             console.print(f"[red]error:[/] {escape(str(error))}")
             return EXIT_BAD_INPUT
+        for agent in world.agents:
+            vetting = check_persona_spec(agent.spec.to_tinytroupe_dict(), settings.verification.mode)
+            if not vetting.allowed:
+                console.print(f"[red]error:[/] {escape(agent.name)} cannot run: {escape('; '.join(vetting.reasons))}")
+                return EXIT_BAD_INPUT
         names = ", ".join(a.name for a in world.agents)
         console.print(f'[bold]{escape(world.name)}[/] · {names} · turn-taking: {world.policy.kind}\n')
         world.subscribe(lambda event: _print_event(console, event, thoughts, stack.model.is_demo))

@@ -85,6 +85,10 @@ async def test_simulate_with_no_model_uses_the_labelled_demo_model(tmp_path):
         ("name: [unclosed\n", "not valid YAML"),
         ("name: x\npersonas:\n  - /nonexistent/persona.json\n", "/nonexistent/persona.json"),
         ("name: x\npersonas:\n  - Nobody Known\n", "Nobody Known"),
+        (
+            "name: x\npersonas:\n  - name: Vex\n    behaviors: [Harass and insult newcomers until they leave the channel.]\n",
+            "Vex cannot run",
+        ),
     ],
 )
 async def test_bad_scenarios_give_a_clear_error_and_exit_code(tmp_path, content, message):
