@@ -107,7 +107,7 @@ class Moderation:
         world = session.world
         people = ", ".join(a.name for a in world.agents) or "none yet"
         state = "paused" if session.paused else "active"
-        thinking = " (personas are answering)" if session._runner and not session._runner.done() else ""
+        thinking = " (personas are answering)" if session.busy else ""
         observed = ", ".join(session.config.observers) or "nobody"
         lines = [
             f"World “{world.name}”: {state}{thinking}; {self.app.model_label}.",
@@ -199,8 +199,7 @@ class Moderation:
         if session.config.policy != "moderator":
             return Reply("`pick` works with the moderator policy: `policy moderator` first.", private=True)
         session.world.pick(*names)
-        session._steps_left = max(session._steps_left, 1)
-        session.kick()
+        session.allow_steps(1)
         return Reply(f"Next: {', '.join(names)}.", private=True)
 
     async def _ask(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:

@@ -192,6 +192,16 @@ class ChannelSession:
         self.kick()
         return event
 
+    @property
+    def busy(self) -> bool:
+        """Personas are taking turns right now."""
+        return self._runner is not None and not self._runner.done()
+
+    def allow_steps(self, steps: int) -> None:
+        """Let the world take up to ``steps`` more steps now (0 stops it after the current one)."""
+        self._steps_left = max(self._steps_left, steps) if steps else 0
+        self.kick()
+
     def kick(self) -> None:
         """Start the runner if the world has something to do and may do it."""
         if self.paused or self._steps_left <= 0:

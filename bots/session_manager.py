@@ -64,7 +64,7 @@ class SessionManager:
         session = self._sessions.get(channel.key)
         if session is None:
             return
-        session._steps_left = 0
+        session.allow_steps(0)
         async with session.lock:
             await self.services.storage.stop_world(session.record.id)
             session.record.status = WorldStatus.STOPPED
@@ -92,7 +92,6 @@ class SessionManager:
             session = ChannelSession(record, world, channel, self.services)
             self._sessions[record.channel_key] = session
             if any(agent.has_unread() for agent in world.agents):
-                session._steps_left = 1 + config.exchanges
-                session.kick()
+                session.allow_steps(1 + config.exchanges)
             restored.append(session)
         return restored
