@@ -52,8 +52,11 @@ def has_invisible(text: str) -> bool:
     return strip_invisible(text) != text
 
 
+#: One invisible character (the class ``strip_invisible`` removes), for per-character folding.
+INVISIBLE_CHAR = re.compile(rf"[{_INVISIBLE_CLASS}]")
+
 # Letters from Cyrillic, Greek and Armenian that render like Latin ones.
-_CONFUSABLES = str.maketrans(
+CONFUSABLE_LETTERS: dict[str, str] = (
     {
         # Cyrillic lowercase
         "а": "a", "в": "b", "г": "r", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h",
@@ -71,6 +74,7 @@ _CONFUSABLES = str.maketrans(
         "օ": "o", "ս": "u", "ց": "g", "հ": "h", "ո": "n", "ı": "i", "ȷ": "j", "ℓ": "l",
     }
 )
+_CONFUSABLES = str.maketrans(CONFUSABLE_LETTERS)
 
 
 def skeleton(text: str) -> str:

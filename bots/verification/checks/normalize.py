@@ -16,20 +16,13 @@ from functools import lru_cache
 
 from unidecode import unidecode
 
-#: Characters that render as nothing (or nearly): dropped before matching.
-_INVISIBLE = frozenset(
-    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e\u200f"
-    "\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069"
-    "\u206a\u206b\u206c\u206d\u206e\u206f\u3164\ufeff\uffa0"
-)
+from bots.verification.text import CONFUSABLE_LETTERS, INVISIBLE_CHAR
 
-#: Cyrillic and Greek letters that look like Latin ones. Transliteration would read them by
-#: sound (Cyrillic "у" is "u"), but a filter dodge relies on how they look.
+#: Letters that look like Latin ones, read by how they look (transliteration would read Cyrillic
+#: "у" by sound as "u", but a filter dodge relies on its look), plus a few the shared table lacks.
 _HOMOGLYPHS = {
-    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
-    "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d",
-    "ԛ": "q", "ԝ": "w", "ɡ": "g", "ι": "i", "ο": "o", "α": "a", "ν": "v", "κ": "k", "τ": "t",
-    "ρ": "p", "υ": "u", "ε": "e", "η": "n", "χ": "x", "β": "b", "μ": "u", "ω": "w", "ʏ": "y",
+    **{k: v for k, v in CONFUSABLE_LETTERS.items() if k == k.lower()},
+    "μ": "u", "η": "n", "ʏ": "y",
     "\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'",
 }
 
@@ -73,7 +66,7 @@ def _fold(text: str) -> tuple[list[str], list[int]]:
 
 @lru_cache(maxsize=8192)
 def _fold_char(char: str) -> str:
-    if char in _INVISIBLE:
+    if INVISIBLE_CHAR.fullmatch(char):
         return ""
     out = unicodedata.normalize("NFKC", char).lower()
     if out.isascii():
