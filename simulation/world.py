@@ -318,9 +318,11 @@ class TinyWorld:
     # -- reading ------------------------------------------------------------------------------
 
     def transcript(self, last: int | None = None, *, include_thoughts: bool = False) -> str:
-        """The conversation as text lines, for prompts and for people."""
-        lines = []
-        for event in self.events:
+        """The conversation as text lines, for prompts and for people (the ``last`` lines only)."""
+        lines: list[str] = []
+        for event in reversed(self.events):  # newest first, so ``last`` stops early in long worlds
+            if last is not None and len(lines) >= last:
+                break
             if event.kind is EventKind.NOTICE:
                 continue
             if event.type == ActionType.THINK.value and not include_thoughts:
@@ -328,7 +330,8 @@ class TinyWorld:
             to = f" (to {event.target})" if event.target else ""
             verb = " thinks" if event.type == ActionType.THINK.value else ""
             lines.append(f"{event.source}{verb}{to}: {event.content}")
-        return "\n".join(lines[-last:] if last else lines)
+        lines.reverse()
+        return "\n".join(lines)
 
     # -- persistence --------------------------------------------------------------------------
 
