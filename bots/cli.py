@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--script", type=Path, metavar="FILE", help="read the lines from FILE instead of the keyboard")
     console.add_argument("--empty", action="store_true", help="on first start, do not create a sample world")
     commands.add_parser("run", help="same as `console`")
+    commands.add_parser("discord", help="run the bot on Discord (needs TROUPE_DISCORD_TOKEN)")
     return parser
 
 
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("console", "run"):
             script = getattr(args, "script", None)
             return asyncio.run(_console(console, script, getattr(args, "empty", False)))
+        if args.command == "discord":
+            return asyncio.run(_discord(console))
     except KeyboardInterrupt:
         console.print("[dim]interrupted[/]")
         return 130
@@ -176,6 +179,51 @@ async def _console(console: Console, script: Path | None, empty: bool) -> int:
                 "Say something to them, or /help.",
             )
         app.listen()
+        await app.run_until_disconnected()
+    finally:
+        await app.stop()
+    return 0
+
+
+async def _discord(console: Console) -> int:
+    """Run the bot on Discord until interrupted."""
+    from adapters.base import AdapterError
+    from adapters.discord import DiscordAdapter
+    from bots.app import TroupeApp
+    from bots.storage import StorageError
+    from simulation.persona import bundled_personas, load_persona
+
+    try:
+        settings = Settings()
+    except ValueError as error:
+        console.print(f"[red]error:[/] {escape(str(error))}")
+        return EXIT_BAD_INPUT
+    token = settings.discord.token
+    if token is None or not token.get_secret_value().strip():
+        console.print(
+            "[red]error:[/] no Discord bot token: set TROUPE_DISCORD_TOKEN "
+            "(README, section “Discord”, explains where to get one)"
+        )
+        return EXIT_BAD_INPUT
+    try:
+        app = TroupeApp(settings)
+    except (ValueError, ModelConfigurationError) as error:
+        console.print(f"[red]error:[/] {escape(str(error))}")
+        return EXIT_BAD_INPUT
+    adapter = DiscordAdapter(settings)
+    adapter.persona_names = lambda key: [a.name for a in s.world.agents] if (s := app.sessions.get(key)) else []
+    bundled = sorted({load_persona(path).name for path in set(bundled_personas().values())})
+    adapter.bundled_persona_names = lambda: bundled
+    try:
+        await app.start([adapter])
+    except (AdapterError, StorageError) as error:
+        console.print(f"[red]error:[/] {escape(str(error))}")
+        await app.stop()
+        return EXIT_BAD_INPUT
+    user = adapter.client.user
+    console.print(f"[bold]troupe {troupe_version()}[/] · {escape(app.stack.description)} · "
+                  f"on Discord as {escape(str(user))} · Ctrl-C stops")
+    try:
         await app.run_until_disconnected()
     finally:
         await app.stop()

@@ -107,6 +107,24 @@ class BotSettings(BaseModel):
     avatar_url_template: str = "https://api.dicebear.com/9.x/personas/png?seed={seed}"
 
 
+class DiscordSettings(BaseModel):
+    """How to reach Discord. Moderators come from ``bot`` (user ids, roles, manage_channels)."""
+
+    #: The bot token from the Developer Portal (``TROUPE_DISCORD_TOKEN``).
+    token: SecretStr | None = None
+    #: REST base; a test points it at a local stand-in.
+    api_base: str = "https://discord.com/api/v10"
+    #: Gateway URL the client connects (and falls back) to.
+    gateway_url: str = "wss://gateway.discord.gg/"
+    #: Guilds whose slash commands are synced at start-up (instant, unlike global commands).
+    guild_ids: list[int] = Field(default_factory=list)
+    #: Also sync the commands globally (Discord may take up to an hour to show them everywhere);
+    #: without ``guild_ids`` they are always synced globally.
+    sync_global: bool = False
+    #: Seconds a slash command may wait for its answer before it is deferred (Discord allows 3).
+    defer_after_s: float = Field(default=2.0, gt=0, lt=3)
+
+
 class Settings(BaseSettings):
     """All of Troupe's settings."""
 
@@ -122,6 +140,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     llm: LLMSettings = Field(default_factory=LLMSettings)
     bot: BotSettings = Field(default_factory=BotSettings)
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
     #: What persona posts are checked for and what happens on a finding (per-channel overrides merge in).
     verification: VerificationPolicy = Field(default_factory=VerificationPolicy)
     #: Verification overrides for single channels, by channel key (``discord:1234``, ``slack:C0123``),

@@ -1,0 +1,754 @@
+"""Discord as a chat platform, through discord.py.
+
+Slash commands (``/troupe …``) become ``CommandInvocation``s whose ``text`` is the equivalent command
+line; channel messages become ``IncomingMessage``s. Personas post through one webhook per channel so
+each appears under its own name and avatar (with its tag, e.g. ``Priya Nair (demo model)``); without
+the Manage Webhooks permission they post through the bot as ``**Name:** text``.
+
+Interviews: ``/troupe interview NAME`` opens a public thread; each message written there is put to
+that persona as ``ask NAME …`` and the persona's next answer is posted into the thread.
+
+Webhooks are cached in memory only: after a restart the bot's existing webhook in a channel is found
+again through the channel's webhook list (when it can be read), else a new one is created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import re
+import shlex
+import time
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+
+from adapters.base import (
+    Adapter,
+    AdapterError,
+    AdapterEvent,
+    ChannelRef,
+    CommandInvocation,
+    Identity,
+    IncomingMessage,
+    UserRef,
+    split_message,
+)
+from config.settings import DiscordSettings, Settings
+
+log = logging.getLogger(__name__)
+
+#: Discord's limits on a webhook execution's username.
+USERNAME_MAX = 80
+#: Words Discord refuses in a webhook username (case-insensitive), and look-alikes it accepts.
+_FORBIDDEN_WORDS = {"discord": "discοrd", "clyde": "clydе"}  # Greek omicron / Cyrillic ie
+#: Ephemeral message flag.
+EPHEMERAL = 64
+#: Follow-ups to an interaction are accepted for 15 minutes; stay clear of the edge.
+INTERACTION_TTL_S = 14 * 60
+#: How long an interview question waits for its answer before the persona's posts go to the channel again.
+INTERVIEW_ANSWER_TTL_S = 300.0
+#: Discord's JSON error code for an unknown (deleted) webhook.
+UNKNOWN_WEBHOOK = 10015
+WEBHOOK_NAME = "Troupe"
+
+POLICY_CHOICES = Literal["everyone", "addressed", "round_robin", "moderator", "model"]
+EXPORT_CHOICES = Literal["json", "csv", "md"]
+ON_OFF = Literal["on", "off"]
+SAFETY_CHOICES = Literal["team", "red-team"]
+
+
+# -- pure helpers -----------------------------------------------------------------------------------
+
+
+def webhook_username(identity: Identity) -> str:
+    """The webhook username for ``identity``: its name plus its tag, within Discord's rules.
+
+    The tag (``demo model``, ``red-team simulation``) must stay visible, so the name is shortened
+    first; words Discord refuses are swapped for look-alikes it accepts.
+    """
+    name = re.sub(r"\s+", " ", "".join(ch for ch in identity.name if ch.isprintable())).strip() or "Persona"
+    suffix = f" ({identity.tag.strip()})" if identity.tag and identity.tag.strip() else ""
+    suffix = suffix[: USERNAME_MAX - 1]
+    room = USERNAME_MAX - len(suffix)
+    if len(name) > room:
+        name = name[: room - 1].rstrip() + "…"
+    username = name + suffix
+    for word, replacement in _FORBIDDEN_WORDS.items():
+        username = re.sub(word, lambda m, r=replacement: _keep_case(m.group(0), r), username, flags=re.IGNORECASE)
+    return username
+
+
+def _keep_case(original: str, replacement: str) -> str:
+    return "".join(r.upper() if o.isupper() else r for o, r in zip(original, replacement))
+
+
+def fallback_prefix(identity: Identity) -> str:
+    """How a persona's name leads a post the bot makes on its behalf."""
+    tag = f" ({identity.tag})" if identity.tag else ""
+    return f"**{identity.name}{tag}:** "
+
+
+def quote_word(value: str) -> str:
+    """``value`` as one word of a command line, readable when it needs no quoting."""
+    value = value.strip()
+    if value and not re.search(r"[\s'\"\\]", value):
+        return value
+    if '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    return shlex.quote(value)
+
+
+def command_text(command: str, /, **options: Any) -> str:
+    """The command line a slash command stands for, e.g. ``persona add Priya Nair``.
+
+    Free text (a question, an edit, pasted JSON) is passed as typed; names and options are quoted
+    only when they need it.
+    """
+    o = {k: v for k, v in options.items() if v is not None and v != ""}
+    name = command
+    if name == "start":
+        parts = ["start"]
+        if "name" in o:
+            parts.append(quote_word(o["name"]))
+        if "situation" in o:
+            parts += ["--situation", shlex.quote(o["situation"])]
+        if "scenario" in o:
+            parts += ["--scenario", shlex.quote(o["scenario"])]
+        return " ".join(parts)
+    if name == "persona add":
+        source = o["source"].strip()
+        return f"persona add {source}"
+    if name in ("persona remove", "persona show"):
+        return f"{name} {quote_word(o['name'])}"
+    if name == "policy":
+        parts = ["policy"]
+        if "policy" in o:
+            parts.append(o["policy"])
+        if "exchanges" in o:
+            parts += ["--exchanges", str(o["exchanges"])]
+        return " ".join(parts)
+    if name == "pick":
+        return "pick " + " ".join(quote_word(n) for n in o["names"] if n and n.strip())
+    if name == "run":
+        return f"run {o['steps']}"
+    if name == "observe":
+        return f"observe {quote_word(o['name'])} {o['state']}"
+    if name == "ask":
+        return f"ask {quote_word(o['name'])} {o['question'].strip()}"
+    if name in ("approve", "reject"):
+        return f"{name} {o['id']}"
+    if name == "edit":
+        return f"edit {o['id']} {o['text'].strip()}"
+    if name == "safety":
+        return f"safety {o['mode']}" if "mode" in o else "safety"
+    if name == "export":
+        return f"export {o['format']}"
+    if name == "help":
+        return f"help {o['command']}" if "command" in o else "help"
+    return name
+
+
+def _is_retryable(error: BaseException) -> bool:
+    if isinstance(error, discord.HTTPException):
+        return error.status == 429 or error.status >= 500
+    return isinstance(error, (aiohttp.ClientError, OSError, asyncio.TimeoutError))
+
+
+def _post_error(error: BaseException, what: str) -> AdapterError:
+    if isinstance(error, discord.HTTPException):
+        detail = f"HTTP {error.status}" + (f" (code {error.code})" if error.code else "") + f": {error.text or ''}"
+    else:
+        detail = f"{type(error).__name__}: {error}"
+    return AdapterError(f"Discord refused {what}: {detail}".rstrip(": "), retryable=_is_retryable(error))
+
+
+# -- interaction bookkeeping ------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    """A slash command waiting for its answer: Discord wants a first response within 3 s."""
+
+    interaction: discord.Interaction
+    #: The command line it stands for.
+    text: str = ""
+    created: float = field(default_factory=time.monotonic)
+    deferred: bool = False
+    answered: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() - self.created > INTERACTION_TTL_S
+
+
+class _Closed:
+    """Queued marker: ``listen`` ends."""
+
+
+class DiscordAdapter(Adapter):
+    """Discord, through a ``discord.Client`` with a ``/troupe`` command tree."""
+
+    def __init__(self, settings: Settings | DiscordSettings) -> None:
+        self.platform = "discord"
+        self.max_message_length = 2000
+        self.settings = settings.discord if isinstance(settings, Settings) else settings
+        #: Set by the application: the personas of a channel (by channel key), for autocomplete.
+        self.persona_names: Callable[[str], list[str]] | None = None
+        #: Set by the application: the bundled personas one may add, for autocomplete.
+        self.bundled_persona_names: Callable[[], list[str]] | None = None
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_messages = True
+        intents.message_content = True
+        self.client = discord.Client(intents=intents, allowed_mentions=discord.AllowedMentions.none())
+        self.tree = app_commands.CommandTree(self.client)
+        self.tree.add_command(self._build_group())
+        self.client.event(self.on_ready)
+        self.client.event(self.on_message)
+        self._events: asyncio.Queue[AdapterEvent | _Closed] = asyncio.Queue()
+        self._ready = asyncio.Event()
+        self._runner: asyncio.Task | None = None
+        self._pending: dict[str, _Pending] = {}
+        #: The latest interaction of a user in a channel, for private messages that answer no command.
+        self._recent: dict[tuple[str, str], _Pending] = {}
+        self._webhooks: dict[str, discord.Webhook] = {}
+        self._webhook_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._own_webhook_ids: set[int] = set()
+        #: Channels where webhooks may not be created: personas post through the bot.
+        self._no_webhooks: set[str] = set()
+        #: Interview threads: thread id -> (channel id, persona name).
+        self._interviews: dict[str, tuple[str, str]] = {}
+        #: Answers owed to interview threads: (channel id, persona) -> (thread id, asked at), oldest first.
+        self._owed: defaultdict[tuple[str, str], deque[tuple[str, float]]] = defaultdict(deque)
+
+    # -- connection -----------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        token = self.settings.token.get_secret_value().strip() if self.settings.token else ""
+        if not token:
+            raise AdapterError(
+                "no Discord bot token: set TROUPE_DISCORD_TOKEN (Developer Portal → your application → Bot → "
+                "Reset Token)",
+                retryable=False,
+            )
+        discord.http.Route.BASE = self.settings.api_base.rstrip("/")
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.settings.gateway_url)
+        try:
+            await self.client.login(token)
+        except discord.LoginFailure:
+            await self.client.close()
+            raise AdapterError("Discord rejected the bot token (TROUPE_DISCORD_TOKEN); reset it in the "
+                               "Developer Portal and try again", retryable=False) from None
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
+            await self.client.close()
+            raise AdapterError(f"could not reach Discord at {self.settings.api_base}: {error}") from None
+        self._runner = asyncio.ensure_future(self.client.connect(reconnect=True))
+        self._runner.add_done_callback(self._connection_ended)
+        ready = asyncio.ensure_future(self._ready.wait())
+        done, _ = await asyncio.wait({self._runner, ready}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            ready.cancel()
+            error = self._runner.exception() if self._runner.done() else None
+            await self.client.close()
+            if isinstance(error, discord.PrivilegedIntentsRequired):
+                raise AdapterError("enable the Message Content intent: Developer Portal → your application → Bot → "
+                                   "Privileged Gateway Intents", retryable=False)
+            raise AdapterError(f"could not connect to the Discord gateway: {error or 'timed out'}")
+        await self._sync_commands()
+
+    def _connection_ended(self, task: asyncio.Task) -> None:
+        """The client gave up (or was closed): ``listen`` ends, so the application stops too."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the Discord connection ended: %s", task.exception())
+        self._events.put_nowait(_Closed())
+
+    async def _sync_commands(self) -> None:
+        """Register ``/troupe`` in the configured guilds (instant) and, if asked or none is named, globally."""
+        try:
+            for guild_id in self.settings.guild_ids:
+                guild = discord.Object(id=guild_id)
+                self.tree.copy_global_to(guild=guild)
+                await self.tree.sync(guild=guild)
+            if self.settings.sync_global or not self.settings.guild_ids:
+                await self.tree.sync()
+        except discord.HTTPException as error:
+            log.warning("could not register the slash commands: %s", error)
+
+    async def on_ready(self) -> None:
+        self._ready.set()
+
+    async def disconnect(self) -> None:
+        await self.client.close()
+        if self._runner is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._runner, timeout=5)
+        self._events.put_nowait(_Closed())
+
+    async def listen(self) -> AsyncIterator[AdapterEvent]:
+        while True:
+            event = await self._events.get()
+            if isinstance(event, _Closed):
+                return
+            yield event
+
+    # -- incoming -------------------------------------------------------------------------------
+
+    def _user(self, member: discord.abc.User, channel: Any) -> UserRef:
+        roles = tuple(str(r.id) for r in getattr(member, "roles", []) if not getattr(r, "is_default", lambda: False)())
+        can_manage = False
+        if isinstance(member, discord.Member) and channel is not None and hasattr(channel, "permissions_for"):
+            with contextlib.suppress(Exception):
+                can_manage = channel.permissions_for(member).manage_channels
+        return UserRef(id=str(member.id), name=getattr(member, "display_name", None) or member.name,
+                       is_bot=member.bot, roles=roles, can_manage=can_manage)
+
+    @staticmethod
+    def _channel_ref(channel: Any) -> ChannelRef:
+        if isinstance(channel, discord.Thread):
+            parent = channel.parent
+            return ChannelRef(platform="discord", id=str(channel.parent_id),
+                              name=getattr(parent, "name", None), thread=str(channel.id))
+        return ChannelRef(platform="discord", id=str(channel.id), name=getattr(channel, "name", None))
+
+    async def on_message(self, message: discord.Message) -> None:
+        """A channel message: ours and other bots' are ignored; one in an interview thread is a question."""
+        if message.webhook_id is not None and message.webhook_id in self._own_webhook_ids:
+            return
+        if message.author.bot or (self.client.user is not None and message.author.id == self.client.user.id):
+            return
+        if message.guild is None or not message.content.strip():
+            return
+        channel = self._channel_ref(message.channel)
+        user = self._user(message.author, message.channel)
+        interview = self._interviews.get(channel.thread or "")
+        if interview is not None:
+            channel_id, persona = interview
+            self._owed[(channel_id, persona)].append((channel.thread or "", time.monotonic()))
+            text = f"ask {quote_word(persona)} {message.content.strip()}"
+            self._events.put_nowait(CommandInvocation(channel=channel, user=user, text=text))
+            return
+        self._events.put_nowait(IncomingMessage(channel=channel, user=user, text=message.content,
+                                                message_id=str(message.id)))
+
+    async def _invoke(self, interaction: discord.Interaction, text: str) -> None:
+        """Queue a slash command for the application; defer if its answer is slow to come."""
+        token = str(interaction.id)
+        pending = _Pending(interaction, text)
+        self._pending[token] = pending
+        channel = self._channel_ref(interaction.channel) if interaction.channel else ChannelRef(
+            platform="discord", id=str(interaction.channel_id))
+        user = self._user(interaction.user, interaction.channel)
+        self._recent[(user.id, channel.id)] = pending
+        self._forget_expired()
+        self._events.put_nowait(CommandInvocation(channel=channel, user=user, text=text, reply_token=token))
+        await asyncio.sleep(self.settings.defer_after_s)
+        async with pending.lock:
+            if not pending.answered and not pending.deferred:
+                # Not known yet whether the answer is private: "thinking…" shows only to the caller,
+                # a public answer is then posted in the channel.
+                with contextlib.suppress(discord.HTTPException):
+                    await interaction.response.defer(ephemeral=True, thinking=True)
+                    pending.deferred = True
+
+    def _forget_expired(self) -> None:
+        for key in [k for k, p in self._pending.items() if p.expired]:
+            del self._pending[key]
+        for key in [k for k, p in self._recent.items() if p.expired]:
+            del self._recent[key]
+
+    # -- answering ------------------------------------------------------------------------------
+
+    async def reply_private(self, user: UserRef, channel: ChannelRef, text: str, *,
+                            reply_token: str | None = None) -> None:
+        pending = self._pending.get(reply_token or "")
+        if pending is None:
+            pending = self._recent.get((user.id, channel.id))
+            if pending is not None and (pending.expired or not (pending.answered or pending.deferred)):
+                pending = None
+        if pending is None:
+            await self._direct_message(user, text)
+            return
+        try:
+            await self._answer(pending, text, ephemeral=True)
+        except discord.HTTPException as error:
+            raise _post_error(error, "a private reply") from error
+
+    async def reply(self, invocation: CommandInvocation, text: str) -> None:
+        pending = self._pending.get(invocation.reply_token or "")
+        if pending is None:
+            await self.post(invocation.channel, self.bot_identity, text, invocation.channel.thread)
+            return
+        try:
+            await self._answer(pending, text, ephemeral=False)
+        except discord.HTTPException as error:
+            raise _post_error(error, "a reply") from error
+
+    async def _answer(self, pending: _Pending, text: str, *, ephemeral: bool) -> None:
+        pieces = split_message(text, self.max_message_length)
+        interaction = pending.interaction
+        mentions = discord.AllowedMentions.none()
+        async with pending.lock:
+            if not pending.answered and not pending.deferred:
+                pending.answered = True
+                await interaction.response.send_message(pieces[0], ephemeral=ephemeral, allowed_mentions=mentions)
+                pieces = pieces[1:]
+            elif pending.deferred and not pending.answered:
+                pending.answered = True
+                if not ephemeral:
+                    # The deferral was private; say where the answer went and post it for everyone.
+                    await interaction.edit_original_response(content="Answered in the channel.")
+                    ref = self._channel_ref(interaction.channel) if interaction.channel else None
+                    if ref is not None:
+                        for piece in pieces:
+                            await self._bot_send(ref.thread or ref.id, piece)
+                    return
+            for piece in pieces:
+                await interaction.followup.send(piece, ephemeral=ephemeral, allowed_mentions=mentions)
+
+    async def _direct_message(self, user: UserRef, text: str) -> None:
+        """A private message that answers no recent command: a DM (best effort)."""
+        try:
+            target = self.client.get_user(int(user.id)) or await self.client.fetch_user(int(user.id))
+            for piece in split_message(text, self.max_message_length):
+                await target.send(piece, allowed_mentions=discord.AllowedMentions.none())
+        except (discord.HTTPException, ValueError) as error:
+            log.info("could not send a private message to %s: %s", user.id, error)
+
+    # -- posting --------------------------------------------------------------------------------
+
+    async def post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None = None) -> str:
+        thread = thread or channel.thread
+        if thread is None:
+            thread = self._interview_thread(channel.id, identity.name)
+        pieces = split_message(text, self.max_message_length)
+        if identity.name == self.bot_identity.name and not identity.tag:
+            return await self._bot_post(thread or channel.id, pieces)
+        try:
+            return await self._webhook_post(channel.id, identity, pieces, thread)
+        except _NoWebhooks:
+            prefix = fallback_prefix(identity)
+            pieces = split_message(text, self.max_message_length - len(prefix))
+            return await self._bot_post(thread or channel.id, [prefix + pieces[0], *pieces[1:]])
+
+    def _interview_thread(self, channel_id: str, persona: str) -> str | None:
+        """The interview thread owed this persona's next post, if a question there is still fresh.
+
+        A question that got no answer (refused, or the world paused) stops claiming posts after a while.
+        """
+        owed = self._owed.get((channel_id, persona))
+        now = time.monotonic()
+        while owed:
+            thread, asked = owed.popleft()
+            if now - asked <= INTERVIEW_ANSWER_TTL_S:
+                return thread
+        return None
+
+    async def _bot_post(self, target_id: str, pieces: list[str]) -> str:
+        first: str | None = None
+        for piece in pieces:
+            message_id = await self._bot_send(target_id, piece)
+            first = first or message_id
+        assert first is not None
+        return first
+
+    async def _bot_send(self, target_id: str, text: str) -> str:
+        try:
+            target = await self._channel(target_id)
+            message = await target.send(text, allowed_mentions=discord.AllowedMentions.none())
+        except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            raise _post_error(error, "a message") from error
+        return str(message.id)
+
+    async def _channel(self, channel_id: str) -> Any:
+        channel = self.client.get_channel(int(channel_id))
+        if channel is None:
+            channel = await self.client.fetch_channel(int(channel_id))
+        return channel
+
+    async def _webhook_post(self, channel_id: str, identity: Identity, pieces: list[str], thread: str | None) -> str:
+        first: str | None = None
+        for piece in pieces:
+            for attempt in (1, 2):
+                webhook = await self._webhook(channel_id)
+                try:
+                    message = await webhook.send(
+                        piece,
+                        username=webhook_username(identity),
+                        avatar_url=identity.avatar_url or discord.utils.MISSING,
+                        allowed_mentions=discord.AllowedMentions.none(),
+                        thread=discord.Object(id=int(thread)) if thread else discord.utils.MISSING,
+                        wait=True,
+                    )
+                except discord.NotFound as error:
+                    if error.code == UNKNOWN_WEBHOOK and attempt == 1:
+                        self._drop_webhook(channel_id, webhook)
+                        continue
+                    raise _post_error(error, "a persona message") from error
+                except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+                    raise _post_error(error, "a persona message") from error
+                first = first or str(message.id)
+                break
+        assert first is not None
+        return first
+
+    def _drop_webhook(self, channel_id: str, webhook: discord.Webhook) -> None:
+        if self._webhooks.get(channel_id) is webhook:
+            del self._webhooks[channel_id]
+
+    async def _webhook(self, channel_id: str) -> discord.Webhook:
+        """The channel's webhook: cached, else the bot's existing one, else a new one."""
+        if channel_id in self._no_webhooks:
+            raise _NoWebhooks()
+        async with self._webhook_locks[channel_id]:
+            webhook = self._webhooks.get(channel_id)
+            if webhook is not None:
+                return webhook
+            try:
+                channel = await self._channel(channel_id)
+            except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
+                raise _post_error(error, "access to the channel") from error
+            try:
+                webhook = await self._existing_webhook(channel) or await channel.create_webhook(name=WEBHOOK_NAME)
+            except discord.Forbidden:
+                self._no_webhooks.add(channel_id)
+                await self._explain_no_webhooks(channel_id)
+                raise _NoWebhooks() from None
+            except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
+                raise _post_error(error, "creating the channel's webhook") from error
+            self._webhooks[channel_id] = webhook
+            self._own_webhook_ids.add(webhook.id)
+            return webhook
+
+    async def _existing_webhook(self, channel: Any) -> discord.Webhook | None:
+        me = self.client.user
+        try:
+            hooks = await channel.webhooks()
+        except discord.Forbidden:
+            raise
+        except discord.HTTPException:
+            return None
+        for hook in hooks:
+            if hook.token and hook.user is not None and me is not None and hook.user.id == me.id:
+                return hook
+        return None
+
+    async def _explain_no_webhooks(self, channel_id: str) -> None:
+        """Say once, in the channel, why personas post through the bot here."""
+        text = ("I lack the Manage Webhooks permission in this channel, so personas post through me with their "
+                "name in bold. Give me Manage Webhooks to let each persona post under its own name and avatar.")
+        try:
+            await self._bot_send(channel_id, text)
+        except AdapterError as error:
+            log.warning("could not explain the missing webhook permission: %s", error)
+
+    async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
+        with contextlib.suppress(Exception):
+            target = await self._channel(channel.thread or channel.id)
+            await target.typing()
+
+    async def upload(self, channel: ChannelRef, filename: str, data: bytes, comment: str = "") -> str | None:
+        """Share a file in the channel; an ``/troupe export`` waiting for its answer is answered with it."""
+        file = discord.File(io.BytesIO(data), filename=filename)
+        mentions = discord.AllowedMentions.none()
+        waiting = self._waiting_export(channel)
+        try:
+            if waiting is not None:
+                async with waiting.lock:
+                    if not waiting.answered and not waiting.deferred:
+                        waiting.answered = True
+                        await waiting.interaction.response.send_message(comment or None, file=file,
+                                                                        allowed_mentions=mentions)
+                        return str(waiting.interaction.id)
+                    waiting.answered = True
+                    with contextlib.suppress(discord.HTTPException):
+                        await waiting.interaction.edit_original_response(content="Shared in the channel.")
+            target = await self._channel(channel.thread or channel.id)
+            message = await target.send(comment or None, file=file, allowed_mentions=mentions)
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
+            log.warning("upload of %s failed: %s", filename, error)
+            return None
+        return str(message.id)
+
+    def _waiting_export(self, channel: ChannelRef) -> _Pending | None:
+        for pending in reversed(list(self._pending.values())):
+            inside = str(pending.interaction.channel_id) in (channel.id, channel.thread)
+            if inside and not pending.answered and pending.text.startswith("export"):
+                return pending
+        return None
+
+    # -- slash commands -------------------------------------------------------------------------
+
+    def _channel_personas(self, interaction: discord.Interaction) -> list[str]:
+        if self.persona_names is None or interaction.channel is None:
+            return []
+        try:
+            return list(self.persona_names(self._channel_ref(interaction.channel).key))
+        except Exception:
+            log.warning("persona autocomplete failed", exc_info=True)
+            return []
+
+    async def _complete_persona(self, interaction: discord.Interaction,
+                                current: str) -> list[app_commands.Choice[str]]:
+        return _choices(self._channel_personas(interaction), current)
+
+    async def _complete_bundled(self, interaction: discord.Interaction,
+                                current: str) -> list[app_commands.Choice[str]]:
+        names: list[str] = []
+        if self.bundled_persona_names is not None:
+            with contextlib.suppress(Exception):
+                names = list(self.bundled_persona_names())
+        return _choices(names, current)
+
+    async def _interview(self, interaction: discord.Interaction, name: str) -> None:
+        """Open a thread where every message is put to one persona."""
+        known = self._channel_personas(interaction)
+        match = next((n for n in known if n.casefold() == name.strip().casefold()), None)
+        if known and match is None:
+            await interaction.response.send_message(
+                f"There is no persona called {name} here; `/troupe persona list` shows them.", ephemeral=True)
+            return
+        persona = match or name.strip()
+        channel = interaction.channel
+        if not isinstance(channel, discord.TextChannel):
+            await interaction.response.send_message("Interviews open from a text channel, not a thread.",
+                                                    ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        pending = _Pending(interaction, deferred=True, answered=True)
+        self._recent[(str(interaction.user.id), str(channel.id))] = pending
+        try:
+            thread = await channel.create_thread(name=f"Interview with {persona}"[:100],
+                                                 type=discord.ChannelType.public_thread,
+                                                 auto_archive_duration=1440)
+            await thread.send(f"Interview with {persona}: everything written in this thread is put to "
+                              f"{persona}, who answers here.", allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as error:
+            await interaction.followup.send(f"Could not open a thread: {error.text or error}", ephemeral=True)
+            return
+        self._interviews[str(thread.id)] = (str(channel.id), persona)
+        await interaction.followup.send(f"Opened {thread.mention} to talk with {persona}.", ephemeral=True)
+
+    def _build_group(self) -> app_commands.Group:
+        adapter = self
+        troupe = app_commands.Group(name="troupe", description="Simulated personas in this channel",
+                                    guild_only=True)
+        persona = app_commands.Group(name="persona", description="The personas of this channel's world",
+                                     parent=troupe)
+
+        def simple(name: str, description: str) -> None:
+            async def callback(interaction: discord.Interaction) -> None:
+                await adapter._invoke(interaction, command_text(name))
+            troupe.add_command(app_commands.Command(name=name, description=description, callback=callback))
+
+        for name, description in (
+            ("stop", "End this channel's world (its history is kept)"),
+            ("status", "What this channel's world is doing"),
+            ("personas", "The bundled personas you can add"),
+            ("pause", "Personas stop answering (messages are still heard)"),
+            ("resume", "Personas answer again"),
+            ("reset", "Forget the conversation and memories (personas stay)"),
+            ("review", "Held persona messages waiting for a moderator"),
+            ("usage", "Model calls, tokens and cost of this channel"),
+        ):
+            simple(name, description)
+
+        @troupe.command(name="start", description="Bind this channel to a new world")
+        @app_commands.describe(name="the world's name", situation="what the personas are told is going on",
+                               scenario="a scenario file on the bot's machine")
+        async def start(interaction: discord.Interaction, name: Optional[str] = None,
+                        situation: Optional[str] = None, scenario: Optional[str] = None) -> None:
+            await adapter._invoke(interaction, command_text("start", name=name, situation=situation,
+                                                            scenario=scenario))
+
+        @persona.command(name="add", description="Add a bundled persona, a persona file or pasted JSON")
+        @app_commands.describe(source="a bundled persona's name, a file path, or JSON")
+        async def persona_add(interaction: discord.Interaction, source: str) -> None:
+            await adapter._invoke(interaction, command_text("persona add", source=source))
+
+        @persona.command(name="list", description="List the personas here")
+        async def persona_list(interaction: discord.Interaction) -> None:
+            await adapter._invoke(interaction, "persona list")
+
+        @persona.command(name="remove", description="Remove a persona")
+        async def persona_remove(interaction: discord.Interaction, name: str) -> None:
+            await adapter._invoke(interaction, command_text("persona remove", name=name))
+
+        @persona.command(name="show", description="Show a persona's spec")
+        async def persona_show(interaction: discord.Interaction, name: str) -> None:
+            await adapter._invoke(interaction, command_text("persona show", name=name))
+
+        @troupe.command(name="policy", description="Who answers a human message, and how many exchanges follow")
+        async def policy(interaction: discord.Interaction, policy: Optional[POLICY_CHOICES] = None,
+                         exchanges: Optional[app_commands.Range[int, 0, 20]] = None) -> None:
+            await adapter._invoke(interaction, command_text("policy", policy=policy, exchanges=exchanges))
+
+        @troupe.command(name="pick", description="Choose who speaks next (moderator policy)")
+        async def pick(interaction: discord.Interaction, name: str, second: Optional[str] = None,
+                       third: Optional[str] = None) -> None:
+            await adapter._invoke(interaction, command_text("pick", names=[name, second, third]))
+
+        @troupe.command(name="run", description="Let the world run N steps")
+        async def run(interaction: discord.Interaction, steps: app_commands.Range[int, 1, 100]) -> None:
+            await adapter._invoke(interaction, command_text("run", steps=steps))
+
+        @troupe.command(name="observe", description="Privately receive a persona's thoughts as they happen")
+        async def observe(interaction: discord.Interaction, name: str, state: ON_OFF) -> None:
+            await adapter._invoke(interaction, command_text("observe", name=name, state=state))
+
+        @troupe.command(name="ask", description="Talk to one persona")
+        async def ask(interaction: discord.Interaction, name: str, question: str) -> None:
+            await adapter._invoke(interaction, command_text("ask", name=name, question=question))
+
+        @troupe.command(name="interview", description="Open a thread to talk with one persona")
+        async def interview(interaction: discord.Interaction, name: str) -> None:
+            await adapter._interview(interaction, name)
+
+        @troupe.command(name="approve", description="Post a held message as it is")
+        async def approve(interaction: discord.Interaction, id: app_commands.Range[int, 1]) -> None:
+            await adapter._invoke(interaction, command_text("approve", id=id))
+
+        @troupe.command(name="edit", description="Post a held message with your changes")
+        async def edit(interaction: discord.Interaction, id: app_commands.Range[int, 1], text: str) -> None:
+            await adapter._invoke(interaction, command_text("edit", id=id, text=text))
+
+        @troupe.command(name="reject", description="Never post a held message")
+        async def reject(interaction: discord.Interaction, id: app_commands.Range[int, 1]) -> None:
+            await adapter._invoke(interaction, command_text("reject", id=id))
+
+        @troupe.command(name="safety", description="Show the checks, or switch the channel's safety mode")
+        async def safety(interaction: discord.Interaction, mode: Optional[SAFETY_CHOICES] = None) -> None:
+            await adapter._invoke(interaction, command_text("safety", mode=mode))
+
+        @troupe.command(name="export", description="The world's conversation as a file")
+        async def export(interaction: discord.Interaction, format: EXPORT_CHOICES) -> None:
+            await adapter._invoke(interaction, command_text("export", format=format))
+
+        @troupe.command(name="help", description="Troupe's commands")
+        async def help(interaction: discord.Interaction, command: Optional[str] = None) -> None:
+            await adapter._invoke(interaction, command_text("help", command=command))
+
+        for command, param in ((persona_remove, "name"), (persona_show, "name"), (pick, "name"), (pick, "second"),
+                               (pick, "third"), (observe, "name"), (ask, "name"), (interview, "name")):
+            command.autocomplete(param)(adapter._complete_persona)
+        persona_add.autocomplete("source")(adapter._complete_bundled)
+        return troupe
+
+
+class _NoWebhooks(Exception):
+    """Webhooks may not be created in this channel."""
+
+
+def _choices(names: list[str], current: str) -> list[app_commands.Choice[str]]:
+    """Up to 25 suggestions (Discord's limit) that contain what was typed."""
+    folded = current.casefold().strip()
+    return [app_commands.Choice(name=n[:100], value=n[:100]) for n in names if folded in n.casefold()][:25]

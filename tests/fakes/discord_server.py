@@ -1,0 +1,1599 @@
+"""A local stand-in for Discord's REST API and gateway, for driving the real ``discord.py`` client.
+
+It speaks the wire protocol discord.py expects: exact ``application/json`` bodies, real rate-limit
+headers on 429s (with ``Via`` so the client retries), the gateway handshake (HELLO, IDENTIFY → READY
+then GUILD_CREATE, heartbeats, RESUME replay by sequence, INVALID_SESSION), ``zlib-stream`` transport
+compression when the connection URL asks for it, interaction callbacks with their 3-second window,
+and webhook executions with Discord's validation rules.
+
+    async with FakeDiscord() as discord:
+        discord_py.http.Route.BASE = discord.api_base
+        discord_py.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(discord.gateway_url)
+        await discord.user_says(discord.channel_id("general"), "hello")
+
+Everything a Discord user would see is recorded: ``channel_messages(channel_id)`` for public messages
+(bot posts, webhook posts, interaction replies) and ``ephemeral(user_id)`` for ephemeral replies.
+
+Behaviour of the real client worth knowing in tests: discord.py sleeps 5 s before every IDENTIFY but
+the first (``Client.before_identify_hook``), so a non-resumable close takes that long to recover unless
+the hook is overridden; ``on_ready`` waits ``guild_ready_timeout`` (2 s by default) after the last
+GUILD_CREATE; stop the client before leaving ``async with FakeDiscord()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import json
+import re
+import secrets
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+DISCORD_EPOCH_MS = 1420070400000
+
+# Permission bits (https://discord.com/developers/docs/topics/permissions).
+ADD_REACTIONS = 1 << 6
+ADMINISTRATOR = 1 << 3
+VIEW_CHANNEL = 1 << 10
+SEND_MESSAGES = 1 << 11
+EMBED_LINKS = 1 << 14
+ATTACH_FILES = 1 << 15
+READ_MESSAGE_HISTORY = 1 << 16
+MENTION_EVERYONE = 1 << 17
+MANAGE_WEBHOOKS = 1 << 29
+USE_APPLICATION_COMMANDS = 1 << 31
+MANAGE_MESSAGES = 1 << 13
+MANAGE_THREADS = 1 << 34
+CREATE_PUBLIC_THREADS = 1 << 35
+SEND_MESSAGES_IN_THREADS = 1 << 38
+MODERATE_MEMBERS = 1 << 40
+
+EVERYONE_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | USE_APPLICATION_COMMANDS | ADD_REACTIONS
+BOT_PERMISSIONS = (
+    EVERYONE_PERMISSIONS
+    | EMBED_LINKS
+    | ATTACH_FILES
+    | MANAGE_WEBHOOKS
+    | MANAGE_THREADS
+    | CREATE_PUBLIC_THREADS
+    | SEND_MESSAGES_IN_THREADS
+)
+MODERATOR_PERMISSIONS = EVERYONE_PERMISSIONS | MANAGE_MESSAGES | MANAGE_THREADS | MODERATE_MEMBERS
+
+# Gateway intents that gate the events this fake dispatches.
+INTENT_GUILDS = 1 << 0
+INTENT_GUILD_MEMBERS = 1 << 1
+INTENT_GUILD_PRESENCES = 1 << 8
+INTENT_GUILD_MESSAGES = 1 << 9
+INTENT_MESSAGE_CONTENT = 1 << 15
+PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESSAGE_CONTENT
+
+EVENT_INTENTS = {
+    "GUILD_CREATE": INTENT_GUILDS,
+    "THREAD_CREATE": INTENT_GUILDS,
+    "CHANNEL_CREATE": INTENT_GUILDS,
+    "MESSAGE_CREATE": INTENT_GUILD_MESSAGES,
+    "MESSAGE_UPDATE": INTENT_GUILD_MESSAGES,
+    "MESSAGE_DELETE": INTENT_GUILD_MESSAGES,
+}
+
+# Gateway opcodes.
+OP_DISPATCH, OP_HEARTBEAT, OP_IDENTIFY, OP_RESUME, OP_RECONNECT = 0, 1, 2, 6, 7
+OP_REQUEST_MEMBERS, OP_INVALID_SESSION, OP_HELLO, OP_HEARTBEAT_ACK = 8, 9, 10, 11
+
+#: Close codes after which Discord lets the session be resumed.
+NON_RESUMABLE_CLOSE_CODES = frozenset({4004, 4007, 4009, 4010, 4011, 4012, 4013, 4014})
+
+# Option types of application commands.
+SUB_COMMAND, SUB_COMMAND_GROUP, STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, NUMBER = 1, 2, 3, 4, 5, 6, 7, 8, 10
+
+EPHEMERAL = 1 << 6
+LOADING = 1 << 7
+
+_snowflake_counter = itertools.count()
+
+#: Where the middleware leaves a request's decoded JSON (or multipart ``payload_json``) body.
+_PAYLOAD: web.RequestKey[Any] = web.RequestKey("payload", object)
+
+
+def snowflake() -> int:
+    """A fresh, time-ordered Discord snowflake."""
+    ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+    return (ms << 22) | (next(_snowflake_counter) & 0x3FFFFF)
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat()
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response whose Content-Type is exactly ``application/json``, as Discord sends it."""
+    all_headers = {"Content-Type": "application/json"}
+    all_headers.update(headers or {})
+    return web.Response(status=status, body=json.dumps(data).encode(), headers=all_headers)
+
+
+def _error(status: int, code: int, message: str, errors: dict[str, Any] | None = None) -> web.Response:
+    body: dict[str, Any] = {"message": message, "code": code}
+    if errors:
+        body["errors"] = errors
+    return _json(body, status)
+
+
+def _form_error(field_name: str, code: str, message: str) -> web.Response:
+    return _error(400, 50035, "Invalid Form Body", {field_name: {"_errors": [{"code": code, "message": message}]}})
+
+
+class DiscordHTTPError(Exception):
+    """Raised inside handlers to answer with a Discord error body."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+@dataclass
+class FakeUser:
+    """A Discord user (and guild member)."""
+
+    id: int
+    name: str
+    bot: bool = False
+    role_ids: list[int] = field(default_factory=list)
+    nick: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        """The user object."""
+        return {
+            "id": str(self.id),
+            "username": self.name,
+            "global_name": self.name,
+            "discriminator": "0",
+            "avatar": None,
+            "bot": self.bot,
+            "public_flags": 0,
+        }
+
+    def member_payload(self, *, with_user: bool = True) -> dict[str, Any]:
+        """The guild member object."""
+        data: dict[str, Any] = {
+            "roles": [str(r) for r in self.role_ids],
+            "nick": self.nick,
+            "joined_at": "2024-01-01T00:00:00+00:00",
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "pending": False,
+            "avatar": None,
+            "communication_disabled_until": None,
+        }
+        if with_user:
+            data["user"] = self.payload()
+        return data
+
+
+@dataclass
+class FakeRole:
+    """A guild role."""
+
+    id: int
+    name: str
+    permissions: int
+    position: int = 0
+    managed: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        """The role object."""
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "color": 0,
+            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+            "hoist": False,
+            "icon": None,
+            "unicode_emoji": None,
+            "position": self.position,
+            "permissions": str(self.permissions),
+            "managed": self.managed,
+            "mentionable": False,
+            "flags": 0,
+        }
+
+
+@dataclass
+class FakeChannel:
+    """A guild text channel or thread (type 11 public thread, 12 private thread)."""
+
+    id: int
+    guild_id: int
+    name: str
+    type: int = 0
+    parent_id: int | None = None
+    owner_id: int | None = None
+    position: int = 0
+    archived: bool = False
+
+    @property
+    def is_thread(self) -> bool:
+        """Whether this is a thread."""
+        return self.type in (10, 11, 12)
+
+    def payload(self) -> dict[str, Any]:
+        """The channel object."""
+        data: dict[str, Any] = {
+            "id": str(self.id),
+            "type": self.type,
+            "guild_id": str(self.guild_id),
+            "name": self.name,
+            "parent_id": str(self.parent_id) if self.parent_id else None,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "flags": 0,
+            "nsfw": False,
+        }
+        if self.is_thread:
+            data.update(
+                owner_id=str(self.owner_id) if self.owner_id else None,
+                member_count=1,
+                message_count=0,
+                total_message_sent=0,
+                thread_metadata={
+                    "archived": self.archived,
+                    "auto_archive_duration": 1440,
+                    "archive_timestamp": _now_iso(),
+                    "locked": False,
+                    "invitable": True,
+                    "create_timestamp": _now_iso(),
+                },
+            )
+        else:
+            data.update(position=self.position, permission_overwrites=[], topic=None)
+        return data
+
+
+@dataclass
+class FakeWebhook:
+    """An incoming webhook of a channel."""
+
+    id: int
+    channel_id: int
+    guild_id: int
+    name: str
+    token: str
+    creator_id: int
+    application_id: int | None = None
+
+    def payload(self, creator: FakeUser | None = None) -> dict[str, Any]:
+        """The webhook object."""
+        data: dict[str, Any] = {
+            "id": str(self.id),
+            "type": 1,
+            "guild_id": str(self.guild_id),
+            "channel_id": str(self.channel_id),
+            "name": self.name,
+            "avatar": None,
+            "token": self.token,
+            "application_id": str(self.application_id) if self.application_id else None,
+        }
+        if creator is not None:
+            data["user"] = creator.payload()
+        return data
+
+
+@dataclass
+class SentMessage:
+    """A message as a Discord user would see it."""
+
+    id: int
+    channel_id: int
+    content: str
+    author_id: int
+    author_name: str
+    payload: dict[str, Any]
+    webhook_id: int | None = None
+    avatar_url: str | None = None
+    embeds: list[dict[str, Any]] = field(default_factory=list)
+    allowed_mentions: dict[str, Any] | None = None
+    reference_id: int | None = None
+    ephemeral: bool = False
+    recipient_id: int | None = None
+    interaction_id: int | None = None
+    pinged_user_ids: list[int] = field(default_factory=list)
+    edits: int = 0
+
+
+@dataclass
+class InteractionCallback:
+    """The bot's initial response to an interaction."""
+
+    type: int
+    data: dict[str, Any]
+    elapsed: float
+
+    @property
+    def ephemeral(self) -> bool:
+        """Whether the response (or the deferral) is ephemeral."""
+        return bool(int(self.data.get("flags", 0) or 0) & EPHEMERAL)
+
+    @property
+    def deferred(self) -> bool:
+        """Whether this was a deferral (type 5)."""
+        return self.type == 5
+
+
+@dataclass
+class FakeInteraction:
+    """An application command interaction the fake dispatched, with everything the bot answered."""
+
+    id: int
+    token: str
+    name: str
+    options: list[dict[str, Any]]
+    user_id: int
+    channel_id: int
+    created: float
+    owner: FakeDiscord
+    callback: InteractionCallback | None = None
+    original: SentMessage | None = None
+    followup_messages: list[SentMessage] = field(default_factory=list)
+    rejected: list[int] = field(default_factory=list)
+
+    async def response(self, timeout: float = 5.0) -> InteractionCallback:
+        """Wait for the bot's initial response (reply or deferral)."""
+        await self.owner.wait_for(lambda: self.callback is not None, timeout)
+        assert self.callback is not None
+        return self.callback
+
+    async def message(self, timeout: float = 5.0) -> SentMessage:
+        """Wait for the visible original response (a reply, or a deferral once it was filled in)."""
+        await self.owner.wait_for(
+            lambda: self.original is not None and not (int(self.original.payload.get("flags", 0)) & LOADING),
+            timeout,
+        )
+        assert self.original is not None
+        return self.original
+
+    async def followups(self, count: int = 1, timeout: float = 5.0) -> list[SentMessage]:
+        """Wait until at least ``count`` follow-up messages were sent, and return them all."""
+        await self.owner.wait_for(lambda: len(self.followup_messages) >= count, timeout)
+        return list(self.followup_messages)
+
+
+@dataclass
+class _Session:
+    """One gateway session: its events by sequence, for resuming."""
+
+    id: str
+    intents: int
+    events: list[dict[str, Any]] = field(default_factory=list)
+    seq: int = 0
+    valid: bool = True
+
+
+@dataclass
+class GatewayConnection:
+    """A websocket connection to the gateway, as seen by the fake."""
+
+    ws: web.WebSocketResponse
+    path: str
+    query: dict[str, str]
+    compressor: Any = None
+    session: _Session | None = None
+    heartbeats: int = 0
+    closed_code: int | None = None
+
+
+@dataclass
+class _RateLimit:
+    route: str
+    method: str | None
+    times: int
+    retry_after: float
+    is_global: bool
+
+
+class FakeDiscord:
+    """A Discord stand-in on 127.0.0.1 (REST under ``/api/v10``, gateway under ``/gateway``)."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "fake-bot-token",
+        heartbeat_interval: float = 1.0,
+        interaction_deadline: float = 3.0,
+        bot_permissions: int = BOT_PERMISSIONS,
+        manage_webhooks: bool = True,
+        privileged_intents: int = PRIVILEGED_INTENTS,
+        bot_name: str = "Troupe",
+    ) -> None:
+        self.token = token
+        self.heartbeat_interval = heartbeat_interval
+        self.interaction_deadline = interaction_deadline
+        self.privileged_intents = privileged_intents
+        if not manage_webhooks:
+            bot_permissions &= ~MANAGE_WEBHOOKS
+        self.application_id = snowflake()
+        self.guild_id = snowflake()
+        self.bot_user = FakeUser(snowflake(), bot_name, bot=True)
+        self.owner_user = FakeUser(snowflake(), "owner")
+        self.roles: dict[int, FakeRole] = {}
+        self.everyone_role = self._role(self.guild_id, "@everyone", EVERYONE_PERMISSIONS, position=0)
+        self.bot_role = self._role(snowflake(), bot_name, bot_permissions, position=2, managed=True)
+        self.moderator_role = self._role(snowflake(), "Moderator", MODERATOR_PERMISSIONS, position=1)
+        self.bot_user.role_ids = [self.bot_role.id]
+        self.users: dict[int, FakeUser] = {}
+        for user in (self.bot_user, self.owner_user):
+            self.users[user.id] = user
+        self.moderator = self.add_user("mod", role_ids=[self.moderator_role.id])
+        self.guest = self.add_user("guest")
+        self.channels: dict[int, FakeChannel] = {}
+        self.add_channel("general")
+        self.add_channel("random")
+
+        self.webhooks: dict[int, FakeWebhook] = {}
+        self.messages: dict[int, list[SentMessage]] = {}
+        self._ephemeral: dict[int, list[SentMessage]] = {}
+        self.interactions: dict[int, FakeInteraction] = {}
+        self._interactions_by_token: dict[str, FakeInteraction] = {}
+        self.global_commands: list[dict[str, Any]] = []
+        self._guild_commands: dict[int, list[dict[str, Any]]] = {}
+        self.command_syncs: list[tuple[int | None, list[dict[str, Any]]]] = []
+        self.typing: list[int] = []
+        self.requests: list[tuple[str, str, dict[str, str], Any]] = []
+        self.rate_limited: list[tuple[str, str]] = []
+        self._rate_limits: list[_RateLimit] = []
+        self.connections: list[GatewayConnection] = []
+        self.identifies: list[dict[str, Any]] = []
+        self.resumes: list[dict[str, Any]] = []
+        self.member_requests: list[dict[str, Any]] = []
+        self._session: _Session | None = None
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------------ setup
+
+    def _role(self, role_id: int, name: str, permissions: int, *, position: int, managed: bool = False) -> FakeRole:
+        role = FakeRole(role_id, name, permissions, position, managed)
+        self.roles[role.id] = role
+        return role
+
+    def add_user(self, name: str, *, role_ids: list[int] | None = None, bot: bool = False) -> FakeUser:
+        """Add a guild member."""
+        user = FakeUser(snowflake(), name, bot=bot, role_ids=list(role_ids or []))
+        self.users[user.id] = user
+        return user
+
+    def add_channel(self, name: str) -> int:
+        """Add a text channel; return its id."""
+        channel = FakeChannel(snowflake(), self.guild_id, name, position=len(getattr(self, "channels", {})))
+        self.channels[channel.id] = channel
+        return channel.id
+
+    async def add_thread(
+        self, parent_id: int, name: str, *, owner: FakeUser | None = None, private: bool = False
+    ) -> int:
+        """Create a thread under a channel (dispatching THREAD_CREATE); return its id."""
+        thread = self._new_thread(snowflake(), parent_id, name, (owner or self.guest).id, private)
+        await self.dispatch("THREAD_CREATE", {**thread.payload(), "newly_created": True})
+        return thread.id
+
+    def _new_thread(self, thread_id: int, parent_id: int, name: str, owner_id: int, private: bool) -> FakeChannel:
+        thread = FakeChannel(thread_id, self.guild_id, name, 12 if private else 11, parent_id, owner_id)
+        self.channels[thread.id] = thread
+        return thread
+
+    def channel_id(self, name: str) -> int:
+        """The id of the channel or thread with this name."""
+        for channel in self.channels.values():
+            if channel.name == name:
+                return channel.id
+        raise KeyError(name)
+
+    def user(self, name: str) -> FakeUser:
+        """The user with this name."""
+        for user in self.users.values():
+            if user.name == name:
+                return user
+        raise KeyError(name)
+
+    def permissions_of(self, user: FakeUser) -> int:
+        """The guild-level permissions of a member (the owner and administrators have all)."""
+        if user.id == self.owner_user.id:
+            return (1 << 53) - 1
+        perms = self.everyone_role.permissions
+        for role_id in user.role_ids:
+            perms |= self.roles[role_id].permissions
+        return (1 << 53) - 1 if perms & ADMINISTRATOR else perms
+
+    @property
+    def bot_permissions(self) -> int:
+        """The bot's guild-level permissions."""
+        return self.permissions_of(self.bot_user)
+
+    def set_bot_permission(self, bit: int, allowed: bool) -> None:
+        """Grant or revoke one permission bit of the bot's role."""
+        role = self.bot_role
+        role.permissions = role.permissions | bit if allowed else role.permissions & ~bit
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def api_base(self) -> str:
+        """What ``discord.http.Route.BASE`` should be."""
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        """What ``DiscordWebSocket.DEFAULT_GATEWAY`` should be (as a ``yarl.URL``)."""
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    @property
+    def resume_gateway_url(self) -> str:
+        """The URL READY hands out for resuming."""
+        return f"ws://127.0.0.1:{self.port}/gateway/resume"
+
+    async def __aenter__(self) -> FakeDiscord:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Serve on a random port of 127.0.0.1."""
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/gateway/resume", self._gateway)
+        api = "/api/v10"
+        routes: list[tuple[str, str, Callable[..., Any]]] = [
+            ("GET", "/users/@me", self._get_me),
+            ("GET", "/gateway", self._get_gateway),
+            ("GET", "/gateway/bot", self._get_gateway_bot),
+            ("GET", "/applications/@me", self._get_application),
+            ("GET", "/oauth2/applications/@me", self._get_application),
+            ("PUT", "/applications/{app}/commands", self._put_commands),
+            ("GET", "/applications/{app}/commands", self._get_commands),
+            ("PUT", "/applications/{app}/guilds/{guild}/commands", self._put_commands),
+            ("GET", "/applications/{app}/guilds/{guild}/commands", self._get_commands),
+            ("GET", "/guilds/{guild}", self._get_guild),
+            ("GET", "/guilds/{guild}/channels", self._get_guild_channels),
+            ("GET", "/guilds/{guild}/members/{user}", self._get_member),
+            ("GET", "/channels/{channel}", self._get_channel),
+            ("GET", "/channels/{channel}/messages", self._get_messages),
+            ("GET", "/channels/{channel}/messages/{message}", self._get_message),
+            ("POST", "/channels/{channel}/messages", self._post_message),
+            ("PATCH", "/channels/{channel}/messages/{message}", self._patch_message),
+            ("POST", "/channels/{channel}/typing", self._post_typing),
+            ("POST", "/channels/{channel}/webhooks", self._post_webhook),
+            ("GET", "/channels/{channel}/webhooks", self._get_channel_webhooks),
+            ("GET", "/guilds/{guild}/webhooks", self._get_guild_webhooks),
+            ("DELETE", "/webhooks/{webhook}", self._delete_webhook),
+            ("GET", "/webhooks/{webhook}", self._get_webhook),
+            ("POST", "/channels/{channel}/threads", self._post_thread),
+            ("POST", "/channels/{channel}/messages/{message}/threads", self._post_thread),
+            ("POST", "/interactions/{interaction}/{token}/callback", self._post_callback),
+            ("POST", "/webhooks/{webhook}/{token}", self._execute_webhook),
+            ("GET", "/webhooks/{webhook}/{token}", self._get_webhook_with_token),
+            ("PATCH", "/webhooks/{webhook}/{token}/messages/{message}", self._edit_webhook_message),
+            ("GET", "/webhooks/{webhook}/{token}/messages/{message}", self._get_webhook_message),
+        ]
+        for method, path, handler in routes:
+            app.router.add_route(method, api + path, handler)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        """Close every gateway socket and stop serving."""
+        for conn in list(self.connections):
+            if not conn.ws.closed:
+                await conn.ws.close(code=1001)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ------------------------------------------------------------------ test helpers
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Wait until ``predicate()`` holds (re-checked whenever the fake's state changes)."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def channel_messages(self, channel_id: int) -> list[SentMessage]:
+        """Every public message of a channel or thread, oldest first."""
+        return list(self.messages.get(channel_id, []))
+
+    def ephemeral(self, user_id: int) -> list[SentMessage]:
+        """Ephemeral messages only this user saw, oldest first."""
+        return list(self._ephemeral.get(user_id, []))
+
+    def guild_commands(self, guild_id: int | None = None) -> list[dict[str, Any]]:
+        """The application commands registered for the guild."""
+        return list(self._guild_commands.get(guild_id or self.guild_id, []))
+
+    async def wait_for_message(
+        self, channel_id: int, predicate: Callable[[SentMessage], bool] | None = None, timeout: float = 5.0
+    ) -> SentMessage:
+        """Wait for a public message in a channel (matching ``predicate``, if given) and return the latest."""
+
+        def found() -> list[SentMessage]:
+            return [m for m in self.messages.get(channel_id, []) if predicate is None or predicate(m)]
+
+        await self.wait_for(lambda: bool(found()), timeout)
+        return found()[-1]
+
+    async def wait_until_ready(self, timeout: float = 5.0) -> None:
+        """Wait until a client has identified (or resumed) and is connected."""
+        await self.wait_for(self._live_connection_exists, timeout)
+
+    def _live_connection_exists(self) -> bool:
+        return any(c.session is not None and not c.ws.closed for c in self.connections)
+
+    def rate_limit(
+        self,
+        route: str,
+        *,
+        times: int = 1,
+        retry_after: float = 0.2,
+        method: str | None = None,
+        is_global: bool = False,
+    ) -> None:
+        """Answer the next ``times`` requests whose path contains ``route`` with a 429."""
+        self._rate_limits.append(_RateLimit(route, method.upper() if method else None, times, retry_after, is_global))
+
+    async def delete_webhook(self, webhook_id: int) -> None:
+        """Delete a webhook as a server admin would."""
+        self.webhooks.pop(webhook_id, None)
+        await self._notify()
+
+    async def user_says(
+        self,
+        channel_id: int,
+        text: str,
+        *,
+        user: FakeUser | None = None,
+        reply_to: int | None = None,
+    ) -> SentMessage:
+        """A member posts a message: store it and dispatch MESSAGE_CREATE."""
+        author = user or self.guest
+        if channel_id not in self.channels:
+            raise KeyError(f"unknown channel {channel_id}")
+        return await self._create_message(channel_id, author, {"content": text}, reference_id=reply_to)
+
+    async def run_slash_command(
+        self,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        user: FakeUser | None = None,
+        channel_id: int | None = None,
+    ) -> FakeInteraction:
+        """A member runs a registered slash command (``"cmd"``, ``"cmd sub"`` or ``"cmd group sub"``)."""
+        invoker = user or self.guest
+        channel = channel_id or self.channel_id("general")
+        parts = name.split()
+        command = self._find_command(parts[0])
+        if command is None:
+            raise LookupError(f"command {parts[0]!r} is not registered; Discord would not show it")
+        required = command.get("default_member_permissions")
+        if required is not None and (self.permissions_of(invoker) & int(required)) != int(required):
+            raise PermissionError(f"{invoker.name} lacks the permissions of /{parts[0]}; Discord would refuse it")
+        option_defs = command.get("options") or []
+        path_defs: list[dict[str, Any]] = []
+        for part in parts[1:]:
+            found = next((o for o in option_defs if o.get("name") == part), None)
+            if found is None:
+                raise LookupError(f"/{name}: no subcommand {part!r}")
+            path_defs.append(found)
+            option_defs = found.get("options") or []
+        resolved: dict[str, Any] = {}
+        leaf = [self._option(key, value, option_defs, resolved) for key, value in (options or {}).items()]
+        nested: list[dict[str, Any]] = leaf
+        for definition in reversed(path_defs):
+            nested = [{"type": definition.get("type", SUB_COMMAND), "name": definition["name"], "options": nested}]
+        interaction = FakeInteraction(
+            id=snowflake(),
+            token="aW50ZXJhY3Rpb24" + secrets.token_urlsafe(32),
+            name=name,
+            options=nested,
+            user_id=invoker.id,
+            channel_id=channel,
+            created=time.monotonic(),
+            owner=self,
+        )
+        self.interactions[interaction.id] = interaction
+        self._interactions_by_token[interaction.token] = interaction
+        data: dict[str, Any] = {
+            "id": command["id"],
+            "name": parts[0],
+            "type": 1,
+            "guild_id": str(self.guild_id),
+            "options": nested,
+        }
+        if resolved:
+            data["resolved"] = resolved
+        payload = {
+            "id": str(interaction.id),
+            "application_id": str(self.application_id),
+            "type": 2,
+            "data": data,
+            "guild_id": str(self.guild_id),
+            "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
+            "channel_id": str(channel),
+            "channel": self.channels[channel].payload(),
+            "member": {**invoker.member_payload(), "permissions": str(self.permissions_of(invoker))},
+            "token": interaction.token,
+            "version": 1,
+            "app_permissions": str(self.bot_permissions),
+            "locale": "en-US",
+            "guild_locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "context": 0,
+            "attachment_size_limit": 10485760,
+        }
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return interaction
+
+    def _option(
+        self, key: str, value: Any, definitions: list[dict[str, Any]], resolved: dict[str, Any]
+    ) -> dict[str, Any]:
+        definition = next((o for o in definitions if o.get("name") == key), None)
+        if definition is not None:
+            kind = int(definition.get("type", STRING))
+        elif isinstance(value, bool):
+            kind = BOOLEAN
+        elif isinstance(value, int):
+            kind = INTEGER
+        elif isinstance(value, float):
+            kind = NUMBER
+        elif isinstance(value, FakeUser):
+            kind = USER
+        else:
+            kind = STRING
+        if kind == USER:
+            target = value if isinstance(value, FakeUser) else self.users[int(value)]
+            resolved.setdefault("users", {})[str(target.id)] = target.payload()
+            member = target.member_payload(with_user=False)
+            member["permissions"] = str(self.permissions_of(target))
+            resolved.setdefault("members", {})[str(target.id)] = member
+            value = str(target.id)
+        elif kind == CHANNEL:
+            target_channel = self.channels[int(value)]
+            entry = target_channel.payload()
+            entry["permissions"] = str(self.bot_permissions)
+            resolved.setdefault("channels", {})[str(target_channel.id)] = entry
+            value = str(target_channel.id)
+        return {"name": key, "type": kind, "value": value}
+
+    def _find_command(self, name: str) -> dict[str, Any] | None:
+        for command in self._guild_commands.get(self.guild_id, []) + self.global_commands:
+            if command["name"] == name:
+                return command
+        return None
+
+    # ------------------------------------------------------------------ gateway
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Dispatch a gateway event to the current session (kept for replay if nobody is connected)."""
+        session = self._session
+        if session is None or not session.valid:
+            return
+        needed = EVENT_INTENTS.get(event)
+        if needed is not None and not session.intents & needed:
+            return
+        if event == "MESSAGE_CREATE" and not session.intents & INTENT_MESSAGE_CONTENT:
+            mentioned = any(m.get("id") == str(self.bot_user.id) for m in data.get("mentions", []))
+            if not mentioned and data.get("author", {}).get("id") != str(self.bot_user.id):
+                data = {**data, "content": "", "embeds": [], "attachments": [], "components": []}
+        session.seq += 1
+        frame = {"op": OP_DISPATCH, "t": event, "s": session.seq, "d": data}
+        session.events.append(frame)
+        for conn in self.connections:
+            if conn.session is session and not conn.ws.closed:
+                await self._send(conn, frame)
+        await self._notify()
+
+    async def drop_gateway(self, code: int = 4000, *, invalidate: bool | None = None) -> None:
+        """Close the gateway socket with ``code``; non-resumable codes (or ``invalidate``) end the session."""
+        if invalidate is None:
+            invalidate = code in NON_RESUMABLE_CLOSE_CODES
+        if invalidate and self._session is not None:
+            self._session.valid = False
+        for conn in self.connections:
+            if not conn.ws.closed:
+                conn.closed_code = code
+                await conn.ws.close(code=code)
+        await self._notify()
+
+    async def invalidate_session(self, *, resumable: bool = False) -> None:
+        """Send INVALID_SESSION (op 9) on the live connection."""
+        if not resumable and self._session is not None:
+            self._session.valid = False
+        for conn in self.connections:
+            if not conn.ws.closed:
+                await self._send(conn, {"op": OP_INVALID_SESSION, "d": resumable, "s": None, "t": None})
+
+    async def request_reconnect(self) -> None:
+        """Send RECONNECT (op 7): the client should resume on ``resume_gateway_url``."""
+        for conn in self.connections:
+            if not conn.ws.closed:
+                await self._send(conn, {"op": OP_RECONNECT, "d": None, "s": None, "t": None})
+
+    async def _send(self, conn: GatewayConnection, frame: dict[str, Any]) -> None:
+        text = json.dumps(frame)
+        try:
+            if conn.compressor is not None:
+                data = conn.compressor.compress(text.encode()) + conn.compressor.flush(zlib.Z_SYNC_FLUSH)
+                await conn.ws.send_bytes(data)
+            else:
+                await conn.ws.send_str(text)
+        except (ConnectionResetError, RuntimeError):
+            pass
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        conn = GatewayConnection(ws, request.path, dict(request.query))
+        compress = request.query.get("compress")
+        if compress == "zlib-stream":
+            conn.compressor = zlib.compressobj()
+        elif compress is not None:
+            await ws.close(code=4000, message=f"unsupported compression {compress}".encode())
+            return ws
+        if request.query.get("encoding", "json") != "json":
+            await ws.close(code=4002, message=b"Error while decoding payload.")
+            return ws
+        self.connections.append(conn)
+        hello = {"heartbeat_interval": int(self.heartbeat_interval * 1000)}
+        await self._send(conn, {"op": OP_HELLO, "d": hello, "s": None, "t": None})
+        try:
+            async for msg in ws:
+                if msg.type is not WSMsgType.TEXT:
+                    continue
+                frame = json.loads(msg.data)
+                await self._on_frame(conn, frame)
+        finally:
+            await self._notify()
+        return ws
+
+    async def _on_frame(self, conn: GatewayConnection, frame: dict[str, Any]) -> None:
+        op = frame.get("op")
+        data = frame.get("d")
+        if op == OP_HEARTBEAT:
+            conn.heartbeats += 1
+            await self._send(conn, {"op": OP_HEARTBEAT_ACK, "d": None, "s": None, "t": None})
+        elif op == OP_IDENTIFY:
+            await self._identify(conn, data)
+        elif op == OP_RESUME:
+            await self._resume(conn, data)
+        elif op == OP_REQUEST_MEMBERS:
+            self.member_requests.append(data)
+            members = [u.member_payload() for u in self.users.values()]
+            chunk = {"guild_id": str(self.guild_id), "members": members, "chunk_index": 0, "chunk_count": 1}
+            if data.get("nonce"):
+                chunk["nonce"] = data["nonce"]
+            await self.dispatch("GUILD_MEMBERS_CHUNK", chunk)
+
+    async def _identify(self, conn: GatewayConnection, data: dict[str, Any]) -> None:
+        self.identifies.append(data)
+        if data.get("token") != self.token:
+            await conn.ws.close(code=4004, message=b"Authentication failed.")
+            return
+        intents = int(data.get("intents", 0))
+        if intents & PRIVILEGED_INTENTS & ~self.privileged_intents:
+            await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
+            return
+        if self._session is not None:
+            self._session.valid = False
+        session = _Session(secrets.token_hex(16), intents)
+        self._session = session
+        conn.session = session
+        ready = {
+            "v": 10,
+            "user": {**self.bot_user.payload(), "verified": True, "mfa_enabled": False, "flags": 0},
+            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "session_id": session.id,
+            "resume_gateway_url": self.resume_gateway_url,
+            "shard": data.get("shard", [0, 1]),
+            "application": {"id": str(self.application_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "user_settings": {},
+            "session_type": "normal",
+            "guild_join_requests": [],
+            "geo_ordered_rtc_regions": [],
+            "auth_session_id_hash": "",
+            "_trace": ["fake-discord"],
+        }
+        await self.dispatch("READY", ready)
+        await self.dispatch("GUILD_CREATE", self._guild_payload(intents))
+
+    async def _resume(self, conn: GatewayConnection, data: dict[str, Any]) -> None:
+        self.resumes.append(data)
+        if data.get("token") != self.token:
+            await conn.ws.close(code=4004, message=b"Authentication failed.")
+            return
+        session = self._session
+        if session is None or not session.valid or data.get("session_id") != session.id:
+            await self._send(conn, {"op": OP_INVALID_SESSION, "d": False, "s": None, "t": None})
+            return
+        seq = int(data.get("seq") or 0)
+        while pending := [f for f in session.events if f["s"] > seq]:
+            for frame in pending:
+                await self._send(conn, frame)
+                seq = frame["s"]
+        conn.session = session
+        await self.dispatch("RESUMED", {"_trace": ["fake-discord"]})
+
+    def _guild_payload(self, intents: int = 0) -> dict[str, Any]:
+        """The guild object; without the presences intent Discord lists only the bot among its members."""
+        bot_member = self.bot_user.member_payload()
+        members = [bot_member]
+        if intents & INTENT_GUILD_PRESENCES:
+            members += [u.member_payload() for u in self.users.values() if u.id != self.bot_user.id]
+        return {
+            "id": str(self.guild_id),
+            "name": "Troupe Test Guild",
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "owner_id": str(self.owner_user.id),
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "roles": [r.payload() for r in self.roles.values()],
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "mfa_level": 0,
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "max_members": 500000,
+            "vanity_url_code": None,
+            "description": None,
+            "banner": None,
+            "premium_tier": 0,
+            "premium_subscription_count": 0,
+            "preferred_locale": "en-US",
+            "public_updates_channel_id": None,
+            "nsfw_level": 0,
+            "premium_progress_bar_enabled": False,
+            "joined_at": "2024-01-01T00:00:00+00:00",
+            "large": False,
+            "unavailable": False,
+            "member_count": len(self.users),
+            "members": members,
+            "channels": [c.payload() for c in self.channels.values() if not c.is_thread],
+            "threads": [c.payload() for c in self.channels.values() if c.is_thread and not c.archived],
+            "presences": [],
+            "voice_states": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+
+    # ------------------------------------------------------------------ REST plumbing
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        path = request.path
+        if not path.startswith("/api/"):
+            return await handler(request)
+        body: Any = None
+        if request.can_read_body:
+            body = await self._read_body(request)
+        request[_PAYLOAD] = body
+        api_path = path[len("/api/v10") :]
+        self.requests.append((request.method, api_path, dict(request.query), body))
+        for limit in self._rate_limits:
+            if limit.times > 0 and limit.route in api_path and limit.method in (None, request.method):
+                limit.times -= 1
+                self.rate_limited.append((request.method, api_path))
+                return self._too_many_requests(limit)
+        token_routes = api_path.startswith("/interactions/") or re.match(r"^/webhooks/\d+/[^/]+", api_path)
+        if not token_routes and request.headers.get("Authorization") != f"Bot {self.token}":
+            return _error(401, 0, "401: Unauthorized")
+        try:
+            response = await handler(request)
+        except DiscordHTTPError as exc:
+            return exc.response
+        except web.HTTPNotFound:
+            return _error(404, 0, "404: Not Found")
+        await self._notify()
+        return response
+
+    @staticmethod
+    async def _read_body(request: web.Request) -> Any:
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            raw = form.get("payload_json")
+            return json.loads(str(raw)) if raw is not None else {}
+        text = await request.text()
+        return json.loads(text) if text else None
+
+    @staticmethod
+    def _too_many_requests(limit: _RateLimit) -> web.Response:
+        reset = time.time() + limit.retry_after
+        headers = {
+            "Via": "1.1 google",
+            "Retry-After": str(max(1, round(limit.retry_after + 0.5))),
+            "X-RateLimit-Limit": "5",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": f"{reset:.3f}",
+            "X-RateLimit-Reset-After": f"{limit.retry_after:.3f}",
+            "X-RateLimit-Bucket": "fakebucket" + str(abs(hash(limit.route)) % 10000),
+            "X-RateLimit-Scope": "global" if limit.is_global else "user",
+        }
+        if limit.is_global:
+            headers["X-RateLimit-Global"] = "true"
+        body = {"message": "You are being rate limited.", "retry_after": limit.retry_after, "global": limit.is_global}
+        return _json(body, 429, headers)
+
+    @staticmethod
+    def _ok(data: Any, status: int = 200) -> web.Response:
+        headers = {
+            "X-RateLimit-Limit": "50",
+            "X-RateLimit-Remaining": "49",
+            "X-RateLimit-Reset": f"{time.time() + 1:.3f}",
+            "X-RateLimit-Reset-After": "1.000",
+        }
+        return _json(data, status, headers)
+
+    @staticmethod
+    def _no_content() -> web.Response:
+        return web.Response(status=204)
+
+    def _channel(self, request: web.Request, key: str = "channel") -> FakeChannel:
+        channel = self.channels.get(int(request.match_info[key]))
+        if channel is None:
+            raise DiscordHTTPError(_error(404, 10003, "Unknown Channel"))
+        return channel
+
+    def _require(self, permission: int) -> None:
+        if not self.bot_permissions & permission:
+            raise DiscordHTTPError(_error(403, 50013, "Missing Permissions"))
+
+    # ------------------------------------------------------------------ messages
+
+    def _validate_message(self, payload: dict[str, Any]) -> None:
+        content = payload.get("content") or ""
+        if len(content) > 2000:
+            raise DiscordHTTPError(_form_error("content", "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length."))
+        embeds = payload.get("embeds") or []
+        if len(embeds) > 10:
+            raise DiscordHTTPError(_form_error("embeds", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length."))
+        others = ("attachments", "components", "sticker_ids", "poll")
+        if not content and not embeds and not any(payload.get(key) for key in others):
+            raise DiscordHTTPError(_error(400, 50006, "Cannot send an empty message"))
+
+    def _pings(self, content: str, allowed: dict[str, Any] | None, reply_author: int | None) -> list[int]:
+        """User ids a message would notify, honouring ``allowed_mentions``."""
+        mentioned = [int(m) for m in re.findall(r"<@!?(\d+)>", content)]
+        if allowed is None:
+            pinged = [u for u in mentioned if u in self.users]
+        else:
+            parse = allowed.get("parse", [])
+            listed = {int(u) for u in allowed.get("users", [])}
+            pinged = [u for u in mentioned if u in self.users and ("users" in parse or u in listed)]
+            if reply_author is not None and not allowed.get("replied_user", False):
+                reply_author = None
+        if reply_author is not None and reply_author not in pinged:
+            pinged.append(reply_author)
+        return pinged
+
+    async def _create_message(
+        self,
+        channel_id: int,
+        author: FakeUser,
+        payload: dict[str, Any],
+        *,
+        reference_id: int | None = None,
+        webhook: FakeWebhook | None = None,
+        interaction: FakeInteraction | None = None,
+        ephemeral: bool = False,
+        loading: bool = False,
+    ) -> SentMessage:
+        message_id = snowflake()
+        content = payload.get("content") or ""
+        allowed = payload.get("allowed_mentions")
+        referenced = self._find_message(channel_id, reference_id) if reference_id else None
+        flags = int(payload.get("flags", 0) or 0) & EPHEMERAL | (LOADING if loading else 0)
+        if ephemeral:
+            flags |= EPHEMERAL
+        author_payload = author.payload()
+        if webhook is not None:
+            author_payload = {
+                "id": str(webhook.id),
+                "username": payload.get("username") or webhook.name,
+                "avatar": None,
+                "discriminator": "0000",
+                "bot": True,
+                "global_name": None,
+            }
+        pings = self._pings(content, allowed, referenced.author_id if referenced else None)
+        data: dict[str, Any] = {
+            "id": str(message_id),
+            "type": 19 if referenced else (20 if interaction else 0),
+            "channel_id": str(channel_id),
+            "guild_id": str(self.guild_id),
+            "author": author_payload,
+            "content": content,
+            "timestamp": _now_iso(),
+            "edited_timestamp": None,
+            "tts": bool(payload.get("tts", False)),
+            "mention_everyone": False,
+            "mentions": [self.users[u].payload() for u in pings if u in self.users],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": list(payload.get("embeds") or []),
+            "pinned": False,
+            "flags": flags,
+            "components": list(payload.get("components") or []),
+        }
+        if webhook is None:
+            data["member"] = author.member_payload(with_user=False)
+        else:
+            data["webhook_id"] = str(webhook.id)
+            if webhook.application_id:
+                data["application_id"] = str(webhook.application_id)
+        if interaction is not None:
+            data["webhook_id"] = str(self.application_id)
+            data["application_id"] = str(self.application_id)
+            invoker = self.users[interaction.user_id]
+            data["interaction_metadata"] = {
+                "id": str(interaction.id),
+                "type": 2,
+                "user": invoker.payload(),
+                "authorizing_integration_owners": {"0": str(self.guild_id)},
+                "name": interaction.name,
+                "command_type": 1,
+            }
+            data["interaction"] = {"id": str(interaction.id), "type": 2, "name": interaction.name, "user": invoker.payload()}
+        if referenced is not None:
+            data["message_reference"] = {
+                "type": 0,
+                "message_id": str(referenced.id),
+                "channel_id": str(channel_id),
+                "guild_id": str(self.guild_id),
+            }
+            data["referenced_message"] = referenced.payload
+        message = SentMessage(
+            id=message_id,
+            channel_id=channel_id,
+            content=content,
+            author_id=webhook.id if webhook else author.id,
+            author_name=author_payload["username"],
+            payload=data,
+            webhook_id=webhook.id if webhook else None,
+            avatar_url=payload.get("avatar_url") if webhook else None,
+            embeds=list(payload.get("embeds") or []),
+            allowed_mentions=allowed,
+            reference_id=referenced.id if referenced else None,
+            ephemeral=bool(flags & EPHEMERAL),
+            recipient_id=interaction.user_id if interaction and flags & EPHEMERAL else None,
+            interaction_id=interaction.id if interaction else None,
+            pinged_user_ids=pings,
+        )
+        if message.ephemeral and message.recipient_id is not None:
+            self._ephemeral.setdefault(message.recipient_id, []).append(message)
+        else:
+            self.messages.setdefault(channel_id, []).append(message)
+            await self.dispatch("MESSAGE_CREATE", data)
+        await self._notify()
+        return message
+
+    def _find_message(self, channel_id: int, message_id: int | None) -> SentMessage | None:
+        for message in self.messages.get(channel_id, []):
+            if message.id == message_id:
+                return message
+        return None
+
+    def _reference(self, payload: dict[str, Any], channel_id: int) -> int | None:
+        reference = payload.get("message_reference")
+        if not reference:
+            return None
+        message_id = int(reference["message_id"])
+        if self._find_message(channel_id, message_id) is None and reference.get("fail_if_not_exists", True):
+            raise DiscordHTTPError(
+                _form_error("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")
+            )
+        return message_id
+
+    async def _post_message(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        payload = request[_PAYLOAD] or {}
+        self._require(SEND_MESSAGES_IN_THREADS if channel.is_thread else SEND_MESSAGES)
+        self._validate_message(payload)
+        reference = self._reference(payload, channel.id)
+        message = await self._create_message(channel.id, self.bot_user, payload, reference_id=reference)
+        return self._ok(message.payload)
+
+    async def _patch_message(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        message = self._find_message(channel.id, int(request.match_info["message"]))
+        if message is None:
+            return _error(404, 10008, "Unknown Message")
+        if message.author_id != self.bot_user.id:
+            return _error(403, 50005, "Cannot edit a message authored by another user")
+        self._edit(message, request[_PAYLOAD] or {})
+        await self.dispatch("MESSAGE_UPDATE", message.payload)
+        return self._ok(message.payload)
+
+    def _edit(self, message: SentMessage, payload: dict[str, Any]) -> None:
+        if "content" in payload:
+            content = payload.get("content") or ""
+            if len(content) > 2000:
+                raise DiscordHTTPError(_form_error("content", "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length."))
+            message.content = content
+            message.payload["content"] = content
+        if "embeds" in payload:
+            message.embeds = list(payload.get("embeds") or [])
+            message.payload["embeds"] = message.embeds
+        if "allowed_mentions" in payload:
+            message.allowed_mentions = payload["allowed_mentions"]
+        message.payload["flags"] = int(message.payload.get("flags", 0)) & ~LOADING
+        message.payload["edited_timestamp"] = _now_iso()
+        message.edits += 1
+
+    async def _get_messages(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        self._require(READ_MESSAGE_HISTORY)
+        limit = int(request.query.get("limit", 50))
+        if not 1 <= limit <= 100:
+            return _form_error("limit", "NUMBER_TYPE_MAX", "int value should be less than or equal to 100.")
+        messages = self.messages.get(channel.id, [])
+        if "before" in request.query:
+            messages = [m for m in messages if m.id < int(request.query["before"])]
+        if "after" in request.query:
+            messages = [m for m in messages if m.id > int(request.query["after"])]
+            return self._ok([m.payload for m in messages[:limit]][::-1])
+        return self._ok([m.payload for m in reversed(messages[-limit:])])
+
+    async def _get_message(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        message = self._find_message(channel.id, int(request.match_info["message"]))
+        if message is None:
+            return _error(404, 10008, "Unknown Message")
+        return self._ok(message.payload)
+
+    async def _post_typing(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        self.typing.append(channel.id)
+        return self._no_content()
+
+    # ------------------------------------------------------------------ users, guild, channels, app
+
+    async def _get_me(self, request: web.Request) -> web.Response:
+        return self._ok({**self.bot_user.payload(), "verified": True, "mfa_enabled": False, "flags": 0})
+
+    async def _get_gateway(self, request: web.Request) -> web.Response:
+        return self._ok({"url": self.gateway_url})
+
+    async def _get_gateway_bot(self, request: web.Request) -> web.Response:
+        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+        return self._ok({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+
+    async def _get_application(self, request: web.Request) -> web.Response:
+        return self._ok(
+            {
+                "id": str(self.application_id),
+                "name": self.bot_user.name,
+                "icon": None,
+                "description": "",
+                "summary": "",
+                "type": None,
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "verify_key": "0" * 64,
+                "flags": 0,
+                "owner": self.owner_user.payload(),
+                "team": None,
+                "bot": self.bot_user.payload(),
+                "interactions_endpoint_url": None,
+                "redirect_uris": [],
+            }
+        )
+
+    async def _get_guild(self, request: web.Request) -> web.Response:
+        if int(request.match_info["guild"]) != self.guild_id:
+            return _error(404, 10004, "Unknown Guild")
+        data = self._guild_payload()
+        for key in ("members", "channels", "threads", "presences", "voice_states"):
+            data.pop(key)
+        return self._ok(data)
+
+    async def _get_guild_channels(self, request: web.Request) -> web.Response:
+        return self._ok([c.payload() for c in self.channels.values() if not c.is_thread])
+
+    async def _get_member(self, request: web.Request) -> web.Response:
+        user = self.users.get(int(request.match_info["user"]))
+        if user is None:
+            return _error(404, 10007, "Unknown Member")
+        return self._ok(user.member_payload())
+
+    async def _get_channel(self, request: web.Request) -> web.Response:
+        return self._ok(self._channel(request).payload())
+
+    async def _put_commands(self, request: web.Request) -> web.Response:
+        if int(request.match_info["app"]) != self.application_id:
+            return _error(403, 50001, "Missing Access")
+        guild = request.match_info.get("guild")
+        guild_id = int(guild) if guild else None
+        if guild_id is not None and guild_id != self.guild_id:
+            return _error(403, 50001, "Missing Access")
+        commands: list[dict[str, Any]] = []
+        for entry in request[_PAYLOAD] or []:
+            name = entry.get("name", "")
+            if not re.fullmatch(r"[-_\w]{1,32}", name) or name != name.lower():
+                return _form_error("name", "APPLICATION_COMMAND_INVALID_NAME", f"Invalid command name {name!r}")
+            command = {
+                "id": str(snowflake()),
+                "application_id": str(self.application_id),
+                "version": str(snowflake()),
+                "type": 1,
+                "description": "",
+                "options": [],
+                "default_member_permissions": None,
+                "dm_permission": True,
+                "nsfw": False,
+                "contexts": None,
+                "integration_types": [0],
+                **entry,
+            }
+            if guild_id is not None:
+                command["guild_id"] = str(guild_id)
+            commands.append(command)
+        if guild_id is None:
+            self.global_commands = commands
+        else:
+            self._guild_commands[guild_id] = commands
+        self.command_syncs.append((guild_id, commands))
+        return self._ok(commands)
+
+    async def _get_commands(self, request: web.Request) -> web.Response:
+        guild = request.match_info.get("guild")
+        return self._ok(self._guild_commands.get(int(guild), []) if guild else self.global_commands)
+
+    # ------------------------------------------------------------------ threads
+
+    async def _post_thread(self, request: web.Request) -> web.Response:
+        parent = self._channel(request)
+        if parent.is_thread:
+            return _error(400, 50024, "Cannot execute action on this channel type")
+        self._require(CREATE_PUBLIC_THREADS)
+        payload = request[_PAYLOAD] or {}
+        name = payload.get("name") or ""
+        if not 1 <= len(name) <= 100:
+            return _form_error("name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+        if "message" in request.match_info:
+            message_id = int(request.match_info["message"])
+            if self._find_message(parent.id, message_id) is None:
+                return _error(404, 10008, "Unknown Message")
+            if message_id in self.channels:
+                return _error(400, 160004, "A thread has already been created for this message")
+            thread = self._new_thread(message_id, parent.id, name, self.bot_user.id, False)
+        else:
+            thread = self._new_thread(snowflake(), parent.id, name, self.bot_user.id, payload.get("type") == 12)
+        await self.dispatch("THREAD_CREATE", {**thread.payload(), "newly_created": True})
+        return self._ok(thread.payload(), 201)
+
+    # ------------------------------------------------------------------ webhooks
+
+    def _check_webhook_name(self, name: Any, field_name: str) -> None:
+        if not isinstance(name, str) or not 1 <= len(name) <= 80:
+            raise DiscordHTTPError(_form_error(field_name, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 80 in length."))
+        lowered = name.lower()
+        for banned in ("discord", "clyde"):
+            if banned in lowered:
+                raise DiscordHTTPError(
+                    _form_error(field_name, "USERNAME_INVALID_CONTAINS", f'Username cannot contain "{banned}"')
+                )
+
+    async def _post_webhook(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        if channel.is_thread:
+            return _error(400, 50024, "Cannot execute action on this channel type")
+        self._require(MANAGE_WEBHOOKS)
+        payload = request[_PAYLOAD] or {}
+        self._check_webhook_name(payload.get("name"), "name")
+        if sum(1 for w in self.webhooks.values() if w.channel_id == channel.id) >= 15:
+            return _error(400, 30007, "Maximum number of webhooks reached (15)")
+        webhook = FakeWebhook(
+            snowflake(), channel.id, self.guild_id, payload["name"], secrets.token_urlsafe(48), self.bot_user.id,
+            self.application_id,
+        )
+        self.webhooks[webhook.id] = webhook
+        return self._ok(webhook.payload(self.bot_user))
+
+    async def _get_channel_webhooks(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        self._require(MANAGE_WEBHOOKS)
+        hooks = [w.payload(self.users.get(w.creator_id)) for w in self.webhooks.values() if w.channel_id == channel.id]
+        return self._ok(hooks)
+
+    async def _get_guild_webhooks(self, request: web.Request) -> web.Response:
+        self._require(MANAGE_WEBHOOKS)
+        return self._ok([w.payload(self.users.get(w.creator_id)) for w in self.webhooks.values()])
+
+    async def _get_webhook(self, request: web.Request) -> web.Response:
+        webhook = self.webhooks.get(int(request.match_info["webhook"]))
+        if webhook is None:
+            return _error(404, 10015, "Unknown Webhook")
+        return self._ok(webhook.payload(self.users.get(webhook.creator_id)))
+
+    async def _delete_webhook(self, request: web.Request) -> web.Response:
+        self._require(MANAGE_WEBHOOKS)
+        if self.webhooks.pop(int(request.match_info["webhook"]), None) is None:
+            return _error(404, 10015, "Unknown Webhook")
+        return self._no_content()
+
+    def _webhook_by_token(self, request: web.Request) -> FakeWebhook:
+        webhook = self.webhooks.get(int(request.match_info["webhook"]))
+        if webhook is None:
+            raise DiscordHTTPError(_error(404, 10015, "Unknown Webhook"))
+        if webhook.token != request.match_info["token"]:
+            raise DiscordHTTPError(_error(401, 50027, "Invalid Webhook Token"))
+        return webhook
+
+    async def _get_webhook_with_token(self, request: web.Request) -> web.Response:
+        data = self._webhook_by_token(request).payload()
+        return self._ok(data)
+
+    async def _execute_webhook(self, request: web.Request) -> web.Response:
+        if int(request.match_info["webhook"]) == self.application_id:
+            return await self._followup(request)
+        webhook = self._webhook_by_token(request)
+        payload = request[_PAYLOAD] or {}
+        if "username" in payload and payload["username"] is not None:
+            self._check_webhook_name(payload["username"], "username")
+        avatar_url = payload.get("avatar_url")
+        if avatar_url is not None and not re.match(r"^https?://", str(avatar_url)):
+            return _form_error("avatar_url", "URL_TYPE_INVALID_URL", "Not a well formed URL.")
+        self._validate_message(payload)
+        channel_id = webhook.channel_id
+        thread_id = request.query.get("thread_id")
+        if thread_id is not None:
+            thread = self.channels.get(int(thread_id))
+            if thread is None or thread.parent_id != webhook.channel_id:
+                return _error(400, 10003, "Unknown Channel")
+            if thread.archived:
+                return _error(400, 50083, "Thread is archived")
+            channel_id = thread.id
+        message = await self._create_message(channel_id, self.bot_user, payload, webhook=webhook)
+        if request.query.get("wait", "false").lower() in ("true", "1"):
+            return self._ok(message.payload)
+        return self._no_content()
+
+    async def _get_webhook_message(self, request: web.Request) -> web.Response:
+        message = self._webhook_message(request)
+        return self._ok(message.payload)
+
+    def _webhook_message(self, request: web.Request) -> SentMessage:
+        if int(request.match_info["webhook"]) == self.application_id:
+            interaction = self._interaction_for_token(request.match_info["token"])
+            ref = request.match_info["message"]
+            candidates = ([interaction.original] if interaction.original else []) + interaction.followup_messages
+            if ref == "@original":
+                if interaction.original is None:
+                    raise DiscordHTTPError(_error(404, 10008, "Unknown Message"))
+                return interaction.original
+            for message in candidates:
+                if message.id == int(ref):
+                    return message
+            raise DiscordHTTPError(_error(404, 10008, "Unknown Message"))
+        webhook = self._webhook_by_token(request)
+        for message in self.messages.get(webhook.channel_id, []) + [
+            m for c in self.channels.values() if c.parent_id == webhook.channel_id for m in self.messages.get(c.id, [])
+        ]:
+            if message.webhook_id == webhook.id and str(message.id) == request.match_info["message"]:
+                return message
+        raise DiscordHTTPError(_error(404, 10008, "Unknown Message"))
+
+    async def _edit_webhook_message(self, request: web.Request) -> web.Response:
+        message = self._webhook_message(request)
+        self._edit(message, request[_PAYLOAD] or {})
+        if not message.ephemeral:
+            await self.dispatch("MESSAGE_UPDATE", message.payload)
+        return self._ok(message.payload)
+
+    # ------------------------------------------------------------------ interactions
+
+    def _interaction_for_token(self, token: str) -> FakeInteraction:
+        interaction = self._interactions_by_token.get(token)
+        if interaction is None or time.monotonic() - interaction.created > 15 * 60:
+            raise DiscordHTTPError(_error(404, 10015, "Unknown Webhook"))
+        return interaction
+
+    async def _post_callback(self, request: web.Request) -> web.Response:
+        interaction = self.interactions.get(int(request.match_info["interaction"]))
+        if interaction is None or interaction.token != request.match_info["token"]:
+            return _error(404, 10062, "Unknown interaction")
+        elapsed = time.monotonic() - interaction.created
+        payload = request[_PAYLOAD] or {}
+        kind = int(payload.get("type", 0))
+        if elapsed > self.interaction_deadline:
+            interaction.rejected.append(10062)
+            return _error(404, 10062, "Unknown interaction")
+        if interaction.callback is not None:
+            interaction.rejected.append(40060)
+            return _error(400, 40060, "Interaction has already been acknowledged.")
+        if kind not in (4, 5, 9):
+            return _form_error("type", "INTERACTION_CALLBACK_TYPE_INVALID", "Invalid interaction response type")
+        data = payload.get("data") or {}
+        if kind == 4:
+            self._validate_message(data)
+        callback = InteractionCallback(kind, data, elapsed)
+        ephemeral = callback.ephemeral
+        body: dict[str, Any] = {
+            "interaction": {
+                "id": str(interaction.id),
+                "type": 2,
+                "response_message_loading": kind == 5,
+                "response_message_ephemeral": ephemeral,
+            }
+        }
+        if kind in (4, 5):
+            message = await self._create_message(
+                interaction.channel_id,
+                self.bot_user,
+                data if kind == 4 else {"flags": data.get("flags", 0)},
+                interaction=interaction,
+                ephemeral=ephemeral,
+                loading=kind == 5,
+            )
+            interaction.original = message
+            body["interaction"]["response_message_id"] = str(message.id)
+            body["resource"] = {"type": kind, "message": message.payload}
+        else:
+            body["resource"] = {"type": kind}
+        interaction.callback = callback
+        return self._ok(body)
+
+    async def _followup(self, request: web.Request) -> web.Response:
+        interaction = self._interaction_for_token(request.match_info["token"])
+        if interaction.callback is None:
+            return _error(404, 10015, "Unknown Webhook")
+        payload = request[_PAYLOAD] or {}
+        self._validate_message(payload)
+        original = interaction.original
+        if (
+            interaction.callback.deferred
+            and original is not None
+            and int(original.payload.get("flags", 0)) & LOADING
+        ):
+            # The first follow-up after a deferral fills in the "thinking…" message and keeps its flags.
+            self._edit(original, payload)
+            if not original.ephemeral:
+                await self.dispatch("MESSAGE_UPDATE", original.payload)
+            interaction.followup_messages.append(original)
+            return self._ok(original.payload)
+        message = await self._create_message(
+            interaction.channel_id,
+            self.bot_user,
+            payload,
+            interaction=interaction,
+            ephemeral=bool(int(payload.get("flags", 0) or 0) & EPHEMERAL),
+        )
+        interaction.followup_messages.append(message)
+        return self._ok(message.payload)

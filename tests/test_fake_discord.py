@@ -1,0 +1,434 @@
+"""The fake Discord is faithful enough that the real discord.py client works against it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import discord
+import pytest
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from tests.fakes.discord_server import FakeDiscord, FakeInteraction
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture(autouse=True)
+def _restore_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    socket_class = discord.gateway.DiscordWebSocket
+    monkeypatch.setattr(socket_class, "DEFAULT_GATEWAY", socket_class.DEFAULT_GATEWAY)
+
+
+def _intents(*, message_content: bool = True) -> discord.Intents:
+    intents = discord.Intents.default()
+    intents.message_content = message_content
+    return intents
+
+
+class RecordingClient(discord.Client):
+    """A plain client that keeps every message it receives."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("intents", _intents())
+        super().__init__(guild_ready_timeout=0.05, **kwargs)
+        self.received: list[discord.Message] = []
+
+    async def on_message(self, message: discord.Message) -> None:
+        self.received.append(message)
+
+    async def wait_received(self, predicate: Any, timeout: float = 5.0) -> discord.Message:
+        async def poll() -> discord.Message:
+            while True:
+                for message in self.received:
+                    if predicate(message):
+                        return message
+                await asyncio.sleep(0.01)
+
+        return await asyncio.wait_for(poll(), timeout)
+
+
+@contextlib.asynccontextmanager
+async def connected(fake: FakeDiscord, client: discord.Client, token: str | None = None) -> AsyncIterator[None]:
+    """Run ``client`` against the fake until the block ends."""
+    discord.http.Route.BASE = fake.api_base
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)
+    task = asyncio.create_task(client.start(token or fake.token))
+    try:
+        waiter = asyncio.create_task(client.wait_until_ready())
+        done, _ = await asyncio.wait({task, waiter}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            waiter.cancel()
+            task.result()
+        assert waiter in done, "client never became ready"
+        yield
+    finally:
+        await client.close()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, 5)
+
+
+async def test_login_ready_messages_and_compression() -> None:
+    async with FakeDiscord(heartbeat_interval=0.2) as fake:
+        client = RecordingClient()
+        async with connected(fake, client):
+            general = fake.channel_id("general")
+            guild = client.get_guild(fake.guild_id)
+            assert guild is not None and guild.get_channel(general) is not None
+            assert client.user is not None and client.user.id == fake.bot_user.id
+            assert client.application_id == fake.application_id
+            # discord.py asks for zlib-stream transport compression and the fake speaks it.
+            assert fake.connections[0].query["compress"] == "zlib-stream"
+            assert fake.connections[0].query["v"] == "10"
+
+            said = await fake.user_says(general, "hello bot", user=fake.moderator)
+            got = await client.wait_received(lambda m: m.id == said.id)
+            assert got.content == "hello bot" and got.author.id == fake.moderator.id
+            assert isinstance(got.author, discord.Member)
+            assert fake.moderator_role.id in [r.id for r in got.author.roles]
+
+            channel = client.get_channel(general)
+            assert isinstance(channel, discord.TextChannel)
+            sent = await channel.send("hi there", allowed_mentions=discord.AllowedMentions.none())
+            recorded = fake.channel_messages(general)[-1]
+            assert recorded.id == sent.id and recorded.content == "hi there"
+            assert recorded.author_id == fake.bot_user.id
+            # Discord echoes the bot's own messages back over the gateway.
+            await client.wait_received(lambda m: m.id == sent.id)
+
+            reply = await got.reply("answering")
+            assert fake.channel_messages(general)[-1].reference_id == got.id
+            assert reply.reference is not None and reply.reference.message_id == got.id
+
+            async with channel.typing():
+                pass
+            assert fake.typing == [general]
+
+            history = [m async for m in channel.history(limit=10)]
+            assert [m.id for m in history][:2] == [reply.id, sent.id]
+
+            await asyncio.sleep(0.5)
+            assert fake.connections[0].heartbeats >= 2
+
+
+async def test_rejected_token() -> None:
+    async with FakeDiscord() as fake:
+        client = RecordingClient()
+        discord.http.Route.BASE = fake.api_base
+        with pytest.raises(discord.LoginFailure):
+            await client.login("wrong-token")
+        await client.close()
+
+
+async def test_message_content_needs_the_intent() -> None:
+    async with FakeDiscord() as fake:
+        client = RecordingClient(intents=_intents(message_content=False))
+        async with connected(fake, client):
+            general = fake.channel_id("general")
+            plain = await fake.user_says(general, "secret words")
+            mention = await fake.user_says(general, f"<@{fake.bot_user.id}> hi")
+            got_plain = await client.wait_received(lambda m: m.id == plain.id)
+            got_mention = await client.wait_received(lambda m: m.id == mention.id)
+            assert got_plain.content == ""
+            assert "hi" in got_mention.content
+
+
+async def test_too_long_and_empty_messages_are_refused() -> None:
+    async with FakeDiscord() as fake:
+        client = RecordingClient()
+        async with connected(fake, client):
+            channel = client.get_channel(fake.channel_id("general"))
+            assert isinstance(channel, discord.TextChannel)
+            with pytest.raises(discord.HTTPException) as info:
+                await channel.send("x" * 2001)
+            assert info.value.status == 400 and info.value.code == 50035
+            await channel.send("x" * 2000)
+            assert len(fake.channel_messages(channel.id)) == 1
+
+
+async def test_webhooks_and_threads() -> None:
+    async with FakeDiscord() as fake:
+        client = RecordingClient()
+        async with connected(fake, client):
+            general = fake.channel_id("general")
+            channel = client.get_channel(general)
+            assert isinstance(channel, discord.TextChannel)
+            hook = await channel.create_webhook(name="Troupe")
+            assert [w.id for w in await channel.webhooks()] == [hook.id]
+
+            avatar = "https://example.com/ada.png"
+            sent = await hook.send("from Ada", username="Ada Lovelace", avatar_url=avatar, wait=True)
+            recorded = fake.channel_messages(general)[-1]
+            assert recorded.id == sent.id and recorded.webhook_id == hook.id
+            assert recorded.author_name == "Ada Lovelace"
+            assert recorded.avatar_url == avatar
+            echo = await client.wait_received(lambda m: m.id == sent.id)
+            assert echo.webhook_id == hook.id and echo.author.bot
+
+            with pytest.raises(discord.HTTPException) as info:
+                await hook.send("nope", username="Discord Staff", wait=True)
+            assert info.value.status == 400 and info.value.code == 50035
+
+            thread = await channel.create_thread(name="side chat", type=discord.ChannelType.public_thread)
+            assert client.get_channel(thread.id) is not None or fake.channels[thread.id].parent_id == general
+            in_thread = await hook.send("in the thread", username="Ada", thread=thread, wait=True)
+            assert fake.channel_messages(thread.id)[-1].id == in_thread.id
+
+            with pytest.raises(discord.HTTPException) as bad_avatar:
+                await hook.send("x", username="Ada", avatar_url="ftp://example.com/a.png", wait=True)
+            assert bad_avatar.value.code == 50035
+            other = await (client.get_channel(fake.channel_id("random"))).create_thread(  # type: ignore[union-attr]
+                name="elsewhere", type=discord.ChannelType.public_thread
+            )
+            with pytest.raises(discord.HTTPException):
+                await hook.send("wrong thread", username="Ada", thread=other, wait=True)
+
+            started = await channel.send("start here")
+            from_message = await started.create_thread(name="follow-up")
+            assert from_message.id == started.id
+
+            await fake.delete_webhook(hook.id)
+            with pytest.raises(discord.NotFound) as missing:
+                await hook.send("gone", username="Ada", wait=True)
+            assert missing.value.code == 10015
+
+
+async def test_webhook_creation_needs_manage_webhooks() -> None:
+    async with FakeDiscord(manage_webhooks=False) as fake:
+        client = RecordingClient()
+        async with connected(fake, client):
+            channel = client.get_channel(fake.channel_id("general"))
+            assert isinstance(channel, discord.TextChannel)
+            with pytest.raises(discord.Forbidden) as info:
+                await channel.create_webhook(name="Troupe")
+            assert info.value.code == 50013
+
+
+async def test_resume_replays_missed_messages() -> None:
+    async with FakeDiscord(heartbeat_interval=0.2) as fake:
+        client = RecordingClient()
+        async with connected(fake, client):
+            general = fake.channel_id("general")
+            await fake.drop_gateway(code=4000)
+            missed = await fake.user_says(general, "while you were away")
+            got = await client.wait_received(lambda m: m.id == missed.id)
+            assert got.content == "while you were away"
+            assert len(fake.identifies) == 1 and len(fake.resumes) == 1
+            assert fake.connections[-1].path == "/gateway/resume"
+            # The client keeps working on the resumed connection.
+            after = await fake.user_says(general, "and now")
+            await client.wait_received(lambda m: m.id == after.id)
+
+
+async def _no_identify_delay(shard_id: int | None, *, initial: bool = False) -> None:
+    return None
+
+
+async def test_non_resumable_close_identifies_again() -> None:
+    async with FakeDiscord(heartbeat_interval=0.2) as fake:
+        client = RecordingClient()
+        # discord.py waits 5 s before any non-initial IDENTIFY; skip that wait here.
+        client.before_identify_hook = _no_identify_delay  # type: ignore[method-assign]
+        async with connected(fake, client):
+            await fake.drop_gateway(code=4009)
+            await fake.wait_for(lambda: len(fake.identifies) == 2, timeout=10)
+            await fake.wait_until_ready()
+            said = await fake.user_says(fake.channel_id("general"), "fresh session")
+            await client.wait_received(lambda m: m.id == said.id)
+            # The resume was refused (INVALID_SESSION); discord.py re-identified on the last URL it used.
+            assert len(fake.resumes) == 1
+            assert fake.connections[-1].session is not None and fake.connections[-1].session.valid
+
+
+async def test_rate_limit_is_retried() -> None:
+    async with FakeDiscord() as fake:
+        client = RecordingClient()
+        async with connected(fake, client):
+            channel = client.get_channel(fake.channel_id("general"))
+            assert isinstance(channel, discord.TextChannel)
+            fake.rate_limit("/messages", times=1, retry_after=0.1, method="POST")
+            await channel.send("after a pause")
+            assert len(fake.rate_limited) == 1
+            assert [m.content for m in fake.channel_messages(channel.id)] == ["after a pause"]
+
+
+async def test_rate_limit_headers_are_real() -> None:
+    async with FakeDiscord() as fake:
+        fake.rate_limit("/users/@me", retry_after=0.25)
+        async with aiohttp.ClientSession() as session:
+            headers = {"Authorization": f"Bot {fake.token}"}
+            async with session.get(fake.api_base + "/users/@me", headers=headers) as response:
+                assert response.status == 429
+                assert response.headers["Content-Type"] == "application/json"
+                assert response.headers["Via"] and response.headers["Retry-After"]
+                assert response.headers["X-RateLimit-Remaining"] == "0"
+                body = await response.json()
+                assert body["retry_after"] == 0.25 and body["global"] is False
+            async with session.get(fake.api_base + "/users/@me", headers=headers) as response:
+                assert response.status == 200
+                assert response.headers["Content-Type"] == "application/json"
+
+
+class SlashBot(commands.Bot):
+    """A bot with a command group, a deferring command and a slow command."""
+
+    def __init__(self) -> None:
+        super().__init__(command_prefix="!", intents=_intents(), guild_ready_timeout=0.05)
+        self.errors: list[BaseException] = []
+        group = app_commands.Group(name="troupe", description="Troupe controls")
+        moderation = app_commands.Group(
+            name="mod", description="Moderation", default_permissions=discord.Permissions(manage_messages=True)
+        )
+        persona = app_commands.Group(name="persona", description="Personas", parent=moderation)
+
+        @group.command(name="status", description="Show status")
+        async def status(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("all quiet", ephemeral=True)
+
+        @persona.command(name="pause", description="Pause a persona")
+        async def pause(interaction: discord.Interaction, name: str, minutes: int = 5) -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await interaction.followup.send(f"paused {name} for {minutes}")
+            await interaction.followup.send("anything else?", ephemeral=True)
+
+        @app_commands.command(name="announce", description="Say it publicly")
+        async def announce(interaction: discord.Interaction, text: str) -> None:
+            await interaction.response.send_message(text)
+
+        @app_commands.command(name="think", description="Defers publicly, then edits")
+        async def think(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(thinking=True)
+            await interaction.edit_original_response(content="thought it over")
+
+        @app_commands.command(name="slow", description="Answers too late")
+        async def slow(interaction: discord.Interaction) -> None:
+            await asyncio.sleep(0.4)
+            try:
+                await interaction.response.send_message("late")
+            except discord.HTTPException as exc:
+                self.errors.append(exc)
+
+        self.tree.add_command(group)
+        self.tree.add_command(moderation)
+        self.tree.add_command(announce)
+        self.tree.add_command(slow)
+        self.tree.add_command(think)
+
+
+async def test_app_commands_sync_and_slash_commands() -> None:
+    async with FakeDiscord(interaction_deadline=0.2) as fake:
+        bot = SlashBot()
+        async with connected(fake, bot):
+            guild = discord.Object(fake.guild_id)
+            assert await bot.tree.sync(guild=guild) == []
+            bot.tree.copy_global_to(guild=guild)
+            synced = await bot.tree.sync(guild=guild)
+            names = sorted(c.name for c in synced)
+            assert names == ["announce", "mod", "slow", "think", "troupe"]
+            assert sorted(c["name"] for c in fake.guild_commands()) == names
+
+            general = fake.channel_id("general")
+            status = await fake.run_slash_command("troupe status", user=fake.guest)
+            callback = await status.response()
+            assert callback.type == 4 and callback.ephemeral
+            assert [m.content for m in fake.ephemeral(fake.guest.id)] == ["all quiet"]
+            assert fake.channel_messages(general) == []
+
+            with pytest.raises(PermissionError):
+                await fake.run_slash_command("mod persona pause", {"name": "ada"}, user=fake.guest)
+
+            pause: FakeInteraction = await fake.run_slash_command(
+                "mod persona pause", {"name": "ada", "minutes": 10}, user=fake.moderator
+            )
+            assert pause.options[0]["options"][0]["options"][1] == {"name": "minutes", "type": 4, "value": 10}
+            deferred = await pause.response()
+            assert deferred.deferred and deferred.ephemeral
+            followups = await pause.followups(2)
+            original = await pause.message()
+            assert original.content == "paused ada for 10" and original.ephemeral
+            assert followups[1].content == "anything else?" and followups[1].recipient_id == fake.moderator.id
+            assert [m.content for m in fake.ephemeral(fake.moderator.id)] == ["paused ada for 10", "anything else?"]
+
+            public = await fake.run_slash_command("announce", {"text": "hello all"}, user=fake.moderator)
+            message = await public.message()
+            assert not message.ephemeral
+            assert fake.channel_messages(general)[-1].content == "hello all"
+
+            callbacks = [r for r in fake.requests if r[1].endswith("/callback")]
+            assert callbacks and all(r[2] == {"with_response": "1"} for r in callbacks)
+
+            think = await fake.run_slash_command("think")
+            thought = await think.message()
+            assert thought.content == "thought it over" and not thought.ephemeral and thought.edits == 1
+            assert fake.channel_messages(general)[-1].id == thought.id
+
+            late = await fake.run_slash_command("slow")
+            await asyncio.sleep(0.6)
+            assert late.callback is None and late.rejected == [10062]
+            assert isinstance(bot.errors[0], discord.NotFound) and bot.errors[0].code == 10062
+
+
+async def test_second_initial_response_is_refused() -> None:
+    async with FakeDiscord() as fake:
+        bot = SlashBot()
+        async with connected(fake, bot):
+            await bot.tree.sync()
+            interaction = await fake.run_slash_command("announce", {"text": "once"})
+            await interaction.response()
+            url = f"{fake.api_base}/interactions/{interaction.id}/{interaction.token}/callback?with_response=1"
+            async with aiohttp.ClientSession() as session:
+                async with session.post(url, json={"type": 4, "data": {"content": "twice"}}) as response:
+                    assert response.status == 400
+                    assert (await response.json())["code"] == 40060
+
+
+async def test_member_chunking_when_members_intent_is_on() -> None:
+    async with FakeDiscord() as fake:
+        intents = _intents()
+        intents.members = True
+        client = RecordingClient(intents=intents)
+        async with connected(fake, client):
+            guild = client.get_guild(fake.guild_id)
+            assert guild is not None and guild.chunked
+            assert guild.get_member(fake.guest.id) is not None
+            assert fake.member_requests
+
+    async with FakeDiscord() as fake:
+        client = RecordingClient()
+        async with connected(fake, client):
+            guild = client.get_guild(fake.guild_id)
+            assert guild is not None and guild.get_member(fake.guest.id) is None
+            assert guild.get_member(fake.bot_user.id) is not None
+            assert not fake.member_requests
+
+
+async def test_thread_messages_reconnect_request_and_webhook_rate_limit() -> None:
+    async with FakeDiscord(heartbeat_interval=0.2) as fake:
+        client = RecordingClient()
+        async with connected(fake, client):
+            general = fake.channel_id("general")
+            thread_id = await fake.add_thread(general, "design talk", owner=fake.moderator)
+            said = await fake.user_says(thread_id, "in a thread", user=fake.moderator)
+            got = await client.wait_received(lambda m: m.id == said.id)
+            assert isinstance(got.channel, discord.Thread) and got.channel.parent_id == general
+
+            await fake.request_reconnect()
+            await fake.wait_for(lambda: len(fake.resumes) == 1)
+            after = await fake.user_says(general, "after op 7")
+            await client.wait_received(lambda m: m.id == after.id)
+
+            channel = client.get_channel(general)
+            assert isinstance(channel, discord.TextChannel)
+            hook = await channel.create_webhook(name="Troupe")
+            fake.rate_limit("/webhooks/", times=1, retry_after=0.05, method="POST")
+            await hook.send("patient", username="Ada", wait=True)
+            fake.rate_limit("/messages", times=1, retry_after=0.05, is_global=True)
+            await channel.send("globally patient")
+            assert len(fake.rate_limited) == 2
+            assert [m.content for m in fake.channel_messages(general)] == ["after op 7", "patient", "globally patient"]
