@@ -10,7 +10,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -144,8 +144,22 @@ def _break_before(text: str, limit: int) -> tuple[int, int]:
     return limit, limit
 
 
+class AdapterState(ABC):
+    """Where an adapter keeps what must survive a restart (a channel's webhook, say)."""
+
+    @abstractmethod
+    async def get(self, key: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def set(self, key: str, value: dict[str, Any] | None) -> None:
+        """Store ``value`` under ``key``; None forgets it."""
+
+
 class Adapter(ABC):
     """A chat platform. Implementations keep every platform quirk inside."""
+
+    #: Set by the application before ``connect``; None when the adapter runs on its own.
+    state: AdapterState | None = None
 
     #: Short platform name used in channel keys: ``console``, ``discord``, ``slack``, ``memory``.
     platform: str = "platform"

@@ -8,8 +8,9 @@ the Manage Webhooks permission they post through the bot as ``**Name:** text``.
 Interviews: ``/troupe interview NAME`` opens a public thread; each message written there is put to
 that persona as ``ask NAME …`` and the persona's next answer is posted into the thread.
 
-Webhooks are cached in memory only: after a restart the bot's existing webhook in a channel is found
-again through the channel's webhook list (when it can be read), else a new one is created.
+A channel's webhook is cached in memory and in the application's storage (``Adapter.state``), so a
+restart posts through the same webhook without asking Discord; without stored state the bot's
+existing webhook is found again through the channel's webhook list, else a new one is created.
 """
 
 from __future__ import annotations
@@ -491,7 +492,7 @@ class DiscordAdapter(Adapter):
                     )
                 except discord.NotFound as error:
                     if error.code == UNKNOWN_WEBHOOK and attempt == 1:
-                        self._drop_webhook(channel_id, webhook)
+                        await self._drop_webhook(channel_id, webhook)
                         continue
                     raise _post_error(error, "a persona message") from error
                 except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
@@ -501,9 +502,35 @@ class DiscordAdapter(Adapter):
         assert first is not None
         return first
 
-    def _drop_webhook(self, channel_id: str, webhook: discord.Webhook) -> None:
+    async def _drop_webhook(self, channel_id: str, webhook: discord.Webhook) -> None:
+        """Forget a webhook Discord no longer knows, here and in storage, before making another."""
         if self._webhooks.get(channel_id) is webhook:
             del self._webhooks[channel_id]
+        if self.state is not None:
+            try:
+                await self.state.set(_webhook_key(channel_id), None)
+            except Exception:
+                log.warning("could not forget the stored webhook of channel %s", channel_id, exc_info=True)
+
+    async def _stored_webhook(self, channel_id: str) -> discord.Webhook | None:
+        if self.state is None:
+            return None
+        try:
+            stored = await self.state.get(_webhook_key(channel_id))
+        except Exception:  # storage trouble: fall back to asking Discord
+            log.warning("could not read the stored webhook of channel %s", channel_id, exc_info=True)
+            return None
+        if not stored or not stored.get("token"):
+            return None
+        return discord.Webhook.partial(int(stored["id"]), stored["token"], client=self.client)
+
+    async def _store_webhook(self, channel_id: str, webhook: discord.Webhook) -> None:
+        if self.state is None or not webhook.token:
+            return
+        try:
+            await self.state.set(_webhook_key(channel_id), {"id": str(webhook.id), "token": webhook.token})
+        except Exception:
+            log.warning("could not store the webhook of channel %s", channel_id, exc_info=True)
 
     async def _webhook(self, channel_id: str) -> discord.Webhook:
         """The channel's webhook: cached, else the bot's existing one, else a new one."""
@@ -512,6 +539,11 @@ class DiscordAdapter(Adapter):
         async with self._webhook_locks[channel_id]:
             webhook = self._webhooks.get(channel_id)
             if webhook is not None:
+                return webhook
+            webhook = await self._stored_webhook(channel_id)
+            if webhook is not None:
+                self._webhooks[channel_id] = webhook
+                self._own_webhook_ids.add(webhook.id)
                 return webhook
             try:
                 channel = await self._channel(channel_id)
@@ -527,6 +559,7 @@ class DiscordAdapter(Adapter):
                 raise _post_error(error, "creating the channel's webhook") from error
             self._webhooks[channel_id] = webhook
             self._own_webhook_ids.add(webhook.id)
+            await self._store_webhook(channel_id, webhook)
             return webhook
 
     async def _existing_webhook(self, channel: Any) -> discord.Webhook | None:
@@ -752,3 +785,8 @@ def _choices(names: list[str], current: str) -> list[app_commands.Choice[str]]:
     """Up to 25 suggestions (Discord's limit) that contain what was typed."""
     folded = current.casefold().strip()
     return [app_commands.Choice(name=n[:100], value=n[:100]) for n in names if folded in n.casefold()][:25]
+
+
+def _webhook_key(channel_id: str) -> str:
+    return f"webhook:{channel_id}"
+

@@ -11,7 +11,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from adapters.base import Adapter, AdapterEvent, CommandInvocation, IncomingMessage
+from adapters.base import Adapter, AdapterEvent, AdapterState, CommandInvocation, IncomingMessage
 from bots.moderation import Moderation, Reply
 from bots.outbox import Outbox
 from bots.session import Services, SessionConfig
@@ -130,6 +130,7 @@ class TroupeApp:
         await self.storage.open()
         for adapter in adapters:
             self.adapters[adapter.platform] = adapter
+            adapter.state = StoredAdapterState(self.storage, adapter.platform)
             await adapter.connect()
         await self.sessions.restore()
         await self.outbox.flush_all()
@@ -226,6 +227,20 @@ class TroupeApp:
         folder = self.settings.data_dir / "exports"
         folder.mkdir(parents=True, exist_ok=True)
         return folder / filename
+
+
+class StoredAdapterState(AdapterState):
+    """An adapter's state, kept in the bot's database."""
+
+    def __init__(self, storage: Storage, platform: str) -> None:
+        self.storage = storage
+        self.platform = platform
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        return await self.storage.adapter_state(self.platform, key)
+
+    async def set(self, key: str, value: dict[str, Any] | None) -> None:
+        await self.storage.set_adapter_state(self.platform, key, value)
 
 
 def _log_failure(task: asyncio.Future) -> None:

@@ -400,3 +400,22 @@ async def test_export_answers_with_a_file(bot: Bot) -> None:
     await bot.app.wait_idle()
     (request,) = [r for r in bot.fake.requests if r[1].endswith("/callback") and r[1].startswith(f"/interactions/{interaction.id}")]
     assert request[3]["data"]["attachments"][0]["filename"].endswith(".md")
+
+
+async def test_the_channel_webhook_is_kept_across_a_restart(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake:
+        first = await start_bot(tmp_path, fake)
+        await with_team(first, PERSONAS[:1])
+        before = await first.say("Priya, how is the design going?", expect=1)
+        await first.app.stop()
+        lists_before = [r for r in fake.requests if r[0] == "GET" and r[1].endswith("/webhooks")]
+
+        second = await start_bot(tmp_path, fake)
+        try:
+            after = await second.say("Priya, and after the restart?", expect=1)
+        finally:
+            await second.app.stop()
+    assert after[0].webhook_id == before[0].webhook_id, "the stored webhook is used again"
+    assert len(fake.webhooks) == 1, "no second webhook was created"
+    lists_after = [r for r in fake.requests if r[0] == "GET" and r[1].endswith("/webhooks")]
+    assert lists_after == lists_before, "Discord was not asked for the channel's webhooks again"

@@ -250,6 +250,16 @@ class Storage(ABC):
     async def audit_log(self, channel_key: str) -> list[AuditRecord]:
         """A channel's audit records, oldest first."""
 
+    # -- platform adapters' own state ----------------------------------------------------------
+
+    @abstractmethod
+    async def adapter_state(self, platform: str, key: str) -> dict[str, Any] | None:
+        """A value an adapter stored (a channel's webhook, say), or None."""
+
+    @abstractmethod
+    async def set_adapter_state(self, platform: str, key: str, value: dict[str, Any] | None) -> None:
+        """Store (or, with None, forget) a value of an adapter's."""
+
     # -- usage --------------------------------------------------------------------------------
 
     @abstractmethod

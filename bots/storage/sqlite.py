@@ -161,7 +161,17 @@ CREATE TABLE audit (
 CREATE INDEX audit_by_channel ON audit (channel_key, id);
 """
 
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2)
+SCHEMA_V3 = """
+CREATE TABLE adapter_state (
+    platform TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (platform, key)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3)
 
 CONNECTION_PRAGMAS = (
     f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
@@ -244,6 +254,12 @@ AUDIT_COLUMNS = "id, at, world_id, channel_key, actor, action, outbox_id, detail
 INSERT_AUDIT = (
     "INSERT INTO audit (at, world_id, channel_key, actor, action, outbox_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+SELECT_ADAPTER_STATE = "SELECT value FROM adapter_state WHERE platform = ? AND key = ?"
+UPSERT_ADAPTER_STATE = (
+    "INSERT INTO adapter_state (platform, key, value, updated_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (platform, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+)
+DELETE_ADAPTER_STATE = "DELETE FROM adapter_state WHERE platform = ? AND key = ?"
 SELECT_CHANNEL_AUDIT = f"SELECT {AUDIT_COLUMNS} FROM audit WHERE channel_key = ? ORDER BY id"
 
 UPSERT_USAGE = """
@@ -898,6 +914,23 @@ class SQLiteStorage(Storage):
 
     async def audit_log(self, channel_key: str) -> list[AuditRecord]:
         return [_audit_from_row(row) for row in await self._read(SELECT_CHANNEL_AUDIT, (channel_key,))]
+
+    # -- platform adapters' own state ----------------------------------------------------------
+
+    async def adapter_state(self, platform: str, key: str) -> dict[str, Any] | None:
+        rows = await self._read(SELECT_ADAPTER_STATE, (platform, key))
+        return json.loads(rows[0][0]) if rows else None
+
+    async def set_adapter_state(self, platform: str, key: str, value: dict[str, Any] | None) -> None:
+        if value is None:
+            sql, params = DELETE_ADAPTER_STATE, (platform, key)
+        else:
+            sql, params = UPSERT_ADAPTER_STATE, (platform, key, _json(value), _time(utcnow()))
+
+        async def write(db: aiosqlite.Connection) -> None:
+            await db.execute(sql, params)
+
+        await self._submit(write, f"store {platform} state {key!r}")
 
     # -- usage --------------------------------------------------------------------------------
 
