@@ -70,6 +70,19 @@ class Identity(BaseModel):
     #: A label every post must carry, e.g. ``demo model`` when the offline demo model wrote it.
     tag: str | None = None
 
+    def display_name(self, limit: int) -> str:
+        """Name plus tag, e.g. ``Priya Nair (demo model)``, in at most ``limit`` characters.
+
+        The tag must stay visible, so the name is shortened first; unprintable characters go.
+        """
+        name = re.sub(r"\s+", " ", "".join(ch for ch in self.name if ch.isprintable())).strip() or "Persona"
+        suffix = f" ({self.tag.strip()})" if self.tag and self.tag.strip() else ""
+        suffix = suffix[: limit - 1]
+        room = limit - len(suffix)
+        if len(name) > room:
+            name = name[: room - 1].rstrip() + "…"
+        return name + suffix
+
 
 class IncomingMessage(BaseModel):
     """Someone wrote in a channel."""
@@ -95,6 +108,46 @@ class CommandInvocation(BaseModel):
     text: str
     reply_token: str | None = None
     received_at: datetime = Field(default_factory=_now)
+
+
+class CardField(BaseModel):
+    """One labelled value of a card (a persona's stance, an option's votes)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    value: str
+    inline: bool = False
+
+
+class Card(BaseModel):
+    """A structured result (summary, poll, focus-group report) that platforms render richly.
+
+    Discord shows it as an embed, Slack as Block Kit sections, the console as a panel; ``as_text`` is
+    the plain rendering every platform can fall back to. ``footer`` carries the line every research
+    result must show (simulated answers, which model).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    title: str
+    text: str = ""
+    fields: tuple[CardField, ...] = ()
+    footer: str | None = None
+    #: ``#rrggbb``
+    colour: str | None = None
+    #: An image shown with the card (a chart): (filename, PNG bytes).
+    image: tuple[str, bytes] | None = None
+
+    def as_text(self) -> str:
+        lines = [f"**{self.title}**"]
+        if self.text:
+            lines.append(self.text)
+        for f in self.fields:
+            lines.append(f"**{f.name}:** {f.value}")
+        if self.footer:
+            lines.append(f"_{self.footer}_")
+        return "\n".join(lines)
 
 
 AdapterEvent = Annotated[Union[IncomingMessage, CommandInvocation], Field(discriminator="kind")]
@@ -195,6 +248,35 @@ class Adapter(ABC):
     async def upload(self, channel: ChannelRef, filename: str, data: bytes, comment: str = "") -> str | None:
         """Share a file in the channel; returns its message id, or None when the platform can't."""
         return None
+
+    async def post_card(self, channel: ChannelRef, card: Card, *, invocation: CommandInvocation | None = None,
+                        private: bool = False, thread: str | None = None) -> str | None:
+        """Show ``card`` in the channel (answering ``invocation`` when given, only to its caller when
+        ``private``); returns its message id when the platform gives one.
+
+        The default is the card's text rendering, with its image uploaded after it where possible.
+        """
+        text = card.as_text()
+        if invocation is not None and private:
+            await self.reply_private(invocation.user, invocation.channel, text, reply_token=invocation.reply_token)
+            return None
+        if invocation is not None:
+            await self.reply(invocation, text)
+            posted = None
+        else:
+            posted = await self.post(channel, self.bot_identity, text, thread)
+        if card.image is not None:
+            await self.upload(channel, card.image[0], card.image[1])
+        return posted
+
+    async def status(self, channel: ChannelRef, text: str, *, handle: str | None = None,
+                     thread: str | None = None) -> str | None:
+        """Show progress of long work (``round 2/3: Priya is thinking``) in the channel.
+
+        The first call posts a status message and returns a handle; later calls with that handle
+        update it where the platform can edit messages. The default posts each update as a bot line.
+        """
+        return await self.post(channel, self.bot_identity, text, thread)
 
     @property
     def bot_identity(self) -> Identity:

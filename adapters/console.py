@@ -23,6 +23,7 @@ from typing import IO, Any, TypeVar
 
 from rich.color import Color, ColorParseError
 from rich.console import Console, RenderableType
+from rich.panel import Panel
 from rich.style import Style
 from rich.text import Text
 
@@ -30,6 +31,7 @@ from adapters.base import (
     Adapter,
     AdapterError,
     AdapterEvent,
+    Card,
     ChannelRef,
     CommandInvocation,
     Identity,
@@ -96,6 +98,7 @@ class ConsoleAdapter(Adapter):
         stdin: IO[str] | None = None,
         prompt_session: Any | None = None,
         user_name: str | None = None,
+        files_dir: Path | None = None,
     ) -> None:
         """``console`` receives all output; ``script`` replaces keyboard input with a file's lines.
 
@@ -104,6 +107,8 @@ class ConsoleAdapter(Adapter):
         ``stdin`` replaces ``sys.stdin`` as the source of lines when there is no prompt.
         """
         self.platform = "console"
+        #: Where the images of cards (charts) are saved, since a terminal cannot show them.
+        self.files_dir = files_dir
         #: The terminal has no length limit; a persona's message is never split or cut.
         self.max_message_length = sys.maxsize
         #: Set by the application: awaited before each scripted line and before a script ends.
@@ -213,6 +218,38 @@ class ConsoleAdapter(Adapter):
 
     async def reply(self, invocation: CommandInvocation, text: str) -> None:
         self._print(render_plain_markdown(text))
+
+    async def post_card(self, channel: ChannelRef, card: Card, *, invocation: CommandInvocation | None = None,
+                        private: bool = False, thread: str | None = None) -> str | None:
+        """A card as a panel: title, text, one line per field, the footer dim; its image saved to a file."""
+        body = Text()
+        if card.text:
+            body.append_text(render_plain_markdown(card.text))
+        for field in card.fields:
+            if body:
+                body.append("\n")
+            body.append(f"{field.name}: ", style="bold")
+            body.append_text(render_plain_markdown(field.value))
+        if card.image is not None:
+            saved = self._save_image(*card.image)
+            body.append(f"\n{saved}", style="dim")
+        if card.footer:
+            body.append(f"\n{card.footer}", style="dim italic")
+        colour = _parse_colour(card.colour)
+        self._print(Panel(body, title=Text(card.title, style="bold"), title_align="left",
+                          border_style=Style(color=colour) if colour else "dim", expand=False))
+        return self._next_id()
+
+    def _save_image(self, filename: str, data: bytes) -> str:
+        if self.files_dir is None:
+            return f"(image {filename} not shown: the console cannot display images)"
+        try:
+            self.files_dir.mkdir(parents=True, exist_ok=True)
+            path = self.files_dir / Path(filename).name
+            path.write_bytes(data)
+        except OSError as error:
+            return f"(could not save {filename}: {error.strerror or error})"
+        return f"Chart saved to {path}"
 
     async def disconnect(self) -> None:
         self._closed.set()
@@ -408,13 +445,17 @@ def _patched_stdout() -> Any:
 
 
 def _colour(identity: Identity) -> str:
-    if identity.colour:
-        try:
-            Color.parse(identity.colour)
-            return identity.colour
-        except ColorParseError:
-            pass
-    return name_colour(identity.name)
+    return _parse_colour(identity.colour) or name_colour(identity.name)
+
+
+def _parse_colour(colour: str | None) -> str | None:
+    if not colour:
+        return None
+    try:
+        Color.parse(colour)
+    except ColorParseError:
+        return None
+    return colour
 
 
 def _is_comment(line: str) -> bool:

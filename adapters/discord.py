@@ -6,7 +6,12 @@ each appears under its own name and avatar (with its tag, e.g. ``Priya Nair (dem
 the Manage Webhooks permission they post through the bot as ``**Name:** text``.
 
 Interviews: ``/troupe interview NAME`` opens a public thread; each message written there is put to
-that persona as ``ask NAME …`` and the persona's next answer is posted into the thread.
+that persona as ``ask NAME …`` and the persona's next answer is posted into the thread. Which thread
+interviews whom is kept in ``Adapter.state`` too, so a thread keeps working after a restart.
+
+Cards (summaries, polls, reports) are embeds, cut to Discord's embed limits rather than refused; their
+image is uploaded with the message and shown inside the embed. Status lines of long work are one bot
+message, edited as the work goes on.
 
 A channel's webhook is cached in memory and in the application's storage (``Adapter.state``), so a
 restart posts through the same webhook without asking Discord; without stored state the bot's
@@ -36,6 +41,7 @@ from adapters.base import (
     Adapter,
     AdapterError,
     AdapterEvent,
+    Card,
     ChannelRef,
     CommandInvocation,
     Identity,
@@ -59,6 +65,17 @@ INTERACTION_TTL_S = 14 * 60
 INTERVIEW_ANSWER_TTL_S = 300.0
 #: Discord's JSON error code for an unknown (deleted) webhook.
 UNKNOWN_WEBHOOK = 10015
+#: Discord's embed limits; a message's embeds may hold 6,000 characters in all (title, description,
+#: field names and values, footer, author).
+EMBED_TITLE_MAX = 256
+EMBED_DESCRIPTION_MAX = 4096
+EMBED_FIELDS_MAX = 25
+EMBED_FIELD_NAME_MAX = 256
+EMBED_FIELD_VALUE_MAX = 1024
+EMBED_FOOTER_MAX = 2048
+EMBED_TOTAL_MAX = 6000
+#: Stands in for an empty field name or value, which Discord refuses.
+_BLANK = "\u200b"
 WEBHOOK_NAME = "Troupe"
 
 POLICY_CHOICES = Literal["everyone", "addressed", "round_robin", "moderator", "model"]
@@ -96,6 +113,84 @@ def fallback_prefix(identity: Identity) -> str:
     """How a persona's name leads a post the bot makes on its behalf."""
     tag = f" ({identity.tag})" if identity.tag else ""
     return f"**{identity.name}{tag}:** "
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis showing that something was cut."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    if limit < 2:
+        return "…"[:limit]
+    return text[: limit - 1].rstrip() + "…"
+
+
+def attachment_filename(filename: str) -> str:
+    """A filename an embed can reference as ``attachment://NAME``: Discord resolves only ``[A-Za-z0-9_.-]``."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", filename.strip()).strip("._")
+    return safe or "image.png"
+
+
+def card_colour(colour: str | None) -> int | None:
+    """``#rrggbb`` as the integer Discord wants; None for anything else."""
+    if colour and re.fullmatch(r"#?[0-9a-fA-F]{6}", colour.strip()):
+        return int(colour.strip().lstrip("#"), 16)
+    return None
+
+
+def _cap(lengths: list[int], budget: int) -> int | None:
+    """The largest length cap that makes ``lengths`` fit ``budget`` (None when they fit as they are)."""
+    if sum(lengths) <= budget:
+        return None
+    low, high = 0, max(lengths)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if sum(min(n, middle) for n in lengths) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def card_embed(card: Card) -> discord.Embed:
+    """``card`` as an embed within Discord's limits: over-long text is cut with an ellipsis, not refused.
+
+    The title and footer (the footer says the answers are simulated) are kept whole up to their own
+    limits; if everything together exceeds 6,000 characters, the longest texts (description, field
+    names and values) are cut to a common length, so every field stays visible. Fields beyond 25 are
+    summarised in the last one. The image, if any, is referenced as an attachment of the same message.
+    """
+    title = clip(card.title, EMBED_TITLE_MAX)
+    footer = clip(card.footer, EMBED_FOOTER_MAX) if card.footer else ""
+    fields = [(f.name, f.value, f.inline) for f in card.fields]
+    if len(fields) > EMBED_FIELDS_MAX:
+        hidden = len(fields) - (EMBED_FIELDS_MAX - 1)
+        fields = fields[: EMBED_FIELDS_MAX - 1] + [("…", f"{hidden} more not shown", False)]
+    description = clip(card.text, EMBED_DESCRIPTION_MAX)
+    names = [clip(name, EMBED_FIELD_NAME_MAX) or _BLANK for name, _, _ in fields]
+    values = [clip(value, EMBED_FIELD_VALUE_MAX) or _BLANK for _, value, _ in fields]
+    texts = [description, *names, *values]
+    cap = _cap([len(t) for t in texts], EMBED_TOTAL_MAX - len(title) - len(footer))
+    if cap is not None:
+        description = clip(description, cap)
+        names = [clip(n, max(cap, 1)) for n in names]
+        values = [clip(v, max(cap, 1)) for v in values]
+    embed = discord.Embed(title=title or None, description=description or None, colour=card_colour(card.colour))
+    for name, value, (_, _, inline) in zip(names, values, fields):
+        embed.add_field(name=name, value=value, inline=inline)
+    if footer:
+        embed.set_footer(text=footer)
+    if card.image is not None:
+        embed.set_image(url=f"attachment://{attachment_filename(card.image[0])}")
+    return embed
+
+
+def card_file(card: Card) -> discord.File | None:
+    """A fresh upload of the card's image (a ``discord.File`` can be sent only once)."""
+    if card.image is None:
+        return None
+    filename, data = card.image
+    return discord.File(io.BytesIO(data), filename=attachment_filename(filename))
 
 
 def quote_word(value: str) -> str:
@@ -227,8 +322,12 @@ class DiscordAdapter(Adapter):
         self._own_webhook_ids: set[int] = set()
         #: Channels where webhooks may not be created: personas post through the bot.
         self._no_webhooks: set[str] = set()
-        #: Interview threads: thread id -> (channel id, persona name).
+        #: Interview threads: thread id -> (channel id, persona name); also kept in ``state``.
         self._interviews: dict[str, tuple[str, str]] = {}
+        #: Threads known not to be interviews (so their messages need no storage look-up).
+        self._not_interviews: set[str] = set()
+        #: Storage look-ups in flight, shared so messages of one thread stay in order.
+        self._interview_lookups: dict[str, asyncio.Future[tuple[str, str] | None]] = {}
         #: Answers owed to interview threads: (channel id, persona) -> (thread id, asked at), oldest first.
         self._owed: defaultdict[tuple[str, str], deque[tuple[str, float]]] = defaultdict(deque)
 
@@ -331,7 +430,7 @@ class DiscordAdapter(Adapter):
             return
         channel = self._channel_ref(message.channel)
         user = self._user(message.author, message.channel)
-        interview = self._interviews.get(channel.thread or "")
+        interview = await self._interview_of(channel.thread) if channel.thread else None
         if interview is not None:
             channel_id, persona = interview
             self._owed[(channel_id, persona)].append((channel.thread or "", time.monotonic()))
@@ -340,6 +439,42 @@ class DiscordAdapter(Adapter):
             return
         self._events.put_nowait(IncomingMessage(channel=channel, user=user, text=message.content,
                                                 message_id=str(message.id)))
+
+    async def _interview_of(self, thread_id: str) -> tuple[str, str] | None:
+        """(channel id, persona) of an interview thread, from memory or, after a restart, from storage."""
+        known = self._interviews.get(thread_id)
+        if known is not None or self.state is None or thread_id in self._not_interviews:
+            return known
+        lookup = self._interview_lookups.get(thread_id)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._stored_interview(thread_id))
+            self._interview_lookups[thread_id] = lookup
+            lookup.add_done_callback(lambda _: self._interview_lookups.pop(thread_id, None))
+        return await asyncio.shield(lookup)
+
+    async def _stored_interview(self, thread_id: str) -> tuple[str, str] | None:
+        assert self.state is not None
+        try:
+            stored = await self.state.get(_interview_key(thread_id))
+        except Exception:  # storage trouble: the message is taken as a plain one, and asked about again
+            log.warning("could not read the stored interview of thread %s", thread_id, exc_info=True)
+            return None
+        if not stored or not stored.get("channel") or not stored.get("persona"):
+            self._not_interviews.add(thread_id)
+            return None
+        interview = (str(stored["channel"]), str(stored["persona"]))
+        self._interviews[thread_id] = interview
+        return interview
+
+    async def _remember_interview(self, thread_id: str, channel_id: str, persona: str) -> None:
+        self._interviews[thread_id] = (channel_id, persona)
+        self._not_interviews.discard(thread_id)
+        if self.state is None:
+            return
+        try:
+            await self.state.set(_interview_key(thread_id), {"channel": channel_id, "persona": persona})
+        except Exception:
+            log.warning("could not store the interview of thread %s", thread_id, exc_info=True)
 
     async def _invoke(self, interaction: discord.Interaction, text: str) -> None:
         """Queue a slash command for the application; defer if its answer is slow to come."""
@@ -369,9 +504,14 @@ class DiscordAdapter(Adapter):
 
     # -- answering ------------------------------------------------------------------------------
 
+    def _live_pending(self, reply_token: str | None) -> _Pending | None:
+        """The interaction a reply token stands for, while Discord still accepts answers to it."""
+        pending = self._pending.get(reply_token or "")
+        return None if pending is None or pending.expired else pending
+
     async def reply_private(self, user: UserRef, channel: ChannelRef, text: str, *,
                             reply_token: str | None = None) -> None:
-        pending = self._pending.get(reply_token or "")
+        pending = self._live_pending(reply_token)
         if pending is None:
             pending = self._recent.get((user.id, channel.id))
             if pending is not None and (pending.expired or not (pending.answered or pending.deferred)):
@@ -385,7 +525,7 @@ class DiscordAdapter(Adapter):
             raise _post_error(error, "a private reply") from error
 
     async def reply(self, invocation: CommandInvocation, text: str) -> None:
-        pending = self._pending.get(invocation.reply_token or "")
+        pending = self._live_pending(invocation.reply_token)
         if pending is None:
             await self.post(invocation.channel, self.bot_identity, text, invocation.channel.thread)
             return
@@ -415,6 +555,72 @@ class DiscordAdapter(Adapter):
                     return
             for piece in pieces:
                 await interaction.followup.send(piece, ephemeral=ephemeral, allowed_mentions=mentions)
+
+    async def post_card(self, channel: ChannelRef, card: Card, *, invocation: CommandInvocation | None = None,
+                        thread: str | None = None) -> str | None:
+        """Show ``card`` as an embed (its image inside it); answers ``invocation``'s interaction if it waits.
+
+        A card is for everyone: an interaction not yet answered gets it as its public response; one
+        already deferred (privately, see ``_invoke``) gets a pointer to the card posted in the channel,
+        since the first follow-up would inherit the deferral's ephemeral flag.
+        """
+        target = thread or channel.thread or channel.id
+        pending = self._live_pending(invocation.reply_token) if invocation is not None else None
+        try:
+            if pending is not None:
+                return await self._answer_card(pending, card, target)
+            return await self._send_card(target, card)
+        except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            raise _post_error(error, "a card") from error
+
+    async def _answer_card(self, pending: _Pending, card: Card, target: str) -> str:
+        interaction = pending.interaction
+        mentions = discord.AllowedMentions.none()
+        async with pending.lock:
+            if not pending.answered and not pending.deferred:
+                pending.answered = True
+                response = await interaction.response.send_message(
+                    embed=card_embed(card), file=card_file(card) or discord.utils.MISSING, allowed_mentions=mentions)
+                return str(response.message_id or interaction.id)
+            if pending.deferred and not pending.answered:
+                pending.answered = True
+                posted = await self._send_card(target, card)
+                with contextlib.suppress(discord.HTTPException):
+                    await interaction.edit_original_response(content=f"Posted in the channel: {posted.jump_url}")
+                return str(posted.id)
+            message = await interaction.followup.send(
+                embed=card_embed(card), file=card_file(card) or discord.utils.MISSING, allowed_mentions=mentions,
+                wait=True)
+            return str(message.id)
+
+    async def _send_card(self, target_id: str, card: Card) -> discord.Message:
+        channel = await self._channel(target_id)
+        return await channel.send(embed=card_embed(card), file=card_file(card),
+                                  allowed_mentions=discord.AllowedMentions.none())
+
+    async def status(self, channel: ChannelRef, text: str, *, handle: str | None = None,
+                     thread: str | None = None) -> str | None:
+        """One bot message showing progress, edited in place; a deleted one is posted again.
+
+        The handle names the channel as well as the message, so an update edits the right message
+        whatever ``thread`` a later call passes.
+        """
+        text = clip(text, self.max_message_length) or "…"
+        if handle:
+            where, _, message_id = handle.partition("/")
+            try:
+                target = await self._channel(where)
+                await target.get_partial_message(int(message_id)).edit(
+                    content=text, allowed_mentions=discord.AllowedMentions.none())
+                return handle
+            except discord.NotFound:
+                log.info("the status message %s is gone; posting a new one", handle)
+            except ValueError:
+                log.warning("not a status handle: %r", handle)
+            except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+                raise _post_error(error, "a status update") from error
+        target_id = thread or channel.thread or channel.id
+        return f"{target_id}/{await self._bot_send(target_id, text)}"
 
     async def _direct_message(self, user: UserRef, text: str) -> None:
         """A private message that answers no recent command: a DM (best effort)."""
@@ -668,7 +874,7 @@ class DiscordAdapter(Adapter):
         except discord.HTTPException as error:
             await interaction.followup.send(f"Could not open a thread: {error.text or error}", ephemeral=True)
             return
-        self._interviews[str(thread.id)] = (str(channel.id), persona)
+        await self._remember_interview(str(thread.id), str(channel.id), persona)
         await interaction.followup.send(f"Opened {thread.mention} to talk with {persona}.", ephemeral=True)
 
     def _build_group(self) -> app_commands.Group:
@@ -789,4 +995,8 @@ def _choices(names: list[str], current: str) -> list[app_commands.Choice[str]]:
 
 def _webhook_key(channel_id: str) -> str:
     return f"webhook:{channel_id}"
+
+
+def _interview_key(thread_id: str) -> str:
+    return f"interview:{thread_id}"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.base import Adapter, AdapterEvent, AdapterState, CommandInvocation, IncomingMessage
+from bots.logs import log_context
 from bots.moderation import Moderation, Reply
 from bots.outbox import Outbox
 from bots.session import Services, SessionConfig
@@ -197,6 +198,12 @@ class TroupeApp:
                 self._check_idle()
 
     async def handle(self, adapter: Adapter, event: AdapterEvent) -> None:
+        session = self.sessions.get(event.channel.key)
+        request = event.reply_token if isinstance(event, CommandInvocation) else event.message_id
+        with log_context(channel=event.channel.key, world=session.world.id if session else None, request=request):
+            await self._handle(adapter, event)
+
+    async def _handle(self, adapter: Adapter, event: AdapterEvent) -> None:
         if isinstance(event, CommandInvocation):
             reply = await self.moderation.handle(event)
             await self._answer(adapter, event, reply)
@@ -218,6 +225,9 @@ class TroupeApp:
                 text = f"{reply.text} Saved to {path}."
             else:
                 return
+        if reply.card is not None:
+            await adapter.post_card(invocation.channel, reply.card, invocation=invocation, private=reply.private)
+            return
         if reply.private:
             await adapter.reply_private(invocation.user, invocation.channel, text, reply_token=invocation.reply_token)
         else:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
+from adapters.base import Adapter
 from config.settings import Settings
 from simulation.events import Event, EventKind
 from simulation.llm.errors import LLMError, ModelConfigurationError
@@ -47,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--empty", action="store_true", help="on first start, do not create a sample world")
     commands.add_parser("run", help="same as `console`")
     commands.add_parser("discord", help="run the bot on Discord (needs TROUPE_DISCORD_TOKEN)")
+    slack = commands.add_parser(
+        "slack", help="run the bot on Slack: Socket Mode (TROUPE_SLACK_BOT_TOKEN and TROUPE_SLACK_APP_TOKEN), or --http"
+    )
+    slack.add_argument("--http", type=int, metavar="PORT", dest="http_port",
+                       help="receive Slack's requests on this port instead (needs TROUPE_SLACK_SIGNING_SECRET)")
     return parser
 
 
@@ -65,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_console(console, script, getattr(args, "empty", False)))
         if args.command == "discord":
             return asyncio.run(_discord(console))
+        if args.command == "slack":
+            return asyncio.run(_slack(console, args.http_port))
     except KeyboardInterrupt:
         console.print("[dim]interrupted[/]")
         return 130
@@ -160,7 +169,7 @@ async def _console(console: Console, script: Path | None, empty: bool) -> int:
         f"troupe {troupe_version()} · {app.stack.description}\n"
         "Type to talk to the personas · /help lists commands · /quit leaves"
     )
-    adapter = ConsoleAdapter(console=console, script=script, banner=banner)
+    adapter = ConsoleAdapter(console=console, script=script, banner=banner, files_dir=settings.data_dir / "exports")
     adapter.wait_idle = app.wait_idle
     try:
         await app.start([adapter], listen=False)
@@ -187,8 +196,45 @@ async def _console(console: Console, script: Path | None, empty: bool) -> int:
 
 async def _discord(console: Console) -> int:
     """Run the bot on Discord until interrupted."""
+
+    def build(settings: Settings) -> Adapter | str:
+        from adapters.discord import DiscordAdapter
+
+        token = settings.discord.token
+        if token is None or not token.get_secret_value().strip():
+            return ("no Discord bot token: set TROUPE_DISCORD_TOKEN "
+                    "(README, section “Discord”, explains where to get one)")
+        return DiscordAdapter(settings)
+
+    def where(adapter: Adapter) -> str:
+        return f"on Discord as {adapter.client.user}"  # type: ignore[attr-defined]
+
+    return await _serve_platform(console, build, where)
+
+
+async def _slack(console: Console, http_port: int | None) -> int:
+    """Run the bot on Slack (Socket Mode, or HTTP mode on ``http_port``) until interrupted."""
+
+    def build(settings: Settings) -> Adapter | str:
+        from adapters.slack import SlackAdapter
+
+        token = settings.slack.bot_token
+        if token is None or not token.get_secret_value().strip():
+            return ("no Slack bot token: set TROUPE_SLACK_BOT_TOKEN "
+                    "(README, section “Slack”, explains where to get one)")
+        return SlackAdapter(settings, http_port=http_port)
+
+    def where(adapter: Adapter) -> str:
+        url = getattr(adapter, "http_url", None)
+        return f"on Slack, receiving requests at {url}" if url else "on Slack (Socket Mode)"
+
+    return await _serve_platform(console, build, where)
+
+
+async def _serve_platform(console: Console, build: Callable[[Settings], Adapter | str],
+                          where: Callable[[Adapter], str]) -> int:
+    """Settings, the app and one platform adapter; a clear error and exit code 2 for what is missing."""
     from adapters.base import AdapterError
-    from adapters.discord import DiscordAdapter
     from bots.app import TroupeApp
     from bots.storage import StorageError
     from simulation.persona import bundled_personas, load_persona
@@ -198,31 +244,31 @@ async def _discord(console: Console) -> int:
     except ValueError as error:
         console.print(f"[red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
-    token = settings.discord.token
-    if token is None or not token.get_secret_value().strip():
-        console.print(
-            "[red]error:[/] no Discord bot token: set TROUPE_DISCORD_TOKEN "
-            "(README, section “Discord”, explains where to get one)"
-        )
+    from bots.logs import configure_logging
+
+    configure_logging(settings)
+    adapter = build(settings)
+    if isinstance(adapter, str):
+        console.print(f"[red]error:[/] {escape(adapter)}")
         return EXIT_BAD_INPUT
     try:
         app = TroupeApp(settings)
     except (ValueError, ModelConfigurationError) as error:
         console.print(f"[red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
-    adapter = DiscordAdapter(settings)
-    adapter.persona_names = lambda key: [a.name for a in s.world.agents] if (s := app.sessions.get(key)) else []
-    bundled = sorted({load_persona(path).name for path in set(bundled_personas().values())})
-    adapter.bundled_persona_names = lambda: bundled
+    if hasattr(adapter, "persona_names"):
+        adapter.persona_names = lambda key: [a.name for a in s.world.agents] if (s := app.sessions.get(key)) else []
+    if hasattr(adapter, "bundled_persona_names"):
+        bundled = sorted({load_persona(path).name for path in set(bundled_personas().values())})
+        adapter.bundled_persona_names = lambda: bundled
     try:
         await app.start([adapter])
     except (AdapterError, StorageError) as error:
         console.print(f"[red]error:[/] {escape(str(error))}")
         await app.stop()
         return EXIT_BAD_INPUT
-    user = adapter.client.user
     console.print(f"[bold]troupe {troupe_version()}[/] · {escape(app.stack.description)} · "
-                  f"on Discord as {escape(str(user))} · Ctrl-C stops")
+                  f"{escape(where(adapter))} · Ctrl-C stops")
     try:
         await app.run_until_disconnected()
     finally:

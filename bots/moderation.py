@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adapters.base import CommandInvocation
+from adapters.base import Card, CommandInvocation
 from bots.commands import Command, CommandError, help_text, parse_command
 from bots.permissions import ModeratorPolicy
 from bots.storage import AuditRecord, OutboxEntry, OutboxStatus, StorageError, WorldStatus
@@ -28,12 +28,18 @@ log = logging.getLogger(__name__)
 
 
 class Reply:
-    """What a command answers: text for everyone or only for its caller, and maybe a file."""
+    """What a command answers: text for everyone or only for its caller, maybe a file, maybe a card.
 
-    def __init__(self, text: str, *, private: bool = False, file: tuple[str, bytes] | None = None) -> None:
+    ``card`` is the rich form of the same answer (an embed, Block Kit, a console panel); ``text``
+    stays its plain equivalent.
+    """
+
+    def __init__(self, text: str, *, private: bool = False, file: tuple[str, bytes] | None = None,
+                 card: Card | None = None) -> None:
         self.text = text
         self.private = private
         self.file = file
+        self.card = card
 
 
 class Moderation:
@@ -336,7 +342,10 @@ class Moderation:
         return Reply("\n".join(lines), private=True)
 
     async def _help(self, inv: CommandInvocation, cmd: Command, session: ChannelSession | None) -> Reply:
-        return Reply(help_text(cmd.args.get("topic")), private=True)
+        topic = cmd.args.get("topic")
+        text = help_text(topic)
+        title, _, body = text.partition("\n") if not topic else (f"Troupe: {topic}", "", text)
+        return Reply(text, private=True, card=Card(title=title.rstrip(":"), text=body))
 
 
 def actor(user, platform: str) -> str:  # type: ignore[no-untyped-def]

@@ -125,6 +125,28 @@ class DiscordSettings(BaseModel):
     defer_after_s: float = Field(default=2.0, gt=0, lt=3)
 
 
+class SlackSettings(BaseModel):
+    """How to reach Slack. Moderators come from ``bot`` (user ids, user-group ids, workspace admins)."""
+
+    #: Bot token (``xoxb-…``) from OAuth & Permissions (``TROUPE_SLACK_BOT_TOKEN``).
+    bot_token: SecretStr | None = None
+    #: App-level token (``xapp-…``) with ``connections:write``, for Socket Mode (``TROUPE_SLACK_APP_TOKEN``).
+    app_token: SecretStr | None = None
+    #: Signing secret from Basic Information, for HTTP mode (``TROUPE_SLACK_SIGNING_SECRET``).
+    signing_secret: SecretStr | None = None
+    #: Web API base; a test points it at a local stand-in.
+    api_base: str = "https://slack.com/api/"
+    #: HTTP mode: where the Events API and slash-command requests are received.
+    http_host: str = "0.0.0.0"
+    http_path: str = "/slack/events"
+    #: The slash command, as registered in the app manifest.
+    command: str = "/troupe"
+    #: Least seconds between two posts in one channel (Slack allows about one a second).
+    post_interval_s: float = Field(default=1.0, ge=0)
+    #: Seconds between Socket Mode pings; a dropped socket is noticed within about this long.
+    ping_interval_s: float = Field(default=10.0, gt=0)
+
+
 class Settings(BaseSettings):
     """All of Troupe's settings."""
 
@@ -141,6 +163,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     bot: BotSettings = Field(default_factory=BotSettings)
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
     #: What persona posts are checked for and what happens on a finding (per-channel overrides merge in).
     verification: VerificationPolicy = Field(default_factory=VerificationPolicy)
     #: Verification overrides for single channels, by channel key (``discord:1234``, ``slack:C0123``),

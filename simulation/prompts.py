@@ -145,3 +145,24 @@ def consolidation_messages(*, name: str, summary: str, episodes: list[Episode]) 
             content="Earlier summary: " + (summary or "(none)") + "\nEpisodes:\n" + "\n".join(lines),
         ),
     ]
+
+
+def in_character_prompt(
+    name: str, persona: dict[str, Any], world: str | None, situation: str | None, rules: str
+) -> str:
+    """A persona's system prompt for answering outside a turn (a poll, an interview).
+
+    Same opening and persona as a turn, so the answer comes in the persona's own voice; ``rules``
+    replaces the turn rules because the reply has another shape.
+    """
+    where = f' in "{world}"' if world else ""
+    return "\n".join(
+        [
+            f"You are {name}, a person taking part in a conversation{where}. Think, feel and speak as "
+            f"{name}, in character.",
+            *([f"Situation: {situation}"] if situation else []),
+            "Persona:",
+            *render_persona(persona),
+            rules,
+        ]
+    )

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 DISCORD_EPOCH_MS = 1420070400000
 
@@ -72,6 +72,7 @@ INTENT_GUILDS = 1 << 0
 INTENT_GUILD_MEMBERS = 1 << 1
 INTENT_GUILD_PRESENCES = 1 << 8
 INTENT_GUILD_MESSAGES = 1 << 9
+INTENT_DIRECT_MESSAGES = 1 << 12
 INTENT_MESSAGE_CONTENT = 1 << 15
 PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESSAGE_CONTENT
 
@@ -97,10 +98,27 @@ SUB_COMMAND, SUB_COMMAND_GROUP, STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, N
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 
+# Interaction types and the callback types each accepts.
+APPLICATION_COMMAND, APPLICATION_COMMAND_AUTOCOMPLETE = 2, 4
+CALLBACK_TYPES = {APPLICATION_COMMAND: (4, 5, 9), APPLICATION_COMMAND_AUTOCOMPLETE: (8,)}
+
+# Embed limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
+EMBED_LIMITS = {"title": 256, "description": 4096, "footer.text": 2048, "author.name": 256}
+EMBED_FIELDS_MAX = 25
+EMBED_FIELD_NAME_MAX = 256
+EMBED_FIELD_VALUE_MAX = 1024
+EMBEDS_TOTAL_MAX = 6000
+#: What a bot may upload per message without a boosted guild (interactions carry ``attachment_size_limit``).
+ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
+#: ``attachment://NAME`` in an embed resolves only for names made of these characters.
+_ATTACHMENT_REFERENCE = re.compile(r"^attachment://([A-Za-z0-9_.-]+)$")
+
 _snowflake_counter = itertools.count()
 
 #: Where the middleware leaves a request's decoded JSON (or multipart ``payload_json``) body.
 _PAYLOAD: web.RequestKey[Any] = web.RequestKey("payload", object)
+#: Where it leaves the files of a multipart body (``files[n]`` parts), by ``n``.
+_FILES: web.RequestKey[dict[int, "FakeAttachment"]] = web.RequestKey("files", dict)
 
 
 def snowflake() -> int:
@@ -129,6 +147,14 @@ def _error(status: int, code: int, message: str, errors: dict[str, Any] | None =
 
 def _form_error(field_name: str, code: str, message: str) -> web.Response:
     return _error(400, 50035, "Invalid Form Body", {field_name: {"_errors": [{"code": code, "message": message}]}})
+
+
+def _nested_form_error(path: tuple[str, ...], code: str, message: str) -> web.Response:
+    """An Invalid Form Body error for a nested field, e.g. ``("embeds", "0", "fields", "3", "value")``."""
+    errors: dict[str, Any] = {"_errors": [{"code": code, "message": message}]}
+    for key in reversed(path):
+        errors = {key: errors}
+    return _error(400, 50035, "Invalid Form Body", errors)
 
 
 class DiscordHTTPError(Exception):
@@ -209,7 +235,7 @@ class FakeRole:
 
 @dataclass
 class FakeChannel:
-    """A guild text channel or thread (type 11 public thread, 12 private thread)."""
+    """A guild text channel, a thread (type 11 public thread, 12 private thread) or a DM (type 1)."""
 
     id: int
     guild_id: int
@@ -219,14 +245,24 @@ class FakeChannel:
     owner_id: int | None = None
     position: int = 0
     archived: bool = False
+    #: The other side of a DM.
+    recipient: FakeUser | None = None
 
     @property
     def is_thread(self) -> bool:
         """Whether this is a thread."""
         return self.type in (10, 11, 12)
 
+    @property
+    def is_dm(self) -> bool:
+        """Whether this is a direct-message channel (not part of the guild)."""
+        return self.type == 1
+
     def payload(self) -> dict[str, Any]:
         """The channel object."""
+        if self.is_dm:
+            recipients = [self.recipient.payload()] if self.recipient else []
+            return {"id": str(self.id), "type": 1, "last_message_id": None, "flags": 0, "recipients": recipients}
         data: dict[str, Any] = {
             "id": str(self.id),
             "type": self.type,
@@ -288,8 +324,52 @@ class FakeWebhook:
 
 
 @dataclass
+class FakeAttachment:
+    """A file uploaded with a message (a ``files[n]`` part of a multipart request)."""
+
+    filename: str
+    data: bytes
+    content_type: str | None = None
+    description: str | None = None
+    id: int = field(default_factory=lambda: snowflake())
+
+    @property
+    def url(self) -> str:
+        """Where Discord's CDN would serve it."""
+        return f"https://cdn.discordapp.com/attachments/0/{self.id}/{self.filename}"
+
+    def dimensions(self) -> tuple[int, int] | None:
+        """Width and height of a PNG (Discord reports them for images)."""
+        if self.data[:8] == b"\x89PNG\r\n\x1a\n" and len(self.data) >= 24:
+            return int.from_bytes(self.data[16:20], "big"), int.from_bytes(self.data[20:24], "big")
+        return None
+
+    def payload(self) -> dict[str, Any]:
+        """The attachment object."""
+        data: dict[str, Any] = {
+            "id": str(self.id),
+            "filename": self.filename,
+            "size": len(self.data),
+            "url": self.url,
+            "proxy_url": self.url.replace("cdn.discordapp.com", "media.discordapp.net"),
+        }
+        if self.content_type:
+            data["content_type"] = self.content_type
+        if self.description:
+            data["description"] = self.description
+        size = self.dimensions()
+        if size is not None:
+            data["width"], data["height"] = size
+        return data
+
+
+@dataclass
 class SentMessage:
-    """A message as a Discord user would see it."""
+    """A message as a Discord user would see it.
+
+    ``embeds`` are as the bot sent them (``attachment://`` references included); ``payload["embeds"]``
+    is what clients get, with references resolved to the attachment's URL.
+    """
 
     id: int
     channel_id: int
@@ -307,6 +387,10 @@ class SentMessage:
     interaction_id: int | None = None
     pinged_user_ids: list[int] = field(default_factory=list)
     edits: int = 0
+    attachments: list[FakeAttachment] = field(default_factory=list)
+    #: Earlier versions, oldest first: ``{"content": ..., "embeds": [...]}`` before each edit.
+    revisions: list[dict[str, Any]] = field(default_factory=list)
+    deleted: bool = False
 
 
 @dataclass
@@ -340,6 +424,8 @@ class FakeInteraction:
     channel_id: int
     created: float
     owner: FakeDiscord
+    #: 2 for a command, 4 for autocomplete of one of its options.
+    type: int = APPLICATION_COMMAND
     callback: InteractionCallback | None = None
     original: SentMessage | None = None
     followup_messages: list[SentMessage] = field(default_factory=list)
@@ -359,6 +445,12 @@ class FakeInteraction:
         )
         assert self.original is not None
         return self.original
+
+    async def choices(self, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Wait for the bot's autocomplete answer (callback type 8) and return its choices."""
+        callback = await self.response(timeout)
+        assert callback.type == 8, f"expected an autocomplete result, got callback type {callback.type}"
+        return list(callback.data.get("choices") or [])
 
     async def followups(self, count: int = 1, timeout: float = 5.0) -> list[SentMessage]:
         """Wait until at least ``count`` follow-up messages were sent, and return them all."""
@@ -436,6 +528,10 @@ class FakeDiscord:
         self.channels: dict[int, FakeChannel] = {}
         self.add_channel("general")
         self.add_channel("random")
+        #: Direct-message channels by channel id (not part of the guild).
+        self.dm_channels: dict[int, FakeChannel] = {}
+        #: Users who accept no direct messages from the bot (privacy settings): sending gets 50007.
+        self.closed_dms: set[int] = set()
 
         self.webhooks: dict[int, FakeWebhook] = {}
         self.messages: dict[int, list[SentMessage]] = {}
@@ -571,6 +667,9 @@ class FakeDiscord:
             ("GET", "/channels/{channel}/messages/{message}", self._get_message),
             ("POST", "/channels/{channel}/messages", self._post_message),
             ("PATCH", "/channels/{channel}/messages/{message}", self._patch_message),
+            ("DELETE", "/channels/{channel}/messages/{message}", self._delete_message),
+            ("GET", "/users/{user}", self._get_user),
+            ("POST", "/users/@me/channels", self._post_dm_channel),
             ("POST", "/channels/{channel}/typing", self._post_typing),
             ("POST", "/channels/{channel}/webhooks", self._post_webhook),
             ("GET", "/channels/{channel}/webhooks", self._get_channel_webhooks),
@@ -622,6 +721,26 @@ class FakeDiscord:
     def ephemeral(self, user_id: int) -> list[SentMessage]:
         """Ephemeral messages only this user saw, oldest first."""
         return list(self._ephemeral.get(user_id, []))
+
+    def dms(self, user_id: int) -> list[SentMessage]:
+        """Direct messages the bot sent this user, oldest first."""
+        channels = [c.id for c in self.dm_channels.values() if c.recipient and c.recipient.id == user_id]
+        return [m for c in channels for m in self.messages.get(c, [])]
+
+    def find_message(self, message_id: int) -> SentMessage | None:
+        """A public message (or DM) anywhere, by id."""
+        for messages in self.messages.values():
+            for message in messages:
+                if message.id == message_id:
+                    return message
+        return None
+
+    async def delete_message(self, channel_id: int, message_id: int) -> None:
+        """Delete a message as a moderator would (dispatching MESSAGE_DELETE)."""
+        message = self._find_message(channel_id, message_id)
+        if message is None:
+            raise KeyError(message_id)
+        await self._remove_message(message)
 
     def guild_commands(self, guild_id: int | None = None) -> list[dict[str, Any]]:
         """The application commands registered for the guild."""
@@ -685,6 +804,34 @@ class FakeDiscord:
         channel_id: int | None = None,
     ) -> FakeInteraction:
         """A member runs a registered slash command (``"cmd"``, ``"cmd sub"`` or ``"cmd group sub"``)."""
+        return await self._interact(name, options, user=user, channel_id=channel_id)
+
+    async def run_autocomplete(
+        self,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        focused: str,
+        user: FakeUser | None = None,
+        channel_id: int | None = None,
+    ) -> FakeInteraction:
+        """A member is typing option ``focused`` of a slash command: Discord asks the bot for suggestions.
+
+        ``options`` holds what is typed so far (the focused option's partial text included, as a string).
+        Discord only asks for options registered with ``autocomplete: true``; the bot answers with a type 8
+        callback, whose choices ``FakeInteraction.choices()`` returns.
+        """
+        return await self._interact(name, options, user=user, channel_id=channel_id, focused=focused)
+
+    async def _interact(
+        self,
+        name: str,
+        options: dict[str, Any] | None,
+        *,
+        user: FakeUser | None,
+        channel_id: int | None,
+        focused: str | None = None,
+    ) -> FakeInteraction:
         invoker = user or self.guest
         channel = channel_id or self.channel_id("general")
         parts = name.split()
@@ -702,11 +849,26 @@ class FakeDiscord:
                 raise LookupError(f"/{name}: no subcommand {part!r}")
             path_defs.append(found)
             option_defs = found.get("options") or []
+        typed = dict(options or {})
+        if focused is not None:
+            definition = next((o for o in option_defs if o.get("name") == focused), None)
+            if definition is None or not definition.get("autocomplete"):
+                raise LookupError(f"/{name} {focused}: not an autocomplete option; Discord would not ask the bot")
+            typed.setdefault(focused, "")
         resolved: dict[str, Any] = {}
-        leaf = [self._option(key, value, option_defs, resolved) for key, value in (options or {}).items()]
+        leaf: list[dict[str, Any]] = []
+        for key, value in typed.items():
+            if key == focused:
+                # What is typed so far, as text, whatever the option's type.
+                definition = next(o for o in option_defs if o.get("name") == key)
+                leaf.append({"name": key, "type": int(definition.get("type", STRING)), "value": str(value),
+                             "focused": True})
+            else:
+                leaf.append(self._option(key, value, option_defs, resolved))
         nested: list[dict[str, Any]] = leaf
         for definition in reversed(path_defs):
             nested = [{"type": definition.get("type", SUB_COMMAND), "name": definition["name"], "options": nested}]
+        kind = APPLICATION_COMMAND if focused is None else APPLICATION_COMMAND_AUTOCOMPLETE
         interaction = FakeInteraction(
             id=snowflake(),
             token="aW50ZXJhY3Rpb24" + secrets.token_urlsafe(32),
@@ -716,6 +878,7 @@ class FakeDiscord:
             channel_id=channel,
             created=time.monotonic(),
             owner=self,
+            type=kind,
         )
         self.interactions[interaction.id] = interaction
         self._interactions_by_token[interaction.token] = interaction
@@ -731,7 +894,7 @@ class FakeDiscord:
         payload = {
             "id": str(interaction.id),
             "application_id": str(self.application_id),
-            "type": 2,
+            "type": kind,
             "data": data,
             "guild_id": str(self.guild_id),
             "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
@@ -746,7 +909,7 @@ class FakeDiscord:
             "entitlements": [],
             "authorizing_integration_owners": {"0": str(self.guild_id)},
             "context": 0,
-            "attachment_size_limit": 10485760,
+            "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
         }
         await self.dispatch("INTERACTION_CREATE", payload)
         return interaction
@@ -796,6 +959,8 @@ class FakeDiscord:
         if session is None or not session.valid:
             return
         needed = EVENT_INTENTS.get(event)
+        if event.startswith("MESSAGE_") and "guild_id" not in data:
+            needed = INTENT_DIRECT_MESSAGES
         if needed is not None and not session.intents & needed:
             return
         if event == "MESSAGE_CREATE" and not session.intents & INTENT_MESSAGE_CONTENT:
@@ -1001,9 +1166,14 @@ class FakeDiscord:
         if not path.startswith("/api/"):
             return await handler(request)
         body: Any = None
+        files: dict[int, FakeAttachment] = {}
         if request.can_read_body:
-            body = await self._read_body(request)
+            try:
+                body, files = await self._read_body(request)
+            except DiscordHTTPError as exc:
+                return exc.response
         request[_PAYLOAD] = body
+        request[_FILES] = files
         api_path = path[len("/api/v10") :]
         self.requests.append((request.method, api_path, dict(request.query), body))
         for limit in self._rate_limits:
@@ -1024,13 +1194,30 @@ class FakeDiscord:
         return response
 
     @staticmethod
-    async def _read_body(request: web.Request) -> Any:
+    async def _read_body(request: web.Request) -> tuple[Any, dict[int, FakeAttachment]]:
+        """The JSON body (a multipart body's ``payload_json``) and the uploaded ``files[n]`` by ``n``."""
         if request.content_type.startswith("multipart/"):
-            form = await request.post()
-            raw = form.get("payload_json")
-            return json.loads(str(raw)) if raw is not None else {}
+            payload: Any = {}
+            files: dict[int, FakeAttachment] = {}
+            reader = await request.multipart()
+            async for part in reader:
+                if not isinstance(part, BodyPartReader):
+                    continue
+                data = await part.read()
+                if part.name == "payload_json":
+                    payload = json.loads(data.decode())
+                    continue
+                match = re.fullmatch(r"files\[(\d+)\]", part.name or "")
+                if match is None:
+                    continue
+                if len(data) > ATTACHMENT_SIZE_LIMIT:
+                    raise DiscordHTTPError(_error(413, 40005, "Request entity too large"))
+                files[int(match.group(1))] = FakeAttachment(
+                    part.filename or f"file{match.group(1)}", bytes(data), part.headers.get("Content-Type")
+                )
+            return payload, files
         text = await request.text()
-        return json.loads(text) if text else None
+        return (json.loads(text) if text else None), {}
 
     @staticmethod
     def _too_many_requests(limit: _RateLimit) -> web.Response:
@@ -1065,7 +1252,8 @@ class FakeDiscord:
         return web.Response(status=204)
 
     def _channel(self, request: web.Request, key: str = "channel") -> FakeChannel:
-        channel = self.channels.get(int(request.match_info[key]))
+        channel_id = int(request.match_info[key])
+        channel = self.channels.get(channel_id) or self.dm_channels.get(channel_id)
         if channel is None:
             raise DiscordHTTPError(_error(404, 10003, "Unknown Channel"))
         return channel
@@ -1076,16 +1264,120 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ messages
 
-    def _validate_message(self, payload: dict[str, Any]) -> None:
+    def _validate_message(
+        self, payload: dict[str, Any], files: dict[int, FakeAttachment] | None = None, *, at: tuple[str, ...] = ()
+    ) -> None:
+        """Discord's checks of a message body; ``at`` is where the body sits (``("data",)`` in a callback)."""
         content = payload.get("content") or ""
-        if len(content) > 2000:
-            raise DiscordHTTPError(_form_error("content", "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length."))
+        self._validate_content(content, at)
         embeds = payload.get("embeds") or []
-        if len(embeds) > 10:
-            raise DiscordHTTPError(_form_error("embeds", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length."))
+        self._validate_embeds(embeds, at)
         others = ("attachments", "components", "sticker_ids", "poll")
-        if not content and not embeds and not any(payload.get(key) for key in others):
+        if not content and not embeds and not files and not any(payload.get(key) for key in others):
             raise DiscordHTTPError(_error(400, 50006, "Cannot send an empty message"))
+
+    @staticmethod
+    def _validate_content(content: str, at: tuple[str, ...] = ()) -> None:
+        if len(content) > 2000:
+            raise DiscordHTTPError(
+                _nested_form_error((*at, "content"), "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length.")
+            )
+
+    @staticmethod
+    def _validate_embeds(embeds: list[dict[str, Any]], at: tuple[str, ...] = ()) -> None:
+        """Embed limits as Discord enforces them: each field's own length, then 6,000 characters in all."""
+
+        def refuse(path: tuple[str, ...], code: str, message: str) -> DiscordHTTPError:
+            return DiscordHTTPError(_nested_form_error((*at, "embeds", *path), code, message))
+
+        if len(embeds) > 10:
+            raise refuse((), "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
+        total = 0
+        for index, embed in enumerate(embeds):
+            where = str(index)
+            for dotted, limit in EMBED_LIMITS.items():
+                outer, _, inner = dotted.partition(".")
+                value = embed.get(outer)
+                if inner:
+                    if value is None:
+                        continue
+                    if not isinstance(value, dict) or not isinstance(value.get(inner), str) or not value[inner]:
+                        raise refuse((where, outer, inner), "BASE_TYPE_REQUIRED", "This field is required")
+                    value = value[inner]
+                if value is None:
+                    continue
+                text = str(value)
+                if len(text) > limit:
+                    raise refuse((where, *dotted.split(".")), "BASE_TYPE_MAX_LENGTH",
+                                 f"Must be {limit} or fewer in length.")
+                total += len(text)
+            colour = embed.get("color")
+            if colour is not None and (not isinstance(colour, int) or not 0 <= colour <= 0xFFFFFF):
+                raise refuse((where, "color"), "NUMBER_TYPE_MAX", "int value should be less than or equal to 16777215.")
+            fields = embed.get("fields") or []
+            if len(fields) > EMBED_FIELDS_MAX:
+                raise refuse((where, "fields"), "BASE_TYPE_MAX_LENGTH", f"Must be {EMBED_FIELDS_MAX} or fewer in length.")
+            for number, embed_field in enumerate(fields):
+                for key, limit in (("name", EMBED_FIELD_NAME_MAX), ("value", EMBED_FIELD_VALUE_MAX)):
+                    text = embed_field.get(key)
+                    path = (where, "fields", str(number), key)
+                    if not isinstance(text, str) or not text.strip():
+                        raise refuse(path, "BASE_TYPE_REQUIRED", "This field is required")
+                    if len(text) > limit:
+                        raise refuse(path, "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+                    total += len(text)
+        if total > EMBEDS_TOTAL_MAX:
+            raise refuse((), "MAX_EMBED_SIZE_EXCEEDED", f"Embed size exceeds maximum size of {EMBEDS_TOTAL_MAX}")
+
+    @staticmethod
+    def _attachments(
+        payload: dict[str, Any], files: dict[int, FakeAttachment] | None, kept: list[FakeAttachment] | None = None
+    ) -> list[FakeAttachment]:
+        """The attachments a message ends up with: uploaded ``files[n]`` named by the ``attachments`` entry
+        whose ``id`` is ``n``, plus (on an edit) the existing ones the entry list keeps by their id."""
+        files = dict(files or {})
+        declared = payload.get("attachments")
+        result: list[FakeAttachment] = []
+        if declared is None:
+            result = list(kept or [])
+        else:
+            existing = {a.id: a for a in kept or []}
+            for entry in declared:
+                ref = int(entry.get("id", -1))
+                if ref in files:
+                    upload = files.pop(ref)
+                    upload.filename = entry.get("filename") or upload.filename
+                    upload.description = entry.get("description")
+                    result.append(upload)
+                elif ref in existing:
+                    result.append(existing[ref])
+                else:
+                    raise DiscordHTTPError(_nested_form_error(
+                        ("attachments", str(len(result))), "ATTACHMENT_NOT_FOUND", "Attachment data not found"))
+        return result + [files[n] for n in sorted(files)]
+
+    @staticmethod
+    def _resolved_embeds(embeds: list[dict[str, Any]], attachments: list[FakeAttachment]) -> list[dict[str, Any]]:
+        """Embeds as clients get them: ``attachment://NAME`` images point at the uploaded file."""
+        by_name = {a.filename: a for a in attachments}
+        resolved = []
+        for embed in embeds:
+            embed = dict(embed)
+            for key in ("image", "thumbnail"):
+                media = embed.get(key)
+                match = _ATTACHMENT_REFERENCE.match(str((media or {}).get("url", "")))
+                if match is None:
+                    continue
+                attachment = by_name.get(match.group(1))
+                if attachment is None:
+                    embed.pop(key)  # Discord drops a reference to no file of the message
+                    continue
+                embed[key] = {"url": attachment.url, "proxy_url": attachment.payload()["proxy_url"]}
+                size = attachment.dimensions()
+                if size is not None:
+                    embed[key]["width"], embed[key]["height"] = size
+            resolved.append(embed)
+        return resolved
 
     def _pings(self, content: str, allowed: dict[str, Any] | None, reply_author: int | None) -> list[int]:
         """User ids a message would notify, honouring ``allowed_mentions``."""
@@ -1113,9 +1405,13 @@ class FakeDiscord:
         interaction: FakeInteraction | None = None,
         ephemeral: bool = False,
         loading: bool = False,
+        files: dict[int, FakeAttachment] | None = None,
     ) -> SentMessage:
         message_id = snowflake()
         content = payload.get("content") or ""
+        attachments = self._attachments(payload, files)
+        embeds = list(payload.get("embeds") or [])
+        in_dm = channel_id in self.dm_channels
         allowed = payload.get("allowed_mentions")
         referenced = self._find_message(channel_id, reference_id) if reference_id else None
         flags = int(payload.get("flags", 0) or 0) & EPHEMERAL | (LOADING if loading else 0)
@@ -1145,13 +1441,15 @@ class FakeDiscord:
             "mention_everyone": False,
             "mentions": [self.users[u].payload() for u in pings if u in self.users],
             "mention_roles": [],
-            "attachments": [],
-            "embeds": list(payload.get("embeds") or []),
+            "attachments": [a.payload() for a in attachments],
+            "embeds": self._resolved_embeds(embeds, attachments),
             "pinned": False,
             "flags": flags,
             "components": list(payload.get("components") or []),
         }
-        if webhook is None:
+        if in_dm:
+            del data["guild_id"]
+        elif webhook is None:
             data["member"] = author.member_payload(with_user=False)
         else:
             data["webhook_id"] = str(webhook.id)
@@ -1187,13 +1485,14 @@ class FakeDiscord:
             payload=data,
             webhook_id=webhook.id if webhook else None,
             avatar_url=payload.get("avatar_url") if webhook else None,
-            embeds=list(payload.get("embeds") or []),
+            embeds=embeds,
             allowed_mentions=allowed,
             reference_id=referenced.id if referenced else None,
             ephemeral=bool(flags & EPHEMERAL),
             recipient_id=interaction.user_id if interaction and flags & EPHEMERAL else None,
             interaction_id=interaction.id if interaction else None,
             pinged_user_ids=pings,
+            attachments=attachments,
         )
         if message.ephemeral and message.recipient_id is not None:
             self._ephemeral.setdefault(message.recipient_id, []).append(message)
@@ -1223,10 +1522,18 @@ class FakeDiscord:
     async def _post_message(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
         payload = request[_PAYLOAD] or {}
-        self._require(SEND_MESSAGES_IN_THREADS if channel.is_thread else SEND_MESSAGES)
-        self._validate_message(payload)
+        if channel.is_dm:
+            recipient = channel.recipient
+            if recipient is None or recipient.bot or recipient.id in self.closed_dms:
+                return _error(403, 50007, "Cannot send messages to this user")
+        else:
+            self._require(SEND_MESSAGES_IN_THREADS if channel.is_thread else SEND_MESSAGES)
+        if request[_FILES] and not channel.is_dm:
+            self._require(ATTACH_FILES)
+        self._validate_message(payload, request[_FILES])
         reference = self._reference(payload, channel.id)
-        message = await self._create_message(channel.id, self.bot_user, payload, reference_id=reference)
+        message = await self._create_message(channel.id, self.bot_user, payload, reference_id=reference,
+                                             files=request[_FILES])
         return self._ok(message.payload)
 
     async def _patch_message(self, request: web.Request) -> web.Response:
@@ -1236,20 +1543,47 @@ class FakeDiscord:
             return _error(404, 10008, "Unknown Message")
         if message.author_id != self.bot_user.id:
             return _error(403, 50005, "Cannot edit a message authored by another user")
-        self._edit(message, request[_PAYLOAD] or {})
+        self._edit(message, request[_PAYLOAD] or {}, request[_FILES])
         await self.dispatch("MESSAGE_UPDATE", message.payload)
         return self._ok(message.payload)
 
-    def _edit(self, message: SentMessage, payload: dict[str, Any]) -> None:
-        if "content" in payload:
-            content = payload.get("content") or ""
-            if len(content) > 2000:
-                raise DiscordHTTPError(_form_error("content", "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length."))
-            message.content = content
-            message.payload["content"] = content
-        if "embeds" in payload:
-            message.embeds = list(payload.get("embeds") or [])
-            message.payload["embeds"] = message.embeds
+    async def _delete_message(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        message = self._find_message(channel.id, int(request.match_info["message"]))
+        if message is None:
+            return _error(404, 10008, "Unknown Message")
+        if message.author_id != self.bot_user.id:
+            self._require(MANAGE_MESSAGES)
+        await self._remove_message(message)
+        return self._no_content()
+
+    async def _remove_message(self, message: SentMessage) -> None:
+        self.messages[message.channel_id].remove(message)
+        message.deleted = True
+        data = {"id": str(message.id), "channel_id": str(message.channel_id)}
+        if message.channel_id not in self.dm_channels:
+            data["guild_id"] = str(self.guild_id)
+        await self.dispatch("MESSAGE_DELETE", data)
+        await self._notify()
+
+    def _edit(
+        self, message: SentMessage, payload: dict[str, Any], files: dict[int, FakeAttachment] | None = None
+    ) -> None:
+        """Apply an edit (only the keys it names change), keeping the previous version in ``revisions``."""
+        content = (payload.get("content") or "") if "content" in payload else message.content
+        embeds = list(payload.get("embeds") or []) if "embeds" in payload else message.embeds
+        self._validate_content(content)
+        self._validate_embeds(embeds)
+        attachments = self._attachments(payload, files, message.attachments)
+        if not content and not embeds and not attachments and not message.payload.get("components"):
+            raise DiscordHTTPError(_error(400, 50006, "Cannot send an empty message"))
+        message.revisions.append({"content": message.content, "embeds": message.embeds})
+        message.content = content
+        message.payload["content"] = content
+        message.embeds = embeds
+        message.attachments = attachments
+        message.payload["attachments"] = [a.payload() for a in attachments]
+        message.payload["embeds"] = self._resolved_embeds(embeds, attachments)
         if "allowed_mentions" in payload:
             message.allowed_mentions = payload["allowed_mentions"]
         message.payload["flags"] = int(message.payload.get("flags", 0)) & ~LOADING
@@ -1286,6 +1620,25 @@ class FakeDiscord:
 
     async def _get_me(self, request: web.Request) -> web.Response:
         return self._ok({**self.bot_user.payload(), "verified": True, "mfa_enabled": False, "flags": 0})
+
+    async def _get_user(self, request: web.Request) -> web.Response:
+        user = self.users.get(int(request.match_info["user"]))
+        if user is None:
+            return _error(404, 10013, "Unknown User")
+        return self._ok(user.payload())
+
+    async def _post_dm_channel(self, request: web.Request) -> web.Response:
+        """Open (or find) the DM channel with a user; whether a message may be sent is decided on sending."""
+        payload = request[_PAYLOAD] or {}
+        user = self.users.get(int(payload.get("recipient_id") or 0))
+        if user is None:
+            return _error(400, 50033, "Invalid Recipient(s)")
+        for channel in self.dm_channels.values():
+            if channel.recipient is not None and channel.recipient.id == user.id:
+                return self._ok(channel.payload())
+        channel = FakeChannel(snowflake(), 0, user.name, type=1, recipient=user)
+        self.dm_channels[channel.id] = channel
+        return self._ok(channel.payload())
 
     async def _get_gateway(self, request: web.Request) -> web.Response:
         return self._ok({"url": self.gateway_url})
@@ -1470,7 +1823,7 @@ class FakeDiscord:
         avatar_url = payload.get("avatar_url")
         if avatar_url is not None and not re.match(r"^https?://", str(avatar_url)):
             return _form_error("avatar_url", "URL_TYPE_INVALID_URL", "Not a well formed URL.")
-        self._validate_message(payload)
+        self._validate_message(payload, request[_FILES])
         channel_id = webhook.channel_id
         thread_id = request.query.get("thread_id")
         if thread_id is not None:
@@ -1480,7 +1833,8 @@ class FakeDiscord:
             if thread.archived:
                 return _error(400, 50083, "Thread is archived")
             channel_id = thread.id
-        message = await self._create_message(channel_id, self.bot_user, payload, webhook=webhook)
+        message = await self._create_message(channel_id, self.bot_user, payload, webhook=webhook,
+                                             files=request[_FILES])
         if request.query.get("wait", "false").lower() in ("true", "1"):
             return self._ok(message.payload)
         return self._no_content()
@@ -1512,7 +1866,7 @@ class FakeDiscord:
 
     async def _edit_webhook_message(self, request: web.Request) -> web.Response:
         message = self._webhook_message(request)
-        self._edit(message, request[_PAYLOAD] or {})
+        self._edit(message, request[_PAYLOAD] or {}, request[_FILES])
         if not message.ephemeral:
             await self.dispatch("MESSAGE_UPDATE", message.payload)
         return self._ok(message.payload)
@@ -1538,17 +1892,19 @@ class FakeDiscord:
         if interaction.callback is not None:
             interaction.rejected.append(40060)
             return _error(400, 40060, "Interaction has already been acknowledged.")
-        if kind not in (4, 5, 9):
+        if kind not in CALLBACK_TYPES[interaction.type]:
             return _form_error("type", "INTERACTION_CALLBACK_TYPE_INVALID", "Invalid interaction response type")
         data = payload.get("data") or {}
         if kind == 4:
-            self._validate_message(data)
+            self._validate_message(data, request[_FILES], at=("data",))
+        if kind == 8:
+            self._validate_choices(data.get("choices"))
         callback = InteractionCallback(kind, data, elapsed)
         ephemeral = callback.ephemeral
         body: dict[str, Any] = {
             "interaction": {
                 "id": str(interaction.id),
-                "type": 2,
+                "type": interaction.type,
                 "response_message_loading": kind == 5,
                 "response_message_ephemeral": ephemeral,
             }
@@ -1561,6 +1917,7 @@ class FakeDiscord:
                 interaction=interaction,
                 ephemeral=ephemeral,
                 loading=kind == 5,
+                files=request[_FILES] if kind == 4 else None,
             )
             interaction.original = message
             body["interaction"]["response_message_id"] = str(message.id)
@@ -1570,12 +1927,30 @@ class FakeDiscord:
         interaction.callback = callback
         return self._ok(body)
 
+    @staticmethod
+    def _validate_choices(choices: Any) -> None:
+        """Autocomplete choices: at most 25, each with a 1–100 character name and a value of at most 100."""
+        if not isinstance(choices, list):
+            raise DiscordHTTPError(_nested_form_error(("data", "choices"), "BASE_TYPE_REQUIRED", "This field is required"))
+        if len(choices) > 25:
+            raise DiscordHTTPError(
+                _nested_form_error(("data", "choices"), "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+            )
+        for index, choice in enumerate(choices):
+            name, value = choice.get("name"), choice.get("value")
+            if not isinstance(name, str) or not 1 <= len(name) <= 100:
+                raise DiscordHTTPError(_nested_form_error(
+                    ("data", "choices", str(index), "name"), "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."))
+            if isinstance(value, str) and len(value) > 100:
+                raise DiscordHTTPError(_nested_form_error(
+                    ("data", "choices", str(index), "value"), "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length."))
+
     async def _followup(self, request: web.Request) -> web.Response:
         interaction = self._interaction_for_token(request.match_info["token"])
-        if interaction.callback is None:
+        if interaction.callback is None or interaction.type != APPLICATION_COMMAND:
             return _error(404, 10015, "Unknown Webhook")
         payload = request[_PAYLOAD] or {}
-        self._validate_message(payload)
+        self._validate_message(payload, request[_FILES])
         original = interaction.original
         if (
             interaction.callback.deferred
@@ -1583,7 +1958,7 @@ class FakeDiscord:
             and int(original.payload.get("flags", 0)) & LOADING
         ):
             # The first follow-up after a deferral fills in the "thinking…" message and keeps its flags.
-            self._edit(original, payload)
+            self._edit(original, payload, request[_FILES])
             if not original.ephemeral:
                 await self.dispatch("MESSAGE_UPDATE", original.payload)
             interaction.followup_messages.append(original)
@@ -1594,6 +1969,7 @@ class FakeDiscord:
             payload,
             interaction=interaction,
             ephemeral=bool(int(payload.get("flags", 0) or 0) & EPHEMERAL),
+            files=request[_FILES],
         )
         interaction.followup_messages.append(message)
         return self._ok(message.payload)

@@ -1,0 +1,692 @@
+"""Slack as a chat platform, through slack-bolt's async app.
+
+Socket Mode by default (an app-level ``xapp-`` token; no public URL), or HTTP mode (Events API and
+slash-command requests signed with the signing secret; unsigned, badly signed and stale requests are
+refused by Bolt's verification). One slash command, ``/troupe …``, carries every moderator command as
+its text. Channel messages become ``IncomingMessage``s; bot messages (ours included) are ignored and a
+delivery Slack repeats (same ``event_id``, or the same message ``ts``) is taken once.
+
+Personas post with ``chat.postMessage`` under their own ``username`` and ``icon_url`` (scope
+``chat:write.customize``); without that scope they post as the bot with their name in bold, and the
+moderator is told why. Private answers go by ``chat.postEphemeral`` (or the command's ``response_url``
+where the bot may not post); cards are Block Kit; progress of long work updates one message.
+
+Interviews: ``/troupe interview NAME`` opens a thread; each message written there is put to that
+persona as ``ask NAME …`` and the persona's answer is posted into the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections import OrderedDict, defaultdict, deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.app.async_server import AsyncSlackAppServer
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from adapters.base import (
+    Adapter,
+    AdapterError,
+    AdapterEvent,
+    Card,
+    ChannelRef,
+    CommandInvocation,
+    Identity,
+    IncomingMessage,
+    UserRef,
+    split_message,
+)
+from config.settings import Settings, SlackSettings
+
+log = logging.getLogger(__name__)
+
+#: Slack shows a custom ``username`` of at most 80 characters.
+USERNAME_MAX = 80
+#: Slack advises keeping a message's text within 4,000 characters (it truncates at 40,000).
+TEXT_MAX = 4000
+#: Block Kit limits: a section's text, a header's text, fields per section, a field's text, blocks per message.
+SECTION_MAX = 3000
+HEADER_MAX = 150
+FIELDS_PER_SECTION = 10
+FIELD_MAX = 2000
+BLOCKS_MAX = 50
+#: A slash command's response_url is good for 30 minutes.
+RESPONSE_URL_TTL_S = 29 * 60
+#: How long an interview question waits for its answer before the persona's posts go to the channel again.
+INTERVIEW_ANSWER_TTL_S = 300.0
+#: Deliveries remembered to spot Slack's retries.
+SEEN_MAX = 10_000
+#: How long a user's profile and a user group's members are trusted before asking Slack again.
+PROFILE_TTL_S = 600.0
+GROUPS_TTL_S = 60.0
+#: Message subtypes that are a person writing; every other subtype (edits, joins, bot posts) is ignored.
+_PERSON_SUBTYPES = {None, "thread_broadcast", "file_share", "me_message"}
+#: Errors that will not go away by posting again.
+_FINAL_ERRORS = {
+    "channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "no_text", "invalid_blocks",
+    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "missing_scope", "restricted_action",
+    "invalid_arguments", "too_many_attachments", "message_not_found", "cant_update_message",
+}
+
+
+# -- pure helpers -----------------------------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """Text as Slack shows it literally: ``<!channel>`` or ``<@U1>`` typed by a persona pings nobody."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*", re.DOTALL)
+_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s)]+)\)")
+
+
+def to_mrkdwn(text: str) -> str:
+    """Our markdown (``**bold**``, ``[label](url)``, backticks) as Slack mrkdwn, with ``&<>`` escaped."""
+    links: list[str] = []
+
+    def keep_link(match: re.Match[str]) -> str:
+        links.append(f"<{match.group(2)}|{escape(match.group(1)).replace('|', '¦')}>")
+        return f"\x00{len(links) - 1}\x00"
+
+    text = _LINK.sub(keep_link, text)
+    text = escape(text)
+    text = _BOLD.sub(r"*\1*", text)
+    return re.sub(r"\x00(\d+)\x00", lambda m: links[int(m.group(1))], text)
+
+
+def fallback_prefix(identity: Identity) -> str:
+    """How a persona's name leads a post the bot makes on its behalf."""
+    return f"*{escape(identity.display_name(USERNAME_MAX))}:* "
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def card_blocks(card: Card) -> list[dict[str, Any]]:
+    """A card as Block Kit: header, sections (text and fields), context footer; within Slack's limits."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(card.title, HEADER_MAX), "emoji": True}}
+    ]
+    for piece in split_message(to_mrkdwn(card.text), SECTION_MAX) if card.text.strip() else []:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": piece}})
+    fields = [
+        {"type": "mrkdwn", "text": _clip(f"*{escape(f.name)}*\n{to_mrkdwn(f.value)}", FIELD_MAX)}
+        for f in card.fields
+    ]
+    for start in range(0, len(fields), FIELDS_PER_SECTION):
+        blocks.append({"type": "section", "fields": fields[start : start + FIELDS_PER_SECTION]})
+    footer_room = 1 if card.footer else 0
+    if len(blocks) > BLOCKS_MAX - footer_room:
+        blocks = blocks[: BLOCKS_MAX - footer_room - 1]
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "_(shortened: too long for one message)_"}})
+    if card.footer:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(escape(card.footer), SECTION_MAX)}]})
+    return blocks
+
+
+def _error_code(error: SlackApiError) -> str:
+    data = getattr(error.response, "data", None)
+    return str(data.get("error", "")) if isinstance(data, dict) else ""
+
+
+def _adapter_error(error: Exception, what: str) -> AdapterError:
+    """A Slack failure as the outbox understands it: rate limits, 5xx and network trouble are worth a retry."""
+    if isinstance(error, SlackApiError):
+        code = _error_code(error)
+        status = getattr(error.response, "status_code", 200)
+        retryable = code not in _FINAL_ERRORS and (status == 429 or status >= 500 or code in ("ratelimited", "fatal_error", "internal_error", "request_timeout", "service_unavailable"))
+        hint = {
+            "not_in_channel": " (invite the app to the channel: /invite @Troupe)",
+            "missing_scope": " (reinstall the app from config/slack-manifest.yaml to grant the scopes)",
+            "invalid_auth": " (check TROUPE_SLACK_BOT_TOKEN)",
+        }.get(code, "")
+        return AdapterError(f"Slack refused {what}: {code or f'HTTP {status}'}{hint}", retryable=retryable)
+    return AdapterError(f"could not reach Slack for {what}: {type(error).__name__}: {error}", retryable=True)
+
+
+class _Seen:
+    """The most recent keys, to take each of Slack's (re)deliveries once."""
+
+    def __init__(self, size: int = SEEN_MAX) -> None:
+        self.size = size
+        self._keys: OrderedDict[str, None] = OrderedDict()
+
+    def first_time(self, *keys: str) -> bool:
+        """True unless one of ``keys`` was seen before; remembers them all."""
+        fresh = not any(k in self._keys for k in keys if k)
+        for key in keys:
+            if key:
+                self._keys[key] = None
+                self._keys.move_to_end(key)
+        while len(self._keys) > self.size:
+            self._keys.popitem(last=False)
+        return fresh
+
+
+class _Invocation:
+    """A slash command's way back: its response_url, valid for 30 minutes."""
+
+    def __init__(self, response_url: str | None) -> None:
+        self.response_url = response_url
+        self.created = time.monotonic()
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() - self.created > RESPONSE_URL_TTL_S
+
+
+class _Closed:
+    """Queued marker: ``listen`` ends."""
+
+
+class SlackAdapter(Adapter):
+    """Slack, through a Bolt ``AsyncApp`` in Socket Mode (default) or HTTP mode (``http_port``)."""
+
+    def __init__(self, settings: Settings | SlackSettings, *, http_port: int | None = None,
+                 moderator_groups: list[str] | tuple[str, ...] = ()) -> None:
+        self.platform = "slack"
+        self.max_message_length = TEXT_MAX
+        if isinstance(settings, Settings):
+            self.settings = settings.slack
+            moderator_groups = moderator_groups or tuple(settings.bot.moderator_roles)
+        else:
+            self.settings = settings
+        self.post_interval_s = self.settings.post_interval_s
+        #: HTTP mode's port (0 picks a free one); None for Socket Mode.
+        self.http_port = http_port
+        #: User groups whose members are moderators: membership is looked up for these only.
+        self.moderator_groups = tuple(g for g in moderator_groups if g.startswith("S"))
+        #: Set by the application: the personas of a channel (by channel key), to check interview names.
+        self.persona_names: Callable[[str], list[str]] | None = None
+        self.client: AsyncWebClient | None = None
+        self.app: AsyncApp | None = None
+        self.scopes: set[str] = set()
+        self.bot_user_id: str | None = None
+        self.bot_id: str | None = None
+        #: HTTP mode: the URL Slack must be given as Request URL (known after ``connect``).
+        self.http_url: str | None = None
+        self._socket: Any = None
+        self._runner: web.AppRunner | None = None
+        self._events: asyncio.Queue[AdapterEvent | _Closed] = asyncio.Queue()
+        self._seen = _Seen()
+        self._invocations: dict[str, _Invocation] = {}
+        self._users: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._groups_unreadable = False
+        self._no_customize_told: set[str] = set()
+        #: Interview threads: (channel id, thread ts) -> persona name.
+        self._interviews: dict[tuple[str, str], str] = {}
+        #: Answers owed to interview threads: (channel id, persona) -> (thread ts, asked at), oldest first.
+        self._owed: defaultdict[tuple[str, str], deque[tuple[str, float]]] = defaultdict(deque)
+        self._tokens = 0
+
+    # -- connection -----------------------------------------------------------------------------
+
+    @property
+    def can_customize(self) -> bool:
+        """Personas may post under their own name and icon (scope ``chat:write.customize``)."""
+        return "chat:write.customize" in self.scopes
+
+    async def connect(self) -> None:
+        bot_token = _secret(self.settings.bot_token)
+        if not bot_token:
+            raise AdapterError("no Slack bot token: set TROUPE_SLACK_BOT_TOKEN (api.slack.com/apps → your app → "
+                               "OAuth & Permissions → Bot User OAuth Token, xoxb-…)", retryable=False)
+        if not bot_token.startswith("xoxb-"):
+            raise AdapterError("TROUPE_SLACK_BOT_TOKEN must be the bot token (xoxb-…), not a user or app token",
+                               retryable=False)
+        http_mode = self.http_port is not None
+        signing_secret = _secret(self.settings.signing_secret)
+        app_token = _secret(self.settings.app_token)
+        if http_mode and not signing_secret:
+            raise AdapterError("HTTP mode needs the signing secret: set TROUPE_SLACK_SIGNING_SECRET (api.slack.com/"
+                               "apps → your app → Basic Information → Signing Secret)", retryable=False)
+        if not http_mode and not app_token.startswith("xapp-"):
+            raise AdapterError("Socket Mode needs an app-level token: set TROUPE_SLACK_APP_TOKEN (xapp-…; api.slack.com/"
+                               "apps → your app → Basic Information → App-Level Tokens, scope connections:write), "
+                               "or run `troupe slack --http PORT`", retryable=False)
+        self.client = AsyncWebClient(
+            token=bot_token,
+            base_url=_api_base(self.settings.api_base),
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(max_retry_count=2),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+                AsyncServerErrorRetryHandler(max_retry_count=2),
+            ],
+        )
+        await self._identify()
+        self.app = AsyncApp(client=self.client, signing_secret=signing_secret or "",
+                            request_verification_enabled=http_mode, ssl_check_enabled=http_mode,
+                            url_verification_enabled=http_mode)
+        self.app.command(self.settings.command)(self._on_command)
+        self.app.event("message")(self._on_message)
+        for kind in ("app_mention", "member_joined_channel", "app_home_opened"):
+            self.app.event(kind)(_ignore)
+        if http_mode:
+            await self._serve_http(signing_secret)
+        else:
+            await self._open_socket(app_token)
+
+    async def _identify(self) -> None:
+        """``auth.test``: the token works, who the bot is, and which scopes it was granted."""
+        assert self.client is not None
+        try:
+            auth = await self.client.auth_test()
+        except SlackApiError as error:
+            code = _error_code(error)
+            if code in ("invalid_auth", "not_authed", "account_inactive", "token_revoked"):
+                raise AdapterError(f"Slack rejected the bot token ({code}): check TROUPE_SLACK_BOT_TOKEN or "
+                                   "reinstall the app", retryable=False) from None
+            raise AdapterError(f"Slack refused auth.test: {code}") from None
+        except (SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            raise AdapterError(f"could not reach Slack at {self.settings.api_base}: {error}") from None
+        self.bot_user_id = auth.get("user_id")
+        self.bot_id = auth.get("bot_id")
+        header = next((v for k, v in auth.headers.items() if k.lower() == "x-oauth-scopes"), "")
+        if isinstance(header, list):
+            header = ",".join(header)
+        self.scopes = {s.strip() for s in str(header).split(",") if s.strip()}
+        if self.scopes and not self.can_customize:
+            log.warning("the Slack app lacks chat:write.customize: personas will post as the bot, with their name")
+
+    async def _open_socket(self, app_token: str) -> None:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        assert self.app is not None and self.client is not None
+        # apps.connections.open goes through the bot's client but with the app-level token.
+        handler = AsyncSocketModeHandler(self.app, app_token, web_client=self.client,
+                                         ping_interval=self.settings.ping_interval_s)
+        try:
+            await handler.connect_async()
+        except SlackApiError as error:
+            await handler.close_async()
+            code = _error_code(error)
+            raise AdapterError(f"Slack refused the Socket Mode connection ({code}): check TROUPE_SLACK_APP_TOKEN "
+                               "(an xapp- token with connections:write) and that Socket Mode is enabled",
+                               retryable=False) from None
+        except (SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            await handler.close_async()
+            raise AdapterError(f"could not open the Socket Mode connection: {error}") from None
+        self._socket = handler
+
+    async def _serve_http(self, signing_secret: str) -> None:
+        assert self.app is not None
+        server = AsyncSlackAppServer(port=self.http_port or 0, path=self.settings.http_path, app=self.app,
+                                     host=self.settings.http_host)
+        self._runner = web.AppRunner(server.web_app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.http_host, self.http_port or 0)
+        try:
+            await site.start()
+        except OSError as error:
+            await self._runner.cleanup()
+            raise AdapterError(f"could not listen on {self.settings.http_host}:{self.http_port}: {error}",
+                               retryable=False) from None
+        port = self._runner.addresses[0][1] if self._runner.addresses else self.http_port
+        host = "127.0.0.1" if self.settings.http_host in ("0.0.0.0", "") else self.settings.http_host
+        self.http_port = port
+        self.http_url = f"http://{host}:{port}{self.settings.http_path}"
+
+    async def disconnect(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(Exception):
+                await self._socket.close_async()
+            self._socket = None
+        if self._runner is not None:
+            with contextlib.suppress(Exception):
+                await self._runner.cleanup()
+            self._runner = None
+        self._events.put_nowait(_Closed())
+
+    async def listen(self) -> AsyncIterator[AdapterEvent]:
+        while True:
+            event = await self._events.get()
+            if isinstance(event, _Closed):
+                return
+            yield event
+
+    # -- incoming -------------------------------------------------------------------------------
+
+    async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        """A message event: people's messages are heard once; bots', edits and joins are ignored."""
+        if event.get("subtype") not in _PERSON_SUBTYPES or event.get("bot_id") or not event.get("user"):
+            return
+        if event.get("user") == self.bot_user_id:
+            return
+        channel_id = str(event.get("channel", ""))
+        ts = str(event.get("ts", ""))
+        if not self._seen.first_time(str(body.get("event_id", "")), f"{channel_id}/{ts}"):
+            log.info("ignored a repeated delivery of message %s in %s", ts, channel_id)
+            return
+        text = _plain_text(str(event.get("text") or ""))
+        if not text.strip():
+            return
+        user = await self._user(str(event["user"]))
+        if user.is_bot:
+            return
+        thread = event.get("thread_ts")
+        thread = str(thread) if thread and thread != ts else None
+        channel = ChannelRef(platform="slack", id=channel_id, thread=thread)
+        persona = await self._interview_persona(channel_id, thread) if thread else None
+        if persona is not None:
+            self._owed[(channel_id, persona)].append((thread or "", time.monotonic()))
+            self._events.put_nowait(CommandInvocation(channel=channel, user=user, text=f"ask {_quote(persona)} {text.strip()}"))
+            return
+        self._events.put_nowait(IncomingMessage(channel=channel, user=user, text=text, message_id=ts))
+
+    async def _on_command(self, ack: Callable[..., Any], command: dict[str, Any]) -> None:
+        """``/troupe …``: acknowledged at once (Slack allows 3 s); the answer follows as messages."""
+        await ack()
+        text = str(command.get("text") or "").strip()
+        channel = ChannelRef(platform="slack", id=str(command.get("channel_id", "")),
+                             name=command.get("channel_name") or None)
+        user = await self._user(str(command.get("user_id", "")), fallback_name=command.get("user_name"))
+        self._tokens += 1
+        token = f"slash-{self._tokens}"
+        self._invocations[token] = _Invocation(command.get("response_url"))
+        self._forget_expired()
+        invocation = CommandInvocation(channel=channel, user=user, text=text, reply_token=token)
+        head = text.split(maxsplit=1)
+        if head and head[0].lower() == "interview":
+            await self._interview(invocation, head[1] if len(head) > 1 else "")
+            return
+        self._events.put_nowait(invocation)
+
+    def _forget_expired(self) -> None:
+        for key in [k for k, v in self._invocations.items() if v.expired]:
+            del self._invocations[key]
+
+    async def _user(self, user_id: str, *, fallback_name: str | None = None) -> UserRef:
+        """Who wrote: name, bot or not, workspace admin (manages channels), moderator user groups."""
+        profile = await self._profile(user_id)
+        name = (profile.get("profile", {}) or {}).get("display_name") or profile.get("real_name") \
+            or profile.get("name") or fallback_name or user_id
+        roles = tuple(g for g in self.moderator_groups if user_id in await self._group_members(g))
+        return UserRef(id=user_id, name=str(name), is_bot=bool(profile.get("is_bot")), roles=roles,
+                       can_manage=bool(profile.get("is_admin") or profile.get("is_owner")))
+
+    async def _profile(self, user_id: str) -> dict[str, Any]:
+        cached = self._users.get(user_id)
+        if cached is not None and time.monotonic() - cached[0] < PROFILE_TTL_S:
+            return cached[1]
+        assert self.client is not None
+        try:
+            found = (await self.client.users_info(user=user_id)).get("user") or {}
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            log.info("could not look up Slack user %s: %s", user_id, error)
+            return cached[1] if cached else {}
+        self._users[user_id] = (time.monotonic(), found)
+        return found
+
+    async def _group_members(self, group_id: str) -> frozenset[str]:
+        cached = self._groups.get(group_id)
+        if cached is not None and time.monotonic() - cached[0] < GROUPS_TTL_S:
+            return cached[1]
+        if self._groups_unreadable:
+            return frozenset()
+        assert self.client is not None
+        try:
+            users = (await self.client.usergroups_users_list(usergroup=group_id)).get("users") or []
+        except SlackApiError as error:
+            if _error_code(error) == "missing_scope":
+                self._groups_unreadable = True
+                log.warning("moderator user groups are configured but the app lacks usergroups:read")
+            return cached[1] if cached else frozenset()
+        except (SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            return cached[1] if cached else frozenset()
+        members = frozenset(str(u) for u in users)
+        self._groups[group_id] = (time.monotonic(), members)
+        return members
+
+    # -- answering ------------------------------------------------------------------------------
+
+    async def reply_private(self, user: UserRef, channel: ChannelRef, text: str, *,
+                            reply_token: str | None = None) -> None:
+        await self._ephemeral(user, channel, to_mrkdwn(text), None, reply_token)
+
+    async def _ephemeral(self, user: UserRef, channel: ChannelRef, text: str,
+                         blocks: list[dict[str, Any]] | None, reply_token: str | None) -> None:
+        """``chat.postEphemeral``; where the bot may not post, the command's response_url."""
+        assert self.client is not None
+        try:
+            await self.client.chat_postEphemeral(channel=channel.id, user=user.id, text=_clip(text, TEXT_MAX),
+                                                 blocks=blocks, thread_ts=channel.thread)
+            return
+        except SlackApiError as error:
+            failure: Exception = error
+            if _error_code(error) not in ("not_in_channel", "channel_not_found", "user_not_in_channel"):
+                raise _adapter_error(error, "a private reply") from error
+        except (SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            failure = error
+        invocation = self._invocations.get(reply_token or "")
+        if invocation is None or invocation.expired or not invocation.response_url:
+            raise _adapter_error(failure, "a private reply")
+        try:
+            response = await AsyncWebhookClient(invocation.response_url).send(
+                text=_clip(text, TEXT_MAX), blocks=blocks, response_type="ephemeral")
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            raise _adapter_error(error, "a private reply") from error
+        if response.status_code != 200:
+            raise AdapterError(f"Slack refused a private reply: HTTP {response.status_code} {response.body}")
+
+    async def reply(self, invocation: CommandInvocation, text: str) -> None:
+        await self.post(invocation.channel, self.bot_identity, text, invocation.channel.thread)
+
+    async def post_card(self, channel: ChannelRef, card: Card, *, invocation: CommandInvocation | None = None,
+                        private: bool = False, thread: str | None = None) -> str | None:
+        """A card as Block Kit; its image (a chart) is uploaded right after it, in the same place."""
+        blocks = card_blocks(card)
+        fallback = _clip(to_mrkdwn(card.as_text()), TEXT_MAX)
+        thread = thread or channel.thread
+        if invocation is not None and private:
+            await self._ephemeral(invocation.user, channel, fallback, blocks, invocation.reply_token)
+            return None
+        ts = await self._send(channel.id, fallback, blocks=blocks, thread=thread, what="a card")
+        if card.image is not None:
+            await self.upload(channel, card.image[0], card.image[1], thread=thread)
+        return ts
+
+    async def status(self, channel: ChannelRef, text: str, *, handle: str | None = None,
+                     thread: str | None = None) -> str | None:
+        """Progress of long work in one message: posted once, then updated with ``chat.update``."""
+        assert self.client is not None
+        if handle is not None:
+            try:
+                await self.client.chat_update(channel=channel.id, ts=handle, text=to_mrkdwn(text))
+                return handle
+            except SlackApiError as error:
+                if _error_code(error) not in ("message_not_found", "cant_update_message"):
+                    raise _adapter_error(error, "a status update") from error
+            except (SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+                raise _adapter_error(error, "a status update") from error
+        return await self._send(channel.id, to_mrkdwn(text), thread=thread or channel.thread, what="a status message")
+
+    async def upload(self, channel: ChannelRef, filename: str, data: bytes, comment: str = "", *,
+                     thread: str | None = None) -> str | None:
+        """Share a file in the channel (``files.getUploadURLExternal`` + ``files.completeUploadExternal``)."""
+        assert self.client is not None
+        try:
+            response = await self.client.files_upload_v2(
+                channel=channel.id, file=data, filename=filename, title=filename,
+                initial_comment=to_mrkdwn(comment) if comment else None, thread_ts=thread or channel.thread)
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            log.warning("upload of %s failed: %s", filename, error)
+            return None
+        files = response.get("files") or [response.get("file") or {}]
+        return str(files[0].get("id")) if files and files[0].get("id") else filename
+
+    # -- posting --------------------------------------------------------------------------------
+
+    async def post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None = None) -> str:
+        thread = thread or channel.thread
+        if thread is None:
+            thread = self._interview_thread(channel.id, identity.name)
+        is_bot = identity.name == self.bot_identity.name and not identity.tag
+        if is_bot or self.can_customize or not self.scopes:
+            pieces = split_message(text, self.max_message_length)
+            persona = None if is_bot else identity
+        else:
+            await self._explain_no_customize(channel.id)
+            prefix = fallback_prefix(identity)
+            pieces = split_message(text, self.max_message_length - len(prefix))
+            pieces[0] = "\x01" + pieces[0]  # marks where the prefix goes once the text is escaped
+            persona = None
+        first: str | None = None
+        for piece in pieces:
+            body = to_mrkdwn(piece)
+            if body.startswith("\x01"):
+                body = fallback_prefix(identity) + body[1:]
+            ts = await self._send(channel.id, body, identity=persona, thread=thread,
+                                  what="a persona message" if not is_bot else "a message")
+            first = first or ts
+        assert first is not None
+        return first
+
+    async def _send(self, channel_id: str, text: str, *, identity: Identity | None = None,
+                    blocks: list[dict[str, Any]] | None = None, thread: str | None = None, what: str) -> str:
+        assert self.client is not None
+        options: dict[str, Any] = {}
+        if identity is not None:
+            options["username"] = identity.display_name(USERNAME_MAX)
+            if identity.avatar_url:
+                options["icon_url"] = identity.avatar_url
+        try:
+            response = await self.client.chat_postMessage(
+                channel=channel_id, text=text, blocks=blocks, thread_ts=thread, unfurl_links=False,
+                unfurl_media=False, **options)
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            raise _adapter_error(error, what) from error
+        return str(response.get("ts"))
+
+    async def _explain_no_customize(self, channel_id: str) -> None:
+        """Say once per channel why personas post as the bot here."""
+        if channel_id in self._no_customize_told:
+            return
+        self._no_customize_told.add(channel_id)
+        text = ("This app lacks the chat:write.customize scope, so personas post through me with their name in "
+                "bold. Reinstall the app from config/slack-manifest.yaml to let each persona post under its own "
+                "name and icon.")
+        try:
+            await self._send(channel_id, text, what="a notice")
+        except AdapterError as error:
+            log.warning("could not explain the missing scope: %s", error)
+
+    async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
+        """Slack offers bots no typing indicator in channels; progress shows through ``status`` instead."""
+
+    # -- interviews -----------------------------------------------------------------------------
+
+    async def _interview(self, invocation: CommandInvocation, name: str) -> None:
+        """Open a thread where every message is put to one persona."""
+        name = name.strip().strip('"').strip()
+        channel = invocation.channel
+        if not name:
+            await self._ephemeral(invocation.user, channel, "Usage: `/troupe interview NAME`", None, invocation.reply_token)
+            return
+        known: list[str] = []
+        if self.persona_names is not None:
+            with contextlib.suppress(Exception):
+                known = list(self.persona_names(channel.key))
+        match = next((n for n in known if n.casefold() == name.casefold()), None)
+        if match is None:
+            where = "`/troupe persona list` shows them" if known else "this channel has no personas yet"
+            await self._ephemeral(invocation.user, channel, escape(f"There is no persona called {name} here; ") + where,
+                                  None, invocation.reply_token)
+            return
+        text = (f"*Interview with {escape(match)}*: everything written in this thread is put to {escape(match)}, "
+                "who answers here.")
+        try:
+            ts = await self._send(channel.id, text, what="the interview thread")
+        except AdapterError as error:
+            await self._ephemeral(invocation.user, channel, f"Could not open an interview: {error}", None,
+                                  invocation.reply_token)
+            return
+        self._interviews[(channel.id, ts)] = match
+        if self.state is not None:
+            try:
+                await self.state.set(_interview_key(channel.id, ts), {"persona": match})
+            except Exception:
+                log.warning("could not store the interview thread %s", ts, exc_info=True)
+        await self._ephemeral(invocation.user, channel, f"Opened a thread to talk with {escape(match)}.", None,
+                              invocation.reply_token)
+
+    async def _interview_persona(self, channel_id: str, thread: str) -> str | None:
+        persona = self._interviews.get((channel_id, thread))
+        if persona is None and self.state is not None:
+            try:
+                stored = await self.state.get(_interview_key(channel_id, thread))
+            except Exception:
+                log.warning("could not read interview thread %s", thread, exc_info=True)
+                stored = None
+            if stored and stored.get("persona"):
+                persona = self._interviews[(channel_id, thread)] = str(stored["persona"])
+        return persona
+
+    def _interview_thread(self, channel_id: str, persona: str) -> str | None:
+        """The interview thread owed this persona's next post, if a question there is still fresh."""
+        owed = self._owed.get((channel_id, persona))
+        now = time.monotonic()
+        while owed:
+            thread, asked = owed.popleft()
+            if now - asked <= INTERVIEW_ANSWER_TTL_S:
+                return thread
+        return None
+
+
+async def _ignore(ack: Callable[..., Any] | None = None) -> None:
+    """Events the manifest subscribes to but Troupe does not act on: handled, so Slack does not retry."""
+
+
+def _secret(value: Any) -> str:
+    return value.get_secret_value().strip() if value is not None else ""
+
+
+def _api_base(base: str) -> str:
+    return base if base.endswith("/") else base + "/"
+
+
+def _quote(name: str) -> str:
+    return f'"{name}"' if re.search(r"\s", name) and '"' not in name else name
+
+
+_MENTION = re.compile(r"<([@#!])([^>|]+)(?:\|([^>]*))?>")
+_URL = re.compile(r"<((?:https?|mailto):[^>|]+)(?:\|([^>]*))?>")
+
+
+def _plain_text(text: str) -> str:
+    """A Slack message as a person reads it: ``<@U1|ana>`` → ``@ana``, ``<url|label>`` → ``label (url)``."""
+
+    def mention(match: re.Match[str]) -> str:
+        sigil, ident, label = match.groups()
+        if sigil == "!":
+            return "@" + (label or ident.split("^")[0])
+        return ("@" if sigil == "@" else "#") + (label or ident)
+
+    def link(match: re.Match[str]) -> str:
+        url, label = match.groups()
+        return f"{label} ({url})" if label and label != url else url
+
+    text = _URL.sub(link, text)
+    text = _MENTION.sub(mention, text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _interview_key(channel_id: str, thread: str) -> str:
+    return f"interview:{channel_id}:{thread}"
