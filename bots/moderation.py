@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adapters.base import Card, CommandInvocation
+from bots.exports import render_export
 from bots.commands import Command, CommandError, help_text, parse_command
 from bots.permissions import ModeratorPolicy
 from bots.storage import AuditRecord, OutboxEntry, OutboxStatus, StorageError, WorldStatus
@@ -302,28 +300,8 @@ class Moderation:
     async def _export(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         world = session.world
         fmt = cmd.args["format"]
-        note = f"Simulated conversation; answers may not reflect what real people think. Model: {self.app.model_name}."
-        if fmt == "json":
-            data = json.loads(world.to_json())
-            data["note"] = note
-            body = json.dumps(data, indent=1, ensure_ascii=False)
-        elif fmt == "csv":
-            out = io.StringIO()
-            writer = csv.writer(out)
-            writer.writerow(["id", "step", "time", "kind", "type", "source", "target", "content", "model"])
-            for e in world.events:
-                writer.writerow([e.id, e.step, e.time.isoformat(), e.kind.value, e.type, e.source, e.target or "", e.content, e.model or ""])
-            body = out.getvalue()
-        else:
-            lines = [f"# {world.name}", "", f"_{note}_", ""]
-            for e in world.events:
-                if e.kind is EventKind.NOTICE or e.type == "THINK":
-                    continue
-                to = f" → {e.target}" if e.target else ""
-                lines.append(f"**{e.source}**{to} ({e.time:%H:%M}): {e.content}  ")
-            body = "\n".join(lines) + "\n"
-        filename = f"{_slug(world.name)}.{fmt}"
-        return Reply(f"Export of “{world.name}” ({len(world.events)} events) as {fmt}.", file=(filename, body.encode()))
+        filename, body = render_export(world, fmt, self.app.model_name)
+        return Reply(f"Export of “{world.name}” ({len(world.events)} events) as {fmt}.", file=(filename, body))
 
     async def _usage(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         ledger = self.app.stack.ledger
@@ -351,7 +329,3 @@ class Moderation:
 def actor(user, platform: str) -> str:  # type: ignore[no-untyped-def]
     """How the audit trail names a person."""
     return f"{platform}:{user.id} ({user.name})"
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "world"

@@ -1,0 +1,327 @@
+"""The Slack adapter end to end: real slack-bolt / slack-sdk against a local stand-in for Slack."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.slack import SlackAdapter
+from bots.app import TroupeApp
+from config.settings import Settings
+from simulation.events import EventKind
+from tests.fakes.slack_server import FakeSlack
+
+PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
+CHANNEL = "C0GENERAL"
+MODERATOR = "U0MOD"
+GUEST = "U0GUEST"
+ADMIN = "U0ADMIN"
+GROUP = "S0MODS"
+GROUP_MEMBER = "U0GROUPIE"
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out waiting for the condition")
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class Bot:
+    fake: FakeSlack
+    app: TroupeApp
+    adapter: SlackAdapter
+    http: bool = False
+
+    def persona_posts(self, thread_ts: str | None = None) -> list[dict[str, Any]]:
+        return [p for p in self.fake.posts if p["channel"] == CHANNEL and p.get("username")
+                and (thread_ts is None or p.get("thread_ts") == thread_ts)]
+
+    def bot_posts(self) -> list[dict[str, Any]]:
+        return [p for p in self.fake.posts if p["channel"] == CHANNEL and not p.get("username")]
+
+    def ephemerals_for(self, user: str) -> list[dict[str, Any]]:
+        return [e for e in self.fake.ephemerals if e["user"] == user]
+
+    async def command(self, text: str, *, user: str = MODERATOR) -> None:
+        """Run ``/troupe text`` and wait until the bot has handled it."""
+        if self.http:
+            assert self.adapter.http_url is not None
+            status, body = await self.fake.http_slash_command(self.adapter.http_url, text, user_id=user, channel_id=CHANNEL)
+            assert status == 200, body
+        else:
+            envelope = await self.fake.send_slash_command(text, user_id=user, channel_id=CHANNEL)
+            assert await self.fake.wait_ack(envelope) is not None, "the slash command was not acknowledged"
+        await asyncio.sleep(0.05)
+        await self.app.wait_idle()
+
+    async def say(self, text: str, *, expect: int, user: str = GUEST, thread_ts: str | None = None) -> list[dict[str, Any]]:
+        before = len(self.persona_posts())
+        await self.fake.send_message(CHANNEL, user, text, thread_ts=thread_ts)
+        await wait_for(lambda: len(self.persona_posts()) >= before + expect, timeout=15)
+        await self.app.wait_idle()
+        return self.persona_posts()[before:]
+
+
+def slack_settings(tmp_path: Path, fake: FakeSlack, **extra: Any) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        llm=extra.pop("llm", {"provider": "demo"}),
+        bot={"moderator_user_ids": [MODERATOR], "moderator_roles": [GROUP], **extra.pop("bot", {})},
+        slack={"bot_token": fake.bot_token, "app_token": fake.app_token, "signing_secret": fake.signing_secret,
+               "api_base": fake.api_base, "post_interval_s": 0.02, "ping_interval_s": 0.5, "http_host": "127.0.0.1",
+               **extra.pop("slack", {})},
+    )
+
+
+async def start_bot(tmp_path: Path, fake: FakeSlack, *, http: bool = False, **extra: Any) -> Bot:
+    settings = slack_settings(tmp_path, fake, **extra)
+    app = TroupeApp(settings)
+    adapter = SlackAdapter(settings, http_port=0 if http else None)
+    adapter.persona_names = lambda key: [a.name for a in s.world.agents] if (s := app.sessions.get(key)) else []
+    await app.start([adapter])
+    if not http:
+        await fake.wait_connected(1)
+    return Bot(fake, app, adapter, http)
+
+
+def new_fake(**options: Any) -> FakeSlack:
+    fake = FakeSlack(**options)
+    fake.add_channel(CHANNEL, "general")
+    fake.add_user(MODERATOR, "mona")
+    fake.add_user(GUEST, "gus")
+    fake.add_user(ADMIN, "ada", is_admin=True)
+    fake.add_user(GROUP_MEMBER, "gil")
+    fake.add_usergroup(GROUP, "moderators", [GROUP_MEMBER])
+    return fake
+
+
+async def with_team(bot: Bot, personas: tuple[str, ...] = PERSONAS) -> None:
+    await bot.command("start Team room")
+    assert any("Started the world “Team room”" in p["text"] for p in bot.bot_posts())
+    for name in personas:
+        await bot.command(f"persona add {name}")
+    await bot.app.wait_idle()
+    session = bot.app.sessions.get(f"slack:{CHANNEL}")
+    assert session is not None and [a.name for a in session.world.agents] == list(personas)
+
+
+@pytest.fixture
+async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
+    async with new_fake() as fake:
+        started = await start_bot(tmp_path, fake)
+        try:
+            yield started
+        finally:
+            await started.app.stop()
+
+
+@pytest.fixture
+async def http_bot(tmp_path: Path) -> AsyncIterator[Bot]:
+    async with new_fake() as fake:
+        started = await start_bot(tmp_path, fake, http=True)
+        try:
+            yield started
+        finally:
+            await started.app.stop()
+
+
+# -- socket mode ----------------------------------------------------------------------------------
+
+
+async def test_three_personas_answer_under_their_own_names_and_icons(bot: Bot) -> None:
+    await with_team(bot)
+    posts = await bot.say("Morning all, how is the release looking?", expect=3)
+    assert {p["username"] for p in posts} >= {f"{n} (demo model)" for n in PERSONAS}
+    for post in posts:
+        assert post["icon_url"].startswith("https://")
+        assert post["text"].strip()
+    # Slack echoes each persona post back as a bot_message event: none of them is heard as a person.
+    await asyncio.sleep(0.3)
+    await bot.app.wait_idle()
+    world = bot.app.sessions.get(f"slack:{CHANNEL}").world
+    heard = [e.content for e in world.events if e.kind is EventKind.STIMULUS]
+    assert heard == ["Morning all, how is the release looking?"]
+
+
+async def test_slash_commands_are_acknowledged_and_help_is_block_kit(bot: Bot) -> None:
+    await bot.command("help")
+    help_reply = bot.ephemerals_for(MODERATOR)[-1]
+    assert help_reply["blocks"][0]["type"] == "header"
+    assert "persona add" in str(help_reply["blocks"])
+
+
+async def test_non_moderators_are_refused_privately_and_nothing_changes(bot: Bot) -> None:
+    await bot.command("start Guest room", user=GUEST)
+    refusal = bot.ephemerals_for(GUEST)[-1]
+    assert "Only moderators" in refusal["text"]
+    assert bot.app.sessions.get(f"slack:{CHANNEL}") is None
+    assert not any("Only moderators" in p["text"] for p in bot.fake.posts)
+
+
+async def test_workspace_admins_and_moderator_groups_may_moderate(bot: Bot) -> None:
+    await bot.command("start Admin room", user=ADMIN)
+    assert bot.app.sessions.get(f"slack:{CHANNEL}") is not None
+    await bot.command("persona add Priya Nair", user=GROUP_MEMBER)
+    assert [a.name for a in bot.app.sessions.get(f"slack:{CHANNEL}").world.agents] == ["Priya Nair"]
+
+
+async def test_observe_sends_thoughts_privately(bot: Bot) -> None:
+    await with_team(bot, PERSONAS[:1])
+    await bot.command("observe Priya on")
+    await bot.say("What do you think about the new design?", expect=1)
+    await wait_for(lambda: any("Priya Nair thinks" in e["text"] for e in bot.ephemerals_for(MODERATOR)))
+    assert not any("thinks" in p["text"] for p in bot.fake.posts)
+
+
+async def test_a_retried_event_is_answered_once(bot: Bot) -> None:
+    await with_team(bot, PERSONAS[:1])
+    event_id = await bot.fake.send_message(CHANNEL, GUEST, "Priya, is the plan realistic?")
+    await wait_for(lambda: len(bot.persona_posts()) >= 1)
+    await bot.app.wait_idle()
+    message = next(m for m in bot.fake.messages_in(CHANNEL) if m.get("text") == "Priya, is the plan realistic?")
+    # Slack retries the same event (same event_id), as after a slow acknowledgement.
+    retry = await bot.fake.send_event(
+        {"type": "message", "channel": CHANNEL, "user": GUEST, "text": message["text"], "ts": message["ts"],
+         "channel_type": "channel"}, event_id=event_id, retry_attempt=1, retry_reason="timeout")
+    assert await bot.fake.wait_ack(retry) is not None
+    await asyncio.sleep(0.3)
+    await bot.app.wait_idle()
+    assert len(bot.persona_posts()) == 1
+    world = bot.app.sessions.get(f"slack:{CHANNEL}").world
+    assert [e.content for e in world.events if e.kind is EventKind.STIMULUS] == ["Priya, is the plan realistic?"]
+
+
+async def test_interview_lives_in_a_thread(bot: Bot) -> None:
+    await with_team(bot, PERSONAS[:2])
+    await bot.command("interview Priya Nair")
+    root = next(p for p in bot.bot_posts() if "Interview with Priya Nair" in p["text"])
+    assert any("Opened a thread" in e["text"] for e in bot.ephemerals_for(MODERATOR))
+    await bot.fake.send_message(CHANNEL, MODERATOR, "What worries you most about the launch?", thread_ts=root["ts"])
+    await wait_for(lambda: bool(bot.persona_posts(thread_ts=root["ts"])))
+    await bot.app.wait_idle()
+    answers = bot.persona_posts(thread_ts=root["ts"])
+    assert [a["username"] for a in answers] == ["Priya Nair (demo model)"]
+
+
+async def test_interview_of_an_unknown_persona_is_refused(bot: Bot) -> None:
+    await with_team(bot, PERSONAS[:1])
+    await bot.command("interview Nobody")
+    assert "no persona called Nobody" in bot.ephemerals_for(MODERATOR)[-1]["text"]
+
+
+async def test_rate_limited_posts_are_retried_and_not_doubled(bot: Bot) -> None:
+    await with_team(bot, PERSONAS[:1])
+    bot.fake.fail_next("chat.postMessage", status=429, retry_after=1)
+    posts = await bot.say("Priya, are we on track?", expect=1)
+    assert len(posts) == 1
+    calls = [c for c in bot.fake.calls if c[0] == "chat.postMessage"]
+    assert len(calls) >= 2  # the 429, then the accepted retry
+    await asyncio.sleep(0.3)
+    assert len(bot.persona_posts()) == 1
+
+
+async def test_a_mass_mention_from_a_persona_pings_nobody(bot: Bot) -> None:
+    await with_team(bot, PERSONAS[:1])
+    session = bot.app.sessions.get(f"slack:{CHANNEL}")
+    # Whatever a persona writes is escaped: Slack shows <!channel> as text, not as a ping.
+    await bot.adapter.post(session.channel, session.identity("Priya Nair"), "FYI <!channel> and <@U0GUEST> @here")
+    text = bot.fake.posts[-1]["text"]
+    assert "<!channel>" not in text and "<@U0GUEST>" not in text
+
+
+async def test_a_socket_drop_mid_round_loses_and_doubles_nothing(bot: Bot) -> None:
+    await with_team(bot)
+    before = len(bot.persona_posts())
+    await bot.fake.send_message(CHANNEL, GUEST, "Quick poll: ship on Friday?")
+    await wait_for(lambda: len(bot.persona_posts()) > before, timeout=15)
+    await bot.fake.drop_socket()
+    await bot.fake.wait_connected(2, timeout=15)
+    await bot.fake.send_message(CHANNEL, GUEST, "Anyone against?")
+    await wait_for(lambda: len(bot.persona_posts()) >= before + 6, timeout=20)
+    await asyncio.sleep(0.3)
+    await bot.app.wait_idle()
+    world = bot.app.sessions.get(f"slack:{CHANNEL}").world
+    heard = [e.content for e in world.events if e.kind is EventKind.STIMULUS]
+    assert heard.count("Quick poll: ship on Friday?") == 1 and heard.count("Anyone against?") == 1
+    posts = bot.persona_posts()[before:]
+    said = [e for e in world.events if e.kind is EventKind.ACTION and e.type == "TALK"]
+    assert len(posts) == len(said) == 6
+    stored = await bot.app.storage.outbox_entries(world.id)
+    assert all(entry.platform_message_id for entry in stored if entry.status.value == "posted")
+    assert len({p["ts"] for p in posts}) == len(posts)
+
+
+async def test_without_customize_scope_personas_post_through_the_bot(tmp_path: Path) -> None:
+    scopes = ("chat:write", "commands", "channels:history", "users:read", "usergroups:read", "files:write")
+    async with new_fake(scopes=scopes) as fake:
+        bot = await start_bot(tmp_path, fake)
+        try:
+            await with_team(bot, PERSONAS[:1])
+            await bot.fake.send_message(CHANNEL, GUEST, "Priya, thoughts?")
+            await wait_for(lambda: any(p["text"].startswith("*Priya Nair (demo model):*") for p in fake.posts))
+            await bot.app.wait_idle()
+            assert not any(p.get("username") for p in fake.posts)
+            assert sum("chat:write.customize" in p["text"] for p in fake.posts) == 1
+        finally:
+            await bot.app.stop()
+
+
+async def test_a_rejected_token_is_a_clear_error(tmp_path: Path) -> None:
+    async with new_fake() as fake:
+        settings = slack_settings(tmp_path, fake, slack={"bot_token": "xoxb-wrong"})
+        adapter = SlackAdapter(settings)
+        from adapters.base import AdapterError
+
+        with pytest.raises(AdapterError, match="rejected the bot token") as caught:
+            await adapter.connect()
+        assert not caught.value.retryable
+
+
+# -- HTTP mode ------------------------------------------------------------------------------------
+
+
+async def test_http_mode_answers_signed_requests(http_bot: Bot) -> None:
+    await with_team(http_bot, PERSONAS[:2])
+    assert http_bot.adapter.http_url
+    status, _ = await http_bot.fake.http_event(
+        http_bot.adapter.http_url,
+        {"type": "message", "channel": CHANNEL, "user": GUEST, "text": "Hello both, ready?", "ts": "1700000100.000100",
+         "channel_type": "channel"}, event_id="Ev0HTTP1")
+    assert status == 200
+    await wait_for(lambda: len(http_bot.persona_posts()) >= 2, timeout=15)
+    await http_bot.app.wait_idle()
+    # The same event again, as Slack retries it: answered once.
+    status, _ = await http_bot.fake.http_event(
+        http_bot.adapter.http_url,
+        {"type": "message", "channel": CHANNEL, "user": GUEST, "text": "Hello both, ready?", "ts": "1700000100.000100",
+         "channel_type": "channel"}, event_id="Ev0HTTP1", retry_num=1, retry_reason="http_timeout")
+    assert status == 200
+    await asyncio.sleep(0.3)
+    await http_bot.app.wait_idle()
+    assert len(http_bot.persona_posts()) == 2
+
+
+@pytest.mark.parametrize("fault", ["unsigned", "bad_signature", "stale"])
+async def test_http_mode_rejects_unsigned_forged_and_replayed_requests(http_bot: Bot, fault: str) -> None:
+    import time
+
+    options: dict[str, Any] = {
+        "unsigned": {"sign": False},
+        "bad_signature": {"signature": "v0=" + "0" * 64},
+        "stale": {"timestamp": int(time.time()) - 6 * 60},
+    }[fault]
+    status, _ = await http_bot.fake.http_slash_command(http_bot.adapter.http_url, "start Forged room",
+                                                       user_id=MODERATOR, channel_id=CHANNEL, **options)
+    assert status == 401
+    await asyncio.sleep(0.1)
+    await http_bot.app.wait_idle()
+    assert http_bot.app.sessions.get(f"slack:{CHANNEL}") is None
+    assert not http_bot.fake.posts
