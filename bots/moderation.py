@@ -10,6 +10,7 @@ from adapters.base import Card, CommandInvocation
 from bots.exports import render_export
 from bots.commands import Command, CommandError, help_text, parse_command
 from bots.permissions import ModeratorPolicy
+from config import CONFIG_DIR
 from bots.storage import AuditRecord, OutboxEntry, OutboxStatus, StorageError, WorldStatus
 from simulation.events import EventKind
 from simulation.persona import PersonaError, PersonaSpec, bundled_personas, find_bundled_persona, load_persona, parse_persona_text
@@ -71,6 +72,28 @@ class Moderation:
             log.exception("storage failed on %s", command.name)
             return Reply(f"Could not save that change: {error}. Nothing was changed.", private=True)
 
+    def _readable_file(self, inv: CommandInvocation, name: str) -> Path:
+        """The file a command names, if its caller may read it.
+
+        The console's user owns the machine and may load any file. Moderators on a chat platform may
+        load only files inside the bundled folders and ``bot.file_dirs``, so nobody reads the host's
+        files through the bot; whether a refused path exists is never said.
+        """
+        path = Path(name).expanduser()
+        if inv.channel.platform == "console":
+            return path
+        allowed = [CONFIG_DIR, *self.app.settings.bot.file_dirs]
+        for folder in allowed:
+            folder = folder.expanduser().resolve()
+            candidate = (folder / path).resolve() if not path.is_absolute() else path.resolve()
+            if candidate.is_relative_to(folder) and candidate.is_file():
+                return candidate
+        raise CommandError(
+            f"{name!r} is not a file Troupe may read here: on chat platforms persona and scenario files are "
+            "read only from the bundled folders and bot.file_dirs (troupe.yaml). Paste the persona as JSON "
+            "instead, or ask the bot's operator to put the file in one of those folders."
+        )
+
     # -- worlds -------------------------------------------------------------------------------
 
     async def _start(self, inv: CommandInvocation, cmd: Command, session: ChannelSession | None) -> Reply:
@@ -83,7 +106,7 @@ class Moderation:
         situation = cmd.args.get("situation")
         name = cmd.args.get("name")
         if cmd.args.get("scenario"):
-            scenario, base = load_scenario(Path(cmd.args["scenario"]).expanduser())
+            scenario, base = load_scenario(self._readable_file(inv, cmd.args["scenario"]))
             specs = [resolve_persona(entry, base) for entry in scenario.personas]
             situation = situation or scenario.situation
             name = name or scenario.name
@@ -152,7 +175,7 @@ class Moderation:
         if "json" in cmd.args:
             spec = parse_persona_text(cmd.args["json"], source="pasted persona")
         elif "file" in cmd.args:
-            spec = load_persona(Path(cmd.args["file"]).expanduser())
+            spec = load_persona(self._readable_file(inv, cmd.args["file"]))
         else:
             spec = find_bundled_persona(cmd.args["bundled"])
         agent = await session.add_persona(spec)

@@ -103,6 +103,9 @@ class BotSettings(BaseModel):
     max_personas: int = Field(default=12, ge=1)
     #: Longest human message a world accepts; longer ones are cut with a notice.
     max_message_chars: int = Field(default=4000, ge=100)
+    #: Folders whose persona and scenario files moderators on chat platforms may load (``persona add
+    #: FILE``, ``start --scenario FILE``), besides the bundled ones. The console may load any file.
+    file_dirs: list[Path] = Field(default_factory=list)
     #: Avatar for persona posts; ``{seed}`` is replaced by the persona's name (URL-encoded).
     avatar_url_template: str = "https://api.dicebear.com/9.x/personas/png?seed={seed}"
 

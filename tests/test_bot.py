@@ -16,7 +16,7 @@ AGENTS = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "agents
 
 @pytest.fixture
 async def testbot(tmp_path):
-    bot = await start_bot(demo_settings(tmp_path))
+    bot = await start_bot(demo_settings(tmp_path, file_dirs=[AGENTS]))
     yield bot
     await bot.app.stop()
 
@@ -107,6 +107,7 @@ async def test_pause_keeps_listening_and_resume_catches_up(testbot):
 
 async def test_bad_persona_input_is_explained_and_changes_nothing(testbot, tmp_path):
     await team(testbot, "general", "Priya Nair")
+    testbot.app.settings.bot.file_dirs.append(tmp_path)
     bad = tmp_path / "bad.json"
     bad.write_text('{"name": "Ana", "age": "old"}')
     text = await testbot.reply(f"persona add {bad}")
@@ -120,6 +121,27 @@ async def test_bad_persona_input_is_explained_and_changes_nothing(testbot, tmp_p
     session = testbot.app.sessions.get("memory:general")
     stored = await testbot.app.storage.load_world(session.record.id)
     assert [p.name for p in stored.personas] == ["Priya Nair"]
+
+
+async def test_chat_moderators_read_only_allowed_folders(tmp_path):
+    secret = tmp_path / "outside" / "notes.json"
+    secret.parent.mkdir()
+    secret.write_text('{"name": "Leaky Larry", "occupation": "none"}')
+    bot = await start_bot(demo_settings(tmp_path, file_dirs=[AGENTS]))
+    try:
+        await bot.command("start Research")
+        for attempt in (str(secret), f"{AGENTS}/../../../{secret.relative_to('/')}", "../../etc/passwd.json",
+                        "/etc/hostname.json"):
+            text = await bot.reply(f"persona add {attempt}")
+            assert "not a file Troupe may read here" in text and "bot.file_dirs" in text, text
+            assert "Leaky" not in text and "No such file" not in text
+        assert "Lisa Carter joined" in (await bot.command("persona add Lisa.agent.json"))[0].text  # inside file_dirs
+        text = await bot.reply(f"start Other --scenario {secret}")
+        assert "This channel already has" in text or "not a file" in text
+        session = bot.app.sessions.get("memory:general")
+        assert [a.name for a in session.world.agents] == ["Lisa Carter"]
+    finally:
+        await bot.app.stop()
 
 
 async def test_tinytroupe_files_and_pasted_json_join_the_world(testbot):
