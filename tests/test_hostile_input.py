@@ -1,0 +1,100 @@
+"""Hostile input: huge and strange messages, SQL metacharacters, code-running YAML, broken files.
+
+Each gets a clear answer or is handled safely, and the database stays consistent afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from simulation.events import EventKind
+from tests.bot_support import demo_settings, start_bot
+
+
+@pytest.fixture
+async def bot(tmp_path: Path):
+    started = await start_bot(demo_settings(tmp_path, file_dirs=[tmp_path]))
+    await started.command("start Hostile room")
+    await started.command("persona add Priya Nair")
+    yield started
+    await started.app.stop()
+
+
+def integrity(tmp_path: Path) -> str:
+    with sqlite3.connect(tmp_path / "troupe.db") as db:
+        return db.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+async def test_a_100_kb_message_is_cut_and_answered(bot, tmp_path: Path) -> None:
+    huge = "Priya, listen. " + "blah " * 20_000
+    sent = await bot.say(huge)
+    assert [s.identity for s in sent if s.kind == "post"] == ["Priya Nair"]
+    session = bot.app.sessions.get("memory:general")
+    heard = [e.content for e in session.world.events if e.kind is EventKind.STIMULUS][-1]
+    assert len(heard) <= bot.app.settings.bot.max_message_chars + 10 and heard.endswith("[…]")
+    stored = await bot.app.storage.load_world(session.record.id)
+    assert stored.events[-1].kind is EventKind.ACTION or any(e.content == heard for e in stored.events)
+    assert integrity(tmp_path) == "ok"
+
+
+async def test_deep_unicode_is_heard_and_never_reaches_a_post_raw(bot) -> None:
+    weird = "Priya \u202eevil\u202c text " + "e\u0301" * 50 + "\u200b\u2066 Z̷̢͉̈́a̸̟͌l̶̙̓g̴͎̈o̵̱͑ " + "\U0001F600" * 20
+    sent = await bot.say(weird)
+    posts = [s for s in sent if s.kind == "post"]
+    assert posts
+    for post in posts:
+        assert "\u202e" not in post.text and "\u2066" not in post.text and "\u200b" not in post.text
+
+
+async def test_sql_metacharacters_are_only_text(bot, tmp_path: Path) -> None:
+    name = "Robert'); DROP TABLE worlds;--"
+    persona = json.dumps({"name": name, "age": 40, "occupation": "DBA \" OR 1=1 --"})
+    reply = (await bot.command(f"persona add {persona}"))[0].text
+    assert f"{name} joined" in reply
+    await bot.say("'; DELETE FROM events WHERE '1'='1")
+    session = bot.app.sessions.get("memory:general")
+    stored = await bot.app.storage.load_world(session.record.id)
+    assert [p.name for p in stored.personas] == ["Priya Nair", name]
+    assert any(e.content == "'; DELETE FROM events WHERE '1'='1" for e in stored.events)
+    with sqlite3.connect(tmp_path / "troupe.db") as db:
+        assert db.execute("SELECT count(*) FROM worlds").fetchone()[0] == 1
+    assert integrity(tmp_path) == "ok"
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "expected"),
+    [
+        ("evil.yaml", "!!python/object/apply:os.system ['touch PWNED']\n", "could not"),
+        ("evil2.yaml", "name: !!python/name:os.system\nage: 3\n", "could not"),
+        ("broken.json", '{"name": "Ana", "age": ', "not valid json at line 1"),
+        ("list.json", "[1, 2, 3]", "persona"),
+        ("binary.json", "\x00\x01\x02garbage", "not valid json"),
+        ("noname.yaml", "age: 30\noccupation: nurse\n", "name"),
+    ],
+)
+async def test_malformed_and_code_running_persona_files_are_refused(bot, tmp_path: Path, filename: str,
+                                                                    content: str, expected: str) -> None:
+    (tmp_path / filename).write_text(content)
+    reply = await bot.reply(f"persona add {tmp_path / filename}")
+    assert expected in reply.lower(), reply
+    assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()
+    session = bot.app.sessions.get("memory:general")
+    assert [a.name for a in session.world.agents] == ["Priya Nair"]
+    assert integrity(tmp_path) == "ok"
+
+
+async def test_hostile_commands_get_clear_errors(bot) -> None:
+    for text, expected in [
+        ("run 999999999999", "between"),
+        ('ask "Priya', "needs a persona and a question"),
+        ("observe", "needs a persona"),
+        ("frobnicate now", "unknown command"),
+        ("persona add " + "A" * 5000, "no bundled persona"),
+        ("policy ; rm -rf /", "unknown policy"),
+    ]:
+        reply = await bot.reply(text)
+        assert expected in reply.lower() or expected in reply, (text, reply)
