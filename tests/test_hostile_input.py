@@ -94,7 +94,8 @@ async def test_hostile_commands_get_clear_errors(bot) -> None:
         ("observe", "needs a persona"),
         ("frobnicate now", "unknown command"),
         ("persona add " + "A" * 5000, "no bundled persona"),
-        ("policy ; rm -rf /", "unknown policy"),
+        ("policy ; rm -rf /", "give one policy"),
+        ("policy rm-rf", "unknown policy"),
     ]:
         reply = await bot.reply(text)
         assert expected in reply.lower() or expected in reply, (text, reply)
