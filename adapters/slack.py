@@ -418,8 +418,11 @@ class SlackAdapter(Adapter):
         profile = await self._profile(user_id)
         name = (profile.get("profile", {}) or {}).get("display_name") or profile.get("real_name") \
             or profile.get("name") or fallback_name or user_id
-        roles = tuple(g for g in self.moderator_groups if user_id in await self._group_members(g))
-        return UserRef(id=user_id, name=str(name), is_bot=bool(profile.get("is_bot")), roles=roles,
+        roles = []
+        for group in self.moderator_groups:
+            if user_id in await self._group_members(group):
+                roles.append(group)
+        return UserRef(id=user_id, name=str(name), is_bot=bool(profile.get("is_bot")), roles=tuple(roles),
                        can_manage=bool(profile.get("is_admin") or profile.get("is_owner")))
 
     async def _profile(self, user_id: str) -> dict[str, Any]:

@@ -325,3 +325,49 @@ async def test_http_mode_rejects_unsigned_forged_and_replayed_requests(http_bot:
     await http_bot.app.wait_idle()
     assert http_bot.app.sessions.get(f"slack:{CHANNEL}") is None
     assert not http_bot.fake.posts
+
+
+async def test_cards_are_block_kit_with_their_chart_uploaded_alongside(bot: Bot) -> None:
+    from adapters.base import Card, CardField
+
+    await with_team(bot, PERSONAS[:1])
+    session = bot.app.sessions.get(f"slack:{CHANNEL}")
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 64
+    card = Card(title="Poll: ship on Friday?", text="1 of 1 answered", fields=(CardField(name="Yes", value="1"),),
+                footer="Simulated answers from demo; they may not reflect what real people think.",
+                image=("poll.png", png))
+    ts = await bot.adapter.post_card(session.channel, card)
+    post = next(p for p in bot.fake.posts if p["ts"] == ts)
+    assert [b["type"] for b in post["blocks"]] == ["header", "section", "section", "context"]
+    assert "Poll: ship on Friday?" in post["text"]  # the notification text
+    upload = bot.fake.files[-1]
+    assert upload["channel"] == CHANNEL and upload["filename"] == "poll.png" and upload["data"] == png
+
+
+async def test_progress_updates_one_status_message(bot: Bot) -> None:
+    await with_team(bot, PERSONAS[:1])
+    session = bot.app.sessions.get(f"slack:{CHANNEL}")
+    handle = await bot.adapter.status(session.channel, "Round 1/3: Priya Nair is thinking…")
+    posts_before = len(bot.fake.posts)
+    again = await bot.adapter.status(session.channel, "Round 2/3: Priya Nair is thinking…", handle=handle)
+    assert again == handle and len(bot.fake.posts) == posts_before
+    assert bot.fake.updates[-1]["ts"] == handle and "Round 2/3" in bot.fake.updates[-1]["text"]
+
+
+async def test_an_interview_thread_survives_a_restart(tmp_path: Path) -> None:
+    async with new_fake() as fake:
+        first = await start_bot(tmp_path, fake)
+        try:
+            await with_team(first, PERSONAS[:2])
+            await first.command("interview Tomasz Kowalski")
+            root = next(p for p in first.bot_posts() if "Interview with Tomasz Kowalski" in p["text"])
+        finally:
+            await first.app.stop()
+        second = await start_bot(tmp_path, fake)
+        try:
+            await fake.send_message(CHANNEL, MODERATOR, "What would you change first?", thread_ts=root["ts"])
+            await wait_for(lambda: bool(second.persona_posts(thread_ts=root["ts"])), timeout=15)
+            await second.app.wait_idle()
+            assert [a["username"] for a in second.persona_posts(thread_ts=root["ts"])] == ["Tomasz Kowalski (demo model)"]
+        finally:
+            await second.app.stop()
