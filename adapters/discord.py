@@ -569,7 +569,7 @@ class DiscordAdapter(Adapter):
         try:
             if pending is not None:
                 return await self._answer_card(pending, card, target)
-            return await self._send_card(target, card)
+            return str((await self._send_card(target, card)).id)
         except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
             raise _post_error(error, "a card") from error
 
@@ -584,7 +584,13 @@ class DiscordAdapter(Adapter):
                 return str(response.message_id or interaction.id)
             if pending.deferred and not pending.answered:
                 pending.answered = True
-                posted = await self._send_card(target, card)
+                try:
+                    posted = await self._send_card(target, card)
+                except discord.HTTPException as error:
+                    with contextlib.suppress(discord.HTTPException):
+                        await interaction.edit_original_response(
+                            content=f"Could not post the result in the channel: {error.text or error}")
+                    raise
                 with contextlib.suppress(discord.HTTPException):
                     await interaction.edit_original_response(content=f"Posted in the channel: {posted.jump_url}")
                 return str(posted.id)
@@ -594,9 +600,31 @@ class DiscordAdapter(Adapter):
             return str(message.id)
 
     async def _send_card(self, target_id: str, card: Card) -> discord.Message:
+        """Post the card as a bot message; as text where Discord would hide the bot's embeds."""
         channel = await self._channel(target_id)
-        return await channel.send(embed=card_embed(card), file=card_file(card),
-                                  allowed_mentions=discord.AllowedMentions.none())
+        mentions = discord.AllowedMentions.none()
+        if self._may_embed(channel):
+            return await channel.send(embed=card_embed(card), file=card_file(card), allowed_mentions=mentions)
+        pieces = split_message(card.as_text(), self.max_message_length)
+        first: discord.Message | None = None
+        for number, piece in enumerate(pieces, 1):
+            file = card_file(card) if number == len(pieces) else None
+            message = await channel.send(piece, file=file, allowed_mentions=mentions)
+            first = first or message
+        assert first is not None
+        return first
+
+    @staticmethod
+    def _may_embed(channel: Any) -> bool:
+        """Whether the bot has Embed Links here: without it Discord drops a bot message's embeds silently."""
+        guild = getattr(channel, "guild", None)
+        me = getattr(guild, "me", None)
+        if me is None or not hasattr(channel, "permissions_for"):
+            return True
+        try:
+            return bool(channel.permissions_for(me).embed_links)
+        except Exception:  # incomplete cache: try the embed
+            return True
 
     async def status(self, channel: ChannelRef, text: str, *, handle: str | None = None,
                      thread: str | None = None) -> str | None:

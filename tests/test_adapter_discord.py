@@ -118,7 +118,7 @@ from typing import Any  # noqa: E402
 
 from bots.app import TroupeApp  # noqa: E402
 from simulation.events import EventKind  # noqa: E402
-from tests.fakes.discord_server import FakeDiscord, SentMessage  # noqa: E402
+from tests.fakes.discord_server import BOT_PERMISSIONS, EMBED_LINKS, FakeDiscord, SentMessage  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAIServer  # noqa: E402
 from tests.sim_support import kind_of, persona_of  # noqa: E402
 
@@ -419,3 +419,261 @@ async def test_the_channel_webhook_is_kept_across_a_restart(tmp_path: Path) -> N
     assert len(fake.webhooks) == 1, "no second webhook was created"
     lists_after = [r for r in fake.requests if r[0] == "GET" and r[1].endswith("/webhooks")]
     assert lists_after == lists_before, "Discord was not asked for the channel's webhooks again"
+
+
+# -- cards as embeds ------------------------------------------------------------------------------
+
+import contextlib  # noqa: E402
+
+import adapters.discord as discord_adapter  # noqa: E402
+from adapters.base import Card, CardField, CommandInvocation  # noqa: E402
+from adapters.discord import EMBED_TOTAL_MAX, attachment_filename, card_embed, clip  # noqa: E402
+
+#: A 1×1 PNG.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+def embed_size(embed: dict[str, Any]) -> int:
+    fields = embed.get("fields", [])
+    texts = [embed.get("title", ""), embed.get("description", ""), embed.get("footer", {}).get("text", "")]
+    return sum(map(len, texts)) + sum(len(f["name"]) + len(f["value"]) for f in fields)
+
+
+def test_a_card_becomes_an_embed() -> None:
+    card = Card(title="Focus group: pricing", text="Three personas discussed the new plan.",
+                fields=(CardField(name="Priya Nair", value="For it", inline=True), CardField(name="Henrik", value="")),
+                footer="Simulated answers (demo model)", colour="#1f8b4c", image=("stances chart.png", PNG))
+    embed = card_embed(card).to_dict()
+    assert embed["title"] == "Focus group: pricing"
+    assert embed["description"] == "Three personas discussed the new plan."
+    assert embed["color"] == 0x1F8B4C
+    assert embed["footer"]["text"] == "Simulated answers (demo model)"
+    assert embed["fields"][0] == {"name": "Priya Nair", "value": "For it", "inline": True}
+    assert embed["fields"][1]["value"].strip() == "\u200b"  # Discord refuses an empty value
+    assert embed["image"]["url"] == "attachment://stances_chart.png"
+    FakeDiscord._validate_embeds([embed])
+
+
+def test_an_oversized_card_is_cut_to_discord_limits() -> None:
+    footer = "Simulated answers, not real people (demo model)"
+    card = Card(title="T" * 300, text="word " * 2000, footer=footer, colour="not a colour",
+                fields=tuple(CardField(name=f"Persona {i}", value="x" * 2000) for i in range(30)))
+    embed = card_embed(card).to_dict()
+    FakeDiscord._validate_embeds([embed])  # what Discord would accept
+    assert embed_size(embed) <= EMBED_TOTAL_MAX
+    assert len(embed["title"]) == 256 and embed["title"].endswith("…")
+    assert embed["description"].endswith("…")
+    assert embed["footer"]["text"] == footer, "the disclaimer is never cut"
+    assert len(embed["fields"]) == 25
+    assert [f["name"] for f in embed["fields"][:24]] == [f"Persona {i}" for i in range(24)]
+    assert embed["fields"][-1]["value"] == "6 more not shown"
+    assert all(f["value"].endswith("…") for f in embed["fields"][:24])
+    assert "color" not in embed
+
+
+def test_clip_and_attachment_names() -> None:
+    assert clip("short", 10) == "short"
+    assert clip("a long sentence here", 8) == "a long…"
+    assert attachment_filename("my chart (v2).png") == "my_chart__v2_.png"
+    assert attachment_filename("../..") == "image.png"
+
+
+@contextlib.asynccontextmanager
+async def standalone(tmp_path: Path, fake: FakeDiscord, **discord: Any) -> AsyncIterator[DiscordAdapter]:
+    """The adapter on its own (no application answers its commands)."""
+    adapter = DiscordAdapter(discord_settings(tmp_path, fake, discord=discord))
+    await adapter.connect()
+    try:
+        yield adapter
+    finally:
+        await adapter.disconnect()
+
+
+async def next_invocation(adapter: DiscordAdapter) -> CommandInvocation:
+    event = await asyncio.wait_for(anext(adapter.listen()), timeout=5)
+    assert isinstance(event, CommandInvocation)
+    return event
+
+
+REPORT = Card(title="Poll: ship on Friday?", text="Two of three would ship.",
+              fields=(CardField(name="Yes", value="Priya Nair, Henrik Lindqvist", inline=True),
+                      CardField(name="No", value="Tomasz Kowalski", inline=True)),
+              footer="Simulated answers (demo model)", colour="#5865f2", image=("votes.png", PNG))
+
+
+def assert_report(message: SentMessage) -> None:
+    (embed,) = message.embeds
+    assert embed["title"] == "Poll: ship on Friday?" and embed["color"] == 0x5865F2
+    assert [f["name"] for f in embed["fields"]] == ["Yes", "No"]
+    assert embed["footer"]["text"] == "Simulated answers (demo model)"
+    assert embed["image"]["url"] == "attachment://votes.png"
+    (attachment,) = message.attachments
+    assert attachment.filename == "votes.png" and attachment.data == PNG
+    shown = message.payload["embeds"][0]["image"]
+    assert shown["url"] == attachment.url and (shown["width"], shown["height"]) == (1, 1)
+    assert message.allowed_mentions == {"parse": []}
+    assert not message.ephemeral
+
+
+async def test_a_card_is_posted_in_the_channel_with_its_image(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake, standalone(tmp_path, fake) as adapter:
+        general = fake.channel_id("general")
+        posted = await adapter.post_card(ChannelRef(platform="discord", id=str(general)), REPORT)
+        (message,) = fake.channel_messages(general)
+        assert posted == str(message.id)
+        assert_report(message)
+        (request,) = [r for r in fake.requests if r[:2] == ("POST", f"/channels/{general}/messages")]
+        assert request[3]["attachments"] == [{"id": 0, "filename": "votes.png"}]
+
+
+async def test_without_embed_links_a_card_is_posted_as_text(tmp_path: Path) -> None:
+    without_embeds = BOT_PERMISSIONS & ~EMBED_LINKS
+    async with FakeDiscord(bot_permissions=without_embeds) as fake, standalone(tmp_path, fake) as adapter:
+        general = fake.channel_id("general")
+        await adapter.post_card(ChannelRef(platform="discord", id=str(general)), REPORT)
+        (message,) = fake.channel_messages(general)
+        assert not message.embeds and message.content.startswith("**Poll: ship on Friday?**")
+        assert message.content.endswith("_Simulated answers (demo model)_")
+        assert [a.filename for a in message.attachments] == ["votes.png"]
+
+
+async def test_an_oversized_card_is_truncated_not_refused(tmp_path: Path) -> None:
+    card = Card(title="Focus group", text="Long discussion. " * 400, footer="Simulated answers",
+                fields=tuple(CardField(name=f"Persona {i}", value="Thoughts. " * 200) for i in range(30)))
+    async with FakeDiscord() as fake, standalone(tmp_path, fake) as adapter:
+        general = fake.channel_id("general")
+        await adapter.post_card(ChannelRef(platform="discord", id=str(general)), card)
+        (message,) = fake.channel_messages(general)
+        (embed,) = message.embeds
+        assert embed_size(embed) <= EMBED_TOTAL_MAX and len(embed["fields"]) == 25
+        assert embed["description"].endswith("…") and embed["footer"]["text"] == "Simulated answers"
+
+
+async def test_a_card_answers_a_waiting_command(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake, standalone(tmp_path, fake) as adapter:
+        interaction = await fake.run_slash_command("troupe usage", user=fake.moderator)
+        invocation = await next_invocation(adapter)
+        posted = await adapter.post_card(invocation.channel, REPORT, invocation=invocation)
+        callback = await interaction.response()
+        assert callback.type == 4 and not callback.ephemeral and callback.data["embeds"][0]["title"] == REPORT.title
+        original = await interaction.message()
+        assert posted == str(original.id)
+        assert_report(original)
+        # Answered already: a second card is a public follow-up.
+        again = await adapter.post_card(invocation.channel, REPORT, invocation=invocation)
+        (followup,) = await interaction.followups()
+        assert again == str(followup.id)
+        assert_report(followup)
+
+
+async def test_a_card_after_a_deferral_goes_to_the_channel(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake, standalone(tmp_path, fake, defer_after_s=0.05) as adapter:
+        general = fake.channel_id("general")
+        interaction = await fake.run_slash_command("troupe usage", user=fake.moderator)
+        invocation = await next_invocation(adapter)
+        callback = await interaction.response()
+        assert callback.deferred and callback.ephemeral
+        posted = await adapter.post_card(invocation.channel, REPORT, invocation=invocation)
+        (message,) = fake.channel_messages(general)
+        assert posted == str(message.id) and message.interaction_id is None
+        assert_report(message)
+        pointer = await interaction.message()
+        assert pointer.ephemeral and pointer.content.startswith("Posted in the channel:")
+        assert str(message.id) in pointer.content
+        assert not pointer.embeds and not pointer.attachments
+
+
+# -- status lines ---------------------------------------------------------------------------------
+
+
+async def test_a_status_line_is_edited_in_place(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake, standalone(tmp_path, fake) as adapter:
+        general = fake.channel_id("general")
+        channel = ChannelRef(platform="discord", id=str(general))
+        handle = await adapter.status(channel, "Round 1/3: Priya Nair is thinking")
+        assert handle is not None
+        again = await adapter.status(channel, "Round 2/3: Henrik Lindqvist is thinking", handle=handle)
+        assert again == handle
+        (message,) = fake.channel_messages(general)
+        assert message.content == "Round 2/3: Henrik Lindqvist is thinking" and message.edits == 1
+        assert [r["content"] for r in message.revisions] == ["Round 1/3: Priya Nair is thinking"]
+        assert message.allowed_mentions == {"parse": []}
+        assert ("PATCH", f"/channels/{general}/messages/{message.id}") in [r[:2] for r in fake.requests]
+
+        await fake.delete_message(general, message.id)
+        reposted = await adapter.status(channel, "Round 3/3: Tomasz Kowalski is thinking", handle=handle)
+        assert reposted is not None and reposted != handle
+        (fresh,) = fake.channel_messages(general)
+        assert fresh.content == "Round 3/3: Tomasz Kowalski is thinking" and fresh.id != message.id
+        assert await adapter.status(channel, "Done", handle=reposted) == reposted
+        assert fake.channel_messages(general)[0].content == "Done"
+
+
+# -- autocomplete, private messages, interviews after a restart -----------------------------------
+
+
+async def test_persona_names_are_suggested_as_one_types(bot: Bot) -> None:
+    await with_team(bot)
+    messages = len(bot.fake.channel_messages(bot.general))
+    typing = await bot.fake.run_autocomplete("troupe ask", {"name": "pri"}, focused="name",
+                                             user=bot.fake.moderator, channel_id=bot.general)
+    assert await typing.choices() == [{"name": "Priya Nair", "value": "Priya Nair"}]
+    everyone = await bot.fake.run_autocomplete("troupe interview", {}, focused="name", channel_id=bot.general)
+    assert [c["value"] for c in await everyone.choices()] == list(PERSONAS)
+    second = await bot.fake.run_autocomplete("troupe pick", {"name": "Priya Nair", "second": "LIND"},
+                                             focused="second", channel_id=bot.general)
+    assert [c["value"] for c in await second.choices()] == ["Henrik Lindqvist"]
+    elsewhere = await bot.fake.run_autocomplete("troupe ask", {"name": "p"}, focused="name",
+                                                channel_id=bot.fake.channel_id("random"))
+    assert await elsewhere.choices() == []
+    assert all(i.callback and i.callback.type == 8 for i in (typing, everyone, second, elsewhere))
+    assert len(bot.fake.channel_messages(bot.general)) == messages, "suggesting posts nothing"
+
+
+async def test_a_private_message_without_a_recent_command_is_a_dm(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    await with_team(bot, PERSONAS[:1])
+    answer = await bot.command("troupe observe", {"name": "Priya Nair", "state": "on"})
+    assert answer.ephemeral
+    monkeypatch.setattr(discord_adapter, "INTERACTION_TTL_S", 0.0)  # the observe command's interaction expired
+    mod = bot.fake.moderator.id
+    ephemeral_before = len(bot.fake.ephemeral(mod))
+    await bot.say("What do you think about the new design?", expect=1)
+    await bot.fake.wait_for(lambda: any("Priya Nair thinks" in m.content for m in bot.fake.dms(mod)), timeout=10)
+    opened = [i for i, r in enumerate(bot.fake.requests) if r[:2] == ("POST", "/users/@me/channels")]
+    assert opened and int(bot.fake.requests[opened[0]][3]["recipient_id"]) == mod
+    (dm_channel,) = bot.fake.dm_channels
+    sent = [i for i, r in enumerate(bot.fake.requests) if r[:2] == ("POST", f"/channels/{dm_channel}/messages")]
+    assert sent and sent[0] > opened[0]
+    assert all(m.allowed_mentions == {"parse": []} for m in bot.fake.dms(mod))
+    assert len(bot.fake.ephemeral(mod)) == ephemeral_before
+    assert not any("thinks" in m.content for m in bot.fake.channel_messages(bot.general))
+
+
+async def test_an_interview_thread_survives_a_restart(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake:
+        first = await start_bot(tmp_path, fake)
+        try:
+            await with_team(first, PERSONAS[:2])
+            opened = await first.command("troupe interview", {"name": "Priya Nair"})
+            assert "Opened" in opened.content
+        finally:
+            await first.app.stop()
+        thread = fake.channel_id("Interview with Priya Nair")
+
+        second = await start_bot(tmp_path, fake)
+        try:
+            in_channel = len(second.persona_posts())
+            await fake.user_says(thread, "Still with us after the restart?", user=fake.moderator)
+            await fake.wait_for(lambda: any(m.webhook_id for m in fake.channel_messages(thread)), timeout=15)
+            await second.app.wait_idle()
+            answers = [m for m in fake.channel_messages(thread) if m.webhook_id]
+            assert answers[0].author_name == "Priya Nair (demo model)"
+            later = second.persona_posts()[in_channel:]
+            assert not any(m.author_name.startswith("Priya") for m in later), "her answer went to the thread only"
+            world = second.app.sessions.get(f"discord:{second.general}").world
+            assert any(e.content == "Still with us after the restart?" for e in world.events)
+        finally:
+            await second.app.stop()

@@ -14,7 +14,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakes.discord_server import FakeDiscord, FakeInteraction
+from tests.fakes.discord_server import ATTACH_FILES, EMBED_LINKS, MANAGE_MESSAGES, FakeDiscord, FakeInteraction
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -432,3 +432,188 @@ async def test_thread_messages_reconnect_request_and_webhook_rate_limit() -> Non
             await channel.send("globally patient")
             assert len(fake.rate_limited) == 2
             assert [m.content for m in fake.channel_messages(general)] == ["after op 7", "patient", "globally patient"]
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000002000000030806000000"
+    "9d74cb2a0000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+def _chart() -> discord.File:
+    import io
+
+    return discord.File(io.BytesIO(PNG), filename="chart.png")
+
+
+def _card() -> discord.Embed:
+    embed = discord.Embed(title="Report", description="All good", colour=0x00AA00)
+    embed.add_field(name="Votes", value="3", inline=True)
+    embed.set_footer(text="Simulated answers")
+    embed.set_image(url="attachment://chart.png")
+    return embed
+
+
+async def test_embeds_and_files_are_recorded() -> None:
+    async with FakeDiscord() as fake:
+        client = RecordingClient()
+        async with connected(fake, client):
+            general = fake.channel_id("general")
+            channel = client.get_channel(general)
+            assert isinstance(channel, discord.TextChannel)
+            sent = await channel.send(embed=_card(), file=_chart())
+            recorded = fake.channel_messages(general)[-1]
+            assert recorded.embeds[0]["title"] == "Report" and recorded.embeds[0]["color"] == 0x00AA00
+            assert recorded.embeds[0]["image"]["url"] == "attachment://chart.png"
+            (attachment,) = recorded.attachments
+            assert attachment.filename == "chart.png" and attachment.data == PNG
+            # Clients see the reference resolved to the stored file, with the image's size.
+            assert sent.attachments[0].filename == "chart.png" and sent.attachments[0].width == 2
+            assert sent.attachments[0].content_type == "image/png"
+            assert sent.embeds[0].image.url == attachment.url and sent.embeds[0].image.height == 3
+
+            hook = await channel.create_webhook(name="Troupe")
+            by_hook = await hook.send(username="Ada", embed=_card(), file=_chart(), wait=True)
+            assert fake.channel_messages(general)[-1].attachments[0].data == PNG
+            assert by_hook.embeds[0].footer.text == "Simulated answers"
+
+            # A reference to a file the message does not carry is dropped, as Discord does.
+            lonely = await channel.send(embed=_card())
+            assert lonely.embeds[0].image.url is None
+
+            fake.set_bot_permission(ATTACH_FILES, False)
+            with pytest.raises(discord.Forbidden):
+                await channel.send(file=_chart())
+            fake.set_bot_permission(EMBED_LINKS, False)
+            hidden = await channel.send("see below", embed=_card())
+            assert hidden.embeds == [] and fake.channel_messages(general)[-1].embeds == []
+
+
+async def test_embed_limits_are_enforced() -> None:
+    async with FakeDiscord() as fake:
+        client = RecordingClient()
+        async with connected(fake, client):
+            channel = client.get_channel(fake.channel_id("general"))
+            assert isinstance(channel, discord.TextChannel)
+            too_long = discord.Embed(title="x", description="d" * 4097)
+            many = discord.Embed(title="x")
+            for i in range(26):
+                many.add_field(name=f"f{i}", value="v")
+            long_value = discord.Embed(title="x").add_field(name="n", value="v" * 1025)
+            empty_value = discord.Embed(title="x").add_field(name="n", value=" ")
+            total = discord.Embed(title="x", description="d" * 4096)
+            for _ in range(2):
+                total.add_field(name="n", value="v" * 1000)
+            for embed, where in ((too_long, "embeds.0.description"), (many, "embeds.0.fields"),
+                                 (long_value, "embeds.0.fields.0.value"), (empty_value, "embeds.0.fields.0.value"),
+                                 (total, "embeds: Embed size exceeds maximum size of 6000")):
+                with pytest.raises(discord.HTTPException) as info:
+                    await channel.send(embed=embed)
+                assert info.value.status == 400 and info.value.code == 50035
+                assert where in info.value.text, info.value.text
+            assert fake.channel_messages(channel.id) == []
+            at_the_limit = discord.Embed(title="x", description="d" * 3998)
+            at_the_limit.add_field(name="n", value="v" * 1000).add_field(name="n", value="v" * 999)
+            await channel.send(embed=at_the_limit)  # 6,000 characters exactly
+
+
+async def test_messages_are_edited_and_deleted() -> None:
+    async with FakeDiscord() as fake:
+        client = RecordingClient()
+        async with connected(fake, client):
+            general = fake.channel_id("general")
+            channel = client.get_channel(general)
+            assert isinstance(channel, discord.TextChannel)
+            sent = await channel.send("step 1")
+            await sent.edit(content="step 2")
+            await channel.get_partial_message(sent.id).edit(content="step 3", embed=_card())
+            (recorded,) = fake.channel_messages(general)
+            assert recorded.content == "step 3" and recorded.edits == 2 and recorded.embeds[0]["title"] == "Report"
+            assert [r["content"] for r in recorded.revisions] == ["step 1", "step 2"]
+
+            said = await fake.user_says(general, "mine")
+            with pytest.raises(discord.Forbidden) as refused:
+                await channel.get_partial_message(said.id).edit(content="yours")
+            assert refused.value.code == 50005
+
+            await fake.delete_message(general, sent.id)
+            assert recorded.deleted and [m.id for m in fake.channel_messages(general)] == [said.id]
+            with pytest.raises(discord.NotFound) as gone:
+                await channel.get_partial_message(sent.id).edit(content="step 4")
+            assert gone.value.code == 10008
+            with pytest.raises(discord.Forbidden):  # deleting others' messages takes Manage Messages
+                await channel.get_partial_message(said.id).delete()
+            fake.set_bot_permission(MANAGE_MESSAGES, True)
+            await channel.get_partial_message(said.id).delete()
+            assert fake.channel_messages(general) == []
+
+
+async def test_direct_messages() -> None:
+    async with FakeDiscord() as fake:
+        client = RecordingClient()
+        async with connected(fake, client):
+            user = await client.fetch_user(fake.moderator.id)
+            await user.send("just for you")
+            await user.send("and again")
+            assert [m.content for m in fake.dms(fake.moderator.id)] == ["just for you", "and again"]
+            assert len(fake.dm_channels) == 1
+            assert [r for r in fake.requests if r[1] == "/users/@me/channels"][0][0] == "POST"
+
+            fake.closed_dms.add(fake.guest.id)
+            guest = await client.fetch_user(fake.guest.id)
+            with pytest.raises(discord.Forbidden) as closed:
+                await guest.send("hello?")
+            assert closed.value.code == 50007
+            with pytest.raises(discord.NotFound):
+                await client.fetch_user(12345)
+
+
+class CompletingBot(commands.Bot):
+    """A bot whose command suggests names as one types, and answers with an embed and a file."""
+
+    def __init__(self) -> None:
+        super().__init__(command_prefix="!", intents=_intents(), guild_ready_timeout=0.05)
+
+        async def names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+            known = ("Ada", "Alan", "Grace")
+            return [app_commands.Choice(name=n, value=n) for n in known if current.lower() in n.lower()]
+
+        @app_commands.command(name="greet", description="Greet someone")
+        @app_commands.autocomplete(name=names)
+        async def greet(interaction: discord.Interaction, name: str, times: int = 1) -> None:
+            await interaction.response.send_message(embed=_card(), file=_chart())
+            await interaction.followup.send(embed=_card(), file=_chart())
+
+        self.tree.add_command(greet)
+
+
+async def test_autocomplete_and_interaction_files() -> None:
+    async with FakeDiscord() as fake:
+        bot = CompletingBot()
+        async with connected(fake, bot):
+            await bot.tree.sync()
+            typing = await fake.run_autocomplete("greet", {"name": "a"}, focused="name")
+            assert typing.type == 4
+            assert [c["value"] for c in await typing.choices()] == ["Ada", "Alan", "Grace"]
+            narrower = await fake.run_autocomplete("greet", {"name": "AL", "times": 2}, focused="name")
+            assert await narrower.choices() == [{"name": "Alan", "value": "Alan"}]
+            assert narrower.original is None and fake.channel_messages(fake.channel_id("general")) == []
+            with pytest.raises(LookupError):
+                await fake.run_autocomplete("greet", {"times": "1"}, focused="times")
+
+            used = await fake.run_slash_command("greet", {"name": "Ada"})
+            original = await used.message()
+            (followup,) = await used.followups()
+            for message in (original, followup):
+                assert message.embeds[0]["title"] == "Report" and message.attachments[0].data == PNG
+                assert message.payload["embeds"][0]["image"]["url"] == message.attachments[0].url
+
+        # Once the bot is gone nobody answers: a message is no answer to autocomplete, nor choices to a command.
+        unanswered = await fake.run_autocomplete("greet", {"name": "G"}, focused="name")
+        command = await fake.run_slash_command("greet", {"name": "Grace"})
+        async with aiohttp.ClientSession() as session:
+            for interaction, body in ((unanswered, {"type": 4, "data": {"content": "hi"}}),
+                                      (command, {"type": 8, "data": {"choices": []}})):
+                url = f"{fake.api_base}/interactions/{interaction.id}/{interaction.token}/callback?with_response=1"
+                async with session.post(url, json=body) as response:
+                    assert response.status == 400 and (await response.json())["code"] == 50035

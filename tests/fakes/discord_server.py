@@ -12,7 +12,12 @@ and webhook executions with Discord's validation rules.
         await discord.user_says(discord.channel_id("general"), "hello")
 
 Everything a Discord user would see is recorded: ``channel_messages(channel_id)`` for public messages
-(bot posts, webhook posts, interaction replies) and ``ephemeral(user_id)`` for ephemeral replies.
+(bot posts, webhook posts, interaction replies), ``ephemeral(user_id)`` for ephemeral replies and
+``dms(user_id)`` for direct messages. Messages keep their embeds (checked against Discord's embed
+limits), their uploaded files (``attachments``, from multipart ``files[n]`` parts) and their earlier
+versions (``revisions``) after edits; ``delete_message`` deletes one as a moderator would.
+``run_slash_command`` runs a command, ``run_autocomplete`` asks the bot for suggestions while an option
+is typed (interaction type 4, answered with callback type 8).
 
 Behaviour of the real client worth knowing in tests: discord.py sleeps 5 s before every IDENTIFY but
 the first (``Client.before_identify_hook``), so a non-resumable close takes that long to recover unless
@@ -353,11 +358,13 @@ class FakeAttachment:
             "url": self.url,
             "proxy_url": self.url.replace("cdn.discordapp.com", "media.discordapp.net"),
         }
-        if self.content_type:
-            data["content_type"] = self.content_type
+        size = self.dimensions()
+        # Discord detects the type of what it stores rather than trusting the upload's header.
+        content_type = "image/png" if size is not None else self.content_type
+        if content_type:
+            data["content_type"] = content_type
         if self.description:
             data["description"] = self.description
-        size = self.dimensions()
         if size is not None:
             data["width"], data["height"] = size
         return data
@@ -1316,7 +1323,8 @@ class FakeDiscord:
                 raise refuse((where, "color"), "NUMBER_TYPE_MAX", "int value should be less than or equal to 16777215.")
             fields = embed.get("fields") or []
             if len(fields) > EMBED_FIELDS_MAX:
-                raise refuse((where, "fields"), "BASE_TYPE_MAX_LENGTH", f"Must be {EMBED_FIELDS_MAX} or fewer in length.")
+                raise refuse((where, "fields"), "BASE_TYPE_MAX_LENGTH",
+                             f"Must be {EMBED_FIELDS_MAX} or fewer in length.")
             for number, embed_field in enumerate(fields):
                 for key, limit in (("name", EMBED_FIELD_NAME_MAX), ("value", EMBED_FIELD_VALUE_MAX)):
                     text = embed_field.get(key)
@@ -1531,6 +1539,8 @@ class FakeDiscord:
         if request[_FILES] and not channel.is_dm:
             self._require(ATTACH_FILES)
         self._validate_message(payload, request[_FILES])
+        if payload.get("embeds") and not channel.is_dm and not self.bot_permissions & EMBED_LINKS:
+            payload = {**payload, "embeds": []}  # Discord drops a bot's embeds silently without Embed Links
         reference = self._reference(payload, channel.id)
         message = await self._create_message(channel.id, self.bot_user, payload, reference_id=reference,
                                              files=request[_FILES])
@@ -1930,20 +1940,19 @@ class FakeDiscord:
     @staticmethod
     def _validate_choices(choices: Any) -> None:
         """Autocomplete choices: at most 25, each with a 1–100 character name and a value of at most 100."""
+        where = ("data", "choices")
         if not isinstance(choices, list):
-            raise DiscordHTTPError(_nested_form_error(("data", "choices"), "BASE_TYPE_REQUIRED", "This field is required"))
+            raise DiscordHTTPError(_nested_form_error(where, "BASE_TYPE_REQUIRED", "This field is required"))
         if len(choices) > 25:
-            raise DiscordHTTPError(
-                _nested_form_error(("data", "choices"), "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
-            )
+            raise DiscordHTTPError(_nested_form_error(where, "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length."))
         for index, choice in enumerate(choices):
             name, value = choice.get("name"), choice.get("value")
             if not isinstance(name, str) or not 1 <= len(name) <= 100:
                 raise DiscordHTTPError(_nested_form_error(
-                    ("data", "choices", str(index), "name"), "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."))
+                    (*where, str(index), "name"), "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."))
             if isinstance(value, str) and len(value) > 100:
                 raise DiscordHTTPError(_nested_form_error(
-                    ("data", "choices", str(index), "value"), "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length."))
+                    (*where, str(index), "value"), "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length."))
 
     async def _followup(self, request: web.Request) -> web.Response:
         interaction = self._interaction_for_token(request.match_info["token"])
