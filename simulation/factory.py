@@ -152,16 +152,16 @@ class _Names:
     """Names already in use (given ones and generated ones)."""
 
     def __init__(self, names: Iterable[str]) -> None:
-        self._keys = {_name_key(n) for n in names if n and n.strip()}
+        self._names = {_name_key(n): n.strip() for n in names if n and n.strip()}
 
     def __contains__(self, name: str) -> bool:
-        return _name_key(name) in self._keys
+        return _name_key(name) in self._names
 
     def add(self, name: str) -> None:
-        self._keys.add(_name_key(name))
+        self._names.setdefault(_name_key(name), name.strip())
 
     def sorted(self) -> list[str]:
-        return sorted(self._keys)
+        return sorted(self._names.values(), key=_name_key)
 
     def unique(self, name: str) -> str:
         """``name`` made unique the same way every time: a middle initial, then a number."""

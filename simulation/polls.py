@@ -124,7 +124,12 @@ async def run_poll(
         model = world.model if world is not None else (agents[0].model if agents else None)
     if model is None:
         raise ValueError("run_poll needs a model when there are no personas to take it from")
-    outcomes = await asyncio.gather(*(_answer(agent, poll, model) for agent in agents))
+    # Every answer is awaited before an error is raised, so no request is left running unowned.
+    settled = await asyncio.gather(*(_answer(agent, poll, model) for agent in agents), return_exceptions=True)
+    for outcome in settled:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    outcomes = [o for o in settled if not isinstance(o, BaseException)]
     names = [m for _, m in outcomes if m]
     return PollResult(model_name=names[-1] if names else model.name, poll=poll, answers=[a for a, _ in outcomes])
 
@@ -145,7 +150,14 @@ async def _answer(agent: TinyPerson, poll: Poll, model: LanguageModel) -> tuple[
         ),
         Message(role="user", content=_question(agent, poll)),
     ]
-    context = {"name": agent.name, "persona": agent.persona_data, "question": poll.question, "options": poll.options}
+    said = [e.content for e in agent.episodic.episodes if e.kind == "action" and e.type == "TALK"][-RECENT_EPISODES:]
+    context = {
+        "name": agent.name,
+        "persona": agent.persona_data,
+        "question": poll.question,
+        "options": poll.options,
+        "said": said,
+    }
     raw: str | None = None
     model_name: str | None = None
     for attempt in range(2):

@@ -3,7 +3,8 @@
 It lets a newcomer see the whole product work before configuring a real model. It does not
 understand language: it composes replies from the persona's own words (occupation, interests,
 beliefs, style) and the stimulus (it picks a side when asked "A or B?"). Every result names the model
-``demo``, so whatever shows it can label it.
+``demo``, so whatever shows it can label it. Research requests (polls, summaries, generated
+personas...) are answered by ``demo_research``, chosen by the request's ``task``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from simulation.llm.base import ChatRequest, ChatResult, LanguageModel, Usage
@@ -103,6 +105,8 @@ class DemoModel(LanguageModel):
                 "next_speaker": _pick(request.context.get("transcript", ""), candidates),
                 "reason": "their turn to weigh in (demo model)",
             }
+        elif (handler := _research_handler(request.task)) is not None:
+            payload = handler(request)
         elif request.response_format is not None or _wants_json(request):
             payload = _instance_for(_schema_of(request), request)
         else:
@@ -266,6 +270,15 @@ def _a(noun: str) -> str:
     if not noun:
         return "someone in my position"
     return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun.lower()
+
+
+def _research_handler(task: str | None) -> Callable[[ChatRequest], Any] | None:
+    """The handler for a research request kind (poll answer, summary, ...), if ``task`` names one."""
+    if not task:
+        return None
+    from simulation.llm.demo_research import HANDLERS  # imported late: it builds on this module
+
+    return HANDLERS.get(task)
 
 
 def _wants_json(request: ChatRequest) -> bool:

@@ -1,0 +1,648 @@
+"""The demo model's answers for research requests: personas, plans, polls, summaries, judgements.
+
+Like the rest of the demo model it understands nothing: it composes answers from the request's
+context (the persona's own words, the events' exact text, the options offered) by word overlap and
+stable hashing, so a newcomer sees every research feature give a plausible, repeatable result
+offline. Each handler returns a value valid for the schema its module asks for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable
+from itertools import product
+from typing import Any
+
+from simulation.llm.base import ChatRequest
+from simulation.llm.demo_model import _Persona, _cap, _most_relevant, _pick, _schema_of, _sentence, _words
+
+Handler = Callable[[ChatRequest], Any]
+
+
+def _rank(seed: str, items: list[str]) -> list[str]:
+    """``items`` in a stable pseudo-random order: a deterministic shuffle."""
+    return sorted(items, key=lambda item: hashlib.sha256(f"{seed}|{item}".encode()).digest())
+
+
+def _first_sentence(text: str, limit: int = 160) -> str:
+    """The first sentence of ``text`` exactly as written (a quote must match the source)."""
+    match = re.match(r"\s*(.+?[.!?])(?=\s|$)", text, re.DOTALL)
+    sentence = (match.group(1) if match else text).strip()
+    return sentence if len(sentence) <= limit else sentence[:limit].rsplit(" ", 1)[0]
+
+
+# -- sampling plans ---------------------------------------------------------------------------
+
+_FRACTION_WORDS = {
+    "three quarters": 0.75,
+    "two thirds": 2 / 3,
+    "one third": 1 / 3,
+    "a third": 1 / 3,
+    "one quarter": 0.25,
+    "a quarter": 0.25,
+    "a fifth": 0.2,
+    "one fifth": 0.2,
+    "a tenth": 0.1,
+    "half": 0.5,
+}
+_PERCENT = re.compile(r"(\d+(?:[.,]\d+)?)\s*(?:%|percent\b|per cent\b)", re.IGNORECASE)
+_NESTED = re.compile(r"\b(?:of them|of those|of these|among them|of whom)\b", re.IGNORECASE)
+_FILLER = re.compile(r"^(?:(?:are|is|be|should be|who are|with|and|of the population|of people)\s+)+", re.IGNORECASE)
+
+
+def _clause(text: str) -> tuple[float, str] | None:
+    share = None
+    match = _PERCENT.search(text)
+    if match:
+        share = float(match.group(1).replace(",", ".")) / 100
+        text = text[: match.start()] + text[match.end() :]
+    else:
+        for words, value in _FRACTION_WORDS.items():
+            found = re.search(rf"\b{words}\b", text, re.IGNORECASE)
+            if found:
+                share = value
+                text = text[: found.start()] + text[found.end() :]
+                break
+    if share is None:
+        return None
+    text = _NESTED.sub(" ", text)
+    description = _FILLER.sub("", " ".join(text.split())).strip(" .")
+    return (min(max(share, 0.0), 1.0), description) if description else None
+
+
+def sampling_plan(request: ChatRequest) -> dict[str, Any]:
+    """Percentages and fractions, read clause by clause; "of them" splits the clause before it.
+
+    Top-level clauses are taken as independent and crossed, as a statistician would assume.
+    """
+    plan = str(request.context.get("plan", ""))
+    dimensions: list[tuple[float, str, list[tuple[float, str]]]] = []
+    for raw in re.split(r"[;,]|\band\b(?=\s+(?:\d|half|a third|a quarter))", plan):
+        nested = bool(_NESTED.search(raw))
+        parsed = _clause(raw)
+        if parsed is None:
+            continue
+        if nested and dimensions:
+            dimensions[-1][2].append(parsed)
+        else:
+            dimensions.append((parsed[0], parsed[1], []))
+    if not dimensions:
+        return {"cells": [{"share": 1.0, "traits": []}]}
+    options_per_dimension = []
+    for share, description, children in dimensions:
+        inside: list[tuple[float, list[str]]] = [(share, [description])]
+        for child_share, child in children:
+            inside = [
+                (s * f, traits + [t])
+                for s, traits in inside
+                for f, t in ((child_share, child), (1 - child_share, f"not {child}"))
+            ]
+        options_per_dimension.append([*inside, (1 - share, [f"not {description}"])])
+    cells = []
+    for combination in product(*options_per_dimension):
+        share = 1.0
+        traits: list[str] = []
+        for s, t in combination:
+            share *= s
+            traits += t
+        if share > 1e-9:
+            cells.append({"share": round(share, 6), "traits": traits})
+    return {"cells": cells[:32]}
+
+
+# -- personas ---------------------------------------------------------------------------------
+
+_NAMES: dict[str, tuple[list[str], list[str], list[str], str, list[str], list[str]]] = {
+    # country: (women's names, men's names, surnames, nationality, cities, towns)
+    "us": (
+        ["Emily", "Jasmine", "Maria", "Ashley", "Keisha", "Hannah", "Mei", "Rachel", "Tanya", "Olivia", "Grace", "Lucia"],
+        ["Michael", "DeShawn", "Carlos", "Tyler", "Kevin", "Brandon", "Jamal", "Ethan", "Luis", "Daniel", "Hiro", "Noah"],
+        ["Johnson", "Williams", "Garcia", "Nguyen", "Brown", "Patel", "Miller", "Rodriguez", "Kim", "Davis", "Walker", "Lopez"],
+        "American",
+        ["Chicago, Illinois", "Houston, Texas", "Atlanta, Georgia", "Seattle, Washington", "Philadelphia, Pennsylvania", "Phoenix, Arizona"],
+        ["Ames, Iowa", "Bozeman, Montana", "Dalton, Georgia", "Hays, Kansas", "Athens, Ohio", "Laramie, Wyoming"],
+    ),
+    "br": (
+        ["Ana", "Juliana", "Fernanda", "Camila", "Beatriz", "Larissa", "Patrícia", "Luana", "Gabriela", "Renata"],
+        ["João", "Pedro", "Lucas", "Rafael", "Thiago", "Gustavo", "Marcelo", "Felipe", "Bruno", "Eduardo"],
+        ["Silva", "Santos", "Oliveira", "Souza", "Pereira", "Costa", "Rodrigues", "Almeida", "Nascimento", "Lima"],
+        "Brazilian",
+        ["São Paulo, Brazil", "Rio de Janeiro, Brazil", "Belo Horizonte, Brazil", "Recife, Brazil", "Porto Alegre, Brazil"],
+        ["Paraty, Brazil", "Lençóis, Brazil", "Pirenópolis, Brazil", "Tiradentes, Brazil", "Bonito, Brazil"],
+    ),
+    "es": (
+        ["Lucía", "Carmen", "Marta", "Paula", "Elena", "Nerea", "Laura", "Ainhoa", "Sara", "Irene"],
+        ["Javier", "Pablo", "Sergio", "Álvaro", "Diego", "Jordi", "Iker", "Manuel", "Adrián", "Raúl"],
+        ["García", "Fernández", "López", "Martínez", "Sánchez", "Romero", "Navarro", "Torres", "Ruiz", "Domínguez"],
+        "Spanish",
+        ["Madrid, Spain", "Barcelona, Spain", "Valencia, Spain", "Seville, Spain", "Bilbao, Spain"],
+        ["Ronda, Spain", "Teruel, Spain", "Soria, Spain", "Cuenca, Spain", "Zafra, Spain"],
+    ),
+    "de": (
+        ["Anna", "Lena", "Julia", "Katharina", "Sophie", "Miriam", "Hannah", "Leonie", "Sabine", "Clara"],
+        ["Lukas", "Jonas", "Felix", "Stefan", "Tobias", "Markus", "Jan", "Florian", "Matthias", "Emre"],
+        ["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Wagner", "Becker", "Hoffmann", "Koch", "Yilmaz"],
+        "German",
+        ["Berlin, Germany", "Hamburg, Germany", "Munich, Germany", "Cologne, Germany", "Leipzig, Germany"],
+        ["Husum, Germany", "Wernigerode, Germany", "Lindau, Germany", "Celle, Germany", "Bautzen, Germany"],
+    ),
+    "in": (
+        ["Ananya", "Priyanka", "Kavya", "Meera", "Divya", "Sneha", "Lakshmi", "Farah", "Neha", "Ishita"],
+        ["Arjun", "Rahul", "Vikram", "Karthik", "Aditya", "Rohan", "Imran", "Sanjay", "Nikhil", "Suresh"],
+        ["Sharma", "Iyer", "Reddy", "Gupta", "Menon", "Khan", "Das", "Joshi", "Pillai", "Singh"],
+        "Indian",
+        ["Mumbai, India", "Bengaluru, India", "Delhi, India", "Chennai, India", "Hyderabad, India"],
+        ["Ooty, India", "Hampi, India", "Alleppey, India", "Pushkar, India", "Coorg, India"],
+    ),
+    "uk": (
+        ["Charlotte", "Amelia", "Aisha", "Sophie", "Eleanor", "Chloe", "Niamh", "Priya", "Holly", "Zara"],
+        ["Oliver", "George", "Harry", "Callum", "Mohammed", "James", "Rhys", "Owen", "Samuel", "Kwame"],
+        ["Smith", "Jones", "Taylor", "Brown", "Evans", "Wilson", "Hughes", "Ahmed", "Clarke", "Murphy"],
+        "British",
+        ["London, UK", "Manchester, UK", "Glasgow, UK", "Birmingham, UK", "Bristol, UK"],
+        ["Hexham, UK", "Tenby, UK", "Keswick, UK", "Ludlow, UK", "Oban, UK"],
+    ),
+}
+_COUNTRIES = {
+    "us": ("usa", "united states", "america", "american"),
+    "br": ("brazil", "brasil", "brazilian"),
+    "es": ("spain", "spanish", "españa"),
+    "de": ("germany", "german", "deutschland"),
+    "in": ("india", "indian"),
+    "uk": ("united kingdom", "britain", "british", "england", "uk", "london"),
+}
+_JOBS = [
+    ("Nurse", "a regional hospital", "You work rotating shifts on a busy surgical ward."),
+    ("Software developer", "a mid-sized software company", "You build and maintain web applications."),
+    ("Primary school teacher", "a public school", "You teach a class of eight-year-olds."),
+    ("Electrician", "your own small business", "You wire homes and small shops and set your own hours."),
+    ("Accountant", "a regional accounting firm", "You prepare tax returns and audits for small businesses."),
+    ("Retail store manager", "a supermarket chain", "You run a team of twenty and hit weekly sales targets."),
+    ("Graphic designer", "a freelance studio", "You design brands and packaging for local clients."),
+    ("Truck driver", "a logistics company", "You drive long-haul routes several nights a week."),
+    ("University student", "a public university", "You study and work part-time in a café."),
+    ("Pharmacist", "a neighbourhood pharmacy", "You advise patients and manage prescriptions."),
+    ("Farmer", "your family farm", "You grow vegetables and sell at regional markets."),
+    ("Marketing coordinator", "a consumer brand", "You plan campaigns and track their results."),
+    ("Retired engineer", "formerly a utilities company", "You worked forty years on water networks and now volunteer."),
+    ("Chef", "a busy bistro", "You run the kitchen's evening service."),
+]
+_TRAITS = [
+    "You are practical and like things that simply work.",
+    "You are curious and love trying new things.",
+    "You are cautious with money and compare prices carefully.",
+    "You are outgoing and talk to everyone.",
+    "You are sceptical of hype and ask for proof.",
+    "You are patient and a good listener.",
+    "You are competitive and driven.",
+    "You are easy-going and rarely get upset.",
+    "You are well organised and plan ahead.",
+    "You are impulsive and follow your gut.",
+]
+_INTERESTS = [
+    "Cooking for friends.", "Football.", "Gardening.", "Video games.", "Hiking.", "Personal finance.",
+    "Music festivals.", "Home improvement.", "Reading mystery novels.", "Travel on a budget.",
+    "Volunteering in the community.", "Photography.", "Cycling.", "New gadgets and technology.",
+]
+_LIKES = [
+    "Good value for money.", "Quiet mornings.", "Honest advice.", "Fresh local food.", "Smart home devices.",
+    "Clean, simple design.", "Time outdoors.", "Friendly customer service.", "Public transport that runs on time.",
+    "Trying new restaurants.",
+]
+_DISLIKES = [
+    "Hidden fees.", "Long queues.", "Pushy salespeople.", "Apps that want too much personal data.",
+    "Noise late at night.", "Waste and excess packaging.", "Complicated contracts.", "Being kept on hold.",
+    "Traffic jams.", "Products that break quickly.",
+]
+_BELIEFS = [
+    "Hard work should pay off.", "Technology should make life simpler, not busier.",
+    "Family comes first.", "Local businesses keep a town alive.", "Everyone deserves a second chance.",
+    "Privacy matters more than convenience.", "You should buy quality once rather than cheap twice.",
+    "Climate change needs action now.", "Saving for a rainy day is just common sense.",
+]
+_GOALS = [
+    "To buy a home of my own.", "To retire comfortably.", "To start my own business.",
+    "To travel more with my family.", "To get a promotion within two years.", "To pay off my debts.",
+    "To stay healthy and active.", "To learn a new language.",
+]
+_STYLES = [
+    "Casual and direct; short sentences.", "Warm and chatty, with lots of examples.",
+    "Careful and precise; weighs both sides.", "Blunt and funny.", "Polite and a little formal.",
+]
+_EDUCATION = [
+    "High school diploma.", "Vocational training certificate.", "Bachelor's degree.", "Master's degree.",
+    "Some college, no degree.",
+]
+
+
+def _fold(name: str) -> str:
+    plain = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    return " ".join(plain.casefold().split())
+
+
+def _country(text: str) -> str | None:
+    lowered = f" {text.casefold()} "
+    for code, words in _COUNTRIES.items():
+        if any(re.search(rf"\b{re.escape(w)}\b", lowered) for w in words):
+            return code
+    return None
+
+
+_AGE_RANGE = re.compile(r"(?<![\d.])(\d{1,3})\s*(?:-|–|to|and)\s*(\d{1,3})(?![\d.%])")
+_AGE_BOUND = re.compile(r"(not\s+)?(under|below|younger than|less than|over|above|older than|at least)\s+(\d{1,3})")
+_AGE_PLUS = re.compile(r"(not\s+)?(\d{1,3})\s*(?:\+|or older|and over|or more|and older)")
+_UNDER = ("under", "below", "younger than", "less than")
+
+
+def _age(constraint: str, seed: str) -> int:
+    """An age inside the constraint's bounds ("under 30", "not over 60", "25-34", "65+")."""
+    text = constraint.casefold()
+    low, high = 19, 74
+    for match in _AGE_RANGE.finditer(text):
+        low, high = int(match.group(1)), int(match.group(2))
+    for negated, word, number in _AGE_BOUND.findall(text):
+        n = int(number)
+        if word in _UNDER:
+            low, high = (max(low, n), high) if negated else (low, min(high, n - 1))
+        elif word == "at least":
+            low, high = (low, min(high, n - 1)) if negated else (max(low, n), high)
+        else:
+            low, high = (low, min(high, n)) if negated else (max(low, n + 1), high)
+    for negated, number in _AGE_PLUS.findall(text):
+        n = int(number)
+        low, high = (low, min(high, n - 1)) if negated else (max(low, n), high)
+    low = min(max(low, 16), 95)
+    high = max(low, min(high, 95))
+    return low + int.from_bytes(hashlib.sha256(seed.encode()).digest()[:4], "big") % (high - low + 1)
+
+
+def _is_rural(constraint: str) -> bool | None:
+    text = constraint.casefold()
+    if re.search(r"\bnot (?:in |living in )?(?:a |the )?(?:city|cities|urban)", text) or re.search(
+        r"rural|countryside|village|small town|outside (?:of )?(?:a |the )?(?:city|cities)", text
+    ):
+        return True
+    if re.search(r"\b(?:city|cities|urban|metropolitan)\b", text):
+        return False
+    return None
+
+
+def _gender(constraint: str, seed: str) -> str:
+    text = constraint.casefold()
+    negated = re.search(r"\bnot (?:a )?(women|woman|female|men|man|male)\b", text)
+    if re.search(r"\b(?:women|woman|female|mothers)\b", text) and not negated:
+        return "Female"
+    if re.search(r"\b(?:men|man|male|fathers)\b", text) and not negated:
+        return "Male"
+    if negated:
+        return "Male" if negated.group(1) in ("women", "woman", "female") else "Female"
+    return _pick(seed + "g", ["Female", "Male"])
+
+
+def persona_factory(request: ChatRequest) -> dict[str, Any]:
+    """Plausible, distinct people from name lists, following each slot's constraint."""
+    ctx = request.context
+    description = str(ctx.get("description", "")) + " " + str(ctx.get("context", ""))
+    code = _country(description)
+    taken = {_fold(n) for n in ctx.get("avoid", [])}
+    made = int(ctx.get("made", 0))
+    personas = []
+    for i, slot in enumerate(ctx.get("slots", [])):
+        seed = f"{description}|{made + i}|{slot}|{ctx.get('retry')}"
+        country = code or _pick(seed + "c", sorted(_NAMES))
+        women, men, surnames, nationality, cities, towns = _NAMES[country]
+        gender = _gender(slot, seed)
+        firsts = women if gender == "Female" else men
+        name = ""
+        for attempt in range(200):
+            candidate = f"{_pick(f'{seed}|f{attempt}', firsts)} {_pick(f'{seed}|s{attempt}', surnames)}"
+            if _fold(candidate) not in taken:
+                name = candidate
+                break
+        if not name:  # every combination used: a middle initial makes a new person
+            name = f"{firsts[0]} {chr(65 + made % 26)}. {surnames[i % len(surnames)]}"
+        taken.add(_fold(name))
+        rural = _is_rural(slot)
+        if rural is None:
+            rural = _pick(seed + "r", "cct") == "t"
+        title, organization, job = _pick(seed + "j", _JOBS)
+        age = _age(slot, seed + "a")
+        if title == "Retired engineer" and age < 60 or title == "University student" and age > 30:
+            title, organization, job = _JOBS[(_JOBS.index((title, organization, job)) + 1) % len(_JOBS)]
+        personas.append(
+            {
+                "name": name,
+                "age": age,
+                "gender": gender,
+                "nationality": nationality,
+                "residence": _pick(seed + "home", towns if rural else cities),
+                "education": _pick(seed + "e", _EDUCATION),
+                "occupation": {"title": title, "organization": _cap(organization), "description": job},
+                "traits": _rank(seed + "t", _TRAITS)[:3],
+                "interests": _rank(seed + "i", _INTERESTS)[:3],
+                "likes": _rank(seed + "l", _LIKES)[:2],
+                "dislikes": _rank(seed + "d", _DISLIKES)[:2],
+                "skills": [f"Experienced {title.lower()}.", "Good with people."],
+                "beliefs": _rank(seed + "b", _BELIEFS)[:2],
+                "long_term_goals": _rank(seed + "o", _GOALS)[:2],
+                "style": _pick(seed + "s", _STYLES),
+            }
+        )
+    return {"personas": personas}
+
+
+# -- polls ------------------------------------------------------------------------------------
+
+
+def poll_answer(request: ChatRequest) -> dict[str, Any]:
+    """The option sharing most words with what the persona likes, least with what it dislikes."""
+    ctx = request.context
+    p = _Persona(str(ctx.get("name", "")), ctx.get("persona") or {})
+    options = [str(o) for o in ctx.get("options", [])] or ["(no options)"]
+    seed = f"{p.name}|{ctx.get('question')}"
+    fond = _words(" ".join([*p.likes, *p.interests, *p.beliefs, *p.goals, p.occupation]))
+    wary = _words(" ".join(p.dislikes))
+    # What the persona already said outweighs its general tastes: in its latest words naming an
+    # option, the option named first is the one it chose ("I'd go with X; Y matters less").
+    stated, statement = None, ""
+    for line in reversed([str(x) for x in ctx.get("said", [])]):
+        named = [(line.casefold().find(o.casefold()), o) for o in options if o.casefold() in line.casefold()]
+        if named:
+            stated, statement = min(named)[1], line
+            break
+    scores = [10 * (o == stated) + len(_words(o) & fond) - 2 * len(_words(o) & wary) for o in options]
+    best = max(scores)
+    choice = _pick(seed, [o for o, s in zip(options, scores) if s == best])
+    if choice == stated:
+        return {"choice": choice, "reason": f"Like I said: {_first_sentence(statement, 200)}"}
+    reasons = [
+        *p.beliefs,
+        *(f"I'm all for {_sentence(x)}" for x in p.likes),
+        *(f"I'm wary of {_sentence(x)}" for x in p.dislikes),
+        *(f"I care about {_sentence(x)}" for x in p.interests),
+    ]
+    reason = _most_relevant(choice, reasons, seed) or f"it fits how I live as {p.occupation or 'me'}"
+    opener = _pick(seed + "o", ["Easy one.", "Honestly,", "For me it's clear."] if p.casual else ["I would choose this.", "On balance,", "For me,"])
+    return {"choice": choice, "reason": f"{opener} {_cap(_sentence(reason))}, so {choice} suits me best."}
+
+
+# -- summaries --------------------------------------------------------------------------------
+
+
+def summarize(request: ChatRequest) -> dict[str, Any]:
+    """Overview from the opening message; each speaker's stance and quote from their own words."""
+    events = request.context.get("events", [])
+    speakers = list(request.context.get("speakers", []))
+    talks = [e for e in events if e.get("kind") == "action" and e.get("type") == "TALK"]
+    opening = next((e for e in events if e.get("kind") == "stimulus"), talks[0] if talks else None)
+    topic = " ".join(str(opening.get("content", "")).split()[:14]) if opening else "the topic"
+    positions = []
+    for name in speakers:
+        own = [e for e in talks if e.get("source") == name]
+        if not own:
+            continue
+        latest = own[-1]
+        positions.append(
+            {
+                "persona": name,
+                "stance": _first_sentence(str(latest["content"])),
+                "quotes": [{"event_id": latest["id"], "text": _first_sentence(str(latest["content"]), 120)}],
+            }
+        )
+    overview = (
+        f"{len(speakers)} persona{'s' if len(speakers) != 1 else ''} ({', '.join(speakers)}) talked about "
+        f"\"{topic}\" in {len(talks)} message{'s' if len(talks) != 1 else ''}. (Composed by the offline demo model.)"
+    )
+    points = [f"{p['persona']}: {p['stance']}" for p in positions]
+    return {"overview": overview, "key_points": points, "positions": positions}
+
+
+# -- extraction -------------------------------------------------------------------------------
+
+_LINE_HEAD = re.compile(r"^(?:\[\d\d:\d\d\]\s*)?(?:\([^)]*\)\s*)?(?:[^:]{1,60}:\s+)?")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_YES = {"yes", "agree", "like", "love", "support", "choose", "would", "definitely"}
+_NO = {"no", "not", "never", "against", "wary", "hate", "dislike", "won't", "wouldn't"}
+
+
+def extract(request: ChatRequest) -> Any:
+    """Fills the schema from the material: persona facts by name, else the most relevant line."""
+    ctx = request.context
+    lines = [str(line) for line in ctx.get("lines", [])]
+    persona = ctx.get("persona") or {}
+    return _fill(_schema_of(request), "", lines, persona, str(ctx.get("subject", "")))
+
+
+_TOPIC_KEYS = {"topic", "question", "subject", "theme", "prompt"}
+
+
+def _body(line: str) -> str:
+    return _LINE_HEAD.sub("", line, count=1).strip()
+
+
+def _own_lines(lines: list[str], subject: str) -> list[str]:
+    """What the subject said: "You: ..." in a persona's memory, "Name: ..." in a transcript."""
+    heads = ("You:", "You (to ", f"{subject}:", f"{subject} (to ")
+    return [line for line in lines if re.sub(r"^\[\d\d:\d\d\]\s*", "", line).startswith(heads)]
+
+
+def _relevant(lines: list[str], key: str, description: str, subject: str) -> str | None:
+    """The topic for topic-like fields; else the line sharing most words with the field; else
+    the subject's own last words."""
+    bodies = [b for b in (_body(line) for line in lines) if b]
+    if not bodies:
+        return None
+    if key.casefold() in _TOPIC_KEYS:
+        return bodies[0]
+    wanted = _words(key.replace("_", " ") + " " + description)
+    scored = [(len(_words(b) & wanted), i) for i, b in enumerate(bodies)]
+    best, index = max(scored)
+    if best:
+        return bodies[index]
+    own = [b for b in (_body(line) for line in _own_lines(lines, subject)) if b]
+    return (own or bodies)[-1]
+
+
+def _fill(schema: dict[str, Any], key: str, lines: list[str], persona: dict[str, Any], subject: str) -> Any:
+    kind = schema.get("type")
+    nullable = isinstance(kind, list) and "null" in kind
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if "anyOf" in schema:
+        options = [o for o in schema["anyOf"] if o.get("type") != "null"]
+        return _fill(options[0], key, lines, persona, subject) if options else None
+    description = str(schema.get("description", ""))
+    fact = persona.get(key) if key else None
+    if isinstance(fact, dict):
+        fact = fact.get("title")
+    if key == "name" and subject and not persona:
+        fact = None
+    if schema.get("enum"):
+        text = " ".join(lines).casefold()
+        counts = [(text.count(str(v).casefold()), -i, v) for i, v in enumerate(schema["enum"])]
+        best = max(counts)
+        return best[2] if best[0] or not nullable else None
+    if kind == "object":
+        return {k: _fill(v, k, lines, persona, subject) for k, v in schema.get("properties", {}).items()}
+    if kind == "array":
+        item = schema.get("items", {})
+        if item.get("type") in ("string", ["string", "null"]):
+            picked = []
+            for line in reversed(lines):
+                body = _LINE_HEAD.sub("", line, count=1).strip()
+                if body and body not in picked:
+                    picked.append(body)
+                if len(picked) == 3:
+                    break
+            return picked[::-1]
+        return [_fill(item, key, lines, persona, subject)]
+    line = _relevant(lines, key, description, subject)
+    if kind in ("integer", "number"):
+        if isinstance(fact, (int, float)) and not isinstance(fact, bool):
+            return fact
+        found = _NUMBER.search(line or "")
+        if found:
+            return int(float(found.group())) if kind == "integer" else float(found.group())
+        return None if nullable else 0
+    if kind == "boolean":
+        words = set((line or "").casefold().replace(",", " ").replace(".", " ").split())
+        return len(words & _YES) > len(words & _NO)
+    if kind == "null":
+        return None
+    if fact is not None and not isinstance(fact, (list, dict)) and str(fact):
+        return str(fact)
+    if key in ("name", "persona", "who") and subject:
+        return subject
+    return line if line is not None else (None if nullable else "")
+
+
+# -- enrichment -------------------------------------------------------------------------------
+
+
+def enrich(request: ChatRequest) -> dict[str, Any]:
+    """The content kept whole, followed by one concrete line per requirement."""
+    ctx = request.context
+    content = str(ctx.get("content", "")).strip()
+    requirements = [r.strip() for r in re.split(r"[;\n]|\.\s", str(ctx.get("requirements", ""))) if r.strip()]
+    topic = " ".join(content.split()[:8]).rstrip(".,;:")
+    details = [f"- {_cap(r.rstrip('.'))}: covered for \"{topic}\"." for r in requirements] or [
+        f"- More about \"{topic}\": who it is for, what it costs and when it starts."
+    ]
+    if ctx.get("earlier"):
+        details.append("- Consistent with the earlier material.")
+    return {"content": "\n".join([content, "", *details, "", "(Details added by the offline demo model.)"])}
+
+
+# -- storytelling -----------------------------------------------------------------------------
+
+
+def story_beat(request: ChatRequest) -> dict[str, Any]:
+    """Opens on the purpose; then turns to the quietest persona, the whole group, or a new scene,
+    never repeating a beat the personas already heard."""
+    ctx = request.context
+    purpose = str(ctx.get("purpose", "")).strip().rstrip(".")
+    personas = list(ctx.get("personas", []))
+    said_by = ctx.get("said_by", {})
+    recent = ctx.get("recent", [])
+    aim = _sentence(purpose)
+    if not recent or not personas:
+        return {
+            "kind": "message",
+            "content": f"Let's begin. Our aim: {aim}. What comes to mind first?",
+            "target": None,
+            "rationale": "Nothing has happened yet, so the beat opens on the purpose.",
+        }
+    quietest = min(personas, key=lambda n: (said_by.get(n, 0), personas.index(n)))
+    last = next((e for e in reversed(recent) if e.get("type") == "TALK"), None)
+    hook = f" {last['source']} said: \"{_first_sentence(str(last['content']), 80)}\"" if last else ""
+    beats = sum(1 for e in recent if e.get("source") == "narrator" or e.get("type") == "VISUAL")
+    candidates = [
+        {
+            "kind": "message",
+            "content": f"{quietest.split()[0]}, we haven't heard much from you yet.{hook} Where do you stand? Our aim: {aim}.",
+            "target": quietest,
+            "rationale": f"{quietest} has spoken least, and the purpose needs every view.",
+        },
+        {
+            "kind": "message",
+            "content": f"Let's hear from everyone on this: {aim}. What would change your mind?",
+            "target": None,
+            "rationale": "Opening the question to the whole group surfaces disagreement.",
+        },
+        {
+            "kind": "scene",
+            "content": f"Something new happens that bears on the question at hand ({aim}): a friend shares a strong opinion about it.",
+            "target": None,
+            "rationale": "A scene change keeps the conversation moving towards the purpose.",
+        },
+    ]
+    heard = {str(e.get("content", "")) for e in recent} | {str(ctx.get("repeated", ""))}
+    fresh = [c for c in candidates if c["content"] not in heard]
+    if fresh:
+        return fresh[0] if beats % 3 != 2 else fresh[-1]
+    return {**candidates[2], "content": f"Later, beat {beats + 1}: {candidates[2]['content']}"}
+
+
+# -- validation -------------------------------------------------------------------------------
+
+
+def validation_questions(request: ChatRequest) -> dict[str, Any]:
+    ctx = request.context
+    questions = [
+        "Tell me a little about yourself and your work: what does a normal week look like?",
+        "What do you enjoy most, and what do you try to avoid?",
+        "What do you believe in strongly, and why?",
+        "What do you hope to achieve in the next few years?",
+    ]
+    return {"questions": questions[: max(1, int(ctx.get("n", 3)))]}
+
+
+def validation_judge(request: ChatRequest) -> dict[str, Any]:
+    """Share of the expectations' words the persona's answers and profile bear out, minus contradictions."""
+    ctx = request.context
+    p = _Persona(str(ctx.get("name", "")), ctx.get("persona") or {})
+    expected = _words(str(ctx.get("expectations", "")))
+    answers = " ".join(str(t.get("answer", "")) for t in ctx.get("transcript", []))
+    support = _words(answers) | (_words(p.all_text) - _words(" ".join(p.dislikes)))
+    against = _words(" ".join(p.dislikes)) & expected
+    matched = sorted((expected & support) - against)
+    missing = sorted(expected - set(matched) - against)
+    score = 0.0 if not expected else max(0.0, (len(matched) - len(against)) / len(expected))
+    score = round(min(1.0, 0.1 + 0.9 * score), 2)
+    parts = [f"Borne out: {', '.join(matched[:8]) or 'nothing'}."]
+    if against:
+        parts.append(f"Contradicted by what {p.first} dislikes: {', '.join(sorted(against)[:5])}.")
+    if missing:
+        parts.append(f"Not shown: {', '.join(missing[:8])}.")
+    parts.append("(Scored by word overlap by the offline demo model.)")
+    return {"score": score, "justification": " ".join(parts)}
+
+
+def validation_drift(request: ChatRequest) -> dict[str, Any]:
+    """Share of recent lines that draw on the persona's own words; under half counts as drift."""
+    ctx = request.context
+    p = _Persona(str(ctx.get("name", "")), ctx.get("persona") or {})
+    own = _words(p.all_text)
+    recent = [str(line) for line in ctx.get("recent", [])]
+    off = [line for line in recent if not (_words(line) & own)]
+    consistency = round(1 - len(off) / len(recent), 2) if recent else 1.0
+    findings = [f"Out of character? {line[:120]}" for line in off[:3]] or [
+        f"Recent words draw on {p.first}'s own interests, beliefs and work."
+    ]
+    return {"consistency": consistency, "drifted": consistency < 0.5, "findings": findings}
+
+
+HANDLERS: dict[str, Handler] = {
+    "sampling_plan": sampling_plan,
+    "persona_factory": persona_factory,
+    "poll_answer": poll_answer,
+    "summarize": summarize,
+    "extract": extract,
+    "enrich": enrich,
+    "story_beat": story_beat,
+    "validation_questions": validation_questions,
+    "validation_judge": validation_judge,
+    "validation_drift": validation_drift,
+}

@@ -1,0 +1,230 @@
+"""Persona factory: batches, distinct names, re-asks, typed failures and sampling quotas."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from simulation.factory import PersonaFactory, PersonaFactoryError, SamplingCell, SamplingPlan
+from simulation.llm.demo_model import DemoModel
+from simulation.llm.openai_model import OpenAIModel
+from simulation.persona import PersonaSpec
+
+POPULATION = "Adults living in Spain: varied ages, regions, incomes and jobs."
+
+
+def person(name: str, age: int = 41, **extra: object) -> dict:
+    data = {
+        "name": name,
+        "age": age,
+        "gender": "Female",
+        "nationality": "Spanish",
+        "residence": "Valencia, Spain",
+        "education": "Bachelor's degree",
+        "occupation": {"title": "Nurse", "organization": "Hospital La Fe", "description": "Night shifts on a ward."},
+        "traits": ["Calm under pressure."],
+        "interests": ["Running."],
+        "likes": ["Paella on Sundays."],
+        "dislikes": ["Traffic."],
+        "skills": ["Triage."],
+        "beliefs": ["Public health care is worth paying for."],
+        "long_term_goals": ["To lead a ward."],
+        "style": "Warm and direct.",
+    }
+    data.update(extra)
+    return data
+
+
+def batch(*people: dict) -> str:
+    return json.dumps({"personas": list(people)})
+
+
+def slots_of(body: dict) -> list[str]:
+    """The per-persona constraints a factory request lists ("1. under 30; in cities")."""
+    user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    count = int(re.search(r"Create exactly (\d+) personas", user).group(1))
+    lines = user.split("in this order:\n", 1)[1].splitlines()
+    return [line.split(". ", 1)[1] for line in lines[:count]]
+
+
+class CountingResponder:
+    """Answers each factory request with as many personas as asked, numbered across calls."""
+
+    def __init__(self) -> None:
+        self.made = 0
+
+    def __call__(self, body: dict) -> str:
+        people = []
+        for slot in slots_of(body):
+            self.made += 1
+            age = 24 if slot.startswith("under 30") else 45
+            people.append(person(f"Persona Number{self.made}", age, residence=slot or "anywhere"))
+        return batch(*people)
+
+
+@pytest.fixture
+async def model(fake_openai):
+    backend = OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url)
+    yield backend
+    await backend.aclose()
+
+
+def user_prompt(request) -> str:
+    return next(m["content"] for m in request.body["messages"] if m["role"] == "user")
+
+
+async def test_one_structured_call_gives_valid_tinytroupe_personas(model, fake_openai):
+    fake_openai.script([batch(person("Lucía Romero"), person("Javier Ruiz", 29), person("Marta Navarro", 67))])
+
+    specs = await PersonaFactory(model, context="Survey about public transport").generate(3, POPULATION)
+
+    assert [s.name for s in specs] == ["Lucía Romero", "Javier Ruiz", "Marta Navarro"]
+    assert all(isinstance(s, PersonaSpec) for s in specs)
+    assert specs[1].age == 29 and specs[0].occupation_title == "Nurse"
+    # Saved in TinyTroupe's layout, so generated people load like hand-written ones.
+    data = specs[0].to_tinytroupe_dict()
+    assert data["personality"]["traits"] == ["Calm under pressure."]
+    assert data["preferences"]["likes"] == ["Paella on Sundays."]
+    assert len(fake_openai.requests) == 1
+    body = fake_openai.requests[0].body
+    assert body["response_format"]["json_schema"]["name"] == "PersonaBatch"
+    assert POPULATION in user_prompt(fake_openai.requests[0])
+    assert "Survey about public transport" in body["messages"][0]["content"]
+
+
+async def test_personas_come_in_batches_that_know_who_exists(model, fake_openai):
+    fake_openai.responder = CountingResponder()
+
+    specs = await PersonaFactory(model, batch_size=5).generate(7, POPULATION, existing_names=["Ana Costa"])
+
+    assert len(specs) == 7 and len({s.name for s in specs}) == 7
+    assert [len(slots_of(r.body)) for r in fake_openai.requests] == [5, 2]
+    second = user_prompt(fake_openai.requests[1])
+    assert "Persona Number1" in second and "Ana Costa" in second, "later batches are told the names taken"
+    assert "Already created" in second
+
+
+async def test_duplicate_names_are_asked_for_again_only_for_the_clashing_slots(model, fake_openai):
+    fake_openai.script(
+        [
+            batch(person("Ana Costa"), person("Pablo Torres"), person("pablo  torres")),
+            batch(person("Irene Domínguez"), person("Raúl Sánchez")),
+        ]
+    )
+
+    specs = await PersonaFactory(model).generate(3, POPULATION, existing_names=["ANA COSTA"])
+
+    assert [s.name for s in specs] == ["Irene Domínguez", "Pablo Torres", "Raúl Sánchez"]
+    assert len(fake_openai.requests) == 2
+    reask = user_prompt(fake_openai.requests[1])
+    assert "already taken" in reask and "Create exactly 2 personas" in reask
+
+
+async def test_a_name_still_taken_after_the_re_ask_is_renamed_the_same_way_every_time(model, fake_openai):
+    replies = [batch(person("Ana Costa"), person("Ana Costa")), batch(person("Ana Costa"))]
+    fake_openai.script(replies)
+    first = await PersonaFactory(model).generate(2, POPULATION)
+    fake_openai.script(replies)
+    second = await PersonaFactory(model).generate(2, POPULATION)
+
+    assert [s.name for s in first] == ["Ana Costa", "Ana A. Costa"]
+    assert [s.name for s in second] == [s.name for s in first]
+
+
+async def test_invalid_personas_twice_raise_a_typed_error_naming_the_problem(model, fake_openai):
+    fake_openai.script([batch(person("Ok Person"), person("Old Person", 240)), batch(person("Old Person", -3))])
+
+    with pytest.raises(PersonaFactoryError) as caught:
+        await PersonaFactory(model).generate(2, POPULATION)
+
+    assert len(fake_openai.requests) == 2
+    assert "age 240 is not a plausible age" in user_prompt(fake_openai.requests[1])
+    assert any("age -3" in p for p in caught.value.problems)
+
+
+async def test_too_few_personas_are_asked_for_again(model, fake_openai):
+    fake_openai.script([batch(person("Only One")), batch(person("Second One"))])
+
+    specs = await PersonaFactory(model).generate(2, POPULATION)
+
+    assert [s.name for s in specs] == ["Only One", "Second One"]
+    assert "fewer personas than asked" in user_prompt(fake_openai.requests[1])
+
+
+async def test_malformed_replies_twice_raise_persona_factory_error(model, fake_openai):
+    fake_openai.fail("malformed_json", times=2)
+
+    with pytest.raises(PersonaFactoryError) as caught:
+        await PersonaFactory(model).generate(2, POPULATION)
+
+    assert len(fake_openai.requests) == 2
+    assert "not valid JSON" in str(caught.value) and caught.value.raw
+
+
+async def test_a_text_sampling_plan_becomes_exact_quotas_in_the_prompts(model, fake_openai):
+    plan = {
+        "cells": [
+            {"share": 0.2, "traits": ["under 30", "lives in a city"]},
+            {"share": 0.2, "traits": ["under 30", "lives outside cities"]},
+            {"share": 0.6, "traits": ["30 or older"]},
+        ]
+    }
+    responder = CountingResponder()
+    fake_openai.responder = lambda body: json.dumps(plan) if "sampling plan" in body["messages"][0]["content"] else responder(body)
+    factory = PersonaFactory(model)
+
+    specs = await factory.generate(10, POPULATION, sampling_plan="40 % under 30, half of them in cities")
+
+    assert len(specs) == 10
+    assert fake_openai.requests[0].body["response_format"]["json_schema"]["name"] == "SamplingPlan"
+    slots = [s for r in fake_openai.requests[1:] for s in slots_of(r.body)]
+    assert sorted(slots) == sorted(["under 30; lives in a city"] * 2 + ["under 30; lives outside cities"] * 2 + ["30 or older"] * 6)
+    assert slots[:5].count("30 or older") == 3, "each batch mixes the groups"
+    assert [c for _, c in factory.assignments] == slots
+    assert all(s.residence == c for s, (_, c) in zip(specs, factory.assignments))
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 10, 23])
+def test_quota_allocation_sums_to_n_and_is_deterministic(n):
+    plan = SamplingPlan(cells=[SamplingCell(share=0.4, traits=["under 30"]), SamplingCell(share=0.35, traits=["women"])])
+
+    slots = plan.allocate(n)
+
+    assert len(slots) == n and slots == plan.allocate(n)
+    # 25 % is left unconstrained; largest remainders decide the rounding.
+    expected = {"under 30": 0.4 * n, "women": 0.35 * n, "": 0.25 * n}
+    for label, quota in expected.items():
+        assert abs(slots.count(label) - quota) < 1
+
+
+def test_shares_are_checked():
+    with pytest.raises(ValueError):
+        SamplingCell(share=1.4, traits=["x"])
+
+
+async def test_demo_model_invents_distinct_people_that_follow_the_plan():
+    factory = PersonaFactory(DemoModel())
+
+    specs = await factory.generate(
+        12,
+        "Adults living in the USA",
+        sampling_plan="40% under 30, half of them in cities",
+        existing_names=["Emily Johnson"],
+    )
+    again = await PersonaFactory(DemoModel()).generate(
+        12, "Adults living in the USA", sampling_plan="40% under 30, half of them in cities", existing_names=["Emily Johnson"]
+    )
+
+    names = [s.name for s in specs]
+    assert len(set(names)) == 12 and "Emily Johnson" not in names
+    assert names == [s.name for s in again], "the demo model is deterministic"
+    assert all(s.nationality == "American" and s.occupation_title and s.likes for s in specs)
+    young = [s for s, (_, c) in zip(specs, factory.assignments) if c.startswith("under 30")]
+    older = [s for s, (_, c) in zip(specs, factory.assignments) if c.startswith("not under 30")]
+    assert len(young) == 5 and len(older) == 7  # 40 % of 12 = 4.8 -> 5
+    assert all(s.age < 30 for s in young) and all(s.age >= 30 for s in older)
+    urban = {s.residence for s, (_, c) in zip(specs, factory.assignments) if c == "under 30; in cities"}
+    rural = {s.residence for s, (_, c) in zip(specs, factory.assignments) if c == "under 30; not in cities"}
+    assert urban and rural and not urban & rural

@@ -1,0 +1,155 @@
+"""Focus groups driven through the world's own stimuli and steps, with progress, probes and a summary."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from simulation.agent import TinyPerson
+from simulation.events import EventKind
+from simulation.focus_group import FocusGroup
+from simulation.llm.demo_model import DemoModel
+from simulation.llm.openai_model import OpenAIModel
+from simulation.persona import load_persona
+from simulation.world import TinyWorld, WorldError
+from tests.sim_support import TurnRule
+
+AGENTS = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "agents"
+QUESTION = "Would you pay $5 a month for faster delivery?"
+
+
+@pytest.fixture
+async def model(fake_openai):
+    backend = OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url)
+    yield backend
+    await backend.aclose()
+
+
+def world(model) -> TinyWorld:
+    people = [TinyPerson(load_persona(AGENTS / f"{n}.agent.json"), model) for n in ("Lisa", "Oscar", "Marcos")]
+    return TinyWorld("focus", people, model=model)
+
+
+class Rule(TurnRule):
+    """Persona turns from the shared rule; the summary quotes each speaker's first line exactly."""
+
+    def __call__(self, body: dict) -> str:
+        if body["messages"][0]["content"].startswith("You summarise"):
+            lines = re.findall(r"^\[#(\d+)\] ([^:(]+?)(?: \(to [^)]*\))?: (.*)$", body["messages"][1]["content"], re.M)
+            speakers = body["messages"][1]["content"].split("Personas who spoke: ", 1)[1].splitlines()[0].split(", ")
+            positions = []
+            for name in speakers:
+                event_id, _, text = next(line for line in lines if line[1] == name)
+                positions.append({"persona": name, "stance": "weighs it", "quotes": [{"event_id": int(event_id), "text": text[:40]}]})
+            return json.dumps({"overview": f"{len(lines)} lines", "key_points": ["price matters"], "positions": positions})
+        return super().__call__(body)
+
+
+async def test_rounds_go_through_world_events_with_progress_probes_and_a_summary(model, fake_openai):
+    fake_openai.responder = Rule()
+    w = world(model)
+    await w.broadcast("Earlier chat that the summary must leave out.")
+    progress: list[str] = []
+    seen: list[int] = []
+    w.subscribe(lambda event: seen.append(event.id))
+    group = FocusGroup(
+        w,
+        QUESTION,
+        rounds=2,
+        on_progress=lambda p: progress.append(p.text),
+        between_rounds=lambda k: "What if it were $2?" if k == 1 else None,
+    )
+
+    turns = [turn async for turn in group]
+    report = group.report
+
+    assert [(t.round, t.persona) for t in turns] == [
+        (1, "Lisa Carter"), (1, "Oscar"), (1, "Marcos Almeida"),
+        (2, "Lisa Carter"), (2, "Oscar"), (2, "Marcos Almeida"),
+    ]
+    assert progress[:2] == ["round 1/2: Lisa is thinking", "round 1/2: Lisa answered"]
+    assert "round 2/2: the moderator asks: What if it were $2?" in progress
+    assert progress[-2:] == ["summarising the focus group", "focus group finished"]
+    # Round 1 asks the question, round 2 the probe; each prompt is a moderator event aimed at one persona.
+    first = turns[0].events[0]
+    assert first.kind is EventKind.STIMULUS and first.source == "moderator" and first.target == "Lisa Carter"
+    assert first.content == "Lisa, would you pay $5 a month for faster delivery?"
+    assert turns[4].prompt == "Oscar, what if it were $2?"
+    # Persona answers are ordinary world events, seen by observers in log order.
+    for turn in turns:
+        assert [e.source for e in turn.events if e.type == "TALK"] == [turn.persona]
+        assert turn.said == [e.content for e in turn.events if e.type == "TALK"]
+        assert all(e in w.events for e in turn.events)
+    assert seen == [e.id for e in w.events[1:]], "everything after the earlier chat"
+    # One model call per turn, plus the summary, which leaves out what came before the group.
+    assert len(fake_openai.requests) == 7
+    summary_prompt = fake_openai.requests[-1].body["messages"][1]["content"]
+    assert "Earlier chat" not in summary_prompt and "[#2] moderator (to Lisa Carter): Lisa, would you" in summary_prompt
+    assert [p.persona for p in report.summary.positions] == ["Lisa Carter", "Oscar", "Marcos Almeida"]
+    assert report.probes == ["What if it were $2?"] and report.unasked_probes == []
+    assert report.answers_of("Oscar") == turns[1].said + turns[4].said
+    assert report.model_name == "gpt-4o-mini-2024-07-18"
+    assert report.disclaimer == "Simulated answers from gpt-4o-mini-2024-07-18; they may not reflect what real people think."
+
+
+async def test_a_probe_queued_mid_round_is_asked_next_round_and_late_ones_are_reported(model, fake_openai):
+    fake_openai.responder = Rule()
+    group = FocusGroup(world(model), QUESTION, rounds=2, personas=["Marcos", "Lisa Carter"])
+
+    async for turn in group:
+        if turn.round == 1 and turn.persona == "Marcos Almeida":
+            group.probe("Would a free trial change that?")
+        if turn.round == 2 and turn.persona == "Lisa Carter":
+            group.probe("Too late to ask")
+
+    assert [t.persona for t in group.turns[:2]] == ["Marcos Almeida", "Lisa Carter"], "the order given"
+    assert [t.prompt for t in group.turns[2:]] == ["Marcos, would a free trial change that?", "Lisa, would a free trial change that?"]
+    assert group.report.unasked_probes == ["Too late to ask"]
+
+
+async def test_a_callers_stepper_is_used_and_failing_progress_hooks_do_not_stop_the_group(model, fake_openai):
+    fake_openai.responder = Rule()
+    w = world(model)
+    stepped: list[list[str]] = []
+
+    async def step(agents):
+        stepped.append([a.name for a in agents])
+        return await w.step(only=agents)
+
+    def broken(progress):
+        raise RuntimeError("status message could not be edited")
+
+    report = await FocusGroup(w, QUESTION, rounds=1, step=step, on_progress=broken).run()
+
+    assert stepped == [["Lisa Carter"], ["Oscar"], ["Marcos Almeida"]]
+    assert len(report.turns) == 3 and report.summary.positions
+
+
+async def test_misuse_is_refused(model):
+    w = world(model)
+    with pytest.raises(WorldError):
+        FocusGroup(w, QUESTION, personas=["Nobody"])
+    with pytest.raises(ValueError):
+        FocusGroup(w, QUESTION, rounds=0)
+    group = FocusGroup(w, QUESTION)
+    group.__aiter__()
+    with pytest.raises(RuntimeError):
+        group.__aiter__()
+
+
+async def test_demo_focus_group_every_persona_answers_and_is_summarised():
+    model = DemoModel()
+    w = world(model)
+
+    report = await FocusGroup(w, QUESTION, rounds=2).run()
+
+    round_one = [t for t in report.turns if t.round == 1]
+    assert all(t.said for t in round_one), "every persona answers the question put to it"
+    assert len({t.said[0] for t in round_one}) == 3
+    assert {p.persona for p in report.summary.positions} == {a.name for a in w.agents}
+    by_id = {e.id: e for e in w.events}
+    assert all(q.text in by_id[q.event_id].content for p in report.summary.positions for q in p.quotes)
+    assert report.model_name == "demo" and report.summary.disclaimer == report.disclaimer
