@@ -233,6 +233,16 @@ class Adapter(ABC):
     async def post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None = None) -> str:
         """Post as ``identity``; returns the platform's message id (the first, if split)."""
 
+    async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
+                        since: datetime) -> str | None:
+        """The id of a post of ``text`` by ``identity`` made since ``since``, if the platform shows one.
+
+        Asked before posting again after an attempt whose outcome is unknown (a timeout, a crash
+        between posting and recording it), so such a message is not posted twice. None when nothing
+        matches or the platform cannot tell.
+        """
+        return None
+
     @abstractmethod
     async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
         """Show that someone is composing a message (best effort)."""

@@ -10,6 +10,7 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import count
 from typing import Any, Literal
 
@@ -80,6 +81,8 @@ class MemoryAdapter(Adapter):
 
     def __init__(self, *, max_message_length: int = 2000, bot_name: str = "Troupe") -> None:
         self.platform = "memory"
+        #: Whether ``find_post`` may look at what was posted (as Slack's and Discord's histories can).
+        self.history_visible = True
         self.max_message_length = max_message_length
         self.sent: list[Sent] = []
         #: ``post`` calls made, including the ones made to fail.
@@ -215,6 +218,18 @@ class MemoryAdapter(Adapter):
         await self._after_post(records[0])
         assert records[0].message_id is not None
         return records[0].message_id
+
+    async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
+                        since: datetime) -> str | None:
+        """Like a platform's channel history: the first piece of ``text`` posted by ``identity``."""
+        if not self.history_visible:
+            return None
+        first = split_message(text, self.max_message_length)[0]
+        for record in reversed(self.sent):
+            if (record.kind == "post" and record.channel == channel.id and record.identity == identity.name
+                    and record.text == first and record.thread == thread):
+                return record.message_id
+        return None
 
     async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
         record = Sent(kind="typing", channel=channel.id, text="", identity=identity.name if identity else None,

@@ -73,15 +73,14 @@ class Outbox:
         adapter = self.adapters.get(platform)
         if adapter is None:
             return False  # that platform is not connected in this process; it stays pending
+        channel = channel_from_key(entry.channel_key)
+        identity = Identity.model_validate(entry.identity or {"name": entry.persona})
+        if entry.attempts > 0 and await self._already_posted(adapter, channel, identity, entry):
+            return True
         await self._pace(entry.channel_key, adapter.post_interval_s)
         await self.storage.mark_attempt(entry.id)
         try:
-            message_id = await adapter.post(
-                channel_from_key(entry.channel_key),
-                Identity.model_validate(entry.identity or {"name": entry.persona}),
-                entry.text,
-                entry.thread,
-            )
+            message_id = await adapter.post(channel, identity, entry.text, entry.thread)
         except AdapterError as error:
             await self.storage.mark_attempt(entry.id, str(error))
             if error.retryable:
@@ -92,6 +91,21 @@ class Outbox:
                 self.on_failure(entry, str(error))
             return True
         await self.storage.mark_posted(entry.id, message_id)
+        return True
+
+    async def _already_posted(self, adapter: Adapter, channel: ChannelRef, identity: Identity,
+                              entry: OutboxEntry) -> bool:
+        """After an attempt with an unknown outcome, look in the channel before posting again."""
+        assert entry.id is not None
+        try:
+            found = await adapter.find_post(channel, identity, entry.text, entry.thread, entry.created_at)
+        except AdapterError as error:
+            log.info("could not check %s for post %s: %s", entry.channel_key, entry.id, error)
+            return False
+        if found is None:
+            return False
+        log.info("post %s was already on %s as %s; not posting it again", entry.id, entry.channel_key, found)
+        await self.storage.mark_posted(entry.id, found)
         return True
 
     async def _pace(self, channel_key: str, interval: float) -> None:
