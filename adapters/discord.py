@@ -27,6 +27,7 @@ import logging
 import re
 import shlex
 import time
+from datetime import datetime, timedelta
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -817,6 +818,24 @@ class DiscordAdapter(Adapter):
             await self._bot_send(channel_id, text)
         except AdapterError as error:
             log.warning("could not explain the missing webhook permission: %s", error)
+
+    async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
+                        since: datetime) -> str | None:
+        """Our post of ``text`` as ``identity`` in the channel's (or thread's) recent history."""
+        first = split_message(text, self.max_message_length)[0]
+        prefixed = fallback_prefix(identity) + split_message(text, self.max_message_length - len(fallback_prefix(identity)))[0]
+        username = webhook_username(identity)
+        me = self.client.user.id if self.client.user is not None else None
+        try:
+            target = await self._channel(thread or channel.thread or channel.id)
+            async for message in target.history(limit=100, after=since - timedelta(seconds=5), oldest_first=False):
+                by_webhook = message.webhook_id is not None and message.author.name == username and message.content == first
+                by_bot = me is not None and message.author.id == me and message.content == prefixed
+                if by_webhook or by_bot:
+                    return str(message.id)
+        except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            raise _post_error(error, "reading the channel's history") from error
+        return None
 
     async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
         with contextlib.suppress(Exception):

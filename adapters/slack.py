@@ -22,6 +22,7 @@ import contextlib
 import logging
 import re
 import time
+from datetime import datetime
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -590,6 +591,29 @@ class SlackAdapter(Adapter):
             await self._send(channel_id, text, what="a notice")
         except AdapterError as error:
             log.warning("could not explain the missing scope: %s", error)
+
+    async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
+                        since: datetime) -> str | None:
+        """Our post of ``text`` as ``identity`` in the channel's (or thread's) history since ``since``."""
+        assert self.client is not None
+        first = split_message(text, self.max_message_length)[0]
+        wanted = {to_mrkdwn(first), fallback_prefix(identity) + to_mrkdwn(first)}
+        username = identity.display_name(USERNAME_MAX)
+        oldest = f"{since.timestamp() - 5:.6f}"
+        thread = thread or channel.thread
+        try:
+            if thread:
+                response = await self.client.conversations_replies(channel=channel.id, ts=thread, oldest=oldest, limit=200)
+            else:
+                response = await self.client.conversations_history(channel=channel.id, oldest=oldest, limit=200)
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            raise _adapter_error(error, "reading the channel's history") from error
+        for message in response.get("messages") or []:
+            ours = message.get("bot_id") == self.bot_id or message.get("user") == self.bot_user_id
+            named = message.get("username") in (username, None)
+            if ours and named and message.get("text") in wanted:
+                return str(message.get("ts"))
+        return None
 
     async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
         """Slack offers bots no typing indicator in channels; progress shows through ``status`` instead."""

@@ -677,3 +677,19 @@ async def test_an_interview_thread_survives_a_restart(tmp_path: Path) -> None:
             assert any(e.content == "Still with us after the restart?" for e in world.events)
         finally:
             await second.app.stop()
+
+
+async def test_a_post_already_in_the_channel_is_found_before_posting_again(bot: Bot) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    await with_team(bot, PERSONAS[:1])
+    session = bot.app.sessions.get(f"discord:{bot.general}")
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    identity = session.identity("Priya Nair")
+    message_id = await bot.adapter.post(session.channel, identity, "Shipping Friday works if QA agrees.")
+    assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works if QA agrees.", None,
+                                       since) == message_id
+    assert await bot.adapter.find_post(session.channel, identity, "Something else", None, since) is None
+    later = datetime.now(timezone.utc) + timedelta(seconds=30)
+    assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works if QA agrees.", None,
+                                       later) is None

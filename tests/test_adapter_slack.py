@@ -371,3 +371,17 @@ async def test_an_interview_thread_survives_a_restart(tmp_path: Path) -> None:
             assert [a["username"] for a in second.persona_posts(thread_ts=root["ts"])] == ["Tomasz Kowalski (demo model)"]
         finally:
             await second.app.stop()
+
+
+async def test_a_post_already_in_the_channel_is_found_before_posting_again(bot: Bot) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    await with_team(bot, PERSONAS[:1])
+    session = bot.app.sessions.get(f"slack:{CHANNEL}")
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    identity = session.identity("Priya Nair")
+    ts = await bot.adapter.post(session.channel, identity, "Shipping Friday works <if> QA agrees.")
+    assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works <if> QA agrees.", None, since) == ts
+    assert await bot.adapter.find_post(session.channel, identity, "Something else", None, since) is None
+    other = session.identity("Tomasz Kowalski")
+    assert await bot.adapter.find_post(session.channel, other, "Shipping Friday works <if> QA agrees.", None, since) is None

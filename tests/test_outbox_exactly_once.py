@@ -1,0 +1,53 @@
+"""A crash between posting a message and recording it never doubles the post after a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapters.memory import MemoryAdapter
+from bots.storage import OutboxStatus
+from tests.bot_support import demo_settings, start_bot
+
+
+async def crashed_after_posting(tmp_path: Path) -> tuple[MemoryAdapter, str]:
+    """A bot whose first persona post reached the platform but was never marked posted."""
+    first = await start_bot(demo_settings(tmp_path))
+    await first.command("start Team room")
+    await first.command("persona add Priya Nair")
+    first.adapter.crash_after_post(1)
+    await first.say("Priya, what's the plan for today?")
+    session = first.app.sessions.get("memory:general")
+    entries = await first.app.storage.outbox_entries(session.record.id)
+    assert [(e.status, e.attempts) for e in entries] == [(OutboxStatus.PENDING, 1)]
+    assert len(first.adapter.posts()) == 1  # it did reach the channel
+    await first.app.stop()
+    return first.adapter, session.record.id
+
+
+async def test_a_post_whose_recording_was_lost_is_found_not_reposted(tmp_path: Path) -> None:
+    before, world_id = await crashed_after_posting(tmp_path)
+    platform = MemoryAdapter()
+    platform.sent = list(before.sent)  # the platform still shows what was posted
+    second = await start_bot(demo_settings(tmp_path), platform)
+    try:
+        await second.app.wait_idle()
+        assert len(platform.posts()) == 1, "posted twice"
+        entries = await second.app.storage.outbox_entries(world_id)
+        assert [e.status for e in entries] == [OutboxStatus.POSTED]
+        assert entries[0].platform_message_id == before.posts()[0].message_id
+    finally:
+        await second.app.stop()
+
+
+async def test_without_a_history_to_look_in_the_post_is_delivered_again(tmp_path: Path) -> None:
+    before, world_id = await crashed_after_posting(tmp_path)
+    platform = MemoryAdapter()
+    platform.history_visible = False  # a platform that cannot tell: at least once beats never
+    second = await start_bot(demo_settings(tmp_path), platform)
+    try:
+        await second.app.wait_idle()
+        assert [p.text for p in platform.posts()] == [before.posts()[0].text]
+        entries = await second.app.storage.outbox_entries(world_id)
+        assert [e.status for e in entries] == [OutboxStatus.POSTED]
+    finally:
+        await second.app.stop()
