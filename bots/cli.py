@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -16,6 +17,9 @@ from adapters.base import Adapter
 from config.settings import Settings
 from simulation.events import Event, EventKind
 from simulation.llm.errors import LLMError, ModelConfigurationError
+
+if TYPE_CHECKING:
+    from bots.storage import WorldRecord
 
 EXIT_BAD_INPUT = 2
 EXIT_MODEL_FAILED = 3
@@ -54,6 +58,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     slack.add_argument("--http", type=int, metavar="PORT", dest="http_port",
                        help="receive Slack's requests on this port instead (needs TROUPE_SLACK_SIGNING_SECRET)")
+
+    doctor = commands.add_parser(
+        "doctor", help="check the settings, database, model and platform tokens; say how to fix what fails"
+    )
+    doctor.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS",
+                        help="longest wait for each network check (default 15)")
+    backup = commands.add_parser(
+        "backup", help="copy the database to PATH, safely while the bot runs (restore: docs/configuration.md)"
+    )
+    backup.add_argument("path", type=Path, metavar="PATH", help="the backup file, or a folder for a dated one")
+    backup.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+    export = commands.add_parser(
+        "export", help="list the stored worlds, or export one's conversation (JSON, CSV or Markdown)"
+    )
+    export.add_argument("world", nargs="?", metavar="WORLD", help="world id (or a unique start of it) or name")
+    export.add_argument("--format", choices=("json", "csv", "md"), default="json", dest="fmt",
+                        help="file format (default json)")
+    export.add_argument("--out", type=Path, metavar="PATH",
+                        help="write to this file (or into this folder) instead of standard output")
     return parser
 
 
@@ -74,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_discord(console))
         if args.command == "slack":
             return asyncio.run(_slack(console, args.http_port))
+        if args.command == "doctor":
+            return asyncio.run(_doctor(console, args.timeout))
+        if args.command == "backup":
+            return asyncio.run(_backup(console, args.path, args.force))
+        if args.command == "export":
+            return asyncio.run(_export(Console(highlight=False, stderr=True), args.world, args.fmt, args.out))
     except KeyboardInterrupt:
         console.print("[dim]interrupted[/]")
         return 130
@@ -274,6 +303,180 @@ async def _serve_platform(console: Console, build: Callable[[Settings], Adapter 
     finally:
         await app.stop()
     return 0
+
+
+# -- operations: doctor, backup, export ---------------------------------------------------------
+
+
+def _load_settings(console: Console) -> Settings | None:
+    """The settings, or None after saying why they could not be read (no secret in the message)."""
+    import yaml
+
+    from bots.doctor import redact
+
+    try:
+        return Settings()
+    except (ValueError, OSError, yaml.YAMLError) as error:
+        console.print(f"[red]error:[/] the settings could not be read: {escape(redact(str(error)))}", soft_wrap=True)
+        return None
+
+
+CHECK_MARKS = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]–[/]"}
+
+
+async def _doctor(console: Console, timeout: float) -> int:
+    from bots.doctor import run_checks
+
+    settings = _load_settings(console)
+    if settings is None:
+        return EXIT_BAD_INPUT
+    console.print(f"[bold]troupe {troupe_version()}[/] doctor", soft_wrap=True)
+    checks = await run_checks(settings, timeout_s=timeout)
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        line = f"{CHECK_MARKS[check.ok]} {escape(check.name.ljust(width))}  {escape(check.detail)}"
+        console.print(line, soft_wrap=True)
+        if check.ok is False and check.fix:
+            console.print(f"  {' ' * width}  [bold]fix:[/] {escape(check.fix)}", soft_wrap=True)
+    failed = sum(1 for c in checks if c.ok is False)
+    skipped = sum(1 for c in checks if c.ok is None)
+    skipped_note = f" ({skipped} skipped)" if skipped else ""
+    if failed:
+        console.print(f"[red]{failed} of {len(checks)} checks failed[/]{skipped_note}", soft_wrap=True)
+        return 1
+    console.print(f"[green]all checks passed[/]{skipped_note}", soft_wrap=True)
+    return 0
+
+
+async def _backup(console: Console, target: Path, force: bool) -> int:
+    from bots.backup import BackupError, backup_database, human_size
+
+    settings = _load_settings(console)
+    if settings is None:
+        return EXIT_BAD_INPUT
+    try:
+        result = await backup_database(settings.database_path, target, force=force)
+    except BackupError as error:
+        console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
+        return EXIT_BAD_INPUT
+    worlds = f"{result.worlds} world{'s' if result.worlds != 1 else ''}"
+    console.print(
+        f"Backed up {escape(str(settings.database_path))} to {escape(str(result.path))}: "
+        f"{human_size(result.size_bytes)}, {worlds}, schema version {result.schema_version}, integrity ok",
+        soft_wrap=True,
+    )
+    return 0
+
+
+async def _export(console: Console, key: str | None, fmt: str, out: Path | None) -> int:
+    """List the stored worlds (no ``key``) or export one; messages go to ``console`` (stderr)."""
+    from bots.exports import render_export
+    from bots.session import world_state_from_storage
+    from bots.storage import StorageError
+    from bots.storage.sqlite import SQLiteStorage
+    from simulation.llm.demo_model import DemoModel
+    from simulation.persona import PersonaError
+    from simulation.world import TinyWorld, WorldError
+
+    settings = _load_settings(console)
+    if settings is None:
+        return EXIT_BAD_INPUT
+    path = settings.database_path
+    if not path.is_file():
+        if key is None:
+            console.print(f"No worlds stored yet (no database at {escape(str(path))}).", soft_wrap=True)
+            return 0
+        console.print(f"[red]error:[/] no world {escape(key)!r}: there is no database at {escape(str(path))} yet",
+                      soft_wrap=True)
+        return EXIT_BAD_INPUT
+    storage = SQLiteStorage(path)
+    try:
+        await storage.open()
+        records = await storage.all_worlds()
+        if key is None:
+            _print_worlds(records, await storage.event_counts())
+            return 0
+        found = _find_world(records, key)
+        if isinstance(found, str):
+            console.print(f"[red]error:[/] {escape(found)}", soft_wrap=True)
+            return EXIT_BAD_INPUT
+        stored = await storage.load_world(found.id)
+    except StorageError as error:
+        console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
+        return EXIT_BAD_INPUT
+    finally:
+        await storage.close()
+    try:
+        world = TinyWorld.from_state(world_state_from_storage(stored), DemoModel())
+    except (PersonaError, WorldError, ValueError) as error:
+        console.print(f"[red]error:[/] the stored world {escape(found.name)!r} could not be read: {escape(str(error))}",
+                      soft_wrap=True)
+        return 1
+    filename, body = render_export(world, fmt, _export_model_name(stored.events, settings))
+    if out is None:
+        sys.stdout.write(body.decode())
+        sys.stdout.flush()
+        return 0
+    target = out / filename if out.is_dir() else out
+    try:
+        target.write_bytes(body)
+    except OSError as error:
+        console.print(f"[red]error:[/] could not write {escape(str(target))}: {escape(str(error))}", soft_wrap=True)
+        return EXIT_BAD_INPUT
+    console.print(f"Exported “{escape(found.name)}” ({len(world.events)} events, {fmt}) to {escape(str(target))}",
+                  soft_wrap=True)
+    return 0
+
+
+def _print_worlds(records: list[WorldRecord], counts: dict[str, int]) -> None:
+    if not records:
+        print("No worlds stored yet.")
+        return
+    rows = [("ID", "NAME", "CHANNEL", "STATUS", "EVENTS", "CREATED")]
+    for r in records:
+        rows.append((r.id, r.name, r.channel_key, r.status.value, str(counts.get(r.id, 0)),
+                     r.created_at.strftime("%Y-%m-%d %H:%M")))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [cell.rjust(w) if i == 4 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        print("  ".join(cells).rstrip())
+
+
+def _find_world(records: list[WorldRecord], key: str) -> WorldRecord | str:
+    """The world ``key`` names (id, unique id prefix, or name), or a message saying why there is none."""
+    for record in records:
+        if record.id == key:
+            return record
+    folded = key.casefold()
+    by_name = [r for r in records if r.name.casefold() == folded]
+    if not by_name and len(key) >= 4:
+        by_name = [r for r in records if r.id.startswith(key)]
+    if len(by_name) == 1:
+        return by_name[0]
+    if by_name:
+        which = ", ".join(f"{r.id} ({r.status.value}, {r.channel_key})" for r in by_name)
+        return f"{len(by_name)} worlds match {key!r}: {which}; give the id"
+    recent = list(dict.fromkeys(r.name for r in reversed(records)))[:10]
+    known = ", ".join(repr(name) for name in recent) or "none"
+    return f"no world {key!r}; stored worlds: {known} (`troupe export` lists them with their ids)"
+
+
+def _export_model_name(events: list[Event], settings: Settings) -> str:
+    """The model(s) stored action events name; else the configured model's name."""
+    from simulation.llm.demo_model import DEMO_MODEL_NAME
+    from simulation.llm.openai_model import DEFAULT_OPENAI_MODEL
+
+    demo = "offline demo model"
+    names = dict.fromkeys(e.model for e in events if e.kind is EventKind.ACTION and e.model)
+    if names:
+        return ", ".join(demo if name == DEMO_MODEL_NAME else name for name in names)
+    llm = settings.llm
+    provider = llm.resolved_provider
+    if provider == "demo":
+        return demo
+    if provider == "azure":
+        return llm.model or llm.azure_deployment or "an Azure OpenAI deployment"
+    return llm.model or DEFAULT_OPENAI_MODEL
 
 
 def _print_event(console: Console, event: Event, thoughts: bool, demo: bool) -> None:

@@ -166,6 +166,14 @@ class Storage(ABC):
         """Every world that is not stopped, for restoring them at start-up."""
 
     @abstractmethod
+    async def all_worlds(self) -> list[WorldRecord]:
+        """Every stored world, stopped ones included, oldest first (for listing and exports)."""
+
+    @abstractmethod
+    async def event_counts(self) -> dict[str, int]:
+        """How many events each world has stored, by world id (worlds without events are absent)."""
+
+    @abstractmethod
     async def load_world(self, world_id: str) -> StoredWorld:
         """The world with personas, memories, events and usage. Raises StorageError if unknown."""
 

@@ -192,6 +192,8 @@ INSERT_WORLD = f"INSERT INTO worlds ({WORLD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 
 SELECT_WORLD = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE id = ?"
 SELECT_CHANNEL_WORLD = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE channel_key = ? AND status <> 'stopped'"
 SELECT_ACTIVE_WORLDS = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE status <> 'stopped' ORDER BY created_at, id"
+SELECT_ALL_WORLDS = f"SELECT {WORLD_COLUMNS} FROM worlds ORDER BY created_at, id"
+COUNT_EVENTS = "SELECT world_id, count(*) FROM events GROUP BY world_id"
 STOP_WORLD = "UPDATE worlds SET status = 'stopped', updated_at = ? WHERE id = ?"
 RESET_WORLD = "UPDATE worlds SET clock = ?, policy = ?, updated_at = ? WHERE id = ?"
 DELETE_WORLD_EVENTS = "DELETE FROM events WHERE world_id = ?"
@@ -749,6 +751,12 @@ class SQLiteStorage(Storage):
 
     async def active_worlds(self) -> list[WorldRecord]:
         return [_world_from_row(row) for row in await self._read(SELECT_ACTIVE_WORLDS)]
+
+    async def all_worlds(self) -> list[WorldRecord]:
+        return [_world_from_row(row) for row in await self._read(SELECT_ALL_WORLDS)]
+
+    async def event_counts(self) -> dict[str, int]:
+        return {row[0]: row[1] for row in await self._read(COUNT_EVENTS)}
 
     async def load_world(self, world_id: str) -> StoredWorld:
         reader = self._reading()

@@ -1,0 +1,116 @@
+"""``troupe backup``: a consistent copy of the live database, safe while the bot runs.
+
+SQLite's online backup API copies the database page by page inside one read transaction. The
+database is in WAL mode, so that read transaction never blocks the bot's writer: the copy is the
+database as of the moment the backup started (every commit up to then, nothing half-written).
+
+The copy is written next to the target under a temporary name, checked with ``PRAGMA
+integrity_check`` and only then renamed into place, so a failed backup never leaves a broken file
+where a good one is expected (and never replaces an earlier backup with a broken one).
+
+Restoring: stop the bot, copy the backup over the database path (``troupe doctor`` shows it),
+remove any ``-wal`` / ``-shm`` files next to it, start the bot. See docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+#: How long the backup waits for a lock held by another connection (the bot's writer, a checkpoint).
+BUSY_TIMEOUT_S = 30.0
+
+
+class BackupError(Exception):
+    """The backup could not be made; the message says why and what to do."""
+
+
+@dataclass
+class BackupResult:
+    path: Path
+    size_bytes: int
+    worlds: int
+    schema_version: int
+
+
+def default_backup_name(now: datetime | None = None) -> str:
+    return f"troupe-{(now or datetime.now()):%Y%m%d-%H%M%S}.db"
+
+
+async def backup_database(source: Path, target: Path, *, force: bool = False) -> BackupResult:
+    """Copy ``source`` to ``target`` (a file, or a folder to put a dated file in), in a thread."""
+    return await asyncio.to_thread(backup_database_sync, Path(source), Path(target), force=force)
+
+
+def backup_database_sync(source: Path, target: Path, *, force: bool = False) -> BackupResult:
+    if not source.is_file():
+        raise BackupError(f"no database at {source}: nothing to back up (check TROUPE_DATA_DIR or TROUPE_BOT_DATABASE)")
+    if target.is_dir():
+        target = target / default_backup_name()
+    if target.exists() and not force:
+        raise BackupError(f"{target} already exists; choose another path, or pass --force to overwrite it")
+    if target.exists() and target.resolve() == source.resolve():
+        raise BackupError(f"{target} is the live database itself; choose another path")
+    if not target.parent.is_dir():
+        raise BackupError(f"the folder {target.parent} does not exist")
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        _copy(source, partial)
+        result = _verify(partial)
+        os.replace(partial, target)
+    except sqlite3.Error as error:
+        raise BackupError(f"could not back up {source}: {error}") from error
+    except OSError as error:
+        raise BackupError(f"could not write {target}: {error}") from error
+    finally:
+        partial.unlink(missing_ok=True)
+    result.path = target
+    return result
+
+
+def _copy(source: Path, partial: Path) -> None:
+    partial.unlink(missing_ok=True)
+    # Created private: conversations are in there. SQLite takes a zero-byte file as an empty database.
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    # Opened read-write only so a WAL database opens whatever files exist; nothing is written to it.
+    src = sqlite3.connect(source, timeout=BUSY_TIMEOUT_S)
+    try:
+        src.execute("PRAGMA query_only = ON")
+        dst = sqlite3.connect(partial)
+        try:
+            # All pages in one step: one read transaction, so one consistent snapshot. Stepping
+            # through it would restart whenever the bot commits, which on a busy bot is forever.
+            src.backup(dst)
+            # A self-contained file: no -wal beside it to forget when it is copied somewhere.
+            dst.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def _verify(path: Path) -> BackupResult:
+    db = sqlite3.connect(path)
+    try:
+        problems = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
+        if problems != ["ok"]:
+            raise BackupError(f"the copy failed its integrity check ({'; '.join(problems)}); the source may be damaged")
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        has_worlds = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'worlds'").fetchone()
+        worlds = db.execute("SELECT count(*) FROM worlds").fetchone()[0] if has_worlds else 0
+    finally:
+        db.close()
+    return BackupResult(path, path.stat().st_size, worlds, version)
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")

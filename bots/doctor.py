@@ -1,0 +1,323 @@
+"""``troupe doctor``: is this installation ready to run? One line per check, and what to do about failures.
+
+Every check is read-only: the database is opened with ``query_only`` (no migration, no write), the
+model gets one tiny completion that bypasses the response cache, Discord and Slack are asked who
+the token belongs to. No secret is ever part of a check's text, not even a fragment of one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from config import CONFIG_DIR
+from config.settings import DEFAULT_CONFIG_FILE, Settings
+
+#: Seconds each network check may take; a doctor that hangs is no help.
+NETWORK_TIMEOUT_S = 15.0
+SLACK_MANIFEST = CONFIG_DIR / "slack-manifest.yaml"
+
+#: Shapes of keys and tokens, masked wherever they appear (a server may echo part of a key back).
+_SECRET_SHAPES = re.compile(
+    r"\b(?:sk-|xox[abpres]-|xapp-)[\w*.\-]{2,}"  # OpenAI keys, Slack tokens (also "sk-ab***yz")
+    r"|[\w-]{20,}\.[\w-]{5,}\.[\w-]{20,}"  # Discord bot tokens (three dot-separated parts)
+)
+
+
+@dataclass
+class Check:
+    """One finding: ``ok`` is True (passed), False (failed) or None (skipped: not configured)."""
+
+    name: str
+    ok: bool | None
+    detail: str
+    #: What to do about a failure (empty when there is nothing to do).
+    fix: str = ""
+
+
+async def run_checks(settings: Settings, *, timeout_s: float = NETWORK_TIMEOUT_S) -> list[Check]:
+    """Every check, in order: settings, database, model, Discord, Slack."""
+    checks = [check_settings(settings), await check_database(settings.database_path)]
+    checks.append(await check_model(settings, timeout_s=timeout_s))
+    checks.append(await check_discord(settings, timeout_s=timeout_s))
+    checks.extend(await check_slack(settings, timeout_s=timeout_s))
+    secrets = _secret_values(settings)
+    return [
+        Check(c.name, c.ok, redact(c.detail, secrets), redact(c.fix, secrets)) for c in checks
+    ]
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+def check_settings(settings: Settings) -> Check:
+    """Where the settings came from: the config file and the names (never values) of TROUPE_ variables."""
+    explicit = os.environ.get("TROUPE_CONFIG")
+    config_file = Path(explicit or DEFAULT_CONFIG_FILE)
+    if config_file.is_file():
+        source = f"config file {config_file}"
+    else:
+        source = f"no config file ({DEFAULT_CONFIG_FILE} not found)"
+    names = sorted(name for name in os.environ if name.startswith("TROUPE_") and name != "TROUPE_CONFIG")
+    env = f"environment: {', '.join(names)}" if names else "no TROUPE_ environment variables"
+    return Check("settings", True, f"loaded; {source}; {env}; data in {settings.data_dir}")
+
+
+# -- database -------------------------------------------------------------------------------
+
+
+async def check_database(path: Path) -> Check:
+    return await asyncio.to_thread(_check_database, Path(path))
+
+
+def _check_database(path: Path) -> Check:
+    from bots.storage.sqlite import MIGRATIONS
+
+    latest = len(MIGRATIONS)
+    if not path.exists():
+        folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("."))
+        if not os.access(folder, os.W_OK):
+            return Check(
+                "database", False, f"no database at {path}, and {folder} is not writable",
+                f"make {folder} writable for this user, or point TROUPE_DATA_DIR (or TROUPE_BOT_DATABASE) elsewhere",
+            )
+        return Check("database", None, f"no database at {path} yet: it is created when the bot first starts")
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as error:
+        return Check("database", False, f"cannot open {path}: {error}",
+                     "check the file's permissions, or restore a backup (docs/configuration.md)")
+    try:
+        return _inspect(db, path, latest)
+    except sqlite3.DatabaseError as error:
+        return Check(
+            "database", False, f"{path} is not a usable SQLite database: {error}",
+            "restore the latest backup (docs/configuration.md, “Backup and restore”)",
+        )
+    finally:
+        db.close()
+
+
+def _inspect(db: sqlite3.Connection, path: Path, latest: int) -> Check:
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > latest:
+        return Check(
+            "database", False,
+            f"{path} has schema version {version}, newer than this Troupe knows (up to {latest}): "
+            "it was written by a newer Troupe",
+            "upgrade Troupe to the version that wrote it, or restore a backup made with this version",
+        )
+    problems = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
+    if problems != ["ok"]:
+        return Check(
+            "database", False, f"{path} is damaged: {'; '.join(problems)}",
+            "stop the bot and restore the latest backup (docs/configuration.md, “Backup and restore”)",
+        )
+    if version < latest:
+        schema = f"schema version {version} of {latest} (the bot upgrades it when it starts; back it up first)"
+    else:
+        schema = f"schema version {version} (latest)"
+    parts = [schema, "integrity ok"]
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "worlds" in tables:
+        by_status = dict(db.execute("SELECT status, count(*) FROM worlds GROUP BY status").fetchall())
+        total = sum(by_status.values())
+        running = total - by_status.get("stopped", 0)
+        parts.append(f"{total} world{'s' if total != 1 else ''} ({running} running)")
+    if "outbox" in tables:
+        pending = db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
+        parts.append(f"{pending} pending outbox entr{'ies' if pending != 1 else 'y'}")
+    return Check("database", True, f"{path}: {', '.join(parts)}")
+
+
+# -- model ----------------------------------------------------------------------------------
+
+
+async def check_model(settings: Settings, *, timeout_s: float = NETWORK_TIMEOUT_S) -> Check:
+    """One tiny completion against the configured model, straight to the server (no cache, no retries)."""
+    from simulation.llm.base import ChatRequest, Message
+    from simulation.llm.errors import (
+        AuthenticationFailedError,
+        LLMError,
+        ModelConfigurationError,
+        ModelConnectionError,
+        ModelTimeoutError,
+    )
+    from simulation.llm.factory import DEMO_HINT
+    from simulation.llm.openai_model import OpenAIModel
+
+    llm = settings.llm
+    if llm.resolved_provider == "demo":
+        return Check("model", True, f"offline demo model (no language model is called); for a real one, {DEMO_HINT}")
+    timeout = min(llm.timeout_s, timeout_s)
+    try:
+        model = OpenAIModel.from_settings(llm.model_copy(update={"timeout_s": timeout, "concurrency": 1}))
+    except ModelConfigurationError as error:
+        return Check("model", False, str(error), "see README, “Using a real model”")
+    where = model.endpoint
+    request = ChatRequest(messages=[Message(role="user", content="Reply with the word OK.")], max_tokens=16)
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(model.complete(request), timeout + 1)
+    except AuthenticationFailedError as error:
+        what = "rejected" if error.status == 401 else "refused (no access)"
+        return Check("model", False, f"{where}: the API key was {what} (HTTP {error.status})",
+                     "the API key was rejected: check TROUPE_LLM_API_KEY")
+    except ModelConnectionError:
+        return Check("model", False, f"could not reach the model server at {where}",
+                     "check that the server is running and TROUPE_LLM_BASE_URL (or TROUPE_LLM_AZURE_ENDPOINT) is right")
+    except (ModelTimeoutError, asyncio.TimeoutError):
+        return Check("model", False, f"{where} did not answer within {timeout:g}s",
+                     "check that the server is up and not overloaded; a local model may still be loading")
+    except LLMError as error:
+        return Check("model", False, f"model {model.name} at {where}: {error}",
+                     "check TROUPE_LLM_MODEL and TROUPE_LLM_BASE_URL")
+    finally:
+        await model.aclose()
+    latency = time.perf_counter() - started
+    return Check("model", True, f"model {model.name} at {where} answered in {latency:.2f}s")
+
+
+# -- Discord --------------------------------------------------------------------------------
+
+
+async def check_discord(settings: Settings, *, timeout_s: float = NETWORK_TIMEOUT_S) -> Check:
+    import aiohttp
+
+    token = _secret(settings.discord.token)
+    if token is None:
+        return Check("discord", None, "not configured (set TROUPE_DISCORD_TOKEN to run on Discord)")
+    url = f"{settings.discord.api_base.rstrip('/')}/users/@me"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http:
+            async with http.get(url, headers={"Authorization": f"Bot {token}"}) as response:
+                status = response.status
+                body = await response.json(content_type=None) if status == 200 else None
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+        where = f"{settings.discord.api_base} ({type(error).__name__})"
+        return Check("discord", False, f"could not reach Discord at {where}",
+                     "check the network (and TROUPE_DISCORD_API_BASE if set)")
+    if status == 401:
+        return Check("discord", False, "Discord rejected the bot token (HTTP 401)",
+                     "check TROUPE_DISCORD_TOKEN: Developer Portal → Bot → Reset Token, then set the new token")
+    if status != 200 or not isinstance(body, dict):
+        return Check("discord", False, f"Discord answered HTTP {status} to GET /users/@me",
+                     "try again later; if it persists, check TROUPE_DISCORD_API_BASE")
+    name = body.get("username", "?")
+    return Check("discord", True, f"token accepted: bot {name} (id {body.get('id', '?')})")
+
+
+# -- Slack ----------------------------------------------------------------------------------
+
+
+def manifest_bot_scopes(path: Path = SLACK_MANIFEST) -> list[str]:
+    """The bot scopes the app manifest asks for."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return list(data["oauth_config"]["scopes"]["bot"])
+
+
+async def check_slack(settings: Settings, *, timeout_s: float = NETWORK_TIMEOUT_S) -> list[Check]:
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    slack = settings.slack
+    bot_token = _secret(slack.bot_token)
+    if bot_token is None:
+        return [Check("slack", None, "not configured (set TROUPE_SLACK_BOT_TOKEN to run on Slack)")]
+    checks: list[Check] = []
+    if not bot_token.startswith("xoxb-"):
+        checks.append(Check("slack bot token", False,
+                            "TROUPE_SLACK_BOT_TOKEN is not a bot token (it does not start with xoxb-)",
+                            "use the Bot User OAuth Token from OAuth & Permissions (xoxb-…)"))
+    else:
+        client = AsyncWebClient(token=bot_token, base_url=slack.api_base, timeout=int(max(1, timeout_s)))
+        try:
+            response = await asyncio.wait_for(client.auth_test(), timeout_s + 1)
+        except SlackApiError as error:
+            code = error.response.get("error", "error") if error.response is not None else "error"
+            if code in ("invalid_auth", "not_authed", "token_revoked", "account_inactive", "token_expired"):
+                checks.append(Check("slack bot token", False, f"Slack rejected the bot token ({code})",
+                                    "check TROUPE_SLACK_BOT_TOKEN: OAuth & Permissions → Bot User OAuth Token "
+                                    "(reinstall the app if it was revoked)"))
+            else:
+                checks.append(Check("slack bot token", False, f"auth.test failed: {code}",
+                                    "try again later; if it persists, check TROUPE_SLACK_API_BASE"))
+        except Exception as error:  # aiohttp errors, timeouts: slack_sdk passes them through
+            where = f"{slack.api_base} ({type(error).__name__})"
+            checks.append(Check("slack bot token", False, f"could not reach Slack at {where}",
+                                "check the network (and TROUPE_SLACK_API_BASE if set)"))
+        else:
+            checks.append(_scopes_check(response.data, response.headers))
+    checks.append(_app_token_check(settings))
+    return checks
+
+
+def _scopes_check(data: Any, headers: Any) -> Check:
+    header = next((v for k, v in dict(headers or {}).items() if k.lower() == "x-oauth-scopes"), None)
+    who = f"bot {data.get('user', '?')} in workspace {data.get('team', '?')}" if isinstance(data, dict) else "bot"
+    if header is None:
+        return Check("slack bot token", True, f"token accepted: {who} (Slack did not report its scopes)")
+    granted = {s.strip() for s in str(header).split(",") if s.strip()}
+    missing = [s for s in manifest_bot_scopes() if s not in granted]
+    if missing:
+        return Check(
+            "slack bot token", False, f"token accepted ({who}) but missing scopes: {', '.join(missing)}",
+            "add them under OAuth & Permissions → Bot Token Scopes (or update the app from "
+            "config/slack-manifest.yaml), then reinstall the app to the workspace",
+        )
+    return Check("slack bot token", True, f"token accepted: {who}; every scope of the manifest granted")
+
+
+def _app_token_check(settings: Settings) -> Check:
+    app_token = _secret(settings.slack.app_token)
+    if app_token is not None:
+        if not app_token.startswith("xapp-"):
+            return Check("slack app token", False,
+                         "TROUPE_SLACK_APP_TOKEN is not an app-level token (it does not start with xapp-)",
+                         "Basic Information → App-Level Tokens → generate one with connections:write (xapp-…)")
+        return Check("slack app token", True, "app-level token set (Socket Mode)")
+    if _secret(settings.slack.signing_secret) is not None:
+        return Check("slack app token", None,
+                     "no app-level token; signing secret set (HTTP mode: troupe slack --http PORT)")
+    return Check("slack app token", False,
+                 "neither TROUPE_SLACK_APP_TOKEN (Socket Mode) nor TROUPE_SLACK_SIGNING_SECRET (HTTP mode) is set",
+                 "set TROUPE_SLACK_APP_TOKEN (xapp-…) for Socket Mode, "
+                 "or TROUPE_SLACK_SIGNING_SECRET for `troupe slack --http PORT`")
+
+
+# -- secrets --------------------------------------------------------------------------------
+
+
+def _secret(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value.get_secret_value().strip()
+    return text or None
+
+
+def _secret_values(settings: Settings) -> list[str]:
+    values = [settings.llm.api_key, settings.discord.token, settings.slack.bot_token,
+              settings.slack.app_token, settings.slack.signing_secret]
+    return [s for s in (_secret(v) for v in values) if s is not None]
+
+
+def redact(text: str, secrets: list[str] = ()) -> str:
+    """``text`` with every configured secret, and anything shaped like a key or token, masked."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        # Short values are placeholders ("ollama"), not secrets: masking them would mangle URLs.
+        if len(secret) < 8:
+            continue
+        text = text.replace(secret, "[secret]")
+        # Fragments a server may echo back ("sk-ab...yz"), for secrets long enough to have them.
+        if len(secret) >= 16:
+            for fragment in (secret[:8], secret[-6:]):
+                text = text.replace(fragment, "[secret]")
+    return _SECRET_SHAPES.sub("[secret]", text)
