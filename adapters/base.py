@@ -243,6 +243,14 @@ class Adapter(ABC):
         """
         return None
 
+    async def catch_up(self, channel: ChannelRef, after: str) -> list[IncomingMessage]:
+        """People's messages in ``channel`` posted after message ``after``, oldest first.
+
+        Asked at start-up for each bound channel, so what was said while the bot was down is heard.
+        The default (a platform without history) has nothing to add.
+        """
+        return []
+
     @abstractmethod
     async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
         """Show that someone is composing a message (best effort)."""

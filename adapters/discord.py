@@ -78,6 +78,8 @@ EMBED_TOTAL_MAX = 6000
 #: Stands in for an empty field name or value, which Discord refuses.
 _BLANK = "\u200b"
 WEBHOOK_NAME = "Troupe"
+#: Most messages read back at start-up from a channel's history.
+CATCH_UP_MAX = 500
 
 POLICY_CHOICES = Literal["everyone", "addressed", "round_robin", "moderator", "model"]
 EXPORT_CHOICES = Literal["json", "csv", "md"]
@@ -818,6 +820,23 @@ class DiscordAdapter(Adapter):
             await self._bot_send(channel_id, text)
         except AdapterError as error:
             log.warning("could not explain the missing webhook permission: %s", error)
+
+    async def catch_up(self, channel: ChannelRef, after: str) -> list[IncomingMessage]:
+        """People's messages after message ``after`` in the channel's history, oldest first."""
+        missed: list[IncomingMessage] = []
+        try:
+            target = await self._channel(channel.id)
+            async for message in target.history(limit=CATCH_UP_MAX, after=discord.Object(id=int(after)),
+                                                oldest_first=True):
+                if message.webhook_id is not None or message.author.bot or not message.content.strip():
+                    continue
+                missed.append(IncomingMessage(channel=self._channel_ref(message.channel),
+                                              user=self._user(message.author, message.channel),
+                                              text=message.content, message_id=str(message.id)))
+        except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as error:
+            raise _post_error(error if not isinstance(error, ValueError) else OSError(str(error)),
+                              "reading the channel's history") from error
+        return missed
 
     async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
                         since: datetime) -> str | None:

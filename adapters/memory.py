@@ -83,6 +83,8 @@ class MemoryAdapter(Adapter):
         self.platform = "memory"
         #: Whether ``find_post`` may look at what was posted (as Slack's and Discord's histories can).
         self.history_visible = True
+        #: People's messages as the channel's history shows them (``catch_up`` reads it).
+        self.history: list[IncomingMessage] = []
         self.max_message_length = max_message_length
         self.sent: list[Sent] = []
         #: ``post`` calls made, including the ones made to fail.
@@ -120,7 +122,15 @@ class MemoryAdapter(Adapter):
             text=text,
             message_id=self._next_id(),
         )
+        self.history.append(event)
         self._events.put_nowait(event)
+        return event
+
+    def write_while_away(self, text: str, *, user: str = "guest", channel: str = "general") -> IncomingMessage:
+        """A message that reaches the channel's history but is never delivered (the bot is down)."""
+        event = IncomingMessage(channel=self.channel(channel), user=self.user(user, user_is_moderator=False),
+                                text=text, message_id=self._next_id())
+        self.history.append(event)
         return event
 
     def push_command(self, text: str, *, user: str = "mod", channel: str = "general", thread: str | None = None,
@@ -218,6 +228,12 @@ class MemoryAdapter(Adapter):
         await self._after_post(records[0])
         assert records[0].message_id is not None
         return records[0].message_id
+
+    async def catch_up(self, channel: ChannelRef, after: str) -> list[IncomingMessage]:
+        if not self.history_visible:
+            return []
+        return [m for m in self.history if m.channel.id == channel.id and m.channel.thread is None
+                and int(m.message_id) > int(after)]
 
     async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
                         since: datetime) -> str | None:

@@ -70,6 +70,8 @@ BLOCKS_MAX = 50
 RESPONSE_URL_TTL_S = 29 * 60
 #: How long an interview question waits for its answer before the persona's posts go to the channel again.
 INTERVIEW_ANSWER_TTL_S = 300.0
+#: Most messages read back at start-up from a channel's history.
+CATCH_UP_MAX = 500
 #: Deliveries remembered to spot Slack's retries.
 SEEN_MAX = 10_000
 #: How long a user's profile and a user group's members are trusted before asking Slack again.
@@ -591,6 +593,36 @@ class SlackAdapter(Adapter):
             await self._send(channel_id, text, what="a notice")
         except AdapterError as error:
             log.warning("could not explain the missing scope: %s", error)
+
+    async def catch_up(self, channel: ChannelRef, after: str) -> list[IncomingMessage]:
+        """People's messages after ``after`` (a ``ts``), from ``conversations.history``, oldest first."""
+        assert self.client is not None
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        try:
+            while len(found) < CATCH_UP_MAX:
+                response = await self.client.conversations_history(channel=channel.id, oldest=after, limit=200,
+                                                                   cursor=cursor)
+                found += [m for m in response.get("messages") or [] if float(m.get("ts", 0)) > float(after)]
+                cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+                if not response.get("has_more") or not cursor:
+                    break
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            raise _adapter_error(error, "reading the channel's history") from error
+        missed: list[IncomingMessage] = []
+        for message in sorted(found, key=lambda m: float(m["ts"]))[:CATCH_UP_MAX]:
+            if message.get("subtype") not in _PERSON_SUBTYPES or message.get("bot_id") or not message.get("user"):
+                continue
+            if message.get("user") == self.bot_user_id:
+                continue
+            text = _plain_text(str(message.get("text") or ""))
+            if not text.strip() or not self._seen.first_time(f"{channel.id}/{message['ts']}"):
+                continue
+            user = await self._user(str(message["user"]))
+            if not user.is_bot:
+                missed.append(IncomingMessage(channel=ChannelRef(platform="slack", id=channel.id, name=channel.name),
+                                              user=user, text=text, message_id=str(message["ts"])))
+        return missed
 
     async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
                         since: datetime) -> str | None:

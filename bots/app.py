@@ -135,8 +135,25 @@ class TroupeApp:
             await adapter.connect()
         await self.sessions.restore()
         await self.outbox.flush_all()
+        await self.catch_up()
         if listen:
             self.listen()
+
+    async def catch_up(self) -> None:
+        """Hear what people wrote in bound channels while the bot was away, in order, once."""
+        for session in self.sessions.all():
+            adapter = self.adapters.get(session.channel.platform)
+            if adapter is None or session.last_heard_id is None:
+                continue
+            try:
+                missed = await adapter.catch_up(session.channel, session.last_heard_id)
+            except Exception:  # a platform that cannot tell us is no reason not to start
+                log.warning("could not catch up on %s", session.channel.key, exc_info=True)
+                continue
+            if missed:
+                log.info("catching up on %d message(s) in %s", len(missed), session.channel.key)
+            for message in missed:
+                self.submit(adapter, message)
 
     def listen(self) -> None:
         """Start taking events from every connected adapter."""
@@ -212,7 +229,7 @@ class TroupeApp:
                 return
             session = self.sessions.get(event.channel.key)
             if session is not None:
-                await session.hear(event.user, event.text)
+                await session.hear(event.user, event.text, event.message_id)
 
     async def _answer(self, adapter: Adapter, invocation: CommandInvocation, reply: Reply) -> None:
         text = reply.text

@@ -110,6 +110,10 @@ class ChannelSession:
         self._steps_left = 0
         self._persisted_events = len(world.events)
         self._memory_marks: dict[str, tuple[int, str]] = {a.name: self._mark(a) for a in world.agents}
+        #: Platform ids of the human messages the world heard (an ordered set), and the latest one.
+        self._heard_ids: dict[str, None] = {}
+        self.last_heard_id: str | None = None
+        self._index_heard()
         world.subscribe(self._on_event)
         world.on_turn_start(self._on_turn_start)
 
@@ -132,15 +136,36 @@ class ChannelSession:
 
     # -- input --------------------------------------------------------------------------------
 
-    async def hear(self, user: UserRef, text: str) -> Event:
-        """A person said something in the channel: every persona hears it, then they may answer."""
+    async def hear(self, user: UserRef, text: str, message_id: str | None = None) -> Event | None:
+        """A person said something in the channel: every persona hears it, then they may answer.
+
+        ``message_id`` (the platform's) is stored with the stimulus, so a message delivered again
+        (a platform retry, a catch-up after a restart) is heard once; None is returned for a repeat.
+        """
+        if message_id is not None and self.heard(message_id):
+            return None
         text = await self._screen_input(user, text)
         async with self.lock:
-            event = await self.world.broadcast(text, user.name)
+            meta = {"message_id": message_id, "user_id": user.id} if message_id is not None else None
+            event = await self.world.broadcast(text, user.name, meta=meta)
+            if message_id is not None:
+                self._heard_ids[message_id] = None
+                self.last_heard_id = message_id
             await self._write()
             self._steps_left = 1 + self.config.exchanges
         self.kick()
         return event
+
+    def heard(self, message_id: str) -> bool:
+        """This platform message is already part of the world."""
+        return message_id in self._heard_ids
+
+    def _index_heard(self) -> None:
+        for event in self.world.events:
+            message_id = event.meta.get("message_id") if event.kind is EventKind.STIMULUS else None
+            if message_id:
+                self._heard_ids[str(message_id)] = None
+                self.last_heard_id = str(message_id)
 
     async def _screen_input(self, user: UserRef, text: str) -> str:
         """Cut oversized messages; mark attempts to instruct the personas as untrusted content.

@@ -151,8 +151,8 @@ class TinyWorld:
         for agent in self._agents:
             agent.set_time(self.clock.step, self.clock.now)
 
-    async def broadcast(self, text: str, source: str = "moderator") -> Event:
-        """Say something to every agent."""
+    async def broadcast(self, text: str, source: str = "moderator", *, meta: dict[str, Any] | None = None) -> Event:
+        """Say something to every agent. ``meta`` travels with the event (e.g. the platform message id)."""
         self._sync_time()
         event = self._event(
             kind=EventKind.STIMULUS,
@@ -160,6 +160,7 @@ class TinyWorld:
             type="CONVERSATION",
             content=text,
             recipients=[a.name for a in self._agents],
+            meta=meta or {},
         )
         for agent in self._agents:
             agent.listen(text, source, event_id=event.id)

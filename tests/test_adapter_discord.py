@@ -693,3 +693,24 @@ async def test_a_post_already_in_the_channel_is_found_before_posting_again(bot: 
     later = datetime.now(timezone.utc) + timedelta(seconds=30)
     assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works if QA agrees.", None,
                                        later) is None
+
+
+async def test_messages_written_while_the_bot_was_down_are_heard_after_restart(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake:
+        first = await start_bot(tmp_path, fake)
+        try:
+            await with_team(first, PERSONAS[:1])
+            await first.say("Priya, how was the weekend?", expect=1)
+        finally:
+            await first.app.stop()
+        await fake.user_says(fake.channel_id("general"), "Priya, did the deploy finish?")
+        await fake.user_says(fake.channel_id("general"), "And who is on call tonight?")
+        second = await start_bot(tmp_path, fake)
+        try:
+            await fake.wait_for(lambda: len(second.persona_posts()) >= 2, timeout=15)
+            await second.app.wait_idle()
+            world = second.app.sessions.get(f"discord:{second.general}").world
+            heard = [e.content for e in world.events if e.kind is EventKind.STIMULUS]
+            assert heard == ["Priya, how was the weekend?", "Priya, did the deploy finish?", "And who is on call tonight?"]
+        finally:
+            await second.app.stop()

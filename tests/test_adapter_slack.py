@@ -385,3 +385,25 @@ async def test_a_post_already_in_the_channel_is_found_before_posting_again(bot: 
     assert await bot.adapter.find_post(session.channel, identity, "Something else", None, since) is None
     other = session.identity("Tomasz Kowalski")
     assert await bot.adapter.find_post(session.channel, other, "Shipping Friday works <if> QA agrees.", None, since) is None
+
+
+async def test_messages_written_while_the_bot_was_down_are_heard_after_restart(tmp_path: Path) -> None:
+    async with new_fake() as fake:
+        first = await start_bot(tmp_path, fake)
+        try:
+            await with_team(first, PERSONAS[:1])
+            await first.say("Priya, how was the weekend?", expect=1)
+        finally:
+            await first.app.stop()
+        # Written while no socket is open: stored in the channel, never delivered as an event.
+        for text in ("Priya, did the deploy finish?", "And who is on call tonight?"):
+            fake._user_message(fake.channels[CHANNEL], GUEST, text, None)
+        second = await start_bot(tmp_path, fake)
+        try:
+            await wait_for(lambda: len(second.persona_posts()) >= 2, timeout=15)
+            await second.app.wait_idle()
+            world = second.app.sessions.get(f"slack:{CHANNEL}").world
+            heard = [e.content for e in world.events if e.kind is EventKind.STIMULUS]
+            assert heard == ["Priya, how was the weekend?", "Priya, did the deploy finish?", "And who is on call tonight?"]
+        finally:
+            await second.app.stop()

@@ -51,3 +51,31 @@ async def test_without_a_history_to_look_in_the_post_is_delivered_again(tmp_path
         assert [e.status for e in entries] == [OutboxStatus.POSTED]
     finally:
         await second.app.stop()
+
+
+async def test_messages_written_while_the_bot_was_down_are_heard_once_after_restart(tmp_path: Path) -> None:
+    first = await start_bot(demo_settings(tmp_path))
+    await first.command("start Team room")
+    await first.command("persona add Priya Nair")
+    await first.say("Priya, first question: how are you?")
+    await first.app.stop()
+    platform = MemoryAdapter()
+    platform._ids = first.adapter._ids  # the platform's message ids keep counting
+    platform.history = list(first.adapter.history)
+    platform.write_while_away("Priya, are you back?")
+    platform.write_while_away("Priya, second thing: the budget.")
+    second = await start_bot(demo_settings(tmp_path), platform)
+    try:
+        await second.app.wait_idle()
+        world = second.app.sessions.get("memory:general").world
+        heard = [e.content for e in world.events if e.kind.value == "stimulus"]
+        assert heard == ["Priya, first question: how are you?", "Priya, are you back?", "Priya, second thing: the budget."]
+        assert platform.posts() and {p.identity for p in platform.posts()} == {"Priya Nair"}  # she answers them
+        # The platform delivers one of them again (a retry): it is not heard twice.
+        again = platform.history[-2]
+        platform._events.put_nowait(again)
+        await second.app.wait_idle()
+        heard = [e.content for e in world.events if e.kind.value == "stimulus"]
+        assert heard.count("Priya, are you back?") == 1
+    finally:
+        await second.app.stop()
