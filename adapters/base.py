@@ -287,7 +287,7 @@ class Adapter(ABC):
             await self.upload(channel, card.image[0], card.image[1])
         return posted
 
-    async def status(self, channel: ChannelRef, text: str, *, handle: str | None = None,
+    async def progress(self, channel: ChannelRef, text: str, *, handle: str | None = None,
                      thread: str | None = None) -> str | None:
         """Show progress of long work (``round 2/3: Priya is thinking``) in the channel.
 

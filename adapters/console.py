@@ -107,6 +107,8 @@ class ConsoleAdapter(Adapter):
         ``stdin`` replaces ``sys.stdin`` as the source of lines when there is no prompt.
         """
         self.platform = "console"
+        #: Progress of long work for the toolbar, and until when it shows.
+        self._progress: tuple[str, float] | None = None
         #: Where the images of cards (charts) are saved, since a terminal cannot show them.
         self.files_dir = files_dir
         #: The terminal has no length limit; a persona's message is never split or cut.
@@ -143,11 +145,12 @@ class ConsoleAdapter(Adapter):
         now = time.monotonic()
         self._typing = {name: until for name, until in self._typing.items() if until > now}
         names = list(self._typing)
+        progress = self._progress[0] if self._progress and self._progress[1] > now else None
         if not names:
-            return None
-        if len(names) == 1:
-            return f"{names[0]} is thinking…"
-        return f"{', '.join(names[:-1])} and {names[-1]} are thinking…"
+            return progress
+        thinking = f"{names[0]} is thinking…" if len(names) == 1 else \
+            f"{', '.join(names[:-1])} and {names[-1]} are thinking…"
+        return f"{progress} · {thinking}" if progress else thinking
 
     # -- the contract ---------------------------------------------------------------------------
 
@@ -240,12 +243,25 @@ class ConsoleAdapter(Adapter):
                           border_style=Style(color=colour) if colour else "dim", expand=False))
         return self._next_id()
 
+    async def progress(self, channel: ChannelRef, text: str, *, handle: str | None = None,
+                       thread: str | None = None) -> str | None:
+        """Shown in the prompt's bottom toolbar until the work ends; a script's transcript stays clean."""
+        self._progress = (text, time.monotonic() + TYPING_SECONDS)
+        self._refresh_prompt()
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().call_later(TYPING_SECONDS + 0.05, self._refresh_prompt)
+        return "progress"
+
     def _save_image(self, filename: str, data: bytes) -> str:
         if self.files_dir is None:
             return f"(image {filename} not shown: the console cannot display images)"
         try:
             self.files_dir.mkdir(parents=True, exist_ok=True)
             path = self.files_dir / Path(filename).name
+            number = 1
+            while path.exists():  # every chart is kept
+                number += 1
+                path = self.files_dir / f"{Path(filename).stem}-{number}{Path(filename).suffix}"
             path.write_bytes(data)
         except OSError as error:
             return f"(could not save {filename}: {error.strerror or error})"
@@ -356,7 +372,8 @@ class ConsoleAdapter(Adapter):
         raise _Closed
 
     def _print(self, renderable: RenderableType) -> None:
-        self._console.print(renderable, soft_wrap=True, highlight=False)
+        # Lines wrap where the terminal does (copyable); panels lay themselves out to its width.
+        self._console.print(renderable, soft_wrap=isinstance(renderable, Text), highlight=False)
 
     def _check_channel(self, channel: ChannelRef) -> None:
         if channel.platform != self.platform or channel.id != self.channel.id:

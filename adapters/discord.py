@@ -629,7 +629,7 @@ class DiscordAdapter(Adapter):
         except Exception:  # incomplete cache: try the embed
             return True
 
-    async def status(self, channel: ChannelRef, text: str, *, handle: str | None = None,
+    async def progress(self, channel: ChannelRef, text: str, *, handle: str | None = None,
                      thread: str | None = None) -> str | None:
         """One bot message showing progress, edited in place; a deleted one is posted again.
 

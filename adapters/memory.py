@@ -18,6 +18,7 @@ from adapters.base import (
     Adapter,
     AdapterError,
     AdapterEvent,
+    Card,
     ChannelRef,
     CommandInvocation,
     Identity,
@@ -26,7 +27,7 @@ from adapters.base import (
     split_message,
 )
 
-SentKind = Literal["post", "private", "reply", "typing"]
+SentKind = Literal["post", "private", "reply", "typing", "card", "progress", "file"]
 
 #: Called with the first record of the post that triggered it; may be a coroutine function.
 PostHook = Callable[["Sent"], Any]
@@ -52,6 +53,9 @@ class Sent:
     #: The recipient of a private reply.
     user: str | None = None
     reply_token: str | None = None
+    #: A card's structure (kind ``card``); a file's name and bytes (kind ``file``).
+    card: Card | None = None
+    file: tuple[str, bytes] | None = None
 
 
 @dataclass
@@ -83,6 +87,8 @@ class MemoryAdapter(Adapter):
         self.platform = "memory"
         #: Whether ``find_post`` may look at what was posted (as Slack's and Discord's histories can).
         self.history_visible = True
+        #: Whether ``upload`` shares files (else the application saves them, as for the console).
+        self.uploads = False
         #: People's messages as the channel's history shows them (``catch_up`` reads it).
         self.history: list[IncomingMessage] = []
         self.max_message_length = max_message_length
@@ -227,6 +233,27 @@ class MemoryAdapter(Adapter):
         records = await self._record("post", channel, pieces, identity=identity.name, thread=thread)
         await self._after_post(records[0])
         assert records[0].message_id is not None
+        return records[0].message_id
+
+    async def post_card(self, channel: ChannelRef, card: Card, *, invocation: CommandInvocation | None = None,
+                        private: bool = False, thread: str | None = None) -> str | None:
+        """Recorded whole (kind ``card``, its text rendering as ``text``); private cards are for ``user``."""
+        user = invocation.user.id if invocation is not None and private else None
+        records = await self._record("card", channel, [card.as_text()], card=card, user=user,
+                                     thread=thread or channel.thread,
+                                     reply_token=invocation.reply_token if invocation else None)
+        return records[0].message_id
+
+    async def progress(self, channel: ChannelRef, text: str, *, handle: str | None = None,
+                       thread: str | None = None) -> str | None:
+        """Recorded as kind ``progress``; the handle stays that of the first record, as an edited message."""
+        records = await self._record("progress", channel, [text], thread=thread or channel.thread)
+        return handle or records[0].message_id
+
+    async def upload(self, channel: ChannelRef, filename: str, data: bytes, comment: str = "") -> str | None:
+        if not self.uploads:
+            return None
+        records = await self._record("file", channel, [comment], file=(filename, data), thread=channel.thread)
         return records[0].message_id
 
     async def catch_up(self, channel: ChannelRef, after: str) -> list[IncomingMessage]:

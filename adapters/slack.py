@@ -509,7 +509,7 @@ class SlackAdapter(Adapter):
             await self.upload(channel, card.image[0], card.image[1], thread=thread)
         return ts
 
-    async def status(self, channel: ChannelRef, text: str, *, handle: str | None = None,
+    async def progress(self, channel: ChannelRef, text: str, *, handle: str | None = None,
                      thread: str | None = None) -> str | None:
         """Progress of long work in one message: posted once, then updated with ``chat.update``."""
         assert self.client is not None

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
+import signal
 import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -19,10 +22,15 @@ from simulation.events import Event, EventKind
 from simulation.llm.errors import LLMError, ModelConfigurationError
 
 if TYPE_CHECKING:
+    from bots.app import TroupeApp
     from bots.storage import WorldRecord
+
+log = logging.getLogger(__name__)
 
 EXIT_BAD_INPUT = 2
 EXIT_MODEL_FAILED = 3
+#: Longest wait for in-flight work after SIGTERM / Ctrl-C: within the 10 s a container manager gives.
+DEFAULT_STOP_TIMEOUT_S = 7.0
 
 
 def troupe_version() -> str:
@@ -58,6 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     slack.add_argument("--http", type=int, metavar="PORT", dest="http_port",
                        help="receive Slack's requests on this port instead (needs TROUPE_SLACK_SIGNING_SECRET)")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run every configured platform in one process: Discord (TROUPE_DISCORD_TOKEN), Slack "
+             "(TROUPE_SLACK_BOT_TOKEN) and, with --console, standard input",
+    )
+    serve.add_argument("--console", action="store_true",
+                       help="also serve the console channel, reading lines from standard input (not interactive)")
+    serve.add_argument("--slack-http", type=int, metavar="PORT", dest="slack_http_port",
+                       help="receive Slack's requests on this port instead of Socket Mode "
+                            "(needs TROUPE_SLACK_SIGNING_SECRET)")
+    serve.add_argument("--stop-timeout", type=float, default=DEFAULT_STOP_TIMEOUT_S, metavar="SECONDS",
+                       help="on SIGTERM or Ctrl-C, longest wait for in-flight work before it is cut short "
+                            f"(it resumes from storage at the next start; default {DEFAULT_STOP_TIMEOUT_S:g})")
 
     doctor = commands.add_parser(
         "doctor", help="check the settings, database, model and platform tokens; say how to fix what fails"
@@ -97,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_discord(console))
         if args.command == "slack":
             return asyncio.run(_slack(console, args.http_port))
+        if args.command == "serve":
+            return asyncio.run(_serve(console, args.console, args.slack_http_port, args.stop_timeout))
         if args.command == "doctor":
             return asyncio.run(_doctor(console, args.timeout))
         if args.command == "backup":
@@ -223,46 +247,101 @@ async def _console(console: Console, script: Path | None, empty: bool) -> int:
     return 0
 
 
-async def _discord(console: Console) -> int:
-    """Run the bot on Discord until interrupted."""
+#: Builds one platform's adapter from the settings: the adapter, a message saying what is missing, or
+#: None when the platform is not configured at all (``serve`` then leaves it out).
+AdapterBuilder = Callable[[Settings], "Adapter | str | None"]
 
-    def build(settings: Settings) -> Adapter | str:
+NOTHING_TO_SERVE = (
+    "nothing to serve: set TROUPE_DISCORD_TOKEN for Discord, TROUPE_SLACK_BOT_TOKEN for Slack (with "
+    "TROUPE_SLACK_APP_TOKEN for Socket Mode, or --slack-http PORT), or pass --console"
+)
+
+
+def _discord_builder(*, required: bool) -> AdapterBuilder:
+    def build(settings: Settings) -> Adapter | str | None:
         from adapters.discord import DiscordAdapter
 
         token = settings.discord.token
         if token is None or not token.get_secret_value().strip():
+            if not required:
+                return None
             return ("no Discord bot token: set TROUPE_DISCORD_TOKEN "
                     "(README, section “Discord”, explains where to get one)")
         return DiscordAdapter(settings)
 
-    def where(adapter: Adapter) -> str:
-        return f"on Discord as {adapter.client.user}"  # type: ignore[attr-defined]
-
-    return await _serve_platform(console, build, where)
+    return build
 
 
-async def _slack(console: Console, http_port: int | None) -> int:
-    """Run the bot on Slack (Socket Mode, or HTTP mode on ``http_port``) until interrupted."""
-
-    def build(settings: Settings) -> Adapter | str:
+def _slack_builder(http_port: int | None, *, required: bool) -> AdapterBuilder:
+    def build(settings: Settings) -> Adapter | str | None:
         from adapters.slack import SlackAdapter
 
         token = settings.slack.bot_token
         if token is None or not token.get_secret_value().strip():
+            if not required:
+                return None
             return ("no Slack bot token: set TROUPE_SLACK_BOT_TOKEN "
                     "(README, section “Slack”, explains where to get one)")
         return SlackAdapter(settings, http_port=http_port)
 
-    def where(adapter: Adapter) -> str:
+    return build
+
+
+def _stdin_console_builder(console: Console) -> AdapterBuilder:
+    def build(settings: Settings) -> Adapter:
+        from adapters.console import ConsoleAdapter
+
+        class StdinConsole(ConsoleAdapter):
+            """The console channel fed by standard input, never a prompt: other platforms share the terminal."""
+
+            @property
+            def interactive(self) -> bool:
+                return False
+
+        # No ``wait_idle``: a line is heard when it arrives, not once every other channel is idle.
+        return StdinConsole(console=console, files_dir=settings.data_dir / "exports")
+
+    return build
+
+
+async def _discord(console: Console) -> int:
+    """Run the bot on Discord until interrupted."""
+    return await _serve_platform(console, [_discord_builder(required=True)])
+
+
+async def _slack(console: Console, http_port: int | None) -> int:
+    """Run the bot on Slack (Socket Mode, or HTTP mode on ``http_port``) until interrupted."""
+    return await _serve_platform(console, [_slack_builder(http_port, required=True)])
+
+
+async def _serve(console: Console, with_console: bool, slack_http_port: int | None, stop_timeout: float) -> int:
+    """Every configured platform in one process: Discord, Slack, and the console fed by standard input."""
+    builders = [_discord_builder(required=False), _slack_builder(slack_http_port, required=False)]
+    if with_console:
+        builders.append(_stdin_console_builder(console))
+    return await _serve_platform(console, builders, stop_timeout=stop_timeout)
+
+
+def _where(adapter: Adapter) -> str:
+    """Where the bot listens through ``adapter``, for the start-up line."""
+    if adapter.platform == "discord":
+        return f"on Discord as {adapter.client.user}"  # type: ignore[attr-defined]
+    if adapter.platform == "slack":
         url = getattr(adapter, "http_url", None)
         return f"on Slack, receiving requests at {url}" if url else "on Slack (Socket Mode)"
+    if adapter.platform == "console":
+        return "in the console channel (standard input)"
+    return f"on {adapter.platform}"
 
-    return await _serve_platform(console, build, where)
 
+async def _serve_platform(console: Console, builders: list[AdapterBuilder], *,
+                          stop_timeout: float = DEFAULT_STOP_TIMEOUT_S) -> int:
+    """Settings, the app and the platform adapters; a clear error and exit code 2 for what is missing.
 
-async def _serve_platform(console: Console, build: Callable[[Settings], Adapter | str],
-                          where: Callable[[Adapter], str]) -> int:
-    """Settings, the app and one platform adapter; a clear error and exit code 2 for what is missing."""
+    Runs until every adapter's connection ends, or until SIGTERM / SIGINT (Ctrl-C): then the app stops
+    taking events, lets in-flight work finish and posts what it can within ``stop_timeout`` seconds
+    (what is cut short stays in storage and resumes at the next start), and 0 is returned.
+    """
     from adapters.base import AdapterError
     from bots.app import TroupeApp
     from bots.storage import StorageError
@@ -276,33 +355,119 @@ async def _serve_platform(console: Console, build: Callable[[Settings], Adapter 
     from bots.logs import configure_logging
 
     configure_logging(settings)
-    adapter = build(settings)
-    if isinstance(adapter, str):
-        console.print(f"[red]error:[/] {escape(adapter)}")
+    adapters: list[Adapter] = []
+    for build in builders:
+        adapter = build(settings)
+        if isinstance(adapter, str):
+            console.print(f"[red]error:[/] {escape(adapter)}")
+            return EXIT_BAD_INPUT
+        if adapter is not None:
+            adapters.append(adapter)
+    if not adapters:
+        console.print(f"[red]error:[/] {escape(NOTHING_TO_SERVE)}")
         return EXIT_BAD_INPUT
     try:
         app = TroupeApp(settings)
     except (ValueError, ModelConfigurationError) as error:
         console.print(f"[red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
-    if hasattr(adapter, "persona_names"):
-        adapter.persona_names = lambda key: [a.name for a in s.world.agents] if (s := app.sessions.get(key)) else []
-    if hasattr(adapter, "bundled_persona_names"):
-        bundled = sorted({load_persona(path).name for path in set(bundled_personas().values())})
-        adapter.bundled_persona_names = lambda: bundled
+    bundled: list[str] | None = None
+    for adapter in adapters:
+        if hasattr(adapter, "persona_names"):
+            adapter.persona_names = lambda key: [a.name for a in s.world.agents] if (s := app.sessions.get(key)) else []
+        if hasattr(adapter, "bundled_persona_names"):
+            if bundled is None:
+                bundled = sorted({load_persona(path).name for path in set(bundled_personas().values())})
+            names = bundled
+            adapter.bundled_persona_names = lambda: names
     try:
-        await app.start([adapter])
+        await app.start(adapters)
     except (AdapterError, StorageError) as error:
         console.print(f"[red]error:[/] {escape(str(error))}")
         await app.stop()
         return EXIT_BAD_INPUT
-    console.print(f"[bold]troupe {troupe_version()}[/] · {escape(app.stack.description)} · "
-                  f"{escape(where(adapter))} · Ctrl-C stops")
+    places = " · ".join(escape(_where(adapter)) for adapter in adapters)
+    console.print(f"[bold]troupe {troupe_version()}[/] · {escape(app.stack.description)} · {places} · Ctrl-C stops",
+                  soft_wrap=True)
+    stop = _StopSignals()
     try:
-        await app.run_until_disconnected()
+        running = asyncio.ensure_future(app.run_until_disconnected())
+        asked = asyncio.ensure_future(stop.requested.wait())
+        try:
+            await asyncio.wait({running, asked}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            asked.cancel()
+            if not running.done():
+                running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+        if stop.signal is not None:
+            console.print(f"[dim]{stop.signal}: stopping…[/]")
     finally:
-        await app.stop()
+        await _stop_app(app, stop_timeout, stop.hurry)
+        stop.remove()
     return 0
+
+
+class _StopSignals:
+    """SIGTERM and SIGINT ask the serve loop to stop; a second one asks it to hurry."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.hurry = asyncio.Event()
+        self.signal: str | None = None
+        self._installed: list[signal.Signals] = []
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self._received, sig)
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or Windows
+                continue
+            self._installed.append(sig)
+
+    def _received(self, sig: signal.Signals) -> None:
+        if self.requested.is_set():
+            self.hurry.set()
+            return
+        self.signal = sig.name
+        self.requested.set()
+
+    def remove(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        self._installed.clear()
+
+
+async def _stop_app(app: TroupeApp, timeout: float, hurry: asyncio.Event) -> None:
+    """``app.stop()``, with in-flight work cut short after ``timeout`` seconds (or when ``hurry`` is set).
+
+    ``TroupeApp.stop`` waits up to 30 s for in-flight turns and posts, longer than a container manager
+    waits between SIGTERM and SIGKILL. What is cut short is safe: a turn not finished is not stored, a
+    post whose outcome is unknown is looked for in the channel before it is posted again.
+    """
+    stopping = asyncio.ensure_future(app.stop())
+    hurried = asyncio.ensure_future(hurry.wait())
+    try:
+        done, _ = await asyncio.wait({stopping, hurried}, timeout=max(timeout, 0.0),
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if stopping not in done:
+            log.warning("in-flight work did not finish within %gs; it resumes from storage at the next start", timeout)
+            _cut_short(app)
+        await stopping
+    finally:
+        hurried.cancel()
+
+
+def _cut_short(app: TroupeApp) -> None:
+    """Cancel the app's in-flight turns, posts and channel workers, so ``stop`` goes on at once."""
+    tasks = [*getattr(app, "_tasks", ()), *getattr(app, "_workers", {}).values()]
+    for task in tasks:
+        task.cancel()
+    idle = getattr(app, "_idle", None)
+    if isinstance(idle, asyncio.Event):
+        idle.set()  # queued events of cancelled workers will not be handled now: stop waits no longer
 
 
 # -- operations: doctor, backup, export ---------------------------------------------------------

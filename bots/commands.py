@@ -70,6 +70,21 @@ SPECS: dict[str, CommandSpec] = {
         CommandSpec("safety", "safety [team|red-team]",
                     "show the checks on persona messages, or switch the channel's safety mode"),
         CommandSpec("export", "export json|csv|md", "the world's conversation as a file", moderator_only=False),
+        CommandSpec("focus", 'focus "QUESTION" [--rounds N] [--personas "NAME, NAME"]',
+                    "a focus group: every persona answers in turn, later rounds react; a summary at the end"),
+        CommandSpec("probe", "probe QUESTION...", "ask the running focus group this in its next round"),
+        CommandSpec("summary", "summary [--since EVENT_ID]", "the conversation so far and where each persona stands"),
+        CommandSpec("poll", 'poll "QUESTION" OPTION OPTION [OPTION...]',
+                    "every persona picks an option and says why; the tally comes with a chart"),
+        CommandSpec("extract", "extract FIELD [FIELD...] | extract --schema FILE [--format json|csv]",
+                    "structured answers from each persona, as a file"),
+        CommandSpec("generate", 'generate N "POPULATION DESCRIPTION" [--plan "SAMPLING PLAN"]',
+                    "add N generated personas to this world"),
+        CommandSpec("enrich", 'enrich "CONTENT" [--requirements "WHAT TO ADD"]',
+                    "make an artifact (an email, an ad) realistic for use in the simulation"),
+        CommandSpec("story", "story [inject]", "suggest the next beat of the simulation, or inject the suggestion"),
+        CommandSpec("validate", 'validate NAME "EXPECTATIONS"',
+                    "interview a persona and score how well it matches the expectations (0-1)"),
         CommandSpec("usage", "usage", "model calls, tokens, cost and budget of this channel", moderator_only=False),
         CommandSpec("help", "help [COMMAND]", "this help", moderator_only=False, needs_world=False),
     ]
@@ -185,7 +200,7 @@ def parse_command(text: str, *, max_run_steps: int = 20) -> Command:
         known = sorted({n.split()[0] for n in SPECS})
         raise CommandError(f"unknown command {head!r}; commands are: {', '.join(known)}. `help` explains each")
     spec = SPECS[head]
-    words = _split(rest) if head not in ("ask", "edit", "approve", "reject") else []
+    words = _split(rest) if head not in ("ask", "edit", "approve", "reject", "probe") else []
 
     if head in ("approve", "reject", "edit"):
         number, _, remainder = rest.partition(" ")
@@ -244,8 +259,118 @@ def parse_command(text: str, *, max_run_steps: int = 20) -> Command:
         if not name or not question:
             raise CommandError("`ask` needs a persona and a question", spec.usage)
         return Command(head, {"name": name, "text": question})
+    if head in RESEARCH_PARSERS:
+        return RESEARCH_PARSERS[head](rest, words, spec)
     if head == "export":
         if len(words) != 1 or words[0].lower() not in EXPORT_FORMATS:
             raise CommandError("`export` needs a format: json, csv or md", spec.usage)
         return Command(head, {"format": words[0].lower()})
     raise CommandError(f"unknown command {head!r}")  # pragma: no cover - SPECS and branches agree
+
+
+# -- research commands ------------------------------------------------------------------------------
+
+MAX_FOCUS_ROUNDS = 5
+MAX_POLL_OPTIONS = 10
+MAX_GENERATE = 12
+
+
+def _names(value: str) -> list[str]:
+    return [n.strip() for n in value.split(",") if n.strip()]
+
+
+def _parse_focus(rest: str, words: list[str], spec: CommandSpec) -> Command:
+    positional, options = _options(words, {"rounds": "a number", "personas": "names separated by commas"}, spec.usage)
+    question = " ".join(positional).strip()
+    if not question:
+        raise CommandError("`focus` needs a question", spec.usage)
+    args: dict[str, Any] = {"question": question, "rounds": 2}
+    if "rounds" in options:
+        args["rounds"] = _int(options["rounds"], "--rounds", spec.usage, 1, MAX_FOCUS_ROUNDS)
+    if "personas" in options:
+        args["personas"] = _names(options["personas"])
+        if not args["personas"]:
+            raise CommandError("--personas needs at least one name", spec.usage)
+    return Command("focus", args)
+
+
+def _parse_probe(rest: str, words: list[str], spec: CommandSpec) -> Command:
+    if not rest.strip():
+        raise CommandError("`probe` needs the question to ask", spec.usage)
+    return Command("probe", {"text": rest.strip()})
+
+
+def _parse_summary(rest: str, words: list[str], spec: CommandSpec) -> Command:
+    positional, options = _options(words, {"since": "an event id"}, spec.usage)
+    if positional:
+        raise CommandError("`summary` takes only --since", spec.usage)
+    since = _int(options["since"].lstrip("#"), "--since", spec.usage, 0, 2**62) if "since" in options else None
+    return Command("summary", {"since": since})
+
+
+def _parse_poll(rest: str, words: list[str], spec: CommandSpec) -> Command:
+    if len(words) < 3:
+        raise CommandError("`poll` needs a question (in quotes) and at least two options", spec.usage)
+    question, options = words[0].strip(), [o.strip() for o in words[1:] if o.strip()]
+    if len(options) > MAX_POLL_OPTIONS:
+        raise CommandError(f"a poll has at most {MAX_POLL_OPTIONS} options", spec.usage)
+    if len({o.casefold() for o in options}) != len(options):
+        raise CommandError("the poll's options must differ", spec.usage)
+    return Command("poll", {"question": question, "options": options})
+
+
+def _parse_extract(rest: str, words: list[str], spec: CommandSpec) -> Command:
+    positional, options = _options(words, {"schema": "a JSON schema file", "format": "json or csv"}, spec.usage)
+    fmt = options.get("format", "json").lower()
+    if fmt not in ("json", "csv"):
+        raise CommandError("--format is json or csv", spec.usage)
+    if "schema" in options and positional:
+        raise CommandError("give fields or --schema, not both", spec.usage)
+    if "schema" not in options and not positional:
+        raise CommandError("`extract` needs the fields to fill (e.g. stance reasons willingness_to_pay)", spec.usage)
+    fields = [f.strip(",") for f in positional if f.strip(",")]
+    for name in fields:
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise CommandError(f"{name!r} is not a field name: use letters, digits and underscores", spec.usage)
+    return Command("extract", {"fields": fields, "schema": options.get("schema"), "format": fmt})
+
+
+def _parse_generate(rest: str, words: list[str], spec: CommandSpec) -> Command:
+    positional, options = _options(words, {"plan": "a sampling plan in quotes"}, spec.usage)
+    if len(positional) < 2:
+        raise CommandError("`generate` needs how many and a description of the population", spec.usage)
+    count = _int(positional[0], "the number of personas", spec.usage, 1, MAX_GENERATE)
+    return Command("generate", {"count": count, "description": " ".join(positional[1:]), "plan": options.get("plan")})
+
+
+def _parse_enrich(rest: str, words: list[str], spec: CommandSpec) -> Command:
+    positional, options = _options(words, {"requirements": "what to add, in quotes"}, spec.usage)
+    content = " ".join(positional).strip()
+    if not content:
+        raise CommandError("`enrich` needs the content to enrich", spec.usage)
+    return Command("enrich", {"content": content, "requirements": options.get("requirements")})
+
+
+def _parse_story(rest: str, words: list[str], spec: CommandSpec) -> Command:
+    if words and (len(words) > 1 or words[0].lower() != "inject"):
+        raise CommandError("`story` takes nothing, or inject", spec.usage)
+    return Command("story", {"inject": bool(words)})
+
+
+def _parse_validate(rest: str, words: list[str], spec: CommandSpec) -> Command:
+    if len(words) < 2:
+        raise CommandError("`validate` needs a persona and the expectations (in quotes)", spec.usage)
+    return Command("validate", {"name": words[0], "expectations": " ".join(words[1:])})
+
+
+RESEARCH_PARSERS = {
+    "focus": _parse_focus,
+    "probe": _parse_probe,
+    "summary": _parse_summary,
+    "poll": _parse_poll,
+    "extract": _parse_extract,
+    "generate": _parse_generate,
+    "enrich": _parse_enrich,
+    "story": _parse_story,
+    "validate": _parse_validate,
+}

@@ -10,6 +10,8 @@ from adapters.base import Card, CommandInvocation
 from bots.exports import render_export
 from bots.commands import Command, CommandError, help_text, parse_command
 from bots.permissions import ModeratorPolicy
+from bots.research import Research
+from simulation.llm.errors import LLMError
 from config import CONFIG_DIR
 from bots.storage import AuditRecord, OutboxEntry, OutboxStatus, StorageError, WorldStatus
 from simulation.events import EventKind
@@ -45,6 +47,7 @@ class Moderation:
     def __init__(self, app: TroupeApp) -> None:
         self.app = app
         self.permissions = ModeratorPolicy(app.settings.bot)
+        self.research = Research(app)
 
     async def handle(self, invocation: CommandInvocation) -> Reply:
         """Parse, authorise and run one command; every failure becomes a private explanation."""
@@ -64,15 +67,20 @@ class Moderation:
                 private=True,
             )
         try:
-            handler = getattr(self, "_" + command.name.replace(" ", "_"))
+            name = "_" + command.name.replace(" ", "_")
+            handler = getattr(self, name, None) or getattr(self.research, name)
             return await handler(invocation, command, session)
         except (CommandError, PersonaError, PersonaRefusedError, ScenarioError, WorldError) as error:
             return Reply(str(error), private=True)
+        except LLMError as error:
+            log.warning("%s failed: %s", command.name, error)
+            return Reply(f"`{command.name}` could not finish: {error}. Nothing was changed; try again, or "
+                         "`usage` shows the budget.", private=True)
         except StorageError as error:
             log.exception("storage failed on %s", command.name)
             return Reply(f"Could not save that change: {error}. Nothing was changed.", private=True)
 
-    def _readable_file(self, inv: CommandInvocation, name: str) -> Path:
+    def readable_file(self, inv: CommandInvocation, name: str) -> Path:
         """The file a command names, if its caller may read it.
 
         The console's user owns the machine and may load any file. Moderators on a chat platform may
@@ -106,7 +114,7 @@ class Moderation:
         situation = cmd.args.get("situation")
         name = cmd.args.get("name")
         if cmd.args.get("scenario"):
-            scenario, base = load_scenario(self._readable_file(inv, cmd.args["scenario"]))
+            scenario, base = load_scenario(self.readable_file(inv, cmd.args["scenario"]))
             specs = [resolve_persona(entry, base) for entry in scenario.personas]
             situation = situation or scenario.situation
             name = name or scenario.name
@@ -175,7 +183,7 @@ class Moderation:
         if "json" in cmd.args:
             spec = parse_persona_text(cmd.args["json"], source="pasted persona")
         elif "file" in cmd.args:
-            spec = load_persona(self._readable_file(inv, cmd.args["file"]))
+            spec = load_persona(self.readable_file(inv, cmd.args["file"]))
         else:
             spec = find_bundled_persona(cmd.args["bundled"])
         agent = await session.add_persona(spec)

@@ -110,6 +110,10 @@ class ChannelSession:
         self._steps_left = 0
         self._persisted_events = len(world.events)
         self._memory_marks: dict[str, tuple[int, str]] = {a.name: self._mark(a) for a in world.agents}
+        #: The focus group running in this channel, if any: it alone decides who speaks meanwhile.
+        self.focus: Any = None
+        #: The storyteller's latest suggestion, waiting for ``story inject``.
+        self.story_beat: Any = None
         #: Platform ids of the human messages the world heard (an ordered set), and the latest one.
         self._heard_ids: dict[str, None] = {}
         self.last_heard_id: str | None = None
@@ -229,7 +233,7 @@ class ChannelSession:
 
     def kick(self) -> None:
         """Start the runner if the world has something to do and may do it."""
-        if self.paused or self._steps_left <= 0:
+        if self.paused or self._steps_left <= 0 or self.focus is not None:
             return
         if self._runner is None or self._runner.done():
             self._runner = self.services.spawn(self._run_loop())
@@ -248,6 +252,49 @@ class ChannelSession:
             produced += sum(1 for e in events if e.kind is EventKind.ACTION)
             await self.services.outbox.deliver(self.record.channel_key)
         return produced
+
+    async def step_only(self, agents: list[TinyPerson]) -> list[Event]:
+        """One step in which only ``agents`` act, stored and posted like any other (focus groups)."""
+        async with self.lock:
+            try:
+                events = await self.world.step(only=agents)
+            except BudgetExceededError as error:
+                await self._budget_stop(error)
+                raise
+            await self._write(events)
+        await self.services.outbox.deliver(self.record.channel_key)
+        return events
+
+    async def record_stimulus(self, deliver: Callable[[], Awaitable[Event]]) -> Event:
+        """Add a stimulus made elsewhere (a story beat) under the lock, store it, let personas react."""
+        async with self.lock:
+            event = await deliver()
+            await self._write()
+        self.allow_steps(1 + self.config.exchanges)
+        return event
+
+    async def vet_text(self, text: str, persona: str | None = None) -> str:
+        """``text`` as it may be shown in the channel: checked like a persona post (redactions kept);
+        withheld, with the reason, when a check would hold or block it."""
+        agent = self.world.find(persona) if persona else None
+        context = VerificationContext(
+            platform=self.channel.platform,
+            channel_key=self.record.channel_key,
+            world_id=self.record.id,
+            world_name=self.world.name,
+            persona=persona or "",
+            persona_spec=agent.spec.to_tinytroupe_dict() if agent else {},
+            recent=[],
+            max_length=100_000,
+        )
+        try:
+            verdict = await self.services.verifier_for(self.config, self.record.channel_key).verify(text, context)
+        except Exception as error:  # fail closed
+            log.exception("verification of a result failed")
+            return f"(withheld: verification failed: {error})"
+        if verdict.action.value in ("hold", "block"):
+            return "(withheld by verification: " + ("; ".join(verdict.reasons) or verdict.action.value) + ")"
+        return verdict.text
 
     async def _run_loop(self) -> None:
         while self._steps_left > 0 and not self.paused:

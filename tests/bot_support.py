@@ -34,7 +34,7 @@ class TestBot:
 
     async def reply(self, text: str, **kwargs) -> str:
         """The one answer to a command (private or public)."""
-        sent = [s for s in await self.command(text, **kwargs) if s.kind in ("private", "reply")]
+        sent = [s for s in await self.command(text, **kwargs) if s.kind in ("private", "reply", "card")]
         assert len(sent) == 1, sent
         return sent[0].text
 

@@ -65,3 +65,30 @@ async def test_console_on_a_configured_model(tmp_path):
 async def test_a_missing_script_is_a_clear_error(tmp_path):
     code, out, err = await troupe("console", "--script", str(tmp_path / "nope.txt"), env={"TROUPE_DATA_DIR": str(tmp_path)})
     assert code == 2 and "no such script file" in out
+
+
+async def test_research_commands_in_the_console(tmp_path):
+    env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
+    lines = (
+        "Should we ship the new onboarding flow on Friday?",
+        '/poll "Ship on Friday?" yes no later',
+        "/summary",
+        '/focus "Would you pay 5 euros a month for premium?" --rounds 2',
+        "/extract stance willingness_to_pay --format csv",
+        '/generate 2 "nurses working night shifts in Lisbon"',
+        '/enrich "Try our app: it saves time." --requirements "add a price"',
+        "/story",
+        "/story inject",
+        '/validate Priya "a product manager who cares about customers"',
+    )
+    code, out, err = await troupe("console", "--script", str(script(tmp_path, *lines)), env=env)
+    assert code == 0, err
+    assert "Traceback" not in out + err
+    for title in ("Poll: Ship on Friday?", "Summary of “Team room”", "Focus group: Would you pay 5 euros",
+                  "Enriched content", "Suggested next beat", "Validation of Priya Nair"):
+        assert title in out, title
+    assert "Focus group started (2 round(s))" in out and "Generated 2 persona(s)" in out
+    assert out.count("they may not reflect what real people think") >= 5
+    exports = tmp_path / "data" / "exports"
+    assert (exports / "extract-team-room.csv").read_text().startswith("# Simulated answers")
+    assert next(exports.glob("poll*.png")).read_bytes().startswith(b"\x89PNG")

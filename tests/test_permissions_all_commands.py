@@ -36,6 +36,15 @@ EXAMPLES = {
     "export": "export json",
     "usage": "usage",
     "help": "help",
+    "focus": 'focus "Would you pay 5 euros?" --rounds 1',
+    "probe": "probe and 10 euros?",
+    "summary": "summary",
+    "poll": 'poll "Ship Friday?" yes no',
+    "extract": "extract stance reasons",
+    "generate": 'generate 2 "nurses in Lisbon"',
+    "enrich": 'enrich "Buy our app" --requirements "add a price"',
+    "story": "story inject",
+    "validate": 'validate Priya "a pragmatic designer"',
 }
 
 #: Tables whose rows a refused command must leave exactly as they were.

@@ -1,0 +1,265 @@
+"""The research commands: focus groups, summaries, polls, extraction, generation, enrichment,
+storytelling and validation, run against a channel's world and shown as cards.
+
+Whatever these show that a model wrote (stances, quotes, reasons, enriched text) passes the
+channel's verification first, like any persona post; every result names the model that produced it
+and says that the answers are simulated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from adapters.base import Card, CardField, CommandInvocation
+from bots.commands import Command, CommandError
+from bots.exports import slug
+from simulation.disclaimer import disclaimer
+from simulation.enrichment import Enricher
+from simulation.extraction import ResultsExtractor, model_from_json_schema
+from simulation.factory import PersonaFactory
+from simulation.focus_group import FocusGroup, FocusProgress, FocusReport
+from simulation.llm.errors import BudgetExceededError, LLMError
+from simulation.persona import PersonaError
+from simulation.polls import ABSTAIN, Poll, render_chart, run_poll
+from simulation.storytelling import Storyteller
+from simulation.summary import ConversationSummary, Summarizer
+from simulation.validation import PersonaValidator
+
+if TYPE_CHECKING:
+    from bots.app import TroupeApp
+    from bots.moderation import Reply
+    from bots.session import ChannelSession
+
+log = logging.getLogger(__name__)
+
+#: Card colours: research results, warnings.
+COLOUR = "#5865f2"
+ENRICH_DEFAULT = "make it realistic, specific and detailed, as it would appear in real life"
+
+
+class Research:
+    """Handlers of the research commands (``_focus``, ``_poll`` ...), called by ``Moderation``."""
+
+    def __init__(self, app: TroupeApp) -> None:
+        self.app = app
+
+    @property
+    def model(self):  # type: ignore[no-untyped-def]
+        return self.app.stack.model
+
+    def _reply(self, text: str, **kwargs: Any) -> Reply:
+        from bots.moderation import Reply
+
+        return Reply(text, **kwargs)
+
+    # -- focus groups -------------------------------------------------------------------------
+
+    async def _focus(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        if session.focus is not None:
+            return self._reply("A focus group is already running here; `probe QUESTION` adds to its next round.",
+                               private=True)
+        if not session.world.agents:
+            return self._reply("This world has no personas yet. Add some with `persona add NAME`.", private=True)
+        names = cmd.args.get("personas")
+        try:
+            group = FocusGroup(session.world, cmd.args["question"], rounds=cmd.args["rounds"], personas=names,
+                               summarizer=Summarizer(self.model), moderator=inv.user.name,
+                               step=session.step_only)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        session.focus = group
+        self.app.spawn(self._run_focus(session, group))
+        who = ", ".join(a.name for a in group.personas)
+        return self._reply(f"Focus group started ({group.rounds} round(s)) with {who}: “{group.question}”. "
+                           "Each answers in turn; `probe QUESTION` asks something in the next round.")
+
+    async def _run_focus(self, session: ChannelSession, group: FocusGroup) -> None:
+        """Drive the group, keeping one status line up to date, and post its report at the end."""
+        adapter = session.adapter
+        handle: str | None = None
+
+        async def progress(update: FocusProgress) -> None:
+            nonlocal handle
+            text = f"Focus group: {update.text}"
+            handle = await adapter.progress(session.channel, text, handle=handle)
+            if update.stage == "thinking" and update.persona:
+                await session._quietly(adapter.typing(session.channel, session.identity(update.persona)))
+
+        group.on_progress = progress
+        try:
+            report = await group.run()
+        except BudgetExceededError:
+            return  # the session already said the world is paused
+        except LLMError as error:
+            await session._quietly(adapter.post(session.channel, adapter.bot_identity,
+                                                f"The focus group stopped: {error}"))
+            return
+        except Exception:
+            log.exception("focus group failed")
+            await session._quietly(adapter.post(session.channel, adapter.bot_identity,
+                                                "The focus group stopped because of an internal error."))
+            return
+        finally:
+            session.focus = None
+            session.kick()
+        card = await self._focus_card(session, report)
+        await session._quietly(adapter.post_card(session.channel, card))
+
+    async def _focus_card(self, session: ChannelSession, report: FocusReport) -> Card:
+        summary = report.summary
+        fields = await self._position_fields(session, summary)
+        probes = f"\nProbes: {'; '.join(report.probes)}" if report.probes else ""
+        text = await session.vet_text(summary.overview)
+        points = [await session.vet_text(p) for p in summary.key_points[:8]]
+        body = text + ("\n" + "\n".join(f"• {p}" for p in points) if points else "") + probes
+        return Card(title=_clip(f"Focus group: {report.question}", 240), text=body, fields=tuple(fields),
+                    footer=f"{report.rounds} round(s), {len(report.turns)} turns. {report.disclaimer}", colour=COLOUR)
+
+    async def _probe(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        if session.focus is None:
+            return self._reply("No focus group is running here; `focus \"QUESTION\"` starts one.", private=True)
+        session.focus.probe(cmd.args["text"])
+        return self._reply("Noted: the next round asks that.", private=True)
+
+    # -- summaries and polls ------------------------------------------------------------------
+
+    async def _summary(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        summary = await Summarizer(self.model).summarize(session.world, since_event_id=cmd.args.get("since"))
+        fields = await self._position_fields(session, summary)
+        points = [await session.vet_text(p) for p in summary.key_points[:10]]
+        body = await session.vet_text(summary.overview)
+        if points:
+            body += "\n" + "\n".join(f"• {p}" for p in points)
+        span = f"events #{(summary.since_event_id or 0) + 1}–#{summary.last_event_id}" if summary.last_event_id else "no events yet"
+        card = Card(title=f"Summary of “{session.world.name}”", text=body, fields=tuple(fields),
+                    footer=f"{span}. {summary.disclaimer}", colour=COLOUR)
+        return self._reply(card.as_text(), card=card)
+
+    async def _position_fields(self, session: ChannelSession, summary: ConversationSummary) -> list[CardField]:
+        fields = []
+        for position in summary.positions:
+            quotes = " ".join(f"“{q.text}” (#{q.event_id})" for q in position.quotes[:2])
+            value = await session.vet_text(f"{position.stance} {quotes}".strip(), persona=position.persona)
+            fields.append(CardField(name=position.persona, value=value))
+        return fields
+
+    async def _poll(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        if not session.world.agents:
+            return self._reply("This world has no personas to poll yet.", private=True)
+        try:
+            poll = Poll(question=cmd.args["question"], options=cmd.args["options"])
+        except ValueError as error:
+            raise CommandError(f"that poll cannot run: {error}") from None
+        result = await run_poll(session.world, poll, self.model)
+        tally = result.tally()
+        total = sum(tally.values()) or 1
+        lines = []
+        for option, votes in tally.items():
+            voters = [a.persona for a in result.answers if (a.choice or ABSTAIN) == option]
+            bar = "█" * round(10 * votes / total)
+            lines.append(f"{option}: {votes} {bar}" + (f" ({', '.join(voters)})" if voters else ""))
+        fields = []
+        for answer in result.answers:
+            reason = await session.vet_text(answer.reason, persona=answer.persona)
+            fields.append(CardField(name=f"{answer.persona}: {answer.choice or 'abstained'}", value=reason))
+        winner = result.winner()
+        head = f"Most chosen: {winner}." if winner else "No single option leads."
+        card = Card(title=f"Poll: {poll.question}", text=head + "\n" + "\n".join(lines), fields=tuple(fields),
+                    footer=result.disclaimer, colour=COLOUR, image=("poll.png", render_chart(result)))
+        return self._reply(card.as_text(), card=card)
+
+    # -- extraction -----------------------------------------------------------------------------
+
+    async def _extract(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        if not session.world.agents:
+            return self._reply("This world has no personas to extract from yet.", private=True)
+        if cmd.args.get("schema"):
+            path = self.app.moderation.readable_file(inv, cmd.args["schema"])
+            try:
+                schema_data = json.loads(Path(path).read_text(encoding="utf-8"))
+                schema: Any = model_from_json_schema(schema_data)
+            except (OSError, ValueError, TypeError) as error:
+                raise CommandError(f"could not use {cmd.args['schema']} as a JSON schema: {error}") from None
+        else:
+            schema = cmd.args["fields"]
+        extraction = await ResultsExtractor(self.model).extract(session.world, schema, per_agent=True)
+        note = extraction.disclaimer
+        if cmd.args["format"] == "csv":
+            body = f"# {note}\n" + extraction.to_csv()
+        else:
+            body = extraction.to_json()  # carries the model's name and the disclaimer
+        body = await session.vet_text(body)
+        if body.startswith("(withheld"):
+            return self._reply(f"The extraction was not shared: {body}", private=True)
+        failed = f" Could not extract for: {', '.join(extraction.failed)}." if extraction.failed else ""
+        filename = f"extract-{slug(session.world.name)}.{cmd.args['format']}"
+        return self._reply(f"Extracted {len(extraction.records)} persona record(s).{failed} {note}",
+                           file=(filename, body.encode()))
+
+    # -- personas ---------------------------------------------------------------------------------
+
+    async def _generate(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        room = self.app.settings.bot.max_personas - len(session.world.agents)
+        count = cmd.args["count"]
+        if room <= 0:
+            return self._reply("This world already has the most personas allowed (bot.max_personas).", private=True)
+        if count > room:
+            return self._reply(f"This world has room for {room} more persona(s) (bot.max_personas).", private=True)
+        factory = PersonaFactory(self.model, context=session.world.situation or session.world.name)
+        specs = await factory.generate(count, cmd.args["description"], sampling_plan=cmd.args.get("plan"),
+                                       existing_names=[a.name for a in session.world.agents])
+        added, refused = [], []
+        for spec in specs:
+            try:
+                added.append((await session.add_persona(spec)).spec.summary())
+            except (PersonaError, ValueError) as error:
+                refused.append(str(error))
+        lines = [f"Generated {len(added)} persona(s) ({self.app.model_label}):", *(f"• {s}" for s in added)]
+        lines += [f"Not added: {r}" for r in refused]
+        lines.append(disclaimer(self.app.model_name).replace("answers", "personas"))
+        return self._reply("\n".join(lines))
+
+    async def _validate(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        agent = session.world.get(cmd.args["name"])
+        result = await PersonaValidator(self.model).validate(agent, cmd.args["expectations"])
+        fields = []
+        for turn in result.transcript[:5]:
+            answer = await session.vet_text(turn.answer, persona=agent.name)
+            fields.append(CardField(name=_clip(turn.question, 250), value=answer))
+        verdict = "consistent" if result.passed else "not consistent"
+        card = Card(title=f"Validation of {agent.name}: {result.score:.2f} ({verdict})",
+                    text=await session.vet_text(result.justification), fields=tuple(fields),
+                    footer=f"Expectations: {_clip(cmd.args['expectations'], 200)}. {result.disclaimer}", colour=COLOUR)
+        return self._reply(card.as_text(), card=card)
+
+    # -- artifacts and story --------------------------------------------------------------------
+
+    async def _enrich(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        text = await Enricher(self.model).enrich(cmd.args["content"], cmd.args.get("requirements") or ENRICH_DEFAULT)
+        card = Card(title="Enriched content", text=await session.vet_text(text),
+                    footer=f"Written by {self.app.model_label} for use in the simulation.", colour=COLOUR)
+        return self._reply(card.as_text(), card=card)
+
+    async def _story(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        teller = Storyteller(self.model, purpose=session.world.situation or f"a lively, realistic conversation in {session.world.name}")
+        if cmd.args["inject"]:
+            beat = session.story_beat or await teller.propose(session.world)
+            session.story_beat = None
+            await session.record_stimulus(lambda: teller.inject(session.world, beat))
+            to = f" to {beat.target}" if beat.target else ""
+            return self._reply(f"Injected{to}: {beat.content}")
+        beat = await teller.propose(session.world)
+        session.story_beat = beat
+        fields = [CardField(name="Kind", value=beat.kind, inline=True),
+                  CardField(name="For", value=beat.target or "everyone", inline=True),
+                  CardField(name="Why", value=await session.vet_text(beat.rationale))]
+        card = Card(title="Suggested next beat", text=await session.vet_text(beat.content), fields=tuple(fields),
+                    footer=f"`story inject` delivers it. Suggested by {self.app.model_label}.", colour=COLOUR)
+        return self._reply(card.as_text(), card=card, private=True)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -1,0 +1,166 @@
+"""The research commands as moderators use them: cards, charts, files, generated personas, the focus group."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from bots.storage import OutboxStatus
+from simulation.events import EventKind
+from tests.bot_support import demo_settings, start_bot
+from tests.fakes.openai_server import FakeOpenAIServer
+
+DISCLAIMER = "they may not reflect what real people think"
+
+
+@pytest.fixture
+async def bot(tmp_path: Path):
+    started = await start_bot(demo_settings(tmp_path))
+    started.adapter.uploads = True
+    await started.command("start Pricing research")
+    for name in ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist"):
+        await started.command(f"persona add {name}")
+    await started.say("Should we ship the new onboarding flow on Friday?")
+    yield started
+    await started.app.stop()
+
+
+def cards(sent) -> list:
+    return [s.card for s in sent if s.kind == "card"]
+
+
+async def test_poll_posts_a_tally_card_with_a_chart_of_the_votes(bot, tmp_path: Path) -> None:
+    sent = await bot.command('poll "Ship on Friday?" yes no later')
+    card = cards(sent)[0]
+    assert card.title == "Poll: Ship on Friday?"
+    votes = {line.split(":")[0]: int(line.split(":")[1].split()[0]) for line in card.text.splitlines()[1:]}
+    assert set(votes) == {"yes", "no", "later"} and sum(votes.values()) == 3
+    assert {f.name.split(":")[0] for f in card.fields} == {"Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist"}
+    assert DISCLAIMER in card.footer and "demo" in card.footer
+    name, png = card.image
+    assert name.endswith(".png") and png.startswith(b"\x89PNG")
+    image = matplotlib.image.imread(io.BytesIO(png), format="png")
+    assert image.shape[0] > 100 and image.shape[1] > 100
+
+
+async def test_bad_polls_are_explained(bot) -> None:
+    assert "at least two options" in await bot.reply('poll "Ship?" yes')
+    assert "must differ" in await bot.reply('poll "Ship?" yes Yes')
+
+
+async def test_summary_card_quotes_what_was_said(bot) -> None:
+    card = cards(await bot.command("summary"))[0]
+    assert card.title == "Summary of “Pricing research”"
+    session = bot.app.sessions.get("memory:general")
+    said = {e.id: e.content for e in session.world.events if e.kind is EventKind.ACTION and e.type == "TALK"}
+    assert card.fields, "each persona who spoke has a stance"
+    for field in card.fields:
+        quote = field.value.split("“", 1)[1].split("”", 1)[0]
+        event_id = int(field.value.rsplit("(#", 1)[1].rstrip(")"))
+        assert quote in said[event_id]
+    assert DISCLAIMER in card.footer
+
+
+async def test_focus_group_runs_rounds_posts_answers_and_a_report(bot) -> None:
+    sent = await bot.command('focus "Would you pay 5 euros a month for premium?" --rounds 2 --personas "Priya, Henrik"')
+    assert "Focus group started (2 round(s)) with Priya Nair, Henrik Lindqvist" in sent[0].text
+    await bot.app.wait_idle()
+    sent += bot._new()
+    posts = [s for s in sent if s.kind == "post"]
+    assert [p.identity for p in posts] == ["Priya Nair", "Henrik Lindqvist"] * 2
+    progress = [s.text for s in sent if s.kind == "progress"]
+    assert "Focus group: round 1/2: Priya is thinking" in progress
+    assert progress[-1] == "Focus group: focus group finished"
+    report = cards(sent)[-1]
+    assert report.title.startswith("Focus group: Would you pay 5 euros")
+    assert DISCLAIMER in report.footer and "2 round(s), 4 turns" in report.footer
+    session = bot.app.sessions.get("memory:general")
+    assert session.focus is None
+    entries = await bot.app.storage.outbox_entries(session.record.id)
+    assert sum(e.status is OutboxStatus.POSTED for e in entries) == len([e for e in entries if e.status is not OutboxStatus.BLOCKED])
+
+
+async def test_a_probe_without_a_focus_group_is_explained(bot) -> None:
+    assert "No focus group is running" in await bot.reply("probe and at 10 euros?")
+
+
+async def test_extract_shares_a_csv_with_a_row_per_persona(bot) -> None:
+    sent = await bot.command("extract stance willingness_to_pay --format csv")
+    shared = next(s for s in sent if s.kind == "file")
+    name, data = shared.file
+    assert name == "extract-pricing-research.csv"
+    text = data.decode()
+    assert text.startswith("# Simulated answers")
+    rows = list(csv.DictReader(io.StringIO(text.split("\n", 1)[1])))
+    assert [r["persona"] for r in rows] == ["Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist"]
+    assert {"stance", "willingness_to_pay"} <= set(rows[0])
+
+
+async def test_extract_json_carries_the_note_and_the_model(bot) -> None:
+    sent = await bot.command("extract stance")
+    data = json.loads(next(s for s in sent if s.kind == "file").file[1])
+    assert DISCLAIMER in data["disclaimer"] and data["model_name"] == "demo"
+    assert set(data["records"]) == {"Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist"}
+
+
+async def test_generate_adds_distinct_valid_personas_to_the_world_and_database(bot) -> None:
+    sent = await bot.command('generate 2 "nurses working night shifts in Lisbon"')
+    assert "Generated 2 persona(s)" in sent[0].text
+    session = bot.app.sessions.get("memory:general")
+    names = [a.name for a in session.world.agents]
+    assert len(names) == 5 and len(set(names)) == 5
+    stored = await bot.app.storage.load_world(session.record.id)
+    assert [p.name for p in stored.personas] == names
+    assert "room for" in await bot.reply('generate 12 "more nurses"')
+
+
+async def test_story_suggests_then_injects_a_beat_the_personas_react_to(bot) -> None:
+    suggestion = cards(await bot.command("story"))[0]
+    assert suggestion.title == "Suggested next beat"
+    sent = await bot.command("story inject")
+    assert sent[0].text.startswith("Injected")
+    assert any(s.kind == "post" for s in sent + bot._new())
+    session = bot.app.sessions.get("memory:general")
+    assert any(e.kind is EventKind.STIMULUS and e.source == "narrator" for e in session.world.events)
+
+
+async def test_validate_scores_a_persona_against_expectations(bot) -> None:
+    card = cards(await bot.command('validate Priya "a product manager who cares about customers"'))[0]
+    score = float(card.title.split(": ")[1].split()[0])
+    assert card.title.startswith("Validation of Priya Nair") and 0 <= score <= 1
+    assert card.fields and DISCLAIMER in card.footer
+    assert "no persona" in (await bot.reply('validate Nobody "anything"')).lower()
+
+
+async def test_enrich_returns_the_enriched_text(bot) -> None:
+    card = cards(await bot.command('enrich "Try our app: it saves time." --requirements "add a price"'))[0]
+    assert card.title == "Enriched content" and "Try our app" in card.text
+
+
+async def test_research_on_a_failing_model_explains_and_changes_nothing(tmp_path: Path) -> None:
+    async with FakeOpenAIServer() as server:
+        settings = demo_settings(tmp_path)
+        settings.llm = settings.llm.model_copy(update={"provider": "openai", "base_url": server.base_url,
+                                                       "model": "gpt-4o-mini", "max_retries": 0, "cache": False})
+        from pydantic import SecretStr
+
+        settings.llm.api_key = SecretStr("sk-test")
+        bot = await start_bot(settings)
+        try:
+            await bot.command("start Pricing research")
+            await bot.command("persona add Priya Nair")
+            server.script(["{not json", "{still not json"] * 4)
+            reply = await bot.reply('validate Priya "a pragmatic designer"')
+            assert "could not finish" in reply and "validate" in reply
+            server.fail("server_error", times=10)
+            reply = await bot.reply("summary")
+            assert "could not finish" in reply or "No one" in reply or "Summary" in reply
+            session = bot.app.sessions.get("memory:general")
+            assert [a.name for a in session.world.agents] == ["Priya Nair"]
+        finally:
+            await bot.app.stop()
