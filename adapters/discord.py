@@ -81,6 +81,18 @@ WEBHOOK_NAME = "Troupe"
 #: Most messages read back at start-up from a channel's history.
 CATCH_UP_MAX = 500
 
+#: Where a command lives under ``/troupe`` when not at its own name (Discord allows 25 sub-commands a group).
+SLASH_NAMES = {
+    "personas": "persona library",
+    "generate": "persona generate",
+    "review": "review list",
+    "approve": "review approve",
+    "edit": "review edit",
+    "reject": "review reject",
+    "focus": "focus start",
+    "probe": "focus probe",
+}
+
 POLICY_CHOICES = Literal["everyone", "addressed", "round_robin", "moderator", "model"]
 EXPORT_CHOICES = Literal["json", "csv", "md"]
 ON_OFF = Literal["on", "off"]
@@ -251,6 +263,37 @@ def command_text(command: str, /, **options: Any) -> str:
         return f"safety {o['mode']}" if "mode" in o else "safety"
     if name == "export":
         return f"export {o['format']}"
+    if name == "focus":
+        parts = ["focus", shlex.quote(o["question"].strip())]
+        if "rounds" in o:
+            parts += ["--rounds", str(o["rounds"])]
+        if "personas" in o:
+            parts += ["--personas", shlex.quote(o["personas"])]
+        return " ".join(parts)
+    if name == "probe":
+        return f"probe {o['question'].strip()}"
+    if name == "summary":
+        return f"summary --since {o['since']}" if "since" in o else "summary"
+    if name == "poll":
+        options = [x.strip() for x in re.split(r"[,;\n]", o["options"]) if x.strip()]
+        return " ".join(["poll", shlex.quote(o["question"].strip()), *(shlex.quote(x) for x in options)])
+    if name == "extract":
+        fields = [f for f in re.split(r"[\s,]+", o["fields"]) if f]
+        return " ".join(["extract", *fields, "--format", o.get("format", "json")])
+    if name == "generate":
+        parts = ["generate", str(o["count"]), shlex.quote(o["description"].strip())]
+        if "plan" in o:
+            parts += ["--plan", shlex.quote(o["plan"])]
+        return " ".join(parts)
+    if name == "enrich":
+        parts = ["enrich", shlex.quote(o["content"].strip())]
+        if "requirements" in o:
+            parts += ["--requirements", shlex.quote(o["requirements"])]
+        return " ".join(parts)
+    if name == "story":
+        return "story inject" if o.get("action") == "inject" else "story"
+    if name == "validate":
+        return f"validate {shlex.quote(o['name'].strip())} {shlex.quote(o['expectations'].strip())}"
     if name == "help":
         return f"help {o['command']}" if "command" in o else "help"
     return name
@@ -560,21 +603,44 @@ class DiscordAdapter(Adapter):
                 await interaction.followup.send(piece, ephemeral=ephemeral, allowed_mentions=mentions)
 
     async def post_card(self, channel: ChannelRef, card: Card, *, invocation: CommandInvocation | None = None,
-                        thread: str | None = None) -> str | None:
+                        private: bool = False, thread: str | None = None) -> str | None:
         """Show ``card`` as an embed (its image inside it); answers ``invocation``'s interaction if it waits.
 
-        A card is for everyone: an interaction not yet answered gets it as its public response; one
-        already deferred (privately, see ``_invoke``) gets a pointer to the card posted in the channel,
-        since the first follow-up would inherit the deferral's ephemeral flag.
+        A public card is for everyone: an interaction not yet answered gets it as its public response;
+        one already deferred (privately, see ``_invoke``) gets a pointer to the card posted in the
+        channel, since the first follow-up would inherit the deferral's ephemeral flag. A private card
+        is an ephemeral answer (a direct message when no interaction waits).
         """
         target = thread or channel.thread or channel.id
         pending = self._live_pending(invocation.reply_token) if invocation is not None else None
+        if private and invocation is not None:
+            return await self._private_card(invocation, card, pending)
         try:
             if pending is not None:
                 return await self._answer_card(pending, card, target)
             return str((await self._send_card(target, card)).id)
         except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
             raise _post_error(error, "a card") from error
+
+    async def _private_card(self, invocation: CommandInvocation, card: Card, pending: _Pending | None) -> str | None:
+        if pending is None:
+            await self._direct_message(invocation.user, card.as_text())
+            return None
+        interaction = pending.interaction
+        mentions = discord.AllowedMentions.none()
+        try:
+            async with pending.lock:
+                if not pending.answered and not pending.deferred:
+                    pending.answered = True
+                    await interaction.response.send_message(embed=card_embed(card), ephemeral=True,
+                                                            allowed_mentions=mentions)
+                    return str(interaction.id)
+                pending.answered = True
+                message = await interaction.followup.send(embed=card_embed(card), ephemeral=True,
+                                                          allowed_mentions=mentions, wait=True)
+                return str(message.id)
+        except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            raise _post_error(error, "a private card") from error
 
     async def _answer_card(self, pending: _Pending, card: Card, target: str) -> str:
         interaction = pending.interaction
@@ -958,11 +1024,9 @@ class DiscordAdapter(Adapter):
         for name, description in (
             ("stop", "End this channel's world (its history is kept)"),
             ("status", "What this channel's world is doing"),
-            ("personas", "The bundled personas you can add"),
             ("pause", "Personas stop answering (messages are still heard)"),
             ("resume", "Personas answer again"),
             ("reset", "Forget the conversation and memories (personas stay)"),
-            ("review", "Held persona messages waiting for a moderator"),
             ("usage", "Model calls, tokens and cost of this channel"),
         ):
             simple(name, description)
@@ -1018,15 +1082,25 @@ class DiscordAdapter(Adapter):
         async def interview(interaction: discord.Interaction, name: str) -> None:
             await adapter._interview(interaction, name)
 
-        @troupe.command(name="approve", description="Post a held message as it is")
+        held = app_commands.Group(name="review", description="Persona messages held for a moderator", parent=troupe)
+
+        @held.command(name="list", description="Held persona messages waiting for a moderator")
+        async def review_list(interaction: discord.Interaction) -> None:
+            await adapter._invoke(interaction, "review")
+
+        @persona.command(name="library", description="The bundled personas you can add")
+        async def persona_library(interaction: discord.Interaction) -> None:
+            await adapter._invoke(interaction, "personas")
+
+        @held.command(name="approve", description="Post a held message as it is")
         async def approve(interaction: discord.Interaction, id: app_commands.Range[int, 1]) -> None:
             await adapter._invoke(interaction, command_text("approve", id=id))
 
-        @troupe.command(name="edit", description="Post a held message with your changes")
+        @held.command(name="edit", description="Post a held message with your changes")
         async def edit(interaction: discord.Interaction, id: app_commands.Range[int, 1], text: str) -> None:
             await adapter._invoke(interaction, command_text("edit", id=id, text=text))
 
-        @troupe.command(name="reject", description="Never post a held message")
+        @held.command(name="reject", description="Never post a held message")
         async def reject(interaction: discord.Interaction, id: app_commands.Range[int, 1]) -> None:
             await adapter._invoke(interaction, command_text("reject", id=id))
 
@@ -1038,12 +1112,61 @@ class DiscordAdapter(Adapter):
         async def export(interaction: discord.Interaction, format: EXPORT_CHOICES) -> None:
             await adapter._invoke(interaction, command_text("export", format=format))
 
+        focus_group = app_commands.Group(name="focus", description="Focus groups in this channel", parent=troupe)
+
+        @focus_group.command(name="start", description="Every persona answers the question in turn, then a summary")
+        @app_commands.describe(question="the question put to the group", rounds="rounds of answers (1-5)",
+                               personas="who takes part, names separated by commas (default: everyone)")
+        async def focus(interaction: discord.Interaction, question: str,
+                        rounds: Optional[app_commands.Range[int, 1, 5]] = None, personas: Optional[str] = None) -> None:
+            await adapter._invoke(interaction, command_text("focus", question=question, rounds=rounds,
+                                                            personas=personas))
+
+        @focus_group.command(name="probe", description="Ask the running focus group this in its next round")
+        async def probe(interaction: discord.Interaction, question: str) -> None:
+            await adapter._invoke(interaction, command_text("probe", question=question))
+
+        @troupe.command(name="summary", description="The conversation so far and where each persona stands")
+        @app_commands.describe(since="summarise only events after this event id")
+        async def summary(interaction: discord.Interaction, since: Optional[app_commands.Range[int, 0]] = None) -> None:
+            await adapter._invoke(interaction, command_text("summary", since=since))
+
+        @troupe.command(name="poll", description="Every persona picks an option and says why; a chart shows the tally")
+        @app_commands.describe(question="the poll's question", options="the options, separated by commas")
+        async def poll(interaction: discord.Interaction, question: str, options: str) -> None:
+            await adapter._invoke(interaction, command_text("poll", question=question, options=options))
+
+        @troupe.command(name="extract", description="Structured answers from each persona, as a file")
+        @app_commands.describe(fields="field names separated by spaces or commas, e.g. stance reasons budget")
+        async def extract(interaction: discord.Interaction, fields: str, format: Optional[Literal["json", "csv"]] = None) -> None:
+            await adapter._invoke(interaction, command_text("extract", fields=fields, format=format or "json"))
+
+        @persona.command(name="generate", description="Add generated personas to this world")
+        @app_commands.describe(count="how many (1-12)", description="the population, e.g. nurses in Lisbon",
+                               plan="a sampling plan, e.g. 40% under 30, half in cities")
+        async def generate(interaction: discord.Interaction, count: app_commands.Range[int, 1, 12], description: str,
+                           plan: Optional[str] = None) -> None:
+            await adapter._invoke(interaction, command_text("generate", count=count, description=description, plan=plan))
+
+        @troupe.command(name="enrich", description="Make an artifact (an email, an ad) realistic for the simulation")
+        async def enrich(interaction: discord.Interaction, content: str, requirements: Optional[str] = None) -> None:
+            await adapter._invoke(interaction, command_text("enrich", content=content, requirements=requirements))
+
+        @troupe.command(name="story", description="Suggest the next beat of the simulation, or inject the suggestion")
+        async def story(interaction: discord.Interaction, action: Optional[Literal["suggest", "inject"]] = None) -> None:
+            await adapter._invoke(interaction, command_text("story", action=action))
+
+        @troupe.command(name="validate", description="Interview a persona and score it against expectations")
+        async def validate(interaction: discord.Interaction, name: str, expectations: str) -> None:
+            await adapter._invoke(interaction, command_text("validate", name=name, expectations=expectations))
+
         @troupe.command(name="help", description="Troupe's commands")
         async def help(interaction: discord.Interaction, command: Optional[str] = None) -> None:
             await adapter._invoke(interaction, command_text("help", command=command))
 
         for command, param in ((persona_remove, "name"), (persona_show, "name"), (pick, "name"), (pick, "second"),
-                               (pick, "third"), (observe, "name"), (ask, "name"), (interview, "name")):
+                               (pick, "third"), (observe, "name"), (ask, "name"), (interview, "name"),
+                               (validate, "name")):
             command.autocomplete(param)(adapter._complete_persona)
         persona_add.autocomplete("source")(adapter._complete_bundled)
         return troupe

@@ -9,7 +9,7 @@ import pytest
 import asyncio
 
 from adapters.base import AdapterError, ChannelRef, Identity
-from adapters.discord import DiscordAdapter, command_text, fallback_prefix, quote_word, webhook_username
+from adapters.discord import SLASH_NAMES, DiscordAdapter, command_text, fallback_prefix, quote_word, webhook_username
 from bots.commands import parse_command
 from config.settings import Settings
 
@@ -71,6 +71,21 @@ def test_quote_word() -> None:
         ("safety", {"mode": "red-team"}, "safety", {"mode": "red-team"}),
         ("help", {"command": None}, "help", {"topic": None}),
         ("review", {}, "review", {}),
+        ("focus", {"question": "Would you pay 5 €?", "rounds": 3, "personas": "Priya, Henrik"}, "focus",
+         {"question": "Would you pay 5 €?", "rounds": 3, "personas": ["Priya", "Henrik"]}),
+        ("probe", {"question": "And at 10?"}, "probe", {"text": "And at 10?"}),
+        ("summary", {"since": 4}, "summary", {"since": 4}),
+        ("poll", {"question": "Ship Friday?", "options": "yes, no, not yet"}, "poll",
+         {"question": "Ship Friday?", "options": ["yes", "no", "not yet"]}),
+        ("extract", {"fields": "stance, budget", "format": "csv"}, "extract",
+         {"fields": ["stance", "budget"], "schema": None, "format": "csv"}),
+        ("generate", {"count": 3, "description": "nurses in Lisbon", "plan": "half under 30"}, "generate",
+         {"count": 3, "description": "nurses in Lisbon", "plan": "half under 30"}),
+        ("enrich", {"content": "Buy it", "requirements": "add a price"}, "enrich",
+         {"content": "Buy it", "requirements": "add a price"}),
+        ("story", {"action": "inject"}, "story", {"inject": True}),
+        ("validate", {"name": "Priya Nair", "expectations": "a careful designer"}, "validate",
+         {"name": "Priya Nair", "expectations": "a careful designer"}),
     ],
 )
 def test_command_text_parses_back(name: str, options: dict, expected_name: str, expected_args: dict) -> None:
@@ -93,8 +108,9 @@ def test_slash_commands_mirror_the_moderator_commands() -> None:
     names = {c.qualified_name.removeprefix("troupe ") for c in group.walk_commands()}
     from bots.commands import SPECS
 
-    assert set(SPECS) <= names | {"persona"}
+    assert {SLASH_NAMES.get(name, name) for name in SPECS} <= names
     assert "interview" in names
+    assert all(len(g.commands) <= 25 for g in [group, *(c for c in group.walk_commands() if hasattr(c, "commands"))])
     payload = group.to_dict(adapter.tree)
     policy = next(o for o in payload["options"] if o["name"] == "policy")
     choices = [c["value"] for c in policy["options"][0]["choices"]]
@@ -593,9 +609,9 @@ async def test_a_status_line_is_edited_in_place(tmp_path: Path) -> None:
     async with FakeDiscord() as fake, standalone(tmp_path, fake) as adapter:
         general = fake.channel_id("general")
         channel = ChannelRef(platform="discord", id=str(general))
-        handle = await adapter.status(channel, "Round 1/3: Priya Nair is thinking")
+        handle = await adapter.progress(channel, "Round 1/3: Priya Nair is thinking")
         assert handle is not None
-        again = await adapter.status(channel, "Round 2/3: Henrik Lindqvist is thinking", handle=handle)
+        again = await adapter.progress(channel, "Round 2/3: Henrik Lindqvist is thinking", handle=handle)
         assert again == handle
         (message,) = fake.channel_messages(general)
         assert message.content == "Round 2/3: Henrik Lindqvist is thinking" and message.edits == 1
@@ -604,11 +620,11 @@ async def test_a_status_line_is_edited_in_place(tmp_path: Path) -> None:
         assert ("PATCH", f"/channels/{general}/messages/{message.id}") in [r[:2] for r in fake.requests]
 
         await fake.delete_message(general, message.id)
-        reposted = await adapter.status(channel, "Round 3/3: Tomasz Kowalski is thinking", handle=handle)
+        reposted = await adapter.progress(channel, "Round 3/3: Tomasz Kowalski is thinking", handle=handle)
         assert reposted is not None and reposted != handle
         (fresh,) = fake.channel_messages(general)
         assert fresh.content == "Round 3/3: Tomasz Kowalski is thinking" and fresh.id != message.id
-        assert await adapter.status(channel, "Done", handle=reposted) == reposted
+        assert await adapter.progress(channel, "Done", handle=reposted) == reposted
         assert fake.channel_messages(general)[0].content == "Done"
 
 
@@ -714,3 +730,32 @@ async def test_messages_written_while_the_bot_was_down_are_heard_after_restart(t
             assert heard == ["Priya, how was the weekend?", "Priya, did the deploy finish?", "And who is on call tonight?"]
         finally:
             await second.app.stop()
+
+
+async def test_poll_and_focus_group_results_are_embeds(bot: Bot) -> None:
+    await with_team(bot)
+    await bot.say("Morning, shall we talk pricing?", expect=3)
+    answer = await bot.command("troupe poll", {"question": "Ship on Friday?", "options": "yes, no, later"})
+    await bot.app.wait_idle()
+    embed = answer.embeds[0]
+    assert embed["title"] == "Poll: Ship on Friday?" and not answer.ephemeral
+    assert {f["name"].split(":")[0] for f in embed["fields"]} == set(PERSONAS)
+    assert "they may not reflect what real people think" in embed["footer"]["text"]
+    assert embed["image"]["url"] == "attachment://poll.png" and answer.attachments[0].filename == "poll.png"
+
+    before = len(bot.persona_posts())
+    started = await bot.command("troupe focus start", {"question": "Would you pay 5 euros a month?", "rounds": 1})
+    assert "Focus group started" in started.content
+    await bot.fake.wait_for(lambda: any(m.embeds and m.embeds[0]["title"].startswith("Focus group:")
+                                        for m in bot.fake.channel_messages(bot.general)), timeout=20)
+    await bot.app.wait_idle()
+    assert len(bot.persona_posts()) - before == 3  # one answer each, under their own names
+    status = [m for m in bot.fake.channel_messages(bot.general) if m.content.startswith("Focus group:")]
+    assert len(status) == 1 and status[0].edits >= 3  # one progress line, edited in place
+    assert status[0].content == "Focus group: focus group finished"
+
+
+async def test_help_is_a_private_embed(bot: Bot) -> None:
+    answer = await bot.command("troupe help", user=bot.fake.guest)
+    assert answer.ephemeral and answer.embeds[0]["title"].startswith("Troupe commands")
+    assert "persona add" in answer.embeds[0]["description"]
