@@ -347,9 +347,9 @@ async def test_cards_are_block_kit_with_their_chart_uploaded_alongside(bot: Bot)
 async def test_progress_updates_one_status_message(bot: Bot) -> None:
     await with_team(bot, PERSONAS[:1])
     session = bot.app.sessions.get(f"slack:{CHANNEL}")
-    handle = await bot.adapter.status(session.channel, "Round 1/3: Priya Nair is thinking…")
+    handle = await bot.adapter.progress(session.channel, "Round 1/3: Priya Nair is thinking…")
     posts_before = len(bot.fake.posts)
-    again = await bot.adapter.status(session.channel, "Round 2/3: Priya Nair is thinking…", handle=handle)
+    again = await bot.adapter.progress(session.channel, "Round 2/3: Priya Nair is thinking…", handle=handle)
     assert again == handle and len(bot.fake.posts) == posts_before
     assert bot.fake.updates[-1]["ts"] == handle and "Round 2/3" in bot.fake.updates[-1]["text"]
 
