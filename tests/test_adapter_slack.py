@@ -407,3 +407,24 @@ async def test_messages_written_while_the_bot_was_down_are_heard_after_restart(t
             assert heard == ["Priya, how was the weekend?", "Priya, did the deploy finish?", "And who is on call tonight?"]
         finally:
             await second.app.stop()
+
+
+async def test_poll_and_focus_group_results_are_block_kit(bot: Bot) -> None:
+    await with_team(bot)
+    await bot.say("Morning, shall we talk pricing?", expect=3)
+    await bot.command('poll "Ship on Friday?" yes no later')
+    await wait_for(lambda: any(f["filename"] == "poll.png" for f in bot.fake.files))
+    card = next(p for p in bot.fake.posts if p.get("blocks") and "Poll: Ship on Friday?" in str(p["blocks"][0]))
+    assert card["blocks"][-1]["type"] == "context" and "real people" in card["blocks"][-1]["elements"][0]["text"]
+    assert bot.fake.files[-1]["data"].startswith(b"\x89PNG")
+
+    before = len(bot.persona_posts())
+    await bot.command('focus "Would you pay 5 euros a month?" --rounds 1')
+    await wait_for(lambda: any(p.get("blocks") and "Focus group:" in str(p["blocks"][0]) for p in bot.fake.posts),
+                   timeout=20)
+    await bot.app.wait_idle()
+    assert len(bot.persona_posts()) - before == 3
+    status = [p for p in bot.fake.posts if p["text"].startswith("Focus group:")]
+    assert len(status) == 1  # posted once, then updated in place
+    updates = [u for u in bot.fake.updates if u["ts"] == status[0]["ts"]]
+    assert len(updates) >= 3 and updates[-1]["text"] == "Focus group: focus group finished"
