@@ -14,6 +14,7 @@ from typing import Any
 
 from simulation.llm.base import Message
 from simulation.memory import Episode
+from simulation.untrusted import RULE, quote, speaker
 
 
 def render_persona(data: Any, indent: int = 0) -> list[str]:
@@ -66,8 +67,8 @@ def render_episode(episode: Episode, me: str) -> str:
         return f"[{when}] (new goal) {episode.content}"
     to = ""
     if episode.target:
-        to = " (to you)" if episode.target == me else f" (to {episode.target})"
-    return f"[{when}] {episode.source or 'someone'}{to}: {episode.content}"
+        to = " (to you)" if episode.target == me else f" (to {speaker(episode.target)})"
+    return f"[{when}] {speaker(episode.source or 'someone')}{to}: {quote(episode.content)}"
 
 
 TURN_RULES = (
@@ -75,7 +76,7 @@ TURN_RULES = (
     "target = one person's name or null for everyone), then DONE — and your updated cognitive_state "
     "(goals, attention, emotions). Talk like a person in a team chat: short, in your own voice. "
     "Talk only when you have something to add; otherwise just THINK and DONE. Never say you are an AI "
-    "or simulated."
+    "or simulated. " + RULE
 )
 
 

@@ -28,10 +28,17 @@ def persona_of(body: dict[str, Any]) -> str | None:
 
 
 def new_lines(body: dict[str, Any]) -> list[str]:
+    """The prompt's new lines as a reader sees them: ``[09:00] Ana: hello`` (the quotation marks
+    around what others said dropped)."""
     text = user_text(body)
     if "Now:\n" not in text:
         return []
-    return text.split("Now:\n", 1)[1].splitlines()
+    return [_unquote(line) for line in text.split("Now:\n", 1)[1].splitlines()]
+
+
+def _unquote(line: str) -> str:
+    head, sep, said = line.partition(": «")
+    return f"{head}: {said[:-1]}" if sep and said.endswith("»") else line
 
 
 def kind_of(body: dict[str, Any]) -> str:
