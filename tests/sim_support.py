@@ -38,7 +38,10 @@ def new_lines(body: dict[str, Any]) -> list[str]:
 
 def _unquote(line: str) -> str:
     head, sep, said = line.partition(": «")
-    return f"{head}: {said[:-1]}" if sep and said.endswith("»") else line
+    if not (sep and said.endswith("»")):
+        return line
+    head = re.sub(r"«([^»]*)»", r"\1", head)
+    return f"{head}: {said[:-1]}"
 
 
 def kind_of(body: dict[str, Any]) -> str:
