@@ -30,4 +30,4 @@ HEALTHCHECK --interval=60s --timeout=15s --start-period=60s --retries=3 \
 
 ENTRYPOINT ["troupe"]
 # The console; `discord` or `slack` run the bot (see docker-compose.yml and docs/configuration.md).
-CMD ["run"]
+CMD ["serve"]
