@@ -28,6 +28,7 @@ def render_export(world: TinyWorld, fmt: str, model_name: str) -> tuple[str, byt
         body = json.dumps(data, indent=1, ensure_ascii=False)
     elif fmt == "csv":
         out = io.StringIO()
+        out.write(f"# {note}\n")  # a comment line: pandas reads it with comment="#"
         writer = csv.writer(out)
         writer.writerow(["id", "step", "time", "kind", "type", "source", "target", "content", "model"])
         for e in world.events:

@@ -188,7 +188,8 @@ def test_export_to_standard_output_in_every_format(env, capsys):
     assert data["name"] == "Launch review" and data["note"].endswith("Model: offline demo model.")
     assert main(["export", world_id[:8], "--format", "csv"]) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert rows[0] == "id,step,time,kind,type,source,target,content,model" and len(rows) > 2
+    assert rows[0].startswith("# Simulated conversation") and rows[1] == "id,step,time,kind,type,source,target,content,model"
+    assert len(rows) > 3
 
 
 async def _world_id(path: Path, name: str) -> str:

@@ -193,8 +193,7 @@ async def test_export_writes_files_that_say_they_are_simulated(testbot, tmp_path
         path = Path(text.rsplit("Saved to ", 1)[1].rstrip("."))
         body = path.read_text()
         assert "What should we name the feature?" in body
-        if fmt != "csv":
-            assert "Simulated conversation" in body and "offline demo model" in body
+        assert "Simulated conversation" in body and "offline demo model" in body
 
 
 async def test_stop_unbinds_and_a_new_world_can_start(testbot):
