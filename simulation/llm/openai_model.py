@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
+import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
@@ -36,17 +38,37 @@ if TYPE_CHECKING:
 LOCAL_SERVER_API_KEY = "not-needed"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 
-#: Concurrent requests one client (one connection pool) serves before another client is added.
-CONNECTIONS_PER_CLIENT = 32
-#: Most clients one model spreads its requests over.
-MAX_CLIENTS = 64
+#: Connections kept for a model when its concurrency is not given.
+DEFAULT_CONNECTIONS = 32
 
 
-def _client_count(concurrency: int) -> int:
-    return max(1, min(MAX_CLIENTS, -(-concurrency // CONNECTIONS_PER_CLIENT)))
+def _http_client(concurrency: int, timeout_s: float) -> openai.DefaultAioHttpClient:
+    """The openai client's aiohttp transport: it costs a fraction of the CPU per request that the
+    default one does, which is what bounds a bot serving hundreds of channels at once."""
+    connections = max(1, concurrency)
+    return openai.DefaultAioHttpClient(
+        timeout=timeout_s, limits=httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
+    )
 
 
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "structured output", "json mode")
+
+
+def _connection_failure(error: BaseException) -> BaseException | None:
+    """The refused or dropped connection behind ``error``, if that is what it was.
+
+    The aiohttp transport reports both as timeouts; the cause chain still says what happened.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, ConnectionError)):
+            return cause
+        if isinstance(cause, aiohttp.ClientOSError) and not isinstance(cause, TimeoutError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def retry_after_from_headers(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
@@ -89,14 +111,8 @@ class OpenAIModel(LanguageModel):
         endpoint: str | None = None,
         azure: bool = False,
         timeout_s: float | None = None,
-        extra_clients: list[openai.AsyncOpenAI] | None = None,
     ) -> None:
         self.client = client
-        # Requests are spread over several clients, each with its own connection pool: the HTTP
-        # pool's bookkeeping grows with the connections it holds, on every request, so one pool
-        # serving hundreds of concurrent requests spends more CPU on itself than on them.
-        self._clients = [client, *(extra_clients or [])]
-        self._next_client = 0
         self.name = model
         self.azure = azure
         self.timeout_s = timeout_s
@@ -117,7 +133,7 @@ class OpenAIModel(LanguageModel):
         api_key: str | None = None,
         base_url: str | None = None,
         timeout_s: float = 60.0,
-        concurrency: int = CONNECTIONS_PER_CLIENT,
+        concurrency: int = DEFAULT_CONNECTIONS,
     ) -> OpenAIModel:
         """OpenAI itself (no ``base_url``) or an OpenAI-compatible server at ``base_url``."""
         if model is None:
@@ -130,16 +146,14 @@ class OpenAIModel(LanguageModel):
         if api_key is None and base_url is not None:
             api_key = LOCAL_SERVER_API_KEY
         try:
-            clients = [
-                openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
-                for _ in range(_client_count(concurrency))
-            ]
+            client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0,
+                                        http_client=_http_client(concurrency, timeout_s))
         except openai.OpenAIError as error:
             raise ModelConfigurationError(
                 "no API key for OpenAI: set TROUPE_LLM_API_KEY (or OPENAI_API_KEY), or set "
                 "TROUPE_LLM_BASE_URL to use a local OpenAI-compatible server such as Ollama"
             ) from error
-        return cls(clients[0], model, timeout_s=timeout_s, extra_clients=clients[1:])
+        return cls(client, model, timeout_s=timeout_s)
 
     @classmethod
     def azure_openai(
@@ -151,7 +165,7 @@ class OpenAIModel(LanguageModel):
         model: str | None = None,
         api_key: str | None = None,
         timeout_s: float = 60.0,
-        concurrency: int = CONNECTIONS_PER_CLIENT,
+        concurrency: int = DEFAULT_CONNECTIONS,
     ) -> OpenAIModel:
         """Azure OpenAI: requests go to ``/openai/deployments/{deployment}/chat/completions``."""
         deployment = azure_deployment or model
@@ -161,27 +175,22 @@ class OpenAIModel(LanguageModel):
                 "deployment name shown in the Azure portal"
             )
         try:
-            clients = [
-                openai.AsyncAzureOpenAI(
-                    azure_endpoint=azure_endpoint,
-                    azure_deployment=deployment,
-                    api_version=api_version,
-                    api_key=api_key,
-                    timeout=timeout_s,
-                    max_retries=0,
-                )
-                for _ in range(_client_count(concurrency))
-            ]
+            client = openai.AsyncAzureOpenAI(
+                azure_endpoint=azure_endpoint,
+                azure_deployment=deployment,
+                api_version=api_version,
+                api_key=api_key,
+                timeout=timeout_s,
+                max_retries=0,
+                http_client=_http_client(concurrency, timeout_s),
+            )
         except (openai.OpenAIError, ValueError) as error:
             raise ModelConfigurationError(
                 f"cannot use Azure OpenAI at {azure_endpoint}: {error}. Set TROUPE_LLM_API_KEY to "
                 "the resource's key (or AZURE_OPENAI_API_KEY)"
             ) from error
         endpoint = f"{azure_endpoint.rstrip('/')} (deployment {deployment})"
-        return cls(
-            clients[0], model or deployment, endpoint=endpoint, azure=True, timeout_s=timeout_s,
-            extra_clients=clients[1:],
-        )
+        return cls(client, model or deployment, endpoint=endpoint, azure=True, timeout_s=timeout_s)
 
     @classmethod
     def from_settings(cls, llm: LLMSettings) -> OpenAIModel:
@@ -220,9 +229,7 @@ class OpenAIModel(LanguageModel):
             try:
                 # The body is already plain JSON: posting it skips the client's per-call walk over
                 # its typed parameter schema (milliseconds of CPU per call) and nothing else.
-                client = self._clients[self._next_client % len(self._clients)]
-                self._next_client += 1
-                completion = await client.post(
+                completion = await self.client.post(
                     "/chat/completions",
                     cast_to=ChatCompletion,
                     body=params,
@@ -238,8 +245,7 @@ class OpenAIModel(LanguageModel):
         raise ModelRequestError(f"{self.where} kept rejecting the request's parameters", status=400)
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.close()
+        await self.client.close()
 
     @property
     def where(self) -> str:
@@ -314,14 +320,15 @@ class OpenAIModel(LanguageModel):
 
     def _translate(self, error: openai.OpenAIError, request: ChatRequest) -> LLMError:
         """Map a client exception to a typed error whose message says what to do."""
-        if isinstance(error, openai.APITimeoutError):
+        refused = _connection_failure(error)
+        if isinstance(error, openai.APITimeoutError) and refused is None:
             within = f" within {self.timeout_s:g}s" if self.timeout_s is not None else ""
             return ModelTimeoutError(
                 f"{self.where} did not answer{within}; it may be overloaded or "
                 "the model slow to load. Raise TROUPE_LLM_TIMEOUT_S if this keeps happening"
             )
         if isinstance(error, openai.APIConnectionError):
-            cause = error.__cause__ or error.__context__
+            cause = refused or error.__cause__ or error.__context__
             detail = f" ({type(cause).__name__}: {cause})" if cause else ""
             return ModelConnectionError(
                 f"could not reach {self.where}{detail}; check that the server is running and "
