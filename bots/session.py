@@ -283,7 +283,7 @@ class ChannelSession:
             world_id=self.record.id,
             world_name=self.world.name,
             persona=persona or "",
-            persona_spec=agent.spec.to_tinytroupe_dict() if agent else {},
+            persona_spec=agent.persona_data if agent else {},
             recent=[],
             max_length=100_000,
         )
@@ -494,7 +494,7 @@ class ChannelSession:
             world_id=self.record.id,
             world_name=self.world.name,
             persona=event.source,
-            persona_spec=agent.spec.to_tinytroupe_dict() if agent else {},
+            persona_spec=agent.persona_data if agent else {},
             recent=self.world.transcript(last=12).splitlines(),
             max_length=self.adapter.max_message_length,
         )

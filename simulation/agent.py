@@ -147,6 +147,7 @@ class TinyPerson:
     def define(self, key: str, value: Any) -> None:
         """Set (or add) a persona field, e.g. ``define("age", 31)`` or ``define("preferences.likes", [...])``."""
         self.spec = self.spec.define(key, value)
+        self.persona_data = self.spec.to_tinytroupe_dict()
 
     def skip_unread(self) -> None:
         """Treat pending stimuli as handled (after a turn that could not be taken)."""

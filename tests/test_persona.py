@@ -509,3 +509,13 @@ def test_unknown_bundled_persona_lists_the_available_ones() -> None:
     assert "'Bob'" in message
     for path in BUNDLED:
         assert load_persona(path).name in message
+
+
+def test_a_defined_field_reaches_the_persona_the_model_is_shown() -> None:
+    from simulation.agent import TinyPerson
+    from simulation.llm.demo_model import DemoModel
+
+    agent = TinyPerson(PersonaSpec.model_validate({"name": "Ana Souza", "age": 29}), DemoModel())
+    agent.define("age", 31)
+    agent.define("preferences.likes", ["night shifts"])
+    assert agent.persona_data["age"] == 31 and agent.persona_data["preferences"]["likes"] == ["night shifts"]
