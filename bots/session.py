@@ -23,6 +23,8 @@ from bots.outbox import Outbox
 from bots.storage import AuditRecord, OutboxEntry, OutboxStatus, PersonaRecord, StepWrite, Storage, UsageRow, WorldRecord, WorldStatus
 from bots.verification import VerificationContext, Verifier
 from bots.verification.checks.injection import inspect_input, quote_untrusted
+from bots.verification.checks.secrets import SecretsCheck
+from bots.verification.checks.secrets import redact as redact_secrets
 from bots.verification.personas import check_persona_spec
 from bots.verification.policy import VerificationPolicy
 from config.settings import BotSettings
@@ -35,6 +37,9 @@ from simulation.turn_taking import make_policy
 from simulation.world import TinyWorld, WorldState
 
 log = logging.getLogger(__name__)
+
+#: Finds credentials in what people write (its detectors are built once).
+_SECRETS = SecretsCheck()
 
 PALETTE = ("#e06c75", "#61afef", "#98c379", "#c678dd", "#e5c07b", "#56b6c2", "#d19a66", "#be5046", "#7ec699", "#f08dbb")
 
@@ -171,6 +176,18 @@ class ChannelSession:
                 self._heard_ids[str(message_id)] = None
                 self.last_heard_id = str(message_id)
 
+    async def _redact_secrets(self, user: UserRef, text: str) -> str:
+        """A key or token someone pasted is removed before the world (prompts, storage, exports) sees it."""
+        found = _SECRETS.find(text)
+        if not found:
+            return text
+        if self.config.moderator is not None:
+            await self._quietly(self.adapter.reply_private(
+                self.config.moderator, self.channel,
+                f"{user.name}'s message contained what looks like a secret (a key, token or password); the "
+                "personas heard it with the secret removed. Consider rotating it: it was posted in the channel."))
+        return redact_secrets(text, found)
+
     async def _screen_input(self, user: UserRef, text: str) -> str:
         """Cut oversized messages; mark attempts to instruct the personas as untrusted content.
 
@@ -180,6 +197,7 @@ class ChannelSession:
         limit = self.services.settings.max_message_chars
         if len(text) > limit:
             text = text[:limit] + " […]"
+        text = await self._redact_secrets(user, text)
         finding = inspect_input(text)
         if finding is None:
             return text
