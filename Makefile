@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-slow bench clean
+.PHONY: install run test test-slow bench soak clean
 
 install: $(STAMP)
 
@@ -24,9 +24,15 @@ test-slow: install
 
 bench: install
 	@set -e; for b in tests/bench/[a-z]*.py; do \
+		case $$b in */soak*.py) continue;; esac; \
 		m=$$(echo $$b | sed 's#/#.#g; s#\.py$$##'); \
 		echo "== $$m"; $(BIN)/python -m $$m; \
 	done
+
+# Faults, kill -9 and restarts across Discord, Slack and the console (about 4 minutes; prints JSON).
+# Pass options with SOAK_ARGS, e.g. make soak SOAK_ARGS="--seconds 60 --channels 8".
+soak: install
+	$(BIN)/python -m tests.bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -380,31 +380,45 @@ async def _serve_platform(console: Console, builders: list[AdapterBuilder], *,
                 bundled = sorted({load_persona(path).name for path in set(bundled_personas().values())})
             names = bundled
             adapter.bundled_persona_names = lambda: names
-    try:
-        await app.start(adapters)
-    except (AdapterError, StorageError) as error:
-        console.print(f"[red]error:[/] {escape(str(error))}")
-        await app.stop()
-        return EXIT_BAD_INPUT
-    places = " · ".join(escape(_where(adapter)) for adapter in adapters)
-    console.print(f"[bold]troupe {troupe_version()}[/] · {escape(app.stack.description)} · {places} · Ctrl-C stops",
-                  soft_wrap=True)
+    # Signals are caught from here on: SIGTERM during start-up stops the app cleanly instead of killing it.
     stop = _StopSignals()
     try:
-        running = asyncio.ensure_future(app.run_until_disconnected())
+        starting = asyncio.ensure_future(app.start(adapters))
         asked = asyncio.ensure_future(stop.requested.wait())
+        await asyncio.wait({starting, asked}, return_when=asyncio.FIRST_COMPLETED)
+        asked.cancel()
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
+            console.print(f"[dim]{stop.signal}: stopping before start-up finished…[/]")
+            await _stop_app(app, stop_timeout, stop.hurry)
+            return 0
         try:
-            await asyncio.wait({running, asked}, return_when=asyncio.FIRST_COMPLETED)
+            starting.result()
+        except (AdapterError, StorageError) as error:
+            console.print(f"[red]error:[/] {escape(str(error))}")
+            await app.stop()
+            return EXIT_BAD_INPUT
+        places = " · ".join(escape(_where(adapter)) for adapter in adapters)
+        console.print(f"[bold]troupe {troupe_version()}[/] · {escape(app.stack.description)} · {places} · "
+                      "Ctrl-C stops", soft_wrap=True)
+        try:
+            running = asyncio.ensure_future(app.run_until_disconnected())
+            asked = asyncio.ensure_future(stop.requested.wait())
+            try:
+                await asyncio.wait({running, asked}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                asked.cancel()
+                if not running.done():
+                    running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+            if stop.signal is not None:
+                console.print(f"[dim]{stop.signal}: stopping…[/]")
         finally:
-            asked.cancel()
-            if not running.done():
-                running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
-        if stop.signal is not None:
-            console.print(f"[dim]{stop.signal}: stopping…[/]")
+            await _stop_app(app, stop_timeout, stop.hurry)
     finally:
-        await _stop_app(app, stop_timeout, stop.hurry)
         stop.remove()
     return 0
 

@@ -19,6 +19,11 @@ versions (``revisions``) after edits; ``delete_message`` deletes one as a modera
 ``run_slash_command`` runs a command, ``run_autocomplete`` asks the bot for suggestions while an option
 is typed (interaction type 4, answered with callback type 8).
 
+Faults: ``rate_limit(route)`` answers chosen requests with a 429; ``chaos(rate, seed=...)`` answers a
+random share of REST calls with a 429 (Discord's headers, ``Via`` included), a 500 or a 503, or — for
+message posts — creates the message and then cuts the connection, so the client sees an error for a
+post that happened (what ``find_post`` exists for). ``faults_injected`` counts them by kind.
+
 Behaviour of the real client worth knowing in tests: discord.py sleeps 5 s before every IDENTIFY but
 the first (``Client.before_identify_hook``), so a non-resumable close takes that long to recover unless
 the hook is overridden; ``on_ready`` waits ``guild_ready_timeout`` (2 s by default) after the last
@@ -31,11 +36,13 @@ import asyncio
 import datetime as dt
 import itertools
 import json
+import random
 import re
 import secrets
 import time
 import zlib
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +122,12 @@ EMBED_FIELD_VALUE_MAX = 1024
 EMBEDS_TOTAL_MAX = 6000
 #: What a bot may upload per message without a boosted guild (interactions carry ``attachment_size_limit``).
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
+#: What ``FakeDiscord.chaos`` picks from by default. ``drop`` (the message is created, then the connection
+#: is cut before the answer) applies to message posts only; other calls get one of the rest.
+CHAOS_FAULTS = ("rate_limit", "server_error_500", "server_error_503", "drop")
+#: REST calls that create a message: bot posts, webhook executions, interaction follow-ups.
+_MESSAGE_POST = re.compile(r"^/channels/\d+/messages$|^/webhooks/\d+/[^/]+$")
+
 #: ``attachment://NAME`` in an embed resolves only for names made of these characters.
 _ATTACHMENT_REFERENCE = re.compile(r"^attachment://([A-Za-z0-9_.-]+)$")
 
@@ -551,6 +564,14 @@ class FakeDiscord:
         self.typing: list[int] = []
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
         self.rate_limited: list[tuple[str, str]] = []
+        #: Faults ``chaos`` injected, by kind, and each as (method, path, kind, message id or None).
+        self.faults_injected: Counter[str] = Counter()
+        self.injected: list[tuple[str, str, str, int | None]] = []
+        self._chaos_rate = 0.0
+        self._chaos_kinds: tuple[str, ...] = CHAOS_FAULTS
+        self._chaos_retry_after = 0.2
+        self._chaos_routes: tuple[str, ...] | None = None
+        self._chaos_random = random.Random()
         self._rate_limits: list[_RateLimit] = []
         self.connections: list[GatewayConnection] = []
         self.identifies: list[dict[str, Any]] = []
@@ -782,6 +803,44 @@ class FakeDiscord:
     ) -> None:
         """Answer the next ``times`` requests whose path contains ``route`` with a 429."""
         self._rate_limits.append(_RateLimit(route, method.upper() if method else None, times, retry_after, is_global))
+
+    def chaos(
+        self,
+        rate: float,
+        *,
+        seed: int | None = None,
+        kinds: Sequence[str] = CHAOS_FAULTS,
+        retry_after: float = 0.2,
+        routes: Sequence[str] | None = None,
+    ) -> None:
+        """Answer a random ``rate`` (0–1) of REST calls with a fault picked at random among ``kinds``.
+
+        ``rate_limit``: 429 with ``Retry-After``, ``X-RateLimit-*`` and ``Via`` (so discord.py waits
+        ``retry_after`` and retries); ``server_error_500`` / ``server_error_503``; ``drop``: for a message
+        post only, the message is created (and dispatched), then the connection is cut before the answer.
+        ``routes`` limits chaos to paths containing one of these strings. Seeded by ``seed``; ``rate=0``
+        turns it off. Counted in ``faults_injected`` and listed in ``injected``.
+        """
+        if not 0 <= rate <= 1:
+            raise ValueError("rate must be between 0 and 1")
+        unknown = [k for k in kinds if k not in CHAOS_FAULTS]
+        if unknown:
+            raise ValueError(f"unknown fault {unknown[0]!r}; choose among {', '.join(CHAOS_FAULTS)}")
+        self._chaos_rate = rate
+        self._chaos_kinds = tuple(kinds)
+        self._chaos_retry_after = retry_after
+        self._chaos_routes = tuple(routes) if routes is not None else None
+        if seed is not None:
+            self._chaos_random.seed(seed)
+
+    def _random_fault(self, method: str, api_path: str) -> str | None:
+        if self._chaos_rate <= 0 or self._chaos_random.random() >= self._chaos_rate:
+            return None
+        if self._chaos_routes is not None and not any(r in api_path for r in self._chaos_routes):
+            return None
+        post = method == "POST" and _MESSAGE_POST.match(api_path) is not None
+        kinds = [k for k in self._chaos_kinds if post or k != "drop"]
+        return self._chaos_random.choice(kinds) if kinds else None
 
     async def delete_webhook(self, webhook_id: int) -> None:
         """Delete a webhook as a server admin would."""
@@ -1191,6 +1250,14 @@ class FakeDiscord:
         token_routes = api_path.startswith("/interactions/") or re.match(r"^/webhooks/\d+/[^/]+", api_path)
         if not token_routes and request.headers.get("Authorization") != f"Bot {self.token}":
             return _error(401, 0, "401: Unauthorized")
+        fault = self._random_fault(request.method, api_path)
+        if fault is not None and fault != "drop":
+            self.faults_injected[fault] += 1
+            self.injected.append((request.method, api_path, fault, None))
+            if fault == "rate_limit":
+                return self._too_many_requests(_RateLimit(api_path, None, 1, self._chaos_retry_after, False))
+            status = int(fault.rsplit("_", 1)[1])
+            return _error(status, 0, f"{status}: {'Internal Server Error' if status == 500 else 'Service Unavailable'}")
         try:
             response = await handler(request)
         except DiscordHTTPError as exc:
@@ -1198,7 +1265,24 @@ class FakeDiscord:
         except web.HTTPNotFound:
             return _error(404, 0, "404: Not Found")
         await self._notify()
+        if fault == "drop":
+            self._drop(request, api_path, response)
         return response
+
+    def _drop(self, request: web.Request, api_path: str, response: web.StreamResponse) -> None:
+        """The request was carried out; now cut the connection so its answer never arrives."""
+        message_id: int | None = None
+        body = getattr(response, "body", None)
+        if response.status < 300 and isinstance(body, bytes | bytearray):
+            try:
+                message_id = int(json.loads(body)["id"])
+            except (ValueError, KeyError, TypeError):
+                message_id = None
+        self.faults_injected["drop"] += 1
+        self.injected.append((request.method, api_path, "drop", message_id))
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError
 
     @staticmethod
     async def _read_body(request: web.Request) -> tuple[Any, dict[int, FakeAttachment]]:

@@ -2,10 +2,12 @@
 
 It speaks the real wire format (response and error bodies, headers, the Azure deployment path),
 so the real ``openai`` client can be driven against it: nothing of ours is bypassed. Replies come
-from a script, a responder callable or a default rule; faults are injected on demand.
+from a script, a responder callable or a default rule; faults are injected on demand (``fail``) or
+at random (``chaos``, seeded), and counted in ``faults_injected``.
 
     async with FakeOpenAIServer() as server:
         server.fail("rate_limit", times=1, retry_after=0.05)
+        server.chaos(0.2, seed=7)  # a fifth of the requests get a random fault
         client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-test")
 """
 
@@ -15,10 +17,12 @@ import asyncio
 import inspect
 import json
 import math
+import random
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +48,18 @@ FAULTS = (
 
 #: Faults that make sense for any endpoint (the others shape a chat completion).
 HTTP_FAULTS = ("rate_limit", "server_error", "hang", "reset", "error")
+
+#: What ``chaos`` picks from by default: a busy or flaky provider, and a flaky network.
+#: ``server_error_500`` / ``server_error_503`` are ``server_error`` with that status.
+CHAOS_FAULTS = (
+    "rate_limit",
+    "server_error_500",
+    "server_error_503",
+    "reset",
+    "hang",
+    "malformed_json",
+    "truncated",
+)
 
 #: The omni moderation models' categories, as the API names them.
 MODERATION_CATEGORIES = (
@@ -264,8 +280,14 @@ class FakeOpenAIServer:
         #: Scores at or above this are flagged.
         self.moderation_threshold = 0.5
         self.requests: list[RecordedRequest] = []
+        #: Faults answered so far, by kind (``fail`` and ``chaos`` alike; ``server_error`` by status).
+        self.faults_injected: Counter[str] = Counter()
         self._script: list[Reply] = []
         self._faults: list[_Fault] = []
+        self._chaos_rate = 0.0
+        self._chaos_kinds: tuple[str, ...] = CHAOS_FAULTS
+        self._chaos_options: dict[str, Any] = {}
+        self._chaos_random = random.Random()
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self.port = 0
@@ -325,10 +347,50 @@ class FakeOpenAIServer:
             raise ValueError(f"unknown fault {kind!r}; choose one of {', '.join(FAULTS)}")
         self._faults.append(_Fault(kind, times, options))
 
+    def chaos(
+        self,
+        rate: float,
+        *,
+        seed: int | None = None,
+        kinds: Sequence[str] = CHAOS_FAULTS,
+        retry_after: float = 0.2,
+        hang_s: float | None = None,
+    ) -> None:
+        """Answer a random ``rate`` (0–1) of the requests with a fault picked at random among ``kinds``.
+
+        Seeded by ``seed``; ``rate=0`` turns it off. Faults queued with ``fail`` come first. A ``hang``
+        holds the request ``hang_s`` seconds (default ``self.hang_s``): set it past the client's timeout.
+        Moderation requests only get the faults that make sense there (``HTTP_FAULTS``).
+        """
+        if not 0 <= rate <= 1:
+            raise ValueError("rate must be between 0 and 1")
+        unknown = [k for k in kinds if _chaos_kind(k) not in FAULTS]
+        if unknown:
+            raise ValueError(f"unknown fault {unknown[0]!r}; choose among {', '.join(CHAOS_FAULTS)} or {', '.join(FAULTS)}")
+        self._chaos_rate = rate
+        self._chaos_kinds = tuple(kinds)
+        self._chaos_options = {"retry_after": retry_after, "hang_s": hang_s}
+        if seed is not None:
+            self._chaos_random.seed(seed)
+
+    def _random_fault(self, allowed: Sequence[str] | None = None) -> _Fault | None:
+        if self._chaos_rate <= 0 or self._chaos_random.random() >= self._chaos_rate:
+            return None
+        kinds = [k for k in self._chaos_kinds if allowed is None or _chaos_kind(k) in allowed]
+        if not kinds:
+            return None
+        kind = self._chaos_random.choice(kinds)
+        options = {k: v for k, v in self._chaos_options.items() if v is not None}
+        if kind.startswith("server_error_"):
+            options["status"] = int(kind.rsplit("_", 1)[1])
+        return _Fault(_chaos_kind(kind), 1, options)
+
     def reset(self) -> None:
         self.requests.clear()
         self._script.clear()
         self._faults.clear()
+        self.faults_injected.clear()
+        self._chaos_rate = 0.0
         self.responder = None
         self.moderation_responder = None
         self.refuse_json_schema = self.refuse_json_object = False
@@ -363,7 +425,7 @@ class FakeOpenAIServer:
         if self.api_key is not None and not self._authorized(request, azure):
             return self._unauthorized(azure)
 
-        fault = self._next_fault()
+        fault = self._next_fault() or self._random_fault()
         if fault is not None:
             response = await self._fault(fault, request, body, azure)
             if response is not None:
@@ -407,8 +469,10 @@ class FakeOpenAIServer:
                 await asyncio.sleep(self.latency)
             if self.api_key is not None and not self._authorized(request, azure=False):
                 return self._unauthorized(azure=False)
-            if self._faults and self._faults[0].kind in HTTP_FAULTS:
-                response = await self._fault(self._next_fault(), request, body, azure=False)
+            fault = self._next_fault() if self._faults and self._faults[0].kind in HTTP_FAULTS else None
+            fault = fault or self._random_fault(HTTP_FAULTS)
+            if fault is not None:
+                response = await self._fault(fault, request, body, azure=False)
                 if response is not None:
                     return response
             inputs = _moderation_inputs(body.get("input"))
@@ -491,6 +555,7 @@ class FakeOpenAIServer:
     ) -> web.StreamResponse | None:
         opts = fault.options
         kind = fault.kind
+        self.faults_injected[f"server_error_{opts.get('status', 500)}" if kind == "server_error" else kind] += 1
         if kind == "rate_limit":
             headers = {}
             retry_after = opts.get("retry_after")
@@ -522,7 +587,7 @@ class FakeOpenAIServer:
             )
         if kind == "hang":
             try:
-                await asyncio.wait_for(self._closing.wait(), self.hang_s)
+                await asyncio.wait_for(self._closing.wait(), opts.get("hang_s", self.hang_s))
             except asyncio.TimeoutError:
                 pass
             return None
@@ -616,6 +681,11 @@ class FakeOpenAIServer:
         else:
             out["service_tier"] = "default"
         return out
+
+
+def _chaos_kind(kind: str) -> str:
+    """The ``fail`` kind a ``chaos`` kind stands for (``server_error_503`` is ``server_error``)."""
+    return "server_error" if kind.startswith("server_error_") else kind
 
 
 def _moderation_inputs(value: Any) -> list[tuple[str, bool]] | None:

@@ -26,6 +26,12 @@ It speaks the wire protocol those clients expect, so nothing of ours is bypassed
         client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_base)
         await slack.send_message("C0GENERAL", "U0ALICE", "hello")
 
+Faults: ``fail_next(method)`` fails chosen calls; ``chaos(rate, seed=...)`` answers a random share of
+Web API calls with HTTP 429 (``Retry-After``), 500 or 503, or — for ``chat.postMessage`` — stores and
+shows the message and then cuts the connection, so the client sees an error for a post that happened.
+``faults_injected`` counts them by kind. ``send_message(..., offline_ok=True)`` stores a person's
+message even while no socket is connected (Slack keeps it in the channel's history).
+
 Everything the app did is recorded in order: ``calls`` (every Web API call), ``posts``, ``ephemerals``,
 ``updates``, ``deletes``, ``files``, ``responses`` (response_url bodies), ``command_replies`` (slash
 command ack payloads), ``acks`` / ``unacked``; ``messages_in(channel)`` is what a person would see.
@@ -56,12 +62,14 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import re
 import secrets
 import string
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -125,6 +133,11 @@ BLOCK_TYPES = frozenset(
         "call",
     }
 )
+
+#: What ``FakeSlack.chaos`` picks from by default; ``drop`` applies to ``chat.postMessage`` only.
+CHAOS_FAULTS = ("rate_limit", "server_error_500", "server_error_503", "drop")
+#: Web API methods that post a message, where ``drop`` may strike.
+_POST_METHODS = frozenset({"chat.postMessage"})
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _ALNUM = string.ascii_uppercase + string.digits
@@ -453,6 +466,14 @@ class FakeSlack:
         self.connections: list[SocketConnection] = []
 
         self._faults: list[_Fault] = []
+        #: Faults ``chaos`` injected, by kind, and each as (method, kind, ts of a dropped post or None).
+        self.faults_injected: Counter[str] = Counter()
+        self.injected: list[tuple[str, str, str | None]] = []
+        self._chaos_rate = 0.0
+        self._chaos_kinds: tuple[str, ...] = CHAOS_FAULTS
+        self._chaos_retry_after = 1
+        self._chaos_methods: frozenset[str] | None = None
+        self._chaos_random = random.Random()
         self._tickets: set[str] = set()
         self._pending: dict[str, _Envelope] = {}
         self._events: dict[str, dict[str, Any]] = {}
@@ -636,6 +657,43 @@ class FakeSlack:
         seconds — the *first digit* of the header — so keep ``retry_after`` small in tests."""
         self._faults.append(_Fault(method, 200 if error is not None else status, retry_after, error, times))
 
+    def chaos(
+        self,
+        rate: float,
+        *,
+        seed: int | None = None,
+        kinds: Sequence[str] = CHAOS_FAULTS,
+        retry_after: int = 1,
+        methods: Iterable[str] | None = None,
+    ) -> None:
+        """Answer a random ``rate`` (0–1) of Web API calls with a fault picked at random among ``kinds``.
+
+        ``rate_limit``: HTTP 429 ``ratelimited`` with ``Retry-After: retry_after`` (slack-sdk sleeps that
+        many seconds plus up to one); ``server_error_500`` / ``server_error_503``: ``fatal_error`` with that
+        status; ``drop``: for ``chat.postMessage`` only, the message is stored and shown (and echoed as an
+        event), then the connection is cut before the answer. ``methods`` limits chaos to those Web API
+        methods. Seeded by ``seed``; ``rate=0`` turns it off. Counted in ``faults_injected``.
+        """
+        if not 0 <= rate <= 1:
+            raise ValueError("rate must be between 0 and 1")
+        unknown = [k for k in kinds if k not in CHAOS_FAULTS]
+        if unknown:
+            raise ValueError(f"unknown fault {unknown[0]!r}; choose among {', '.join(CHAOS_FAULTS)}")
+        self._chaos_rate = rate
+        self._chaos_kinds = tuple(kinds)
+        self._chaos_retry_after = retry_after
+        self._chaos_methods = frozenset(methods) if methods is not None else None
+        if seed is not None:
+            self._chaos_random.seed(seed)
+
+    def _random_fault(self, method: str) -> str | None:
+        if self._chaos_rate <= 0 or self._chaos_random.random() >= self._chaos_rate:
+            return None
+        if self._chaos_methods is not None and method not in self._chaos_methods:
+            return None
+        kinds = [k for k in self._chaos_kinds if k != "drop" or method in _POST_METHODS]
+        return self._chaos_random.choice(kinds) if kinds else None
+
     # ------------------------------------------------------------------ Web API
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -669,6 +727,15 @@ class FakeSlack:
         scopes = self.app_scopes if is_app_token else self.scopes
         headers = {"X-OAuth-Scopes": ",".join(scopes)}
 
+        chaos = self._random_fault(method)
+        if chaos is not None and chaos != "drop":
+            self.faults_injected[chaos] += 1
+            self.injected.append((method, chaos, None))
+            if chaos == "rate_limit":
+                return self._api_json({"ok": False, "error": "ratelimited"}, status=429,
+                                      headers={**headers, "Retry-After": str(self._chaos_retry_after)})
+            return self._api_json({"ok": False, "error": "fatal_error"}, status=int(chaos.rsplit("_", 1)[1]))
+
         if method == "apps.connections.open":
             if not is_app_token:
                 return self._api_json({"ok": False, "error": "not_allowed_token_type"}, headers=headers)
@@ -694,6 +761,13 @@ class FakeSlack:
             body = await handler(params)
         except SlackApiFailure as failure:
             return self._api_json({"ok": False, "error": failure.error, **failure.extra}, headers=headers)
+        if chaos == "drop":
+            # Done and shown to everyone; the app never hears back.
+            self.faults_injected["drop"] += 1
+            self.injected.append((method, "drop", body.get("ts")))
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError
         return self._api_json({"ok": True, **body}, headers=headers)
 
     def _missing_scope(self, needed: str, scopes: list[str], headers: dict[str, str]) -> web.Response:
@@ -1414,11 +1488,14 @@ class FakeSlack:
         thread_ts: str | None = None,
         event_id: str | None = None,
         retry_attempt: int = 0,
+        offline_ok: bool = False,
     ) -> str:
         """A person posts ``text``: the message is stored (``messages_in``, ``conversations.history``) and a
         ``message`` event delivered if Slack would (see ``undelivered``), plus ``app_mention`` when the
         text mentions the bot and the app is subscribed. Returns the event id (``envelopes_for`` it).
-        Raises ``NotConnected`` (storing nothing) if the event is due but no socket is open.
+        Raises ``NotConnected`` (storing nothing) if the event is due but no socket is open — unless
+        ``offline_ok``: then the message is stored all the same and its event recorded in ``undelivered``,
+        as Slack keeps what people say while the app is down.
 
         Passing the ``event_id`` of an earlier message re-delivers that same event as a retry."""
         if event_id is not None and event_id in self._events:
@@ -1431,7 +1508,7 @@ class FakeSlack:
         if user not in self.users:
             raise KeyError(f"unknown user {user!r}: add_user() it first")
         reason = self._subscription_gap(conv.subscription)
-        if reason is None:
+        if reason is None and not offline_ok:
             self._live_connection()  # NotConnected before anything is stored
         message = self._user_message(conv, user, text, thread_ts)
         event = {**message, "channel": conv.id, "event_ts": message["ts"], "channel_type": conv.channel_type}
@@ -1441,7 +1518,13 @@ class FakeSlack:
         else:
             self._events[event_id] = self._event_callback(event, event_id)
             reason_text = "timeout" if retry_attempt else ""
-            await self._send_events_api(self._events[event_id], retry_attempt=retry_attempt, retry_reason=reason_text)
+            try:
+                await self._send_events_api(self._events[event_id], retry_attempt=retry_attempt,
+                                            retry_reason=reason_text)
+            except NotConnected as exc:
+                if not offline_ok:
+                    raise
+                self.undelivered.append({"event": event, "reason": str(exc)})
         if f"<@{self.bot_user_id}>" in text or f"<@{self.bot_user_id}|" in text:
             mention = {k: v for k, v in event.items() if k not in ("channel_type",)}
             mention["type"] = "app_mention"
