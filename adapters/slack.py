@@ -164,6 +164,24 @@ def _adapter_error(error: Exception, what: str) -> AdapterError:
     return AdapterError(f"could not reach Slack for {what}: {type(error).__name__}: {error}", retryable=True)
 
 
+#: Methods that create something: re-sent after a dropped connection, they could create it twice.
+_NOT_REPEATABLE = ("chat.postMessage", "chat.postEphemeral", "chat.scheduleMessage", "files.completeUploadExternal",
+                   "files.getUploadURLExternal", "conversations.create")
+
+
+class _ReadOnlyConnectionRetry(AsyncConnectionErrorRetryHandler):
+    """Retries after a connection error only where sending twice is harmless.
+
+    A post whose connection dropped may have been accepted; the outbox settles that by looking at
+    the channel (``find_post``) before posting again, which a blind library retry would skip.
+    """
+
+    async def _can_retry_async(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+        if str(getattr(request, "url", "")).rstrip("/").endswith(_NOT_REPEATABLE):
+            return False
+        return await super()._can_retry_async(state=state, request=request, response=response, error=error)
+
+
 class _Seen:
     """The most recent keys, to take each of Slack's (re)deliveries once."""
 
@@ -269,7 +287,7 @@ class SlackAdapter(Adapter):
             token=bot_token,
             base_url=_api_base(self.settings.api_base),
             retry_handlers=[
-                AsyncConnectionErrorRetryHandler(max_retry_count=2),
+                _ReadOnlyConnectionRetry(max_retry_count=2),
                 AsyncRateLimitErrorRetryHandler(max_retry_count=3),
                 AsyncServerErrorRetryHandler(max_retry_count=2),
             ],

@@ -27,6 +27,9 @@ from simulation.llm.factory import ModelStack, build_model
 
 log = logging.getLogger(__name__)
 
+#: Seconds between tries to read a channel's missed messages after a restart.
+CATCH_UP_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
+
 
 class TroupeApp:
     def __init__(
@@ -49,6 +52,9 @@ class TroupeApp:
         self._queues: dict[str, asyncio.Queue] = {}
         self._workers: dict[str, asyncio.Task] = {}
         self._listeners: list[asyncio.Task] = []
+        self._hurry = asyncio.Event()
+        #: Long-lived retries (catch-up) that ``wait_idle`` does not wait for; ``stop`` cancels them.
+        self._background: set[asyncio.Task] = set()
         self.outbox = Outbox(self.storage, self.adapters, spawn=self._track)
         self._fixed_verifier = verifier
         self._verifiers: dict[str, Verifier] = {}
@@ -140,20 +146,43 @@ class TroupeApp:
             self.listen()
 
     async def catch_up(self) -> None:
-        """Hear what people wrote in bound channels while the bot was away, in order, once."""
+        """Hear what people wrote in bound channels while the bot was away, in order, once.
+
+        A channel whose history cannot be read now is tried again in the background, from the same
+        point, so a message written while the bot was down is heard late rather than never.
+        """
         for session in self.sessions.all():
             adapter = self.adapters.get(session.channel.platform)
             if adapter is None or session.last_heard_id is None:
                 continue
-            try:
-                missed = await adapter.catch_up(session.channel, session.last_heard_id)
-            except Exception:  # a platform that cannot tell us is no reason not to start
-                log.warning("could not catch up on %s", session.channel.key, exc_info=True)
-                continue
-            if missed:
-                log.info("catching up on %d message(s) in %s", len(missed), session.channel.key)
-            for message in missed:
-                self.submit(adapter, message)
+            if not await self._catch_up_channel(adapter, session, session.last_heard_id):
+                # In the background, not counted by wait_idle: a platform may stay unreadable for minutes.
+                task = asyncio.ensure_future(self._catch_up_later(adapter, session, session.last_heard_id))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    async def _catch_up_channel(self, adapter: Adapter, session: Any, after: str) -> bool:
+        try:
+            missed = await adapter.catch_up(session.channel, after)
+        except Exception as error:  # a platform that cannot tell us now is no reason not to start
+            log.warning("could not catch up on %s yet: %s", session.channel.key, error)
+            return False
+        missed = [m for m in missed if not session.heard(m.message_id)]
+        if missed:
+            log.info("catching up on %d message(s) in %s", len(missed), session.channel.key)
+        for message in missed:
+            self.submit(adapter, message)
+        return True
+
+    async def _catch_up_later(self, adapter: Adapter, session: Any, after: str) -> None:
+        for delay in CATCH_UP_RETRY_DELAYS:
+            await asyncio.sleep(delay)
+            if self.sessions.get(session.channel.key) is not session:
+                return  # the world was stopped meanwhile
+            if await self._catch_up_channel(adapter, session, after):
+                return
+        log.error("gave up catching up on %s: messages written while the bot was down may be missing",
+                  session.channel.key)
 
     def listen(self) -> None:
         """Start taking events from every connected adapter."""
@@ -165,14 +194,26 @@ class TroupeApp:
             await asyncio.gather(*self._listeners)
         await self.wait_idle()
 
-    async def stop(self) -> None:
-        for task in self._listeners:
+    def hurry(self) -> None:
+        """Make a ``stop`` under way stop waiting for in-flight work (a second Ctrl-C or SIGTERM)."""
+        self._hurry.set()
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Stop listening, let in-flight turns and posts finish for up to ``timeout`` seconds, close.
+
+        Whatever is cut short stays in storage and resumes at the next start.
+        """
+        for task in [*self._listeners, *self._background]:
             task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await asyncio.gather(*self._listeners, return_exceptions=True)
         self.outbox.close()
-        try:
-            await asyncio.wait_for(self.wait_idle(), timeout=30)
-        except TimeoutError:
+        idle = asyncio.ensure_future(self.wait_idle())
+        hurried = asyncio.ensure_future(self._hurry.wait())
+        done, _ = await asyncio.wait({idle, hurried}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (idle, hurried):
+            waiter.cancel()
+        if idle not in done:
             log.warning("stopping with work still in flight; it resumes from storage at the next start")
         for worker in self._workers.values():
             worker.cancel()

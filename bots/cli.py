@@ -455,33 +455,20 @@ class _StopSignals:
 
 
 async def _stop_app(app: TroupeApp, timeout: float, hurry: asyncio.Event) -> None:
-    """``app.stop()``, with in-flight work cut short after ``timeout`` seconds (or when ``hurry`` is set).
+    """``app.stop(timeout)``, cut short at once when ``hurry`` is set (a second signal).
 
-    ``TroupeApp.stop`` waits up to 30 s for in-flight turns and posts, longer than a container manager
-    waits between SIGTERM and SIGKILL. What is cut short is safe: a turn not finished is not stored, a
-    post whose outcome is unknown is looked for in the channel before it is posted again.
+    What is cut short is safe: a turn not finished is not stored, a post whose outcome is unknown is
+    looked for in the channel before it is posted again.
     """
-    stopping = asyncio.ensure_future(app.stop())
-    hurried = asyncio.ensure_future(hurry.wait())
+    async def on_hurry() -> None:
+        await hurry.wait()
+        app.hurry()
+
+    watcher = asyncio.ensure_future(on_hurry())
     try:
-        done, _ = await asyncio.wait({stopping, hurried}, timeout=max(timeout, 0.0),
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if stopping not in done:
-            log.warning("in-flight work did not finish within %gs; it resumes from storage at the next start", timeout)
-            _cut_short(app)
-        await stopping
+        await app.stop(timeout=max(timeout, 0.0))
     finally:
-        hurried.cancel()
-
-
-def _cut_short(app: TroupeApp) -> None:
-    """Cancel the app's in-flight turns, posts and channel workers, so ``stop`` goes on at once."""
-    tasks = [*getattr(app, "_tasks", ()), *getattr(app, "_workers", {}).values()]
-    for task in tasks:
-        task.cancel()
-    idle = getattr(app, "_idle", None)
-    if isinstance(idle, asyncio.Event):
-        idle.set()  # queued events of cancelled workers will not be handled now: stop waits no longer
+        watcher.cancel()
 
 
 # -- operations: doctor, backup, export ---------------------------------------------------------

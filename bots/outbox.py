@@ -16,6 +16,8 @@ from bots.storage import OutboxEntry, OutboxStatus, Storage
 
 log = logging.getLogger(__name__)
 
+#: Attempts after which a post is sent again even though the channel could not be checked for it.
+MAX_UNCHECKED = 6
 #: Seconds before retrying a failed post, by attempt; the last value repeats.
 RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
 
@@ -75,8 +77,12 @@ class Outbox:
             return False  # that platform is not connected in this process; it stays pending
         channel = channel_from_key(entry.channel_key)
         identity = Identity.model_validate(entry.identity or {"name": entry.persona})
-        if entry.attempts > 0 and await self._already_posted(adapter, channel, identity, entry):
-            return True
+        if entry.attempts > 0:
+            known = await self._already_posted(adapter, channel, identity, entry)
+            if known is True:
+                return True
+            if known is None:
+                return False  # look again later rather than risk a second copy
         await self._pace(entry.channel_key, adapter.post_interval_s)
         await self.storage.mark_attempt(entry.id)
         try:
@@ -94,14 +100,24 @@ class Outbox:
         return True
 
     async def _already_posted(self, adapter: Adapter, channel: ChannelRef, identity: Identity,
-                              entry: OutboxEntry) -> bool:
-        """After an attempt with an unknown outcome, look in the channel before posting again."""
+                              entry: OutboxEntry) -> bool | None:
+        """After an attempt with an unknown outcome, look in the channel before posting again.
+
+        True: it is there (now marked posted); False: it is not; None: the channel could not be read,
+        so the entry waits for another look. After ``MAX_UNCHECKED`` failed looks it is posted anyway:
+        a message delivered twice beats one never delivered.
+        """
         assert entry.id is not None
         try:
             found = await adapter.find_post(channel, identity, entry.text, entry.thread, entry.created_at)
         except AdapterError as error:
-            log.info("could not check %s for post %s: %s", entry.channel_key, entry.id, error)
-            return False
+            if entry.attempts >= MAX_UNCHECKED:
+                log.warning("could not check %s for post %s (%s); posting it again", entry.channel_key, entry.id, error)
+                return False
+            log.info("could not check %s for post %s, will look again: %s", entry.channel_key, entry.id, error)
+            await self.storage.mark_attempt(entry.id)
+            await self.storage.mark_attempt(entry.id, f"could not check the channel: {error}")
+            return None
         if found is None:
             return False
         log.info("post %s was already on %s as %s; not posting it again", entry.id, entry.channel_key, found)

@@ -11,6 +11,7 @@ from bots.session import ChannelSession, Services, SessionConfig, world_state_fr
 from bots.storage import StorageError, WorldRecord, WorldStatus
 from simulation.clock import SimulatedClock
 from simulation.turn_taking import make_policy
+from simulation.events import EventKind
 from simulation.world import TinyWorld
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,21 @@ class SessionManager:
             channel = channel_from_key(record.channel_key, config.channel_name)
             session = ChannelSession(record, world, channel, self.services)
             self._sessions[record.channel_key] = session
-            if any(agent.has_unread() for agent in world.agents):
+            if _answer_owed(world):
                 session.allow_steps(1 + config.exchanges)
             restored.append(session)
         return restored
+
+
+def _answer_owed(world: TinyWorld) -> bool:
+    """Someone spoke to the world after its last persona action: the answer was interrupted.
+
+    Personas who merely have not read each other's last words do not speak up at a restart.
+    """
+    agents = {a.name for a in world.agents}
+    for event in reversed(world.events):
+        if event.kind is EventKind.ACTION:
+            return False
+        if event.kind is EventKind.STIMULUS and event.source not in agents:
+            return any(agent.has_unread() for agent in world.agents)
+    return False

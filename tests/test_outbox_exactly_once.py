@@ -79,3 +79,20 @@ async def test_messages_written_while_the_bot_was_down_are_heard_once_after_rest
         assert heard.count("Priya, are you back?") == 1
     finally:
         await second.app.stop()
+
+
+async def test_a_restart_does_not_make_personas_speak_unprompted(tmp_path: Path) -> None:
+    first = await start_bot(demo_settings(tmp_path, default_exchanges=0))
+    await first.command("start Team room")
+    await first.command("persona add Priya Nair")
+    await first.command("persona add Henrik Lindqvist")
+    await first.say("Morning both, how was the weekend?")
+    answered = len(first.adapter.posts())
+    assert answered == 2
+    await first.app.stop()
+    second = await start_bot(demo_settings(tmp_path, default_exchanges=0))
+    try:
+        await second.app.wait_idle()
+        assert second.adapter.posts() == [], "nobody spoke to them since they answered"
+    finally:
+        await second.app.stop()

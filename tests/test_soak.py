@@ -217,10 +217,6 @@ async def test_fake_slack_chaos_drops_a_post_after_storing_it() -> None:
 # -- duplicates the soak found, pinned down ---------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "adapters/slack.py gives its AsyncWebClient an AsyncConnectionErrorRetryHandler, so slack_sdk re-sends "
-    "chat.postMessage when the connection drops after Slack accepted the post: the outbox never hears of the "
-    "first attempt and its find_post check never runs"))
 async def test_a_dropped_slack_post_is_not_sent_again_by_the_client_library(tmp_path: Path) -> None:
     async with FakeSlack() as fake:
         fake.add_channel("C0GENERAL", "general")
@@ -262,9 +258,6 @@ class _DropsThenCannotCheck(MemoryAdapter):
         return await super().find_post(*args, **kwargs)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bots/outbox.py Outbox._already_posted returns False when find_post raises (a 503 reading the history), "
-    "so a post whose outcome is unknown is posted again instead of being checked again later"))
 async def test_a_failed_history_check_does_not_post_again(tmp_path: Path) -> None:
     platform = _DropsThenCannotCheck()
     bot = await start_bot(demo_settings(tmp_path), platform)
@@ -298,9 +291,6 @@ class _CatchUpFailsOnce(MemoryAdapter):
         return await super().catch_up(channel, after)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bots/app.py TroupeApp.catch_up logs a failed catch-up ('could not catch up on …') and never tries again; "
-    "once a newer message is heard live, last_heard_id is past the gap and the missed messages are never heard"))
 async def test_a_failed_catch_up_is_tried_again(tmp_path: Path) -> None:
     first = await start_bot(demo_settings(tmp_path))
     await first.command("start Team room")
