@@ -124,6 +124,7 @@ class ConsoleAdapter(Adapter):
         self._stdin = stdin
         self._session = prompt_session
         self._ids = count(1)
+        self._run = f"{time.time_ns():x}"
         self._typing: dict[str, float] = {}
         self._closed = asyncio.Event()
         self._stack = contextlib.ExitStack()
@@ -380,7 +381,8 @@ class ConsoleAdapter(Adapter):
             raise AdapterError(f"the console has only {self.channel.key}, not {channel.key}", retryable=False)
 
     def _next_id(self) -> str:
-        return str(next(self._ids))
+        """Unique across runs too (a world remembers the ids of the messages it heard)."""
+        return f"{self._run}-{next(self._ids)}"
 
 
 def render_plain_markdown(text: str) -> Text:

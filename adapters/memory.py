@@ -27,6 +27,8 @@ from adapters.base import (
     split_message,
 )
 
+_PLATFORM_IDS = count(1)
+
 SentKind = Literal["post", "private", "reply", "typing", "card", "progress", "file"]
 
 #: Called with the first record of the post that triggered it; may be a coroutine function.
@@ -97,7 +99,8 @@ class MemoryAdapter(Adapter):
         self.post_attempts = 0
         self.connected = False
         self._bot_name = bot_name
-        self._ids = count(1)
+        # One sequence for every instance, like a platform's: a restarted bot never sees an old id again.
+        self._ids = _PLATFORM_IDS
         self._events: asyncio.Queue[AdapterEvent | _End] = asyncio.Queue()
         self._popped: set[int] = set()
         self._arrived = asyncio.Condition()

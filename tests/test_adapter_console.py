@@ -209,7 +209,9 @@ async def test_posts_show_time_and_name_with_user_text_taken_literally() -> None
     message_id = await adapter.post(adapter.channel, PRIYA, "I'd say [bold]no[/bold] :smile: for 3.5 GB")
     other_id = await adapter.post(adapter.channel, Identity(name="Omar"), "Two lines\nhere")
 
-    assert int(other_id) > int(message_id)
+    assert other_id != message_id
+    again = await ConsoleAdapter(console=plain_console()).post(adapter.channel, PRIYA, "after a restart")
+    assert again not in (message_id, other_id), "ids stay unique across runs"
     lines = output(console).splitlines()
     assert re.fullmatch(r"\d\d:\d\d Priya Nair: I'd say \[bold\]no\[/bold\] :smile: for 3\.5 GB", lines[0])
     assert re.fullmatch(r"\d\d:\d\d Omar: Two lines", lines[1]) and lines[2] == "here"

@@ -92,3 +92,14 @@ async def test_research_commands_in_the_console(tmp_path):
     exports = tmp_path / "data" / "exports"
     assert (exports / "extract-team-room.csv").read_text().startswith("# Simulated answers")
     assert next(exports.glob("poll*.png")).read_bytes().startswith(b"\x89PNG")
+
+
+async def test_messages_after_a_restart_are_heard(tmp_path):
+    env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
+    await troupe("console", "--script", str(script(tmp_path, "First run: hello all")), env=env)
+    code, out, err = await troupe("console", "--script", str(script(tmp_path, "Second run: still there?", "/export md")),
+                                  env=env)
+    assert code == 0, err
+    assert "(demo model): " in out, "the personas answered the new message"
+    exported = next((tmp_path / "data" / "exports").glob("*.md")).read_text()
+    assert "First run: hello all" in exported and "Second run: still there?" in exported
