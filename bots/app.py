@@ -141,6 +141,7 @@ class TroupeApp:
             await adapter.connect()
         await self.sessions.restore()
         await self.outbox.flush_all()
+        await self.replay_inbox()
         await self.catch_up()
         if listen:
             self.listen()
@@ -230,10 +231,30 @@ class TroupeApp:
 
     async def _listen(self, adapter: Adapter) -> None:
         async for event in adapter.listen():
-            self.submit(adapter, event)
+            kept: asyncio.Future | None = None
+            if isinstance(event, IncomingMessage) and not event.user.is_bot:
+                # Kept in the inbox as it arrives: a message waiting behind a busy channel survives a crash.
+                kept = asyncio.ensure_future(self.storage.inbox_add(event.channel.key, event.model_dump(mode="json")))
+            self.submit(adapter, event, kept)
 
-    def submit(self, adapter: Adapter, event: AdapterEvent) -> None:
-        """Queue an event on its channel; channels are handled concurrently, events in order."""
+    async def replay_inbox(self) -> None:
+        """Messages received but not handled before the last stop, handled now (once: ids are checked)."""
+        for entry_id, _key, data in await self.storage.inbox_pending():
+            try:
+                event = IncomingMessage.model_validate(data)
+            except ValueError:
+                log.warning("dropping unreadable inbox entry %s", entry_id)
+                await self.storage.inbox_done(entry_id)
+                continue
+            adapter = self.adapters.get(event.channel.platform)
+            if adapter is not None:
+                self.submit(adapter, event, entry_id)
+
+    def submit(self, adapter: Adapter, event: AdapterEvent, kept: asyncio.Future | int | None = None) -> None:
+        """Queue an event on its channel; channels are handled concurrently, events in order.
+
+        ``kept`` is the event's inbox entry (or the pending write of it), settled once it is handled.
+        """
         key = event.channel.key
         queue = self._queues.get(key)
         if queue is None:
@@ -241,13 +262,22 @@ class TroupeApp:
             self._workers[key] = asyncio.ensure_future(self._channel_worker(queue))
         self._pending_events += 1
         self._idle.clear()
-        queue.put_nowait((adapter, event))
+        queue.put_nowait((adapter, event, kept))
 
     async def _channel_worker(self, queue: asyncio.Queue) -> None:
         while True:
-            adapter, event = await queue.get()
+            adapter, event, kept = await queue.get()
             try:
+                entry_id = kept
+                if isinstance(kept, asyncio.Future):
+                    try:
+                        entry_id = await kept
+                    except Exception:  # not kept, but still heard now
+                        log.warning("could not keep a received message in the inbox", exc_info=True)
+                        entry_id = None
                 await self.handle(adapter, event)
+                if entry_id:
+                    await self.storage.inbox_done(entry_id)
             except Exception:
                 log.exception("failed to handle %s", event.kind)
             finally:

@@ -96,3 +96,30 @@ async def test_a_restart_does_not_make_personas_speak_unprompted(tmp_path: Path)
         assert second.adapter.posts() == [], "nobody spoke to them since they answered"
     finally:
         await second.app.stop()
+
+
+async def test_messages_received_but_not_handled_before_a_crash_are_heard_after_restart(tmp_path: Path) -> None:
+    from adapters.base import IncomingMessage
+
+    first = await start_bot(demo_settings(tmp_path))
+    await first.command("start Team room")
+    await first.command("persona add Priya Nair")
+    await first.say("Priya, first question?")
+    heard_already = first.adapter.history[-1]
+    # Two messages were received (kept in the inbox) when the process died, before they were handled;
+    # one of them had in fact been heard just before the crash.
+    waiting = IncomingMessage(channel=first.adapter.channel("general"), user=first.adapter.user("gus"),
+                              text="Priya, did you see my last message?", message_id="999001")
+    await first.app.storage.inbox_add("memory:general", waiting.model_dump(mode="json"))
+    await first.app.storage.inbox_add("memory:general", heard_already.model_dump(mode="json"))
+    await first.app.stop()
+    second = await start_bot(demo_settings(tmp_path), MemoryAdapter())
+    try:
+        await second.app.wait_idle()
+        world = second.app.sessions.get("memory:general").world
+        heard = [e.content for e in world.events if e.kind.value == "stimulus"]
+        assert heard == ["Priya, first question?", "Priya, did you see my last message?"]
+        assert await second.app.storage.inbox_pending() == []
+        assert [p.identity for p in second.adapter.posts()] == ["Priya Nair"]
+    finally:
+        await second.app.stop()

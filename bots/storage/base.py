@@ -268,6 +268,20 @@ class Storage(ABC):
     async def set_adapter_state(self, platform: str, key: str, value: dict[str, Any] | None) -> None:
         """Store (or, with None, forget) a value of an adapter's."""
 
+    # -- inbox --------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def inbox_add(self, channel_key: str, event: dict[str, Any]) -> int:
+        """Keep a message received but not yet handled; returns its inbox id."""
+
+    @abstractmethod
+    async def inbox_done(self, entry_id: int) -> None:
+        """The message is handled (heard, or found not to concern any world)."""
+
+    @abstractmethod
+    async def inbox_pending(self) -> list[tuple[int, str, dict[str, Any]]]:
+        """Messages received but not handled before the last stop: (id, channel key, event), oldest first."""
+
     # -- usage --------------------------------------------------------------------------------
 
     @abstractmethod

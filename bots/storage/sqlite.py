@@ -171,7 +171,16 @@ CREATE TABLE adapter_state (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3)
+SCHEMA_V4 = """
+CREATE TABLE inbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel_key TEXT NOT NULL,
+    event TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4)
 
 CONNECTION_PRAGMAS = (
     f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
@@ -180,6 +189,10 @@ CONNECTION_PRAGMAS = (
 )
 
 # -- statements -------------------------------------------------------------------------------
+
+INSERT_INBOX = "INSERT INTO inbox (channel_key, event, received_at) VALUES (?, ?, ?)"
+DELETE_INBOX = "DELETE FROM inbox WHERE id = ?"
+SELECT_INBOX = "SELECT id, channel_key, event FROM inbox ORDER BY id"
 
 WORLD_COLUMNS = (
     "id, channel_key, name, situation, status, config, clock, policy, targeted_talk, created_at, updated_at"
@@ -939,6 +952,25 @@ class SQLiteStorage(Storage):
             await db.execute(sql, params)
 
         await self._submit(write, f"store {platform} state {key!r}")
+
+    # -- inbox --------------------------------------------------------------------------------
+
+    async def inbox_add(self, channel_key: str, event: dict[str, Any]) -> int:
+        async def write(db: aiosqlite.Connection) -> int:
+            cursor = await db.execute(INSERT_INBOX, (channel_key, _json(event), _time(utcnow())))
+            return int(cursor.lastrowid or 0)
+
+        return await self._submit(write, f"receive a message in {channel_key}")
+
+    async def inbox_done(self, entry_id: int) -> None:
+        async def write(db: aiosqlite.Connection) -> None:
+            await db.execute(DELETE_INBOX, (entry_id,))
+
+        await self._submit(write, f"settle received message {entry_id}")
+
+    async def inbox_pending(self) -> list[tuple[int, str, dict[str, Any]]]:
+        rows = await self._read(SELECT_INBOX)
+        return [(int(r[0]), str(r[1]), json.loads(r[2])) for r in rows]
 
     # -- usage --------------------------------------------------------------------------------
 
