@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import re
 import stat
@@ -17,7 +18,6 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from itertools import count
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -99,6 +99,7 @@ class ConsoleAdapter(Adapter):
         prompt_session: Any | None = None,
         user_name: str | None = None,
         files_dir: Path | None = None,
+        journal_dir: Path | None = None,
     ) -> None:
         """``console`` receives all output; ``script`` replaces keyboard input with a file's lines.
 
@@ -123,8 +124,10 @@ class ConsoleAdapter(Adapter):
         self._banner = banner
         self._stdin = stdin
         self._session = prompt_session
-        self._ids = count(1)
-        self._run = f"{time.time_ns():x}"
+        self._last_id = 0
+        #: The terminal's history, as a chat platform keeps one: what was typed (for ``catch_up``) and
+        #: what was shown (for ``find_post``), each line written the moment it happens.
+        self._journal = _Journal(journal_dir) if journal_dir is not None else None
         self._typing: dict[str, float] = {}
         self._closed = asyncio.Event()
         self._stack = contextlib.ExitStack()
@@ -186,6 +189,8 @@ class ConsoleAdapter(Adapter):
                 event = parse_line(line, self.channel, self.user, self._next_id())
                 if isinstance(event, _Quit):
                     break
+                if isinstance(event, IncomingMessage) and self._journal is not None:
+                    self._journal.typed(event.message_id, event.text)
                 if event is not None:
                     yield event
             if scripted:
@@ -206,7 +211,30 @@ class ConsoleAdapter(Adapter):
             text,
         )
         self._print(line)
-        return self._next_id()
+        message_id = self._next_id()
+        if self._journal is not None:
+            self._journal.shown(message_id, identity.name, text)
+        return message_id
+
+    async def catch_up(self, channel: ChannelRef, after: str) -> list[IncomingMessage]:
+        """Lines typed after message ``after`` that the world may not have heard (the bot stopped first)."""
+        if self._journal is None or channel.key != self.channel.key:
+            return []
+        return [IncomingMessage(channel=self.channel, user=self.user, text=entry["text"], message_id=entry["id"])
+                for entry in self._journal.read(_Journal.TYPED) if entry["id"] > after]
+
+    async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
+                        since: datetime) -> str | None:
+        """A post already shown, as the journal of this terminal records it."""
+        if self._journal is None:
+            return None
+        floor = f"{int((since.timestamp() - 5) * 1e9):020d}"
+        for entry in reversed(self._journal.read(_Journal.SHOWN)):
+            if entry["id"] < floor:
+                break
+            if entry["name"] == identity.name and entry["text"] == text:
+                return str(entry["id"])
+        return None
 
     async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
         """Shown in the prompt's bottom toolbar; a script's transcript stays free of status noise."""
@@ -270,6 +298,8 @@ class ConsoleAdapter(Adapter):
 
     async def disconnect(self) -> None:
         self._closed.set()
+        if self._journal is not None:
+            self._journal.close()
         self._typing.clear()
         self._stack.close()
 
@@ -381,8 +411,57 @@ class ConsoleAdapter(Adapter):
             raise AdapterError(f"the console has only {self.channel.key}, not {channel.key}", retryable=False)
 
     def _next_id(self) -> str:
-        """Unique across runs too (a world remembers the ids of the messages it heard)."""
-        return f"{self._run}-{next(self._ids)}"
+        """Increasing and unique across runs too: a world remembers the ids of the messages it heard,
+        and ``catch_up`` reads the typed lines after one."""
+        self._last_id = max(self._last_id + 1, time.time_ns())
+        return f"{self._last_id:020d}"
+
+
+class _Journal:
+    """Append-only JSON-lines files of what was typed and what was shown, flushed line by line.
+
+    A process killed between showing a post and recording that it was posted still finds the post
+    here at restart; a line typed but not yet heard is read back by ``catch_up``.
+    """
+
+    TYPED, SHOWN = "console-typed.jsonl", "console-shown.jsonl"
+    #: Above this size a journal keeps only its newer half.
+    MAX_BYTES = 2_000_000
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self._files: dict[str, IO[str]] = {}
+        for name in (self.TYPED, self.SHOWN):
+            path = folder / name
+            if path.exists() and path.stat().st_size > self.MAX_BYTES:
+                kept = path.read_text(encoding="utf-8").splitlines()[-2000:]
+                path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+            self._files[name] = path.open("a", encoding="utf-8")
+
+    def typed(self, message_id: str, text: str) -> None:
+        self._append(self.TYPED, {"id": message_id, "text": text})
+
+    def shown(self, message_id: str, name: str, text: str) -> None:
+        self._append(self.SHOWN, {"id": message_id, "name": name, "text": text})
+
+    def _append(self, name: str, entry: dict[str, str]) -> None:
+        handle = self._files[name]
+        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        handle.flush()
+
+    def read(self, name: str) -> list[dict[str, str]]:
+        entries = []
+        for line in (self.folder / name).read_text(encoding="utf-8").splitlines():
+            try:
+                entries.append(json.loads(line))
+            except ValueError:  # a line cut short by a crash
+                continue
+        return entries
+
+    def close(self) -> None:
+        for handle in self._files.values():
+            handle.close()
 
 
 def render_plain_markdown(text: str) -> Text:

@@ -222,7 +222,8 @@ async def _console(console: Console, script: Path | None, empty: bool) -> int:
         f"troupe {troupe_version()} · {app.stack.description}\n"
         "Type to talk to the personas · /help lists commands · /quit leaves"
     )
-    adapter = ConsoleAdapter(console=console, script=script, banner=banner, files_dir=settings.data_dir / "exports")
+    adapter = ConsoleAdapter(console=console, script=script, banner=banner, files_dir=settings.data_dir / "exports",
+                             journal_dir=settings.data_dir / "console")
     adapter.wait_idle = app.wait_idle
     try:
         await app.start([adapter], listen=False)
@@ -299,7 +300,8 @@ def _stdin_console_builder(console: Console) -> AdapterBuilder:
                 return False
 
         # No ``wait_idle``: a line is heard when it arrives, not once every other channel is idle.
-        return StdinConsole(console=console, files_dir=settings.data_dir / "exports")
+        return StdinConsole(console=console, files_dir=settings.data_dir / "exports",
+                            journal_dir=settings.data_dir / "console")
 
     return build
 

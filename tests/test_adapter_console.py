@@ -463,3 +463,23 @@ async def test_the_prompt_keeps_reading_while_the_consumer_is_busy(pipe_input: P
     await asyncio.wait_for(consumer, 5)
     assert seen == ["first", "second"]
     assert session.history.get_strings() == ["first", "second", "/quit"]
+
+
+async def test_the_journal_lets_a_restarted_console_find_posts_and_typed_lines(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    stdin = io.StringIO("first line\n/status\nsecond line\n")
+    before = ConsoleAdapter(console=plain_console(), stdin=stdin, journal_dir=tmp_path)
+    events = [e async for e in before.listen()]
+    shown = await before.post(before.channel, PRIYA, "I'd ship it.")
+    await before.disconnect()
+
+    after = ConsoleAdapter(console=plain_console(), journal_dir=tmp_path)  # the process was restarted
+    assert await after.find_post(after.channel, PRIYA, "I'd ship it.", None, since) == shown
+    assert await after.find_post(after.channel, Identity(name="Omar"), "I'd ship it.", None, since) is None
+    assert await after.find_post(after.channel, PRIYA, "Something else", None, since) is None
+    first = events[0]
+    missed = await after.catch_up(after.channel, first.message_id)
+    assert [m.text for m in missed] == ["second line"]  # commands are not replayed
+    assert missed[0].message_id > first.message_id

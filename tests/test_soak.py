@@ -35,9 +35,9 @@ SOAK_ARGS = ["--seconds", "20", "--channels", "4", "--personas", "2", "--kills",
 #: Duplicates whose cause is known and reported (see the xfail tests at the end). While they are
 #: not fixed, the soak's ``duplicated == 0`` check is an xfail when every duplicate has one of these
 #: causes, and a failure otherwise. Set to False to make it a hard failure.
-XFAIL_KNOWN_DUPLICATES = True
+XFAIL_KNOWN_DUPLICATES = False
 #: Same for people's messages lost because a catch-up at restart failed (a 503 reading the history).
-XFAIL_KNOWN_LOSSES = True
+XFAIL_KNOWN_LOSSES = False
 KNOWN_DUPLICATE_CAUSES = {
     "slack_client_library_resent_a_dropped_post",
     "outbox_posted_again_after_a_failed_history_check",
@@ -119,9 +119,7 @@ def test_soak_console_lines_typed_while_the_bot_ran_are_heard(soak: dict[str, An
     """The console has no history to catch up from: a line read but not yet heard when the bot is killed
     -9 is gone. Nothing is typed while the bot is down; the count is reported, not hidden."""
     lost = soak["details"]["human_messages_lost_by_platform"].get("console", 0)
-    if lost:
-        pytest.xfail(f"{lost} console line(s) read from standard input were lost by kill -9 before the world "
-                     "heard them (queued in memory; the console has no history for catch_up)")
+    assert lost == 0, f"{lost} console line(s) read from standard input were lost by kill -9"
 
 
 # -- the fakes' random faults ---------------------------------------------------------------------
