@@ -2,9 +2,8 @@
 
 The soak runs once for the module (about 30 s: 4 channels on the console, Discord and Slack, 2
 personas each, 20 s of traffic, the bot killed twice); the tests below read its figures. Then the
-random fault injection of the fakes is checked on its own, and the faults the soak found in the bot
-(two ways it posts twice, one way it loses people's messages) are pinned down deterministically,
-marked xfail(strict) until fixed: see their reasons.
+random fault injection of the fakes is checked on its own, and the faults the soak once found in the
+bot (two ways it posted twice, one way it lost people's messages) are pinned down deterministically.
 """
 
 from __future__ import annotations
