@@ -19,6 +19,7 @@ from typing import IO, Any
 from pydantic import BaseModel, SecretStr
 
 from config.settings import Settings
+from simulation.context import current_persona
 
 #: Context fields a record may carry.
 CONTEXT_FIELDS = ("channel", "world", "persona", "request")
@@ -96,6 +97,9 @@ class RedactingFilter(logging.Filter):
         record.args = None
         for name, value in _context.get().items():
             setattr(record, name, value)
+        persona = current_persona.get()
+        if persona is not None and getattr(record, "persona", None) is None:
+            record.persona = persona
         return True
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from simulation.actions import Action, ActionType, AgentTurn, CognitiveState
 from simulation.clock import DEFAULT_START
+from simulation.context import current_persona
 from simulation.llm.base import Attribution, ChatRequest, LanguageModel
 from simulation.memory import (
     Consolidation,
@@ -180,6 +181,13 @@ class TinyPerson:
         Raises the model layer's typed errors (``LLMError`` subclasses); on error the stimuli stay
         unread and memory is unchanged, so the turn can be retried or skipped cleanly.
         """
+        token = current_persona.set(self.name)
+        try:
+            return await self._act()
+        finally:
+            current_persona.reset(token)
+
+    async def _act(self) -> TurnResult:
         async with self._lock:
             await self._consolidate_if_due()
             # Unread episodes already folded into the summary are not repeated verbatim.

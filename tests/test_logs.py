@@ -68,3 +68,24 @@ def test_log_level_comes_from_settings(tmp_path, restore_root) -> None:
     logging.getLogger("troupe.test").info("hidden")
     logging.getLogger("troupe.test").warning("shown")
     assert "hidden" not in stream.getvalue() and "WARNING troupe.test shown" in stream.getvalue()
+
+
+async def test_model_layer_logs_name_the_persona_whose_turn_it_is(tmp_path, restore_root) -> None:
+    from simulation.agent import TinyPerson
+    from simulation.llm.base import ChatRequest, ChatResult, LanguageModel
+    from simulation.llm.demo_model import DemoModel
+    from simulation.persona import PersonaSpec
+
+    class Chatty(DemoModel):
+        async def complete(self, request: ChatRequest) -> ChatResult:
+            logging.getLogger("simulation.llm.test").warning("calling the model")
+            return await super().complete(request)
+
+    stream = io.StringIO()
+    configure_logging(Settings(data_dir=tmp_path), stream, json_lines=True)
+    agent = TinyPerson(PersonaSpec.model_validate({"name": "Ana Souza", "age": 29}), Chatty())
+    agent.listen("Hi Ana", "gus")
+    with log_context(channel="console:main"):
+        await agent.act()
+    entry = json.loads(stream.getvalue().splitlines()[0])
+    assert entry["persona"] == "Ana Souza" and entry["channel"] == "console:main"
