@@ -108,13 +108,7 @@ def webhook_username(identity: Identity) -> str:
     The tag (``demo model``, ``red-team simulation``) must stay visible, so the name is shortened
     first; words Discord refuses are swapped for look-alikes it accepts.
     """
-    name = re.sub(r"\s+", " ", "".join(ch for ch in identity.name if ch.isprintable())).strip() or "Persona"
-    suffix = f" ({identity.tag.strip()})" if identity.tag and identity.tag.strip() else ""
-    suffix = suffix[: USERNAME_MAX - 1]
-    room = USERNAME_MAX - len(suffix)
-    if len(name) > room:
-        name = name[: room - 1].rstrip() + "…"
-    username = name + suffix
+    username = identity.display_name(USERNAME_MAX)
     for word, replacement in _FORBIDDEN_WORDS.items():
         username = re.sub(word, lambda m, r=replacement: _keep_case(m.group(0), r), username, flags=re.IGNORECASE)
     return username
