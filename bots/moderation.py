@@ -239,8 +239,11 @@ class Moderation:
 
     async def _ask(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         agent = session.world.get(cmd.args["name"])
-        await session.ask(inv.user, agent.name, cmd.args["text"])
-        return Reply(f"Asked {agent.name}.", private=True)
+        # A message in an interview thread (an ask with no command behind it) is a 1:1 conversation:
+        # the others hear it but do not chime in, and the answer in the thread is the only reply.
+        interview = inv.channel.thread is not None and inv.reply_token is None
+        await session.ask(inv.user, agent.name, cmd.args["text"], exchanges=0 if interview else None)
+        return Reply("" if interview else f"Asked {agent.name}.", private=True)
 
     async def _observe(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         agent = session.world.get(cmd.args["name"])

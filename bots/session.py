@@ -221,8 +221,9 @@ class ChannelSession:
             )
         return quote_untrusted(text)
 
-    async def ask(self, user: UserRef, name: str, text: str) -> Event:
-        """Talk to one persona: the others hear it too, but only the one asked answers first."""
+    async def ask(self, user: UserRef, name: str, text: str, *, exchanges: int | None = None) -> Event:
+        """Talk to one persona: the others hear it too, but only the one asked answers first;
+        ``exchanges`` (default: the channel's) persona-to-persona exchanges may follow."""
         text = await self._screen_input(user, text)
         async with self.lock:
             event = await self.world.talk_to(name, text, user.name)
@@ -234,7 +235,7 @@ class ChannelSession:
                     await self._budget_stop(error)
                     return event
                 await self._write(events)
-            self._steps_left = self.config.exchanges
+            self._steps_left = self.config.exchanges if exchanges is None else exchanges
         await self.services.outbox.deliver(self.record.channel_key)
         self.kick()
         return event

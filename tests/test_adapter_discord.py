@@ -340,11 +340,15 @@ async def test_an_interview_thread_talks_with_one_persona(bot: Bot) -> None:
     opened = await bot.command("troupe interview", {"name": "Priya Nair"})
     assert opened.ephemeral and "Opened" in opened.content
     thread = bot.fake.channel_id("Interview with Priya Nair")
+    in_channel = len(bot.persona_posts())
     await bot.fake.user_says(thread, "What worries you most about the launch?", user=bot.fake.moderator)
     await bot.fake.wait_for(lambda: any(m.webhook_id for m in bot.fake.channel_messages(thread)), timeout=15)
+    await asyncio.sleep(0.2)
     await bot.app.wait_idle()
     answers = [m for m in bot.fake.channel_messages(thread) if m.webhook_id]
-    assert answers[0].author_name == "Priya Nair (demo model)"
+    assert [a.author_name for a in answers] == ["Priya Nair (demo model)"]
+    assert len(bot.persona_posts()) == in_channel, "the others do not chime in on a 1:1 interview"
+    assert not bot.fake.dms(bot.fake.moderator.id), "no direct message for each interview message"
     world = bot.app.sessions.get(f"discord:{bot.general}").world
     assert any(e.content == "What worries you most about the launch?" for e in world.events)
 

@@ -204,11 +204,15 @@ async def test_interview_lives_in_a_thread(bot: Bot) -> None:
     await bot.command("interview Priya Nair")
     root = next(p for p in bot.bot_posts() if "Interview with Priya Nair" in p["text"])
     assert any("Opened a thread" in e["text"] for e in bot.ephemerals_for(MODERATOR))
+    ephemerals, posts = len(bot.fake.ephemerals), len(bot.persona_posts())
     await bot.fake.send_message(CHANNEL, MODERATOR, "What worries you most about the launch?", thread_ts=root["ts"])
     await wait_for(lambda: bool(bot.persona_posts(thread_ts=root["ts"])))
+    await asyncio.sleep(0.2)
     await bot.app.wait_idle()
     answers = bot.persona_posts(thread_ts=root["ts"])
     assert [a["username"] for a in answers] == ["Priya Nair (demo model)"]
+    assert len(bot.persona_posts()) == posts + 1, "the others do not chime in on a 1:1 interview"
+    assert len(bot.fake.ephemerals) == ephemerals, "no private 'asked' notice for each interview message"
 
 
 async def test_interview_of_an_unknown_persona_is_refused(bot: Bot) -> None:
