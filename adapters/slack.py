@@ -511,7 +511,21 @@ class SlackAdapter(Adapter):
             raise AdapterError(f"Slack refused a private reply: HTTP {response.status_code} {response.body}")
 
     async def reply(self, invocation: CommandInvocation, text: str) -> None:
-        await self.post(invocation.channel, self.bot_identity, text, invocation.channel.thread)
+        """A public answer, posted in the channel; where the app is not a member yet, through the
+        command's response_url with a hint to invite it (persona posts need it in the channel)."""
+        try:
+            await self.post(invocation.channel, self.bot_identity, text, invocation.channel.thread)
+            return
+        except AdapterError as error:
+            invited = "not_in_channel" not in str(error) and "channel_not_found" not in str(error)
+            entry = self._invocations.get(invocation.reply_token or "")
+            if invited or entry is None or entry.expired or not entry.response_url:
+                raise
+        hint = "\n_Invite me to this channel (`/invite @Troupe`) so the personas can post here._"
+        response = await AsyncWebhookClient(entry.response_url).send(
+            text=_clip(to_mrkdwn(text) + hint, TEXT_MAX), response_type="in_channel")
+        if response.status_code != 200:
+            raise AdapterError(f"Slack refused a reply: HTTP {response.status_code} {response.body}")
 
     async def post_card(self, channel: ChannelRef, card: Card, *, invocation: CommandInvocation | None = None,
                         private: bool = False, thread: str | None = None) -> str | None:

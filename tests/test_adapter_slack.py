@@ -432,3 +432,19 @@ async def test_poll_and_focus_group_results_are_block_kit(bot: Bot) -> None:
     assert len(status) == 1  # posted once, then updated in place
     updates = [u for u in bot.fake.updates if u["ts"] == status[0]["ts"]]
     assert len(updates) >= 3 and updates[-1]["text"] == "Focus group: focus group finished"
+
+
+async def test_in_a_channel_the_app_has_not_joined_the_answer_comes_by_response_url(tmp_path: Path) -> None:
+    async with new_fake() as fake:
+        fake.add_channel("C0LOBBY", "lobby", is_member=False)
+        bot = await start_bot(tmp_path, fake)
+        try:
+            envelope = await fake.send_slash_command("start Lobby", user_id=MODERATOR, channel_id="C0LOBBY")
+            assert await fake.wait_ack(envelope) is not None
+            await wait_for(lambda: bool(fake.responses), timeout=10)
+            await bot.app.wait_idle()
+            answer = fake.responses[-1]
+            assert answer["response_type"] == "in_channel"
+            assert "Started the world “Lobby”" in answer["text"] and "/invite @Troupe" in answer["text"]
+        finally:
+            await bot.app.stop()
