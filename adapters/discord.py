@@ -28,7 +28,7 @@ import re
 import shlex
 import time
 from datetime import datetime, timedelta
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
@@ -50,6 +50,7 @@ from adapters.base import (
     UserRef,
     split_message,
 )
+from adapters.interviews import OwedAnswers
 from config.settings import DiscordSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,6 @@ _FORBIDDEN_WORDS = {"discord": "discοrd", "clyde": "clydе"}  # Greek omicron /
 EPHEMERAL = 64
 #: Follow-ups to an interaction are accepted for 15 minutes; stay clear of the edge.
 INTERACTION_TTL_S = 14 * 60
-#: How long an interview question waits for its answer before the persona's posts go to the channel again.
-INTERVIEW_ANSWER_TTL_S = 300.0
 #: Discord's JSON error code for an unknown (deleted) webhook.
 UNKNOWN_WEBHOOK = 10015
 #: Discord's embed limits; a message's embeds may hold 6,000 characters in all (title, description,
@@ -368,8 +367,8 @@ class DiscordAdapter(Adapter):
         self._not_interviews: set[str] = set()
         #: Storage look-ups in flight, shared so messages of one thread stay in order.
         self._interview_lookups: dict[str, asyncio.Future[tuple[str, str] | None]] = {}
-        #: Answers owed to interview threads: (channel id, persona) -> (thread id, asked at), oldest first.
-        self._owed: defaultdict[tuple[str, str], deque[tuple[str, float]]] = defaultdict(deque)
+        #: Answers owed to interview threads.
+        self._owed = OwedAnswers()
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -473,7 +472,7 @@ class DiscordAdapter(Adapter):
         interview = await self._interview_of(channel.thread) if channel.thread else None
         if interview is not None:
             channel_id, persona = interview
-            self._owed[(channel_id, persona)].append((channel.thread or "", time.monotonic()))
+            self._owed.asked(channel_id, persona, channel.thread or "")
             text = f"ask {quote_word(persona)} {message.content.strip()}"
             self._events.put_nowait(CommandInvocation(channel=channel, user=user, text=text))
             return
@@ -727,7 +726,7 @@ class DiscordAdapter(Adapter):
     async def post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None = None) -> str:
         thread = thread or channel.thread
         if thread is None:
-            thread = self._interview_thread(channel.id, identity.name)
+            thread = self._owed.thread_for(channel.id, identity.name)
         pieces = split_message(text, self.max_message_length)
         if identity.name == self.bot_identity.name and not identity.tag:
             return await self._bot_post(thread or channel.id, pieces)
@@ -737,19 +736,6 @@ class DiscordAdapter(Adapter):
             prefix = fallback_prefix(identity)
             pieces = split_message(text, self.max_message_length - len(prefix))
             return await self._bot_post(thread or channel.id, [prefix + pieces[0], *pieces[1:]])
-
-    def _interview_thread(self, channel_id: str, persona: str) -> str | None:
-        """The interview thread owed this persona's next post, if a question there is still fresh.
-
-        A question that got no answer (refused, or the world paused) stops claiming posts after a while.
-        """
-        owed = self._owed.get((channel_id, persona))
-        now = time.monotonic()
-        while owed:
-            thread, asked = owed.popleft()
-            if now - asked <= INTERVIEW_ANSWER_TTL_S:
-                return thread
-        return None
 
     async def _bot_post(self, target_id: str, pieces: list[str]) -> str:
         first: str | None = None

@@ -23,7 +23,7 @@ import logging
 import re
 import time
 from datetime import datetime
-from collections import OrderedDict, defaultdict, deque
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -52,6 +52,7 @@ from adapters.base import (
     UserRef,
     split_message,
 )
+from adapters.interviews import OwedAnswers
 from config.settings import Settings, SlackSettings
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,6 @@ FIELD_MAX = 2000
 BLOCKS_MAX = 50
 #: A slash command's response_url is good for 30 minutes.
 RESPONSE_URL_TTL_S = 29 * 60
-#: How long an interview question waits for its answer before the persona's posts go to the channel again.
-INTERVIEW_ANSWER_TTL_S = 300.0
 #: Most messages read back at start-up from a channel's history.
 CATCH_UP_MAX = 500
 #: Deliveries remembered to spot Slack's retries.
@@ -254,8 +253,8 @@ class SlackAdapter(Adapter):
         self._no_customize_told: set[str] = set()
         #: Interview threads: (channel id, thread ts) -> persona name.
         self._interviews: dict[tuple[str, str], str] = {}
-        #: Answers owed to interview threads: (channel id, persona) -> (thread ts, asked at), oldest first.
-        self._owed: defaultdict[tuple[str, str], deque[tuple[str, float]]] = defaultdict(deque)
+        #: Answers owed to interview threads.
+        self._owed = OwedAnswers()
         self._tokens = 0
 
     # -- connection -----------------------------------------------------------------------------
@@ -407,7 +406,7 @@ class SlackAdapter(Adapter):
         channel = ChannelRef(platform="slack", id=channel_id, thread=thread)
         persona = await self._interview_persona(channel_id, thread) if thread else None
         if persona is not None:
-            self._owed[(channel_id, persona)].append((thread or "", time.monotonic()))
+            self._owed.asked(channel_id, persona, thread or "")
             self._events.put_nowait(CommandInvocation(channel=channel, user=user, text=f"ask {_quote(persona)} {text.strip()}"))
             return
         self._events.put_nowait(IncomingMessage(channel=channel, user=user, text=text, message_id=ts))
@@ -575,7 +574,7 @@ class SlackAdapter(Adapter):
     async def post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None = None) -> str:
         thread = thread or channel.thread
         if thread is None:
-            thread = self._interview_thread(channel.id, identity.name)
+            thread = self._owed.thread_for(channel.id, identity.name)
         is_bot = identity.name == self.bot_identity.name and not identity.tag
         if is_bot or self.can_customize or not self.scopes:
             pieces = split_message(text, self.max_message_length)
@@ -729,16 +728,6 @@ class SlackAdapter(Adapter):
             if stored and stored.get("persona"):
                 persona = self._interviews[(channel_id, thread)] = str(stored["persona"])
         return persona
-
-    def _interview_thread(self, channel_id: str, persona: str) -> str | None:
-        """The interview thread owed this persona's next post, if a question there is still fresh."""
-        owed = self._owed.get((channel_id, persona))
-        now = time.monotonic()
-        while owed:
-            thread, asked = owed.popleft()
-            if now - asked <= INTERVIEW_ANSWER_TTL_S:
-                return thread
-        return None
 
 
 async def _ignore(ack: Callable[..., Any] | None = None) -> None:
