@@ -344,11 +344,6 @@ async def _serve_platform(console: Console, builders: list[AdapterBuilder], *,
     taking events, lets in-flight work finish and posts what it can within ``stop_timeout`` seconds
     (what is cut short stays in storage and resumes at the next start), and 0 is returned.
     """
-    from adapters.base import AdapterError
-    from bots.app import TroupeApp
-    from bots.storage import StorageError
-    from simulation.persona import bundled_personas, load_persona
-
     try:
         settings = Settings()
     except ValueError as error:
@@ -356,7 +351,23 @@ async def _serve_platform(console: Console, builders: list[AdapterBuilder], *,
         return EXIT_BAD_INPUT
     from bots.logs import configure_logging
 
-    configure_logging(settings)
+    root = logging.getLogger()
+    level = root.level
+    handler = configure_logging(settings)
+    try:
+        return await _serve_with(console, builders, settings, stop_timeout)
+    finally:
+        root.removeHandler(handler)  # the process may go on (tests, embedding)
+        root.setLevel(level)
+
+
+async def _serve_with(console: Console, builders: list[AdapterBuilder], settings: Settings,
+                      stop_timeout: float) -> int:
+    from adapters.base import AdapterError
+    from bots.app import TroupeApp
+    from bots.storage import StorageError
+    from simulation.persona import bundled_personas, load_persona
+
     adapters: list[Adapter] = []
     for build in builders:
         adapter = build(settings)
