@@ -7,7 +7,7 @@ cached call) but no tokens and no cost.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -54,10 +54,22 @@ Key = tuple[str | None, str | None]
 
 
 class UsageLedger:
-    """In-memory usage per (world, persona); ``None`` stands for calls made outside any world/persona."""
+    """In-memory usage per (world, persona); ``None`` stands for calls made outside any world/persona.
+
+    Kept per world, so what one world's budget check or storage write reads costs the same with one
+    world as with hundreds.
+    """
 
     def __init__(self) -> None:
-        self._entries: dict[Key, UsageTotals] = {}
+        self._worlds: dict[str | None, dict[str | None, UsageTotals]] = {}
+
+    def _entry(self, world: str | None, persona: str | None) -> UsageTotals:
+        return self._worlds.setdefault(world, {}).setdefault(persona, UsageTotals())
+
+    def _items(self) -> Iterator[tuple[Key, UsageTotals]]:
+        for world, personas in self._worlds.items():
+            for persona, entry in personas.items():
+                yield (world, persona), entry
 
     def record(
         self,
@@ -69,8 +81,7 @@ class UsageLedger:
         cached: bool = False,
     ) -> None:
         attribution = attribution or Attribution()
-        entry = self._entries.setdefault((attribution.world, attribution.persona), UsageTotals())
-        entry.add(
+        self._entry(attribution.world, attribution.persona).add(
             UsageTotals(
                 calls=1,
                 cached_calls=int(cached),
@@ -83,30 +94,30 @@ class UsageLedger:
     def totals(self, world: str | None = None, persona: str | None = None) -> UsageTotals:
         """Usage summed over every entry matching the given world and persona (``None`` = any)."""
         out = UsageTotals()
-        for (w, p), entry in self._entries.items():
-            if (world is None or w == world) and (persona is None or p == persona):
-                out.add(entry)
+        worlds = [self._worlds.get(world, {})] if world is not None else list(self._worlds.values())
+        for personas in worlds:
+            for p, entry in personas.items():
+                if persona is None or p == persona:
+                    out.add(entry)
         return out
 
     def scope_totals(self, world: str | None) -> UsageTotals:
         """Usage of exactly this world; ``None`` means calls made outside any world."""
         out = UsageTotals()
-        for (w, _), entry in self._entries.items():
-            if w == world:
-                out.add(entry)
+        for entry in self._worlds.get(world, {}).values():
+            out.add(entry)
         return out
 
     def by_persona(self, world: str | None) -> dict[str | None, UsageTotals]:
         """Usage of one world, per persona (``None`` for calls not made for a persona)."""
         out: dict[str | None, UsageTotals] = {}
-        for (w, p), entry in self._entries.items():
-            if w == world:
-                out.setdefault(p, UsageTotals()).add(entry)
+        for persona, entry in self._worlds.get(world, {}).items():
+            out.setdefault(persona, UsageTotals()).add(entry)
         return out
 
     def by_world(self) -> dict[str | None, UsageTotals]:
         out: dict[str | None, UsageTotals] = {}
-        for (w, _), entry in self._entries.items():
+        for (w, _), entry in self._items():
             out.setdefault(w, UsageTotals()).add(entry)
         return out
 
@@ -114,7 +125,7 @@ class UsageLedger:
         """A JSON-ready snapshot, of one world when ``world`` is given, for saving with it."""
         entries = [
             {"world": w, "persona": p, **entry.to_dict()}
-            for (w, p), entry in self._entries.items()
+            for (w, p), entry in self._items()
             if world is None or w == world
         ]
         return {"entries": entries}
@@ -128,13 +139,11 @@ class UsageLedger:
     def merge(self, data: Mapping[str, Any]) -> None:
         """Add a saved snapshot (``to_dict``) to this ledger, e.g. when a saved world is resumed."""
         for item in data.get("entries", []):
-            key = (item.get("world"), item.get("persona"))
-            self._entries.setdefault(key, UsageTotals()).add(UsageTotals.from_dict(item))
+            self._entry(item.get("world"), item.get("persona")).add(UsageTotals.from_dict(item))
 
     def forget(self, world: str | None) -> None:
         """Drop a world's usage (its budget starts again)."""
-        for key in [k for k in self._entries if k[0] == world]:
-            del self._entries[key]
+        self._worlds.pop(world, None)
 
 
 @dataclass(frozen=True)
