@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from adapters.base import Adapter, ChannelRef, Identity, UserRef
 from bots.outbox import Outbox
 from bots.storage import AuditRecord, OutboxEntry, OutboxStatus, PersonaRecord, StepWrite, Storage, UsageRow, WorldRecord, WorldStatus
-from bots.verification import VerificationContext, Verifier
+from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
 from bots.verification.checks.injection import inspect_input, quote_untrusted
 from bots.verification.checks.secrets import SecretsCheck
 from bots.verification.checks.secrets import redact as redact_secrets
@@ -295,25 +295,29 @@ class ChannelSession:
     async def vet_text(self, text: str, persona: str | None = None) -> str:
         """``text`` as it may be shown in the channel: checked like a persona post (redactions kept);
         withheld, with the reason, when a check would hold or block it."""
+        verdict = await self._check(text, persona or "", recent=[], max_length=100_000)
+        if verdict.action.value in ("hold", "block"):
+            return "(withheld by verification: " + ("; ".join(verdict.reasons) or verdict.action.value) + ")"
+        return verdict.text
+
+    async def _check(self, text: str, persona: str, *, recent: list[str], max_length: int) -> Verdict:
+        """The channel's verdict on ``text`` as ``persona``'s; a check that errors holds it (fail closed)."""
         agent = self.world.find(persona) if persona else None
         context = VerificationContext(
             platform=self.channel.platform,
             channel_key=self.record.channel_key,
             world_id=self.record.id,
             world_name=self.world.name,
-            persona=persona or "",
+            persona=persona,
             persona_spec=agent.persona_data if agent else {},
-            recent=[],
-            max_length=100_000,
+            recent=recent,
+            max_length=max_length,
         )
         try:
-            verdict = await self.services.verifier_for(self.config, self.record.channel_key).verify(text, context)
-        except Exception as error:  # fail closed
-            log.exception("verification of a result failed")
-            return f"(withheld: verification failed: {error})"
-        if verdict.action.value in ("hold", "block"):
-            return "(withheld by verification: " + ("; ".join(verdict.reasons) or verdict.action.value) + ")"
-        return verdict.text
+            return await self.services.verifier_for(self.config, self.record.channel_key).verify(text, context)
+        except Exception as error:
+            log.exception("verification failed for a message of %s", persona or "the bot")
+            return Verdict(action=VerdictAction.HOLD, text=text, reasons=[f"verification error: {error}"])
 
     async def _run_loop(self) -> None:
         while self._steps_left > 0 and not self.paused:
@@ -506,24 +510,8 @@ class ChannelSession:
         return rows
 
     async def _verify(self, event: Event) -> OutboxEntry:
-        agent = self.world.find(event.source)
-        context = VerificationContext(
-            platform=self.channel.platform,
-            channel_key=self.record.channel_key,
-            world_id=self.record.id,
-            world_name=self.world.name,
-            persona=event.source,
-            persona_spec=agent.persona_data if agent else {},
-            recent=self.world.transcript(last=12).splitlines(),
-            max_length=self.adapter.max_message_length,
-        )
-        try:
-            verdict = await self.services.verifier_for(self.config, self.record.channel_key).verify(event.content, context)
-        except Exception as error:  # fail closed: an erroring check holds the message
-            log.exception("verification failed for event %s", event.id)
-            from bots.verification import Verdict, VerdictAction
-
-            verdict = Verdict(action=VerdictAction.HOLD, text=event.content, reasons=[f"verification error: {error}"])
+        verdict = await self._check(event.content, event.source, recent=self.world.transcript(last=12).splitlines(),
+                                    max_length=self.adapter.max_message_length)
         status = {
             "pass": OutboxStatus.PENDING,
             "rewrite": OutboxStatus.PENDING,
