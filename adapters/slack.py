@@ -384,11 +384,14 @@ class SlackAdapter(Adapter):
 
     # -- incoming -------------------------------------------------------------------------------
 
+    def _by_a_person(self, message: dict[str, Any]) -> bool:
+        """Written by someone (not a bot, not this app), and not an edit, a join or the like."""
+        return (message.get("subtype") in _PERSON_SUBTYPES and not message.get("bot_id")
+                and bool(message.get("user")) and message.get("user") != self.bot_user_id)
+
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         """A message event: people's messages are heard once; bots', edits and joins are ignored."""
-        if event.get("subtype") not in _PERSON_SUBTYPES or event.get("bot_id") or not event.get("user"):
-            return
-        if event.get("user") == self.bot_user_id:
+        if not self._by_a_person(event):
             return
         channel_id = str(event.get("channel", ""))
         ts = str(event.get("ts", ""))
@@ -642,9 +645,7 @@ class SlackAdapter(Adapter):
             raise _adapter_error(error, "reading the channel's history") from error
         missed: list[IncomingMessage] = []
         for message in sorted(found, key=lambda m: float(m["ts"]))[:CATCH_UP_MAX]:
-            if message.get("subtype") not in _PERSON_SUBTYPES or message.get("bot_id") or not message.get("user"):
-                continue
-            if message.get("user") == self.bot_user_id:
+            if not self._by_a_person(message):
                 continue
             text = _plain_text(str(message.get("text") or ""))
             if not text.strip() or not self._seen.first_time(f"{channel.id}/{message['ts']}"):
