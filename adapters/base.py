@@ -186,6 +186,16 @@ def split_message(text: str, limit: int) -> list[str]:
     return pieces
 
 
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis showing that something was cut."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    if limit < 2:
+        return "…"[:limit]
+    return text[: limit - 1].rstrip() + "…"
+
+
 def _break_before(text: str, limit: int) -> tuple[int, int]:
     """(end of this piece, start of the next) for the best break within the first ``limit`` characters."""
     window = text[: limit + 1]  # whitespace right after the limit still ends a full piece

@@ -48,6 +48,7 @@ from adapters.base import (
     Identity,
     IncomingMessage,
     UserRef,
+    clip,
     split_message,
 )
 from adapters.interviews import OwedAnswers
@@ -121,16 +122,6 @@ def fallback_prefix(identity: Identity) -> str:
     """How a persona's name leads a post the bot makes on its behalf."""
     tag = f" ({identity.tag})" if identity.tag else ""
     return f"**{identity.name}{tag}:** "
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, with an ellipsis showing that something was cut."""
-    text = text.strip()
-    if len(text) <= limit:
-        return text
-    if limit < 2:
-        return "…"[:limit]
-    return text[: limit - 1].rstrip() + "…"
 
 
 def attachment_filename(filename: str) -> str:

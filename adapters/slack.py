@@ -50,6 +50,7 @@ from adapters.base import (
     Identity,
     IncomingMessage,
     UserRef,
+    clip,
     split_message,
 )
 from adapters.interviews import OwedAnswers
@@ -117,19 +118,15 @@ def fallback_prefix(identity: Identity) -> str:
     return f"*{escape(identity.display_name(USERNAME_MAX))}:* "
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def card_blocks(card: Card) -> list[dict[str, Any]]:
     """A card as Block Kit: header, sections (text and fields), context footer; within Slack's limits."""
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _clip(card.title, HEADER_MAX), "emoji": True}}
+        {"type": "header", "text": {"type": "plain_text", "text": clip(card.title, HEADER_MAX), "emoji": True}}
     ]
     for piece in split_message(to_mrkdwn(card.text), SECTION_MAX) if card.text.strip() else []:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": piece}})
     fields = [
-        {"type": "mrkdwn", "text": _clip(f"*{escape(f.name)}*\n{to_mrkdwn(f.value)}", FIELD_MAX)}
+        {"type": "mrkdwn", "text": clip(f"*{escape(f.name)}*\n{to_mrkdwn(f.value)}", FIELD_MAX)}
         for f in card.fields
     ]
     for start in range(0, len(fields), FIELDS_PER_SECTION):
@@ -139,7 +136,7 @@ def card_blocks(card: Card) -> list[dict[str, Any]]:
         blocks = blocks[: BLOCKS_MAX - footer_room - 1]
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "_(shortened: too long for one message)_"}})
     if card.footer:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(escape(card.footer), SECTION_MAX)}]})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(escape(card.footer), SECTION_MAX)}]})
     return blocks
 
 
@@ -492,7 +489,7 @@ class SlackAdapter(Adapter):
         """``chat.postEphemeral``; where the bot may not post, the command's response_url."""
         assert self.client is not None
         try:
-            await self.client.chat_postEphemeral(channel=channel.id, user=user.id, text=_clip(text, TEXT_MAX),
+            await self.client.chat_postEphemeral(channel=channel.id, user=user.id, text=clip(text, TEXT_MAX),
                                                  blocks=blocks, thread_ts=channel.thread)
             return
         except SlackApiError as error:
@@ -506,7 +503,7 @@ class SlackAdapter(Adapter):
             raise _adapter_error(failure, "a private reply")
         try:
             response = await AsyncWebhookClient(invocation.response_url).send(
-                text=_clip(text, TEXT_MAX), blocks=blocks, response_type="ephemeral")
+                text=clip(text, TEXT_MAX), blocks=blocks, response_type="ephemeral")
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
             raise _adapter_error(error, "a private reply") from error
         if response.status_code != 200:
@@ -525,7 +522,7 @@ class SlackAdapter(Adapter):
                 raise
         hint = "\n_Invite me to this channel (`/invite @Troupe`) so the personas can post here._"
         response = await AsyncWebhookClient(entry.response_url).send(
-            text=_clip(to_mrkdwn(text) + hint, TEXT_MAX), response_type="in_channel")
+            text=clip(to_mrkdwn(text) + hint, TEXT_MAX), response_type="in_channel")
         if response.status_code != 200:
             raise AdapterError(f"Slack refused a reply: HTTP {response.status_code} {response.body}")
 
@@ -533,7 +530,7 @@ class SlackAdapter(Adapter):
                         private: bool = False, thread: str | None = None) -> str | None:
         """A card as Block Kit; its image (a chart) is uploaded right after it, in the same place."""
         blocks = card_blocks(card)
-        fallback = _clip(to_mrkdwn(card.as_text()), TEXT_MAX)
+        fallback = clip(to_mrkdwn(card.as_text()), TEXT_MAX)
         thread = thread or channel.thread
         if invocation is not None and private:
             await self._ephemeral(invocation.user, channel, fallback, blocks, invocation.reply_token)

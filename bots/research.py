@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adapters.base import Card, CardField, CommandInvocation
+from adapters.base import Card, CardField, CommandInvocation, clip
 from bots.commands import Command, CommandError
 from bots.exports import slug
 from simulation.disclaimer import disclaimer
@@ -115,7 +115,7 @@ class Research:
         text = await session.vet_text(summary.overview)
         points = [await session.vet_text(p) for p in summary.key_points[:8]]
         body = text + ("\n" + "\n".join(f"• {p}" for p in points) if points else "") + probes
-        return Card(title=_clip(f"Focus group: {report.question}", 240), text=body, fields=tuple(fields),
+        return Card(title=clip(f"Focus group: {report.question}", 240), text=body, fields=tuple(fields),
                     footer=f"{report.rounds} round(s), {len(report.turns)} turns. {report.disclaimer}", colour=COLOUR)
 
     async def _probe(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
@@ -228,11 +228,11 @@ class Research:
         fields = []
         for turn in result.transcript[:5]:
             answer = await session.vet_text(turn.answer, persona=agent.name)
-            fields.append(CardField(name=_clip(turn.question, 250), value=answer))
+            fields.append(CardField(name=clip(turn.question, 250), value=answer))
         verdict = "consistent" if result.passed else "not consistent"
         card = Card(title=f"Validation of {agent.name}: {result.score:.2f} ({verdict})",
                     text=await session.vet_text(result.justification), fields=tuple(fields),
-                    footer=f"Expectations: {_clip(cmd.args['expectations'], 200)}. {result.disclaimer}", colour=COLOUR)
+                    footer=f"Expectations: {clip(cmd.args['expectations'], 200)}. {result.disclaimer}", colour=COLOUR)
         return self._reply(card.as_text(), card=card)
 
     # -- artifacts and story --------------------------------------------------------------------
@@ -259,7 +259,3 @@ class Research:
         card = Card(title="Suggested next beat", text=await session.vet_text(beat.content), fields=tuple(fields),
                     footer=f"`story inject` delivers it. Suggested by {self.app.model_label}.", colour=COLOUR)
         return self._reply(card.as_text(), card=card, private=True)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
