@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.base import Adapter, AdapterEvent, AdapterState, CommandInvocation, IncomingMessage
+from bots.collector import QuietCollector
 from bots.logs import log_context
 from bots.moderation import Moderation, Reply
 from bots.outbox import Outbox
@@ -23,6 +24,7 @@ from bots.verification import Verifier
 from bots.verification.factory import build_verifier
 from bots.verification.policy import VerificationPolicy
 from config.settings import Settings
+from simulation.fairness import fair_turn
 from simulation.llm.factory import ModelStack, build_model
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class TroupeApp:
         #: Long-lived retries (catch-up) that ``wait_idle`` does not wait for; ``stop`` cancels them.
         self._background: set[asyncio.Task] = set()
         self.outbox = Outbox(self.storage, self.adapters, spawn=self._track)
+        self.collector = QuietCollector()
         self._fixed_verifier = verifier
         self._verifiers: dict[str, Verifier] = {}
         self.services = Services(
@@ -105,7 +108,7 @@ class TroupeApp:
 
     def _track(self, task: asyncio.Future) -> None:
         self._tasks.add(task)  # type: ignore[arg-type]
-        self._idle.clear()
+        self._busy()
         task.add_done_callback(self._task_done)
         task.add_done_callback(_log_failure)
 
@@ -113,9 +116,15 @@ class TroupeApp:
         self._tasks.discard(task)  # type: ignore[arg-type]
         self._check_idle()
 
+    def _busy(self) -> None:
+        if self._idle.is_set():
+            self._idle.clear()
+            self.collector.busy()
+
     def _check_idle(self) -> None:
-        if not self._tasks and self._pending_events == 0:
+        if not self._tasks and self._pending_events == 0 and not self._idle.is_set():
             self._idle.set()
+            self.collector.quiet()
 
     def spawn(self, awaitable: Awaitable[Any]) -> asyncio.Task:
         task = asyncio.ensure_future(awaitable)
@@ -143,6 +152,7 @@ class TroupeApp:
         await self.outbox.flush_all()
         await self.replay_inbox()
         await self.catch_up()
+        self.collector.install()
         if listen:
             self.listen()
 
@@ -171,8 +181,12 @@ class TroupeApp:
         missed = [m for m in missed if not session.heard(m.message_id)]
         if missed:
             log.info("catching up on %d message(s) in %s", len(missed), session.channel.key)
-        for message in missed:
-            self.submit(adapter, message)
+        # Kept in the inbox before anything else is heard: if the bot stops before hearing them, the
+        # next start replays them, even once later messages have moved the catch-up point past them.
+        kept = await asyncio.gather(*(self.storage.inbox_add(m.channel.key, m.model_dump(mode="json"))
+                                      for m in missed))
+        for message, entry_id in zip(missed, kept):
+            self.submit(adapter, message, entry_id)
         return True
 
     async def _catch_up_later(self, adapter: Adapter, session: Any, after: str) -> None:
@@ -226,6 +240,7 @@ class TroupeApp:
             await adapter.disconnect()
         await self.storage.close()
         await self.stack.model.aclose()
+        self.collector.uninstall()
 
     # -- events -------------------------------------------------------------------------------
 
@@ -261,7 +276,7 @@ class TroupeApp:
             queue = self._queues[key] = asyncio.Queue()
             self._workers[key] = asyncio.ensure_future(self._channel_worker(queue))
         self._pending_events += 1
-        self._idle.clear()
+        self._busy()
         queue.put_nowait((adapter, event, kept))
 
     async def _channel_worker(self, queue: asyncio.Queue) -> None:
@@ -275,6 +290,7 @@ class TroupeApp:
                     except Exception:  # not kept, but still heard now
                         log.warning("could not keep a received message in the inbox", exc_info=True)
                         entry_id = None
+                await fair_turn()
                 await self.handle(adapter, event)
                 if entry_id:
                     await self.storage.inbox_done(entry_id)

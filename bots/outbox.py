@@ -1,8 +1,12 @@
 """The outbox: persona messages are stored first, posted second and marked posted third.
 
 A crash between any two of those steps never loses a message (it is still pending at restart) and
-a message marked posted is never posted again. Posts of one channel go out in order, paced to the
-platform's limit; a failed post is retried with backoff without holding up other channels.
+a message marked posted is never posted again. A pending message may still have been posted (the
+process died before recording it, or the platform timed out after taking it), so before posting
+one again the outbox looks for it in the channel: every entry left by an earlier run, and every one
+with a failed attempt. A first attempt in this run needs no look and no write before it, which keeps
+storage off the path from a persona's words to the channel. Posts of one channel go out in order,
+paced to the platform's limit; a failed post is retried with backoff without holding up others.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ from collections.abc import Callable
 
 from adapters.base import Adapter, AdapterError, ChannelRef, Identity
 from bots.storage import OutboxEntry, OutboxStatus, Storage
+from bots.storage.base import utcnow
 
 log = logging.getLogger(__name__)
 
 #: Attempts after which a post is sent again even though the channel could not be checked for it.
 MAX_UNCHECKED = 6
+#: Posted entries remembered, so a read of pending entries that raced their marks never reposts.
+RECENTLY_POSTED = 10_000
 #: Seconds before retrying a failed post, by attempt; the last value repeats.
 RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
 
@@ -38,6 +45,15 @@ class Outbox:
     ) -> None:
         self.storage = storage
         self.adapters = adapters
+        #: Entries created before this (by an earlier run) may have been posted without being marked.
+        self._since = utcnow()
+        #: Entries whose post began in this run and ended neither way (the attempt was interrupted).
+        self._in_doubt: set[int] = set()
+        #: Posted entries whose "posted" mark is still being written: never posted again meanwhile.
+        self._marking: dict[int, asyncio.Future] = {}
+        #: Entries marked posted lately: a read of pending entries begun before a mark was stored
+        #: may still list them.
+        self._posted: dict[int, None] = {}
         self.retry_delays = retry_delays
         self._locks: dict[str, asyncio.Lock] = {}
         self._last_post: dict[str, float] = {}
@@ -58,6 +74,8 @@ class Outbox:
         """Post the channel's pending entries in order. False if one failed and awaits a retry."""
         async with self._lock(channel_key):
             for entry in await self.storage.pending_outbox(channel_key):
+                if entry.id in self._marking or entry.id in self._posted:
+                    continue
                 if not await self._post(entry):
                     self._schedule_retry(channel_key, entry.attempts + 1)
                     return False
@@ -77,18 +95,19 @@ class Outbox:
             return False  # that platform is not connected in this process; it stays pending
         channel = channel_from_key(entry.channel_key)
         identity = Identity.model_validate(entry.identity or {"name": entry.persona})
-        if entry.attempts > 0:
+        if entry.attempts > 0 or entry.created_at < self._since or entry.id in self._in_doubt:
             known = await self._already_posted(adapter, channel, identity, entry)
             if known is True:
                 return True
             if known is None:
                 return False  # look again later rather than risk a second copy
         await self._pace(entry.channel_key, adapter.post_interval_s)
-        await self.storage.mark_attempt(entry.id)
+        self._in_doubt.add(entry.id)
         try:
             message_id = await adapter.post(channel, identity, entry.text, entry.thread)
         except AdapterError as error:
             await self.storage.mark_attempt(entry.id, str(error))
+            self._in_doubt.discard(entry.id)
             if error.retryable:
                 log.warning("post %s to %s failed, will retry: %s", entry.id, entry.channel_key, error)
                 return False
@@ -96,8 +115,41 @@ class Outbox:
             if self.on_failure is not None:
                 self.on_failure(entry, str(error))
             return True
-        await self.storage.mark_posted(entry.id, message_id)
+        except Exception as error:  # an adapter bug: the outcome is unknown, so look before retrying
+            log.exception("post %s to %s raised", entry.id, entry.channel_key)
+            await self.storage.mark_attempt(entry.id, f"{type(error).__name__}: {error}")
+            self._in_doubt.discard(entry.id)
+            return False
+        self._mark_posted(entry.id, message_id)
         return True
+
+    def _mark_posted(self, entry_id: int, message_id: str) -> None:
+        """Record the post without waiting for the write: the channel's next post need not wait for
+        storage. Until the mark is stored the entry is skipped here; if the process dies first, the
+        entry is pending at the next start and found in the channel instead of posted again."""
+
+        async def mark() -> None:
+            try:
+                await self.storage.mark_posted(entry_id, message_id)
+            except Exception:
+                log.warning("could not record that post %s was made; it is looked for before any retry",
+                            entry_id, exc_info=True)
+                return  # stays in doubt
+            finally:
+                self._marking.pop(entry_id, None)
+            self._in_doubt.discard(entry_id)
+            self._posted[entry_id] = None
+            if len(self._posted) > RECENTLY_POSTED:
+                del self._posted[next(iter(self._posted))]
+
+        task = asyncio.ensure_future(mark())
+        self._marking[entry_id] = task
+        self._spawn(task)
+
+    async def settled(self) -> None:
+        """Until every "posted" mark begun so far is stored."""
+        while self._marking:
+            await asyncio.gather(*list(self._marking.values()), return_exceptions=True)
 
     async def _already_posted(self, adapter: Adapter, channel: ChannelRef, identity: Identity,
                               entry: OutboxEntry) -> bool | None:
@@ -115,13 +167,13 @@ class Outbox:
                 log.warning("could not check %s for post %s (%s); posting it again", entry.channel_key, entry.id, error)
                 return False
             log.info("could not check %s for post %s, will look again: %s", entry.channel_key, entry.id, error)
-            await self.storage.mark_attempt(entry.id)
             await self.storage.mark_attempt(entry.id, f"could not check the channel: {error}")
             return None
         if found is None:
             return False
         log.info("post %s was already on %s as %s; not posting it again", entry.id, entry.channel_key, found)
         await self.storage.mark_posted(entry.id, found)
+        self._in_doubt.discard(entry.id)
         return True
 
     async def _pace(self, channel_key: str, interval: float) -> None:

@@ -31,6 +31,7 @@ from config.settings import BotSettings
 from simulation.agent import AgentState, TinyPerson
 from simulation.events import Event, EventKind
 from simulation.llm.errors import BudgetExceededError
+from simulation.fairness import fair_turn
 from simulation.llm.usage import UsageLedger
 from simulation.persona import PersonaSpec
 from simulation.turn_taking import make_policy
@@ -125,6 +126,7 @@ class ChannelSession:
         self._index_heard()
         world.subscribe(self._on_event)
         world.on_turn_start(self._on_turn_start)
+        world.on_turn_end(self._on_turn_end)
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -436,6 +438,7 @@ class ChannelSession:
             self.world = fresh
             fresh.subscribe(self._on_event)
             fresh.on_turn_start(self._on_turn_start)
+            fresh.on_turn_end(self._on_turn_end)
             self._persisted_events = 0
             self._steps_left = 0
             self._memory_marks = {}
@@ -510,6 +513,7 @@ class ChannelSession:
         return rows
 
     async def _verify(self, event: Event) -> OutboxEntry:
+        await fair_turn()
         verdict = await self._check(event.content, event.source, recent=self.world.transcript(last=12).splitlines(),
                                     max_length=self.adapter.max_message_length)
         status = {
@@ -534,6 +538,16 @@ class ChannelSession:
 
     async def _on_turn_start(self, agent: TinyPerson) -> None:
         self.services.spawn(self._quietly(self.adapter.typing(self.channel, self.identity(agent.name))))
+
+    async def _on_turn_end(self, agent: TinyPerson) -> None:
+        """Store and post what a persona said as soon as its turn is done, not when the step is.
+
+        Runs under the session lock (inside the step); the step's own write afterwards stores the
+        rest (the clock, what the others heard).
+        """
+        stored = await self._write()
+        if any(entry.status is OutboxStatus.PENDING for entry in stored):
+            self.services.spawn(self.services.outbox.deliver(self.record.channel_key))
 
     async def _on_event(self, event: Event) -> None:
         if event.kind is EventKind.NOTICE and self.config.moderator is not None:

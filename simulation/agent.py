@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from simulation.actions import Action, ActionType, AgentTurn, CognitiveState
 from simulation.clock import DEFAULT_START
 from simulation.context import current_persona
+from simulation.fairness import fair_turn
 from simulation.llm.base import Attribution, ChatRequest, LanguageModel
 from simulation.memory import (
     Consolidation,
@@ -189,6 +190,7 @@ class TinyPerson:
 
     async def _act(self) -> TurnResult:
         async with self._lock:
+            await fair_turn()
             await self._consolidate_if_due()
             # Unread episodes already folded into the summary are not repeated verbatim.
             first_new = max(self._unread_from, self.episodic.consolidated_until)

@@ -78,6 +78,7 @@ class TinyWorld:
         self._agents: list[TinyPerson] = []
         self._observers: list[Observer] = []
         self._turn_listeners: list[TurnListener] = []
+        self._turn_end_listeners: list[TurnListener] = []
         for agent in agents:
             self.add_agent(agent)
 
@@ -128,6 +129,12 @@ class TinyWorld:
         """Call ``listener(agent)`` when an agent starts a turn (for typing indicators)."""
         self._turn_listeners.append(listener)
         return lambda: self._turn_listeners.remove(listener) if listener in self._turn_listeners else None
+
+    def on_turn_end(self, listener: TurnListener) -> Callable[[], None]:
+        """Call ``listener(agent)`` once an agent's actions of this step are in the log, before the
+        step ends, so its words can be stored and posted while slower agents are still thinking."""
+        self._turn_end_listeners.append(listener)
+        return lambda: self._turn_end_listeners.remove(listener) if listener in self._turn_end_listeners else None
 
     async def _notify(self, callbacks: list[Any], arg: Any) -> None:
         for callback in list(callbacks):
@@ -268,6 +275,7 @@ class TinyWorld:
                     produced.append(event)
                     if event.type == ActionType.TALK.value:
                         deliveries.append((agent, event))
+                await self._notify(self._turn_end_listeners, agent)
         finally:
             for task in tasks:
                 if not task.done():

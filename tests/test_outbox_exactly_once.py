@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from adapters.memory import MemoryAdapter
 from bots.storage import OutboxStatus
+from bots.storage.sqlite import SQLiteStorage
 from tests.bot_support import demo_settings, start_bot
 
 
 async def crashed_after_posting(tmp_path: Path) -> tuple[MemoryAdapter, str]:
-    """A bot whose first persona post reached the platform but was never marked posted."""
+    """A bot that died right after its first persona post reached the platform, before noting it."""
     first = await start_bot(demo_settings(tmp_path))
     await first.command("start Team room")
     await first.command("persona add Priya Nair")
-    first.adapter.crash_after_post(1)
-    await first.say("Priya, what's the plan for today?")
-    session = first.app.sessions.get("memory:general")
-    entries = await first.app.storage.outbox_entries(session.record.id)
-    assert [(e.status, e.attempts) for e in entries] == [(OutboxStatus.PENDING, 1)]
-    assert len(first.adapter.posts()) == 1  # it did reach the channel
-    await first.app.stop()
-    return first.adapter, session.record.id
+    never = asyncio.Event()
+    first.adapter.crash_after_post(1, lambda record: never.wait())  # the process freezes right here
+    first.adapter.push_message("Priya, what's the plan for today?")
+    await first.adapter.pop("post")  # it did reach the channel
+    world_id = first.app.sessions.get("memory:general").record.id
+    await first.app.stop(timeout=0.2)  # and the process is gone before it could note it
+    storage = SQLiteStorage(tmp_path / "troupe.db")
+    await storage.open()
+    try:
+        entries = await storage.outbox_entries(world_id)
+    finally:
+        await storage.close()
+    assert [(e.status, e.attempts) for e in entries] == [(OutboxStatus.PENDING, 0)]
+    return first.adapter, world_id
 
 
 async def test_a_post_whose_recording_was_lost_is_found_not_reposted(tmp_path: Path) -> None:
@@ -123,3 +131,21 @@ async def test_messages_received_but_not_handled_before_a_crash_are_heard_after_
         assert [p.identity for p in second.adapter.posts()] == ["Priya Nair"]
     finally:
         await second.app.stop()
+
+
+async def test_a_post_cut_short_in_this_run_is_looked_for_before_it_is_sent_again(tmp_path: Path) -> None:
+    bot = await start_bot(demo_settings(tmp_path))
+    try:
+        await bot.command("start Team room")
+        await bot.command("persona add Priya Nair")
+        bot.adapter.crash_after_post(1)  # the post lands, then the task posting it dies
+        await bot.say("Priya, what's the plan for today?")
+        await bot.say("Priya, and for tomorrow?")
+        texts = [p.text for p in bot.adapter.posts()]
+        assert len(texts) == 2 and len(set(texts)) == 2, texts
+        session = bot.app.sessions.get("memory:general")
+        entries = await bot.app.storage.outbox_entries(session.record.id)
+        assert [e.status for e in entries] == [OutboxStatus.POSTED, OutboxStatus.POSTED]
+        assert entries[0].platform_message_id == bot.adapter.posts()[0].message_id
+    finally:
+        await bot.app.stop()

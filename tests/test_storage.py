@@ -294,7 +294,6 @@ async def test_attempts_failures_and_posting_are_recorded(storage):
     await storage.create_world(world())
     [queued] = await storage.write_step(step("w1", 1))
 
-    await storage.mark_attempt(queued.id)
     await storage.mark_attempt(queued.id, "rate limited")
     await storage.mark_attempt(queued.id)
     [tried] = await storage.pending_outbox()

@@ -227,7 +227,7 @@ class Storage(ABC):
 
     @abstractmethod
     async def mark_attempt(self, entry_id: int, error: str | None = None) -> None:
-        """Count a posting attempt (before it is made; with ``error`` after it failed)."""
+        """Count a posting attempt whose outcome is unknown; with ``error``, one that failed, and why."""
 
     @abstractmethod
     async def set_outbox_status(self, entry_id: int, status: OutboxStatus, error: str | None = None) -> None: ...

@@ -260,7 +260,7 @@ UPDATE outbox SET status = 'posted', platform_message_id = ?, posted_at = ?, err
 WHERE id = ?
 """
 COUNT_ATTEMPT = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?"
-RECORD_ATTEMPT_ERROR = "UPDATE outbox SET error = ? WHERE id = ?"
+RECORD_ATTEMPT_ERROR = "UPDATE outbox SET attempts = attempts + 1, error = ? WHERE id = ?"
 SET_OUTBOX_STATUS = "UPDATE outbox SET status = ?, error = ? WHERE id = ?"
 SELECT_OUTBOX = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?"
 SELECT_CHANNEL_HELD = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'held' AND channel_key = ? ORDER BY id"
@@ -884,7 +884,7 @@ class SQLiteStorage(Storage):
         await self._update_entry(entry_id, MARK_POSTED, (platform_message_id, _time(utcnow()), entry_id), "mark")
 
     async def mark_attempt(self, entry_id: int, error: str | None = None) -> None:
-        """Without ``error`` count an attempt about to be made; with it, record why it failed."""
+        """Count an attempt; with ``error``, one that failed, and why."""
         if error is None:
             await self._update_entry(entry_id, COUNT_ATTEMPT, (entry_id,), "count an attempt of")
         else:

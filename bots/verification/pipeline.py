@@ -4,14 +4,20 @@ A rewrite from one check is the input of the next, so redactions add up and late
 text that would actually be posted. The verdict is the strictest answer. The pipeline fails closed:
 a check that raises, answers nonsense or runs past its timeout holds the message for a moderator,
 so nothing is ever posted unchecked.
+
+Most checks are pattern matches that never wait for anything; they are run straight through, and
+only a check that does wait (for a model, say) is handed to the event loop under its timeout.
+Either way a check that ran past its timeout fails.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections.abc import Mapping, Sequence
+import types
+from collections.abc import Coroutine, Generator, Mapping, Sequence
 from typing import Any
 
 from bots.verification.base import Check, CheckResult, Verdict, VerdictAction, VerificationContext, Verifier
@@ -59,7 +65,7 @@ class VerificationPipeline(Verifier):
         audit: list[dict[str, Any]] = []
         for check in self.checks:
             result, elapsed = await self._run_one(check, current, context)
-            record = result.model_dump(mode="json")
+            record = _record(result)
             record["ms"] = round(elapsed * 1000, 3)
             audit.append(record)
             if result.action is VerdictAction.PASS:
@@ -82,8 +88,12 @@ class VerificationPipeline(Verifier):
         limit = self.timeout_for(check)
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(limit):
-                result = await check.run(text, context)
+            pending = check.run(text, context)
+            if type(pending) is types.CoroutineType:
+                result = await _finish(pending, limit, started)
+            else:
+                async with asyncio.timeout(limit):
+                    result = await pending
         except TimeoutError:
             elapsed = time.perf_counter() - started
             return _failed(name, f"timed out after {limit:g} s"), elapsed
@@ -100,6 +110,60 @@ class VerificationPipeline(Verifier):
         if result.action is VerdictAction.REWRITE and result.text is None:
             return _failed(name, "asked for a rewrite without giving the new text"), elapsed
         return result, elapsed
+
+
+async def _finish(coroutine: Coroutine[Any, Any, Any], limit: float, started: float) -> Any:
+    """Run ``coroutine`` to its end; once it waits for something, the rest runs under the time left."""
+    try:
+        waiting_for = coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    try:
+        async with asyncio.timeout(max(limit - (time.perf_counter() - started), 0.0)):
+            return await _resume(coroutine, waiting_for)
+    finally:
+        coroutine.close()
+
+
+@types.coroutine
+def _resume(coroutine: Coroutine[Any, Any, Any], waiting_for: Any) -> Generator[Any, Any, Any]:
+    """``await`` a coroutine that has already started and is waiting for ``waiting_for``."""
+    while True:
+        try:
+            sent = yield waiting_for
+        except GeneratorExit:
+            raise
+        except BaseException as error:  # a cancellation or timeout goes to the check, as ``await`` would
+            try:
+                waiting_for = coroutine.throw(error)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                waiting_for = coroutine.send(sent)
+            except StopIteration as done:
+                return done.value
+
+
+def _record(result: CheckResult) -> dict[str, Any]:
+    """``result`` as its audit record (``model_dump(mode="json")``)."""
+    if (
+        type(result) is CheckResult
+        and type(result.action) is VerdictAction
+        and type(result.check) is str
+        and type(result.reason) is str
+        and type(result.score) is float
+        and math.isfinite(result.score)
+        and (result.text is None or type(result.text) is str)
+    ):
+        return {
+            "check": result.check,
+            "action": result.action.value,
+            "reason": result.reason,
+            "score": result.score,
+            "text": result.text,
+        }
+    return result.model_dump(mode="json")
 
 
 def _failed(name: str, detail: str) -> CheckResult:

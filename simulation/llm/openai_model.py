@@ -17,6 +17,7 @@ import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
+from simulation.fairness import fair_turn
 from simulation.llm.base import ChatRequest, ChatResult, LanguageModel, Usage
 from simulation.llm.errors import (
     AuthenticationFailedError,
@@ -44,11 +45,21 @@ DEFAULT_CONNECTIONS = 32
 
 def _http_client(concurrency: int, timeout_s: float) -> openai.DefaultAioHttpClient:
     """The openai client's aiohttp transport: it costs a fraction of the CPU per request that the
-    default one does, which is what bounds a bot serving hundreds of channels at once."""
+    default one does, which is what bounds a bot serving hundreds of channels at once.
+
+    Reading and parsing a reply waits for a fair turn at the CPU, so hundreds of replies landing
+    together are worked through over several passes of the event loop instead of one long one.
+    """
     connections = max(1, concurrency)
     return openai.DefaultAioHttpClient(
-        timeout=timeout_s, limits=httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
+        timeout=timeout_s,
+        limits=httpx2.Limits(max_connections=connections, max_keepalive_connections=connections),
+        event_hooks={"response": [_fair_turn_for_reply]},
     )
+
+
+async def _fair_turn_for_reply(response: httpx2.Response) -> None:
+    await fair_turn()
 
 
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "structured output", "json mode")

@@ -14,6 +14,7 @@ import re
 
 from pydantic import BaseModel
 
+from bots.verification.gate import LiteralGate
 from bots.verification.text import collapse_spacing, fold, leet_variants, skeleton, squash
 from simulation.untrusted import quote
 
@@ -85,6 +86,7 @@ _ROLE_MARKER = re.compile(
     re.MULTILINE,
 )
 _COMPILED = tuple((kind, reason, re.compile(pattern, re.MULTILINE), score) for kind, reason, pattern, score in _PATTERNS)
+_GATE = LiteralGate([pattern for _, _, pattern, _ in _COMPILED])
 
 # Letters-only phrases, for text spaced or punctuated letter by letter; long enough never to occur by chance.
 _SQUASHED = re.compile(
@@ -109,22 +111,26 @@ def _scan(variant: str) -> InputFinding | None:
     found = _override(variant)
     if found:
         return found
-    for kind, reason, pattern, score in _COMPILED:
+    for index in _GATE.possible(variant):
+        kind, reason, pattern, score = _COMPILED[index]
         match = pattern.search(variant)
         if match:
             return InputFinding(kind=kind, reason=reason, match=match.group(0).strip(), score=score)
     return None
 
 
-def inspect_input(text: str) -> InputFinding | None:
-    """The first sign that ``text`` tries to hijack a persona, or ``None`` for ordinary chat."""
+def inspect_input(text: str, folded: str | None = None) -> InputFinding | None:
+    """The first sign that ``text`` tries to hijack a persona, or ``None`` for ordinary chat.
+
+    ``folded`` is ``fold(text)`` when the caller already has it.
+    """
     if not text or not text.strip():
         return None
     lines = skeleton(text).casefold()
     marker = _ROLE_MARKER.search(lines)
     if marker:
         return InputFinding(kind="role-marker", reason="contains chat-format role markers", match=marker.group(0).strip())
-    folded = fold(text)
+    folded = fold(text) if folded is None else folded
     variants = [folded]
     collapsed = collapse_spacing(folded)
     if collapsed != folded:

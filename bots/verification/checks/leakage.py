@@ -225,6 +225,9 @@ def ai_disclosure(text: str, folded: str | None = None) -> str | None:
 
 # -- the check ------------------------------------------------------------------------------------
 
+#: Persona specs whose JSON is kept: about one a persona of a busy world.
+_SPECS_KEPT = 16
+
 
 class LeakageCheck(Check):
     """Blocks recited prompts or persona specs, holds partial leaks and (in character) AI disclosures."""
@@ -233,10 +236,23 @@ class LeakageCheck(Check):
 
     def __init__(self, policy: VerificationPolicy) -> None:
         self.policy = policy
+        #: Recent persona specs (as decoded from their JSON) and their JSON, newest last.
+        self._specs: list[tuple[Any, str]] = []
+
+    def _spec_json(self, spec: dict[str, Any]) -> str:
+        """``spec`` as JSON, the key its needles are cached by; a persona's spec is the same every turn."""
+        if not spec:
+            return ""
+        for known, encoded in reversed(self._specs):
+            if known == spec:
+                return encoded
+        encoded = json.dumps(spec, ensure_ascii=False)
+        self._specs = [*self._specs[-(_SPECS_KEPT - 1) :], (json.loads(encoded), encoded)]
+        return encoded
 
     async def run(self, text: str, context: VerificationContext) -> CheckResult:
         folded = fold(text)
-        spec_json = json.dumps(context.persona_spec, ensure_ascii=False) if context.persona_spec else ""
+        spec_json = self._spec_json(context.persona_spec)
         persona, weights, instructions = _needles(spec_json, context.persona, context.system_prompt or "")
 
         instr = facts = 0
@@ -262,7 +278,7 @@ class LeakageCheck(Check):
                 check=self.name, action=VerdictAction.HOLD, score=0.9,
                 reason=f'contains prompt markup: "{markup.group(0).strip()}"',
             )
-        steering = inspect_input(text)
+        steering = inspect_input(text, folded)
         if steering is not None and steering.kind in ("override", "prompt-extraction", "jailbreak"):
             return CheckResult(
                 check=self.name, action=VerdictAction.HOLD, score=0.8,

@@ -36,6 +36,8 @@ _SPACED = re.compile(
 )
 _RUN = re.compile(r"([a-z])\1{2,}")
 _SPACES = re.compile(r"\s+")
+#: Two whitespace characters in a row: without them collapsing spaces changes nothing.
+_SPACE_RUN = re.compile(r"\s\s")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class View:
 
 def _fold(text: str) -> tuple[list[str], list[int]]:
     """Lower case, NFKC, homoglyphs and transliteration, character by character."""
+    if text.isascii():
+        return list(text.lower()), list(range(len(text)))
     chars: list[str] = []
     origin: list[int] = []
     for index, char in enumerate(text):
@@ -85,17 +89,14 @@ def _transliterate(char: str) -> str:
     return unidecode(char).lower()
 
 
+#: A token (run of non-space characters) with at least one character read as a letter.
+_LEET_TOKEN = re.compile(r"\S*[" + re.escape("".join(_LEET)) + r"]\S*")
+
+
 def _undo_leet(chars: list[str], one: str) -> None:
     """Read digits and symbols as letters, but only inside tokens that also have real letters."""
-    n = len(chars)
-    i = 0
-    while i < n:
-        if chars[i].isspace():
-            i += 1
-            continue
-        j = i
-        while j < n and not chars[j].isspace():
-            j += 1
+    for match in _LEET_TOKEN.finditer("".join(chars)):
+        i, j = match.span()
         token = chars[i:j]
         if any("a" <= c <= "z" for c in token) and any(c in _LEET for c in token):
             for k in range(i, j):
@@ -109,11 +110,12 @@ def _undo_leet(chars: list[str], one: str) -> None:
                     if c in "0134579" and not (prev_letter or next_letter):
                         continue
                     chars[k] = one if c == "1" else _LEET[c]
-        i = j
 
 
 def _rebuild(text: str, origin: list[int], pattern: re.Pattern[str], repl) -> tuple[str, list[int]]:
     """Apply a regex substitution while carrying the origin of every kept character."""
+    if pattern.search(text) is None:
+        return text, origin
     out: list[str] = []
     out_origin: list[int] = []
     last = 0
@@ -151,7 +153,8 @@ def views(text: str) -> list[View]:
         _undo_leet(variant, one)
         joined = "".join(variant).replace("\n", " ").replace("\t", " ")
         joined, variant_origin = _rebuild(joined, origin, _SPACED, _join_spaced)
-        joined, variant_origin = _rebuild(joined, variant_origin, _SPACES, _collapse_spaces)
+        if _SPACE_RUN.search(joined):
+            joined, variant_origin = _rebuild(joined, variant_origin, _SPACES, _collapse_spaces)
         result.append(View(joined, tuple(variant_origin)))
         if _RUN.search(joined):
             for keep in (1, 2):

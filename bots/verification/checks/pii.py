@@ -240,14 +240,22 @@ def _addresses(text: str) -> Iterator[PiiFinding]:
 # Earlier finders win overlaps: an IBAN or card is not also a phone number.
 _FINDERS: tuple[Callable[[str], Iterator[PiiFinding]], ...] = (_emails, _ibans, _cards, _ids, _phones, _addresses)
 _HAS_DIGIT_OR_AT = re.compile(r"[\d@]|\bat\b", re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
+#: The fewest digits each finder's findings contain (e-mail addresses need none).
+_MIN_DIGITS: dict[Callable[[str], Iterator[PiiFinding]], int] = {
+    _emails: 0, _ibans: 2, _cards: 13, _ids: 4, _phones: 7, _addresses: 1
+}
 
 
 def find_pii(text: str) -> list[PiiFinding]:
     """Non-overlapping findings in ``text``, in order of position."""
     if not _HAS_DIGIT_OR_AT.search(text):
         return []
+    digits = len(_DIGIT.findall(text))
     kept: list[PiiFinding] = []
     for finder in _FINDERS:
+        if digits < _MIN_DIGITS[finder]:
+            continue
         for finding in finder(text):
             if not any(finding.start < k.end and k.start < finding.end for k in kept):
                 kept.append(finding)

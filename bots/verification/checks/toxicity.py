@@ -31,10 +31,13 @@ from bots.verification.base import Check, CheckResult, VerdictAction, Verificati
 from bots.verification.checks import toxic_terms as terms
 from bots.verification.checks.normalize import View, views
 from bots.verification.checks.settings import settings_from
+from bots.verification.gate import LiteralGate
 
 _TOKEN = re.compile(r"[a-z]+")
 _MASKED = re.compile(r"(?<![a-z*#])[a-z]*[*#]+[a-z*#]*(?![a-z*#])")
 _PLAIN = re.compile(r"[a-z' -]+")
+#: Which phrase patterns can match a view at all, from one scan for the words they need.
+_PATTERN_GATE = LiteralGate([pattern for _, pattern in terms.PATTERNS])
 _ADDRESSED = re.compile(r"(?<![a-z])(?:you|your|yours|yourself|u|ur|ya|youre|you're|thou)(?![a-z])|<@|(?<!\w)@\w")
 
 
@@ -85,6 +88,8 @@ class _Lexicon:
 
     entries: dict[str, str] = field(default_factory=dict)
     longest: int = 1
+    #: The first tokens ("son", "son of", "son of a") of every term of several tokens.
+    prefixes: set[str] = field(default_factory=set)
 
     def add(self, words: Iterable[str], category: str) -> None:
         for word in words:
@@ -96,7 +101,9 @@ class _Lexicon:
             if not key:
                 continue
             self.entries[key] = category
-            self.longest = max(self.longest, key.count(" ") + 1)
+            tokens = key.split(" ")
+            self.longest = max(self.longest, len(tokens))
+            self.prefixes.update(" ".join(tokens[:n]) for n in range(1, len(tokens)))
 
     def discard(self, words: Iterable[str]) -> None:
         for word in words:
@@ -164,7 +171,7 @@ class ToxicityCheck(Check):
         base = base_lexicon()
         if not (self.settings.extra_words or self.settings.block_words or self.settings.allow_words):
             return base
-        lexicon = _Lexicon(dict(base.entries), base.longest)
+        lexicon = _Lexicon(dict(base.entries), base.longest, set(base.prefixes))
         lexicon.add(self.settings.extra_words, "profanity")
         lexicon.add(self.settings.block_words, "hate")
         lexicon.discard(self.settings.allow_words)
@@ -217,6 +224,7 @@ class ToxicityCheck(Check):
     def _scan(self, view: View) -> Iterable[Finding]:
         text = view.text
         entries = self._lexicon.entries
+        prefixes = self._lexicon.prefixes
         tokens = list(_TOKEN.finditer(text))
         for i, token in enumerate(tokens):
             word = token.group()
@@ -227,6 +235,8 @@ class ToxicityCheck(Check):
                 for squashed_category, pattern in terms.SQUASHED:
                     if pattern.search(word):
                         yield Finding(squashed_category, word, *view.span(token.start(), token.end()))
+            if word not in prefixes:
+                continue
             phrase = word
             for j in range(i + 1, min(i + self._lexicon.longest, len(tokens))):
                 gap = text[tokens[j - 1].end() : tokens[j].start()]
@@ -236,11 +246,14 @@ class ToxicityCheck(Check):
                 category = entries.get(phrase)
                 if category:
                     yield Finding(category, phrase, *view.span(token.start(), tokens[j].end()))
+                if phrase not in prefixes:
+                    break
         for match in _MASKED.finditer(text):
             word = _unmask(match.group())
             if word:
                 yield Finding(entries.get(word, "profanity"), word, *view.span(match.start(), match.end()))
-        for category, pattern in terms.PATTERNS:
+        for index in _PATTERN_GATE.possible(text):
+            category, pattern = terms.PATTERNS[index]
             for match in pattern.finditer(text):
                 yield Finding(category, match.group(), *view.span(match.start(), match.end()))
 

@@ -1,0 +1,95 @@
+"""Fair turns at the CPU for a busy event loop.
+
+asyncio runs every ready callback before it looks at its sockets and timers again. When hundreds
+of channels become ready together (a group commit settling 200 writes, 1,000 persona turns
+starting at once), one pass of the loop can run for seconds, and platform heartbeats, typing
+indicators and a moderator's ``pause`` wait behind it.
+
+Code about to spend a slice of CPU (building a prompt, parsing a reply, verifying a post) awaits
+``fair_turn()``. While the loop has been busy for less than ``SLICE_S`` it returns at once, so an
+idle bot pays nothing. Past that, the task queues and is let through in a later pass, after the loop
+has polled its sockets and run its timers. How many queued tasks a pass lets through adapts to how
+long the last pass took, so the total work is the same and no pass runs much past the slice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections import deque
+
+__all__ = ["SLICE_S", "FairShare", "fair_turn"]
+
+#: How long the loop may run queued work before it polls sockets and timers again.
+SLICE_S = 0.01
+#: Most queued tasks let through in one pass.
+MAX_BATCH = 256
+
+
+class FairShare:
+    """The CPU turns of one event loop; see the module docstring."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, slice_s: float = SLICE_S) -> None:
+        self._loop = loop
+        self.slice_s = slice_s
+        #: When the current busy stretch began; None while the loop has had a chance to breathe.
+        self._busy_since: float | None = None
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._batch = 1
+        #: Passes that let queued tasks through (for tests and benchmarks).
+        self.passes = 0
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    async def turn(self) -> None:
+        """Return when this task may use the CPU for a while without starving the loop."""
+        now = time.perf_counter()
+        if self._busy_since is None:
+            self._busy_since = now
+            self._loop.call_soon(self._next_pass)
+            return
+        if not self._waiters and now - self._busy_since < self.slice_s:
+            return
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def _next_pass(self) -> None:
+        """Runs in the loop's next pass, so its sockets and timers were served since the last one."""
+        now = time.perf_counter()
+        if self._busy_since is not None and self._waiters:
+            took = now - self._busy_since
+            if took < self.slice_s / 2:
+                self._batch = min(self._batch * 2, MAX_BATCH)
+            elif took > self.slice_s:
+                self._batch = max(1, self._batch // 2)
+        self._busy_since = None
+        if not self._waiters:
+            return
+        self._busy_since = now
+        self.passes += 1
+        released = 0
+        while self._waiters and released < self._batch:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # a cancelled task gave up its place
+                waiter.set_result(None)
+                released += 1
+        self._loop.call_soon(self._next_pass)
+
+
+_shares: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FairShare] = weakref.WeakKeyDictionary()
+
+
+def share_of(loop: asyncio.AbstractEventLoop) -> FairShare:
+    share = _shares.get(loop)
+    if share is None:
+        share = _shares[loop] = FairShare(loop)
+    return share
+
+
+async def fair_turn() -> None:
+    """Wait for this task's fair turn at the CPU of the running loop (at once when it is not busy)."""
+    await share_of(asyncio.get_running_loop()).turn()
