@@ -1,0 +1,100 @@
+"""A busy bot keeps its event loop responsive: fair CPU turns, and garbage collection at quiet times."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+import weakref
+
+from bots import collector as collector_module
+from bots.collector import QuietCollector
+from simulation.fairness import SLICE_S, fair_turn, share_of
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+async def _worst_lateness(workers: int, work_s: float, *, fair: bool) -> tuple[float, int]:
+    """Start ``workers`` tasks that each burn ``work_s`` of CPU at once; how late does a 2 ms timer fire?"""
+    worst = 0.0
+    done = 0
+
+    async def ticker() -> None:
+        nonlocal worst
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.002)
+            worst = max(worst, loop.time() - before - 0.002)
+
+    async def worker() -> None:
+        nonlocal done
+        if fair:
+            await fair_turn()
+        _spin(work_s)
+        done += 1
+
+    tick = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0.01)
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    tick.cancel()
+    await asyncio.gather(tick, return_exceptions=True)
+    return worst, done
+
+
+async def test_fair_turns_keep_timers_running_while_hundreds_of_tasks_want_the_cpu() -> None:
+    unfair, done = await _worst_lateness(150, 0.002, fair=False)
+    assert done == 150 and unfair > 0.2  # one pass of the loop ran every task: 300 ms without a timer
+    fair, done = await _worst_lateness(150, 0.002, fair=True)
+    assert done == 150  # the same work gets done
+    assert fair < 0.1, f"a timer waited {fair * 1000:.0f} ms"
+    assert share_of(asyncio.get_running_loop()).passes > 5
+
+
+async def test_a_fair_turn_costs_nothing_on_an_idle_loop_and_cancelled_waiters_lose_their_place() -> None:
+    loop = asyncio.get_running_loop()
+    share = share_of(loop)
+    await asyncio.sleep(0.02)  # let any earlier busy stretch end
+    started = time.perf_counter()
+    await fair_turn()
+    assert time.perf_counter() - started < SLICE_S
+    _spin(SLICE_S * 2)  # now the loop has been busy past its slice: the next turns queue
+    first = asyncio.ensure_future(share.turn())
+    second = asyncio.ensure_future(share.turn())
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.wait_for(second, 1)  # the cancelled one did not block the queue
+    assert share.waiting == 0
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+async def test_the_collector_freezes_long_lived_objects_and_reclaims_frozen_garbage_when_quiet() -> None:
+    collector = QuietCollector(quiet_s=0.05)
+    collector.install()
+    try:
+        assert gc.get_freeze_count() > 0  # start-up state is frozen
+        garbage = _Cycle()
+        probe = weakref.ref(garbage)
+        collector.quiet()  # nothing in flight: freeze what lives now (the cycle too) ...
+        del garbage
+        gc.collect()
+        assert probe() is not None  # ... so an ordinary collection no longer walks it
+        collector.busy()  # work arrived: the complete collection waits
+        await asyncio.sleep(0.1)
+        assert collector.complete_collections == 0 and probe() is not None
+        collector.quiet()
+        await asyncio.sleep(0.2)
+        assert collector.complete_collections == 1
+        assert probe() is None  # reclaimed once the bot was quiet
+    finally:
+        collector.uninstall()
+    if collector_module._installed == 0:  # no bot left running in this process
+        assert gc.get_freeze_count() == 0
