@@ -146,11 +146,6 @@ class Outbox:
         self._marking[entry_id] = task
         self._spawn(task)
 
-    async def settled(self) -> None:
-        """Until every "posted" mark begun so far is stored."""
-        while self._marking:
-            await asyncio.gather(*list(self._marking.values()), return_exceptions=True)
-
     async def _already_posted(self, adapter: Adapter, channel: ChannelRef, identity: Identity,
                               entry: OutboxEntry) -> bool | None:
         """After an attempt with an unknown outcome, look in the channel before posting again.
