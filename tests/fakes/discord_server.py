@@ -36,7 +36,6 @@ import asyncio
 import datetime as dt
 import itertools
 import json
-import random
 import re
 import secrets
 import time
@@ -47,6 +46,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import BodyPartReader, WSMsgType, web
+
+from tests.fakes.chaos import FaultDice
 
 DISCORD_EPOCH_MS = 1420070400000
 
@@ -567,11 +568,9 @@ class FakeDiscord:
         #: Faults ``chaos`` injected, by kind, and each as (method, path, kind, message id or None).
         self.faults_injected: Counter[str] = Counter()
         self.injected: list[tuple[str, str, str, int | None]] = []
-        self._chaos_rate = 0.0
-        self._chaos_kinds: tuple[str, ...] = CHAOS_FAULTS
+        self._chaos = FaultDice(CHAOS_FAULTS)
         self._chaos_retry_after = 0.2
         self._chaos_routes: tuple[str, ...] | None = None
-        self._chaos_random = random.Random()
         self._rate_limits: list[_RateLimit] = []
         self.connections: list[GatewayConnection] = []
         self.identifies: list[dict[str, Any]] = []
@@ -821,26 +820,14 @@ class FakeDiscord:
         ``routes`` limits chaos to paths containing one of these strings. Seeded by ``seed``; ``rate=0``
         turns it off. Counted in ``faults_injected`` and listed in ``injected``.
         """
-        if not 0 <= rate <= 1:
-            raise ValueError("rate must be between 0 and 1")
-        unknown = [k for k in kinds if k not in CHAOS_FAULTS]
-        if unknown:
-            raise ValueError(f"unknown fault {unknown[0]!r}; choose among {', '.join(CHAOS_FAULTS)}")
-        self._chaos_rate = rate
-        self._chaos_kinds = tuple(kinds)
+        self._chaos.configure(rate, kinds, seed, known=CHAOS_FAULTS.__contains__, choices=", ".join(CHAOS_FAULTS))
         self._chaos_retry_after = retry_after
         self._chaos_routes = tuple(routes) if routes is not None else None
-        if seed is not None:
-            self._chaos_random.seed(seed)
 
     def _random_fault(self, method: str, api_path: str) -> str | None:
-        if self._chaos_rate <= 0 or self._chaos_random.random() >= self._chaos_rate:
-            return None
-        if self._chaos_routes is not None and not any(r in api_path for r in self._chaos_routes):
-            return None
+        eligible = self._chaos_routes is None or any(r in api_path for r in self._chaos_routes)
         post = method == "POST" and _MESSAGE_POST.match(api_path) is not None
-        kinds = [k for k in self._chaos_kinds if post or k != "drop"]
-        return self._chaos_random.choice(kinds) if kinds else None
+        return self._chaos.roll(eligible=eligible, allowed=lambda kind: post or kind != "drop")
 
     async def delete_webhook(self, webhook_id: int) -> None:
         """Delete a webhook as a server admin would."""

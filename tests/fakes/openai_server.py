@@ -17,7 +17,6 @@ import asyncio
 import inspect
 import json
 import math
-import random
 import re
 import time
 import uuid
@@ -28,6 +27,8 @@ from typing import Any
 
 from aiohttp import web
 from bpe_openai import get_encoding
+
+from tests.fakes.chaos import FaultDice
 
 Responder = Callable[[dict[str, Any]], "str | Awaitable[str]"]
 #: Category scores (0-1) for one moderation input's text.
@@ -284,10 +285,8 @@ class FakeOpenAIServer:
         self.faults_injected: Counter[str] = Counter()
         self._script: list[Reply] = []
         self._faults: list[_Fault] = []
-        self._chaos_rate = 0.0
-        self._chaos_kinds: tuple[str, ...] = CHAOS_FAULTS
+        self._chaos = FaultDice(CHAOS_FAULTS)
         self._chaos_options: dict[str, Any] = {}
-        self._chaos_random = random.Random()
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self.port = 0
@@ -362,24 +361,14 @@ class FakeOpenAIServer:
         holds the request ``hang_s`` seconds (default ``self.hang_s``): set it past the client's timeout.
         Moderation requests only get the faults that make sense there (``HTTP_FAULTS``).
         """
-        if not 0 <= rate <= 1:
-            raise ValueError("rate must be between 0 and 1")
-        unknown = [k for k in kinds if _chaos_kind(k) not in FAULTS]
-        if unknown:
-            raise ValueError(f"unknown fault {unknown[0]!r}; choose among {', '.join(CHAOS_FAULTS)} or {', '.join(FAULTS)}")
-        self._chaos_rate = rate
-        self._chaos_kinds = tuple(kinds)
+        self._chaos.configure(rate, kinds, seed, known=lambda kind: _chaos_kind(kind) in FAULTS,
+                              choices=f"{', '.join(CHAOS_FAULTS)} or {', '.join(FAULTS)}")
         self._chaos_options = {"retry_after": retry_after, "hang_s": hang_s}
-        if seed is not None:
-            self._chaos_random.seed(seed)
 
     def _random_fault(self, allowed: Sequence[str] | None = None) -> _Fault | None:
-        if self._chaos_rate <= 0 or self._chaos_random.random() >= self._chaos_rate:
+        kind = self._chaos.roll(allowed=lambda kind: allowed is None or _chaos_kind(kind) in allowed)
+        if kind is None:
             return None
-        kinds = [k for k in self._chaos_kinds if allowed is None or _chaos_kind(k) in allowed]
-        if not kinds:
-            return None
-        kind = self._chaos_random.choice(kinds)
         options = {k: v for k, v in self._chaos_options.items() if v is not None}
         if kind.startswith("server_error_"):
             options["status"] = int(kind.rsplit("_", 1)[1])
@@ -390,7 +379,7 @@ class FakeOpenAIServer:
         self._script.clear()
         self._faults.clear()
         self.faults_injected.clear()
-        self._chaos_rate = 0.0
+        self._chaos.rate = 0.0
         self.responder = None
         self.moderation_responder = None
         self.refuse_json_schema = self.refuse_json_object = False

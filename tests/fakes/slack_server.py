@@ -62,7 +62,6 @@ import hashlib
 import hmac
 import itertools
 import json
-import random
 import re
 import secrets
 import string
@@ -76,6 +75,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import WSMsgType, web
+
+from tests.fakes.chaos import FaultDice
 
 #: chat.postMessage rejects longer ``text`` with ``msg_too_long``.
 MAX_TEXT = 40_000
@@ -469,11 +470,9 @@ class FakeSlack:
         #: Faults ``chaos`` injected, by kind, and each as (method, kind, ts of a dropped post or None).
         self.faults_injected: Counter[str] = Counter()
         self.injected: list[tuple[str, str, str | None]] = []
-        self._chaos_rate = 0.0
-        self._chaos_kinds: tuple[str, ...] = CHAOS_FAULTS
+        self._chaos = FaultDice(CHAOS_FAULTS)
         self._chaos_retry_after = 1
         self._chaos_methods: frozenset[str] | None = None
-        self._chaos_random = random.Random()
         self._tickets: set[str] = set()
         self._pending: dict[str, _Envelope] = {}
         self._events: dict[str, dict[str, Any]] = {}
@@ -674,25 +673,13 @@ class FakeSlack:
         event), then the connection is cut before the answer. ``methods`` limits chaos to those Web API
         methods. Seeded by ``seed``; ``rate=0`` turns it off. Counted in ``faults_injected``.
         """
-        if not 0 <= rate <= 1:
-            raise ValueError("rate must be between 0 and 1")
-        unknown = [k for k in kinds if k not in CHAOS_FAULTS]
-        if unknown:
-            raise ValueError(f"unknown fault {unknown[0]!r}; choose among {', '.join(CHAOS_FAULTS)}")
-        self._chaos_rate = rate
-        self._chaos_kinds = tuple(kinds)
+        self._chaos.configure(rate, kinds, seed, known=CHAOS_FAULTS.__contains__, choices=", ".join(CHAOS_FAULTS))
         self._chaos_retry_after = retry_after
         self._chaos_methods = frozenset(methods) if methods is not None else None
-        if seed is not None:
-            self._chaos_random.seed(seed)
 
     def _random_fault(self, method: str) -> str | None:
-        if self._chaos_rate <= 0 or self._chaos_random.random() >= self._chaos_rate:
-            return None
-        if self._chaos_methods is not None and method not in self._chaos_methods:
-            return None
-        kinds = [k for k in self._chaos_kinds if k != "drop" or method in _POST_METHODS]
-        return self._chaos_random.choice(kinds) if kinds else None
+        eligible = self._chaos_methods is None or method in self._chaos_methods
+        return self._chaos.roll(eligible=eligible, allowed=lambda kind: kind != "drop" or method in _POST_METHODS)
 
     # ------------------------------------------------------------------ Web API
 
