@@ -14,17 +14,24 @@ from typing import Any
 _NAME = re.compile(r"^You are ([^,\n]+),")
 
 
+def _text(content: Any) -> str:
+    """A message's text, whether its content is a string or a list of parts."""
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content if isinstance(content, str) else ""
+
+
 def system_text(body: dict[str, Any]) -> str:
-    return next((m["content"] for m in body["messages"] if m["role"] == "system"), "")
+    return next((_text(m.get("content")) for m in body.get("messages", []) if m.get("role") == "system"), "")
 
 
 def user_text(body: dict[str, Any]) -> str:
-    return "\n".join(m["content"] for m in body["messages"] if m["role"] == "user")
+    return "\n".join(_text(m.get("content")) for m in body.get("messages", []) if m.get("role") == "user")
 
 
 def persona_of(body: dict[str, Any]) -> str | None:
     match = _NAME.match(system_text(body))
-    return match.group(1) if match else None
+    return match.group(1).strip() if match else None
 
 
 def new_lines(body: dict[str, Any]) -> list[str]:
@@ -45,6 +52,7 @@ def _unquote(line: str) -> str:
 
 
 def kind_of(body: dict[str, Any]) -> str:
+    """What a request asks for: an agent's turn, a memory consolidation, a speaker pick, or something else."""
     system = system_text(body)
     if system.startswith("You maintain the memory of"):
         return "consolidate"

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fakes.openai_server import FakeOpenAIServer, default_content
+from tests.sim_support import kind_of, persona_of, user_text
 
 #: A human message carries ``q<channel>x<sequence>``; a persona answer names the one it answers.
 HUMAN_TOKEN = re.compile(r"\bq(\d+)x(\d+)\b")
@@ -43,38 +44,6 @@ def base36(number: int) -> str:
 
 
 # -- the fake model -----------------------------------------------------------------------------
-
-_PERSONA = re.compile(r"^You are ([^,\n]+),")
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return content if isinstance(content, str) else ""
-
-
-def system_text(body: dict[str, Any]) -> str:
-    return next((_text(m.get("content")) for m in body.get("messages", []) if m.get("role") == "system"), "")
-
-
-def user_text(body: dict[str, Any]) -> str:
-    return "\n".join(_text(m.get("content")) for m in body.get("messages", []) if m.get("role") == "user")
-
-
-def persona_of(body: dict[str, Any]) -> str | None:
-    match = _PERSONA.match(system_text(body))
-    return match.group(1).strip() if match else None
-
-
-def kind_of(body: dict[str, Any]) -> str:
-    """What a request asks for: an agent's turn, a memory consolidation, a speaker pick, or something else."""
-    system = system_text(body)
-    if system.startswith("You maintain the memory of"):
-        return "consolidate"
-    if system.startswith("You direct a group conversation"):
-        return "pick_speaker"
-    return "agent_turn" if persona_of(body) else "other"
-
 
 
 class SoakResponder:
