@@ -30,8 +30,8 @@ from bots.verification.policy import VerificationPolicy
 from config.settings import BotSettings
 from simulation.agent import AgentState, TinyPerson
 from simulation.events import Event, EventKind
-from simulation.llm.errors import BudgetExceededError
 from simulation.fairness import fair_turn
+from simulation.llm.errors import BudgetExceededError
 from simulation.llm.usage import UsageLedger
 from simulation.persona import PersonaSpec
 from simulation.turn_taking import make_policy

@@ -19,7 +19,7 @@ import time
 import weakref
 from collections import deque
 
-__all__ = ["SLICE_S", "FairShare", "fair_turn"]
+__all__ = ["SLICE_S", "FairShare", "fair_turn", "share_of"]
 
 #: How long the loop may run queued work before it polls sockets and timers again.
 SLICE_S = 0.01
@@ -84,6 +84,7 @@ _shares: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FairShare] = weakr
 
 
 def share_of(loop: asyncio.AbstractEventLoop) -> FairShare:
+    """The CPU turns of ``loop`` (made on first use, gone with the loop)."""
     share = _shares.get(loop)
     if share is None:
         share = _shares[loop] = FairShare(loop)

@@ -122,19 +122,16 @@ class TinyWorld:
 
     def subscribe(self, observer: Observer) -> Callable[[], None]:
         """Call ``observer(event)`` for every new event; returns a function that unsubscribes."""
-        self._observers.append(observer)
-        return lambda: self._observers.remove(observer) if observer in self._observers else None
+        return _register(self._observers, observer)
 
     def on_turn_start(self, listener: TurnListener) -> Callable[[], None]:
         """Call ``listener(agent)`` when an agent starts a turn (for typing indicators)."""
-        self._turn_listeners.append(listener)
-        return lambda: self._turn_listeners.remove(listener) if listener in self._turn_listeners else None
+        return _register(self._turn_listeners, listener)
 
     def on_turn_end(self, listener: TurnListener) -> Callable[[], None]:
         """Call ``listener(agent)`` once an agent's actions of this step are in the log, before the
         step ends, so its words can be stored and posted while slower agents are still thinking."""
-        self._turn_end_listeners.append(listener)
-        return lambda: self._turn_end_listeners.remove(listener) if listener in self._turn_end_listeners else None
+        return _register(self._turn_end_listeners, listener)
 
     async def _notify(self, callbacks: list[Any], arg: Any) -> None:
         for callback in list(callbacks):
@@ -397,3 +394,8 @@ class TinyWorld:
 def _renumber(events: list[Event], first_id: int) -> list[Event]:
     return [e.model_copy(update={"id": first_id + i}) for i, e in enumerate(events)]
 
+
+def _register(callbacks: list[Any], callback: Any) -> Callable[[], None]:
+    """Add ``callback``; returns a function that removes it again (once, harmlessly twice)."""
+    callbacks.append(callback)
+    return lambda: callbacks.remove(callback) if callback in callbacks else None
