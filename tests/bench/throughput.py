@@ -62,6 +62,7 @@ class StallMeter:
 
     async def stop(self) -> float:
         assert self._task is not None
+        await asyncio.sleep(0.01)  # a sleep cut short by a stall just before this is still counted
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         return self.worst
