@@ -452,6 +452,8 @@ class ChannelSession:
 
     async def _write(self, step_events: list[Event] | None = None) -> list[OutboxEntry]:
         """Store what changed since the last write: events, memories, outbox, usage, clock."""
+        # Sessions wake together when a group commit settles; encoding a step is a slice of CPU.
+        await fair_turn()
         new_events = self.world.events[self._persisted_events :]
         memories: dict[str, AgentState] = {}
         for agent in self.world.agents:

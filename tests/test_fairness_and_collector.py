@@ -57,6 +57,14 @@ async def test_fair_turns_keep_timers_running_while_hundreds_of_tasks_want_the_c
     assert share_of(asyncio.get_running_loop()).passes - passes > 5
 
 
+async def test_costly_turns_after_cheap_ones_do_not_run_together() -> None:
+    """A pass that let many cheap tasks through must not let as many costly ones through next."""
+    cheap, done = await _worst_lateness(400, 0.0001, fair=True)
+    costly, done_costly = await _worst_lateness(60, 0.004, fair=True)
+    assert done == 400 and done_costly == 60
+    assert cheap < 0.05 and costly < 0.05, f"a timer waited {max(cheap, costly) * 1000:.0f} ms"
+
+
 async def test_a_fair_turn_costs_nothing_on_an_idle_loop_and_cancelled_waiters_lose_their_place() -> None:
     loop = asyncio.get_running_loop()
     share = share_of(loop)
@@ -100,3 +108,16 @@ async def test_the_collector_freezes_long_lived_objects_and_reclaims_frozen_garb
         collector.uninstall()
     if collector_module._installed == 0:  # no bot left running in this process
         assert gc.get_freeze_count() == 0
+
+
+async def test_survivors_of_a_full_collection_are_frozen_as_it_ends() -> None:
+    collector = QuietCollector()
+    collector.install()
+    try:
+        survivors = [_Cycle() for _ in range(1000)]
+        frozen = gc.get_freeze_count()
+        gc.collect()  # a full collection: what it leaves alive is frozen by the time it returns
+        assert gc.get_freeze_count() >= frozen + len(survivors)
+        assert gc.get_count()[0] < 100 and not gc.get_objects(generation=2)
+    finally:
+        collector.uninstall()
