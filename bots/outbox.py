@@ -58,6 +58,8 @@ class Outbox:
         self._locks: dict[str, asyncio.Lock] = {}
         self._last_post: dict[str, float] = {}
         self._retrying: set[str] = set()
+        #: Channels with nothing left pending from before their last delivery (read from storage).
+        self._clean: set[str] = set()
         self._retry_tasks: set[asyncio.Future] = set()
         self._closed = False
         self._spawn = spawn or (lambda task: None)
@@ -70,13 +72,23 @@ class Outbox:
             lock = self._locks[channel_key] = asyncio.Lock()
         return lock
 
-    async def deliver(self, channel_key: str) -> bool:
-        """Post the channel's pending entries in order. False if one failed and awaits a retry."""
+    async def deliver(self, channel_key: str, stored: list[OutboxEntry] | None = None) -> bool:
+        """Post the channel's pending entries in order. False if one failed and awaits a retry.
+
+        ``stored``: entries the caller just stored for this channel. When everything older in the
+        channel is known to be posted, they are what is pending, and storage is not read again.
+        """
         async with self._lock(channel_key):
-            for entry in await self.storage.pending_outbox(channel_key):
+            if stored is not None and channel_key in self._clean:
+                entries = [e for e in stored if e.status is OutboxStatus.PENDING]
+            else:
+                entries = await self.storage.pending_outbox(channel_key)
+                self._clean.add(channel_key)
+            for entry in entries:
                 if entry.id in self._marking or entry.id in self._posted:
                     continue
                 if not await self._post(entry):
+                    self._clean.discard(channel_key)
                     self._schedule_retry(channel_key, entry.attempts + 1)
                     return False
         return True

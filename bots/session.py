@@ -549,7 +549,7 @@ class ChannelSession:
         """
         stored = await self._write()
         if any(entry.status is OutboxStatus.PENDING for entry in stored):
-            self.services.spawn(self.services.outbox.deliver(self.record.channel_key))
+            self.services.spawn(self.services.outbox.deliver(self.record.channel_key, stored))
 
     async def _on_event(self, event: Event) -> None:
         if event.kind is EventKind.NOTICE and self.config.moderator is not None:

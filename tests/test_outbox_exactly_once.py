@@ -148,3 +148,22 @@ async def test_a_post_cut_short_in_this_run_is_looked_for_before_it_is_sent_agai
         assert entries[0].platform_message_id == bot.adapter.posts()[0].message_id
     finally:
         await bot.app.stop()
+
+
+async def test_a_failed_post_keeps_its_place_ahead_of_later_ones(tmp_path: Path) -> None:
+    bot = await start_bot(demo_settings(tmp_path))
+    try:
+        await bot.command("start Team room")
+        await bot.command("persona add Priya Nair")
+        await bot.command("persona add Tomasz Kowalski")
+        bot.adapter.fail_next_posts(1)  # the platform refuses the first answer for a moment
+        bot.adapter.push_message("Priya and Tomasz, what do you both think of the plan?")
+        posts = [await bot.adapter.pop("post", timeout=10) for _ in range(2)]
+        world_id = bot.app.sessions.get("memory:general").record.id
+        entries = await bot.app.storage.outbox_entries(world_id)
+        assert [p.text for p in posts] == [e.text for e in sorted(entries, key=lambda e: e.id)]
+        assert entries[0].attempts == 1 and all(e.status is OutboxStatus.POSTED for e in entries)
+        await bot.app.wait_idle()
+        assert len(bot.adapter.posts()) == 2, "nothing is posted twice"
+    finally:
+        await bot.app.stop()

@@ -404,32 +404,40 @@ class FakeOpenAIServer:
         record = RecordedRequest(request.path, dict(request.query), dict(request.headers), body)
         self.requests.append(record)
         try:
-            return await self._answer(request, body, azure)
+            return await self._answer(request, body, azure, started + self.latency)
         finally:
             record.handled_s = time.perf_counter() - started
 
-    async def _answer(self, request: web.Request, body: dict[str, Any], azure: bool) -> web.StreamResponse:
-        if self.latency:
-            await asyncio.sleep(self.latency)
+    async def _answer(
+        self, request: web.Request, body: dict[str, Any], azure: bool, deadline: float
+    ) -> web.StreamResponse:
+        """The answer, sent at ``deadline``: ``latency`` after the request arrived, work included."""
         if self.api_key is not None and not self._authorized(request, azure):
+            await _until(deadline)
             return self._unauthorized(azure)
 
         fault = self._next_fault() or self._random_fault()
         if fault is not None:
+            await _until(deadline)
             response = await self._fault(fault, request, body, azure)
             if response is not None:
                 return response
         if not isinstance(body.get("messages"), list) or not body.get("model"):
+            await _until(deadline)
             return _json(error_body("'messages' and 'model' are required properties.", "invalid_request_error", "messages"), 400)
 
         response_format = (body.get("response_format") or {}).get("type")
         if response_format == "json_schema" and self.refuse_json_schema:
+            await _until(deadline)
             return _json(self._format_refusal("json_schema"), 400)
         if response_format == "json_object" and self.refuse_json_object:
+            await _until(deadline)
             return _json(self._format_refusal("json_object"), 400)
 
         reply = self._script.pop(0) if self._script else Reply(await self._respond(body))
-        return _json(self._completion(body, reply, azure))
+        response = _json(self._completion(body, reply, azure))
+        await _until(deadline)
+        return response
 
     async def _respond(self, body: dict[str, Any]) -> str:
         if self.responder is None:
@@ -687,6 +695,12 @@ def _moderation_inputs(value: Any) -> list[tuple[str, bool]] | None:
         text = " ".join(v.get("text", "") for v in value if v.get("type") == "text")
         return [(text, any(v.get("type") == "image_url" for v in value))]
     return None
+
+
+async def _until(deadline: float) -> None:
+    delay = deadline - time.perf_counter()
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
