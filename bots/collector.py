@@ -26,8 +26,14 @@ QUIET_S = 20.0
 MAX_INTERVAL_S = 600.0
 #: How often the time since the last complete collection is checked.
 POLL_S = 1.0
+#: Collection thresholds while installed. Full collections run after 2 middle-generation ones
+#: instead of 10 (and younger ones after 5 instead of 10): with the survivors of each one frozen,
+#: a full collection walks only what was promoted since the last, so running them more often
+#: keeps each one short. At 1,000 replies in flight that cut them from 40–60 ms to 3–11 ms.
+THRESHOLDS = (700, 5, 2)
 
 _installed = 0
+_saved_thresholds: tuple[int, ...] = gc.get_threshold()
 
 
 class QuietCollector:
@@ -49,6 +55,9 @@ class QuietCollector:
         self._loop = asyncio.get_running_loop()
         _installed += 1
         if _installed == 1:
+            global _saved_thresholds
+            _saved_thresholds = gc.get_threshold()
+            gc.set_threshold(*THRESHOLDS)
             gc.collect()
             gc.freeze()
         gc.callbacks.append(self._on_collection)
@@ -67,6 +76,7 @@ class QuietCollector:
         _installed -= 1
         if _installed == 0:
             gc.unfreeze()
+            gc.set_threshold(*_saved_thresholds)
 
     def busy(self) -> None:
         """Work arrived: a pending complete collection waits for the next quiet moment."""

@@ -472,6 +472,7 @@ class ChannelSession:
         )
         stored = await self.services.storage.write_step(write)
         self._persisted_events = len(self.world.events)
+        await fair_turn()  # and the sessions of a whole group commit wake together here
         for entry in stored:
             if entry.status is OutboxStatus.HELD:
                 await self._report_held(entry)

@@ -144,3 +144,16 @@ async def test_a_reply_in_a_code_fence_is_accepted(model, fake_openai):
     turn, _ = await model.structured(REQUEST, Turn)
 
     assert turn.actions[0].content == "Rolling back." and turn.confidence == 3
+
+
+async def test_every_call_sends_the_same_schema_whatever_the_mode(model, fake_openai):
+    """Calls share one schema per class: no mode and no client may leave a change in it."""
+    for _ in range(2):
+        await model.structured(REQUEST, Turn)
+    fake_openai.refuse_json_schema = fake_openai.refuse_json_object = True
+    for _ in range(2):
+        await model.structured(REQUEST, Turn)
+    sent = [r.body["response_format"]["json_schema"]["schema"] for r in fake_openai.requests[:2]]
+    assert sent[0] == sent[1] and sent[0]["additionalProperties"] is False
+    in_prompt = [r.body["messages"][-1]["content"] for r in fake_openai.requests if not r.body.get("response_format")]
+    assert in_prompt == [in_prompt[0]] * 2 and in_prompt[0].endswith(json.dumps(sent[0], separators=(",", ":")))
