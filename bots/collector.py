@@ -51,11 +51,10 @@ class QuietCollector:
 
     def install(self) -> None:
         """Freeze what start-up built and watch for full collections from now on."""
-        global _installed
+        global _installed, _saved_thresholds
         self._loop = asyncio.get_running_loop()
         _installed += 1
         if _installed == 1:
-            global _saved_thresholds
             _saved_thresholds = gc.get_threshold()
             gc.set_threshold(*THRESHOLDS)
             gc.collect()

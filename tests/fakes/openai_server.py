@@ -413,31 +413,28 @@ class FakeOpenAIServer:
     ) -> web.StreamResponse:
         """The answer, sent at ``deadline``: ``latency`` after the request arrived, work included."""
         if self.api_key is not None and not self._authorized(request, azure):
-            await _until(deadline)
-            return self._unauthorized(azure)
-
-        fault = self._next_fault() or self._random_fault()
-        if fault is not None:
-            await _until(deadline)
-            response = await self._fault(fault, request, body, azure)
-            if response is not None:
-                return response
-        if not isinstance(body.get("messages"), list) or not body.get("model"):
-            await _until(deadline)
-            return _json(error_body("'messages' and 'model' are required properties.", "invalid_request_error", "messages"), 400)
-
-        response_format = (body.get("response_format") or {}).get("type")
-        if response_format == "json_schema" and self.refuse_json_schema:
-            await _until(deadline)
-            return _json(self._format_refusal("json_schema"), 400)
-        if response_format == "json_object" and self.refuse_json_object:
-            await _until(deadline)
-            return _json(self._format_refusal("json_object"), 400)
-
-        reply = self._script.pop(0) if self._script else Reply(await self._respond(body))
-        response = _json(self._completion(body, reply, azure))
+            response = self._unauthorized(azure)
+        else:
+            fault = self._next_fault() or self._random_fault()
+            if fault is not None:
+                await _until(deadline)  # a fault may stall, stream or drop the connection itself
+                faulted = await self._fault(fault, request, body, azure)
+                if faulted is not None:
+                    return faulted
+            response = await self._completion_or_refusal(body, azure)
         await _until(deadline)
         return response
+
+    async def _completion_or_refusal(self, body: dict[str, Any], azure: bool) -> web.Response:
+        if not isinstance(body.get("messages"), list) or not body.get("model"):
+            return _json(error_body("'messages' and 'model' are required properties.", "invalid_request_error", "messages"), 400)
+        response_format = (body.get("response_format") or {}).get("type")
+        if response_format == "json_schema" and self.refuse_json_schema:
+            return _json(self._format_refusal("json_schema"), 400)
+        if response_format == "json_object" and self.refuse_json_object:
+            return _json(self._format_refusal("json_object"), 400)
+        reply = self._script.pop(0) if self._script else Reply(await self._respond(body))
+        return _json(self._completion(body, reply, azure))
 
     async def _respond(self, body: dict[str, Any]) -> str:
         if self.responder is None:
