@@ -1226,8 +1226,5 @@ async def _user_version(db: aiosqlite.Connection) -> int:
 
 
 async def _rollback_quietly(db: aiosqlite.Connection) -> None:
-    """Roll back whatever transaction is open; none being open is fine."""
-    try:
-        await db.execute("ROLLBACK")
-    except sqlite3.Error:
-        pass
+    """``_rollback`` on an aiosqlite connection."""
+    await _in_connection_thread(db, _rollback)
