@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from adapters.base import Adapter, ChannelRef, Identity, UserRef
 from bots.outbox import Outbox
-from bots.storage import AuditRecord, OutboxEntry, OutboxStatus, PersonaRecord, StepWrite, Storage, UsageRow, WorldRecord, WorldStatus
+from bots.storage import AuditRecord, MemoryWrite, OutboxEntry, OutboxStatus, PersonaRecord, StepWrite, Storage, UsageRow, WorldRecord, WorldStatus
 from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
 from bots.verification.checks.injection import inspect_input, quote_untrusted
 from bots.verification.checks.secrets import SecretsCheck
@@ -115,7 +115,10 @@ class ChannelSession:
         self._runner: asyncio.Task | None = None
         self._steps_left = 0
         self._persisted_events = len(world.events)
+        #: Per persona, what its stored memory looks like (``_mark``) and how many of its episodes
+        #: are stored: a write carries only what changed since.
         self._memory_marks: dict[str, tuple[int, str]] = {a.name: self._mark(a) for a in world.agents}
+        self._stored_episodes: dict[str, int] = {a.name: len(a.episodic.episodes) for a in world.agents}
         #: The focus group running in this channel, if any: it alone decides who speaks meanwhile.
         self.focus: Any = None
         #: The storyteller's latest suggestion, waiting for ``story inject``.
@@ -408,6 +411,7 @@ class ChannelSession:
                 self.world.remove_agent(agent.name)
                 raise
             self._memory_marks[agent.name] = self._mark(agent)
+            self._stored_episodes[agent.name] = len(agent.episodic.episodes)
             if check.red_team:
                 await self.save_config()
             return agent
@@ -419,6 +423,7 @@ class ChannelSession:
             self.world.remove_agent(agent.name)
             self.config.observers.pop(agent.name, None)
             self._memory_marks.pop(agent.name, None)
+            self._stored_episodes.pop(agent.name, None)
             await self.save_config()
             return agent
 
@@ -442,6 +447,7 @@ class ChannelSession:
             self._persisted_events = 0
             self._steps_left = 0
             self._memory_marks = {}
+            self._stored_episodes = {}
             await self._write()
 
     # -- persistence --------------------------------------------------------------------------
@@ -455,13 +461,15 @@ class ChannelSession:
         # Sessions wake together when a group commit settles; encoding a step is a slice of CPU.
         await fair_turn()
         new_events = self.world.events[self._persisted_events :]
-        memories: dict[str, AgentState] = {}
+        outbox = [await self._verify(e) for e in new_events if e.kind is EventKind.ACTION and e.type == "TALK"]
+        # From here to the write nothing yields: the memories written are the ones just looked at.
+        memories: dict[str, MemoryWrite] = {}
+        marks: dict[str, tuple[int, str]] = {}
         for agent in self.world.agents:
             mark = self._mark(agent)
             if self._memory_marks.get(agent.name) != mark:
-                memories[agent.name] = agent.state()
-                self._memory_marks[agent.name] = mark
-        outbox = [await self._verify(e) for e in new_events if e.kind is EventKind.ACTION and e.type == "TALK"]
+                memories[agent.name] = MemoryWrite.since(agent.state(), self._stored_episodes.get(agent.name, 0))
+                marks[agent.name] = mark
         write = StepWrite(
             world_id=self.record.id,
             world={"clock": self.world.clock.model_dump(mode="json"), "policy": self.world.policy.model_dump()},
@@ -472,6 +480,9 @@ class ChannelSession:
         )
         stored = await self.services.storage.write_step(write)
         self._persisted_events = len(self.world.events)
+        self._memory_marks.update(marks)
+        for name, memory in memories.items():
+            self._stored_episodes[name] = memory.first + len(memory.episodes)
         await fair_turn()  # and the sessions of a whole group commit wake together here
         for entry in stored:
             if entry.status is OutboxStatus.HELD:
@@ -551,6 +562,18 @@ class ChannelSession:
         stored = await self._write()
         if any(entry.status is OutboxStatus.PENDING for entry in stored):
             self.services.spawn(self.services.outbox.deliver(self.record.channel_key, stored))
+        if agent.memory_work is not None:
+            self.services.spawn(self._store_memory_work(agent.memory_work))
+
+    async def _store_memory_work(self, work: asyncio.Task[None]) -> None:
+        """Store a persona's consolidated memory, and that call's usage, as soon as it is done.
+
+        Awaiting the work makes it the bot's: ``wait_idle`` waits for it and ``stop`` cancels it.
+        """
+        await work
+        async with self.lock:
+            if self.record.status is not WorldStatus.STOPPED:
+                await self._write()
 
     async def _on_event(self, event: Event) -> None:
         if event.kind is EventKind.NOTICE and self.config.moderator is not None:

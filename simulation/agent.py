@@ -3,11 +3,15 @@
 One turn is one model call returning the whole turn (thoughts, words, new cognitive state) as a
 validated ``AgentTurn``. The agent never touches a platform: a world (or a caller) feeds it stimuli
 and takes its actions.
+
+Folding old episodes into the running summary is a second model call. It runs after the turn
+that made it due, in the background (``memory_work``), so a reply never waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +22,7 @@ from simulation.clock import DEFAULT_START
 from simulation.context import current_persona
 from simulation.fairness import fair_turn
 from simulation.llm.base import Attribution, ChatRequest, LanguageModel
+from simulation.llm.errors import LLMError
 from simulation.memory import (
     Consolidation,
     Episode,
@@ -27,6 +32,8 @@ from simulation.memory import (
 )
 from simulation.persona import PersonaSpec
 from simulation.prompts import consolidation_messages, turn_messages
+
+log = logging.getLogger(__name__)
 
 
 class TurnResult(BaseModel):
@@ -77,6 +84,8 @@ class TinyPerson:
         self._unread_from = 0
         self._now: tuple[int, datetime] = (0, DEFAULT_START)
         self._lock = asyncio.Lock()
+        #: The memory consolidation started after a turn, while it runs (see ``settle``).
+        self.memory_work: asyncio.Task[None] | None = None
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -191,7 +200,6 @@ class TinyPerson:
     async def _act(self) -> TurnResult:
         async with self._lock:
             await fair_turn()
-            await self._consolidate_if_due()
             # Unread episodes already folded into the summary are not repeated verbatim.
             first_new = max(self._unread_from, self.episodic.consolidated_until)
             past = self.episodic.episodes[self.episodic.consolidated_until : first_new]
@@ -232,18 +240,45 @@ class TinyPerson:
                 )
             self._unread_from = len(self.episodic.episodes)
             self.cognitive_state = turn.cognitive_state
+            self._consolidate_later()
             return TurnResult(actions=actions, model=result.model, cached=result.cached)
 
     async def listen_and_act(self, text: str, source: str = "someone") -> TurnResult:
         self.listen(text, source)
         return await self.act()
 
-    async def _consolidate_if_due(self) -> None:
-        """Fold old episodes into the summary so the prompt stays bounded."""
+    async def settle(self) -> None:
+        """Until the memory work started by earlier turns is done (it never raises)."""
+        while (work := self.memory_work) is not None and not work.done():
+            await asyncio.wait([work])
+
+    def _consolidate_later(self) -> None:
+        """Start folding old episodes into the summary, if due, so the prompt stays bounded.
+
+        Turns may run meanwhile: they only append episodes, and the fold applies to the ones it
+        read. One fold runs at a time; a failed one is tried again after the next turn.
+        """
+        if self.memory_work is not None:
+            return
         config = self.memory_config
         old = self.episodic.due_for_consolidation(config.window, config.batch)
-        if not old:
-            return
+        if old:
+            self.memory_work = work = asyncio.ensure_future(self._consolidate(old))
+            work.add_done_callback(self._memory_work_done)
+
+    def _memory_work_done(self, work: asyncio.Task[None]) -> None:
+        if self.memory_work is work:
+            self.memory_work = None
+
+    async def _consolidate(self, old: list[Episode]) -> None:
+        try:
+            await self._fold(old)
+        except LLMError as error:
+            log.warning("%s: memory consolidation failed, tried again after the next turn: %s", self.name, error)
+        except Exception:
+            log.exception("%s: memory consolidation failed", self.name)
+
+    async def _fold(self, old: list[Episode]) -> None:
         request = ChatRequest(
             messages=consolidation_messages(name=self.name, summary=self.episodic.summary, episodes=old),
             attribution=Attribution(world=self.world_id, persona=self.name),

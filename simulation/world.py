@@ -228,6 +228,10 @@ class TinyWorld:
             produced += await self.step()
         return produced
 
+    async def settle(self) -> None:
+        """Until every agent's memory work (consolidation after a turn) is done."""
+        await asyncio.gather(*(agent.settle() for agent in self._agents))
+
     async def step_if_any(self) -> list[Event] | None:
         """Like ``step``, but when the policy picks nobody, do nothing and return None."""
         self._sync_time()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -9,7 +10,10 @@ import pytest
 
 from bots.storage import OutboxStatus
 from bots.storage.sqlite import SQLiteStorage
+from config.settings import Settings
 from tests.bot_support import demo_settings, start_bot
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.sim_support import TurnRule, kind_of
 
 AGENTS = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "agents"
 
@@ -240,6 +244,48 @@ async def test_restart_restores_worlds_and_posts_what_was_stored_but_not_posted(
     await restarted.say("And after the restart?")
     assert restarted.adapter.posts("general")[len(posts):], "the restored world answers new messages"
     await restarted.app.stop()
+
+
+async def test_replies_are_posted_while_memory_is_consolidated_and_the_fold_is_stored_when_done(tmp_path):
+    release = asyncio.Event()
+    rule = TurnRule()
+
+    async def slow_folds(body):
+        if kind_of(body) == "consolidate":
+            await release.wait()
+        return rule(body)
+
+    async with FakeOpenAIServer() as server:
+        server.responder = slow_folds
+        settings = Settings(
+            data_dir=tmp_path,
+            llm={"model": "gpt-4o-mini", "base_url": server.base_url, "api_key": "sk-test", "cache": False},
+            bot={"default_exchanges": 0},
+        )
+        bot = await start_bot(settings)
+        await team(bot, "general", "Priya Nair", "Henrik Lindqvist")
+        world = bot.app.sessions.get("memory:general").world
+        priya = world.get("Priya Nair")
+        for n in range(30):
+            bot.adapter.push_message(f"Point {n}: what should we change in the onboarding flow?")
+            posts = [await bot.adapter.pop("post", timeout=10) for _ in world.agents]
+            assert all(f"Point {n}:" in p.text for p in posts), "every persona answered this message"
+            if priya.memory_work is not None:
+                break
+        assert priya.memory_work is not None and not priya.episodic.summary, "a fold is under way"
+        release.set()
+        await bot.app.wait_idle()
+        assert priya.episodic.summary.startswith("I remember") and priya.memory_work is None
+        remembered = (priya.episodic.summary, priya.episodic.consolidated_until, priya.semantic.facts)
+        world_id = bot.app.sessions.get("memory:general").record.id
+        calls = bot.app.stack.ledger.by_persona(world_id)["Priya Nair"].calls
+        await bot.app.stop()  # no message came after the fold to store it along
+
+        restarted = await start_bot(settings)
+        again = restarted.app.sessions.get("memory:general").world.get("Priya Nair")
+        assert (again.episodic.summary, again.episodic.consolidated_until, again.semantic.facts) == remembered
+        assert restarted.app.stack.ledger.by_persona(world_id)["Priya Nair"].calls == calls, "the fold's call counts"
+        await restarted.app.stop()
 
 
 async def test_demo_model_posts_carry_the_demo_label(testbot):

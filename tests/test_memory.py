@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,63 @@ async def test_consolidation_keeps_prompts_bounded_over_a_long_conversation(serv
     assert "Message number 59:" in last_prompt
     # Memory still holds every episode; only the prompt is bounded.
     assert sum(1 for e in lisa.episodic.episodes if e.kind == "stimulus") == 60
+    await stack.model.aclose()
+
+
+async def test_a_reply_does_not_wait_for_memory_consolidation(server, tmp_path):
+    """Folding old episodes runs after the turn that made it due, while later turns are answered."""
+    stack = stack_for(server, tmp_path)
+    rule, release = TurnRule(), asyncio.Event()
+
+    async def responder(body):
+        if kind_of(body) == "consolidate":
+            await release.wait()  # a slow model, for consolidations only
+        return rule(body)
+
+    server.responder = responder
+    lisa = TinyPerson(load_persona(AGENTS / "Lisa.agent.json"), stack.model, memory=MemoryConfig(window=2, batch=1))
+    for turn in range(3):
+        result = await asyncio.wait_for(lisa.listen_and_act(f"Message number {turn}", "Sara"), 10)
+        assert f"Sara: Message number {turn}>" in result.actions[-1].content
+    assert lisa.memory_work is not None and lisa.episodic.summary == ""
+    assert [kind_of(r.body) for r in server.requests].count("consolidate") == 1, "one fold at a time"
+
+    release.set()
+    await lisa.settle()
+    assert lisa.memory_work is None
+    # The fold covers what was old when it started; turns taken meanwhile are kept verbatim.
+    assert lisa.episodic.consolidated_until == 1 and lisa.episodic.summary == "I remember 1 earlier moments."
+    await lisa.listen_and_act("Message number 3", "Sara")
+    await lisa.settle()
+    last_turn = [r for r in server.requests if kind_of(r.body) == "agent_turn"][-1]
+    assert "I remember 1 earlier moments." in last_turn.body["messages"][1]["content"]
+    assert lisa.episodic.consolidated_until > 1, "the next fold started after the next turn"
+    await stack.model.aclose()
+
+
+async def test_a_failed_consolidation_is_tried_again_after_the_next_turn(server, tmp_path, caplog):
+    stack = stack_for(server, tmp_path)
+    rule = TurnRule()
+    failures = [2]
+
+    def responder(body):
+        if kind_of(body) == "consolidate" and failures[0] > 0:
+            failures[0] -= 1
+            return '{"summary": "I remember'  # cut off mid-answer, every retry too
+        return rule(body)
+
+    server.responder = responder
+    lisa = TinyPerson(load_persona(AGENTS / "Lisa.agent.json"), stack.model, memory=MemoryConfig(window=2, batch=1))
+    with caplog.at_level(logging.WARNING, logger="simulation.agent"):
+        await lisa.listen_and_act("Message number 0", "Sara")
+        await lisa.settle()
+    assert "Lisa Carter: memory consolidation failed" in caplog.text
+    assert lisa.episodic.consolidated_until == 0 and lisa.episodic.summary == ""
+
+    result = await lisa.listen_and_act("Message number 1", "Sara")
+    assert "Sara: Message number 1>" in result.actions[-1].content, "the turn itself is unaffected"
+    await lisa.settle()
+    assert lisa.episodic.consolidated_until == 4 and lisa.episodic.summary.startswith("I remember")
     await stack.model.aclose()
 
 

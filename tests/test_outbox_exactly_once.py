@@ -159,11 +159,11 @@ async def test_a_failed_post_keeps_its_place_ahead_of_later_ones(tmp_path: Path)
         bot.adapter.fail_next_posts(1)  # the platform refuses the first answer for a moment
         bot.adapter.push_message("Priya and Tomasz, what do you both think of the plan?")
         posts = [await bot.adapter.pop("post", timeout=10) for _ in range(2)]
+        await bot.app.wait_idle()  # the last post is marked posted after the platform took it
         world_id = bot.app.sessions.get("memory:general").record.id
         entries = await bot.app.storage.outbox_entries(world_id)
         assert [p.text for p in posts] == [e.text for e in sorted(entries, key=lambda e: e.id)]
         assert entries[0].attempts == 1 and all(e.status is OutboxStatus.POSTED for e in entries)
-        await bot.app.wait_idle()
         assert len(bot.adapter.posts()) == 2, "nothing is posted twice"
     finally:
         await bot.app.stop()

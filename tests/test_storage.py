@@ -14,6 +14,7 @@ import pytest
 
 import bots.storage.sqlite as sqlite_module
 from bots.storage.base import (
+    MemoryWrite,
     OutboxEntry,
     OutboxStatus,
     PersonaRecord,
@@ -64,7 +65,8 @@ def memory(name: str = "Oscar", episodes: int = 3, unread_from: int = 0) -> Agen
         Episode(step=i, time=T0, kind="stimulus", type="CONVERSATION", content=f"heard {i}", source="Lisa", event_id=i)
         for i in range(episodes)
     ]
-    return AgentState(persona={"name": name}, episodic=EpisodicMemory(episodes=eps), unread_from=unread_from)
+    # A memory comes back with its persona record's spec: the one ``persona`` stores.
+    return AgentState(persona=persona(name).spec, episodic=EpisodicMemory(episodes=eps), unread_from=unread_from)
 
 
 def entry(world_id: str, event_id: int, channel: str = "console:main", text: str | None = None) -> OutboxEntry:
@@ -86,7 +88,7 @@ def step(world_id: str, first: int, *, count: int = 1, channel: str = "console:m
         world_id=world_id,
         world={"clock": {"step": ids[-1]}},
         events=[event(i) for i in ids],
-        memories={"Oscar": memory(unread_from=ids[-1])},
+        memories={"Oscar": MemoryWrite.since(memory(unread_from=ids[-1]), 0)},
         outbox=[entry(world_id, ids[-1], channel)],
         **fields,
     )
@@ -182,7 +184,7 @@ async def test_a_step_round_trips_through_load_world(storage):
             event(1, recipients=["Oscar", "Lisa"]),
             event(2),
         ],
-        memories={"Oscar": memory(episodes=30, unread_from=30)},
+        memories={"Oscar": MemoryWrite.since(memory(episodes=30, unread_from=30), 0)},
         outbox=[entry("w1", 3)],
         usage=[UsageRow(persona="Oscar", calls=2, prompt_tokens=100, cost_usd=0.01), UsageRow(calls=1)],
     )
@@ -192,7 +194,7 @@ async def test_a_step_round_trips_through_load_world(storage):
     loaded = await storage.load_world("w1")
     assert [e.id for e in loaded.events] == [1, 2, 3]
     assert loaded.events == sorted(write.events, key=lambda e: e.id)
-    assert loaded.memories == write.memories
+    assert loaded.memories == {"Oscar": memory(episodes=30, unread_from=30)}
     assert loaded.record.clock == {"step": 3, "now": T0.isoformat()}
     assert loaded.record.policy == {"kind": "everyone"} and loaded.record.situation == "Stand-up"
     assert loaded.usage == [UsageRow(persona=None, calls=1), write.usage[0]]
@@ -482,13 +484,63 @@ async def test_the_llm_cache_can_share_the_file(fake_openai, path):
 # -- crash safety -----------------------------------------------------------------------------
 
 #: Writes steps for several worlds forever, printing each one as its write_step returns.
+async def test_a_memory_write_appends_its_new_episodes_and_leaves_the_stored_ones_alone(storage, path):
+    await storage.create_world(world(), [persona("Oscar")])
+    await storage.save_persona("w1", persona("Oscar"), memory(episodes=3))
+    rows = []
+    for stored, total in ((3, 10), (10, 40), (25, 40)):  # the last repeats episodes already stored
+        state = memory(episodes=total, unread_from=total)
+        await storage.write_step(StepWrite(world_id="w1", memories={"Oscar": MemoryWrite.since(state, stored)}))
+        with sqlite3.connect(path) as db:
+            rows.append(db.execute("SELECT length(state) FROM memories").fetchone()[0])
+            episodes = db.execute("SELECT count(*) FROM episodes WHERE persona = 'Oscar'").fetchone()[0]
+        assert episodes == total
+
+    assert (await storage.load_world("w1")).memories == {"Oscar": memory(episodes=40, unread_from=40)}
+    # The memory row stays the same size however long the persona's past grows.
+    assert len(set(rows)) == 1 and rows[0] < 300
+
+
+async def test_a_missing_episode_is_reported_when_the_world_loads(storage, path):
+    await storage.create_world(world(), [persona("Oscar")])
+    await storage.save_persona("w1", persona("Oscar"), memory(episodes=5))
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM episodes WHERE seq = 2")
+    with pytest.raises(StorageError, match="episode 2 of 'Oscar' is missing"):
+        await storage.load_world("w1")
+
+
+async def test_memories_stored_whole_by_an_older_version_are_split_by_the_upgrade(path, monkeypatch):
+    before_episodes_table = MIGRATIONS.index(sqlite_module.SCHEMA_V5)
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", MIGRATIONS[:before_episodes_table])
+    async with SQLiteStorage(path) as old:
+        await old.create_world(world(), [persona("Oscar"), persona("Lisa", 1)])
+    with sqlite3.connect(path) as db:  # the older version kept the whole state in one row
+        db.execute(
+            "INSERT INTO memories VALUES ('w1', 'Oscar', ?), ('w1', 'Lisa', ?)",
+            (memory(episodes=20, unread_from=12).model_dump_json(), memory("Lisa", episodes=0).model_dump_json()),
+        )
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", MIGRATIONS)
+
+    async with SQLiteStorage(path) as upgraded:
+        loaded = await upgraded.load_world("w1")
+        assert loaded.memories == {"Oscar": memory(episodes=20, unread_from=12), "Lisa": memory("Lisa", episodes=0)}
+        state = memory(episodes=22, unread_from=22)
+        await upgraded.write_step(StepWrite(world_id="w1", memories={"Oscar": MemoryWrite.since(state, 20)}))
+        assert (await upgraded.load_world("w1")).memories["Oscar"] == state
+    assert user_version(path) == len(MIGRATIONS)
+    with sqlite3.connect(path) as db:
+        assert "heard" not in db.execute("SELECT state FROM memories WHERE persona = 'Oscar'").fetchone()[0]
+
+
 WRITER = """
 import asyncio, sys
 from datetime import datetime, timezone
-from bots.storage.base import OutboxEntry, StepWrite, WorldRecord
+from bots.storage.base import MemoryWrite, OutboxEntry, StepWrite, WorldRecord
 from bots.storage.sqlite import SQLiteStorage
 from simulation.agent import AgentState
 from simulation.events import Event
+from simulation.memory import Episode
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
 
@@ -506,7 +558,8 @@ async def main(path, worlds):
                 world_id=f"w{w}",
                 world={"clock": {"step": n}},
                 events=[Event(id=n, kind="action", step=n, time=T0, source="A", type="TALK", content="x" * 500)],
-                memories={"A": AgentState(persona={"name": "A", "notes": "y" * 4000}, unread_from=n)},
+                memories={"A": MemoryWrite(state=AgentState(persona={"name": "A"}, unread_from=n), first=n - 1,
+                                           episodes=[Episode(step=n, time=T0, kind="action", type="TALK", content="y" * 4000)])},
                 outbox=[OutboxEntry(
                     world_id=f"w{w}", channel_key=f"console:{w}", event_id=n, persona="A", text=f"m{n}"
                 )],
@@ -560,4 +613,5 @@ async def test_a_killed_writer_leaves_a_consistent_database_with_every_acknowled
             # Every table moved together: the clock and memory belong to the last stored event.
             assert loaded.record.clock == ({"step": last} if last else {})
             assert (loaded.memories["A"].unread_from if last else 0) == last
+            assert (len(loaded.memories["A"].episodic.episodes) if last else 0) == last
             assert [e.event_id for e in await store.outbox_entries(f"w{w}")] == list(range(1, last + 1))

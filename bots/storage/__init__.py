@@ -2,6 +2,7 @@
 
 from bots.storage.base import (
     AuditRecord,
+    MemoryWrite,
     OutboxEntry,
     OutboxStatus,
     PersonaRecord,
@@ -16,6 +17,7 @@ from bots.storage.base import (
 
 __all__ = [
     "AuditRecord",
+    "MemoryWrite",
     "OutboxEntry",
     "OutboxStatus",
     "PersonaRecord",

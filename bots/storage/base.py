@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from simulation.agent import AgentState
 from simulation.events import Event
+from simulation.memory import Episode
 
 
 def utcnow() -> datetime:
@@ -118,6 +119,25 @@ class AuditRecord(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class MemoryWrite(BaseModel):
+    """A persona's memory as it changed since its last stored write.
+
+    Episodes only ever get appended, so a write carries the new ones alone (``episodes``, the first
+    of them at index ``first``) instead of the whole, ever-growing memory. The rest of ``state``
+    replaces what was stored; its own episode list and its persona are not read (the persona is
+    stored with the persona record).
+    """
+
+    state: AgentState
+    first: int = Field(default=0, ge=0)
+    episodes: list[Episode] = Field(default_factory=list)
+
+    @classmethod
+    def since(cls, state: AgentState, stored: int) -> MemoryWrite:
+        """The write for ``state`` when its first ``stored`` episodes are already stored."""
+        return cls(state=state, first=stored, episodes=state.episodic.episodes[stored:])
+
+
 class StepWrite(BaseModel):
     """Everything one world step (or one stimulus) changed, written in one transaction."""
 
@@ -125,15 +145,18 @@ class StepWrite(BaseModel):
     #: New fields for the world row (clock, policy, status, config, ...); empty leaves it alone.
     world: dict[str, Any] = Field(default_factory=dict)
     events: list[Event] = Field(default_factory=list)
-    #: Agent states (memories, cognitive state) by persona name, replaced whole.
-    memories: dict[str, AgentState] = Field(default_factory=dict)
+    #: What changed in each persona's memory (new episodes, cognitive state), by persona name.
+    memories: dict[str, MemoryWrite] = Field(default_factory=dict)
     outbox: list[OutboxEntry] = Field(default_factory=list)
     #: Usage totals per persona (``None`` for world-level calls), replaced whole.
     usage: list[UsageRow] = Field(default_factory=list)
 
 
 class StoredWorld(BaseModel):
-    """A world as loaded back: its record, personas in order, memories and the whole event log."""
+    """A world as loaded back: its record, personas in order, memories and the whole event log.
+
+    Each memory carries its persona as stored in the persona record.
+    """
 
     record: WorldRecord
     personas: list[PersonaRecord]
@@ -207,6 +230,9 @@ class Storage(ABC):
     @abstractmethod
     async def write_step(self, write: StepWrite) -> list[OutboxEntry]:
         """Write a step atomically; returns its outbox entries with their ids.
+
+        The write is read before the call first yields, so live objects in it (an agent's memory)
+        may change while the call waits for its commit.
 
         Outbox entries are unique per (world, event): writing the same event's entry again returns
         the stored one instead of adding a second.

@@ -32,6 +32,7 @@ from pydantic import BaseModel
 
 from bots.storage.base import (
     AuditRecord,
+    MemoryWrite,
     OutboxEntry,
     OutboxStatus,
     PersonaRecord,
@@ -46,6 +47,7 @@ from bots.storage.base import (
 )
 from simulation.agent import AgentState
 from simulation.events import Event
+from simulation.memory import Episode
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +182,24 @@ CREATE TABLE inbox (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4)
+#: Episodes move out of the memory row into a table of their own, one row each, appended as they
+#: happen: a write no longer rewrites a persona's whole past. The memory row keeps the rest of its
+#: state; its persona lives in the persona record.
+SCHEMA_V5 = """
+CREATE TABLE episodes (
+    world_id TEXT NOT NULL REFERENCES worlds (id) ON DELETE CASCADE,
+    persona  TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    episode  TEXT NOT NULL,
+    PRIMARY KEY (world_id, persona, seq)
+) WITHOUT ROWID;
+INSERT INTO episodes (world_id, persona, seq, episode)
+    SELECT m.world_id, m.persona, e.key, e.value
+    FROM memories AS m, json_each(m.state, '$.episodic.episodes') AS e;
+UPDATE memories SET state = json_remove(state, '$.persona', '$.episodic.episodes');
+"""
+
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5)
 
 CONNECTION_PRAGMAS = (
     f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
@@ -211,6 +230,7 @@ STOP_WORLD = "UPDATE worlds SET status = 'stopped', updated_at = ? WHERE id = ?"
 RESET_WORLD = "UPDATE worlds SET clock = ?, policy = ?, updated_at = ? WHERE id = ?"
 DELETE_WORLD_EVENTS = "DELETE FROM events WHERE world_id = ?"
 DELETE_WORLD_MEMORIES = "DELETE FROM memories WHERE world_id = ?"
+DELETE_WORLD_EPISODES = "DELETE FROM episodes WHERE world_id = ?"
 #: After a reset event ids start again; kept entries move out of the way of the new ones.
 REKEY_WORLD_OUTBOX = "UPDATE outbox SET event_id = -id WHERE world_id = ? AND event_id > 0"
 
@@ -228,6 +248,10 @@ ON CONFLICT (world_id, persona) DO UPDATE SET state = excluded.state
 """
 SELECT_MEMORIES = "SELECT persona, state FROM memories WHERE world_id = ? ORDER BY persona"
 DELETE_MEMORY = "DELETE FROM memories WHERE world_id = ? AND persona = ?"
+#: A write may repeat episodes an earlier one stored (it was cancelled after committing).
+INSERT_EPISODE = "INSERT INTO episodes (world_id, persona, seq, episode) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+SELECT_EPISODES = "SELECT persona, seq, episode FROM episodes WHERE world_id = ? ORDER BY persona, seq"
+DELETE_EPISODES = "DELETE FROM episodes WHERE world_id = ? AND persona = ?"
 
 INSERT_EVENT = """
 INSERT OR IGNORE INTO events
@@ -433,6 +457,7 @@ class _EncodedStep:
     world_update: tuple[str, tuple[Any, ...]] | None
     events: list[tuple[Any, ...]]
     memories: list[tuple[Any, ...]]
+    episodes: list[tuple[Any, ...]]
     usage: list[tuple[Any, ...]]
     outbox: list[tuple[Any, ...]]
     keys: list[tuple[str, int]]
@@ -444,14 +469,54 @@ class _EncodedStep:
             world_id=wid,
             world_update=_world_update(wid, write.world) if write.world else None,
             events=[_event_params(wid, e) for e in write.events],
-            memories=[(wid, name, state.model_dump_json()) for name, state in write.memories.items()],
+            memories=[_memory_params(wid, name, memory.state) for name, memory in write.memories.items()],
+            episodes=[
+                row for name, memory in write.memories.items() for row in _episode_params(wid, name, memory)
+            ],
             usage=[_usage_params(wid, row) for row in write.usage],
             outbox=[_outbox_params(entry) for entry in write.outbox],
             keys=[(entry.world_id, entry.event_id) for entry in write.outbox],
         )
 
 
+#: What a memory row leaves out: episodes have their own table, the persona its record.
+MEMORY_ROW_EXCLUDES: dict[str, Any] = {"persona": True, "episodic": {"episodes"}}
+
+
+def _memory_params(world_id: str, name: str, state: AgentState) -> tuple[Any, ...]:
+    return (world_id, name, state.model_dump_json(exclude=MEMORY_ROW_EXCLUDES))
+
+
+def _episode_params(world_id: str, name: str, memory: MemoryWrite) -> Iterator[tuple[Any, ...]]:
+    for seq, episode in enumerate(memory.episodes, start=memory.first):
+        yield (world_id, name, seq, episode.model_dump_json())
+
+
 # -- decoding ---------------------------------------------------------------------------------
+
+
+def _memories_from_rows(
+    world_id: str, personas: list[PersonaRecord], states: Iterable[Sequence[Any]], episodes: Iterable[Sequence[Any]]
+) -> dict[str, AgentState]:
+    """Memory rows put back together with their episodes and their persona's spec."""
+    specs = {p.name: p.spec for p in personas}
+    lived: dict[str, list[Episode]] = {}
+    for name, seq, data in episodes:
+        past = lived.setdefault(name, [])
+        if seq != len(past):
+            raise StorageError(
+                f"world {world_id!r}: episode {len(past)} of {name!r} is missing from the database "
+                "(restore it from a backup)"
+            )
+        past.append(Episode.model_validate_json(data))
+    memories: dict[str, AgentState] = {}
+    for name, row in states:
+        data = json.loads(row)
+        data["persona"] = specs.get(name, {"name": name})
+        state = AgentState.model_validate(data)
+        state.episodic.episodes = lived.get(name, [])
+        memories[name] = state
+    return memories
 
 
 def _world_from_row(row: Sequence[Any]) -> WorldRecord:
@@ -784,16 +849,18 @@ class SQLiteStorage(Storage):
                         raise StorageError(f"no world with id {world_id!r}")
                     personas = await reader.execute_fetchall(SELECT_PERSONAS, (world_id,))
                     memories = await reader.execute_fetchall(SELECT_MEMORIES, (world_id,))
+                    episodes = await reader.execute_fetchall(SELECT_EPISODES, (world_id,))
                     events = await reader.execute_fetchall(SELECT_EVENTS, (world_id,))
                     usage = await reader.execute_fetchall(SELECT_USAGE, (world_id,))
                 finally:
                     await _rollback_quietly(reader)
             except sqlite3.Error as error:
                 raise StorageError(f"could not load world {world_id!r}: {error}") from error
+        records = [_persona_from_row(row) for row in personas]
         return StoredWorld(
             record=_world_from_row(list(world)[0]),
-            personas=[_persona_from_row(row) for row in personas],
-            memories={row[0]: AgentState.model_validate_json(row[1]) for row in memories},
+            personas=records,
+            memories=_memories_from_rows(world_id, records, memories, episodes),
             events=[_event_from_row(row) for row in events],
             usage=[_usage_from_row(row) for row in usage],
         )
@@ -833,6 +900,7 @@ class SQLiteStorage(Storage):
                 raise StorageError(f"no world with id {world_id!r}")
             db.execute(DELETE_WORLD_EVENTS, (world_id,))
             db.execute(DELETE_WORLD_MEMORIES, (world_id,))
+            db.execute(DELETE_WORLD_EPISODES, (world_id,))
             db.execute(REKEY_WORLD_OUTBOX, (world_id,))
 
         await self._submit(reset, f"reset world {world_id!r}")
@@ -841,12 +909,17 @@ class SQLiteStorage(Storage):
 
     async def save_persona(self, world_id: str, persona: PersonaRecord, memory: AgentState | None = None) -> None:
         row = _persona_params(world_id, persona)
-        state = (world_id, persona.name, memory.model_dump_json()) if memory is not None else None
+        state, episodes = None, []
+        if memory is not None:
+            state = _memory_params(world_id, persona.name, memory)
+            episodes = list(_episode_params(world_id, persona.name, MemoryWrite.since(memory, 0)))
 
         def save(db: sqlite3.Connection) -> None:
             db.execute(UPSERT_PERSONA, row)
             if state is not None:
                 db.execute(UPSERT_MEMORY, state)
+                db.execute(DELETE_EPISODES, (world_id, persona.name))
+                db.executemany(INSERT_EPISODE, episodes)
 
         await self._submit(save, f"save persona {persona.name!r} of world {world_id!r}")
 
@@ -854,6 +927,7 @@ class SQLiteStorage(Storage):
         def remove(db: sqlite3.Connection) -> None:
             db.execute(DELETE_PERSONA, (world_id, name))
             db.execute(DELETE_MEMORY, (world_id, name))
+            db.execute(DELETE_EPISODES, (world_id, name))
 
         await self._submit(remove, f"remove persona {name!r} of world {world_id!r}")
 
@@ -1171,6 +1245,9 @@ def _apply_steps(db: sqlite3.Connection, steps: list[_EncodedStep]) -> list[list
     memories = [row for step in steps for row in step.memories]
     if memories:
         db.executemany(UPSERT_MEMORY, memories)
+    episodes = [row for step in steps for row in step.episodes]
+    if episodes:
+        db.executemany(INSERT_EPISODE, episodes)
     usage = [row for step in steps for row in step.usage]
     if usage:
         db.executemany(UPSERT_USAGE, usage)
