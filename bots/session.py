@@ -326,6 +326,9 @@ class ChannelSession:
 
     async def _run_loop(self) -> None:
         while self._steps_left > 0 and not self.paused:
+            # A message to every channel starts hundreds of these in one pass; a step's start
+            # (turn-taking, typing, the persona tasks) is a slice of CPU.
+            await fair_turn()
             async with self.lock:
                 try:
                     events = await self.world.step_if_any()
