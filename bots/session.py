@@ -130,6 +130,7 @@ class ChannelSession:
         world.subscribe(self._on_event)
         world.on_turn_start(self._on_turn_start)
         world.on_turn_end(self._on_turn_end)
+        world.on_memory_work(self._on_memory_work)
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -447,6 +448,7 @@ class ChannelSession:
             fresh.subscribe(self._on_event)
             fresh.on_turn_start(self._on_turn_start)
             fresh.on_turn_end(self._on_turn_end)
+            fresh.on_memory_work(self._on_memory_work)
             self._persisted_events = 0
             self._steps_left = 0
             self._memory_marks = {}
@@ -565,6 +567,8 @@ class ChannelSession:
         stored = await self._write()
         if any(entry.status is OutboxStatus.PENDING for entry in stored):
             self.services.spawn(self.services.outbox.deliver(self.record.channel_key, stored))
+
+    async def _on_memory_work(self, agent: TinyPerson) -> None:
         if agent.memory_work is not None:
             self.services.spawn(self._store_memory_work(agent.memory_work))
 

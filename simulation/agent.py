@@ -185,19 +185,21 @@ class TinyPerson:
 
     # -- acting -------------------------------------------------------------------------------
 
-    async def act(self) -> TurnResult:
+    async def act(self, *, consolidate: bool = True) -> TurnResult:
         """Take one turn: a single model call returning thoughts, words and the new state.
 
         Raises the model layer's typed errors (``LLMError`` subclasses); on error the stimuli stay
-        unread and memory is unchanged, so the turn can be retried or skipped cleanly.
+        unread and memory is unchanged, so the turn can be retried or skipped cleanly. With
+        ``consolidate=False`` the caller starts the memory work (``consolidate_later``) when it
+        suits it, e.g. once the turn's words are on their way.
         """
         token = current_persona.set(self.name)
         try:
-            return await self._act()
+            return await self._act(consolidate)
         finally:
             current_persona.reset(token)
 
-    async def _act(self) -> TurnResult:
+    async def _act(self, consolidate: bool) -> TurnResult:
         async with self._lock:
             await fair_turn()
             # Unread episodes already folded into the summary are not repeated verbatim.
@@ -240,7 +242,8 @@ class TinyPerson:
                 )
             self._unread_from = len(self.episodic.episodes)
             self.cognitive_state = turn.cognitive_state
-            self._consolidate_later()
+            if consolidate:
+                self.consolidate_later()
             return TurnResult(actions=actions, model=result.model, cached=result.cached)
 
     async def listen_and_act(self, text: str, source: str = "someone") -> TurnResult:
@@ -252,19 +255,22 @@ class TinyPerson:
         while (work := self.memory_work) is not None and not work.done():
             await asyncio.wait([work])
 
-    def _consolidate_later(self) -> None:
+    def consolidate_later(self) -> asyncio.Task[None] | None:
         """Start folding old episodes into the summary, if due, so the prompt stays bounded.
 
-        Turns may run meanwhile: they only append episodes, and the fold applies to the ones it
-        read. One fold runs at a time; a failed one is tried again after the next turn.
+        Returns the work started, or None. Turns may run meanwhile: they only append episodes, and
+        the fold applies to the ones it read. One fold runs at a time; a failed one is tried again
+        after the next turn.
         """
         if self.memory_work is not None:
-            return
+            return None
         config = self.memory_config
         old = self.episodic.due_for_consolidation(config.window, config.batch)
-        if old:
-            self.memory_work = work = asyncio.ensure_future(self._consolidate(old))
-            work.add_done_callback(self._memory_work_done)
+        if not old:
+            return None
+        self.memory_work = work = asyncio.ensure_future(self._consolidate(old))
+        work.add_done_callback(self._memory_work_done)
+        return work
 
     def _memory_work_done(self, work: asyncio.Task[None]) -> None:
         if self.memory_work is work:

@@ -79,6 +79,7 @@ class TinyWorld:
         self._observers: list[Observer] = []
         self._turn_listeners: list[TurnListener] = []
         self._turn_end_listeners: list[TurnListener] = []
+        self._memory_listeners: list[TurnListener] = []
         for agent in agents:
             self.add_agent(agent)
 
@@ -132,6 +133,11 @@ class TinyWorld:
         """Call ``listener(agent)`` once an agent's actions of this step are in the log, before the
         step ends, so its words can be stored and posted while slower agents are still thinking."""
         return _register(self._turn_end_listeners, listener)
+
+    def on_memory_work(self, listener: TurnListener) -> Callable[[], None]:
+        """Call ``listener(agent)`` when an agent starts memory work (``agent.memory_work``) at the
+        end of a step, after every reply of the step is in the log."""
+        return _register(self._memory_listeners, listener)
 
     async def _notify(self, callbacks: list[Any], arg: Any) -> None:
         for callback in list(callbacks):
@@ -255,7 +261,9 @@ class TinyWorld:
     async def _act(self, actors: list[TinyPerson]) -> list[Event]:
         for agent in actors:
             await self._notify(self._turn_listeners, agent)
-        tasks = [asyncio.ensure_future(agent.act()) for agent in actors]
+        # Memory work waits until every reply of the step is out.
+        tasks = [asyncio.ensure_future(agent.act(consolidate=False)) for agent in actors]
+        acted: list[TinyPerson] = []
         produced: list[Event] = []
         deliveries: list[tuple[TinyPerson, Event]] = []
         budget_error: BudgetExceededError | None = None
@@ -271,6 +279,7 @@ class TinyWorld:
                     agent.skip_unread()
                     produced.append(await self._notice(agent, error))
                     continue
+                acted.append(agent)
                 for event in self._action_events(agent, result):
                     await self._emit(event)
                     produced.append(event)
@@ -286,6 +295,9 @@ class TinyWorld:
                 hearer = self.find(name)
                 if hearer is not None:
                     hearer.listen(event.content, speaker.name, target=event.target, event_id=event.id)
+        for agent in acted:
+            if agent.consolidate_later() is not None:
+                await self._notify(self._memory_listeners, agent)
         if budget_error is not None:
             produced.append(await self._emit_notice("budget", str(budget_error)))
             raise budget_error

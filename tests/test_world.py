@@ -11,6 +11,7 @@ from simulation.agent import TinyPerson
 from simulation.events import EventKind
 from simulation.llm.errors import BudgetExceededError
 from simulation.llm.factory import build_model
+from simulation.memory import MemoryConfig
 from simulation.persona import load_persona
 from simulation.world import TinyWorld, WorldError
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -200,6 +201,30 @@ async def test_observers_stream_events_in_log_order(server, stack):
     unsubscribe()
     await world.broadcast("Again")
     assert len(seen) == len(world.events) - 1
+
+
+async def test_memory_work_starts_once_every_reply_of_the_step_is_out(server, stack):
+    world = make_world(stack.model)
+    for agent in world.agents:
+        agent.memory_config = MemoryConfig(window=2, batch=1)
+    busy_at_turn_end, started = [], []
+
+    def turn_end(agent):
+        busy_at_turn_end.append([a.name for a in world.agents if a.memory_work is not None])
+
+    def memory_work(agent):
+        talked = {e.source for e in world.events if e.type == "TALK" and e.step == world.clock.step}
+        started.append((agent.name, agent.memory_work is not None, talked))
+
+    world.on_turn_end(turn_end)
+    world.on_memory_work(memory_work)
+    await world.broadcast("Hi all, what do you make of the new search ranking?")
+    await world.run(1)
+    names = {a.name for a in world.agents}
+    assert busy_at_turn_end == [[], [], []], "no fold competes with a reply still being handled"
+    assert sorted(started) == sorted((name, True, names) for name in names)
+    await world.settle()
+    assert all(a.episodic.summary and a.memory_work is None for a in world.agents)
 
 
 async def test_a_failing_agent_is_skipped_with_a_notice_and_the_world_goes_on(server, stack):
