@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 OPEN, CLOSE = "«", "»"
 
@@ -47,11 +48,25 @@ def strip_format_characters(text: str) -> str:
 
 def quote(text: str) -> str:
     """``text`` as a quotation that cannot close itself or pose as prompt structure."""
+    # Every turn's prompt quotes the recent conversation again: most quotations are repeats.
+    return _quote_cached(text) if len(text) <= CACHED_CHARS else _quote(text)
+
+
+#: Quotations of texts up to this long are remembered (at most ``CACHED_QUOTES`` of them).
+CACHED_CHARS = 4000
+CACHED_QUOTES = 4096
+
+
+def _quote(text: str) -> str:
     body = strip_format_characters(text).replace(OPEN, '"').replace(CLOSE, '"')
     body = MARKERS.sub(defuse, body)
     return f"{OPEN}{body}{CLOSE}"
 
 
+_quote_cached = lru_cache(maxsize=CACHED_QUOTES)(_quote)
+
+
+@lru_cache(maxsize=1024)
 def speaker(name: str, limit: int = 64) -> str:
     """A display name as a quoted speaker label: people choose their names, so a name is data too."""
     clean = " ".join(strip_format_characters(name).replace(OPEN, "").replace(CLOSE, "").split())

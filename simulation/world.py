@@ -262,7 +262,12 @@ class TinyWorld:
         for agent in actors:
             await self._notify(self._turn_listeners, agent)
         # Memory work waits until every reply of the step is out.
-        tasks = [asyncio.ensure_future(agent.act(consolidate=False)) for agent in actors]
+        tasks = []
+        for agent in actors:
+            tasks.append(asyncio.ensure_future(agent.act(consolidate=False)))
+            # One turn starts per pass of the loop: a request's bytes go out (from a task of the
+            # HTTP client's own) before the next turn spends a millisecond or two on its prompt.
+            await asyncio.sleep(0)
         acted: list[TinyPerson] = []
         produced: list[Event] = []
         deliveries: list[tuple[TinyPerson, Event]] = []

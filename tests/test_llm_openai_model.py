@@ -56,6 +56,7 @@ async def test_a_completion_returns_the_reply_usage_and_model(model, fake_openai
     assert result.usage.prompt_tokens == count_request_tokens(body["messages"]) > 0
     assert result.usage.completion_tokens > 0
     assert fake_openai.requests[0].headers["Authorization"] == "Bearer sk-test"
+    assert fake_openai.requests[0].headers["Content-Type"] == "application/json"
 
 
 async def test_only_the_parameters_that_are_set_are_sent(model, fake_openai):
@@ -210,6 +211,21 @@ async def test_a_reply_without_choices_is_a_typed_error(model, fake_openai):
     assert "without choices" in str(caught.value)
 
 
+async def test_a_server_that_sends_only_the_required_fields_is_understood(model, fake_openai):
+    fake_openai.fail("sparse")
+    result = await model.complete(ask())
+    assert result.text and result.finish_reason == "stop"
+    assert result.model == fake_openai.model and result.usage.prompt_tokens == 0
+
+
+async def test_an_answer_that_is_not_a_chat_completion_says_how_to_fix_the_url(model, fake_openai):
+    fake_openai.fail("not_a_completion")
+    with pytest.raises(ModelRequestError) as caught:
+        await model.complete(ask())
+    assert "not a chat completion" in str(caught.value) and "It works" in str(caught.value)
+    assert "TROUPE_LLM_BASE_URL" in str(caught.value) and not caught.value.retryable
+
+
 async def test_max_tokens_is_renamed_for_models_that_reject_it(model, fake_openai):
     fake_openai.fail(
         "error", status=400, param="max_tokens", code="unsupported_parameter",
@@ -261,6 +277,7 @@ async def test_azure_deployment_path_key_header_and_api_version(fake_openai):
     assert request.path == "/openai/deployments/troupe-4o/chat/completions"
     assert request.query["api-version"] == "2024-10-21"
     assert request.headers["api-key"] == "azure-key"
+    assert request.headers["Content-Type"] == "application/json"
     assert "troupe-4o" in azure.endpoint
 
 

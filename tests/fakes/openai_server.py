@@ -44,6 +44,8 @@ FAULTS = (
     "truncated",
     "content_filter",
     "no_choices",
+    "sparse",
+    "not_a_completion",
     "error",
 )
 
@@ -618,6 +620,11 @@ class FakeOpenAIServer:
             completion = self._completion(body, Reply(""), azure)
             del completion["choices"]
             return _json(completion)
+        if kind == "sparse":  # some OpenAI-compatible servers send only what they must
+            content = await self._respond(body)
+            return _json({"model": self.model, "choices": [{"message": {"content": content}, "finish_reason": "stop"}]})
+        if kind == "not_a_completion":  # a base URL without /v1: the server's web page
+            return web.Response(text="<!doctype html><title>Welcome</title><h1>It works</h1>", content_type="text/html")
         schema = request_schema(body) or {}
         if kind == "malformed_json":
             reply = Reply("Sure! Here is what I think: {'plan': tomorrow, no json here")
