@@ -177,6 +177,7 @@ async def _simulate(
             console.print(f"[red]stopped:[/] {escape(str(error))}")
             return EXIT_MODEL_FAILED
         finally:
+            await world.settle()  # a memory consolidation still under way belongs in the saved world
             if save:
                 world.save(save)
                 console.print(f"[dim]world saved to {save}[/]")

@@ -115,20 +115,20 @@ def build_world(scenario: Scenario, base: Path, model: LanguageModel) -> TinyWor
 
 
 async def run_scenario(scenario: Scenario, world: TinyWorld) -> None:
-    """Deliver the opening and each scripted message, letting the world run after each."""
+    """Deliver the opening and each scripted message, letting the world run after each; return once
+    the personas' memory work is done too."""
     script = ([ScriptedMessage.model_validate({"text": scenario.opening})] if scenario.opening else []) + list(
         scenario.messages
     )
-    if not script:
-        script = []
-        await _advance(scenario, world)
-        return
     for message in script:
         if message.to:
             await world.talk_to(message.to, message.text, message.source)
         else:
             await world.broadcast(message.text, message.source)
         await _advance(scenario, world)
+    if not script:
+        await _advance(scenario, world)
+    await world.settle()
 
 
 async def _advance(scenario: Scenario, world: TinyWorld) -> None:
