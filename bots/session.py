@@ -30,7 +30,7 @@ from bots.verification.policy import VerificationPolicy
 from config.settings import BotSettings
 from simulation.agent import AgentState, TinyPerson
 from simulation.events import Event, EventKind
-from simulation.fairness import fair_turn
+from simulation.fairness import fair_turn, fair_yield
 from simulation.llm.errors import BudgetExceededError
 from simulation.llm.usage import UsageLedger
 from simulation.persona import PersonaSpec
@@ -567,6 +567,9 @@ class ChannelSession:
         stored = await self._write()
         if any(entry.status is OutboxStatus.PENDING for entry in stored):
             self.services.spawn(self.services.outbox.deliver(self.record.channel_key, stored))
+            # The post goes out (up to the platform's answer) before the next persona's reply is
+            # checked and stored: a millisecond or two sooner in the channel.
+            await fair_yield()
 
     async def _on_memory_work(self, agent: TinyPerson) -> None:
         if agent.memory_work is not None:

@@ -20,7 +20,7 @@ import time
 import weakref
 from collections import deque
 
-__all__ = ["SLICE_S", "FairShare", "fair_turn", "share_of"]
+__all__ = ["SLICE_S", "FairShare", "fair_turn", "fair_yield", "share_of"]
 
 #: How long the loop may run queued work before it polls sockets and timers again.
 SLICE_S = 0.01
@@ -55,6 +55,19 @@ class FairShare:
         self._waiters.append(waiter)
         await waiter
 
+    async def yield_turn(self) -> None:
+        """Let the tasks already ready run first, then wait for a turn as ``turn`` does when busy.
+
+        For a task that just started work another task should do before it goes on (a post it
+        spawned): it always yields, yet never lets a crowd of such tasks through in one pass.
+        """
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        if self._busy_since is None:  # else a pass that lets the next waiter through is scheduled
+            self._busy_since = time.perf_counter()
+            self._loop.call_soon(self._next_pass)
+        await waiter
+
     def _next_pass(self) -> None:
         """Runs in the loop's next pass, so its sockets and timers were served since the last one."""
         while self._waiters:
@@ -82,3 +95,8 @@ def share_of(loop: asyncio.AbstractEventLoop) -> FairShare:
 async def fair_turn() -> None:
     """Wait for this task's fair turn at the CPU of the running loop (at once when it is not busy)."""
     await share_of(asyncio.get_running_loop()).turn()
+
+
+async def fair_yield() -> None:
+    """Let the ready tasks of the running loop go first, then take a fair turn (``yield_turn``)."""
+    await share_of(asyncio.get_running_loop()).yield_turn()

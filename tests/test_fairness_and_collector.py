@@ -9,7 +9,7 @@ import weakref
 
 from bots import collector as collector_module
 from bots.collector import QuietCollector
-from simulation.fairness import SLICE_S, fair_turn, share_of
+from simulation.fairness import SLICE_S, fair_turn, fair_yield, share_of
 
 
 def _spin(seconds: float) -> None:
@@ -79,6 +79,44 @@ async def test_a_fair_turn_costs_nothing_on_an_idle_loop_and_cancelled_waiters_l
     first.cancel()
     await asyncio.wait_for(second, 1)  # the cancelled one did not block the queue
     assert share.waiting == 0
+
+
+async def test_a_fair_yield_lets_ready_work_go_first_but_never_a_crowd_at_once() -> None:
+    order: list[str] = []
+
+    async def post() -> None:
+        order.append("post")
+
+    async def turn_end() -> None:
+        asyncio.ensure_future(post())
+        await fair_yield()
+        order.append("next reply")
+
+    await asyncio.sleep(0.02)  # an idle loop: a fair turn would not yield at all
+    await turn_end()
+    assert order == ["post", "next reply"]
+
+    worst = 0.0
+
+    async def ticker() -> None:
+        nonlocal worst
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.002)
+            worst = max(worst, loop.time() - before - 0.002)
+
+    async def resumed() -> None:
+        await fair_yield()
+        _spin(0.001)
+
+    tick = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0.01)
+    await asyncio.gather(*(resumed() for _ in range(200)))  # 200 sessions woken by one commit
+    await asyncio.sleep(0.01)
+    tick.cancel()
+    await asyncio.gather(tick, return_exceptions=True)
+    assert worst < 0.05, f"a timer waited {worst * 1000:.0f} ms"
 
 
 class _Cycle:
