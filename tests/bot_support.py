@@ -7,6 +7,7 @@ from pathlib import Path
 from adapters.memory import MemoryAdapter, Sent
 from bots.app import TroupeApp
 from config.settings import Settings
+from tests.fakes.openai_server import FakeOpenAIServer
 
 
 class TestBot:
@@ -41,6 +42,12 @@ class TestBot:
 
 def demo_settings(tmp_path: Path, **bot: object) -> Settings:
     return Settings(data_dir=tmp_path, llm={"provider": "demo"}, bot=bot)
+
+
+def fake_model_settings(tmp_path: Path, server: FakeOpenAIServer, **bot: object) -> Settings:
+    """Settings for a bot on the fake model server: the real openai client, no response cache."""
+    llm = {"model": "gpt-4o-mini", "base_url": server.base_url, "api_key": "sk-test", "cache": False}
+    return Settings(data_dir=tmp_path, llm=llm, bot=bot)
 
 
 async def start_bot(settings: Settings, adapter: MemoryAdapter | None = None, verifier=None) -> TestBot:

@@ -10,8 +10,7 @@ import pytest
 
 from bots.storage import OutboxStatus
 from bots.storage.sqlite import SQLiteStorage
-from config.settings import Settings
-from tests.bot_support import demo_settings, start_bot
+from tests.bot_support import demo_settings, fake_model_settings, start_bot
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.sim_support import TurnRule, kind_of
 
@@ -257,11 +256,7 @@ async def test_replies_are_posted_while_memory_is_consolidated_and_the_fold_is_s
 
     async with FakeOpenAIServer() as server:
         server.responder = slow_folds
-        settings = Settings(
-            data_dir=tmp_path,
-            llm={"model": "gpt-4o-mini", "base_url": server.base_url, "api_key": "sk-test", "cache": False},
-            bot={"default_exchanges": 0},
-        )
+        settings = fake_model_settings(tmp_path, server, default_exchanges=0)
         bot = await start_bot(settings)
         await team(bot, "general", "Priya Nair", "Henrik Lindqvist")
         world = bot.app.sessions.get("memory:general").world

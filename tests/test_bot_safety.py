@@ -10,7 +10,7 @@ from adapters.memory import MemoryAdapter
 from bots.app import TroupeApp
 from bots.storage import OutboxStatus
 from config.settings import Settings
-from tests.bot_support import TestBot, demo_settings, start_bot
+from tests.bot_support import TestBot, demo_settings, fake_model_settings, start_bot
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.sim_support import kind_of, persona_of
 
@@ -40,11 +40,7 @@ def scripted(lines: dict[str, str]):
 @pytest.fixture
 async def model_bot(tmp_path):
     async with FakeOpenAIServer() as server:
-        settings = Settings(
-            data_dir=tmp_path,
-            llm={"model": "gpt-4o-mini", "base_url": server.base_url, "api_key": "sk-test", "cache": False},
-            bot={"default_exchanges": 0},
-        )
+        settings = fake_model_settings(tmp_path, server, default_exchanges=0)
         app = TroupeApp(settings)
         adapter = MemoryAdapter()
         await app.start([adapter])

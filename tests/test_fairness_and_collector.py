@@ -6,6 +6,7 @@ import asyncio
 import gc
 import time
 import weakref
+from collections.abc import Awaitable, Callable
 
 from bots import collector as collector_module
 from bots.collector import QuietCollector
@@ -18,10 +19,9 @@ def _spin(seconds: float) -> None:
         pass
 
 
-async def _worst_lateness(workers: int, work_s: float, *, fair: bool) -> tuple[float, int]:
-    """Start ``workers`` tasks that each burn ``work_s`` of CPU at once; how late does a 2 ms timer fire?"""
+async def _timer_lateness(work: Callable[[], Awaitable[object]]) -> float:
+    """While ``work()`` runs, how late does a 2 ms timer fire at worst?"""
     worst = 0.0
-    done = 0
 
     async def ticker() -> None:
         nonlocal worst
@@ -31,6 +31,19 @@ async def _worst_lateness(workers: int, work_s: float, *, fair: bool) -> tuple[f
             await asyncio.sleep(0.002)
             worst = max(worst, loop.time() - before - 0.002)
 
+    tick = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0.01)
+    await work()
+    await asyncio.sleep(0.01)  # the ticker wakes from the stall and notes it before it is stopped
+    tick.cancel()
+    await asyncio.gather(tick, return_exceptions=True)
+    return worst
+
+
+async def _worst_lateness(workers: int, work_s: float, *, fair: bool) -> tuple[float, int]:
+    """Start ``workers`` tasks that each burn ``work_s`` of CPU at once; how late does a 2 ms timer fire?"""
+    done = 0
+
     async def worker() -> None:
         nonlocal done
         if fair:
@@ -38,12 +51,7 @@ async def _worst_lateness(workers: int, work_s: float, *, fair: bool) -> tuple[f
         _spin(work_s)
         done += 1
 
-    tick = asyncio.ensure_future(ticker())
-    await asyncio.sleep(0.01)
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    await asyncio.sleep(0.01)  # the ticker wakes from the stall and notes it before it is stopped
-    tick.cancel()
-    await asyncio.gather(tick, return_exceptions=True)
+    worst = await _timer_lateness(lambda: asyncio.gather(*(worker() for _ in range(workers))))
     return worst, done
 
 
@@ -96,26 +104,11 @@ async def test_a_fair_yield_lets_ready_work_go_first_but_never_a_crowd_at_once()
     await turn_end()
     assert order == ["post", "next reply"]
 
-    worst = 0.0
-
-    async def ticker() -> None:
-        nonlocal worst
-        loop = asyncio.get_running_loop()
-        while True:
-            before = loop.time()
-            await asyncio.sleep(0.002)
-            worst = max(worst, loop.time() - before - 0.002)
-
     async def resumed() -> None:
         await fair_yield()
         _spin(0.001)
 
-    tick = asyncio.ensure_future(ticker())
-    await asyncio.sleep(0.01)
-    await asyncio.gather(*(resumed() for _ in range(200)))  # 200 sessions woken by one commit
-    await asyncio.sleep(0.01)
-    tick.cancel()
-    await asyncio.gather(tick, return_exceptions=True)
+    worst = await _timer_lateness(lambda: asyncio.gather(*(resumed() for _ in range(200))))  # one commit woke them
     assert worst < 0.05, f"a timer waited {worst * 1000:.0f} ms"
 
 

@@ -6,7 +6,7 @@ import json
 
 from adapters.memory import MemoryAdapter
 from bots.app import TroupeApp
-from config.settings import Settings
+from tests.bot_support import fake_model_settings
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.sim_support import kind_of, persona_of
 
@@ -26,11 +26,7 @@ def saboteur(body):
 async def test_commands_written_by_personas_are_not_run(tmp_path):
     async with FakeOpenAIServer() as server:
         server.responder = saboteur
-        settings = Settings(
-            data_dir=tmp_path,
-            llm={"model": "gpt-4o-mini", "base_url": server.base_url, "api_key": "sk-test", "cache": False},
-            bot={"default_exchanges": 2},
-        )
+        settings = fake_model_settings(tmp_path, server, default_exchanges=2)
         adapter = MemoryAdapter()
         app = TroupeApp(settings)
         await app.start([adapter])

@@ -20,9 +20,8 @@ from unidecode import unidecode
 
 from adapters.memory import MemoryAdapter
 from bots.app import TroupeApp
-from config.settings import Settings
 from simulation.events import EventKind
-from tests.bot_support import TestBot
+from tests.bot_support import TestBot, fake_model_settings
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.sim_support import kind_of, persona_of, system_text, user_text
 
@@ -96,11 +95,7 @@ async def obedient_bot(tmp_path):
     async with FakeOpenAIServer() as server:
         model = ObedientModel()
         server.responder = model
-        settings = Settings(
-            data_dir=tmp_path,
-            llm={"model": "gpt-4o-mini", "base_url": server.base_url, "api_key": "sk-test", "cache": False},
-            bot={"default_exchanges": 0},
-        )
+        settings = fake_model_settings(tmp_path, server, default_exchanges=0)
         app = TroupeApp(settings)
         await app.start([MemoryAdapter()])
         bot = TestBot(app, app.adapters["memory"])

@@ -1232,6 +1232,11 @@ def _apply(db: sqlite3.Connection, queued: _Queued) -> Any:
     return queued.operation(db)
 
 
+#: The rows of an encoded step written as they are, each by its statement, in this order.
+STEP_TABLES = ((INSERT_EVENT, "events"), (UPSERT_MEMORY, "memories"), (INSERT_EPISODE, "episodes"),
+               (UPSERT_USAGE, "usage"))
+
+
 def _apply_steps(db: sqlite3.Connection, steps: list[_EncodedStep]) -> list[list[OutboxEntry]]:
     """Write steps with one statement per table (and per world-update shape)."""
     for sql, params in _update_runs(steps):
@@ -1239,18 +1244,10 @@ def _apply_steps(db: sqlite3.Connection, steps: list[_EncodedStep]) -> list[list
         if cursor.rowcount != len(params):
             # Batched, the failing step is found when the steps are retried one by one.
             raise StorageError(f"no world with id {params[0][-1]!r}" if len(params) == 1 else "unknown world")
-    events = [row for step in steps for row in step.events]
-    if events:
-        db.executemany(INSERT_EVENT, events)
-    memories = [row for step in steps for row in step.memories]
-    if memories:
-        db.executemany(UPSERT_MEMORY, memories)
-    episodes = [row for step in steps for row in step.episodes]
-    if episodes:
-        db.executemany(INSERT_EPISODE, episodes)
-    usage = [row for step in steps for row in step.usage]
-    if usage:
-        db.executemany(UPSERT_USAGE, usage)
+    for sql, table in STEP_TABLES:
+        rows = [row for step in steps for row in getattr(step, table)]
+        if rows:
+            db.executemany(sql, rows)
     outbox = [row for step in steps for row in step.outbox]
     if not outbox:
         return [[] for _ in steps]
