@@ -265,6 +265,10 @@ class Adapter(ABC):
     async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
         """Show that someone is composing a message (best effort)."""
 
+    async def stopped_typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
+        """Someone stopped composing without posting (best effort). By default nothing: chat
+        platforms let a typing indicator lapse on its own after a few seconds."""
+
     @abstractmethod
     async def reply_private(self, user: UserRef, channel: ChannelRef, text: str, *, reply_token: str | None = None) -> None:
         """Tell one person something only they see (ephemeral message, DM, dim console line)."""

@@ -244,6 +244,11 @@ class ConsoleAdapter(Adapter):
         with contextlib.suppress(RuntimeError):
             asyncio.get_running_loop().call_later(TYPING_SECONDS + 0.05, self._refresh_prompt)
 
+    async def stopped_typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
+        """A persona that only thought leaves the status line at once, not after its 10 s."""
+        if self._typing.pop((identity or self.bot_identity).name, None) is not None:
+            self._refresh_prompt()
+
     async def reply_private(self, user: UserRef, channel: ChannelRef, text: str, *,
                             reply_token: str | None = None) -> None:
         self._print(Text(f"(only you) {text}", style="dim"))

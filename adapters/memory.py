@@ -29,7 +29,7 @@ from adapters.base import (
 
 _PLATFORM_IDS = count(1)
 
-SentKind = Literal["post", "private", "reply", "typing", "card", "progress", "file"]
+SentKind = Literal["post", "private", "reply", "typing", "stopped_typing", "card", "progress", "file"]
 
 #: Called with the first record of the post that triggered it; may be a coroutine function.
 PostHook = Callable[["Sent"], Any]
@@ -279,6 +279,11 @@ class MemoryAdapter(Adapter):
 
     async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
         record = Sent(kind="typing", channel=channel.id, text="", identity=identity.name if identity else None,
+                      thread=channel.thread)
+        await self._append([record])
+
+    async def stopped_typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
+        record = Sent(kind="stopped_typing", channel=channel.id, text="", identity=identity.name if identity else None,
                       thread=channel.thread)
         await self._append([record])
 

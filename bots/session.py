@@ -565,6 +565,9 @@ class ChannelSession:
         rest (the clock, what the others heard).
         """
         stored = await self._write()
+        if not any(entry.persona == agent.name and entry.status is OutboxStatus.PENDING for entry in stored):
+            # Only thought, or said something held back: nobody is composing any more.
+            self.services.spawn(self._quietly(self.adapter.stopped_typing(self.channel, self.identity(agent.name))))
         if any(entry.status is OutboxStatus.PENDING for entry in stored):
             self.services.spawn(self.services.outbox.deliver(self.record.channel_key, stored))
             # The post goes out (up to the platform's answer) before the next persona's reply is

@@ -19,7 +19,7 @@ class TestBot:
         self._seen = 0
 
     def _new(self) -> list[Sent]:
-        fresh = [s for s in self.adapter.sent[self._seen :] if s.kind != "typing"]
+        fresh = [s for s in self.adapter.sent[self._seen :] if s.kind not in ("typing", "stopped_typing")]
         self._seen = len(self.adapter.sent)
         return fresh
 

@@ -268,7 +268,7 @@ async def test_posting_elsewhere_is_refused() -> None:
     assert failure.value.retryable is False
 
 
-async def test_typing_sets_a_status_until_that_persona_posts() -> None:
+async def test_typing_sets_a_status_until_that_persona_posts_or_stops() -> None:
     console = plain_console()
     adapter = ConsoleAdapter(console=console)
     assert adapter.status is None
@@ -280,6 +280,8 @@ async def test_typing_sets_a_status_until_that_persona_posts() -> None:
     assert adapter.status == "Omar is thinking…"
     await adapter.typing(adapter.channel)
     assert adapter.status == "Omar and Troupe are thinking…"
+    await adapter.stopped_typing(adapter.channel, Identity(name="Omar"))  # Omar only thought
+    assert adapter.status == "Troupe is thinking…"
     assert "thinking" not in output(console)  # a transcript carries no status noise
 
 

@@ -283,6 +283,24 @@ async def test_replies_are_posted_while_memory_is_consolidated_and_the_fold_is_s
         await restarted.app.stop()
 
 
+async def test_a_persona_that_only_thinks_stops_showing_as_typing(tmp_path):
+    rule = TurnRule()
+    rule.silent.add("Henrik Lindqvist")
+    async with FakeOpenAIServer() as server:
+        server.responder = rule
+        bot = await start_bot(fake_model_settings(tmp_path, server, default_exchanges=0))
+        try:
+            await team(bot, "general", "Priya Nair", "Henrik Lindqvist")
+            before = len(bot.adapter.sent)
+            sent = await bot.say("Should we move the launch to March?")
+            typing = [(s.kind, s.identity) for s in bot.adapter.sent[before:] if s.kind in ("typing", "stopped_typing")]
+            assert sorted(typing) == [("stopped_typing", "Henrik Lindqvist"), ("typing", "Henrik Lindqvist"),
+                                      ("typing", "Priya Nair")], "Priya's post ends her typing; Henrik only thought"
+            assert [s.identity for s in sent if s.kind == "post"] == ["Priya Nair"]
+        finally:
+            await bot.app.stop()
+
+
 async def test_demo_model_posts_carry_the_demo_label(testbot):
     await team(testbot, "general", "Priya Nair")
     await testbot.say("Hello Priya")
