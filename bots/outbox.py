@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 #: Attempts after which a post is sent again even though the channel could not be checked for it.
 MAX_UNCHECKED = 6
-#: Posted entries remembered, so a read of pending entries that raced their marks never reposts.
-RECENTLY_POSTED = 10_000
+#: Settled entries remembered (posted, found posted, failed for good), so that neither a read of
+#: pending entries that raced their marks nor a copy of an entry taken before it settled posts it again.
+RECENTLY_SETTLED = 10_000
 #: Seconds before retrying a failed post, by attempt; the last value repeats.
 RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
 
@@ -47,13 +48,14 @@ class Outbox:
         self.adapters = adapters
         #: Entries created before this (by an earlier run) may have been posted without being marked.
         self._since = utcnow()
-        #: Entries whose post began in this run and ended neither way (the attempt was interrupted).
+        #: Entries whose post began in this run and that are not settled: an attempt was interrupted or
+        #: failed, so the channel is looked at before any copy of them is posted.
         self._in_doubt: set[int] = set()
         #: Posted entries whose "posted" mark is still being written: never posted again meanwhile.
         self._marking: dict[int, asyncio.Future] = {}
-        #: Entries marked posted lately: a read of pending entries begun before a mark was stored
-        #: may still list them.
-        self._posted: dict[int, None] = {}
+        #: Entries settled lately: a read of pending entries begun before a mark was stored may still
+        #: list them, and a delivery queued earlier may hold them as they were stored.
+        self._settled: dict[int, None] = {}
         self.retry_delays = retry_delays
         self._locks: dict[str, asyncio.Lock] = {}
         self._last_post: dict[str, float] = {}
@@ -85,7 +87,7 @@ class Outbox:
                 entries = await self.storage.pending_outbox(channel_key)
                 self._clean.add(channel_key)
             for entry in entries:
-                if entry.id in self._marking or entry.id in self._posted:
+                if entry.id in self._marking or entry.id in self._settled:
                     continue
                 if not await self._post(entry):
                     self._clean.discard(channel_key)
@@ -118,19 +120,20 @@ class Outbox:
         try:
             message_id = await adapter.post(channel, identity, entry.text, entry.thread)
         except AdapterError as error:
+            # Taken or not, it stays in doubt: a copy of the entry made before this attempt still
+            # says "never tried", and only a look in the channel may post it again.
             await self.storage.mark_attempt(entry.id, str(error))
-            self._in_doubt.discard(entry.id)
             if error.retryable:
                 log.warning("post %s to %s failed, will retry: %s", entry.id, entry.channel_key, error)
                 return False
             await self.storage.set_outbox_status(entry.id, OutboxStatus.FAILED, str(error))
+            self._settle(entry.id)
             if self.on_failure is not None:
                 self.on_failure(entry, str(error))
             return True
         except Exception as error:  # an adapter bug: the outcome is unknown, so look before retrying
             log.exception("post %s to %s raised", entry.id, entry.channel_key)
             await self.storage.mark_attempt(entry.id, f"{type(error).__name__}: {error}")
-            self._in_doubt.discard(entry.id)
             return False
         self._mark_posted(entry.id, message_id)
         return True
@@ -149,10 +152,7 @@ class Outbox:
                 return  # stays in doubt
             finally:
                 self._marking.pop(entry_id, None)
-            self._in_doubt.discard(entry_id)
-            self._posted[entry_id] = None
-            if len(self._posted) > RECENTLY_POSTED:
-                del self._posted[next(iter(self._posted))]
+            self._settle(entry_id)
 
         task = asyncio.ensure_future(mark())
         self._marking[entry_id] = task
@@ -180,8 +180,15 @@ class Outbox:
             return False
         log.info("post %s was already on %s as %s; not posting it again", entry.id, entry.channel_key, found)
         await self.storage.mark_posted(entry.id, found)
-        self._in_doubt.discard(entry.id)
+        self._settle(entry.id)
         return True
+
+    def _settle(self, entry_id: int) -> None:
+        """The entry is done with (posted, or failed for good): nothing in this run posts it again."""
+        self._in_doubt.discard(entry_id)
+        self._settled[entry_id] = None
+        if len(self._settled) > RECENTLY_SETTLED:
+            del self._settled[next(iter(self._settled))]
 
     async def _pace(self, channel_key: str, interval: float) -> None:
         if interval <= 0:

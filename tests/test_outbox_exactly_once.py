@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from adapters.memory import MemoryAdapter
-from bots.storage import OutboxStatus
+from adapters.base import AdapterError
+from adapters.memory import MemoryAdapter, Sent
+from bots.outbox import Outbox
+from bots.storage import OutboxEntry, OutboxStatus, StepWrite, WorldRecord
 from bots.storage.sqlite import SQLiteStorage
 from tests.bot_support import demo_settings, start_bot
 
@@ -167,3 +169,52 @@ async def test_a_failed_post_keeps_its_place_ahead_of_later_ones(tmp_path: Path)
         assert len(bot.adapter.posts()) == 2, "nothing is posted twice"
     finally:
         await bot.app.stop()
+
+
+async def _outbox_with_one_entry(tmp_path: Path) -> tuple[SQLiteStorage, MemoryAdapter, Outbox, OutboxEntry]:
+    """An outbox on real storage holding one pending persona message for memory:general."""
+    storage = SQLiteStorage(tmp_path / "troupe.db")
+    await storage.open()
+    await storage.create_world(WorldRecord(id="w1", channel_key="memory:general", name="Room"))
+    adapter = MemoryAdapter()
+    outbox = Outbox(storage, {"memory": adapter}, retry_delays=(60.0,))  # retries stay out of the way
+    [stored] = await storage.write_step(StepWrite(world_id="w1", outbox=[OutboxEntry(
+        world_id="w1", channel_key="memory:general", event_id=1, persona="Priya Nair",
+        identity={"name": "Priya Nair"}, text="Let's ship on Friday.")]))
+    return storage, adapter, outbox, stored
+
+
+def _answer_lost(record: Sent) -> None:
+    raise AdapterError("Server disconnected", retryable=True)
+
+
+async def test_a_post_found_after_its_answer_was_lost_is_not_sent_again_by_a_delivery_queued_earlier(
+        tmp_path: Path) -> None:
+    """The platform took the post but the answer was lost; a later look finds it. A delivery queued
+    behind those two, still holding the entry as it was stored, must not post it a second time."""
+    storage, adapter, outbox, stored = await _outbox_with_one_entry(tmp_path)
+    try:
+        adapter.crash_after_post(1, _answer_lost)
+        assert await outbox.deliver("memory:general") is False  # posted, but the bot never heard back
+        assert await outbox.deliver("memory:general") is True  # looks in the channel: it is there
+        assert await outbox.deliver("memory:general", [stored]) is True  # the turn's own delivery, queued earlier
+        assert len(adapter.posts()) == 1, [p.text for p in adapter.posts()]
+        [entry] = await storage.outbox_entries("w1")
+        assert entry.status is OutboxStatus.POSTED and entry.platform_message_id == adapter.posts()[0].message_id
+    finally:
+        outbox.close()
+        await storage.close()
+
+
+async def test_a_post_refused_for_good_is_not_sent_by_a_delivery_queued_earlier(tmp_path: Path) -> None:
+    storage, adapter, outbox, stored = await _outbox_with_one_entry(tmp_path)
+    try:
+        adapter.fail_next_posts(1, retryable=False)
+        assert await outbox.deliver("memory:general") is True
+        assert await outbox.deliver("memory:general", [stored]) is True
+        assert adapter.posts() == [] and adapter.post_attempts == 1
+        [entry] = await storage.outbox_entries("w1")
+        assert entry.status is OutboxStatus.FAILED
+    finally:
+        outbox.close()
+        await storage.close()

@@ -416,8 +416,11 @@ class Soak:
             entry = entries.get((first.channel_key, first.text))
             if entry is not None and entry.id in unchecked:
                 cause = "outbox_posted_again_after_a_failed_history_check"
-            elif entry is not None and entry.attempts <= 1 and first.platform_id in dropped:
+            elif entry is not None and entry.attempts == 0 and first.platform_id in dropped:
+                # No failed attempt was recorded, so the second copy did not come from the outbox.
                 cause = f"{first.channel_key.partition(':')[0]}_client_library_resent_a_dropped_post"
+            elif entry is not None and first.platform_id in dropped:
+                cause = "outbox_posted_again_after_a_dropped_answer"
             elif entry is not None and entry.attempts > 1 and first.channel_key.startswith("console:"):
                 # Printed, then killed before it was marked posted: the console keeps no history to look in.
                 cause = "console_posted_again_after_a_crash_it_cannot_check"
