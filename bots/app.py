@@ -6,6 +6,7 @@ Events of one channel are handled one after another, in arrival order; channels 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable
 from pathlib import Path
@@ -61,6 +62,7 @@ class TroupeApp:
         self.collector = QuietCollector()
         self._fixed_verifier = verifier
         self._verifiers: dict[str, Verifier] = {}
+        self._building: dict[str, asyncio.Future[Verifier]] = {}
         self.services = Services(
             storage=self.storage,
             verifier_for=self.verifier_for,
@@ -83,16 +85,43 @@ class TroupeApp:
             {**config.verification, "mode": config.safety_mode}
         )
 
-    def verifier_for(self, config: SessionConfig, channel_key: str = "") -> Verifier:
-        """The verifier of a channel, built once per distinct policy."""
+    async def verifier_for(self, config: SessionConfig, channel_key: str = "") -> Verifier:
+        """The verifier of a channel, built once per distinct policy.
+
+        Built in a worker thread: the process's first build imports the checks and compiles their
+        patterns (most of a second), which on the loop would hold up every channel's replies.
+        """
         if self._fixed_verifier is not None:
             return self._fixed_verifier
         policy = self.policy_for(config, channel_key)
         key = policy.model_dump_json()
         verifier = self._verifiers.get(key)
-        if verifier is None:
-            verifier = self._verifiers[key] = build_verifier(policy, model=self.stack.model)
-        return verifier
+        if verifier is not None:
+            return verifier
+        building = self._building.get(key)
+        if building is None:
+            building = self._building[key] = asyncio.ensure_future(
+                asyncio.to_thread(build_verifier, policy, model=self.stack.model))
+            building.add_done_callback(functools.partial(self._verifier_built, key))
+        return await asyncio.shield(building)
+
+    def _verifier_built(self, key: str, building: asyncio.Future) -> None:
+        self._building.pop(key, None)
+        if not building.cancelled() and building.exception() is None:
+            self._verifiers[key] = building.result()
+
+    def _prepare_verification(self) -> None:
+        """Build the default verifier in the background at start, before the first reply needs it."""
+
+        async def prepare() -> None:
+            try:
+                await self.verifier_for(SessionConfig())
+            except Exception:
+                log.warning("could not prepare verification; it is built again for the first reply", exc_info=True)
+
+        task = asyncio.ensure_future(prepare())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- labels -------------------------------------------------------------------------------
 
@@ -143,6 +172,7 @@ class TroupeApp:
 
     async def start(self, adapters: list[Adapter], *, listen: bool = True) -> None:
         """Open storage, connect, restore every bound channel, post what is owed, then listen."""
+        self._prepare_verification()
         await self.storage.open()
         for adapter in adapters:
             self.adapters[adapter.platform] = adapter

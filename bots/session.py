@@ -10,6 +10,7 @@ step to end and are heard by the next one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -39,8 +40,13 @@ from simulation.world import TinyWorld, WorldState
 
 log = logging.getLogger(__name__)
 
-#: Finds credentials in what people write (its detectors are built once).
-_SECRETS = SecretsCheck()
+
+
+@functools.cache
+def _secrets() -> SecretsCheck:
+    """Finds credentials in what people write; made on first use (its detectors take a while to load,
+    and the application loads them off the loop at start, with the verifier)."""
+    return SecretsCheck()
 
 PALETTE = ("#e06c75", "#61afef", "#98c379", "#c678dd", "#e5c07b", "#56b6c2", "#d19a66", "#be5046", "#7ec699", "#f08dbb")
 
@@ -84,7 +90,7 @@ class Services:
         self,
         *,
         storage: Storage,
-        verifier_for: Callable[[SessionConfig, str], Verifier],
+        verifier_for: Callable[[SessionConfig, str], Awaitable[Verifier]],
         policy_for: Callable[[SessionConfig, str], VerificationPolicy],
         outbox: Outbox,
         adapters: dict[str, Adapter],
@@ -184,7 +190,7 @@ class ChannelSession:
 
     async def _redact_secrets(self, user: UserRef, text: str) -> str:
         """A key or token someone pasted is removed before the world (prompts, storage, exports) sees it."""
-        found = _SECRETS.find(text)
+        found = _secrets().find(text)
         if not found:
             return text
         if self.config.moderator is not None:
@@ -320,7 +326,8 @@ class ChannelSession:
             max_length=max_length,
         )
         try:
-            return await self.services.verifier_for(self.config, self.record.channel_key).verify(text, context)
+            verifier = await self.services.verifier_for(self.config, self.record.channel_key)
+            return await verifier.verify(text, context)
         except Exception as error:
             log.exception("verification failed for a message of %s", persona or "the bot")
             return Verdict(action=VerdictAction.HOLD, text=text, reasons=[f"verification error: {error}"])

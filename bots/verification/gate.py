@@ -10,6 +10,7 @@ run, so the matches found are exactly those of running every pattern.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Sequence
 
 __all__ = ["LiteralGate", "required_literals"]
@@ -140,13 +141,16 @@ class LiteralGate:
         needs = [required_literals(p) for p in patterns]
         self.always = tuple(i for i, need in enumerate(needs) if need is None)
         literals = sorted({s for need in needs if need for s in need})
-        # A literal found at a position means every literal that is a prefix of it is there too.
-        owners: dict[str, frozenset[int]] = {}
-        for literal in literals:
-            owners[literal] = frozenset(
-                i for i, need in enumerate(needs) if need and any(literal.startswith(s) for s in need)
-            )
-        self._owners = owners
+        # A literal found at a position means every literal that is a prefix of it is there too:
+        # the literals starting with a needed string follow it in sorted order.
+        owners: dict[str, set[int]] = {literal: set() for literal in literals}
+        for i, need in enumerate(needs):
+            for required in need or ():
+                for j in range(bisect_left(literals, required), len(literals)):
+                    if not literals[j].startswith(required):
+                        break
+                    owners[literals[j]].add(i)
+        self._owners = {literal: frozenset(found) for literal, found in owners.items()}
         self._scan = re.compile("(?=(" + _trie_regex(literals) + "))") if literals else None
 
     def possible(self, text: str) -> list[int]:

@@ -9,6 +9,7 @@ instant and never fails.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from config.settings import Settings
 from simulation.llm.base import LanguageModel
@@ -16,9 +17,11 @@ from simulation.llm.budget import BudgetedModel, BudgetLimits
 from simulation.llm.cache import CachedModel
 from simulation.llm.defaults import RequestDefaultsModel
 from simulation.llm.limiter import ConcurrencyLimitedModel
-from simulation.llm.openai_model import OpenAIModel
 from simulation.llm.retry import RetryingModel
 from simulation.llm.usage import MeteredModel, Pricing, UsageLedger
+
+if TYPE_CHECKING:
+    from simulation.llm.openai_model import OpenAIModel
 
 DEMO_HINT = (
     "set TROUPE_LLM_MODEL and TROUPE_LLM_API_KEY, or TROUPE_LLM_BASE_URL for an "
@@ -53,6 +56,8 @@ def build_model(settings: Settings, *, ledger: UsageLedger | None = None) -> Mod
         budget = BudgetedModel(MeteredModel(backend, ledger, Pricing()), ledger, limits)
         description = f"offline demo model: replies are composed without a language model; {DEMO_HINT}"
         return ModelStack(budget, ledger, description, budget)
+
+    from simulation.llm.openai_model import OpenAIModel  # the client's import is slow; the demo needs none
 
     server = OpenAIModel.from_settings(llm)
     layer: LanguageModel = ConcurrencyLimitedModel(server, llm.concurrency)
