@@ -60,3 +60,25 @@ async def test_demo_model_answers_any_structured_request():
         ChatRequest(messages=[Message(role="user", content="judge this")]), Verdict
     )
     assert result.model == "demo" and value.label.startswith("(demo model)")
+
+
+async def test_demo_personas_speak_of_themselves_in_the_first_person():
+    """Persona files describe the persona as "he" or "she"; in a reply that becomes "I", "my", "me"."""
+    import re
+
+    from simulation.persona import bundled_personas
+
+    model = DemoModel()
+    people = [TinyPerson(load_persona(path), model) for path in dict.fromkeys(bundled_personas().values())]
+    w = TinyWorld("demo", people, model=model)
+    questions = ["What do you all hope for in the next few years?", "Should we move the launch to March?",
+                 "What do you think about the new roadmap?", "Is the budget realistic?",
+                 "What keeps you busy outside work?", "What would make your week better?"]
+    replies: list[str] = []
+    for question in questions:
+        await w.broadcast(question)
+        replies += [e.content for e in await w.run(1) if e.type == "TALK"]
+    assert len(replies) >= len(questions) * len(people)
+    third_person = [r for r in replies if re.search(r"\b(he|she|him|his|himself|herself)\b", r, re.IGNORECASE)]
+    assert not third_person, third_person[:5]
+    assert not [r for r in replies if re.search(r"\bi(?:'m|'d)?\b", r)], "'I' keeps its capital"

@@ -42,12 +42,53 @@ def _words(text: str) -> set[str]:
 
 
 def _sentence(text: str) -> str:
-    """A persona phrase made to fit mid-sentence: 'You love X.' -> 'love X'."""
-    text = text.strip().rstrip(".")
+    """A persona phrase made to fit mid-sentence, in the persona's own voice:
+    'You love X.' -> 'love X'; 'To see his kids more.' -> 'to see my kids more'."""
+    text = _first_person(text.strip().rstrip("."))
     text = re.sub(r"^(You are|You're|You)\s+", "", text)
-    if text[1:2].isupper():  # an acronym such as "AI" keeps its case
+    if text[1:2].isupper() or re.match(r"I\b", text):  # "AI" and "I'm" keep their case
         return text
     return text[:1].lower() + text[1:] if text else text
+
+
+_THIRD_PERSON = {"he": "I", "she": "I", "him": "me", "his": "my", "himself": "myself", "herself": "myself",
+                 "hers": "mine"}
+#: After "her", a word that shows it is the object ("asking her about"), not a possessive ("her team").
+_AFTER_OBJECT = {"about", "and", "at", "before", "by", "for", "from", "in", "into", "of", "on", "or", "than",
+                 "that", "to", "when", "with"}
+
+
+def _first_person_verb(verb: str) -> str:
+    """'turns' -> 'turn', 'is' -> 'am', 'watches' -> 'watch'; a word that is not in the third person stays."""
+    lower = verb.lower()
+    irregular = {"is": "am", "has": "have", "does": "do", "goes": "go", "was": "was"}
+    if lower in irregular:
+        return irregular[lower]
+    if lower.endswith("ies") and len(lower) > 4:
+        return verb[:-3] + "y"
+    if lower.endswith(("ches", "shes", "sses", "xes", "zes")):
+        return verb[:-2]
+    if lower.endswith("s") and not lower.endswith(("ss", "us")):
+        return verb[:-1]
+    return verb
+
+
+def _first_person(text: str) -> str:
+    """Persona files describe the persona in the third person; the persona speaks in the first."""
+
+    def swap(match: re.Match[str]) -> str:
+        word, after = match.group(1), match.group(2) or ""
+        lower = word.lower()
+        if lower == "her":
+            mine = "me" if not after or after.lower() in _AFTER_OBJECT else "my"
+        else:
+            mine = _THIRD_PERSON[lower]
+        if lower in ("he", "she") and after:
+            return "I " + _first_person_verb(after)
+        mine = mine if mine == "I" or not word[:1].isupper() else mine.capitalize()
+        return mine + (" " + after if after else "")
+
+    return re.sub(r"\b(he|she|him|his|her|hers|himself|herself)\b(?:\s+(\w+))?", swap, text, flags=re.IGNORECASE)
 
 
 def _flatten(value: Any) -> list[str]:
