@@ -171,15 +171,22 @@ class TroupeApp:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self, adapters: list[Adapter], *, listen: bool = True) -> None:
-        """Open storage, connect, restore every bound channel, post what is owed, then listen."""
+        """Open storage, connect, restore every bound channel, then listen; what is owed from the last
+        run is posted meanwhile (each channel's posts keep their order, owed ones first)."""
         self._prepare_verification()
         await self.storage.open()
         for adapter in adapters:
             self.adapters[adapter.platform] = adapter
             adapter.state = StoredAdapterState(self.storage, adapter.platform)
-            await adapter.connect()
+        # Platforms connect side by side; every attempt ends before an error is raised, so a stop
+        # after a failed start never disconnects an adapter still connecting.
+        outcomes = await asyncio.gather(*(adapter.connect() for adapter in adapters), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         await self.sessions.restore()
-        await self.outbox.flush_all()
+        # Not awaited: at a 1-post-a-second pace, a backlog would keep the bot deaf for as long.
+        self._track(asyncio.ensure_future(self.outbox.flush_all()))
         await self.replay_inbox()
         await self.catch_up()
         self.collector.install()

@@ -218,3 +218,36 @@ async def test_a_post_refused_for_good_is_not_sent_by_a_delivery_queued_earlier(
     finally:
         outbox.close()
         await storage.close()
+
+
+async def test_after_a_restart_the_bot_listens_while_what_it_owes_is_still_being_posted(tmp_path: Path) -> None:
+    """A platform allows one post a second: a backlog at start-up must not keep the bot deaf meanwhile.
+    The owed posts still come first in their channel, in order, once each."""
+    first = await start_bot(demo_settings(tmp_path, default_exchanges=0))
+    await first.command("start Team room")
+    for name in ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist"):
+        await first.command(f"persona add {name}")
+    first.adapter.fail_next_posts(1000)  # the platform is down: three answers stay owed
+    first.adapter.push_message("Morning all, what's on your plate?")
+    world_id = first.app.sessions.get("memory:general").record.id
+    for _ in range(200):
+        owed = [e for e in await first.app.storage.outbox_entries(world_id) if e.status is OutboxStatus.PENDING]
+        if len(owed) == 3:
+            break
+        await asyncio.sleep(0.02)
+    await first.app.stop(timeout=0.5)
+    assert len(owed) == 3
+
+    platform = MemoryAdapter()
+    platform.post_interval_s = 0.4
+    second = await start_bot(demo_settings(tmp_path, default_exchanges=0), platform)
+    try:
+        platform.push_command("status")
+        await platform.pop("reply", timeout=5)
+        assert len(platform.posts()) < 3, "the bot answered only after posting its whole backlog"
+        await second.app.wait_idle()
+        assert [p.text for p in platform.posts()] == [e.text for e in sorted(owed, key=lambda e: e.id)]
+        entries = await second.app.storage.outbox_entries(world_id)
+        assert all(e.status is OutboxStatus.POSTED for e in entries)
+    finally:
+        await second.app.stop()
