@@ -158,7 +158,7 @@ class PersonaValidator:
         turns: list[InterviewTurn] = []
         for question in questions:
             copy.listen(question, INTERVIEWER, target=copy.name)
-            result = await copy.act()
+            result = await copy.act(consolidate=False)  # the copy is thrown away: no fold to pay for
             said = [a.content for a in result.actions if a.type is ActionType.TALK]
             thought = [a.content for a in result.actions if a.type is ActionType.THINK]
             answer = " ".join(said) if said else ("(said nothing; thought: " + " ".join(thought) + ")" if thought else "(no answer)")

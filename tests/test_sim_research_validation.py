@@ -80,6 +80,23 @@ async def test_given_questions_skip_the_question_writer(model, fake_openai):
     assert not any(s.startswith("You prepare a short interview") for s in systems)
 
 
+async def test_an_interview_spends_no_call_on_folding_the_copys_memory(model, fake_openai):
+    """The copy is thrown away after the interview: consolidating its memory would be paid for nothing."""
+    from simulation.memory import MemoryConfig
+    from tests.sim_support import kind_of
+
+    fake_openai.responder = Rule(judge={"score": 0.7, "justification": "Fine."})
+    person = TinyPerson(load_persona(AGENTS / "Oscar.agent.json"), model, memory=MemoryConfig(window=2, batch=1))
+    for n in range(3):
+        person.listen(f"Update number {n}", "Lisa")
+
+    result = await PersonaValidator(model).validate(person, EXPECTED, questions=["Who are you?", "What do you do?"])
+
+    assert len(result.transcript) == 2
+    assert [kind_of(r.body) for r in fake_openai.requests].count("consolidate") == 0
+    assert person.memory_work is None
+
+
 async def test_a_score_outside_0_to_1_is_re_asked_then_refused(model, fake_openai):
     fake_openai.responder = Rule(
         judge=[json.dumps({"score": 8, "justification": "x"}), json.dumps({"score": 0.7, "justification": "ok"})]
