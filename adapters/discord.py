@@ -332,15 +332,7 @@ class DiscordAdapter(Adapter):
         self.persona_names: Callable[[str], list[str]] | None = None
         #: Set by the application: the bundled personas one may add, for autocomplete.
         self.bundled_persona_names: Callable[[], list[str]] | None = None
-        intents = discord.Intents.none()
-        intents.guilds = True
-        intents.guild_messages = True
-        intents.message_content = True
-        self.client = discord.Client(intents=intents, allowed_mentions=discord.AllowedMentions.none())
-        self.tree = app_commands.CommandTree(self.client)
-        self.tree.add_command(self._build_group())
-        self.client.event(self.on_ready)
-        self.client.event(self.on_message)
+        self.client, self.tree = self._new_client()
         self._events: asyncio.Queue[AdapterEvent | _Closed] = asyncio.Queue()
         self._ready = asyncio.Event()
         self._runner: asyncio.Task | None = None
@@ -361,6 +353,18 @@ class DiscordAdapter(Adapter):
         #: Answers owed to interview threads.
         self._owed = OwedAnswers()
 
+    def _new_client(self) -> tuple[discord.Client, app_commands.CommandTree]:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_messages = True
+        intents.message_content = True
+        client = discord.Client(intents=intents, allowed_mentions=discord.AllowedMentions.none())
+        tree = app_commands.CommandTree(client)
+        tree.add_command(self._build_group())
+        client.event(self.on_ready)
+        client.event(self.on_message)
+        return client, tree
+
     # -- connection -----------------------------------------------------------------------------
 
     async def connect(self) -> None:
@@ -371,6 +375,10 @@ class DiscordAdapter(Adapter):
                 "Reset Token)",
                 retryable=False,
             )
+        if self.client.is_closed():  # an earlier attempt failed and closed it: start afresh
+            self.client, self.tree = self._new_client()
+            self._runner = None
+            self._events = asyncio.Queue()  # without the stale end-of-connection marker
         discord.http.Route.BASE = self.settings.api_base.rstrip("/")
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.settings.gateway_url)
         try:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from adapters.base import Adapter, AdapterEvent, AdapterState, CommandInvocation, IncomingMessage
+from adapters.base import Adapter, AdapterError, AdapterEvent, AdapterState, CommandInvocation, IncomingMessage
 from bots.collector import QuietCollector
 from bots.logs import log_context
 from bots.moderation import Moderation, Reply
@@ -29,6 +29,9 @@ from simulation.fairness import fair_turn
 from simulation.llm.factory import ModelStack, build_model
 
 log = logging.getLogger(__name__)
+
+#: Waits between attempts to connect to a platform that failed for a moment; then start-up fails.
+CONNECT_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
 
 #: Seconds between tries to read a channel's missed messages after a restart.
 CATCH_UP_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
@@ -180,7 +183,7 @@ class TroupeApp:
             adapter.state = StoredAdapterState(self.storage, adapter.platform)
         # Platforms connect side by side; every attempt ends before an error is raised, so a stop
         # after a failed start never disconnects an adapter still connecting.
-        outcomes = await asyncio.gather(*(adapter.connect() for adapter in adapters), return_exceptions=True)
+        outcomes = await asyncio.gather(*(self._connect(adapter) for adapter in adapters), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -192,6 +195,18 @@ class TroupeApp:
         self.collector.install()
         if listen:
             self.listen()
+
+    async def _connect(self, adapter: Adapter) -> None:
+        """Connect, trying again a few times when the platform failed for a moment (a 503 at start-up)."""
+        for delay in (*CONNECT_RETRY_DELAYS_S, None):
+            try:
+                await adapter.connect()
+                return
+            except AdapterError as error:
+                if not error.retryable or delay is None:
+                    raise
+                log.warning("could not connect to %s (%s); trying again in %g s", adapter.platform, error, delay)
+            await asyncio.sleep(delay)
 
     async def catch_up(self) -> None:
         """Hear what people wrote in bound channels while the bot was away, in order, once.

@@ -208,6 +208,29 @@ async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
             await started.app.stop()
 
 
+async def test_a_discord_outage_at_start_up_is_waited_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Discord answers the login with a 503 (discord.py does not retry that one): the bot tries
+    again a moment later instead of exiting, and then works as usual."""
+    async with FakeDiscord() as fake:
+        fake.chaos(1.0, kinds=["server_error_503"], routes=["/users/@me"])
+
+        async def outage_ends() -> None:
+            while not fake.faults_injected:
+                await asyncio.sleep(0.01)
+            fake.chaos(0)
+
+        ending = asyncio.ensure_future(outage_ends())
+        started = await start_bot(tmp_path, fake)
+        try:
+            await ending
+            assert "could not connect to discord" in caplog.text and "trying again" in caplog.text
+            await with_team(started, PERSONAS[:1])
+            posts = await started.say("Morning, how is the release looking?", expect=1)
+            assert posts[0].author_name.startswith(PERSONAS[0])
+        finally:
+            await started.app.stop()
+
+
 async def test_personas_answer_under_their_own_names_and_avatars(bot: Bot) -> None:
     assert [c["name"] for c in bot.fake.guild_commands()] == ["troupe"]
     await with_team(bot)

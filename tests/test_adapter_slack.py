@@ -136,6 +136,21 @@ async def http_bot(tmp_path: Path) -> AsyncIterator[Bot]:
 # -- socket mode ----------------------------------------------------------------------------------
 
 
+async def test_a_slack_outage_at_start_up_is_waited_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """auth.test fails with 503s beyond the client library's own retries: the bot tries again a
+    moment later instead of exiting, and then works as usual."""
+    async with new_fake() as fake:
+        fake.fail_next("auth.test", status=503, times=3)
+        started = await start_bot(tmp_path, fake)
+        try:
+            assert "could not connect to slack" in caplog.text and "trying again" in caplog.text
+            await with_team(started, PERSONAS[:1])
+            posts = await started.say("Morning, how is the release looking?", expect=1)
+            assert posts[0]["username"].startswith(PERSONAS[0])
+        finally:
+            await started.app.stop()
+
+
 async def test_three_personas_answer_under_their_own_names_and_icons(bot: Bot) -> None:
     await with_team(bot)
     posts = await bot.say("Morning all, how is the release looking?", expect=3)

@@ -154,7 +154,8 @@ class Soak:
                 return
             code = self.bot.process.returncode if self.bot.process else None
             self.start_failures += 1
-            log(f"the bot did not start (exit code {code}); trying again")
+            said = self.bot.lines[-1] if self.bot.lines else ""
+            log(f"the bot did not start (exit code {code}: {said}); trying again")
             await self.bot.kill()
             await asyncio.sleep(1)
         raise RuntimeError(f"the bot did not start six times in a row; see {self.bot.log_path}")
