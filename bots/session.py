@@ -636,6 +636,8 @@ def world_state_from_storage(stored: Any) -> WorldState:
         agents.append(
             memory.model_copy(update={"persona": persona.spec}) if memory is not None else AgentState(persona=persona.spec)
         )
+    # The stored memories and events are already validated: they go in as they are, not dumped and
+    # validated again (seconds for a long-lived world).
     data: dict[str, Any] = {
         "name": record.name,
         "id": record.id,
@@ -643,7 +645,7 @@ def world_state_from_storage(stored: Any) -> WorldState:
         "targeted_talk": record.targeted_talk,
         "clock": record.clock or {},
         "policy": record.policy or {"kind": SessionConfig.model_validate(record.config).policy},
-        "agents": [a.model_dump() for a in agents],
-        "events": [e.model_dump() for e in stored.events],
+        "agents": agents,
+        "events": stored.events,
     }
     return WorldState.model_validate(data)

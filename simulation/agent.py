@@ -318,8 +318,10 @@ class TinyPerson:
             world_name=world_name,
         )
         person.cognitive_state = state.cognitive_state.model_copy()
-        person.episodic = state.episodic.model_copy(deep=True)
-        person.semantic = state.semantic.model_copy(deep=True)
+        # Episodes never change once recorded: a new list of the same ones is a full copy, and
+        # a world with tens of thousands of them is restored in milliseconds instead of seconds.
+        person.episodic = state.episodic.model_copy(update={"episodes": list(state.episodic.episodes)})
+        person.semantic = state.semantic.model_copy(update={"facts": list(state.semantic.facts)})
         person._unread_from = state.unread_from
         return person
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 #: Summaries longer than this are cut; the model is asked for far less.
 MAX_SUMMARY_CHARS = 1500
@@ -19,7 +19,10 @@ MAX_FACTS = 24
 
 
 class Episode(BaseModel):
-    """One thing the agent perceived (a stimulus) or did (an action)."""
+    """One thing the agent perceived (a stimulus) or did (an action). Never changed once recorded,
+    so copies of a memory share their episodes."""
+
+    model_config = ConfigDict(frozen=True)
 
     step: int
     time: datetime
