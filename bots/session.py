@@ -124,7 +124,7 @@ class ChannelSession:
         #: Per persona, what its stored memory looks like (``_mark``) and how many of its episodes
         #: are stored: a write carries only what changed since.
         self._memory_marks: dict[str, tuple[int, str]] = {a.name: self._mark(a) for a in world.agents}
-        self._stored_episodes: dict[str, int] = {a.name: len(a.episodic.episodes) for a in world.agents}
+        self._stored_episodes: dict[str, int] = {a.name: a.episodic.count for a in world.agents}
         #: The focus group running in this channel, if any: it alone decides who speaks meanwhile.
         self.focus: Any = None
         #: The storyteller's latest suggestion, waiting for ``story inject``.
@@ -422,7 +422,7 @@ class ChannelSession:
                 self.world.remove_agent(agent.name)
                 raise
             self._memory_marks[agent.name] = self._mark(agent)
-            self._stored_episodes[agent.name] = len(agent.episodic.episodes)
+            self._stored_episodes[agent.name] = agent.episodic.count
             if check.red_team:
                 await self.save_config()
             return agent
@@ -466,7 +466,7 @@ class ChannelSession:
 
     @staticmethod
     def _mark(agent: TinyPerson) -> tuple[int, str]:
-        return (len(agent.episodic.episodes) + agent.episodic.consolidated_until, agent.cognitive_state.model_dump_json())
+        return (agent.episodic.count + agent.episodic.consolidated_until, agent.cognitive_state.model_dump_json())
 
     async def _write(self, step_events: list[Event] | None = None) -> list[OutboxEntry]:
         """Store what changed since the last write: events, memories, outbox, usage, clock."""

@@ -162,13 +162,13 @@ class TinyPerson:
 
     def skip_unread(self) -> None:
         """Treat pending stimuli as handled (after a turn that could not be taken)."""
-        self._unread_from = len(self.episodic.episodes)
+        self._unread_from = self.episodic.count
 
     def has_unread(self) -> bool:
-        return self._unread_from < len(self.episodic.episodes)
+        return self._unread_from < self.episodic.count
 
     def unread(self) -> list[Episode]:
-        return self.episodic.episodes[self._unread_from :]
+        return self.episodic.since(self._unread_from)
 
     def addressed_by(self, episodes: list[Episode]) -> bool:
         """Whether any of these stimuli is aimed at this agent by target, name or @mention."""
@@ -204,8 +204,8 @@ class TinyPerson:
             await fair_turn()
             # Unread episodes already folded into the summary are not repeated verbatim.
             first_new = max(self._unread_from, self.episodic.consolidated_until)
-            past = self.episodic.episodes[self.episodic.consolidated_until : first_new]
-            new = self.episodic.episodes[first_new:]
+            past = self.episodic.between(self.episodic.consolidated_until, first_new)
+            new = self.episodic.since(first_new)
             request = ChatRequest(
                 messages=turn_messages(
                     name=self.name,
@@ -240,7 +240,7 @@ class TinyPerson:
                         target=action.target,
                     )
                 )
-            self._unread_from = len(self.episodic.episodes)
+            self._unread_from = self.episodic.count
             self.cognitive_state = turn.cognitive_state
             if consolidate:
                 self.consolidate_later()

@@ -312,7 +312,7 @@ class ResultsExtractor:
 
 def _person_material(person: TinyPerson) -> list[str]:
     lines = [f"(memory) {person.episodic.summary}"] if person.episodic.summary else []
-    episodes = person.episodic.episodes[person.episodic.consolidated_until :]
+    episodes = person.episodic.unconsolidated()
     return lines + [render_episode(e, person.name) for e in episodes]
 
 

@@ -43,23 +43,42 @@ class Consolidation(BaseModel):
 
 
 class EpisodicMemory(BaseModel):
+    """Episodes by their place in the agent's life (0 is the first). A memory restored from storage
+    holds only its recent past: ``first`` episodes came before ``episodes[0]`` and stay on disk,
+    already folded into ``summary``."""
+
     episodes: list[Episode] = Field(default_factory=list)
-    #: Episodes before this index are represented by ``summary`` only.
+    #: How many episodes were lived before ``episodes[0]`` (not held here).
+    first: int = Field(default=0, ge=0)
+    #: Episodes before this place are represented by ``summary`` only.
     consolidated_until: int = 0
     summary: str = ""
+
+    @property
+    def count(self) -> int:
+        """Episodes lived in all, held or not."""
+        return self.first + len(self.episodes)
 
     def add(self, episode: Episode) -> None:
         self.episodes.append(episode)
 
+    def since(self, place: int) -> list[Episode]:
+        """The episodes from ``place`` on."""
+        return self.episodes[max(place - self.first, 0) :]
+
+    def between(self, start: int, end: int) -> list[Episode]:
+        """The episodes from ``start`` up to (not including) ``end``."""
+        return self.episodes[max(start - self.first, 0) : max(end - self.first, 0)]
+
     def unconsolidated(self) -> list[Episode]:
-        return self.episodes[self.consolidated_until :]
+        return self.since(self.consolidated_until)
 
     def due_for_consolidation(self, window: int, batch: int) -> list[Episode]:
         """The old episodes to fold in now, or [] while fewer than ``window + batch`` are pending."""
-        pending = len(self.episodes) - self.consolidated_until
+        pending = self.count - self.consolidated_until
         if pending < window + batch:
             return []
-        return self.episodes[self.consolidated_until : len(self.episodes) - window]
+        return self.between(self.consolidated_until, self.count - window)
 
     def apply(self, consolidation: Consolidation, folded: int) -> None:
         self.summary = consolidation.summary.strip()[:MAX_SUMMARY_CHARS]

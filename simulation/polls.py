@@ -210,7 +210,7 @@ def _question(agent: TinyPerson, poll: Poll) -> str:
     lines: list[str] = []
     if agent.episodic.summary:
         lines += ["Earlier (your memory):", agent.episodic.summary]
-    recent = agent.episodic.episodes[agent.episodic.consolidated_until :][-RECENT_EPISODES:]
+    recent = agent.episodic.unconsolidated()[-RECENT_EPISODES:]
     if recent:
         lines += ["Conversation so far:", *(render_episode(e, agent.name) for e in recent)]
     lines += [f"Poll: {poll.question}", "Options:", *(f"- {o}" for o in poll.options)]

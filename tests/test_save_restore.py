@@ -75,3 +75,38 @@ async def test_loading_garbage_is_a_clear_error(server, tmp_path):
     with pytest.raises(WorldError, match="not a saved Troupe world"):
         TinyWorld.from_json("{truncated", stack.model)
     await stack.model.aclose()
+
+
+async def test_a_restarted_persona_holds_its_recent_past_and_lives_on(tmp_path):
+    """After a long conversation a restart brings back the summary and the recent past, not every
+    episode ever lived; the persona answers and its memory keeps being stored where it left off."""
+    from tests.bot_support import demo_settings, start_bot
+
+    settings = demo_settings(tmp_path, default_exchanges=0)
+    first = await start_bot(settings)
+    await first.command("start Team room")
+    await first.command("persona add Priya Nair")
+    for n in range(150):
+        await first.say(f"Priya, update number {n}: how is the launch going?")
+    before = first.app.sessions.get("memory:general").world.find("Priya Nair")
+    await before.settle()
+    await first.app.wait_idle()
+    await first.app.stop()
+    lived, summary = before.episodic.count, before.episodic.summary
+    assert lived > 400 and summary
+
+    second = await start_bot(settings)
+    try:
+        priya = second.app.sessions.get("memory:general").world.find("Priya Nair")
+        assert priya.episodic.count == lived and priya.episodic.summary == summary
+        assert priya.episodic.first > 0 and len(priya.episodic.episodes) <= 250
+        answers = await second.say("Priya, are you back with us?")
+        assert [p.identity for p in answers if p.kind == "post"] == ["Priya Nair"]
+    finally:
+        await second.app.stop()
+    third = await start_bot(settings)
+    try:
+        again = third.app.sessions.get("memory:general").world.find("Priya Nair")
+        assert again.episodic.count == priya.episodic.count > lived
+    finally:
+        await third.app.stop()

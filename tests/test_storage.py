@@ -501,6 +501,36 @@ async def test_a_memory_write_appends_its_new_episodes_and_leaves_the_stored_one
     assert len(set(rows)) == 1 and rows[0] < 300
 
 
+async def test_a_long_past_comes_back_from_its_unfolded_or_recent_part_only(storage, path):
+    """Episodes folded into the summary long ago stay on disk: a restored persona holds what its
+    prompts and recent-past readers need, so restarts and memory do not grow with a channel's age."""
+    await storage.create_world(world(), [persona("Oscar"), persona("Lisa", 1)])
+    oscar = memory(episodes=600, unread_from=600)
+    oscar.episodic.consolidated_until = 560
+    lisa = memory("Lisa", episodes=600, unread_from=100)  # has not read most of what she heard
+    lisa.episodic.consolidated_until = 560
+    await storage.save_persona("w1", persona("Oscar"), oscar)
+    await storage.save_persona("w1", persona("Lisa", 1), lisa)
+
+    loaded = (await storage.load_world("w1")).memories
+    held = loaded["Oscar"].episodic
+    assert (held.first, held.count, len(held.episodes)) == (400, 600, 200)
+    assert held.episodes == oscar.episodic.episodes[400:] and held.unconsolidated() == oscar.episodic.episodes[560:]
+    assert loaded["Lisa"].episodic.first == 100, "unread episodes are all held"
+
+    # Life goes on from the held part: the next episode is stored after the 600th, nothing is lost.
+    state = loaded["Oscar"]
+    state.episodic.add(oscar.episodic.episodes[0].model_copy(update={"content": "new", "step": 600}))
+    await storage.write_step(StepWrite(world_id="w1", memories={"Oscar": MemoryWrite.since(state, 600)}))
+    await storage.save_persona("w1", persona("Oscar"), state)  # a whole save keeps the episodes not held
+    again = (await storage.load_world("w1")).memories["Oscar"].episodic
+    assert (again.first, again.count, again.episodes[-1].content) == (401, 601, "new")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM episodes WHERE persona = 'Oscar'").fetchone()[0] == 601
+    with pytest.raises(ValueError, match="not held"):
+        MemoryWrite.since(state, 10)
+
+
 async def test_a_missing_episode_is_reported_when_the_world_loads(storage, path):
     await storage.create_world(world(), [persona("Oscar")])
     await storage.save_persona("w1", persona("Oscar"), memory(episodes=5))

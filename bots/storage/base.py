@@ -135,7 +135,9 @@ class MemoryWrite(BaseModel):
     @classmethod
     def since(cls, state: AgentState, stored: int) -> MemoryWrite:
         """The write for ``state`` when its first ``stored`` episodes are already stored."""
-        return cls(state=state, first=stored, episodes=state.episodic.episodes[stored:])
+        if stored < state.episodic.first:
+            raise ValueError(f"episodes {stored} to {state.episodic.first} are not held in memory to be stored")
+        return cls(state=state, first=stored, episodes=state.episodic.since(stored))
 
 
 class StepWrite(BaseModel):

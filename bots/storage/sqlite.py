@@ -246,12 +246,25 @@ UPSERT_MEMORY = """
 INSERT INTO memories (world_id, persona, state) VALUES (?, ?, ?)
 ON CONFLICT (world_id, persona) DO UPDATE SET state = excluded.state
 """
-SELECT_MEMORIES = "SELECT persona, state FROM memories WHERE world_id = ? ORDER BY persona"
+#: Episodes a restored persona holds beyond what its prompts need (its recent past, for polls and
+#: drift checks); older ones, already folded into its summary, stay on disk.
+RECENT_EPISODES_HELD = 200
+#: Each persona's memory with the place of the first episode it holds: the first one not folded,
+#: not read, or among its recent past, whichever comes first.
+SELECT_MEMORIES = f"""
+SELECT m.persona, m.state, min(
+    coalesce(json_extract(m.state, '$.episodic.consolidated_until'), 0),
+    coalesce(json_extract(m.state, '$.unread_from'), 0),
+    max(0, coalesce((SELECT max(e.seq) + 1 FROM episodes AS e WHERE e.world_id = m.world_id AND e.persona = m.persona), 0)
+        - {RECENT_EPISODES_HELD}))
+FROM memories AS m WHERE m.world_id = ? ORDER BY m.persona
+"""
 DELETE_MEMORY = "DELETE FROM memories WHERE world_id = ? AND persona = ?"
 #: A write may repeat episodes an earlier one stored (it was cancelled after committing).
 INSERT_EPISODE = "INSERT INTO episodes (world_id, persona, seq, episode) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
-SELECT_EPISODES = "SELECT persona, seq, episode FROM episodes WHERE world_id = ? ORDER BY persona, seq"
+SELECT_EPISODES_FROM = "SELECT seq, episode FROM episodes WHERE world_id = ? AND persona = ? AND seq >= ? ORDER BY seq"
 DELETE_EPISODES = "DELETE FROM episodes WHERE world_id = ? AND persona = ?"
+DELETE_EPISODES_FROM = "DELETE FROM episodes WHERE world_id = ? AND persona = ? AND seq >= ?"
 
 INSERT_EVENT = """
 INSERT OR IGNORE INTO events
@@ -480,7 +493,7 @@ class _EncodedStep:
 
 
 #: What a memory row leaves out: episodes have their own table, the persona its record.
-MEMORY_ROW_EXCLUDES: dict[str, Any] = {"persona": True, "episodic": {"episodes"}}
+MEMORY_ROW_EXCLUDES: dict[str, Any] = {"persona": True, "episodic": {"episodes", "first"}}
 
 
 def _memory_params(world_id: str, name: str, state: AgentState) -> tuple[Any, ...]:
@@ -496,25 +509,30 @@ def _episode_params(world_id: str, name: str, memory: MemoryWrite) -> Iterator[t
 
 
 def _memories_from_rows(
-    world_id: str, personas: list[PersonaRecord], states: Iterable[Sequence[Any]], episodes: Iterable[Sequence[Any]]
+    world_id: str, personas: list[PersonaRecord], states: Iterable[Sequence[Any]],
+    episodes: dict[str, Iterable[Sequence[Any]]],
 ) -> dict[str, AgentState]:
-    """Memory rows put back together with their episodes and their persona's spec."""
+    """Memory rows put back together with the episodes they hold and their persona's spec.
+
+    ``states``: (persona, state, place of the first episode held); ``episodes``: (seq, episode)
+    rows of each persona from that place on.
+    """
     specs = {p.name: p.spec for p in personas}
-    lived: dict[str, list[Episode]] = {}
-    for name, seq, data in episodes:
-        past = lived.setdefault(name, [])
-        if seq != len(past):
-            raise StorageError(
-                f"world {world_id!r}: episode {len(past)} of {name!r} is missing from the database "
-                "(restore it from a backup)"
-            )
-        past.append(Episode.model_validate_json(data))
     memories: dict[str, AgentState] = {}
-    for name, row in states:
+    for name, row, first in states:
+        held: list[Episode] = []
+        for seq, episode in episodes.get(name, ()):
+            if seq != first + len(held):
+                raise StorageError(
+                    f"world {world_id!r}: episode {first + len(held)} of {name!r} is missing from the database "
+                    "(restore it from a backup)"
+                )
+            held.append(Episode.model_validate_json(episode))
         data = json.loads(row)
         data["persona"] = specs.get(name, {"name": name})
         state = AgentState.model_validate(data)
-        state.episodic.episodes = lived.get(name, [])
+        state.episodic.episodes = held
+        state.episodic.first = first
         memories[name] = state
     return memories
 
@@ -849,7 +867,8 @@ class SQLiteStorage(Storage):
                         raise StorageError(f"no world with id {world_id!r}")
                     personas = await reader.execute_fetchall(SELECT_PERSONAS, (world_id,))
                     memories = await reader.execute_fetchall(SELECT_MEMORIES, (world_id,))
-                    episodes = await reader.execute_fetchall(SELECT_EPISODES, (world_id,))
+                    episodes = {name: await reader.execute_fetchall(SELECT_EPISODES_FROM, (world_id, name, first))
+                                for name, _, first in memories}
                     events = await reader.execute_fetchall(SELECT_EVENTS, (world_id,))
                     usage = await reader.execute_fetchall(SELECT_USAGE, (world_id,))
                 finally:
@@ -909,16 +928,17 @@ class SQLiteStorage(Storage):
 
     async def save_persona(self, world_id: str, persona: PersonaRecord, memory: AgentState | None = None) -> None:
         row = _persona_params(world_id, persona)
-        state, episodes = None, []
+        state, episodes, first = None, [], 0
         if memory is not None:
             state = _memory_params(world_id, persona.name, memory)
-            episodes = list(_episode_params(world_id, persona.name, MemoryWrite.since(memory, 0)))
+            first = memory.episodic.first
+            episodes = list(_episode_params(world_id, persona.name, MemoryWrite.since(memory, first)))
 
         def save(db: sqlite3.Connection) -> None:
             db.execute(UPSERT_PERSONA, row)
             if state is not None:
                 db.execute(UPSERT_MEMORY, state)
-                db.execute(DELETE_EPISODES, (world_id, persona.name))
+                db.execute(DELETE_EPISODES_FROM, (world_id, persona.name, first))
                 db.executemany(INSERT_EPISODE, episodes)
 
         await self._submit(save, f"save persona {persona.name!r} of world {world_id!r}")
