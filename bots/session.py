@@ -41,12 +41,12 @@ from simulation.world import TinyWorld, WorldState
 log = logging.getLogger(__name__)
 
 
-
 @functools.cache
 def _secrets() -> SecretsCheck:
     """Finds credentials in what people write; made on first use (its detectors take a while to load,
     and the application loads them off the loop at start, with the verifier)."""
     return SecretsCheck()
+
 
 PALETTE = ("#e06c75", "#61afef", "#98c379", "#c678dd", "#e5c07b", "#56b6c2", "#d19a66", "#be5046", "#7ec699", "#f08dbb")
 
