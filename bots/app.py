@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: Waits between attempts to connect to a platform that failed for a moment; then start-up fails.
 CONNECT_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
+#: Channels whose history is read at once when catching up after a restart.
+CATCH_UP_CONCURRENCY = 8
 
 #: Seconds between tries to read a channel's missed messages after a restart.
 CATCH_UP_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
@@ -214,15 +216,23 @@ class TroupeApp:
         A channel whose history cannot be read now is tried again in the background, from the same
         point, so a message written while the bot was down is heard late rather than never.
         """
-        for session in self.sessions.all():
-            adapter = self.adapters.get(session.channel.platform)
-            if adapter is None or session.last_heard_id is None:
-                continue
-            if not await self._catch_up_channel(adapter, session, session.last_heard_id):
-                # In the background, not counted by wait_idle: a platform may stay unreadable for minutes.
-                task = asyncio.ensure_future(self._catch_up_later(adapter, session, session.last_heard_id))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+        # Channels are read a few at a time: one after another, hundreds of them would keep the bot
+        # deaf for as many round trips; all at once would run into the platform's rate limits.
+        reading = asyncio.Semaphore(CATCH_UP_CONCURRENCY)
+
+        async def catch_up(session: Any, adapter: Adapter) -> None:
+            async with reading:
+                if await self._catch_up_channel(adapter, session, session.last_heard_id):
+                    return
+            # In the background, not counted by wait_idle: a platform may stay unreadable for minutes.
+            task = asyncio.ensure_future(self._catch_up_later(adapter, session, session.last_heard_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        await asyncio.gather(*(
+            catch_up(session, adapter) for session in self.sessions.all()
+            if (adapter := self.adapters.get(session.channel.platform)) is not None and session.last_heard_id is not None
+        ))
 
     async def _catch_up_channel(self, adapter: Adapter, session: Any, after: str) -> bool:
         try:

@@ -251,3 +251,45 @@ async def test_after_a_restart_the_bot_listens_while_what_it_owes_is_still_being
         assert all(e.status is OutboxStatus.POSTED for e in entries)
     finally:
         await second.app.stop()
+
+
+async def test_after_a_restart_channels_catch_up_a_few_at_a_time(tmp_path: Path) -> None:
+    """Reading twelve channels' histories one after another would keep the bot deaf for twelve round
+    trips; they are read side by side, at most eight at once, and every missed message is heard."""
+    from adapters.base import ChannelRef, IncomingMessage
+
+    class SlowHistory(MemoryAdapter):
+        def __init__(self) -> None:
+            super().__init__()
+            self.reading = self.most = 0
+
+        async def catch_up(self, channel: ChannelRef, after: str) -> list[IncomingMessage]:
+            self.reading += 1
+            self.most = max(self.most, self.reading)
+            await asyncio.sleep(0.05)  # a round trip to the platform
+            self.reading -= 1
+            return await super().catch_up(channel, after)
+
+    rooms = [f"room{n}" for n in range(12)]
+    first = await start_bot(demo_settings(tmp_path, default_exchanges=0))
+    for room in rooms:
+        await first.command("start Team room", channel=room)
+        await first.command("persona add Priya Nair", channel=room)
+        await first.say(f"Priya, hello from {room}?", channel=room)
+    await first.app.stop()
+
+    platform = SlowHistory()
+    platform.history = list(first.adapter.history)
+    for room in rooms:
+        platform.write_while_away(f"Priya, anything new in {room}?", channel=room)
+    second = await start_bot(demo_settings(tmp_path, default_exchanges=0), platform)
+    try:
+        await second.app.wait_idle()
+        assert 1 < platform.most <= 8
+        for room in rooms:
+            world = second.app.sessions.get(f"memory:{room}").world
+            heard = [e.content for e in world.events if e.kind.value == "stimulus"]
+            assert heard[-1] == f"Priya, anything new in {room}?"
+        assert len(platform.posts()) == len(rooms), "each channel's missed message is answered"
+    finally:
+        await second.app.stop()
