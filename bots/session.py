@@ -630,14 +630,11 @@ class ChannelSession:
 def world_state_from_storage(stored: Any) -> WorldState:
     """Rebuild a ``WorldState`` from the stored rows of a world."""
     record: WorldRecord = stored.record
-    agents = []
-    for persona in stored.personas:
-        memory = stored.memories.get(persona.name)
-        agents.append(
-            memory.model_copy(update={"persona": persona.spec}) if memory is not None else AgentState(persona=persona.spec)
-        )
-    # The stored memories and events are already validated: they go in as they are, not dumped and
-    # validated again (seconds for a long-lived world).
+    # A stored memory already carries its persona record's spec (``StoredWorld``). Memories and
+    # events are already validated: they go in as they are, not dumped and validated again
+    # (seconds for a long-lived world).
+    agents = [stored.memories[p.name] if p.name in stored.memories else AgentState(persona=p.spec)
+              for p in stored.personas]
     data: dict[str, Any] = {
         "name": record.name,
         "id": record.id,

@@ -157,7 +157,8 @@ class StepWrite(BaseModel):
 class StoredWorld(BaseModel):
     """A world as loaded back: its record, personas in order, memories and the whole event log.
 
-    Each memory carries its persona as stored in the persona record.
+    Each memory carries its persona as stored in the persona record, and holds its recent past
+    (episodes before ``episodic.first`` stay in storage).
     """
 
     record: WorldRecord
