@@ -21,7 +21,19 @@ from pydantic import BaseModel, Field
 
 from adapters.base import Adapter, ChannelRef, Identity, UserRef
 from bots.outbox import Outbox
-from bots.storage import AuditRecord, MemoryWrite, OutboxEntry, OutboxStatus, PersonaRecord, StepWrite, Storage, UsageRow, WorldRecord, WorldStatus
+from bots.storage import (
+    RECENT_EPISODES_HELD,
+    AuditRecord,
+    MemoryWrite,
+    OutboxEntry,
+    OutboxStatus,
+    PersonaRecord,
+    StepWrite,
+    Storage,
+    UsageRow,
+    WorldRecord,
+    WorldStatus,
+)
 from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
 from bots.verification.checks.injection import inspect_input, quote_untrusted
 from bots.verification.checks.secrets import SecretsCheck
@@ -495,11 +507,23 @@ class ChannelSession:
         self._memory_marks.update(marks)
         for name, memory in memories.items():
             self._stored_episodes[name] = memory.first + len(memory.episodes)
+            if (agent := self.world.find(name)) is not None:
+                self._forget_stored_past(agent)
         await fair_turn()  # and the sessions of a whole group commit wake together here
         for entry in stored:
             if entry.status is OutboxStatus.HELD:
                 await self._report_held(entry)
         return stored
+
+    def _forget_stored_past(self, agent: TinyPerson) -> None:
+        """Let go of a persona's stored, folded, no longer recent episodes, as a restart would: a
+        channel that runs for months holds its recent past, not its whole life. Done in batches
+        of ``RECENT_EPISODES_HELD``, so it costs nothing on most writes."""
+        memory = agent.episodic
+        if len(memory.episodes) < 2 * RECENT_EPISODES_HELD:
+            return
+        stored = self._stored_episodes.get(agent.name, memory.first)
+        memory.forget_before(min(memory.consolidated_until, memory.count - RECENT_EPISODES_HELD, stored))
 
     async def _report_held(self, entry: OutboxEntry) -> None:
         reasons = "; ".join(entry.verdict.get("reasons", [])) or "a check asked for review"

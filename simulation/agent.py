@@ -165,10 +165,15 @@ class TinyPerson:
         self._unread_from = self.episodic.count
 
     def has_unread(self) -> bool:
-        return self._unread_from < self.episodic.count
+        return self._first_new < self.episodic.count
 
     def unread(self) -> list[Episode]:
-        return self.episodic.since(self._unread_from)
+        """Stimuli not yet acted on and not yet folded into the summary (those are the memory's now)."""
+        return self.episodic.since(self._first_new)
+
+    @property
+    def _first_new(self) -> int:
+        return max(self._unread_from, self.episodic.consolidated_until)
 
     def addressed_by(self, episodes: list[Episode]) -> bool:
         """Whether any of these stimuli is aimed at this agent by target, name or @mention."""
@@ -203,9 +208,10 @@ class TinyPerson:
         async with self._lock:
             await fair_turn()
             # Unread episodes already folded into the summary are not repeated verbatim.
-            first_new = max(self._unread_from, self.episodic.consolidated_until)
+            first_new = self._first_new
             past = self.episodic.between(self.episodic.consolidated_until, first_new)
             new = self.episodic.since(first_new)
+            past, new, not_shown = _newest(past, new, self.memory_config.shown_at_most)
             request = ChatRequest(
                 messages=turn_messages(
                     name=self.name,
@@ -217,6 +223,7 @@ class TinyPerson:
                     state=self.cognitive_state.model_dump(),
                     past=past,
                     new=new,
+                    not_shown=not_shown,
                 ),
                 attribution=Attribution(world=self.world_id, persona=self.name),
                 task="agent_turn",
@@ -255,17 +262,19 @@ class TinyPerson:
         while (work := self.memory_work) is not None and not work.done():
             await asyncio.wait([work])
 
-    def consolidate_later(self) -> asyncio.Task[None] | None:
+    def consolidate_later(self, *, listening: bool = False) -> asyncio.Task[None] | None:
         """Start folding old episodes into the summary, if due, so the prompt stays bounded.
 
         Returns the work started, or None. Turns may run meanwhile: they only append episodes, and
         the fold applies to the ones it read. One fold runs at a time; a failed one is tried again
-        after the next turn.
+        after the next turn. ``listening``: the agent only heard things this time, so the fold
+        waits for a larger batch (``MemoryConfig.listening_batch``).
         """
         if self.memory_work is not None:
             return None
         config = self.memory_config
-        old = self.episodic.due_for_consolidation(config.window, config.batch)
+        batch = config.listening_batch if listening else config.batch
+        old = self.episodic.due_for_consolidation(config.window, batch, config.fold_at_most)
         if not old:
             return None
         self.memory_work = work = asyncio.ensure_future(self._consolidate(old))
@@ -324,6 +333,16 @@ class TinyPerson:
         person.semantic = state.semantic.model_copy(update={"facts": list(state.semantic.facts)})
         person._unread_from = state.unread_from
         return person
+
+
+def _newest(past: list[Episode], new: list[Episode], most: int) -> tuple[list[Episode], list[Episode], int]:
+    """The newest ``most`` of a prompt's verbatim episodes, and how many older ones are left out."""
+    if len(past) + len(new) <= most:
+        return past, new, 0
+    if len(new) >= most:
+        return [], new[-most:], len(past) + len(new) - most
+    kept = most - len(new)
+    return past[-kept:], new, len(past) - kept
 
 
 def _clean_actions(turn: AgentTurn) -> list[Action]:

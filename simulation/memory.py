@@ -70,15 +70,28 @@ class EpisodicMemory(BaseModel):
         """The episodes from ``start`` up to (not including) ``end``."""
         return self.episodes[max(start - self.first, 0) : max(end - self.first, 0)]
 
+    def forget_before(self, place: int) -> int:
+        """Stop holding the episodes before ``place`` (the caller has them stored); returns how many
+        were let go. Places stay as they were: ``count`` and the marks do not move."""
+        drop = min(max(place - self.first, 0), len(self.episodes))
+        if drop:
+            del self.episodes[:drop]
+            self.first += drop
+        return drop
+
     def unconsolidated(self) -> list[Episode]:
         return self.since(self.consolidated_until)
 
-    def due_for_consolidation(self, window: int, batch: int) -> list[Episode]:
-        """The old episodes to fold in now, or [] while fewer than ``window + batch`` are pending."""
+    def due_for_consolidation(self, window: int, batch: int, most: int | None = None) -> list[Episode]:
+        """The old episodes to fold in now (the oldest ``most`` of them at most), or [] while fewer
+        than ``window + batch`` are pending."""
         pending = self.count - self.consolidated_until
         if pending < window + batch:
             return []
-        return self.between(self.consolidated_until, self.count - window)
+        end = self.count - window
+        if most is not None:
+            end = min(end, self.consolidated_until + most)
+        return self.between(self.consolidated_until, end)
 
     def apply(self, consolidation: Consolidation, folded: int) -> None:
         self.summary = consolidation.summary.strip()[:MAX_SUMMARY_CHARS]
@@ -105,3 +118,13 @@ class MemoryConfig(BaseModel):
     window: int = Field(default=16, ge=2)
     #: Consolidate once this many episodes have piled up beyond the window.
     batch: int = Field(default=16, ge=1)
+    #: The same for a persona that only listened this step: a silent persona's memory is folded
+    #: too (a model call per this many things heard), so its memory, its restart and its next
+    #: prompt stay bounded however long it goes unaddressed.
+    listening_batch: int = Field(default=64, ge=1)
+    #: The most episodes one fold reads, so the call fits a model's context after any absence; a
+    #: longer backlog is folded over the following steps.
+    fold_at_most: int = Field(default=64, ge=1)
+    #: The most episodes a turn's prompt shows verbatim, newest first; the backlog beyond it (while
+    #: folds cannot keep up, e.g. the model is failing) is left out and the prompt says so.
+    shown_at_most: int = Field(default=128, ge=2)

@@ -111,8 +111,12 @@ def turn_messages(
     state: dict[str, str],
     past: list[Episode],
     new: list[Episode],
+    not_shown: int = 0,
 ) -> list[Message]:
-    """The two messages of one agent turn: a stable system prefix and the changing present."""
+    """The two messages of one agent turn: a stable system prefix and the changing present.
+
+    ``not_shown``: episodes older than ``past`` (or ``new``) that are neither summarised yet nor shown.
+    """
     system = system_prompt(name, persona, world, situation)
     user: list[str] = []
     if summary:
@@ -123,6 +127,8 @@ def turn_messages(
     filled = {k: v for k, v in state.items() if v}
     if filled:
         user.append("Your state: " + "; ".join(f"{k}: {v}" for k, v in filled.items()))
+    if not_shown:
+        user.append(f"({not_shown} earlier moments are not shown here.)")
     if past:
         user += ["Conversation so far:", *(render_episode(e, name) for e in past)]
     user += ["Now:", *(render_episode(e, name) for e in new)] if new else ["Now: nothing new."]

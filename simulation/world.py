@@ -243,6 +243,7 @@ class TinyWorld:
         self._sync_time()
         actors = await self.policy.select(self)
         if not actors:
+            await self._start_memory_work([])
             return None
         produced = await self._act(actors)
         self.clock.advance()
@@ -300,13 +301,18 @@ class TinyWorld:
                 hearer = self.find(name)
                 if hearer is not None:
                     hearer.listen(event.content, speaker.name, target=event.target, event_id=event.id)
-        for agent in acted:
-            if agent.consolidate_later() is not None:
-                await self._notify(self._memory_listeners, agent)
+        await self._start_memory_work(acted)
         if budget_error is not None:
             produced.append(await self._emit_notice("budget", str(budget_error)))
             raise budget_error
         return produced
+
+    async def _start_memory_work(self, acted: list[TinyPerson]) -> None:
+        """Fold old memories that are due: those who acted, and those who only listened (at a
+        larger batch), so a persona nobody addresses does not pile up its whole channel."""
+        for agent in self._agents:
+            if agent.consolidate_later(listening=agent not in acted) is not None:
+                await self._notify(self._memory_listeners, agent)
 
     def _action_events(self, agent: TinyPerson, result: TurnResult) -> list[Event]:
         events = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from simulation.agent import TinyPerson
 from simulation.memory import MemoryConfig
 from simulation.persona import load_persona
 from tests.fakes.openai_server import FakeOpenAIServer, count_tokens
-from tests.sim_support import TurnRule, kind_of
+from tests.sim_support import TurnRule, kind_of, persona_of
 from tests.test_world import AGENTS, stack_for
 
 
@@ -139,4 +140,69 @@ async def test_cognitive_state_goals_and_definitions(server, tmp_path):
     assert "(you see) A chart of clinic waiting times" in prompt[1]["content"]
     assert "(a thought) I should be concise" in prompt[1]["content"]
     assert marcos.cognitive_state.emotions == "calm"
+    await stack.model.aclose()
+
+
+def folded_by(request) -> tuple[str, int]:
+    """Whose memory a consolidation request folds, and how many episodes it reads."""
+    system = request.body["messages"][0]["content"]
+    name = system.removeprefix("You maintain the memory of ").split(".", 1)[0]
+    episodes = request.body["messages"][1]["content"].split("Episodes:\n", 1)[1].splitlines()
+    return name, len(episodes)
+
+
+async def test_a_persona_nobody_addresses_still_folds_what_it_hears(server, tmp_path):
+    """Under the "addressed" policy a persona may listen for weeks. Its memory is folded too (at a
+    larger batch), so it does not hold the whole channel, and its first turn has a bounded prompt."""
+    from simulation.world import TinyWorld
+
+    stack = stack_for(server, tmp_path)
+    config = MemoryConfig(window=4, batch=2, listening_batch=8, fold_at_most=6)
+    agents = [TinyPerson(load_persona(AGENTS / f"{n}.agent.json"), stack.model, memory=config) for n in ("Lisa", "Oscar")]
+    world = TinyWorld("research", agents, model=stack.model, policy="addressed")
+    lisa, oscar = agents
+    for turn in range(40):
+        await world.broadcast(f"Lisa, question {turn}: what about search ranking?")
+        assert await world.step_if_any() is not None
+        await world.settle()
+    oscar_folds = [folded_by(r)[1] for r in server.requests if kind_of(r.body) == "consolidate"
+                   and folded_by(r)[0] == "Oscar"]
+    assert not [r for r in server.requests if kind_of(r.body) == "agent_turn" and persona_of(r.body) == "Oscar"]
+    # He heard 80 things; each fold read at most 6, and what he has not folded stays small.
+    assert len(oscar_folds) >= 10 and max(oscar_folds) <= 6
+    assert oscar.episodic.count == 80 and oscar.episodic.count - oscar.episodic.consolidated_until <= 4 + 8 + 2
+    assert len(oscar.unread()) <= 4 + 8 + 2, "the addressed policy scans only what is not folded"
+
+    await world.broadcast("Oscar, you have been quiet: what do you think?")
+    await world.step_if_any()
+    turn = [r for r in server.requests if kind_of(r.body) == "agent_turn" and persona_of(r.body) == "Oscar"][-1]
+    prompt = turn.body["messages"][1]["content"]
+    assert "I remember 6 earlier moments." in prompt, "his summary stands in for what he heard long ago"
+    assert "question 0:" not in prompt and "question 39:" in prompt and "you have been quiet" in prompt
+    await stack.model.aclose()
+
+
+async def test_after_a_long_backlog_the_prompt_and_each_fold_stay_bounded(server, tmp_path):
+    """A persona that heard 300 things without a turn (its folds failing, say) shows the newest in its
+    prompt and says how many it leaves out; folding the backlog then takes bounded calls, one a turn."""
+    stack = stack_for(server, tmp_path)
+    config = MemoryConfig(window=4, batch=2, fold_at_most=50, shown_at_most=20)
+    lisa = TinyPerson(load_persona(AGENTS / "Lisa.agent.json"), stack.model, memory=config)
+    for n in range(300):
+        lisa.listen(f"Backlog message {n}", "Sara")
+    result = await lisa.act()
+    assert "Sara: Backlog message 299>" in result.actions[-1].content
+    prompt = server.requests[-1].body["messages"][1]["content"]
+    assert "(280 earlier moments are not shown here.)" in prompt
+    assert "Backlog message 280" in prompt and "Backlog message 279" not in prompt
+    await lisa.settle()
+    assert [folded_by(r)[1] for r in server.requests if kind_of(r.body) == "consolidate"] == [50]
+    for _ in range(3):
+        await lisa.listen_and_act("And now?", "Sara")
+        await lisa.settle()
+    assert [folded_by(r)[1] for r in server.requests if kind_of(r.body) == "consolidate"] == [50] * 4
+    prompts = [r.body["messages"][1]["content"] for r in server.requests if kind_of(r.body) == "agent_turn"]
+    left_out = [int(re.search(r"\((\d+) earlier moments are not shown", p).group(1)) for p in prompts]
+    assert left_out == sorted(left_out, reverse=True) and left_out[-1] < 200, "each fold works the backlog off"
+    assert "I remember 50 earlier moments." in prompts[-1]
     await stack.model.aclose()

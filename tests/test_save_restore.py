@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
@@ -78,8 +79,9 @@ async def test_loading_garbage_is_a_clear_error(server, tmp_path):
 
 
 async def test_a_restarted_persona_holds_its_recent_past_and_lives_on(tmp_path):
-    """After a long conversation a restart brings back the summary and the recent past, not every
-    episode ever lived; the persona answers and its memory keeps being stored where it left off."""
+    """After a long conversation a running persona, and a restarted one, hold the summary and the
+    recent past, not every episode ever lived; every episode is stored; the persona answers and its
+    memory keeps being stored where it left off."""
     from tests.bot_support import demo_settings, start_bot
 
     settings = demo_settings(tmp_path, default_exchanges=0)
@@ -94,6 +96,10 @@ async def test_a_restarted_persona_holds_its_recent_past_and_lives_on(tmp_path):
     await first.app.stop()
     lived, summary = before.episodic.count, before.episodic.summary
     assert lived > 400 and summary
+    # Running, she let go of what was stored and folded long ago, as a restart would.
+    assert before.episodic.first > 0 and len(before.episodic.episodes) < 400
+    with sqlite3.connect(settings.database_path) as db:
+        assert db.execute("SELECT count(*), max(seq) + 1 FROM episodes WHERE persona = 'Priya Nair'").fetchone() == (lived, lived)
 
     second = await start_bot(settings)
     try:

@@ -507,7 +507,7 @@ async def test_a_long_past_comes_back_from_its_unfolded_or_recent_part_only(stor
     await storage.create_world(world(), [persona("Oscar"), persona("Lisa", 1)])
     oscar = memory(episodes=600, unread_from=600)
     oscar.episodic.consolidated_until = 560
-    lisa = memory("Lisa", episodes=600, unread_from=100)  # has not read most of what she heard
+    lisa = memory("Lisa", episodes=600, unread_from=100)  # listened for long; most of it is folded
     lisa.episodic.consolidated_until = 560
     await storage.save_persona("w1", persona("Oscar"), oscar)
     await storage.save_persona("w1", persona("Lisa", 1), lisa)
@@ -516,7 +516,8 @@ async def test_a_long_past_comes_back_from_its_unfolded_or_recent_part_only(stor
     held = loaded["Oscar"].episodic
     assert (held.first, held.count, len(held.episodes)) == (400, 600, 200)
     assert held.episodes == oscar.episodic.episodes[400:] and held.unconsolidated() == oscar.episodic.episodes[560:]
-    assert loaded["Lisa"].episodic.first == 100, "unread episodes are all held"
+    assert loaded["Lisa"].episodic.first == 400, "what she heard and folded is her summary now"
+    assert loaded["Lisa"].unread_from == 100
 
     # Life goes on from the held part: the next episode is stored after the 600th, nothing is lost.
     state = loaded["Oscar"]

@@ -119,6 +119,12 @@ class AuditRecord(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+#: Episodes a persona holds beyond what its prompts need (its recent past, for polls and drift
+#: checks). Older ones, already folded into its summary, stay in storage: a restored persona is
+#: loaded without them, and a running one lets them go once they are stored.
+RECENT_EPISODES_HELD = 200
+
+
 class MemoryWrite(BaseModel):
     """A persona's memory as it changed since its last stored write.
 

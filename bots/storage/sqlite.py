@@ -35,6 +35,7 @@ from bots.storage.base import (
     MemoryWrite,
     OutboxEntry,
     OutboxStatus,
+    RECENT_EPISODES_HELD,
     PersonaRecord,
     StepWrite,
     Storage,
@@ -246,15 +247,12 @@ UPSERT_MEMORY = """
 INSERT INTO memories (world_id, persona, state) VALUES (?, ?, ?)
 ON CONFLICT (world_id, persona) DO UPDATE SET state = excluded.state
 """
-#: Episodes a restored persona holds beyond what its prompts need (its recent past, for polls and
-#: drift checks); older ones, already folded into its summary, stay on disk.
-RECENT_EPISODES_HELD = 200
-#: Each persona's memory with the place of the first episode it holds: the first one not folded,
-#: not read, or among its recent past, whichever comes first.
+#: Each persona's memory with the place of the first episode it holds: the first one not folded
+#: or the first of its recent past, whichever comes first. (Unread episodes already folded are
+#: the summary's now, as in a prompt.)
 SELECT_MEMORIES = f"""
 SELECT m.persona, m.state, min(
     coalesce(json_extract(m.state, '$.episodic.consolidated_until'), 0),
-    coalesce(json_extract(m.state, '$.unread_from'), 0),
     max(0, coalesce((SELECT max(e.seq) + 1 FROM episodes AS e WHERE e.world_id = m.world_id AND e.persona = m.persona), 0)
         - {RECENT_EPISODES_HELD}))
 FROM memories AS m WHERE m.world_id = ? ORDER BY m.persona

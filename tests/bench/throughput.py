@@ -5,7 +5,9 @@
 A round is a human message in every channel, every persona (5 a channel) answering once, every post
 verified, stored and posted. The fake model (its own process, real HTTP, the real openai client)
 answers after 300 ms; the model concurrency limit is raised so the model is not the bottleneck.
-Prints one JSON object on its last line.
+Prints one JSON object on its last line. The line before it says what the 200-channel rounds cost
+in CPU time, the bot's and the fake model server's, per persona turn, and how short a round could be
+on this machine's cores at that cost.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -108,7 +112,16 @@ async def round_trip(app: TroupeApp, adapter: TimedAdapter, channels: int, n: in
     return elapsed, [t - started - LATENCY_S for t in adapter.post_times[first_timed:]]
 
 
-async def measure(port: int, channels: int, rounds: int) -> dict[str, float]:
+def cpu_s(pid: int | None = None) -> float:
+    """CPU time (user + system) of this process, all threads, or of process ``pid``."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(port: int, channels: int, rounds: int, fake_pid: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         app, adapter = await setup(port, Path(tmp), channels)
         try:
@@ -116,14 +129,18 @@ async def measure(port: int, channels: int, rounds: int) -> dict[str, float]:
             meter = StallMeter()
             meter.start()
             times, overheads = [], []
+            bot_cpu, fake_cpu = cpu_s(), cpu_s(fake_pid)
             for n in range(1, rounds + 1):
                 elapsed, post_overheads = await round_trip(app, adapter, channels, n)
                 times.append(elapsed)
                 overheads += post_overheads
+            turns = rounds * channels * len(PERSONAS)
+            bot_cpu, fake_cpu = (cpu_s() - bot_cpu) / turns, (cpu_s(fake_pid) - fake_cpu) / turns
             stall = await meter.stop()
         finally:
             await app.stop()
-    return {"round_s": statistics.median(times), "stall_s": stall, "overhead_s": statistics.median(overheads)}
+    return {"round_s": statistics.median(times), "stall_s": stall, "overhead_s": statistics.median(overheads),
+            "bot_cpu_s_per_turn": bot_cpu, "fake_cpu_s_per_turn": fake_cpu}
 
 
 async def main(channels: int) -> dict[str, float]:
@@ -135,11 +152,23 @@ async def main(channels: int) -> dict[str, float]:
     )
     try:
         port = int(fake.stdout.readline())
-        single = await measure(port, 1, rounds=10)
-        many = await measure(port, channels, rounds=3)
+        single = await measure(port, 1, rounds=10, fake_pid=fake.pid)
+        many = await measure(port, channels, rounds=3, fake_pid=fake.pid)
     finally:
         fake.stdin.close()
         fake.wait(timeout=10)
+    # What the many-channel rounds cost in CPU, and the shortest round this machine allows at that
+    # cost: every turn's CPU spread perfectly over all cores, or one channel's round if longer.
+    cores = len(os.sched_getaffinity(0))
+    turns = channels * len(PERSONAS)
+    cpu_bound = max(turns * (many["bot_cpu_s_per_turn"] + many["fake_cpu_s_per_turn"]) / cores, single["round_s"])
+    print(json.dumps({
+        "cores": cores,
+        "bot_cpu_ms_per_turn": round(many["bot_cpu_s_per_turn"] * 1000, 2),
+        "fake_model_cpu_ms_per_turn": round(many["fake_cpu_s_per_turn"] * 1000, 2),
+        "cpu_bound_round_s": round(cpu_bound, 3),
+        "cpu_bound_ratio": round(cpu_bound / single["round_s"], 2),
+    }))
     # Per post, in one channel: time from the human message to the post, minus the model's 300 ms.
     overhead_ms = single["overhead_s"] * 1000
     return {
