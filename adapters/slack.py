@@ -331,10 +331,18 @@ class SlackAdapter(Adapter):
         handler = AsyncSocketModeHandler(self.app, app_token, web_client=self.client,
                                          ping_interval=self.settings.ping_interval_s)
         try:
+            # The first URL is asked for here, not by slack-sdk: its client retries every failure to
+            # get one for ever, a refused token included, so a start would hang instead of saying
+            # what to fix. Later reconnects are the library's (with this token, known good).
+            opened = await self.client.apps_connections_open(app_token=app_token)
+            handler.client.wss_uri = opened["url"]
             await handler.connect_async()
         except SlackApiError as error:
             await handler.close_async()
             code = _error_code(error)
+            if _adapter_error(error, "apps.connections.open").retryable:
+                # Slack's own trouble (5xx, rate limited): the start is tried again.
+                raise AdapterError(f"Slack could not open a Socket Mode connection just now ({code or 'no answer'})") from None
             raise AdapterError(f"Slack refused the Socket Mode connection ({code}): check TROUPE_SLACK_APP_TOKEN "
                                "(an xapp- token with connections:write) and that Socket Mode is enabled",
                                retryable=False) from None

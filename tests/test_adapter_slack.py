@@ -151,6 +151,35 @@ async def test_a_slack_outage_at_start_up_is_waited_out(tmp_path: Path, caplog: 
             await started.app.stop()
 
 
+async def test_slack_trouble_opening_socket_mode_is_waited_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """apps.connections.open answers 503 beyond the client library's own retries: the start is tried
+    again a moment later, and the bot then hears and answers as usual."""
+    async with new_fake() as fake:
+        fake.fail_next("apps.connections.open", status=503, times=4)
+        started = await start_bot(tmp_path, fake)
+        try:
+            assert "Slack could not open a Socket Mode connection just now (fatal_error)" in caplog.text
+            assert "trying again" in caplog.text
+            await with_team(started, PERSONAS[:1])
+            posts = await started.say("Morning, how is the release looking?", expect=1)
+            assert posts[0]["username"].startswith(PERSONAS[0])
+        finally:
+            await started.app.stop()
+
+
+async def test_a_wrong_app_token_stops_the_start_with_what_to_fix(tmp_path: Path) -> None:
+    from adapters.base import AdapterError
+
+    async with new_fake() as fake:
+        # A well-formed app token Slack does not know (another app's, or a revoked one).
+        settings = slack_settings(tmp_path, fake, slack={"app_token": "xapp-1-A0WRONG-0-not-this-app"})
+        app = TroupeApp(settings)
+        with pytest.raises(AdapterError, match="refused the Socket Mode connection \\(invalid_auth\\).*TROUPE_SLACK_APP_TOKEN"):
+            await asyncio.wait_for(app.start([SlackAdapter(settings)]), 10)
+        assert [m for m, _ in fake.calls].count("apps.connections.open") == 1, "a refused token is not tried again"
+        await app.stop()
+
+
 async def test_three_personas_answer_under_their_own_names_and_icons(bot: Bot) -> None:
     await with_team(bot)
     posts = await bot.say("Morning all, how is the release looking?", expect=3)
