@@ -581,6 +581,7 @@ async def _export(console: Console, key: str | None, fmt: str, out: Path | None)
             console.print(f"[red]error:[/] {escape(found)}", soft_wrap=True)
             return EXIT_BAD_INPUT
         stored = await storage.load_world(found.id)
+        log = await storage.read_events(found.id)
     except StorageError as error:
         console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
         return EXIT_BAD_INPUT
@@ -592,7 +593,7 @@ async def _export(console: Console, key: str | None, fmt: str, out: Path | None)
         console.print(f"[red]error:[/] the stored world {escape(found.name)!r} could not be read: {escape(str(error))}",
                       soft_wrap=True)
         return 1
-    filename, body = render_export(world, fmt, _export_model_name(stored.events, settings))
+    filename, body = render_export(world, fmt, _export_model_name(log, settings), log)
     if out is None:
         sys.stdout.write(body.decode())
         sys.stdout.flush()
@@ -603,7 +604,7 @@ async def _export(console: Console, key: str | None, fmt: str, out: Path | None)
     except OSError as error:
         console.print(f"[red]error:[/] could not write {escape(str(target))}: {escape(str(error))}", soft_wrap=True)
         return EXIT_BAD_INPUT
-    console.print(f"Exported “{escape(found.name)}” ({len(world.events)} events, {fmt}) to {escape(str(target))}",
+    console.print(f"Exported “{escape(found.name)}” ({len(log)} events, {fmt}) to {escape(str(target))}",
                   soft_wrap=True)
     return 0
 

@@ -148,7 +148,7 @@ class Moderation:
             f"World “{world.name}”: {state}{thinking}; {self.app.model_label}.",
             f"Personas: {people}.",
             f"Policy: {session.config.policy}, {session.config.exchanges} persona exchange(s) after each message.",
-            f"Step {world.clock.step}, {len(world.events)} events; observed: {observed}.",
+            f"Step {world.clock.step}, {world.event_count} events; observed: {observed}.",
         ]
         return Reply("\n".join(lines))
 
@@ -334,8 +334,9 @@ class Moderation:
     async def _export(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         world = session.world
         fmt = cmd.args["format"]
-        filename, body = render_export(world, fmt, self.app.model_name)
-        return Reply(f"Export of “{world.name}” ({len(world.events)} events) as {fmt}.", file=(filename, body))
+        log = await session.whole_log()
+        filename, body = render_export(world, fmt, self.app.model_name, log)
+        return Reply(f"Export of “{world.name}” ({len(log)} events) as {fmt}.", file=(filename, body))
 
     async def _usage(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         ledger = self.app.stack.ledger

@@ -23,6 +23,7 @@ from adapters.base import Adapter, ChannelRef, Identity, UserRef
 from bots.outbox import Outbox
 from bots.storage import (
     RECENT_EPISODES_HELD,
+    RECENT_EVENTS_HELD,
     AuditRecord,
     MemoryWrite,
     OutboxEntry,
@@ -51,6 +52,10 @@ from simulation.turn_taking import make_policy
 from simulation.world import TinyWorld, WorldState
 
 log = logging.getLogger(__name__)
+
+#: Platform ids of the latest human messages a session remembers hearing, so a message seen again
+#: (a catch-up after a restart, a redelivered event) is not heard twice.
+HEARD_IDS_HELD = 10_000
 
 
 @functools.cache
@@ -132,7 +137,8 @@ class ChannelSession:
         self.lock = asyncio.Lock()
         self._runner: asyncio.Task | None = None
         self._steps_left = 0
-        self._persisted_events = len(world.events)
+        #: Events of the world's log that are stored (its ``event_count`` at the last write).
+        self._persisted_events = world.event_count
         #: Per persona, what its stored memory looks like (``_mark``) and how many of its episodes
         #: are stored: a write carries only what changed since.
         self._memory_marks: dict[str, tuple[int, str]] = {a.name: self._mark(a) for a in world.agents}
@@ -182,12 +188,24 @@ class ChannelSession:
             meta = {"message_id": message_id, "user_id": user.id} if message_id is not None else None
             event = await self.world.broadcast(text, user.name, meta=meta)
             if message_id is not None:
-                self._heard_ids[message_id] = None
+                self._note_heard(message_id)
                 self.last_heard_id = message_id
             await self._write()
             self._steps_left = 1 + self.config.exchanges
         self.kick()
         return event
+
+    async def whole_log(self) -> list[Event]:
+        """The world's whole event log: the stored events before those it holds, then those."""
+        if self.world.events_first == 0:
+            return list(self.world.events)
+        stored = await self.services.storage.read_events(self.record.id)
+        return stored[: self.world.events_first] + self.world.events
+
+    def _note_heard(self, message_id: str) -> None:
+        self._heard_ids[message_id] = None
+        if len(self._heard_ids) > HEARD_IDS_HELD:  # the oldest goes; catching up reads recent history
+            del self._heard_ids[next(iter(self._heard_ids))]
 
     def heard(self, message_id: str) -> bool:
         """This platform message is already part of the world."""
@@ -197,7 +215,7 @@ class ChannelSession:
         for event in self.world.events:
             message_id = event.meta.get("message_id") if event.kind is EventKind.STIMULUS else None
             if message_id:
-                self._heard_ids[str(message_id)] = None
+                self._note_heard(str(message_id))
                 self.last_heard_id = str(message_id)
 
     async def _redact_secrets(self, user: UserRef, text: str) -> str:
@@ -484,7 +502,7 @@ class ChannelSession:
         """Store what changed since the last write: events, memories, outbox, usage, clock."""
         # Sessions wake together when a group commit settles; encoding a step is a slice of CPU.
         await fair_turn()
-        new_events = self.world.events[self._persisted_events :]
+        new_events = self.world.events_since(self._persisted_events)
         outbox = [await self._verify(e) for e in new_events if e.kind is EventKind.ACTION and e.type == "TALK"]
         # From here to the write nothing yields: the memories written are the ones just looked at.
         memories: dict[str, MemoryWrite] = {}
@@ -503,7 +521,11 @@ class ChannelSession:
             usage=self._usage_rows(),
         )
         stored = await self.services.storage.write_step(write)
-        self._persisted_events = len(self.world.events)
+        self._persisted_events = self.world.event_count
+        if len(self.world.events) >= RECENT_EVENTS_HELD + RECENT_EVENTS_HELD // 4:
+            # The log's stored past is let go as a restart would, a batch at a time (exports read
+            # it from storage).
+            self.world.forget_events_before(min(self._persisted_events, self.world.event_count - RECENT_EVENTS_HELD))
         self._memory_marks.update(marks)
         for name, memory in memories.items():
             self._stored_episodes[name] = memory.first + len(memory.episodes)
@@ -668,5 +690,6 @@ def world_state_from_storage(stored: Any) -> WorldState:
         "policy": record.policy or {"kind": SessionConfig.model_validate(record.config).policy},
         "agents": agents,
         "events": stored.events,
+        "events_first": stored.events_first,
     }
     return WorldState.model_validate(data)

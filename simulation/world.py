@@ -51,7 +51,9 @@ class WorldState(BaseModel):
     clock: SimulatedClock
     policy: TurnTakingPolicy
     agents: list[AgentState]
+    #: The event log, or its recent part: ``events_first`` events came before ``events[0]``.
     events: list[Event] = Field(default_factory=list)
+    events_first: int = Field(default=0, ge=0)
 
 
 class TinyWorld:
@@ -74,7 +76,10 @@ class TinyWorld:
         self.targeted_talk: TargetedTalk = targeted_talk
         self.situation = situation
         self.clock = clock or SimulatedClock()
+        #: The event log, or (in a long-lived world restored from storage) its recent part.
         self.events: list[Event] = []
+        #: How many events came before ``events[0]`` (kept by whoever stored them).
+        self.events_first = 0
         self._agents: list[TinyPerson] = []
         self._observers: list[Observer] = []
         self._turn_listeners: list[TurnListener] = []
@@ -153,7 +158,23 @@ class TinyWorld:
         await self._notify(self._observers, event)
 
     def _event(self, **fields: Any) -> Event:
-        return Event(id=len(self.events) + 1, step=self.clock.step, time=self.clock.now, **fields)
+        return Event(id=self.event_count + 1, step=self.clock.step, time=self.clock.now, **fields)
+
+    @property
+    def event_count(self) -> int:
+        """Events in the world's whole life, held or not (event ids run from 1 to this)."""
+        return self.events_first + len(self.events)
+
+    def events_since(self, count: int) -> list[Event]:
+        """The events after the first ``count`` (those with ids above ``count``)."""
+        return self.events[max(count - self.events_first, 0) :]
+
+    def forget_events_before(self, count: int) -> None:
+        """Stop holding the first ``count`` events of the log (the caller has them stored)."""
+        drop = min(max(count - self.events_first, 0), len(self.events))
+        if drop:
+            del self.events[:drop]
+            self.events_first += drop
 
     # -- stimuli from outside -----------------------------------------------------------------
 
@@ -335,7 +356,7 @@ class TinyWorld:
             )
             events.append(event)
         # Emitted one after another right away, so ids follow the log's current end.
-        return _renumber(events, len(self.events) + 1)
+        return _renumber(events, self.event_count + 1)
 
     async def _notice(self, agent: TinyPerson, error: LLMError) -> Event:
         if isinstance(error, ContentFilteredError):
@@ -378,6 +399,7 @@ class TinyWorld:
             policy=self.policy.model_copy(deep=True),
             agents=[a.state() for a in self._agents],
             events=list(self.events),
+            events_first=self.events_first,
         )
 
     def to_json(self) -> str:
@@ -403,6 +425,7 @@ class TinyWorld:
         for agent_state in state.agents:
             world.add_agent(TinyPerson.from_state(agent_state, model, world_name=state.name))
         world.events = list(state.events)
+        world.events_first = state.events_first
         return world
 
     @classmethod

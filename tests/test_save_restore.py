@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -114,5 +115,66 @@ async def test_a_restarted_persona_holds_its_recent_past_and_lives_on(tmp_path):
     try:
         again = third.app.sessions.get("memory:general").world.find("Priya Nair")
         assert again.episodic.count == priya.episodic.count > lived
+    finally:
+        await third.app.stop()
+
+
+async def test_a_long_event_log_is_held_in_part_exported_whole_and_numbered_on(tmp_path):
+    """A channel with thousands of events: a restarted bot and a running one hold the log's recent
+    part, exports still carry every event, and new events continue its numbering with no gap."""
+    import csv
+    import io
+
+    from bots.storage import RECENT_EVENTS_HELD, StepWrite
+    from bots.storage.sqlite import SQLiteStorage
+    from simulation.events import Event, EventKind
+    from tests.bot_support import demo_settings, start_bot
+
+    settings = demo_settings(tmp_path, default_exchanges=0)
+    first = await start_bot(settings)
+    await first.command("start Long room")
+    for name in ("Priya Nair", "Tomasz Kowalski", "Amara Okafor", "Diego Hernández", "Henrik Lindqvist"):
+        await first.command(f"persona add {name}")
+    await first.say("Kick-off: what should we build first?")
+    world_id = first.app.sessions.get("memory:general").record.id
+    await first.app.stop()
+    # Months of talk among the people in the channel, as the log holds it.
+    storage = SQLiteStorage(settings.database_path)
+    await storage.open()
+    last = (await storage.load_world(world_id)).events[-1]
+    history = [Event(id=last.id + n, kind=EventKind.STIMULUS, step=last.step, time=last.time, source="Sam",
+                     type="CONVERSATION", content=f"Old message {n}") for n in range(1, 2000)]
+    await storage.write_step(StepWrite(world_id=world_id, events=history))
+    await storage.close()
+    total = history[-1].id
+
+    second = await start_bot(settings)
+    try:
+        world = second.app.sessions.get("memory:general").world
+        # Loaded: the last 1,000 events (the answer owed to the last message is added after them).
+        assert world.events_first == total - RECENT_EVENTS_HELD and world.events[0].content == "Old message 1000"
+        await second.app.wait_idle()
+        assert f"{world.event_count} events" in await second.reply("status")
+        for n in range(25):
+            await second.say(f"Back again, round {n}: where did we land?")
+        assert world.event_count > total + 250
+        assert len(world.events) < RECENT_EVENTS_HELD * 5 // 4, "the running bot let go of its stored past"
+        assert [e.id for e in world.events] == list(range(world.events_first + 1, world.event_count + 1))
+        text = (await second.command("export csv"))[0].text
+        assert f"({world.event_count} events)" in text
+        exported = Path(text.rsplit("Saved to ", 1)[1].rstrip(".")).read_text()
+        rows = list(csv.reader(io.StringIO(exported), strict=True))[2:]
+        assert [int(r[0]) for r in rows] == list(range(1, world.event_count + 1))
+        assert rows[last.id][7] == "Old message 1" and rows[-1][7] == world.events[-1].content
+        count = world.event_count
+    finally:
+        await second.app.stop()
+    third = await start_bot(settings)
+    try:
+        again = third.app.sessions.get("memory:general").world
+        assert again.event_count == count and len(again.events) == RECENT_EVENTS_HELD
+        await third.app.wait_idle()
+        reply = [p for p in await third.say("Priya, anything to add?") if p.kind == "post"]
+        assert reply and again.events[-1].id > count
     finally:
         await third.app.stop()

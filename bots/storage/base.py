@@ -123,6 +123,9 @@ class AuditRecord(BaseModel):
 #: checks). Older ones, already folded into its summary, stay in storage: a restored persona is
 #: loaded without them, and a running one lets them go once they are stored.
 RECENT_EPISODES_HELD = 200
+#: Events of a world's log it holds (its recent part, for transcripts, summaries and catching up);
+#: the whole log stays in storage, for exports (``Storage.read_events``).
+RECENT_EVENTS_HELD = 1000
 
 
 class MemoryWrite(BaseModel):
@@ -161,16 +164,18 @@ class StepWrite(BaseModel):
 
 
 class StoredWorld(BaseModel):
-    """A world as loaded back: its record, personas in order, memories and the whole event log.
+    """A world as loaded back: its record, personas in order, memories and its recent events.
 
     Each memory carries its persona as stored in the persona record, and holds its recent past
-    (episodes before ``episodic.first`` stay in storage).
+    (episodes before ``episodic.first`` stay in storage). ``events`` are the last
+    ``RECENT_EVENTS_HELD`` of the log; ``events_first`` came before them (``read_events``).
     """
 
     record: WorldRecord
     personas: list[PersonaRecord]
     memories: dict[str, AgentState]
     events: list[Event]
+    events_first: int = 0
     usage: list[UsageRow] = Field(default_factory=list)
 
 
@@ -207,7 +212,11 @@ class Storage(ABC):
 
     @abstractmethod
     async def load_world(self, world_id: str) -> StoredWorld:
-        """The world with personas, memories, events and usage. Raises StorageError if unknown."""
+        """The world with personas, memories, recent events and usage. Raises StorageError if unknown."""
+
+    @abstractmethod
+    async def read_events(self, world_id: str) -> list[Event]:
+        """A world's whole event log, oldest first (for exports)."""
 
     @abstractmethod
     async def update_world(self, world_id: str, **fields: Any) -> None:

@@ -36,6 +36,7 @@ from bots.storage.base import (
     OutboxEntry,
     OutboxStatus,
     RECENT_EPISODES_HELD,
+    RECENT_EVENTS_HELD,
     PersonaRecord,
     StepWrite,
     Storage,
@@ -272,6 +273,13 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 SELECT_EVENTS = """
 SELECT id, kind, step, time, source, type, content, target, recipients, model, meta
 FROM events WHERE world_id = ? ORDER BY id
+"""
+#: The last ``RECENT_EVENTS_HELD`` events of a world's log (ids run from 1 without gaps).
+SELECT_RECENT_EVENTS = f"""
+SELECT id, kind, step, time, source, type, content, target, recipients, model, meta
+FROM events WHERE world_id = ?1
+    AND id > coalesce((SELECT max(id) FROM events WHERE world_id = ?1), 0) - {RECENT_EVENTS_HELD}
+ORDER BY id
 """
 
 OUTBOX_COLUMNS = (
@@ -867,7 +875,7 @@ class SQLiteStorage(Storage):
                     memories = await reader.execute_fetchall(SELECT_MEMORIES, (world_id,))
                     episodes = {name: await reader.execute_fetchall(SELECT_EPISODES_FROM, (world_id, name, first))
                                 for name, _, first in memories}
-                    events = await reader.execute_fetchall(SELECT_EVENTS, (world_id,))
+                    events = await reader.execute_fetchall(SELECT_RECENT_EVENTS, (world_id,))
                     usage = await reader.execute_fetchall(SELECT_USAGE, (world_id,))
                 finally:
                     await _rollback_quietly(reader)
@@ -879,8 +887,12 @@ class SQLiteStorage(Storage):
             personas=records,
             memories=_memories_from_rows(world_id, records, memories, episodes),
             events=[_event_from_row(row) for row in events],
+            events_first=events[0][0] - 1 if events else 0,
             usage=[_usage_from_row(row) for row in usage],
         )
+
+    async def read_events(self, world_id: str) -> list[Event]:
+        return [_event_from_row(row) for row in await self._read(SELECT_EVENTS, (world_id,))]
 
     async def update_world(self, world_id: str, **fields: Any) -> None:
         if not fields:
