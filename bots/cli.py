@@ -550,7 +550,7 @@ async def _backup(console: Console, target: Path, force: bool) -> int:
 
 async def _export(console: Console, key: str | None, fmt: str, out: Path | None) -> int:
     """List the stored worlds (no ``key``) or export one; messages go to ``console`` (stderr)."""
-    from bots.exports import render_export
+    from bots.exports import as_posted, render_export
     from bots.session import world_state_from_storage
     from bots.storage import StorageError
     from bots.storage.sqlite import SQLiteStorage
@@ -581,7 +581,8 @@ async def _export(console: Console, key: str | None, fmt: str, out: Path | None)
             console.print(f"[red]error:[/] {escape(found)}", soft_wrap=True)
             return EXIT_BAD_INPUT
         stored = await storage.load_world(found.id)
-        log = await storage.read_events(found.id)
+        # The machine's operator: thoughts and memories included, words as they were posted.
+        log = as_posted(await storage.read_events(found.id), await storage.outbox_entries(found.id), thoughts=True)
     except StorageError as error:
         console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
         return EXIT_BAD_INPUT
@@ -593,7 +594,7 @@ async def _export(console: Console, key: str | None, fmt: str, out: Path | None)
         console.print(f"[red]error:[/] the stored world {escape(found.name)!r} could not be read: {escape(str(error))}",
                       soft_wrap=True)
         return 1
-    filename, body = render_export(world, fmt, _export_model_name(log, settings), log)
+    filename, body = render_export(world, fmt, _export_model_name(log, settings), log, moderator=True)
     if out is None:
         sys.stdout.write(body.decode())
         sys.stdout.flush()

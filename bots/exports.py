@@ -1,4 +1,9 @@
-"""A world's conversation as a file (JSON, CSV or Markdown), for the `export` command and `troupe export`."""
+"""A world's conversation as a file (JSON, CSV or Markdown), for the `export` command and `troupe export`.
+
+An export is the channel's record: persona words as they were posted (redacted, rewritten or edited
+by a moderator), never the text verification held back or refused. Thoughts and the personas'
+memories are for moderators (who may observe them anyway); anyone else gets the conversation.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,9 @@ import csv
 import io
 import json
 
+from collections.abc import Iterable
+
+from bots.storage import OutboxEntry, OutboxStatus
 from simulation.events import Event, EventKind
 from simulation.world import TinyWorld
 
@@ -17,18 +25,42 @@ def simulated_note(model_name: str) -> str:
     return f"Simulated conversation; answers may not reflect what real people think. Model: {model_name}."
 
 
-def render_export(world: TinyWorld, fmt: str, model_name: str, log: list[Event] | None = None) -> tuple[str, bytes]:
-    """(file name, content) of ``world``'s conversation in ``fmt``. ``log`` is its whole event log
-    when the world holds only the recent part (``world.events_first``)."""
+#: Outbox states whose text the channel never saw.
+_WITHHELD = (OutboxStatus.HELD, OutboxStatus.BLOCKED)
+
+
+def as_posted(log: Iterable[Event], posts: Iterable[OutboxEntry], *, thoughts: bool) -> list[Event]:
+    """The log as the channel saw it: each persona's words replaced by the text that went out, words
+    held or refused left out, and thoughts only when ``thoughts``."""
+    by_event = {entry.event_id: entry for entry in posts}
+    shown = []
+    for event in log:
+        if event.kind is EventKind.ACTION and event.type == "THINK" and not thoughts:
+            continue
+        if event.kind is EventKind.ACTION and event.type == "TALK" and (entry := by_event.get(event.id)):
+            if entry.status in _WITHHELD:
+                continue
+            if entry.text != event.content:
+                event = event.model_copy(update={"content": entry.text})
+        shown.append(event)
+    return shown
+
+
+def render_export(
+    world: TinyWorld, fmt: str, model_name: str, log: list[Event], *, moderator: bool
+) -> tuple[str, bytes]:
+    """(file name, content) of ``world``'s conversation in ``fmt``. ``log`` is the whole event log as
+    posted (``as_posted``); ``moderator`` adds the personas' memories to a JSON export."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose json, csv or md")
-    events = world.events if log is None else log
+    events = log
     note = simulated_note(model_name)
     if fmt == "json":
         data = json.loads(world.to_json())
-        if log is not None:
-            data["events"] = [json.loads(e.model_dump_json()) for e in log]
-            data["events_first"] = 0
+        data["events"] = [json.loads(e.model_dump_json()) for e in log]
+        data["events_first"] = 0
+        if not moderator:
+            data["agents"] = [{"name": agent.name} for agent in world.agents]
         data["note"] = note
         body = json.dumps(data, indent=1, ensure_ascii=False)
     elif fmt == "csv":

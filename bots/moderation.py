@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adapters.base import Card, CommandInvocation
-from bots.exports import render_export
+from bots.exports import as_posted, render_export
 from bots.commands import Command, CommandError, help_text, parse_command
 from bots.permissions import ModeratorPolicy
 from bots.research import Research
 from simulation.llm.errors import LLMError
 from config import CONFIG_DIR
-from bots.storage import AuditRecord, OutboxEntry, OutboxStatus, StorageError, WorldStatus
+from bots.storage import AuditRecord, NotStoredError, OutboxEntry, OutboxStatus, StorageError, WorldStatus
 from simulation.events import EventKind
 from simulation.persona import PersonaError, PersonaSpec, bundled_personas, find_bundled_persona, load_persona, parse_persona_text
 from simulation.scenario import ScenarioError, load_scenario, resolve_persona
@@ -274,8 +274,11 @@ class Moderation:
 
     async def _decide(self, inv: CommandInvocation, entry_id: int, status: OutboxStatus, action: str,
                       text: str | None = None) -> OutboxEntry:
-        entry = await self.app.storage.get_outbox(entry_id)
-        if entry.channel_key != inv.channel.key:
+        try:
+            entry = await self.app.storage.get_outbox(entry_id)
+        except NotStoredError:
+            entry = None
+        if entry is None or entry.channel_key != inv.channel.key:
             raise CommandError(f"there is no held message #{entry_id} in this channel; `review` lists them")
         if entry.status is not OutboxStatus.HELD:
             raise CommandError(f"message #{entry_id} is not waiting for review (it is {entry.status.value})")
@@ -334,8 +337,10 @@ class Moderation:
     async def _export(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         world = session.world
         fmt = cmd.args["format"]
-        log = await session.whole_log()
-        filename, body = render_export(world, fmt, self.app.model_name, log)
+        moderator = self.permissions.is_moderator(inv.user, inv.channel.platform)
+        posts = await self.app.services.storage.outbox_entries(session.record.id)
+        log = as_posted(await session.whole_log(), posts, thoughts=moderator)
+        filename, body = render_export(world, fmt, self.app.model_name, log, moderator=moderator)
         return Reply(f"Export of “{world.name}” ({len(log)} events) as {fmt}.", file=(filename, body))
 
     async def _usage(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:

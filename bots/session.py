@@ -135,6 +135,7 @@ class ChannelSession:
         self.services = services
         self.config = SessionConfig.model_validate(record.config)
         self.lock = asyncio.Lock()
+        self._writing = asyncio.Lock()
         self._runner: asyncio.Task | None = None
         self._steps_left = 0
         #: Events of the world's log that are stored (its ``event_count`` at the last write).
@@ -478,19 +479,20 @@ class ChannelSession:
                 targeted_talk=self.world.targeted_talk,
                 situation=self.world.situation,
             )
-            await self.services.storage.reset_world(
-                self.record.id, clock=fresh.clock.model_dump(mode="json"), policy=fresh.policy.model_dump()
-            )
-            self.world = fresh
-            fresh.subscribe(self._on_event)
-            fresh.on_turn_start(self._on_turn_start)
-            fresh.on_turn_end(self._on_turn_end)
-            fresh.on_memory_work(self._on_memory_work)
-            self._persisted_events = 0
-            self._steps_left = 0
-            self._memory_marks = {}
-            self._stored_episodes = {}
-            await self._write()
+            async with self._writing:  # no write of the old world lands after this
+                await self.services.storage.reset_world(
+                    self.record.id, clock=fresh.clock.model_dump(mode="json"), policy=fresh.policy.model_dump()
+                )
+                self.world = fresh
+                fresh.subscribe(self._on_event)
+                fresh.on_turn_start(self._on_turn_start)
+                fresh.on_turn_end(self._on_turn_end)
+                fresh.on_memory_work(self._on_memory_work)
+                self._persisted_events = 0
+                self._steps_left = 0
+                self._memory_marks = {}
+                self._stored_episodes = {}
+                await self._write_now()
 
     # -- persistence --------------------------------------------------------------------------
 
@@ -499,7 +501,16 @@ class ChannelSession:
         return (agent.episodic.count + agent.episodic.consolidated_until, agent.cognitive_state.model_dump_json())
 
     async def _write(self, step_events: list[Event] | None = None) -> list[OutboxEntry]:
-        """Store what changed since the last write: events, memories, outbox, usage, clock."""
+        """Store what changed since the last write: events, memories, outbox, usage, clock.
+
+        One write at a time: not every caller holds the session lock (a focus group adds its
+        questions between turns, a fold is stored when it is done), and two writes taking the same
+        new events would check and post them twice.
+        """
+        async with self._writing:
+            return await self._write_now()
+
+    async def _write_now(self) -> list[OutboxEntry]:
         # Sessions wake together when a group commit settles; encoding a step is a slice of CPU.
         await fair_turn()
         new_events = self.world.events_since(self._persisted_events)
@@ -521,7 +532,8 @@ class ChannelSession:
             usage=self._usage_rows(),
         )
         stored = await self.services.storage.write_step(write)
-        self._persisted_events = self.world.event_count
+        # Events added while this write was checked and stored are the next write's.
+        self._persisted_events += len(new_events)
         if len(self.world.events) >= RECENT_EVENTS_HELD + RECENT_EVENTS_HELD // 4:
             # The log's stored past is let go as a restart would, a batch at a time (exports read
             # it from storage).

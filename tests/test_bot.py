@@ -307,3 +307,21 @@ async def test_demo_model_posts_carry_the_demo_label(testbot):
     session = testbot.app.sessions.get("memory:general")
     entries = await testbot.app.storage.outbox_entries(session.record.id)
     assert entries and all(e.identity["tag"] == "demo model" for e in entries)
+
+
+async def test_every_event_is_stored_even_when_one_arrives_while_a_write_is_in_flight(testbot):
+    """Focus groups add their questions while the replies before them are still being checked and
+    stored; the event log keeps every one of them (ids with no gap, each question there)."""
+    from bots.storage.sqlite import SQLiteStorage
+
+    await team(testbot, "general")
+    for n in range(8):  # enough that memories are folded while the focus groups run
+        await testbot.say(f"hello all, {n}")
+    for _ in range(3):
+        await testbot.command('focus "Remote or office?" --rounds 2')
+    session = testbot.app.sessions.get("memory:general")
+    held = [(e.id, e.content) for e in session.world.events]
+    stored = await testbot.app.services.storage.read_events(session.record.id)
+    assert [(e.id, e.content) for e in stored] == held
+    assert [e.id for e in stored] == list(range(1, len(stored) + 1))
+    assert isinstance(testbot.app.services.storage, SQLiteStorage)

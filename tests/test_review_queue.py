@@ -104,3 +104,59 @@ async def test_a_failing_verifier_holds_instead_of_posting(tmp_path):
     (entry,) = await testbot.app.storage.held_outbox("memory:general")
     assert "verification error: classifier crashed" in entry.verdict["reasons"]
     await testbot.app.stop()
+
+
+class RedactPriyaHoldHenrik(HoldHenrik):
+    """Also rewrites Priya's words, as the personal-data check does."""
+
+    async def verify(self, text: str, context: VerificationContext) -> Verdict:
+        if context.persona == "Priya Nair":
+            return Verdict(action=VerdictAction.REWRITE, text="Priya's words, [email removed].", reasons=["pii"])
+        return await super().verify(text, context)
+
+
+async def test_exports_hold_what_was_posted_not_what_verification_kept_back(tmp_path):
+    import csv
+    import io
+    import json
+    from pathlib import Path
+
+    testbot = await start_bot(demo_settings(tmp_path), verifier=RedactPriyaHoldHenrik())
+    try:
+        await testbot.command("start Budget")
+        await testbot.command("persona add Priya Nair")
+        await testbot.command("persona add Henrik Lindqvist")
+        await testbot.command("policy everyone --exchanges 0")
+        await testbot.say("Can we afford a second designer?")
+        await testbot.say("And a third one?")
+        first, second = await held(testbot)
+        await testbot.command(f"edit {first.id} Let's look at the numbers together on Monday.")
+        await testbot.command(f"reject {second.id}")
+        world = testbot.app.sessions.get("memory:general").world
+        raw = [e.content for e in world.events if e.type == "TALK"]
+
+        bodies = {}
+        for fmt, who in (("md", {}), ("csv", {}), ("json", {}), ("csv", {"user": "guest", "user_is_moderator": False}),
+                         ("json", {"user": "guest", "user_is_moderator": False})):
+            text = (await testbot.command(f"export {fmt}", **who))[0].text
+            bodies[(fmt, bool(who))] = Path(text.rsplit("Saved to ", 1)[1].rstrip(".")).read_text()
+        for (fmt, guest), body in bodies.items():
+            assert body.count("Priya's words, [email removed].") == 2
+            assert "Let's look at the numbers together on Monday." in body
+            if guest or fmt == "md":  # (a moderator's thoughts and memories quote what was heard)
+                assert not any(text in body for text in raw), "no word the channel did not see"
+        moderator_csv = list(csv.reader(io.StringIO(bodies[("csv", False)])))[2:]
+        guest_csv = list(csv.reader(io.StringIO(bodies[("csv", True)])))[2:]
+        assert any(row[4] == "THINK" for row in moderator_csv)
+        assert not any(row[4] == "THINK" for row in guest_csv), "thoughts are for moderators"
+        guest_json = json.loads(bodies[("json", True)])
+        assert guest_json["agents"] == [{"name": "Priya Nair"}, {"name": "Henrik Lindqvist"}]
+        assert "episodic" in json.loads(bodies[("json", False)])["agents"][0]
+    finally:
+        await testbot.app.stop()
+
+
+async def test_deciding_on_a_message_that_does_not_exist_says_so(bot):
+    for command in ("approve 999", "reject 999", "edit 999 hello"):
+        text = (await bot.command(command))[0].text
+        assert "there is no held message #999 in this channel; `review` lists them" in text

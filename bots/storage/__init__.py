@@ -3,6 +3,7 @@
 from bots.storage.base import (
     AuditRecord,
     MemoryWrite,
+    NotStoredError,
     OutboxEntry,
     OutboxStatus,
     RECENT_EPISODES_HELD,
@@ -20,6 +21,7 @@ from bots.storage.base import (
 __all__ = [
     "AuditRecord",
     "MemoryWrite",
+    "NotStoredError",
     "OutboxEntry",
     "OutboxStatus",
     "RECENT_EPISODES_HELD",

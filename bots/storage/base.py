@@ -27,6 +27,10 @@ class StorageError(Exception):
     """The database could not do what was asked (corrupt file, newer schema, disk full...)."""
 
 
+class NotStoredError(StorageError, LookupError):
+    """What was asked for by id is not in the database (a mistyped id, a message of another world)."""
+
+
 class WorldStatus(str, Enum):
     ACTIVE = "active"
     PAUSED = "paused"

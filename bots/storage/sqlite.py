@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from bots.storage.base import (
     AuditRecord,
     MemoryWrite,
+    NotStoredError,
     OutboxEntry,
     OutboxStatus,
     RECENT_EPISODES_HELD,
@@ -1010,7 +1011,7 @@ class SQLiteStorage(Storage):
     async def get_outbox(self, entry_id: int) -> OutboxEntry:
         rows = await self._read(SELECT_OUTBOX, (entry_id,))
         if not rows:
-            raise StorageError(f"no outbox entry with id {entry_id}")
+            raise NotStoredError(f"no outbox entry with id {entry_id}")
         return _outbox_from_row(rows[0])
 
     async def held_outbox(self, channel_key: str) -> list[OutboxEntry]:
