@@ -50,7 +50,7 @@ class TroupeApp:
     ) -> None:
         self.settings = settings
         self.stack = stack or build_model(settings)
-        self.storage = storage or SQLiteStorage(settings.database_path)
+        self.storage = storage or SQLiteStorage(settings.database_path, single_writer=True)
         self.adapters: dict[str, Adapter] = {}
         self._tasks: set[asyncio.Task] = set()
         #: Set while no task runs and no received event waits: ``wait_idle`` returns at once.

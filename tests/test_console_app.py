@@ -103,3 +103,27 @@ async def test_messages_after_a_restart_are_heard(tmp_path):
     assert "(demo model): " in out, "the personas answered the new message"
     exported = next((tmp_path / "data" / "exports").glob("*.md")).read_text()
     assert "First run: hello all" in exported and "Second run: still there?" in exported
+
+
+async def test_a_second_console_on_the_same_data_folder_is_refused_with_what_to_do(tmp_path):
+    """Two processes running the same worlds would number events from the same counts and one's
+    writes would lose to the other's: the second is refused while the first runs, not after."""
+    from bots.storage.sqlite import SQLiteStorage
+
+    env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
+    await troupe("console", "--script", str(script(tmp_path, "First message")), env=env)
+    running = SQLiteStorage(tmp_path / "data" / "troupe.db", single_writer=True)  # the first console, still open
+    await running.open()
+    try:
+        code, out, err = await troupe("console", "--script", str(script(tmp_path, "Priya, from the second terminal")),
+                                      env=env)
+        assert code == 2, out + err
+        assert "is in use by another Troupe process" in out and "TROUPE_DATA_DIR" in out
+        assert "from the second terminal" not in out and "Traceback" not in out + err
+        # Reading is not running: exports and backups still work beside it.
+        code, out, err = await troupe("export", "Team room", "--format", "md", env=env)
+        assert code == 0 and "First message" in out, out + err
+    finally:
+        await running.close()
+    code, out, err = await troupe("console", "--script", str(script(tmp_path, "Back, alone")), env=env)
+    assert code == 0 and "Back, alone" in out, out + err

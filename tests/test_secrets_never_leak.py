@@ -10,7 +10,7 @@ from pathlib import Path
 
 from adapters.slack import SlackAdapter
 from bots.app import TroupeApp
-from bots.exports import render_export
+from bots.exports import as_posted, render_export
 from bots.logs import configure_logging
 from config.settings import Settings
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -56,7 +56,10 @@ async def test_a_whole_run_never_shows_a_secret(tmp_path: Path) -> None:
             await asyncio.sleep(0.5)
             await app.wait_idle()
             session = app.sessions.get("slack:C0GENERAL")
-            exports = [render_export(session.world, fmt, "gpt-4o-mini")[1].decode() for fmt in ("json", "csv", "md")]
+            # A moderator's export: thoughts and memories included.
+            log = as_posted(await session.whole_log(), await app.storage.outbox_entries(session.record.id), thoughts=True)
+            exports = [render_export(session.world, fmt, "gpt-4o-mini", log, moderator=True)[1].decode()
+                       for fmt in ("json", "csv", "md")]
         finally:
             await app.stop()
             root.handlers[:], root.level = saved

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from filelock import FileLock, Timeout
 from pydantic import BaseModel
 
 from bots.storage.base import (
@@ -703,10 +704,16 @@ class _State:
 
 
 class SQLiteStorage(Storage):
-    """``Storage`` in one SQLite file. ``commits`` counts transactions, ``step_writes`` step writes."""
+    """``Storage`` in one SQLite file. ``commits`` counts transactions, ``step_writes`` step writes.
 
-    def __init__(self, path: str | Path) -> None:
+    ``single_writer``: this process runs the worlds stored here (a bot, a console), so no second
+    one may at the same time. Both would number events, memories and posts from the same counts,
+    and one's writes would silently lose to the other's. Readers (export, backup) need no lock.
+    """
+
+    def __init__(self, path: str | Path, *, single_writer: bool = False) -> None:
         self.path = Path(path)
+        self._lock = FileLock(f"{self.path}.lock", timeout=0) if single_writer else None
         self.commits = 0
         self.step_writes = 0
         self._state = _State()
@@ -731,12 +738,18 @@ class SQLiteStorage(Storage):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StorageError(f"cannot create the folder for the database {self.path}: {error}") from error
-        db = await self._connect(writer=True)
+        self._take_lock()
+        try:
+            db = await self._connect(writer=True)
+        except BaseException:
+            self._release_lock()
+            raise
         try:
             await self._migrate(db)
             reader = await self._connect(writer=False)
         except BaseException:
             await db.close()
+            self._release_lock()
             raise
         self._db, self._reader = db, reader
         self._state.opened = True
@@ -766,6 +779,25 @@ class SQLiteStorage(Storage):
                     except sqlite3.Error as error:  # pragma: no cover - nothing left to save
                         log.warning("closing %s: %s", self.path, error)
             self._db = self._reader = None
+            self._release_lock()
+
+    def _take_lock(self) -> None:
+        if self._lock is None:
+            return
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise StorageError(
+                f"{self.path} is in use by another Troupe process (a console or bot on the same data folder). "
+                "Stop that one first, or give this one its own folder (TROUPE_DATA_DIR) or database "
+                "(TROUPE_BOT_DATABASE)."
+            ) from None
+        except OSError as error:
+            raise StorageError(f"cannot lock {self._lock.lock_file}: {error}") from error
+
+    def _release_lock(self) -> None:
+        if self._lock is not None and self._lock.is_locked:
+            self._lock.release()
 
     async def __aenter__(self) -> SQLiteStorage:
         await self.open()
