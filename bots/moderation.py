@@ -298,11 +298,13 @@ class Moderation:
     async def _approve(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         entry = await self._decide(inv, cmd.args["id"], OutboxStatus.PENDING, "approve")
         await self.app.outbox.deliver(entry.channel_key)
+        await session.hear_approved(entry)
         return Reply(f"Approved #{entry.id}: {entry.persona}'s message is posted.", private=True)
 
     async def _edit(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         entry = await self._decide(inv, cmd.args["id"], OutboxStatus.PENDING, "edit", text=cmd.args["text"])
         await self.app.outbox.deliver(entry.channel_key)
+        await session.hear_approved(entry)
         return Reply(f"Posted your version of #{entry.id} as {entry.persona}.", private=True)
 
     async def _reject(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:

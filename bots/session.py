@@ -53,6 +53,8 @@ from simulation.world import TinyWorld, WorldState
 
 log = logging.getLogger(__name__)
 
+#: Verification outcomes a session keeps for words not yet delivered to the other personas.
+VERIFIED_HELD = 1_000
 #: Platform ids of the latest human messages a session remembers hearing, so a message seen again
 #: (a catch-up after a restart, a redelivered event) is not heard twice.
 HEARD_IDS_HELD = 10_000
@@ -156,6 +158,10 @@ class ChannelSession:
         world.on_turn_start(self._on_turn_start)
         world.on_turn_end(self._on_turn_end)
         world.on_memory_work(self._on_memory_work)
+        world.heard_as = self._heard_as
+        #: Verification's outcome for persona words not yet delivered to the other personas, by
+        #: event id: they hear what the channel sees, when it sees it.
+        self._verified: dict[int, OutboxEntry] = {}
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -488,6 +494,8 @@ class ChannelSession:
                 fresh.on_turn_start(self._on_turn_start)
                 fresh.on_turn_end(self._on_turn_end)
                 fresh.on_memory_work(self._on_memory_work)
+                fresh.heard_as = self._heard_as
+                self._verified = {}
                 self._persisted_events = 0
                 self._steps_left = 0
                 self._memory_marks = {}
@@ -543,11 +551,32 @@ class ChannelSession:
             self._stored_episodes[name] = memory.first + len(memory.episodes)
             if (agent := self.world.find(name)) is not None:
                 self._forget_stored_past(agent)
+        for entry in stored:
+            self._verified[entry.event_id] = entry
+        while len(self._verified) > VERIFIED_HELD:  # words nobody was there to hear
+            del self._verified[next(iter(self._verified))]
         await fair_turn()  # and the sessions of a whole group commit wake together here
         for entry in stored:
             if entry.status is OutboxStatus.HELD:
                 await self._report_held(entry)
         return stored
+
+    def _heard_as(self, event: Event) -> str | None:
+        """What the other personas hear of ``event``: the words as posted (redacted, rewritten), or
+        nothing while they wait for a moderator or were refused."""
+        entry = self._verified.pop(event.id, None)
+        if entry is None:
+            return event.content
+        if entry.status in (OutboxStatus.HELD, OutboxStatus.BLOCKED):
+            return None
+        return entry.text
+
+    async def hear_approved(self, entry: OutboxEntry) -> None:
+        """A held message a moderator let through (as it was, or edited) is heard by the other
+        personas now, as posted."""
+        async with self.lock:
+            if entry.event_id > 0 and self.world.deliver_later(entry.event_id, entry.text):
+                await self._write()
 
     def _forget_stored_past(self, agent: TinyPerson) -> None:
         """Let go of a persona's stored, folded, no longer recent episodes, as a restart would: a

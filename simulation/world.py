@@ -80,6 +80,10 @@ class TinyWorld:
         self.events: list[Event] = []
         #: How many events came before ``events[0]`` (kept by whoever stored them).
         self.events_first = 0
+        #: What the others hear of a persona's words: the text to deliver, or None to hold it back.
+        #: Set by whoever checks words before they are said aloud (the bot's verification, which may
+        #: redact or hold them); by default, the words as spoken.
+        self.heard_as: Callable[[Event], str | None] = lambda event: event.content
         self._agents: list[TinyPerson] = []
         self._observers: list[Observer] = []
         self._turn_listeners: list[TurnListener] = []
@@ -318,15 +322,29 @@ class TinyWorld:
                 if not task.done():
                     task.cancel()
         for speaker, event in deliveries:
-            for name in event.recipients:
-                hearer = self.find(name)
-                if hearer is not None:
-                    hearer.listen(event.content, speaker.name, target=event.target, event_id=event.id)
+            self._deliver(speaker.name, event, self.heard_as(event))
         await self._start_memory_work(acted)
         if budget_error is not None:
             produced.append(await self._emit_notice("budget", str(budget_error)))
             raise budget_error
         return produced
+
+    def _deliver(self, speaker: str, event: Event, text: str | None) -> None:
+        if text is None:
+            return
+        for name in event.recipients:
+            hearer = self.find(name)
+            if hearer is not None:
+                hearer.listen(text, speaker, target=event.target, event_id=event.id)
+
+    def deliver_later(self, event_id: int, text: str) -> bool:
+        """Let a persona's words held back at the time (``heard_as``) be heard now, as ``text``.
+        Returns False when the event is not in this world's recent log."""
+        event = next((e for e in reversed(self.events) if e.id == event_id), None)
+        if event is None or event.kind is not EventKind.ACTION or event.type != ActionType.TALK.value:
+            return False
+        self._deliver(event.source, event, text)
+        return True
 
     async def _start_memory_work(self, acted: list[TinyPerson]) -> None:
         """Fold old memories that are due: those who acted, and those who only listened (at a
