@@ -242,6 +242,13 @@ async def _console(console: Console, script: Path | None, empty: bool) -> int:
                 f"Started the world “{SAMPLE_WORLD}” with {', '.join(SAMPLE_PERSONAS)}. "
                 "Say something to them, or /help.",
             )
+        elif (session := app.sessions.get(adapter.channel.key)) is not None:
+            names = ", ".join(a.name for a in session.world.agents) or "no personas yet"
+            paused = "; it is paused (`/resume` lets the personas answer)" if session.paused else ""
+            await adapter.reply_private(
+                adapter.user, adapter.channel,
+                f"Continuing the world “{session.world.name}” with {names}{paused}.",
+            )
         app.listen()
         await app.run_until_disconnected()
     finally:

@@ -153,10 +153,19 @@ class Moderation:
         return Reply("\n".join(lines))
 
     async def _pause(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        if session.paused:
+            return Reply(f"“{session.world.name}” is already paused; `resume` lets personas answer again.", private=True)
         await session.set_status(WorldStatus.PAUSED)
         return Reply("Paused: personas still hear the channel but do not answer until `resume`.")
 
     async def _resume(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        budget = self.app.stack.budget
+        reached = budget.reached(session.world.id) if budget is not None else None
+        if reached is not None:
+            return Reply(f"“{session.world.name}” stays paused: it reached {reached}, or start a new world.",
+                         private=True)
+        if not session.paused:
+            return Reply(f"“{session.world.name}” is not paused: personas are answering.", private=True)
         await session.set_status(WorldStatus.ACTIVE)
         return Reply("Resumed: personas answer again.")
 
@@ -243,7 +252,12 @@ class Moderation:
         # the others hear it but do not chime in, and the answer in the thread is the only reply.
         interview = inv.channel.thread is not None and inv.reply_token is None
         await session.ask(inv.user, agent.name, cmd.args["text"], exchanges=0 if interview else None)
-        return Reply("" if interview else f"Asked {agent.name}.", private=True)
+        if interview:
+            return Reply("", private=True)
+        if session.paused:
+            return Reply(f"Asked {agent.name}; “{session.world.name}” is paused, so the answer comes after `resume`.",
+                         private=True)
+        return Reply(f"Asked {agent.name}.", private=True)
 
     async def _observe(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         agent = session.world.get(cmd.args["name"])

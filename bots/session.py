@@ -484,6 +484,8 @@ class ChannelSession:
                 policy=make_policy(self.config.policy),
                 targeted_talk=self.world.targeted_talk,
                 situation=self.world.situation,
+                # The same world to usage and budgets: what was spent before the reset still counts.
+                id=self.record.id,
             )
             async with self._writing:  # no write of the old world lands after this
                 await self.services.storage.reset_world(
@@ -702,8 +704,9 @@ class ChannelSession:
         self.record.status = WorldStatus.PAUSED
         await self.services.storage.update_world(self.record.id, status=WorldStatus.PAUSED)
         await self._write()
+        said = f"it reached {error.reason}, or start a new world" if error.reason else str(error)
         await self._quietly(
-            self.adapter.post(self.channel, self.adapter.bot_identity, f"This world is paused: {error}")
+            self.adapter.post(self.channel, self.adapter.bot_identity, f"“{self.world.name}” is paused: {said}.")
         )
 
     @staticmethod

@@ -325,3 +325,38 @@ async def test_every_event_is_stored_even_when_one_arrives_while_a_write_is_in_f
     assert [(e.id, e.content) for e in stored] == held
     assert [e.id for e in stored] == list(range(1, len(stored) + 1))
     assert isinstance(testbot.app.services.storage, SQLiteStorage)
+
+
+async def test_a_world_over_its_budget_stays_paused_through_resume_and_reset(tmp_path):
+    """A reset forgets the conversation, not what it cost: the budget still counts it, and a resume
+    says why the world stays paused instead of answering once more."""
+    settings = demo_settings(tmp_path)
+    settings.llm.budget_tokens = 3000
+    bot = await start_bot(settings)
+    try:
+        await team(bot, "general", "Priya Nair", "Henrik Lindqvist")
+        for n in range(6):
+            sent = await bot.say(f"Question {n}: is the budget realistic?")
+            if any("is paused" in s.text for s in sent):
+                break
+        paused = [s.text for s in bot.adapter.sent if "is paused" in s.text]
+        assert paused and paused[0].startswith("“Launch review” is paused: it reached its budget of 3,000 tokens")
+        assert "TROUPE_LLM_BUDGET_TOKENS" in paused[0]
+        spent = (await bot.reply("usage"))
+        assert "“Launch review” stays paused: it reached its budget" in await bot.reply("resume")
+        assert "Reset" in (await bot.command("reset"))[0].text
+        assert await bot.reply("usage") == spent, "what was spent before the reset still counts"
+        assert "stays paused" in await bot.reply("resume")
+        assert not [s for s in await bot.say("Anyone?") if s.kind == "post"]
+    finally:
+        await bot.app.stop()
+
+
+async def test_pausing_twice_and_asking_while_paused_say_what_is_going_on(testbot):
+    await team(testbot, "general", "Priya Nair")
+    assert "already paused" not in (await testbot.command("pause"))[0].text
+    assert "“Launch review” is already paused" in await testbot.reply("pause")
+    assert "is paused, so the answer comes after `resume`" in await testbot.reply("ask Priya are you there?")
+    sent = await testbot.command("resume")
+    assert [s.identity for s in sent if s.kind == "post"] == ["Priya Nair"], "the question waited for the resume"
+    assert "is not paused" in await testbot.reply("resume")

@@ -40,9 +40,13 @@ async def test_the_world_survives_a_restart(tmp_path):
     code, out, err = await troupe("console", "--script", str(script(tmp_path, "/status", "/export md")), env=env)
     assert code == 0, err
     assert "Started the world" not in out, "the stored world is restored, not replaced"
+    assert "Continuing the world “Team room” with Priya Nair, Tomasz Kowalski, Henrik Lindqvist." in out
     assert "World “Team room”: active" in out and "Step 0," not in out
     exported = next((tmp_path / "data" / "exports").glob("*.md")).read_text()
     assert "First message before the restart" in exported
+    code, out, err = await troupe("console", "--script", str(script(tmp_path, "/pause")), env=env)
+    code, out, err = await troupe("console", "--script", str(script(tmp_path, "/status")), env=env)
+    assert "Continuing the world “Team room” with Priya Nair, Tomasz Kowalski, Henrik Lindqvist; it is paused" in out
 
 
 async def test_console_on_a_configured_model(tmp_path):

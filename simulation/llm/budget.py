@@ -88,17 +88,21 @@ class BudgetedModel(ModelWrapper):
     def limits_for(self, world: str | None) -> BudgetLimits:
         return self._per_world.get(world, self.default_limits)
 
-    def check(self, world: str | None) -> None:
-        """Raise ``BudgetExceededError`` if ``world`` may not make another call."""
+    def reached(self, world: str | None) -> str | None:
+        """Which of ``world``'s limits its usage has reached (see ``BudgetLimits.exceeded``), if any."""
         limits = self.limits_for(world)
         if limits.unlimited:
-            return
-        reason = limits.exceeded(self.ledger.scope_totals(world))
+            return None
+        return limits.exceeded(self.ledger.scope_totals(world))
+
+    def check(self, world: str | None) -> None:
+        """Raise ``BudgetExceededError`` if ``world`` may not make another call."""
+        reason = self.reached(world)
         if reason is None:
             return
         who = f"world {world!r}" if world is not None else "calls outside any world"
         raise BudgetExceededError(
-            f"{who} reached {reason}, or start a new world", scope=world
+            f"{who} reached {reason}, or start a new world", scope=world, reason=reason
         )
 
     async def complete(self, request: ChatRequest) -> ChatResult:

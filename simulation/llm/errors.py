@@ -83,6 +83,8 @@ class StructuredOutputError(LLMError):
 class BudgetExceededError(LLMError):
     """A usage budget was reached; the world that owns it must stop."""
 
-    def __init__(self, message: str, *, scope: str | None = None) -> None:
+    def __init__(self, message: str, *, scope: str | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.scope = scope
+        #: Which limit was reached and how to raise it ("its budget of 5,000 tokens (used …); raise …").
+        self.reason = reason
