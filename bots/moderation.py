@@ -16,7 +16,7 @@ from config import CONFIG_DIR
 from bots.storage import AuditRecord, NotStoredError, OutboxEntry, OutboxStatus, StorageError, WorldStatus
 from simulation.events import EventKind
 from simulation.persona import PersonaError, PersonaSpec, bundled_personas, find_bundled_persona, load_persona, parse_persona_text
-from simulation.scenario import ScenarioError, load_scenario, resolve_persona
+from simulation.scenario import Scenario, ScenarioError, load_scenario, resolve_persona
 from simulation.world import WorldError
 
 from bots.session import PersonaRefusedError
@@ -113,6 +113,7 @@ class Moderation:
         specs: list[PersonaSpec] = []
         situation = cmd.args.get("situation")
         name = cmd.args.get("name")
+        scenario = None
         if cmd.args.get("scenario"):
             scenario, base = load_scenario(self.readable_file(inv, cmd.args["scenario"]))
             specs = [resolve_persona(entry, base) for entry in scenario.personas]
@@ -129,7 +130,27 @@ class Moderation:
         else:
             lines.append("Add personas with `persona add NAME` (`personas` lists the bundled ones).")
         lines.append("Everything people write here is now heard by the personas.")
+        if scenario is not None:
+            lines += await self._apply_scenario(inv, session, scenario)
         return Reply("\n".join(lines))
+
+    async def _apply_scenario(self, inv: CommandInvocation, session: ChannelSession, scenario: Scenario) -> list[str]:
+        """What a scenario file sets beyond its personas: the talk policy, the steps after each
+        message (as persona exchanges), and the opening, said to the personas as the moderator's."""
+        given = scenario.model_fields_set
+        lines = []
+        if "policy" in given or "steps" in given:
+            await session.set_policy(scenario.policy if "policy" in given else None,
+                                     scenario.steps - 1 if "steps" in given else None)
+            lines.append(f"Policy: {session.config.policy}, {session.config.exchanges} persona exchange(s) "
+                         "after each message.")
+        if scenario.messages:
+            lines.append(f"Its {len(scenario.messages)} scripted message(s) are for `troupe simulate`; "
+                         "here, the people in the channel talk.")
+        if scenario.opening:
+            lines.append(f"Opening: {scenario.opening}")
+            self.app.spawn(session.hear(inv.user, scenario.opening))
+        return lines
 
     async def _stop(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         name = session.world.name

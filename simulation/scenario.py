@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from simulation.agent import TinyPerson
 from simulation.llm.base import LanguageModel
 from simulation.persona import PersonaError, PersonaSpec, find_bundled_persona, load_persona
+from simulation.turn_taking import make_policy
 from simulation.world import TinyWorld
 
 
@@ -48,6 +49,12 @@ class Scenario(BaseModel):
     #: Steps after each message; ``until_quiet`` stops early once nobody has anything to add.
     steps: int = Field(default=1, ge=1, le=1000)
     until_quiet: bool = False
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        make_policy(value)  # raises, naming the policies there are
+        return value.strip().lower()
 
     @field_validator("personas", mode="before")
     @classmethod

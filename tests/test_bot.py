@@ -360,3 +360,39 @@ async def test_pausing_twice_and_asking_while_paused_say_what_is_going_on(testbo
     sent = await testbot.command("resume")
     assert [s.identity for s in sent if s.kind == "post"] == ["Priya Nair"], "the question waited for the resume"
     assert "is not paused" in await testbot.reply("resume")
+
+
+@pytest.fixture
+async def scenario_bot(tmp_path):
+    """A bot that may read scenario files from ``tmp_path`` (on chat platforms, ``bot.file_dirs``)."""
+    bot = await start_bot(demo_settings(tmp_path, file_dirs=[tmp_path]))
+    yield bot
+    await bot.app.stop()
+
+
+async def test_a_scenario_started_in_a_channel_brings_its_policy_steps_and_opening(scenario_bot, tmp_path):
+    testbot = scenario_bot
+    scenario = tmp_path / "launch.yaml"
+    scenario.write_text(
+        "name: Launch check\npolicy: addressed\nsteps: 3\npersonas:\n  - Priya Nair\n  - Henrik Lindqvist\n"
+        'opening: "Priya, would you ship on Friday?"\nmessages:\n  - text: "Henrik, and you?"\n'
+    )
+    sent = await testbot.command(f"start --scenario {scenario}")
+    text = next(s.text for s in sent if "Started the world" in s.text)
+    assert "Policy: addressed, 2 persona exchange(s) after each message." in text
+    assert "Opening: Priya, would you ship on Friday?" in text
+    assert "1 scripted message(s) are for `troupe simulate`" in text
+    await testbot.app.wait_idle()
+    posts = [s for s in testbot.adapter.sent if s.kind == "post"]
+    assert posts and posts[0].identity == "Priya Nair", "the opening is put to the personas, who answer"
+    status = await testbot.reply("status")
+    assert "Policy: addressed, 2 persona exchange(s)" in status
+
+
+async def test_a_scenario_with_an_unknown_policy_is_refused_before_anything_starts(scenario_bot, tmp_path):
+    testbot = scenario_bot
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text("name: Bad\npolicy: loudest\npersonas:\n  - Priya Nair\n")
+    text = await testbot.reply(f"start --scenario {scenario}")
+    assert "unknown turn-taking policy 'loudest'" in text and "round_robin" in text
+    assert "No world in this channel" in await testbot.reply("status")
