@@ -11,6 +11,7 @@ from bots.exports import as_posted, render_export
 from bots.commands import Command, CommandError, help_text, parse_command
 from bots.permissions import ModeratorPolicy
 from bots.research import Research
+from bots.verification.personas import check_persona_spec
 from simulation.llm.errors import LLMError
 from config import CONFIG_DIR
 from bots.storage import AuditRecord, NotStoredError, OutboxEntry, OutboxStatus, StorageError, WorldStatus
@@ -349,6 +350,13 @@ class Moderation:
     async def _safety(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         mode = cmd.args.get("mode")
         if mode is not None and mode != session.config.safety_mode:
+            if mode != "red-team":
+                red_team_only = [a.name for a in session.world.agents
+                                 if not check_persona_spec(a.persona_data, mode).allowed]
+                if red_team_only:
+                    return Reply(
+                        f"Still in red-team mode: {', '.join(red_team_only)} may only run there. "
+                        f"`persona remove NAME` first, then `safety {mode}`.", private=True)
             await session.set_safety_mode(mode)
             await self.app.storage.record_audit(
                 AuditRecord(

@@ -103,6 +103,12 @@ async def test_malicious_personas_are_refused_except_in_red_team_channels(tmp_pa
     assert entries and all(e.identity["tag"].startswith("red-team simulation") for e in entries)
     actions = [a.action for a in await bot.app.storage.audit_log("memory:general")]
     assert actions[:2] == ["persona_refused", "safety_mode"]
+    # Back to team mode only once no persona that needs red-team mode is left.
+    kept = await bot.reply("safety team")
+    assert "Still in red-team mode: Vex Morrow may only run there" in kept and "persona remove" in kept
+    assert session.config.safety_mode == "red-team"
+    await bot.command("persona remove Vex Morrow")
+    assert "Safety mode: team" in (await bot.command("safety team"))[0].text
     await bot.app.stop()
 
 
