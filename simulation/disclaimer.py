@@ -13,7 +13,9 @@ DISCLAIMER = "Simulated answers from {model}; they may not reflect what real peo
 
 def disclaimer(model_name: str) -> str:
     """The one-line warning for results produced by ``model_name``."""
-    return DISCLAIMER.format(model=model_name or "an unknown model")
+    # The offline demo model's name is "demo" (as in exports and usage); in a sentence it is named.
+    named = "the offline demo model" if model_name == "demo" else model_name
+    return DISCLAIMER.format(model=named or "an unknown model")
 
 
 class Labelled(BaseModel):

@@ -79,6 +79,12 @@ async def test_focus_group_runs_rounds_posts_answers_and_a_report(bot) -> None:
     report = cards(sent)[-1]
     assert report.title.startswith("Focus group: Would you pay 5 euros")
     assert DISCLAIMER in report.footer and "2 round(s), 4 turns" in report.footer
+    # The report is about the question, and each stance is the persona's answer to it.
+    assert 'talked about "Would you pay 5 euros a month for premium?"' in report.text
+    first_answers = {p.identity: p.text for p in posts[:2]}
+    for field in report.fields:
+        quote = field.value.split("“", 1)[1].split("”", 1)[0]
+        assert quote in first_answers[field.name.split(":")[0]]
     session = bot.app.sessions.get("memory:general")
     assert session.focus is None
     entries = await bot.app.storage.outbox_entries(session.record.id)

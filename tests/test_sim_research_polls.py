@@ -167,7 +167,7 @@ async def test_demo_personas_pick_the_option_their_likes_point_to():
     assert [a.choice for a in result.answers] == ["Coffee subscription", "Gym membership"]
     assert [a.reason for a in result.answers] == [a.reason for a in again.answers]
     assert all(a.reason for a in result.answers)
-    assert result.model_name == "demo" and result.disclaimer.startswith("Simulated answers from demo;")
+    assert result.model_name == "demo" and result.disclaimer.startswith("Simulated answers from the offline demo model;")
 
 
 async def test_demo_poll_agrees_with_what_personas_said_in_the_conversation():

@@ -391,19 +391,25 @@ def poll_answer(request: ChatRequest) -> dict[str, Any]:
 # -- summaries --------------------------------------------------------------------------------
 
 
+_ADDRESSEE = re.compile(r"^\s*[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)?,\s+")
+
+
 def summarize(request: ChatRequest) -> dict[str, Any]:
     """Overview from the opening message; each speaker's stance and quote from their own words."""
     events = request.context.get("events", [])
     speakers = list(request.context.get("speakers", []))
     talks = [e for e in events if e.get("kind") == "action" and e.get("type") == "TALK"]
     opening = next((e for e in events if e.get("kind") == "stimulus"), talks[0] if talks else None)
-    topic = " ".join(str(opening.get("content", "")).split()[:14]) if opening else "the topic"
+    # "Priya, would you pay…" asks Priya; the topic is what is asked.
+    asked = _ADDRESSEE.sub("", str(opening.get("content", ""))) if opening else ""
+    topic = _cap(" ".join(asked.split()[:14])) if asked else "the topic"
     positions = []
     for name in speakers:
         own = [e for e in talks if e.get("source") == name]
         if not own:
             continue
-        latest = own[-1]
+        # A persona's stance is its answer to what was asked, not a later "Good question. My take: …"
+        latest = own[0]
         positions.append(
             {
                 "persona": name,
