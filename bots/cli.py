@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -97,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("world", nargs="?", metavar="WORLD", help="world id (or a unique start of it) or name")
     export.add_argument("--format", choices=("json", "csv", "md"), default="json", dest="fmt",
                         help="file format (default json)")
-    export.add_argument("--out", type=Path, metavar="PATH",
-                        help="write to this file (or into this folder) instead of standard output")
+    export.add_argument("--out", metavar="PATH",
+                        help="write to this file, or into this folder (created if PATH ends with /), "
+                             "instead of standard output")
     return parser
 
 
@@ -555,7 +557,7 @@ async def _backup(console: Console, target: Path, force: bool) -> int:
     return 0
 
 
-async def _export(console: Console, key: str | None, fmt: str, out: Path | None) -> int:
+async def _export(console: Console, key: str | None, fmt: str, out_arg: str | None) -> int:
     """List the stored worlds (no ``key``) or export one; messages go to ``console`` (stderr)."""
     from bots.exports import as_posted, render_export
     from bots.session import world_state_from_storage
@@ -565,6 +567,7 @@ async def _export(console: Console, key: str | None, fmt: str, out: Path | None)
     from simulation.persona import PersonaError
     from simulation.world import TinyWorld, WorldError
 
+    out = Path(out_arg).expanduser() if out_arg is not None else None
     settings = _load_settings(console)
     if settings is None:
         return EXIT_BAD_INPUT
@@ -606,8 +609,9 @@ async def _export(console: Console, key: str | None, fmt: str, out: Path | None)
         sys.stdout.write(body.decode())
         sys.stdout.flush()
         return 0
-    target = out / filename if out.is_dir() else out
+    target = out / filename if out.is_dir() or out_arg.endswith(("/", os.sep)) else out
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(body)
     except OSError as error:
         console.print(f"[red]error:[/] could not write {escape(str(target))}: {escape(str(error))}", soft_wrap=True)

@@ -108,10 +108,11 @@ def help_text(command: str | None = None) -> str:
         if not matches:
             raise CommandError(f"there is no command {command!r}; `help` lists them all")
         return "\n".join(f"{s.usage} — {s.summary}" + (" (moderators)" if s.moderator_only else "") for s in matches)
-    lines = ["Troupe commands (moderators only where marked *):"]
+    lines = ["Troupe commands (those marked “moderators” are for moderators only):"]
     for spec in SPECS.values():
-        lines.append(f"{'*' if spec.moderator_only else ' '} {spec.usage} — {spec.summary}")
-    lines.append("Anything else you write in a channel with a world is said to its personas.")
+        lines.append(f"• {spec.usage} — {spec.summary}" + (" (moderators)" if spec.moderator_only else ""))
+    lines.append("Anything else you write in a channel with a world is said to its personas. "
+                 "In the console, `quit` (or `exit`) leaves.")
     return "\n".join(lines)
 
 
@@ -143,12 +144,19 @@ def _options(words: list[str], allowed: dict[str, str], usage: str) -> tuple[lis
     return positional, options
 
 
+#: The largest id a command accepts (SQLite's integers are 64-bit).
+ID_LIMIT = 2**62
+
+
 def _int(value: str, what: str, usage: str, low: int, high: int) -> int:
     try:
         number = int(value)
     except ValueError:
         raise CommandError(f"{what} must be a whole number, not {value!r}", usage) from None
     if not low <= number <= high:
+        if high >= ID_LIMIT:  # ids have no useful upper bound to name
+            raise CommandError(f"{what} must be {low} or more" if number < low else f"{what} {number} is larger than any there is",
+                               usage)
         raise CommandError(f"{what} must be between {low} and {high}", usage)
     return number
 
@@ -204,7 +212,7 @@ def parse_command(text: str, *, max_run_steps: int = 20) -> Command:
 
     if head in ("approve", "reject", "edit"):
         number, _, remainder = rest.partition(" ")
-        entry_id = _int(number.lstrip("#"), "the message id", spec.usage, 1, 2**62) if number else None
+        entry_id = _int(number.lstrip("#"), "the message id", spec.usage, 1, ID_LIMIT) if number else None
         if entry_id is None:
             raise CommandError(f"`{head}` needs the id that `review` shows", spec.usage)
         if head == "edit":
@@ -304,7 +312,7 @@ def _parse_summary(rest: str, words: list[str], spec: CommandSpec) -> Command:
     positional, options = _options(words, {"since": "an event id"}, spec.usage)
     if positional:
         raise CommandError("`summary` takes only --since", spec.usage)
-    since = _int(options["since"].lstrip("#"), "--since", spec.usage, 0, 2**62) if "since" in options else None
+    since = _int(options["since"].lstrip("#"), "--since", spec.usage, 0, ID_LIMIT) if "since" in options else None
     return Command("summary", {"since": since})
 
 

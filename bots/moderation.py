@@ -63,7 +63,7 @@ class Moderation:
         session = self.app.sessions.get(invocation.channel.key)
         if spec.needs_world and session is None:
             return Reply(
-                f"This channel has no world yet. Start one with `start NAME`, then add personas with "
+                f"This channel has no world. Start one with `start NAME`, then add personas with "
                 f"`persona add NAME` (`personas` lists the bundled ones).",
                 private=True,
             )

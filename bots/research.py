@@ -178,6 +178,8 @@ class Research:
             return self._reply("This world has no personas to extract from yet.", private=True)
         if cmd.args.get("schema"):
             path = self.app.moderation.readable_file(inv, cmd.args["schema"])
+            if not Path(path).is_file():
+                raise CommandError(f"there is no file {cmd.args['schema']!r}; give the path of a JSON schema file")
             try:
                 schema_data = json.loads(Path(path).read_text(encoding="utf-8"))
                 schema: Any = model_from_json_schema(schema_data)

@@ -260,11 +260,12 @@ class ChannelSession:
             )
         )
         if self.config.moderator is not None:
+            whose = "Your" if user.name.casefold() == "you" else f"{user.name}'s"  # the console's user is "you"
             await self._quietly(
                 self.adapter.reply_private(
                     self.config.moderator,
                     self.channel,
-                    f"{user.name}'s message looks like an attempt to instruct the personas ({finding.reason}). "
+                    f"{whose} message looks like an attempt to instruct the personas ({finding.reason}). "
                     "They hear it as conversation, marked untrusted, and will not follow it.",
                 )
             )

@@ -347,7 +347,7 @@ def load_population_description(path: str | Path) -> str:
         )
     if data.get("type") in (AGENT_TYPE, FRAGMENT_TYPE) or "persona" in data:
         raise PersonaError(
-            f"{src}: this is a persona file, not a population description. Load it with load_persona().",
+            f"{src}: this is a persona file, not a population description. Add it as a persona (`persona add FILE`, or load_persona() in Python).",
             path=src,
             field="type",
         )
@@ -499,7 +499,7 @@ def _fragment_object(fragment: str | Path | Mapping[str, Any]) -> tuple[dict[str
         if kind not in (None, FRAGMENT_TYPE):
             raise PersonaError(
                 f"{label}: field 'type' is {kind!r}, but a fragment has type 'Fragment'. "
-                "A full agent file is a persona of its own; load it with load_persona().",
+                "A full agent file is a persona of its own: add it as one (`persona add FILE`, or load_persona() in Python).",
                 path=label,
                 field="type",
             )
@@ -780,7 +780,7 @@ def find_bundled_persona(name: str) -> PersonaSpec:
         available = ", ".join(names) if names else "none (the folder is empty)"
         raise PersonaError(
             f"no bundled persona named {name!r}. Available: {available}. "
-            "Use a full name, a first name or a file name, or load your own file with load_persona().",
+            "Use a full name, a first name or a file name, or give the path of your own persona file.",
             path=_personas_dir(),
             field="name",
         )

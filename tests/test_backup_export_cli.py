@@ -178,6 +178,10 @@ def test_export_lists_every_world_and_exports_a_stopped_one_by_name(env, tmp_pat
     assert text.startswith("# Launch review\n")
     assert "Model: offline demo model." in text, "named after the model the stored events name"
     assert "Should we ship on Friday?" in text and "**Priya Nair**" in text
+    # A path ending in / is a folder, made if it is not there yet.
+    folder = tmp_path / "exports" / "june"
+    assert main(["export", "launch review", "--format", "csv", "--out", f"{folder}/"]) == 0
+    assert "Should we ship on Friday?" in (folder / "launch-review.csv").read_text()
 
 
 def test_export_to_standard_output_in_every_format(env, capsys):

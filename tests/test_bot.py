@@ -38,7 +38,7 @@ async def test_help_and_mistakes_are_explained_privately(testbot):
     text = await testbot.reply("run lots")
     assert "whole number" in text and "Usage: run N" in text
     text = await testbot.reply("run 3")
-    assert "no world yet" in text and "start NAME" in text
+    assert "This channel has no world." in text and "start NAME" in text
     sent = await testbot.command("policy sometimes")
     assert sent[0].kind == "private" and "unknown policy 'sometimes'" in sent[0].text
 

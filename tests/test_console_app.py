@@ -19,7 +19,9 @@ async def test_first_start_opens_a_sample_world_on_the_labelled_demo_model(tmp_p
     env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
     code, out, err = await troupe(
         "console", "--script", str(script(tmp_path, "# comment", "Should we ship on Friday?", "/observe Priya on",
-                                          "Priya, what worries you?", "/troupe status")),
+                                          "Priya, what worries you?", "/troupe status",
+                                          f"/extract --schema {tmp_path / 'missing.json'}", "/approve 123456789012345678901",
+                                          "/help")),
         env=env,
     )
     assert code == 0, err
@@ -31,6 +33,9 @@ async def test_first_start_opens_a_sample_world_on_the_labelled_demo_model(tmp_p
         assert f"{name} (demo model): " in out
     assert "(only you) Priya Nair thinks:" in out
     assert "World “Team room”: active" in out
+    assert f"there is no file '{tmp_path / 'missing.json'}'; give the path of a JSON schema file" in out
+    assert "the message id 123456789012345678901 is larger than any there is" in out and "must be between" not in out
+    assert "(those marked “moderators” are for moderators only)" in out and "• persona add" in out
     assert "Traceback" not in out + err
 
 

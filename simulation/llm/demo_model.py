@@ -194,7 +194,9 @@ class DemoModel(LanguageModel):
     def _thought(self, p: _Persona, text: str, source: str, seed: str) -> str:
         topic = " ".join(text.split()[:10])
         lens = p.occupation or "my own experience"
-        return f"{source} brings up \"{topic}…\". I'll answer from where I stand as {lens}."
+        # The console's user is called "you": "you bring up", not "you brings up".
+        said = "You bring up" if source.casefold() == "you" else f"{source} brings up"
+        return f"{said} \"{topic}…\". I'll answer from where I stand as {lens}."
 
     def _reply(self, p: _Persona, text: str, seed: str) -> str:
         match = _CHOICE.search(text)
