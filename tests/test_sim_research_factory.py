@@ -228,3 +228,13 @@ async def test_demo_model_invents_distinct_people_that_follow_the_plan():
     urban = {s.residence for s, (_, c) in zip(specs, factory.assignments) if c == "under 30; in cities"}
     rural = {s.residence for s, (_, c) in zip(specs, factory.assignments) if c == "under 30; not in cities"}
     assert urban and rural and not urban & rural
+
+
+async def test_demo_model_follows_the_job_and_the_place_a_description_names():
+    specs = await PersonaFactory(DemoModel()).generate(3, "nurses on night shifts in Lisbon")
+    assert len({s.name for s in specs}) == 3
+    for spec in specs:
+        assert spec.occupation_title == "Nurse" and spec.nationality == "Portuguese"
+        assert spec.residence == "Lisbon, Portugal"
+    elsewhere = await PersonaFactory(DemoModel()).generate(2, "electricians in Germany")
+    assert {s.occupation_title for s in elsewhere} == {"Electrician"} and {s.nationality for s in elsewhere} == {"German"}

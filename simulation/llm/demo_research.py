@@ -164,14 +164,24 @@ _NAMES: dict[str, tuple[list[str], list[str], list[str], str, list[str], list[st
         ["London, UK", "Manchester, UK", "Glasgow, UK", "Birmingham, UK", "Bristol, UK"],
         ["Hexham, UK", "Tenby, UK", "Keswick, UK", "Ludlow, UK", "Oban, UK"],
     ),
+    "pt": (
+        ["Inês", "Beatriz", "Mariana", "Ana", "Joana", "Catarina", "Sofia", "Rita", "Leonor", "Marta"],
+        ["João", "Tiago", "Rui", "Pedro", "Miguel", "Duarte", "Gonçalo", "André", "Nuno", "Ricardo"],
+        ["Silva", "Santos", "Ferreira", "Pereira", "Oliveira", "Costa", "Rodrigues", "Martins", "Sousa", "Gomes"],
+        "Portuguese",
+        ["Lisbon, Portugal", "Porto, Portugal", "Coimbra, Portugal", "Braga, Portugal", "Faro, Portugal"],
+        ["Évora, Portugal", "Tomar, Portugal", "Lagos, Portugal", "Viseu, Portugal", "Óbidos, Portugal"],
+    ),
 }
+#: Words that place a description in a country: the country, its people, its cities.
 _COUNTRIES = {
-    "us": ("usa", "united states", "america", "american"),
-    "br": ("brazil", "brasil", "brazilian"),
-    "es": ("spain", "spanish", "españa"),
-    "de": ("germany", "german", "deutschland"),
-    "in": ("india", "indian"),
-    "uk": ("united kingdom", "britain", "british", "england", "uk", "london"),
+    "us": ("usa", "united states", "america", "american", "new york", "chicago", "texas", "california"),
+    "br": ("brazil", "brasil", "brazilian", "são paulo", "sao paulo", "rio de janeiro"),
+    "es": ("spain", "spanish", "españa", "madrid", "barcelona", "valencia", "seville", "bilbao"),
+    "de": ("germany", "german", "deutschland", "berlin", "munich", "hamburg", "cologne"),
+    "in": ("india", "indian", "mumbai", "delhi", "bangalore", "bengaluru"),
+    "uk": ("united kingdom", "britain", "british", "england", "uk", "london", "manchester", "glasgow"),
+    "pt": ("portugal", "portuguese", "lisbon", "lisboa", "porto", "coimbra"),
 }
 _JOBS = [
     ("Nurse", "a regional hospital", "You work rotating shifts on a busy surgical ward."),
@@ -242,6 +252,25 @@ def _fold(name: str) -> str:
     return " ".join(plain.casefold().split())
 
 
+def _job(text: str) -> tuple[str, str, str] | None:
+    """The job a description asks for ("nurses on night shifts…" → the nurse), if it names one."""
+    lowered = text.casefold()
+    for title, organization, job in _JOBS:
+        noun = title.split()[-1].casefold()
+        if re.search(rf"\b{re.escape(noun)}s?\b", lowered):
+            return title, organization, job
+    return None
+
+
+def _place(text: str, code: str | None) -> str | None:
+    """The city a description names, as the country's list spells it ("in Lisbon" → "Lisbon, Portugal")."""
+    if code is None:
+        return None
+    lowered = _fold(text)
+    return next((city for city in _NAMES[code][4] if re.search(rf"\b{re.escape(_fold(city.split(',')[0]))}\b", lowered)),
+                None)
+
+
 def _country(text: str) -> str | None:
     lowered = f" {text.casefold()} "
     for code, words in _COUNTRIES.items():
@@ -308,6 +337,8 @@ def persona_factory(request: ChatRequest) -> dict[str, Any]:
     code = _country(description)
     taken = {_fold(n) for n in ctx.get("avoid", [])}
     made = int(ctx.get("made", 0))
+    asked_job = _job(description)
+    asked_place = _place(description, code)
     personas = []
     for i, slot in enumerate(ctx.get("slots", [])):
         seed = f"{description}|{made + i}|{slot}|{ctx.get('retry')}"
@@ -327,9 +358,9 @@ def persona_factory(request: ChatRequest) -> dict[str, Any]:
         rural = _is_rural(slot)
         if rural is None:
             rural = _pick(seed + "r", "cct") == "t"
-        title, organization, job = _pick(seed + "j", _JOBS)
+        title, organization, job = asked_job or _pick(seed + "j", _JOBS)
         age = _age(slot, seed + "a")
-        if title == "Retired engineer" and age < 60 or title == "University student" and age > 30:
+        if asked_job is None and (title == "Retired engineer" and age < 60 or title == "University student" and age > 30):
             title, organization, job = _JOBS[(_JOBS.index((title, organization, job)) + 1) % len(_JOBS)]
         personas.append(
             {
@@ -337,7 +368,7 @@ def persona_factory(request: ChatRequest) -> dict[str, Any]:
                 "age": age,
                 "gender": gender,
                 "nationality": nationality,
-                "residence": _pick(seed + "home", towns if rural else cities),
+                "residence": asked_place or _pick(seed + "home", towns if rural else cities),
                 "education": _pick(seed + "e", _EDUCATION),
                 "occupation": {"title": title, "organization": _cap(organization), "description": job},
                 "traits": _rank(seed + "t", _TRAITS)[:3],
