@@ -162,3 +162,18 @@ async def test_demo_drift_notices_words_the_persona_would_never_use():
 
     assert report.drifted and report.consistency < 0.5
     assert any("Crypto yachts" in f for f in report.findings)
+
+
+async def test_demo_validator_reads_a_dislike_in_context():
+    """Priya dislikes "roadmap promises made to prospects" but owns the roadmap: the README's example
+    expectation of her is consistent, not contradicted."""
+    from simulation.agent import TinyPerson
+    from simulation.persona import find_bundled_persona
+
+    model = DemoModel()
+    priya = TinyPerson(find_bundled_persona("Priya Nair"), model)
+    result = await PersonaValidator(model).validate(priya, "a pragmatic product manager who protects the roadmap")
+    assert result.score >= 0.6 and "roadmap" in result.justification.split("Borne out:")[1].split(".")[0]
+    assert "Contradicted" not in result.justification
+    clash = await PersonaValidator(model).validate(priya, "someone who loves last-minute scope changes")
+    assert clash.score < result.score

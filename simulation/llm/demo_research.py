@@ -636,16 +636,30 @@ def validation_questions(request: ChatRequest) -> dict[str, Any]:
     return {"questions": questions[: max(1, int(ctx.get("n", 3)))]}
 
 
+def _stem(word: str) -> str:
+    """A word without its common English endings, so "protects" meets "protect" and "protecting"."""
+    for ending in ("ing", "ed", "es", "s"):
+        if len(word) > len(ending) + 3 and word.endswith(ending):
+            return word[: -len(ending)]
+    return word
+
+
 def validation_judge(request: ChatRequest) -> dict[str, Any]:
     """Share of the expectations' words the persona's answers and profile bear out, minus contradictions."""
     ctx = request.context
     p = _Persona(str(ctx.get("name", "")), ctx.get("persona") or {})
-    expected = _words(str(ctx.get("expectations", "")))
+    expected = {_stem(w): w for w in _words(str(ctx.get("expectations", "")))}
     answers = " ".join(str(t.get("answer", "")) for t in ctx.get("transcript", []))
-    support = _words(answers) | (_words(p.all_text) - _words(" ".join(p.dislikes)))
-    against = _words(" ".join(p.dislikes)) & expected
-    matched = sorted((expected & support) - against)
-    missing = sorted(expected - set(matched) - against)
+    profile = p.all_text
+    for dislike in p.dislikes:
+        profile = profile.replace(dislike, " ")
+    support = {_stem(w) for w in _words(answers) | _words(profile)}
+    # A word of what the persona dislikes speaks against it only where nothing else it says supports it
+    # ("roadmap promises made to prospects" is a dislike; owning the roadmap is the job).
+    disliked = {_stem(w) for w in _words(" ".join(p.dislikes))} - support
+    against = sorted(expected[k] for k in expected.keys() & disliked)
+    matched = sorted(expected[k] for k in expected.keys() & support)
+    missing = sorted(set(expected.values()) - set(matched) - set(against))
     score = 0.0 if not expected else max(0.0, (len(matched) - len(against)) / len(expected))
     score = round(min(1.0, 0.1 + 0.9 * score), 2)
     parts = [f"Borne out: {', '.join(matched[:8]) or 'nothing'}."]
