@@ -82,3 +82,27 @@ async def test_demo_personas_speak_of_themselves_in_the_first_person():
     third_person = [r for r in replies if re.search(r"\b(he|she|him|his|himself|herself)\b", r, re.IGNORECASE)]
     assert not third_person, third_person[:5]
     assert not [r for r in replies if re.search(r"\bi(?:'m|'d)?\b", r)], "'I' keeps its capital"
+
+
+async def test_demo_replies_from_a_sparse_persona_and_with_proper_nouns_read_well():
+    """A pasted persona with only a name and a job still answers in whole phrases, and a day of the
+    week keeps its capital inside a sentence."""
+    from simulation.agent import TinyPerson
+    from simulation.llm.demo_model import DemoModel
+    from simulation.persona import PersonaSpec
+
+    model = DemoModel()
+    sparse = TinyPerson(PersonaSpec.from_data({"name": "Sam Lee", "occupation": "student"}, source="pasted"), model)
+    said = []
+    for n in range(12):
+        sparse.listen(f"Point {n}: the new timetable starts next week." if n % 2 else f"What about plan {n}?", "Ana")
+        said += [a.content for a in (await sparse.act()).actions if a.type.value == "TALK"]
+    assert said and not any(line.endswith((": student.", " of student.")) for line in said), said
+    assert any("as a student" in line for line in said)
+    wary = TinyPerson(PersonaSpec.from_data({"name": "Kim Ode", "occupation": "engineer",
+                                             "dislikes": ["Friday deployments."]}, source="pasted"), model)
+    words = []
+    for n in range(12):
+        wary.listen(f"Should we ship release {n} on Friday?", "Ana")
+        words += [a.content for a in (await wary.act()).actions if a.type.value == "TALK"]
+    assert any("Friday deployments" in line for line in words) and not any("friday deployments" in line for line in words)

@@ -41,13 +41,20 @@ def _words(text: str) -> set[str]:
     return {w.casefold() for w in _WORD.findall(text) if w.casefold() not in _STOP}
 
 
+#: Words English always capitalises that may open a persona phrase.
+_PROPER = frozenset(
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April June July "
+    "August September October November December".split()
+)
+
+
 def _sentence(text: str) -> str:
     """A persona phrase made to fit mid-sentence, in the persona's own voice:
     'You love X.' -> 'love X'; 'To see his kids more.' -> 'to see my kids more'."""
     text = _first_person(text.strip().rstrip("."))
     text = re.sub(r"^(You are|You're|You)\s+", "", text)
-    if text[1:2].isupper() or re.match(r"I\b", text):  # "AI" and "I'm" keep their case
-        return text
+    if text[1:2].isupper() or re.match(r"I\b", text) or text.split(" ", 1)[0].rstrip(",;:") in _PROPER:
+        return text  # "AI", "I'm" and "Friday deployments" keep their case
     return text[:1].lower() + text[1:] if text else text
 
 
@@ -200,7 +207,8 @@ class DemoModel(LanguageModel):
 
     def _reply(self, p: _Persona, text: str, seed: str) -> str:
         match = _CHOICE.search(text)
-        hook = _pick(seed + "hook", p.interests or p.likes or p.beliefs or [p.occupation or "my work"])
+        day_to_day = f"what I see day to day as {_a(p.occupation)}" if p.occupation else "what I see day to day"
+        hook = _pick(seed + "hook", p.interests or p.likes or p.beliefs or [day_to_day])
         if match:
             a, b = match.group("a").strip(), match.group("b").strip()
             mine = _words(p.all_text)
