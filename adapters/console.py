@@ -251,7 +251,10 @@ class ConsoleAdapter(Adapter):
 
     async def reply_private(self, user: UserRef, channel: ChannelRef, text: str, *,
                             reply_token: str | None = None) -> None:
-        self._print(Text(f"(only you) {text}", style="dim"))
+        line = Text("(only you) ")
+        line.append_text(render_plain_markdown(text))
+        line.stylize("dim")
+        self._print(line)
 
     async def reply(self, invocation: CommandInvocation, text: str) -> None:
         self._print(render_plain_markdown(text))
