@@ -301,7 +301,9 @@ async def test_a_socket_drop_mid_round_loses_and_doubles_nothing(bot: Bot) -> No
     assert heard.count("Quick poll: ship on Friday?") == 1 and heard.count("Anyone against?") == 1
     posts = bot.persona_posts()[before:]
     said = [e for e in world.events if e.kind is EventKind.ACTION and e.type == "TALK"]
-    assert len(posts) == len(said) == 6
+    # Every persona message is posted once: three answers to each question, and any exchange after.
+    assert len(posts) == len(said) >= 6
+    assert sorted(p["text"] for p in posts) == sorted(e.content for e in said)
     stored = await bot.app.storage.outbox_entries(world.id)
     assert all(entry.platform_message_id for entry in stored if entry.status.value == "posted")
     assert len({p["ts"] for p in posts}) == len(posts)
