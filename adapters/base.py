@@ -265,6 +265,10 @@ class Adapter(ABC):
     async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
         """Show that someone is composing a message (best effort)."""
 
+    def command_failed(self, invocation: CommandInvocation) -> None:
+        """A command could not be done; its caller is told why in the reply. By default nothing (a
+        console script counts them for its exit status)."""
+
     async def stopped_typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
         """Someone stopped composing without posting (best effort). By default nothing: chat
         platforms let a typing indicator lapse on its own after a few seconds."""

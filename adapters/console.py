@@ -129,6 +129,8 @@ class ConsoleAdapter(Adapter):
         #: what was shown (for ``find_post``), each line written the moment it happens.
         self._journal = _Journal(journal_dir) if journal_dir is not None else None
         self._typing: dict[str, float] = {}
+        #: Commands that could not be done (mistakes, refusals, errors): a script's exit status.
+        self.failed_commands = 0
         self._closed = asyncio.Event()
         self._stack = contextlib.ExitStack()
 
@@ -243,6 +245,9 @@ class ConsoleAdapter(Adapter):
         self._refresh_prompt()
         with contextlib.suppress(RuntimeError):
             asyncio.get_running_loop().call_later(TYPING_SECONDS + 0.05, self._refresh_prompt)
+
+    def command_failed(self, invocation: CommandInvocation) -> None:
+        self.failed_commands += 1
 
     async def stopped_typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
         """A persona that only thought leaves the status line at once, not after its 10 s."""

@@ -381,6 +381,8 @@ class TroupeApp:
                 await session.hear(event.user, event.text, event.message_id)
 
     async def _answer(self, adapter: Adapter, invocation: CommandInvocation, reply: Reply) -> None:
+        if reply.failed:
+            adapter.command_failed(invocation)
         if not reply.text and reply.card is None and reply.file is None:
             return  # nothing to say (the answer is elsewhere, e.g. in an interview thread)
         text = reply.text

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: ``console --script``: the script ran to its end, but some of its commands could not be done.
+EXIT_SCRIPT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_MODEL_FAILED = 3
 #: Longest wait for in-flight work after SIGTERM / Ctrl-C: within the 10 s a container manager gives.
@@ -255,6 +257,10 @@ async def _console(console: Console, script: Path | None, empty: bool) -> int:
         await app.run_until_disconnected()
     finally:
         await app.stop()
+    if script is not None and adapter.failed_commands:
+        console.print(f"[red]{adapter.failed_commands} command(s) in {escape(str(script))} could not be done[/] "
+                      "(each one's reason is shown above).", soft_wrap=True)
+        return EXIT_SCRIPT_FAILED
     return 0
 
 

@@ -37,11 +37,13 @@ class Reply:
     """
 
     def __init__(self, text: str, *, private: bool = False, file: tuple[str, bytes] | None = None,
-                 card: Card | None = None) -> None:
+                 card: Card | None = None, failed: bool = False) -> None:
         self.text = text
         self.private = private
         self.file = file
         self.card = card
+        #: The command could not be done (a mistake, a refusal, an error); the text says why.
+        self.failed = failed
 
 
 class Moderation:
@@ -55,31 +57,32 @@ class Moderation:
         try:
             command = parse_command(invocation.text, max_run_steps=self.app.settings.bot.max_run_steps)
         except CommandError as error:
-            return Reply(str(error), private=True)
+            return Reply(str(error), private=True, failed=True)
         spec = command.spec
         platform = invocation.channel.platform
         if spec.moderator_only and not self.permissions.is_moderator(invocation.user, platform):
-            return Reply(self.permissions.refusal(command.name), private=True)
+            return Reply(self.permissions.refusal(command.name), private=True, failed=True)
         session = self.app.sessions.get(invocation.channel.key)
         if spec.needs_world and session is None:
             return Reply(
                 f"This channel has no world. Start one with `start NAME`, then add personas with "
                 f"`persona add NAME` (`personas` lists the bundled ones).",
                 private=True,
+                failed=True,
             )
         try:
             name = "_" + command.name.replace(" ", "_")
             handler = getattr(self, name, None) or getattr(self.research, name)
             return await handler(invocation, command, session)
         except (CommandError, PersonaError, PersonaRefusedError, ScenarioError, WorldError) as error:
-            return Reply(str(error), private=True)
+            return Reply(str(error), private=True, failed=True)
         except LLMError as error:
             log.warning("%s failed: %s", command.name, error)
             return Reply(f"`{command.name}` could not finish: {error}. Nothing was changed; try again, or "
-                         "`usage` shows the budget.", private=True)
+                         "`usage` shows the budget.", private=True, failed=True)
         except StorageError as error:
             log.exception("storage failed on %s", command.name)
-            return Reply(f"Could not save that change: {error}. Nothing was changed.", private=True)
+            return Reply(f"Could not save that change: {error}. Nothing was changed.", private=True, failed=True)
 
     def readable_file(self, inv: CommandInvocation, name: str) -> Path:
         """The file a command names, if its caller may read it.
@@ -109,7 +112,7 @@ class Moderation:
         if session is not None:
             return Reply(
                 f"This channel already has the world “{session.world.name}”. `stop` it first to start another.",
-                private=True,
+                private=True, failed=True,
             )
         specs: list[PersonaSpec] = []
         situation = cmd.args.get("situation")
@@ -197,7 +200,7 @@ class Moderation:
 
     async def _run(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         if not session.world.agents:
-            return Reply("There are no personas to run. Add one with `persona add NAME`.", private=True)
+            return Reply("There are no personas to run. Add one with `persona add NAME`.", private=True, failed=True)
         steps = cmd.args["steps"]
         actions = await session.run_steps(steps)
         return Reply(f"Ran {steps} step(s): {actions} persona action(s).", private=True)
@@ -209,7 +212,7 @@ class Moderation:
             return Reply(
                 f"This world already has {len(session.world.agents)} personas, the most allowed "
                 "(bot.max_personas). Remove one first.",
-                private=True,
+                private=True, failed=True,
             )
         if "json" in cmd.args:
             spec = parse_persona_text(cmd.args["json"], source="pasted persona")
@@ -263,7 +266,7 @@ class Moderation:
     async def _pick(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         names = [session.world.get(n).name for n in cmd.args["names"]]
         if session.config.policy != "moderator":
-            return Reply("`pick` works with the moderator policy: `policy moderator` first.", private=True)
+            return Reply("`pick` works with the moderator policy: `policy moderator` first.", private=True, failed=True)
         session.world.pick(*names)
         session.allow_steps(1)
         return Reply(f"Next: {', '.join(names)}.", private=True)
@@ -356,7 +359,7 @@ class Moderation:
                 if red_team_only:
                     return Reply(
                         f"Still in red-team mode: {', '.join(red_team_only)} may only run there. "
-                        f"`persona remove NAME` first, then `safety {mode}`.", private=True)
+                        f"`persona remove NAME` first, then `safety {mode}`.", private=True, failed=True)
             await session.set_safety_mode(mode)
             await self.app.storage.record_audit(
                 AuditRecord(

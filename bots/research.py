@@ -60,9 +60,9 @@ class Research:
     async def _focus(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         if session.focus is not None:
             return self._reply("A focus group is already running here; `probe QUESTION` adds to its next round.",
-                               private=True)
+                               private=True, failed=True)
         if not session.world.agents:
-            return self._reply("This world has no personas yet. Add some with `persona add NAME`.", private=True)
+            return self._reply("This world has no personas yet. Add some with `persona add NAME`.", private=True, failed=True)
         names = cmd.args.get("personas")
         try:
             group = FocusGroup(session.world, cmd.args["question"], rounds=cmd.args["rounds"], personas=names,
@@ -120,7 +120,7 @@ class Research:
 
     async def _probe(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         if session.focus is None:
-            return self._reply("No focus group is running here; `focus \"QUESTION\"` starts one.", private=True)
+            return self._reply("No focus group is running here; `focus \"QUESTION\"` starts one.", private=True, failed=True)
         session.focus.probe(cmd.args["text"])
         return self._reply("Noted: the next round asks that.", private=True)
 
@@ -148,7 +148,7 @@ class Research:
 
     async def _poll(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         if not session.world.agents:
-            return self._reply("This world has no personas to poll yet.", private=True)
+            return self._reply("This world has no personas to poll yet.", private=True, failed=True)
         try:
             poll = Poll(question=cmd.args["question"], options=cmd.args["options"])
         except ValueError as error:
@@ -175,7 +175,7 @@ class Research:
 
     async def _extract(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         if not session.world.agents:
-            return self._reply("This world has no personas to extract from yet.", private=True)
+            return self._reply("This world has no personas to extract from yet.", private=True, failed=True)
         if cmd.args.get("schema"):
             path = self.app.moderation.readable_file(inv, cmd.args["schema"])
             if not Path(path).is_file():
@@ -195,7 +195,7 @@ class Research:
             body = extraction.to_json()  # carries the model's name and the disclaimer
         body = await session.vet_text(body)
         if body.startswith("(withheld"):
-            return self._reply(f"The extraction was not shared: {body}", private=True)
+            return self._reply(f"The extraction was not shared: {body}", private=True, failed=True)
         failed = f" Could not extract for: {', '.join(extraction.failed)}." if extraction.failed else ""
         filename = f"extract-{slug(session.world.name)}.{cmd.args['format']}"
         return self._reply(f"Extracted {len(extraction.records)} persona record(s).{failed} {note}",
@@ -207,9 +207,9 @@ class Research:
         room = self.app.settings.bot.max_personas - len(session.world.agents)
         count = cmd.args["count"]
         if room <= 0:
-            return self._reply("This world already has the most personas allowed (bot.max_personas).", private=True)
+            return self._reply("This world already has the most personas allowed (bot.max_personas).", private=True, failed=True)
         if count > room:
-            return self._reply(f"This world has room for {room} more persona(s) (bot.max_personas).", private=True)
+            return self._reply(f"This world has room for {room} more persona(s) (bot.max_personas).", private=True, failed=True)
         factory = PersonaFactory(self.model, context=session.world.situation or session.world.name)
         specs = await factory.generate(count, cmd.args["description"], sampling_plan=cmd.args.get("plan"),
                                        existing_names=[a.name for a in session.world.agents])
