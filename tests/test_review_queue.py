@@ -23,13 +23,19 @@ class Broken(Verifier):
         raise RuntimeError("classifier crashed")
 
 
-@pytest.fixture
-async def bot(tmp_path):
-    testbot = await start_bot(demo_settings(tmp_path), verifier=HoldHenrik())
+async def budget_bot(tmp_path, verifier: Verifier):
+    """A bot whose channel has Priya and Henrik, each answering once a message, under ``verifier``."""
+    testbot = await start_bot(demo_settings(tmp_path), verifier=verifier)
     await testbot.command("start Budget")
     await testbot.command("persona add Priya Nair")
     await testbot.command("persona add Henrik Lindqvist")
     await testbot.command("policy everyone --exchanges 0")
+    return testbot
+
+
+@pytest.fixture
+async def bot(tmp_path):
+    testbot = await budget_bot(tmp_path, HoldHenrik())
     yield testbot
     await testbot.app.stop()
 
@@ -121,12 +127,8 @@ async def test_exports_hold_what_was_posted_not_what_verification_kept_back(tmp_
     import json
     from pathlib import Path
 
-    testbot = await start_bot(demo_settings(tmp_path), verifier=RedactPriyaHoldHenrik())
+    testbot = await budget_bot(tmp_path, RedactPriyaHoldHenrik())
     try:
-        await testbot.command("start Budget")
-        await testbot.command("persona add Priya Nair")
-        await testbot.command("persona add Henrik Lindqvist")
-        await testbot.command("policy everyone --exchanges 0")
         await testbot.say("Can we afford a second designer?")
         await testbot.say("And a third one?")
         first, second = await held(testbot)
@@ -165,12 +167,8 @@ async def test_deciding_on_a_message_that_does_not_exist_says_so(bot):
 async def test_the_other_personas_hear_what_the_channel_sees_when_it_sees_it(tmp_path):
     """Words held for review are not heard until a moderator lets them through, and then as posted;
     rewritten (redacted) words are heard as rewritten; refused ones are never heard."""
-    testbot = await start_bot(demo_settings(tmp_path), verifier=RedactPriyaHoldHenrik())
+    testbot = await budget_bot(tmp_path, RedactPriyaHoldHenrik())
     try:
-        await testbot.command("start Budget")
-        await testbot.command("persona add Priya Nair")
-        await testbot.command("persona add Henrik Lindqvist")
-        await testbot.command("policy everyone --exchanges 0")
         await testbot.say("Can we afford a second designer?")
         world = testbot.app.sessions.get("memory:general").world
         priya, henrik = world.get("Priya Nair"), world.get("Henrik Lindqvist")
