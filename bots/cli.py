@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="run a world from a scenario file and print the conversation")
     simulate.add_argument("scenario", type=Path, help="scenario YAML (personas, opening, steps)")
-    simulate.add_argument("--steps", type=int, help="steps after each message (overrides the file)")
+    simulate.add_argument("--steps", type=_positive_int, help="steps after each message (overrides the file)")
     simulate.add_argument("--thoughts", action="store_true", help="also print what personas think")
     simulate.add_argument("--save", type=Path, metavar="FILE", help="save the world as JSON at the end")
 
@@ -138,6 +138,21 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_BAD_INPUT
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _check_writable(target: Path) -> None:
+    """Raise ValueError, before any model call is spent, if the world cannot be saved at ``target``."""
+    if target.is_dir():
+        raise ValueError(f"--save {target} is a folder; give a file name, e.g. {target / 'world.json'}")
+    if not target.parent.is_dir():
+        raise ValueError(f"--save {target}: the folder {target.parent} does not exist")
+
+
 async def _simulate(
     console: Console, path: Path, steps: int | None, thoughts: bool, save: Path | None
 ) -> int:
@@ -152,6 +167,11 @@ async def _simulate(
         scenario, base = load_scenario(path)
         if steps is not None:
             scenario.steps = steps
+        if scenario.policy == "moderator":
+            raise ScenarioError(f"{path}: policy moderator waits for a moderator to pick each speaker, and a "
+                                "simulation has none; use everyone, addressed, round_robin or model")
+        if save is not None:
+            _check_writable(save)
     except (ScenarioError, ValueError) as error:
         console.print(f"[red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
@@ -164,7 +184,7 @@ async def _simulate(
     try:
         try:
             world = build_world(scenario, base, stack.model)
-        except (PersonaError, WorldError) as error:
+        except (PersonaError, WorldError, ScenarioError) as error:
             console.print(f"[red]error:[/] {escape(str(error))}")
             return EXIT_BAD_INPUT
         for agent in world.agents:

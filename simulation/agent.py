@@ -160,6 +160,16 @@ class TinyPerson:
         self.spec = self.spec.define(key, value)
         self.persona_data = self.spec.to_tinytroupe_dict()
 
+    def said(self, text: str, *, target: str | None = None) -> Episode:
+        """Remember saying ``text`` (words given to the agent, e.g. a scenario's scripted line)."""
+        caught_up = not self.has_unread()
+        step, time = self._now
+        episode = Episode(step=step, time=time, kind="action", type=ActionType.TALK.value, content=text, target=target)
+        self.episodic.add(episode)
+        if caught_up:
+            self._unread_from = self.episodic.count
+        return episode
+
     def skip_unread(self) -> None:
         """Treat pending stimuli as handled (after a turn that could not be taken)."""
         self._unread_from = self.episodic.count

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from simulation.agent import TinyPerson
 from simulation.llm.base import LanguageModel
 from simulation.persona import PersonaError, PersonaSpec, find_bundled_persona, load_persona
 from simulation.turn_taking import make_policy
-from simulation.world import TinyWorld
+from simulation.world import TargetedTalk, TinyWorld
 
 
 class ScenarioError(ValueError):
@@ -26,6 +26,8 @@ class ScenarioError(ValueError):
 class PersonaEntry(BaseModel):
     """A persona reference: ``file``, ``bundled`` or ``inline``, plus fragments to apply."""
 
+    model_config = ConfigDict(extra="forbid")
+
     file: str | None = None
     bundled: str | None = None
     inline: dict[str, Any] | None = None
@@ -33,16 +35,21 @@ class PersonaEntry(BaseModel):
 
 
 class ScriptedMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     text: str
     source: str = Field(default="moderator", alias="from")
     to: str | None = None
 
 
 class Scenario(BaseModel):
+    #: A misspelt key ("opening_message") is an error, not a scenario that silently runs nothing.
+    model_config = ConfigDict(extra="forbid")
+
     name: str
     situation: str | None = None
     policy: str = "everyone"
-    targeted_talk: str = "private"
+    targeted_talk: TargetedTalk = "private"
     personas: list[PersonaEntry] = Field(min_length=1)
     opening: str | None = None
     messages: list[ScriptedMessage] = Field(default_factory=list)
@@ -75,10 +82,14 @@ class Scenario(BaseModel):
 
 def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
     source = Path(path)
+    if source.is_dir():
+        raise ScenarioError(f"{source} is a folder; give the scenario's YAML file")
     try:
         data = yaml.safe_load(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ScenarioError(f"{source}: no such scenario file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ScenarioError(f"{source}: cannot be read: {error}") from None
     except yaml.YAMLError as error:
         raise ScenarioError(f"{source}: not valid YAML: {error}") from None
     if not isinstance(data, dict):
@@ -109,6 +120,8 @@ def resolve_persona(entry: PersonaEntry, base: Path) -> PersonaSpec:
 
 
 def build_world(scenario: Scenario, base: Path, model: LanguageModel) -> TinyWorld:
+    """The scenario's world with its personas; raises ``ScenarioError`` for a scripted message to or
+    from someone who is not one of them (from the moderator or anyone outside is fine)."""
     world = TinyWorld(
         scenario.name,
         model=model,
@@ -118,6 +131,10 @@ def build_world(scenario: Scenario, base: Path, model: LanguageModel) -> TinyWor
     )
     for entry in scenario.personas:
         world.add_agent(TinyPerson(resolve_persona(entry, base), model))
+    for number, message in enumerate(scenario.messages, 1):
+        if message.to and world.find(message.to) is None:
+            known = ", ".join(a.name for a in world.agents)
+            raise ScenarioError(f"messages {number}: 'to: {message.to}' is not one of the personas ({known})")
     return world
 
 
@@ -128,7 +145,9 @@ async def run_scenario(scenario: Scenario, world: TinyWorld) -> None:
         scenario.messages
     )
     for message in script:
-        if message.to:
+        if world.find(message.source) is not None:  # a persona's scripted line: it says it
+            await world.say_for(message.source, message.text, to=message.to)
+        elif message.to:
             await world.talk_to(message.to, message.text, message.source)
         else:
             await world.broadcast(message.text, message.source)

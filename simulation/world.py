@@ -220,6 +220,29 @@ class TinyWorld:
         await self._emit(event)
         return event
 
+    async def say_for(self, name: str, text: str, *, to: str | None = None) -> Event:
+        """Put words in a persona's mouth (a scripted line): it remembers saying them and the others
+        hear them from it, as if it had said them in a turn."""
+        speaker = self.get(name)
+        target = self.get(to) if to else None
+        self._sync_time()
+        if target is not None and target is not speaker and self.targeted_talk == "private":
+            hearers = [target]
+        else:
+            hearers = [a for a in self._agents if a is not speaker]
+        event = self._event(
+            kind=EventKind.ACTION,
+            source=speaker.name,
+            type=ActionType.TALK.value,
+            content=text,
+            target=target.name if target else None,
+            recipients=[a.name for a in hearers],
+        )
+        speaker.said(text, target=event.target)
+        await self._emit(event)
+        self._deliver(speaker.name, event, self.heard_as(event))
+        return event
+
     async def show(self, description: str) -> Event:
         """Make every agent see something (a document, a product, a scene)."""
         self._sync_time()

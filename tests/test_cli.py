@@ -89,6 +89,11 @@ async def test_simulate_with_no_model_uses_the_labelled_demo_model(tmp_path):
             "name: x\npersonas:\n  - name: Vex\n    behaviors: [Harass and insult newcomers until they leave the channel.]\n",
             "Vex cannot run",
         ),
+        ("name: x\npersonas: [Priya Nair, Henrik Lindqvist]\nmessages:\n  - text: hi\n    to: Nobody\n",
+         "messages 1: 'to: Nobody' is not one of the personas (Priya Nair, Henrik Lindqvist)"),
+        ("name: x\npersonas: [Priya Nair]\nopening_message: hi\n", "opening_message: Extra inputs are not permitted"),
+        ("name: x\npersonas: [Priya Nair]\ntargeted_talk: public\n", "targeted_talk"),
+        ("name: x\npersonas: [Priya Nair]\npolicy: moderator\n", "policy moderator waits for a moderator"),
     ],
 )
 async def test_bad_scenarios_give_a_clear_error_and_exit_code(tmp_path, content, message):
@@ -113,3 +118,39 @@ async def test_model_failure_is_reported_not_a_traceback(tmp_path):
     assert "could not answer" in out, "each persona's failure is shown"
     assert "no persona could answer" in out
     assert "Traceback" not in out + err
+
+
+async def test_simulate_checks_where_it_saves_and_what_it_runs_before_spending_anything(tmp_path):
+    env = {"TROUPE_DATA_DIR": str(tmp_path)}
+    scenario = ROOT / "config" / "scenarios" / "smart-home.yaml"
+    for args, message in (
+        (["--save", str(tmp_path / "missing" / "w.json")], f"the folder {tmp_path / 'missing'} does not exist"),
+        (["--save", str(tmp_path)], "is a folder; give a file name"),
+        (["--steps", "0"], "must be 1 or more"),
+    ):
+        code, out, err = await troupe("simulate", str(scenario), *args, env=env)
+        assert code == 2 and message in out + err and "Traceback" not in out + err, out + err
+        assert "turn-taking" not in out, "nothing ran"
+    code, out, err = await troupe("simulate", str(tmp_path), env=env)
+    assert code == 2 and "is a folder; give the scenario's YAML file" in out and "Traceback" not in out + err
+
+
+async def test_a_scripted_line_from_a_persona_is_said_by_it(tmp_path):
+    path = tmp_path / "lines.yaml"
+    path.write_text("name: Budget\npersonas: [Priya Nair, Henrik Lindqvist]\nmessages:\n"
+                    "  - from: Priya Nair\n    text: Henrik, I think we should cut the marketing budget.\n")
+    code, out, err = await troupe("simulate", str(path), "--thoughts", "--save", str(tmp_path / "w.json"),
+                                  env={"TROUPE_DATA_DIR": str(tmp_path)})
+    assert code == 0, out + err
+    her_thoughts = [line for line in out.splitlines() if "Priya Nair" in line.split("thinks:")[0] and "thinks:" in line]
+    assert not any("Priya Nair brings up" in line for line in her_thoughts), "she does not hear her own words"
+    assert "Henrik Lindqvist thinks: Priya Nair brings up" in out
+    from simulation.llm.demo_model import DemoModel
+    from simulation.world import TinyWorld
+
+    world = TinyWorld.load(tmp_path / "w.json", DemoModel())
+    priya, henrik = world.get("Priya Nair"), world.get("Henrik Lindqvist")
+    line = "Henrik, I think we should cut the marketing budget."
+    assert [(e.kind, e.type) for e in priya.episodic.episodes if e.content == line] == [("action", "TALK")]
+    assert [(e.kind, e.source) for e in henrik.episodic.episodes if e.content == line] == [("stimulus", "Priya Nair")]
+    assert any(e.source == "Henrik Lindqvist" and e.type == "TALK" for e in world.events), "Henrik answers her"
