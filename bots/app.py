@@ -404,9 +404,16 @@ class TroupeApp:
             await adapter.reply(invocation, text)
 
     def _export_path(self, filename: str) -> Path:
+        """A new file in the exports folder: an earlier export or extraction is never overwritten
+        (``team-room.md``, then ``team-room-2.md``, …)."""
         folder = self.settings.data_dir / "exports"
         folder.mkdir(parents=True, exist_ok=True)
-        return folder / filename
+        name = Path(filename).name
+        path, number = folder / name, 1
+        while path.exists():
+            number += 1
+            path = folder / f"{Path(name).stem}-{number}{Path(name).suffix}"
+        return path
 
 
 class StoredAdapterState(AdapterState):

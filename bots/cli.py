@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     backup = commands.add_parser(
         "backup", help="copy the database to PATH, safely while the bot runs (restore: docs/configuration.md)"
     )
-    backup.add_argument("path", type=Path, metavar="PATH", help="the backup file, or a folder for a dated one")
+    backup.add_argument("path", metavar="PATH",
+                        help="the backup file, or a folder for a dated one (created if PATH ends with /)")
     backup.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
     export = commands.add_parser(
         "export", help="list the stored worlds, or export one's conversation (JSON, CSV or Markdown)"
@@ -563,14 +564,21 @@ async def _doctor(console: Console, timeout: float) -> int:
     return 0
 
 
-async def _backup(console: Console, target: Path, force: bool) -> int:
+async def _backup(console: Console, path: str, force: bool) -> int:
     from bots.backup import BackupError, backup_database, human_size
 
     settings = _load_settings(console)
     if settings is None:
         return EXIT_BAD_INPUT
+    target = Path(path).expanduser()
     try:
+        if path.endswith(("/", os.sep)):  # a folder, made if it is not there yet
+            target.mkdir(parents=True, exist_ok=True)
         result = await backup_database(settings.database_path, target, force=force)
+    except OSError as error:
+        console.print(f"[red]error:[/] could not make the folder {escape(str(target))}: {escape(str(error))}",
+                      soft_wrap=True)
+        return EXIT_BAD_INPUT
     except BackupError as error:
         console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
         return EXIT_BAD_INPUT

@@ -114,6 +114,10 @@ def test_backup_command(env, tmp_path, capsys):
 
     assert main(["backup", str(tmp_path / "nowhere" / "b.db")]) == 2
     assert "does not exist" in capsys.readouterr().out
+    # A path ending in / is a folder, made if need be, for a dated file.
+    assert main(["backup", f"{tmp_path / 'backups' / 'daily'}/"]) == 0
+    (made,) = (tmp_path / "backups" / "daily").glob("troupe-*.db")
+    assert f"to {made}:" in capsys.readouterr().out
 
 
 def test_backup_without_a_database_says_where_it_looked(env, tmp_path, capsys):

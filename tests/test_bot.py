@@ -396,3 +396,12 @@ async def test_a_scenario_with_an_unknown_policy_is_refused_before_anything_star
     text = await testbot.reply(f"start --scenario {scenario}")
     assert "unknown turn-taking policy 'loudest'" in text and "round_robin" in text
     assert "No world in this channel" in await testbot.reply("status")
+
+
+async def test_files_saved_for_a_platform_without_uploads_never_overwrite_each_other(testbot):
+    await team(testbot, "general", "Priya Nair")
+    await testbot.say("First question?")
+    first = (await testbot.command("extract stance"))[0].text.rsplit("Saved to ", 1)[1].rstrip(".")
+    second = (await testbot.command("extract willingness_to_pay"))[0].text.rsplit("Saved to ", 1)[1].rstrip(".")
+    assert Path(first).name == "extract-launch-review.json" and Path(second).name == "extract-launch-review-2.json"
+    assert "stance" in Path(first).read_text() and "willingness_to_pay" in Path(second).read_text()
