@@ -127,7 +127,11 @@ class Research:
     # -- summaries and polls ------------------------------------------------------------------
 
     async def _summary(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
-        summary = await Summarizer(self.model).summarize(session.world, since_event_id=cmd.args.get("since"))
+        since = cmd.args.get("since")
+        if since is not None and since >= session.world.event_count:
+            return self._reply(f"There is nothing after event #{since}: this world's latest event is "
+                               f"#{session.world.event_count}.", private=True, failed=True)
+        summary = await Summarizer(self.model).summarize(session.world, since_event_id=since)
         fields = await self._position_fields(session, summary)
         points = [await session.vet_text(p) for p in summary.key_points[:10]]
         body = await session.vet_text(summary.overview)

@@ -170,3 +170,10 @@ async def test_research_on_a_failing_model_explains_and_changes_nothing(tmp_path
             assert [a.name for a in session.world.agents] == ["Priya Nair"]
         finally:
             await bot.app.stop()
+
+
+async def test_a_summary_since_an_event_still_to_come_says_so(bot) -> None:
+    latest = bot.app.sessions.get("memory:general").world.event_count
+    text = await bot.reply(f"summary --since {latest + 100}")
+    assert text == f"There is nothing after event #{latest + 100}: this world's latest event is #{latest}."
+    assert cards(await bot.command(f"summary --since {latest - 1}")), "the last event alone is summarised"
