@@ -57,12 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--thoughts", action="store_true", help="also print what personas think")
     simulate.add_argument("--save", type=Path, metavar="FILE", help="save the world as JSON at the end")
 
-    console = commands.add_parser(
-        "console", help="a chat channel in this terminal: you moderate, personas answer (the default)"
-    )
-    console.add_argument("--script", type=Path, metavar="FILE", help="read the lines from FILE instead of the keyboard")
-    console.add_argument("--empty", action="store_true", help="on first start, do not create a sample world")
-    commands.add_parser("run", help="same as `console`")
+    for name, about in (("console", "a chat channel in this terminal: you moderate, personas answer (the default)"),
+                        ("run", "same as `console`")):
+        console = commands.add_parser(name, help=about)
+        console.add_argument("--script", type=Path, metavar="FILE", help="read the lines from FILE instead of the keyboard")
+        console.add_argument("--empty", action="store_true", help="on first start, do not create a sample world")
     commands.add_parser("discord", help="run the bot on Discord (needs TROUPE_DISCORD_TOKEN)")
     slack = commands.add_parser(
         "slack", help="run the bot on Slack: Socket Mode (TROUPE_SLACK_BOT_TOKEN and TROUPE_SLACK_APP_TOKEN), or --http"
@@ -527,11 +526,18 @@ async def _stop_app(app: TroupeApp, timeout: float, hurry: asyncio.Event) -> Non
 def _load_settings(console: Console) -> Settings | None:
     """The settings, or None after saying why they could not be read (no secret in the message)."""
     import yaml
+    from pydantic import ValidationError
 
     from bots.doctor import redact
 
     try:
         return Settings()
+    except ValidationError as error:
+        # One line a problem, named by its setting, without pydantic's links.
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        console.print(f"[red]error:[/] the settings could not be read: {escape(redact(problems))} (check "
+                      f"{os.environ.get('TROUPE_CONFIG', 'troupe.yaml')} and the TROUPE_ variables)", soft_wrap=True)
+        return None
     except (ValueError, OSError, yaml.YAMLError) as error:
         console.print(f"[red]error:[/] the settings could not be read: {escape(redact(str(error)))}", soft_wrap=True)
         return None

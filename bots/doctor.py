@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from config import CONFIG_DIR
 from config.settings import DEFAULT_CONFIG_FILE, Settings
@@ -68,7 +69,33 @@ def check_settings(settings: Settings) -> Check:
         source = f"no config file ({DEFAULT_CONFIG_FILE} not found)"
     names = sorted(name for name in os.environ if name.startswith("TROUPE_") and name != "TROUPE_CONFIG")
     env = f"environment: {', '.join(names)}" if names else "no TROUPE_ environment variables"
+    unknown = _unknown_keys(config_file) if config_file.is_file() else []
+    if unknown:
+        return Check("settings", False, f"{config_file} has keys Troupe does not know: {', '.join(unknown)} "
+                     "(they are ignored)", fix="check their spelling against the settings table in README.md")
     return Check("settings", True, f"loaded; {source}; {env}; data in {settings.data_dir}")
+
+
+def _unknown_keys(config_file: Path) -> list[str]:
+    """Keys of the config file that match no setting (a misspelt ``modle:`` is otherwise silently ignored)."""
+    try:
+        data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []  # reading it already failed loudly when the settings were loaded
+    found: list[str] = []
+
+    def walk(values: Any, model: type[BaseModel], prefix: str) -> None:
+        if not isinstance(values, dict):
+            return
+        for key, value in values.items():
+            field = model.model_fields.get(str(key))
+            if field is None:
+                found.append(f"{prefix}{key}")
+            elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+                walk(value, field.annotation, f"{prefix}{key}.")
+
+    walk(data, Settings, "")
+    return found
 
 
 # -- database -------------------------------------------------------------------------------

@@ -137,3 +137,10 @@ async def test_a_second_console_on_the_same_data_folder_is_refused_with_what_to_
         await running.close()
     code, out, err = await troupe("console", "--script", str(script(tmp_path, "Back, alone")), env=env)
     assert code == 0 and "Back, alone" in out, out + err
+
+
+async def test_run_takes_the_same_options_as_console(tmp_path):
+    env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
+    code, out, err = await troupe("run", "--script", str(script(tmp_path, "Hello from run")), env=env)
+    assert code == 0, out + err
+    assert "> Hello from run" in out and "Priya Nair (demo model): " in out

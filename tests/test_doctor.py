@@ -234,3 +234,17 @@ async def test_cli_exit_codes_for_a_good_setup_and_unreadable_settings(tmp_path)
     code, out, err = await troupe("doctor", cwd=tmp_path)
     assert code == 2
     assert "the settings could not be read" in out and "max_personas" in out
+
+
+async def test_a_misspelt_or_mistyped_config_file_is_named_with_what_to_fix(tmp_path):
+    config = tmp_path / "troupe.yaml"
+    config.write_text("llm:\n  modle: gpt-4o-mini\nbott:\n  x: 1\n")
+    env = {"TROUPE_CONFIG": str(config), "TROUPE_DATA_DIR": str(tmp_path / "data")}
+    code, out, err = await troupe("doctor", "--timeout", "2", env=env)
+    assert code == 1, out + err
+    assert f"{config} has keys Troupe does not know: llm.modle, bott (they are ignored)" in out
+    assert "fix: check their spelling" in out
+    config.write_text("llm:\n  budget_usd: lots\n")
+    code, out, err = await troupe("doctor", "--timeout", "2", env=env)
+    assert code == 2 and "llm.budget_usd: Input should be a valid number" in out
+    assert "errors.pydantic.dev" not in out + err and "Traceback" not in out + err
