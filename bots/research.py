@@ -255,7 +255,9 @@ class Research:
             beat = session.story_beat or await teller.propose(session.world)
             session.story_beat = None
             await session.record_stimulus(lambda: teller.inject(session.world, beat))
-            to = f" to {beat.target}" if beat.target else ""
+            if beat.kind == "scene":
+                return self._reply(f"Injected a scene, shown to every persona: {beat.content}")
+            to = f", addressed to {beat.target} (everyone here hears it)" if beat.target else ", to everyone"
             return self._reply(f"Injected{to}: {beat.content}")
         beat = await teller.propose(session.world)
         session.story_beat = beat
