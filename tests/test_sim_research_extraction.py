@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from simulation.agent import TinyPerson
 from simulation.extraction import ExtractionError, ResultsExtractor, ResultsReducer, to_csv
+from simulation.events import EventKind
 from simulation.llm.demo_model import DemoModel
 from simulation.llm.errors import StructuredOutputError
 from simulation.llm.openai_model import OpenAIModel
@@ -196,3 +197,21 @@ async def test_one_persona_is_extracted_from_its_own_memory(model, fake_openai):
     assert "persona,decision,votes_for,concerns\nOscar,wait for a sale,0,price\n" == result.to_csv()
     prompt = [r for r in fake_openai.requests if is_extraction(r.body)][0].body["messages"][1]["content"]
     assert prompt.startswith("Persona: Oscar, 30, Architect") and "What Oscar lived through:" in prompt
+
+
+async def test_demo_extraction_never_gives_a_persona_someone_elses_words():
+    """After a round in which everyone spoke, each persona's reasons and yes/no come from its own lines."""
+    model = DemoModel()
+    w = world(model)
+    await w.broadcast("Would you pay 5 euros a month for premium?")
+    await w.run(2)
+    schema = {"type": "object", "properties": {
+        "would_pay": {"type": "boolean"},
+        "reasons": {"type": "array", "items": {"type": "string"}},
+    }}
+    result = await ResultsExtractor(model).extract(w, schema, per_agent=True)
+    for agent in w.agents:
+        said = [e.content for e in w.events if e.source == agent.name and e.kind is EventKind.ACTION]
+        record = result.records[agent.name]
+        reasons = record["reasons"] if isinstance(record, dict) else record.model_dump()["reasons"]
+        assert reasons and all(any(r in line or line in r for line in said) for r in reasons), (agent.name, reasons, said)

@@ -479,6 +479,12 @@ def _body(line: str) -> str:
     return _LINE_HEAD.sub("", line, count=1).strip()
 
 
+def _said_by(lines: list[str], subject: str) -> list[str]:
+    """The subject's own lines when it has any (a record about a persona is built from its words,
+    never from someone else's), else every line."""
+    return (_own_lines(lines, subject) if subject else []) or lines
+
+
 def _own_lines(lines: list[str], subject: str) -> list[str]:
     """What the subject said: "You: ..." in a persona's memory, "Name: ..." in a transcript."""
     heads = ("You:", "You (to ", f"{subject}:", f"{subject} (to ")
@@ -486,13 +492,14 @@ def _own_lines(lines: list[str], subject: str) -> list[str]:
 
 
 def _relevant(lines: list[str], key: str, description: str, subject: str) -> str | None:
-    """The topic for topic-like fields; else the line sharing most words with the field; else
-    the subject's own last words."""
+    """The topic for topic-like fields; else, among the subject's own words (all lines when it said
+    nothing), the line sharing most words with the field; else its last words."""
     bodies = [b for b in (_body(line) for line in lines) if b]
     if not bodies:
         return None
     if key.casefold() in _TOPIC_KEYS:
         return bodies[0]
+    bodies = [b for b in (_body(line) for line in _said_by(lines, subject)) if b] or bodies
     wanted = _words(key.replace("_", " ") + " " + description)
     scored = [(len(_words(b) & wanted), i) for i, b in enumerate(bodies)]
     best, index = max(scored)
@@ -517,7 +524,7 @@ def _fill(schema: dict[str, Any], key: str, lines: list[str], persona: dict[str,
     if key == "name" and subject and not persona:
         fact = None
     if schema.get("enum"):
-        text = " ".join(lines).casefold()
+        text = " ".join(_said_by(lines, subject)).casefold()
         counts = [(text.count(str(v).casefold()), -i, v) for i, v in enumerate(schema["enum"])]
         best = max(counts)
         return best[2] if best[0] or not nullable else None
@@ -527,7 +534,7 @@ def _fill(schema: dict[str, Any], key: str, lines: list[str], persona: dict[str,
         item = schema.get("items", {})
         if item.get("type") in ("string", ["string", "null"]):
             picked = []
-            for line in reversed(lines):
+            for line in reversed(_said_by(lines, subject)):
                 body = _LINE_HEAD.sub("", line, count=1).strip()
                 if body and body not in picked:
                     picked.append(body)
