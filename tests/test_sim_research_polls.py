@@ -202,3 +202,16 @@ async def test_a_spent_budget_stops_the_poll_instead_of_counting_abstentions(fak
     finally:
         await stack.aclose()
     assert first.tally()["Neither"] == 3
+
+
+async def test_demo_poll_does_not_take_words_about_another_question_as_a_vote():
+    """After a pricing question answered "Yes, I think so" or "Not yet", a poll on shipping on Friday is
+    not answered "Like I said: …" with those words, and "no" is never read into "not"."""
+    from simulation.polls import Poll
+
+    model = DemoModel()
+    w = world(model)
+    await w.broadcast("Would you pay 5 euros a month for premium?")
+    await w.run(1)
+    result = await run_poll(w, Poll(question="Ship on Friday?", options=["yes", "no", "later"]))
+    assert not [a for a in result.answers if a.reason.startswith("Like I said:")], [a.reason for a in result.answers]

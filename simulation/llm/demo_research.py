@@ -397,9 +397,15 @@ def poll_answer(request: ChatRequest) -> dict[str, Any]:
     wary = _words(" ".join(p.dislikes))
     # What the persona already said outweighs its general tastes: in its latest words naming an
     # option, the option named first is the one it chose ("I'd go with X; Y matters less").
+    # Only words about this question count ("Yes, I think so" about pricing is no vote on Friday),
+    # and an option counts as a whole word ("no" is not in "not yet").
+    about = _words(str(ctx.get("question", ""))) - _words(" ".join(options))
     stated, statement = None, ""
     for line in reversed([str(x) for x in ctx.get("said", [])]):
-        named = [(line.casefold().find(o.casefold()), o) for o in options if o.casefold() in line.casefold()]
+        if about and not _words(line) & about:
+            continue
+        named = [(m.start(), o) for o in options
+                 if (m := re.search(rf"(?<!\w){re.escape(o.casefold())}(?!\w)", line.casefold()))]
         if named:
             stated, statement = min(named)[1], line
             break
