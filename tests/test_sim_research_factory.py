@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -238,3 +239,14 @@ async def test_demo_model_follows_the_job_and_the_place_a_description_names():
         assert spec.residence == "Lisbon, Portugal"
     elsewhere = await PersonaFactory(DemoModel()).generate(2, "electricians in Germany")
     assert {s.occupation_title for s in elsewhere} == {"Electrician"} and {s.nationality for s in elsewhere} == {"German"}
+
+
+async def test_demo_model_takes_the_country_a_description_names_first():
+    from simulation.persona import load_population_description
+
+    spain = load_population_description(Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "populations" / "spain.json")
+    assert "Latin American" in spain, "the description also names other origins"
+    specs = await PersonaFactory(DemoModel()).generate(3, spain)
+    assert {s.nationality for s in specs} == {"Spanish"}
+    farmers = await PersonaFactory(DemoModel()).generate(2, "retired farmers in Kansas")
+    assert {s.nationality for s in farmers} == {"American"}

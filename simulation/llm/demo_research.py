@@ -175,7 +175,8 @@ _NAMES: dict[str, tuple[list[str], list[str], list[str], str, list[str], list[st
 }
 #: Words that place a description in a country: the country, its people, its cities.
 _COUNTRIES = {
-    "us": ("usa", "united states", "america", "american", "new york", "chicago", "texas", "california"),
+    "us": ("usa", "united states", "america", "american", "new york", "chicago", "texas", "california", "kansas",
+           "ohio", "florida", "seattle", "boston", "iowa", "nebraska", "oklahoma", "georgia", "michigan"),
     "br": ("brazil", "brasil", "brazilian", "são paulo", "sao paulo", "rio de janeiro"),
     "es": ("spain", "spanish", "españa", "madrid", "barcelona", "valencia", "seville", "bilbao"),
     "de": ("germany", "german", "deutschland", "berlin", "munich", "hamburg", "cologne"),
@@ -272,11 +273,11 @@ def _place(text: str, code: str | None) -> str | None:
 
 
 def _country(text: str) -> str | None:
+    """The country a description names first ("…of Spain … Latin American: 5.9%" is Spain)."""
     lowered = f" {text.casefold()} "
-    for code, words in _COUNTRIES.items():
-        if any(re.search(rf"\b{re.escape(w)}\b", lowered) for w in words):
-            return code
-    return None
+    found = [(m.start(), code) for code, words in _COUNTRIES.items() for w in words
+             if (m := re.search(rf"\b{re.escape(w)}\b", lowered))]
+    return min(found)[1] if found else None
 
 
 _AGE_RANGE = re.compile(r"(?<![\d.])(\d{1,3})\s*(?:-|–|to|and)\s*(\d{1,3})(?![\d.%])")
