@@ -427,8 +427,8 @@ def _persona_object(data: Any, source: str) -> dict[str, Any]:
     if kind == FRAGMENT_TYPE:
         raise PersonaError(
             f"{source}: this is a TinyTroupe fragment (type 'Fragment'), a partial persona meant to be added to "
-            "a full one, not a persona itself. Load a persona and apply it: "
-            "load_persona('someone.agent.json').apply_fragment(this_file).",
+            "a full one, not a persona itself. Apply it to a persona: in a scenario, list it under that persona's "
+            "`fragments:`; in Python, load_persona('someone.agent.json').apply_fragment(this_file).",
             path=source,
             field="type",
         )
@@ -452,8 +452,8 @@ def _persona_object(data: Any, source: str) -> dict[str, Any]:
     if _looks_like_population(data):
         raise PersonaError(
             f"{source}: this looks like a TinyTroupe population description (it has 'title', 'description' and "
-            "'content'), not a persona. Read it with load_population_description() and use it as context for "
-            "inventing personas; a persona file needs a 'name'.",
+            "'content'), not a persona: it describes people to invent (`generate N \"DESCRIPTION\"` in a "
+            "channel, or PersonaFactory with load_population_description() in Python); a persona file needs a 'name'.",
             path=source,
         )
     if kind is not None and "name" not in data:
