@@ -154,14 +154,18 @@ class ChannelSession:
         self._heard_ids: dict[str, None] = {}
         self.last_heard_id: str | None = None
         self._index_heard()
+        #: Verification's outcome for persona words not yet delivered to the other personas, by
+        #: event id: they hear what the channel sees, when it sees it.
+        self._verified: dict[int, OutboxEntry] = {}
+        self._attach(world)
+
+    def _attach(self, world: TinyWorld) -> None:
+        """Follow ``world``: its events, turns and memory work, and what its personas hear of each other."""
         world.subscribe(self._on_event)
         world.on_turn_start(self._on_turn_start)
         world.on_turn_end(self._on_turn_end)
         world.on_memory_work(self._on_memory_work)
         world.heard_as = self._heard_as
-        #: Verification's outcome for persona words not yet delivered to the other personas, by
-        #: event id: they hear what the channel sees, when it sees it.
-        self._verified: dict[int, OutboxEntry] = {}
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -493,11 +497,7 @@ class ChannelSession:
                     self.record.id, clock=fresh.clock.model_dump(mode="json"), policy=fresh.policy.model_dump()
                 )
                 self.world = fresh
-                fresh.subscribe(self._on_event)
-                fresh.on_turn_start(self._on_turn_start)
-                fresh.on_turn_end(self._on_turn_end)
-                fresh.on_memory_work(self._on_memory_work)
-                fresh.heard_as = self._heard_as
+                self._attach(fresh)
                 self._verified = {}
                 self._persisted_events = 0
                 self._steps_left = 0
