@@ -230,6 +230,9 @@ class Adapter(ABC):
     max_message_length: int = 2000
     #: Least time between two posts in one channel (the outbox paces to it).
     post_interval_s: float = 0.0
+    #: Whether someone whose words get no answer (no world here, the world paused) is told why. A
+    #: terminal has one person who would otherwise wait for nothing; a chat channel stays quiet.
+    explains_silence: bool = False
 
     @abstractmethod
     async def connect(self) -> None:

@@ -114,6 +114,7 @@ class ConsoleAdapter(Adapter):
         self.files_dir = files_dir
         #: The terminal has no length limit; a persona's message is never split or cut.
         self.max_message_length = sys.maxsize
+        self.explains_silence = True
         #: Set by the application: awaited before each scripted line and before a script ends.
         self.wait_idle: Callable[[], Awaitable[None]] | None = None
         self.channel = ChannelRef(platform="console", id="main", name="console")

@@ -379,6 +379,14 @@ class TroupeApp:
             session = self.sessions.get(event.channel.key)
             if session is not None:
                 await session.hear(event.user, event.text, event.message_id)
+            if not adapter.explains_silence:
+                return
+            if session is None:
+                await adapter.reply_private(event.user, event.channel, "Nobody heard that: this channel has no "
+                                            "world. `start NAME` begins one (`help` lists the commands).")
+            elif session.paused:
+                await adapter.reply_private(event.user, event.channel, f"“{session.world.name}” is paused: the "
+                                            "personas heard you and answer after `resume`.")
 
     async def _answer(self, adapter: Adapter, invocation: CommandInvocation, reply: Reply) -> None:
         if reply.failed:

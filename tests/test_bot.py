@@ -202,7 +202,7 @@ async def test_export_writes_files_that_say_they_are_simulated(testbot, tmp_path
 async def test_stop_unbinds_and_a_new_world_can_start(testbot):
     await team(testbot, "general", "Priya Nair")
     assert "Stopped the world" in (await testbot.command("stop"))[0].text
-    assert not [s for s in await testbot.say("hello?") if s.kind == "post"]
+    assert await testbot.say("hello?") == [], "a chat channel without a world stays quiet"
     assert "Started the world" in (await testbot.command("start Second"))[0].text
 
 

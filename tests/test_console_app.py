@@ -144,3 +144,14 @@ async def test_run_takes_the_same_options_as_console(tmp_path):
     code, out, err = await troupe("run", "--script", str(script(tmp_path, "Hello from run")), env=env)
     assert code == 0, out + err
     assert "> Hello from run" in out and "Priya Nair (demo model): " in out
+
+
+async def test_the_console_says_why_nothing_answers(tmp_path):
+    """In a terminal nobody waits for an answer that will not come: a paused world and a channel
+    without a world say so (chat platforms stay quiet; see the memory adapter's tests)."""
+    env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
+    code, out, err = await troupe("console", "--script", str(script(
+        tmp_path, "/pause", "Anyone there?", "/resume", "/stop", "Hello?")), env=env)
+    assert code == 0, out + err
+    assert "“Team room” is paused: the personas heard you and answer after resume." in out
+    assert "Nobody heard that: this channel has no world. start NAME begins one" in out
