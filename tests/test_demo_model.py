@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from simulation.agent import TinyPerson
@@ -106,3 +107,19 @@ async def test_demo_replies_from_a_sparse_persona_and_with_proper_nouns_read_wel
         wary.listen(f"Should we ship release {n} on Friday?", "Ana")
         words += [a.content for a in (await wary.act()).actions if a.type.value == "TALK"]
     assert any("Friday deployments" in line for line in words) and not any("friday deployments" in line for line in words)
+
+
+async def test_a_hedged_demo_answer_reads_as_one_sentence():
+    """"I'd want to know more first, but I'm wary of X" — not "… but I'm wary of X is what comes to mind"."""
+    from simulation.persona import bundled_personas
+
+    model = DemoModel()
+    hedged = []
+    for path in sorted(set(bundled_personas().values())):
+        person = TinyPerson(load_persona(path), model)
+        for question in ("What do you think?", "hello, anyone?", "How should we plan the launch?", "Any risks?"):
+            person.listen(question, "mod")
+            hedged += [a.content for a in (await person.act()).actions
+                       if a.type.value == "TALK" and a.content.startswith("I'd want to know more first")]
+    assert hedged, "the template is used"
+    assert not [h for h in hedged if re.search(r"but (I'm|I |my goal).* is what comes to mind", h)], hedged

@@ -244,10 +244,13 @@ class DemoModel(LanguageModel):
             because = f" {_cap(_sentence(relevant))}." if relevant else ""
             return f"{lead}{because}" if because else f"{lead} Speaking as {_a(p.occupation)}."
         if "?" in text:
+            point = _sentence(relevant or hook)
+            # "I'm wary of X" is a whole clause; "quiet mornings" is a thing that comes to mind.
+            first_thought = point if re.match(r"(I\b|I'm\b|my goal\b)", point) else f"{point} is what comes to mind for me"
             return _pick(seed, [
-                f"Speaking as {_a(p.occupation)}: {_sentence(relevant or hook)}.",
-                f"Good question. My take: {_sentence(relevant or hook)}.",
-                f"I'd want to know more first, but {_sentence(relevant or hook)} is what comes to mind for me.",
+                f"Speaking as {_a(p.occupation)}: {point}.",
+                f"Good question. My take: {point}.",
+                f"I'd want to know more first, but {first_thought}.",
             ])
         return _pick(seed, [
             f"That resonates. It reminds me of {_sentence(hook)}.",
