@@ -10,6 +10,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -184,6 +185,18 @@ def split_message(text: str, limit: int) -> list[str]:
     if rest.strip():
         pieces.append(rest.rstrip())
     return pieces
+
+
+def free_path(folder: Path, filename: str) -> Path:
+    """Where to save ``filename`` in ``folder`` (made if need be) without overwriting an earlier file:
+    ``poll.png``, then ``poll-2.png``, …"""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = Path(filename).name
+    path, number = folder / name, 1
+    while path.exists():
+        number += 1
+        path = folder / f"{Path(name).stem}-{number}{Path(name).suffix}"
+    return path
 
 
 def clip(text: str, limit: int) -> str:

@@ -37,6 +37,7 @@ from adapters.base import (
     Identity,
     IncomingMessage,
     UserRef,
+    free_path,
 )
 
 T = TypeVar("T")
@@ -299,12 +300,7 @@ class ConsoleAdapter(Adapter):
         if self.files_dir is None:
             return f"(image {filename} not shown: the console cannot display images)"
         try:
-            self.files_dir.mkdir(parents=True, exist_ok=True)
-            path = self.files_dir / Path(filename).name
-            number = 1
-            while path.exists():  # every chart is kept
-                number += 1
-                path = self.files_dir / f"{Path(filename).stem}-{number}{Path(filename).suffix}"
+            path = free_path(self.files_dir, filename)  # every chart is kept
             path.write_bytes(data)
         except OSError as error:
             return f"(could not save {filename}: {error.strerror or error})"

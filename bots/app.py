@@ -12,7 +12,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from adapters.base import Adapter, AdapterError, AdapterEvent, AdapterState, CommandInvocation, IncomingMessage
+from adapters.base import Adapter, AdapterError, AdapterEvent, AdapterState, CommandInvocation, IncomingMessage, free_path
 from bots.collector import QuietCollector
 from bots.logs import log_context
 from bots.moderation import Moderation, Reply
@@ -414,14 +414,7 @@ class TroupeApp:
     def _export_path(self, filename: str) -> Path:
         """A new file in the exports folder: an earlier export or extraction is never overwritten
         (``team-room.md``, then ``team-room-2.md``, …)."""
-        folder = self.settings.data_dir / "exports"
-        folder.mkdir(parents=True, exist_ok=True)
-        name = Path(filename).name
-        path, number = folder / name, 1
-        while path.exists():
-            number += 1
-            path = folder / f"{Path(name).stem}-{number}{Path(name).suffix}"
-        return path
+        return free_path(self.settings.data_dir / "exports", filename)
 
 
 class StoredAdapterState(AdapterState):

@@ -138,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_BAD_INPUT
 
 
+def _names_a_folder(path: str) -> bool:
+    """``backup DIR/``, ``--out DIR/``: a path ending in a separator is a folder, made if need be."""
+    return path.endswith(("/", os.sep))
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -578,7 +583,7 @@ async def _backup(console: Console, path: str, force: bool) -> int:
         return EXIT_BAD_INPUT
     target = Path(path).expanduser()
     try:
-        if path.endswith(("/", os.sep)):  # a folder, made if it is not there yet
+        if _names_a_folder(path):  # made if it is not there yet
             target.mkdir(parents=True, exist_ok=True)
         result = await backup_database(settings.database_path, target, force=force)
     except OSError as error:
@@ -649,7 +654,7 @@ async def _export(console: Console, key: str | None, fmt: str, out_arg: str | No
         sys.stdout.write(body.decode())
         sys.stdout.flush()
         return 0
-    target = out / filename if out.is_dir() or out_arg.endswith(("/", os.sep)) else out
+    target = out / filename if out.is_dir() or _names_a_folder(out_arg) else out
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(body)

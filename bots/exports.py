@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-
 from collections.abc import Iterable
 
 from bots.storage import OutboxEntry, OutboxStatus
@@ -53,7 +52,6 @@ def render_export(
     posted (``as_posted``); ``moderator`` adds the personas' memories to a JSON export."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose json, csv or md")
-    events = log
     note = simulated_note(model_name)
     if fmt == "json":
         data = json.loads(world.to_json())
@@ -68,13 +66,13 @@ def render_export(
         out.write(f"# {note}\n")  # a comment line: pandas reads it with comment="#"
         writer = csv.writer(out)
         writer.writerow(["id", "step", "time", "kind", "type", "source", "target", "content", "model"])
-        for e in events:
+        for e in log:
             writer.writerow([e.id, e.step, e.time.isoformat(), e.kind.value, e.type, e.source, e.target or "",
                              e.content, e.model or ""])
         body = out.getvalue()
     else:
         lines = [f"# {world.name}", "", f"_{note}_", ""]
-        for e in events:
+        for e in log:
             if e.kind is EventKind.NOTICE or e.type == "THINK":
                 continue
             to = f" → {e.target}" if e.target else ""

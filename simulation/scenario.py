@@ -120,8 +120,8 @@ def resolve_persona(entry: PersonaEntry, base: Path) -> PersonaSpec:
 
 
 def build_world(scenario: Scenario, base: Path, model: LanguageModel) -> TinyWorld:
-    """The scenario's world with its personas; raises ``ScenarioError`` for a scripted message to or
-    from someone who is not one of them (from the moderator or anyone outside is fine)."""
+    """The scenario's world with its personas; raises ``ScenarioError`` for a scripted message to
+    someone who is not one of them (one from anyone is fine: a persona's line is said by it)."""
     world = TinyWorld(
         scenario.name,
         model=model,
