@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 from collections.abc import Awaitable
 from pathlib import Path
@@ -37,6 +38,8 @@ CATCH_UP_CONCURRENCY = 8
 
 #: Seconds between tries to read a channel's missed messages after a restart.
 CATCH_UP_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
+#: Distinct merged verification policies kept (channels with their own settings each add one).
+POLICIES_HELD = 1024
 
 
 class TroupeApp:
@@ -67,6 +70,9 @@ class TroupeApp:
         self.collector = QuietCollector()
         self._fixed_verifier = verifier
         self._verifiers: dict[str, Verifier] = {}
+        #: Merged policies (and their JSON, the verifier key) by what they are merged from. Merging
+        #: validates the whole policy again: every reply paid for it before it was kept here.
+        self._policies: dict[tuple[str, str, str], tuple[VerificationPolicy, str]] = {}
         self._building: dict[str, asyncio.Future[Verifier]] = {}
         self.services = Services(
             storage=self.storage,
@@ -85,10 +91,20 @@ class TroupeApp:
     def policy_for(self, config: SessionConfig, channel_key: str = "") -> VerificationPolicy:
         """A channel's verification policy: the configured one, then the config file's overrides
         for this channel, then the channel's own (set by its moderators), then its safety mode."""
-        file_overrides = self.settings.channel_verification.get(channel_key, {})
-        return self.settings.verification.merged(file_overrides).merged(
-            {**config.verification, "mode": config.safety_mode}
-        )
+        return self._merged_policy(config, channel_key)[0]
+
+    def _merged_policy(self, config: SessionConfig, channel_key: str) -> tuple[VerificationPolicy, str]:
+        key = (channel_key, config.safety_mode, json.dumps(config.verification, sort_keys=True, default=str))
+        found = self._policies.get(key)
+        if found is None:
+            file_overrides = self.settings.channel_verification.get(channel_key, {})
+            policy = self.settings.verification.merged(file_overrides).merged(
+                {**config.verification, "mode": config.safety_mode}
+            )
+            if len(self._policies) >= POLICIES_HELD:
+                self._policies.clear()
+            found = self._policies[key] = (policy, policy.model_dump_json())
+        return found
 
     async def verifier_for(self, config: SessionConfig, channel_key: str = "") -> Verifier:
         """The verifier of a channel, built once per distinct policy.
@@ -98,8 +114,7 @@ class TroupeApp:
         """
         if self._fixed_verifier is not None:
             return self._fixed_verifier
-        policy = self.policy_for(config, channel_key)
-        key = policy.model_dump_json()
+        policy, key = self._merged_policy(config, channel_key)
         verifier = self._verifiers.get(key)
         if verifier is not None:
             return verifier

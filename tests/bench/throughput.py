@@ -7,7 +7,9 @@ verified, stored and posted. The fake model (its own process, real HTTP, the rea
 answers after 300 ms; the model concurrency limit is raised so the model is not the bottleneck.
 Prints one JSON object on its last line. The line before it says what the 200-channel rounds cost
 in CPU time, the bot's and the fake model server's, per persona turn, and how short a round could be
-on this machine's cores at that cost.
+on this machine's cores at that cost; and how long the same 1,000 model calls take through the
+model layer alone (the official client and our wrappers, no bot, no verification, no storage), the
+floor under any round on this machine.
 """
 
 from __future__ import annotations
@@ -22,12 +24,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from adapters.memory import MemoryAdapter
 from bots.app import TroupeApp
 from config.settings import Settings
+from simulation.actions import AgentTurn
+from simulation.llm.base import ChatRequest
+from simulation.llm.factory import build_model
+from simulation.memory import Episode
 from simulation.persona import find_bundled_persona
+from simulation.prompts import turn_messages
 
 PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Amara Okafor", "Diego Hernández", "Henrik Lindqvist")
 LATENCY_S = 0.3
@@ -72,8 +80,8 @@ class StallMeter:
         return self.worst
 
 
-async def setup(port: int, data_dir: Path, channels: int) -> tuple[TroupeApp, TimedAdapter]:
-    settings = Settings(
+def bench_settings(port: int, data_dir: Path, channels: int) -> Settings:
+    return Settings(
         data_dir=data_dir,
         llm={
             "model": "gpt-4o-mini",
@@ -85,6 +93,10 @@ async def setup(port: int, data_dir: Path, channels: int) -> tuple[TroupeApp, Ti
         },
         bot={"default_exchanges": 0},
     )
+
+
+async def setup(port: int, data_dir: Path, channels: int) -> tuple[TroupeApp, TimedAdapter]:
+    settings = bench_settings(port, data_dir, channels)
     adapter = TimedAdapter()
     app = TroupeApp(settings)
     await app.start([adapter])
@@ -143,6 +155,42 @@ async def measure(port: int, channels: int, rounds: int, fake_pid: int) -> dict[
             "bot_cpu_s_per_turn": bot_cpu, "fake_cpu_s_per_turn": fake_cpu}
 
 
+async def model_layer_alone(port: int, channels: int) -> dict[str, float]:
+    """The same model calls through the model layer alone (a persona turn's prompt each): what is
+    left of a round, and of a post's overhead, when the bot does nothing else.
+
+    Returns the median wall time of a round of ``channels`` × 5 calls at once, and the median time
+    past the model's latency at which one channel's 5 calls come back.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = build_model(bench_settings(port, Path(tmp), channels))
+        specs = [find_bundled_persona(name) for name in PERSONAS]
+        heard = Episode(step=1, time=datetime.now(), kind="stimulus", type="CONVERSATION", source="mod",
+                        content="Round 1: what should we change first in the onboarding flow?")
+
+        async def turn(index: int, started: float) -> float:
+            spec = specs[index % len(specs)]
+            messages = turn_messages(name=spec.name, persona=spec.to_tinytroupe_dict(), world=f"room {index // len(specs)}",
+                                     situation=None, summary="", facts=[], state={}, past=[], new=[heard])
+            await stack.model.structured(ChatRequest(messages=messages, task="turn"), AgentTurn)
+            return time.perf_counter() - started - LATENCY_S
+
+        async def round_of(calls: int) -> tuple[float, list[float]]:
+            started = time.perf_counter()
+            overheads = await asyncio.gather(*(turn(i, started) for i in range(calls)))
+            return time.perf_counter() - started, list(overheads)
+
+        try:
+            await round_of(channels * len(PERSONAS))  # warm-up: connections
+            many = [(await round_of(channels * len(PERSONAS)))[0] for _ in range(3)]
+            one: list[float] = []
+            for _ in range(10):
+                one += (await round_of(len(PERSONAS)))[1]
+            return {"round_s": statistics.median(many), "overhead_s": statistics.median(one)}
+        finally:
+            await stack.aclose()
+
+
 async def main(channels: int) -> dict[str, float]:
     fake = subprocess.Popen(
         [sys.executable, "-m", "tests.bench.fake_model_process", str(LATENCY_S)],
@@ -154,6 +202,7 @@ async def main(channels: int) -> dict[str, float]:
         port = int(fake.stdout.readline())
         single = await measure(port, 1, rounds=10, fake_pid=fake.pid)
         many = await measure(port, channels, rounds=3, fake_pid=fake.pid)
+        model_only = await model_layer_alone(port, channels)
     finally:
         fake.stdin.close()
         fake.wait(timeout=10)
@@ -168,6 +217,9 @@ async def main(channels: int) -> dict[str, float]:
         "fake_model_cpu_ms_per_turn": round(many["fake_cpu_s_per_turn"] * 1000, 2),
         "cpu_bound_round_s": round(cpu_bound, 3),
         "cpu_bound_ratio": round(cpu_bound / single["round_s"], 2),
+        "model_layer_round_s": round(model_only["round_s"], 3),
+        "model_layer_ratio": round(model_only["round_s"] / single["round_s"], 2),
+        "model_layer_overhead_ms_p50": round(model_only["overhead_s"] * 1000, 2),
     }))
     # Per post, in one channel: time from the human message to the post, minus the model's 300 ms.
     overhead_ms = single["overhead_s"] * 1000
