@@ -123,3 +123,24 @@ async def test_a_hedged_demo_answer_reads_as_one_sentence():
                        if a.type.value == "TALK" and a.content.startswith("I'd want to know more first")]
     assert hedged, "the template is used"
     assert not [h for h in hedged if re.search(r"but (I'm|I |my goal).* is what comes to mind", h)], hedged
+
+
+async def test_demo_thoughts_quote_a_short_message_whole_and_name_the_job_with_its_article():
+    """"You bring up "Should we ship on Friday?". I'll answer as a data scientist." — no ellipsis
+    after a message quoted whole, and the job reads as in a sentence (acronyms and states too)."""
+    from simulation.persona import PersonaSpec
+
+    model = DemoModel()
+
+    async def thought(occupation: str, message: str) -> str:
+        person = TinyPerson(PersonaSpec.from_data({"name": "Ada Vos", "occupation": occupation}, source="pasted"), model)
+        person.listen(message, "you")
+        return next(a.content for a in (await person.act()).actions if a.type.value == "THINK")
+
+    short = await thought("Data Scientist", "Should we ship on Friday?")
+    assert short == 'You bring up "Should we ship on Friday?". I\'ll answer as a data scientist.', short
+    long = await thought("HR Lead", "one two three four five six seven eight nine ten eleven twelve")
+    assert '"one two three four five six seven eight nine ten…"' in long and long.endswith("as an HR lead."), long
+    assert (await thought("UX Researcher", "Hi?")).endswith("as a UX researcher.")
+    assert (await thought("Unemployed", "Hi?")).endswith("as someone unemployed.")
+    assert (await thought("", "Hi?")).endswith("I'll answer from my own experience.")

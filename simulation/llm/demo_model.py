@@ -199,11 +199,12 @@ class DemoModel(LanguageModel):
         return _turn(actions, persona, text)
 
     def _thought(self, p: _Persona, text: str, source: str, seed: str) -> str:
-        topic = " ".join(text.split()[:10])
-        lens = p.occupation or "my own experience"
+        words = text.split()
+        topic = " ".join(words[:10]) + ("…" if len(words) > 10 else "")
+        lens = f"as {_a(p.occupation)}" if p.occupation else "from my own experience"
         # The console's user is called "you": "you bring up", not "you brings up".
         said = "You bring up" if source.casefold() == "you" else f"{source} brings up"
-        return f"{said} \"{topic}…\". I'll answer from where I stand as {lens}."
+        return f"{said} \"{topic}\". I'll answer {lens}."
 
     def _reply(self, p: _Persona, text: str, seed: str) -> str:
         match = _CHOICE.search(text)
@@ -320,10 +321,25 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+#: Occupations that are states, not jobs: "someone retired", not "a retired".
+_STATES = ("unemployed", "retired", "self-employed", "between jobs", "on leave")
+
+
 def _a(noun: str) -> str:
+    """``noun`` with its article, in running text: "a data scientist", "an HR lead", "someone retired"."""
     if not noun:
         return "someone in my position"
-    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun.lower()
+    # Title Case words go lower case; acronyms (HR, UX, CEO) keep theirs.
+    words = [w if len(w) > 1 and w.isupper() else w.lower() for w in noun.split()]
+    text = " ".join(words)
+    if text.lower() in _STATES:
+        return f"someone {text.lower()}"
+    first = words[0]
+    if first.isupper() and len(first) > 1:  # spelt out: "an HR lead", "a UX researcher"
+        vowel_sound = first[0] in "AEFHILMNORSX"
+    else:
+        vowel_sound = first[:1] in "aeiou" and not re.match(r"(uni|use|usu|eu|one)", first)
+    return ("an " if vowel_sound else "a ") + text
 
 
 def _research_handler(task: str | None) -> Callable[[ChatRequest], Any] | None:
