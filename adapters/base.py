@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -260,12 +260,13 @@ class Adapter(ABC):
         """Post as ``identity``; returns the platform's message id (the first, if split)."""
 
     async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
-                        since: datetime) -> str | None:
+                        since: datetime, taken: Collection[str] = ()) -> str | None:
         """The id of a post of ``text`` by ``identity`` made since ``since``, if the platform shows one.
 
         Asked before posting again after an attempt whose outcome is unknown (a timeout, a crash
         between posting and recording it), so such a message is not posted twice. None when nothing
-        matches or the platform cannot tell.
+        matches or the platform cannot tell. ``taken``: ids of posts that other messages are known
+        to be (a persona may say the same words twice); never one of those.
         """
         return None
 

@@ -16,7 +16,7 @@ import re
 import stat
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -228,17 +228,18 @@ class ConsoleAdapter(Adapter):
                 for entry in self._journal.read(_Journal.TYPED) if entry["id"] > after]
 
     async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
-                        since: datetime) -> str | None:
+                        since: datetime, taken: Collection[str] = ()) -> str | None:
         """A post already shown, as the journal of this terminal records it."""
         if self._journal is None:
             return None
         floor = f"{int((since.timestamp() - 5) * 1e9):020d}"
+        oldest = None  # the same words shown twice are two messages: the earlier one is the earlier entry's
         for entry in reversed(self._journal.read(_Journal.SHOWN)):
             if entry["id"] < floor:
                 break
-            if entry["name"] == identity.name and entry["text"] == text:
-                return str(entry["id"])
-        return None
+            if entry["name"] == identity.name and entry["text"] == text and str(entry["id"]) not in taken:
+                oldest = str(entry["id"])
+        return oldest
 
     async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
         """Shown in the prompt's bottom toolbar; a script's transcript stays free of status noise."""

@@ -29,7 +29,7 @@ import shlex
 import time
 from datetime import datetime, timedelta
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
@@ -884,7 +884,7 @@ class DiscordAdapter(Adapter):
         return missed
 
     async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
-                        since: datetime) -> str | None:
+                        since: datetime, taken: Collection[str] = ()) -> str | None:
         """Our post of ``text`` as ``identity`` in the channel's (or thread's) recent history."""
         first = split_message(text, self.max_message_length)[0]
         prefixed = fallback_prefix(identity) + split_message(text, self.max_message_length - len(fallback_prefix(identity)))[0]
@@ -892,11 +892,11 @@ class DiscordAdapter(Adapter):
         me = self.client.user.id if self.client.user is not None else None
         try:
             target = await self._channel(thread or channel.thread or channel.id)
-            async for message in target.history(limit=100, after=since - timedelta(seconds=5), oldest_first=False):
+            async for message in target.history(limit=100, after=since - timedelta(seconds=5), oldest_first=True):
                 by_webhook = message.webhook_id is not None and message.author.name == username and message.content == first
                 by_bot = me is not None and message.author.id == me and message.content == prefixed
-                if by_webhook or by_bot:
-                    return str(message.id)
+                if (by_webhook or by_bot) and str(message.id) not in taken:
+                    return str(message.id)  # the earliest: the same words posted twice are two messages
         except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
             raise _post_error(error, "reading the channel's history") from error
         return None

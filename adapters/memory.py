@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import count
@@ -266,14 +266,14 @@ class MemoryAdapter(Adapter):
                 and int(m.message_id) > int(after)]
 
     async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
-                        since: datetime) -> str | None:
+                        since: datetime, taken: Collection[str] = ()) -> str | None:
         """Like a platform's channel history: the first piece of ``text`` posted by ``identity``."""
         if not self.history_visible:
             return None
         first = split_message(text, self.max_message_length)[0]
-        for record in reversed(self.sent):
+        for record in self.sent:  # the earliest: the same words posted twice are two messages
             if (record.kind == "post" and record.channel == channel.id and record.identity == identity.name
-                    and record.text == first and record.thread == thread):
+                    and record.text == first and record.thread == thread and record.message_id not in taken):
                 return record.message_id
         return None
 

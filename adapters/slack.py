@@ -24,7 +24,7 @@ import re
 import time
 from datetime import datetime
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 import aiohttp
@@ -662,7 +662,7 @@ class SlackAdapter(Adapter):
         return missed
 
     async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
-                        since: datetime) -> str | None:
+                        since: datetime, taken: Collection[str] = ()) -> str | None:
         """Our post of ``text`` as ``identity`` in the channel's (or thread's) history since ``since``."""
         assert self.client is not None
         first = split_message(text, self.max_message_length)[0]
@@ -677,12 +677,13 @@ class SlackAdapter(Adapter):
                 response = await self.client.conversations_history(channel=channel.id, oldest=oldest, limit=200)
         except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
             raise _adapter_error(error, "reading the channel's history") from error
+        oldest = None  # history comes newest first; the same words posted twice are two messages
         for message in response.get("messages") or []:
             ours = message.get("bot_id") == self.bot_id or message.get("user") == self.bot_user_id
             named = message.get("username") in (username, None)
-            if ours and named and message.get("text") in wanted:
-                return str(message.get("ts"))
-        return None
+            if ours and named and message.get("text") in wanted and str(message.get("ts")) not in taken:
+                oldest = str(message.get("ts"))
+        return oldest
 
     async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
         """Slack offers bots no typing indicator in channels; progress shows through ``status`` instead."""

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
+from datetime import timedelta
 
 from adapters.base import Adapter, AdapterError, ChannelRef, Identity
 from bots.storage import OutboxEntry, OutboxStatus, Storage
@@ -26,6 +28,10 @@ MAX_UNCHECKED = 6
 #: Settled entries remembered (posted, found posted, failed for good), so that neither a read of
 #: pending entries that raced their marks nor a copy of an entry taken before it settled posts it again.
 RECENTLY_SETTLED = 10_000
+#: This run's post ids remembered per channel, so a message in doubt is not taken for one of them.
+POSTS_REMEMBERED = 1_000
+#: How far before an entry in doubt the posts of other entries are read, to rule them out.
+CLAIMS_LOOKED_BACK = timedelta(hours=1)
 #: Seconds before retrying a failed post, by attempt; the last value repeats.
 RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
 
@@ -56,6 +62,9 @@ class Outbox:
         #: Entries settled lately: a read of pending entries begun before a mark was stored may still
         #: list them, and a delivery queued earlier may hold them as they were stored.
         self._settled: dict[int, None] = {}
+        #: Platform ids of this run's posts, by channel, marked in storage or not yet: an entry in
+        #: doubt is never taken to be one of these (a persona may say the same words twice).
+        self._posted: dict[str, deque[str]] = {}
         self.retry_delays = retry_delays
         self._locks: dict[str, asyncio.Lock] = {}
         self._last_post: dict[str, float] = {}
@@ -135,13 +144,19 @@ class Outbox:
             log.exception("post %s to %s raised", entry.id, entry.channel_key)
             await self.storage.mark_attempt(entry.id, f"{type(error).__name__}: {error}")
             return False
-        self._mark_posted(entry.id, message_id)
+        self._mark_posted(entry, message_id)
         return True
 
-    def _mark_posted(self, entry_id: int, message_id: str) -> None:
+    def _claim(self, channel_key: str, message_id: str) -> None:
+        self._posted.setdefault(channel_key, deque(maxlen=POSTS_REMEMBERED)).append(message_id)
+
+    def _mark_posted(self, entry: OutboxEntry, message_id: str) -> None:
         """Record the post without waiting for the write: the channel's next post need not wait for
         storage. Until the mark is stored the entry is skipped here; if the process dies first, the
         entry is pending at the next start and found in the channel instead of posted again."""
+        entry_id = entry.id
+        assert entry_id is not None
+        self._claim(entry.channel_key, message_id)
 
         async def mark() -> None:
             try:
@@ -168,7 +183,10 @@ class Outbox:
         """
         assert entry.id is not None
         try:
-            found = await adapter.find_post(channel, identity, entry.text, entry.thread, entry.created_at)
+            # Posts other entries are known to be: the same words said twice are two posts.
+            taken = await self.storage.posted_ids(entry.channel_key, entry.created_at - CLAIMS_LOOKED_BACK)
+            taken.update(self._posted.get(entry.channel_key, ()))
+            found = await adapter.find_post(channel, identity, entry.text, entry.thread, entry.created_at, taken)
         except AdapterError as error:
             if entry.attempts >= MAX_UNCHECKED:
                 log.warning("could not check %s for post %s (%s); posting it again", entry.channel_key, entry.id, error)
@@ -179,6 +197,7 @@ class Outbox:
         if found is None:
             return False
         log.info("post %s was already on %s as %s; not posting it again", entry.id, entry.channel_key, found)
+        self._claim(entry.channel_key, found)
         await self.storage.mark_posted(entry.id, found)
         self._settle(entry.id)
         return True

@@ -475,10 +475,13 @@ async def test_the_journal_lets_a_restarted_console_find_posts_and_typed_lines(t
     before = ConsoleAdapter(console=plain_console(), stdin=stdin, journal_dir=tmp_path)
     events = [e async for e in before.listen()]
     shown = await before.post(before.channel, PRIYA, "I'd ship it.")
+    again = await before.post(before.channel, PRIYA, "I'd ship it.")  # the same words, a second message
     await before.disconnect()
 
     after = ConsoleAdapter(console=plain_console(), journal_dir=tmp_path)  # the process was restarted
     assert await after.find_post(after.channel, PRIYA, "I'd ship it.", None, since) == shown
+    assert await after.find_post(after.channel, PRIYA, "I'd ship it.", None, since, {shown}) == again
+    assert await after.find_post(after.channel, PRIYA, "I'd ship it.", None, since, {shown, again}) is None
     assert await after.find_post(after.channel, Identity(name="Omar"), "I'd ship it.", None, since) is None
     assert await after.find_post(after.channel, PRIYA, "Something else", None, since) is None
     first = events[0]

@@ -732,6 +732,13 @@ async def test_a_post_already_in_the_channel_is_found_before_posting_again(bot: 
     message_id = await bot.adapter.post(session.channel, identity, "Shipping Friday works if QA agrees.")
     assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works if QA agrees.", None,
                                        since) == message_id
+    again = await bot.adapter.post(session.channel, identity, "Shipping Friday works if QA agrees.")
+    assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works if QA agrees.", None,
+                                       since) == message_id, "the earlier of the two"
+    assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works if QA agrees.", None,
+                                       since, {message_id}) == again
+    assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works if QA agrees.", None,
+                                       since, {message_id, again}) is None
     assert await bot.adapter.find_post(session.channel, identity, "Something else", None, since) is None
     later = datetime.now(timezone.utc) + timedelta(seconds=30)
     assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works if QA agrees.", None,

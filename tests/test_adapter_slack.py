@@ -433,6 +433,11 @@ async def test_a_post_already_in_the_channel_is_found_before_posting_again(bot: 
     identity = session.identity("Priya Nair")
     ts = await bot.adapter.post(session.channel, identity, "Shipping Friday works <if> QA agrees.")
     assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works <if> QA agrees.", None, since) == ts
+    again = await bot.adapter.post(session.channel, identity, "Shipping Friday works <if> QA agrees.")
+    words = "Shipping Friday works <if> QA agrees."
+    assert await bot.adapter.find_post(session.channel, identity, words, None, since) == ts, "the earlier of the two"
+    assert await bot.adapter.find_post(session.channel, identity, words, None, since, {ts}) == again
+    assert await bot.adapter.find_post(session.channel, identity, words, None, since, {ts, again}) is None
     assert await bot.adapter.find_post(session.channel, identity, "Something else", None, since) is None
     other = session.identity("Tomasz Kowalski")
     assert await bot.adapter.find_post(session.channel, other, "Shipping Friday works <if> QA agrees.", None, since) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from adapters.base import AdapterError
+from adapters.base import AdapterError, Identity
 from adapters.memory import MemoryAdapter, Sent
 from bots.outbox import Outbox
 from bots.storage import OutboxEntry, OutboxStatus, StepWrite, WorldRecord
@@ -293,3 +293,69 @@ async def test_after_a_restart_channels_catch_up_a_few_at_a_time(tmp_path: Path)
         assert len(platform.posts()) == len(rooms), "each channel's missed message is answered"
     finally:
         await second.app.stop()
+
+
+async def _outbox_with_the_same_words_twice(tmp_path: Path) -> tuple[SQLiteStorage, MemoryAdapter, list[OutboxEntry]]:
+    """Two pending entries in which a persona says the very same words (two messages, not one)."""
+    storage = SQLiteStorage(tmp_path / "troupe.db")
+    await storage.open()
+    await storage.create_world(WorldRecord(id="w1", channel_key="memory:general", name="Room"))
+    stored = await storage.write_step(StepWrite(world_id="w1", outbox=[OutboxEntry(
+        world_id="w1", channel_key="memory:general", event_id=n, persona="Priya Nair",
+        identity={"name": "Priya Nair"}, text="Agreed.") for n in (1, 2)]))
+    return storage, MemoryAdapter(), stored
+
+
+def _second_post_fails(adapter: MemoryAdapter) -> None:
+    """The first post goes through; the platform refuses the next one for a moment (nothing posted)."""
+    adapter.crash_after_post(1, lambda record: adapter.fail_next_posts(1))
+
+
+async def _posted(storage: SQLiteStorage, count: int) -> None:
+    for _ in range(200):  # a post's mark is written in the background
+        if sum(e.status is OutboxStatus.POSTED for e in await storage.outbox_entries("w1")) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{count} entries were never marked posted")
+
+
+async def test_a_message_left_unposted_is_not_taken_for_an_earlier_post_of_the_same_words(tmp_path: Path) -> None:
+    """Priya says "Agreed." twice. The first is posted; the second's post fails, so it is looked for
+    before it is tried again, and the first one's post is not it: it is posted, in this run and
+    after a restart."""
+    for restart in (False, True):
+        storage, adapter, _ = await _outbox_with_the_same_words_twice(tmp_path / str(restart))
+        outbox = Outbox(storage, {"memory": adapter}, retry_delays=(60.0,))
+        try:
+            _second_post_fails(adapter)
+            assert await outbox.deliver("memory:general") is False
+            assert len(adapter.posts()) == 1
+            if restart:  # the process dies; only storage remembers the first post
+                await _posted(storage, 1)
+                outbox.close()
+                outbox = Outbox(storage, {"memory": adapter}, retry_delays=(60.0,))
+            assert await outbox.deliver("memory:general") is True
+            assert [p.text for p in adapter.posts()] == ["Agreed.", "Agreed."], f"restart={restart}: one never shown"
+            await _posted(storage, 2)
+            entries = await storage.outbox_entries("w1")
+            assert [e.platform_message_id for e in entries] == [p.message_id for p in adapter.posts()]
+        finally:
+            outbox.close()
+            await storage.close()
+
+
+async def test_two_posts_of_the_same_words_found_after_a_crash_are_matched_one_each_in_order(tmp_path: Path) -> None:
+    """Both were posted and neither was marked: each entry is matched with its own post, oldest first."""
+    storage, adapter, stored = await _outbox_with_the_same_words_twice(tmp_path)
+    for entry in stored:  # the platform shows both; storage knows of neither
+        await adapter.post(adapter.channel("general"), Identity(name="Priya Nair"), entry.text)
+    restarted = Outbox(storage, {"memory": adapter}, retry_delays=(60.0,))
+    try:
+        assert await restarted.deliver("memory:general") is True
+        assert len(adapter.posts()) == 2, "nothing was posted again"
+        await _posted(storage, 2)
+        entries = await storage.outbox_entries("w1")
+        assert [e.platform_message_id for e in entries] == [p.message_id for p in adapter.posts()]
+    finally:
+        restarted.close()
+        await storage.close()

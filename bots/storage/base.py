@@ -274,6 +274,10 @@ class Storage(ABC):
     async def mark_posted(self, entry_id: int, platform_message_id: str) -> None: ...
 
     @abstractmethod
+    async def posted_ids(self, channel_key: str, since: datetime) -> set[str]:
+        """Platform ids of the channel's entries marked posted since ``since`` (the latest 1,000 at most)."""
+
+    @abstractmethod
     async def mark_attempt(self, entry_id: int, error: str | None = None) -> None:
         """Count a posting attempt whose outcome is unknown; with ``error``, one that failed, and why."""
 

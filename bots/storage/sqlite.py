@@ -304,6 +304,11 @@ MARK_POSTED = """
 UPDATE outbox SET status = 'posted', platform_message_id = ?, posted_at = ?, error = NULL
 WHERE id = ?
 """
+SELECT_POSTED_IDS = """
+SELECT platform_message_id FROM outbox
+WHERE status = 'posted' AND channel_key = ? AND posted_at >= ? AND platform_message_id IS NOT NULL
+ORDER BY id DESC LIMIT 1000
+"""
 COUNT_ATTEMPT = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?"
 RECORD_ATTEMPT_ERROR = "UPDATE outbox SET attempts = attempts + 1, error = ? WHERE id = ?"
 SET_OUTBOX_STATUS = "UPDATE outbox SET status = ?, error = ? WHERE id = ?"
@@ -1020,6 +1025,9 @@ class SQLiteStorage(Storage):
 
     async def mark_posted(self, entry_id: int, platform_message_id: str) -> None:
         await self._update_entry(entry_id, MARK_POSTED, (platform_message_id, _time(utcnow()), entry_id), "mark")
+
+    async def posted_ids(self, channel_key: str, since: datetime) -> set[str]:
+        return {row[0] for row in await self._read(SELECT_POSTED_IDS, (channel_key, _time(since)))}
 
     async def mark_attempt(self, entry_id: int, error: str | None = None) -> None:
         """Count an attempt; with ``error``, one that failed, and why."""
