@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from adapters.base import Adapter
+from adapters.base import Adapter, free_path
 from config.settings import Settings
 from simulation.events import Event, EventKind
 from simulation.llm.errors import LLMError, ModelConfigurationError
@@ -101,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("json", "csv", "md"), default="json", dest="fmt",
                         help="file format (default json)")
     export.add_argument("--out", metavar="PATH",
-                        help="write to this file, or into this folder (created if PATH ends with /), "
-                             "instead of standard output")
+                        help="write to this file, or into this folder (created if PATH ends with /; an "
+                             "earlier export there is kept), instead of standard output")
+    export.add_argument("--force", action="store_true", help="overwrite the file PATH if it exists")
     return parser
 
 
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "backup":
             return asyncio.run(_backup(console, args.path, args.force))
         if args.command == "export":
-            return asyncio.run(_export(Console(highlight=False, stderr=True), args.world, args.fmt, args.out))
+            return asyncio.run(_export(Console(highlight=False, stderr=True), args.world, args.fmt, args.out,
+                                       args.force))
     except KeyboardInterrupt:
         console.print("[dim]interrupted[/]")
         return 130
@@ -602,8 +604,12 @@ async def _backup(console: Console, path: str, force: bool) -> int:
     return 0
 
 
-async def _export(console: Console, key: str | None, fmt: str, out_arg: str | None) -> int:
-    """List the stored worlds (no ``key``) or export one; messages go to ``console`` (stderr)."""
+async def _export(console: Console, key: str | None, fmt: str, out_arg: str | None, force: bool = False) -> int:
+    """List the stored worlds (no ``key``) or export one; messages go to ``console`` (stderr).
+
+    Into a folder, an export takes a free name (``team-room-2.md``); onto a file that exists, only
+    with ``force``; onto the database (or its journal and lock files), never.
+    """
     from bots.exports import as_posted, render_export
     from bots.session import world_state_from_storage
     from bots.storage import StorageError
@@ -654,8 +660,20 @@ async def _export(console: Console, key: str | None, fmt: str, out_arg: str | No
         sys.stdout.write(body.decode())
         sys.stdout.flush()
         return 0
-    target = out / filename if out.is_dir() or _names_a_folder(out_arg) else out
+    into_folder = out.is_dir() or _names_a_folder(out_arg)
+    target = out / filename if into_folder else out
+    database = path.resolve()
+    if target.resolve() in {database, *(database.with_name(database.name + end) for end in ("-wal", "-shm", ".lock"))}:
+        console.print(f"[red]error:[/] {escape(str(target))} is the database itself (or its journal); "
+                      "choose another path", soft_wrap=True)
+        return EXIT_BAD_INPUT
+    if target.exists() and not into_folder and not force:
+        console.print(f"[red]error:[/] {escape(str(target))} already exists; choose another path, or pass "
+                      "--force to overwrite it", soft_wrap=True)
+        return EXIT_BAD_INPUT
     try:
+        if into_folder:
+            target = free_path(out, filename)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(body)
     except OSError as error:

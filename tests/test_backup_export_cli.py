@@ -188,6 +188,36 @@ def test_export_lists_every_world_and_exports_a_stopped_one_by_name(env, tmp_pat
     assert "Should we ship on Friday?" in (folder / "launch-review.csv").read_text()
 
 
+def test_export_never_overwrites_a_file_unasked_nor_ever_the_database(env, tmp_path, capsys):
+    asyncio.run(_conversation(env))
+    database = env / "troupe.db"
+    before = worlds_in(database)
+    for path in (database, env / "troupe.db-wal", env / ".." / "data" / "troupe.db"):
+        for force in ([], ["--force"]):
+            assert main(["export", "launch review", "--out", str(path), *force]) == 2
+            assert "is the database itself" in capsys.readouterr().err
+    assert worlds_in(database) == before, "the database is untouched"
+
+    notes = tmp_path / "notes.md"
+    notes.write_text("my own notes\n")
+    assert main(["export", "launch review", "--format", "md", "--out", str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert "notes.md already exists; choose another path, or pass --force to overwrite it" in err
+    assert notes.read_text() == "my own notes\n"
+    assert main(["export", "launch review", "--format", "md", "--out", str(notes), "--force"]) == 0
+    assert notes.read_text().startswith("# Launch review")
+
+    # Into a folder, a second export keeps the first (edited) one and takes the next free name.
+    folder = tmp_path / "exports"
+    assert main(["export", "launch review", "--format", "md", "--out", f"{folder}/"]) == 0
+    (folder / "launch-review.md").write_text("edited by hand\n")
+    capsys.readouterr()
+    assert main(["export", "launch review", "--format", "md", "--out", str(folder)]) == 0
+    assert f"to {folder / 'launch-review-2.md'}" in capsys.readouterr().err
+    assert (folder / "launch-review.md").read_text() == "edited by hand\n"
+    assert (folder / "launch-review-2.md").read_text().startswith("# Launch review")
+
+
 def test_export_to_standard_output_in_every_format(env, capsys):
     asyncio.run(_conversation(env))
     world_id = asyncio.run(_world_id(env / "troupe.db", "Launch review"))
