@@ -152,8 +152,8 @@ class ConsoleAdapter(Adapter):
         """``Priya Nair is thinking…`` while someone is composing, else ``None``."""
         now = time.monotonic()
         self._typing = {name: until for name, until in self._typing.items() if until > now}
-        names = list(self._typing)
-        progress = self._progress[0] if self._progress and self._progress[1] > now else None
+        names = [visible(name).replace("\n", " ") for name in self._typing]
+        progress = visible(self._progress[0]) if self._progress and self._progress[1] > now else None
         if not names:
             return progress
         thinking = f"{names[0]} is thinking…" if len(names) == 1 else \
@@ -189,7 +189,7 @@ class ConsoleAdapter(Adapter):
                         await self._unless_closed(self._settle())
                     except _Closed:
                         return
-                    self._print(Text(f"> {line}"))
+                    self._print(Text(f"> {visible(line)}"))
                 event = parse_line(line, self.channel, self.user, self._next_id())
                 if isinstance(event, _Quit):
                     break
@@ -209,10 +209,11 @@ class ConsoleAdapter(Adapter):
         self._refresh_prompt()
         line = Text.assemble(
             (datetime.now().strftime("%H:%M") + " ", "dim"),
-            (identity.name, Style(color=_colour(identity), bold=True)),
-            (f" ({identity.tag})" if identity.tag else "", "dim"),
+            (visible(identity.name), Style(color=_colour(identity), bold=True)),
+            (f" ({visible(identity.tag)})" if identity.tag else "", "dim"),
             ": ",
-            text,
+            # Later lines of a post are indented: no line of it can pass for another post.
+            visible(text).replace("\n", "\n  "),
         )
         self._print(line)
         message_id = self._next_id()
@@ -276,15 +277,15 @@ class ConsoleAdapter(Adapter):
         for field in card.fields:
             if body:
                 body.append("\n")
-            body.append(f"{field.name}: ", style="bold")
+            body.append(f"{visible(field.name)}: ", style="bold")
             body.append_text(render_plain_markdown(field.value))
         if card.image is not None:
             saved = self._save_image(*card.image)
             body.append(f"\n{saved}", style="dim")
         if card.footer:
-            body.append(f"\n{card.footer}", style="dim italic")
+            body.append(f"\n{visible(card.footer)}", style="dim italic")
         colour = _parse_colour(card.colour)
-        self._print(Panel(body, title=Text(card.title, style="bold"), title_align="left",
+        self._print(Panel(body, title=Text(visible(card.title), style="bold"), title_align="left",
                           border_style=Style(color=colour) if colour else "dim", expand=False))
         return self._next_id()
 
@@ -475,8 +476,31 @@ class _Journal:
             handle.close()
 
 
+#: Characters a terminal would act on rather than show: C0 controls but newline and tab, DEL, C1
+#: controls, and the bidirectional overrides that reorder what is shown. Lone surrogates cannot be
+#: written at all.
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _shown_as(match: re.Match[str]) -> str:
+    char = match.group()
+    if char < "\x20":
+        return chr(0x2400 + ord(char))  # ␛ for ESC, ␍ for CR: seen, not obeyed
+    if char == "\x7f":
+        return "\u2421"
+    return "\ufffd"
+
+
+def visible(text: str) -> str:
+    """``text`` as the terminal should show it: control characters visible, not obeyed, so words from
+    a persona file, a model or a script can neither clear the screen, recolour it nor fake a line.
+    One character for one, so styled spans keep their place."""
+    return _UNSHOWABLE.sub(_shown_as, text)
+
+
 def render_plain_markdown(text: str) -> Text:
     """Command output with the common Markdown marks turned into styles: headings, bullets, bold, code."""
+    text = visible(text)
     out = Text()
     for index, line in enumerate(text.split("\n")):
         if index:

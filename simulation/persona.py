@@ -169,6 +169,7 @@ class PersonaSpec(BaseModel):
     @classmethod
     def _validate(cls, persona: dict[str, Any], source: str) -> PersonaSpec:
         persona = copy.deepcopy(persona)
+        _check_text(persona, source)
         try:
             return cls.model_validate(persona, context={"raw": persona, "source": source})
         except ValidationError as exc:
@@ -372,6 +373,10 @@ def _read_structured(p: Path) -> Any:
         raise PersonaError(f"{p}: file not found. Check the path{where}.", path=p)
     if p.is_dir():
         raise PersonaError(f"{p}: is a folder; give the path of a .json or .yaml file inside it.", path=p)
+    size = p.stat().st_size
+    if size > MAX_PERSONA_FILE_BYTES:
+        raise PersonaError(f"{p}: is {size / 1e6:.1f} MB; a persona file is at most "
+                           f"{MAX_PERSONA_FILE_BYTES // 1_000_000} MB. Is it the right file?", path=p)
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -675,6 +680,54 @@ _EXPECTED = {
 }
 
 
+#: A persona is read by the model on every turn; far past this it is a mistake, not a person.
+MAX_PERSONA_CHARS = 100_000
+#: A persona file larger than this is not read at all.
+MAX_PERSONA_FILE_BYTES = 1_000_000
+MAX_NAME_CHARS = 100
+#: Characters no persona text needs and a terminal or a log would act on: C0 controls but
+#: newline, carriage return and tab; DEL; C1 controls; lone surrogates (not Unicode at all).
+_UNFIT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _check_text(persona: dict[str, Any], source: str) -> None:
+    """Refuse what no person's description holds: control characters, broken Unicode, a name that
+    is not one line, a description the size of a book."""
+    size = len(json.dumps(persona, ensure_ascii=False, default=str))
+    if size > MAX_PERSONA_CHARS:
+        raise PersonaError(
+            f"{source}: the persona is {size:,} characters long; keep it under {MAX_PERSONA_CHARS:,} "
+            "(the model reads all of it on every turn). Move long background into fewer, shorter facts.",
+            path=source,
+        )
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, str):
+            bad = _UNFIT.search(node)
+            if bad is not None:
+                char = bad.group()
+                what = "a broken character (a lone surrogate)" if "\ud800" <= char <= "\udfff" else \
+                    f"a control character (U+{ord(char):04X})"
+                raise PersonaError(f"{source}: field '{where}' contains {what}; remove it.", path=source, field=where)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                walk(key, where)
+                walk(value, f"{where}.{key}" if where else str(key))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}[{index}]")
+
+    walk(persona, "")
+    name = persona.get("name")
+    if isinstance(name, str):
+        if "\n" in name or "\r" in name or "\t" in name:
+            raise PersonaError(f"{source}: field 'name' must be one line; remove the line breaks or tabs.",
+                               path=source, field="name")
+        if len(name) > MAX_NAME_CHARS:
+            raise PersonaError(f"{source}: field 'name' is {len(name):,} characters long; a name is at most "
+                               f"{MAX_NAME_CHARS}.", path=source, field="name")
+
+
 def _explain(exc: ValidationError, data: dict[str, Any], source: str) -> PersonaError:
     found: dict[str, Mapping[str, Any]] = {}
     for err in exc.errors():
@@ -685,7 +738,7 @@ def _explain(exc: ValidationError, data: dict[str, Any], source: str) -> Persona
     field, first = problems[0]
     message = f"{source}: field '{field}' {first}"
     if len(problems) > 1:
-        message += " Also: " + "; ".join(f"field '{f}' {p}" for f, p in problems[1:])
+        message += " Also: " + "; ".join(f"field '{f}' {p.rstrip('.')}" for f, p in problems[1:]) + "."
     return PersonaError(message, path=source, field=field)
 
 

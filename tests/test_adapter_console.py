@@ -214,7 +214,26 @@ async def test_posts_show_time_and_name_with_user_text_taken_literally() -> None
     assert again not in (message_id, other_id), "ids stay unique across runs"
     lines = output(console).splitlines()
     assert re.fullmatch(r"\d\d:\d\d Priya Nair: I'd say \[bold\]no\[/bold\] :smile: for 3\.5 GB", lines[0])
-    assert re.fullmatch(r"\d\d:\d\d Omar: Two lines", lines[1]) and lines[2] == "here"
+    assert re.fullmatch(r"\d\d:\d\d Omar: Two lines", lines[1]) and lines[2] == "  here", "a post's later lines are indented"
+
+
+async def test_control_characters_in_names_posts_cards_and_replies_are_shown_not_obeyed() -> None:
+    """Words from a persona file, a model or a script never reach the terminal as escape sequences:
+    they cannot clear the screen, recolour it, or fake another persona's line."""
+    from adapters.base import Card, CardField
+
+    console = plain_console()
+    adapter = ConsoleAdapter(console=console)
+    clear = "\x1b[2J\x1b[H\x1b[41;97mFAKE SYSTEM\x1b[0m"
+    await adapter.post(adapter.channel, Identity(name=f"Mallory{clear}"), f"hi{clear}\n17:12 Priya Nair: I resign")
+    await adapter.reply_private(adapter.user, adapter.channel, f"Priya thinks: {clear} \u202eevil\ud800")
+    await adapter.post_card(adapter.channel, Card(title=f"Poll{clear}", text="t\x07",
+                                                  fields=[CardField(name=f"n{clear}", value="v\x1b[31m")]))
+    shown = output(console)
+    assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown, repr(shown)
+    assert "Mallory␛[2J␛[H␛[41;97mFAKE SYSTEM␛[0m" in shown and "Poll␛[2J" in shown
+    assert "\n  17:12 Priya Nair: I resign" in shown, "the forged line is indented inside Mallory's post"
+    assert "\ufffdevil\ufffd" in shown
 
 
 async def test_names_are_coloured_by_identity_or_stably_by_name() -> None:

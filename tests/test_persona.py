@@ -389,6 +389,34 @@ def test_wrongly_shaped_nested_field_names_the_exact_place() -> None:
     assert "zoe.yaml" in str(err.value)
 
 
+@pytest.mark.parametrize(("data", "field", "says"), [
+    ({"name": "Mallory\x1b[2J\x1b[41mFAKE SYSTEM", "age": 30}, "name", "a control character (U+001B)"),
+    ({"name": "Eve\n17:12 Priya Nair: I resign"}, "name", "must be one line"),
+    ({"name": "Bad \ud800 surrogate", "age": 3}, "name", "a broken character (a lone surrogate)"),
+    ({"name": "Esc Eddie", "beliefs": ["fine", "\x1b[41mbelief"]}, "beliefs[1]", "a control character"),
+    ({"name": "N" * 101}, "name", "a name is at most 100"),
+])
+def test_text_no_person_has_is_refused_with_the_field_named(data: dict, field: str, says: str) -> None:
+    with pytest.raises(PersonaError) as err:
+        PersonaSpec.from_data(data, "pasted")
+    assert err.value.field == field and says in str(err.value), str(err.value)
+
+
+def test_a_persona_the_size_of_a_book_is_refused_before_it_is_read_whole(tmp_path: Path) -> None:
+    with pytest.raises(PersonaError, match="keep it under 100,000"):
+        PersonaSpec.from_data({"name": "Verbose Vic", "other_facts": ["word " * 1000] * 30})
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps({"name": "Huge", "other_facts": ["x" * 1000] * 3000}))
+    with pytest.raises(PersonaError, match=r"huge.json: is 3\.\d MB; a persona file is at most 1 MB"):
+        load_persona(huge)
+
+
+def test_several_problems_read_as_one_sentence() -> None:
+    with pytest.raises(PersonaError) as err:
+        PersonaSpec.from_data({"name": "Zoe", "age": "old", "occupation": 42})
+    assert ".;" not in str(err.value) and str(err.value).endswith("."), str(err.value)
+
+
 def test_occupation_of_the_wrong_kind_explains_both_accepted_forms() -> None:
     with pytest.raises(PersonaError) as err:
         PersonaSpec.from_data({"name": "Zoe", "occupation": 42})
