@@ -20,7 +20,7 @@ from bots.moderation import Moderation, Reply
 from bots.outbox import Outbox
 from bots.session import Services, SessionConfig
 from bots.session_manager import SessionManager
-from bots.storage import Storage
+from bots.storage import Storage, StorageUnavailableError
 from bots.storage.sqlite import SQLiteStorage
 from bots.verification import Verifier
 from bots.verification.factory import build_verifier
@@ -66,6 +66,9 @@ class TroupeApp:
         self._hurry = asyncio.Event()
         #: Long-lived retries (catch-up) that ``wait_idle`` does not wait for; ``stop`` cancels them.
         self._background: set[asyncio.Task] = set()
+        #: Why the app stopped by itself (the database became unusable), or None.
+        self.failure: StorageUnavailableError | None = None
+        self.storage.on_unavailable = self._storage_unavailable
         self.outbox = Outbox(self.storage, self.adapters, spawn=self._track)
         self.collector = QuietCollector()
         self._fixed_verifier = verifier
@@ -282,9 +285,22 @@ class TroupeApp:
             self._listeners.append(asyncio.ensure_future(self._listen(adapter)))
 
     async def run_until_disconnected(self) -> None:
-        if self._listeners:
-            await asyncio.gather(*self._listeners)
+        """Until every platform disconnects and the work they brought is done, or the database
+        becomes unusable (``failure`` then says why)."""
+        outcomes = await asyncio.gather(*self._listeners, return_exceptions=True)
+        if self.failure is not None:
+            return
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         await self.wait_idle()
+
+    def _storage_unavailable(self, error: StorageUnavailableError) -> None:
+        """Nothing heard from now on could be kept: stop listening (platforms keep the messages, and
+        the console its journal, for the next start) instead of answering and forgetting."""
+        self.failure = error
+        for task in self._listeners:
+            task.cancel()
 
     def hurry(self) -> None:
         """Make a ``stop`` under way stop waiting for in-flight work (a second Ctrl-C or SIGTERM)."""
@@ -364,6 +380,8 @@ class TroupeApp:
                 if isinstance(kept, asyncio.Future):
                     try:
                         entry_id = await kept
+                    except StorageUnavailableError:
+                        continue  # reported once; the app is stopping, and the message is heard at the next start
                     except Exception:  # not kept, but still heard now
                         log.warning("could not keep a received message in the inbox", exc_info=True)
                         entry_id = None
@@ -371,6 +389,8 @@ class TroupeApp:
                 await self.handle(adapter, event)
                 if entry_id:
                     await self.storage.inbox_done(entry_id)
+            except StorageUnavailableError:
+                pass  # reported once, when it happened; the app is stopping
             except Exception:
                 log.exception("failed to handle %s", event.kind)
             finally:
@@ -447,5 +467,5 @@ class StoredAdapterState(AdapterState):
 
 
 def _log_failure(task: asyncio.Future) -> None:
-    if not task.cancelled() and task.exception() is not None:
+    if not task.cancelled() and task.exception() is not None and not isinstance(task.exception(), StorageUnavailableError):
         log.error("background task failed", exc_info=task.exception())

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: ``console --script``: the script ran to its end, but some of its commands could not be done.
 EXIT_SCRIPT_FAILED = 1
+#: The bot stopped by itself: its database became unusable (said when it happened).
+EXIT_RUNTIME_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_MODEL_FAILED = 3
 #: Longest wait for in-flight work after SIGTERM / Ctrl-C: within the 10 s a container manager gives.
@@ -284,6 +286,8 @@ async def _console(console: Console, script: Path | None, empty: bool) -> int:
         await app.run_until_disconnected()
     finally:
         await app.stop()
+    if app.failure is not None:  # said when it happened
+        return EXIT_RUNTIME_FAILURE
     if script is not None and adapter.failed_commands:
         console.print(f"[red]{adapter.failed_commands} command(s) in {escape(str(script))} could not be done[/] "
                       "(each one's reason is shown above).", soft_wrap=True)
@@ -476,7 +480,7 @@ async def _serve_with(console: Console, builders: list[AdapterBuilder], settings
             await _stop_app(app, stop_timeout, stop.hurry)
     finally:
         stop.remove()
-    return 0
+    return EXIT_RUNTIME_FAILURE if app.failure is not None else 0
 
 
 class _StopSignals:

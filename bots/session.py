@@ -31,6 +31,7 @@ from bots.storage import (
     PersonaRecord,
     StepWrite,
     Storage,
+    StorageUnavailableError,
     UsageRow,
     WorldRecord,
     WorldStatus,
@@ -661,7 +662,10 @@ class ChannelSession:
         Runs under the session lock (inside the step); the step's own write afterwards stores the
         rest (the clock, what the others heard).
         """
-        stored = await self._write()
+        try:
+            stored = await self._write()
+        except StorageUnavailableError:
+            return  # reported once, when it happened; the app is stopping
         if not any(entry.persona == agent.name and entry.status is OutboxStatus.PENDING for entry in stored):
             # Only thought, or said something held back: nobody is composing any more.
             self.services.spawn(self._quietly(self.adapter.stopped_typing(self.channel, self.identity(agent.name))))

@@ -155,3 +155,37 @@ async def test_the_console_says_why_nothing_answers(tmp_path):
     assert code == 0, out + err
     assert "“Team room” is paused: the personas heard you and answer after resume." in out
     assert "Nobody heard that: this channel has no world. start NAME begins one" in out
+
+
+async def test_a_database_that_cannot_be_written_stops_the_console_with_what_to_do(tmp_path):
+    """The disk fills up mid-conversation: the console says so once, plainly, and stops (exit 1)
+    instead of printing tracebacks and answering what it can no longer keep. The database stays
+    whole, and the next start continues the world."""
+    import asyncio
+    import os
+    import resource
+    import sqlite3
+    import sys
+
+    from tests.test_cli import ROOT
+
+    def small_disk() -> None:  # files may grow to 2 MB: the database's journal hits it mid-script
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TROUPE_", "OPENAI_"))}
+    env["TROUPE_DATA_DIR"] = str(tmp_path / "data")
+    lines = [f"Message {n}: what do you think about pricing?" for n in range(60)]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bots.cli", "console", "--script", str(script(tmp_path, *lines)),
+        env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, preexec_fn=small_disk,
+    )
+    out, err = (part.decode() for part in await asyncio.wait_for(proc.communicate(), timeout=60))
+    assert proc.returncode == 1, out + err
+    said = [line for line in (out + err).splitlines() if "cannot use the database" in line]
+    assert len(said) == 1 and "check it, then start again" in said[0], out + err
+    assert "Traceback" not in out + err and "Message 59" not in out, "it stopped instead of carrying on"
+    with sqlite3.connect(tmp_path / "data" / "troupe.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    code, out, err = await troupe("console", "--script", str(script(tmp_path, "/status")), env={
+        "TROUPE_DATA_DIR": str(tmp_path / "data")})
+    assert code == 0 and "Continuing the world “Team room”" in out, out + err

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 from enum import Enum
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -25,6 +26,11 @@ def utcnow() -> datetime:
 
 class StorageError(Exception):
     """The database could not do what was asked (corrupt file, newer schema, disk full...)."""
+
+
+class StorageUnavailableError(StorageError):
+    """The database cannot be used at all any more (disk full, read-only, damaged, I/O errors): no
+    write would succeed, so the bot stops rather than drop what it hears."""
 
 
 class NotStoredError(StorageError, LookupError):
@@ -185,6 +191,10 @@ class StoredWorld(BaseModel):
 
 class Storage(ABC):
     """Async repository. ``open`` creates or migrates the schema; ``close`` flushes and closes."""
+
+    #: Called once, with the error, when the database turns out to be unusable (see
+    #: ``StorageUnavailableError``); the application stops on it.
+    on_unavailable: Callable[[StorageUnavailableError], object] | None = None
 
     @abstractmethod
     async def open(self) -> None: ...

@@ -43,6 +43,7 @@ from bots.storage.base import (
     StepWrite,
     Storage,
     StorageError,
+    StorageUnavailableError,
     StoredWorld,
     UsageRow,
     WorldRecord,
@@ -700,9 +701,22 @@ def _failure(what: str, error: BaseException) -> BaseException:
     return error
 
 
+#: SQLite's primary result codes that mean no write will succeed until someone acts, and what to do.
+_UNUSABLE = {
+    sqlite3.SQLITE_FULL: "the disk is full: free some space, then start again",
+    sqlite3.SQLITE_READONLY: "it cannot be written (a read-only file or folder): fix its permissions, then start again",
+    sqlite3.SQLITE_CORRUPT: "it is damaged: run `troupe doctor`, then restore the latest backup (docs/configuration.md)",
+    sqlite3.SQLITE_NOTADB: "it is damaged: run `troupe doctor`, then restore the latest backup (docs/configuration.md)",
+    sqlite3.SQLITE_IOERR: "the disk could not be read or written: check it, then start again",
+    sqlite3.SQLITE_CANTOPEN: "the file could not be opened: check that it and its folder exist and are writable",
+}
+
+
 @dataclass(eq=False)
 class _State:
     opened: bool = False
+    #: The database turned out unusable (reported once).
+    unavailable: bool = False
     closing: bool = False
     closed: bool = False
     queue: list[_Queued] = field(default_factory=list)
@@ -1137,7 +1151,9 @@ class SQLiteStorage(Storage):
             try:
                 return list(await reader.execute_fetchall(sql, params))
             except sqlite3.Error as error:
-                raise StorageError(f"could not read {self.path}: {error}") from error
+                failure = StorageError(f"could not read {self.path}: {error}")
+                failure.__cause__ = error
+                raise self._fatal(failure) or failure from error
 
     def _unusable(self) -> str:
         if self._state.closed or self._state.closing:
@@ -1160,7 +1176,29 @@ class SQLiteStorage(Storage):
     async def _enqueue(self, queued: _Queued) -> Any:
         self._state.queue.append(queued)
         self._wakeup.set()
-        return await queued.future
+        try:
+            return await queued.future
+        except StorageError as error:
+            raise self._fatal(error) or error
+
+    def _fatal(self, error: StorageError) -> StorageUnavailableError | None:
+        """``error`` as the database being unusable (a full disk, a read-only or damaged file), which
+        no retry mends, or None. The first such error is reported to ``on_unavailable``."""
+        if isinstance(error, StorageUnavailableError):
+            return error
+        cause = error.__cause__
+        code = getattr(cause, "sqlite_errorcode", None)
+        advice = _UNUSABLE.get(code & 0xFF) if isinstance(code, int) else None
+        if advice is None:
+            return None
+        fatal = StorageUnavailableError(f"cannot use the database {self.path}: {cause}; {advice}")
+        fatal.__cause__ = cause
+        if not self._state.unavailable:
+            self._state.unavailable = True
+            log.error("%s", fatal)
+            if self.on_unavailable is not None:
+                self.on_unavailable(fatal)
+        return fatal
 
     async def _write_loop(self) -> None:
         """Apply queued writes group by group until closed and drained."""
@@ -1194,7 +1232,9 @@ class SQLiteStorage(Storage):
         except BaseException as error:
             for queued in group:
                 if not queued.future.done():
-                    queued.future.set_exception(StorageError(f"could not {queued.what}: {error!r}"))
+                    failure = StorageError(f"could not {queued.what}: {error!r}")
+                    failure.__cause__ = error
+                    queued.future.set_exception(failure)
             raise
         self.commits += commits
         self.step_writes += step_writes
