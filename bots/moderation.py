@@ -18,7 +18,7 @@ from bots.storage import AuditRecord, NotStoredError, OutboxEntry, OutboxStatus,
 from simulation.events import EventKind
 from simulation.persona import PersonaError, PersonaSpec, bundled_personas, find_bundled_persona, load_persona, parse_persona_text
 from simulation.scenario import Scenario, ScenarioError, load_scenario, resolve_persona
-from simulation.world import WorldError
+from simulation.world import TinyWorld, WorldError
 
 from bots.session import PersonaRefusedError
 
@@ -264,7 +264,7 @@ class Moderation:
         )
 
     async def _pick(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
-        names = [session.world.get(n).name for n in cmd.args["names"]]
+        names = _persona_names(session.world, cmd.args["names"])
         if session.config.policy != "moderator":
             return Reply("`pick` works with the moderator policy: `policy moderator` first.", private=True, failed=True)
         session.world.pick(*names)
@@ -272,7 +272,12 @@ class Moderation:
         return Reply(f"Next: {', '.join(names)}.", private=True)
 
     async def _ask(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
-        agent = session.world.get(cmd.args["name"])
+        # "ask Priya Nair Is the budget ok?": the full name, unquoted, is the persona's, not the question's.
+        found = session.world.find_leading(f"{cmd.args['name']} {cmd.args['text']}")
+        if found is not None and found[1]:
+            agent, cmd.args["text"] = found
+        else:
+            agent = session.world.get(cmd.args["name"])
         # A message in an interview thread (an ask with no command behind it) is a 1:1 conversation:
         # the others hear it but do not chime in, and the answer in the thread is the only reply.
         interview = inv.channel.thread is not None and inv.reply_token is None
@@ -417,3 +422,18 @@ class Moderation:
 def actor(user, platform: str) -> str:  # type: ignore[no-untyped-def]
     """How the audit trail names a person."""
     return f"{platform}:{user.id} ({user.name})"
+
+
+def _persona_names(world: TinyWorld, words: list[str]) -> list[str]:
+    """Persona names in ``words``, each once, in order: full names may span words (``Priya Nair``)."""
+    names: list[str] = []
+    rest = " ".join(words)
+    while rest.strip():
+        found = world.find_leading(rest)
+        if found is None:
+            world.get(rest.split()[0])  # names what is not a persona here, and who is
+            break
+        agent, rest = found
+        if agent.name not in names:
+            names.append(agent.name)
+    return names

@@ -121,6 +121,19 @@ class TinyWorld:
         matches = [a for a in self._agents if a.first_name.casefold() == key]
         return matches[0] if len(matches) == 1 else None
 
+    def find_leading(self, text: str) -> tuple[TinyPerson, str] | None:
+        """The persona whose name starts ``text``, and what follows it: ``"Priya Nair is the budget
+        ok?"`` gives Priya Nair and ``"is the budget ok?"``. A full name is looked for first (the
+        longest that fits), then a first name as ``find`` takes it; case does not matter."""
+        folded = text.strip().lstrip("@").casefold()
+        for agent in sorted(self._agents, key=lambda a: -len(a.name)):
+            name = agent.name.casefold()
+            if folded.startswith(name) and (len(folded) == len(name) or not folded[len(name)].isalnum()):
+                return agent, text.strip().lstrip("@")[len(agent.name):].lstrip(" ,:;")
+        first, _, rest = text.strip().partition(" ")
+        agent = self.find(first.rstrip(",:;"))
+        return (agent, rest.strip()) if agent is not None else None
+
     def get(self, name: str) -> TinyPerson:
         agent = self.find(name)
         if agent is None:

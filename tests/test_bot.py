@@ -173,6 +173,21 @@ async def test_policies_ask_and_pick(testbot):
     assert "only personas you `pick` answer" in (await testbot.command("policy"))[0].text
 
 
+async def test_full_names_typed_without_quotes_name_the_persona_not_the_question(testbot):
+    await team(testbot)
+    await testbot.command("policy addressed --exchanges 0")
+    sent = await testbot.command("ask Tomasz Kowalski Can the backend take the load?")
+    assert {s.identity for s in sent if s.kind == "post"} == {"Tomasz Kowalski"}
+    session = testbot.app.sessions.get("memory:general")
+    asked = [e.content for e in session.world.events if e.kind.value == "stimulus"]
+    assert asked[-1] == "Can the backend take the load?", asked
+    await testbot.command("policy moderator")
+    reply = (await testbot.command("pick Priya Nair henrik lindqvist Priya"))[0].text
+    assert reply == "Next: Priya Nair, Henrik Lindqvist.", reply
+    reply = (await testbot.command("pick Priya Nobody"))[0].text
+    assert "no persona named 'Nobody'" in reply
+
+
 async def test_run_reset_usage_and_status(testbot):
     await team(testbot, "general", "Priya Nair", "Chloe Bennett")
     await testbot.say("Quick poll: coffee or tea?")
