@@ -195,8 +195,9 @@ class Moderation:
         return Reply("Resumed: personas answer again.")
 
     async def _reset(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
-        await session.reset()
-        return Reply("Reset: the conversation and the personas' memories are forgotten; the personas stay.")
+        dropped = await session.reset()
+        held = (f" The {dropped} message(s) held for review were dropped with it." if dropped else "")
+        return Reply("Reset: the conversation and the personas' memories are forgotten; the personas stay." + held)
 
     async def _run(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         if not session.world.agents:

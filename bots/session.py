@@ -481,7 +481,8 @@ class ChannelSession:
             await self.save_config()
             return agent
 
-    async def reset(self) -> None:
+    async def reset(self) -> int:
+        """A fresh conversation with the same personas; returns how many held messages it dropped."""
         async with self.lock:
             fresh = TinyWorld(
                 self.world.name,
@@ -494,7 +495,7 @@ class ChannelSession:
                 id=self.record.id,
             )
             async with self._writing:  # no write of the old world lands after this
-                await self.services.storage.reset_world(
+                dropped = await self.services.storage.reset_world(
                     self.record.id, clock=fresh.clock.model_dump(mode="json"), policy=fresh.policy.model_dump()
                 )
                 self.world = fresh
@@ -505,6 +506,7 @@ class ChannelSession:
                 self._memory_marks = {}
                 self._stored_episodes = {}
                 await self._write_now()
+        return dropped
 
     # -- persistence --------------------------------------------------------------------------
 

@@ -68,6 +68,20 @@ async def test_approve_posts_it_once_and_is_audited(bot):
     assert audit[1].actor == "memory:mod (mod)" and audit[1].outbox_id == entry.id
 
 
+async def test_a_reset_drops_what_waited_for_review_and_says_so(bot):
+    """Approved after a reset, a held message would be posted into a conversation that never led to it."""
+    await bot.say("Can we afford a second designer?")
+    (entry,) = await held(bot)
+    reply = (await bot.command("reset"))[0].text
+    assert "The 1 message(s) held for review were dropped with it." in reply
+    assert await held(bot) == []
+    assert "No messages" in (await bot.reply("review")) or f"#{entry.id}" not in (await bot.reply("review"))
+    answer = (await bot.command(f"approve {entry.id}"))[0].text
+    assert "not waiting for review" in answer, answer
+    assert [p.identity for p in bot.adapter.posts()] == ["Priya Nair"], "nothing of Henrik's was posted"
+    assert (await bot.app.storage.get_outbox(entry.id)).status is OutboxStatus.BLOCKED
+
+
 async def test_edit_posts_the_moderators_version(bot):
     await bot.say("Can we afford a second designer?")
     (entry,) = await held(bot)

@@ -241,10 +241,12 @@ class Storage(ABC):
         """Mark the world stopped and unbind its channel; its history is kept."""
 
     @abstractmethod
-    async def reset_world(self, world_id: str, *, clock: dict[str, Any], policy: dict[str, Any]) -> None:
+    async def reset_world(self, world_id: str, *, clock: dict[str, Any], policy: dict[str, Any]) -> int:
         """Forget the world's events and memories (personas stay) and reset its clock and policy.
 
-        Pending outbox entries of the world are kept: what was already said is still owed.
+        Pending outbox entries of the world are kept: what was already said is still owed. Held
+        ones are blocked: approved later, they would be posted into a conversation that never led
+        to them. Returns how many were held.
         """
 
     # -- personas -----------------------------------------------------------------------------

@@ -238,6 +238,10 @@ DELETE_WORLD_MEMORIES = "DELETE FROM memories WHERE world_id = ?"
 DELETE_WORLD_EPISODES = "DELETE FROM episodes WHERE world_id = ?"
 #: After a reset event ids start again; kept entries move out of the way of the new ones.
 REKEY_WORLD_OUTBOX = "UPDATE outbox SET event_id = -id WHERE world_id = ? AND event_id > 0"
+DROP_HELD_OUTBOX = (
+    "UPDATE outbox SET status = 'blocked', error = 'the conversation was reset before a moderator decided' "
+    "WHERE world_id = ? AND status = 'held'"
+)
 
 UPSERT_PERSONA = """
 INSERT INTO personas (world_id, name, spec, identity, position) VALUES (?, ?, ?, ?, ?)
@@ -971,11 +975,11 @@ class SQLiteStorage(Storage):
 
         await self._submit(stop, f"stop world {world_id!r}")
 
-    async def reset_world(self, world_id: str, *, clock: dict[str, Any], policy: dict[str, Any]) -> None:
+    async def reset_world(self, world_id: str, *, clock: dict[str, Any], policy: dict[str, Any]) -> int:
         """Also moves the world's outbox entries to negative event ids: new event ids restart at 1."""
         params = (_json(clock), _json(policy), _time(utcnow()), world_id)
 
-        def reset(db: sqlite3.Connection) -> None:
+        def reset(db: sqlite3.Connection) -> int:
             cursor = db.execute(RESET_WORLD, params)
             if cursor.rowcount == 0:
                 raise StorageError(f"no world with id {world_id!r}")
@@ -983,8 +987,9 @@ class SQLiteStorage(Storage):
             db.execute(DELETE_WORLD_MEMORIES, (world_id,))
             db.execute(DELETE_WORLD_EPISODES, (world_id,))
             db.execute(REKEY_WORLD_OUTBOX, (world_id,))
+            return db.execute(DROP_HELD_OUTBOX, (world_id,)).rowcount
 
-        await self._submit(reset, f"reset world {world_id!r}")
+        return await self._submit(reset, f"reset world {world_id!r}")
 
     # -- personas -----------------------------------------------------------------------------
 
