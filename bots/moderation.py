@@ -121,13 +121,24 @@ class Moderation:
         if cmd.args.get("scenario"):
             scenario, base = load_scenario(self.readable_file(inv, cmd.args["scenario"]))
             specs = [resolve_persona(entry, base) for entry in scenario.personas]
+            seen: set[str] = set()
+            for spec in specs:
+                if spec.name.casefold() in seen:
+                    return Reply(f"The scenario lists {spec.name} twice; a world has each persona once. "
+                                 "Nothing was started.", private=True, failed=True)
+                seen.add(spec.name.casefold())
             situation = situation or scenario.situation
             name = name or scenario.name
         name = name or (f"#{inv.channel.name}" if inv.channel.name else "Troupe world")
         session = await self.app.sessions.start(inv.channel, inv.user, name, situation)
         added = []
-        for spec in specs:
-            added.append((await session.add_persona(spec)).name)
+        try:
+            for spec in specs:
+                added.append((await session.add_persona(spec)).name)
+        except BaseException:
+            # A scenario is started whole or not at all: no half-built world stays bound here.
+            await self.app.sessions.stop(inv.channel)
+            raise
         lines = [f"Started the world “{name}” in this channel ({self.app.model_label})."]
         if added:
             lines.append("Personas: " + ", ".join(added) + ".")

@@ -413,6 +413,26 @@ async def test_a_scenario_with_an_unknown_policy_is_refused_before_anything_star
     assert "No world in this channel" in await testbot.reply("status")
 
 
+async def test_a_scenario_is_started_whole_or_not_at_all(scenario_bot, tmp_path):
+    """A persona listed twice, or one refused by the safety checks: the channel is left without a
+    half-built world, and a new start works."""
+    import json
+
+    testbot = scenario_bot
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("name: Dup scen\npersonas:\n  - Priya Nair\n  - priya nair\n")
+    assert "The scenario lists Priya Nair twice" in await testbot.reply(f"start --scenario {twice}")
+    assert "No world in this channel" in await testbot.reply("status")
+    vex = tmp_path / "vex.json"
+    vex.write_text(json.dumps({"name": "Vex Morrow", "age": 30, "occupation": "Consultant", "behaviors": {
+        "general": ["Harass and insult newcomers until they leave the channel."]}}))
+    refused = tmp_path / "refused.yaml"
+    refused.write_text(f"name: Half\npersonas:\n  - Priya Nair\n  - {vex}\n")
+    assert "Vex Morrow cannot join" in await testbot.reply(f"start --scenario {refused}")
+    assert "No world in this channel" in await testbot.reply("status")
+    assert "Started the world “Other”" in await testbot.reply("start Other")
+
+
 async def test_files_saved_for_a_platform_without_uploads_never_overwrite_each_other(testbot):
     await team(testbot, "general", "Priya Nair")
     await testbot.say("First question?")
