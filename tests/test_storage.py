@@ -171,6 +171,18 @@ async def test_personas_are_saved_replaced_and_removed_with_their_memory(storage
         await storage.save_persona("ghost", persona("Ana"))
 
 
+async def test_personas_keep_their_order_across_a_removal_and_a_restart(storage):
+    """Priya, Tomasz, Henrik; Tomasz leaves and Amara joins (in the last place, as the running world
+    has her): loaded back, the order is the running world's, not Amara before Henrik."""
+    await storage.create_world(world(), [persona("Priya", 0), persona("Tomasz", 1), persona("Henrik", 2)])
+    await storage.remove_persona("w1", "Tomasz")
+    await storage.save_persona("w1", persona("Amara", 2))  # len(agents) - 1 after she is added
+    assert [p.name for p in (await storage.load_world("w1")).personas] == ["Priya", "Henrik", "Amara"]
+    await storage.remove_persona("w1", "Priya")
+    await storage.save_persona("w1", persona("Diego", 2))
+    assert [p.name for p in (await storage.load_world("w1")).personas] == ["Henrik", "Amara", "Diego"]
+
+
 # -- the step ---------------------------------------------------------------------------------
 
 

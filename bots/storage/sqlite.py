@@ -249,7 +249,9 @@ ON CONFLICT (world_id, name) DO UPDATE SET
     spec = excluded.spec, identity = excluded.identity, position = excluded.position
 """
 SELECT_PERSONAS = "SELECT name, spec, identity, position FROM personas WHERE world_id = ? ORDER BY position, name"
-DELETE_PERSONA = "DELETE FROM personas WHERE world_id = ? AND name = ?"
+DELETE_PERSONA = "DELETE FROM personas WHERE world_id = ? AND name = ? RETURNING position"
+#: The personas after a removed one move up, so places stay 0…n-1 in the world's order.
+CLOSE_PERSONA_GAP = "UPDATE personas SET position = position - 1 WHERE world_id = ? AND position > ?"
 
 UPSERT_MEMORY = """
 INSERT INTO memories (world_id, persona, state) VALUES (?, ?, ?)
@@ -1012,7 +1014,8 @@ class SQLiteStorage(Storage):
 
     async def remove_persona(self, world_id: str, name: str) -> None:
         def remove(db: sqlite3.Connection) -> None:
-            db.execute(DELETE_PERSONA, (world_id, name))
+            for (position,) in db.execute(DELETE_PERSONA, (world_id, name)).fetchall():
+                db.execute(CLOSE_PERSONA_GAP, (world_id, position))
             db.execute(DELETE_MEMORY, (world_id, name))
             db.execute(DELETE_EPISODES, (world_id, name))
 
