@@ -238,7 +238,7 @@ class ChannelSession:
         if self.config.moderator is not None:
             await self._quietly(self.adapter.reply_private(
                 self.config.moderator, self.channel,
-                f"{user.name}'s message contained what looks like a secret (a key, token or password); the "
+                f"{_whose(user)} message contained what looks like a secret (a key, token or password); the "
                 "personas heard it with the secret removed. Consider rotating it: it was posted in the channel."))
         return redact_secrets(text, found)
 
@@ -250,6 +250,10 @@ class ChannelSession:
         """
         limit = self.services.settings.max_message_chars
         if len(text) > limit:
+            await self._quietly(self.adapter.reply_private(
+                user, self.channel,
+                f"Your message was {len(text):,} characters long; the personas heard its first {limit:,} "
+                "(`bot.max_message_chars`). Send the rest in another message, or raise that setting."))
             text = text[:limit] + " […]"
         text = await self._redact_secrets(user, text)
         finding = inspect_input(text)
@@ -265,7 +269,7 @@ class ChannelSession:
             )
         )
         if self.config.moderator is not None:
-            whose = "Your" if user.name.casefold() == "you" else f"{user.name}'s"  # the console's user is "you"
+            whose = _whose(user)
             await self._quietly(
                 self.adapter.reply_private(
                     self.config.moderator,
@@ -744,3 +748,8 @@ def world_state_from_storage(stored: Any) -> WorldState:
         "events_first": stored.events_first,
     }
     return WorldState.model_validate(data)
+
+
+def _whose(user: UserRef) -> str:
+    """"Your" for the console's user (called "you"), else "Ana's"."""
+    return "Your" if user.name.casefold() == "you" else f"{user.name}'s"

@@ -33,6 +33,10 @@ async def test_a_100_kb_message_is_cut_and_answered(bot, tmp_path: Path) -> None
     huge = "Priya, listen. " + "blah " * 20_000
     sent = await bot.say(huge)
     assert [s.identity for s in sent if s.kind == "post"] == ["Priya Nair"]
+    told = [s.text for s in sent if s.kind == "private" and s.user == "mod"]
+    limit = bot.app.settings.bot.max_message_chars
+    assert any(f"message was {len(huge):,} characters long; the personas heard its first {limit:,}" in t
+               for t in told), told
     session = bot.app.sessions.get("memory:general")
     heard = [e.content for e in session.world.events if e.kind is EventKind.STIMULUS][-1]
     assert len(heard) <= bot.app.settings.bot.max_message_chars + 10 and heard.endswith("[…]")
