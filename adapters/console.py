@@ -82,7 +82,7 @@ def parse_line(line: str, channel: ChannelRef, user: UserRef, message_id: str) -
     if word.casefold() == "troupe":
         body = rest.strip()
         word = body.partition(" ")[0]
-    if word.casefold() in QUIT_WORDS and body.casefold() == word.casefold():
+    if word.casefold() in QUIT_WORDS:  # "/quit now" leaves too
         return _Quit()
     return CommandInvocation(channel=channel, user=user, text=body or "help")
 

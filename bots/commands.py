@@ -112,7 +112,7 @@ def help_text(command: str | None = None) -> str:
     for spec in SPECS.values():
         lines.append(f"• {spec.usage} — {spec.summary}" + (" (moderators)" if spec.moderator_only else ""))
     lines.append("Anything else you write in a channel with a world is said to its personas. "
-                 "In the console, `quit` (or `exit`) leaves.")
+                 "In the console, `/quit` (or `/exit`, or Ctrl-D) leaves.")
     return "\n".join(lines)
 
 
@@ -250,7 +250,8 @@ def parse_command(text: str, *, max_run_steps: int = 20) -> Command:
         return Command(head, args)
     if head == "run":
         if len(words) != 1:
-            raise CommandError("`run` needs the number of steps", spec.usage)
+            raise CommandError("`run` takes one number: the steps to run" if words else "`run` needs the number of steps",
+                               spec.usage)
         return Command(head, {"steps": _int(words[0], "the number of steps", spec.usage, 1, max_run_steps)})
     if head == "pick":
         if not words:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable
 
 from bots.storage import OutboxEntry, OutboxStatus
@@ -71,14 +72,19 @@ def render_export(
                              e.content, e.model or ""])
         body = out.getvalue()
     else:
-        lines = [f"# {world.name}", "", f"_{note}_", ""]
+        lines = [f"# {_md_name(world.name)}", "", f"_{note}_", ""]
         for e in log:
             if e.kind is EventKind.NOTICE or e.type == "THINK":
                 continue
-            to = f" → {e.target}" if e.target else ""
-            lines.append(f"**{e.source}**{to} ({e.time:%H:%M}): {e.content}  ")
+            to = f" → {_md_name(e.target)}" if e.target else ""
+            lines.append(f"**{_md_name(e.source or '')}**{to} ({e.time:%H:%M}): {e.content}  ")
         body = "\n".join(lines) + "\n"
     return f"{slug(world.name)}.{fmt}", body.encode()
+
+
+def _md_name(name: str) -> str:
+    """A name as Markdown text: its own ``*``, ``_`` or brackets do not turn into formatting."""
+    return re.sub(r"([\\`*_\[\]<>#])", r"\\\1", name)
 
 
 def slug(name: str) -> str:

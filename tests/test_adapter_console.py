@@ -69,7 +69,6 @@ CHANNEL = ChannelRef(platform="console", id="main", name="console")
         ("hello there", "message", "hello there"),
         ("  padded  ", "message", "padded"),
         ("//etc/hosts is a path", "message", "/etc/hosts is a path"),
-        ("/quit now please", "command", "quit now please"),
     ],
 )
 def test_parse_line(line: str, kind: str, text: str) -> None:
@@ -80,7 +79,7 @@ def test_parse_line(line: str, kind: str, text: str) -> None:
     assert event.channel == CHANNEL and event.user.can_manage
 
 
-@pytest.mark.parametrize("line", ["/quit", "/exit", "/QUIT", "/troupe quit"])
+@pytest.mark.parametrize("line", ["/quit", "/exit", "/QUIT", "/troupe quit", "/quit now please"])
 def test_quit_words_are_not_events(line: str) -> None:
     adapter = ConsoleAdapter(console=plain_console())
     assert not isinstance(parse_line(line, CHANNEL, adapter.user, "1"), (IncomingMessage, CommandInvocation))

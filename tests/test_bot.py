@@ -188,6 +188,17 @@ async def test_full_names_typed_without_quotes_name_the_persona_not_the_question
     assert "no persona named 'Nobody'" in reply
 
 
+async def test_markdown_export_keeps_names_as_text_and_run_says_what_it_takes(testbot):
+    await team(testbot, "general", "Priya Nair")
+    await testbot.command('persona add {"name": "Star *Man* _x_", "age": 40}')
+    await testbot.say("Star, what do you think?")
+    text = (await testbot.command("export md"))[0].text
+    body = Path(text.rsplit("Saved to ", 1)[1].rstrip(".")).read_text()
+    assert "**Star \\*Man\\* \\_x\\_**" in body, body
+    assert "takes one number: the steps to run" in await testbot.reply("run 1 2")
+    assert "`/quit` (or `/exit`, or Ctrl-D) leaves" in await testbot.reply("help")
+
+
 async def test_run_reset_usage_and_status(testbot):
     await team(testbot, "general", "Priya Nair", "Chloe Bennett")
     await testbot.say("Quick poll: coffee or tea?")
