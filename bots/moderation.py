@@ -12,7 +12,7 @@ from bots.commands import Command, CommandError, help_text, parse_command
 from bots.permissions import ModeratorPolicy
 from bots.research import Research
 from bots.verification.personas import check_persona_spec
-from simulation.llm.errors import LLMError
+from simulation.llm.errors import BudgetExceededError, LLMError
 from config import CONFIG_DIR
 from bots.storage import AuditRecord, NotStoredError, OutboxEntry, OutboxStatus, StorageError, WorldStatus
 from simulation.events import EventKind
@@ -76,8 +76,13 @@ class Moderation:
             return await handler(invocation, command, session)
         except (CommandError, PersonaError, PersonaRefusedError, ScenarioError, WorldError) as error:
             return Reply(str(error), private=True, failed=True)
+        except BudgetExceededError as error:
+            if session is not None and (spent := self._over_budget(session)) is not None:
+                return spent
+            return Reply(f"`{command.name}` could not finish: {error.reason or error}.", private=True, failed=True)
         except LLMError as error:
-            log.warning("%s failed: %s", command.name, error)
+            # The one who asked is told; the log keeps it for whoever runs the bot.
+            log.info("%s failed: %s", command.name, error)
             return Reply(f"`{command.name}` could not finish: {error}. Nothing was changed; try again, or "
                          "`usage` shows the budget.", private=True, failed=True)
         except StorageError as error:
@@ -194,12 +199,18 @@ class Moderation:
         await session.set_status(WorldStatus.PAUSED)
         return Reply("Paused: personas still hear the channel but do not answer until `resume`.")
 
-    async def _resume(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+    def _over_budget(self, session: ChannelSession) -> Reply | None:
+        """The answer to anything that would make personas talk in a world whose budget is spent."""
         budget = self.app.stack.budget
         reached = budget.reached(session.world.id) if budget is not None else None
-        if reached is not None:
-            return Reply(f"“{session.world.name}” stays paused: it reached {reached}, or start a new world.",
-                         private=True)
+        if reached is None:
+            return None
+        return Reply(f"“{session.world.name}” stays paused: it reached {reached}, or start a new world.",
+                     private=True, failed=True)
+
+    async def _resume(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        if (spent := self._over_budget(session)) is not None:
+            return spent
         if not session.paused:
             return Reply(f"“{session.world.name}” is not paused: personas are answering.", private=True)
         await session.set_status(WorldStatus.ACTIVE)
@@ -213,6 +224,8 @@ class Moderation:
     async def _run(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         if not session.world.agents:
             return Reply("There are no personas to run. Add one with `persona add NAME`.", private=True, failed=True)
+        if (spent := self._over_budget(session)) is not None:
+            return spent
         steps = cmd.args["steps"]
         actions = await session.run_steps(steps)
         return Reply(f"Ran {steps} step(s): {actions} persona action(s).", private=True)
@@ -296,6 +309,8 @@ class Moderation:
         await session.ask(inv.user, agent.name, cmd.args["text"], exchanges=0 if interview else None)
         if interview:
             return Reply("", private=True)
+        if (spent := self._over_budget(session)) is not None:
+            return Reply(f"Asked {agent.name}; {spent.text[0].lower()}{spent.text[1:]}", private=True)
         if session.paused:
             return Reply(f"Asked {agent.name}; “{session.world.name}” is paused, so the answer comes after `resume`.",
                          private=True)

@@ -696,7 +696,8 @@ class ChannelSession:
                 await self._write()
 
     async def _on_event(self, event: Event) -> None:
-        if event.kind is EventKind.NOTICE and self.config.moderator is not None:
+        # A spent budget is said to the whole channel when the world pauses (``_budget_stop``).
+        if event.kind is EventKind.NOTICE and event.type != "budget" and self.config.moderator is not None:
             await self._quietly(self.adapter.reply_private(self.config.moderator, self.channel, event.content))
         if event.kind is EventKind.ACTION and event.type == "THINK":
             watchers = self.config.observers.get(event.source, [])

@@ -361,7 +361,8 @@ class TinyWorld:
             self._deliver(speaker.name, event, self.heard_as(event))
         await self._start_memory_work(acted)
         if budget_error is not None:
-            produced.append(await self._emit_notice("budget", str(budget_error)))
+            said = f"“{self.name}” reached {budget_error.reason}" if budget_error.reason else str(budget_error)
+            produced.append(await self._emit_notice("budget", said))
             raise budget_error
         return produced
 

@@ -368,12 +368,24 @@ async def test_a_world_over_its_budget_stays_paused_through_resume_and_reset(tmp
         paused = [s.text for s in bot.adapter.sent if "is paused" in s.text]
         assert paused and paused[0].startswith("“Launch review” is paused: it reached its budget of 3,000 tokens")
         assert "TROUPE_LLM_BUDGET_TOKENS" in paused[0]
+        assert not [s for s in bot.adapter.sent if s.kind == "private" and "world '" in s.text], "no hex ids"
+        world = bot.app.sessions.get("memory:general").world
+        notices = [e.content for e in world.events if e.kind.value == "notice" and e.type == "budget"]
+        assert notices and all(n.startswith("“Launch review” reached its budget") for n in notices), notices
         spent = (await bot.reply("usage"))
         assert "“Launch review” stays paused: it reached its budget" in await bot.reply("resume")
         assert "Reset" in (await bot.command("reset"))[0].text
         assert await bot.reply("usage") == spent, "what was spent before the reset still counts"
         assert "stays paused" in await bot.reply("resume")
         assert not [s for s in await bot.say("Anyone?") if s.kind == "post"]
+        # Every way of making personas talk says the same, once, privately, by the world's name.
+        before = len(bot.adapter.sent)
+        for command in ("run 2", "ask Priya are you there?", 'poll "Ship on Friday?" yes no'):
+            sent = await bot.command(command)
+            assert [s.kind for s in sent] == ["private"], (command, sent)
+            assert "“Launch review” stays paused: it reached its budget of 3,000 tokens" in sent[0].text, command
+            assert "world '" not in sent[0].text and "Ran 2 step" not in sent[0].text
+        assert not [s for s in bot.adapter.sent[before:] if s.kind == "post"]
     finally:
         await bot.app.stop()
 
