@@ -158,8 +158,9 @@ class Moderation:
 
     async def _stop(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         name = session.world.name
+        focus = "; the focus group running in it is cancelled" if await self.research.cancel_focus(session) else ""
         await self.app.sessions.stop(inv.channel)
-        return Reply(f"Stopped the world “{name}”. Its history is kept; `start` begins a new one.")
+        return Reply(f"Stopped the world “{name}”{focus}. Its history is kept; `start` begins a new one.")
 
     async def _status(self, inv: CommandInvocation, cmd: Command, session: ChannelSession | None) -> Reply:
         if session is None:
@@ -195,8 +196,9 @@ class Moderation:
         return Reply("Resumed: personas answer again.")
 
     async def _reset(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        focus = "; the focus group that was running is cancelled" if await self.research.cancel_focus(session) else ""
         await session.reset()
-        return Reply("Reset: the conversation and the personas' memories are forgotten; the personas stay.")
+        return Reply(f"Reset: the conversation and the personas' memories are forgotten{focus}; the personas stay.")
 
     async def _run(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         if not session.world.agents:

@@ -8,6 +8,7 @@ and says that the answers are simulated.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -45,6 +46,8 @@ class Research:
 
     def __init__(self, app: TroupeApp) -> None:
         self.app = app
+        #: The task driving each running focus group, so a stop or reset can end it.
+        self._focus_tasks: dict[FocusGroup, asyncio.Task] = {}
 
     @property
     def model(self):  # type: ignore[no-untyped-def]
@@ -71,7 +74,7 @@ class Research:
         except ValueError as error:
             raise CommandError(str(error)) from None
         session.focus = group
-        self.app.spawn(self._run_focus(session, group))
+        self._focus_tasks[group] = self.app.spawn(self._run_focus(session, group))
         who = ", ".join(a.name for a in group.personas)
         return self._reply(f"Focus group started ({group.rounds} round(s)) with {who}: “{group.question}”. "
                            "Each answers in turn; `probe QUESTION` asks something in the next round.")
@@ -80,33 +83,58 @@ class Research:
         """Drive the group, keeping one status line up to date, and post its report at the end."""
         adapter = session.adapter
         handle: str | None = None
+        thinking: str | None = None
 
         async def progress(update: FocusProgress) -> None:
-            nonlocal handle
+            nonlocal handle, thinking
             text = f"Focus group: {update.text}"
             handle = await adapter.progress(session.channel, text, handle=handle)
-            if update.stage == "thinking" and update.persona:
-                await session._quietly(adapter.typing(session.channel, session.identity(update.persona)))
+            thinking = update.persona if update.stage == "thinking" else None
+            if thinking:
+                await session._quietly(adapter.typing(session.channel, session.identity(thinking)))
 
         group.on_progress = progress
+        failure: str | None = None
         try:
-            report = await group.run()
+            report: FocusReport | None = await group.run()
+        except asyncio.CancelledError:
+            # A stop or reset ended it: that command says so and decides what the world does next.
+            session.focus = None
+            await session._quietly(adapter.progress(session.channel, "Focus group: cancelled", handle=handle))
+            if thinking:
+                await session._quietly(adapter.stopped_typing(session.channel, session.identity(thinking)))
+            raise
         except BudgetExceededError:
-            return  # the session already said the world is paused
+            report = None  # the session already said the world is paused
         except LLMError as error:
-            await session._quietly(adapter.post(session.channel, adapter.bot_identity,
-                                                f"The focus group stopped: {error}"))
-            return
+            report, failure = None, f"The focus group stopped: {error}"
         except Exception:
             log.exception("focus group failed")
-            await session._quietly(adapter.post(session.channel, adapter.bot_identity,
-                                                "The focus group stopped because of an internal error."))
-            return
+            report, failure = None, "The focus group stopped because of an internal error."
         finally:
-            session.focus = None
-            session.kick()
-        card = await self._focus_card(session, report)
-        await session._quietly(adapter.post_card(session.channel, card))
+            self._focus_tasks.pop(group, None)
+        session.focus = None
+        session.kick()
+        if failure is not None:
+            await session._quietly(adapter.post(session.channel, adapter.bot_identity, failure))
+        if report is not None:
+            card = await self._focus_card(session, report)
+            await session._quietly(adapter.post_card(session.channel, card))
+
+    async def cancel_focus(self, session: ChannelSession) -> bool:
+        """End the focus group running in ``session`` before it is stopped or reset.
+
+        What its personas said before is posted now, so nothing of it reaches the channel after the
+        command's answer. False when no focus group was running.
+        """
+        task = self._focus_tasks.pop(session.focus, None) if session.focus is not None else None
+        if task is None or task.done():
+            return False
+        task.cancel()
+        await asyncio.wait([task])  # its end, without taking on its cancellation
+        session.focus = None  # also when it was cancelled before it began
+        await self.app.outbox.deliver(session.record.channel_key)
+        return True
 
     async def _focus_card(self, session: ChannelSession, report: FocusReport) -> Card:
         summary = report.summary
@@ -267,3 +295,4 @@ class Research:
         card = Card(title="Suggested next beat", text=await session.vet_text(beat.content), fields=tuple(fields),
                     footer=f"`story inject` delivers it. Suggested by {self.app.model_label}.", colour=COLOUR)
         return self._reply(card.as_text(), card=card, private=True)
+
