@@ -14,12 +14,14 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from adapters.base import Card, CardField, CommandInvocation, clip
 from bots.commands import Command, CommandError
 from bots.exports import slug
 from simulation.disclaimer import disclaimer
 from simulation.enrichment import Enricher
-from simulation.extraction import ResultsExtractor, model_from_json_schema
+from simulation.extraction import ResultsExtractor, SchemaError, model_from_fields, model_from_json_schema
 from simulation.factory import PersonaFactory
 from simulation.focus_group import FocusGroup, FocusProgress, FocusReport
 from simulation.llm.errors import BudgetExceededError, LLMError
@@ -208,17 +210,7 @@ class Research:
     async def _extract(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         if not session.world.agents:
             return self._reply("This world has no personas to extract from yet.", private=True, failed=True)
-        if cmd.args.get("schema"):
-            path = self.app.moderation.readable_file(inv, cmd.args["schema"])
-            if not Path(path).is_file():
-                raise CommandError(f"there is no file {cmd.args['schema']!r}; give the path of a JSON schema file")
-            try:
-                schema_data = json.loads(Path(path).read_text(encoding="utf-8"))
-                schema: Any = model_from_json_schema(schema_data)
-            except (OSError, ValueError, TypeError) as error:
-                raise CommandError(f"could not use {cmd.args['schema']} as a JSON schema: {error}") from None
-        else:
-            schema = cmd.args["fields"]
+        schema = self._extraction_schema(inv, cmd)
         extraction = await ResultsExtractor(self.model).extract(session.world, schema, per_agent=True)
         note = extraction.disclaimer
         if cmd.args["format"] == "csv":
@@ -232,6 +224,30 @@ class Research:
         filename = f"extract-{slug(session.world.name)}.{cmd.args['format']}"
         return self._reply(f"Extracted {len(extraction.records)} persona record(s).{failed} {note}",
                            file=(filename, body.encode()))
+
+    def _extraction_schema(self, inv: CommandInvocation, cmd: Command) -> type[BaseModel]:
+        """The model an extraction fills, from the fields named or the schema file given; a mistake in
+        either is the moderator's to fix, so it is said as such (never "try again")."""
+        if not cmd.args.get("schema"):
+            try:
+                return model_from_fields(cmd.args["fields"])
+            except SchemaError as error:
+                raise CommandError(f"{error}: name each field once, e.g. `extract stance reasons`") from None
+        name = cmd.args["schema"]
+        path = self.app.moderation.readable_file(inv, name)
+        if not Path(path).is_file():
+            raise CommandError(f"there is no file {name!r}; give the path of a JSON schema file")
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as error:
+            raise CommandError(f"could not read {name}: {error.strerror or error}") from None
+        except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError too
+            raise CommandError(f"{name} is not valid JSON ({_first_line(error)}); a schema file holds a JSON "
+                               "object with 'properties'") from None
+        try:
+            return model_from_json_schema(data)
+        except SchemaError as error:
+            raise CommandError(f"could not use {name} as a JSON schema: {error}") from None
 
     # -- personas ---------------------------------------------------------------------------------
 
@@ -296,3 +312,6 @@ class Research:
                     footer=f"`story inject` delivers it. Suggested by {self.app.model_label}.", colour=COLOUR)
         return self._reply(card.as_text(), card=card, private=True)
 
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

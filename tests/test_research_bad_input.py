@@ -88,3 +88,55 @@ async def test_reset_cancels_a_running_focus_group_and_the_new_world_starts_empt
 async def test_stop_and_reset_without_a_focus_group_say_nothing_of_one(bot) -> None:
     assert "focus" not in await bot.reply("reset")
     assert "focus" not in await bot.reply("stop")
+
+
+# -- extract ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("[1, 2]", "must be a JSON object"),
+        ('"stance"', "must be a JSON object"),
+        ("{}", "'properties'"),
+        ('{"type": "object", "properties": []}', "'properties'"),
+        ('{"type": "object", "properties": {"a": 5}}', "a: a property's schema must be an object"),
+        ('{"type": "object", "properties": {"a": {"type": "strnig"}}}', "unsupported JSON schema type 'strnig'"),
+        ('{"type": "object", "properties": {"a": {"type": {"x": 1}}}}', "unsupported JSON schema type {\"x\": 1}; 'type' is one of string"),
+        ('{"type": "object", "properties": {"a": {"enum": 5}}}', "enum"),
+        ('{"type": "object", "properties": {"a": {}}, "required": 5}', "required"),
+        ('{"type": "object", "properties": {"a": {"type": "object", "properties": [1]}}}', "'properties'"),
+        ('{"type": "object", "properties": {"a": {"type": "array", "items": 3}}}', "a property's schema must be an object"),
+        ("{not json", "not valid JSON"),
+    ],
+)
+async def test_a_schema_file_that_cannot_be_used_is_explained(bot, tmp_path: Path, content: str, expected: str) -> None:
+    path = tmp_path / "schema.json"
+    path.write_text(content, encoding="utf-8")
+    failed = []
+    bot.adapter.command_failed = failed.append
+    sent = await bot.command(f"extract --schema {path}")
+    assert len(sent) == 1 and sent[0].kind == "private", sent
+    text = one_line(sent[0].text)
+    assert expected in text and "schema.json" in text
+    assert "try again" not in text and "usage" not in text
+    assert len(failed) == 1
+
+
+async def test_repeated_extract_fields_are_an_input_mistake_not_a_failure_to_retry(bot) -> None:
+    text = one_line(await bot.reply("extract stance Stance"))
+    assert "stance" in text and "more than once" in text
+    assert "try again" not in text and "budget" not in text
+
+
+async def test_a_schema_with_odd_property_names_extracts_every_property(bot, tmp_path: Path) -> None:
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps({"type": "object", "properties": {"a b": {}, "field_0": {}}}), encoding="utf-8")
+    bot.adapter.uploads = True
+    sent = await bot.command(f"extract --schema {path}")
+    data = json.loads(next(s for s in sent if s.kind == "file").file[1])
+    assert all(set(record) == {"a b", "field_0"} for record in data["records"].values())
+    # Field names a model class has for itself are columns like any other.
+    sent = await bot.command("extract json copy stance")
+    data = json.loads(next(s for s in sent if s.kind == "file").file[1])
+    assert all(list(record) == ["json", "copy", "stance"] for record in data["records"].values())
