@@ -140,3 +140,19 @@ async def test_a_schema_with_odd_property_names_extracts_every_property(bot, tmp
     sent = await bot.command("extract json copy stance")
     data = json.loads(next(s for s in sent if s.kind == "file").file[1])
     assert all(list(record) == ["json", "copy", "stance"] for record in data["records"].values())
+
+
+# -- files that cannot be saved -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["export md", "extract stance"])
+async def test_a_file_that_cannot_be_saved_is_reported_and_the_command_counts_as_failed(bot, tmp_path: Path,
+                                                                                        command: str) -> None:
+    (tmp_path / "exports").write_text("not a folder")
+    failed = []
+    bot.adapter.command_failed = failed.append
+    sent = await bot.command(command)
+    assert len(sent) == 1, sent
+    text = one_line(sent[0].text)
+    assert "Could not save" in text and "exports" in text and "Saved" not in text
+    assert len(failed) == 1
