@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from adapters.base import Card, CardField, CommandInvocation, clip
 from bots.commands import Command, CommandError
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 #: Card colours: research results, warnings.
 COLOUR = "#5865f2"
+POLL_FORM = 'poll "QUESTION" OPTION OPTION …'
 ENRICH_DEFAULT = "make it realistic, specific and detailed, as it would appear in real life"
 
 
@@ -185,8 +186,8 @@ class Research:
             return self._reply("This world has no personas to poll yet.", private=True, failed=True)
         try:
             poll = Poll(question=cmd.args["question"], options=cmd.args["options"])
-        except ValueError as error:
-            raise CommandError(f"that poll cannot run: {error}") from None
+        except ValidationError as error:
+            raise CommandError(f"{_problem(error)}: `{POLL_FORM}`") from None
         result = await run_poll(session.world, poll, self.model)
         tally = result.tally()
         total = sum(tally.values()) or 1
@@ -201,6 +202,8 @@ class Research:
             fields.append(CardField(name=f"{answer.persona}: {answer.choice or 'abstained'}", value=reason))
         winner = result.winner()
         head = f"Most chosen: {winner}." if winner else "No single option leads."
+        if cmd.args.get("unquoted"):
+            head = f"Read “{poll.question}” as the question (quotes around it make sure). {head}"
         card = Card(title=f"Poll: {poll.question}", text=head + "\n" + "\n".join(lines), fields=tuple(fields),
                     footer=result.disclaimer, colour=COLOUR, image=("poll.png", render_chart(result)))
         return self._reply(card.as_text(), card=card)
@@ -315,3 +318,8 @@ class Research:
 
 def _first_line(error: Exception) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _problem(error: ValidationError) -> str:
+    """The first thing wrong, in words, without pydantic's framing (error counts, types, links)."""
+    return str(error.errors()[0].get("msg", "")).removeprefix("Value error, ") or "that is not valid"

@@ -156,3 +156,25 @@ async def test_a_file_that_cannot_be_saved_is_reported_and_the_command_counts_as
     text = one_line(sent[0].text)
     assert "Could not save" in text and "exports" in text and "Saved" not in text
     assert len(failed) == 1
+
+
+# -- polls --------------------------------------------------------------------------------------
+
+
+async def test_a_poll_without_a_question_says_how_to_write_one(bot) -> None:
+    text = one_line(await bot.reply('poll "" yes no'))
+    assert text == 'the poll needs a question: `poll "QUESTION" OPTION OPTION …`'
+    assert "at least two options" in one_line(await bot.reply('poll "Ship?" yes ""'))
+
+
+async def test_an_unquoted_question_is_read_up_to_its_question_mark_and_the_card_says_so(bot) -> None:
+    card = cards(await bot.command("poll Ship on Friday? yes no"))[0]
+    assert card.title == "Poll: Ship on Friday?"
+    assert "Read “Ship on Friday?” as the question" in card.text
+    votes = [line.split(":")[0] for line in card.text.splitlines() if line.split(":")[0] in ("yes", "no", "on", "Friday?")]
+    assert votes == ["yes", "no"]
+    # A quoted question, or a one-word one, is taken as written, without a note.
+    assert "Read" not in cards(await bot.command('poll "Ship" yes no maybe?'))[0].text
+    assert "Read" not in cards(await bot.command("poll Ship? yes no"))[0].text
+    assert "after the question “Ship on Friday?” the poll needs at least two options" in await bot.reply(
+        "poll Ship on Friday? yes")
