@@ -266,7 +266,7 @@ class Moderation:
         )
 
     async def _pick(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
-        names = [session.world.get(n).name for n in cmd.args["names"]]
+        names = list(dict.fromkeys(session.world.get(n).name for n in cmd.args["names"]))  # each picked once
         if session.config.policy != "moderator":
             return Reply("`pick` works with the moderator policy: `policy moderator` first.", private=True, failed=True)
         session.world.pick(*names)

@@ -178,3 +178,33 @@ async def test_an_unquoted_question_is_read_up_to_its_question_mark_and_the_card
     assert "Read" not in cards(await bot.command("poll Ship? yes no"))[0].text
     assert "after the question “Ship on Friday?” the poll needs at least two options" in await bot.reply(
         "poll Ship on Friday? yes")
+
+
+# -- duplicates ---------------------------------------------------------------------------------
+
+
+async def test_a_persona_named_twice_joins_a_focus_group_once(bot) -> None:
+    sent = await bot.command('focus "Dup?" --personas "Priya, priya nair" --rounds 1')
+    assert "with Priya Nair:" in sent[0].text
+    await bot.app.wait_idle()
+    sent += bot._new()
+    assert [s.identity for s in sent if s.kind == "post"] == ["Priya Nair"]
+    assert "1 round(s), 1 turns" in cards(sent)[-1].footer
+
+
+async def test_a_persona_picked_twice_is_picked_once(bot) -> None:
+    await bot.command("policy moderator")
+    assert await bot.reply("pick Priya Priya") == "Next: Priya Nair."
+
+
+def test_a_focus_group_library_user_naming_a_persona_twice_gets_it_once() -> None:
+    from simulation.agent import TinyPerson
+    from simulation.focus_group import FocusGroup
+    from simulation.llm.demo_model import DemoModel
+    from simulation.persona import find_bundled_persona
+    from simulation.world import TinyWorld
+
+    model = DemoModel()
+    world = TinyWorld("w", [TinyPerson(find_bundled_persona(n), model) for n in PERSONAS], model=model)
+    group = FocusGroup(world, "Dup?", personas=["Henrik", "Priya", "priya nair", world.get("Henrik")])
+    assert [a.name for a in group.personas] == ["Henrik Lindqvist", "Priya Nair"]
