@@ -27,7 +27,7 @@ from simulation.focus_group import FocusGroup, FocusProgress, FocusReport
 from simulation.llm.errors import BudgetExceededError, LLMError
 from simulation.persona import PersonaError
 from simulation.polls import ABSTAIN, Poll, render_chart, run_poll
-from simulation.storytelling import Storyteller
+from simulation.storytelling import StaleBeatError, Storyteller
 from simulation.summary import ConversationSummary, Summarizer
 from simulation.validation import PersonaValidator
 
@@ -297,11 +297,17 @@ class Research:
         return self._reply(card.as_text(), card=card)
 
     async def _story(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        if not session.world.agents:
+            return self._reply("This world has no personas for a story beat yet. Add some with `persona add NAME`.",
+                               private=True, failed=True)
         teller = Storyteller(self.model, purpose=session.world.situation or f"a lively, realistic conversation in {session.world.name}")
         if cmd.args["inject"]:
             beat = session.story_beat or await teller.propose(session.world)
             session.story_beat = None
-            await session.record_stimulus(lambda: teller.inject(session.world, beat))
+            try:
+                await session.record_stimulus(lambda: teller.inject(session.world, beat))
+            except StaleBeatError as error:
+                raise CommandError(f"Not injected: {error}. `story` suggests a new beat.") from None
             if beat.kind == "scene":
                 return self._reply(f"Injected a scene, shown to every persona: {beat.content}")
             to = f", addressed to {beat.target} (everyone here hears it)" if beat.target else ", to everyone"

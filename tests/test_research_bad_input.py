@@ -208,3 +208,51 @@ def test_a_focus_group_library_user_naming_a_persona_twice_gets_it_once() -> Non
     world = TinyWorld("w", [TinyPerson(find_bundled_persona(n), model) for n in PERSONAS], model=model)
     group = FocusGroup(world, "Dup?", personas=["Henrik", "Priya", "priya nair", world.get("Henrik")])
     assert [a.name for a in group.personas] == ["Henrik Lindqvist", "Priya Nair"]
+
+
+# -- story --------------------------------------------------------------------------------------
+
+
+async def test_a_beat_for_someone_who_left_is_not_delivered(bot) -> None:
+    session = session_of(bot)
+    card = cards(await bot.command("story"))[0]
+    target = session.story_beat.target or "Henrik Lindqvist"
+    session.story_beat = session.story_beat.model_copy(update={"target": target})
+    await bot.command(f"persona remove {target}")
+    before = session.world.event_count
+    text = one_line(await bot.reply("story inject"))
+    assert target in text and "`story`" in text and "left" in text
+    assert session.world.event_count == before and card
+
+
+async def test_story_inject_with_no_personas_left_is_refused(bot) -> None:
+    session = session_of(bot)
+    await bot.command("story")
+    for name in PERSONAS:
+        await bot.command(f"persona remove {name}")
+    before = session.world.event_count
+    text = one_line(await bot.reply("story inject"))
+    assert "no personas" in text and "persona add" in text
+    assert session.world.event_count == before
+    assert "no personas" in one_line(await bot.reply("story"))
+
+
+async def test_the_storyteller_refuses_a_beat_for_a_persona_who_left() -> None:
+    from simulation.agent import TinyPerson
+    from simulation.llm.demo_model import DemoModel
+    from simulation.persona import find_bundled_persona
+    from simulation.storytelling import StaleBeatError, StoryBeat, Storyteller
+    from simulation.world import TinyWorld
+
+    model = DemoModel()
+    world = TinyWorld("w", [TinyPerson(find_bundled_persona(n), model) for n in PERSONAS], model=model)
+    teller = Storyteller(model, purpose="pricing")
+    beat = StoryBeat(kind="message", content="Henrik, is it worth it?", target="Henrik Lindqvist", rationale="r")
+    world.remove_agent("Henrik Lindqvist")
+    with pytest.raises(StaleBeatError, match="Henrik Lindqvist, who has left"):
+        await teller.inject(world, beat)
+    for name in PERSONAS[:2]:
+        world.remove_agent(name)
+    with pytest.raises(StaleBeatError, match="no personas"):
+        await teller.inject(world, beat.model_copy(update={"target": None}))
+    assert not world.events
