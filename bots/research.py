@@ -28,7 +28,7 @@ from simulation.llm.errors import BudgetExceededError, LLMError
 from simulation.persona import PersonaError
 from simulation.polls import ABSTAIN, Poll, render_chart, run_poll
 from simulation.storytelling import StaleBeatError, Storyteller
-from simulation.summary import ConversationSummary, Summarizer
+from simulation.summary import MAX_MESSAGES, ConversationSummary, Summarizer, conversation
 from simulation.validation import PersonaValidator
 
 if TYPE_CHECKING:
@@ -162,15 +162,20 @@ class Research:
         if since is not None and since >= session.world.event_count:
             return self._reply(f"There is nothing after event #{since}: this world's latest event is "
                                f"#{session.world.event_count}.", private=True, failed=True)
-        summary = await Summarizer(self.model).summarize(session.world, since_event_id=since)
+        world = session.world
+        log = world.events
+        # A long-lived world holds its recent events; older ones are read from storage when the
+        # summary reaches back to them (from --since, or for want of enough recent messages).
+        if world.events_first > (since or 0) and (since is not None or len(conversation(log)) < MAX_MESSAGES):
+            log = await session.whole_log()
+        summary = await Summarizer(self.model).summarize(world, since_event_id=since, events=log)
         fields = await self._position_fields(session, summary)
         points = [await session.vet_text(p) for p in summary.key_points[:10]]
         body = await session.vet_text(summary.overview)
         if points:
             body += "\n" + "\n".join(f"• {p}" for p in points)
-        span = f"events #{(summary.since_event_id or 0) + 1}–#{summary.last_event_id}" if summary.last_event_id else "no events yet"
-        card = Card(title=f"Summary of “{session.world.name}”", text=body, fields=tuple(fields),
-                    footer=f"{span}. {summary.disclaimer}", colour=COLOUR)
+        card = Card(title=f"Summary of “{world.name}”", text=body, fields=tuple(fields),
+                    footer=f"{_span(summary)}. {summary.disclaimer}", colour=COLOUR)
         return self._reply(card.as_text(), card=card)
 
     async def _position_fields(self, session: ChannelSession, summary: ConversationSummary) -> list[CardField]:
@@ -329,3 +334,17 @@ def _first_line(error: Exception) -> str:
 def _problem(error: ValidationError) -> str:
     """The first thing wrong, in words, without pydantic's framing (error counts, types, links)."""
     return str(error.errors()[0].get("msg", "")).removeprefix("Value error, ") or "that is not valid"
+
+
+def _span(summary: ConversationSummary) -> str:
+    """The events a summary covers, and how to read what it left out."""
+    if not summary.last_event_id:
+        return "no events yet"
+    span = f"events #{(summary.since_event_id or 0) + 1}–#{summary.last_event_id}"
+    if summary.more_before:
+        span += (f": the latest {summary.messages} messages; earlier ones are not in this summary "
+                 "(`summary --since 0` summarises from the first)")
+    if summary.more_after:
+        span += (f": the first {summary.messages} messages from there; `summary --since {summary.last_event_id}` "
+                 "goes on")
+    return span

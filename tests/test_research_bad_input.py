@@ -11,6 +11,7 @@ import pytest
 
 from bots.storage import RECENT_EVENTS_HELD
 from simulation.events import EventKind
+from simulation.summary import MAX_MESSAGES, conversation
 from tests.bot_support import demo_settings, start_bot
 
 PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
@@ -256,3 +257,72 @@ async def test_the_storyteller_refuses_a_beat_for_a_persona_who_left() -> None:
     with pytest.raises(StaleBeatError, match="no personas"):
         await teller.inject(world, beat.model_copy(update={"target": None}))
     assert not world.events
+
+
+# -- summary of a long world -------------------------------------------------------------------
+
+
+def span_of(footer: str) -> tuple[int, int]:
+    first, last = footer.split(" ", 2)[1].rstrip(".:").split("–")
+    return int(first.lstrip("#")), int(last.lstrip("#"))
+
+
+async def test_a_summary_of_a_long_world_says_which_events_it_covers_before_and_after_a_restart(tmp_path: Path) -> None:
+    settings = demo_settings(tmp_path)
+    bot = await start_bot(settings)
+    try:
+        await bot.command("start Long")
+        await bot.command("persona add Priya Nair")
+        await bot.command("policy everyone --exchanges 0")
+        while session_of(bot).world.event_count < RECENT_EVENTS_HELD + RECENT_EVENTS_HELD // 4 + 10:
+            await bot.say("And what do you think now?")
+        assert session_of(bot).world.events_first > 0, "the oldest events are only in storage now"
+        before = cards(await bot.command("summary"))[0]
+    finally:
+        await bot.app.stop()
+    bot = await start_bot(settings)
+    try:
+        after = cards(await bot.command("summary"))[0]
+        assert (after.footer, after.text) == (before.footer, before.text), "a restart changes nothing"
+        log = await session_of(bot).whole_log()
+        messages = conversation(log)
+        first, last = span_of(after.footer)
+        assert last == log[-1].id and first > 1
+        assert sum(first <= e.id <= last for e in messages) == MAX_MESSAGES
+        talks = sum(first <= e.id <= last and e.kind is EventKind.ACTION for e in messages)
+        assert f"in {talks} messages" in after.text
+        assert f"the latest {MAX_MESSAGES} messages; earlier ones are not in this summary" in after.footer
+        # From the first event, the first messages, and where the next summary goes on from.
+        page = cards(await bot.command("summary --since 0"))[0]
+        first, last = span_of(page.footer)
+        assert (first, last) == (1, messages[MAX_MESSAGES - 1].id)
+        assert f"`summary --since {last}` goes on" in page.footer
+        rest = cards(await bot.command(f"summary --since {last}"))[0]
+        assert span_of(rest.footer)[0] == last + 1
+    finally:
+        await bot.app.stop()
+
+
+async def test_the_summarizer_states_the_range_it_read_when_the_world_holds_only_recent_events(monkeypatch) -> None:
+    import simulation.summary
+    from simulation.agent import TinyPerson
+    from simulation.llm.demo_model import DemoModel
+    from simulation.persona import find_bundled_persona
+    from simulation.summary import Summarizer
+    from simulation.world import TinyWorld
+
+    model = DemoModel()
+    world = TinyWorld("w", [TinyPerson(find_bundled_persona("Priya Nair"), model)], model=model)
+    for i in range(4):
+        await world.broadcast(f"Question {i}?", source="mod")
+        await world.step()
+    summary = await Summarizer(model).summarize(world)
+    assert (summary.since_event_id, summary.more_before, summary.more_after) == (None, False, False)
+    world.forget_events_before(3)
+    summary = await Summarizer(model).summarize(world)
+    assert summary.since_event_id == 3 and summary.more_before and summary.last_event_id == world.events[-1].id
+    # Past the character budget, the latest messages that fit are read.
+    monkeypatch.setattr(simulation.summary, "MAX_CHARS", 60)
+    summary = await Summarizer(model).summarize(world)
+    said = conversation(world.events)
+    assert summary.messages < len(said) and summary.since_event_id == said[-summary.messages - 1].id
