@@ -49,8 +49,9 @@ class Research:
 
     def __init__(self, app: TroupeApp) -> None:
         self.app = app
-        #: The task driving each running focus group, so a stop or reset can end it.
-        self._focus_tasks: dict[FocusGroup, asyncio.Task] = {}
+        #: The tasks driving focus groups, with their sessions, until their report is posted: a stop
+        #: or reset ends them.
+        self._focus_tasks: dict[asyncio.Task, ChannelSession] = {}
 
     @property
     def model(self):  # type: ignore[no-untyped-def]
@@ -77,7 +78,9 @@ class Research:
         except ValueError as error:
             raise CommandError(str(error)) from None
         session.focus = group
-        self._focus_tasks[group] = self.app.spawn(self._run_focus(session, group))
+        task = self.app.spawn(self._run_focus(session, group))
+        self._focus_tasks[task] = session
+        task.add_done_callback(lambda done: self._focus_tasks.pop(done, None))
         who = ", ".join(a.name for a in group.personas)
         return self._reply(f"Focus group started ({group.rounds} round(s)) with {who}: “{group.question}”. "
                            "Each answers in turn; `probe QUESTION` asks something in the next round.")
@@ -114,8 +117,6 @@ class Research:
         except Exception:
             log.exception("focus group failed")
             report, failure = None, "The focus group stopped because of an internal error."
-        finally:
-            self._focus_tasks.pop(group, None)
         session.focus = None
         session.kick()
         if failure is not None:
@@ -125,17 +126,19 @@ class Research:
             await session._quietly(adapter.post_card(session.channel, card))
 
     async def cancel_focus(self, session: ChannelSession) -> bool:
-        """End the focus group running in ``session`` before it is stopped or reset.
+        """End the focus group running in ``session`` (or posting its report) before it is stopped
+        or reset.
 
         What its personas said before is posted now, so nothing of it reaches the channel after the
         command's answer. False when no focus group was running.
         """
-        task = self._focus_tasks.pop(session.focus, None) if session.focus is not None else None
-        if task is None or task.done():
+        tasks = [task for task, of in self._focus_tasks.items() if of is session and not task.done()]
+        if not tasks:
             return False
-        task.cancel()
-        await asyncio.wait([task])  # its end, without taking on its cancellation
-        session.focus = None  # also when it was cancelled before it began
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)  # their end, without taking on their cancellation
+        session.focus = None  # also when one was cancelled before it began
         await self.app.outbox.deliver(session.record.channel_key)
         return True
 

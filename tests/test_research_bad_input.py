@@ -86,6 +86,22 @@ async def test_reset_cancels_a_running_focus_group_and_the_new_world_starts_empt
     assert "1 round(s), 3 turns" in report.footer and "3 personas" in report.text
 
 
+async def test_stop_while_the_report_is_being_written_posts_no_report(bot, monkeypatch) -> None:
+    research = bot.app.moderation.research
+    writing, never = asyncio.Event(), asyncio.Event()
+
+    async def slow_card(session, report):
+        writing.set()
+        await never.wait()
+
+    monkeypatch.setattr(research, "_focus_card", slow_card)
+    bot.adapter.push_command('focus "Would you pay?" --rounds 1')
+    await writing.wait()
+    sent = await bot.command("stop")
+    assert "focus group" in sent[-1].text and "cancelled" in sent[-1].text
+    assert not bot._new()
+
+
 async def test_stop_and_reset_without_a_focus_group_say_nothing_of_one(bot) -> None:
     assert "focus" not in await bot.reply("reset")
     assert "focus" not in await bot.reply("stop")
