@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 #: Card colours: research results, warnings.
 COLOUR = "#5865f2"
-POLL_FORM = 'poll "QUESTION" OPTION OPTION …'
 ENRICH_DEFAULT = "make it realistic, specific and detailed, as it would appear in real life"
 
 
@@ -195,7 +194,7 @@ class Research:
         try:
             poll = Poll(question=cmd.args["question"], options=cmd.args["options"])
         except ValidationError as error:
-            raise CommandError(f"{_problem(error)}: `{POLL_FORM}`") from None
+            raise CommandError(f"{_problem(error)}: `{cmd.spec.usage}`") from None
         result = await run_poll(session.world, poll, self.model)
         tally = result.tally()
         total = sum(tally.values()) or 1

@@ -180,7 +180,7 @@ async def test_a_file_that_cannot_be_saved_is_reported_and_the_command_counts_as
 
 async def test_a_poll_without_a_question_says_how_to_write_one(bot) -> None:
     text = one_line(await bot.reply('poll "" yes no'))
-    assert text == 'the poll needs a question: `poll "QUESTION" OPTION OPTION …`'
+    assert text == 'the poll needs a question: `poll "QUESTION" OPTION OPTION [OPTION...]`'
     assert "at least two options" in one_line(await bot.reply('poll "Ship?" yes ""'))
 
 
