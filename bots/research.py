@@ -269,8 +269,11 @@ class Research:
         if count > room:
             return self._reply(f"This world has room for {room} more persona(s) (bot.max_personas).", private=True, failed=True)
         factory = PersonaFactory(self.model, context=session.world.situation or session.world.name)
-        specs = await factory.generate(count, cmd.args["description"], sampling_plan=cmd.args.get("plan"),
-                                       existing_names=[a.name for a in session.world.agents])
+        try:
+            specs = await factory.generate(count, cmd.args["description"], sampling_plan=cmd.args.get("plan"),
+                                           existing_names=[a.name for a in session.world.agents])
+        except ValueError as error:  # nothing to generate from
+            raise CommandError(f"{error}: `{cmd.spec.usage}`") from None
         added, refused = [], []
         for spec in specs:
             try:
@@ -284,7 +287,10 @@ class Research:
 
     async def _validate(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         agent = session.world.get(cmd.args["name"])
-        result = await PersonaValidator(self.model).validate(agent, cmd.args["expectations"])
+        try:
+            result = await PersonaValidator(self.model).validate(agent, cmd.args["expectations"])
+        except ValueError as error:  # no expectations to check against
+            raise CommandError(f"{error}: `{cmd.spec.usage}`") from None
         fields = []
         for turn in result.transcript[:5]:
             answer = await session.vet_text(turn.answer, persona=agent.name)

@@ -227,6 +227,17 @@ def test_a_focus_group_library_user_naming_a_persona_twice_gets_it_once() -> Non
     assert [a.name for a in group.personas] == ["Henrik Lindqvist", "Priya Nair"]
 
 
+# -- missing descriptions -------------------------------------------------------------------------
+
+
+async def test_validate_without_expectations_and_generate_without_a_population_say_how_to_write_them(bot) -> None:
+    text = one_line(await bot.reply('validate Priya ""'))
+    assert text == 'validation needs expectations to check against: `validate NAME "EXPECTATIONS"`'
+    text = one_line(await bot.reply('generate 2 "  "'))
+    assert text.startswith("generating personas needs a description of the population: `generate N")
+    assert [a.name for a in session_of(bot).world.agents] == list(PERSONAS)
+
+
 # -- story --------------------------------------------------------------------------------------
 
 
