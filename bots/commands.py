@@ -331,7 +331,7 @@ def _parse_poll(rest: str, words: list[str], spec: CommandSpec) -> Command:
         raise CommandError(f"a poll has at most {MAX_POLL_OPTIONS} options", spec.usage)
     if len({o.casefold() for o in options}) != len(options):
         raise CommandError("the poll's options must differ", spec.usage)
-    return Command("poll", {"question": question, "options": options, "unquoted": unquoted})
+    return Command("poll", {"question": question, "options": options, **({"unquoted": True} if unquoted else {})})
 
 
 def _parse_extract(rest: str, words: list[str], spec: CommandSpec) -> Command:
