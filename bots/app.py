@@ -433,9 +433,16 @@ class TroupeApp:
             filename, data = reply.file
             posted = await adapter.upload(invocation.channel, filename, data, reply.text)
             if posted is None:
-                path = self._export_path(filename)
-                path.write_bytes(data)
-                text = f"{reply.text} Saved to {path}."
+                try:
+                    path = self._export_path(filename)
+                    path.write_bytes(data)
+                except OSError as error:  # e.g. the exports folder is a file: said like a chart that cannot be saved
+                    if not reply.failed:
+                        adapter.command_failed(invocation)
+                    where = f" ({error.filename})" if error.filename else ""
+                    text = f"{reply.text} Could not save {filename}: {error.strerror or error}{where}."
+                else:
+                    text = f"{reply.text} Saved to {path}."
             else:
                 return
         if reply.card is not None:

@@ -321,11 +321,18 @@ def _parse_poll(rest: str, words: list[str], spec: CommandSpec) -> Command:
     if len(words) < 3:
         raise CommandError("`poll` needs a question (in quotes) and at least two options", spec.usage)
     question, options = words[0].strip(), [o.strip() for o in words[1:] if o.strip()]
+    # An unquoted question of several words ("Ship on Friday? yes no") runs to its question mark.
+    end = next((i for i, o in enumerate(options) if o.endswith("?")), None)
+    unquoted = rest[:1] not in ('"', "'") and not question.endswith("?") and end is not None
+    if unquoted:
+        question, options = " ".join([question, *options[: end + 1]]), options[end + 1 :]
+        if len(options) < 2:
+            raise CommandError(f"after the question “{question}” the poll needs at least two options", spec.usage)
     if len(options) > MAX_POLL_OPTIONS:
         raise CommandError(f"a poll has at most {MAX_POLL_OPTIONS} options", spec.usage)
     if len({o.casefold() for o in options}) != len(options):
         raise CommandError("the poll's options must differ", spec.usage)
-    return Command("poll", {"question": question, "options": options})
+    return Command("poll", {"question": question, "options": options, **({"unquoted": True} if unquoted else {})})
 
 
 def _parse_extract(rest: str, words: list[str], spec: CommandSpec) -> Command:

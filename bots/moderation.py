@@ -174,8 +174,9 @@ class Moderation:
 
     async def _stop(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         name = session.world.name
+        focus = "; the focus group running in it is cancelled" if await self.research.cancel_focus(session) else ""
         await self.app.sessions.stop(inv.channel)
-        return Reply(f"Stopped the world “{name}”. Its history is kept; `start` begins a new one.")
+        return Reply(f"Stopped the world “{name}”{focus}. Its history is kept; `start` begins a new one.")
 
     async def _status(self, inv: CommandInvocation, cmd: Command, session: ChannelSession | None) -> Reply:
         if session is None:
@@ -217,9 +218,11 @@ class Moderation:
         return Reply("Resumed: personas answer again.")
 
     async def _reset(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        focus = "; the focus group that was running is cancelled" if await self.research.cancel_focus(session) else ""
         dropped = await session.reset()
         held = (f" The {dropped} message(s) held for review were dropped with it." if dropped else "")
-        return Reply("Reset: the conversation and the personas' memories are forgotten; the personas stay." + held)
+        return Reply(f"Reset: the conversation and the personas' memories are forgotten{focus}; the personas stay."
+                     + held)
 
     async def _run(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         if not session.world.agents:

@@ -8,24 +8,27 @@ and says that the answers are simulated.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
 
 from adapters.base import Card, CardField, CommandInvocation, clip
 from bots.commands import Command, CommandError
 from bots.exports import slug
 from simulation.disclaimer import disclaimer
 from simulation.enrichment import Enricher
-from simulation.extraction import ResultsExtractor, model_from_json_schema
+from simulation.extraction import ResultsExtractor, SchemaError, model_from_fields, model_from_json_schema
 from simulation.factory import PersonaFactory
 from simulation.focus_group import FocusGroup, FocusProgress, FocusReport
 from simulation.llm.errors import BudgetExceededError, LLMError
 from simulation.persona import PersonaError
 from simulation.polls import ABSTAIN, Poll, render_chart, run_poll
-from simulation.storytelling import Storyteller
-from simulation.summary import ConversationSummary, Summarizer
+from simulation.storytelling import StaleBeatError, Storyteller
+from simulation.summary import MAX_MESSAGES, ConversationSummary, Summarizer, conversation
 from simulation.validation import PersonaValidator
 
 if TYPE_CHECKING:
@@ -45,6 +48,9 @@ class Research:
 
     def __init__(self, app: TroupeApp) -> None:
         self.app = app
+        #: The tasks driving focus groups, with their sessions, until their report is posted: a stop
+        #: or reset ends them.
+        self._focus_tasks: dict[asyncio.Task, ChannelSession] = {}
 
     @property
     def model(self):  # type: ignore[no-untyped-def]
@@ -71,7 +77,9 @@ class Research:
         except ValueError as error:
             raise CommandError(str(error)) from None
         session.focus = group
-        self.app.spawn(self._run_focus(session, group))
+        task = self.app.spawn(self._run_focus(session, group))
+        self._focus_tasks[task] = session
+        task.add_done_callback(lambda done: self._focus_tasks.pop(done, None))
         who = ", ".join(a.name for a in group.personas)
         return self._reply(f"Focus group started ({group.rounds} round(s)) with {who}: “{group.question}”. "
                            "Each answers in turn; `probe QUESTION` asks something in the next round.")
@@ -80,33 +88,58 @@ class Research:
         """Drive the group, keeping one status line up to date, and post its report at the end."""
         adapter = session.adapter
         handle: str | None = None
+        thinking: str | None = None
 
         async def progress(update: FocusProgress) -> None:
-            nonlocal handle
+            nonlocal handle, thinking
             text = f"Focus group: {update.text}"
             handle = await adapter.progress(session.channel, text, handle=handle)
-            if update.stage == "thinking" and update.persona:
-                await session._quietly(adapter.typing(session.channel, session.identity(update.persona)))
+            thinking = update.persona if update.stage == "thinking" else None
+            if thinking:
+                await session._quietly(adapter.typing(session.channel, session.identity(thinking)))
 
         group.on_progress = progress
+        failure: str | None = None
         try:
-            report = await group.run()
+            report: FocusReport | None = await group.run()
+        except asyncio.CancelledError:
+            # A stop or reset ended it: that command says so and decides what the world does next.
+            session.focus = None
+            await session._quietly(adapter.progress(session.channel, "Focus group: cancelled", handle=handle))
+            if thinking:
+                await session._quietly(adapter.stopped_typing(session.channel, session.identity(thinking)))
+            raise
         except BudgetExceededError:
-            return  # the session already said the world is paused
+            report = None  # the session already said the world is paused
         except LLMError as error:
-            await session._quietly(adapter.post(session.channel, adapter.bot_identity,
-                                                f"The focus group stopped: {error}"))
-            return
+            report, failure = None, f"The focus group stopped: {error}"
         except Exception:
             log.exception("focus group failed")
-            await session._quietly(adapter.post(session.channel, adapter.bot_identity,
-                                                "The focus group stopped because of an internal error."))
-            return
-        finally:
-            session.focus = None
-            session.kick()
-        card = await self._focus_card(session, report)
-        await session._quietly(adapter.post_card(session.channel, card))
+            report, failure = None, "The focus group stopped because of an internal error."
+        session.focus = None
+        session.kick()
+        if failure is not None:
+            await session._quietly(adapter.post(session.channel, adapter.bot_identity, failure))
+        if report is not None:
+            card = await self._focus_card(session, report)
+            await session._quietly(adapter.post_card(session.channel, card))
+
+    async def cancel_focus(self, session: ChannelSession) -> bool:
+        """End the focus group running in ``session`` (or posting its report) before it is stopped
+        or reset.
+
+        What its personas said before is posted now, so nothing of it reaches the channel after the
+        command's answer. False when no focus group was running.
+        """
+        tasks = [task for task, of in self._focus_tasks.items() if of is session and not task.done()]
+        if not tasks:
+            return False
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)  # their end, without taking on their cancellation
+        session.focus = None  # also when one was cancelled before it began
+        await self.app.outbox.deliver(session.record.channel_key)
+        return True
 
     async def _focus_card(self, session: ChannelSession, report: FocusReport) -> Card:
         summary = report.summary
@@ -131,15 +164,20 @@ class Research:
         if since is not None and since >= session.world.event_count:
             return self._reply(f"There is nothing after event #{since}: this world's latest event is "
                                f"#{session.world.event_count}.", private=True, failed=True)
-        summary = await Summarizer(self.model).summarize(session.world, since_event_id=since)
+        world = session.world
+        log = world.events
+        # A long-lived world holds its recent events; older ones are read from storage when the
+        # summary reaches back to them (from --since, or for want of enough recent messages).
+        if world.events_first > (since or 0) and (since is not None or len(conversation(log)) < MAX_MESSAGES):
+            log = await session.whole_log()
+        summary = await Summarizer(self.model).summarize(world, since_event_id=since, events=log)
         fields = await self._position_fields(session, summary)
         points = [await session.vet_text(p) for p in summary.key_points[:10]]
         body = await session.vet_text(summary.overview)
         if points:
             body += "\n" + "\n".join(f"• {p}" for p in points)
-        span = f"events #{(summary.since_event_id or 0) + 1}–#{summary.last_event_id}" if summary.last_event_id else "no events yet"
-        card = Card(title=f"Summary of “{session.world.name}”", text=body, fields=tuple(fields),
-                    footer=f"{span}. {summary.disclaimer}", colour=COLOUR)
+        card = Card(title=f"Summary of “{world.name}”", text=body, fields=tuple(fields),
+                    footer=f"{_span(summary)}. {summary.disclaimer}", colour=COLOUR)
         return self._reply(card.as_text(), card=card)
 
     async def _position_fields(self, session: ChannelSession, summary: ConversationSummary) -> list[CardField]:
@@ -155,8 +193,8 @@ class Research:
             return self._reply("This world has no personas to poll yet.", private=True, failed=True)
         try:
             poll = Poll(question=cmd.args["question"], options=cmd.args["options"])
-        except ValueError as error:
-            raise CommandError(f"that poll cannot run: {error}") from None
+        except ValidationError as error:
+            raise CommandError(f"{_problem(error)}: `{cmd.spec.usage}`") from None
         result = await run_poll(session.world, poll, self.model)
         tally = result.tally()
         total = sum(tally.values()) or 1
@@ -171,6 +209,8 @@ class Research:
             fields.append(CardField(name=f"{answer.persona}: {answer.choice or 'abstained'}", value=reason))
         winner = result.winner()
         head = f"Most chosen: {winner}." if winner else "No single option leads."
+        if cmd.args.get("unquoted"):
+            head = f"Read “{poll.question}” as the question (quotes around it make sure). {head}"
         card = Card(title=f"Poll: {poll.question}", text=head + "\n" + "\n".join(lines), fields=tuple(fields),
                     footer=result.disclaimer, colour=COLOUR, image=("poll.png", render_chart(result)))
         return self._reply(card.as_text(), card=card)
@@ -180,17 +220,7 @@ class Research:
     async def _extract(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         if not session.world.agents:
             return self._reply("This world has no personas to extract from yet.", private=True, failed=True)
-        if cmd.args.get("schema"):
-            path = self.app.moderation.readable_file(inv, cmd.args["schema"])
-            if not Path(path).is_file():
-                raise CommandError(f"there is no file {cmd.args['schema']!r}; give the path of a JSON schema file")
-            try:
-                schema_data = json.loads(Path(path).read_text(encoding="utf-8"))
-                schema: Any = model_from_json_schema(schema_data)
-            except (OSError, ValueError, TypeError) as error:
-                raise CommandError(f"could not use {cmd.args['schema']} as a JSON schema: {error}") from None
-        else:
-            schema = cmd.args["fields"]
+        schema = self._extraction_schema(inv, cmd)
         extraction = await ResultsExtractor(self.model).extract(session.world, schema, per_agent=True)
         note = extraction.disclaimer
         if cmd.args["format"] == "csv":
@@ -205,6 +235,30 @@ class Research:
         return self._reply(f"Extracted {len(extraction.records)} persona record(s).{failed} {note}",
                            file=(filename, body.encode()))
 
+    def _extraction_schema(self, inv: CommandInvocation, cmd: Command) -> type[BaseModel]:
+        """The model an extraction fills, from the fields named or the schema file given; a mistake in
+        either is the moderator's to fix, so it is said as such (never "try again")."""
+        if not cmd.args.get("schema"):
+            try:
+                return model_from_fields(cmd.args["fields"])
+            except SchemaError as error:
+                raise CommandError(f"{error}: name each field once, e.g. `extract stance reasons`") from None
+        name = cmd.args["schema"]
+        path = self.app.moderation.readable_file(inv, name)
+        if not Path(path).is_file():
+            raise CommandError(f"there is no file {name!r}; give the path of a JSON schema file")
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as error:
+            raise CommandError(f"could not read {name}: {error.strerror or error}") from None
+        except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError too
+            raise CommandError(f"{name} is not valid JSON ({_first_line(error)}); a schema file holds a JSON "
+                               "object with 'properties'") from None
+        try:
+            return model_from_json_schema(data)
+        except SchemaError as error:
+            raise CommandError(f"could not use {name} as a JSON schema: {error}") from None
+
     # -- personas ---------------------------------------------------------------------------------
 
     async def _generate(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
@@ -215,8 +269,11 @@ class Research:
         if count > room:
             return self._reply(f"This world has room for {room} more persona(s) (bot.max_personas).", private=True, failed=True)
         factory = PersonaFactory(self.model, context=session.world.situation or session.world.name)
-        specs = await factory.generate(count, cmd.args["description"], sampling_plan=cmd.args.get("plan"),
-                                       existing_names=[a.name for a in session.world.agents])
+        try:
+            specs = await factory.generate(count, cmd.args["description"], sampling_plan=cmd.args.get("plan"),
+                                           existing_names=[a.name for a in session.world.agents])
+        except ValueError as error:  # nothing to generate from
+            raise CommandError(f"{error}: `{cmd.spec.usage}`") from None
         added, refused = [], []
         for spec in specs:
             try:
@@ -230,7 +287,10 @@ class Research:
 
     async def _validate(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         agent = session.world.get(cmd.args["name"])
-        result = await PersonaValidator(self.model).validate(agent, cmd.args["expectations"])
+        try:
+            result = await PersonaValidator(self.model).validate(agent, cmd.args["expectations"])
+        except ValueError as error:  # no expectations to check against
+            raise CommandError(f"{error}: `{cmd.spec.usage}`") from None
         fields = []
         for turn in result.transcript[:5]:
             answer = await session.vet_text(turn.answer, persona=agent.name)
@@ -250,11 +310,17 @@ class Research:
         return self._reply(card.as_text(), card=card)
 
     async def _story(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        if not session.world.agents:
+            return self._reply("This world has no personas for a story beat yet. Add some with `persona add NAME`.",
+                               private=True, failed=True)
         teller = Storyteller(self.model, purpose=session.world.situation or f"a lively, realistic conversation in {session.world.name}")
         if cmd.args["inject"]:
             beat = session.story_beat or await teller.propose(session.world)
             session.story_beat = None
-            await session.record_stimulus(lambda: teller.inject(session.world, beat))
+            try:
+                await session.record_stimulus(lambda: teller.inject(session.world, beat))
+            except StaleBeatError as error:
+                raise CommandError(f"Not injected: {error}. `story` suggests a new beat.") from None
             if beat.kind == "scene":
                 return self._reply(f"Injected a scene, shown to every persona: {beat.content}")
             to = f", addressed to {beat.target} (everyone here hears it)" if beat.target else ", to everyone"
@@ -267,3 +333,26 @@ class Research:
         card = Card(title="Suggested next beat", text=await session.vet_text(beat.content), fields=tuple(fields),
                     footer=f"`story inject` delivers it. Suggested by {self.app.model_label}.", colour=COLOUR)
         return self._reply(card.as_text(), card=card, private=True)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _problem(error: ValidationError) -> str:
+    """The first thing wrong, in words, without pydantic's framing (error counts, types, links)."""
+    return str(error.errors()[0].get("msg", "")).removeprefix("Value error, ") or "that is not valid"
+
+
+def _span(summary: ConversationSummary) -> str:
+    """The events a summary covers, and how to read what it left out."""
+    if not summary.last_event_id:
+        return "no events yet"
+    span = f"events #{(summary.since_event_id or 0) + 1}–#{summary.last_event_id}"
+    if summary.more_before:
+        span += (f": the latest {summary.messages} messages; earlier ones are not in this summary "
+                 "(`summary --since 0` summarises from the first)")
+    if summary.more_after:
+        span += (f": the first {summary.messages} messages from there; `summary --since {summary.last_event_id}` "
+                 "goes on")
+    return span

@@ -31,6 +31,7 @@ from simulation.world import TinyWorld
 __all__ = [
     "Extraction",
     "ExtractionError",
+    "SchemaError",
     "ResultsExtractor",
     "ResultsReducer",
     "model_from_fields",
@@ -50,6 +51,11 @@ class ExtractionError(LLMError):
     """The schema cannot be used, or nothing could be extracted."""
 
 
+class SchemaError(ExtractionError):
+    """The schema itself is wrong (repeated fields, a malformed JSON schema): fixing it, not
+    trying again, helps."""
+
+
 # -- schemas ----------------------------------------------------------------------------------
 
 
@@ -57,67 +63,108 @@ def model_from_fields(names: Iterable[str], model_name: str = "Extracted") -> ty
     """A model with one text field per name, null when the conversation does not say."""
     names = [n.strip() for n in names]
     if not names or any(not n for n in names):
-        raise ExtractionError("give at least one non-empty field name")
-    if len(set(names)) != len(names):
-        raise ExtractionError("field names must be unique")
+        raise SchemaError("give at least one non-empty field name")
+    seen: set[str] = set()
+    for name in names:
+        if name.casefold() in seen:  # "stance" and "Stance" would be two columns of one question
+            raise SchemaError(f"the field {name!r} is named more than once")
+        seen.add(name.casefold())
     return _create(model_name, {n: (str | None, {"default": None}) for n in names})
 
 
 _JSON_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool}
+_EXAMPLE = '{"type": "object", "properties": {"stance": {"type": "string"}}}'
 
 
 def model_from_json_schema(schema: Mapping[str, Any], model_name: str = "Extracted") -> type[BaseModel]:
-    """A pydantic model for a JSON schema object: scalar types, enums, arrays, nested objects, null."""
-    if schema.get("type", "object") != "object" or not isinstance(schema.get("properties"), dict):
-        raise ExtractionError("a JSON schema for extraction must be an object with 'properties'")
+    """A pydantic model for a JSON schema object: scalar types, enums, arrays, nested objects, null.
+
+    Anything else (a list, a property that is not an object, an unknown type) is a ``SchemaError``
+    naming the property concerned, so whoever wrote the file can correct it.
+    """
+    if not isinstance(schema, Mapping):
+        raise SchemaError(f"a JSON schema for extraction must be a JSON object such as {_EXAMPLE}, "
+                          f"not {_json_kind(schema)}")
+    if schema.get("type", "object") != "object" or not isinstance(schema.get("properties"), Mapping):
+        raise SchemaError(f"a JSON schema for extraction must be an object with 'properties', such as {_EXAMPLE}")
     if not schema["properties"]:
-        raise ExtractionError("the JSON schema has no properties to extract")
-    return _object_model(schema, model_name)
+        raise SchemaError("the JSON schema has no properties to extract")
+    return _object_model(schema, model_name, "")
 
 
-def _object_model(schema: Mapping[str, Any], name: str) -> type[BaseModel]:
-    required = set(schema.get("required", schema["properties"]))
+def _object_model(schema: Mapping[str, Any], name: str, path: str) -> type[BaseModel]:
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping) or not properties:
+        raise SchemaError(f"{path}: nested objects need 'properties' (free-form objects cannot be validated)")
+    required = schema.get("required", list(properties))
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        raise SchemaError(f"{path or 'the schema'}: 'required' must be a list of property names")
     fields: dict[str, tuple[Any, dict[str, Any]]] = {}
-    for key, sub in schema["properties"].items():
-        kind = _python_type(sub, f"{name}_{key}")
-        options: dict[str, Any] = {"description": sub.get("description")}
+    for key, sub in properties.items():
+        where = f"{path}.{key}" if path else key
+        if not isinstance(key, str) or not key.strip():
+            raise SchemaError(f"{path or 'the schema'}: a property needs a name")
+        kind = _python_type(sub, f"{name}_{key}", where)
+        description = sub.get("description")
+        if description is not None and not isinstance(description, str):
+            raise SchemaError(f"{where}: 'description' must be text")
+        options: dict[str, Any] = {"description": description}
         if key not in required:
             kind, options["default"] = kind | None, None
         fields[key] = (kind, options)
     return _create(name, fields)
 
 
-def _python_type(node: Mapping[str, Any], name: str) -> Any:
+def _python_type(node: Any, name: str, path: str) -> Any:
     if not isinstance(node, Mapping):
-        raise ExtractionError(f"{name}: a property's schema must be an object")
-    if node.get("enum"):
-        return Literal[tuple(node["enum"])]  # type: ignore[valid-type]
+        raise SchemaError(f"{path}: a property's schema must be an object, such as {{\"type\": \"string\"}}")
+    if "enum" in node:
+        values = node["enum"]
+        if not isinstance(values, list) or not values or not all(isinstance(v, (str, int, float, bool)) for v in values):
+            raise SchemaError(f"{path}: 'enum' must be a list of values (text, numbers, true or false)")
+        return Literal[tuple(values)]  # type: ignore[valid-type]
     kind = node.get("type", "string")
     nullable = False
     if isinstance(kind, list):
         nullable = "null" in kind
         kind = next((k for k in kind if k != "null"), "string")
-    if kind in _JSON_TYPES:
+    if isinstance(kind, str) and kind in _JSON_TYPES:
         result = _JSON_TYPES[kind]
     elif kind == "array":
-        result = list[_python_type(node.get("items", {"type": "string"}), name)]  # type: ignore[misc]
+        result = list[_python_type(node.get("items", {"type": "string"}), name, f"{path}[]")]  # type: ignore[misc]
     elif kind == "object":
-        if not node.get("properties"):
-            raise ExtractionError(f"{name}: nested objects need 'properties' (free-form objects cannot be validated)")
-        result = _object_model(node, name)
+        result = _object_model(node, name, path)
     else:
-        raise ExtractionError(f"{name}: unsupported JSON schema type {kind!r}")
+        shown = repr(kind) if isinstance(kind, str) else json.dumps(kind)
+        raise SchemaError(f"{path}: unsupported JSON schema type {shown}; 'type' is one of string, integer, "
+                          "number, boolean, array or object")
     return result | None if nullable else result
 
 
+def _json_kind(value: Any) -> str:
+    """How a JSON value is called in a message: "a list", "a number"."""
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return "a number" if isinstance(value, (int, float)) else "text"
+
+
 def _create(model_name: str, fields: dict[str, tuple[Any, dict[str, Any]]]) -> type[BaseModel]:
-    """Fields whose names are not Python identifiers ("favourite colour") keep them as aliases."""
+    """Fields whose names are not Python identifiers ("favourite colour"), or would hide a model's
+    own attributes ("json", "copy"), keep them as aliases."""
     named: dict[str, tuple[Any, Any]] = {}
     for i, (key, (kind, options)) in enumerate(fields.items()):
-        if key.isidentifier() and not keyword.iskeyword(key) and not key.startswith(("_", "model_")):
+        if key.isidentifier() and not keyword.iskeyword(key) and not key.startswith(("_", "model_")) \
+                and not hasattr(BaseModel, key):
             named[key] = (kind, Field(**options))
         else:
-            named[f"field_{i}"] = (kind, Field(alias=key, **options))
+            attribute = f"field_{i}"
+            while attribute in fields or attribute in named:  # a property may itself be called field_0
+                attribute += "_"
+            named[attribute] = (kind, Field(alias=key, **options))
     return create_model(model_name, __config__=ConfigDict(populate_by_name=True), **named)  # type: ignore[call-overload]
 
 
@@ -128,7 +175,7 @@ def _as_model(schema: SchemaSpec) -> type[BaseModel]:
         return model_from_fields(schema)
     if isinstance(schema, Mapping):
         return model_from_json_schema(schema)
-    raise ExtractionError(f"schema must be a pydantic class, a list of field names or a JSON schema, not {type(schema).__name__}")
+    raise SchemaError(f"schema must be a pydantic class, a list of field names or a JSON schema, not {type(schema).__name__}")
 
 
 # -- results ----------------------------------------------------------------------------------

@@ -224,6 +224,8 @@ class PersonaFactory:
         """
         if n < 0:
             raise ValueError(f"cannot generate {n} personas")
+        if not population_description.strip():
+            raise ValueError("generating personas needs a description of the population")
         self.assignments = []
         if n == 0:
             return []

@@ -105,7 +105,9 @@ class FocusGroup:
         self.question = question.strip()
         self.rounds = rounds
         chosen = list(personas) if personas is not None else world.agents
-        self.personas = [world.get(p if isinstance(p, str) else p.name) for p in chosen]
+        # A persona named twice ("Priya, priya nair") still answers once per round.
+        found = [world.get(p if isinstance(p, str) else p.name) for p in chosen]
+        self.personas = list({agent.name: agent for agent in found}.values())
         if not self.personas:
             raise ValueError("a focus group needs at least one persona")
         self.summarizer = summarizer or Summarizer(world.model)

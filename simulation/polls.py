@@ -34,13 +34,13 @@ RECENT_EPISODES = 24
 
 class Poll(BaseModel):
     question: str
-    options: list[str] = Field(min_length=2)
+    options: list[str]
 
     @field_validator("question")
     @classmethod
     def _has_text(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("a poll needs a question")
+            raise ValueError("the poll needs a question")
         return value.strip()
 
     @field_validator("options")
@@ -49,6 +49,8 @@ class Poll(BaseModel):
         cleaned = [o.strip() for o in options]
         if any(not o for o in cleaned):
             raise ValueError("poll options cannot be empty")
+        if len(cleaned) < 2:
+            raise ValueError("the poll needs at least two options")
         if ABSTAIN in cleaned:
             raise ValueError(f"{ABSTAIN!r} is reserved for personas who give no valid answer")
         if len({_key(o) for o in cleaned}) != len(cleaned):

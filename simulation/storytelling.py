@@ -17,10 +17,15 @@ from simulation.events import Event, EventKind
 from simulation.llm.base import Attribution, ChatRequest, LanguageModel, Message
 from simulation.world import TinyWorld
 
-__all__ = ["StoryBeat", "Storyteller"]
+__all__ = ["StaleBeatError", "StoryBeat", "Storyteller"]
 
 #: Recent conversation lines the storyteller reads.
 RECENT_LINES = 20
+
+
+class StaleBeatError(ValueError):
+    """A beat the world has moved past: nobody is left to hear it, or it is addressed to a persona
+    who has left (its words are for them, so it is not given to the others instead)."""
 
 
 class StoryBeat(BaseModel):
@@ -131,10 +136,17 @@ class Storyteller:
         )
 
     async def inject(self, world: TinyWorld, beat: StoryBeat) -> Event:
-        """Deliver ``beat`` as a world stimulus: a scene is shown to all, a message said to all or one."""
+        """Deliver ``beat`` as a world stimulus: a scene is shown to all, a message said to all or one.
+
+        Raises ``StaleBeatError`` when the world has no personas, or none by the beat's target.
+        """
+        if not world.agents:
+            raise StaleBeatError(f"“{world.name}” has no personas to hear the beat")
+        if beat.target and world.find(beat.target) is None:
+            raise StaleBeatError(f"the beat is addressed to {beat.target}, who has left “{world.name}”")
         if beat.kind == "scene":
             return await world.show(beat.content)
-        if beat.target and world.find(beat.target) is not None:
+        if beat.target:
             return await world.talk_to(beat.target, beat.content, source=beat.source)
         return await world.broadcast(beat.content, source=beat.source)
 

@@ -18,7 +18,13 @@ from simulation.events import Event, EventKind
 from simulation.llm.base import Attribution, ChatRequest, LanguageModel, Message
 from simulation.world import TinyWorld
 
-__all__ = ["ConversationSummary", "PersonaPosition", "Quote", "Summarizer", "check_quotes"]
+__all__ = ["MAX_CHARS", "MAX_MESSAGES", "ConversationSummary", "PersonaPosition", "Quote", "Summarizer", "check_quotes"]
+
+#: The most messages, and characters of them, one summary reads: a prompt of bounded size however
+#: long the conversation. Beyond them a summary covers the latest (or, from a given event, the first)
+#: messages, and says so.
+MAX_MESSAGES = 400
+MAX_CHARS = 100_000
 
 
 class Quote(BaseModel):
@@ -49,6 +55,12 @@ class ConversationSummary(Labelled):
     #: The events summarised: ids after ``since_event_id``, up to ``last_event_id``.
     since_event_id: int | None = None
     last_event_id: int | None = None
+    #: How many messages (people's and personas' words) were summarised.
+    messages: int = 0
+    #: Part of the conversation asked for is not in the summary, before or after its range (too
+    #: long to read at once, or not in the events given).
+    more_before: bool = False
+    more_after: bool = False
     #: Quotes the model offered that do not appear in the conversation.
     dropped_quotes: list[Quote] = Field(default_factory=list)
 
@@ -68,19 +80,38 @@ class Summarizer:
     def __init__(self, model: LanguageModel) -> None:
         self.model = model
 
-    async def summarize(self, world: TinyWorld, since_event_id: int | None = None) -> ConversationSummary:
-        """Summarise what was said after ``since_event_id`` (everything when None)."""
-        events = conversation(world.events, since_event_id)
-        last_id = world.events[-1].id if world.events else since_event_id
-        speakers = _unique(e.source for e in events if e.kind is EventKind.ACTION)
+    async def summarize(
+        self, world: TinyWorld, since_event_id: int | None = None, *, events: Iterable[Event] | None = None
+    ) -> ConversationSummary:
+        """Summarise what was said after ``since_event_id`` (everything when None).
+
+        ``events`` is the log to read, oldest first; by default the events ``world`` holds, which in
+        a long-lived world are its recent part. At most ``MAX_MESSAGES`` messages (``MAX_CHARS``
+        characters) are read: the latest, or with ``since_event_id`` the first after it. The
+        summary's ``since_event_id`` and ``last_event_id`` are the range it really covers.
+        """
+        log = list(world.events if events is None else events)
+        said = conversation(log, since_event_id)
+        latest = since_event_id is None
+        window = _window(said, latest=latest)
+        more_before = latest and len(window) < len(said)
+        more_after = not latest and len(window) < len(said)
+        if more_before:  # from just after the last message left out: nothing in the range is unread
+            since_event_id = said[len(said) - len(window) - 1].id
+        elif log and log[0].id - 1 > (since_event_id or 0):  # the events given start later than asked
+            since_event_id, more_before = log[0].id - 1, True
+        last_id = window[-1].id if more_after else log[-1].id if log else since_event_id
+        speakers = _unique(e.source for e in window if e.kind is EventKind.ACTION)
         if not speakers:
             return ConversationSummary(
                 model_name=self.model.name,
                 overview="No persona has spoken yet, so there is nothing to summarise.",
                 since_event_id=since_event_id,
                 last_event_id=last_id,
+                more_before=more_before,
+                more_after=more_after,
             )
-        lines = [_line(e) for e in events]
+        lines = [_line(e) for e in window]
         request = ChatRequest(
             messages=[
                 Message(role="system", content=_SYSTEM),
@@ -101,12 +132,12 @@ class Summarizer:
                 "speakers": speakers,
                 "events": [
                     {"id": e.id, "source": e.source, "kind": e.kind.value, "type": e.type, "content": e.content}
-                    for e in events
+                    for e in window
                 ],
             },
         )
         draft, result = await self.model.structured(request, SummaryDraft)
-        positions, dropped = check_quotes(draft.positions, events, known=set(speakers), world=world)
+        positions, dropped = check_quotes(draft.positions, window, known=set(speakers), world=world)
         return ConversationSummary(
             model_name=result.model,
             overview=draft.overview.strip(),
@@ -114,6 +145,9 @@ class Summarizer:
             positions=positions,
             since_event_id=since_event_id,
             last_event_id=last_id,
+            messages=len(window),
+            more_before=more_before,
+            more_after=more_after,
             dropped_quotes=dropped,
         )
 
@@ -130,6 +164,19 @@ def conversation(events: Iterable[Event], since_event_id: int | None = None) -> 
             or (e.kind is EventKind.STIMULUS and e.type in ("CONVERSATION", "VISUAL"))
         )
     ]
+
+
+def _window(said: list[Event], *, latest: bool) -> list[Event]:
+    """The messages a summary reads: all of ``said`` when they fit in ``MAX_MESSAGES`` and
+    ``MAX_CHARS``, else the latest (or the first) that do."""
+    chosen: list[Event] = []
+    size = 0
+    for event in reversed(said) if latest else said:
+        size += len(_line(event)) + 1
+        if len(chosen) == MAX_MESSAGES or (size > MAX_CHARS and chosen):
+            break
+        chosen.append(event)
+    return chosen[::-1] if latest else chosen
 
 
 def _line(event: Event) -> str:
