@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from adapters.base import Adapter, free_path
-from config.settings import Settings
+from config.settings import Settings, SettingsError, load_settings
 from simulation.events import Event, EventKind
 from simulation.llm.errors import LLMError, ModelConfigurationError
 
@@ -114,25 +114,29 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     console = Console(highlight=False)
+    # An export's standard output is the export: its messages go to standard error.
+    messages = Console(highlight=False, stderr=True) if args.command == "export" else console
+    settings = _load_settings(messages)
+    if settings is None:
+        return EXIT_BAD_INPUT
     try:
         if args.command == "simulate":
-            return asyncio.run(_simulate(console, args.scenario, args.steps, args.thoughts, args.save))
+            return asyncio.run(_simulate(console, settings, args.scenario, args.steps, args.thoughts, args.save))
         if args.command in ("console", "run"):
             script = getattr(args, "script", None)
-            return asyncio.run(_console(console, script, getattr(args, "empty", False)))
+            return asyncio.run(_console(console, settings, script, getattr(args, "empty", False)))
         if args.command == "discord":
-            return asyncio.run(_discord(console))
+            return asyncio.run(_discord(console, settings))
         if args.command == "slack":
-            return asyncio.run(_slack(console, args.http_port))
+            return asyncio.run(_slack(console, settings, args.http_port))
         if args.command == "serve":
-            return asyncio.run(_serve(console, args.console, args.slack_http_port, args.stop_timeout))
+            return asyncio.run(_serve(console, settings, args.console, args.slack_http_port, args.stop_timeout))
         if args.command == "doctor":
-            return asyncio.run(_doctor(console, args.timeout))
+            return asyncio.run(_doctor(console, settings, args.timeout))
         if args.command == "backup":
-            return asyncio.run(_backup(console, args.path, args.force))
+            return asyncio.run(_backup(console, settings, args.path, args.force))
         if args.command == "export":
-            return asyncio.run(_export(Console(highlight=False, stderr=True), args.world, args.fmt, args.out,
-                                       args.force))
+            return asyncio.run(_export(messages, settings, args.world, args.fmt, args.out, args.force))
     except KeyboardInterrupt:
         console.print("[dim]interrupted[/]")
         return 130
@@ -161,7 +165,7 @@ def _check_writable(target: Path) -> None:
 
 
 async def _simulate(
-    console: Console, path: Path, steps: int | None, thoughts: bool, save: Path | None
+    console: Console, settings: Settings, path: Path, steps: int | None, thoughts: bool, save: Path | None
 ) -> int:
     from bots.verification.personas import check_persona_spec
     from simulation.llm.factory import build_model
@@ -170,7 +174,6 @@ async def _simulate(
     from simulation.world import WorldError
 
     try:
-        settings = Settings()
         scenario, base = load_scenario(path)
         if steps is not None:
             scenario.steps = steps
@@ -235,16 +238,15 @@ SAMPLE_WORLD = "Team room"
 SAMPLE_PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
 
 
-async def _console(console: Console, script: Path | None, empty: bool) -> int:
+async def _console(console: Console, settings: Settings, script: Path | None, empty: bool) -> int:
     from adapters.console import ConsoleAdapter
     from bots.app import TroupeApp
     from bots.storage import StorageError
     from simulation.persona import find_bundled_persona
 
     try:
-        settings = Settings()
         app = TroupeApp(settings)
-    except (ValueError, ModelConfigurationError) as error:
+    except ModelConfigurationError as error:
         console.print(f"[red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
     if script is not None and not script.is_file():
@@ -349,22 +351,23 @@ def _stdin_console_builder(console: Console) -> AdapterBuilder:
     return build
 
 
-async def _discord(console: Console) -> int:
+async def _discord(console: Console, settings: Settings) -> int:
     """Run the bot on Discord until interrupted."""
-    return await _serve_platform(console, [_discord_builder(required=True)])
+    return await _serve_platform(console, settings, [_discord_builder(required=True)])
 
 
-async def _slack(console: Console, http_port: int | None) -> int:
+async def _slack(console: Console, settings: Settings, http_port: int | None) -> int:
     """Run the bot on Slack (Socket Mode, or HTTP mode on ``http_port``) until interrupted."""
-    return await _serve_platform(console, [_slack_builder(http_port, required=True)])
+    return await _serve_platform(console, settings, [_slack_builder(http_port, required=True)])
 
 
-async def _serve(console: Console, with_console: bool, slack_http_port: int | None, stop_timeout: float) -> int:
+async def _serve(console: Console, settings: Settings, with_console: bool, slack_http_port: int | None,
+                 stop_timeout: float) -> int:
     """Every configured platform in one process: Discord, Slack, and the console fed by standard input."""
     builders = [_discord_builder(required=False), _slack_builder(slack_http_port, required=False)]
     if with_console:
         builders.append(_stdin_console_builder(console))
-    return await _serve_platform(console, builders, stop_timeout=stop_timeout)
+    return await _serve_platform(console, settings, builders, stop_timeout=stop_timeout)
 
 
 def _where(adapter: Adapter) -> str:
@@ -379,19 +382,14 @@ def _where(adapter: Adapter) -> str:
     return f"on {adapter.platform}"
 
 
-async def _serve_platform(console: Console, builders: list[AdapterBuilder], *,
+async def _serve_platform(console: Console, settings: Settings, builders: list[AdapterBuilder], *,
                           stop_timeout: float = DEFAULT_STOP_TIMEOUT_S) -> int:
-    """Settings, the app and the platform adapters; a clear error and exit code 2 for what is missing.
+    """The app and the platform adapters; a clear error and exit code 2 for what is missing.
 
     Runs until every adapter's connection ends, or until SIGTERM / SIGINT (Ctrl-C): then the app stops
     taking events, lets in-flight work finish and posts what it can within ``stop_timeout`` seconds
     (what is cut short stays in storage and resumes at the next start), and 0 is returned.
     """
-    try:
-        settings = Settings()
-    except ValueError as error:
-        console.print(f"[red]error:[/] {escape(str(error))}")
-        return EXIT_BAD_INPUT
     from bots.logs import configure_logging
 
     root = logging.getLogger()
@@ -424,7 +422,7 @@ async def _serve_with(console: Console, builders: list[AdapterBuilder], settings
         return EXIT_BAD_INPUT
     try:
         app = TroupeApp(settings)
-    except (ValueError, ModelConfigurationError) as error:
+    except ModelConfigurationError as error:
         console.print(f"[red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
     bundled: list[str] | None = None
@@ -531,34 +529,25 @@ async def _stop_app(app: TroupeApp, timeout: float, hurry: asyncio.Event) -> Non
 
 
 def _load_settings(console: Console) -> Settings | None:
-    """The settings, or None after saying why they could not be read (no secret in the message)."""
-    import yaml
-    from pydantic import ValidationError
+    """The settings, or None after saying in one line which file or variable to fix (no secret in it).
 
+    Every command reads its settings here, so each says the same about the same mistake.
+    """
     from bots.doctor import redact
 
     try:
-        return Settings()
-    except ValidationError as error:
-        # One line a problem, named by its setting, without pydantic's links.
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        console.print(f"[red]error:[/] the settings could not be read: {escape(redact(problems))} (check "
-                      f"{os.environ.get('TROUPE_CONFIG', 'troupe.yaml')} and the TROUPE_ variables)", soft_wrap=True)
-        return None
-    except (ValueError, OSError, yaml.YAMLError) as error:
-        console.print(f"[red]error:[/] the settings could not be read: {escape(redact(str(error)))}", soft_wrap=True)
+        return load_settings()
+    except SettingsError as error:
+        console.print(f"[red]error:[/] {escape(redact(str(error)))}", soft_wrap=True)
         return None
 
 
 CHECK_MARKS = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]–[/]"}
 
 
-async def _doctor(console: Console, timeout: float) -> int:
+async def _doctor(console: Console, settings: Settings, timeout: float) -> int:
     from bots.doctor import run_checks
 
-    settings = _load_settings(console)
-    if settings is None:
-        return EXIT_BAD_INPUT
     console.print(f"[bold]troupe {troupe_version()}[/] doctor", soft_wrap=True)
     checks = await run_checks(settings, timeout_s=timeout)
     width = max(len(c.name) for c in checks)
@@ -577,12 +566,9 @@ async def _doctor(console: Console, timeout: float) -> int:
     return 0
 
 
-async def _backup(console: Console, path: str, force: bool) -> int:
+async def _backup(console: Console, settings: Settings, path: str, force: bool) -> int:
     from bots.backup import BackupError, backup_database, human_size
 
-    settings = _load_settings(console)
-    if settings is None:
-        return EXIT_BAD_INPUT
     target = Path(path).expanduser()
     try:
         if _names_a_folder(path):  # made if it is not there yet
@@ -604,7 +590,8 @@ async def _backup(console: Console, path: str, force: bool) -> int:
     return 0
 
 
-async def _export(console: Console, key: str | None, fmt: str, out_arg: str | None, force: bool = False) -> int:
+async def _export(console: Console, settings: Settings, key: str | None, fmt: str, out_arg: str | None,
+                  force: bool = False) -> int:
     """List the stored worlds (no ``key``) or export one; messages go to ``console`` (stderr).
 
     Into a folder, an export takes a free name (``team-room-2.md``); onto a file that exists, only
@@ -619,9 +606,6 @@ async def _export(console: Console, key: str | None, fmt: str, out_arg: str | No
     from simulation.world import TinyWorld, WorldError
 
     out = Path(out_arg).expanduser() if out_arg is not None else None
-    settings = _load_settings(console)
-    if settings is None:
-        return EXIT_BAD_INPUT
     path = settings.database_path
     if not path.is_file():
         if key is None:

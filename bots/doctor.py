@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel
 
 from config import CONFIG_DIR
-from config.settings import DEFAULT_CONFIG_FILE, Settings
+from config.settings import DEFAULT_CONFIG_FILE, Settings, SettingsError, config_file, read_config_file
 
 #: Seconds each network check may take; a doctor that hangs is no help.
 NETWORK_TIMEOUT_S = 15.0
@@ -61,26 +61,25 @@ async def run_checks(settings: Settings, *, timeout_s: float = NETWORK_TIMEOUT_S
 
 def check_settings(settings: Settings) -> Check:
     """Where the settings came from: the config file and the names (never values) of TROUPE_ variables."""
-    explicit = os.environ.get("TROUPE_CONFIG")
-    config_file = Path(explicit or DEFAULT_CONFIG_FILE)
-    if config_file.is_file():
-        source = f"config file {config_file}"
-    else:
-        source = f"no config file ({DEFAULT_CONFIG_FILE} not found)"
+    try:
+        path = config_file()
+    except SettingsError:  # gone since the settings were read
+        path = None
+    source = f"config file {path}" if path is not None else f"no config file ({DEFAULT_CONFIG_FILE} not found)"
     names = sorted(name for name in os.environ if name.startswith("TROUPE_") and name != "TROUPE_CONFIG")
     env = f"environment: {', '.join(names)}" if names else "no TROUPE_ environment variables"
-    unknown = _unknown_keys(config_file) if config_file.is_file() else []
+    unknown = _unknown_keys(path) if path is not None else []
     if unknown:
-        return Check("settings", False, f"{config_file} has keys Troupe does not know: {', '.join(unknown)} "
+        return Check("settings", False, f"{path} has keys Troupe does not know: {', '.join(unknown)} "
                      "(they are ignored)", fix="check their spelling against the settings table in README.md")
     return Check("settings", True, f"loaded; {source}; {env}; data in {settings.data_dir}")
 
 
-def _unknown_keys(config_file: Path) -> list[str]:
+def _unknown_keys(path: Path) -> list[str]:
     """Keys of the config file that match no setting (a misspelt ``modle:`` is otherwise silently ignored)."""
     try:
-        data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = read_config_file(path)
+    except SettingsError:
         return []  # reading it already failed loudly when the settings were loaded
     found: list[str] = []
 
