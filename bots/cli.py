@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 #: ``console --script``: the script ran to its end, but some of its commands could not be done.
 EXIT_SCRIPT_FAILED = 1
+#: It failed while running (a damaged database, a full disk); what it was given was fine.
+EXIT_FAILED = 1
+#: What it was given cannot be used: an argument, a setting, a file or folder to change.
 EXIT_BAD_INPUT = 2
 EXIT_MODEL_FAILED = 3
 #: Longest wait for in-flight work after SIGTERM / Ctrl-C: within the 10 s a container manager gives.
@@ -291,6 +294,21 @@ async def _console(console: Console, settings: Settings, script: Path | None, em
                       "(each one's reason is shown above).", soft_wrap=True)
         return EXIT_SCRIPT_FAILED
     return 0
+
+
+def _report_failure(console: Console, settings: Settings, error: Exception) -> int:
+    """Say why the bot could not start (or go on) and return the exit code: 2 when a setting, a file
+    or a folder must change, 1 when it failed at run time (a damaged database, a full disk)."""
+    from adapters.base import AdapterError
+    from bots.storage import StorageError
+    from bots.storage.sqlite import DatabaseSetupError, storage_failure
+
+    if isinstance(error, StorageError):
+        error = storage_failure(settings.database_path, error, "use")
+    console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
+    if isinstance(error, DatabaseSetupError) or (isinstance(error, AdapterError) and not error.retryable):
+        return EXIT_BAD_INPUT
+    return EXIT_FAILED
 
 
 #: Builds one platform's adapter from the settings: the adapter, a message saying what is missing, or
@@ -614,7 +632,7 @@ async def _export(console: Console, settings: Settings, key: str | None, fmt: st
         console.print(f"[red]error:[/] no world {escape(key)!r}: there is no database at {escape(str(path))} yet",
                       soft_wrap=True)
         return EXIT_BAD_INPUT
-    storage = SQLiteStorage(path)
+    storage = SQLiteStorage(path, read_only=True)  # an export never writes, not even an upgrade
     try:
         await storage.open()
         records = await storage.all_worlds()
@@ -629,8 +647,7 @@ async def _export(console: Console, settings: Settings, key: str | None, fmt: st
         # The machine's operator: thoughts and memories included, words as they were posted.
         log = as_posted(await storage.read_events(found.id), await storage.outbox_entries(found.id), thoughts=True)
     except StorageError as error:
-        console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
-        return EXIT_BAD_INPUT
+        return _report_failure(console, settings, error)
     finally:
         await storage.close()
     try:
