@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -242,31 +243,36 @@ SAMPLE_PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
 
 
 async def _console(console: Console, settings: Settings, script: Path | None, empty: bool) -> int:
+    from adapters.base import AdapterError
     from adapters.console import ConsoleAdapter
     from bots.app import TroupeApp
     from bots.storage import StorageError
     from simulation.persona import find_bundled_persona
 
+    if script is not None and (problem := _script_problem(script)) is not None:
+        console.print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
+        return EXIT_BAD_INPUT
     try:
         app = TroupeApp(settings)
     except ModelConfigurationError as error:
         console.print(f"[red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
-    if script is not None and not script.is_file():
-        console.print(f"[red]error:[/] no such script file: {escape(str(script))}")
-        return EXIT_BAD_INPUT
     banner = (
         f"troupe {troupe_version()} · {app.stack.description}\n"
         "Type to talk to the personas · /help lists commands · /quit leaves"
     )
-    adapter = ConsoleAdapter(console=console, script=script, banner=banner, files_dir=settings.data_dir / "exports",
-                             journal_dir=settings.data_dir / "console")
+    try:
+        adapter = ConsoleAdapter(console=console, script=script, banner=banner, files_dir=settings.data_dir / "exports",
+                                 journal_dir=settings.data_dir / "console")
+    except OSError as error:  # the console's journal is the first thing written in the data folder
+        await app.stack.model.aclose()
+        return _data_dir_failed(console, settings, error)
     adapter.wait_idle = app.wait_idle
     try:
-        await app.start([adapter], listen=False)
-    except StorageError as error:
-        console.print(f"[red]error:[/] {escape(str(error))}")
-        return EXIT_BAD_INPUT
+        await app.start([adapter], listen=False)  # closes what it opened if it fails
+    except (StorageError, AdapterError) as error:
+        return _report_failure(console, settings, error)
+    code: int | None = None
     try:
         if not empty and app.sessions.get(adapter.channel.key) is None:
             session = await app.sessions.start(adapter.channel, adapter.user, SAMPLE_WORLD, None)
@@ -287,13 +293,46 @@ async def _console(console: Console, settings: Settings, script: Path | None, em
             )
         app.listen()
         await app.run_until_disconnected()
+    except StorageError as error:
+        code = _report_failure(console, settings, error)
+    except OSError as error:  # the console's journal, on a full disk
+        code = _data_dir_failed(console, settings, error)
     finally:
-        await app.stop()
+        problem = await _stop_app(app)
+    if code is not None:
+        return code
+    if problem is not None:
+        console.print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
+        return EXIT_FAILED
     if script is not None and adapter.failed_commands:
         console.print(f"[red]{adapter.failed_commands} command(s) in {escape(str(script))} could not be done[/] "
                       "(each one's reason is shown above).", soft_wrap=True)
         return EXIT_SCRIPT_FAILED
     return 0
+
+
+def _script_problem(script: Path) -> str | None:
+    """Why ``console --script FILE`` cannot be fed to the console, said before anything starts."""
+    if script.is_dir():
+        return f"{script} is a folder; give the script file in it (one message or /command a line)"
+    if not script.exists():
+        return f"no such script file: {script}"
+    try:
+        script.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        return f"{script} is not UTF-8 text (byte {error.start + 1} is not): save it as UTF-8"
+    except OSError as error:
+        return f"cannot read the script {script}: {error.strerror or error}"
+    return None
+
+
+def _data_dir_failed(console: Console, settings: Settings, error: OSError) -> int:
+    """Say why the data folder cannot be written and return the exit code (1 for a full disk)."""
+    full = error.errno == errno.ENOSPC
+    fix = "free some space there" if full else "make it writable for this user, or point TROUPE_DATA_DIR elsewhere"
+    console.print(f"[red]error:[/] cannot write in the data folder {escape(str(settings.data_dir))} "
+                  f"({escape(error.strerror or str(error))}): {fix}", soft_wrap=True)
+    return EXIT_FAILED if full else EXIT_BAD_INPUT
 
 
 def _report_failure(console: Console, settings: Settings, error: Exception) -> int:
@@ -460,18 +499,15 @@ async def _serve_with(console: Console, builders: list[AdapterBuilder], settings
         await asyncio.wait({starting, asked}, return_when=asyncio.FIRST_COMPLETED)
         asked.cancel()
         if not starting.done():
-            starting.cancel()
+            starting.cancel()  # the start closes what it opened
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await starting
             console.print(f"[dim]{stop.signal}: stopping before start-up finished…[/]")
-            await _stop_app(app, stop_timeout, stop.hurry)
             return 0
         try:
-            starting.result()
+            starting.result()  # a failed start has closed what it opened
         except (AdapterError, StorageError) as error:
-            console.print(f"[red]error:[/] {escape(str(error))}")
-            await app.stop()
-            return EXIT_BAD_INPUT
+            return _report_failure(console, settings, error)
         places = " · ".join(escape(_where(adapter)) for adapter in adapters)
         console.print(f"[bold]troupe {troupe_version()}[/] · {escape(app.stack.description)} · {places} · "
                       "Ctrl-C stops", soft_wrap=True)
@@ -489,9 +525,12 @@ async def _serve_with(console: Console, builders: list[AdapterBuilder], settings
             if stop.signal is not None:
                 console.print(f"[dim]{stop.signal}: stopping…[/]")
         finally:
-            await _stop_app(app, stop_timeout, stop.hurry)
+            problem = await _stop_app(app, stop_timeout, stop.hurry)
     finally:
         stop.remove()
+    if problem is not None:
+        console.print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
+        return EXIT_FAILED
     return 0
 
 
@@ -526,21 +565,31 @@ class _StopSignals:
         self._installed.clear()
 
 
-async def _stop_app(app: TroupeApp, timeout: float, hurry: asyncio.Event) -> None:
-    """``app.stop(timeout)``, cut short at once when ``hurry`` is set (a second signal).
+async def _stop_app(app: TroupeApp, timeout: float = 30.0, hurry: asyncio.Event | None = None) -> str | None:
+    """``app.stop(timeout)``, cut short at once when ``hurry`` is set (a second signal); None, or why
+    it could not stop cleanly.
 
     What is cut short is safe: a turn not finished is not stored, a post whose outcome is unknown is
-    looked for in the channel before it is posted again.
+    looked for in the channel before it is posted again. A stop that fails part way (an adapter that
+    cannot close its files on a full disk) still closes the storage and the model client: their
+    threads would keep the process alive.
     """
     async def on_hurry() -> None:
-        await hurry.wait()
-        app.hurry()
+        if hurry is not None:
+            await hurry.wait()
+            app.hurry()
 
     watcher = asyncio.ensure_future(on_hurry())
     try:
         await app.stop(timeout=max(timeout, 0.0))
+    except Exception as error:
+        log.debug("stopping failed", exc_info=True)
+        await app.storage.close()
+        await app.stack.model.aclose()
+        return f"could not stop cleanly: {error}"
     finally:
         watcher.cancel()
+    return None
 
 
 # -- operations: doctor, backup, export ---------------------------------------------------------

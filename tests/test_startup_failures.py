@@ -93,6 +93,175 @@ def damage(database: Path, table: str) -> None:
         file.write(random.Random(7).randbytes(page_size))
 
 
+def worker_threads() -> set[threading.Thread]:
+    """aiosqlite's connection threads still running: each keeps the process from exiting."""
+    return {t for t in threading.enumerate() if "_connection_worker_thread" in t.name and t.is_alive()}
+
+
+def lingering(before: set[threading.Thread]) -> set[threading.Thread]:
+    """Connection threads started since ``before`` that do not end (a closed one ends in a moment)."""
+    for thread in worker_threads() - before:
+        thread.join(timeout=5)
+    return worker_threads() - before
+
+
+# -- a start that fails closes what it opened -------------------------------------------------
+
+
+class RefusingAdapter(MemoryAdapter):
+    async def connect(self) -> None:
+        raise AdapterError("the token was refused", retryable=False)
+
+
+class StuckAdapter(MemoryAdapter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.connecting = asyncio.Event()
+
+    async def connect(self) -> None:
+        self.connecting.set()
+        await asyncio.Event().wait()
+
+
+async def test_a_start_that_fails_after_storage_opened_closes_it(tmp_path):
+    before = worker_threads()
+    app = TroupeApp(demo_settings(tmp_path))
+    with pytest.raises(AdapterError, match="refused"):
+        await app.start([RefusingAdapter()])
+    assert app.storage._state.closed, "the storage was closed"
+    assert not lingering(before), "no connection thread is left to keep the process alive"
+    # The lock is released with it: the next start is not refused as "in use".
+    async with SQLiteStorage(tmp_path / "troupe.db", single_writer=True):
+        pass
+
+
+async def test_a_start_cancelled_by_ctrl_c_closes_what_it_opened(tmp_path):
+    before = worker_threads()
+    app = TroupeApp(demo_settings(tmp_path))
+    adapter = StuckAdapter()
+    starting = asyncio.ensure_future(app.start([adapter]))
+    await asyncio.wait_for(adapter.connecting.wait(), 10)
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert app.storage._state.closed and not lingering(before)
+
+
+async def test_a_database_damaged_where_start_reads_it_closes_it(console_db, tmp_path):
+    database = tmp_path / "troupe.db"
+    shutil.copy(console_db / "troupe.db", database)
+    damage(database, "worlds")
+    before = worker_threads()
+    app = TroupeApp(demo_settings(tmp_path))
+    with pytest.raises(StorageError, match="malformed"):
+        await app.start([MemoryAdapter()])
+    assert app.storage._state.closed and not lingering(before)
+
+
+def test_the_console_on_a_damaged_database_says_so_and_exits(data, tmp_path):
+    damage(data / "troupe.db", "worlds")
+    code, out, err = run_troupe("console", "--script", str(script(tmp_path, "Hello?")),
+                                env={"TROUPE_DATA_DIR": str(data)})
+    one_clear_line(code, out, err, 1, "is damaged", "run `troupe doctor`; restore a backup (docs/configuration.md")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MB file system, mounted for the test (root only)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small file system here")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_the_console_on_a_full_disk_says_so_and_exits(small_disk, tmp_path):
+    """A line typed in the last run but not stored yet (the disk filled up) is stored at the next start:
+    that start failed with the storage open, and the process hung after printing the error."""
+    env = {"TROUPE_DATA_DIR": str(small_disk)}
+    code, out, err = run_troupe("console", "--script", str(script(tmp_path, "Hello, first run")), env=env)
+    assert code == 0, out + err
+    with (small_disk / "console" / "console-typed.jsonl").open("a") as typed:
+        typed.write('{"id": "%020d", "text": "typed as the disk filled up"}\n' % time.time_ns())
+    # A reader (an export, say) keeps the -wal and -shm files there: the start opens the database
+    # without needing room, and fails at its first write.
+    reader = sqlite3.connect(small_disk / "troupe.db")
+    try:
+        reader.execute("SELECT count(*) FROM worlds").fetchone()
+        with (small_disk / "filler").open("wb", buffering=0) as filler:  # whatever room is left
+            with contextlib.suppress(OSError):
+                while True:
+                    filler.write(b"\0" * 4096)
+        code, out, err = run_troupe("console", "--script", str(script(tmp_path, "Hello?")), env=env)
+    finally:
+        reader.close()
+    one_clear_line(code, out, err, 1, f"the disk holding {small_disk / 'troupe.db'} is full", "free some space there")
+
+
+async def test_a_stop_that_fails_part_way_still_closes_the_storage(tmp_path):
+    from bots.cli import _stop_app
+
+    class BrokenAdapter(MemoryAdapter):
+        async def disconnect(self) -> None:
+            raise OSError(28, "No space left on device")
+
+    before = worker_threads()
+    app = TroupeApp(demo_settings(tmp_path))
+    await app.start([BrokenAdapter()])
+    assert await _stop_app(app) == "could not stop cleanly: [Errno 28] No space left on device"
+    assert app.storage._state.closed and not lingering(before)
+
+
+def test_serve_on_a_damaged_database_says_so_and_exits(data):
+    damage(data / "troupe.db", "worlds")
+    code, out, err = run_troupe("serve", "--console", env={"TROUPE_DATA_DIR": str(data)})
+    one_clear_line(code, out, err, 1, "is damaged", "troupe doctor")
+
+
+# -- the console's script and Ctrl-C ----------------------------------------------------------
+
+
+def test_a_script_that_is_not_utf8_or_is_a_folder_is_refused_before_anything_starts(tmp_path):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes(b"Hello \xff\n")
+    env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
+    code, out, err = run_troupe("console", "--script", str(bad), env=env)
+    one_clear_line(code, out, err, 2, f"{bad} is not UTF-8 text", "save it as UTF-8")
+    code, out, err = run_troupe("console", "--script", str(tmp_path), env=env)
+    one_clear_line(code, out, err, 2, f"{tmp_path} is a folder")
+    assert "no such script file" not in out
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.3])
+def test_ctrl_c_while_the_console_starts_exits_at_once(tmp_path, delay):
+    """Ctrl-C after the banner, before the prompt: the process ends ("interrupted", 130; or 0 on a
+    slow machine where the prompt was already up and took it as its own Ctrl-C)."""
+    parent, child = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TROUPE_")}
+    env.update(TROUPE_DATA_DIR=str(tmp_path / "data"), TERM="xterm", COLUMNS="200", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "bots.cli", "console"], cwd=ROOT, env=env,
+                            stdin=child, stdout=child, stderr=child, start_new_session=True)
+    os.close(child)
+    shown = b""
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while b"Type to talk" not in shown and time.monotonic() < deadline:
+            shown += os.read(parent, 4096)
+        assert b"Type to talk" in shown, shown
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) in (130, 0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(parent)
+
+
 # -- read-only folders and files --------------------------------------------------------------
 
 
@@ -167,6 +336,19 @@ def test_the_console_on_a_read_only_database_file_says_so_before_it_listens(data
                                 env={"TROUPE_DATA_DIR": str(data)}, prefix=prefix)
     one_clear_line(code, out, err, 2, f"the database {data / 'troupe.db'} is not writable for this user",
                    "chmod u+w")
+
+
+def test_the_console_in_an_empty_read_only_folder_says_what_to_change(tmp_path):
+    prefix = unprivileged()
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    try:
+        for folder in (locked, locked / "data"):
+            code, out, err = run_troupe("console", "--script", str(script(tmp_path, "Hello?")),
+                                        env={"TROUPE_DATA_DIR": str(folder)}, prefix=prefix)
+            one_clear_line(code, out, err, 2, f"cannot write in the data folder {folder}", "writable")
+    finally:
+        locked.chmod(0o755)
 
 
 # -- another program's file, a file reached through a link ------------------------------------
