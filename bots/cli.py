@@ -24,7 +24,9 @@ from simulation.events import Event, EventKind
 from simulation.llm.errors import LLMError, ModelConfigurationError
 
 if TYPE_CHECKING:
+    from adapters.console import ConsoleAdapter
     from bots.app import TroupeApp
+    from bots.session import ChannelSession
     from bots.storage import WorldRecord
 
 log = logging.getLogger(__name__)
@@ -238,16 +240,11 @@ async def _simulate(
         await stack.model.aclose()
 
 
-SAMPLE_WORLD = "Team room"
-SAMPLE_PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
-
-
 async def _console(console: Console, settings: Settings, script: Path | None, empty: bool) -> int:
     from adapters.base import AdapterError
     from adapters.console import ConsoleAdapter
     from bots.app import TroupeApp
     from bots.storage import StorageError
-    from simulation.persona import find_bundled_persona
 
     if script is not None and (problem := _script_problem(script)) is not None:
         console.print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
@@ -274,23 +271,7 @@ async def _console(console: Console, settings: Settings, script: Path | None, em
         return _report_failure(console, settings, error)
     code: int | None = None
     try:
-        if not empty and app.sessions.get(adapter.channel.key) is None:
-            session = await app.sessions.start(adapter.channel, adapter.user, SAMPLE_WORLD, None)
-            for name in SAMPLE_PERSONAS:
-                await session.add_persona(find_bundled_persona(name))
-            await adapter.reply_private(
-                adapter.user,
-                adapter.channel,
-                f"Started the world “{SAMPLE_WORLD}” with {', '.join(SAMPLE_PERSONAS)}. "
-                "Say something to them, or /help.",
-            )
-        elif (session := app.sessions.get(adapter.channel.key)) is not None:
-            names = ", ".join(a.name for a in session.world.agents) or "no personas yet"
-            paused = "; it is paused (`/resume` lets the personas answer)" if session.paused else ""
-            await adapter.reply_private(
-                adapter.user, adapter.channel,
-                f"Continuing the world “{session.world.name}” with {names}{paused}.",
-            )
+        await _greet(app, adapter, empty)
         app.listen()
         await app.run_until_disconnected()
     except StorageError as error:
@@ -348,6 +329,72 @@ def _report_failure(console: Console, settings: Settings, error: Exception) -> i
     if isinstance(error, DatabaseSetupError) or (isinstance(error, AdapterError) and not error.retryable):
         return EXIT_BAD_INPUT
     return EXIT_FAILED
+
+
+SAMPLE_WORLD = "Team room"
+SAMPLE_PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
+#: The console adapter's stored state under this key names the sample world once it has all its personas.
+SAMPLE_READY = "sample world"
+
+
+async def _greet(app: TroupeApp, adapter: ConsoleAdapter, empty: bool) -> None:
+    """Tell the console's user which world the channel holds; on its very first start, make the sample
+    world (unless ``empty``).
+
+    Only a channel that never had a world gets the sample: after ``/stop`` it stays empty. A stored
+    world of the channel that was not restored means a damaged database: StorageError says so, and
+    nothing is created in its place.
+    """
+    from bots.storage import StorageError, WorldStatus
+
+    key = adapter.channel.key
+    session = app.sessions.get(key)
+    if session is None:
+        stored = [r for r in await app.storage.all_worlds() if r.channel_key == key]
+        lost = next((r for r in stored if r.status is not WorldStatus.STOPPED), None)
+        if lost is not None:
+            await app.storage.load_world(lost.id)  # raises what keeps it from being restored, if storage can tell
+            raise StorageError(f"the world “{lost.name}” of {key} could not be restored (the reason is logged "
+                               "above): run `troupe doctor`; restore a backup (docs/configuration.md)")
+        if stored or empty:
+            await adapter.reply_private(adapter.user, adapter.channel, "No world in this channel: `/start NAME` "
+                                        "begins one (`/help` lists the commands).")
+            return
+        session = await app.sessions.start(adapter.channel, adapter.user, SAMPLE_WORLD, None)
+        await _complete_sample_world(session, adapter)
+    elif await _sample_unfinished(session, adapter):
+        await _complete_sample_world(session, adapter)  # the first start was cut short while making it
+    else:
+        names = ", ".join(a.name for a in session.world.agents) or "no personas yet"
+        paused = "; it is paused (`/resume` lets the personas answer)" if session.paused else ""
+        await adapter.reply_private(adapter.user, adapter.channel,
+                                    f"Continuing the world “{session.world.name}” with {names}{paused}.")
+        return
+    await adapter.reply_private(
+        adapter.user, adapter.channel,
+        f"Started the world “{SAMPLE_WORLD}” with {', '.join(SAMPLE_PERSONAS)}. Say something to them, or /help.",
+    )
+
+
+async def _sample_unfinished(session: ChannelSession, adapter: ConsoleAdapter) -> bool:
+    """The sample world, not yet marked complete and never talked in: a start killed while it was made."""
+    if session.world.name != SAMPLE_WORLD or session.world.events or adapter.state is None:
+        return False
+    ready = await adapter.state.get(SAMPLE_READY)
+    return (ready or {}).get("world") != session.record.id
+
+
+async def _complete_sample_world(session: ChannelSession, adapter: ConsoleAdapter) -> None:
+    """Add the sample personas the world lacks, then mark it complete: each step is stored as it is
+    made, so a start killed half-way leaves what the next start finishes."""
+    from simulation.persona import find_bundled_persona
+
+    present = {agent.name for agent in session.world.agents}
+    for name in SAMPLE_PERSONAS:
+        if name not in present:
+            await session.add_persona(find_bundled_persona(name))
+    if adapter.state is not None:
+        await adapter.state.set(SAMPLE_READY, {"world": session.record.id})
 
 
 #: Builds one platform's adapter from the settings: the adapter, a message saying what is missing, or

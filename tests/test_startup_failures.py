@@ -384,3 +384,58 @@ async def test_two_folders_sharing_a_database_through_a_link_share_its_lock(tmp_
     async with SQLiteStorage(tmp_path / "a" / "troupe.db", single_writer=True):
         with pytest.raises(DatabaseInUseError, match=r"is in use by another Troupe process"):
             await SQLiteStorage(tmp_path / "b" / "troupe.db", single_writer=True).open()
+
+
+# -- the channel's world: damaged, stopped, cut short -----------------------------------------
+
+
+def world_names(database: Path) -> list[str]:
+    with sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True) as db:
+        names = [row[0] for row in db.execute("SELECT name FROM worlds ORDER BY created_at")]
+    db.close()
+    return names
+
+
+def test_a_damaged_world_is_said_and_no_sample_world_is_made_in_its_place(data, tmp_path):
+    damage(data / "troupe.db", "memories")
+    code, out, err = run_troupe("console", "--script", str(script(tmp_path, "Hello?")),
+                                env={"TROUPE_DATA_DIR": str(data)})
+    one_clear_line(code, out, err, 1, "is damaged", "run `troupe doctor`; restore a backup (docs/configuration.md")
+    assert "already has a world" not in out + err and "Started the world" not in out
+    assert world_names(data / "troupe.db") == ["Team room"]
+
+
+def test_the_sample_world_is_made_on_the_first_start_only(tmp_path):
+    env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
+    code, out, err = run_troupe("console", "--script", str(script(tmp_path, "/stop")), env=env)
+    assert code == 0 and "Started the world “Team room”" in out, out + err
+    for _ in range(2):
+        code, out, err = run_troupe("console", "--script", str(script(tmp_path, "/status")), env=env)
+        assert code == 0, out + err
+        assert "No world in this channel: /start NAME begins one" in out and "Started the world" not in out
+    assert world_names(tmp_path / "data" / "troupe.db") == ["Team room"]
+    code, out, err = run_troupe("export", env=env)
+    assert out.count("Team room") == 1, out
+
+
+async def test_a_sample_world_cut_short_by_a_kill_is_finished_at_the_next_start(tmp_path):
+    """A kill -9 while the first start made the sample world left it with one persona, for good."""
+    from adapters.base import ChannelRef, UserRef
+    from simulation.persona import find_bundled_persona
+
+    app = TroupeApp(demo_settings(tmp_path / "data"))
+    await app.start([])
+    session = await app.sessions.start(ChannelRef(platform="console", id="main", name="console"),
+                                       UserRef(id="local", name="me", can_manage=True), "Team room", None)
+    await session.add_persona(find_bundled_persona("Priya Nair"))
+    await app.stop()  # where the kill left it: the world and its first persona stored
+
+    env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
+    code, out, err = await asyncio.to_thread(run_troupe, "console", "--script", str(script(tmp_path, "Hello")), env=env)
+    assert code == 0, out + err
+    assert "Started the world “Team room” with Priya Nair, Tomasz Kowalski, Henrik Lindqvist" in out
+    assert "Tomasz Kowalski (demo model): " in out
+    code, out, err = await asyncio.to_thread(run_troupe, "console", "--script", str(script(tmp_path, "/status")),
+                                             env=env)
+    assert "Continuing the world “Team room” with Priya Nair, Tomasz Kowalski, Henrik Lindqvist." in out
+    assert world_names(tmp_path / "data" / "troupe.db") == ["Team room"]
