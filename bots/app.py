@@ -195,26 +195,40 @@ class TroupeApp:
 
     async def start(self, adapters: list[Adapter], *, listen: bool = True) -> None:
         """Open storage, connect, restore every bound channel, then listen; what is owed from the last
-        run is posted meanwhile (each channel's posts keep their order, owed ones first)."""
-        self._prepare_verification()
-        await self.storage.open()
-        for adapter in adapters:
-            self.adapters[adapter.platform] = adapter
-            adapter.state = StoredAdapterState(self.storage, adapter.platform)
-        # Platforms connect side by side; every attempt ends before an error is raised, so a stop
-        # after a failed start never disconnects an adapter still connecting.
-        outcomes = await asyncio.gather(*(self._connect(adapter) for adapter in adapters), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        await self.sessions.restore()
-        # Not awaited: at a 1-post-a-second pace, a backlog would keep the bot deaf for as long.
-        self._track(asyncio.ensure_future(self.outbox.flush_all()))
-        await self.replay_inbox()
-        await self.catch_up()
-        self.collector.install()
-        if listen:
-            self.listen()
+        run is posted meanwhile (each channel's posts keep their order, owed ones first).
+
+        A start that fails, or is cancelled (Ctrl-C), closes what it opened before the error goes on:
+        the adapters, the model client and the storage, whose worker threads would otherwise keep the
+        process alive after the error was shown.
+        """
+        try:
+            self._prepare_verification()
+            await self.storage.open()
+            for adapter in adapters:
+                self.adapters[adapter.platform] = adapter
+                adapter.state = StoredAdapterState(self.storage, adapter.platform)
+            # Platforms connect side by side; every attempt ends before an error is raised, so a stop
+            # after a failed start never disconnects an adapter still connecting.
+            outcomes = await asyncio.gather(*(self._connect(adapter) for adapter in adapters), return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            await self.sessions.restore()
+            # Not awaited: at a 1-post-a-second pace, a backlog would keep the bot deaf for as long.
+            self._track(asyncio.ensure_future(self.outbox.flush_all()))
+            await self.replay_inbox()
+            await self.catch_up()
+            self.collector.install()
+            if listen:
+                self.listen()
+        except BaseException:
+            try:
+                await self.stop(timeout=0)  # what was under way resumes from storage at the next start
+            except Exception:
+                log.warning("could not close everything after a failed start", exc_info=True)
+                await self.storage.close()
+                await self.stack.model.aclose()
+            raise
 
     async def _connect(self, adapter: Adapter) -> None:
         """Connect, trying again a few times when the platform failed for a moment (a 503 at start-up)."""

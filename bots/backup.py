@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from bots.storage.base import StorageError
+from bots.storage.sqlite import MIGRATIONS, connect_read_only, schema_problem, storage_failure
+
 #: How long the backup waits for a lock held by another connection (the bot's writer, a checkpoint).
 BUSY_TIMEOUT_S = 30.0
 
@@ -60,10 +63,12 @@ def backup_database_sync(source: Path, target: Path, *, force: bool = False) -> 
     partial = target.with_name(f".{target.name}.partial")
     try:
         _copy(source, partial)
-        result = _verify(partial)
+        result = _verify(partial, source)
         os.replace(partial, target)
+    except StorageError as error:  # the source cannot be read: said with what to do
+        raise BackupError(str(error)) from error
     except sqlite3.Error as error:
-        raise BackupError(f"could not back up {source}: {error}") from error
+        raise BackupError(str(storage_failure(source, error, "back up"))) from error
     except OSError as error:
         raise BackupError(f"could not write {target}: {error}") from error
     finally:
@@ -76,10 +81,9 @@ def _copy(source: Path, partial: Path) -> None:
     partial.unlink(missing_ok=True)
     # Created private: conversations are in there. SQLite takes a zero-byte file as an empty database.
     os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    # Opened read-write only so a WAL database opens whatever files exist; nothing is written to it.
-    src = sqlite3.connect(source, timeout=BUSY_TIMEOUT_S)
+    # Read-only: a backup works where this user may only read (see ``connect_read_only``).
+    src = connect_read_only(source, timeout=BUSY_TIMEOUT_S)
     try:
-        src.execute("PRAGMA query_only = ON")
         dst = sqlite3.connect(partial)
         try:
             # All pages in one step: one read transaction, so one consistent snapshot. Stepping
@@ -93,15 +97,19 @@ def _copy(source: Path, partial: Path) -> None:
         src.close()
 
 
-def _verify(path: Path) -> BackupResult:
+def _verify(path: Path, source: Path) -> BackupResult:
+    """The copy's figures, once it passed its integrity check and proved to be a Troupe database."""
     db = sqlite3.connect(path)
     try:
         problems = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
         if problems != ["ok"]:
             raise BackupError(f"the copy failed its integrity check ({'; '.join(problems)}); the source may be damaged")
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        has_worlds = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'worlds'").fetchone()
-        worlds = db.execute("SELECT count(*) FROM worlds").fetchone()[0] if has_worlds else 0
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        problem = schema_problem(source, version, tables)
+        if problem is not None and version <= len(MIGRATIONS):  # a newer Troupe's database is worth a backup too
+            raise BackupError(str(problem))
+        worlds = db.execute("SELECT count(*) FROM worlds").fetchone()[0] if "worlds" in tables else 0
     finally:
         db.close()
     return BackupResult(path, path.stat().st_size, worlds, version)

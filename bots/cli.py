@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -18,20 +19,23 @@ from rich.console import Console
 from rich.markup import escape
 
 from adapters.base import Adapter, free_path
-from config.settings import Settings
+from config.settings import Settings, SettingsError, load_settings
 from simulation.events import Event, EventKind
 from simulation.llm.errors import LLMError, ModelConfigurationError
 
 if TYPE_CHECKING:
+    from adapters.console import ConsoleAdapter
     from bots.app import TroupeApp
+    from bots.session import ChannelSession
     from bots.storage import WorldRecord
 
 log = logging.getLogger(__name__)
 
 #: ``console --script``: the script ran to its end, but some of its commands could not be done.
 EXIT_SCRIPT_FAILED = 1
-#: The bot stopped by itself: its database became unusable (said when it happened).
-EXIT_RUNTIME_FAILURE = 1
+#: It failed while running (a damaged database, a full disk); what it was given was fine.
+EXIT_FAILED = 1
+#: What it was given cannot be used: an argument, a setting, a file or folder to change.
 EXIT_BAD_INPUT = 2
 EXIT_MODEL_FAILED = 3
 #: Longest wait for in-flight work after SIGTERM / Ctrl-C: within the 10 s a container manager gives.
@@ -116,25 +120,29 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     console = Console(highlight=False)
+    # An export's standard output is the export: its messages go to standard error.
+    messages = Console(highlight=False, stderr=True) if args.command == "export" else console
+    settings = _load_settings(messages)
+    if settings is None:
+        return EXIT_BAD_INPUT
     try:
         if args.command == "simulate":
-            return asyncio.run(_simulate(console, args.scenario, args.steps, args.thoughts, args.save))
+            return asyncio.run(_simulate(console, settings, args.scenario, args.steps, args.thoughts, args.save))
         if args.command in ("console", "run"):
             script = getattr(args, "script", None)
-            return asyncio.run(_console(console, script, getattr(args, "empty", False)))
+            return asyncio.run(_console(console, settings, script, getattr(args, "empty", False)))
         if args.command == "discord":
-            return asyncio.run(_discord(console))
+            return asyncio.run(_discord(console, settings))
         if args.command == "slack":
-            return asyncio.run(_slack(console, args.http_port))
+            return asyncio.run(_slack(console, settings, args.http_port))
         if args.command == "serve":
-            return asyncio.run(_serve(console, args.console, args.slack_http_port, args.stop_timeout))
+            return asyncio.run(_serve(console, settings, args.console, args.slack_http_port, args.stop_timeout))
         if args.command == "doctor":
-            return asyncio.run(_doctor(console, args.timeout))
+            return asyncio.run(_doctor(console, settings, args.timeout))
         if args.command == "backup":
-            return asyncio.run(_backup(console, args.path, args.force))
+            return asyncio.run(_backup(console, settings, args.path, args.force))
         if args.command == "export":
-            return asyncio.run(_export(Console(highlight=False, stderr=True), args.world, args.fmt, args.out,
-                                       args.force))
+            return asyncio.run(_export(messages, settings, args.world, args.fmt, args.out, args.force))
     except KeyboardInterrupt:
         console.print("[dim]interrupted[/]")
         return 130
@@ -163,7 +171,7 @@ def _check_writable(target: Path) -> None:
 
 
 async def _simulate(
-    console: Console, path: Path, steps: int | None, thoughts: bool, save: Path | None
+    console: Console, settings: Settings, path: Path, steps: int | None, thoughts: bool, save: Path | None
 ) -> int:
     from bots.verification.personas import check_persona_spec
     from simulation.llm.factory import build_model
@@ -172,7 +180,6 @@ async def _simulate(
     from simulation.world import WorldError
 
     try:
-        settings = Settings()
         scenario, base = load_scenario(path)
         if steps is not None:
             scenario.steps = steps
@@ -233,66 +240,163 @@ async def _simulate(
         await stack.model.aclose()
 
 
-SAMPLE_WORLD = "Team room"
-SAMPLE_PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
-
-
-async def _console(console: Console, script: Path | None, empty: bool) -> int:
+async def _console(console: Console, settings: Settings, script: Path | None, empty: bool) -> int:
+    from adapters.base import AdapterError
     from adapters.console import ConsoleAdapter
     from bots.app import TroupeApp
     from bots.storage import StorageError
-    from simulation.persona import find_bundled_persona
 
-    try:
-        settings = Settings()
-        app = TroupeApp(settings)
-    except (ValueError, ModelConfigurationError) as error:
-        console.print(f"[red]error:[/] {escape(str(error))}")
+    if script is not None and (problem := _script_problem(script)) is not None:
+        console.print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
         return EXIT_BAD_INPUT
-    if script is not None and not script.is_file():
-        console.print(f"[red]error:[/] no such script file: {escape(str(script))}")
+    try:
+        app = TroupeApp(settings)
+    except ModelConfigurationError as error:
+        console.print(f"[red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
     banner = (
         f"troupe {troupe_version()} · {app.stack.description}\n"
         "Type to talk to the personas · /help lists commands · /quit leaves"
     )
-    adapter = ConsoleAdapter(console=console, script=script, banner=banner, files_dir=settings.data_dir / "exports",
-                             journal_dir=settings.data_dir / "console")
+    try:
+        adapter = ConsoleAdapter(console=console, script=script, banner=banner, files_dir=settings.data_dir / "exports",
+                                 journal_dir=settings.data_dir / "console")
+    except OSError as error:  # the console's journal is the first thing written in the data folder
+        await app.stack.model.aclose()
+        return _data_dir_failed(console, settings, error)
     adapter.wait_idle = app.wait_idle
     try:
-        await app.start([adapter], listen=False)
-    except StorageError as error:
-        console.print(f"[red]error:[/] {escape(str(error))}")
-        return EXIT_BAD_INPUT
+        await app.start([adapter], listen=False)  # closes what it opened if it fails
+    except (StorageError, AdapterError) as error:
+        return _report_failure(console, settings, error)
+    code: int | None = None
     try:
-        if not empty and app.sessions.get(adapter.channel.key) is None:
-            session = await app.sessions.start(adapter.channel, adapter.user, SAMPLE_WORLD, None)
-            for name in SAMPLE_PERSONAS:
-                await session.add_persona(find_bundled_persona(name))
-            await adapter.reply_private(
-                adapter.user,
-                adapter.channel,
-                f"Started the world “{SAMPLE_WORLD}” with {', '.join(SAMPLE_PERSONAS)}. "
-                "Say something to them, or /help.",
-            )
-        elif (session := app.sessions.get(adapter.channel.key)) is not None:
-            names = ", ".join(a.name for a in session.world.agents) or "no personas yet"
-            paused = "; it is paused (`/resume` lets the personas answer)" if session.paused else ""
-            await adapter.reply_private(
-                adapter.user, adapter.channel,
-                f"Continuing the world “{session.world.name}” with {names}{paused}.",
-            )
+        await _greet(app, adapter, empty)
         app.listen()
         await app.run_until_disconnected()
+    except StorageError as error:
+        code = _report_failure(console, settings, error)
+    except OSError as error:  # the console's journal, on a full disk
+        code = _data_dir_failed(console, settings, error)
     finally:
-        await app.stop()
+        problem = await _stop_app(app)
+    if code is not None:
+        return code
     if app.failure is not None:  # said when it happened
-        return EXIT_RUNTIME_FAILURE
+        return EXIT_FAILED
+    if problem is not None:
+        console.print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
+        return EXIT_FAILED
     if script is not None and adapter.failed_commands:
         console.print(f"[red]{adapter.failed_commands} command(s) in {escape(str(script))} could not be done[/] "
                       "(each one's reason is shown above).", soft_wrap=True)
         return EXIT_SCRIPT_FAILED
     return 0
+
+
+def _script_problem(script: Path) -> str | None:
+    """Why ``console --script FILE`` cannot be fed to the console, said before anything starts."""
+    if script.is_dir():
+        return f"{script} is a folder; give the script file in it (one message or /command a line)"
+    if not script.exists():
+        return f"no such script file: {script}"
+    try:
+        script.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        return f"{script} is not UTF-8 text (byte {error.start + 1} is not): save it as UTF-8"
+    except OSError as error:
+        return f"cannot read the script {script}: {error.strerror or error}"
+    return None
+
+
+def _data_dir_failed(console: Console, settings: Settings, error: OSError) -> int:
+    """Say why the data folder cannot be written and return the exit code (1 for a full disk)."""
+    full = error.errno == errno.ENOSPC
+    fix = "free some space there" if full else "make it writable for this user, or point TROUPE_DATA_DIR elsewhere"
+    console.print(f"[red]error:[/] cannot write in the data folder {escape(str(settings.data_dir))} "
+                  f"({escape(error.strerror or str(error))}): {fix}", soft_wrap=True)
+    return EXIT_FAILED if full else EXIT_BAD_INPUT
+
+
+def _report_failure(console: Console, settings: Settings, error: Exception) -> int:
+    """Say why the bot could not start (or go on) and return the exit code: 2 when a setting, a file
+    or a folder must change, 1 when it failed at run time (a damaged database, a full disk)."""
+    from adapters.base import AdapterError
+    from bots.storage import StorageError
+    from bots.storage.sqlite import DatabaseSetupError, storage_failure
+
+    if isinstance(error, StorageError):
+        error = storage_failure(settings.database_path, error, "use")
+    console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
+    if isinstance(error, DatabaseSetupError) or (isinstance(error, AdapterError) and not error.retryable):
+        return EXIT_BAD_INPUT
+    return EXIT_FAILED
+
+
+SAMPLE_WORLD = "Team room"
+SAMPLE_PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
+#: The console adapter's stored state under this key names the sample world once it has all its personas.
+SAMPLE_READY = "sample world"
+
+
+async def _greet(app: TroupeApp, adapter: ConsoleAdapter, empty: bool) -> None:
+    """Tell the console's user which world the channel holds; on its very first start, make the sample
+    world (unless ``empty``).
+
+    Only a channel that never had a world gets the sample: after ``/stop`` it stays empty. A stored
+    world of the channel that was not restored means a damaged database: StorageError says so, and
+    nothing is created in its place.
+    """
+    from bots.storage import StorageError, WorldStatus
+
+    key = adapter.channel.key
+    session = app.sessions.get(key)
+    if session is None:
+        stored = [r for r in await app.storage.all_worlds() if r.channel_key == key]
+        lost = next((r for r in stored if r.status is not WorldStatus.STOPPED), None)
+        if lost is not None:
+            await app.storage.load_world(lost.id)  # raises what keeps it from being restored, if storage can tell
+            raise StorageError(f"the world “{lost.name}” of {key} could not be restored (the reason is logged "
+                               "above): run `troupe doctor`; restore a backup (docs/configuration.md)")
+        if stored or empty:
+            await adapter.reply_private(adapter.user, adapter.channel, "No world in this channel: `/start NAME` "
+                                        "begins one (`/help` lists the commands).")
+            return
+        session = await app.sessions.start(adapter.channel, adapter.user, SAMPLE_WORLD, None)
+        await _complete_sample_world(session, adapter)
+    elif await _sample_unfinished(session, adapter):
+        await _complete_sample_world(session, adapter)  # the first start was cut short while making it
+    else:
+        names = ", ".join(a.name for a in session.world.agents) or "no personas yet"
+        paused = "; it is paused (`/resume` lets the personas answer)" if session.paused else ""
+        await adapter.reply_private(adapter.user, adapter.channel,
+                                    f"Continuing the world “{session.world.name}” with {names}{paused}.")
+        return
+    await adapter.reply_private(
+        adapter.user, adapter.channel,
+        f"Started the world “{SAMPLE_WORLD}” with {', '.join(SAMPLE_PERSONAS)}. Say something to them, or /help.",
+    )
+
+
+async def _sample_unfinished(session: ChannelSession, adapter: ConsoleAdapter) -> bool:
+    """The sample world, not yet marked complete and never talked in: a start killed while it was made."""
+    if session.world.name != SAMPLE_WORLD or session.world.events or adapter.state is None:
+        return False
+    ready = await adapter.state.get(SAMPLE_READY)
+    return (ready or {}).get("world") != session.record.id
+
+
+async def _complete_sample_world(session: ChannelSession, adapter: ConsoleAdapter) -> None:
+    """Add the sample personas the world lacks, then mark it complete: each step is stored as it is
+    made, so a start killed half-way leaves what the next start finishes."""
+    from simulation.persona import find_bundled_persona
+
+    present = {agent.name for agent in session.world.agents}
+    for name in SAMPLE_PERSONAS:
+        if name not in present:
+            await session.add_persona(find_bundled_persona(name))
+    if adapter.state is not None:
+        await adapter.state.set(SAMPLE_READY, {"world": session.record.id})
 
 
 #: Builds one platform's adapter from the settings: the adapter, a message saying what is missing, or
@@ -353,22 +457,23 @@ def _stdin_console_builder(console: Console) -> AdapterBuilder:
     return build
 
 
-async def _discord(console: Console) -> int:
+async def _discord(console: Console, settings: Settings) -> int:
     """Run the bot on Discord until interrupted."""
-    return await _serve_platform(console, [_discord_builder(required=True)])
+    return await _serve_platform(console, settings, [_discord_builder(required=True)])
 
 
-async def _slack(console: Console, http_port: int | None) -> int:
+async def _slack(console: Console, settings: Settings, http_port: int | None) -> int:
     """Run the bot on Slack (Socket Mode, or HTTP mode on ``http_port``) until interrupted."""
-    return await _serve_platform(console, [_slack_builder(http_port, required=True)])
+    return await _serve_platform(console, settings, [_slack_builder(http_port, required=True)])
 
 
-async def _serve(console: Console, with_console: bool, slack_http_port: int | None, stop_timeout: float) -> int:
+async def _serve(console: Console, settings: Settings, with_console: bool, slack_http_port: int | None,
+                 stop_timeout: float) -> int:
     """Every configured platform in one process: Discord, Slack, and the console fed by standard input."""
     builders = [_discord_builder(required=False), _slack_builder(slack_http_port, required=False)]
     if with_console:
         builders.append(_stdin_console_builder(console))
-    return await _serve_platform(console, builders, stop_timeout=stop_timeout)
+    return await _serve_platform(console, settings, builders, stop_timeout=stop_timeout)
 
 
 def _where(adapter: Adapter) -> str:
@@ -383,19 +488,14 @@ def _where(adapter: Adapter) -> str:
     return f"on {adapter.platform}"
 
 
-async def _serve_platform(console: Console, builders: list[AdapterBuilder], *,
+async def _serve_platform(console: Console, settings: Settings, builders: list[AdapterBuilder], *,
                           stop_timeout: float = DEFAULT_STOP_TIMEOUT_S) -> int:
-    """Settings, the app and the platform adapters; a clear error and exit code 2 for what is missing.
+    """The app and the platform adapters; a clear error and exit code 2 for what is missing.
 
     Runs until every adapter's connection ends, or until SIGTERM / SIGINT (Ctrl-C): then the app stops
     taking events, lets in-flight work finish and posts what it can within ``stop_timeout`` seconds
     (what is cut short stays in storage and resumes at the next start), and 0 is returned.
     """
-    try:
-        settings = Settings()
-    except ValueError as error:
-        console.print(f"[red]error:[/] {escape(str(error))}")
-        return EXIT_BAD_INPUT
     from bots.logs import configure_logging
 
     root = logging.getLogger()
@@ -428,7 +528,7 @@ async def _serve_with(console: Console, builders: list[AdapterBuilder], settings
         return EXIT_BAD_INPUT
     try:
         app = TroupeApp(settings)
-    except (ValueError, ModelConfigurationError) as error:
+    except ModelConfigurationError as error:
         console.print(f"[red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
     bundled: list[str] | None = None
@@ -448,18 +548,15 @@ async def _serve_with(console: Console, builders: list[AdapterBuilder], settings
         await asyncio.wait({starting, asked}, return_when=asyncio.FIRST_COMPLETED)
         asked.cancel()
         if not starting.done():
-            starting.cancel()
+            starting.cancel()  # the start closes what it opened
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await starting
             console.print(f"[dim]{stop.signal}: stopping before start-up finished…[/]")
-            await _stop_app(app, stop_timeout, stop.hurry)
             return 0
         try:
-            starting.result()
+            starting.result()  # a failed start has closed what it opened
         except (AdapterError, StorageError) as error:
-            console.print(f"[red]error:[/] {escape(str(error))}")
-            await app.stop()
-            return EXIT_BAD_INPUT
+            return _report_failure(console, settings, error)
         places = " · ".join(escape(_where(adapter)) for adapter in adapters)
         console.print(f"[bold]troupe {troupe_version()}[/] · {escape(app.stack.description)} · {places} · "
                       "Ctrl-C stops", soft_wrap=True)
@@ -477,10 +574,13 @@ async def _serve_with(console: Console, builders: list[AdapterBuilder], settings
             if stop.signal is not None:
                 console.print(f"[dim]{stop.signal}: stopping…[/]")
         finally:
-            await _stop_app(app, stop_timeout, stop.hurry)
+            problem = await _stop_app(app, stop_timeout, stop.hurry)
     finally:
         stop.remove()
-    return EXIT_RUNTIME_FAILURE if app.failure is not None else 0
+    if problem is not None:
+        console.print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
+        return EXIT_FAILED
+    return EXIT_FAILED if app.failure is not None else 0
 
 
 class _StopSignals:
@@ -514,55 +614,56 @@ class _StopSignals:
         self._installed.clear()
 
 
-async def _stop_app(app: TroupeApp, timeout: float, hurry: asyncio.Event) -> None:
-    """``app.stop(timeout)``, cut short at once when ``hurry`` is set (a second signal).
+async def _stop_app(app: TroupeApp, timeout: float = 30.0, hurry: asyncio.Event | None = None) -> str | None:
+    """``app.stop(timeout)``, cut short at once when ``hurry`` is set (a second signal); None, or why
+    it could not stop cleanly.
 
     What is cut short is safe: a turn not finished is not stored, a post whose outcome is unknown is
-    looked for in the channel before it is posted again.
+    looked for in the channel before it is posted again. A stop that fails part way (an adapter that
+    cannot close its files on a full disk) still closes the storage and the model client: their
+    threads would keep the process alive.
     """
     async def on_hurry() -> None:
-        await hurry.wait()
-        app.hurry()
+        if hurry is not None:
+            await hurry.wait()
+            app.hurry()
 
     watcher = asyncio.ensure_future(on_hurry())
     try:
         await app.stop(timeout=max(timeout, 0.0))
+    except Exception as error:
+        log.debug("stopping failed", exc_info=True)
+        await app.storage.close()
+        await app.stack.model.aclose()
+        return f"could not stop cleanly: {error}"
     finally:
         watcher.cancel()
+    return None
 
 
 # -- operations: doctor, backup, export ---------------------------------------------------------
 
 
 def _load_settings(console: Console) -> Settings | None:
-    """The settings, or None after saying why they could not be read (no secret in the message)."""
-    import yaml
-    from pydantic import ValidationError
+    """The settings, or None after saying in one line which file or variable to fix (no secret in it).
 
+    Every command reads its settings here, so each says the same about the same mistake.
+    """
     from bots.doctor import redact
 
     try:
-        return Settings()
-    except ValidationError as error:
-        # One line a problem, named by its setting, without pydantic's links.
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        console.print(f"[red]error:[/] the settings could not be read: {escape(redact(problems))} (check "
-                      f"{os.environ.get('TROUPE_CONFIG', 'troupe.yaml')} and the TROUPE_ variables)", soft_wrap=True)
-        return None
-    except (ValueError, OSError, yaml.YAMLError) as error:
-        console.print(f"[red]error:[/] the settings could not be read: {escape(redact(str(error)))}", soft_wrap=True)
+        return load_settings()
+    except SettingsError as error:
+        console.print(f"[red]error:[/] {escape(redact(str(error)))}", soft_wrap=True)
         return None
 
 
 CHECK_MARKS = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]–[/]"}
 
 
-async def _doctor(console: Console, timeout: float) -> int:
+async def _doctor(console: Console, settings: Settings, timeout: float) -> int:
     from bots.doctor import run_checks
 
-    settings = _load_settings(console)
-    if settings is None:
-        return EXIT_BAD_INPUT
     console.print(f"[bold]troupe {troupe_version()}[/] doctor", soft_wrap=True)
     checks = await run_checks(settings, timeout_s=timeout)
     width = max(len(c.name) for c in checks)
@@ -581,12 +682,9 @@ async def _doctor(console: Console, timeout: float) -> int:
     return 0
 
 
-async def _backup(console: Console, path: str, force: bool) -> int:
+async def _backup(console: Console, settings: Settings, path: str, force: bool) -> int:
     from bots.backup import BackupError, backup_database, human_size
 
-    settings = _load_settings(console)
-    if settings is None:
-        return EXIT_BAD_INPUT
     target = Path(path).expanduser()
     try:
         if _names_a_folder(path):  # made if it is not there yet
@@ -608,7 +706,8 @@ async def _backup(console: Console, path: str, force: bool) -> int:
     return 0
 
 
-async def _export(console: Console, key: str | None, fmt: str, out_arg: str | None, force: bool = False) -> int:
+async def _export(console: Console, settings: Settings, key: str | None, fmt: str, out_arg: str | None,
+                  force: bool = False) -> int:
     """List the stored worlds (no ``key``) or export one; messages go to ``console`` (stderr).
 
     Into a folder, an export takes a free name (``team-room-2.md``); onto a file that exists, only
@@ -623,9 +722,6 @@ async def _export(console: Console, key: str | None, fmt: str, out_arg: str | No
     from simulation.world import TinyWorld, WorldError
 
     out = Path(out_arg).expanduser() if out_arg is not None else None
-    settings = _load_settings(console)
-    if settings is None:
-        return EXIT_BAD_INPUT
     path = settings.database_path
     if not path.is_file():
         if key is None:
@@ -634,7 +730,7 @@ async def _export(console: Console, key: str | None, fmt: str, out_arg: str | No
         console.print(f"[red]error:[/] no world {escape(key)!r}: there is no database at {escape(str(path))} yet",
                       soft_wrap=True)
         return EXIT_BAD_INPUT
-    storage = SQLiteStorage(path)
+    storage = SQLiteStorage(path, read_only=True)  # an export never writes, not even an upgrade
     try:
         await storage.open()
         records = await storage.all_worlds()
@@ -649,8 +745,7 @@ async def _export(console: Console, key: str | None, fmt: str, out_arg: str | No
         # The machine's operator: thoughts and memories included, words as they were posted.
         log = as_posted(await storage.read_events(found.id), await storage.outbox_entries(found.id), thoughts=True)
     except StorageError as error:
-        console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
-        return EXIT_BAD_INPUT
+        return _report_failure(console, settings, error)
     finally:
         await storage.close()
     try:

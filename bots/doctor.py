@@ -1,7 +1,7 @@
 """``troupe doctor``: is this installation ready to run? One line per check, and what to do about failures.
 
-Every check is read-only: the database is opened with ``query_only`` (no migration, no write), the
-model gets one tiny completion that bypasses the response cache, Discord and Slack are asked who
+Every check is read-only: the database is opened read-only (no migration, no write), the model
+gets one tiny completion that bypasses the response cache, Discord and Slack are asked who
 the token belongs to. No secret is ever part of a check's text, not even a fragment of one.
 """
 
@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel
 
 from config import CONFIG_DIR
-from config.settings import DEFAULT_CONFIG_FILE, Settings
+from config.settings import DEFAULT_CONFIG_FILE, Settings, SettingsError, config_file, read_config_file
 
 #: Seconds each network check may take; a doctor that hangs is no help.
 NETWORK_TIMEOUT_S = 15.0
@@ -61,26 +61,25 @@ async def run_checks(settings: Settings, *, timeout_s: float = NETWORK_TIMEOUT_S
 
 def check_settings(settings: Settings) -> Check:
     """Where the settings came from: the config file and the names (never values) of TROUPE_ variables."""
-    explicit = os.environ.get("TROUPE_CONFIG")
-    config_file = Path(explicit or DEFAULT_CONFIG_FILE)
-    if config_file.is_file():
-        source = f"config file {config_file}"
-    else:
-        source = f"no config file ({DEFAULT_CONFIG_FILE} not found)"
+    try:
+        path = config_file()
+    except SettingsError:  # gone since the settings were read
+        path = None
+    source = f"config file {path}" if path is not None else f"no config file ({DEFAULT_CONFIG_FILE} not found)"
     names = sorted(name for name in os.environ if name.startswith("TROUPE_") and name != "TROUPE_CONFIG")
     env = f"environment: {', '.join(names)}" if names else "no TROUPE_ environment variables"
-    unknown = _unknown_keys(config_file) if config_file.is_file() else []
+    unknown = _unknown_keys(path) if path is not None else []
     if unknown:
-        return Check("settings", False, f"{config_file} has keys Troupe does not know: {', '.join(unknown)} "
+        return Check("settings", False, f"{path} has keys Troupe does not know: {', '.join(unknown)} "
                      "(they are ignored)", fix="check their spelling against the settings table in README.md")
     return Check("settings", True, f"loaded; {source}; {env}; data in {settings.data_dir}")
 
 
-def _unknown_keys(config_file: Path) -> list[str]:
+def _unknown_keys(path: Path) -> list[str]:
     """Keys of the config file that match no setting (a misspelt ``modle:`` is otherwise silently ignored)."""
     try:
-        data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = read_config_file(path)
+    except SettingsError:
         return []  # reading it already failed loudly when the settings were loaded
     found: list[str] = []
 
@@ -106,42 +105,56 @@ async def check_database(path: Path) -> Check:
 
 
 def _check_database(path: Path) -> Check:
-    from bots.storage.sqlite import MIGRATIONS
+    from bots.storage.sqlite import (
+        ExplainedStorageError,
+        StorageError,
+        connect_read_only,
+        damaged_problem,
+        not_writable_problem,
+        unwritable_place,
+    )
 
-    latest = len(MIGRATIONS)
+    if path.is_dir():
+        return Check("database", False, f"{path} is a folder, not a database file",
+                     f"point TROUPE_BOT_DATABASE to a file, e.g. {path / 'troupe.db'}")
+    place = unwritable_place(path)
     if not path.exists():
-        folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("."))
-        if not os.access(folder, os.W_OK):
+        if place is not None:
             return Check(
-                "database", False, f"no database at {path}, and {folder} is not writable",
-                f"make {folder} writable for this user, or point TROUPE_DATA_DIR (or TROUPE_BOT_DATABASE) elsewhere",
+                "database", False, f"no database at {path}, and {place} is not writable",
+                f"make {place} writable for this user, or point TROUPE_DATA_DIR (or TROUPE_BOT_DATABASE) elsewhere",
             )
         return Check("database", None, f"no database at {path} yet: it is created when the bot first starts")
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-    except sqlite3.Error as error:
+        db = connect_read_only(path, timeout=5)
+    except ExplainedStorageError as error:
+        return Check("database", False, error.problem.detail, error.problem.fix)
+    except StorageError as error:
         return Check("database", False, f"cannot open {path}: {error}",
                      "check the file's permissions, or restore a backup (docs/configuration.md)")
     try:
-        return _inspect(db, path, latest)
+        found = _inspect(db, path)
     except sqlite3.DatabaseError as error:
-        return Check(
-            "database", False, f"{path} is not a usable SQLite database: {error}",
-            "restore the latest backup (docs/configuration.md, “Backup and restore”)",
-        )
+        problem = damaged_problem(path, error)
+        return Check("database", False, problem.detail, problem.fix)
     finally:
         db.close()
+    if found.ok and place is not None:
+        # Readable, but the bot could not run on it: SQLite writes beside the file, and the file itself.
+        problem = not_writable_problem(path, place)
+        return Check("database", False, f"{found.detail}; but {problem.detail}", problem.fix)
+    return found
 
 
-def _inspect(db: sqlite3.Connection, path: Path, latest: int) -> Check:
+def _inspect(db: sqlite3.Connection, path: Path) -> Check:
+    from bots.storage.sqlite import MIGRATIONS, schema_problem
+
+    latest = len(MIGRATIONS)
     version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    if version > latest:
-        return Check(
-            "database", False,
-            f"{path} has schema version {version}, newer than this Troupe knows (up to {latest}): "
-            "it was written by a newer Troupe",
-            "upgrade Troupe to the version that wrote it, or restore a backup made with this version",
-        )
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    problem = schema_problem(path, version, tables)
+    if problem is not None:
+        return Check("database", False, problem.detail, problem.fix)
     problems = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
     if problems != ["ok"]:
         return Check(
@@ -153,7 +166,6 @@ def _inspect(db: sqlite3.Connection, path: Path, latest: int) -> Check:
     else:
         schema = f"schema version {version} (latest)"
     parts = [schema, "integrity ok"]
-    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "worlds" in tables:
         by_status = dict(db.execute("SELECT status, count(*) FROM worlds GROUP BY status").fetchall())
         total = sum(by_status.values())

@@ -7,21 +7,32 @@ or ``TROUPE_<FIELD>`` for top-level fields. The config file is YAML, found at ``
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as SourceError  # a variable that should be JSON is not
 
 from bots.verification.policy import VerificationPolicy
 
 DEFAULT_CONFIG_FILE = "troupe.yaml"
+ENV_PREFIX = "TROUPE_"
+
+
+class SettingsError(ValueError):
+    """The settings cannot be used; the message names the config file or the environment variable at
+    fault and what to change, in one line."""
 
 
 class LLMSettings(BaseModel):
@@ -191,14 +202,184 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        config_file = Path(os.environ.get("TROUPE_CONFIG", DEFAULT_CONFIG_FILE))
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
-        if config_file.is_file():
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
-        elif "TROUPE_CONFIG" in os.environ:
-            raise FileNotFoundError(f"TROUPE_CONFIG points to {config_file}, which does not exist")
+        path = config_file()
+        if path is not None:
+            sources.append(InitSettingsSource(settings_cls, read_config_file(path)))
         return (*sources, file_secret_settings)
 
 
+def config_file() -> Path | None:
+    """The config file in use: the one ``TROUPE_CONFIG`` names (it must exist then), else
+    ``troupe.yaml`` in the working folder if there is one."""
+    named = os.environ.get("TROUPE_CONFIG")
+    if named is None:
+        default = Path(DEFAULT_CONFIG_FILE)
+        return default if default.is_file() else None
+    path = Path(named)
+    if path.is_dir():
+        raise SettingsError(f"TROUPE_CONFIG points to {path}, which is a folder: name the YAML file itself, "
+                            f"e.g. {path / DEFAULT_CONFIG_FILE}")
+    if not path.is_file():
+        raise SettingsError(f"TROUPE_CONFIG points to {path}, which does not exist: create it, or unset TROUPE_CONFIG")
+    return path
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings a YAML config file holds, by name; SettingsError says where it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SettingsError(f"the config file {path} is not UTF-8 text: save it as UTF-8") from None
+    except OSError as error:
+        raise SettingsError(f"cannot read the config file {path}: {error.strerror or error}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SettingsError(f"the config file {path} is not valid YAML ({problem}{at}): fix it there") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(
+            f"the config file {path} holds a {_yaml_kind(data)}, not settings by name: write them as sections, "
+            "e.g. `llm:` and under it `  model: gpt-4o-mini`"
+        )
+    return data
+
+
 def load_settings(**overrides: object) -> Settings:
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """The settings, checked; SettingsError names the config file or environment variable at fault
+    and what to change, in one line (no traceback, no links)."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = "; ".join(_explain(e) for e in error.errors(include_url=False))
+        raise SettingsError(f"the settings could not be read: {problems}") from None
+    except SourceError as error:
+        raise SettingsError(f"the settings could not be read: {_explain_unparsed(error)}") from None
+    _check_places(settings)
+    return settings
+
+
+def _yaml_kind(data: Any) -> str:
+    return "list" if isinstance(data, list) else f"single value ({type(data).__name__})"
+
+
+def _env_name(loc: tuple[str, ...]) -> str | None:
+    """The environment variable set for the setting at ``loc`` (``TROUPE_LLM_TIMEOUT_S``), or for its
+    section as a whole (``TROUPE_VERIFICATION_TOXICITY`` as JSON); names are case-insensitive."""
+    present = {name.upper(): name for name in os.environ if name.upper().startswith(ENV_PREFIX)}
+    for depth in (2, 1):
+        if len(loc) >= depth:
+            found = present.get(ENV_PREFIX + "_".join(loc[:depth]).upper())
+            if found is not None:
+                return found
+    return None
+
+
+def _in_config_file(loc: tuple[str, ...]) -> Path | None:
+    """The config file, if it sets the setting at ``loc``."""
+    try:
+        path = config_file()
+        values: Any = read_config_file(path) if path is not None else None
+    except SettingsError:
+        return None
+    for key in loc:
+        if not isinstance(values, dict) or key not in values:
+            return None
+        values = values[key]
+    return path
+
+
+def _source(loc: tuple[str, ...]) -> str:
+    """Where the setting at ``loc`` came from, with what to do there."""
+    name = _env_name(loc)
+    if name is not None:
+        return f"set by the environment variable {name}: correct or unset it"
+    path = _in_config_file(loc)
+    if path is not None:
+        return f"set in {path}: correct it there"
+    # A section's own check (several settings together): every place that sets part of it.
+    places = sorted(n for n in os.environ if loc and n.upper().startswith(f"{ENV_PREFIX}{loc[0].upper()}_"))
+    path = _in_config_file(loc[:1])
+    places += [str(path)] if path is not None else []
+    return f"check {', '.join(places)}" if places else f"check the config file and the {ENV_PREFIX} variables"
+
+
+def _explain(error: Any) -> str:
+    loc = tuple(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{'.'.join(loc) or 'settings'}: {message} ({_source(loc)})"
+
+
+def _explain_unparsed(error: SourceError) -> str:
+    """An environment variable pydantic-settings could not parse (a list or mapping that is not
+    JSON), named, with what it must look like."""
+    found = re.search(r'field "(\w+)"', str(error))
+    section = found.group(1) if found else ""
+    for name, value in os.environ.items():
+        upper = name.upper()
+        if not section or not upper.startswith(f"{ENV_PREFIX}{section.upper()}"):
+            continue
+        rest = upper.removeprefix(f"{ENV_PREFIX}{section.upper()}").lstrip("_").lower()
+        annotation = _annotation(Settings, section, rest)
+        if annotation is None or not _is_structured(annotation):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            return f"{name} is not valid JSON: it must be {_json_example(annotation)}"
+    return f"an environment variable of the {section or 'settings'} section could not be read ({error})"
+
+
+def _annotation(model: type[BaseModel], section: str, rest: str) -> Any:
+    field = model.model_fields.get(section)
+    if field is None:
+        return None
+    if not rest:
+        return field.annotation
+    nested = field.annotation
+    if isinstance(nested, type) and issubclass(nested, BaseModel) and rest in nested.model_fields:
+        return nested.model_fields[rest].annotation
+    return None
+
+
+def _is_structured(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (list, dict, set, tuple):
+        return True
+    return isinstance(annotation, type) and (issubclass(annotation, (BaseModel, list, dict)))
+
+
+def _json_example(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin in (list, set, tuple):
+        item = (typing.get_args(annotation) or (str,))[0]
+        sample = typing.get_args(item)[0] if typing.get_origin(item) is Literal else \
+            {int: 123, Path: "/srv/troupe/personas"}.get(item, "123")
+        return f"a JSON list, e.g. {json.dumps([sample])}"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        sample = next(({name: field.default} for name, field in annotation.model_fields.items()
+                       if isinstance(field.default, (int, float, str))), {})
+        return f"a JSON object, e.g. {json.dumps(sample)}"
+    return 'a JSON object, e.g. {"key": "value"}'
+
+
+def _check_places(settings: Settings) -> None:
+    """A data folder that is a file, or a database path that is a folder, said before anything
+    tries to write there."""
+    data_dir = settings.data_dir
+    blocking = next((p for p in (data_dir, *data_dir.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        what = "is a file" if blocking == data_dir else f"is inside {blocking}, which is a file"
+        raise SettingsError(f"the data folder {data_dir} {what}: point it to a folder, which is created if "
+                            f"missing ({_source(('data_dir',))})")
+    if settings.database_path.is_dir():
+        path = settings.database_path
+        where = _source(("bot", "database")) if settings.bot.database is not None else \
+            f"the default database path, in the data folder: move that folder away, or set {ENV_PREFIX}BOT_DATABASE"
+        raise SettingsError(f"the database {path} is a folder, not a file: point it to a file, e.g. "
+                            f"{path / 'troupe.db'} ({where})")

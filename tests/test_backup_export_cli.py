@@ -270,3 +270,31 @@ def test_export_without_a_database(env, capsys):
     assert "No worlds stored yet" in capsys.readouterr().err
     assert main(["export", "Anything"]) == 2
     assert "no world 'Anything'" in capsys.readouterr().err
+
+
+# -- read-only: an export and a backup never write the database ------------------------------
+
+
+def test_export_reads_an_older_database_without_upgrading_it(env, capsys, monkeypatch):
+    from bots.storage import sqlite as sqlite_module
+
+    latest = sqlite_module.MIGRATIONS
+    older = latest[:-1]
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", older)
+    asyncio.run(_store_world(env / "troupe.db"))
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", latest)
+    assert main(["export"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"has schema version {len(older)} of {len(older) + 1}: start Troupe on it once" in err, err
+    with sqlite3.connect(env / "troupe.db") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(older), "not upgraded by an export"
+
+
+async def test_a_backup_of_another_programs_database_is_refused(tmp_path):
+    foreign = tmp_path / "shop.db"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE customers (id INTEGER)")
+    db.close()
+    with pytest.raises(BackupError, match=r"shop.db is not a Troupe database \(it has tables customers\)"):
+        await backup_database(foreign, tmp_path / "copy.db")
+    assert list(tmp_path.iterdir()) == [foreign]

@@ -248,3 +248,46 @@ async def test_a_misspelt_or_mistyped_config_file_is_named_with_what_to_fix(tmp_
     code, out, err = await troupe("doctor", "--timeout", "2", env=env)
     assert code == 2 and "llm.budget_usd: Input should be a valid number" in out
     assert "errors.pydantic.dev" not in out + err and "Traceback" not in out + err
+
+
+# -- the database's place ---------------------------------------------------------------------
+
+
+async def test_another_programs_database_is_named_and_left_alone(tmp_path):
+    database = tmp_path / "troupe.db"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE customers (id INTEGER, name TEXT)")
+    db.close()
+    content = database.read_bytes()
+    check = by_name(await run_checks(settings(tmp_path)))["database"]
+    assert check.ok is False
+    assert check.detail == f"{database} is not a Troupe database (it has tables customers)"
+    assert "point TROUPE_BOT_DATABASE" in check.fix
+    assert database.read_bytes() == content
+
+
+async def test_a_database_path_that_is_a_folder_is_said_to_be_one(tmp_path):
+    (tmp_path / "db").mkdir()
+    check = by_name(await run_checks(settings(tmp_path, bot={"database": tmp_path / "db"})))["database"]
+    assert check.ok is False and check.detail == f"{tmp_path / 'db'} is a folder, not a database file"
+    assert "point TROUPE_BOT_DATABASE to a file" in check.fix
+
+
+async def test_a_read_only_data_folder_is_said_to_be_one_with_the_permissions_to_fix(tmp_path):
+    from tests.test_startup_failures import run_troupe, unprivileged
+
+    prefix = unprivileged()
+    async with SQLiteStorage(tmp_path / "troupe.db") as storage:
+        await storage.create_world(WorldRecord(id="w1", channel_key="console:main", name="Team room"))
+    tmp_path.chmod(0o555)
+    try:
+        code, out, err = run_troupe("doctor", env={"TROUPE_DATA_DIR": str(tmp_path)}, prefix=prefix, cwd=tmp_path)
+    finally:
+        tmp_path.chmod(0o755)
+    assert code == 1, out + err
+    lines = out.splitlines()
+    line = next(i for i, text in enumerate(lines) if text.startswith("✗ database"))
+    assert "integrity ok, 1 world (1 running)" in lines[line], "it was read all the same"
+    assert f"but the folder {tmp_path} is not writable for this user" in lines[line]
+    assert "readonly database" not in out and "restore" not in out
+    assert f"fix: make it writable for the user running Troupe (chmod u+w {tmp_path}" in lines[line + 1]

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -211,6 +213,215 @@ CONNECTION_PRAGMAS = (
     "PRAGMA foreign_keys = ON",
     "PRAGMA synchronous = NORMAL",
 )
+
+# -- opening: what can be wrong with the file, and what to do about it ------------------------
+
+#: Tables another part of Troupe may put in the file before the bot first opens it: the response
+#: cache shares the database unless ``llm.cache_path`` says otherwise.
+SHARED_TABLES = frozenset({"llm_responses"})
+_CREATED_TABLE = re.compile(r"CREATE TABLE (\w+)")
+
+
+@dataclass(frozen=True)
+class DatabaseProblem:
+    """What is wrong with a database file and what to do about it: one line for a command, or a
+    doctor's check and its fix."""
+
+    detail: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.detail}: {self.fix}" if self.fix else self.detail
+
+
+class ExplainedStorageError(StorageError):
+    """A StorageError that says what to do; ``problem`` holds what is wrong and the fix apart."""
+
+    def __init__(self, problem: DatabaseProblem | str) -> None:
+        self.problem = problem if isinstance(problem, DatabaseProblem) else DatabaseProblem(problem)
+        super().__init__(str(self.problem))
+
+
+class DatabaseSetupError(ExplainedStorageError):
+    """The database cannot be used where the settings put it: a setting or the file system must
+    change (another process holds it, it is not writable, not Troupe's or too new), not its data."""
+
+
+class DatabaseInUseError(DatabaseSetupError):
+    """Another Troupe process runs the worlds of this database."""
+
+
+class DatabaseNotWritableError(DatabaseSetupError):
+    """This user may not write the database file, or the folder SQLite keeps its journal in."""
+
+
+class NotATroupeDatabaseError(DatabaseSetupError):
+    """The file is another program's SQLite database: adopting it would write Troupe's tables into it."""
+
+
+class DatabaseDamagedError(ExplainedStorageError):
+    """The file is damaged (or not SQLite at all): only a backup brings its data back."""
+
+
+def _sqlite_code(error: BaseException) -> int | None:
+    """SQLite's primary result code of ``error`` (``SQLITE_READONLY`` for ``SQLITE_READONLY_DIRECTORY``)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def _sqlite_cause(error: BaseException) -> sqlite3.Error | None:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, sqlite3.Error):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
+def unwritable_place(path: Path) -> Path | None:
+    """The file or folder that keeps this user from writing the database at ``path``, or None.
+
+    SQLite writes the ``-wal`` and ``-shm`` files beside the database, and Troupe its lock file, so
+    the folder must be writable too; a database not created yet needs its nearest existing folder.
+    """
+    if path.exists():
+        beside = [path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", ".lock"))]
+        for place in beside:
+            if place.exists() and not os.access(place, os.W_OK):
+                return place
+        folder = path.parent
+    else:
+        folder = next((p for p in path.parents if p.exists()), Path("."))
+    return None if os.access(folder, os.W_OK | os.X_OK) else folder
+
+
+def not_writable_problem(path: Path, place: Path) -> DatabaseProblem:
+    if place == path:
+        detail = f"the database {path} is not writable for this user"
+    else:
+        what = "folder" if place.is_dir() else "file"
+        detail = f"the {what} {place} is not writable for this user, so Troupe cannot write its database {path}"
+    return DatabaseProblem(
+        detail,
+        f"make it writable for the user running Troupe (chmod u+w {place}, or chown), "
+        "or point TROUPE_DATA_DIR (or TROUPE_BOT_DATABASE) elsewhere",
+    )
+
+
+def not_writable_error(path: Path) -> DatabaseNotWritableError | None:
+    """The error saying which file or folder keeps this user from writing the database, if one does."""
+    place = unwritable_place(path)
+    return DatabaseNotWritableError(not_writable_problem(path, place)) if place is not None else None
+
+
+def damaged_problem(path: Path, error: BaseException) -> DatabaseProblem:
+    if _sqlite_code(error) == sqlite3.SQLITE_NOTADB:
+        detail = f"{path} is not a usable SQLite database ({error})"
+    else:
+        detail = f"the database {path} is damaged ({error})"
+    return DatabaseProblem(detail,
+                           "run `troupe doctor`; restore a backup (docs/configuration.md, “Backup and restore”)")
+
+
+def newer_schema_problem(path: Path, version: int) -> DatabaseProblem:
+    return DatabaseProblem(
+        f"the database {path} has schema version {version}, newer than this Troupe knows (up to "
+        f"{len(MIGRATIONS)}): it was written by a newer Troupe",
+        "upgrade Troupe to use it, or restore a backup made with this version",
+    )
+
+
+def schema_problem(path: Path, version: int, tables: Iterable[str]) -> DatabaseProblem | None:
+    """Why the file at ``path``, with this ``user_version`` and these tables, is no Troupe database
+    this Troupe may open (and migrate), or None.
+
+    A fresh file holds no tables but the response cache's; a Troupe database holds every table its
+    schema version created and none of a later version's (which its upgrade would create again).
+    """
+    if version > len(MIGRATIONS):
+        return newer_schema_problem(path, version)
+    found = {t for t in tables if not t.startswith("sqlite_")}
+    created = [set(_CREATED_TABLE.findall(script)) for script in MIGRATIONS]
+    if version == 0:
+        unexpected, missing = found - SHARED_TABLES, set()
+    else:
+        unexpected, missing = set().union(*created[version:]) & found, set().union(*created[:version]) - found
+    reasons = [f"{what} {', '.join(sorted(names))}"
+               for what, names in (("it has tables", unexpected), ("it lacks tables", missing)) if names]
+    if not reasons:
+        return None
+    if version:
+        reasons.insert(0, f"schema version {version}")
+    return DatabaseProblem(
+        f"{path} is not a Troupe database ({'; '.join(reasons)})",
+        "point TROUPE_BOT_DATABASE (or TROUPE_DATA_DIR) elsewhere; Troupe changes nothing in it",
+    )
+
+
+def storage_failure(path: Path, error: BaseException, doing: str) -> StorageError:
+    """``error`` (SQLite's, or a StorageError caused by one) as the StorageError that says what to
+    do: a damaged file, a full disk and a read-only place each have their own message."""
+    if isinstance(error, ExplainedStorageError):
+        return error
+    cause = _sqlite_cause(error)
+    code = _sqlite_code(cause) if cause is not None else None
+    failure: StorageError
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        failure = DatabaseDamagedError(damaged_problem(path, cause))
+    elif code == sqlite3.SQLITE_FULL:
+        failure = StorageError(f"the disk holding {path} is full ({cause}): free some space there, then start again")
+    elif code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM) and (
+        refused := not_writable_error(path)
+    ) is not None:
+        failure = refused
+    elif isinstance(error, StorageError):
+        return error
+    else:
+        failure = StorageError(f"could not {doing} {path}: {error}")
+    failure.__cause__ = cause or error
+    return failure
+
+
+def readable_uri(path: Path) -> str:
+    """A URI that opens ``path`` read-only (``mode=ro``), for commands that only read it.
+
+    In WAL mode a reader needs the ``-shm`` file: SQLite uses one that exists (even read-only) or
+    creates it. In a folder this user may not write, with none there, SQLite refuses; then, if no
+    ``-wal`` file holds commits either, the file itself holds every commit and is read as it is
+    (``immutable``). A ``-wal`` with commits cannot be read without its ``-shm``: that is said so.
+    """
+    if not os.access(path, os.R_OK):
+        raise DatabaseSetupError(f"{path} is not readable for this user: make it readable (chmod u+r {path}), "
+                                 "or run this as the user running Troupe")
+    base = f"{path.resolve().as_uri()}?mode=ro"
+    wal = path.with_name(path.name + "-wal")
+    for uri in (base, f"{base}&immutable=1"):
+        try:
+            db = sqlite3.connect(uri, uri=True)
+            try:
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                db.close()
+            return uri
+        except sqlite3.Error as error:
+            cannot_share = _sqlite_code(error) in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN)
+            if uri != base or not cannot_share:
+                raise storage_failure(path, error, "read") from error
+            if wal.exists() and wal.stat().st_size > 0:
+                raise DatabaseNotWritableError(
+                    f"{wal} holds commits not yet in {path}, and reading them needs {path.name}-shm, which this "
+                    f"user cannot create in {path.parent}: run this as the user running Troupe, or make "
+                    f"{path.parent} writable for this one"
+                ) from error
+    raise AssertionError("unreachable")
+
+
+def connect_read_only(path: Path, *, timeout: float = BUSY_TIMEOUT_MS / 1000) -> sqlite3.Connection:
+    """``path`` opened read-only (see ``readable_uri``); nothing is ever written to it."""
+    db = sqlite3.connect(readable_uri(path), uri=True, timeout=timeout)
+    db.execute("PRAGMA query_only = ON")
+    return db
+
 
 # -- statements -------------------------------------------------------------------------------
 
@@ -733,12 +944,18 @@ class SQLiteStorage(Storage):
 
     ``single_writer``: this process runs the worlds stored here (a bot, a console), so no second
     one may at the same time. Both would number events, memories and posts from the same counts,
-    and one's writes would silently lose to the other's. Readers (export, backup) need no lock.
+    and one's writes would silently lose to the other's. The lock is beside the file the path
+    resolves to: two data folders reaching one database through a link share it. Readers (export,
+    backup) need no lock.
+
+    ``read_only``: open the file read-only (see ``readable_uri``), never migrating or writing it; a
+    database that needs an upgrade is refused.
     """
 
-    def __init__(self, path: str | Path, *, single_writer: bool = False) -> None:
+    def __init__(self, path: str | Path, *, single_writer: bool = False, read_only: bool = False) -> None:
         self.path = Path(path)
-        self._lock = FileLock(f"{self.path}.lock", timeout=0) if single_writer else None
+        self.read_only = read_only
+        self._lock = FileLock(f"{self.path.resolve()}.lock", timeout=0) if single_writer else None
         self.commits = 0
         self.step_writes = 0
         self._state = _State()
@@ -759,18 +976,22 @@ class SQLiteStorage(Storage):
             raise StorageError(f"storage {self.path} is closed")
         if self._state.opened:
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise StorageError(f"cannot create the folder for the database {self.path}: {error}") from error
+        if self.path.is_dir():
+            raise DatabaseSetupError(f"{self.path} is a folder, not a database file: point TROUPE_BOT_DATABASE "
+                                     f"to a file, e.g. {self.path / 'troupe.db'}")
+        if self.read_only:
+            await self._open_read_only()
+            return
+        self._make_folder()
         self._take_lock()
         try:
-            db = await self._connect(writer=True)
+            db = await self._connect(writer=True, refuse_foreign=True)
         except BaseException:
             self._release_lock()
             raise
         try:
             await self._migrate(db)
+            await self._check_writable(db)
             reader = await self._connect(writer=False)
         except BaseException:
             await db.close()
@@ -779,6 +1000,46 @@ class SQLiteStorage(Storage):
         self._db, self._reader = db, reader
         self._state.opened = True
         self._writer = asyncio.create_task(self._write_loop(), name=f"storage writer {self.path.name}")
+
+    async def _open_read_only(self) -> None:
+        if not self.path.is_file():
+            raise StorageError(f"no database at {self.path}")
+        uri = await asyncio.to_thread(readable_uri, self.path)
+        reader = await self._connect(writer=False, uri=uri, refuse_foreign=True)
+        try:
+            version = await _user_version(reader)
+            if version < len(MIGRATIONS):
+                raise DatabaseSetupError(
+                    f"the database {self.path} has schema version {version} of {len(MIGRATIONS)}: start Troupe on "
+                    "it once (`troupe console`, or the bot) to upgrade it, then try again"
+                )
+        except BaseException:
+            await reader.close()
+            raise
+        self._reader = reader
+        self._state.opened = True
+
+    def _make_folder(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            refused = not_writable_error(self.path)
+            if refused is not None:
+                raise refused from error
+            raise DatabaseSetupError(f"cannot create the folder {self.path.parent} for the database: "
+                                     f"{error.strerror or error} (is part of that path a file?)") from error
+
+    async def _check_writable(self, db: aiosqlite.Connection) -> None:
+        """Refuse now a file SQLite opened read-only (it does so quietly, when it may not write it),
+        rather than fail at the first write with the bot already listening. The probe writes a page
+        and rolls back: nothing changes."""
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            await db.execute(f"PRAGMA user_version = {await _user_version(db)}")
+        except sqlite3.Error as error:
+            raise storage_failure(self.path, error, "write") from error
+        finally:
+            await _rollback_quietly(db)
 
     async def close(self) -> None:
         """Apply every queued write, then close. Later calls raise StorageError."""
@@ -812,12 +1073,17 @@ class SQLiteStorage(Storage):
         try:
             self._lock.acquire()
         except Timeout:
-            raise StorageError(
-                f"{self.path} is in use by another Troupe process (a console or bot on the same data folder). "
+            real = self.path.resolve()
+            same = f" (the same file as {real})" if real != self.path.absolute() else ""
+            raise DatabaseInUseError(
+                f"{self.path}{same} is in use by another Troupe process (a console or bot on the same data folder). "
                 "Stop that one first, or give this one its own folder (TROUPE_DATA_DIR) or database "
                 "(TROUPE_BOT_DATABASE)."
             ) from None
         except OSError as error:
+            refused = not_writable_error(self.path)
+            if refused is not None:
+                raise refused from error
             raise StorageError(f"cannot lock {self._lock.lock_file}: {error}") from error
 
     def _release_lock(self) -> None:
@@ -831,13 +1097,22 @@ class SQLiteStorage(Storage):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _connect(self, *, writer: bool) -> aiosqlite.Connection:
+    async def _connect(
+        self, *, writer: bool, uri: str | None = None, refuse_foreign: bool = False
+    ) -> aiosqlite.Connection:
+        """A connection set up for writing or reading; ``refuse_foreign``: first make sure the file is
+        Troupe's (or new), before anything (WAL mode included) is written to it."""
         try:
-            db = await aiosqlite.connect(self.path, isolation_level=None)
+            if uri is not None:
+                db = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+            else:
+                db = await aiosqlite.connect(self.path, isolation_level=None)
         except sqlite3.Error as error:
-            raise StorageError(f"cannot open the database {self.path}: {error}") from error
+            raise storage_failure(self.path, error, "open the database") from error
         try:
             await db.execute(CONNECTION_PRAGMAS[0])
+            if refuse_foreign:
+                self._refuse_foreign(await _user_version(db), await _tables(db))
             if writer:
                 await db.execute("PRAGMA journal_mode = WAL")
             for pragma in CONNECTION_PRAGMAS[1:]:
@@ -847,7 +1122,10 @@ class SQLiteStorage(Storage):
             await db.execute_fetchall("SELECT count(*) FROM sqlite_master")
         except sqlite3.DatabaseError as error:
             await db.close()
-            raise StorageError(f"{self.path} is not a usable SQLite database: {error}") from error
+            failure = storage_failure(self.path, error, "open the database")
+            if type(failure) is StorageError:
+                failure = StorageError(f"{self.path} is not a usable SQLite database: {error}")
+            raise failure from error
         except BaseException:
             await db.close()
             raise
@@ -873,18 +1151,23 @@ class SQLiteStorage(Storage):
             except BaseException as error:
                 await _rollback_quietly(db)
                 if isinstance(error, sqlite3.Error):
-                    raise StorageError(
-                        f"could not upgrade the database {self.path} to schema version {number} of {latest}: {error}"
-                    ) from error
+                    failure = storage_failure(self.path, error, "upgrade the database")
+                    if type(failure) is StorageError:
+                        failure = StorageError(f"could not upgrade the database {self.path} to schema version "
+                                               f"{number} of {latest}: {error}")
+                    raise failure from error
                 raise
             log.info("database %s upgraded to schema version %d", self.path, number)
 
     def _refuse_newer(self, version: int) -> None:
         if version > len(MIGRATIONS):
-            raise StorageError(
-                f"the database {self.path} has schema version {version}, newer than this Troupe knows "
-                f"(up to {len(MIGRATIONS)}): upgrade Troupe to use it"
-            )
+            raise DatabaseSetupError(newer_schema_problem(self.path, version))
+
+    def _refuse_foreign(self, version: int, tables: set[str]) -> None:
+        self._refuse_newer(version)
+        problem = schema_problem(self.path, version, tables)
+        if problem is not None:
+            raise NotATroupeDatabaseError(problem)
 
     # -- worlds and channels ------------------------------------------------------------------
 
@@ -1171,6 +1454,8 @@ class SQLiteStorage(Storage):
     # -- writing: the group committer ---------------------------------------------------------
 
     def _writable(self) -> None:
+        if self.read_only:
+            raise StorageError(f"storage {self.path} is open read-only")
         if not self._state.opened or self._state.closing or self._state.closed:
             raise StorageError(self._unusable())
 
@@ -1416,6 +1701,10 @@ def _update_runs(steps: list[_EncodedStep]) -> Iterator[tuple[str, list[tuple[An
 async def _user_version(db: aiosqlite.Connection) -> int:
     rows = list(await db.execute_fetchall("PRAGMA user_version"))
     return int(rows[0][0])
+
+
+async def _tables(db: aiosqlite.Connection) -> set[str]:
+    return {row[0] for row in await db.execute_fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 async def _rollback_quietly(db: aiosqlite.Connection) -> None:
