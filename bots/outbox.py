@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from adapters.base import Adapter, AdapterError, ChannelRef, Identity
-from bots.storage import OutboxEntry, OutboxStatus, Storage
+from bots.storage import OutboxEntry, OutboxStatus, Storage, StorageUnavailableError
 from bots.storage.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -161,6 +161,8 @@ class Outbox:
         async def mark() -> None:
             try:
                 await self.storage.mark_posted(entry_id, message_id)
+            except StorageUnavailableError:
+                return  # reported once, when it happened; stays in doubt and is looked for at the next start
             except Exception:
                 log.warning("could not record that post %s was made; it is looked for before any retry",
                             entry_id, exc_info=True)
