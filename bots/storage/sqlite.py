@@ -1479,9 +1479,8 @@ class SQLiteStorage(Storage):
         no retry mends, or None. The first such error is reported to ``on_unavailable``."""
         if isinstance(error, StorageUnavailableError):
             return error
-        cause = error.__cause__
-        code = getattr(cause, "sqlite_errorcode", None)
-        advice = _UNUSABLE.get(code & 0xFF) if isinstance(code, int) else None
+        cause = _sqlite_cause(error)
+        advice = _UNUSABLE.get(_sqlite_code(cause)) if cause is not None else None
         if advice is None:
             return None
         fatal = StorageUnavailableError(f"cannot use the database {self.path}: {cause}; {advice}")
