@@ -1590,12 +1590,13 @@ class FakeSlack:
     async def drop_socket(self) -> None:
         """Cut every open socket without a close frame, as a network failure does. The SDK only notices at
         its next ping check, so expect a reconnect after about ``ping_interval`` seconds."""
-        for conn in self.connections:
-            if not conn.ws.closed:
-                transport = conn.request.transport
-                if transport is not None:
-                    transport.abort()
-        await self.wait_for(lambda: all(c.ws.closed for c in self.connections), 2.0)
+        cut = [conn for conn in self.connections if not conn.ws.closed]
+        for conn in cut:
+            transport = conn.request.transport
+            if transport is not None:
+                transport.abort()
+        # Only the sockets cut here: the client may already have opened a new one, which stays open.
+        await self.wait_for(lambda: all(c.ws.closed for c in cut), 2.0)
 
     async def send_disconnect(self, reason: str = "refresh_requested") -> None:
         """Send ``{"type": "disconnect", "reason": ...}`` to every live socket; they get no more envelopes
