@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -184,7 +185,9 @@ class Research:
         fields = []
         for position in summary.positions:
             quotes = " ".join(f"“{q.text}” (#{q.event_id})" for q in position.quotes[:2])
-            value = await session.vet_text(f"{position.stance} {quotes}".strip(), persona=position.persona)
+            # A stance that only repeats its quote is said once, as the quote.
+            stance = "" if any(_same_words(position.stance, q.text) for q in position.quotes[:2]) else position.stance
+            value = await session.vet_text(f"{stance} {quotes}".strip(), persona=position.persona)
             fields.append(CardField(name=position.persona, value=value))
         return fields
 
@@ -337,6 +340,13 @@ class Research:
 
 def _first_line(error: Exception) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _same_words(a: str, b: str) -> bool:
+    """Whether two texts say the same words (case, spacing and punctuation aside)."""
+    def words(text: str) -> list[str]:
+        return re.findall(r"\w+", text.casefold())
+    return words(a) == words(b)
 
 
 def _problem(error: ValidationError) -> str:

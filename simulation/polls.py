@@ -152,13 +152,14 @@ async def _answer(agent: TinyPerson, poll: Poll, model: LanguageModel) -> tuple[
         ),
         Message(role="user", content=_question(agent, poll)),
     ]
-    said = [e.content for e in agent.episodic.episodes if e.kind == "action" and e.type == "TALK"][-RECENT_EPISODES:]
+    answered = _answered(agent)
     context = {
         "name": agent.name,
         "persona": agent.persona_data,
         "question": poll.question,
         "options": poll.options,
-        "said": said,
+        "said": [a["said"] for a in answered],
+        "answered": answered,
     }
     raw: str | None = None
     model_name: str | None = None
@@ -206,6 +207,17 @@ def _reply_model(poll: Poll) -> type[BaseModel]:
         choice=(str, Field(description="Exactly one of the options", json_schema_extra={"enum": poll.options})),
         reason=(str, Field(description="Why, in one or two sentences, in your own voice")),
     )
+
+
+def _answered(agent: TinyPerson) -> list[dict[str, str]]:
+    """The persona's recent words, each with what it last heard before saying them (its question)."""
+    heard, answered = "", []
+    for episode in agent.episodic.episodes:
+        if episode.kind == "stimulus" and episode.type == "CONVERSATION":
+            heard = episode.content
+        elif episode.kind == "action" and episode.type == "TALK":
+            answered.append({"heard": heard, "said": episode.content})
+    return answered[-RECENT_EPISODES:]
 
 
 def _question(agent: TinyPerson, poll: Poll) -> str:

@@ -66,6 +66,33 @@ async def test_summary_card_quotes_what_was_said(bot) -> None:
     assert DISCLAIMER in card.footer
 
 
+async def test_summary_card_puts_each_yes_or_no_in_a_word_and_quotes_the_answer(bot) -> None:
+    """To "Should we ship … on Friday?" an answer opening "Not yet" reads "Would wait." with the answer
+    quoted after it, reason and all; the card never says the same words twice."""
+    card = cards(await bot.command("summary"))[0]
+    session = bot.app.sessions.get("memory:general")
+    said = {e.source: e.content for e in session.world.events if e.kind is EventKind.ACTION and e.type == "TALK"}
+    words = {"Yes": "For it.", "I'd say yes": "For it.", "Not yet": "Would wait.", "I'd hold off": "Would wait.",
+             "Honestly, no": "Against it."}
+    assert {f.name for f in card.fields} == set(said)
+    for field in card.fields:
+        expected = next(word for lead, word in words.items() if said[field.name].startswith(lead))
+        stance, quote = field.value.split(" “", 1)
+        assert stance == expected, field.value
+        quote = quote.split("”", 1)[0]
+        assert said[field.name].startswith(quote) and len(quote) > len(said[field.name].split(".")[0]) + 1
+
+
+async def test_summary_card_does_not_repeat_a_stance_that_is_its_quote(bot) -> None:
+    await bot.command("reset")
+    await bot.say("What worries you most about the onboarding flow?")
+    card = cards(await bot.command("summary"))[0]
+    assert card.fields
+    for field in card.fields:
+        quote = field.value.split("“", 1)[1].split("”", 1)[0]
+        assert field.value.count(quote) == 1 and field.value.startswith("“"), field.value
+
+
 async def test_focus_group_runs_rounds_posts_answers_and_a_report(bot) -> None:
     sent = await bot.command('focus "Would you pay 5 euros a month for premium?" --rounds 2 --personas "Priya, Henrik"')
     assert "Focus group started (2 round(s)) with Priya Nair, Henrik Lindqvist" in sent[0].text

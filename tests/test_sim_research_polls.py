@@ -186,6 +186,33 @@ async def test_demo_poll_agrees_with_what_personas_said_in_the_conversation():
         assert a.reason.startswith("Like I said:")
 
 
+@pytest.mark.parametrize("options", [["yes", "no", "later"], ["yes", "no"]])
+async def test_demo_poll_votes_as_personas_answered_the_same_question_in_the_channel(options):
+    """Someone who answered "Should we ship on Friday?" with "Not yet" does not vote yes on "Ship on
+    Friday?" a moment later: "Not yet" and "I'd hold off" are votes for later (or no), "Honestly, no"
+    for no, and "I'd say yes" for yes."""
+    def expected(said: str) -> str:
+        if said.startswith(("Yes", "I'd say yes")):
+            return "yes"
+        if said.startswith(("Not yet", "I'd hold off")):
+            return "later" if "later" in options else "no"
+        assert said.startswith("Honestly, no"), said
+        return "no"
+
+    votes: set[str] = set()
+    for question in ("Should we move the launch to March?", "Should we ship on Friday?", "Can we drop the free tier?",
+                     "Should the team work from the office on Mondays?"):
+        w = world(DemoModel())
+        await w.broadcast(question)
+        await w.run(1)
+        said = {e.source: e.content for e in w.events if e.type == "TALK"}
+        result = await run_poll(w, Poll(question=question.split(" ", 2)[2], options=options))
+        for a in result.answers:
+            assert a.choice == expected(said[a.persona]), f"{a.persona} said {said[a.persona]!r} but voted {a.choice}"
+            votes.add(a.choice)
+    assert len(votes) >= 2, votes
+
+
 async def test_a_spent_budget_stops_the_poll_instead_of_counting_abstentions(fake_openai, tmp_path):
     settings = Settings(
         data_dir=tmp_path,

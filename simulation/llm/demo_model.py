@@ -240,8 +240,7 @@ class DemoModel(LanguageModel):
         if question and _YES_NO.match(question):
             cautious = any(w in (p.style + " ".join(p.traits)).lower() for w in _CAUTIOUS)
             yes = _pick(seed + "yn", "yyn" if not cautious else "ynn") == "y" and relevant not in wary
-            lead = _pick(seed + "l", ["Yes, I think so.", "I'd say yes.", "Yes — with one condition."] if yes else
-                         ["Not yet, in my view.", "I'd hold off.", "Honestly, no — not like this."])
+            lead = _pick(seed + "l", list(YES_LEADS if yes else NOT_YET_LEADS + NO_LEADS))
             because = f" {_cap(_sentence(relevant))}." if relevant else ""
             return f"{lead}{because}" if because else f"{lead} Speaking as {_a(p.occupation)}."
         if "?" in text:
@@ -277,6 +276,11 @@ class DemoModel(LanguageModel):
         ]
         return {"summary": summary, "facts": sorted(set(facts))[:3]}
 
+
+#: How the demo opens an answer to a yes/no question; a poll reads its earlier answer back by them.
+YES_LEADS = ("Yes, I think so.", "I'd say yes.", "Yes — with one condition.")
+NOT_YET_LEADS = ("Not yet, in my view.", "I'd hold off.")
+NO_LEADS = ("Honestly, no — not like this.",)
 
 _YES_NO = re.compile(
     r"^(?:should|shall|can|could|would|will|do|does|did|is|are|was|were|have|has|must)\b",

@@ -16,7 +16,18 @@ from itertools import product
 from typing import Any
 
 from simulation.llm.base import ChatRequest
-from simulation.llm.demo_model import _Persona, _cap, _most_relevant, _pick, _schema_of, _sentence, _words
+from simulation.llm.demo_model import (
+    NO_LEADS,
+    NOT_YET_LEADS,
+    YES_LEADS,
+    _cap,
+    _most_relevant,
+    _Persona,
+    _pick,
+    _schema_of,
+    _sentence,
+    _words,
+)
 
 Handler = Callable[[ChatRequest], Any]
 
@@ -24,6 +35,12 @@ Handler = Callable[[ChatRequest], Any]
 def _rank(seed: str, items: list[str]) -> list[str]:
     """``items`` in a stable pseudo-random order: a deterministic shuffle."""
     return sorted(items, key=lambda item: hashlib.sha256(f"{seed}|{item}".encode()).digest())
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` as written, cut at a word boundary to at most ``limit`` characters (a quote must match)."""
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0].rstrip(",;:—-")
 
 
 def _first_sentence(text: str, limit: int = 160) -> str:
@@ -388,6 +405,23 @@ def persona_factory(request: ChatRequest) -> dict[str, Any]:
 # -- polls ------------------------------------------------------------------------------------
 
 
+#: The options an opening answer stands for, most fitting first (the last is a summary's word for it).
+_LEAD_VOTES = (
+    (YES_LEADS, ("yes", "yeah", "yep", "sure", "agree", "for it")),
+    (NOT_YET_LEADS, ("later", "not yet", "wait", "no", "nope", "disagree", "would wait")),
+    (NO_LEADS, ("no", "nope", "disagree", "not yet", "later", "against it")),
+)
+
+
+def _lead_vote(line: str, options: list[str]) -> str | None:
+    """The option an answer's yes/no opening stands for, if one of them is on offer."""
+    offered = {o.casefold().strip(" .!"): o for o in options}
+    for leads, votes in _LEAD_VOTES:
+        if line.startswith(leads):
+            return next((offered[v] for v in votes if v in offered), None)
+    return None
+
+
 def poll_answer(request: ChatRequest) -> dict[str, Any]:
     """The option sharing most words with what the persona likes, least with what it dislikes."""
     ctx = request.context
@@ -400,15 +434,19 @@ def poll_answer(request: ChatRequest) -> dict[str, Any]:
     # option, the option named first is the one it chose ("I'd go with X; Y matters less").
     # Only words about this question count ("Yes, I think so" about pricing is no vote on Friday),
     # and an option counts as a whole word ("no" is not in "not yet").
+    # An answer opening "Not yet" or "Yes, I think so" to a question on the same matter is a vote too.
     about = _words(str(ctx.get("question", ""))) - _words(" ".join(options))
+    answered = ctx.get("answered") or [{"heard": "", "said": x} for x in ctx.get("said", [])]
     stated, statement = None, ""
-    for line in reversed([str(x) for x in ctx.get("said", [])]):
-        if about and not _words(line) & about:
+    for exchange in reversed(answered):
+        line, heard = str(exchange.get("said", "")), str(exchange.get("heard", ""))
+        if about and not _words(f"{heard} {line}") & about:
             continue
         named = [(m.start(), o) for o in options
                  if (m := re.search(rf"(?<!\w){re.escape(o.casefold())}(?!\w)", line.casefold()))]
-        if named:
-            stated, statement = min(named)[1], line
+        stated = min(named)[1] if named else _lead_vote(line, options)
+        if stated is not None:
+            statement = line
             break
     scores = [10 * (o == stated) + len(_words(o) & fond) - 2 * len(_words(o) & wary) for o in options]
     best = max(scores)
@@ -448,11 +486,14 @@ def summarize(request: ChatRequest) -> dict[str, Any]:
             continue
         # A persona's stance is its answer to what was asked, not a later "Good question. My take: …"
         latest = own[0]
+        content = str(latest["content"])
+        vote = _lead_vote(content, ["for it", "would wait", "against it"])
         positions.append(
             {
                 "persona": name,
-                "stance": _first_sentence(str(latest["content"])),
-                "quotes": [{"event_id": latest["id"], "text": _first_sentence(str(latest["content"]), 120)}],
+                # An answer opening "Not yet…" is put in a word; the quote then gives its reason too.
+                "stance": f"{_cap(vote)}." if vote else _first_sentence(content),
+                "quotes": [{"event_id": latest["id"], "text": _clip(content, 160) if vote else _first_sentence(content, 120)}],
             }
         )
     overview = (
