@@ -7,6 +7,7 @@ command, a console line) into the text after the command word.
 
 from __future__ import annotations
 
+import difflib
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,6 +207,10 @@ def parse_command(text: str, *, max_run_steps: int = 20) -> Command:
 
     if head not in SPECS:
         known = sorted({n.split()[0] for n in SPECS})
+        close = difflib.get_close_matches(head.casefold(), known, n=2, cutoff=0.75)
+        if close:
+            guess = " or ".join(f"`{name}`" for name in close)
+            raise CommandError(f"unknown command {head!r}: did you mean {guess}? `help` lists every command")
         raise CommandError(f"unknown command {head!r}; commands are: {', '.join(known)}. `help` explains each")
     spec = SPECS[head]
     words = _split(rest) if head not in ("ask", "edit", "approve", "reject", "probe") else []

@@ -35,6 +35,9 @@ async def test_help_and_mistakes_are_explained_privately(testbot):
     assert "persona add" in text and "observe NAME on|off" in text
     text = await testbot.reply("fly away")
     assert "unknown command 'fly'" in text and "help" in text
+    text = await testbot.reply("sumary --since 3")
+    assert "unknown command 'sumary'" in text and "did you mean `summary`?" in text
+    assert "did you mean `start` or `status`?" in await testbot.reply("stat")
     text = await testbot.reply("run lots")
     assert "whole number" in text and "Usage: run N" in text
     text = await testbot.reply("run 3")
