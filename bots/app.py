@@ -156,6 +156,11 @@ class TroupeApp:
     def model_label(self) -> str:
         return "offline demo model" if self.stack.model.is_demo else f"model {self.stack.model.name}"
 
+    @property
+    def model_by(self) -> str:
+        """The model as named after "by" in a sentence: "by the offline demo model", "by model gpt-4o"."""
+        return f"the {self.model_label}" if self.stack.model.is_demo else self.model_label
+
     # -- tasks --------------------------------------------------------------------------------
 
     def _track(self, task: asyncio.Future) -> None:

@@ -309,7 +309,7 @@ class Research:
     async def _enrich(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         text = await Enricher(self.model).enrich(cmd.args["content"], cmd.args.get("requirements") or ENRICH_DEFAULT)
         card = Card(title="Enriched content", text=await session.vet_text(text),
-                    footer=f"Written by {self.app.model_label} for use in the simulation.", colour=COLOUR)
+                    footer=f"Written by {self.app.model_by} for use in the simulation.", colour=COLOUR)
         return self._reply(card.as_text(), card=card)
 
     async def _story(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
@@ -334,7 +334,7 @@ class Research:
                   CardField(name="For", value=beat.target or "everyone", inline=True),
                   CardField(name="Why", value=await session.vet_text(beat.rationale))]
         card = Card(title="Suggested next beat", text=await session.vet_text(beat.content), fields=tuple(fields),
-                    footer=f"`story inject` delivers it. Suggested by {self.app.model_label}.", colour=COLOUR)
+                    footer=f"`story inject` delivers it. Suggested by {self.app.model_by}.", colour=COLOUR)
         return self._reply(card.as_text(), card=card, private=True)
 
 

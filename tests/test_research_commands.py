@@ -155,6 +155,7 @@ async def test_generate_adds_distinct_valid_personas_to_the_world_and_database(b
 async def test_story_suggests_then_injects_a_beat_the_personas_react_to(bot) -> None:
     suggestion = cards(await bot.command("story"))[0]
     assert suggestion.title == "Suggested next beat"
+    assert suggestion.footer == "`story inject` delivers it. Suggested by the offline demo model."
     sent = await bot.command("story inject")
     assert sent[0].text.startswith("Injected")
     assert any(s.kind == "post" for s in sent + bot._new())
@@ -173,6 +174,7 @@ async def test_validate_scores_a_persona_against_expectations(bot) -> None:
 async def test_enrich_returns_the_enriched_text(bot) -> None:
     card = cards(await bot.command('enrich "Try our app: it saves time." --requirements "add a price"'))[0]
     assert card.title == "Enriched content" and "Try our app" in card.text
+    assert card.footer == "Written by the offline demo model for use in the simulation."
 
 
 async def test_research_on_a_failing_model_explains_and_changes_nothing(tmp_path: Path) -> None:
