@@ -285,7 +285,7 @@ class Research:
                 refused.append(str(error))
         lines = [f"Generated {len(added)} persona(s) ({self.app.model_label}):", *(f"• {s}" for s in added)]
         lines += [f"Not added: {r}" for r in refused]
-        lines.append(disclaimer(self.app.model_name).replace("answers", "personas"))
+        lines.append(disclaimer(self.app.stack.model.name).replace("answers", "personas"))
         return self._reply("\n".join(lines))
 
     async def _validate(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:

@@ -144,6 +144,7 @@ async def test_extract_json_carries_the_note_and_the_model(bot) -> None:
 async def test_generate_adds_distinct_valid_personas_to_the_world_and_database(bot) -> None:
     sent = await bot.command('generate 2 "nurses working night shifts in Lisbon"')
     assert "Generated 2 persona(s)" in sent[0].text
+    assert sent[0].text.endswith("Simulated personas from the offline demo model; they may not reflect what real people think.")
     session = bot.app.sessions.get("memory:general")
     names = [a.name for a in session.world.agents]
     assert len(names) == 5 and len(set(names)) == 5

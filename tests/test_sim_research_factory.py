@@ -241,6 +241,13 @@ async def test_demo_model_follows_the_job_and_the_place_a_description_names():
     assert {s.occupation_title for s in elsewhere} == {"Electrician"} and {s.nationality for s in elsewhere} == {"German"}
 
 
+async def test_demo_people_in_a_named_job_are_of_working_age_unless_the_plan_says_otherwise():
+    nurses = await PersonaFactory(DemoModel()).generate(12, "nurses on night shifts in Lisbon")
+    assert all(21 <= s.age <= 66 for s in nurses), sorted(s.age for s in nurses)
+    older = await PersonaFactory(DemoModel()).generate(4, "nurses in Lisbon", sampling_plan="half over 60")
+    assert sorted(s.age > 60 for s in older) == [False, False, True, True], [s.age for s in older]
+
+
 async def test_demo_model_takes_the_country_a_description_names_first():
     from simulation.persona import load_population_description
 
@@ -250,3 +257,36 @@ async def test_demo_model_takes_the_country_a_description_names_first():
     assert {s.nationality for s in specs} == {"Spanish"}
     farmers = await PersonaFactory(DemoModel()).generate(2, "retired farmers in Kansas")
     assert {s.nationality for s in farmers} == {"American"}
+
+
+@pytest.mark.parametrize(
+    ("plan", "groups"),
+    [
+        ("over 60", {"over 60": 8}),
+        ("all of them women", {"women": 8}),
+        ("half under 30, the rest over 60", {"under 30": 4, "over 60": 4}),
+        ("half women and the rest men", {"women": 4, "men": 4}),
+        ("25% under 30, 50% 30-60, the rest over 60", {"under 30": 2, "30-60": 4, "over 60": 2}),
+        ("half under 30, half of them women",
+         {"under 30; women": 2, "under 30; not women": 2, "not under 30": 4}),
+    ],
+)
+async def test_demo_model_reads_whole_groups_the_rest_and_bands_of_one_attribute(plan, groups):
+    """A plan naming no share is about everyone; "the rest …" says who the others are; age bands
+    split the population instead of being crossed with each other."""
+    factory = PersonaFactory(DemoModel())
+    specs = await factory.generate(8, "nurses in Lisbon", sampling_plan=plan)
+    made = [c for _, c in factory.assignments]
+    assert {c: made.count(c) for c in made} == groups
+    for spec, constraint in zip(specs, made):
+        if "over 60" in constraint:
+            assert spec.age > 60
+        if constraint.startswith("under 30"):
+            assert spec.age < 30
+        if constraint == "30-60":
+            assert 30 <= spec.age <= 60
+        if constraint in ("women", "under 30; women"):
+            assert spec.gender == "Female"
+        if constraint == "men":
+            assert spec.gender == "Male"
+

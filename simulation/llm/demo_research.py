@@ -69,7 +69,16 @@ _NESTED = re.compile(r"\b(?:of them|of those|of these|among them|of whom)\b", re
 _FILLER = re.compile(r"^(?:(?:are|is|be|should be|who are|with|and|of the population|of people)\s+)+", re.IGNORECASE)
 
 
+_WHOLE = re.compile(r"\b(?:all of them|all|everyone|everybody|every one|each of them)\b", re.IGNORECASE)
+_REST = re.compile(r"^\s*(?:and\s+)?(?:the rest|the others|the remainder|everyone else|all the others|all others)\b",
+                   re.IGNORECASE)
+_GENDER_WORDS = re.compile(r"\b(?:women|woman|female|mothers|men|man|male|fathers)\b", re.IGNORECASE)
+_PLACE_WORDS = re.compile(r"\b(?:city|cities|urban|rural|countryside|village|town|metropolitan)\b", re.IGNORECASE)
+
+
 def _clause(text: str) -> tuple[float, str] | None:
+    """A clause's share and what it says of that share; a clause naming no share ("over 60",
+    "all of them women") is about everyone."""
     share = None
     match = _PERCENT.search(text)
     if match:
@@ -83,42 +92,86 @@ def _clause(text: str) -> tuple[float, str] | None:
                 text = text[: found.start()] + text[found.end() :]
                 break
     if share is None:
-        return None
+        share, text = 1.0, _WHOLE.sub(" ", text, count=1)
     text = _NESTED.sub(" ", text)
     description = _FILLER.sub("", " ".join(text.split())).strip(" .")
     return (min(max(share, 0.0), 1.0), description) if description else None
 
 
-def sampling_plan(request: ChatRequest) -> dict[str, Any]:
-    """Percentages and fractions, read clause by clause; "of them" splits the clause before it.
+def _attribute(description: str) -> str | None:
+    """What a group is told apart by (age, gender, place), so "30% under 30, 30% 30-60" splits one
+    attribute into groups instead of being crossed with itself."""
+    text = description.casefold()
+    if _AGE_RANGE.search(text) or _AGE_BOUND.search(text) or _AGE_PLUS.search(text):
+        return "age"
+    if _GENDER_WORDS.search(text):
+        return "gender"
+    if _PLACE_WORDS.search(text):
+        return "place"
+    return None
 
-    Top-level clauses are taken as independent and crossed, as a statistician would assume.
+
+class _Dimension:
+    """Groups of one attribute: their shares and traits (each possibly split further "of them"),
+    and what the rest of the population is."""
+
+    def __init__(self, share: float, description: str) -> None:
+        self.parts: list[tuple[float, str, list[tuple[float, str]]]] = [(share, description, [])]
+        self.rest: str | None = None
+
+    @property
+    def attribute(self) -> str | None:
+        return _attribute(self.parts[0][1])
+
+    def takes(self, share: float, description: str) -> bool:
+        """Whether a further top-level group belongs here (same attribute, room left)."""
+        return (self.rest is None and self.attribute is not None and _attribute(description) == self.attribute
+                and sum(p[0] for p in self.parts) + share <= 1 + 1e-6)
+
+    def options(self) -> list[tuple[float, list[str]]]:
+        options: list[tuple[float, list[str]]] = []
+        for share, description, children in self.parts:
+            inside: list[tuple[float, list[str]]] = [(share, [description])]
+            for child_share, child in children:
+                inside = [
+                    (s * f, traits + [t])
+                    for s, traits in inside
+                    for f, t in ((child_share, child), (1 - child_share, f"not {child}"))
+                ]
+            options += inside
+        left = 1 - sum(p[0] for p in self.parts)
+        rest = [self.rest] if self.rest else [f"not {d}" for _, d, _ in self.parts]
+        return [*options, (left, rest)] if left > 1e-9 else options
+
+
+def sampling_plan(request: ChatRequest) -> dict[str, Any]:
+    """Percentages and fractions, read clause by clause; "of them" splits the clause before it, and
+    "the rest …" says who the remainder are. Groups of one attribute (age bands) share a dimension;
+    dimensions are taken as independent and crossed, as a statistician would assume.
     """
     plan = str(request.context.get("plan", ""))
-    dimensions: list[tuple[float, str, list[tuple[float, str]]]] = []
-    for raw in re.split(r"[;,]|\band\b(?=\s+(?:\d|half|a third|a quarter))", plan):
+    dimensions: list[_Dimension] = []
+    for raw in re.split(r"[;,]|\band\b(?=\s+(?:\d|half|a third|a quarter|the rest|the others))", plan):
+        rest = _REST.match(raw)
+        if rest:
+            described = _clause(raw[rest.end():])
+            if described and dimensions and dimensions[-1].rest is None:
+                dimensions[-1].rest = described[1]
+            continue
         nested = bool(_NESTED.search(raw))
         parsed = _clause(raw)
         if parsed is None:
             continue
         if nested and dimensions:
-            dimensions[-1][2].append(parsed)
+            dimensions[-1].parts[-1][2].append(parsed)
+        elif dimensions and dimensions[-1].takes(*parsed):
+            dimensions[-1].parts.append((parsed[0], parsed[1], []))
         else:
-            dimensions.append((parsed[0], parsed[1], []))
+            dimensions.append(_Dimension(*parsed))
     if not dimensions:
         return {"cells": [{"share": 1.0, "traits": []}]}
-    options_per_dimension = []
-    for share, description, children in dimensions:
-        inside: list[tuple[float, list[str]]] = [(share, [description])]
-        for child_share, child in children:
-            inside = [
-                (s * f, traits + [t])
-                for s, traits in inside
-                for f, t in ((child_share, child), (1 - child_share, f"not {child}"))
-            ]
-        options_per_dimension.append([*inside, (1 - share, [f"not {description}"])])
     cells = []
-    for combination in product(*options_per_dimension):
+    for combination in product(*(d.options() for d in dimensions)):
         share = 1.0
         traits: list[str] = []
         for s, t in combination:
@@ -303,12 +356,20 @@ _AGE_PLUS = re.compile(r"(not\s+)?(\d{1,3})\s*(?:\+|or older|and over|or more|an
 _UNDER = ("under", "below", "younger than", "less than")
 
 
-def _age(constraint: str, seed: str) -> int:
-    """An age inside the constraint's bounds ("under 30", "not over 60", "25-34", "65+")."""
+#: Ages of anyone, and of someone in work (a description that names a job asks for a working person).
+ANY_AGE, WORKING_AGE = (19, 74), (21, 66)
+
+
+def _age(constraint: str, seed: str, bounds: tuple[int, int] = ANY_AGE) -> int:
+    """An age inside the constraint's bounds ("under 30", "not over 60", "25-34", "65+"), else in ``bounds``."""
     text = constraint.casefold()
-    low, high = 19, 74
+    low, high = bounds
     for match in _AGE_RANGE.finditer(text):
-        low, high = int(match.group(1)), int(match.group(2))
+        a, b = int(match.group(1)), int(match.group(2))
+        if re.search(r"\bnot\s+$", text[: match.start()]):  # "not 30-60": above the band if there is room
+            low, high = (max(low, b + 1), high) if high > b else (low, min(high, a - 1))
+        else:
+            low, high = a, b
     for negated, word, number in _AGE_BOUND.findall(text):
         n = int(number)
         if word in _UNDER:
@@ -377,7 +438,8 @@ def persona_factory(request: ChatRequest) -> dict[str, Any]:
         if rural is None:
             rural = _pick(seed + "r", "cct") == "t"
         title, organization, job = asked_job or _pick(seed + "j", _JOBS)
-        age = _age(slot, seed + "a")
+        working = asked_job is not None and not title.startswith(("Retired", "University student"))
+        age = _age(slot, seed + "a", WORKING_AGE if working else ANY_AGE)
         if asked_job is None and (title == "Retired engineer" and age < 60 or title == "University student" and age > 30):
             title, organization, job = _JOBS[(_JOBS.index((title, organization, job)) + 1) % len(_JOBS)]
         personas.append(
