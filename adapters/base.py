@@ -120,6 +120,11 @@ class CardField(BaseModel):
     value: str
     inline: bool = False
 
+    @property
+    def label(self) -> str:
+        """The name as written before its value on one line: "Priya Nair:", but "Why?" as it is."""
+        return self.name if self.name.rstrip().endswith(("?", "!", ":", "…")) else f"{self.name}:"
+
 
 class Card(BaseModel):
     """A structured result (summary, poll, focus-group report) that platforms render richly.
@@ -145,7 +150,7 @@ class Card(BaseModel):
         if self.text:
             lines.append(self.text)
         for f in self.fields:
-            lines.append(f"**{f.name}:** {f.value}")
+            lines.append(f"**{f.label}** {f.value}")
         if self.footer:
             lines.append(f"_{self.footer}_")
         return "\n".join(lines)

@@ -430,12 +430,12 @@ class Moderation:
         ledger = self.app.stack.ledger
         totals = ledger.totals(world=session.world.id)
         lines = [
-            f"Usage of “{session.world.name}” ({self.app.model_label}): {totals.calls} model calls "
-            f"({totals.cached_calls} from cache), {totals.prompt_tokens} prompt + "
-            f"{totals.completion_tokens} completion tokens, ${totals.cost_usd:.4f}."
+            f"Usage of “{session.world.name}” ({self.app.model_label}): {totals.calls:,} model calls "
+            f"({totals.cached_calls:,} from cache), {totals.prompt_tokens:,} prompt + "
+            f"{totals.completion_tokens:,} completion tokens, ${totals.cost_usd:.4f}."
         ]
         for persona, row in sorted(ledger.by_persona(session.world.id).items(), key=lambda kv: kv[0] or ""):
-            lines.append(f"• {persona or '(world)'}: {row.calls} calls, {row.total_tokens} tokens, ${row.cost_usd:.4f}")
+            lines.append(f"• {persona or '(world)'}: {row.calls:,} calls, {row.total_tokens:,} tokens, ${row.cost_usd:.4f}")
         budget = self.app.stack.budget
         if budget is not None:
             limits = budget.limits_for(session.world.id)

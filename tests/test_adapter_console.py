@@ -235,6 +235,20 @@ async def test_control_characters_in_names_posts_cards_and_replies_are_shown_not
     assert "\ufffdevil\ufffd" in shown
 
 
+async def test_a_card_field_named_by_a_question_takes_no_extra_colon() -> None:
+    from adapters.base import Card, CardField
+
+    console = plain_console()
+    adapter = ConsoleAdapter(console=console)
+    fields = [CardField(name="What do you enjoy most?", value="Quiet mornings."), CardField(name="Priya Nair", value="For it.")]
+    await adapter.post_card(adapter.channel, Card(title="Validation", fields=fields))
+    shown = output(console)
+    assert "What do you enjoy most? Quiet mornings." in shown and "?:" not in shown
+    assert "Priya Nair: For it." in shown
+    assert Card(title="t", fields=fields).as_text().splitlines()[1:] == [
+        "**What do you enjoy most?** Quiet mornings.", "**Priya Nair:** For it."]
+
+
 async def test_names_are_coloured_by_identity_or_stably_by_name() -> None:
     console = ansi_console()
     adapter = ConsoleAdapter(console=console)

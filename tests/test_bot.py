@@ -209,6 +209,9 @@ async def test_run_reset_usage_and_status(testbot):
     assert "Priya Nair, Chloe Bennett" in status and "active" in status
     usage = await testbot.reply("usage")
     assert "model calls" in usage and "Priya Nair" in usage
+    # Token counts are read as numbers: thousands grouped ("2,531 prompt").
+    prompt = usage.split(" prompt + ")[0].rsplit(" ", 1)[1]
+    assert "," in prompt and int(prompt.replace(",", "")) >= 1000, usage
     assert "Ran 2 step(s)" in await testbot.reply("run 2")
     await testbot.command("reset")
     session = testbot.app.sessions.get("memory:general")
