@@ -162,3 +162,16 @@ async def test_demo_storyteller_opens_on_the_purpose_then_turns_to_the_quiet_one
     again = await teller.propose(w)
     assert again.content != follow_up.content, "the demo storyteller never repeats a beat"
     assert isinstance(again, StoryBeat)
+
+
+async def test_demo_storyteller_quotes_a_sentence_that_says_something():
+    """Turning to the quiet ones, the beat quotes the latest speaker's first telling sentence, not
+    "Agreed." or "Good question."."""
+    model = DemoModel()
+    w = world(model)
+    await w.broadcast("Would you pay for premium delivery?")
+    await w.say_for(w.agents[0].name, "Agreed. Same-day delivery matters when my kids need something for school.")
+
+    proposed = await Storyteller(model, PURPOSE).propose(w)
+
+    assert f'{w.agents[0].name} said: "Same-day delivery matters when my kids need something for school."' in proposed.content

@@ -43,6 +43,14 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0].rstrip(",;:—-")
 
 
+def _telling_sentence(text: str, limit: int = 160) -> str:
+    """The first sentence of ``text`` that says something ("Agreed." and "Good question." do not),
+    exactly as written."""
+    sentences = re.findall(r"\S.*?[.!?](?=\s|$)|\S.+$", text.strip(), re.DOTALL)
+    telling = next((x for x in sentences if len(x.split()) >= 4), text)
+    return _first_sentence(telling, limit)
+
+
 def _first_sentence(text: str, limit: int = 160) -> str:
     """The first sentence of ``text`` exactly as written (a quote must match the source)."""
     match = re.match(r"\s*(.+?[.!?])(?=\s|$)", text, re.DOTALL)
@@ -729,7 +737,7 @@ def story_beat(request: ChatRequest) -> dict[str, Any]:
         }
     quietest = min(personas, key=lambda n: (said_by.get(n, 0), personas.index(n)))
     last = next((e for e in reversed(recent) if e.get("type") == "TALK"), None)
-    hook = f" {last['source']} said: \"{_first_sentence(str(last['content']), 80)}\"" if last else ""
+    hook = f" {last['source']} said: \"{_telling_sentence(str(last['content']), 80)}\"" if last else ""
     beats = sum(1 for e in recent if e.get("source") == "narrator" or e.get("type") == "VISUAL")
     candidates = [
         {
