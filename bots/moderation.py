@@ -288,7 +288,8 @@ class Moderation:
                 "moderator": "only personas you `pick` answer",
                 "model": "the model picks who speaks next",
             }[config.policy]
-            + f"; then up to {config.exchanges} persona-to-persona exchange(s)."
+            + ("; no persona-to-persona exchange follows." if config.exchanges == 0 else
+               f"; then up to {config.exchanges} persona-to-persona exchange{'s' if config.exchanges != 1 else ''}.")
         )
 
     async def _pick(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:

@@ -164,6 +164,9 @@ async def test_tinytroupe_files_and_pasted_json_join_the_world(testbot):
 
 async def test_policies_ask_and_pick(testbot):
     await team(testbot)
+    reply = await testbot.reply("policy addressed --exchanges 0")
+    assert reply == "Policy: addressed — only personas named or mentioned answer; no persona-to-persona exchange follows."
+    assert (await testbot.reply("policy addressed --exchanges 1")).endswith("then up to 1 persona-to-persona exchange.")
     await testbot.command("policy addressed --exchanges 0")
     sent = await testbot.say("Henrik, is the cost model sound?")
     assert {s.identity for s in sent if s.kind == "post"} == {"Henrik Lindqvist"}
