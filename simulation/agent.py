@@ -241,6 +241,10 @@ class TinyPerson:
                     "name": self.name,
                     "persona": self.persona_data,
                     "stimuli": [e.model_dump(mode="json") for e in new],
+                    # What it said and heard lately: the offline demo model answers from these.
+                    "said": [e.content for e in past if e.kind == "action" and e.type == "TALK"][-3:],
+                    "earlier": [{"source": e.source, "content": e.content} for e in past
+                                if e.kind == "stimulus" and e.type == "CONVERSATION"][-8:],
                 },
             )
             turn, result = await self.model.structured(request, AgentTurn)

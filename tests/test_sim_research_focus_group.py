@@ -153,3 +153,26 @@ async def test_demo_focus_group_every_persona_answers_and_is_summarised():
     by_id = {e.id: e for e in w.events}
     assert all(q.text in by_id[q.event_id].content for p in report.summary.positions for q in p.quotes)
     assert report.model_name == "demo" and report.summary.disclaimer == report.disclaimer
+
+
+@pytest.mark.parametrize("question", ["Would you pay 5 euros a month for premium?", "Should we ship on Friday?",
+                                      "Can we drop the free tier?"])
+async def test_demo_focus_group_second_round_reacts_to_someone_by_name_consistently(question):
+    """Asked where they agree or disagree, demo personas name another one of the group, and say they
+    agree only with someone who answered the first round the way they did."""
+    w = world(DemoModel())
+
+    report = await FocusGroup(w, question, rounds=2).run()
+
+    first = {t.persona: t.said[0] for t in report.turns if t.round == 1}
+    goes = {name: line.startswith(("Yes", "I'd say yes")) for name, line in first.items()}
+    for turn in (t for t in report.turns if t.round == 2):
+        reply = turn.said[0]
+        named = [n for n in first if n != turn.persona and n.split()[0] in reply]
+        assert len(named) == 1, (turn.persona, reply)
+        if reply.startswith("I'm with"):
+            assert goes[named[0]] == goes[turn.persona], (turn.persona, reply, first)
+        else:
+            assert reply.startswith("I see it differently from"), reply
+            assert goes[named[0]] != goes[turn.persona], (turn.persona, reply, first)
+            assert ("go ahead" in reply) == goes[turn.persona], reply

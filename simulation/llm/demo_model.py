@@ -195,7 +195,11 @@ class DemoModel(LanguageModel):
         actions: list[tuple[str, str, str | None]] = [("THINK", thought, None)]
         if speaks:
             target = source if latest.get("target") == persona.name and source != "world" else None
-            actions.append(("TALK", self._reply(persona, text, seed), target))
+            heard = [(str(s.get("source")), str(s.get("content", ""))) for s in [*context.get("earlier", []), *stimuli[:-1]]
+                     if s.get("type", "CONVERSATION") == "CONVERSATION" and s.get("source") not in (None, source, persona.name)]
+            mine = [str(x) for x in context.get("said", [])]
+            reply = _reaction(persona, text, seed, heard, mine) or self._reply(persona, text, seed)
+            actions.append(("TALK", reply, target))
         return _turn(actions, persona, text)
 
     def _thought(self, p: _Persona, text: str, source: str, seed: str) -> str:
@@ -307,6 +311,50 @@ def _most_relevant(text: str, phrases: list[str], seed: str) -> str:
     if best == 0:
         return _pick(seed + "rel", phrases)
     return _pick(seed + "rel", [phrase for score, phrase in scored if score == best])
+
+
+_ASKS_TO_REACT = re.compile(r"\b(?:agree|disagree|the others|everyone else|heard everyone|react to)\b", re.IGNORECASE)
+
+
+def lead_kind(text: str) -> str | None:
+    """How a demo answer to a yes/no question opened: "yes", "wait" or "no" (None: no such opening)."""
+    for kind, leads in (("yes", YES_LEADS), ("wait", NOT_YET_LEADS), ("no", NO_LEADS)):
+        if text.startswith(leads):
+            return kind
+    return None
+
+
+def _reaction(p: _Persona, text: str, seed: str, heard: list[tuple[str, str]], mine: list[str]) -> str | None:
+    """Asked where it agrees with the others, a persona names one of them: with them when they answered
+    the way it did, against them otherwise, and gives its own reason."""
+    if not heard or not _ASKS_TO_REACT.search(text):
+        return None
+    own = next((lead_kind(line) for line in reversed(mine) if lead_kind(line)), None)
+    # Each one's latest opinion: a later "I see it differently…" does not hide an earlier "Not yet".
+    latest: dict[str, str | None] = {}
+    for name, line in heard:
+        latest[name] = lead_kind(line) or latest.get(name)
+    theirs = list(latest.items())
+    # Someone who answered differently is the more telling one to name; with no votes, a stable pick.
+    differ = [(n, k) for n, k in theirs if own and k and (k == "yes") != (own == "yes")]
+    if differ:
+        name, kind = differ[0]
+    elif own:
+        name, kind = next(((n, k) for n, k in theirs if k), theirs[0])
+    else:
+        name, kind = _pick(seed + "who", [n for n, _ in theirs]), None
+    first = name.split()[0]
+    reason = _sentence(_most_relevant(text + " " + " ".join(line for _, line in heard),
+                                      [*p.beliefs, *(f"I'm all for {_sentence(x)}" for x in p.likes),
+                                       *(f"I'm wary of {_sentence(d)}" for d in p.dislikes)], seed)
+                       or f"what I see day to day as {_a(p.occupation)}")
+    if own and kind and (kind == "yes") != (own == "yes"):
+        stance = {"yes": "go ahead", "wait": "hold off", "no": "say no"}[own]
+        return f"I see it differently from {first}: I'd still {stance}. {_cap(reason)}."
+    if own and kind:
+        return f"I'm with {first} on this. {_cap(reason)}."
+    return f"{first} makes a fair point, but {reason}." if _pick(seed + "agree", "ad") == "a" else (
+        f"I see it a bit differently from {first}: {reason}.")
 
 
 def _turn(actions: list[tuple[str, str, str | None]], p: _Persona, focus: str) -> dict[str, Any]:
