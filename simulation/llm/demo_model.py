@@ -196,7 +196,7 @@ class DemoModel(LanguageModel):
         if speaks:
             target = source if latest.get("target") == persona.name and source != "world" else None
             heard = [(str(s.get("source")), str(s.get("content", ""))) for s in [*context.get("earlier", []), *stimuli[:-1]]
-                     if s.get("type", "CONVERSATION") == "CONVERSATION" and s.get("source") not in (None, source, persona.name)]
+                     if s.get("type", "CONVERSATION") == "CONVERSATION" and s.get("source") not in (None, source, persona.name, "narrator", "world")]
             mine = [str(x) for x in context.get("said", [])]
             reply = _reaction(persona, text, seed, heard, mine) or self._reply(persona, text, seed)
             actions.append(("TALK", reply, target))

@@ -17,9 +17,6 @@ from typing import Any
 
 from simulation.llm.base import ChatRequest
 from simulation.llm.demo_model import (
-    NO_LEADS,
-    NOT_YET_LEADS,
-    YES_LEADS,
     _cap,
     _most_relevant,
     _Persona,
@@ -27,6 +24,7 @@ from simulation.llm.demo_model import (
     _schema_of,
     _sentence,
     _words,
+    lead_kind,
 )
 
 Handler = Callable[[ChatRequest], Any]
@@ -476,20 +474,20 @@ def persona_factory(request: ChatRequest) -> dict[str, Any]:
 
 
 #: The options an opening answer stands for, most fitting first (the last is a summary's word for it).
-_LEAD_VOTES = (
-    (YES_LEADS, ("yes", "yeah", "yep", "sure", "agree", "for it")),
-    (NOT_YET_LEADS, ("later", "not yet", "wait", "no", "nope", "disagree", "would wait")),
-    (NO_LEADS, ("no", "nope", "disagree", "not yet", "later", "against it")),
-)
+_LEAD_VOTES = {
+    "yes": ("yes", "yeah", "yep", "sure", "agree", "for it"),
+    "wait": ("later", "not yet", "wait", "no", "nope", "disagree", "would wait"),
+    "no": ("no", "nope", "disagree", "not yet", "later", "against it"),
+}
 
 
 def _lead_vote(line: str, options: list[str]) -> str | None:
     """The option an answer's yes/no opening stands for, if one of them is on offer."""
+    kind = lead_kind(line)
+    if kind is None:
+        return None
     offered = {o.casefold().strip(" .!"): o for o in options}
-    for leads, votes in _LEAD_VOTES:
-        if line.startswith(leads):
-            return next((offered[v] for v in votes if v in offered), None)
-    return None
+    return next((offered[v] for v in _LEAD_VOTES[kind] if v in offered), None)
 
 
 def poll_answer(request: ChatRequest) -> dict[str, Any]:
