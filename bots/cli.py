@@ -231,8 +231,8 @@ async def _simulate(
             return EXIT_MODEL_FAILED
         totals = stack.ledger.totals(world=world.name)
         console.print(
-            f"\n[dim]{totals.calls} model calls ({totals.cached_calls} cached) · "
-            f"{totals.prompt_tokens} prompt + {totals.completion_tokens} completion tokens · "
+            f"\n[dim]{totals.calls:,} model calls ({totals.cached_calls:,} cached) · "
+            f"{totals.prompt_tokens:,} prompt + {totals.completion_tokens:,} completion tokens · "
             f"${totals.cost_usd:.4f}[/]"
         )
         return 0

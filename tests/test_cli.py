@@ -75,7 +75,11 @@ async def test_simulate_with_no_model_uses_the_labelled_demo_model(tmp_path):
     assert code == 0, err
     assert "demo model" in out.splitlines()[0] and "TROUPE_LLM_MODEL" in out.splitlines()[0]
     assert "Lisa Carter (demo model):" in out
-    assert "thinks:" in out
+    assert "Lisa Carter thinks: The moderator brings up" in out
+    # The closing tally reads as numbers: thousands grouped.
+    tally = out.strip().splitlines()[-1]
+    prompt = tally.split(" prompt + ")[0].rsplit(" ", 1)[1]
+    assert "," in prompt and int(prompt.replace(",", "")) >= 1000, tally
 
 
 @pytest.mark.parametrize(

@@ -207,7 +207,7 @@ class DemoModel(LanguageModel):
         topic = " ".join(words[:10]) + ("…" if len(words) > 10 else "")
         lens = f"as {_a(p.occupation)}" if p.occupation else "from my own experience"
         # The console's user is called "you": "you bring up", not "you brings up".
-        said = "You bring up" if source.casefold() == "you" else f"{source} brings up"
+        said = {"you": "You bring up", "moderator": "The moderator brings up"}.get(source.casefold(), f"{source} brings up")
         return f"{said} \"{topic}\". I'll answer {lens}."
 
     def _reply(self, p: _Persona, text: str, seed: str) -> str:
