@@ -75,8 +75,13 @@ async def test_summary_card_puts_each_yes_or_no_in_a_word_and_quotes_the_answer(
     words = {"Yes": "For it.", "I'd say yes": "For it.", "Not yet": "Would wait.", "I'd hold off": "Would wait.",
              "Honestly, no": "Against it."}
     assert {f.name for f in card.fields} == set(said)
+    stances = {f.name: next(word for lead, word in words.items() if said[f.name].startswith(lead)) for f in card.fields}
+    # The key points group the personas by their answer, in the order for, wait, against.
+    points = [line.removeprefix("• ") for line in card.text.splitlines()[1:]]
+    groups = [w for w in ("For it.", "Would wait.", "Against it.") if w in stances.values()]
+    assert points == [f"{w.rstrip('.')}: {', '.join(n for n in said if stances[n] == w)}" for w in groups], points
     for field in card.fields:
-        expected = next(word for lead, word in words.items() if said[field.name].startswith(lead))
+        expected = stances[field.name]
         stance, quote = field.value.split(" “", 1)
         assert stance == expected, field.value
         quote = quote.split("”", 1)[0]

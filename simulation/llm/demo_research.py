@@ -538,6 +538,10 @@ def poll_answer(request: ChatRequest) -> dict[str, Any]:
 _ADDRESSEE = re.compile(r"^\s*[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)?,\s+")
 
 
+#: A summary's word for a yes, a "not yet" and a no.
+_VOTE_WORDS = ("For it.", "Would wait.", "Against it.")
+
+
 def summarize(request: ChatRequest) -> dict[str, Any]:
     """Overview from the opening message; each speaker's stance and quote from their own words."""
     events = request.context.get("events", [])
@@ -555,7 +559,7 @@ def summarize(request: ChatRequest) -> dict[str, Any]:
         # A persona's stance is its answer to what was asked, not a later "Good question. My take: …"
         latest = own[0]
         content = str(latest["content"])
-        vote = _lead_vote(content, ["for it", "would wait", "against it"])
+        vote = _lead_vote(content, [w.rstrip(".").casefold() for w in _VOTE_WORDS])
         positions.append(
             {
                 "persona": name,
@@ -568,7 +572,16 @@ def summarize(request: ChatRequest) -> dict[str, Any]:
         f"{len(speakers)} persona{'s' if len(speakers) != 1 else ''} ({', '.join(speakers)}) talked about "
         f"\"{topic}\" in {len(talks)} message{'s' if len(talks) != 1 else ''}. (Composed by the offline demo model.)"
     )
-    points = [f"{p['persona']}: {p['stance']}" for p in positions]
+    # Yes/no answers are grouped by their word ("Would wait: Henrik Lindqvist, Tomasz Kowalski");
+    # any other stance is its persona's own point.
+    grouped: dict[str, list[str]] = {}
+    points = []
+    for position in positions:
+        if position["stance"] in _VOTE_WORDS:
+            grouped.setdefault(position["stance"], []).append(position["persona"])
+        else:
+            points.append(f"{position['persona']}: {position['stance']}")
+    points = [f"{word.rstrip('.')}: {', '.join(grouped[word])}" for word in _VOTE_WORDS if word in grouped] + points
     return {"overview": overview, "key_points": points, "positions": positions}
 
 
