@@ -144,3 +144,24 @@ async def test_demo_thoughts_quote_a_short_message_whole_and_name_the_job_with_i
     assert (await thought("UX Researcher", "Hi?")).endswith("as a UX researcher.")
     assert (await thought("Unemployed", "Hi?")).endswith("as someone unemployed.")
     assert (await thought("", "Hi?")).endswith("I'll answer from my own experience.")
+
+
+async def test_a_demo_yes_is_not_argued_with_a_no():
+    """A yes-answer's reason never says "no" or "not" ("Yes, I think so. Saying no to most requests is
+    the job." argued against itself), for every bundled persona and a spread of yes/no questions."""
+    from simulation.persona import bundled_personas
+
+    model = DemoModel()
+    specs = [load_persona(path) for path in dict.fromkeys(bundled_personas().values())]
+    yes_replies: list[str] = []
+    for question in ("Should we ship on Friday?", "Should we move the launch to March?", "Is the budget realistic?",
+                     "Can we drop the free tier?", "Would you pay 5 euros a month for premium?",
+                     "Should the team work from the office on Mondays?", "Do we need a second on-call rotation?"):
+        for asker in ("you", "moderator"):
+            w = TinyWorld("demo", [TinyPerson(spec, model) for spec in specs], model=model)
+            await w.broadcast(question, source=asker)
+            yes_replies += [e.content for e in await w.run(1)
+                            if e.type == "TALK" and e.content.startswith(("Yes", "I'd say yes"))]
+    assert len(yes_replies) >= 10, yes_replies
+    argued = [r for r in yes_replies if re.search(r"\b(?:no|not|never)\b|n't\b", r.split(".", 1)[1] if "." in r else "", re.I)]
+    assert not argued, argued

@@ -244,6 +244,11 @@ class DemoModel(LanguageModel):
         if question and _YES_NO.match(question):
             cautious = any(w in (p.style + " ".join(p.traits)).lower() for w in _CAUTIOUS)
             yes = _pick(seed + "yn", "yyn" if not cautious else "ynn") == "y" and relevant not in wary
+            if yes and _NEGATION.search(relevant):
+                # "Yes, I think so. Saying no to most requests is the job." argues against itself.
+                agreeable = [x for x in (*p.beliefs, *(f"I'm all for {_sentence(x)}" for x in p.likes),
+                                         *(f"my goal is {_sentence(x)}" for x in p.goals)) if not _NEGATION.search(x)]
+                relevant = _most_relevant(text, agreeable, seed) if agreeable else relevant
             lead = _pick(seed + "l", list(YES_LEADS if yes else NOT_YET_LEADS + NO_LEADS))
             because = f" {_cap(_sentence(relevant))}." if relevant else ""
             return f"{lead}{because}" if because else f"{lead} Speaking as {_a(p.occupation)}."
@@ -290,6 +295,7 @@ _YES_NO = re.compile(
     r"^(?:should|shall|can|could|would|will|do|does|did|is|are|was|were|have|has|must)\b",
     re.IGNORECASE,
 )
+_NEGATION = re.compile(r"\b(?:no|not|never|nobody|nothing|none)\b|n't\b", re.IGNORECASE)
 _CAUTIOUS = ("sceptic", "skeptic", "cautious", "careful", "blunt", "critical", "dry")
 
 
