@@ -165,3 +165,36 @@ async def test_a_demo_yes_is_not_argued_with_a_no():
     assert len(yes_replies) >= 10, yes_replies
     argued = [r for r in yes_replies if re.search(r"\b(?:no|not|never)\b|n't\b", r.split(".", 1)[1] if "." in r else "", re.I)]
     assert not argued, argued
+
+
+async def test_demo_open_questions_are_answered_in_their_own_words():
+    """"What worries you most about the launch?" gets "What worries me about the launch is …" or
+    "Mostly …" with one of the persona's own dislikes; "What would make you trust a new vendor?" names
+    one of its likes and the thing asked; "you" in the question becomes "my" in the answer."""
+    from simulation.llm.demo_model import _sentence
+    from simulation.persona import bundled_personas
+
+    model = DemoModel()
+    specs = [load_persona(path) for path in dict.fromkeys(bundled_personas().values())]
+
+    async def answers(question: str) -> dict[str, str]:
+        w = TinyWorld("demo", [TinyPerson(spec, model) for spec in specs], model=model)
+        await w.broadcast(question, source="you")
+        return {e.source: e.content for e in await w.run(1) if e.type == "TALK"}
+
+    def own(name: str, kind: str) -> list[str]:
+        spec = next(s for s in specs if s.name == name)
+        return [_sentence(x) for x in getattr(spec, kind)]
+
+    worries = await answers("What worries you most about the launch?")
+    assert len(worries) == len(specs)
+    for name, line in worries.items():
+        assert line.startswith(("What worries me about the launch is ", "Mostly ")), line
+        assert any(d in line for d in own(name, "dislikes")), line
+        assert not line.endswith((".'.", '.".')), line
+    needs = await answers("Priya, what would make you trust your vendors again?")
+    for name, line in needs.items():
+        assert "trust my vendors again" in line and any(x in line.casefold() for x in map(str.casefold, own(name, "likes"))), line
+    enjoy = await answers("What do you enjoy most about your job?")
+    for name, line in enjoy.items():
+        assert any(x in line.casefold() for x in map(str.casefold, own(name, "likes"))), line

@@ -252,6 +252,9 @@ class DemoModel(LanguageModel):
             lead = _pick(seed + "l", list(YES_LEADS if yes else NOT_YET_LEADS + NO_LEADS))
             because = f" {_cap(_sentence(relevant))}." if relevant else ""
             return f"{lead}{because}" if because else f"{lead} Speaking as {_a(p.occupation)}."
+        echoed = _answer_in_kind(p, question, relevant or hook, seed) if question else None
+        if echoed:
+            return echoed
         if "?" in text:
             point = _sentence(relevant or hook)
             # "I'm wary of X" is a whole clause; "quiet mornings" is a thing that comes to mind.
@@ -317,6 +320,51 @@ def _most_relevant(text: str, phrases: list[str], seed: str) -> str:
     if best == 0:
         return _pick(seed + "rel", phrases)
     return _pick(seed + "rel", [phrase for score, phrase in scored if score == best])
+
+
+_YOU_TO_ME = {"you": "me", "your": "my", "yours": "mine", "yourself": "myself"}
+#: Open questions a person answers in their own words ("What worries you about the launch?" →
+#: "What worries me about the launch is …").
+_MAKE_YOU = re.compile(r"^what would (?:it take for you to|make you|get you to) (?P<x>.+)$", re.IGNORECASE)
+_WORRIES = re.compile(r"^what (?:worries|concerns|bothers) you(?: most)?(?: about (?P<x>.+))?$", re.IGNORECASE)
+_THINK_OF = re.compile(r"^(?:what do you think|how do you feel|what's your (?:take|view)) (?:about|of|on) (?P<x>.+)$",
+                       re.IGNORECASE)
+_ENJOY = re.compile(r"^what do you (?:like|enjoy|love)(?: most)?(?: about (?P<x>.+))?$", re.IGNORECASE)
+
+
+def _as_said_by_me(words: str) -> str:
+    """A question's words turned round: "trust your team" → "trust my team"."""
+    return re.sub(r"\b(?:you|your|yours|yourself)\b", lambda m: _YOU_TO_ME[m.group(0).casefold()], words,
+                  flags=re.IGNORECASE).strip(" ?")
+
+
+def _answer_in_kind(p: _Persona, question: str, point: str, seed: str) -> str | None:
+    """An answer to "What would make you…", "What worries you…", "What do you think of…" or "What do
+    you enjoy…" that takes up the question's own words; None for other questions."""
+    if match := _MAKE_YOU.match(question):
+        x = _as_said_by_me(match.group("x"))
+        need = _sentence(_most_relevant(x, p.likes, seed) or point)
+        return _pick(seed + "k", [_stop(f"For me to {x}, it comes down to {need}"),
+                                  f"{_cap(need)}, mostly. That's what it would take for me to {x}."])
+    if match := _WORRIES.match(question):
+        about = f" about {_as_said_by_me(match.group('x'))}" if match.group("x") else ""
+        worry = _sentence(_most_relevant(question, p.dislikes, seed) or point)
+        return _pick(seed + "k", [_stop(f"What worries me{about} is {worry}"), f"Mostly {worry}, if I'm honest."])
+    if match := _ENJOY.match(question):
+        about = f" about {_as_said_by_me(match.group('x'))}" if match.group("x") else ""
+        # About work, what it likes (its hobbies are not what it enjoys about its job).
+        at_work = re.search(r"\b(?:job|work|role|team|company)\b", about, re.IGNORECASE)
+        like = _sentence(_most_relevant(question, p.likes if at_work else [*p.likes, *p.interests], seed) or point)
+        return _pick(seed + "k", [_stop(f"What I enjoy most{about} is {like}"), f"{_cap(like)}, every time."])
+    if match := _THINK_OF.match(question):
+        x = _as_said_by_me(match.group("x"))
+        return _pick(seed + "k", [_stop(f"On {x}: {_sentence(point)}"), _stop(f"About {x}? {_cap(_sentence(point))}")])
+    return None
+
+
+def _stop(sentence: str) -> str:
+    """``sentence`` with a full stop, unless it already ends in one (inside a closing quote too)."""
+    return sentence if re.search(r"[.!?][\"'’”]?$", sentence) else f"{sentence}."
 
 
 _ASKS_TO_REACT = re.compile(r"\b(?:agree|disagree|the others|everyone else|heard everyone|react to)\b", re.IGNORECASE)
