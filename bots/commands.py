@@ -276,7 +276,9 @@ def parse_command(text: str, *, max_run_steps: int = 20) -> Command:
     if head in RESEARCH_PARSERS:
         return RESEARCH_PARSERS[head](rest, words, spec)
     if head == "export":
-        if len(words) != 1 or words[0].lower() not in EXPORT_FORMATS:
+        if len(words) == 1 and words[0].lower() not in EXPORT_FORMATS:
+            raise CommandError(f"`export` cannot write {words[0]!r}: the formats are json, csv and md", spec.usage)
+        if len(words) != 1:
             raise CommandError("`export` needs a format: json, csv or md", spec.usage)
         return Command(head, {"format": words[0].lower()})
     raise CommandError(f"unknown command {head!r}")  # pragma: no cover - SPECS and branches agree

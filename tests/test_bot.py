@@ -38,6 +38,8 @@ async def test_help_and_mistakes_are_explained_privately(testbot):
     text = await testbot.reply("sumary --since 3")
     assert "unknown command 'sumary'" in text and "did you mean `summary`?" in text
     assert "did you mean `start` or `status`?" in await testbot.reply("stat")
+    assert "`export` cannot write 'pdf': the formats are json, csv and md" in await testbot.reply("export pdf")
+    assert "`export` needs a format: json, csv or md" in await testbot.reply("export")
     text = await testbot.reply("run lots")
     assert "whole number" in text and "Usage: run N" in text
     text = await testbot.reply("run 3")
