@@ -191,7 +191,7 @@ async def test_demo_open_questions_are_answered_in_their_own_words():
     for name, line in worries.items():
         assert line.startswith(("What worries me about the launch is ", "Mostly ")), line
         assert any(d in line for d in own(name, "dislikes")), line
-        assert not line.endswith((".'.", '.".')), line
+        assert not re.search(r"\.['\"’”](?:[.,]|$)", line), line  # a quoted dislike keeps no stop of its own
     needs = await answers("Priya, what would make you trust your vendors again?")
     for name, line in needs.items():
         assert "trust my vendors again" in line and any(x in line.casefold() for x in map(str.casefold, own(name, "likes"))), line

@@ -51,7 +51,8 @@ _PROPER = frozenset(
 def _sentence(text: str) -> str:
     """A persona phrase made to fit mid-sentence, in the persona's own voice:
     'You love X.' -> 'love X'; 'To see his kids more.' -> 'to see my kids more'."""
-    text = _first_person(text.strip().rstrip("."))
+    # A quoted phrase loses its own full stop too: "'We'll consider it for a future release'".
+    text = re.sub(r"\.([\"'’”])$", r"\1", _first_person(text.strip().rstrip(".")))
     text = re.sub(r"^(You are|You're|You)\s+", "", text)
     if text[1:2].isupper() or re.match(r"I\b", text) or text.split(" ", 1)[0].rstrip(",;:") in _PROPER:
         return text  # "AI", "I'm" and "Friday deployments" keep their case
