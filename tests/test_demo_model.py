@@ -198,3 +198,6 @@ async def test_demo_open_questions_are_answered_in_their_own_words():
     enjoy = await answers("What do you enjoy most about your job?")
     for name, line in enjoy.items():
         assert any(x in line.casefold() for x in map(str.casefold, own(name, "likes"))), line
+    views = await answers("What do you think about our pricing?")
+    for line in views.values():
+        assert line.startswith(("On our pricing: ", "About our pricing? ")) and "goal" not in line, line

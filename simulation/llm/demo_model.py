@@ -359,7 +359,10 @@ def _answer_in_kind(p: _Persona, question: str, point: str, seed: str) -> str | 
         return _pick(seed + "k", [_stop(f"What I enjoy most{about} is {like}"), f"{_cap(like)}, every time."])
     if match := _THINK_OF.match(question):
         x = _as_said_by_me(match.group("x"))
-        return _pick(seed + "k", [_stop(f"On {x}: {_sentence(point)}"), _stop(f"About {x}? {_cap(_sentence(point))}")])
+        # An opinion, not a life goal: "About our pricing? My goal is to buy a house…" answers nothing.
+        opinion = _sentence(_most_relevant(x, [*p.beliefs, *(f"I'm all for {_sentence(y)}" for y in p.likes),
+                                               *(f"I'm wary of {_sentence(d)}" for d in p.dislikes)], seed) or point)
+        return _pick(seed + "k", [_stop(f"On {x}: {opinion}"), _stop(f"About {x}? {_cap(opinion)}")])
     return None
 
 
