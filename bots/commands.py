@@ -8,6 +8,7 @@ command, a console line) into the text after the command word.
 from __future__ import annotations
 
 import difflib
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,11 +118,17 @@ def help_text(command: str | None = None) -> str:
     return "\n".join(lines)
 
 
+#: An apostrophe inside a word ("What's", "O'Brien") is not a quote; it is kept aside while splitting.
+_APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")
+_KEPT_APOSTROPHE = "\ue000"
+
+
 def _split(text: str) -> list[str]:
     try:
-        return shlex.split(text)
+        words = shlex.split(_APOSTROPHE.sub(_KEPT_APOSTROPHE, text))
     except ValueError as error:
         raise CommandError(f"could not read the command: {error} (check your quotes)") from None
+    return [word.replace(_KEPT_APOSTROPHE, "'") for word in words]
 
 
 def _options(words: list[str], allowed: dict[str, str], usage: str) -> tuple[list[str], dict[str, str]]:

@@ -197,6 +197,13 @@ async def test_an_unquoted_question_is_read_up_to_its_question_mark_and_the_card
         "poll Ship on Friday? yes")
 
 
+async def test_an_apostrophe_in_a_word_is_not_an_open_quote(bot) -> None:
+    """"What's our plan?" and "O'Brien's fix" are words, not the start of a quoted string."""
+    assert cards(await bot.command("poll What's our plan for Q3? ship wait"))[0].title == "Poll: What's our plan for Q3?"
+    assert cards(await bot.command("poll \"Ship O'Brien's fix?\" yes no"))[0].title == "Poll: Ship O'Brien's fix?"
+    assert "check your quotes" in await bot.reply('poll "Ship on Friday? yes no')
+
+
 # -- duplicates ---------------------------------------------------------------------------------
 
 
