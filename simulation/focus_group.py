@@ -72,7 +72,13 @@ ProgressHook = Callable[[FocusProgress], Awaitable[None] | None]
 BetweenRounds = Callable[[int], Awaitable[str | None] | str | None]
 Stepper = Callable[[list[TinyPerson]], Awaitable[list[Event]]]
 
-FOLLOW_UP = "you've heard everyone now. Where do you agree or disagree with the others, and why?"
+def follow_up(others: list[str]) -> str:
+    """A later round's question for one persona, naming the others it heard (none in a group of one)."""
+    if not others:
+        return "thinking it over, what would you add to your answer, and why?"
+    heard = others[0] if len(others) == 1 else f"{', '.join(others[:-1])} and {others[-1]}"
+    them = "" if len(others) == 1 else " with them"
+    return f"you've heard {heard} now. Where do you agree or disagree{them}, and why?"
 
 
 class FocusGroup:
@@ -142,11 +148,11 @@ class FocusGroup:
     async def _drive(self) -> AsyncIterator[FocusTurn]:
         start = self.world.events[-1].id if self.world.events else 0
         for round_ in range(1, self.rounds + 1):
-            prompt = self.question
+            prompt: str | None = self.question
             if round_ > 1:
                 probes, self._pending = self._pending, []
                 self.asked_probes += probes
-                prompt = " ".join(probes) if probes else FOLLOW_UP
+                prompt = " ".join(probes) if probes else None  # None: each is asked about the others
                 if probes:
                     await self._progress(round_, "probe", None, f"round {round_}/{self.rounds}: the moderator asks: {prompt}")
             for agent in self.personas:
@@ -177,7 +183,9 @@ class FocusGroup:
         )
         await self._progress(self.rounds, "done", None, "focus group finished")
 
-    async def _turn(self, round_: int, agent: TinyPerson, prompt: str) -> FocusTurn:
+    async def _turn(self, round_: int, agent: TinyPerson, prompt: str | None) -> FocusTurn:
+        if prompt is None:
+            prompt = follow_up([self._labels[a.name] for a in self.personas if a is not agent])
         text = f"{self._labels[agent.name]}, {_after_name(prompt)}"
         asked = await self.world.talk_to(agent.name, text, source=self.moderator)
         produced = await self._step([agent])

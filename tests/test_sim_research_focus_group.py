@@ -176,3 +176,24 @@ async def test_demo_focus_group_second_round_reacts_to_someone_by_name_consisten
             assert reply.startswith("I see it differently from"), reply
             assert goes[named[0]] != goes[turn.persona], (turn.persona, reply, first)
             assert ("go ahead" in reply) == goes[turn.persona], reply
+
+
+async def test_later_rounds_name_who_was_heard_and_a_group_of_one_is_not_asked_about_others():
+    """Round 2 asks "Lisa, you've heard Oscar and Marcos now…"; demo answers react only to those named,
+    never to someone outside the group; a one-persona group is asked what it would add instead."""
+    w = world(DemoModel())
+    await w.broadcast("Should we ship on Friday?")
+    await w.run(1)  # everyone speaks before the focus group
+
+    trio = await FocusGroup(w, "Would you pay 5 euros a month for premium?", rounds=2, personas=["Lisa", "Oscar"]).run()
+    later = [t for t in trio.turns if t.round == 2]
+    assert [t.prompt for t in later] == [
+        "Lisa, you've heard Oscar now. Where do you agree or disagree, and why?",
+        "Oscar, you've heard Lisa now. Where do you agree or disagree, and why?",
+    ]
+    assert all("Marcos" not in line for t in later for line in t.said), [t.said for t in later]
+
+    alone = await FocusGroup(w, "Is our pricing fair?", rounds=2, personas=["Lisa"]).run()
+    second = next(t for t in alone.turns if t.round == 2)
+    assert second.prompt == "Lisa, thinking it over, what would you add to your answer, and why?"
+    assert not any(name in line for line in second.said for name in ("Oscar", "Marcos")), second.said

@@ -387,6 +387,9 @@ def _reaction(p: _Persona, text: str, seed: str, heard: list[tuple[str, str]], m
     the way it did, against them otherwise, and gives its own reason."""
     if not heard or not _ASKS_TO_REACT.search(text):
         return None
+    # "You've heard Tomasz and Henrik now": those named are the ones to react to, nobody else heard.
+    named = [(who, line) for who, line in heard if re.search(rf"\b{re.escape(who.split()[0])}\b", text)]
+    heard = named or heard
     own = next((lead_kind(line) for line in reversed(mine) if lead_kind(line)), None)
     # Each one's latest opinion: a later "I see it differently…" does not hide an earlier "Not yet".
     latest: dict[str, str | None] = {}
