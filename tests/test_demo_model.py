@@ -201,3 +201,31 @@ async def test_demo_open_questions_are_answered_in_their_own_words():
     views = await answers("What do you think about our pricing?")
     for line in views.values():
         assert line.startswith(("On our pricing: ", "About our pricing? ")) and "goal" not in line, line
+
+
+async def test_demo_choice_questions_offer_the_options_as_asked():
+    """"Should we use Postgres or MySQL?" is a choice of Postgres or MySQL — not of "Should we use
+    Postgres"; lists of three work; an article is kept only where the question had one; "…or wait?"
+    is a yes-or-no question."""
+    from simulation.persona import bundled_personas
+
+    model = DemoModel()
+    specs = [load_persona(path) for path in dict.fromkeys(bundled_personas().values())][:3]
+
+    async def replies(question: str) -> list[str]:
+        w = TinyWorld("demo", [TinyPerson(spec, model) for spec in specs], model=model)
+        await w.broadcast(question, source="you")
+        return [e.content for e in await w.run(1) if e.type == "TALK"]
+
+    for question, options in [("Should we use Postgres or MySQL?", ["Postgres", "MySQL"]),
+                              ("Is it better to hire juniors or seniors?", ["juniors", "seniors"]),
+                              ("Slack or Teams for the support channel?", ["Slack", "Teams"]),
+                              ("Should we pick React, Vue or Svelte?", ["React", "Vue", "Svelte"])]:
+        for line in await replies(question):
+            assert all(o in line for o in options), (question, line)
+            assert "Should we" not in line and "better to" not in line and "the Slack" not in line, line
+            assert "support channel" not in line, line
+    for line in await replies("Which would you rather buy for your home: a $300 smart speaker or a $300 robot vacuum?"):
+        assert "the $300 smart speaker" in line and "the $300 robot vacuum" in line, line
+    for line in await replies("Should we ship on Friday or wait?"):
+        assert line.startswith(("Yes", "I'd say yes", "Not yet", "I'd hold off", "Honestly, no")), line

@@ -19,11 +19,53 @@ from simulation.llm.base import ChatRequest, ChatResult, LanguageModel, Usage
 
 DEMO_MODEL_NAME = "demo"
 
-_CHOICE = re.compile(
-    r"(?:^|[:,]\s*|\b(?:buy|choose|pick|prefer|want|rather(?:\s+\w+)?)\s*:?\s*)"
-    r"(?:an?\s+|the\s+)?(?P<a>[^,?:;]+?)\s+or\s+(?:an?\s+|the\s+)?(?P<b>[^,?:;]+?)\s*[?.]",
-    re.IGNORECASE,
-)
+_OR = re.compile(r"\s+or\s+", re.IGNORECASE)
+_ARTICLE = re.compile(r"^(?:an?|the)\s+", re.IGNORECASE)
+#: Words after which an option's own name has ended: "Teams for the support channel" is Teams.
+_PREPOSITION = re.compile(r"^(?:for|in|at|on|with|to|during|by|from|this|next|instead)$", re.IGNORECASE)
+
+
+_NOT_A_CHOICE = {"not", "no", "wait", "later", "hold off", "skip it", "not at all", "what", "something else", "neither"}
+
+
+def _options_asked(text: str) -> list[tuple[str, bool]] | None:
+    """The options of a choice question ("Postgres or MySQL?", "React, Vue or Svelte?", "…: a $300
+    speaker or a $300 vacuum?"), each with whether it came with an article; None if it is not one.
+
+    The options are read from the question mark back: the last one ends at a preposition, and the
+    first is as long as the last (so "Should we use Postgres or MySQL?" offers Postgres, not "Should
+    we use Postgres")."""
+    if "?" not in text:
+        return None
+    clause = re.split(r"[.!:;]\s+", text[: text.index("?")])[-1]
+    parts = _OR.split(clause)
+    if len(parts) != 2:
+        return None
+    left, last = parts
+    last_words = last.split()
+    cut = next((i for i, w in enumerate(last_words) if i and _PREPOSITION.match(w)), len(last_words))
+    last_words = last_words[:cut]
+    items = [x.strip() for x in left.split(",")]
+    first_words = items[0].split()
+    size = len(last_words) + (1 if _ARTICLE.match(" ".join(last_words)) and not _ARTICLE.match(" ".join(first_words[-len(last_words):])) else 0)
+    if len(first_words) > size:
+        items[0] = " ".join(first_words[-max(size, 1):])
+    elif last_words and last_words[0][:1].islower():
+        items[0] = items[0][:1].lower() + items[0][1:]  # "Coffee or tea?": capital only as the question's start
+    options = [*items, " ".join(last_words)]
+    if options[-1].casefold() in _NOT_A_CHOICE:
+        return None  # "Should we ship on Friday or wait?" is a yes-or-no question
+    if any(not o or len(o.split()) > 6 for o in options):
+        return None
+    return [(_ARTICLE.sub("", o), bool(_ARTICLE.match(o))) for o in options]
+
+
+def _named(option: tuple[str, bool]) -> str:
+    """An option as a reply names it: "the $300 smart speaker", "Postgres", "remote work"."""
+    text, had_article = option
+    return f"the {text}" if had_article else text
+
+
 _WORD = re.compile(r"[a-zA-ZÀ-ÿ]{4,}")
 _STOP = {
     "that", "this", "with", "your", "would", "rather", "which", "what", "about", "have", "from",
@@ -212,24 +254,24 @@ class DemoModel(LanguageModel):
         return f"{said} \"{topic}\". I'll answer {lens}."
 
     def _reply(self, p: _Persona, text: str, seed: str) -> str:
-        match = _CHOICE.search(text)
+        asked = _options_asked(text)
         day_to_day = f"what I see day to day as {_a(p.occupation)}" if p.occupation else "what I see day to day"
         hook = _pick(seed + "hook", p.interests or p.likes or p.beliefs or [day_to_day])
-        if match:
-            a, b = match.group("a").strip(), match.group("b").strip()
+        if asked:
             mine = _words(p.all_text)
-            score_a, score_b = len(_words(a) & mine), len(_words(b) & mine)
-            choice, other = (a, b) if score_a > score_b else (b, a) if score_b > score_a else (
-                (a, b) if _pick(seed, "ab") == "a" else (b, a)
-            )
+            scores = [len(_words(o) & mine) for o, _ in asked]
+            best = [o for o, score in zip(asked, scores) if score == max(scores)]
+            choice = best["abcdefgh".index(_pick(seed, "abcdefgh"[: len(best)]))] if len(best) <= 8 else best[0]
+            others = [_named(o) for o in asked if o != choice]
+            other = " and ".join(others) if len(others) < 3 else f"{', '.join(others[:-1])} and {others[-1]}"
             reason = _pick(seed + "r", p.beliefs or p.likes or p.interests or ["it fits how I live"])
             opener = _pick(seed + "o", ["Honestly,", "For me,", "Easy one:", "Hmm,"] if p.casual else
                            ["I would choose", "My choice would be", "I'd go with"])
+            verb = "matters" if len(others) == 1 else "matter"
             if opener.endswith(","):
-                line = f"{opener} the {choice}. {_cap(_sentence(reason))}, and the {other} wouldn't change my days as much."
-            else:
-                line = f"{opener} the {choice}. {_cap(_sentence(reason))}; the {other} matters less to me."
-            return line
+                return (f"{opener} {_named(choice)}. {_cap(_sentence(reason))}, and {other} wouldn't change "
+                        "my days as much.")
+            return f"{opener} {_named(choice)}. {_cap(_sentence(reason))}; {other} {verb} less to me."
         wary = [f"I'm wary of {_sentence(d)}" for d in p.dislikes]
         relevant = _most_relevant(
             text,
