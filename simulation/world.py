@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import json
 import logging
+import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -113,21 +114,30 @@ class TinyWorld:
         return agent
 
     def find(self, name: str) -> TinyPerson | None:
-        """An agent by full name, or by first name when that is unambiguous; case-insensitive."""
-        key = name.strip().lstrip("@").casefold()
+        """An agent by full name, else by first name, else by surname (or any one part of its name),
+        each only when unambiguous; case and accents do not matter ("lindqvist", "Diego Hernandez")."""
+        key = _fold(name.strip().lstrip("@"))
         for agent in self._agents:
-            if agent.name.casefold() == key:
+            if _fold(agent.name) == key:
                 return agent
-        matches = [a for a in self._agents if a.first_name.casefold() == key]
-        return matches[0] if len(matches) == 1 else None
+        for part in (lambda a: a.first_name, lambda a: a.name.split()[-1], None):
+            if part is None:
+                matches = [a for a in self._agents if key in _fold(a.name).split()]
+            else:
+                matches = [a for a in self._agents if _fold(part(a)) == key]
+            if len(matches) == 1:
+                return matches[0]
+            if matches:
+                return None  # ambiguous: two people answer to it
+        return None
 
     def find_leading(self, text: str) -> tuple[TinyPerson, str] | None:
         """The persona whose name starts ``text``, and what follows it: ``"Priya Nair is the budget
         ok?"`` gives Priya Nair and ``"is the budget ok?"``. A full name is looked for first (the
         longest that fits), then a first name as ``find`` takes it; case does not matter."""
-        folded = text.strip().lstrip("@").casefold()
+        folded = _fold(text.strip().lstrip("@"))
         for agent in sorted(self._agents, key=lambda a: -len(a.name)):
-            name = agent.name.casefold()
+            name = _fold(agent.name)
             if folded.startswith(name) and (len(folded) == len(name) or not folded[len(name)].isalnum()):
                 return agent, text.strip().lstrip("@")[len(agent.name):].lstrip(" ,:;")
         first, _, rest = text.strip().partition(" ")
@@ -504,3 +514,9 @@ def _register(callbacks: list[Any], callback: Any) -> Callable[[], None]:
     """Add ``callback``; returns a function that removes it again (once, harmlessly twice)."""
     callbacks.append(callback)
     return lambda: callbacks.remove(callback) if callback in callbacks else None
+
+
+def _fold(text: str) -> str:
+    """``text`` compared as people type names: case and accents aside, one character for one
+    ("Hernández" and "hernandez" are the same, and a prefix keeps its length)."""
+    return "".join(unicodedata.normalize("NFKD", ch)[:1] for ch in text).casefold()

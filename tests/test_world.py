@@ -258,3 +258,19 @@ async def test_structured_fallback_keeps_the_world_running(server, stack):
     await world.broadcast("Still there?")
     events = await world.run(1)
     assert len(talks(events)) == 3
+
+
+def test_personas_are_found_by_surname_or_without_accents_when_unambiguous():
+    from simulation.llm.demo_model import DemoModel
+    from simulation.persona import PersonaSpec
+
+    model = DemoModel()
+    names = ("Diego Hernández", "Henrik Lindqvist", "Henrik Berg", "Troll Tina")
+    w = TinyWorld("names", [TinyPerson(PersonaSpec.from_data({"name": n}), model) for n in names], model=model)
+    assert w.find("lindqvist").name == "Henrik Lindqvist"
+    assert w.find("Diego Hernandez").name == "Diego Hernández"
+    assert w.find("hernandez").name == "Diego Hernández"
+    assert w.find("Tina").name == "Troll Tina"
+    assert w.find("Henrik") is None, "two Henriks: the first name alone is ambiguous"
+    agent, rest = w.find_leading("Diego Hernandez What do customers complain about?")
+    assert (agent.name, rest) == ("Diego Hernández", "What do customers complain about?")
