@@ -105,7 +105,9 @@ class Command:
 
 def help_text(command: str | None = None) -> str:
     if command:
-        key = command.strip().lower()
+        key = command.strip().lstrip("/").lower()  # "help /poll" asks about poll
+        if key in ("quit", "exit"):
+            return "In the console, `/quit` (or `/exit`, or Ctrl-D) leaves; the world is kept for the next start."
         matches = [s for n, s in SPECS.items() if n == key or n.startswith(key + " ")]
         if not matches:
             raise CommandError(f"there is no command {command!r}; `help` lists them all")

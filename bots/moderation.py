@@ -356,7 +356,9 @@ class Moderation:
         if entry is None or entry.channel_key != inv.channel.key:
             raise CommandError(f"there is no held message #{entry_id} in this channel; `review` lists them")
         if entry.status is not OutboxStatus.HELD:
-            raise CommandError(f"message #{entry_id} is not waiting for review (it is {entry.status.value})")
+            audit = await self.app.storage.audit_log(entry.channel_key)
+            rejected = any(a.outbox_id == entry_id and a.action == "reject" for a in audit)
+            raise CommandError(f"message #{entry_id} is not waiting for review: {_fate(entry, rejected)}")
         detail: dict[str, object] = {"persona": entry.persona, "reasons": entry.verdict.get("reasons", [])}
         if text is not None:
             detail.update({"before": entry.text, "after": text})
@@ -436,7 +438,8 @@ class Moderation:
             f"{totals.completion_tokens:,} completion tokens, ${totals.cost_usd:.4f}."
         ]
         for persona, row in sorted(ledger.by_persona(session.world.id).items(), key=lambda kv: kv[0] or ""):
-            lines.append(f"• {persona or '(world)'}: {row.calls:,} calls, {row.total_tokens:,} tokens, ${row.cost_usd:.4f}")
+            lines.append(f"• {persona or '(world)'}: {row.calls:,} call{'s' if row.calls != 1 else ''}, "
+                         f"{row.total_tokens:,} tokens, ${row.cost_usd:.4f}")
         budget = self.app.stack.budget
         if budget is not None:
             limits = budget.limits_for(session.world.id)
@@ -444,7 +447,7 @@ class Moderation:
         return Reply("\n".join(lines), private=True)
 
     async def _help(self, inv: CommandInvocation, cmd: Command, session: ChannelSession | None) -> Reply:
-        topic = cmd.args.get("topic")
+        topic = (cmd.args.get("topic") or "").lstrip("/") or None
         text = help_text(topic)
         title, _, body = text.partition("\n") if not topic else (f"Troupe: {topic}", "", text)
         return Reply(text, private=True, card=Card(title=title.rstrip(":"), text=body))
@@ -468,3 +471,17 @@ def _persona_names(world: TinyWorld, words: list[str]) -> list[str]:
         if agent.name not in names:
             names.append(agent.name)
     return names
+
+
+def _fate(entry: OutboxEntry, rejected: bool) -> str:
+    """What became of an outbox entry no longer held, in words."""
+    if entry.status is OutboxStatus.BLOCKED:
+        if rejected:
+            return "a moderator rejected it"
+        held = entry.verdict.get("action") == "hold"
+        return "it was dropped when the world was reset" if held else "verification blocked it"
+    return {
+        OutboxStatus.POSTED: "it is posted",
+        OutboxStatus.PENDING: "it is approved and on its way",
+        OutboxStatus.FAILED: "posting it failed",
+    }.get(entry.status, f"it is {entry.status.value}")

@@ -178,7 +178,7 @@ class Research:
         if points:
             body += "\n" + "\n".join(f"• {p}" for p in points)
         card = Card(title=f"Summary of “{world.name}”", text=body, fields=tuple(fields),
-                    footer=f"{_span(summary)}. {summary.disclaimer}", colour=COLOUR)
+                    footer=f"{_cap(_span(summary))}. {summary.disclaimer}", colour=COLOUR)
         return self._reply(card.as_text(), card=card)
 
     async def _position_fields(self, session: ChannelSession, summary: ConversationSummary) -> list[CardField]:
@@ -340,6 +340,10 @@ class Research:
 
 def _first_line(error: Exception) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _same_words(a: str, b: str) -> bool:

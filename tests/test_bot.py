@@ -40,6 +40,8 @@ async def test_help_and_mistakes_are_explained_privately(testbot):
     assert "did you mean `start` or `status`?" in await testbot.reply("stat")
     assert "`export` cannot write 'pdf': the formats are json, csv and md" in await testbot.reply("export pdf")
     assert "`export` needs a format: json, csv or md" in await testbot.reply("export")
+    assert (await testbot.reply("help /poll")).startswith('**Troupe: poll**\npoll "QUESTION" OPTION OPTION')
+    assert "`/quit` (or `/exit`, or Ctrl-D) leaves" in await testbot.reply("help quit")
     text = await testbot.reply("run lots")
     assert "whole number" in text and "Usage: run N" in text
     text = await testbot.reply("run 3")

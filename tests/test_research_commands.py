@@ -56,6 +56,7 @@ async def test_bad_polls_are_explained(bot) -> None:
 async def test_summary_card_quotes_what_was_said(bot) -> None:
     card = cards(await bot.command("summary"))[0]
     assert card.title == "Summary of “Pricing research”"
+    assert card.footer.startswith("Events #1–#"), card.footer
     session = bot.app.sessions.get("memory:general")
     said = {e.id: e.content for e in session.world.events if e.kind is EventKind.ACTION and e.type == "TALK"}
     assert card.fields, "each persona who spoke has a stance"

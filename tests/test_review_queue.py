@@ -61,7 +61,7 @@ async def test_approve_posts_it_once_and_is_audited(bot):
     sent = await bot.command(f"approve {entry.id}")
     posts = [s for s in sent if s.kind == "post"]
     assert [(p.identity, p.text) for p in posts] == [("Henrik Lindqvist", entry.text)]
-    assert "not waiting for review (it is posted)" in (await bot.command(f"approve {entry.id}"))[0].text
+    assert "not waiting for review: it is posted" in (await bot.command(f"approve {entry.id}"))[0].text
     assert len(bot.adapter.posts()) == 2
     audit = await bot.app.storage.audit_log("memory:general")
     assert [a.action for a in audit] == ["held", "approve"]
@@ -77,7 +77,7 @@ async def test_a_reset_drops_what_waited_for_review_and_says_so(bot):
     assert await held(bot) == []
     assert "No messages" in (await bot.reply("review")) or f"#{entry.id}" not in (await bot.reply("review"))
     answer = (await bot.command(f"approve {entry.id}"))[0].text
-    assert "not waiting for review" in answer, answer
+    assert "not waiting for review: it was dropped when the world was reset" in answer, answer
     assert [p.identity for p in bot.adapter.posts()] == ["Priya Nair"], "nothing of Henrik's was posted"
     assert (await bot.app.storage.get_outbox(entry.id)).status is OutboxStatus.BLOCKED
 
@@ -101,6 +101,7 @@ async def test_reject_never_posts(bot):
     assert (await bot.app.storage.get_outbox(entry.id)).status is OutboxStatus.BLOCKED
     assert all(p.identity != "Henrik Lindqvist" for p in bot.adapter.posts())
     assert "Nothing is waiting" in await bot.reply("review")
+    assert f"message #{entry.id} is not waiting for review: a moderator rejected it" in await bot.reply(f"reject {entry.id}")
 
 
 async def test_only_moderators_decide_and_only_in_their_channel(bot):
