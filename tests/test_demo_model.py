@@ -229,3 +229,26 @@ async def test_demo_choice_questions_offer_the_options_as_asked():
         assert "the $300 smart speaker" in line and "the $300 robot vacuum" in line, line
     for line in await replies("Should we ship on Friday or wait?"):
         assert line.startswith(("Yes", "I'd say yes", "Not yet", "I'd hold off", "Honestly, no")), line
+
+
+async def test_demo_replies_of_a_persona_with_few_fields_read_as_sentences():
+    """A persona with a job and a belief or two still speaks in whole, well-formed sentences: no goal
+    that is not one, no capital after a comma, no "as Data Scientist", no statement "is what comes to mind"."""
+    from simulation.persona import PersonaSpec
+    from simulation.polls import Poll, run_poll
+
+    model = DemoModel()
+    spec = PersonaSpec.from_data({"name": "Lisa Carter", "occupation": "Data Scientist",
+                                  "beliefs": ["Saying no to most requests is the job.", "Climate change needs action now."]})
+    said: list[str] = []
+    for n, text in enumerate(["The timetable changes next week.", "What about plan B?", "Any risks here?",
+                              "We hired two people.", "How should we plan the launch?", "Budget is tight.",
+                              "What do we do next?", "The demo went well.", "Thoughts on the roadmap?"] * 2):
+        w = TinyWorld("few", [TinyPerson(spec, model)], model=model)
+        await w.broadcast(f"{text} ({n})", source="Ana")
+        said += [e.content for e in await w.run(1) if e.type == "TALK"]
+        result = await run_poll(w, Poll(question=f"Pick one ({n})", options=["red", "blue"]))
+        said += [a.reason for a in result.answers]
+    assert len(said) >= 20
+    bad = [s for s in said if re.search(r"stays on my mind: what I see|, [A-Z][a-z]|as Data Scientist|is the job is what", s)]
+    assert not bad, bad

@@ -301,7 +301,8 @@ class DemoModel(LanguageModel):
         if "?" in text:
             point = _sentence(relevant or hook)
             # "I'm wary of X" is a whole clause; "quiet mornings" is a thing that comes to mind.
-            first_thought = point if re.match(r"(I\b|I'm\b|my goal\b)", point) else f"{point} is what comes to mind for me"
+            first_thought = point if re.match(r"(I\b|I'm\b|my goal\b)", point) or _CLAUSE.search(point) else (
+                f"{point} is what comes to mind for me")
             return _pick(seed, [
                 f"Speaking as {_a(p.occupation)}: {point}.",
                 f"Good question. My take: {point}.",
@@ -310,7 +311,8 @@ class DemoModel(LanguageModel):
         return _pick(seed, [
             f"That resonates. It reminds me of {_sentence(hook)}.",
             f"I see it a bit differently: {_sentence(relevant or _pick(seed + 'b', p.beliefs or [hook]))}.",
-            f"Agreed. As {_a(p.occupation)}, one goal stays on my mind: {_sentence(_pick(seed + 'c', p.goals or [hook]))}.",
+            f"Agreed. As {_a(p.occupation)}, one goal stays on my mind: {_sentence(_pick(seed + 'c', p.goals))}."
+            if p.goals else f"Agreed. As {_a(p.occupation)}, I see it the same way.",
         ])
 
     # -- memory -------------------------------------------------------------------------------
@@ -341,6 +343,9 @@ _YES_NO = re.compile(
     r"^(?:should|shall|can|could|would|will|do|does|did|is|are|was|were|have|has|must)\b",
     re.IGNORECASE,
 )
+#: A phrase that is a whole statement ("saying no to most requests is the job"), not a thing.
+_CLAUSE = re.compile(r"\b(?:is|are|was|were|should|must|need|needs|makes|fixes|has|have|can|will|comes?)\b",
+                     re.IGNORECASE)
 _NEGATION = re.compile(r"\b(?:no|not|never|nobody|nothing|none)\b|n't\b", re.IGNORECASE)
 _CAUTIOUS = ("sceptic", "skeptic", "cautious", "careful", "blunt", "critical", "dry")
 

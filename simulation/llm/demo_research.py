@@ -17,6 +17,7 @@ from typing import Any
 
 from simulation.llm.base import ChatRequest
 from simulation.llm.demo_model import (
+    _a,
     _cap,
     _most_relevant,
     _Persona,
@@ -527,9 +528,11 @@ def poll_answer(request: ChatRequest) -> dict[str, Any]:
         *(f"I'm wary of {_sentence(x)}" for x in p.dislikes),
         *(f"I care about {_sentence(x)}" for x in p.interests),
     ]
-    reason = _most_relevant(choice, reasons, seed) or f"it fits how I live as {p.occupation or 'me'}"
+    reason = _sentence(_most_relevant(choice, reasons, seed)
+                       or (f"it fits how I live as {_a(p.occupation)}" if p.occupation else "it fits how I live"))
     opener = _pick(seed + "o", ["Easy one.", "Honestly,", "For me it's clear."] if p.casual else ["I would choose this.", "On balance,", "For me,"])
-    return {"choice": choice, "reason": f"{opener} {_cap(_sentence(reason))}, so {choice} suits me best."}
+    # After "On balance," the reason goes on in lower case; after a full sentence it starts one.
+    return {"choice": choice, "reason": f"{opener} {reason if opener.endswith(',') else _cap(reason)}, so {choice} suits me best."}
 
 
 # -- summaries --------------------------------------------------------------------------------
