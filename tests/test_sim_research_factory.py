@@ -239,6 +239,10 @@ async def test_demo_model_follows_the_job_and_the_place_a_description_names():
         assert spec.residence == "Lisbon, Portugal"
     elsewhere = await PersonaFactory(DemoModel()).generate(2, "electricians in Germany")
     assert {s.occupation_title for s in elsewhere} == {"Electrician"} and {s.nationality for s in elsewhere} == {"German"}
+    # A place it has no names for is still where they live.
+    oslo = await PersonaFactory(DemoModel()).generate(2, "accountants in Oslo")
+    assert {s.residence for s in oslo} == {"Oslo"} and {s.occupation_title for s in oslo} == {"Accountant"}
+    assert {s.residence for s in await PersonaFactory(DemoModel()).generate(2, "teachers in Tokyo, Japan")} == {"Tokyo, Japan"}
 
 
 async def test_demo_people_in_a_named_job_are_of_working_age_unless_the_plan_says_otherwise():

@@ -343,7 +343,9 @@ def _job(text: str) -> tuple[str, str, str] | None:
 def _place(text: str, code: str | None) -> str | None:
     """The city a description names, as the country's list spells it ("in Lisbon" → "Lisbon, Portugal")."""
     if code is None:
-        return None
+        # A place the demo has no names for is still where they live: "accountants in Oslo" → "Oslo".
+        named = re.search(r"\b(?:in|from|around|near)\s+((?:[A-Z][\w'’.-]*)(?:(?:,\s*|\s+)[A-Z][\w'’.-]*)*)", text)
+        return named.group(1) if named else None
     lowered = _fold(text)
     return next((city for city in _NAMES[code][4] if re.search(rf"\b{re.escape(_fold(city.split(',')[0]))}\b", lowered)),
                 None)
