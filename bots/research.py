@@ -9,6 +9,7 @@ and says that the answers are simulated.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -22,6 +23,7 @@ from bots.commands import Command, CommandError
 from bots.exports import slug
 from simulation.disclaimer import disclaimer
 from simulation.enrichment import Enricher
+from simulation.events import Event, EventKind
 from simulation.extraction import ResultsExtractor, SchemaError, model_from_fields, model_from_json_schema
 from simulation.factory import PersonaFactory
 from simulation.focus_group import FocusGroup, FocusProgress, FocusReport
@@ -143,12 +145,10 @@ class Research:
         return True
 
     async def _focus_card(self, session: ChannelSession, report: FocusReport) -> Card:
-        summary = report.summary
-        fields = await self._position_fields(session, summary)
-        probes = f"\nProbes: {'; '.join(report.probes)}" if report.probes else ""
-        text = await session.vet_text(summary.overview)
-        points = [await session.vet_text(p) for p in summary.key_points[:8]]
-        body = text + ("\n" + "\n".join(f"• {p}" for p in points) if points else "") + probes
+        said = [e for turn in report.turns for e in turn.events if e.kind is EventKind.ACTION and e.type == "TALK"]
+        body, fields = await _summary_parts(session, report.summary, said, max_points=8)
+        if report.probes:
+            body += f"\nProbes: {'; '.join(report.probes)}"
         return Card(title=clip(f"Focus group: {report.question}", 240), text=body, fields=tuple(fields),
                     footer=f"{report.rounds} round(s), {len(report.turns)} turns. {report.disclaimer}", colour=COLOUR)
 
@@ -172,24 +172,12 @@ class Research:
         if world.events_first > (since or 0) and (since is not None or len(conversation(log)) < MAX_MESSAGES):
             log = await session.whole_log()
         summary = await Summarizer(self.model).summarize(world, since_event_id=since, events=log)
-        fields = await self._position_fields(session, summary)
-        points = [await session.vet_text(p) for p in summary.key_points[:10]]
-        body = await session.vet_text(summary.overview)
-        if points:
-            body += "\n" + "\n".join(f"• {p}" for p in points)
+        floor, last = summary.since_event_id or 0, summary.last_event_id or 0
+        said = [e for e in log if floor < e.id <= last and e.kind is EventKind.ACTION and e.type == "TALK"]
+        body, fields = await _summary_parts(session, summary, said, max_points=10)
         card = Card(title=f"Summary of “{world.name}”", text=body, fields=tuple(fields),
                     footer=f"{_cap(_span(summary))}. {summary.disclaimer}", colour=COLOUR)
         return self._reply(card.as_text(), card=card)
-
-    async def _position_fields(self, session: ChannelSession, summary: ConversationSummary) -> list[CardField]:
-        fields = []
-        for position in summary.positions:
-            quotes = " ".join(f"“{q.text}” (#{q.event_id})" for q in position.quotes[:2])
-            # A stance that only repeats its quote is said once, as the quote.
-            stance = "" if any(_same_words(position.stance, q.text) for q in position.quotes[:2]) else position.stance
-            value = await session.vet_text(f"{stance} {quotes}".strip(), persona=position.persona)
-            fields.append(CardField(name=position.persona, value=value))
-        return fields
 
     async def _poll(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         if not session.world.agents:
@@ -198,7 +186,13 @@ class Research:
             poll = Poll(question=cmd.args["question"], options=cmd.args["options"])
         except ValidationError as error:
             raise CommandError(f"{_problem(error)}: `{cmd.spec.usage}`") from None
-        result = await run_poll(session.world, poll, self.model)
+        asked = await run_poll(session.world, poll, self.model)
+        # A vote and its reason are one answer: when verification withholds the reason, the vote is
+        # not counted either (the tally would rest on an answer nobody may read, one that often says
+        # the persona broke character); the card names the persona and says why instead.
+        screen = _Screen(session)
+        reasons = {a.persona: await screen.words(a.persona, a.reason) for a in asked.answers}
+        result = asked.model_copy(update={"answers": [a for a in asked.answers if a.persona not in screen.withheld]})
         tally = result.tally()
         total = sum(tally.values()) or 1
         lines = []
@@ -206,10 +200,10 @@ class Research:
             voters = [a.persona for a in result.answers if (a.choice or ABSTAIN) == option]
             bar = "█" * round(10 * votes / total)
             lines.append(f"{option}: {votes} {bar}" + (f" ({', '.join(voters)})" if voters else ""))
-        fields = []
-        for answer in result.answers:
-            reason = await session.vet_text(answer.reason, persona=answer.persona)
-            fields.append(CardField(name=f"{answer.persona}: {answer.choice or 'abstained'}", value=reason))
+        fields = [CardField(name=f"{a.persona}: {a.choice or 'abstained'}", value=reasons[a.persona] or "")
+                  for a in result.answers]
+        fields += [CardField(name=f"{persona}: not counted", value=screen.say(persona, "vote and reason withheld"))
+                   for persona in screen.withheld]
         winner = result.winner()
         head = f"Most chosen: {winner}." if winner else "No single option leads."
         if cmd.args.get("unquoted"):
@@ -224,7 +218,14 @@ class Research:
         if not session.world.agents:
             return self._reply("This world has no personas to extract from yet.", private=True, failed=True)
         schema = self._extraction_schema(inv, cmd)
-        extraction = await ResultsExtractor(self.model).extract(session.world, schema, per_agent=True)
+        extracted = await ResultsExtractor(self.model).extract(session.world, schema, per_agent=True)
+        # Each persona's record is its words: one that verification withholds is left out and named,
+        # and the others are delivered.
+        screen = _Screen(session)
+        for persona, record in extracted.records.items():
+            await screen.words(persona, json.dumps(record.model_dump(mode="json", by_alias=True), ensure_ascii=False))
+        extraction = dataclasses.replace(
+            extracted, records={k: v for k, v in extracted.records.items() if k not in screen.withheld})
         note = extraction.disclaimer
         if cmd.args["format"] == "csv":
             body = f"# {note}\n" + extraction.to_csv()
@@ -234,8 +235,9 @@ class Research:
         if body.startswith("(withheld"):
             return self._reply(f"The extraction was not shared: {body}", private=True, failed=True)
         failed = f" Could not extract for: {', '.join(extraction.failed)}." if extraction.failed else ""
+        withheld = "".join(f" {persona}: {screen.say(persona, 'record withheld')}." for persona in screen.withheld)
         filename = f"extract-{slug(session.world.name)}.{cmd.args['format']}"
-        return self._reply(f"Extracted {len(extraction.records)} persona record(s).{failed} {note}",
+        return self._reply(f"Extracted {len(extraction.records)} persona record(s).{failed}{withheld} {note}",
                            file=(filename, body.encode()))
 
     def _extraction_schema(self, inv: CommandInvocation, cmd: Command) -> type[BaseModel]:
@@ -336,6 +338,90 @@ class Research:
         card = Card(title="Suggested next beat", text=await session.vet_text(beat.content), fields=tuple(fields),
                     footer=f"`story inject` delivers it. Suggested by {self.app.model_by}.", colour=COLOUR)
         return self._reply(card.as_text(), card=card, private=True)
+
+
+class _Screen:
+    """Vets the personas' words a card shows and remembers whose verification withheld.
+
+    A persona with any words withheld shows nothing of its own on that card (no stance, quote, reason
+    or vote presented as if it had been posted): the card names it once, with why and what to do, the
+    same way on every card.
+    """
+
+    def __init__(self, session: ChannelSession, unposted: dict[int, str] | None = None) -> None:
+        self.session = session
+        #: Messages of the world never posted (held or blocked), by event id, with why.
+        self.unposted = unposted or {}
+        #: Personas whose words are withheld, with why.
+        self.withheld: dict[str, str] = {}
+
+    async def words(self, persona: str, text: str) -> str | None:
+        """``text`` as ``persona``'s words may be shown, or None when they are withheld."""
+        if persona in self.withheld:
+            return None
+        shown, why = await self.session.vet(text, persona)
+        if why is not None:
+            self.withheld[persona] = why
+            return None
+        return shown
+
+    def withhold_unposted(self, persona: str, event_ids: list[int]) -> None:
+        """Withhold ``persona`` when any of ``event_ids`` (its messages the card draws on) was never posted."""
+        why = next((self.unposted[i] for i in event_ids if i in self.unposted), None)
+        if why is not None and persona not in self.withheld:
+            self.withheld[persona] = why
+
+    def say(self, persona: str, what: str = "answers withheld") -> str:
+        """Why ``persona``'s words are missing and what to do about it, after ``what`` happened to them."""
+        return (f"{what} by verification ({self.withheld[persona]}). To hear from {persona}, remove the persona "
+                f"(`persona remove {persona}`) and add it again with text verification lets through")
+
+    def fields(self, what: str = "answers withheld") -> list[CardField]:
+        return [CardField(name=persona, value=self.say(persona, what)) for persona in self.withheld]
+
+    def names(self, text: str) -> list[str]:
+        """The withheld personas ``text`` mentions, by full name or first name."""
+        return [p for p in self.withheld if re.search(rf"(?<!\w)(?:{re.escape(p)}|{re.escape(p.split()[0])})(?!\w)", text)]
+
+
+async def _summary_parts(session: ChannelSession, summary: ConversationSummary, said: list[Event],
+                         max_points: int) -> tuple[str, list[CardField]]:
+    """The text (overview and key points) and persona fields of a summary card, shared by the
+    summary and the focus group so both treat withheld words alike.
+
+    A persona is withheld when its stance and quotes are, when they quote a message that was never
+    posted, or when none of its messages in the summary was posted; key points that speak of a
+    withheld persona, or that verification withholds, are left out and counted.
+    """
+    screen = _Screen(session, await session.unposted())
+    positions = {}
+    for position in summary.positions:
+        quotes = position.quotes[:2]
+        screen.withhold_unposted(position.persona, [q.event_id for q in quotes])
+        own = [e.id for e in said if e.source == position.persona]
+        if own and all(i in screen.unposted for i in own):
+            screen.withhold_unposted(position.persona, own)
+        shown = " ".join(f"“{q.text}” (#{q.event_id})" for q in quotes)
+        # A stance that only repeats its quote is said once, as the quote.
+        stance = "" if any(_same_words(position.stance, q.text) for q in quotes) else position.stance
+        positions[position.persona] = await screen.words(position.persona, f"{stance} {shown}".strip())
+    points, left_out, reasons = [], 0, []
+    for point in summary.key_points[:max_points]:
+        shown, why = (None, None) if screen.names(point) else await session.vet(point)
+        if shown is None or why is not None:
+            left_out += 1
+            reasons += [why] if why and why not in reasons else []
+            continue
+        points.append(shown)
+    overview, why = await session.vet(summary.overview)
+    body = overview if why is None else f"(The overview was withheld by verification: {why}.)"
+    body += "".join(f"\n• {p}" for p in points)
+    if left_out:
+        because = f"verification withheld {'it' if left_out == 1 else 'them'} ({'; '.join(reasons)})" if reasons \
+            else f"{'it speaks' if left_out == 1 else 'they speak'} for answers withheld below"
+        body += f"\n({left_out} key point{'s' if left_out != 1 else ''} left out: {because}.)"
+    fields = [CardField(name=name, value=value) for name, value in positions.items() if value is not None]
+    return body, fields + screen.fields()
 
 
 def _first_line(error: Exception) -> str:

@@ -354,10 +354,23 @@ class ChannelSession:
     async def vet_text(self, text: str, persona: str | None = None) -> str:
         """``text`` as it may be shown in the channel: checked like a persona post (redactions kept);
         withheld, with the reason, when a check would hold or block it."""
+        shown, withheld = await self.vet(text, persona)
+        return shown if withheld is None else f"(withheld by verification: {withheld})"
+
+    async def vet(self, text: str, persona: str | None = None) -> tuple[str, str | None]:
+        """``text`` as it may be shown (redactions kept) and, when a check would hold or block it,
+        why: a card that withholds a persona's words says whose they were and why."""
         verdict = await self._check(text, persona or "", recent=[], max_length=100_000)
         if verdict.action.value in ("hold", "block"):
-            return "(withheld by verification: " + ("; ".join(verdict.reasons) or verdict.action.value) + ")"
-        return verdict.text
+            return text, "; ".join(verdict.reasons) or verdict.action.value
+        return verdict.text, None
+
+    async def unposted(self) -> dict[int, str]:
+        """This world's persona messages that verification held or blocked, by event id, with why:
+        the words are in the world's log but were never posted, so no card may quote them as said."""
+        entries = await self.services.storage.outbox_entries(self.record.id)
+        return {e.event_id: "; ".join(e.verdict.get("reasons") or []) or e.status.value for e in entries
+                if e.status in (OutboxStatus.HELD, OutboxStatus.BLOCKED)}
 
     async def _check(self, text: str, persona: str, *, recent: list[str], max_length: int) -> Verdict:
         """The channel's verdict on ``text`` as ``persona``'s; a check that errors holds it (fail closed)."""
