@@ -24,7 +24,7 @@ from simulation.clock import SimulatedClock
 from simulation.events import Event, EventKind
 from simulation.llm.base import LanguageModel
 from simulation.llm.errors import BudgetExceededError, ContentFilteredError, LLMError
-from simulation.turn_taking import POLICY_ADAPTER, ModeratorPolicy, TurnTakingPolicy, make_policy
+from simulation.turn_taking import POLICY_ADAPTER, ModeratorPolicy, RoundRobinPolicy, TurnTakingPolicy, make_policy
 
 log = logging.getLogger(__name__)
 
@@ -284,8 +284,12 @@ class TinyWorld:
         """One step: the policy's chosen agents (or ``only`` these) act; their words are delivered;
         the clock moves."""
         self._sync_time()
-        actors = list(only) if only is not None else await self.policy.select(self)
-        produced = await self._act(actors)
+        if only is not None:
+            produced = await self._act(list(only))
+        else:
+            actors = await self.policy.select(self)
+            produced = await self._act(actors)
+            self._turns_taken(actors, produced)
         self.clock.advance()
         return produced
 
@@ -307,8 +311,17 @@ class TinyWorld:
             await self._start_memory_work([])
             return None
         produced = await self._act(actors)
+        self._turns_taken(actors, produced)
         self.clock.advance()
         return produced
+
+    def _turns_taken(self, actors: list[TinyPerson], produced: list[Event]) -> None:
+        """Tell a round-robin policy which of the agents it chose spoke, so one that only thought keeps
+        its place. A step with other actors (``only``: asked, a focus group) leaves the rotation as it is."""
+        if isinstance(self.policy, RoundRobinPolicy):
+            speakers = {e.source for e in produced if e.type == ActionType.TALK.value}
+            for agent in actors:
+                self.policy.turn_taken(self, agent, agent.name in speakers)
 
     async def run_until_quiet(self, max_steps: int = 10) -> list[Event]:
         """Run until no agent has anything to react to (or ``max_steps`` steps have run)."""

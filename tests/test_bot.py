@@ -181,6 +181,21 @@ async def test_policies_ask_and_pick(testbot):
     assert "only personas you `pick` answer" in (await testbot.command("policy"))[0].text
 
 
+async def test_round_robin_with_exchanges_lets_every_persona_speak_in_turn(testbot):
+    """Four personas and one exchange make two steps a message: the same two used to answer every
+    message, and the other two only each other's remarks, which the demo mostly lets pass in thought."""
+    names = ["Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist", "Amara Okafor"]
+    await team(testbot, "general", *names)
+    await testbot.command("policy round_robin --exchanges 1")
+    speakers = []
+    for question in ("What should we ship first?", "How is the budget?", "Any risks with the migration?",
+                     "Who owns the rollout?", "Thoughts on hiring?", "Anything else?"):
+        speakers += [s.identity for s in await testbot.say(question, user="you") if s.kind == "post"]
+    assert set(speakers) == set(names), speakers
+    seats = [names.index(name) for name in speakers]
+    assert all(after == (before + 1) % len(names) for before, after in zip(seats, seats[1:])), speakers
+
+
 async def test_full_names_typed_without_quotes_name_the_persona_not_the_question(testbot):
     await team(testbot)
     await testbot.command("policy addressed --exchanges 0")

@@ -155,6 +155,22 @@ async def test_round_robin_takes_turns(server, stack):
     assert await world.run(1) == [], "after one round nobody has anything new"
 
 
+async def test_round_robin_a_turn_only_thought_keeps_its_place_once(server, stack):
+    """Oscar lets his turn pass in silence: he goes first the next time he has something new, not
+    Marcos after him. Passing again, he makes way, so one who never speaks holds up nobody."""
+    world = make_world(stack.model, policy="round_robin")
+    server.responder.silent.add("Oscar")
+    await world.broadcast("What should we ship first?")
+    events = await world.run(2)
+    assert [(e.source, e.type) for e in events if e.type in ("TALK", "THINK")] == [
+        ("Lisa Carter", "THINK"), ("Lisa Carter", "TALK"), ("Oscar", "THINK")]
+    await world.broadcast("And the budget?")
+    assert {e.source for e in await world.run(1)} == {"Oscar"}, "his place was kept"
+    await world.broadcast("Anything else?")
+    assert [s for s, _, _ in talks(await world.run(1))] == ["Marcos Almeida"]
+    assert world.policy.kept_place is None
+
+
 async def test_moderator_policy_runs_only_the_picked(server, stack):
     world = make_world(stack.model, policy="moderator")
     await world.broadcast("Thoughts?")
