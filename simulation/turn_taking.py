@@ -70,15 +70,19 @@ class RoundRobinPolicy(BaseModel):
 
 
 class ModeratorPolicy(BaseModel):
-    """Only the agents the moderator picked (``world.pick``) act, once per pick."""
+    """Only the agents the moderator picked (``world.pick``) act, once per pick.
+
+    A picked agent with nothing new to answer keeps its pick until it has: picked before a message,
+    it answers that message, instead of spending its turn on nothing.
+    """
 
     kind: Literal["moderator"] = "moderator"
     picks: list[str] = Field(default_factory=list)
 
     async def select(self, world: TinyWorld) -> list[TinyPerson]:
-        chosen = [world.get(name) for name in self.picks if world.find(name) is not None]
-        self.picks = []
-        return chosen
+        picked = [agent for name in self.picks if (agent := world.find(name)) is not None]
+        self.picks = [agent.name for agent in picked if not agent.has_unread()]
+        return [agent for agent in picked if agent.has_unread()]
 
 
 class SpeakerChoice(BaseModel):

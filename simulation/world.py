@@ -271,12 +271,16 @@ class TinyWorld:
         await self._emit(event)
         return event
 
-    def pick(self, *names: str) -> None:
-        """Choose who speaks next (moderator policy)."""
+    def pick(self, *names: str) -> list[TinyPerson]:
+        """Choose who speaks next (moderator policy): at the next step, or, for those with nothing new
+        to answer, once they have. Returns the picked personas that have nothing to answer yet."""
         if not isinstance(self.policy, ModeratorPolicy):
             raise WorldError(f"picking speakers needs the moderator policy (this world uses {self.policy.kind!r})")
-        for name in names:
-            self.policy.picks.append(self.get(name).name)
+        picked = [self.get(name) for name in names]
+        for agent in picked:
+            if agent.name not in self.policy.picks:  # picked twice, it still takes one turn
+                self.policy.picks.append(agent.name)
+        return [agent for agent in picked if not agent.has_unread()]
 
     # -- running ------------------------------------------------------------------------------
 

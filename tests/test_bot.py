@@ -196,6 +196,27 @@ async def test_round_robin_with_exchanges_lets_every_persona_speak_in_turn(testb
     assert all(after == (before + 1) % len(names) for before, after in zip(seats, seats[1:])), speakers
 
 
+async def test_a_pick_with_nothing_to_answer_is_kept_for_the_next_message(testbot):
+    """Picked in a quiet room, Priya and Henrik used to take empty turns and lose the pick: nobody
+    answered the next message either."""
+    await team(testbot)
+    await testbot.command("policy moderator")
+    sent = await testbot.command("pick Priya Henrik")
+    assert [s.text for s in sent] == [
+        "Next: Priya Nair, Henrik Lindqvist. Nothing to answer yet: the pick waits for the next message."]
+    sent = await testbot.say("What about the budget?")
+    assert [s.identity for s in sent if s.kind == "post"] == ["Priya Nair", "Henrik Lindqvist"]
+    session = testbot.app.sessions.get("memory:general")
+    assert not [e for e in session.world.events if e.content == "Nothing new to react to."]
+    assert [s.identity for s in await testbot.command("pick Tomasz") if s.kind == "post"] == ["Tomasz Kowalski"]
+    sent = await testbot.command("pick Tomasz Priya")
+    assert sent[0].text == ("Next: Priya Nair. Tomasz Kowalski has nothing new to answer yet, "
+                            "and will answer the next message.")
+    assert session.world.events[-1].source == "Priya Nair", "her turn now (a remark she may only think about)"
+    sent = await testbot.say("And the timeline?")
+    assert [s.identity for s in sent if s.kind == "post"] == ["Tomasz Kowalski"]
+
+
 async def test_full_names_typed_without_quotes_name_the_persona_not_the_question(testbot):
     await team(testbot)
     await testbot.command("policy addressed --exchanges 0")

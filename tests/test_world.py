@@ -182,6 +182,17 @@ async def test_moderator_policy_runs_only_the_picked(server, stack):
         world.pick("Nobody")
 
 
+async def test_a_pick_with_nothing_to_answer_waits_for_the_next_message(server, stack):
+    """Picked before anyone said anything, Oscar used to take an empty turn (a thought about nothing)
+    and the pick was gone by the time there was something to answer."""
+    world = make_world(stack.model, policy="moderator")
+    world.pick("Oscar")
+    assert await world.run(1) == [], "nothing to answer yet"
+    await world.broadcast("Thoughts?")
+    assert [s for s, _, _ in talks(await world.run(1))] == ["Oscar"]
+    assert await world.run(1) == [], "once per pick"
+
+
 async def test_model_policy_lets_the_model_pick_the_next_speaker(server, stack):
     world = make_world(stack.model, policy="model")
     server.responder.next_speaker = "Lisa Carter"
