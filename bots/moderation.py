@@ -297,6 +297,8 @@ class Moderation:
         if session.config.policy != "moderator":
             return Reply("`pick` works with the moderator policy: `policy moderator` first.", private=True, failed=True)
         waiting = {agent.name for agent in session.world.pick(*names)}
+        if waiting:  # no step stores the picks that wait; a restart meanwhile keeps them
+            await session.save_config()
         now = [name for name in names if name not in waiting]
         if not now:
             return Reply(f"Next: {', '.join(names)}. Nothing to answer yet: the pick waits for the next message.",

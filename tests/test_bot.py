@@ -204,9 +204,11 @@ async def test_a_pick_with_nothing_to_answer_is_kept_for_the_next_message(testbo
     sent = await testbot.command("pick Priya Henrik")
     assert [s.text for s in sent] == [
         "Next: Priya Nair, Henrik Lindqvist. Nothing to answer yet: the pick waits for the next message."]
+    session = testbot.app.sessions.get("memory:general")
+    stored = await testbot.app.storage.load_world(session.record.id)
+    assert stored.record.policy["picks"] == ["Priya Nair", "Henrik Lindqvist"], "kept across a restart"
     sent = await testbot.say("What about the budget?")
     assert [s.identity for s in sent if s.kind == "post"] == ["Priya Nair", "Henrik Lindqvist"]
-    session = testbot.app.sessions.get("memory:general")
     assert not [e for e in session.world.events if e.content == "Nothing new to react to."]
     assert [s.identity for s in await testbot.command("pick Tomasz") if s.kind == "post"] == ["Tomasz Kowalski"]
     sent = await testbot.command("pick Tomasz Priya")
