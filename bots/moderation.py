@@ -296,9 +296,20 @@ class Moderation:
         names = _persona_names(session.world, cmd.args["names"])
         if session.config.policy != "moderator":
             return Reply("`pick` works with the moderator policy: `policy moderator` first.", private=True, failed=True)
-        session.world.pick(*names)
+        waiting = {agent.name for agent in session.world.pick(*names)}
+        if waiting:  # no step stores the picks that wait; a restart meanwhile keeps them
+            await session.save_config()
+        now = [name for name in names if name not in waiting]
+        if not now:
+            return Reply(f"Next: {', '.join(names)}. Nothing to answer yet: the pick waits for the next message.",
+                         private=True)
+        later = "" if not waiting else (
+            f" {', '.join(n for n in names if n in waiting)} {'have' if len(waiting) > 1 else 'has'} nothing new "
+            "to answer yet, and will answer the next message.")
+        if session.paused:
+            return Reply(f"Next: {', '.join(now)}, after `resume` (“{session.world.name}” is paused).{later}", private=True)
         session.allow_steps(1)
-        return Reply(f"Next: {', '.join(names)}.", private=True)
+        return Reply(f"Next: {', '.join(now)}.{later}", private=True)
 
     async def _ask(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         # "ask Priya Nair Is the budget ok?": the full name, unquoted, is the persona's, not the question's.

@@ -36,10 +36,19 @@ class AddressedPolicy(BaseModel):
 
 
 class RoundRobinPolicy(BaseModel):
-    """One agent a step, taking turns in order among those with something new."""
+    """One agent a step, taking turns in order among those with something new.
+
+    An agent whose turn was only a thought keeps its place, once: it goes first the next time it has
+    something new. Else, when a message and its exchanges take as many steps as there are agents (or a
+    divisor of that), the same agents always answer people and the others only each other's remarks,
+    which they may let pass in silence every time.
+    """
 
     kind: Literal["round_robin"] = "round_robin"
+    #: Where the next turn starts looking: after the last agent who took a turn, or at one that kept its place.
     cursor: int = 0
+    #: The agent whose last turn was only a thought, and so is first again; None after a second pass.
+    kept_place: str | None = None
 
     async def select(self, world: TinyWorld) -> list[TinyPerson]:
         agents = world.agents
@@ -50,17 +59,30 @@ class RoundRobinPolicy(BaseModel):
                 return [agents[index]]
         return []
 
+    def turn_taken(self, world: TinyWorld, agent: TinyPerson, spoke: bool) -> None:
+        """After ``agent``'s turn: one that only thought keeps its place, unless it had kept it already
+        (an agent that never speaks must not hold up the others)."""
+        if spoke or self.kept_place == agent.name or agent not in world.agents:
+            self.kept_place = None
+            return
+        self.kept_place = agent.name
+        self.cursor = world.agents.index(agent)
+
 
 class ModeratorPolicy(BaseModel):
-    """Only the agents the moderator picked (``world.pick``) act, once per pick."""
+    """Only the agents the moderator picked (``world.pick``) act, once per pick.
+
+    A picked agent with nothing new to answer keeps its pick until it has: picked before a message,
+    it answers that message, instead of spending its turn on nothing.
+    """
 
     kind: Literal["moderator"] = "moderator"
     picks: list[str] = Field(default_factory=list)
 
     async def select(self, world: TinyWorld) -> list[TinyPerson]:
-        chosen = [world.get(name) for name in self.picks if world.find(name) is not None]
-        self.picks = []
-        return chosen
+        picked = [agent for name in self.picks if (agent := world.find(name)) is not None]
+        self.picks = [agent.name for agent in picked if not agent.has_unread()]
+        return [agent for agent in picked if agent.has_unread()]
 
 
 class SpeakerChoice(BaseModel):

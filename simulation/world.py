@@ -25,7 +25,7 @@ from simulation.clock import SimulatedClock
 from simulation.events import Event, EventKind
 from simulation.llm.base import LanguageModel
 from simulation.llm.errors import BudgetExceededError, ContentFilteredError, LLMError
-from simulation.turn_taking import POLICY_ADAPTER, ModeratorPolicy, TurnTakingPolicy, make_policy
+from simulation.turn_taking import POLICY_ADAPTER, ModeratorPolicy, RoundRobinPolicy, TurnTakingPolicy, make_policy
 
 log = logging.getLogger(__name__)
 
@@ -281,12 +281,16 @@ class TinyWorld:
         await self._emit(event)
         return event
 
-    def pick(self, *names: str) -> None:
-        """Choose who speaks next (moderator policy)."""
+    def pick(self, *names: str) -> list[TinyPerson]:
+        """Choose who speaks next (moderator policy): at the next step, or, for those with nothing new
+        to answer, once they have. Returns the picked personas that have nothing to answer yet."""
         if not isinstance(self.policy, ModeratorPolicy):
             raise WorldError(f"picking speakers needs the moderator policy (this world uses {self.policy.kind!r})")
-        for name in names:
-            self.policy.picks.append(self.get(name).name)
+        picked = [self.get(name) for name in names]
+        for agent in picked:
+            if agent.name not in self.policy.picks:  # picked twice, it still takes one turn
+                self.policy.picks.append(agent.name)
+        return [agent for agent in picked if not agent.has_unread()]
 
     # -- running ------------------------------------------------------------------------------
 
@@ -294,8 +298,12 @@ class TinyWorld:
         """One step: the policy's chosen agents (or ``only`` these) act; their words are delivered;
         the clock moves."""
         self._sync_time()
-        actors = list(only) if only is not None else await self.policy.select(self)
-        produced = await self._act(actors)
+        if only is not None:
+            produced = await self._act(list(only))
+        else:
+            actors = await self.policy.select(self)
+            produced = await self._act(actors)
+            self._turns_taken(actors, produced)
         self.clock.advance()
         return produced
 
@@ -317,8 +325,17 @@ class TinyWorld:
             await self._start_memory_work([])
             return None
         produced = await self._act(actors)
+        self._turns_taken(actors, produced)
         self.clock.advance()
         return produced
+
+    def _turns_taken(self, actors: list[TinyPerson], produced: list[Event]) -> None:
+        """Tell a round-robin policy which of the agents it chose spoke, so one that only thought keeps
+        its place. A step with other actors (``only``: asked, a focus group) leaves the rotation as it is."""
+        if isinstance(self.policy, RoundRobinPolicy):
+            speakers = {e.source for e in produced if e.type == ActionType.TALK.value}
+            for agent in actors:
+                self.policy.turn_taken(self, agent, agent.name in speakers)
 
     async def run_until_quiet(self, max_steps: int = 10) -> list[Event]:
         """Run until no agent has anything to react to (or ``max_steps`` steps have run)."""

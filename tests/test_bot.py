@@ -183,6 +183,44 @@ async def test_policies_ask_and_pick(testbot):
     assert "only personas you `pick` answer" in (await testbot.command("policy"))[0].text
 
 
+async def test_round_robin_with_exchanges_lets_every_persona_speak_in_turn(testbot):
+    """Four personas and one exchange make two steps a message: the same two used to answer every
+    message, and the other two only each other's remarks, which the demo mostly lets pass in thought."""
+    names = ["Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist", "Amara Okafor"]
+    await team(testbot, "general", *names)
+    await testbot.command("policy round_robin --exchanges 1")
+    speakers = []
+    for question in ("What should we ship first?", "How is the budget?", "Any risks with the migration?",
+                     "Who owns the rollout?", "Thoughts on hiring?", "Anything else?"):
+        speakers += [s.identity for s in await testbot.say(question, user="you") if s.kind == "post"]
+    assert set(speakers) == set(names), speakers
+    seats = [names.index(name) for name in speakers]
+    assert all(after == (before + 1) % len(names) for before, after in zip(seats, seats[1:])), speakers
+
+
+async def test_a_pick_with_nothing_to_answer_is_kept_for_the_next_message(testbot):
+    """Picked in a quiet room, Priya and Henrik used to take empty turns and lose the pick: nobody
+    answered the next message either."""
+    await team(testbot)
+    await testbot.command("policy moderator")
+    sent = await testbot.command("pick Priya Henrik")
+    assert [s.text for s in sent] == [
+        "Next: Priya Nair, Henrik Lindqvist. Nothing to answer yet: the pick waits for the next message."]
+    session = testbot.app.sessions.get("memory:general")
+    stored = await testbot.app.storage.load_world(session.record.id)
+    assert stored.record.policy["picks"] == ["Priya Nair", "Henrik Lindqvist"], "kept across a restart"
+    sent = await testbot.say("What about the budget?")
+    assert [s.identity for s in sent if s.kind == "post"] == ["Priya Nair", "Henrik Lindqvist"]
+    assert not [e for e in session.world.events if e.content == "Nothing new to react to."]
+    assert [s.identity for s in await testbot.command("pick Tomasz") if s.kind == "post"] == ["Tomasz Kowalski"]
+    sent = await testbot.command("pick Tomasz Priya")
+    assert sent[0].text == ("Next: Priya Nair. Tomasz Kowalski has nothing new to answer yet, "
+                            "and will answer the next message.")
+    assert session.world.events[-1].source == "Priya Nair", "her turn now (a remark she may only think about)"
+    sent = await testbot.say("And the timeline?")
+    assert [s.identity for s in sent if s.kind == "post"] == ["Tomasz Kowalski"]
+
+
 async def test_full_names_typed_without_quotes_name_the_persona_not_the_question(testbot):
     await team(testbot)
     await testbot.command("policy addressed --exchanges 0")

@@ -62,7 +62,7 @@ async def test_saved_world_is_plain_json_with_everything(server, tmp_path):
     await world.broadcast("Hello")
     await world.run(2)
     data = json.loads(world.to_json())
-    assert data["name"] == "research" and data["policy"] == {"kind": "round_robin", "cursor": 2}
+    assert data["name"] == "research" and data["policy"] == {"kind": "round_robin", "cursor": 2, "kept_place": None}
     assert len(data["agents"]) == 3 and data["agents"][0]["persona"]["name"] == "Lisa Carter"
     assert data["clock"]["step"] == 2 and len(data["events"]) == len(world.events)
     restored = TinyWorld.from_json(world.to_json(), stack.model)

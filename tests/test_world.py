@@ -155,6 +155,22 @@ async def test_round_robin_takes_turns(server, stack):
     assert await world.run(1) == [], "after one round nobody has anything new"
 
 
+async def test_round_robin_a_turn_only_thought_keeps_its_place_once(server, stack):
+    """Oscar lets his turn pass in silence: he goes first the next time he has something new, not
+    Marcos after him. Passing again, he makes way, so one who never speaks holds up nobody."""
+    world = make_world(stack.model, policy="round_robin")
+    server.responder.silent.add("Oscar")
+    await world.broadcast("What should we ship first?")
+    events = await world.run(2)
+    assert [(e.source, e.type) for e in events if e.type in ("TALK", "THINK")] == [
+        ("Lisa Carter", "THINK"), ("Lisa Carter", "TALK"), ("Oscar", "THINK")]
+    await world.broadcast("And the budget?")
+    assert {e.source for e in await world.run(1)} == {"Oscar"}, "his place was kept"
+    await world.broadcast("Anything else?")
+    assert [s for s, _, _ in talks(await world.run(1))] == ["Marcos Almeida"]
+    assert world.policy.kept_place is None
+
+
 async def test_moderator_policy_runs_only_the_picked(server, stack):
     world = make_world(stack.model, policy="moderator")
     await world.broadcast("Thoughts?")
@@ -164,6 +180,17 @@ async def test_moderator_policy_runs_only_the_picked(server, stack):
     assert {e.source for e in events} == {"Oscar"}
     with pytest.raises(WorldError, match="no persona named 'Nobody'"):
         world.pick("Nobody")
+
+
+async def test_a_pick_with_nothing_to_answer_waits_for_the_next_message(server, stack):
+    """Picked before anyone said anything, Oscar used to take an empty turn (a thought about nothing)
+    and the pick was gone by the time there was something to answer."""
+    world = make_world(stack.model, policy="moderator")
+    world.pick("Oscar")
+    assert await world.run(1) == [], "nothing to answer yet"
+    await world.broadcast("Thoughts?")
+    assert [s for s, _, _ in talks(await world.run(1))] == ["Oscar"]
+    assert await world.run(1) == [], "once per pick"
 
 
 async def test_model_policy_lets_the_model_pick_the_next_speaker(server, stack):
