@@ -251,6 +251,9 @@ class Adapter(ABC):
     #: Whether someone whose words get no answer (no world here, the world paused) is told why. A
     #: terminal has one person who would otherwise wait for nothing; a chat channel stays quiet.
     explains_silence: bool = False
+    #: What a person types before a command here ("/" in the console); command hints in replies
+    #: ("`start NAME` begins one") are written with it. Empty where the platform's own UI shows how.
+    command_prefix: str = ""
 
     @abstractmethod
     async def connect(self) -> None:

@@ -116,6 +116,7 @@ class ConsoleAdapter(Adapter):
         #: The terminal has no length limit; a persona's message is never split or cut.
         self.max_message_length = sys.maxsize
         self.explains_silence = True
+        self.command_prefix = "/"
         #: Set by the application: awaited before each scripted line and before a script ends.
         self.wait_idle: Callable[[], Awaitable[None]] | None = None
         self.channel = ChannelRef(platform="console", id="main", name="console")

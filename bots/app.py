@@ -15,6 +15,7 @@ from typing import Any
 
 from adapters.base import Adapter, AdapterError, AdapterEvent, AdapterState, CommandInvocation, IncomingMessage, free_path
 from bots.collector import QuietCollector
+from bots.commands import prefixed
 from bots.logs import log_context
 from bots.moderation import Moderation, Reply
 from bots.outbox import Outbox
@@ -436,17 +437,19 @@ class TroupeApp:
             if not adapter.explains_silence:
                 return
             if session is None:
-                await adapter.reply_private(event.user, event.channel, "Nobody heard that: this channel has no "
-                                            "world. `start NAME` begins one (`help` lists the commands).")
+                why = "Nobody heard that: this channel has no world. `start NAME` begins one (`help` lists the commands)."
             elif session.paused:
-                await adapter.reply_private(event.user, event.channel, f"“{session.world.name}” is paused: the "
-                                            "personas heard you and answer after `resume`.")
+                why = f"“{session.world.name}” is paused: the personas heard you and answer after `resume`."
+            else:
+                return
+            await adapter.reply_private(event.user, event.channel, prefixed(why, adapter.command_prefix))
 
     async def _answer(self, adapter: Adapter, invocation: CommandInvocation, reply: Reply) -> None:
         if reply.failed:
             adapter.command_failed(invocation)
         if not reply.text and reply.card is None and reply.file is None:
             return  # nothing to say (the answer is elsewhere, e.g. in an interview thread)
+        reply = with_command_prefix(reply, adapter.command_prefix)
         text = reply.text
         if reply.file is not None:
             filename, data = reply.file
@@ -495,3 +498,15 @@ class StoredAdapterState(AdapterState):
 def _log_failure(task: asyncio.Future) -> None:
     if not task.cancelled() and task.exception() is not None and not isinstance(task.exception(), StorageUnavailableError):
         log.error("background task failed", exc_info=task.exception())
+
+
+def with_command_prefix(reply: Reply, prefix: str) -> Reply:
+    """``reply`` (its text, and its card's text and footer) with command hints written as they are
+    typed on this platform ("`/start NAME`" in the console)."""
+    if not prefix:
+        return reply
+    card = reply.card
+    if card is not None:
+        card = card.model_copy(update={"text": prefixed(card.text, prefix),
+                                       "footer": prefixed(card.footer, prefix) if card.footer else card.footer})
+    return Reply(prefixed(reply.text, prefix), private=reply.private, file=reply.file, card=card, failed=reply.failed)

@@ -406,3 +406,12 @@ RESEARCH_PARSERS = {
     "story": _parse_story,
     "validate": _parse_validate,
 }
+
+
+_HINT = re.compile(r"`(?=(?:" + "|".join(sorted({n.split()[0] for n in SPECS}, key=len, reverse=True)) + r")\b)")
+
+
+def prefixed(text: str, prefix: str) -> str:
+    """``text`` with each command hint ("`start NAME`") written as it is typed here ("`/start NAME`")."""
+    return _HINT.sub(lambda _: f"`{prefix}", text) if prefix else text
+

@@ -38,6 +38,11 @@ async def test_help_and_mistakes_are_explained_privately(testbot):
     text = await testbot.reply("sumary --since 3")
     assert "unknown command 'sumary'" in text and "did you mean `summary`?" in text
     assert "did you mean `start` or `status`?" in await testbot.reply("stat")
+    # On a platform whose commands need no prefix the hints stay as they are; the console adds its slash.
+    from bots.app import with_command_prefix
+    from bots.moderation import Reply
+    reply = with_command_prefix(Reply("`stop` it first; `help` lists them; `stopped` is a word", failed=True), "/")
+    assert (reply.text, reply.failed) == ("`/stop` it first; `/help` lists them; `stopped` is a word", True)
     assert "`export` cannot write 'pdf': the formats are json, csv and md" in await testbot.reply("export pdf")
     assert "`export` needs a format: json, csv or md" in await testbot.reply("export")
     assert (await testbot.reply("help /poll")).startswith('**Troupe: poll**\npoll "QUESTION" OPTION OPTION')

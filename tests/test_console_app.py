@@ -153,8 +153,9 @@ async def test_the_console_says_why_nothing_answers(tmp_path):
     code, out, err = await troupe("console", "--script", str(script(
         tmp_path, "/pause", "Anyone there?", "/resume", "/stop", "Hello?")), env=env)
     assert code == 0, out + err
-    assert "“Team room” is paused: the personas heard you and answer after resume." in out
-    assert "Nobody heard that: this channel has no world. start NAME begins one" in out
+    # Hints name commands as they are typed here, with their slash.
+    assert "“Team room” is paused: the personas heard you and answer after /resume." in out
+    assert "Nobody heard that: this channel has no world. /start NAME begins one (/help lists the commands)." in out
 
 
 async def test_a_database_that_cannot_be_written_stops_the_console_with_what_to_do(tmp_path):
