@@ -92,6 +92,9 @@ SPECS: dict[str, CommandSpec] = {
     ]
 }
 
+#: The words commands start with ("persona add" starts with "persona"), sorted.
+COMMAND_WORDS = sorted({name.split()[0] for name in SPECS})
+
 
 @dataclass(frozen=True)
 class Command:
@@ -215,12 +218,11 @@ def parse_command(text: str, *, max_run_steps: int = 20) -> Command:
         return Command(name, {"name": " ".join(_split(arg))})
 
     if head not in SPECS:
-        known = sorted({n.split()[0] for n in SPECS})
-        close = difflib.get_close_matches(head.casefold(), known, n=2, cutoff=0.75)
+        close = difflib.get_close_matches(head.casefold(), COMMAND_WORDS, n=2, cutoff=0.75)
         if close:
             guess = " or ".join(f"`{name}`" for name in close)
             raise CommandError(f"unknown command {head!r}: did you mean {guess}? `help` lists every command")
-        raise CommandError(f"unknown command {head!r}; commands are: {', '.join(known)}. `help` explains each")
+        raise CommandError(f"unknown command {head!r}; commands are: {', '.join(COMMAND_WORDS)}. `help` explains each")
     spec = SPECS[head]
     words = _split(rest) if head not in ("ask", "edit", "approve", "reject", "probe") else []
 
@@ -408,7 +410,7 @@ RESEARCH_PARSERS = {
 }
 
 
-_HINT = re.compile(r"`(?=(?:" + "|".join(sorted({n.split()[0] for n in SPECS}, key=len, reverse=True)) + r")\b)")
+_HINT = re.compile(r"`(?=(?:" + "|".join(sorted(COMMAND_WORDS, key=len, reverse=True)) + r")\b)")
 
 
 def prefixed(text: str, prefix: str) -> str:

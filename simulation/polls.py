@@ -158,7 +158,6 @@ async def _answer(agent: TinyPerson, poll: Poll, model: LanguageModel) -> tuple[
         "persona": agent.persona_data,
         "question": poll.question,
         "options": poll.options,
-        "said": [a["said"] for a in answered],
         "answered": answered,
     }
     raw: str | None = None

@@ -507,7 +507,7 @@ def poll_answer(request: ChatRequest) -> dict[str, Any]:
     # and an option counts as a whole word ("no" is not in "not yet").
     # An answer opening "Not yet" or "Yes, I think so" to a question on the same matter is a vote too.
     about = _words(str(ctx.get("question", ""))) - _words(" ".join(options))
-    answered = ctx.get("answered") or [{"heard": "", "said": x} for x in ctx.get("said", [])]
+    answered = ctx.get("answered", [])
     stated, statement = None, ""
     for exchange in reversed(answered):
         line, heard = str(exchange.get("said", "")), str(exchange.get("heard", ""))
