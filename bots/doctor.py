@@ -14,7 +14,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel
@@ -201,6 +201,7 @@ async def check_model(settings: Settings, *, timeout_s: float = NETWORK_TIMEOUT_
         model = OpenAIModel.from_settings(llm.model_copy(update={"timeout_s": timeout, "concurrency": 1}))
     except ModelConfigurationError as error:
         return Check("model", False, str(error), "see README, “Using a real model”")
+    model.capabilities.configured_context_tokens = llm.context_tokens
     where = model.endpoint
     request = ChatRequest(messages=[Message(role="user", content="Reply with the word OK.")], max_tokens=16)
     started = time.perf_counter()
@@ -217,12 +218,67 @@ async def check_model(settings: Settings, *, timeout_s: float = NETWORK_TIMEOUT_
         return Check("model", False, f"{where} did not answer within {timeout:g}s",
                      "check that the server is up and not overloaded; a local model may still be loading")
     except LLMError as error:
+        await model.aclose()
         return Check("model", False, f"model {model.name} at {where}: {error}",
                      "check TROUPE_LLM_MODEL and TROUPE_LLM_BASE_URL")
+    except BaseException:
+        await model.aclose()
+        raise
+    latency = time.perf_counter() - started
+    try:
+        structured, context = await _server_profile(model, settings, timeout)
     finally:
         await model.aclose()
-    latency = time.perf_counter() - started
-    return Check("model", True, f"model {model.name} at {where} answered in {latency:.2f}s")
+    return Check("model", True, f"model {model.name} at {where} answered in {latency:.2f}s; {structured}; {context}")
+
+
+if TYPE_CHECKING:
+    from simulation.llm.openai_model import OpenAIModel
+
+
+class _Probe(BaseModel):
+    """The smallest shape a structured call can ask for: enough to walk the discovery ladder."""
+
+    ok: bool
+
+
+async def _server_profile(model: OpenAIModel, settings: Settings, timeout: float) -> tuple[str, str]:
+    """Discover, afresh, how the server takes a request for JSON and how large its context window
+    is; remember both for the bot and ``troupe simulate``. Returns the two lines to show."""
+    from simulation.llm.base import ChatRequest, Message
+    from simulation.llm.capabilities import SqliteProfileStore
+    from simulation.llm.errors import LLMError, StructuredOutputError
+
+    capabilities = model.capabilities
+    request = ChatRequest(
+        messages=[Message(role="user", content='Is the sky blue on a clear day? Answer as {"ok": true} or {"ok": false}.')],
+        max_tokens=64,
+    )
+    try:
+        await asyncio.wait_for(model.structured(request, _Probe), timeout + 1)
+    except StructuredOutputError:
+        mode = "structured output: the model gave no valid JSON (personas may answer in words only)"
+    except (LLMError, asyncio.TimeoutError) as error:
+        mode = f"structured output: not detected ({error or 'no answer in time'})"
+    else:
+        refused = capabilities.refusals
+        mode = f"structured output: {capabilities.structured_mode.describe()}" + (
+            f" ({refused} form{'s' if refused != 1 else ''} refused)" if refused else ""
+        )
+    window = capabilities.learned_context_tokens
+    configured = capabilities.configured_context_tokens
+    if window:
+        context = f"context window {window:,} tokens"
+        if configured and configured < window:
+            context += f" (prompts capped at {configured:,} by TROUPE_LLM_CONTEXT_TOKENS)"
+    elif configured:
+        context = f"context window {configured:,} tokens (TROUPE_LLM_CONTEXT_TOKENS)"
+    else:
+        context = "context window not reported by the server (set TROUPE_LLM_CONTEXT_TOKENS to its size)"
+    path = settings.llm_cache_path
+    if capabilities.key and path.exists():
+        await SqliteProfileStore(path).save_model_profile(capabilities.key, capabilities.profile().model_dump(mode="json"))
+    return mode, context
 
 
 # -- Discord --------------------------------------------------------------------------------

@@ -57,6 +57,11 @@ class LLMSettings(BaseModel):
     retry_base_delay_s: float = Field(default=1.0, ge=0)
     retry_max_delay_s: float = Field(default=60.0, ge=0)
 
+    #: Largest prompt, in tokens, sent to the model (its context window, or less); None lets the
+    #: server say. Persona turns drop their oldest verbatim moments to fit; the persona and the
+    #: memory summary always stay.
+    context_tokens: int | None = Field(default=None, ge=256)
+
     #: Most requests in flight at once, across all worlds.
     concurrency: int = Field(default=8, ge=1)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 
 class ActionType(str, Enum):
@@ -44,6 +44,17 @@ class AgentTurn(BaseModel):
 
     actions: list[Action] = Field(min_length=1)
     cognitive_state: CognitiveState
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> AgentTurn:
+        # A person always at least thinks: a turn that neither thinks nor talks before its DONE is
+        # a model that did not take the turn (small models open with DONE), so it is asked again.
+        for action in self.actions:
+            if action.type is ActionType.DONE:
+                break
+            if action.content:
+                return self
+        raise ValueError("the turn has no THINK or TALK with content before DONE")
 
     def meaningful_actions(self) -> list[Action]:
         """Actions worth recording: DONE and empty ones carry nothing."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -21,8 +22,11 @@ from simulation.actions import Action, ActionType, AgentTurn, CognitiveState
 from simulation.clock import DEFAULT_START
 from simulation.context import current_persona
 from simulation.fairness import fair_turn
-from simulation.llm.base import Attribution, ChatRequest, LanguageModel
-from simulation.llm.errors import LLMError
+from simulation.llm.base import Attribution, ChatRequest, ChatResult, LanguageModel, Message, schema_instruction
+from simulation.llm.errors import ContextLengthExceededError, LLMError, StructuredOutputError
+from simulation.llm.capabilities import StructuredMode
+from simulation.llm.schema import strict_json_schema
+from simulation.llm.tokens import estimated_prompt_tokens
 from simulation.memory import (
     Consolidation,
     Episode,
@@ -31,9 +35,32 @@ from simulation.memory import (
     SemanticMemory,
 )
 from simulation.persona import PersonaSpec
-from simulation.prompts import consolidation_messages, turn_messages
+from simulation.prompts import TURN_RULES, WORDS_RULES, consolidation_messages, turn_messages
+from simulation.words import spoken_words
 
 log = logging.getLogger(__name__)
+
+#: Moments shown verbatim when a prompt is retried after the server said it was too long.
+SHRUNK_MOMENTS = 4
+#: Most tokens a words-only turn may take: a few sentences.
+WORDS_MAX_TOKENS = 160
+#: Words-only calls a turn may make before it is given up.
+WORDS_TRIES = 2
+#: Tokens kept free in a context window for a turn's reply.
+TURN_REPLY_TOKENS = 512
+
+
+def reply_room(mode: StructuredMode) -> int:
+    """Tokens a turn needs besides its prompt: the reply, and the schema where it travels in the prompt."""
+    if mode.request_mode in (StructuredMode.JSON_SCHEMA_STRICT, StructuredMode.JSON_SCHEMA):
+        return TURN_REPLY_TOKENS
+    return TURN_REPLY_TOKENS + _schema_tokens()
+
+
+@lru_cache(maxsize=1)
+def _schema_tokens() -> int:
+    instruction = Message(role="system", content=schema_instruction(strict_json_schema(AgentTurn)))
+    return estimated_prompt_tokens([instruction])
 
 
 class TurnResult(BaseModel):
@@ -42,6 +69,8 @@ class TurnResult(BaseModel):
     actions: list[Action]
     model: str
     cached: bool = False
+    #: The model gave no valid turn: these are the persona's words alone (no thoughts, same state).
+    words_only: bool = False
 
 
 class AgentState(BaseModel):
@@ -217,37 +246,25 @@ class TinyPerson:
     async def _act(self, consolidate: bool) -> TurnResult:
         async with self._lock:
             await fair_turn()
+            capabilities = self.model.capabilities
+            await capabilities.ready()
             # Unread episodes already folded into the summary are not repeated verbatim.
             first_new = self._first_new
             past = self.episodic.between(self.episodic.consolidated_until, first_new)
             new = self.episodic.since(first_new)
             past, new, not_shown = _newest(past, new, self.memory_config.shown_at_most)
-            request = ChatRequest(
-                messages=turn_messages(
-                    name=self.name,
-                    persona=self.persona_data,
-                    world=self.world_name,
-                    situation=self.situation,
-                    summary=self.episodic.summary,
-                    facts=self.semantic.facts,
-                    state=self.cognitive_state.model_dump(),
-                    past=past,
-                    new=new,
-                    not_shown=not_shown,
-                ),
-                attribution=Attribution(world=self.world_id, persona=self.name),
-                task="agent_turn",
-                context={
-                    "name": self.name,
-                    "persona": self.persona_data,
-                    "stimuli": [e.model_dump(mode="json") for e in new],
-                    # What it said and heard lately: the offline demo model answers from these.
-                    "said": [e.content for e in past if e.kind == "action" and e.type == "TALK"][-3:],
-                    "earlier": [{"source": e.source, "content": e.content} for e in past
-                                if e.kind == "stimulus" and e.type == "CONVERSATION"][-8:],
-                },
-            )
-            turn, result = await self.model.structured(request, AgentTurn)
+            try:
+                turn, result, words_only = await self._turn(past, new, not_shown)
+            except ContextLengthExceededError as error:
+                # The server's window is smaller than the prompt: learn it, then try once more with
+                # only the newest moments (the persona whole, the memory summary kept).
+                if error.limit:
+                    await capabilities.learn_context(error.limit)
+                fewer_past, fewer_new, fewer_not_shown = _newest(past, new, SHRUNK_MOMENTS)
+                try:
+                    turn, result, words_only = await self._turn(fewer_past, fewer_new, fewer_not_shown, shrunk=True)
+                except ContextLengthExceededError as again:
+                    raise self._too_long(again) from again
             actions = _clean_actions(turn)
             step, time = self._now
             for action in actions:
@@ -265,7 +282,110 @@ class TinyPerson:
             self.cognitive_state = turn.cognitive_state
             if consolidate:
                 self.consolidate_later()
-            return TurnResult(actions=actions, model=result.model, cached=result.cached)
+            return TurnResult(actions=actions, model=result.model, cached=result.cached, words_only=words_only)
+
+    async def _turn(
+        self, past: list[Episode], new: list[Episode], not_shown: int, *, shrunk: bool = False
+    ) -> tuple[AgentTurn, ChatResult, bool]:
+        """One turn's model call(s): the structured turn, or the persona's words alone when the
+        model gives no valid turn (after its re-ask) or is known to give none. Returns the turn,
+        the call's result and whether it was words only."""
+        capabilities = self.model.capabilities
+        limit = capabilities.context_tokens
+        if limit:
+            past, new, not_shown = self._fit(past, new, not_shown, limit, shrunk=shrunk)
+        if not capabilities.words_only:
+            try:
+                turn, result = await self.model.structured(self._request(past, new, not_shown, TURN_RULES), AgentTurn)
+                await capabilities.turn_taken(words_only=False)
+                return turn, result, False
+            except StructuredOutputError as error:
+                log.info("%s: no valid turn, answering in words only: %s", self.name, error)
+                await capabilities.turn_taken(words_only=True)
+        request = self._request(past, new, not_shown, WORDS_RULES).model_copy(
+            update={"task": "agent_words", "max_tokens": WORDS_MAX_TOKENS}
+        )
+        heard = {e.source for e in [*past, *new] if e.source}
+        for attempt in range(WORDS_TRIES):
+            # A second try samples anew: a small model's first reply may be only echoed lines.
+            sent = request if attempt == 0 else request.model_copy(update={"seed": attempt, "temperature": 0.9})
+            result = await self.model.complete(sent)
+            words = spoken_words(result.text, self.name, heard, cut_off=result.finish_reason == "length")
+            if words:
+                break
+        else:
+            raise StructuredOutputError(f"{self.model.name} gave no words for {self.name}", raw=result.text)
+        turn = AgentTurn(actions=[Action(type=ActionType.TALK, content=words)], cognitive_state=self.cognitive_state)
+        return turn, result, True
+
+    def _request(self, past: list[Episode], new: list[Episode], not_shown: int, rules: str) -> ChatRequest:
+        bounded = self.model.capabilities.bounded_replies
+        return ChatRequest(
+            max_tokens=TURN_REPLY_TOKENS if bounded else None,
+            messages=turn_messages(
+                name=self.name,
+                persona=self.persona_data,
+                world=self.world_name,
+                situation=self.situation,
+                summary=self.episodic.summary,
+                facts=self.semantic.facts,
+                state=self.cognitive_state.model_dump(),
+                past=past,
+                new=new,
+                not_shown=not_shown,
+                rules=rules,
+            ),
+            attribution=Attribution(world=self.world_id, persona=self.name),
+            task="agent_turn",
+            context={
+                "name": self.name,
+                "persona": self.persona_data,
+                "stimuli": [e.model_dump(mode="json") for e in new],
+                # What it said and heard lately: the offline demo model answers from these.
+                "said": [e.content for e in past if e.kind == "action" and e.type == "TALK"][-3:],
+                "earlier": [{"source": e.source, "content": e.content} for e in past
+                            if e.kind == "stimulus" and e.type == "CONVERSATION"][-8:],
+            },
+        )
+
+    def _fit(
+        self, past: list[Episode], new: list[Episode], not_shown: int, limit: int, *, shrunk: bool
+    ) -> tuple[list[Episode], list[Episode], int]:
+        """The newest moments whose prompt fits ``limit`` tokens with room for the reply; the
+        persona and the memory summary always stay. Raises ``ContextLengthExceededError`` when even
+        the prompt with one moment does not fit."""
+        room = limit - reply_room(self.model.capabilities.structured_mode)
+        while True:
+            needed = estimated_prompt_tokens(self._request(past, new, not_shown, TURN_RULES).messages)
+            if needed <= room:
+                return past, new, not_shown
+            if past:
+                past, not_shown = past[1:], not_shown + 1
+            elif len(new) > 1:
+                new, not_shown = new[1:], not_shown + 1
+            else:
+                raise self._too_long(ContextLengthExceededError("", limit=limit, requested=needed))
+
+    def _too_long(self, error: ContextLengthExceededError) -> ContextLengthExceededError:
+        """The error a user reads when even the smallest prompt does not fit: which setting to raise."""
+        capabilities = self.model.capabilities
+        window = error.limit or capabilities.context_tokens
+        size = f" of {window:,} tokens" if window else ""
+        needs = f" (it needs about {error.requested:,})" if error.requested else ""
+        cap = capabilities.configured_context_tokens
+        setting = (
+            f"raise TROUPE_LLM_CONTEXT_TOKENS (now {cap:,}) and, if needed, the server's context size"
+            if cap and (not window or cap <= window)
+            else "raise the server's context size (llama.cpp: --n_ctx / -c; Ollama: num_ctx; vLLM: "
+            "--max-model-len; LM Studio: the model's context length) and set TROUPE_LLM_CONTEXT_TOKENS to match"
+        )
+        return ContextLengthExceededError(
+            f"{self.name}'s smallest prompt (persona, memory summary and the newest moment) does not fit "
+            f"the model's context window{size}{needs}: {setting}, or shorten the persona",
+            status=error.status,
+            limit=window,
+            requested=error.requested,
+        )
 
     async def listen_and_act(self, text: str, source: str = "someone") -> TurnResult:
         self.listen(text, source)
@@ -301,7 +421,15 @@ class TinyPerson:
 
     async def _consolidate(self, old: list[Episode]) -> None:
         try:
-            await self._fold(old)
+            try:
+                await self._fold(old)
+            except ContextLengthExceededError as error:
+                # Fold the older half now (the rest at a later turn) so the request fits the window.
+                if error.limit:
+                    await self.model.capabilities.learn_context(error.limit)
+                if len(old) < 2:
+                    raise
+                await self._fold(old[: len(old) // 2])
         except LLMError as error:
             log.warning("%s: memory consolidation failed, tried again after the next turn: %s", self.name, error)
         except Exception:

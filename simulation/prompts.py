@@ -80,8 +80,17 @@ TURN_RULES = (
 )
 
 
+#: The rules of a turn in words only, for a model that gives no valid JSON turn: the same voice,
+#: none of the shape.
+WORDS_RULES = (
+    "Write only what you say next in the chat, as yourself: one to three sentences, no name in front, "
+    "no JSON, no quotation marks, nobody else's lines. Talk like a person in a team chat: short, in "
+    "your own voice. Never say you are an AI or simulated. " + RULE
+)
+
+
 @lru_cache(maxsize=1024)
-def _system_prompt(name: str, persona_json: str, world: str | None, situation: str | None) -> str:
+def _system_prompt(name: str, persona_json: str, world: str | None, situation: str | None, rules: str) -> str:
     where = f' in "{world}"' if world else ""
     return "\n".join(
         [
@@ -90,14 +99,16 @@ def _system_prompt(name: str, persona_json: str, world: str | None, situation: s
             *([f"Situation: {situation}"] if situation else []),
             "Persona:",
             *render_persona(json.loads(persona_json)),
-            TURN_RULES,
+            rules,
         ]
     )
 
 
-def system_prompt(name: str, persona: dict[str, Any], world: str | None, situation: str | None) -> str:
-    """The stable part of every turn's prompt; built once per persona, world and situation."""
-    return _system_prompt(name, json.dumps(persona, ensure_ascii=False), world, situation)
+def system_prompt(
+    name: str, persona: dict[str, Any], world: str | None, situation: str | None, rules: str = TURN_RULES
+) -> str:
+    """The stable part of every turn's prompt; built once per persona, world, situation and rules."""
+    return _system_prompt(name, json.dumps(persona, ensure_ascii=False), world, situation, rules)
 
 
 def turn_messages(
@@ -112,12 +123,14 @@ def turn_messages(
     past: list[Episode],
     new: list[Episode],
     not_shown: int = 0,
+    rules: str = TURN_RULES,
 ) -> list[Message]:
     """The two messages of one agent turn: a stable system prefix and the changing present.
 
     ``not_shown``: episodes older than ``past`` (or ``new``) that are neither summarised yet nor shown.
+    ``rules``: what to return (``TURN_RULES``, or ``WORDS_RULES`` for a words-only turn).
     """
-    system = system_prompt(name, persona, world, situation)
+    system = system_prompt(name, persona, world, situation, rules)
     user: list[str] = []
     if summary:
         user += ["Earlier (your memory):", summary]

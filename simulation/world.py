@@ -40,6 +40,10 @@ class WorldError(Exception):
     """Misuse of a world: unknown agent, duplicate name, bad saved file."""
 
 
+#: The notice code of "this model gives words but no thoughts" (said once per world).
+WORDS_ONLY_NOTICE = "words_only"
+
+
 class WorldState(BaseModel):
     """A whole world as JSON: agents with memories, clock, policy, log."""
 
@@ -79,6 +83,7 @@ class TinyWorld:
         self.clock = clock or SimulatedClock()
         #: The event log, or (in a long-lived world restored from storage) its recent part.
         self.events: list[Event] = []
+        self._words_only_said = False
         #: How many events came before ``events[0]`` (kept by whoever stored them).
         self.events_first = 0
         #: What the others hear of a persona's words: the text to deliver, or None to hold it back.
@@ -374,6 +379,8 @@ class TinyWorld:
                     produced.append(await self._notice(agent, error))
                     continue
                 acted.append(agent)
+                if result.words_only:
+                    await self._words_only_notice(result.model)
                 for event in self._action_events(agent, result):
                     await self._emit(event)
                     produced.append(event)
@@ -439,6 +446,21 @@ class TinyWorld:
             events.append(event)
         # Emitted one after another right away, so ids follow the log's current end.
         return _renumber(events, self.event_count + 1)
+
+    async def _words_only_notice(self, model: str) -> None:
+        """Tell the moderator, once per world, that its model gives words but no thoughts."""
+        if self._words_only_said or any(
+            e.kind is EventKind.NOTICE and e.type == WORDS_ONLY_NOTICE for e in self.events
+        ):
+            self._words_only_said = True
+            return
+        self._words_only_said = True
+        await self._emit_notice(
+            WORDS_ONLY_NOTICE,
+            f"The model {model} gives words but no thoughts: it returned no valid turn in JSON, so "
+            "personas here answer in plain words, without thoughts or a changing mood. A larger model, "
+            "or a server with JSON support, gives whole turns.",
+        )
 
     async def _notice(self, agent: TinyPerson, error: LLMError) -> Event:
         if isinstance(error, ContentFilteredError):

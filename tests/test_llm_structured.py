@@ -65,22 +65,27 @@ async def test_falls_back_to_json_mode_and_remembers_it(model, fake_openai):
     second, _ = await model.structured(REQUEST, Turn)
 
     assert isinstance(first, Turn) and isinstance(second, Turn)
+    # OpenAI's refusal names the json_schema type, so the non-strict variant is skipped.
     assert formats(fake_openai) == ["json_schema", "json_object", "json_object"]
-    assert model.capabilities.structured_mode is StructuredMode.JSON_OBJECT
-    # Without json_schema the schema travels in the prompt.
+    assert model.capabilities.structured_mode is StructuredMode.JSON_OBJECT_SCHEMA
+    assert fake_openai.requests[1].body["response_format"]["schema"]["required"] == ["actions", "mood", "confidence"]
+    # Without json_schema the schema travels in the prompt too.
     assert '"confidence"' in fake_openai.requests[1].body["messages"][-1]["content"]
 
 
-async def test_falls_back_to_plain_text_with_the_schema_in_the_prompt(model, fake_openai):
+async def test_falls_back_to_the_schema_in_the_prompt(model, fake_openai):
     fake_openai.refuse_json_schema = fake_openai.refuse_json_object = True
 
     turn, _ = await model.structured(REQUEST, Turn)
     await model.structured(REQUEST, Turn)
 
     assert isinstance(turn, Turn)
+    # Each refusal names its type: json_object with a schema is the only json_object tried.
     assert formats(fake_openai) == ["json_schema", "json_object", None, None]
-    assert model.capabilities.structured_mode is StructuredMode.TEXT
-    assert any("structured output now uses text" in note for note in model.capabilities.notes)
+    assert model.capabilities.structured_mode is StructuredMode.PROMPT
+    assert model.capabilities.refusals == 2
+    assert any("now uses schema in the prompt" in note for note in model.capabilities.notes)
+    assert '"confidence"' in fake_openai.requests[2].body["messages"][-1]["content"]
 
 
 async def test_the_downgrade_is_shared_by_every_wrapper(fake_openai):

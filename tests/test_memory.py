@@ -112,10 +112,10 @@ async def test_a_failed_turn_leaves_memory_unchanged(server, tmp_path):
     stack = stack_for(server, tmp_path)
     oscar = TinyPerson(load_persona(AGENTS / "Oscar.agent.json"), stack.model)
     oscar.listen("Hi Oscar", "Ana")
-    server.fail("malformed_json", times=2)
-    from simulation.llm.errors import StructuredOutputError
+    server.fail("content_filter")
+    from simulation.llm.errors import ContentFilteredError
 
-    with pytest.raises(StructuredOutputError):
+    with pytest.raises(ContentFilteredError):
         await oscar.act()
     assert [e.kind for e in oscar.episodic.episodes] == ["stimulus"]
     assert oscar.has_unread(), "the stimulus is still there to answer"

@@ -10,7 +10,7 @@ Durability: a write that returned is committed. With ``synchronous=NORMAL`` in W
 process loses nothing that was committed; a power cut may lose the last commits but never leaves
 the file inconsistent.
 
-The LLM response cache may share the file: its table (``llm_responses``) is not one of ours and WAL
+The model layer (response cache, server profiles) may share the file: its tables (``llm_responses``, ``model_profiles``) are not ours and WAL
 lets both connect at once.
 """
 
@@ -218,7 +218,7 @@ CONNECTION_PRAGMAS = (
 
 #: Tables another part of Troupe may put in the file before the bot first opens it: the response
 #: cache shares the database unless ``llm.cache_path`` says otherwise.
-SHARED_TABLES = frozenset({"llm_responses"})
+SHARED_TABLES = frozenset({"llm_responses", "model_profiles"})
 _CREATED_TABLE = re.compile(r"CREATE TABLE (\w+)")
 
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from simulation.llm.capabilities import Capabilities, StructuredMode
 from simulation.llm.errors import ResponseFormatUnsupportedError, StructuredOutputError
 from simulation.llm.schema import strict_json_schema
 
@@ -94,37 +93,6 @@ class ChatResult(BaseModel):
     latency_s: float = 0.0
 
 
-class StructuredMode(str, Enum):
-    """How to ask for JSON, from strongest guarantee to weakest."""
-
-    JSON_SCHEMA = "json_schema"
-    JSON_OBJECT = "json_object"
-    TEXT = "text"
-
-
-@dataclass
-class Capabilities:
-    """What the underlying server has shown it supports; shared by a model and all its wrappers."""
-
-    structured_mode: StructuredMode = StructuredMode.JSON_SCHEMA
-    notes: list[str] = field(default_factory=list)
-
-    def downgrade(self, tried: StructuredMode, reason: str) -> bool:
-        """Step down from ``tried``; False when there is nothing weaker left.
-
-        Concurrent calls refused in the same mode step down once, not once each.
-        """
-        if self.structured_mode is not tried:
-            return True
-        order = list(StructuredMode)
-        index = order.index(tried)
-        if index + 1 >= len(order):
-            return False
-        self.structured_mode = order[index + 1]
-        self.notes.append(f"structured output now uses {self.structured_mode.value}: {reason}")
-        return True
-
-
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 
@@ -176,11 +144,25 @@ class LanguageModel(ABC):
     ) -> tuple[T, ChatResult]:
         """Run a completion whose reply must be a ``schema`` instance.
 
-        Asks with ``response_format: json_schema``; when the server refuses it, falls back to JSON
-        mode and then to plain text with the schema in the prompt (remembered for later calls).
-        The reply is always validated; on failure the model is asked once more with the
-        validation error. Raises ``StructuredOutputError`` when that fails too.
+        Asks in the strongest form the server has not refused (``Capabilities``): strict
+        ``json_schema``, then weaker ones down to the schema in the prompt; a refusal moves to the
+        next form at once and is remembered. The reply is always validated; on failure the model
+        is asked once more with the validation error. Raises ``StructuredOutputError`` when that
+        fails too.
         """
+        capabilities = self.capabilities
+        await capabilities.ready()
+        discovery = capabilities.discovery()
+        if discovery is not None:
+            async with discovery:  # the first call finds the mode; the others then use it
+                if not capabilities.confirmed:
+                    return await self._structured(request, schema, schema_name)
+        return await self._structured(request, schema, schema_name)
+
+    async def _structured(
+        self, request: ChatRequest, schema: type[T], schema_name: str | None
+    ) -> tuple[T, ChatResult]:
+        capabilities = self.capabilities
         name = schema_name or schema.__name__
         json_schema = strict_json_schema(schema)
         messages = list(request.messages)
@@ -188,7 +170,7 @@ class LanguageModel(ABC):
         raw = ""
         attempt = 0
         while attempt < 2:
-            mode = self.capabilities.structured_mode
+            mode = capabilities.structured_mode.request_mode
             sent = request.model_copy(
                 update={
                     "messages": _with_schema_instructions(messages, json_schema, mode),
@@ -198,17 +180,20 @@ class LanguageModel(ABC):
             try:
                 result = await self.complete(sent)
             except ResponseFormatUnsupportedError as error:
-                if self.capabilities.downgrade(mode, str(error)):
+                if await capabilities.refused(mode, str(error)):
                     continue
                 raise
+            capabilities.answered(mode)
             raw = result.text
             try:
                 if result.finish_reason == "length":
                     raise ValueError("the reply was cut off (finish_reason=length)")
                 value = schema.model_validate(parse_json_reply(raw))
-                return value, result
             except (ValueError, ValidationError) as error:
                 last_error = _describe(error)
+            else:
+                await capabilities.gave_valid(mode)
+                return value, result
             attempt += 1
             messages = [
                 *messages,
@@ -221,6 +206,7 @@ class LanguageModel(ABC):
                     ),
                 ),
             ]
+        await capabilities.gave_invalid(mode)
         raise StructuredOutputError(
             f"{self.name} gave no valid {name} after a re-ask: {last_error}",
             raw=raw,
@@ -263,8 +249,12 @@ class ModelWrapper(LanguageModel):
 
 
 def _response_format(mode: StructuredMode, name: str, schema: dict[str, Any]) -> dict[str, Any] | None:
-    if mode is StructuredMode.JSON_SCHEMA:
+    if mode is StructuredMode.JSON_SCHEMA_STRICT:
         return {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
+    if mode is StructuredMode.JSON_SCHEMA:
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+    if mode is StructuredMode.JSON_OBJECT_SCHEMA:
+        return {"type": "json_object", "schema": schema}
     if mode is StructuredMode.JSON_OBJECT:
         return {"type": "json_object"}
     return None
@@ -273,14 +263,20 @@ def _response_format(mode: StructuredMode, name: str, schema: dict[str, Any]) ->
 def _with_schema_instructions(
     messages: list[Message], schema: dict[str, Any], mode: StructuredMode
 ) -> list[Message]:
-    """Without json_schema support the schema travels in the prompt instead."""
-    if mode is StructuredMode.JSON_SCHEMA:
+    """Without a server that takes the schema (``json_schema``, or llama.cpp's ``json_object`` with a
+    ``schema``, which holds the reply to it by grammar) it travels in the prompt. A small model
+    given the schema beside a grammar tends to echo its wording instead of answering; a server
+    that ignores a ``json_object`` schema shows it by invalid replies and is moved down a rung."""
+    if mode in (StructuredMode.JSON_SCHEMA_STRICT, StructuredMode.JSON_SCHEMA, StructuredMode.JSON_OBJECT_SCHEMA):
         return messages
-    instruction = (
-        "Reply with only a JSON object, no prose, matching this JSON schema: "
-        + json.dumps(schema, separators=(",", ":"))
+    return [*messages, Message(role="system", content=schema_instruction(schema))]
+
+
+def schema_instruction(schema: dict[str, Any]) -> str:
+    """The prompt line that carries a schema (its tokens count towards a context window)."""
+    return "Reply with only a JSON object, no prose, matching this JSON schema: " + json.dumps(
+        schema, separators=(",", ":")
     )
-    return [*messages, Message(role="system", content=instruction)]
 
 
 def _describe(error: Exception) -> str:

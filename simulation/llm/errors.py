@@ -64,6 +64,18 @@ class ResponseFormatUnsupportedError(ModelRequestError):
     """The server refused the requested ``response_format`` (json_schema or json_object)."""
 
 
+class ContextLengthExceededError(ModelRequestError):
+    """The prompt does not fit the model's context window. ``limit`` is the window in tokens and
+    ``requested`` what the request needed, when the server said so."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, limit: int | None = None, requested: int | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.limit = limit
+        self.requested = requested
+
+
 class ContentFilteredError(LLMError):
     """The provider's safety system refused the prompt or the completion.
 

@@ -15,6 +15,7 @@ from config.settings import Settings
 from simulation.llm.base import LanguageModel
 from simulation.llm.budget import BudgetedModel, BudgetLimits
 from simulation.llm.cache import CachedModel
+from simulation.llm.capabilities import SqliteProfileStore
 from simulation.llm.defaults import RequestDefaultsModel
 from simulation.llm.limiter import ConcurrencyLimitedModel
 from simulation.llm.retry import RetryingModel
@@ -60,6 +61,11 @@ def build_model(settings: Settings, *, ledger: UsageLedger | None = None) -> Mod
     from simulation.llm.openai_model import OpenAIModel  # the client's import is slow; the demo needs none
 
     server = OpenAIModel.from_settings(llm)
+    capabilities = server.capabilities
+    # What discovery learns of this server is kept beside the response cache (the bot's database
+    # unless configured elsewhere), so a restart starts from it.
+    capabilities.store = SqliteProfileStore(settings.llm_cache_path)
+    capabilities.configured_context_tokens = llm.context_tokens
     layer: LanguageModel = ConcurrencyLimitedModel(server, llm.concurrency)
     layer = RetryingModel(
         layer,
@@ -86,6 +92,8 @@ def _describe(
     parts = [f"model {server.name} via {where} at {server.endpoint}"]
     parts.append(f"cache {settings.llm_cache_path}" if llm.cache else "no cache")
     parts.append(f"up to {llm.concurrency} requests at once")
+    if llm.context_tokens:
+        parts.append(f"prompts up to {llm.context_tokens:,} tokens")
     if llm.base_url is None and not server.azure and not pricing.is_known(server.name):
         parts.append("cost unknown (set TROUPE_LLM_PRICE_PROMPT_PER_MTOK to estimate it)")
     if not limits.unlimited:

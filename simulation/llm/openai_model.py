@@ -8,6 +8,7 @@ error from ``simulation.llm.errors`` whose message says what happened and what t
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
@@ -23,6 +24,7 @@ from simulation.llm.base import ChatRequest, ChatResult, LanguageModel, Usage
 from simulation.llm.errors import (
     AuthenticationFailedError,
     ContentFilteredError,
+    ContextLengthExceededError,
     LLMError,
     ModelConfigurationError,
     ModelConnectionError,
@@ -134,6 +136,14 @@ class OpenAIModel(LanguageModel):
         # says so, the request is adapted once and the adaptation is remembered.
         self._token_param = "max_tokens"
         self._send_temperature = True
+        # What this server + model can do is remembered under this key; a local server is asked
+        # for its context window the first time it is used.
+        self.capabilities.key = f"{self.endpoint}|{model}"
+        if not azure and "api.openai.com" not in self.endpoint:
+            self.capabilities.probe = self.server_context_tokens
+            self.capabilities.bounded_replies = True
+        else:
+            self.capabilities.object_schema = False
 
     # -- construction ----------------------------------------------------------------------
 
@@ -261,6 +271,31 @@ class OpenAIModel(LanguageModel):
     async def aclose(self) -> None:
         await self.client.close()
 
+    async def server_context_tokens(self) -> int | None:
+        """The context window the server runs the model with, from its information endpoints
+        (llama.cpp's ``/props``, vLLM's ``/v1/models``, LM Studio's ``/api/v0/models``, Ollama's
+        ``/api/show``), or None when none of them says."""
+        base = str(self.client.base_url).rstrip("/")
+        root = base[: -len("/v1")] if base.endswith("/v1") else base
+        for method, url, body, read in (
+            ("get", f"{root}/props", None, _llama_cpp_context),
+            ("get", f"{base}/models", None, lambda data: _vllm_context(data, self.name)),
+            ("get", f"{root}/api/v0/models/{self.name}", None, _lm_studio_context),
+            ("post", f"{root}/api/show", {"model": self.name}, _ollama_context),
+        ):
+            try:
+                options = {"timeout": PROBE_TIMEOUT_S}
+                if method == "get":
+                    raw = await self.client.get(url, cast_to=bytes, options=options)
+                else:
+                    raw = await self.client.post(url, cast_to=bytes, body=body, options=options)
+                found = read(json.loads(raw))
+            except (openai.OpenAIError, ValueError, TypeError, AttributeError):
+                continue
+            if isinstance(found, int) and found > 0:
+                return found
+        return None
+
     @property
     def where(self) -> str:
         return f"the model server at {self.endpoint}"
@@ -382,6 +417,21 @@ class OpenAIModel(LanguageModel):
                 "TROUPE_LLM_CONCURRENCY if this keeps happening",
                 retry_after=retry_after,
             )
+        if (overflow := _context_overflow(error, detail)) is not None:
+            limit, requested = overflow
+            return ContextLengthExceededError(
+                f"{self.where} says the prompt does not fit the model's context window ({detail})",
+                status=status,
+                limit=limit,
+                requested=requested,
+            )
+        # Some servers refuse an unsupported response_format with a 5xx (llama-cpp-python answers
+        # its validation error with HTTP 500): read the body before taking it for a passing fault.
+        if request.response_format is not None and _about_response_format(error, detail):
+            kind = request.response_format.get("type", "this response_format")
+            return ResponseFormatUnsupportedError(
+                f"{self.where} does not support response_format {kind} ({detail})", status=status
+            )
         if status >= 500:
             return ServerError(
                 f"{self.where} failed with HTTP {status} ({detail}); this is usually passing",
@@ -405,11 +455,6 @@ class OpenAIModel(LanguageModel):
                 f"{self.where} refused the prompt: its content filter flagged it ({detail}). "
                 "Rephrase the persona or scenario; retrying the same prompt will not help"
             )
-        if request.response_format is not None and _about_response_format(error, detail):
-            kind = request.response_format.get("type", "this response_format")
-            return ResponseFormatUnsupportedError(
-                f"{self.where} does not support response_format {kind} ({detail})", status=status
-            )
         if status == 404:
             target = "deployment" if self.azure else "model"
             setting = "TROUPE_LLM_AZURE_DEPLOYMENT" if self.azure else "TROUPE_LLM_MODEL"
@@ -423,6 +468,33 @@ class OpenAIModel(LanguageModel):
         )
 
 
+#: Seconds each information endpoint may take: they are a nicety, never worth a slow first turn.
+PROBE_TIMEOUT_S = 2.0
+
+
+def _llama_cpp_context(data: Any) -> int | None:
+    settings = data.get("default_generation_settings") or {}
+    return data.get("n_ctx") or settings.get("n_ctx")
+
+
+def _vllm_context(data: Any, model: str) -> int | None:
+    for entry in data.get("data") or []:
+        if isinstance(entry, dict) and entry.get("id") == model:
+            return entry.get("max_model_len")
+    return None
+
+
+def _lm_studio_context(data: Any) -> int | None:
+    return data.get("loaded_context_length") or None
+
+
+def _ollama_context(data: Any) -> int | None:
+    """Ollama runs a model with ``num_ctx`` tokens, when its parameters set one (else its own
+    default, which it does not report, and it trims longer prompts silently)."""
+    match = re.search(r"^num_ctx\s+(\d+)", data.get("parameters") or "", re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
 def _server_message(error: openai.APIStatusError) -> str:
     body = error.body
     if isinstance(body, Mapping):
@@ -432,14 +504,69 @@ def _server_message(error: openai.APIStatusError) -> str:
     return (error.message or f"HTTP {error.status_code}")[:300]
 
 
+#: Statuses a server refuses a request's parameters with: 400 and 422 by the book, 500 and 501
+#: from servers whose validation errors escape as server faults.
+_REFUSAL_STATUSES = (400, 422, 500, 501)
+
+
 def _about_response_format(error: openai.APIStatusError, detail: str) -> bool:
-    if error.status_code not in (400, 422):
+    if error.status_code not in _REFUSAL_STATUSES:
         return False
     param = (error.param or "").lower()
     if param.startswith("response_format"):
         return True
     text = f"{detail} {error.body}".lower()
     return any(word in text for word in _FORMAT_WORDS)
+
+
+_CONTEXT_WORDS = (
+    "context length",
+    "context_length",
+    "context window",
+    "context size",
+    "exceed_context_size",
+    "n_ctx",
+    "maximum context",
+)
+_CONTEXT_LIMIT = (
+    re.compile(r"maximum context length is (\d[\d,]*)"),  # OpenAI, Azure, vLLM
+    re.compile(r"exceed context window of (\d[\d,]*)"),  # llama-cpp-python
+    re.compile(r"context length of only (\d[\d,]*)"),  # LM Studio
+    re.compile(r"context (?:size|window|length)[^0-9]{0,20}(\d[\d,]*)"),
+)
+_CONTEXT_REQUESTED = (
+    re.compile(r"(?:resulted in|requested) (\d[\d,]*) tokens"),  # OpenAI, vLLM
+    re.compile(r"requested tokens \((\d[\d,]*)\)"),  # llama-cpp-python
+    re.compile(r"keep the first (\d[\d,]*) tokens"),  # LM Studio
+)
+
+
+def _context_overflow(error: openai.APIStatusError, detail: str) -> tuple[int | None, int | None] | None:
+    """``(window, requested)`` tokens when ``error`` says the prompt is longer than the context
+    window (either may be None if not said), else None. Wordings: OpenAI's
+    ``context_length_exceeded``, vLLM's "maximum context length", llama.cpp's
+    ``exceed_context_size_error`` with ``n_ctx``, llama-cpp-python's "exceed context window"."""
+    if error.status_code not in (*_REFUSAL_STATUSES, 413):
+        return None
+    body = error.body if isinstance(error.body, Mapping) else {}
+    text = f"{detail} {error.code or ''} {body.get('type') or ''} {error.body}".lower()
+    if not any(word in text for word in _CONTEXT_WORDS):
+        return None
+    limit = _first_number(_CONTEXT_LIMIT, text)
+    requested = _first_number(_CONTEXT_REQUESTED, text)
+    if isinstance(body.get("n_ctx"), int):
+        limit = body["n_ctx"]
+    if isinstance(body.get("n_prompt_tokens"), int):
+        requested = body["n_prompt_tokens"]
+    return limit, requested
+
+
+def _first_number(patterns: tuple[re.Pattern[str], ...], text: str) -> int | None:
+    for pattern in patterns:
+        match = pattern.search(text)
+        if match:
+            return int(match.group(1).replace(",", ""))
+    return None
 
 
 def _preview(value: Any) -> str:

@@ -68,3 +68,20 @@ def _schema_of(response_format: Mapping[str, Any] | None) -> Any:
     if not response_format or response_format.get("type") != "json_schema":
         return None
     return (response_format.get("json_schema") or {}).get("schema")
+
+
+#: Other models' tokenizers split text finer than o200k_base (a 32k or 49k vocabulary takes up to a
+#: quarter more tokens for English): a prompt sized for another server's window counts this many
+#: times its o200k_base tokens.
+FOREIGN_TOKENIZER_MARGIN = 1.25
+#: Tokens a chat template adds around each message (role markers, separators), at most.
+MESSAGE_FRAMING_TOKENS = 6
+
+
+def estimated_prompt_tokens(messages: Iterable[Message]) -> int:
+    """A cautious estimate of a prompt's tokens on any server: o200k_base counts with a margin for
+    finer tokenizers, plus each message's template framing. Used to fit a prompt to a context window
+    known in another tokenizer's tokens."""
+    messages = list(messages)
+    counted = count_request_tokens(messages)
+    return int(counted * FOREIGN_TOKENIZER_MARGIN) + MESSAGE_FRAMING_TOKENS * (len(messages) + 1)

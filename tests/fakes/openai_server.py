@@ -3,11 +3,15 @@
 It speaks the real wire format (response and error bodies, headers, the Azure deployment path),
 so the real ``openai`` client can be driven against it: nothing of ours is bypassed. Replies come
 from a script, a responder callable or a default rule; faults are injected on demand (``fail``) or
-at random (``chaos``, seeded), and counted in ``faults_injected``.
+at random (``chaos``, seeded), and counted in ``faults_injected``. A ``flavor`` makes it answer as
+another OpenAI-compatible server where they differ (``FLAVORS``: old Azure, llama-cpp-python, llama.cpp,
+Ollama, vLLM, LM Studio): which ``response_format`` is refused and how, and what a request past
+``context_tokens`` gets.
 
     async with FakeOpenAIServer() as server:
         server.fail("rate_limit", times=1, retry_after=0.05)
         server.chaos(0.2, seed=7)  # a fifth of the requests get a random fault
+        server.flavor, server.context_tokens = "llama_cpp_python", 2048
         client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-test")
 """
 
@@ -97,6 +101,225 @@ _MODERATION_RULES = (
 _PERSONA = re.compile(r"^\s*You are ([^,\n]+),")
 _SCHEMA_IN_PROMPT = re.compile(r"JSON schema:\s*", re.IGNORECASE)
 _TEXT_FIELDS = {"text", "message", "content", "reply", "body", "answer", "response"}
+
+
+# -- flavors: where OpenAI-compatible servers part ways ---------------------------------------------
+#
+# "OpenAI-compatible" covers the URL and the message shape; structured output and an over-long
+# prompt are where the servers differ, and where a client that only ever met OpenAI breaks. Each
+# builder below reproduces one server's answer, with the source of its wording.
+
+#: An error answer: HTTP status and JSON body.
+ErrorAnswer = tuple[int, dict[str, Any]]
+
+
+def _completion_budget(body: dict[str, Any]) -> int | None:
+    """The completion tokens a request reserves (``max_completion_tokens`` or ``max_tokens``)."""
+    budget = body.get("max_completion_tokens")
+    return budget if budget is not None else body.get("max_tokens")
+
+
+def _accepts_every_format(response_format: dict[str, Any]) -> ErrorAnswer | None:
+    return None
+
+
+def _azure_old_refusal(response_format: dict[str, Any]) -> ErrorAnswer | None:
+    """Azure before api-version 2024-08-01-preview knows json_object but not json_schema."""
+    # Wording: Azure/azure-sdk-for-net#46579, crmne/ruby_llm#600; body as the openai client printed
+    # it ("Error code: 400 - {'error': {'code': 'BadRequest', 'message': ...}}"), langgenius/dify#8994.
+    if response_format.get("type") != "json_schema":
+        return None
+    message = "response_format value as json_schema is enabled only for api versions 2024-08-01-preview and later"
+    return 400, {"error": {"code": "BadRequest", "message": message}}
+
+
+def _llama_cpp_python_refusal(response_format: dict[str, Any]) -> ErrorAnswer | None:
+    """llama-cpp-python's request model allows only text and json_object, and its error route answers 500.
+
+    The type is ``Literal["text", "json_object"]`` (llama_cpp/llama_types.py,
+    ``ChatCompletionRequestResponseFormat``). FastAPI's validation error is not an HTTPException, so
+    ``RouteErrorHandler`` (llama_cpp/server/errors.py) catches it as any exception: 500,
+    ``internal_server_error``, and ``str(error)`` — the repr of pydantic's error list — as the message.
+    """
+    kind = response_format.get("type")
+    if kind is None or kind in ("text", "json_object"):
+        return None
+    errors = [
+        {
+            "type": "literal_error",
+            "loc": ("body", "response_format", "type"),
+            "msg": "Input should be 'text' or 'json_object'",
+            "input": kind,
+            "ctx": {"expected": "'text' or 'json_object'"},
+        }
+    ]
+    return 500, error_body(str(errors), "internal_server_error")
+
+
+def _llama_cpp_refusal(response_format: dict[str, Any]) -> ErrorAnswer | None:
+    """llama-server reads json_schema and json_object (its schema as a grammar); other types are a 400."""
+    # ggml-org/llama.cpp tools/server/server-common.cpp: oaicompat_chat_params_parse throws
+    # invalid_argument, which format_error_response turns into invalid_request_error / 400.
+    kind = response_format.get("type")
+    if kind in (None, "text", "json_object", "json_schema"):
+        return None
+    message = f'response_format type must be one of "text" or "json_object", but got: {kind}'
+    return 400, {"error": {"code": 400, "message": message, "type": "invalid_request_error"}}
+
+
+def _lmstudio_refusal(response_format: dict[str, Any]) -> ErrorAnswer | None:
+    """LM Studio constrains output with json_schema only; json_object is refused (its error is a bare string)."""
+    # Body verbatim in LoadShine/tada#16 and whiteguo233/OpenBiliClaw#12. Earlier releases said only
+    # "must be 'json_schema'" (lmstudio-ai/lmstudio-bug-tracker#169, #189, #307).
+    if response_format.get("type") in (None, "text", "json_schema"):
+        return None
+    return 400, {"error": "'response_format.type' must be 'json_schema' or 'text'"}
+
+
+def _openai_overflow(body: dict[str, Any], prompt: int, limit: int) -> ErrorAnswer | None:
+    """OpenAI (and Azure): the messages alone, or the messages plus the completion budget, past the limit."""
+    # Body verbatim in chathub-dev/chathub#126 and biu9/cc98-summary#2; the "you requested" form in
+    # vitalio-sh/chatgpt-3.5-turbo#2.
+    completion = _completion_budget(body)
+    head = f"This model's maximum context length is {limit} tokens. However, "
+    if prompt > limit:
+        message = f"{head}your messages resulted in {prompt} tokens. Please reduce the length of the messages."
+    elif completion is not None and prompt + completion > limit:
+        message = (
+            f"{head}you requested {prompt + completion} tokens ({prompt} in the messages, {completion} in the "
+            "completion). Please reduce the length of the messages or completion."
+        )
+    else:
+        return None
+    return 400, error_body(message, "invalid_request_error", "messages", "context_length_exceeded")
+
+
+def _llama_cpp_python_overflow(body: dict[str, Any], prompt: int, limit: int) -> ErrorAnswer | None:
+    """llama-cpp-python refuses a prompt that fills the context; a too-large max_tokens is only trimmed.
+
+    ``Llama._create_completion`` raises "Requested tokens (N) exceed context window of M" when
+    ``N >= n_ctx`` (llama_cpp/llama.py); ``RouteErrorHandler`` rewrites it OpenAI's way, with the
+    request's own ``max_tokens`` — ``None`` when unset, printed as is (llama_cpp/server/errors.py).
+    """
+    if prompt < limit:
+        return None
+    completion = body.get("max_tokens")  # its request model has no max_completion_tokens
+    message = (
+        f"This model's maximum context length is {limit} tokens. However, you requested "
+        f"{(completion or 0) + prompt} tokens ({prompt} in the messages, {completion} in the completion). "
+        "Please reduce the length of the messages or completion."
+    )
+    return 400, error_body(message, "invalid_request_error", "messages", "context_length_exceeded")
+
+
+def _llama_cpp_overflow(body: dict[str, Any], prompt: int, limit: int) -> ErrorAnswer | None:
+    """llama-server refuses a prompt that fills the slot's context; generation just stops at the end of it."""
+    # ggml-org/llama.cpp tools/server/server-context.cpp (n_tokens >= slot.n_ctx, context shift off by
+    # default) and format_error_response (exceed_context_size_error -> 400); the token counts were
+    # added in ggml-org/llama.cpp#15780. Body verbatim in microsoft/vscode#320558.
+    if prompt < limit:
+        return None
+    message = f"request ({prompt} tokens) exceeds the available context size ({limit} tokens), try increasing it"
+    error = {"code": 400, "message": message, "type": "exceed_context_size_error"}
+    return 400, {"error": {**error, "n_prompt_tokens": prompt, "n_ctx": limit}}
+
+
+def _vllm_overflow(body: dict[str, Any], prompt: int, limit: int) -> ErrorAnswer | None:
+    """vLLM counts the completion budget too; without one, only a prompt that fills the context fails."""
+    # vllm-project/vllm vllm/entrypoints/openai/serving_engine.py (_validate_input, through v0.10);
+    # body nested under "error" since v0.10.1 (vllm-project/vllm#22099). Real bodies quoted in
+    # vllm-project/vllm#12886 and foundation-model-stack/fms-guardrails-orchestrator#511. Releases
+    # from v0.11 word it differently ("your request has N input tokens", "your prompt contains ...").
+    completion = _completion_budget(body)
+    head = f"This model's maximum context length is {limit} tokens. However, you requested "
+    if completion is None:
+        if prompt < limit:
+            return None
+        message = f"{head}{prompt} tokens in the messages, Please reduce the length of the messages."
+    elif prompt + completion <= limit:
+        return None
+    else:
+        message = (
+            f"{head}{prompt + completion} tokens ({prompt} in the messages, {completion} in the completion). "
+            "Please reduce the length of the messages or completion."
+        )
+    return 400, error_body(message, "BadRequestError", None, 400)
+
+
+def _lmstudio_overflow(body: dict[str, Any], prompt: int, limit: int) -> ErrorAnswer | None:
+    """LM Studio refuses a prompt it cannot keep whole in the loaded context (a bare-string error)."""
+    # Body verbatim in lmstudio-ai/lmstudio-bug-tracker#237 (the openai client's "Error code: 400 - ...");
+    # also #546 and cline/cline#3664. LM Studio 0.4 says "The number of tokens to keep from the initial
+    # prompt is greater than the context length (n_keep: N>= n_ctx: M)..." (Gitlawb/openclaude#353).
+    if prompt < limit:
+        return None
+    message = (
+        f"<LM Studio error> Trying to keep the first {prompt} tokens when context the overflows. However, the "
+        f"model is loaded with context length of only {limit} tokens, which is not enough. Try to load the model "
+        "with a larger context length, or provide a shorter input. Error Data: n/a, Additional Data: n/a"
+    )
+    return 400, {"error": message}
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """One server's answers where OpenAI-compatible servers differ: ``response_format`` and a long prompt."""
+
+    name: str
+    #: The error a ``response_format`` gets, or None when the server takes it.
+    refusal: Callable[[dict[str, Any]], ErrorAnswer | None] = _accepts_every_format
+    #: The error for ``(body, prompt tokens, context limit)``, or None when the request fits. A flavor
+    #: without one truncates an over-long prompt silently instead, and bills only what it kept.
+    overflow: Callable[[dict[str, Any], int, int], ErrorAnswer | None] | None = _openai_overflow
+    #: ``{"type": "json_object", "schema": {...}}`` is honoured: the schema becomes a grammar.
+    json_object_schema: bool = False
+    #: A bare ``json_object`` gets valid JSON of the model's own shape, not the one the prompt asks for.
+    json_object_off_schema: bool = False
+
+    def default_content(self, body: dict[str, Any]) -> str:
+        """What this server's model answers when nothing is scripted."""
+        response_format = body.get("response_format") or {}
+        if response_format.get("type") == "json_object":
+            schema = response_format.get("schema")
+            if self.json_object_schema and isinstance(schema, dict):
+                return json.dumps(instance_of(schema, persona=persona_name(body)))
+            if self.json_object_off_schema:
+                return json.dumps({"response": plain_reply(persona_name(body))})
+        return default_content(body)
+
+
+#: The servers the fake can behave as, by ``FakeOpenAIServer.flavor`` name.
+FLAVORS: dict[str, Flavor] = {
+    # OpenAI: json_schema (strict or not) and json_object. platform.openai.com/docs/guides/structured-outputs
+    "openai": Flavor("openai"),
+    # Azure OpenAI with an api-version before 2024-08-01-preview: json_schema refused, json_object taken.
+    # learn.microsoft.com/azure/ai-services/openai/how-to/structured-outputs (API support)
+    "azure_old": Flavor("azure_old", refusal=_azure_old_refusal),
+    # llama-cpp-python's server (python -m llama_cpp.server): json_object, with an optional "schema"
+    # turned into a grammar (abetlen/llama-cpp-python#1122, llama_cpp/llama_chat_format.py); without
+    # one only "some JSON" is enforced. json_schema fails validation (#1677, which would map it, is unmerged).
+    "llama_cpp_python": Flavor(
+        "llama_cpp_python",
+        refusal=_llama_cpp_python_refusal,
+        overflow=_llama_cpp_python_overflow,
+        json_object_schema=True,
+        json_object_off_schema=True,
+    ),
+    # llama.cpp's llama-server: json_schema reads json_schema.schema and never looks at "strict";
+    # json_object may carry "schema" (ggml-org/llama.cpp tools/server/server-common.cpp, README).
+    "llama_cpp": Flavor("llama_cpp", refusal=_llama_cpp_refusal, overflow=_llama_cpp_overflow, json_object_schema=True),
+    # Ollama's /v1: json_object becomes format "json", json_schema its schema (structured outputs since
+    # 0.5); "strict" and any other type are ignored without an error (ollama/ollama openai/openai.go,
+    # FromChatRequest). Past num_ctx the prompt is truncated with only a log line, "truncating input
+    # prompt", and prompt_eval_count is the context size (ollama/ollama#7987). Releases that run
+    # llama-server (0.30+) may pass its 400 through instead (ollama/ollama#17889): not modelled.
+    "ollama": Flavor("ollama", overflow=None),
+    # vLLM: json_schema and json_object through guided decoding, "strict" ignored
+    # (docs.vllm.ai/en/latest/features/structured_outputs.html).
+    "vllm": Flavor("vllm", overflow=_vllm_overflow),
+    # LM Studio: json_schema only (lmstudio.ai/docs/advanced/structured-output).
+    "lmstudio": Flavor("lmstudio", refusal=_lmstudio_refusal, overflow=_lmstudio_overflow),
+}
 
 
 @dataclass
@@ -252,7 +475,7 @@ def prompt_tokens(body: dict[str, Any]) -> int:
     return total
 
 
-def error_body(message: str, type_: str | None, param: str | None = None, code: str | None = None) -> dict:
+def error_body(message: str, type_: str | None, param: str | None = None, code: str | int | None = None) -> dict:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
@@ -266,6 +489,8 @@ class FakeOpenAIServer:
         api_key: str | None = None,
         latency: float = 0.0,
         hang_s: float = 30.0,
+        flavor: str = "openai",
+        context_tokens: int | None = None,
     ) -> None:
         #: Model name reported in responses.
         self.model = model
@@ -275,6 +500,11 @@ class FakeOpenAIServer:
         self.latency = latency
         #: How long a ``hang`` fault holds a request (it is released early when the server closes).
         self.hang_s = hang_s
+        #: Which server to behave as, by name in ``FLAVORS``: its refusals, context errors and JSON habits.
+        self.flavor = flavor
+        #: The model's context window in tokens: a longer request gets the flavor's context error (or,
+        #: for Ollama, is truncated). None: unlimited.
+        self.context_tokens = context_tokens
         self.refuse_json_schema = False
         self.refuse_json_object = False
         self.responder: Responder | None = None
@@ -294,6 +524,16 @@ class FakeOpenAIServer:
         self.port = 0
 
     persona_name = staticmethod(persona_name)
+
+    @property
+    def flavor(self) -> str:
+        return self._flavor.name
+
+    @flavor.setter
+    def flavor(self, name: str) -> None:
+        if name not in FLAVORS:
+            raise ValueError(f"unknown flavor {name!r}; choose one of {', '.join(FLAVORS)}")
+        self._flavor = FLAVORS[name]
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -385,6 +625,8 @@ class FakeOpenAIServer:
         self.responder = None
         self.moderation_responder = None
         self.refuse_json_schema = self.refuse_json_object = False
+        self.flavor = "openai"
+        self.context_tokens = None
 
     # -- handlers --------------------------------------------------------------------------
 
@@ -435,12 +677,23 @@ class FakeOpenAIServer:
             return _json(self._format_refusal("json_schema"), 400)
         if response_format == "json_object" and self.refuse_json_object:
             return _json(self._format_refusal("json_object"), 400)
+        error = self._flavor_error(body)
+        if error is not None:
+            status, payload = error
+            return _json(payload, status)
         reply = self._script.pop(0) if self._script else Reply(await self._respond(body))
         return _json(self._completion(body, reply, azure))
 
+    def _flavor_error(self, body: dict[str, Any]) -> ErrorAnswer | None:
+        """The flavor's refusal of the ``response_format``, else its context error past ``context_tokens``."""
+        refusal = self._flavor.refusal(body.get("response_format") or {})
+        if refusal is not None or self.context_tokens is None or self._flavor.overflow is None:
+            return refusal
+        return self._flavor.overflow(body, prompt_tokens(body), self.context_tokens)
+
     async def _respond(self, body: dict[str, Any]) -> str:
         if self.responder is None:
-            return default_content(body)
+            return self._flavor.default_content(body)
         content = self.responder(body)
         if inspect.isawaitable(content):
             content = await content
@@ -640,6 +893,8 @@ class FakeOpenAIServer:
 
     def _completion(self, body: dict[str, Any], reply: Reply, azure: bool) -> dict[str, Any]:
         prompt = prompt_tokens(body)
+        if self.context_tokens is not None and self._flavor.overflow is None:
+            prompt = min(prompt, self.context_tokens)  # truncated to fit, and billed for what was kept
         completion = count_tokens(reply.content or "")
         message: dict[str, Any] = {
             "role": "assistant",

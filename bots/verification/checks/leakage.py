@@ -39,10 +39,10 @@ _FALLBACK_RULES = (
 
 def _turn_rules() -> str:
     try:
-        from simulation.prompts import TURN_RULES
+        from simulation.prompts import TURN_RULES, WORDS_RULES
     except ImportError:  # the verification layer also runs on its own, e.g. in evaluations
         return _FALLBACK_RULES
-    return TURN_RULES
+    return f"{TURN_RULES}\n{WORDS_RULES}"
 
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\n+")
