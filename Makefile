@@ -49,7 +49,7 @@ test-models: install-models
 
 bench: install
 	@set -e; for b in tests/bench/[a-z]*.py; do \
-		case $$b in */soak*.py|*/fake_model_process.py) continue;; esac; \
+		case $$b in */soak*.py|*/fake_model_process.py|*/local_model.py) continue;; esac; \
 		m=$$(echo $$b | sed 's#/#.#g; s#\.py$$##'); \
 		echo "== $$m"; $(BIN)/python -m $$m; \
 	done

@@ -24,7 +24,7 @@ from simulation.agent import TinyPerson
 from simulation.disclaimer import disclaimer as disclaimer_line
 from simulation.events import Event, EventKind
 from simulation.llm.base import Attribution, ChatRequest, LanguageModel, Message
-from simulation.llm.errors import BudgetExceededError, LLMError
+from simulation.llm.errors import NOT_IN_SHAPE, BudgetExceededError, LLMError, StructuredOutputError
 from simulation.prompts import render_episode
 from simulation.world import TinyWorld
 
@@ -313,7 +313,9 @@ class ResultsExtractor:
             for agent, outcome in zip(agents, outcomes):
                 if isinstance(outcome, BudgetExceededError):
                     raise outcome
-                if isinstance(outcome, LLMError):
+                if isinstance(outcome, StructuredOutputError):
+                    failed[agent.name] = NOT_IN_SHAPE
+                elif isinstance(outcome, LLMError):
                     failed[agent.name] = str(outcome)
                 elif isinstance(outcome, BaseException):
                     raise outcome

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, create_model, field_validator
 from simulation.agent import TinyPerson
 from simulation.disclaimer import Labelled
 from simulation.llm.base import Attribution, ChatRequest, LanguageModel, Message
-from simulation.llm.errors import BudgetExceededError, LLMError
+from simulation.llm.errors import NOT_IN_SHAPE, BudgetExceededError, LLMError, StructuredOutputError
 from simulation.prompts import in_character_prompt, render_episode
 from simulation.world import TinyWorld
 
@@ -173,6 +173,8 @@ async def _answer(agent: TinyPerson, poll: Poll, model: LanguageModel) -> tuple[
             reply, result = await model.structured(request, reply_model, schema_name="PollAnswer")
         except BudgetExceededError:
             raise
+        except StructuredOutputError:
+            return PollAnswer(persona=agent.name, choice=None, reason=NOT_IN_SHAPE, raw_choice=raw), model_name
         except LLMError as error:
             return PollAnswer(persona=agent.name, choice=None, reason=f"no valid answer: {error}", raw_choice=raw), model_name
         model_name = result.model

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from simulation.disclaimer import Labelled
 from simulation.events import Event, EventKind
 from simulation.llm.base import Attribution, ChatRequest, LanguageModel, Message
+from simulation.llm.errors import NOT_IN_SHAPE, StructuredOutputError
 from simulation.world import TinyWorld
 
 __all__ = ["MAX_CHARS", "MAX_MESSAGES", "ConversationSummary", "PersonaPosition", "Quote", "Summarizer", "check_quotes"]
@@ -74,6 +75,8 @@ _SYSTEM = (
     "and for every persona who spoke their stance with 1-3 short quotes. Quote words exactly as "
     "written in one message and give that message's [#id]. Do not invent or paraphrase quotes."
 )
+
+_WORDS_SYSTEM = "You summarise a group conversation for a researcher in three plain sentences: no lists, no JSON."
 
 
 class Summarizer:
@@ -136,7 +139,16 @@ class Summarizer:
                 ],
             },
         )
-        draft, result = await self.model.structured(request, SummaryDraft)
+        try:
+            draft, result = await self.model.structured(request, SummaryDraft)
+        except StructuredOutputError:
+            # A model that cannot give the summary's shape still gives an overview in words; stances
+            # and quotes, which must be checked against the events, are left out and the card says so.
+            words = request.model_copy(update={"messages": [
+                Message(role="system", content=_WORDS_SYSTEM), *request.messages[1:]], "max_tokens": 300})
+            result = await self.model.complete(words)
+            draft = SummaryDraft(overview=f"{result.text.strip()} ({NOT_IN_SHAPE}: no stances or quotes)",
+                                 key_points=[], positions=[])
         positions, dropped = check_quotes(draft.positions, window, known=set(speakers), world=world)
         return ConversationSummary(
             model_name=result.model,

@@ -123,6 +123,11 @@ async def test_sigterm_mid_conversation_stops_in_time_and_nothing_is_posted_twic
             assert "in the console channel (standard input)" in started
             await bind(rooms, PERSONAS, db=db, discord=discord, slack=slack, bot=bot, timeout=30)
 
+            # A first round lets the model layer learn the server's structured-output mode (its very
+            # first call goes alone), so the next round's turns are all in flight at once.
+            await say(0)
+            await _until(lambda: len(answers(0)) == 9, 30, "the first round's answers")
+
             # SIGTERM while every channel's personas are still thinking: their answers are posted before
             # the process exits.
             await say(1)

@@ -63,7 +63,8 @@ async def test_a_working_model_answers_and_its_latency_is_reported(tmp_path):
     model = by_name(checks)["model"]
     assert model.ok is True
     assert f"model gpt-4o-mini at {server.base_url} answered in" in model.detail
-    assert len(server.requests) == 1, "one tiny completion, nothing else"
+    assert len(server.requests) == 2, "one tiny completion and one tiny structured call, nothing else"
+    assert "structured output: json_schema (strict)" in model.detail
     assert API_KEY not in text_of(checks) and API_KEY[:8] not in text_of(checks)
 
 

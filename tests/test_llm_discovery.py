@@ -306,7 +306,7 @@ def long_history(agent: TinyPerson, moments: int = 50) -> None:
         agent.listen(f"Point {i}: the rollout plan needs another review of the database migration, " * 4, "Henrik")
 
 
-@pytest.mark.parametrize("flavor", ["openai", "vllm", "llama_cpp", "llama_cpp_python", "lmstudio"])
+@pytest.mark.parametrize("flavor", ["openai", "llama_cpp_python", "lmstudio"])
 async def test_a_prompt_past_the_window_is_shrunk_and_retried_once(flavor):
     async with FakeOpenAIServer(flavor=flavor, context_tokens=2500) as server:
         model = backend(server)
@@ -349,3 +349,74 @@ async def test_when_even_the_smallest_prompt_does_not_fit_the_user_is_told_what_
     assert "does not fit the model's context window of 120 tokens" in message
     assert "--n_ctx" in message and "TROUPE_LLM_CONTEXT_TOKENS" in message
     assert priya.has_unread(), "nothing was lost: the question waits"
+
+
+# -- research on a weak model ---------------------------------------------------------------------------
+
+
+async def test_a_poll_on_a_weak_model_names_who_could_not_answer_and_keeps_the_rest(fake_openai):
+    from simulation.polls import Poll, run_poll
+    from tests.fakes.openai_server import persona_name
+
+    model = backend(fake_openai)
+    world = TinyWorld("Team room", [person(model), person(model, "Henrik Lindqvist")], model=model)
+    fake_openai.responder = lambda body: (
+        "yes, probably" if persona_name(body) == "Henrik Lindqvist" else json.dumps({"choice": "yes", "reason": "It pays off."})
+    )
+    result = await run_poll(world, Poll(question="Buy the vacuum?", options=["yes", "no"]))
+    await model.aclose()
+    answers = {a.persona: (a.choice, a.reason) for a in result.answers}
+    assert answers == {"Priya Nair": ("yes", "It pays off."),
+                       "Henrik Lindqvist": (None, "could not answer in the required shape")}
+
+
+async def test_a_summary_on_a_weak_model_gives_its_overview_in_words(fake_openai):
+    from simulation.summary import Summarizer
+
+    model = backend(fake_openai)
+    world = TinyWorld("Team room", [person(model)], model=model)
+    fake_openai.responder = lambda body: (
+        "We talked about vacuums." if body.get("response_format") is None and "summarise" in body["messages"][0]["content"]
+        else "I'd buy the vacuum." if body.get("response_format") is None else "no json"
+    )
+    await world.broadcast("Vacuum or speaker?")
+    await world.step()
+    summary = await Summarizer(model).summarize(world)
+    await world.settle()
+    await model.aclose()
+    assert summary.overview.startswith("We talked about vacuums.")
+    assert "could not answer in the required shape" in summary.overview
+    assert summary.positions == []
+
+
+@pytest.mark.parametrize("flavor", ["llama_cpp", "vllm"])
+async def test_a_server_that_reports_its_window_has_prompts_fitted_before_any_refusal(flavor):
+    async with FakeOpenAIServer(flavor=flavor, context_tokens=2500) as server:
+        model = backend(server)
+        priya = person(model)
+        long_history(priya)
+        result = await priya.act()
+        await priya.settle()
+        await model.aclose()
+    assert result.actions
+    assert model.capabilities.learned_context_tokens == 2500
+    turns = [r for r in server.requests if r.body["messages"][0]["content"].startswith("You are")]
+    assert len(turns) == 1, "fitted up front from the server's own figure"
+
+
+async def test_doctor_reports_the_structured_mode_and_the_context_window(tmp_path):
+    from bots.doctor import check_model
+    from config.settings import Settings
+
+    async with FakeOpenAIServer(flavor="llama_cpp_python") as server:
+        settings = Settings(data_dir=tmp_path, llm={"base_url": server.base_url, "model": "smollm2"})
+        check = await check_model(settings)
+    assert check.ok is True
+    assert "structured output: json_object with schema (grammar-constrained) (1 form refused)" in check.detail
+    assert "context window not reported by the server (set TROUPE_LLM_CONTEXT_TOKENS" in check.detail
+
+    async with FakeOpenAIServer(flavor="llama_cpp", context_tokens=8192) as server:
+        settings = Settings(data_dir=tmp_path, llm={"base_url": server.base_url, "model": "smollm2"})
+        check = await check_model(settings)
+    assert "structured output: json_schema (strict)" in check.detail
+    assert "context window 8,192 tokens" in check.detail

@@ -34,9 +34,16 @@ REQUEST = ChatRequest(
 )
 
 
+def as_openai(backend: OpenAIModel) -> OpenAIModel:
+    """The fake answers as OpenAI does, which ignores a schema beside ``json_object``: so does
+    discovery at api.openai.com."""
+    backend.capabilities.object_schema = False
+    return backend
+
+
 @pytest.fixture
 async def model(fake_openai):
-    backend = OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url)
+    backend = as_openai(OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url))
     yield backend
     await backend.aclose()
 
@@ -67,9 +74,9 @@ async def test_falls_back_to_json_mode_and_remembers_it(model, fake_openai):
     assert isinstance(first, Turn) and isinstance(second, Turn)
     # OpenAI's refusal names the json_schema type, so the non-strict variant is skipped.
     assert formats(fake_openai) == ["json_schema", "json_object", "json_object"]
-    assert model.capabilities.structured_mode is StructuredMode.JSON_OBJECT_SCHEMA
-    assert fake_openai.requests[1].body["response_format"]["schema"]["required"] == ["actions", "mood", "confidence"]
-    # Without json_schema the schema travels in the prompt too.
+    assert model.capabilities.structured_mode is StructuredMode.JSON_OBJECT
+    assert fake_openai.requests[1].body["response_format"] == {"type": "json_object"}
+    # Without json_schema the schema travels in the prompt.
     assert '"confidence"' in fake_openai.requests[1].body["messages"][-1]["content"]
 
 
@@ -80,7 +87,7 @@ async def test_falls_back_to_the_schema_in_the_prompt(model, fake_openai):
     await model.structured(REQUEST, Turn)
 
     assert isinstance(turn, Turn)
-    # Each refusal names its type: json_object with a schema is the only json_object tried.
+    # Each refusal names its type: one json_schema and one json_object try.
     assert formats(fake_openai) == ["json_schema", "json_object", None, None]
     assert model.capabilities.structured_mode is StructuredMode.PROMPT
     assert model.capabilities.refusals == 2
@@ -89,7 +96,7 @@ async def test_falls_back_to_the_schema_in_the_prompt(model, fake_openai):
 
 
 async def test_the_downgrade_is_shared_by_every_wrapper(fake_openai):
-    backend = OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url)
+    backend = as_openai(OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url))
     stack = RetryingModel(ConcurrencyLimitedModel(backend, 2), max_retries=1, base_delay=0)
     fake_openai.refuse_json_schema = True
     try:

@@ -191,6 +191,7 @@ class LanguageModel(ABC):
                 value = schema.model_validate(parse_json_reply(raw))
             except (ValueError, ValidationError) as error:
                 last_error = _describe(error)
+                off_shape = result.finish_reason != "length" and _off_shape(error)
             else:
                 await capabilities.gave_valid(mode)
                 return value, result
@@ -206,7 +207,8 @@ class LanguageModel(ABC):
                     ),
                 ),
             ]
-        await capabilities.gave_invalid(mode)
+        if off_shape:
+            await capabilities.gave_invalid(mode)
         raise StructuredOutputError(
             f"{self.name} gave no valid {name} after a re-ask: {last_error}",
             raw=raw,
@@ -277,6 +279,15 @@ def schema_instruction(schema: dict[str, Any]) -> str:
     return "Reply with only a JSON object, no prose, matching this JSON schema: " + json.dumps(
         schema, separators=(",", ":")
     )
+
+
+def _off_shape(error: Exception) -> bool:
+    """Whether a reply missed the schema's shape (not JSON, missing or mistyped fields), as opposed to
+    a well-shaped reply that a model's own rule refused (a ``value_error``): only the first says
+    the server may be ignoring the schema it was sent."""
+    if isinstance(error, ValidationError):
+        return any(item["type"] != "value_error" for item in error.errors())
+    return True
 
 
 def _describe(error: Exception) -> str:

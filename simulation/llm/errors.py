@@ -7,6 +7,10 @@ model never crashes a world with an untyped traceback.
 from __future__ import annotations
 
 
+#: What research cards say of a persona whose model gave no valid answer of the asked shape.
+NOT_IN_SHAPE = "could not answer in the required shape"
+
+
 class LLMError(Exception):
     """Base class for every failure of the language-model layer."""
 

@@ -542,6 +542,9 @@ class FakeOpenAIServer:
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure)
         app.router.add_post("/v1/moderations", self._moderations)
+        # Where servers tell their context window: llama.cpp's /props, vLLM's model list.
+        app.router.add_get("/props", self._props)
+        app.router.add_get("/v1/models", self._models)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -698,6 +701,19 @@ class FakeOpenAIServer:
         if inspect.isawaitable(content):
             content = await content
         return content
+
+    async def _props(self, request: web.Request) -> web.StreamResponse:
+        """llama.cpp's ``GET /props``: the window it runs the model with (others have no such page)."""
+        if self.flavor != "llama_cpp":
+            return web.Response(status=404, text="Not Found")
+        return _json({"default_generation_settings": {"n_ctx": self.context_tokens or 4096}, "total_slots": 1})
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/models``; vLLM adds each model's window as ``max_model_len``."""
+        entry: dict[str, Any] = {"id": "smollm2", "object": "model", "owned_by": "me"}
+        if self.flavor == "vllm":
+            entry["max_model_len"] = self.context_tokens or 8192
+        return _json({"object": "list", "data": [entry]})
 
     async def _moderations(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/moderations``: one result for each input (a string, strings, or multimodal parts).
