@@ -39,7 +39,7 @@ def spoken_words(text: str, name: str, others: Iterable[str] = (), *, cut_off: b
             if kept:
                 break  # the reply goes on as someone else
             continue  # an echo of the line being answered
-        kept.append(line)
+        kept.append(_TIMES.sub("", line))
     words = " ".join(part.strip() for part in kept if part.strip())
     words = _unquote(words)
     return _bounded(words, cut_off=cut_off)
@@ -87,6 +87,10 @@ _SPEAKER = re.compile(r"^\s*(?:\*\*|__)?\[?([^\W\d_][\w .'’-]{0,40}?)\]?(?:\*\
 
 #: A line of the prompt's own transcript form echoed back: ``[09:12] «Priya Nair»: …``.
 _TRANSCRIPT = re.compile(r"^\s*\[\d{1,2}:\d{2}\]\s*(?:«([^»]{1,60})»|([^:«»]{1,60}?))\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+
+
+#: Clock times the prompt's transcript puts before each line, echoed at the start of a reply line.
+_TIMES = re.compile(r"^(?:\s*\[\d{1,2}:\d{2}\])+\s*")
 
 
 def _speaker(line: str) -> tuple[str | None, str]:

@@ -420,3 +420,23 @@ async def test_doctor_reports_the_structured_mode_and_the_context_window(tmp_pat
         check = await check_model(settings)
     assert "structured output: json_schema (strict)" in check.detail
     assert "context window 8,192 tokens" in check.detail
+
+
+@pytest.mark.parametrize(
+    ("reply", "words"),
+    [
+        ('Priya Nair: I would buy the vacuum.\nTomasz Kowalski: me too', "I would buy the vacuum."),
+        ('"I like it."', "I like it."),
+        ('{"actions": [{"type": "THINK", "content": "hmm"}, {"type": "TALK", "content": "Sure thing."}]}', "Sure thing."),
+        ("Moderator: which one?\n**Priya Nair:** The speaker, for music.", "The speaker, for music."),
+        ("Hey team: I think we wait.", "Hey team: I think we wait."),
+        ("[09:15] «moderator»: which one?", ""),
+        ("[09:13] [09:28] I think so.\n[09:16] «Henrik Lindqvist»: me too", "I think so."),
+        ("I'd take the vacuum. It saves time. And the", "I'd take the vacuum. It saves time."),
+    ],
+)
+def test_words_are_taken_from_what_a_small_model_wraps_them_in(reply, words):
+    from simulation.words import spoken_words
+
+    cut_off = reply.endswith("And the")
+    assert spoken_words(reply, "Priya Nair", ["Tomasz Kowalski", "Henrik Lindqvist", "moderator"], cut_off=cut_off) == words
