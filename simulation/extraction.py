@@ -314,7 +314,7 @@ class ResultsExtractor:
                 if isinstance(outcome, BudgetExceededError):
                     raise outcome
                 if isinstance(outcome, StructuredOutputError):
-                    failed[agent.name] = NOT_IN_SHAPE
+                    failed[agent.name] = f"{NOT_IN_SHAPE} ({outcome})"
                 elif isinstance(outcome, LLMError):
                     failed[agent.name] = str(outcome)
                 elif isinstance(outcome, BaseException):

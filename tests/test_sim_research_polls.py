@@ -116,7 +116,7 @@ async def test_malformed_replies_twice_make_that_persona_abstain(model, fake_ope
 
     result = await run_poll([person], POLL, model)
 
-    assert result.answers[0].abstained and "no valid answer" in result.answers[0].reason
+    assert result.answers[0].abstained and result.answers[0].reason == "could not answer in the required shape"
     assert result.tally()[ABSTAIN] == 1 and result.winner() is None
 
 
@@ -223,12 +223,13 @@ async def test_a_spent_budget_stops_the_poll_instead_of_counting_abstentions(fak
     fake_openai.responder = lambda body: answer("Neither")
     w = world(stack.model)
     try:
-        first = await run_poll(w, POLL)  # spends past the cap
+        # The first call on a new server goes alone (it finds the structured-output mode) and spends
+        # past the cap: the next persona's call is refused and the poll stops, counting no abstention.
         with pytest.raises(BudgetExceededError):
             await run_poll(w, POLL)
     finally:
         await stack.aclose()
-    assert first.tally()["Neither"] == 3
+    assert len(fake_openai.requests) == 1
 
 
 async def test_demo_poll_does_not_take_words_about_another_question_as_a_vote():
