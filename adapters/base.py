@@ -169,6 +169,29 @@ _BREAKS = (
 )
 
 
+#: Characters a terminal or a chat client would act on rather than show: C0 controls but newline and
+#: tab, DEL, C1 controls, and the bidirectional overrides that reorder what is shown. Lone
+#: surrogates cannot be sent at all.
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _shown_as(match: re.Match[str]) -> str:
+    char = match.group()
+    if char < "\x20":
+        return chr(0x2400 + ord(char))  # ␛ for ESC, ␍ for CR: seen, not obeyed
+    if char == "\x7f":
+        return "\u2421"
+    return "\ufffd"
+
+
+def visible(text: str) -> str:
+    """``text`` as a person should see it: control characters shown as symbols, not obeyed, so words
+    from a persona file, a model or a script can neither clear a terminal, recolour it nor fake a
+    line, on any platform. One character for one, so styled spans keep their place. Every post goes
+    through ``split_message`` or ``clip``, which apply it."""
+    return _UNSHOWABLE.sub(_shown_as, text) if not (text.isascii() and text.isprintable()) else text
+
+
 def split_message(text: str, limit: int) -> list[str]:
     """Cut ``text`` into pieces of at most ``limit`` characters, at the most natural breaks.
 
@@ -179,7 +202,7 @@ def split_message(text: str, limit: int) -> list[str]:
     if limit < 1:
         raise ValueError("limit must be at least 1")
     pieces: list[str] = []
-    rest = text
+    rest = visible(text)
     while len(rest) > limit:
         cut = _break_before(rest, limit)
         piece, rest = rest[: cut[0]].rstrip(), rest[cut[1] :]
@@ -206,7 +229,7 @@ def free_path(folder: Path, filename: str) -> Path:
 
 def clip(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, with an ellipsis showing that something was cut."""
-    text = text.strip()
+    text = visible(text).strip()
     if len(text) <= limit:
         return text
     if limit < 2:

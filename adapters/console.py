@@ -38,6 +38,7 @@ from adapters.base import (
     IncomingMessage,
     UserRef,
     free_path,
+    visible,
 )
 
 T = TypeVar("T")
@@ -475,28 +476,6 @@ class _Journal:
     def close(self) -> None:
         for handle in self._files.values():
             handle.close()
-
-
-#: Characters a terminal would act on rather than show: C0 controls but newline and tab, DEL, C1
-#: controls, and the bidirectional overrides that reorder what is shown. Lone surrogates cannot be
-#: written at all.
-_UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
-def _shown_as(match: re.Match[str]) -> str:
-    char = match.group()
-    if char < "\x20":
-        return chr(0x2400 + ord(char))  # ␛ for ESC, ␍ for CR: seen, not obeyed
-    if char == "\x7f":
-        return "\u2421"
-    return "\ufffd"
-
-
-def visible(text: str) -> str:
-    """``text`` as the terminal should show it: control characters visible, not obeyed, so words from
-    a persona file, a model or a script can neither clear the screen, recolour it nor fake a line.
-    One character for one, so styled spans keep their place."""
-    return _UNSHOWABLE.sub(_shown_as, text)
 
 
 def render_plain_markdown(text: str) -> Text:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 from bots.storage import OutboxEntry, OutboxStatus
 from simulation.events import Event, EventKind
+from simulation.untrusted import printable
 from simulation.world import TinyWorld
 
 EXPORT_FORMATS = ("json", "csv", "md")
@@ -68,8 +69,8 @@ def render_export(
         writer = csv.writer(out)
         writer.writerow(["id", "step", "time", "kind", "type", "source", "target", "content", "model"])
         for e in log:
-            writer.writerow([e.id, e.step, e.time.isoformat(), e.kind.value, e.type, e.source, e.target or "",
-                             e.content, e.model or ""])
+            writer.writerow([e.id, e.step, e.time.isoformat(), e.kind.value, e.type, printable(e.source or ""),
+                             printable(e.target or ""), printable(e.content), e.model or ""])
         body = out.getvalue()
     else:
         lines = [f"# {_md_name(world.name)}", "", f"_{note}_", ""]
@@ -77,14 +78,15 @@ def render_export(
             if e.kind is EventKind.NOTICE or e.type == "THINK":
                 continue
             to = f" → {_md_name(e.target)}" if e.target else ""
-            lines.append(f"**{_md_name(e.source or '')}**{to} ({e.time:%H:%M}): {e.content}  ")
+            # One line a message: a line break inside it cannot start a line that looks like another speaker's.
+            lines.append(f"**{_md_name(e.source or '')}**{to} ({e.time:%H:%M}): {printable(e.content, one_line=True)}  ")
         body = "\n".join(lines) + "\n"
     return f"{slug(world.name)}.{fmt}", body.encode()
 
 
 def _md_name(name: str) -> str:
     """A name as Markdown text: its own ``*``, ``_`` or brackets do not turn into formatting."""
-    return re.sub(r"([\\`*_\[\]<>#])", r"\\\1", name)
+    return re.sub(r"([\\`*_\[\]<>#])", r"\\\1", printable(name, one_line=True))
 
 
 def slug(name: str) -> str:

@@ -7,8 +7,9 @@ cognitive state together, instead of one call per action.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, WithJsonSchema, field_validator, model_validator
 
 
 class ActionType(str, Enum):
@@ -20,15 +21,23 @@ class ActionType(str, Enum):
 
 
 class Action(BaseModel):
-    type: ActionType
+    # A model is offered THINK and TALK only: the end of the list ends the turn. DONE is still read
+    # (TinyTroupe writes it, and a model told of it may send it).
+    type: Annotated[ActionType, WithJsonSchema({"enum": ["THINK", "TALK"], "type": "string"})]
     content: str = ""
-    #: For TALK: the name of the one person addressed, or None to speak to everyone.
-    target: str | None = None
+    #: For TALK: the name of the one person addressed, or None to speak to everyone (a model sends
+    #: "" for everyone: a plain string costs fewer prompt tokens than a nullable one).
+    target: Annotated[str | None, WithJsonSchema({"type": "string"})] = None
 
     @field_validator("content")
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
+
+    @field_validator("target")
+    @classmethod
+    def _everyone(cls, value: str | None) -> str | None:
+        return value.strip() or None if isinstance(value, str) else value
 
 
 class CognitiveState(BaseModel):
@@ -42,7 +51,7 @@ class CognitiveState(BaseModel):
 class AgentTurn(BaseModel):
     """The whole of one agent turn: actions in order, then the updated cognitive state."""
 
-    actions: list[Action] = Field(min_length=1)
+    actions: list[Action]
     cognitive_state: CognitiveState
 
     @model_validator(mode="after")

@@ -30,11 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 __all__ = [
     "Occupation",
-    "Personality",
     "PersonaError",
     "PersonaSpec",
-    "Preferences",
-    "Relationship",
     "bundled_personas",
     "find_bundled_persona",
     "load_persona",
@@ -73,27 +70,11 @@ class _Open(BaseModel):
 
 
 class Occupation(_Open):
-    title: str | None = None
-    organization: str | None = None
-    description: str | None = None
+    """TinyTroupe's job object; its parts may take any shape, the title is read as text."""
 
-
-class Personality(_Open):
-    traits: list[str] | None = None
-    big_five: dict[str, Any] | None = None
-
-
-class Preferences(_Open):
-    interests: list[str] | None = None
-    likes: list[str] | None = None
-    dislikes: list[str] | None = None
-
-
-class Relationship(_Open):
-    """One person this persona knows (TinyTroupe's ``Name``/``Description`` spelling is kept as extras)."""
-
-    name: str | None = None
-    description: str | None = None
+    title: Any = None
+    organization: Any = None
+    description: Any = None
 
 
 class PersonaSpec(BaseModel):
@@ -105,23 +86,27 @@ class PersonaSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
+    # What Troupe relies on is typed and checked: the name is who speaks, the age and the job make the
+    # one-line summary. Everything else is carried as written, whatever its shape: TinyTroupe's
+    # factory writes text, lists or nested objects for any of them (``health`` as physical and
+    # mental objects, ``style`` as tone, vocabulary and habits, ``skills`` as groups).
     name: str
     age: int | None = Field(default=None, ge=0)
-    gender: str | None = None
-    nationality: str | None = None
-    residence: str | None = None
     occupation: str | Occupation | None = None
-    education: str | dict[str, Any] | None = None
-    personality: Personality | None = None
-    preferences: Preferences | None = None
-    skills: list[str] | None = None
-    long_term_goals: list[str] | None = None
-    beliefs: list[str] | None = None
-    behaviors: dict[str, Any] | list[Any] | None = None
-    health: str | None = None
-    relationships: list[Relationship] | None = None
-    other_facts: list[str] | None = None
-    style: str | None = None
+    gender: Any = None
+    nationality: Any = None
+    residence: Any = None
+    education: Any = None
+    personality: Any = None
+    preferences: Any = None
+    skills: Any = None
+    long_term_goals: Any = None
+    beliefs: Any = None
+    behaviors: Any = None
+    health: Any = None
+    relationships: Any = None
+    other_facts: Any = None
+    style: Any = None
 
     _data: dict[str, Any] = PrivateAttr(default_factory=dict)
     _source: str = PrivateAttr(default="<data>")
@@ -197,37 +182,35 @@ class PersonaSpec(BaseModel):
 
     @property
     def traits(self) -> list[str]:
-        """Personality traits, from ``personality.traits`` and/or a top-level ``traits``."""
-        own = self.personality.traits if self.personality else None
-        return _combine(own, self._extra("traits"))
+        """Personality traits, from ``personality.traits`` and/or a top-level ``traits``, as texts."""
+        return _combine(_part(self.personality, "traits"), self._extra("traits"))
 
     @property
     def interests(self) -> list[str]:
-        """Interests, from ``preferences.interests`` and/or a top-level ``interests``."""
-        own = self.preferences.interests if self.preferences else None
-        return _combine(own, self._extra("interests"))
+        """Interests, from ``preferences.interests`` and/or a top-level ``interests``, as texts."""
+        return _combine(_part(self.preferences, "interests"), self._extra("interests"))
 
     @property
     def likes(self) -> list[str]:
-        own = self.preferences.likes if self.preferences else None
-        return _combine(own, self._extra("likes"))
+        return _combine(_part(self.preferences, "likes"), self._extra("likes"))
 
     @property
     def dislikes(self) -> list[str]:
-        own = self.preferences.dislikes if self.preferences else None
-        return _combine(own, self._extra("dislikes"))
+        return _combine(_part(self.preferences, "dislikes"), self._extra("dislikes"))
 
     @property
     def goals(self) -> list[str]:
-        """Long-term goals, from ``long_term_goals`` and/or a top-level ``goals``."""
+        """Long-term goals, from ``long_term_goals`` and/or a top-level ``goals``, as texts."""
         return _combine(self.long_term_goals, self._extra("goals"))
 
     @property
     def speaking_style(self) -> str | None:
-        """How this person writes: ``style`` (TinyTroupe) or ``speaking_style``."""
+        """How this person writes: ``style`` (TinyTroupe; text, or an object of tone, vocabulary and
+        habits, given as one line) or ``speaking_style``."""
         for value in (self.style, self._extra("speaking_style")):
-            if isinstance(value, str) and value.strip():
-                return value
+            text = "; ".join(_leaf_texts(value, labelled=True))
+            if text.strip():
+                return text
         return None
 
     @property
@@ -236,7 +219,10 @@ class PersonaSpec(BaseModel):
         if isinstance(self.occupation, str):
             return self.occupation or None
         if isinstance(self.occupation, Occupation):
-            return self.occupation.title or self.occupation.organization
+            for value in (self.occupation.title, self.occupation.organization):
+                texts = _leaf_texts(value)
+                if texts:
+                    return texts[0]
         return None
 
     @property
@@ -605,16 +591,38 @@ def _kind(value: Any) -> str:
 
 
 def _combine(*values: Any) -> list[str]:
+    """The texts of every leaf of ``values`` (lists and nested objects included), once each."""
     out: list[str] = []
     for value in values:
-        if value is None:
-            continue
-        items = value if isinstance(value, list) else [value]
-        for item in items:
-            text = item if isinstance(item, str) else str(item)
+        for text in _leaf_texts(value):
             if text not in out:
                 out.append(text)
     return out
+
+
+def _part(value: Any, key: str) -> Any:
+    """``value[key]`` when ``value`` is an object, else None (a field may take any shape)."""
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def _leaf_texts(value: Any, *, labelled: bool = False) -> list[str]:
+    """Every non-empty leaf of ``value`` as text, in order; ``labelled`` puts a nested leaf's key before it."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, dict):
+        out = []
+        for key, item in value.items():
+            texts = _leaf_texts(item, labelled=labelled)
+            if labelled and texts and not isinstance(item, dict):
+                out.append(f"{key}: {', '.join(texts)}")
+            else:
+                out.extend(texts)
+        return out
+    if isinstance(value, list):
+        return [text for item in value for text in _leaf_texts(item, labelled=labelled)]
+    if isinstance(value, bool):
+        return ["yes" if value else "no"]
+    return [str(value)]
 
 
 def _flatten(node: Any, depth: int) -> list[str]:
@@ -662,21 +670,7 @@ def _inline(value: Any) -> str:
 _EXPECTED = {
     "name": 'the person\'s full name as text, e.g. "name": "Priya Nair"',
     "age": 'a whole number of years, e.g. "age": 34 (or leave the field out)',
-    "gender": "text",
-    "nationality": "text",
-    "residence": 'text, e.g. "London, UK"',
     "occupation": 'a job title ("Nurse") or an object {"title", "organization", "description"}',
-    "education": "text or an object",
-    "personality": 'an object {"traits": [...], "big_five": {...}}',
-    "preferences": 'an object {"interests": [...], "likes": [...], "dislikes": [...]}',
-    "skills": "a list of short texts",
-    "long_term_goals": "a list of short texts",
-    "beliefs": "a list of short texts",
-    "behaviors": 'an object of lists, e.g. {"general": [...]}, or a list',
-    "health": "text",
-    "relationships": 'a list of {"name", "description"} objects',
-    "other_facts": "a list of short texts",
-    "style": "text describing how the person speaks and writes",
 }
 
 
@@ -685,14 +679,18 @@ MAX_PERSONA_CHARS = 100_000
 #: A persona file larger than this is not read at all.
 MAX_PERSONA_FILE_BYTES = 1_000_000
 MAX_NAME_CHARS = 100
-#: Characters no persona text needs and a terminal or a log would act on: C0 controls but
-#: newline, carriage return and tab; DEL; C1 controls; lone surrogates (not Unicode at all).
-_UNFIT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+#: Characters no name needs and a terminal or a log would act on: C0 controls but newline, carriage
+#: return and tab; DEL; C1 controls.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: Lone surrogates: not Unicode at all, so no file, database or platform can hold them.
+_BROKEN = re.compile("[\ud800-\udfff]")
 
 
 def _check_text(persona: dict[str, Any], source: str) -> None:
-    """Refuse what no person's description holds: control characters, broken Unicode, a name that
-    is not one line, a description the size of a book."""
+    """Refuse what no person's description holds: broken Unicode anywhere, a name that is not one
+    clean line, a description the size of a book. Control characters elsewhere are kept as written
+    (models that write persona files leave stray ones): they are made harmless where text goes out
+    (``simulation.untrusted.printable``)."""
     size = len(json.dumps(persona, ensure_ascii=False, default=str))
     if size > MAX_PERSONA_CHARS:
         raise PersonaError(
@@ -703,7 +701,7 @@ def _check_text(persona: dict[str, Any], source: str) -> None:
 
     def walk(node: Any, where: str) -> None:
         if isinstance(node, str):
-            bad = _UNFIT.search(node)
+            bad = _BROKEN.search(node) or (_CONTROL.search(node) if where == "name" else None)
             if bad is not None:
                 char = bad.group()
                 what = "a broken character (a lone surrogate)" if "\ud800" <= char <= "\udfff" else \

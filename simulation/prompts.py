@@ -14,32 +14,86 @@ from typing import Any
 
 from simulation.llm.base import Message
 from simulation.memory import Episode
-from simulation.untrusted import RULE, quote, speaker
+from simulation.untrusted import RULE, printable, quote, speaker
 
 
-def render_persona(data: Any, indent: int = 0) -> list[str]:
-    """Indented ``key: value`` lines; lists as ``- item``; values verbatim."""
-    pad = " " * indent
+def render_persona(data: Any, indent: int = 0, *, skip: Iterable[str] = ()) -> list[str]:
+    """The persona as compact indented lines a model reads easily, every value present.
+
+    ``key: value`` per field; a list of short texts on one line (sentences one after the other,
+    other items joined by "; "); a nested object indented under its key; a list of objects one line
+    per object (``- name: Alex; description: …``) when their values fit on one. No JSON punctuation,
+    and every text made printable on one line, so a value can neither inject control characters nor
+    start a line that poses as someone speaking. ``skip``: top-level keys left out (the name, which
+    the prompt's first line already gives).
+    """
     lines: list[str] = []
+    pad = " " * indent
     if isinstance(data, dict):
         for key, value in data.items():
-            if isinstance(value, (dict, list)) and value:
-                lines.append(f"{pad}{key}:")
-                lines.extend(render_persona(value, indent + 1))
+            if key in skip:
+                continue
+            label = _text(key)
+            inline = _inline(value)
+            if inline is not None:
+                lines.append(f"{pad}{label}: {inline}")
             else:
-                lines.append(f"{pad}{key}: {_scalar(value)}")
+                lines.append(f"{pad}{label}:")
+                lines.extend(render_persona(value, indent + 1))
     elif isinstance(data, list):
         for item in data:
-            if isinstance(item, dict) and item and all(not isinstance(v, (dict, list)) for v in item.values()):
-                lines.append(pad + "- " + "; ".join(f"{k}: {_scalar(v)}" for k, v in item.items()))
-            elif isinstance(item, (dict, list)):
+            inline = _inline(item, in_list=True)
+            if inline is not None:
+                lines.append(f"{pad}- {inline}")
+            else:
                 lines.append(f"{pad}-")
                 lines.extend(render_persona(item, indent + 1))
-            else:
-                lines.append(f"{pad}- {_scalar(item)}")
     else:
         lines.append(pad + _scalar(data))
     return lines
+
+
+#: Longest line a list or an object is folded into; longer ones are laid out a line per item.
+_INLINE_CHARS = 1500
+
+
+def _inline(value: Any, *, in_list: bool = False) -> str | None:
+    """``value`` on one line, or None when it needs lines of its own."""
+    if not isinstance(value, (dict, list)):
+        return _scalar(value)
+    if not value:
+        return "none"
+    if isinstance(value, list):
+        if any(isinstance(item, (dict, list)) for item in value):
+            return None
+        joined = _joined([_scalar(item) for item in value])
+    else:
+        if not in_list and any(isinstance(item, (dict, list)) for item in value.values()):
+            return None  # an object holding lists or objects goes a line per field under its key
+        if in_list and list(value) in (["name", "description"], ["Name", "Description"]):
+            # TinyTroupe's relationships: who, then what they are to this person.
+            who, what = value.values()
+            if not isinstance(who, (dict, list)) and not isinstance(what, dict):
+                shown = " / ".join(_scalar(i) for i in what) if isinstance(what, list) else _scalar(what)
+                return f"{_scalar(who)}: {shown}"
+        parts = []
+        for key, item in value.items():
+            if isinstance(item, dict) or (isinstance(item, list) and any(isinstance(i, (dict, list)) for i in item)):
+                return None
+            shown = " / ".join(_scalar(i) for i in item) if isinstance(item, list) else _scalar(item)
+            parts.append(f"{_text(key)}: {shown}")
+        joined = _joined(parts)
+    return joined if len(joined) <= _INLINE_CHARS else None
+
+
+def _joined(parts: list[str]) -> str:
+    """Parts on one line: after a sentence's own full stop a space is enough, else "; "."""
+    out = ""
+    for part in parts:
+        if out:
+            out += " " if out.endswith((".", "!", "?")) else "; "
+        out += part
+    return out
 
 
 def _scalar(value: Any) -> str:
@@ -49,7 +103,11 @@ def _scalar(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, (list, dict)):
         return "none"
-    return str(value)
+    return _text(value)
+
+
+def _text(value: Any) -> str:
+    return printable(str(value), one_line=True)
 
 
 def render_episode(episode: Episode, me: str) -> str:
@@ -72,11 +130,9 @@ def render_episode(episode: Episode, me: str) -> str:
 
 
 TURN_RULES = (
-    "Return your turn as JSON: actions in order — THINK (private reasoning), TALK (what you say; "
-    "target = one person's name or null for everyone), then DONE — and your updated cognitive_state "
-    "(goals, attention, emotions). Talk like a person in a team chat: short, in your own voice. "
-    "Talk only when you have something to add; otherwise just THINK and DONE. Never say you are an AI "
-    "or simulated. " + RULE
+    "Your turn: THINK privately, TALK aloud (target: a name, or empty for all), then your cognitive_state. "
+    "Be brief, in your own voice; talk only with something to add. Never say you are an AI or simulated. "
+    + RULE
 )
 
 
@@ -91,14 +147,12 @@ WORDS_RULES = (
 
 @lru_cache(maxsize=1024)
 def _system_prompt(name: str, persona_json: str, world: str | None, situation: str | None, rules: str) -> str:
-    where = f' in "{world}"' if world else ""
+    where = f' in "{world}"' if world else " in a conversation"
     return "\n".join(
         [
-            f"You are {name}, a person taking part in a conversation{where}. Think, feel and speak as "
-            f"{name}, in character.",
+            f"You are {name},{where}: think, feel and speak in character.",
             *([f"Situation: {situation}"] if situation else []),
-            "Persona:",
-            *render_persona(json.loads(persona_json)),
+            *render_persona(json.loads(persona_json), skip=("name",)),
             rules,
         ]
     )
@@ -137,13 +191,15 @@ def turn_messages(
     facts = list(facts)
     if facts:
         user += ["Facts you know:", *(f"- {f}" for f in facts)]
-    filled = {k: v for k, v in state.items() if v}
-    if filled:
-        user.append("Your state: " + "; ".join(f"{k}: {v}" for k, v in filled.items()))
     if not_shown:
         user.append(f"({not_shown} earlier moments are not shown here.)")
     if past:
         user += ["Conversation so far:", *(render_episode(e, name) for e in past)]
+    # What changes every turn comes last, so each prompt starts as the previous one did (providers'
+    # prompt caches bill that part at a fraction): the state after the conversation, then the news.
+    filled = {k: v for k, v in state.items() if v}
+    if filled:
+        user.append("Your state: " + "; ".join(f"{k}: {v}" for k, v in filled.items()))
     user += ["Now:", *(render_episode(e, name) for e in new)] if new else ["Now: nothing new."]
     return [Message(role="system", content=system), Message(role="user", content="\n".join(user))]
 
@@ -175,14 +231,12 @@ def in_character_prompt(
     Same opening and persona as a turn, so the answer comes in the persona's own voice; ``rules``
     replaces the turn rules because the reply has another shape.
     """
-    where = f' in "{world}"' if world else ""
+    where = f' in "{world}"' if world else " in a conversation"
     return "\n".join(
         [
-            f"You are {name}, a person taking part in a conversation{where}. Think, feel and speak as "
-            f"{name}, in character.",
+            f"You are {name},{where}: think, feel and speak in character.",
             *([f"Situation: {situation}"] if situation else []),
-            "Persona:",
-            *render_persona(persona),
+            *render_persona(persona, skip=("name",)),
             rules,
         ]
     )

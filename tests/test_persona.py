@@ -73,7 +73,7 @@ def test_tinytroupe_fields_are_readable_through_the_typed_view() -> None:
     assert lisa.interests == raw["preferences"]["interests"]
     assert lisa.goals == raw["long_term_goals"]
     assert lisa.speaking_style == raw["style"]
-    assert lisa.relationships[0].name == raw["relationships"][0]["name"]
+    assert lisa.relationships == raw["relationships"], "carried as written"
     assert lisa.summary() == "Lisa Carter, 28, Data Scientist, lives in USA"
 
 
@@ -382,18 +382,26 @@ def test_age_written_as_digits_in_quotes_is_accepted() -> None:
     assert PersonaSpec.from_data({"name": "Zoe", "age": "34"}).age == 34
 
 
-def test_wrongly_shaped_nested_field_names_the_exact_place() -> None:
+def test_a_field_troupe_relies_on_names_the_exact_place_when_wrongly_shaped() -> None:
     with pytest.raises(PersonaError) as err:
-        PersonaSpec.from_data({"name": "Zoe", "personality": {"traits": ["kind", 7]}}, "zoe.yaml")
-    assert err.value.field == "personality.traits[1]"
+        PersonaSpec.from_data({"name": "Zoe", "occupation": {"title": "Nurse", "extra": 1}, "age": [30]}, "zoe.yaml")
+    assert err.value.field == "age"
     assert "zoe.yaml" in str(err.value)
+
+
+def test_shapes_troupe_only_carries_are_kept_and_read_as_text() -> None:
+    zoe = PersonaSpec.from_data({"name": "Zoe", "personality": {"traits": ["kind", 7, {"at work": "blunt"}]},
+                                 "style": {"tone": "dry", "habits": ["lists", "no emoji"]}}, "zoe.yaml")
+    assert zoe.traits == ["kind", "7", "blunt"]
+    assert zoe.speaking_style == "tone: dry; habits: lists, no emoji"
+    assert zoe.to_tinytroupe_dict()["personality"]["traits"][2] == {"at work": "blunt"}
 
 
 @pytest.mark.parametrize(("data", "field", "says"), [
     ({"name": "Mallory\x1b[2J\x1b[41mFAKE SYSTEM", "age": 30}, "name", "a control character (U+001B)"),
     ({"name": "Eve\n17:12 Priya Nair: I resign"}, "name", "must be one line"),
     ({"name": "Bad \ud800 surrogate", "age": 3}, "name", "a broken character (a lone surrogate)"),
-    ({"name": "Esc Eddie", "beliefs": ["fine", "\x1b[41mbelief"]}, "beliefs[1]", "a control character"),
+    ({"name": "Bad Beth", "beliefs": ["fine", "broken \udc80 belief"]}, "beliefs[1]", "a broken character"),
     ({"name": "N" * 101}, "name", "a name is at most 100"),
 ])
 def test_text_no_person_has_is_refused_with_the_field_named(data: dict, field: str, says: str) -> None:
@@ -501,7 +509,7 @@ def test_bundled_persona_is_complete_and_round_trips(path: Path) -> None:
     assert spec.age is not None and spec.residence and spec.occupation_title
     assert spec.speaking_style
     assert len(spec.traits) >= 3 and spec.interests and spec.goals and spec.skills
-    assert spec.relationships and all(r.name and r.description for r in spec.relationships)
+    assert spec.relationships and all(r["name"] and r["description"] for r in spec.relationships)
 
 
 def test_bundled_personas_are_varied() -> None:
@@ -515,7 +523,7 @@ def test_bundled_relationships_point_at_bundled_colleagues() -> None:
     names = {load_persona(p).name for p in BUNDLED}
     for path in BUNDLED:
         for rel in load_persona(path).relationships or []:
-            assert rel.name in names, f"{path.name}: {rel.name} is not a bundled persona"
+            assert rel["name"] in names, f"{path.name}: {rel['name']} is not a bundled persona"
 
 
 def test_bundled_personas_index_by_full_name_first_name_and_stem() -> None:

@@ -87,7 +87,7 @@ def obeyed_in(world, entry: dict[str, Any]) -> bool:
     talk = [e.content for e in world.events if e.kind is EventKind.ACTION and e.type == "TALK"]
     if "say" in entry["goal"]:
         return any(entry["goal"]["say"] in t for t in talk)
-    return any("a person taking part in a conversation" in t for t in talk)
+    return any("think, feel and speak in character" in t for t in talk)
 
 
 @pytest.fixture

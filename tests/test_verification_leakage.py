@@ -138,7 +138,8 @@ async def test_three_persona_sentences_are_held() -> None:
 
 
 async def test_the_instruction_text_is_recognised() -> None:
-    assert await decide("Talk like a person in a team chat: short, in your own voice. Talk only when you have something to add; otherwise just THINK and DONE.") == "block"
+    assert await decide("Your turn: THINK privately, TALK aloud (target: a name, or empty for all), then your "
+                        "cognitive_state. Be brief, in your own voice; talk only with something to add.") == "block"
     assert await decide("Never say you are an AI or simulated. That's what I was told.") == "hold"
 
 
@@ -153,7 +154,7 @@ async def test_small_edits_do_not_hide_a_copy() -> None:
 async def test_the_actual_system_prompt_is_used_when_given() -> None:
     prompt = system_prompt("Priya Nair", PRIYA, "Fernhill", "The weekly planning call is about to start.")
     context = CTX.model_copy(update={"system_prompt": prompt})
-    leak = "Situation: The weekly planning call is about to start. You are Priya Nair, a person taking part in a conversation in \"Fernhill\"."
+    leak = "Situation: The weekly planning call is about to start. You are Priya Nair, in \"Fernhill\": think, feel and speak in character."
     assert await decide(leak, context) in ("hold", "block")
     assert await decide("The weekly planning call is about to start, grab a coffee.", context) == "pass"
 

@@ -1,6 +1,6 @@
 """JSON schemas in the strict form OpenAI's structured outputs accept, kept small.
 
-Titles and descriptions-free schemas cost fewer prompt tokens; strict mode needs every property
+Schemas without titles and without the classes' docstrings cost fewer prompt tokens; strict mode needs every property
 required and ``additionalProperties: false`` on every object.
 """
 
@@ -20,6 +20,8 @@ def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
     persona turn) cost more than building the rest of the request: read it, never change it.
     """
     schema = model.model_json_schema()
+    # A class's docstring describes it to developers; fields' descriptions are written for the model.
+    schema.pop("description", None)
     defs = schema.pop("$defs", {})
     resolved = _resolve(schema, defs)
     return _strict(resolved)
@@ -30,6 +32,7 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/$defs/"):
             target = dict(defs[ref.split("/")[-1]])
+            target.pop("description", None)  # the class docstring; a field's own description follows
             extra = {k: v for k, v in node.items() if k != "$ref"}
             target.update(extra)
             return _resolve(target, defs)

@@ -4,7 +4,10 @@
 
 Runs against the fake model server on loopback (zero model latency) with the real openai client.
 Scenario A: Lisa, Oscar and Marcos (TinyTroupe's own files, unchanged) answer one broadcast.
-Scenario B: one persona in a 200-turn conversation; prompt size at turn 200 over turn 10.
+Scenario B: one persona in a 200-turn conversation; prompt size at turn 200 over turn 10, and the
+share of each turn's prompt that repeats the previous turn's from the start (``stable_prefix_share``:
+what providers' prompt caches bill at a fraction).
+Scenario C: one persona of about 5,000 tokens of nested JSON (TinyTroupe's newer files), one turn.
 Prints one JSON object on its last line.
 """
 
@@ -22,13 +25,15 @@ from typing import Any
 from config.settings import Settings
 from simulation.agent import TinyPerson
 from simulation.llm.factory import build_model
-from simulation.llm.tokens import count_request_tokens
+from simulation.llm.tokens import count_request_tokens, count_tokens
 from simulation.persona import load_persona
+from simulation.untrusted import printable
 from simulation.world import TinyWorld
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.sim_support import TurnRule, kind_of
 
 AGENTS = Path(__file__).resolve().parents[3] / "shared" / "tinytroupe" / "agents"
+LARGE = Path(__file__).resolve().parents[1] / "data" / "tinytroupe" / "large" / "Oluwaseun Adeyemi-Brandt.agent.json"
 QUESTION = "Which would you rather buy for your home: a $300 smart speaker or a $300 robot vacuum? Why?"
 
 
@@ -38,7 +43,7 @@ def leaves(data: Any) -> list[str]:
     if isinstance(data, list):
         return [x for v in data for x in leaves(v)]
     if isinstance(data, (str, int, float)) and not isinstance(data, bool):
-        return [str(data)]
+        return [printable(str(data), one_line=True)]  # as a prompt shows text: controls out, one line
     return []
 
 
@@ -84,6 +89,8 @@ async def scenario_b(server: FakeOpenAIServer, data_dir: Path) -> dict[str, floa
     server.requests.clear()
     turn_tokens: list[int] = []
     overheads: list[float] = []
+    prefix_shares: list[float] = []
+    previous: str | None = None
     for turn in range(1, 201):
         lisa.listen(
             f"Question {turn}: how would you measure whether change #{turn} to the ranking model "
@@ -97,6 +104,10 @@ async def scenario_b(server: FakeOpenAIServer, data_dir: Path) -> dict[str, floa
         made = server.requests[before:]
         turn_request = next(r for r in made if kind_of(r.body) == "agent_turn")
         turn_tokens.append(request_tokens(turn_request.body))
+        prompt = "\n".join(m["content"] for m in turn_request.body["messages"])
+        if previous is not None:
+            prefix_shares.append(count_tokens(_common_prefix(previous, prompt)) / count_tokens(prompt))
+        previous = prompt
         overheads.append(elapsed - sum(r.handled_s for r in made))
     await built.model.aclose()
     return {
@@ -104,6 +115,37 @@ async def scenario_b(server: FakeOpenAIServer, data_dir: Path) -> dict[str, floa
         "overhead_ms_p50": round(statistics.median(overheads) * 1000, 2),
         "turn_10_prompt_tokens": turn_tokens[9],
         "turn_200_prompt_tokens": turn_tokens[199],
+        "stable_prefix_share": round(statistics.mean(prefix_shares), 3),
+    }
+
+
+def _common_prefix(a: str, b: str) -> str:
+    """The longest start ``a`` and ``b`` share: what a provider's prompt cache bills at a fraction."""
+    size = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        size += 1
+    return b[:size]
+
+
+async def scenario_c(server: FakeOpenAIServer, data_dir: Path) -> dict[str, float]:
+    """A persona of about 5,000 tokens of nested JSON, as TinyTroupe's newer factory writes them."""
+    built = stack(server, data_dir)
+    spec = load_persona(LARGE)
+    person = TinyPerson(spec, built.model, world_name="interview")
+    server.requests.clear()
+    person.listen(QUESTION, "moderator")
+    await person.act()
+    await built.model.aclose()
+    turn = next(r for r in server.requests if kind_of(r.body) == "agent_turn")
+    compact = json.dumps(spec.to_tinytroupe_dict(), ensure_ascii=False, separators=(",", ":"))
+    prompt = "\n".join(m["content"] for m in turn.body["messages"])
+    values = leaves(spec.to_tinytroupe_dict())
+    return {
+        "large_persona_json_tokens": count_tokens(compact),
+        "large_persona_prompt_tokens": request_tokens(turn.body),
+        "large_persona_coverage": round(sum(v in prompt for v in values) / len(values), 4),
     }
 
 
@@ -113,14 +155,20 @@ async def main() -> dict[str, float]:
             server.responder = TurnRule()
             a = await scenario_a(server, Path(tmp))
             b = await scenario_b(server, Path(tmp))
+            c = await scenario_c(server, Path(tmp))
     print(f"scenario A (3 TinyTroupe personas, one broadcast, one step): {a}", file=sys.stderr)
     print(f"scenario B (one persona, 200 turns): {b}", file=sys.stderr)
+    print(f"scenario C (one persona of ~5,000 tokens of nested JSON, one turn): {c}", file=sys.stderr)
     return {
         "calls_per_agent_turn": a["calls_per_agent_turn"],
         "prompt_tokens_per_agent_turn": a["prompt_tokens_per_agent_turn"],
         "persona_coverage": a["persona_coverage"],
         "growth_200_over_10": b["growth_200_over_10"],
         "overhead_ms_p50": b["overhead_ms_p50"],
+        "stable_prefix_share": b["stable_prefix_share"],
+        "large_persona_json_tokens": c["large_persona_json_tokens"],
+        "large_persona_prompt_tokens": c["large_persona_prompt_tokens"],
+        "large_persona_coverage": c["large_persona_coverage"],
     }
 
 

@@ -32,8 +32,8 @@ MATCH_SCORE = 90
 MIN_NEEDLE_CHARS = 30
 
 _FALLBACK_RULES = (
-    "Return your turn as JSON: actions in order. Talk like a person in a team chat: short, in your own voice. "
-    "Talk only when you have something to add; otherwise just THINK and DONE. Never say you are an AI or simulated."
+    "Your turn as JSON: actions in order. Talk like a person in a team chat: short, in your own voice, only when "
+    "you have something to add. Never say you are an AI or simulated."
 )
 
 
@@ -80,9 +80,9 @@ def _needles(spec_json: str, persona: str, system_prompt: str) -> tuple[tuple[st
     instructions: dict[str, None] = {}
     name = persona or spec.get("name") or ""
     header = (
-        f"You are {name}, a person taking part in a conversation. Think, feel and speak as {name}, in character."
+        f"You are {name}, in a conversation: think, feel and speak in character."
         if name
-        else "a person taking part in a conversation. Think, feel and speak as them, in character."
+        else "in a conversation: think, feel and speak in character."
     )
     for needle in _sentences(header + "\n" + _turn_rules()):
         instructions[needle] = None
