@@ -171,3 +171,65 @@ def test_entropy_is_shannon_bits_per_character():
 async def test_run_is_the_async_entry_point(check):
     result = await check.run("password: Tr0ub4dor&3", VerificationContext())
     assert result.check == "secrets" and result.text == f"password: {PLACEHOLDER}"
+
+
+# Known formats whose body is not random: a test key, a truncated one, a template being filled in.
+LOW_ENTROPY_KEYS = {
+    "openai legacy": "sk-" + "A" * 48,
+    "openai project": "sk-" + "proj-" + "A" * 44,
+    "openai project lower case": "sk-" + "proj-" + "a" * 48,
+    "openai digits": "sk-" + "1234567890" * 4 + "abcd",
+    "openai service account": "sk-" + "svcacct-" + "x" * 40,
+    "anthropic without version": "sk-" + "ant-" + "A" * 44,
+    "anthropic admin": "sk-" + "ant-admin01-" + "0" * 40,
+    "discord current shape": "MTIzNDU2Nzg5MDEyMzQ1Njc4OQ" + ".GAAAAA." + "A" * 38,
+}
+#: The same, for formats the old patterns already knew by shape: they must stay redacted.
+LOW_ENTROPY_KNOWN = {
+    "slack bot": "xoxb-" + "A" * 28,
+    "slack user": "xoxp-" + "1111111111-1111111111-" + "a" * 12,
+    "slack app": "xoxa-" + "0" * 24,
+    "github classic": "ghp_" + "A" * 36,
+    "github oauth": "gho_" + "A" * 36,
+    "github server": "ghs_" + "0" * 36,
+    "github fine-grained": "github_pat_" + "A" * 60,
+    "aws": "AKIA" + "A" * 16,
+    "aws session": "ASIA" + "0" * 16,
+    "google": "AIza" + "A" * 35,
+    "stripe secret": "sk_" + "live_" + "A" * 24,
+    "stripe restricted": "rk_" + "live_" + "0" * 24,
+    "stripe publishable": "pk_" + "live_" + "a" * 24,
+    "discord legacy shape": "M" + "A" * 23 + "." + "A" * 6 + "." + "A" * 27,
+}
+
+
+#: Words that only start like a key: they stay.
+KEY_LOOK_ALIKES = [
+    "sk-learn-compatibility-notes-for-the-ml-team are in the doc",
+    "see the sk-ant-onboarding-checklist-for-new-hires page",
+    "xoxo, see you at the offsite",
+    "ghp_ prefixes mark classic GitHub tokens; sk- marks OpenAI keys.",
+    "The AKIA prefix means a long-term AWS key, ASIA a temporary one.",
+]
+
+
+def test_known_key_formats_are_removed_by_shape_whatever_their_entropy(check):
+    for name, key in {**LOW_ENTROPY_KEYS, **LOW_ENTROPY_KNOWN}.items():
+        for template in ("I'm all for the key {}.", "{}", "export KEY={} and run it"):
+            result = check.evaluate(template.format(key))
+            assert result.action is VerdictAction.REWRITE, (name, template)
+            assert result.text == template.format(PLACEHOLDER), (name, result.text)
+    for text in KEY_LOOK_ALIKES:
+        assert check.evaluate(text).action is VerdictAction.PASS, text
+
+
+async def test_the_reason_names_the_check_once():
+    from bots.verification import verify_text
+
+    verdict = await verify_text("I'm all for the key " + LOW_ENTROPY_KEYS["openai project"] + ".")
+    assert verdict.decision == "rewrite"
+    assert verdict.text == f"I'm all for the key {PLACEHOLDER}."
+    assert verdict.reasons == ["secrets: OpenAI or Anthropic key removed"]
+    toxic = await verify_text("password: Tr0ub4dor&3, you stupid idiot")
+    assert all(not reason.startswith(("secrets: secrets:", "toxicity: toxicity:")) for reason in toxic.reasons)
+    assert [reason.split(":")[0] for reason in toxic.reasons] == ["secrets", "toxicity"]

@@ -171,6 +171,7 @@ def _failed(name: str, detail: str) -> CheckResult:
 
 
 def _reason(result: CheckResult) -> str:
-    if result.reason.startswith(f"check {result.check} failed:"):
+    """The reason as ``check: why``, prefixed once: many checks already name themselves."""
+    if result.reason.startswith((f"check {result.check} failed:", f"{result.check}:")):
         return result.reason
     return f"{result.check}: {result.reason or result.action.value}"

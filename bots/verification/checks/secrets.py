@@ -2,8 +2,10 @@
 
 Known token formats come from ``detect-secrets``' own plugins, run directly on the message (no
 baseline, no files, no network verification). Formats it lacks (current OpenAI and Anthropic keys,
-fine-grained GitHub tokens, Slack app tokens, Google API keys, Stripe test keys, passwords in URLs
-with reserved characters, whole private key blocks) are our own patterns. Random-looking strings
+fine-grained GitHub tokens, Slack app tokens, Google API keys, Stripe test keys, current Discord bot
+tokens, passwords in URLs with reserved characters, whole private key blocks) are our own patterns.
+A known format is recognised by its shape alone, whatever its entropy: ``sk-proj-AAAA…`` in a post
+is a key (a test key, a truncated one, a template about to be filled in) as much as a random one. Random-looking strings
 count only where the words around them say they are secret ("password: …", "api_key=…",
 "Authorization: Bearer …"): in chat, commit hashes, UUIDs and checksums are ordinary.
 
@@ -59,7 +61,7 @@ DETECT_SECRETS_PLUGINS = (
 EXTRA_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "OpenAI or Anthropic key",
-        re.compile(r"(?<![\w-])sk-(?:proj-|svcacct-|admin-|ant-(?:api|admin)\d\d-)?[A-Za-z0-9_-]{32,}"),
+        re.compile(r"(?<![\w-])sk-(?:proj-|svcacct-|admin-|ant-(?:[a-z]+\d\d-)?)?[A-Za-z0-9_-]{32,}"),
     ),
     ("GitHub token", re.compile(r"(?<!\w)(?:github_pat_[A-Za-z0-9_]{40,}|gh[pousr]_[A-Za-z0-9]{36,})")),
     (
@@ -68,6 +70,8 @@ EXTRA_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     ("Google API key", re.compile(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}")),
     ("Stripe key", re.compile(r"(?<!\w)(?:sk|rk|pk)_(?:live|test)_[0-9a-zA-Z]{20,}")),
+    # detect-secrets knows only the older, shorter shape (27 characters after the second dot).
+    ("Discord bot token", re.compile(r"(?<![\w.-])[MNO][A-Za-z\d_-]{23,27}\.[A-Za-z\d_-]{6,7}\.[A-Za-z\d_-]{27,40}(?![\w-])")),
     ("Hugging Face token", re.compile(r"(?<!\w)hf_[A-Za-z0-9]{30,}")),
     ("GitLab token", re.compile(r"(?<![\w-])glpat-[A-Za-z0-9_-]{20,}")),
     ("npm token", re.compile(r"(?<!\w)npm_[A-Za-z0-9]{36}")),
@@ -189,7 +193,7 @@ class SecretsCheck(Check):
                     found.append(Secret(secret_type, start, end))
         for kind, pattern in EXTRA_FORMATS:
             for match in pattern.finditer(text):
-                if kind == "OpenAI or Anthropic key" and not _mixed(match.group()[3:]):
+                if kind == "OpenAI or Anthropic key" and _slug(match.group()[3:]):
                     continue
                 found.append(Secret(kind, match.start(), match.end()))
         for match in URL_PASSWORD.finditer(text):
@@ -231,9 +235,19 @@ class SecretsCheck(Check):
         return len(value) >= 16 and letters and digits and entropy(value) >= self.settings.entropy
 
 
-def _mixed(body: str) -> bool:
-    """Real keys mix upper case, lower case and digits; "sk-learn-compatibility-notes" does not."""
-    return any(c.isupper() for c in body) and any(c.islower() for c in body) and any(c.isdigit() for c in body)
+#: A run this long without a hyphen or underscore is no word of a slug, whatever letters it has.
+_KEY_RUN = re.compile(r"[A-Za-z0-9]{20}")
+
+
+def _slug(body: str) -> bool:
+    """Words joined by hyphens ("sk-learn-compatibility-notes"), not a key.
+
+    A key is recognised by its shape, not its randomness: "sk-proj-AAAA…" is as much a key in a
+    post as a real one (a test key, a truncated one, a placeholder someone will fill in), so only a
+    body of short hyphenated words is let through.
+    """
+    mixed = any(c.isupper() for c in body) and any(c.islower() for c in body) and any(c.isdigit() for c in body)
+    return not mixed and _KEY_RUN.search(body) is None
 
 
 def _occurrences(text: str, value: str) -> list[tuple[int, int]]:
