@@ -321,3 +321,93 @@ def test_a_message_is_checked_in_well_under_a_millisecond_on_average(check):
             check.evaluate(text)
     mean_ms = (time.perf_counter() - started) * 1000 / (5 * len(messages))
     assert mean_ms < 2.0  # about 0.3 ms here; the bound leaves room for slow machines
+
+
+# -- wishing death or harm ---------------------------------------------------------------------------
+
+HARM_WISHES = [
+    "I hope you die",
+    "hope u die in a fire",
+    "I hope your kids get cancer",
+    "wish your mother was dead",
+    "may you rot",
+    "May you rot in hell.",
+    "I really hope you get hit by a bus tomorrow.",
+    "I hope you and your family burn alive",
+    "I hope you'll die alone",
+    "hoping your dad gets cancer",
+    "I wish you had never been born",
+    "I'd love to see you dead",
+    "I can't wait for you to die",
+    "wishing you a slow painful death",
+    "I wish death upon you and your kids",
+    "Go rot in hell, Brian.",
+    "I pray your family dies",
+    "I hope your wife gets run over by a truck",
+    "i hope ur mum gets cancer",
+    "I h o p e y o u d i e",
+    "Ojalá te mueras.",
+    "Ojalá tus hijos tengan cáncer.",
+    "Ojalá se muera tu madre.",
+    "Espero que te pudras en el infierno.",
+    "Tomara que você morra.",
+    "Tomara que sua mãe morra.",
+    "Espero que seus filhos tenham câncer.",
+    "Ich hoffe, du stirbst.",
+    "Hoffentlich kriegen deine Kinder Krebs.",
+    "Ich wünsche dir den Tod.",
+    "Ich wünschte, du wärst tot.",
+    "J'espère que tu vas crever.",
+    "Je te souhaite de mourir.",
+    "J'espère que tes enfants auront le cancer.",
+    "Que ta mère crève.",
+    "Obyś zdechł.",
+    "Mam nadzieję, że umrzesz.",
+    "Oby twoja matka umarła.",
+    "Życzę ci śmierci.",
+]
+
+WISH_LOOK_ALIKES = [
+    "I hope you get well soon!",
+    "I'd die for a coffee",
+    "this bug is killing me",
+    "my battery died",
+    "I hope you die laughing at this meme",
+    "I hope your kids enjoy the cake",
+    "I wish my mother was here",
+    "I hope your mum's cancer treatment goes well",
+    "I hope you burn through the backlog today",
+    "May you have a great weekend",
+    "I hope your kids are dead tired after the party lol",
+    "That legacy code can rot in hell.",
+    "I hope you suffer less from jet lag this time",
+    "I hope you didn't die of boredom in that meeting",
+    "I hope the server dies so we finally replace it",
+    "I want you to die on this hill with me lol",
+    "Ojalá te mejores pronto.",
+    "Que te mueras de risa con este video.",
+    "Espero que você não sofra com o calor.",
+    "Morri de rir com isso.",
+    "Hoffentlich stirbt der alte Server bald.",
+    "Ich hoffe, du leidest nicht zu sehr.",
+    "Je suis crevé.",
+    "J'espère que ta mère va mieux.",
+    "Obyś wyzdrowiał.",
+    "Padł mi telefon.",
+]
+
+
+def test_wishing_death_or_harm_on_someone_or_their_family_is_blocked_in_every_language(check):
+    for text in HARM_WISHES:
+        result = check.evaluate(text)
+        assert result.action is VerdictAction.BLOCK, (text, result.reason)
+        assert result.reason.startswith("toxicity: harm-wish"), result.reason
+    for text in WISH_LOOK_ALIKES:
+        result = check.evaluate(text)
+        assert result.action is VerdictAction.PASS, (text, result.reason)
+
+
+def test_a_wish_about_someone_not_addressed_is_held(check):
+    for text in ("I hope he dies.", "I hope her kids get cancer"):
+        assert action(check, text) == "hold", text
+    assert action(check, "I hope he gets well soon.") == "pass"

@@ -8,9 +8,10 @@ are ordinary words in team chat, and sorted into the categories below.
 
 Categories and what they lead to (see ``toxicity.py``):
 
-* ``threat``, ``self-harm``, ``hate``, ``sexual-minors``, ``harassment``: block.
-* ``threat-mild``, ``harassment-mild`` (may be banter: "I'll kill him", "you suck"), ``sexual``,
-  ``violence``, ``hate-symbol``: hold.
+* ``threat``, ``harm-wish`` (``harm_wishes.py``: "I hope you die"), ``self-harm``, ``hate``,
+  ``sexual-minors``, ``harassment``: block.
+* ``threat-mild``, ``harm-wish-mild`` ("I hope he dies"), ``harassment-mild`` (may be banter:
+  "I'll kill him", "you suck"), ``sexual``, ``violence``, ``hate-symbol``: hold.
 * ``profanity``: masked (rewrite), or hold when the channel says so.
 """
 
@@ -18,15 +19,19 @@ from __future__ import annotations
 
 import re
 
+from bots.verification.checks.harm_wishes import SQUASHED_WISHES, WISHES, WISHES_ABOUT_OTHERS
+
 #: Score of each category before thresholds: block at >= 0.85, hold at >= 0.5 by default.
 CATEGORY_SCORES = {
     "threat": 1.0,
+    "harm-wish": 1.0,
     "self-harm": 1.0,
     "hate": 1.0,
     "sexual-minors": 1.0,
     "harassment": 0.9,
     "harassment-mild": 0.7,
     "threat-mild": 0.7,
+    "harm-wish-mild": 0.7,
     "sexual": 0.7,
     "violence": 0.7,
     "hate-symbol": 0.7,
@@ -175,8 +180,6 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("threat", _p(_I_WILL + r"\s+(?:[a-z']+\s+){0,2}?beat (?:you up|you to death|the (?:crap|shit|hell|living "
                   r"daylights|life) out of " + _YOU + ")")),
     ("threat", _p(r"(?:put|a) bullet (?:in|through) (?:your|his|her) (?:head|brain|skull|face)")),
-    ("threat", _p(r"(?:i )?hope (?:you|u) (?:die|get (?:cancer|aids|hit by|run over|killed|shot|stabbed|raped)|"
-                  r"burn|rot|choke|drown|suffer|never wake up)(?! (?:laughing|of laughter|happy))")),
     ("threat", _p(r"burn (?:your|ur) (?:house|home|car|family) down|find (?:out )?where (?:you|u) live")),
     ("threat", _p(r"watch your back|i know where (?:you|u) live|(?:you|u)(?:'re| are|re)? (?:a )?dead (?:man|meat)|"
                   r"your days are numbered|sleep with one eye open|hunt (?:you|u) down")),
@@ -185,13 +188,15 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
                        r"hang|lynch) (?:him|her|them)\b(?! (?:a|an|the|some|over|my|this|that|quick)\b)")),
     ("threat-mild", _p(_YOU_ARE + r" (?:going to|gonna) (?:regret|pay for) (?:this|that|it)")),
     ("threat", _p(r"te (?:voy|vamos) a (?:matar|pegar|partir la cara|reventar|romper la cara|apunalar|disparar|"
-                  r"quemar)|te (?:mato|reviento|parto la cara)|ojala (?:que )?te mueras")),
-    ("threat", _p(r"(?:eu )?vou te (?:matar|bater|espancar|esfaquear|furar|quebrar)|te mato|"
-                  r"tomara que (?:voce|vc|tu) morra")),
+                  r"quemar)|te (?:mato|reviento|parto la cara)")),
+    ("threat", _p(r"(?:eu )?vou te (?:matar|bater|espancar|esfaquear|furar|quebrar)|te mato")),
     ("threat", _p(r"ich (?:bring|bringe|werde|will|mach|mache) dich (?:um|kalt|umbringen|toten|abstechen|"
                   r"erschiessen|abknallen)")),
     ("threat", _p(r"je (?:vais|veux) te (?:tuer|buter|frapper|defoncer|crever|egorger|planter)|je te (?:tue|bute)")),
     ("threat", _p(r"(?:zabije|zajebie|udusze|pobije|zatluke|wykoncze) cie")),
+    # wishing death or harm on someone or their family
+    *(("harm-wish", _p(pattern)) for pattern in WISHES),
+    *(("harm-wish-mild", _p(pattern)) for pattern in WISHES_ABOUT_OTHERS),
     # encouraging self-harm
     ("self-harm", _p(r"(?:kill|hang|neck|off|unalive|shoot) ?(?:yourself|urself|your ?self|yourselves|yoself)"
                      r"(?! in the f(?:oo|ee)t)|kys")),
@@ -283,6 +288,7 @@ SQUASHED: list[tuple[str, re.Pattern[str]]] = [
     ("self-harm", re.compile(r"(?:kill|hang|neck)(?:your|ur)self")),
     ("threat", re.compile(r"(?:iwill|ill|imgonna|imgoingto|iamgoingto|iwanna)"
                           r"(?:kill|hurt|stab|shoot|murder|rape)(?:you|u)")),
+    *(("harm-wish", re.compile(pattern)) for pattern in SQUASHED_WISHES),
     ("harassment", re.compile(r"(?:fuck|screw)(?:you|off|yourself)|(?:youare|youre|ur)(?:a|an)?(?:idiot|moron|loser|"
                               r"worthless|useless|stupid|retard|bitch|cunt)")),
 ]
