@@ -394,6 +394,8 @@ WISH_LOOK_ALIKES = [
     "J'espère que ta mère va mieux.",
     "Obyś wyzdrowiał.",
     "Padł mi telefon.",
+    "I studied hard for the exam.",  # "udie" inside a word is no spaced-out "u die"
+    "The audience loved it.",
 ]
 
 

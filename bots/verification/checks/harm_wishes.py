@@ -201,7 +201,7 @@ WISHES_ABOUT_OTHERS: tuple[str, ...] = _EN_THIRD
 #: The same wishes with every letter spaced out ("I h o p e y o u d i e"): matched only on such
 #: runs joined into one word, where the spaces between words are gone too.
 SQUASHED_WISHES: tuple[str, ...] = (
-    r"(?:ihope|hope|iwish|wish|maybe)?(?:you|u|your(?:kids|family|mom|mum|mother|children|dad|father|wife))"
+    r"(?:hope|wish|pray)(?:that)?(?:you|u|your(?:kids|family|mom|mum|mother|children|dad|father|wife))"
     r"(?:die|dies|getcancer|getscancer|rotinhell|burninhell|weredead|wasdead|dropdead)",
     r"mayyou(?:die|rot|burn|suffer)",
     r"(?:ojala|tomara|espero)(?:que)?(?:te|voce|vc)?(?:mueras|morra|pudras|apodreca)",
