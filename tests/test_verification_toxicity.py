@@ -413,3 +413,28 @@ def test_a_wish_about_someone_not_addressed_is_held(check):
     for text in ("I hope he dies.", "I hope her kids get cancer"):
         assert action(check, text) == "hold", text
     assert action(check, "I hope he gets well soon.") == "pass"
+
+
+SPACED_OUT = [
+    "y o u  a r e  a n  i d i o t",
+    "you are a n i d i o t",
+    "you're a m o r o n",
+    "I will k i l l  y o u",
+    "n o b o d y  l i k e s  y o u",
+    "i hope y o u  d i e",
+    "s h u t  u p  y o u  s t u p i d  i d i o t",
+    "a l l  i m m i g r a n t s  a r e  v e r m i n",
+    "E r e s  u n  i d i o t a",
+    "d u  b i s t  e i n  I d i o t",
+    "t e  v o y  a  m a t a r",
+]
+
+
+def test_letters_spaced_out_are_read_as_the_words_they_spell(check):
+    for text in SPACED_OUT:
+        result = check.evaluate(text)
+        assert result.action is VerdictAction.BLOCK, (text, result.reason)
+    for text in ("The K P I s look fine, U S A numbers too.", "I work at I B M, on the A P I team.",
+                 "shiitake m u s h r o o m s for the offsite", "a s s e t s are in the D A M"):
+        assert check.evaluate(text).action is VerdictAction.PASS, text
+    assert check.evaluate("f.u.c.k this build").text == "f****** this build"  # only the word is masked

@@ -3,8 +3,10 @@
 Matching runs on a normalised *view* of the message: lower case, Unicode NFKC, look-alike letters
 from other scripts mapped to ASCII, zero-width characters dropped, leetspeak inside words undone
 ("sh1t", "$hit", "@ss"), letters spaced out with separators joined ("f u c k", "f.u.c.k",
-"f-u-c-k") and long runs of one letter shortened ("fuuuck"). Every character of a view remembers
-the index of the original character it came from, so a match can be masked in the original text.
+"f-u-c-k") and long runs of one letter shortened ("fuuuck"). Spaced-out letters are also read as
+the words their gaps show and glued to the words around them. Every character of a view
+remembers the index of the original character it came from, so a match can be masked in the
+original text.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class View:
 
     text: str
     origin: tuple[int, ...]
+    #: Words glued together around spaced-out letters: only letters-only phrases mean anything here.
+    glued: bool = False
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """The original text's span behind ``text[start:end]``."""
@@ -152,10 +156,13 @@ def views(text: str) -> list[View]:
         variant = list(chars)
         _undo_leet(variant, one)
         joined = "".join(variant).replace("\n", " ").replace("\t", " ")
+        spaced = list(_SPACED.finditer(joined))
+        extra = _spaced_views(joined, origin, spaced) if spaced else []
         joined, variant_origin = _rebuild(joined, origin, _SPACED, _join_spaced)
         if _SPACE_RUN.search(joined):
             joined, variant_origin = _rebuild(joined, variant_origin, _SPACES, _collapse_spaces)
         result.append(View(joined, tuple(variant_origin)))
+        result.extend(extra)
         if _RUN.search(joined):
             for keep in (1, 2):
                 shortened, short_origin = _rebuild(
@@ -163,6 +170,72 @@ def views(text: str) -> list[View]:
                 )
                 result.append(View(shortened, tuple(short_origin)))
     return result
+
+
+_GAP = re.compile("[" + re.escape(_SEPARATORS) + "]+")
+_WORD = re.compile(r"[a-z0-9']+")
+#: Words on either side of a spaced-out run glued to it: "you're a m o r o n" reads "youreamoron".
+_GLUE_BEFORE, _GLUE_AFTER = 3, 2
+
+
+def _spaced_views(text: str, origin: list[int], runs: list[re.Match[str]]) -> list[View]:
+    """Two more readings of letters spaced out one by one, for the phrase patterns.
+
+    Words: where the gaps differ ("y o u  a r e  a n  i d i o t", "k.i.l.l y.o.u") the wider or
+    other gaps are the spaces between words, so the run reads "you are an idiot" (a view only
+    when some run has such gaps). Glued: each run and the words around it as one string of
+    letters ("you are a n i d i o t" -> "youareanidiot"), for the letters-only patterns.
+    """
+    out: list[View] = []
+    words_chars: list[str] = []
+    words_origin: list[int] = []
+    split_any = False
+    last = 0
+    for run in runs:
+        words_chars.extend(text[last : run.start()])
+        words_origin.extend(origin[last : run.start()])
+        gaps = [g.group() for g in _GAP.finditer(run.group())]
+        usual = max(set(gaps), key=gaps.count)
+        split_any = split_any or len(set(gaps)) > 1
+        position = run.start()
+        for k in range(run.start(), run.end()):
+            char = text[k]
+            if "a" <= char <= "z":
+                words_chars.append(char)
+                words_origin.append(origin[k])
+            elif k == position or text[k - 1] not in _SEPARATORS:
+                gap = _GAP.match(text, k)
+                if gap is not None and gap.group() != usual:
+                    words_chars.append(" ")
+                    words_origin.append(origin[k])
+        last = run.end()
+    words_chars.extend(text[last:])
+    words_origin.extend(origin[last:])
+    if split_any:
+        out.append(View("".join(words_chars), tuple(words_origin)))
+
+    glued_chars: list[str] = []
+    glued_origin: list[int] = []
+    words = list(_WORD.finditer(text))
+    last = 0
+    for run in runs:
+        before = [w for w in words if w.end() <= run.start()][-_GLUE_BEFORE:]
+        after = [w for w in words if w.start() >= run.end()][:_GLUE_AFTER]
+        start = max(last, before[0].start() if before else run.start())
+        end = after[-1].end() if after else run.end()
+        if start < last:
+            continue
+        glued_chars.extend(text[last:start])
+        glued_origin.extend(origin[last:start])
+        for k in range(start, end):
+            if "a" <= text[k] <= "z":
+                glued_chars.append(text[k])
+                glued_origin.append(origin[k])
+        last = end
+    glued_chars.extend(text[last:])
+    glued_origin.extend(origin[last:])
+    out.append(View("".join(glued_chars), tuple(glued_origin), glued=True))
+    return out
 
 
 def normalize(text: str) -> str:

@@ -223,6 +223,9 @@ class ToxicityCheck(Check):
 
     def _scan(self, view: View) -> Iterable[Finding]:
         text = view.text
+        if view.glued:
+            yield from _squashed(view)
+            return
         entries = self._lexicon.entries
         prefixes = self._lexicon.prefixes
         tokens = list(_TOKEN.finditer(text))
@@ -232,9 +235,7 @@ class ToxicityCheck(Check):
             if category:
                 yield Finding(category, word, *view.span(token.start(), token.end()))
             if len(word) >= 7:
-                for squashed_category, pattern in terms.SQUASHED:
-                    if pattern.search(word):
-                        yield Finding(squashed_category, word, *view.span(token.start(), token.end()))
+                yield from _squashed(view, token)
             if word not in prefixes:
                 continue
             phrase = word
@@ -262,6 +263,17 @@ class ToxicityCheck(Check):
         if self._classifier is None or not _ADDRESSED.search(text.lower()):
             return 0.0
         return float(self._classifier(text))
+
+
+def _squashed(view: View, token: re.Match[str] | None = None) -> Iterable[Finding]:
+    """Letters-only phrases in one long token, or in every long token of a glued view."""
+    for match in [token] if token is not None else _TOKEN.finditer(view.text):
+        word = match.group()
+        if len(word) < 7:
+            continue
+        for category, pattern in terms.SQUASHED:
+            if pattern.search(word):
+                yield Finding(category, word, *view.span(match.start(), match.end()))
 
 
 def _by_shape(word: str) -> str | None:
