@@ -212,3 +212,108 @@ async def test_model_tells_and_steering_are_held(text):
 )
 async def test_ordinary_talk_near_those_words_passes(text):
     assert await decide(text) == "pass"
+
+
+# Other words for the same confession, in the nine languages the check covers.
+OTHER_WORDINGS = [
+    "I'm all for being an AI model.",
+    "I'm an assistant created by OpenAI.",
+    "I'm a helpful assistant developed by Acme Labs.",
+    "I'm just a program.",
+    "I'm just software, really.",
+    "Being an AI model, I can't attend.",
+    "Speaking as an AI, that's hard.",
+    "You're talking to an AI.",
+    "Language models like me can't do that.",
+    "I'm a conversational AI.",
+    "I'm a generative AI model trained on lots of text.",
+    "I'm powered by GPT-4.",
+    "I'm just lines of code.",
+    "I'm a neural network.",
+    "Ich bin nur ein Sprachmodell.",
+    "Ich bin ein großes Sprachmodell.",
+    "Ich bin ein Assistent, entwickelt von OpenAI.",
+    "Ich bin nur ein Programm.",
+    "Als Sprachmodell kann ich das nicht.",
+    "Je suis un modèle d'IA.",
+    "Je suis un grand modèle de langage.",
+    "Je suis un assistant créé par OpenAI.",
+    "Je ne suis qu'un programme.",
+    "Soy un modelo de IA.",
+    "Soy un gran modelo de lenguaje.",
+    "Soy un asistente creado por OpenAI.",
+    "Solo soy un programa.",
+    "No soy más que un programa.",
+    "Sou um modelo de IA.",
+    "Sou um assistente criado pela OpenAI.",
+    "Eu sou só um programa de computador.",
+    "Sono un modello linguistico.",
+    "Sono un assistente creato da OpenAI.",
+    "Sono solo un programma.",
+    "Come modello linguistico, non posso.",
+    "Ik ben een groot taalmodel.",
+    "Ik ben een assistent gemaakt door OpenAI.",
+    "Ik ben maar een programma.",
+    "Als taalmodel kan ik dat niet.",
+    "Jestem modelem AI.",
+    "Jestem dużym modelem językowym.",
+    "Jestem chatbotem.",
+    "Jestem tylko programem.",
+    "Jako model językowy nie mogę.",
+    "Jag är en stor språkmodell.",
+    "Jag är en assistent skapad av OpenAI.",
+    "Jag är bara ett program.",
+    "Som språkmodell kan jag inte det.",
+]
+
+# Talk about AI, programs and assistants: the speaker is none of them.
+ABOUT_AI = [
+    "We should use a language model for search.",
+    "The chatbot our team built is live.",
+    "I'm building a chatbot for support.",
+    "I'm a language model researcher.",
+    "I'm just a program manager.",
+    "I'm a machine when it comes to spreadsheets.",
+    "I'm an assistant manager.",
+    "I'm an assistant and I love it.",
+    "Imagine being an AI model, answering emails all day.",
+    "I'm all for being an AI-first company.",
+    "Language models like GPT-4 are expensive.",
+    "We use it as a chatbot.",
+    "If you call their hotline you're talking to a bot, not support.",
+    "I'm running on coffee and two hours of sleep.",
+    "Wir sollten ein Sprachmodell für die Suche nutzen.",
+    "Ich bin Softwareentwicklerin.",
+    "Le chatbot que notre équipe a construit marche bien.",
+    "Je ne suis pas un robot.",
+    "Usamos GPT como chatbot, no como buscador.",
+    "No soy un bot.",
+    "Não sou um bot.",
+    "Sono un programmatore.",
+    "Non sono un bot.",
+    "Ik ben een programmamanager.",
+    "Nie jestem botem.",
+    "Jag är en programledare.",
+]
+
+
+async def test_other_words_for_being_an_ai_are_held_and_talk_about_ai_passes() -> None:
+    for text in OTHER_WORDINGS:
+        result = await CHECK.run(text, CTX)
+        assert result.action.value == "hold", text
+        assert result.reason.startswith("out of character:"), result.reason
+    for text in ABOUT_AI:
+        assert await decide(text) == "pass", text
+
+
+async def test_letters_spaced_out_are_read_as_the_words_they_spell() -> None:
+    for text in (
+        "A s  a n  A I  l a n g u a g e  m o d e l, I can't do that.",
+        "I am a n A I",
+        "A s a n A I, I can't.",
+        "I'm a l a n g u a g e m o d e l.",
+        "I c h  b i n  e i n e  K I.",
+    ):
+        assert await decide(text) == "hold", text
+    for text in ("The U S A team joins at 10.", "I work at I B M on the A P I.", "a s a p please"):
+        assert await decide(text) == "pass", text

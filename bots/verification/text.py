@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Collection
 
 __all__ = [
     "INVISIBLE_RE",
     "collapse_spacing",
     "fold",
     "has_invisible",
+    "has_spaced_letters",
     "leet_variants",
+    "read_spaced",
+    "segment",
     "skeleton",
     "squash",
     "strip_invisible",
@@ -119,3 +123,60 @@ _NON_LETTER = re.compile(r"[^a-z]+")
 def squash(folded: str) -> str:
     """Letters only: the last resort against any spacing or punctuation between letters."""
     return _NON_LETTER.sub("", folded)
+
+
+#: Single letters, each followed by a separator, three or more: "A s a n A I", "a.i".
+_SPACED_RUN = re.compile(r"(?<![^\W_])(?<!['\u2019])[^\W\d_](?:[ .\-_*·]{1,3}[^\W\d_](?![^\W_])){2,}")
+_RUN_GAP = re.compile(r"[ .\-_*·]+")
+#: Longest spaced-out run worth reading word by word (the reading is quadratic in it).
+_LONGEST_RUN = 80
+
+
+def segment(letters: str, vocabulary: Collection[str]) -> list[str] | None:
+    """``letters`` split into the fewest words of ``vocabulary`` ("asanai" -> as, an, ai), or None."""
+    longest = max((len(word) for word in vocabulary), default=0)
+    best: list[list[str] | None] = [[]] + [None] * len(letters)
+    for end in range(1, len(letters) + 1):
+        for start in range(max(0, end - longest), end):
+            before = best[start]
+            if before is not None and letters[start:end] in vocabulary:
+                if best[end] is None or len(before) + 1 < len(best[end]):  # type: ignore[arg-type]
+                    best[end] = [*before, letters[start:end]]
+    return best[-1]
+
+
+def has_spaced_letters(text: str) -> bool:
+    return _SPACED_RUN.search(text) is not None
+
+
+def read_spaced(text: str, vocabulary: Collection[str]) -> str:
+    """``text`` with letters spaced out one by one read as words.
+
+    Where the gaps differ ("A s  a n  A I") the wider or other ones are the spaces between words;
+    a stretch of letters that is no word of ``vocabulary`` is split into its words when it can be
+    ("I am a n A I" -> "I am an AI"), else it is kept joined. ``vocabulary`` is lower case.
+    """
+
+    def read(match: re.Match[str]) -> str:
+        run = match.group(0)
+        if len(run) > _LONGEST_RUN:
+            return run
+        gaps = _RUN_GAP.findall(run)
+        usual = max(set(gaps), key=gaps.count)
+        letters = _RUN_GAP.split(run)
+        words, current = [], letters[0]
+        for gap, letter in zip(gaps, letters[1:], strict=True):
+            if gap == usual:
+                current += letter
+            else:
+                words.append(current)
+                current = letter
+        words.append(current)
+        out = []
+        for word in words:
+            lower = word.lower()
+            split = None if lower in vocabulary else segment(lower, vocabulary)
+            out.append(" ".join(split) if split else word)
+        return " ".join(out)
+
+    return _SPACED_RUN.sub(read, text)

@@ -5,8 +5,7 @@ Personas talk about themselves, so one of their own facts in a post is normal an
 gives a leak away is quantity and form: several persona sentences nearly verbatim, spec field
 names (``long_term_goals:``), second-person instructions ("You are organised…") or the
 instruction text itself. Sentences are compared with ``rapidfuzz`` so small edits do not hide a
-copy. Saying one is an AI is recognised by first-person phrases in several languages, so AI as a
-topic ("I work on AI search", "as an AI researcher") passes.
+copy. Saying one is an AI is ``disclosure.py``'s to recognise.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from typing import Any
 from rapidfuzz import fuzz, process
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
+from bots.verification.checks.disclosure import ai_disclosure
 from bots.verification.checks.injection import inspect_input
 from bots.verification.policy import VerificationPolicy
 from bots.verification.text import fold
@@ -143,84 +143,12 @@ def _copied(needles: tuple[str, ...], message: str, grams: set[tuple[str, ...]])
     return [candidates[index] for _, _, index in found]
 
 
-# -- saying it is an AI -------------------------------------------------------------------------
-
-# After the disclosure: the end of a clause or a word that continues one, never a noun such as
-# "researcher" ("as an AI researcher" is a job, not a confession).
-_AFTER = (
-    r"(?=\s*(?:[,.;:!?)…—-]|$)|\s+(?:and|so|but|i|i'm|i'd|i'll|i've|my|myself|that|which|who|created|developed|"
-    r"trained|made|built|designed|programmed|powered|here|not|without|with|though|however|et|je|mais|y|no|soy|"
-    r"simulating|playing|pretending|roleplaying|role-playing|acting|impersonating|"
-    r"und|ich|aber|kann|habe|e|ma|non|en|och|ik|maar|jag|nie|tengo|puedo|nao|eu)\b)"
-)
-_WHAT_AI = (
-    r"(?:an? )?(?:(?:large |ai |artificial )?language model|ai language model|ai model|ai assistant|ai system|ai chatbot|"
-    r"ai|a\.i\.|artificial intelligence|llm|chat ?bot|bot|virtual assistant|digital assistant|computer program|"
-    r"neural network|machine learning model|simulated (?:persona|person|character|agent|human|being|entity|participant))"
-)
-# "As an AI" is a confession only when the speaker goes on about itself ("as an AI, I can't…").
-_AS_AI = (
-    r"(?:an? )?(?:(?:large |ai )?language model|ai language model|ai model|ai assistant|ai|a\.i\.|"
-    r"artificial intelligence|llm|chat ?bot|virtual assistant|simulated (?:persona|person|character|agent))"
-)
-_ABOUT_ME = r"(?:\s*,?\s+(?:i|i'm|i'd|i'll|i've|my|myself|me)\b|\s*[.!]?\s*$)"
-_DISCLOSURE_PATTERNS: tuple[tuple[str, str], ...] = (
-    (rf"\bas {_AS_AI}{_ABOUT_ME}", "says it is an AI"),
-    (rf"\bas {_AS_AI},? (?:developed|created|trained|built|made|designed) by\b", "says it is an AI"),
-    (rf"\bi(?:'m| am)\s+(?:(?:just|only|merely|simply|actually|really|basically|still|afraid i'm)\s+)*{_WHAT_AI}{_AFTER}", "says it is an AI"),
-    (r"\bi(?:'m| am) (?:not|no) (?:a )?(?:real |actual )?(?:human(?: being)?|person|living person)(?=\s*(?:[,.;:!?)…—-]|$)|\s+(?:and|so|but|i|just)\b)", "says it is not a person"),
-    (r"\bi(?:'m| am) (?:chatgpt|gpt-?\d\w*|claude|gemini|bard|llama|copilot|a gpt\b)", "names itself as a model"),
-    (r"\bi (?:was|am|have been|'ve been|'m) (?:created|trained|built|developed|made|designed) by (?:openai|anthropic|google|deepmind|meta|microsoft|mistral)\b", "names its maker"),
-    (r"\b(?:openai|anthropic|google|deepmind|mistral)\b.{0,40}\b(?:created|trained|built|developed|made|designed) me\b", "names its maker"),
-    (r"\bi (?:was|am|have been|'ve been|'m) (?:programmed|prompted|instructed by my (?:prompt|creators)) to\b", "says it was programmed"),
-    (r"\bi (?:was|am|'m) (?:created|built|designed|made|trained) to (?:assist|help|serve|answer)(?: users| people| you)?\b", "says it was programmed"),
-    (r"\bmy (?:system prompt|system message|initial prompt|original prompt|prompt|hidden instructions|system instructions|persona (?:spec|specification|description|file|prompt|card|sheet)|character (?:sheet|card|description|prompt)|training data|training cut-?off|knowledge cut-?off|creators|programmers)\b", "mentions its prompt or training"),
-    (r"\bmy (?:instructions|programming|guidelines) (?:say|says|tell|told|are to|were to|prevent|prohibit|forbid|require|don't|do not|won't|will not)\b", "mentions its instructions"),
-    (r"\b(?:against|violates?|outside|beyond) my (?:programming|guidelines|instructions)\b", "mentions its instructions"),
-    (r"\b(?:i|we)(?:'re| are| am|'m) (?:all )?(?:just )?(?:in|inside|part of) (?:a|this|the) simulation\b", "says it is simulated"),
-    (r"\bthis (?:conversation|chat|world|channel|team) (?:is|is just|is only) (?:a |an )?(?:simulation|simulated|role-?play|fictional)\b", "says it is simulated"),
-    (r"\b(?:break(?:ing)?|step(?:ping)? out of|out of) (?:my )?(?:character|persona|role-?play)\b", "steps out of character"),
-    (r"\bi (?:don't|do not|can't|cannot) (?:have|possess) (?:a (?:physical )?body|consciousness|real-time access|access to the internet|the ability to browse)\b", "says it is an AI"),
-    (r"\bi(?:'m| am) (?:unable|not able) to (?:browse the (?:internet|web)|access the internet)\b", "says it is an AI"),
-    # Other languages (matched on accent-free text).
-    (rf"\b(?:als|ich bin|bin) (?:nur |lediglich )?(?:eine? )?(?:ki|kunstliche intelligenz|sprachmodell|grosses sprachmodell|chatbot|bot|ki-assistent|ki-modell)(?![\w-]){_AFTER}", "says it is an AI (de)"),
-    (rf"\ben tant qu(?:'|e )(?:ia|intelligence artificielle|modele de langage|assistant virtuel|chatbot|programme informatique){_AFTER}", "says it is an AI (fr)"),
-    (rf"\bje (?:ne )?suis (?:qu')?(?:juste |seulement |simplement )?(?:une? )?(?:ia|intelligence artificielle|modele de langage|assistant virtuel|chatbot|programme informatique){_AFTER}", "says it is an AI (fr)"),
-    (rf"\b(?:soy|como) (?:solo |solamente |simplemente )?(?:una? )?(?:ia|inteligencia artificial|modelo de lenguaje|asistente virtual|chatbot|programa informatico){_AFTER}", "says it is an AI (es)"),
-    (rf"\b(?:sou|como) (?:apenas |so )?(?:uma? )?(?:ia|inteligencia artificial|modelo de linguagem|assistente virtual|chatbot){_AFTER}", "says it is an AI (pt)"),
-    (rf"\b(?:sono|come) (?:solo |soltanto |semplicemente )?(?:una? |un')?(?:ia|intelligenza artificiale|modello (?:di )?linguaggio|assistente virtuale|chatbot){_AFTER}", "says it is an AI (it)"),
-    (rf"\b(?:ik ben|als) (?:maar |slechts |gewoon )?(?:een )?(?:ai|ki|taalmodel|chatbot|virtuele assistent){_AFTER}", "says it is an AI (nl)"),
-    (rf"\bjestem (?:tylko |jedynie )?(?:sztuczna inteligencja|modelem jezykowym|ai|chatbotem|botem){_AFTER}", "says it is an AI (pl)"),
-    (rf"\b(?:jag ar|som) (?:bara )?(?:en )?(?:ai|sprakmodell|chattbot|ai-assistent){_AFTER}", "says it is an AI (sv)"),
-)
-_DISCLOSURE = tuple((re.compile(p), label) for p, label in _DISCLOSURE_PATTERNS)
-_QUICK = re.compile(
-    r"\b(?:ai|a\.i|ki|ia|llm|bot|model|modell|modele|modelo|modello|taalmodel|sprakmodell|modelem|chat ?bot|chattbot|"
-    r"assistant|assistent|asistente|assistente|artificial|intelligence|inteligencia|intelligenza|kunstliche|sztuczna|"
-    r"prompt|program\w*|simulat\w*|human|person|instructions|guidelines|creators|training|cut-?off|character|persona|"
-    r"role-?play|body|consciousness|internet|web|chatgpt|gpt\S*|claude|gemini|bard|llama|copilot|openai|anthropic|"
-    r"google|deepmind|mistral|meta|microsoft|fictional)\b"
-)
-
-
 #: Chat-template and prompt markup a person never types: a model echoing its own prompt format.
 _PROMPT_MARKUP = re.compile(
     r"<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|>|\[/?INST\]|<<SYS>>"
     r"|^\s*\[(?:SYSTEM|system|System)\]|^\s*#{2,}\s*(?:System|Instruction)s?\s*:",
     re.MULTILINE,
 )
-
-
-def ai_disclosure(text: str, folded: str | None = None) -> str | None:
-    """Why ``text`` breaks character (says it is an AI, a model, simulated…), or ``None``."""
-    folded = fold(text) if folded is None else folded
-    if not _QUICK.search(folded):
-        return None
-    for pattern, label in _DISCLOSURE:
-        match = pattern.search(folded)
-        if match:
-            return f'{label}: "{match.group(0).strip()}"'
-    return None
 
 
 # -- the check ------------------------------------------------------------------------------------
