@@ -92,7 +92,8 @@ _EN: tuple[tuple[str, str], ...] = (
      "says it was programmed"),
     (r"\bi (?:was|am|'m) (?:created|built|designed|made|trained) to (?:assist|help|serve|answer)(?: users| people| you)?\b",
      "says it was programmed"),
-    (r"\bmy (?:system prompt|system message|initial prompt|original prompt|prompt|hidden instructions|system instructions|"
+    (r"\bmy (?:system prompt|system message|initial prompt|original prompt|hidden instructions|system instructions|"
+     r"prompt(?!s| (?:for|to|about|on|in|into|with|engineering|library|templates?)\b)|"
      r"persona (?:spec|specification|description|file|prompt|card|sheet)|character (?:sheet|card|description|prompt)|"
      r"training data|training cut-?off|knowledge cut-?off|creators|programmers)\b", "mentions its prompt or training"),
     (r"\bmy (?:instructions|programming|guidelines) (?:say|says|tell|told|are to|were to|prevent|prohibit|forbid|require|"
