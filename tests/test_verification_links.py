@@ -136,3 +136,24 @@ def test_allowed_domains_are_normalised() -> None:
     assert policy.allowed_link_domains == ["github.com", "example.org", "docs.python.org"]
     with pytest.raises(ValueError):
         TEAM_DEFAULT.merged({"allowed_link_domains": ["not a domain"]})
+
+
+async def test_defanged_links_are_links_to_where_they_point() -> None:
+    for text, expected in [
+        ("hxxps://malware-drop[.]ru/payload", "[link removed]"),
+        ("hxxp://evil.com/x now", "[link removed] now"),
+        ("https[:]//evil[.]com", "[link removed]"),
+        ("Grab the files at mega-leaks[.]xyz/acme", "Grab the files at [link removed]"),
+        ("see example(dot)com for details", "see [link removed] for details"),
+        ("evil[dot]com and evil{.}com", "[link removed] and [link removed]"),
+        ("visit evil [.] com/login", "visit [link removed]"),
+        ("Use this mirror: www dot crackedsoftware dot ru", "Use this mirror: [link removed]"),
+        ("files at cdn dot leaks dot example/dump", "files at [link removed]"),
+    ]:
+        assert await run(text) == ("rewrite", expected), text
+    result = await DEFAULT.run("hxxps://malware-drop[.]ru/payload", CTX)
+    assert "malware-drop.ru" in result.reason
+    # an allowed domain stays allowed however it is written
+    assert await run("the repo is at github[.]com/org/repo") == ("pass", None)
+    for text in ("the dot com era was wild", "polka dot com", "I'll dot the i's.", "a [.] b", "Mr.Smith said so.Then he left"):
+        assert await run(text, DEFAULT) == ("pass", None), text

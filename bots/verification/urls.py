@@ -3,6 +3,7 @@
 Used by the platform check (link text that shows one address and goes to another) and the link
 check (only allowed domains). A bare domain counts as a link only with a well-known top-level
 domain, so file names (``main.py``, ``README.md``, ``report.zip``) and ``Node.js`` are not links.
+A defanged link (``hxxps://``, ``evil[.]com``, ``evil(dot)com``) is a link to where it points.
 """
 
 from __future__ import annotations
@@ -12,7 +13,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-__all__ = ["Link", "MARKDOWN_LINK_RE", "SLACK_LINK_RE", "find_links", "host_allowed", "host_of", "hosts_related"]
+__all__ = [
+    "DEFANGED_RE",
+    "Link",
+    "MARKDOWN_LINK_RE",
+    "SLACK_LINK_RE",
+    "find_links",
+    "host_allowed",
+    "host_of",
+    "hosts_related",
+    "refang",
+]
 
 # Generic and country domains people link to; file extensions that are also country domains
 # (.py .md .sh .rs .pl .cc .so .ps .zip .mov) are left out and only count with a scheme or www.
@@ -37,6 +48,40 @@ BARE_RE = re.compile(
     rf"(?::\d{{1,5}})?(?:/[^\s<>\"'`|]*)?(?![\w-]|\.[^\W_])",
     re.IGNORECASE,
 )
+#: A dot written so that the link does not work: ``[.]``, ``(.)``, ``{.}``, ``[dot]``, ``(dot)``.
+_DEFANGED_DOT = r"\s?[\[({]\s?(?:\.|dot)\s?[\])}]\s?"
+#: Links written so that they do not work ("defanged") still send a reader somewhere once retyped:
+#: ``hxxps://evil[.]example/x``, ``evil(dot)com``, ``www dot evil dot ru``.
+DEFANGED_RE = re.compile(
+    rf"(?<![\w@./:+-])(?:h(?:xx|XX|\*\*|tt)ps?(?:\[:\]|\[://\]|:)//|h(?:xx|XX)ps?\[?:?\]?//)?"
+    rf"(?:[^\W_](?:[\w-]{{0,62}}[^\W_])?(?:\.|{_DEFANGED_DOT}|\s+dot\s+))+(?:{_TLD_ALT})"
+    rf"(?::\d{{1,5}})?(?:/[^\s<>\"'`|]*)?(?![\w-])",
+    re.IGNORECASE,
+)
+_DEFANG_MARK = re.compile(rf"^h(?:xx|\*\*)ps?|\[:\]|\[://\]|{_DEFANGED_DOT}|\s+dot\s+", re.IGNORECASE)
+_SPELLED_DOT = re.compile(r"\s+dot\s+", re.IGNORECASE)
+
+
+def refang(url: str) -> str:
+    """A defanged link as it would be typed into a browser (``hxxps://a[.]b`` -> ``https://a.b``)."""
+    url = re.sub(r"^h(?:xx|XX|\*\*)(ps?)", r"ht\g<1>", url)
+    url = re.sub(r"^(https?)\[?:?\]?//|^(https?)\[://\]", lambda m: (m.group(1) or m.group(2)) + "://", url)
+    url = re.sub(_DEFANGED_DOT, ".", url, flags=re.IGNORECASE)
+    return _SPELLED_DOT.sub(".", url)
+
+
+def _defanged(url: str) -> bool:
+    """Whether a match is really written defanged; "dot" spelled out counts only as "www dot …"
+    or with two of them, so "the dot com era" stays prose."""
+    if not _DEFANG_MARK.search(url):
+        return False
+    marks = _DEFANG_MARK.findall(url)
+    spelled = [m for m in marks if _SPELLED_DOT.fullmatch(m)]
+    if spelled and len(spelled) == len(marks):
+        return len(spelled) >= 2 or url.lower().startswith("www")
+    return True
+
+
 #: ``[text](url)``, ``[text](<url>)`` and ``[text](url "title")``.
 MARKDOWN_LINK_RE = re.compile(r"\[(?P<text>[^\]\n]{1,500})\]\(\s*<?(?P<url>[^()\s<>]+(?:\([^()\s]*\)[^()\s<>]*)*)>?(?:\s+\"[^\"]*\")?\s*\)")
 #: Slack's ``<url|text>`` and bare ``<url>``.
@@ -74,7 +119,7 @@ def find_links(text: str) -> Iterator[Link]:
     """Every link in ``text``: with a scheme, starting ``www.``, or a bare domain, in order."""
     taken: list[tuple[int, int]] = []
     found: list[Link] = []
-    for pattern in (SCHEME_RE, WWW_RE, BARE_RE):
+    for pattern in (DEFANGED_RE, SCHEME_RE, WWW_RE, BARE_RE):
         for match in pattern.finditer(text):
             start = match.start()
             url = _trim(match.group(0))
@@ -83,7 +128,9 @@ def find_links(text: str) -> Iterator[Link]:
                 continue
             if pattern is BARE_RE and _looks_like_a_word(url):
                 continue
-            host = host_of(url)
+            if pattern is DEFANGED_RE and not _defanged(url):
+                continue
+            host = host_of(refang(url) if pattern is DEFANGED_RE else url)
             if not host:
                 continue
             taken.append((start, end))

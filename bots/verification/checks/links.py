@@ -17,7 +17,7 @@ from bots.verification.urls import MARKDOWN_LINK_RE, SLACK_LINK_RE, find_links, 
 __all__ = ["REMOVED", "LinksCheck"]
 
 REMOVED = "[link removed]"
-_MAYBE_LINK = re.compile(r"\.[^\W\d_]|://", re.UNICODE)
+_MAYBE_LINK = re.compile(r"\.[^\W\d_]|://|\[:\]|[\[({]\s?(?:\.|dot)\s?[\])}]|\sdot\s", re.IGNORECASE)
 
 
 def _display(host: str) -> str:
