@@ -160,3 +160,57 @@ async def test_the_check_is_fast() -> None:
         for text in texts:
             await CHECK.run(text, CTX)
     assert (time.perf_counter() - started) / (rounds * len(texts)) < 0.003
+
+
+async def test_passports_local_phone_numbers_and_addresses_elsewhere_are_redacted() -> None:
+    cases = [
+        # passport numbers, next to the word for passport
+        ("The CFO's passport number is X4829173 and DOB 14/03/1979.",
+         "The CFO's passport number is [passport number removed] and DOB 14/03/1979."),
+        ("passport no. 123456789, expires 2031", "passport no. [passport number removed], expires 2031"),
+        ("Mi número de pasaporte es AAB123456.", "Mi número de pasaporte es [passport number removed]."),
+        ("Reisepass-Nr. C01X00T47", "Reisepass-Nr. [passport number removed]"),
+        ("Numéro de passeport : 12AB34567", "Numéro de passeport : [passport number removed]"),
+        ("Numer paszportu: AB1234567", "Numer paszportu: [passport number removed]"),
+        # phone numbers without a country code, written as their country writes them
+        ("Meu celular é (11) 98765-4321, me chama no WhatsApp.",
+         "Meu celular é [phone number removed], me chama no WhatsApp."),
+        ("Llámame al 612 34 56 78.", "Llámame al [phone number removed]."),
+        ("Zadzwoń: 512 345 678", "Zadzwoń: [phone number removed]"),
+        ("Il mio cellulare è 347 123 4567", "Il mio cellulare è [phone number removed]"),
+        # street addresses in more countries
+        ("Mój adres: ul. Marszałkowska 84/92 m. 15, 00-514 Warszawa", "Mój adres: [address removed]"),
+        ("Envíalo a C/ Mayor 5, 2º izq.", "Envíalo a [address removed], 2º izq."),
+        ("Vivo en Paseo de la Castellana 100, Madrid.", "Vivo en [address removed], Madrid."),
+        ("Moro na Avenida da Liberdade, 245, Lisboa.", "Moro na [address removed], Lisboa."),
+        ("Manda para Av. Paulista, 1000, apto 12", "Manda para [address removed], apto 12"),
+        ("Abito in Viale Monza 12, Milano", "Abito in [address removed], Milano"),
+        ("Vesterbrogade 12, 1620 København", "[address removed], 1620 København"),
+        ("Lakásom: Váci utca 12, Budapest", "Lakásom: [address removed], Budapest"),
+        ("Adresim İstiklal Caddesi No: 45, Beyoğlu", "Adresim [address removed], Beyoğlu"),
+    ]
+    for text, expected in cases:
+        assert await redacted(text) == expected, text
+    for text in (
+        "Passport renewal takes 6 weeks.",
+        "My passport expires in 2027.",
+        "Passport.js 0.7.0 is fine",
+        "Bring your passport to gate B12 at 14:30",
+        "order 100-4471-22 shipped, ticket 4471-2231",
+        "build 2024 0871 and ids 123 456 789 are in the sheet",
+        "SSN 666-12-3456",
+        "Calle 13 is my favourite band.",
+        "The Plaza Hotel has 5 stars.",
+        "ul. is short for ulica in Polish",
+        "Via 3 routes we reach it.",
+    ):
+        assert find_pii(text) == [], text
+
+
+async def test_the_channel_decides_which_countries_numbers_count_without_a_country_code() -> None:
+    brazil_only = PiiCheck(TEAM_DEFAULT.merged({"phone_regions": ["br"]}))
+    assert (await brazil_only.run("Llámame al 612 34 56 78.", CTX)).action.value == "pass"
+    assert (await brazil_only.run("Meu celular é (11) 98765-4321", CTX)).text == "Meu celular é [phone number removed]"
+    assert TEAM_DEFAULT.merged({"phone_regions": "es, pt"}).phone_regions == ["ES", "PT"]
+    with pytest.raises(ValueError):
+        TEAM_DEFAULT.merged({"phone_regions": ["Spain"]})

@@ -1,5 +1,5 @@
 """Personal data in a persona's post: e-mail addresses, phone numbers, card numbers, IBANs,
-government ids and street addresses.
+government ids, passport numbers and street addresses.
 
 A persona invents details, and an invented phone number or address may well belong to someone
 real; a channel is no place for either. Each kind is matched by a pattern and then validated
@@ -38,9 +38,11 @@ LABELS = {
     "card": "[card number removed]",
     "iban": "[IBAN removed]",
     "id": "[ID number removed]",
+    "passport": "[passport number removed]",
     "address": "[address removed]",
 }
-_NAMES = {"email": "email address", "phone": "phone number", "card": "card number", "iban": "IBAN", "id": "ID number", "address": "street address"}
+_NAMES = {"email": "email address", "phone": "phone number", "card": "card number", "iban": "IBAN", "id": "ID number",
+          "passport": "passport number", "address": "street address"}
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,26 @@ def _valid(validate: Callable[[str], bool], value: str) -> bool:
         return False
 
 
+# -- passport numbers ----------------------------------------------------------------------------
+# No checksum is printed in a passport number, and its shape (a letter or two and digits) is every
+# order number's: only with the word for passport just before it.
+_PASSPORT = re.compile(
+    r"(?i:\b(?:passport|pasaporte|passaporte|reisepass(?:nummer)?|pass(?:nummer|-?nr\.?)|passeport|passaporto|paspoort|"
+    r"paszport(?:u|owy)?|passnummer)(?:[\s-]+(?:number|no\.?|nr\.?|num\.?|numero|número|nummer|numer|n[°º]|id))?)"
+    r"(?:\s+(?i:his|her|their|my|our|your|the|of|szefa|jego|jej|mojego|mojej|su|mi|tu|seu|sua|meu|minha|sein|seine|ihr|ihre|"
+    r"mein|meine|son|sa|mon|ma|del|della|di|do|da|de))?"
+    r"(?:\s*(?i:is|was|es|é|e|ist|lautet|est|è|jest|to|är|ar|=|:|#|-))*\s*[:#]?\s*"
+    r"(?<![A-Za-z0-9])([A-Z]{0,4}\d[A-Z0-9]{4,8})(?![A-Za-z0-9])"
+)
+
+
+def _passports(text: str) -> Iterator[PiiFinding]:
+    for m in _PASSPORT.finditer(text):
+        value = m.group(1)
+        if 6 <= len(value) <= 9 and sum(c.isdigit() for c in value) >= 5:
+            yield PiiFinding(m.start(1), m.end(1), "passport")
+
+
 # -- phone numbers -------------------------------------------------------------------------------
 
 _PHONE_CANDIDATE = re.compile(r"(?<![\w#$€£¥/:.,+-])(?:\+|00)?\s?(?:\(\d{1,5}\)\s?)?\d[\d ().\-/]{5,22}\d(?![\w]|[.,]\d)")
@@ -165,16 +187,18 @@ _THOUSANDS = re.compile(r"^\d{1,2}(?:[ .]\d{3})+$")
 _MONEY_BEFORE = re.compile(r"[$€£¥₹]\s?$|\b(?:usd|eur|gbp|chf|rs|inr)\s?$", re.IGNORECASE)
 _MONEY_AFTER = re.compile(r"^\s?(?:[$€£¥₹%]|k\b|m\b|bn\b|usd|eur|gbp|dollars|euros|pounds|users|customers|rows|items|km|kg|mb|gb)", re.IGNORECASE)
 _TRUNK_REGIONS = ("GB", "DE", "FR", "IT", "NL", "ES", "AU", "IN", "BR", "IE", "BE", "CH", "AT", "SE")
+#: Countries tried for a number without a country code, when the policy names none.
+DEFAULT_PHONE_REGIONS = tuple(VerificationPolicy().phone_regions)
 
 
-def _phones(text: str) -> Iterator[PiiFinding]:
+def _phones(text: str, regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS) -> Iterator[PiiFinding]:
     for m in _PHONE_CANDIDATE.finditer(text):
         raw = m.group(0).strip()
         start = m.start() + m.group(0).index(raw[0])
         digits = re.sub(r"\D", "", raw)
         if not 7 <= len(digits) <= 15 or _not_a_phone(raw, text, start, start + len(raw)):
             continue
-        if _valid_phone(raw, digits, text[max(0, start - 40) : start]):
+        if _valid_phone(raw, digits, text[max(0, start - 40) : start], regions):
             yield PiiFinding(start, start + len(raw), "phone")
 
 
@@ -186,7 +210,7 @@ def _not_a_phone(raw: str, text: str, start: int, end: int) -> bool:
     return bool(_MONEY_BEFORE.search(text[max(0, start - 5) : start]) or _MONEY_AFTER.match(text[end : end + 10]))
 
 
-def _valid_phone(raw: str, digits: str, before: str) -> bool:
+def _valid_phone(raw: str, digits: str, before: str, regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS) -> bool:
     international = raw.startswith(("+", "00"))
     separated = bool(re.search(r"[ ().\-/]", raw.lstrip("+")))
     if not international and not separated and not _PHONE_CONTEXT.search(before):
@@ -205,6 +229,19 @@ def _valid_phone(raw: str, digits: str, before: str) -> bool:
             continue
         if phonenumbers.is_valid_number(number):
             return True
+    if international:
+        return False
+    # Without a country code ("(11) 98765-4321", "612 34 56 78"): a number of one of the regions,
+    # grouped exactly the way that country writes its numbers, so a grouped order number is not one.
+    for region in regions:
+        try:
+            if not phonenumbers.is_valid_number(phonenumbers.parse(raw, region)):
+                continue  # cheap; the grouping check below is not
+        except phonenumbers.NumberParseException:
+            continue
+        for match in phonenumbers.PhoneNumberMatcher(raw, region, leniency=phonenumbers.Leniency.EXACT_GROUPING):
+            if match.raw_string == raw:
+                return True
     return False
 
 
@@ -220,17 +257,32 @@ _ADDRESS_EN = re.compile(
     rf"(?:{_SUFFIX})\b\.?(?:,?\s*(?:Apt|Apartment|Suite|Ste|Unit|Flat|Fl|#)\.?\s*[\w-]{{1,6}})?"
 )
 _ADDRESS_DE = re.compile(
-    r"\b[A-ZÄÖÜ][a-zäöüß-]{2,40}(?:straße|strasse|str\.|weg|gasse|allee|platz|damm|ufer|straat|laan|gracht|gatan|vägen|veien|vej)"
+    r"\b[A-ZÄÖÜÅÆØ][a-zäöüßåæø-]{2,40}(?:straße|strasse|str\.|weg|gasse|allee|platz|damm|ufer|straat|laan|gracht|gatan|"
+    r"vägen|veien|vej|gade|gata|katu|tie)"
     r"\s+\d{1,4}\s?[a-z]?\b"
 )
 _ADDRESS_ROMANCE = re.compile(
     r"\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?i:rue|avenue|boulevard|bd|chemin|allée|impasse|quai)\s+(?:de\s+la\s+|de\s+l'|du\s+|des\s+|de\s+|d')?[A-ZÀ-Ý][\w'’-]+"
-    r"|\b(?:Calle|Avenida|Avda\.|Carrer|Via|Viale|Piazza|Corso|Rua)\s+(?:de\s+la\s+|del\s+|de\s+|dei\s+|della\s+)?[A-ZÀ-Ý][\w'’-]+(?:\s+[A-ZÀ-Ý][\w'’-]+){0,2},?\s+\d{1,4}\b"
+    r"|(?:\b(?:Calle|Avenida|Avda\.|Av\.|Carrer|Via|Viale|V\.le|Piazza|P\.zza|Piazzale|Largo|Vicolo|Corso|Rua|Travessa|"
+    r"Praça|Alameda|Estrada|Paseo|Pº|Plaza|Pza\.|Ronda|Travesía|Camino|Carretera)|(?<!\w)C/)\s*"
+    r"(?:(?:de\s+la|de\s+las|de\s+los|del|de|dei|degli|delle|della|dello|da|das|do|dos|di)\s+)?"
+    r"[A-ZÀ-Ý][\w'’-]+(?:\s+(?:de\s+|da\s+|do\s+|del\s+|di\s+)?[A-ZÀ-Ý][\w'’-]+){0,2},?\s+(?:n\.?º?\s*)?\d{1,4}\b"
+)
+#: Polish ("ul. Marszałkowska 84/92 m. 15, 00-514 Warszawa"), with the postcode and town when given.
+_ADDRESS_PL = re.compile(
+    r"\b(?:ul\.|ulica|al\.|aleja|aleje|pl\.|plac|os\.|osiedle)\s+(?:[A-ZŻŹĆĄŚĘŁÓŃ0-9][\w.'’-]*\s+){0,3}?"
+    r"[A-ZŻŹĆĄŚĘŁÓŃ][\w'’-]+\s+\d{1,4}[A-Za-z]?(?:/\d{1,4}[A-Za-z]?)?(?:\s+(?:m\.?|lok\.?)\s*\d{1,4})?"
+    r"(?:,?\s+\d{2}-\d{3}(?:\s+[A-ZŻŹĆĄŚĘŁÓŃ][\w-]+)?)?"
+)
+#: Hungarian ("Váci utca 12") and Turkish ("İstiklal Caddesi No: 45") street names before the number.
+_ADDRESS_HU_TR = re.compile(
+    r"\b[A-ZÁÉÍÓÖŐÚÜŰ][\w-]+\s+(?:utca|út|tér|körút)\s+\d{1,4}\b"
+    r"|(?:\b|(?<=\s)|^)[A-ZÇĞİÖŞÜ][\w-]+\s+(?:Caddesi|Cad\.|Sokak|Sokağı|Sok\.|Bulvarı|Blv\.)\s*,?\s*No\s*[:.]?\s*\d{1,4}"
 )
 
 
 def _addresses(text: str) -> Iterator[PiiFinding]:
-    for pattern in (_ADDRESS_EN, _ADDRESS_DE, _ADDRESS_ROMANCE):
+    for pattern in (_ADDRESS_EN, _ADDRESS_DE, _ADDRESS_ROMANCE, _ADDRESS_PL, _ADDRESS_HU_TR):
         for m in pattern.finditer(text):
             yield PiiFinding(m.start(), m.end(), "address")
 
@@ -238,17 +290,21 @@ def _addresses(text: str) -> Iterator[PiiFinding]:
 # -- all together --------------------------------------------------------------------------------
 
 # Earlier finders win overlaps: an IBAN or card is not also a phone number.
-_FINDERS: tuple[Callable[[str], Iterator[PiiFinding]], ...] = (_emails, _ibans, _cards, _ids, _phones, _addresses)
+_FINDERS: tuple[Callable[[str], Iterator[PiiFinding]], ...] = (
+    _emails, _ibans, _cards, _ids, _passports, _phones, _addresses
+)
 _HAS_DIGIT_OR_AT = re.compile(r"[\d@]|\bat\b", re.IGNORECASE)
 _DIGIT = re.compile(r"\d")
 #: The fewest digits each finder's findings contain (e-mail addresses need none).
 _MIN_DIGITS: dict[Callable[[str], Iterator[PiiFinding]], int] = {
-    _emails: 0, _ibans: 2, _cards: 13, _ids: 4, _phones: 7, _addresses: 1
+    _emails: 0, _ibans: 2, _cards: 13, _ids: 4, _passports: 5, _phones: 7, _addresses: 1
 }
 
 
-def find_pii(text: str) -> list[PiiFinding]:
-    """Non-overlapping findings in ``text``, in order of position."""
+def find_pii(text: str, phone_regions: tuple[str, ...] | list[str] = DEFAULT_PHONE_REGIONS) -> list[PiiFinding]:
+    """Non-overlapping findings in ``text``, in order of position; ``phone_regions`` are the
+    countries whose numbers count without a country code."""
+    regions = tuple(phone_regions)
     if not _HAS_DIGIT_OR_AT.search(text):
         return []
     digits = len(_DIGIT.findall(text))
@@ -256,7 +312,7 @@ def find_pii(text: str) -> list[PiiFinding]:
     for finder in _FINDERS:
         if digits < _MIN_DIGITS[finder]:
             continue
-        for finding in finder(text):
+        for finding in finder(text, regions) if finder is _phones else finder(text):
             if not any(finding.start < k.end and k.start < finding.end for k in kept):
                 kept.append(finding)
     return sorted(kept, key=lambda f: f.start)
@@ -280,15 +336,19 @@ class PiiCheck(Check):
 
     def __init__(self, policy: VerificationPolicy) -> None:
         self.policy = policy
+        # phonenumbers loads its metadata and compiles its patterns on first use: tens of ms that
+        # would otherwise land on the first post with a number in it.
+        find_pii("123 456 789, 612 34 56 78", tuple(policy.phone_regions))
 
     async def run(self, text: str, context: VerificationContext) -> CheckResult:
         clean = strip_invisible(text)
-        findings = find_pii(clean)
+        regions = tuple(self.policy.phone_regions)
+        findings = find_pii(clean, regions)
         if not findings and not clean.isascii():
             # Fullwidth digits and at-signs are still digits and at-signs to a reader.
             normal = unicodedata.normalize("NFKC", clean)
             if normal != clean:
-                clean, findings = normal, find_pii(normal)
+                clean, findings = normal, find_pii(normal, regions)
         if not findings:
             return CheckResult(check=self.name)
         kinds = list(dict.fromkeys(_NAMES[f.kind] for f in findings))
