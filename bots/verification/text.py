@@ -138,10 +138,13 @@ def segment(letters: str, vocabulary: Collection[str]) -> list[str] | None:
     best: list[list[str] | None] = [[]] + [None] * len(letters)
     for end in range(1, len(letters) + 1):
         for start in range(max(0, end - longest), end):
-            before = best[start]
-            if before is not None and letters[start:end] in vocabulary:
-                if best[end] is None or len(before) + 1 < len(best[end]):  # type: ignore[arg-type]
-                    best[end] = [*before, letters[start:end]]
+            before, current = best[start], best[end]
+            if (
+                before is not None
+                and letters[start:end] in vocabulary
+                and (current is None or len(before) + 1 < len(current))
+            ):
+                best[end] = [*before, letters[start:end]]
     return best[-1]
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from bots.verification import VerificationContext, verify_text
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "verification" / "corpus.jsonl"
-TARGETS = {"block_recall": 0.95, "false_positive_rate": 0.02, "p99_ms": 10.0}
+TARGETS = {"block_recall": 0.98, "false_positive_rate": 0.01, "p99_ms": 10.0}
 
 #: Which check is responsible for each harmful category (for per-check recall).
 RESPONSIBLE = {

@@ -64,8 +64,8 @@ _MAKER_VERB = r"(?:created|developed|made|built|trained|designed|programmed|powe
 _EN: tuple[tuple[str, str], ...] = (
     (rf"\bas {_AS_AI}\s*,?\s+(?:i|i'm|i'd|i'll|i've|my|myself|me)\b", "says it is an AI"),
     # At the end only when nothing before makes it a use of something ("we use it as a chatbot").
-    (rf"(?:^|[,.;:!?]\s*|\b(?:but|and|so|well|sorry|honestly|just|only|speaking|here|because|since) )as {_AS_AI}"
-     r"\s*[.!]?\s*$", "says it is an AI"),
+    ((rf"(?:^|[,.;:!?]\s*|\b(?:but|and|so|well|sorry|honestly|just|only|speaking|here|because|since) )as {_AS_AI}"
+     r"\s*[.!]?\s*$"), "says it is an AI"),
     (rf"\bas {_AS_AI},? {_MAKER_VERB} by\b", "says it is an AI"),
     (rf"\b(?:speaking|talking|writing|answering|replying|responding|here) as {_AS_AI}(?![\w-])", "says it is an AI"),
     (rf"{_EN_I_AM}(?:an? )?{_EN_KIND}{_EN_AI}{_AFTER}", "says it is an AI"),
@@ -73,39 +73,39 @@ _EN: tuple[tuple[str, str], ...] = (
     (rf"{_EN_I_AM}(?:lines of |a bunch of |a few lines of )?code{_AFTER}", "says it is an AI"),
     (rf"\bi(?:'m| am) (?:[\w-]+ ){{0,3}}?being {_AS_AI}(?![\w-])", "says it is an AI"),
     (rf"\bbeing {_AS_AI},? (?:i|i'm|i've|my|me)\b", "says it is an AI"),
-    (r"(?:^|[,.;:!?]\s*|\b(?:btw|fyi|know|remember|honestly|actually|so|but) )you(?:'re| are) (?:talking|chatting|"
+    ((r"(?:^|[,.;:!?]\s*|\b(?:btw|fyi|know|remember|honestly|actually|so|but) )you(?:'re| are) (?:talking|chatting|"
      r"speaking|writing) (?:to|with) "
-     r"(?:an? )?(?:ai|ai model|language model|llm|chatbot|bot|machine|program)(?: right now| here)?(?=\s*(?:[,.;:!?)…—-]|$))",
+     r"(?:an? )?(?:ai|ai model|language model|llm|chatbot|bot|machine|program)(?: right now| here)?(?=\s*(?:[,.;:!?)…—-]|$))"),
      "says it is an AI"),
-    (r"\b(?:an? )?(?:ai|ais|ai models?|(?:large )?language models?|llms?|chat ?bots?|bots|ai assistants?) "
-     r"(?:like|such as) (?:me|myself)\b", "says it is an AI"),
-    (r"\bi(?:'m| am) (?:powered|run|running|built) (?:by|on) (?:gpt|claude|llama|gemini|mistral|openai|anthropic|"
-     r"an? (?:large )?language model|an llm|an ai)", "says it is an AI"),
-    (r"\bi(?:'m| am) (?:not|no) (?:a )?(?:real |actual )?(?:human(?: being)?|person|living person)"
-     r"(?=\s*(?:[,.;:!?)…—-]|$)|\s+(?:and|so|but|i|just)\b)", "says it is not a person"),
+    ((r"\b(?:an? )?(?:ai|ais|ai models?|(?:large )?language models?|llms?|chat ?bots?|bots|ai assistants?) "
+     r"(?:like|such as) (?:me|myself)\b"), "says it is an AI"),
+    ((r"\bi(?:'m| am) (?:powered|run|running|built) (?:by|on) (?:gpt|claude|llama|gemini|mistral|openai|anthropic|"
+     r"an? (?:large )?language model|an llm|an ai)"), "says it is an AI"),
+    ((r"\bi(?:'m| am) (?:not|no) (?:a )?(?:real |actual )?(?:human(?: being)?|person|living person)"
+     r"(?=\s*(?:[,.;:!?)…—-]|$)|\s+(?:and|so|but|i|just)\b)"), "says it is not a person"),
     (r"\bi(?:'m| am) (?:chatgpt|gpt-?\d\w*|claude|gemini|bard|llama|copilot|a gpt\b)", "names itself as a model"),
-    (r"\bi (?:was|am|have been|'ve been|'m) (?:created|trained|built|developed|made|designed) by "
-     r"(?:openai|anthropic|google|deepmind|meta|microsoft|mistral)\b", "names its maker"),
+    ((r"\bi (?:was|am|have been|'ve been|'m) (?:created|trained|built|developed|made|designed) by "
+     r"(?:openai|anthropic|google|deepmind|meta|microsoft|mistral)\b"), "names its maker"),
     (r"\b(?:openai|anthropic|google|deepmind|mistral)\b.{0,40}\b(?:created|trained|built|developed|made|designed) me\b",
      "names its maker"),
     (r"\bi (?:was|am|have been|'ve been|'m) (?:programmed|prompted|instructed by my (?:prompt|creators)) to\b",
      "says it was programmed"),
     (r"\bi (?:was|am|'m) (?:created|built|designed|made|trained) to (?:assist|help|serve|answer)(?: users| people| you)?\b",
      "says it was programmed"),
-    (r"\bmy (?:system prompt|system message|initial prompt|original prompt|hidden instructions|system instructions|"
+    ((r"\bmy (?:system prompt|system message|initial prompt|original prompt|hidden instructions|system instructions|"
      r"prompt(?!s| (?:for|to|about|on|in|into|with|engineering|library|templates?)\b)|"
      r"persona (?:spec|specification|description|file|prompt|card|sheet)|character (?:sheet|card|description|prompt)|"
-     r"training data|training cut-?off|knowledge cut-?off|creators|programmers)\b", "mentions its prompt or training"),
-    (r"\bmy (?:instructions|programming|guidelines) (?:say|says|tell|told|are to|were to|prevent|prohibit|forbid|require|"
-     r"don't|do not|won't|will not)\b", "mentions its instructions"),
+     r"training data|training cut-?off|knowledge cut-?off|creators|programmers)\b"), "mentions its prompt or training"),
+    ((r"\bmy (?:instructions|programming|guidelines) (?:say|says|tell|told|are to|were to|prevent|prohibit|forbid|require|"
+     r"don't|do not|won't|will not)\b"), "mentions its instructions"),
     (r"\b(?:against|violates?|outside|beyond) my (?:programming|guidelines|instructions)\b", "mentions its instructions"),
     (r"\b(?:i|we)(?:'re| are| am|'m) (?:all )?(?:just )?(?:in|inside|part of) (?:a|this|the) simulation\b",
      "says it is simulated"),
-    (r"\bthis (?:conversation|chat|world|channel|team) (?:is|is just|is only) (?:a |an )?(?:simulation|simulated|"
-     r"role-?play|fictional)\b", "says it is simulated"),
+    ((r"\bthis (?:conversation|chat|world|channel|team) (?:is|is just|is only) (?:a |an )?(?:simulation|simulated|"
+     r"role-?play|fictional)\b"), "says it is simulated"),
     (r"\b(?:break(?:ing)?|step(?:ping)? out of|out of) (?:my )?(?:character|persona|role-?play)\b", "steps out of character"),
-    (r"\bi (?:don't|do not|can't|cannot) (?:have|possess) (?:a (?:physical )?body|consciousness|real-time access|"
-     r"access to the internet|the ability to browse)\b", "says it is an AI"),
+    ((r"\bi (?:don't|do not|can't|cannot) (?:have|possess) (?:a (?:physical )?body|consciousness|real-time access|"
+     r"access to the internet|the ability to browse)\b"), "says it is an AI"),
     (r"\bi(?:'m| am) (?:unable|not able) to (?:browse the (?:internet|web)|access the internet)\b", "says it is an AI"),
 )
 

@@ -63,17 +63,17 @@ _EN = (
     # "I hope you die", "hope your kids get cancer", "wish your mother was dead"
     rf"{_WISHING} {_TARGET}{_MODAL} {_HARM}{_NOT_HARM}",
     # "I want you to die", "I'd love to see you dead", "can't wait for your family to die"
-    rf"{_WANT} {_TARGET}{_MODAL} (?:to )?(?:die|dies|died|dead|drop dead|get {_DISEASE}|burn alive|"
-    rf"(?:suffer|rot){_ENDS}){_NOT_HARM}",
+    (rf"{_WANT} {_TARGET}{_MODAL} (?:to )?(?:die|dies|died|dead|drop dead|get {_DISEASE}|burn alive|"
+     rf"(?:suffer|rot){_ENDS}){_NOT_HARM}"),
     # "may you rot in hell", "may your children suffer"
-    rf"(?:^|[.!?,;:] ?|\b(?:and|so|just) )may {_TARGET} (?:all |both )?(?:die|perish|get {_DISEASE}|never wake up|"
-    rf"(?:rot|burn|suffer|choke|drown|starve){_ENDS}|(?:be|get) (?:killed|run over|hit by {_VEHICLE}))",
+    (rf"(?:^|[.!?,;:] ?|\b(?:and|so|just) )may {_TARGET} (?:all |both )?(?:die|perish|get {_DISEASE}|never wake up|"
+     rf"(?:rot|burn|suffer|choke|drown|starve){_ENDS}|(?:be|get) (?:killed|run over|hit by {_VEHICLE}))"),
     # "I wish death on you", "wishing you a slow death"
     rf"(?:wish|wishing|wishes) (?:death|cancer) (?:up)?on {_TARGET}",
     rf"(?:wish|wishing) {_TARGET} (?:a |an )?(?:(?:slow|painful|horrible|miserable|agonising|agonizing|violent|long),? ){{0,2}}death",
     # "go rot in hell", "Rot in hell, Brian", "you can burn in hell": aimed at someone, not at a tool
-    rf"(?:^|[.!?,;:] ?)(?:just |please |pls )?(?:go )?(?:rot|burn) in hell|go (?:rot|burn) in hell|"
-    rf"{_TARGET} (?:can|should|will|'ll|gonna|deserve to|deserves to) (?:rot|burn) in hell",
+    (rf"(?:^|[.!?,;:] ?)(?:just |please |pls )?(?:go )?(?:rot|burn) in hell|go (?:rot|burn) in hell|"
+     rf"{_TARGET} (?:can|should|will|'ll|gonna|deserve to|deserves to) (?:rot|burn) in hell"),
     rf"{_TARGET} (?:should|deserves? to|ought to) (?:die|drop dead|get {_DISEASE}|suffer and die)",
 )
 _EN_THIRD = (rf"{_WISHING} {_THIRD}{_MODAL} {_HARM}{_NOT_HARM}",)
@@ -99,9 +99,9 @@ _ES = (
     + _ES_NOT_HARM,
     rf"(?:ojala|espero que|deseo que|(?:^|[.!?,;:] ?)que) (?:que )?(?:se (?:muera|mueran|pudra|pudran) {_ES_KIN}|"
     rf"(?:a )?{_ES_KIN} {_ES_KIN_HARM})" + _ES_NOT_HARM,
-    r"ojala (?:estuvieras|estuvieses) muert[oa]|ojala (?:te hubieras muerto|no hubieras nacido)|"
-    r"(?:te )?deseo (?:la muerte|una muerte lenta|un cancer)|pudrete(?: en el infierno)?|"
-    r"te pudras en el infierno|(?:ve|vete) a pudrirte",
+    (r"ojala (?:estuvieras|estuvieses) muert[oa]|ojala (?:te hubieras muerto|no hubieras nacido)|"
+     r"(?:te )?deseo (?:la muerte|una muerte lenta|un cancer)|pudrete(?: en el infierno)?|"
+     r"te pudras en el infierno|(?:ve|vete) a pudrirte"),
 )
 
 # -- Portuguese ------------------------------------------------------------------------------------
@@ -120,8 +120,8 @@ _PT_HARM = (
 _PT = (
     rf"(?:tomara|espero|desejo|quero|queria|(?:^|[.!?,;:] ?)que) (?:que )?(?:{_PT_YOU} )?{_PT_HARM}",
     rf"(?:tomara|espero|desejo|quero|queria|(?:^|[.!?,;:] ?)que) (?:que )?{_PT_KIN} {_PT_HARM}",
-    rf"(?:queria|quero|gostaria) que {_PT_YOU} (?:estivesse|fosse|tivesse) (?:mort[oa]|morrido)|"
-    r"(?:te )?desejo (?:a morte|uma morte lenta|um cancer)|apodreca no inferno|vai (?:apodrecer|queimar) no inferno",
+    (rf"(?:queria|quero|gostaria) que {_PT_YOU} (?:estivesse|fosse|tivesse) (?:mort[oa]|morrido)|"
+     r"(?:te )?desejo (?:a morte|uma morte lenta|um cancer)|apodreca no inferno|vai (?:apodrecer|queimar) no inferno"),
 )
 
 # -- German ----------------------------------------------------------------------------------------
@@ -141,14 +141,14 @@ _DE_KIN_HARM = (
 )
 _DE = (
     rf"(?:ich hoffe|hoffe|ich wunsche mir|ich bete),? (?:dass |das )?du {_DE_HARM}",
-    rf"hoffentlich (?:stirbst|verreckst|krepierst|verrottest) du|hoffentlich (?:bekommst|kriegst) du (?:krebs|aids)",
-    rf"(?:ich hoffe|hoffe|ich wunsche mir),? (?:dass |das )?{_DE_KIN} {_DE_KIN_HARM}|"
-    rf"hoffentlich (?:stirbt|sterben|verreckt|verrecken|krepiert|bekommt|bekommen|kriegt|kriegen) {_DE_KIN}",
-    r"(?:ich )?wunsch(?:e)? dir (?:den tod|einen (?:langsamen|qualvollen|schmerzhaften) tod|krebs|die pest)|"
-    r"ich wunschte,? (?:du warst|du waerst) tot|du (?:sollst|solltest) (?:sterben|verrecken|krepieren|verrotten)|"
-    r"(?:moge|mogest) (?:du|deine?|deinen) (?:\w+ )?(?:sterben|verrecken|verrotten|in der holle schmoren)|"
-    r"verrott(?:e)? in der holle|schmor(?:e)? in der holle|verreck(?:e)?(?= (?:doch|endlich|einfach|du)\b|\s*[.!,]|$)|"
-    r"krepier(?:e)? (?:doch|endlich|einfach)",
+    r"hoffentlich (?:stirbst|verreckst|krepierst|verrottest) du|hoffentlich (?:bekommst|kriegst) du (?:krebs|aids)",
+    (rf"(?:ich hoffe|hoffe|ich wunsche mir),? (?:dass |das )?{_DE_KIN} {_DE_KIN_HARM}|"
+     rf"hoffentlich (?:stirbt|sterben|verreckt|verrecken|krepiert|bekommt|bekommen|kriegt|kriegen) {_DE_KIN}"),
+    (r"(?:ich )?wunsch(?:e)? dir (?:den tod|einen (?:langsamen|qualvollen|schmerzhaften) tod|krebs|die pest)|"
+     r"ich wunschte,? (?:du warst|du waerst) tot|du (?:sollst|solltest) (?:sterben|verrecken|krepieren|verrotten)|"
+     r"(?:moge|mogest) (?:du|deine?|deinen) (?:\w+ )?(?:sterben|verrecken|verrotten|in der holle schmoren)|"
+     r"verrott(?:e)? in der holle|schmor(?:e)? in der holle|verreck(?:e)?(?= (?:doch|endlich|einfach|du)\b|\s*[.!,]|$)|"
+     r"krepier(?:e)? (?:doch|endlich|einfach)"),
 )
 
 # -- French ----------------------------------------------------------------------------------------
@@ -165,11 +165,11 @@ _FR_HARM = (
 )
 _FR = (
     rf"(?:j'espere|j espere|jespere|je souhaite|j'aimerais|je prie|pourvu) (?:bien )?qu[e'] ?(?:tu )?{_FR_HARM}",
-    rf"(?:j'espere|j espere|jespere|je souhaite|j'aimerais|pourvu|que) (?:bien )?qu[e'] ?{_FR_KIN} {_FR_HARM}|"
-    rf"(?:^|[.!?,;:] ?)que {_FR_KIN} {_FR_HARM}|(?:^|[.!?,;:] ?)que tu (?:creves|meures|pourrisses)",
-    r"je (?:te )?souhaite (?:de (?:mourir|crever|souffrir)|la mort|ta mort|un cancer|une mort lente)|"
-    r"je souhaite (?:ta|la) mort|j'aimerais que tu sois mort(?:e)?|pourris en enfer|brule en enfer|"
-    r"va (?:pourrir|bruler) en enfer|creve en enfer",
+    (rf"(?:j'espere|j espere|jespere|je souhaite|j'aimerais|pourvu|que) (?:bien )?qu[e'] ?{_FR_KIN} {_FR_HARM}|"
+     rf"(?:^|[.!?,;:] ?)que {_FR_KIN} {_FR_HARM}|(?:^|[.!?,;:] ?)que tu (?:creves|meures|pourrisses)"),
+    (r"je (?:te )?souhaite (?:de (?:mourir|crever|souffrir)|la mort|ta mort|un cancer|une mort lente)|"
+     r"je souhaite (?:ta|la) mort|j'aimerais que tu sois mort(?:e)?|pourris en enfer|brule en enfer|"
+     r"va (?:pourrir|bruler) en enfer|creve en enfer"),
 )
 
 # -- Polish ----------------------------------------------------------------------------------------
@@ -184,13 +184,13 @@ _PL_HARM_YOU = (
 )
 _PL = (
     rf"(?:obys|zebys|oby(?:s)? ty) {_PL_HARM_YOU}",
-    r"(?:mam nadzieje|licze),? (?:ze|iz) (?:ty )?(?:zdechniesz|umrzesz|sczezniesz|zgnijesz|splonies|"
-    r"dostaniesz raka|bedziesz cierpial|bedziesz cierpiala|zginiesz)",
-    rf"(?:oby|zeby|mam nadzieje,? ze) {_PL_KIN} (?:zdechl|zdechla|zdechli|zdechly|umarl|umarla|umarli|umarly|"
-    r"zdechnie|zdechna|umrze|umra|dostal raka|dostala raka|dostali raka|dostaly raka|dostanie raka|dostana raka|"
-    r"sczezl|sczezla|zgnil|zgnila|zginal|zginela|zgineli)",
-    r"zycze ci (?:smierci|raka|zebys (?:zdechl|zdechla|umarl|umarla))|gnij w piekle|smaz sie w piekle|"
-    r"obys sie (?:udlawil|udlawila|zadlawil|zadlawila)",
+    (r"(?:mam nadzieje|licze),? (?:ze|iz) (?:ty )?(?:zdechniesz|umrzesz|sczezniesz|zgnijesz|splonies|"
+     r"dostaniesz raka|bedziesz cierpial|bedziesz cierpiala|zginiesz)"),
+    (rf"(?:oby|zeby|mam nadzieje,? ze) {_PL_KIN} (?:zdechl|zdechla|zdechli|zdechly|umarl|umarla|umarli|umarly|"
+     r"zdechnie|zdechna|umrze|umra|dostal raka|dostala raka|dostali raka|dostaly raka|dostanie raka|dostana raka|"
+     r"sczezl|sczezla|zgnil|zgnila|zginal|zginela|zgineli)"),
+    (r"zycze ci (?:smierci|raka|zebys (?:zdechl|zdechla|umarl|umarla))|gnij w piekle|smaz sie w piekle|"
+     r"obys sie (?:udlawil|udlawila|zadlawil|zadlawila)"),
 )
 
 #: Every pattern, as text for the toxicity check's boundaries (``toxic_terms._p``).
@@ -201,8 +201,8 @@ WISHES_ABOUT_OTHERS: tuple[str, ...] = _EN_THIRD
 #: The same wishes with every letter spaced out ("I h o p e y o u d i e"): matched only on such
 #: runs joined into one word, where the spaces between words are gone too.
 SQUASHED_WISHES: tuple[str, ...] = (
-    r"(?:hope|wish|pray)(?:that)?(?:you|u|your(?:kids|family|mom|mum|mother|children|dad|father|wife))"
-    r"(?:die|dies|getcancer|getscancer|rotinhell|burninhell|weredead|wasdead|dropdead)",
+    (r"(?:hope|wish|pray)(?:that)?(?:you|u|your(?:kids|family|mom|mum|mother|children|dad|father|wife))"
+     r"(?:die|dies|getcancer|getscancer|rotinhell|burninhell|weredead|wasdead|dropdead)"),
     r"mayyou(?:die|rot|burn|suffer)",
     r"(?:ojala|tomara|espero)(?:que)?(?:te|voce|vc)?(?:mueras|morra|pudras|apodreca)",
     r"(?:ichhoffe|hoffentlich)(?:dass)?du(?:stirbst|verreckst|krepierst)",

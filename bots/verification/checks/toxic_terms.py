@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import re
 
-from bots.verification.checks.harm_wishes import SQUASHED_WISHES, WISHES, WISHES_ABOUT_OTHERS
+from bots.verification.checks.harm_wishes import (
+    SQUASHED_WISHES,
+    WISHES,
+    WISHES_ABOUT_OTHERS,
+)
 
 #: Score of each category before thresholds: block at >= 0.85, hold at >= 0.5 by default.
 CATEGORY_SCORES = {
