@@ -208,9 +208,13 @@ async def test_passports_local_phone_numbers_and_addresses_elsewhere_are_redacte
 
 
 async def test_the_channel_decides_which_countries_numbers_count_without_a_country_code() -> None:
-    brazil_only = PiiCheck(TEAM_DEFAULT.merged({"phone_regions": ["br"]}))
-    assert (await brazil_only.run("Llámame al 612 34 56 78.", CTX)).action.value == "pass"
-    assert (await brazil_only.run("Meu celular é (11) 98765-4321", CTX)).text == "Meu celular é [phone number removed]"
-    assert TEAM_DEFAULT.merged({"phone_regions": "es, pt"}).phone_regions == ["ES", "PT"]
+    brazil_only = VerificationContext(phone_regions=["br"])
+    assert (await CHECK.run("Llámame al 612 34 56 78.", brazil_only)).action.value == "pass"
+    assert (await CHECK.run("Meu celular é (11) 98765-4321", brazil_only)).text == "Meu celular é [phone number removed]"
+    assert VerificationContext(phone_regions="es, pt").phone_regions == ["ES", "PT"]
+    from bots.verification import verify_text
+
+    assert (await verify_text("Llámame al 612 34 56 78.", phone_regions=["BR"])).decision == "pass"
+    assert (await verify_text("Llámame al 612 34 56 78.")).decision == "rewrite"
     with pytest.raises(ValueError):
-        TEAM_DEFAULT.merged({"phone_regions": ["Spain"]})
+        VerificationContext(phone_regions=["Spain"])

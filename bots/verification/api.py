@@ -6,7 +6,7 @@ channel's overrides, and caches it per policy so repeated calls cost only the ch
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bots.verification.base import Verdict, VerificationContext
@@ -68,17 +68,24 @@ async def verify_text(
     max_length: int = 2000,
     system_prompt: str | None = None,
     model: Any = None,
+    phone_regions: Sequence[str] = (),
 ) -> Verdict:
     """Verify ``text`` as a post by ``persona`` (a spec dict, TinyTroupe agent or PersonaSpec).
 
     The verdict's ``decision`` is ``pass``, ``rewrite``, ``hold`` or ``block``; ``text`` is what
     would be posted and ``reasons`` say why. ``model`` is needed only when the policy enables the
-    judge; such a pipeline is built for the call and not cached.
+    judge; such a pipeline is built for the call and not cached. ``phone_regions`` are the
+    countries whose numbers count without a country code (default: a list of common ones).
     """
     policy = resolve_policy(channel_policy)
     name, spec = _persona(persona)
     context = VerificationContext(
-        platform=platform, persona=name, persona_spec=spec, max_length=max_length, system_prompt=system_prompt
+        platform=platform,
+        persona=name,
+        persona_spec=spec,
+        max_length=max_length,
+        system_prompt=system_prompt,
+        phone_regions=list(phone_regions),
     )
     pipeline = build_verifier(policy, model=model) if model is not None else pipeline_for(policy)
     return await pipeline.verify(text, context)

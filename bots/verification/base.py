@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class VerdictAction(str, Enum):
@@ -45,6 +45,23 @@ class VerificationContext(BaseModel):
     max_length: int = 2000
     #: The system prompt the persona was given, when known, so leaks of it can be recognised.
     system_prompt: str | None = None
+    #: Countries (ISO 3166 codes, the channel's own first) whose phone numbers count without a
+    #: country code when written the way that country writes them; empty: a default list.
+    phone_regions: list[str] = Field(default_factory=list)
+
+    @field_validator("phone_regions", mode="before")
+    @classmethod
+    def _regions(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in value.replace(",", " ").split() if part]
+        if not isinstance(value, (list, tuple)):
+            return value
+        regions = []
+        for item in value:
+            if not isinstance(item, str) or len(item.strip()) != 2 or not item.strip().isalpha():
+                raise ValueError(f"phone region {item!r} must be a two-letter country code such as 'BR'")
+            regions.append(item.strip().upper())
+        return list(dict.fromkeys(regions))
 
 
 class CheckResult(BaseModel):

@@ -107,13 +107,6 @@ class VerificationPolicy(BaseModel):
 
     #: Personal data (emails, phone numbers, cards, IBANs, ids, addresses): redact it or block the post.
     pii_action: Literal["redact", "block"] = "redact"
-    #: Countries (ISO 3166 codes) whose phone numbers are recognised without a country code when
-    #: written the way that country writes them ("(11) 98765-4321" in Brazil): the channel's own first.
-    phone_regions: list[str] = Field(
-        default_factory=lambda: [
-            "US", "GB", "DE", "FR", "ES", "IT", "NL", "PL", "PT", "BR", "IN", "AU", "CA", "MX", "SE", "BE", "CH", "AT", "IE",
-        ]
-    )
     #: Credentials and keys: redact (``rewrite``) or block.
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
 
@@ -142,20 +135,6 @@ class VerificationPolicy(BaseModel):
     @classmethod
     def _rewrite_is_redact(cls, value: Any) -> Any:
         return "redact" if value == "rewrite" else value
-
-    @field_validator("phone_regions", mode="before")
-    @classmethod
-    def _regions(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part for part in re.split(r"[,\s]+", value) if part]
-        if not isinstance(value, list):
-            return value
-        regions = []
-        for item in value:
-            if not isinstance(item, str) or not re.fullmatch(r"[A-Za-z]{2}", item.strip()):
-                raise ValueError(f"phone region {item!r} must be a two-letter country code such as 'BR'")
-            regions.append(item.strip().upper())
-        return list(dict.fromkeys(regions))
 
     @field_validator("checks")
     @classmethod

@@ -187,8 +187,10 @@ _THOUSANDS = re.compile(r"^\d{1,2}(?:[ .]\d{3})+$")
 _MONEY_BEFORE = re.compile(r"[$€£¥₹]\s?$|\b(?:usd|eur|gbp|chf|rs|inr)\s?$", re.IGNORECASE)
 _MONEY_AFTER = re.compile(r"^\s?(?:[$€£¥₹%]|k\b|m\b|bn\b|usd|eur|gbp|dollars|euros|pounds|users|customers|rows|items|km|kg|mb|gb)", re.IGNORECASE)
 _TRUNK_REGIONS = ("GB", "DE", "FR", "IT", "NL", "ES", "AU", "IN", "BR", "IE", "BE", "CH", "AT", "SE")
-#: Countries tried for a number without a country code, when the policy names none.
-DEFAULT_PHONE_REGIONS = tuple(VerificationPolicy().phone_regions)
+#: Countries tried for a number without a country code when the channel names none.
+DEFAULT_PHONE_REGIONS = (
+    "US", "GB", "DE", "FR", "ES", "IT", "NL", "PL", "PT", "BR", "IN", "AU", "CA", "MX", "SE", "BE", "CH", "AT", "IE",
+)
 
 
 def _phones(text: str, regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS) -> Iterator[PiiFinding]:
@@ -338,11 +340,11 @@ class PiiCheck(Check):
         self.policy = policy
         # phonenumbers loads its metadata and compiles its patterns on first use: tens of ms that
         # would otherwise land on the first post with a number in it.
-        find_pii("123 456 789, 612 34 56 78", tuple(policy.phone_regions))
+        find_pii("123 456 789, 612 34 56 78")
 
     async def run(self, text: str, context: VerificationContext) -> CheckResult:
         clean = strip_invisible(text)
-        regions = tuple(self.policy.phone_regions)
+        regions = tuple(context.phone_regions) or DEFAULT_PHONE_REGIONS
         findings = find_pii(clean, regions)
         if not findings and not clean.isascii():
             # Fullwidth digits and at-signs are still digits and at-signs to a reader.
