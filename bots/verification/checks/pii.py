@@ -4,8 +4,11 @@ government ids, passport numbers and street addresses.
 A persona invents details, and an invented phone number or address may well belong to someone
 real; a channel is no place for either. Each kind is matched by a pattern and then validated
 (phone numbers by ``phonenumbers``, cards by Luhn and issuer prefix, IBANs and national ids by
-``python-stdnum``), so prices, years, versions, times and order numbers are left alone. Found data
-is replaced by a label such as ``[email removed]``, or the post is blocked if the policy says so.
+``python-stdnum``), so prices, years, versions, times and order numbers are left alone. A phone
+number without a country code counts when it is valid in one of the channel's countries and
+grouped exactly as that country writes it; a passport number, which has no check digit, only
+next to the word for passport. Found data is replaced by a label such as ``[email removed]``, or
+the post is blocked if the policy says so.
 """
 
 from __future__ import annotations
