@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection
+from functools import lru_cache
 
 __all__ = [
     "INVISIBLE_RE",
@@ -132,9 +132,14 @@ _RUN_GAP = re.compile(r"[ .\-_*·]+")
 _LONGEST_RUN = 80
 
 
-def segment(letters: str, vocabulary: Collection[str]) -> list[str] | None:
+@lru_cache(maxsize=8)
+def _longest(vocabulary: frozenset[str]) -> int:
+    return max((len(word) for word in vocabulary), default=0)
+
+
+def segment(letters: str, vocabulary: frozenset[str]) -> list[str] | None:
     """``letters`` split into the fewest words of ``vocabulary`` ("asanai" -> as, an, ai), or None."""
-    longest = max((len(word) for word in vocabulary), default=0)
+    longest = _longest(vocabulary)
     best: list[list[str] | None] = [[]] + [None] * len(letters)
     for end in range(1, len(letters) + 1):
         for start in range(max(0, end - longest), end):
@@ -152,7 +157,7 @@ def has_spaced_letters(text: str) -> bool:
     return _SPACED_RUN.search(text) is not None
 
 
-def read_spaced(text: str, vocabulary: Collection[str]) -> str:
+def read_spaced(text: str, vocabulary: frozenset[str]) -> str:
     """``text`` with letters spaced out one by one read as words.
 
     Where the gaps differ ("A s  a n  A I") the wider or other ones are the spaces between words;

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -217,10 +218,13 @@ def _spaced_views(text: str, origin: list[int], runs: list[re.Match[str]]) -> li
     glued_chars: list[str] = []
     glued_origin: list[int] = []
     words = list(_WORD.finditer(text))
+    starts = [w.start() for w in words]
+    ends = [w.end() for w in words]
     last = 0
     for run in runs:
-        before = [w for w in words if w.end() <= run.start()][-_GLUE_BEFORE:]
-        after = [w for w in words if w.start() >= run.end()][:_GLUE_AFTER]
+        first_after = bisect_left(starts, run.end())
+        before = words[max(0, bisect_right(ends, run.start()) - _GLUE_BEFORE) : bisect_right(ends, run.start())]
+        after = words[first_after : first_after + _GLUE_AFTER]
         start = max(last, before[0].start() if before else run.start())
         end = after[-1].end() if after else run.end()
         if start < last:
