@@ -228,7 +228,7 @@ class Research:
             extracted, records={k: v for k, v in extracted.records.items() if k not in screen.withheld})
         note = extraction.disclaimer
         if cmd.args["format"] == "csv":
-            body = f"# {note}\n" + extraction.to_csv()
+            body = extraction.to_csv()  # the disclaimer is its last column
         else:
             body = extraction.to_json()  # carries the model's name and the disclaimer
         body = await session.vet_text(body)

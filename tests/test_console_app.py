@@ -100,7 +100,7 @@ async def test_research_commands_in_the_console(tmp_path):
     assert "Focus group started (2 round(s))" in out and "Generated 2 persona(s)" in out
     assert out.count("they may not reflect what real people think") >= 5
     exports = tmp_path / "data" / "exports"
-    assert (exports / "extract-team-room.csv").read_text().startswith("# Simulated answers")
+    assert (exports / "extract-team-room.csv").read_text().startswith("persona,")
     assert next(exports.glob("poll*.png")).read_bytes().startswith(b"\x89PNG")
 
 

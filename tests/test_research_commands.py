@@ -134,15 +134,18 @@ async def test_extract_shares_a_csv_with_a_row_per_persona(bot) -> None:
     name, data = shared.file
     assert name == "extract-pricing-research.csv"
     text = data.decode()
-    assert text.startswith("# Simulated answers")
-    rows = list(csv.DictReader(io.StringIO(text.split("\n", 1)[1])))
+    assert text.startswith("persona,"), "the header is line 1"
+    rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["persona"] for r in rows] == ["Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist"]
+    assert all(r["note"].startswith("Simulated answers") for r in rows), "the disclaimer is a column"
     assert {"stance", "willingness_to_pay"} <= set(rows[0])
 
 
 async def test_extract_json_carries_the_note_and_the_model(bot) -> None:
     sent = await bot.command("extract stance")
-    data = json.loads(next(s for s in sent if s.kind == "file").file[1])
+    raw = next(s for s in sent if s.kind == "file").file[1]
+    assert raw.endswith(b"\n"), "a text file ends with a newline"
+    data = json.loads(raw)
     assert DISCLAIMER in data["disclaimer"] and data["model_name"] == "demo"
     assert set(data["records"]) == {"Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist"}
 
