@@ -519,3 +519,13 @@ async def test_files_saved_for_a_platform_without_uploads_never_overwrite_each_o
     second = (await testbot.command("extract willingness_to_pay"))[0].text.rsplit("Saved to ", 1)[1].rstrip(".")
     assert Path(first).name == "extract-launch-review.json" and Path(second).name == "extract-launch-review-2.json"
     assert "stance" in Path(first).read_text() and "willingness_to_pay" in Path(second).read_text()
+
+
+async def test_adding_a_file_that_is_no_persona_says_which_files_are(testbot, tmp_path):
+    await team(testbot, "general", "Priya Nair")
+    testbot.app.settings.bot.file_dirs.append(tmp_path)
+    toml = tmp_path / "pyproject.toml"
+    toml.write_text('[project]\nname = "troupe"\n')
+    text = await testbot.reply(f"persona add {toml}")
+    assert "is not a persona file" in text and "TinyTroupe agent" in text and "not valid JSON" not in text
+    assert [a.name for a in testbot.app.sessions.get("memory:general").world.agents] == ["Priya Nair"]
