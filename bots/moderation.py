@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: The tag of a held message a moderator edited before it was posted: the words are theirs.
+EDITED_TAG = "edited by a moderator"
+
 class Reply:
     """What a command answers: text for everyone or only for its caller, maybe a file, maybe a card.
 
@@ -360,6 +363,8 @@ class Moderation:
 
     async def _decide(self, inv: CommandInvocation, entry_id: int, status: OutboxStatus, action: str,
                       text: str | None = None) -> OutboxEntry:
+        """Settle a held message. An edited one is posted as the moderator's words under the persona's
+        name: tagged "edited by a moderator", never with the model's label."""
         try:
             entry = await self.app.storage.get_outbox(entry_id)
         except NotStoredError:
@@ -381,7 +386,8 @@ class Moderation:
             outbox_id=entry_id,
             detail=detail,
         )
-        return await self.app.storage.decide_outbox(entry_id, status, audit, text=text)
+        identity = {**entry.identity, "tag": EDITED_TAG} if text is not None else None
+        return await self.app.storage.decide_outbox(entry_id, status, audit, text=text, identity=identity)
 
     async def _approve(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         entry = await self._decide(inv, cmd.args["id"], OutboxStatus.PENDING, "approve")

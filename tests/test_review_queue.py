@@ -87,6 +87,8 @@ async def test_edit_posts_the_moderators_version(bot):
     (entry,) = await held(bot)
     sent = await bot.command(f"edit {entry.id} Let's look at the numbers together on Monday.")
     assert [p.text for p in sent if p.kind == "post"] == ["Let's look at the numbers together on Monday."]
+    # The moderator's words are labelled as theirs, never as the (demo) model's.
+    assert [(p.identity, p.tag) for p in sent if p.kind == "post"] == [("Henrik Lindqvist", "edited by a moderator")]
     stored = await bot.app.storage.get_outbox(entry.id)
     assert stored.status is OutboxStatus.POSTED and stored.text.startswith("Let's look")
     (audit,) = [a for a in await bot.app.storage.audit_log("memory:general") if a.action == "edit"]

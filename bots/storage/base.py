@@ -306,9 +306,11 @@ class Storage(ABC):
 
     @abstractmethod
     async def decide_outbox(
-        self, entry_id: int, status: OutboxStatus, audit: AuditRecord, *, text: str | None = None
+        self, entry_id: int, status: OutboxStatus, audit: AuditRecord, *, text: str | None = None,
+        identity: dict[str, Any] | None = None,
     ) -> OutboxEntry:
-        """Settle a held entry (new status, maybe new text) and record the decision, atomically.
+        """Settle a held entry (new status, maybe new text and the identity it posts under) and record
+        the decision, atomically.
 
         Raises StorageError if the entry is not HELD any more (someone decided first).
         """

@@ -532,7 +532,10 @@ RECORD_ATTEMPT_ERROR = "UPDATE outbox SET attempts = attempts + 1, error = ? WHE
 SET_OUTBOX_STATUS = "UPDATE outbox SET status = ?, error = ? WHERE id = ?"
 SELECT_OUTBOX = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?"
 SELECT_CHANNEL_HELD = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'held' AND channel_key = ? ORDER BY id"
-DECIDE_OUTBOX = "UPDATE outbox SET status = ?, text = COALESCE(?, text) WHERE id = ? AND status = 'held'"
+DECIDE_OUTBOX = (
+    "UPDATE outbox SET status = ?, text = COALESCE(?, text), identity = COALESCE(?, identity) "
+    "WHERE id = ? AND status = 'held'"
+)
 AUDIT_COLUMNS = "id, at, world_id, channel_key, actor, action, outbox_id, detail"
 INSERT_AUDIT = (
     "INSERT INTO audit (at, world_id, channel_key, actor, action, outbox_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -1363,9 +1366,10 @@ class SQLiteStorage(Storage):
         return [_outbox_from_row(row) for row in await self._read(SELECT_CHANNEL_HELD, (channel_key,))]
 
     async def decide_outbox(
-        self, entry_id: int, status: OutboxStatus, audit: AuditRecord, *, text: str | None = None
+        self, entry_id: int, status: OutboxStatus, audit: AuditRecord, *, text: str | None = None,
+        identity: dict[str, Any] | None = None,
     ) -> OutboxEntry:
-        params = (OutboxStatus(_enum(status)).value, text, entry_id)
+        params = (OutboxStatus(_enum(status)).value, text, _json(identity) if identity is not None else None, entry_id)
 
         def decide(db: sqlite3.Connection) -> None:
             cursor = db.execute(DECIDE_OUTBOX, params)
