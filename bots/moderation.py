@@ -260,8 +260,9 @@ class Moderation:
         return Reply("\n".join(f"• {a.spec.summary()}" for a in session.world.agents), private=True)
 
     async def _persona_remove(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
-        agent = await session.remove_persona(cmd.args["name"])
-        return Reply(f"{agent.name} left the world.")
+        agent, dropped = await session.remove_persona(cmd.args["name"])
+        held = f" {dropped} of their message(s) held for review were dropped with them." if dropped else ""
+        return Reply(f"{agent.name} left the world.{held}")
 
     async def _persona_show(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         agent = session.world.get(cmd.args["name"])
@@ -496,6 +497,8 @@ def _fate(entry: OutboxEntry, rejected: bool) -> str:
         if rejected:
             return "a moderator rejected it"
         held = entry.verdict.get("action") == "hold"
+        if held and entry.error and "left the world" in entry.error:
+            return f"it was dropped when {entry.persona} left the world"
         return "it was dropped when the world was reset" if held else "verification blocked it"
     return {
         OutboxStatus.POSTED: "it is posted",

@@ -487,16 +487,17 @@ class ChannelSession:
                 await self.save_config()
             return agent
 
-    async def remove_persona(self, name: str) -> TinyPerson:
+    async def remove_persona(self, name: str) -> tuple[TinyPerson, int]:
+        """Remove a persona; returns it and how many of its held messages were dropped with it."""
         async with self.lock:
             agent = self.world.get(name)
-            await self.services.storage.remove_persona(self.record.id, agent.name)
+            dropped = await self.services.storage.remove_persona(self.record.id, agent.name)
             self.world.remove_agent(agent.name)
             self.config.observers.pop(agent.name, None)
             self._memory_marks.pop(agent.name, None)
             self._stored_episodes.pop(agent.name, None)
             await self.save_config()
-            return agent
+            return agent, dropped
 
     async def reset(self) -> int:
         """A fresh conversation with the same personas; returns how many held messages it dropped."""

@@ -47,6 +47,9 @@ async def test_the_world_survives_a_restart(tmp_path):
     assert code == 0, err
     assert "Started the world" not in out, "the stored world is restored, not replaced"
     assert "Continuing the world “Team room” with Priya Nair, Tomasz Kowalski, Henrik Lindqvist." in out
+    # The last words said are shown again, so the conversation can be picked up.
+    recap = out.split("Last said here:", 1)[1].split("> /status", 1)[0]
+    assert len([line for line in recap.splitlines() if line.strip()]) == 3
     assert "World “Team room”: active" in out and "Step 0," not in out
     exported = next((tmp_path / "data" / "exports").glob("*.md")).read_text()
     assert "First message before the restart" in exported
@@ -190,3 +193,20 @@ async def test_a_database_that_cannot_be_written_stops_the_console_with_what_to_
     code, out, err = await troupe("console", "--script", str(script(tmp_path, "/status")), env={
         "TROUPE_DATA_DIR": str(tmp_path / "data")})
     assert code == 0 and "Continuing the world “Team room”" in out, out + err
+
+
+async def test_a_restart_says_how_many_messages_wait_for_review(tmp_path):
+    from bots.storage import OutboxEntry, OutboxStatus, StepWrite
+    from bots.storage.sqlite import SQLiteStorage
+
+    env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
+    await troupe("console", "--script", str(script(tmp_path, "Is the launch on track?")), env=env)
+    async with SQLiteStorage(tmp_path / "data" / "troupe.db") as storage:
+        (world,) = await storage.active_worlds()
+        talk = next(e for e in await storage.read_events(world.id) if e.type == "TALK")
+        held = [OutboxEntry(world_id=world.id, channel_key=world.channel_key, event_id=-i, persona=talk.source,
+                            text=f"held {i}", status=OutboxStatus.HELD) for i in (1, 2)]
+        await storage.write_step(StepWrite(world_id=world.id, outbox=held))
+    code, out, err = await troupe("console", "--script", str(script(tmp_path, "/status")), env=env)
+    assert code == 0, err
+    assert "2 message(s) wait for review (/review)" in out

@@ -213,3 +213,14 @@ async def test_the_other_personas_hear_what_the_channel_sees_when_it_sees_it(tmp
         assert heard(priya, "Henrik Lindqvist") == ["Let's look at the numbers together on Monday."]
     finally:
         await testbot.app.stop()
+
+
+async def test_a_persona_that_leaves_takes_its_held_messages_with_it(bot):
+    await bot.say("Can we afford a second designer?")
+    (entry,) = await held(bot)
+    left = (await bot.command("persona remove Henrik"))[0].text
+    assert "Henrik Lindqvist left the world. 1 of their message(s) held for review were dropped with them." == left
+    answer = (await bot.command(f"approve {entry.id}"))[0].text
+    assert f"message #{entry.id} is not waiting for review: it was dropped when Henrik Lindqvist left the world" in answer
+    assert [p.identity for p in bot.adapter.posts()] == ["Priya Nair"], "nobody posts as someone who left"
+    assert await held(bot) == []

@@ -256,8 +256,9 @@ class Storage(ABC):
         """Add or replace a persona (and optionally its memory) in one transaction."""
 
     @abstractmethod
-    async def remove_persona(self, world_id: str, name: str) -> None:
-        """Remove a persona and its memory; its past events stay in the log."""
+    async def remove_persona(self, world_id: str, name: str) -> int:
+        """Remove a persona and its memory; its past events stay in the log. Its messages held for
+        review are dropped (nobody may post as someone who left); returns how many."""
 
     # -- the step -----------------------------------------------------------------------------
 

@@ -449,6 +449,10 @@ DELETE_WORLD_MEMORIES = "DELETE FROM memories WHERE world_id = ?"
 DELETE_WORLD_EPISODES = "DELETE FROM episodes WHERE world_id = ?"
 #: After a reset event ids start again; kept entries move out of the way of the new ones.
 REKEY_WORLD_OUTBOX = "UPDATE outbox SET event_id = -id WHERE world_id = ? AND event_id > 0"
+DROP_PERSONA_HELD_OUTBOX = (
+    "UPDATE outbox SET status = 'blocked', error = 'its persona left the world before a moderator decided' "
+    "WHERE world_id = ? AND persona = ? AND status = 'held'"
+)
 DROP_HELD_OUTBOX = (
     "UPDATE outbox SET status = 'blocked', error = 'the conversation was reset before a moderator decided' "
     "WHERE world_id = ? AND status = 'held'"
@@ -1298,14 +1302,15 @@ class SQLiteStorage(Storage):
 
         await self._submit(save, f"save persona {persona.name!r} of world {world_id!r}")
 
-    async def remove_persona(self, world_id: str, name: str) -> None:
-        def remove(db: sqlite3.Connection) -> None:
+    async def remove_persona(self, world_id: str, name: str) -> int:
+        def remove(db: sqlite3.Connection) -> int:
             for (position,) in db.execute(DELETE_PERSONA, (world_id, name)).fetchall():
                 db.execute(CLOSE_PERSONA_GAP, (world_id, position))
             db.execute(DELETE_MEMORY, (world_id, name))
             db.execute(DELETE_EPISODES, (world_id, name))
+            return db.execute(DROP_PERSONA_HELD_OUTBOX, (world_id, name)).rowcount
 
-        await self._submit(remove, f"remove persona {name!r} of world {world_id!r}")
+        return await self._submit(remove, f"remove persona {name!r} of world {world_id!r}")
 
     # -- the step -----------------------------------------------------------------------------
 
