@@ -20,7 +20,7 @@ from simulation.persona import PersonaError, PersonaSpec, bundled_personas, find
 from simulation.scenario import Scenario, ScenarioError, load_scenario, resolve_persona
 from simulation.world import TinyWorld, WorldError
 
-from bots.session import PersonaRefusedError
+from bots.session import PersonaRefusedError, RunReport
 
 if TYPE_CHECKING:
     from bots.app import TroupeApp
@@ -232,9 +232,8 @@ class Moderation:
             return Reply("There are no personas to run. Add one with `persona add NAME`.", private=True, failed=True)
         if (spent := self._over_budget(session)) is not None:
             return spent
-        steps = cmd.args["steps"]
-        actions = await session.run_steps(steps)
-        return Reply(f"Ran {steps} step(s): {actions} persona action(s).", private=True)
+        report = await session.run_steps(cmd.args["steps"])
+        return Reply(_run_said(report, session), private=True)
 
     # -- personas -----------------------------------------------------------------------------
 
@@ -489,6 +488,31 @@ def _persona_names(world: TinyWorld, words: list[str]) -> list[str]:
         if agent.name not in names:
             names.append(agent.name)
     return names
+
+
+def _run_said(report: RunReport, session: ChannelSession) -> str:
+    """What ``run N`` came to in the moderator's terms (posts, held, thoughts), or why nothing happened."""
+    head = f"Ran {report.steps} step(s)"
+    if report.nothing:
+        if not report.had_news:
+            why = "no persona had anything new to react to; say something, or `ask NAME QUESTION`"
+        elif session.config.policy == "addressed":
+            why = ("under the `addressed` policy only personas a message names answer, and nobody was named; "
+                   "name someone, `ask NAME QUESTION`, or `policy everyone`")
+        elif session.config.policy == "moderator":
+            why = "under the `moderator` policy a persona answers when you `pick NAME`"
+        else:
+            why = "the personas chose to stay quiet"
+        return f"{head}: nothing happened: {why}."
+    parts = [f"{report.posted} message(s) posted"]
+    if report.held:
+        parts.append(f"{report.held} held for review (`review`)")
+    if report.blocked:
+        parts.append(f"{report.blocked} blocked by verification")
+    parts.append(f"{report.thoughts} thought(s)")
+    if report.failed:
+        parts.append(f"{report.failed} turn(s) failed (the moderator notices say why)")
+    return f"{head}: {', '.join(parts)}."
 
 
 def _fate(entry: OutboxEntry, rejected: bool) -> str:

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -79,6 +80,25 @@ def identity_for(name: str, settings: BotSettings, *, demo: bool = False) -> Ide
         avatar_url=settings.avatar_url_template.replace("{seed}", quote(name)) if settings.avatar_url_template else None,
         colour=PALETTE[digest[0] % len(PALETTE)],
     )
+
+
+@dataclass
+class RunReport:
+    """What ``run N`` came to, as the moderator sees it: messages posted (or on their way), held for
+    review, blocked by verification, thoughts, turns that failed; and whether anyone had something
+    new to react to."""
+
+    steps: int
+    had_news: bool
+    posted: int = 0
+    held: int = 0
+    blocked: int = 0
+    thoughts: int = 0
+    failed: int = 0
+
+    @property
+    def nothing(self) -> bool:
+        return not (self.posted or self.held or self.blocked or self.thoughts or self.failed)
 
 
 class PersonaRefusedError(ValueError):
@@ -316,9 +336,10 @@ class ChannelSession:
         if self._runner is None or self._runner.done():
             self._runner = self.services.spawn(self._run_loop())
 
-    async def run_steps(self, steps: int) -> int:
-        """Run exactly ``steps`` steps now (``run N``); returns how many persona actions they produced."""
-        produced = 0
+    async def run_steps(self, steps: int) -> RunReport:
+        """Run exactly ``steps`` steps now (``run N``); returns what the moderator saw come of them."""
+        report = RunReport(steps=steps, had_news=any(a.has_unread() for a in self.world.agents))
+        produced: list[Event] = []
         for _ in range(steps):
             async with self.lock:
                 try:
@@ -327,9 +348,20 @@ class ChannelSession:
                     await self._budget_stop(error)
                     break
                 await self._write(events)
-            produced += sum(1 for e in events if e.kind is EventKind.ACTION)
+            produced += events
             await self.services.outbox.deliver(self.record.channel_key)
-        return produced
+        talk = {e.id for e in produced if e.kind is EventKind.ACTION and e.type == "TALK"}
+        report.thoughts = sum(1 for e in produced if e.kind is EventKind.ACTION and e.type == "THINK")
+        report.failed = sum(1 for e in produced if e.kind is EventKind.NOTICE and e.type != "budget")
+        for entry in await self.services.storage.outbox_entries(self.record.id):
+            if entry.event_id in talk:
+                if entry.status is OutboxStatus.HELD:
+                    report.held += 1
+                elif entry.status is OutboxStatus.BLOCKED:
+                    report.blocked += 1
+                else:
+                    report.posted += 1
+        return report
 
     async def step_only(self, agents: list[TinyPerson]) -> list[Event]:
         """One step in which only ``agents`` act, stored and posted like any other (focus groups)."""

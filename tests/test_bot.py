@@ -529,3 +529,27 @@ async def test_adding_a_file_that_is_no_persona_says_which_files_are(testbot, tm
     text = await testbot.reply(f"persona add {toml}")
     assert "is not a persona file" in text and "TinyTroupe agent" in text and "not valid JSON" not in text
     assert [a.name for a in testbot.app.sessions.get("memory:general").world.agents] == ["Priya Nair"]
+
+
+async def test_run_counts_what_the_channel_saw_and_says_why_nothing_happened(testbot):
+    await team(testbot, "general", "Priya Nair", "Tomasz Kowalski")
+    await testbot.command("policy everyone --exchanges 0")
+    await testbot.say("Should we ship on Friday?")  # both answer; each then has the other's words to react to
+    session = testbot.app.sessions.get("memory:general")
+    before = len(session.world.events)
+    sent = await testbot.command("run 2")
+    (reply,) = [s.text for s in sent if s.kind in ("private", "reply")]
+    posts = [s for s in sent if s.kind == "post"]
+    thoughts = [e for e in session.world.events[before:] if e.type == "THINK"]
+    assert reply == f"Ran 2 step(s): {len(posts)} message(s) posted, {len(thoughts)} thought(s).", reply
+
+    # Nothing new to react to: the reply says so instead of "0 persona action(s)".
+    await testbot.reply("run 10")
+    quiet = await testbot.reply("run 2")
+    assert quiet.startswith("Ran 2 step(s): nothing happened: ") and "no persona had anything new to react to" in quiet, quiet
+
+    # Under `addressed`, a message that names nobody gets no answer, and the reply says why.
+    await testbot.command("policy addressed --exchanges 0")
+    await testbot.say("Anyone around?")
+    why = await testbot.reply("run 1")
+    assert "nothing happened" in why and "only personas a message names answer" in why, why
