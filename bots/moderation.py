@@ -122,6 +122,14 @@ class Moderation:
                 f"This channel already has the world “{session.world.name}”. `stop` it first to start another.",
                 private=True, failed=True,
             )
+        stopped = await self.app.sessions.last_stopped(inv.channel)
+        if cmd.args.get("reopen"):
+            if stopped is None:
+                return Reply("No world was stopped in this channel; `start NAME` begins one.", private=True, failed=True)
+            session = await self.app.sessions.reopen(stopped)
+            names = ", ".join(a.name for a in session.world.agents) or "no personas"
+            return Reply(f"Reopened the world “{session.world.name}” with {names}: its conversation and the "
+                         "personas' memories are as they were.")
         specs: list[PersonaSpec] = []
         situation = cmd.args.get("situation")
         name = cmd.args.get("name")
@@ -148,6 +156,9 @@ class Moderation:
             await self.app.sessions.stop(inv.channel)
             raise
         lines = [f"Started the world “{name}” in this channel ({self.app.model_label})."]
+        if stopped is not None:
+            lines.append(f"(The world “{stopped.name}” stopped here earlier is kept: `stop` this one, then "
+                         "`start --reopen`, to go back to it.)")
         if added:
             lines.append("Personas: " + ", ".join(added) + ".")
         else:
@@ -177,9 +188,13 @@ class Moderation:
 
     async def _stop(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         name = session.world.name
+        if not cmd.args.get("confirm"):
+            return Reply(f"`stop confirm` ends the world “{name}” in this channel: personas stop hearing it. Its "
+                         "history is kept, and `start --reopen` brings it back.", private=True)
         focus = "; the focus group running in it is cancelled" if await self.research.cancel_focus(session) else ""
         await self.app.sessions.stop(inv.channel)
-        return Reply(f"Stopped the world “{name}”{focus}. Its history is kept; `start` begins a new one.")
+        return Reply(f"Stopped the world “{name}”{focus}. Its history is kept: `start --reopen` brings it back, "
+                     "`start NAME` begins a new one.")
 
     async def _status(self, inv: CommandInvocation, cmd: Command, session: ChannelSession | None) -> Reply:
         if session is None:
@@ -221,6 +236,10 @@ class Moderation:
         return Reply("Resumed: personas answer again.")
 
     async def _reset(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        if not cmd.args.get("confirm"):
+            people = len(session.world.agents)
+            return Reply(f"`reset confirm` forgets the conversation of “{session.world.name}” and the memories of "
+                         f"its {people} persona(s); the personas stay. It cannot be undone.", private=True)
         focus = "; the focus group that was running is cancelled" if await self.research.cancel_focus(session) else ""
         dropped = await session.reset()
         held = (f" The {dropped} message(s) held for review were dropped with it." if dropped else "")

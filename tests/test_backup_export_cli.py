@@ -159,7 +159,7 @@ async def _conversation(data_dir: Path) -> None:
         await bot.command("start Launch review")
         await bot.command("persona add Priya Nair")
         await bot.say("Should we ship on Friday?")
-        await bot.command("stop")
+        await bot.command("stop confirm")
         await bot.command("start Standup", channel="random")
     finally:
         await bot.app.stop()

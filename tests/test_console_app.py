@@ -154,7 +154,7 @@ async def test_the_console_says_why_nothing_answers(tmp_path):
     without a world say so (chat platforms stay quiet; see the memory adapter's tests)."""
     env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
     code, out, err = await troupe("console", "--script", str(script(
-        tmp_path, "/pause", "Anyone there?", "/resume", "/stop", "Hello?")), env=env)
+        tmp_path, "/pause", "Anyone there?", "/resume", "/stop confirm", "Hello?")), env=env)
     assert code == 0, out + err
     # Hints name commands as they are typed here, with their slash.
     assert "“Team room” is paused: the personas heard you and answer after /resume." in out

@@ -90,7 +90,7 @@ async def test_summary_card_puts_each_yes_or_no_in_a_word_and_quotes_the_answer(
 
 
 async def test_summary_card_does_not_repeat_a_stance_that_is_its_quote(bot) -> None:
-    await bot.command("reset")
+    await bot.command("reset confirm")
     await bot.say("What worries you most about the onboarding flow?")
     card = cards(await bot.command("summary"))[0]
     assert card.fields

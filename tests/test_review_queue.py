@@ -72,7 +72,7 @@ async def test_a_reset_drops_what_waited_for_review_and_says_so(bot):
     """Approved after a reset, a held message would be posted into a conversation that never led to it."""
     await bot.say("Can we afford a second designer?")
     (entry,) = await held(bot)
-    reply = (await bot.command("reset"))[0].text
+    reply = (await bot.command("reset confirm"))[0].text
     assert "The 1 message(s) held for review were dropped with it." in reply
     assert await held(bot) == []
     assert "No messages" in (await bot.reply("review")) or f"#{entry.id}" not in (await bot.reply("review"))
