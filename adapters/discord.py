@@ -331,6 +331,8 @@ class DiscordAdapter(Adapter):
     def __init__(self, settings: Settings | DiscordSettings) -> None:
         self.platform = "discord"
         self.max_message_length = 2000
+        #: Commands are typed as ``/troupe approve 7`` here: hints in replies are written that way.
+        self.command_prefix = "/troupe "
         self.settings = settings.discord if isinstance(settings, Settings) else settings
         #: Set by the application: the personas of a channel (by channel key), for autocomplete.
         self.persona_names: Callable[[str], list[str]] | None = None

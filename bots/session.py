@@ -21,6 +21,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from adapters.base import Adapter, ChannelRef, Identity, UserRef
+from bots.commands import prefixed
 from bots.outbox import Outbox
 from bots.storage import (
     RECENT_EPISODES_HELD,
@@ -256,7 +257,7 @@ class ChannelSession:
         if not found:
             return text
         if self.config.moderator is not None:
-            await self._quietly(self.adapter.reply_private(
+            await self._quietly(self._reply_private(
                 self.config.moderator, self.channel,
                 f"{_whose(user)} message contained what looks like a secret (a key, token or password); the "
                 "personas heard it with the secret removed. Consider rotating it: it was posted in the channel."))
@@ -270,7 +271,7 @@ class ChannelSession:
         """
         limit = self.services.settings.max_message_chars
         if len(text) > limit:
-            await self._quietly(self.adapter.reply_private(
+            await self._quietly(self._reply_private(
                 user, self.channel,
                 f"Your message was {len(text):,} characters long; the personas heard its first {limit:,} "
                 "(`bot.max_message_chars`). Send the rest in another message, or raise that setting."))
@@ -291,7 +292,7 @@ class ChannelSession:
         if self.config.moderator is not None:
             whose = _whose(user)
             await self._quietly(
-                self.adapter.reply_private(
+                self._reply_private(
                     self.config.moderator,
                     self.channel,
                     f"{whose} message looks like an attempt to instruct the personas ({finding.reason}). "
@@ -658,7 +659,7 @@ class ChannelSession:
         )
         if self.config.moderator is not None:
             await self._quietly(
-                self.adapter.reply_private(
+                self._reply_private(
                     self.config.moderator,
                     self.channel,
                     f"Held a message from {entry.persona} for review (#{entry.id}): {reasons}. "
@@ -744,7 +745,7 @@ class ChannelSession:
     async def _on_event(self, event: Event) -> None:
         # A spent budget is said to the whole channel when the world pauses (``_budget_stop``).
         if event.kind is EventKind.NOTICE and event.type != "budget" and self.config.moderator is not None:
-            await self._quietly(self.adapter.reply_private(self.config.moderator, self.channel, event.content))
+            await self._quietly(self._reply_private(self.config.moderator, self.channel, event.content))
         if event.kind is EventKind.ACTION and event.type == "THINK":
             watchers = self.config.observers.get(event.source, [])
             if not watchers:
@@ -755,7 +756,7 @@ class ChannelSession:
             if state is not None:
                 text += f"\n  goals: {state.goals or '-'} · attention: {state.attention or '-'} · emotions: {state.emotions or '-'}"
             for user in watchers:
-                await self._quietly(self.adapter.reply_private(user, self.channel, text))
+                await self._quietly(self._reply_private(user, self.channel, text))
 
     async def _budget_stop(self, error: BudgetExceededError) -> None:
         self._steps_left = 0
@@ -764,8 +765,14 @@ class ChannelSession:
         await self._write()
         said = f"it reached {error.reason}, or start a new world" if error.reason else str(error)
         await self._quietly(
-            self.adapter.post(self.channel, self.adapter.bot_identity, f"“{self.world.name}” is paused: {said}.")
+            self.adapter.post(self.channel, self.adapter.bot_identity,
+                              prefixed(f"“{self.world.name}” is paused: {said}.", self.adapter.command_prefix))
         )
+
+    def _reply_private(self, user: UserRef, channel: ChannelRef, text: str) -> Awaitable[None]:
+        """A private word to someone here, its command hints written as typed on this platform
+        (`/approve 7` in the console, `/troupe approve 7` on Discord and Slack)."""
+        return self.adapter.reply_private(user, channel, prefixed(text, self.adapter.command_prefix))
 
     @staticmethod
     async def _quietly(awaitable: Awaitable[Any]) -> None:

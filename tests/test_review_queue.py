@@ -224,3 +224,13 @@ async def test_a_persona_that_leaves_takes_its_held_messages_with_it(bot):
     assert f"message #{entry.id} is not waiting for review: it was dropped when Henrik Lindqvist left the world" in answer
     assert [p.identity for p in bot.adapter.posts()] == ["Priya Nair"], "nobody posts as someone who left"
     assert await held(bot) == []
+
+
+async def test_every_hint_names_commands_as_this_platform_types_them(bot):
+    bot.adapter.command_prefix = "/troupe "  # as on Discord and Slack
+    sent = await bot.say("Can we afford a second designer?")
+    (notice,) = [s.text for s in sent if s.kind == "private" and s.text.startswith("Held a message")]
+    (entry,) = await held(bot)
+    assert f"`/troupe review` shows it; `/troupe approve {entry.id}`, `/troupe edit {entry.id} NEW TEXT`" in notice
+    review = await bot.reply("review")
+    assert "`/troupe approve ID` posts one" in review and " `approve ID`" not in review
