@@ -616,7 +616,18 @@ class ChannelSession:
         for entry in stored:
             if entry.status is OutboxStatus.HELD:
                 await self._report_held(entry)
+            if entry.status in (OutboxStatus.HELD, OutboxStatus.BLOCKED):
+                await self._tell_observers(entry)
         return stored
+
+    async def _tell_observers(self, entry: OutboxEntry) -> None:
+        """Whoever watches a persona's thoughts also learns when its words were not posted, so a
+        thought that promised an answer is not left hanging."""
+        fate = ("held for review" if entry.status is OutboxStatus.HELD
+                else "blocked by verification")
+        for user in self.config.observers.get(entry.persona, []):
+            await self._quietly(self._reply_private(
+                user, self.channel, f"{entry.persona}'s message was {fate}: it is not posted (#{entry.id})."))
 
     def _heard_as(self, event: Event) -> str | None:
         """What the other personas hear of ``event``: the words as posted (redacted, rewritten), or

@@ -234,3 +234,12 @@ async def test_every_hint_names_commands_as_this_platform_types_them(bot):
     assert f"`/troupe review` shows it; `/troupe approve {entry.id}`, `/troupe edit {entry.id} NEW TEXT`" in notice
     review = await bot.reply("review")
     assert "`/troupe approve ID` posts one" in review and " `approve ID`" not in review
+
+
+async def test_an_observer_learns_when_a_watched_personas_words_are_not_posted(bot):
+    await bot.command("observe Henrik on")
+    sent = await bot.say("Can we afford a second designer?")
+    (entry,) = await held(bot)
+    told = [s.text for s in sent if s.kind == "private" and s.text.startswith("Henrik Lindqvist's message was")]
+    assert told == [f"Henrik Lindqvist's message was held for review: it is not posted (#{entry.id})."]
+    assert any(s.text.startswith("Henrik Lindqvist thinks:") for s in sent if s.kind == "private")
