@@ -46,6 +46,7 @@ from bots.verification.personas import check_persona_spec
 from bots.verification.policy import VerificationPolicy
 from config.settings import BotSettings
 from simulation.agent import AgentState, TinyPerson
+from simulation.clock import SimulatedClock
 from simulation.events import Event, EventKind
 from simulation.fairness import fair_turn, fair_yield
 from simulation.llm.errors import BudgetExceededError
@@ -542,6 +543,7 @@ class ChannelSession:
                 policy=make_policy(self.config.policy),
                 targeted_talk=self.world.targeted_talk,
                 situation=self.world.situation,
+                clock=SimulatedClock(real_time=self.world.clock.real_time),
                 # The same world to usage and budgets: what was spent before the reset still counts.
                 id=self.record.id,
             )

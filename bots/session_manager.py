@@ -43,7 +43,7 @@ class SessionManager:
             policy=make_policy(config.policy),
             targeted_talk="room",
             situation=situation,
-            clock=SimulatedClock(),
+            clock=SimulatedClock(real_time=True),  # a channel's messages happen when people write them
             id=world_id,
         )
         record = WorldRecord(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -210,3 +211,24 @@ async def test_a_restart_says_how_many_messages_wait_for_review(tmp_path):
     code, out, err = await troupe("console", "--script", str(script(tmp_path, "/status")), env=env)
     assert code == 0, err
     assert "2 message(s) wait for review (/review)" in out
+
+
+async def test_a_channel_world_runs_on_the_wall_clock_everywhere(tmp_path):
+    from datetime import datetime, timedelta
+
+    env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
+    before = datetime.now().replace(second=0, microsecond=0)
+    code, out, err = await troupe("console", "--script", str(script(tmp_path, "What time is it?", "/export md",
+                                                                     "/export json")), env=env)
+    after = datetime.now()
+    assert code == 0, err
+    exports = tmp_path / "data" / "exports"
+    data = json.loads(next(exports.glob("*.json")).read_text())
+    said = next(e for e in data["events"] if e["content"] == "What time is it?")
+    when = datetime.fromisoformat(said["time"])
+    assert before - timedelta(minutes=1) <= when <= after, "the JSON export has the time it was said"
+    markdown = next(exports.glob("*.md")).read_text()
+    assert f"({when:%H:%M})" in markdown and "(09:00)" not in markdown
+    answer = next(e for e in data["events"] if e["type"] == "TALK")
+    posted = next(line for line in out.splitlines() if f"{answer['source']} (demo model):" in line)
+    assert posted.startswith(datetime.fromisoformat(answer["time"]).strftime("%H:%M")), (posted, answer["time"])
