@@ -178,6 +178,12 @@ async def test_validate_scores_a_persona_against_expectations(bot) -> None:
     score = float(card.title.split(": ")[1].split()[0])
     assert card.title.startswith("Validation of Priya Nair") and 0 <= score <= 1
     assert card.fields and DISCLAIMER in card.footer
+    # Each question on its own line and its answer below it, not run together.
+    lines = card.as_text().splitlines()
+    for field in card.fields:
+        assert field.name.endswith("?")
+        at = lines.index(f"**{field.label}**")
+        assert lines[at + 1] == field.value
     assert "no persona" in (await bot.reply('validate Nobody "anything"')).lower()
 
 
