@@ -378,11 +378,25 @@ class ChannelSession:
         return events
 
     async def record_stimulus(self, deliver: Callable[[], Awaitable[Event]]) -> Event:
-        """Add a stimulus made elsewhere (a story beat) under the lock, store it, let personas react."""
+        """Add a stimulus made elsewhere (a story beat) under the lock, store it, let personas react.
+        One addressed to a persona is answered by that persona first, as ``ask`` is."""
         async with self.lock:
             event = await deliver()
             await self._write()
-        self.allow_steps(1 + self.config.exchanges)
+            target = self.world.find(event.target) if event.target else None
+            if target is not None and not self.paused:
+                try:
+                    events = await self.world.step(only=[target])
+                except BudgetExceededError as error:
+                    await self._budget_stop(error)
+                    return event
+                await self._write(events)
+                self._steps_left = self.config.exchanges
+        if target is not None:
+            await self.services.outbox.deliver(self.record.channel_key)
+            self.kick()
+        else:
+            self.allow_steps(1 + self.config.exchanges)
         return event
 
     async def vet_text(self, text: str, persona: str | None = None) -> str:

@@ -167,7 +167,7 @@ async def test_story_suggests_then_injects_a_beat_the_personas_react_to(bot) -> 
     assert suggestion.title == "Suggested next beat"
     assert suggestion.footer == "`story inject` delivers it. Suggested by the offline demo model."
     sent = await bot.command("story inject")
-    assert sent[0].text.startswith("Injected")
+    assert next(s.text for s in sent if s.kind == "reply").startswith("Injected")
     assert any(s.kind == "post" for s in sent + bot._new())
     session = bot.app.sessions.get("memory:general")
     assert any(e.kind is EventKind.STIMULUS and e.source == "narrator" for e in session.world.events)
@@ -222,3 +222,17 @@ async def test_a_summary_since_an_event_still_to_come_says_so(bot) -> None:
     text = await bot.reply(f"summary --since {latest + 100}")
     assert text == f"There is nothing after event #{latest + 100}: this world's latest event is #{latest}."
     assert cards(await bot.command(f"summary --since {latest - 1}")), "the last event alone is summarised"
+
+
+async def test_a_beat_addressed_to_one_persona_is_answered_by_that_persona(bot) -> None:
+    from simulation.storytelling import StoryBeat
+
+    await bot.command("policy everyone --exchanges 0")
+    session = bot.app.sessions.get("memory:general")
+    session.story_beat = StoryBeat(kind="message", content="Henrik, what does the budget say about Friday?",
+                                   target="Henrik Lindqvist", rationale="the finances decide it")
+    await bot.app.wait_idle()
+    bot._new()  # what the opening message set off is not this test's
+    sent = await bot.command("story inject")
+    assert next(s.text for s in sent if s.kind == "reply").startswith("Injected, addressed to Henrik Lindqvist")
+    assert [s.identity for s in sent if s.kind == "post"] == ["Henrik Lindqvist"], "only the one addressed answers"
