@@ -171,6 +171,8 @@ class ChannelSession:
         self._stored_episodes: dict[str, int] = {a.name: a.episodic.count for a in world.agents}
         #: The focus group running in this channel, if any: it alone decides who speaks meanwhile.
         self.focus: Any = None
+        #: The latest focus group here, running or finished: a probe after it asks its personas again.
+        self.last_focus: Any = None
         #: The storyteller's latest suggestion, waiting for ``story inject``.
         self.story_beat: Any = None
         #: Platform ids of the human messages the world heard (an ordered set), and the latest one.

@@ -125,7 +125,22 @@ async def test_focus_group_runs_rounds_posts_answers_and_a_report(bot) -> None:
 
 
 async def test_a_probe_without_a_focus_group_is_explained(bot) -> None:
-    assert "No focus group is running" in await bot.reply("probe and at 10 euros?")
+    assert "No focus group ran here" in await bot.reply("probe and at 10 euros?")
+
+
+async def test_a_probe_after_the_focus_group_finished_is_answered_in_one_more_round(bot) -> None:
+    await bot.command('focus "Would you pay 5 euros a month?" --rounds 1 --personas "Priya, Henrik"')
+    await bot.app.wait_idle()
+    session = bot.app.sessions.get("memory:general")
+    assert session.focus is None, "the group has finished"
+    sent = await bot.command("probe And at 10 euros?")
+    assert next(s.text for s in sent if s.kind == "reply").startswith(
+        "The focus group had finished: one more round asks Priya Nair, Henrik Lindqvist that.")
+    await bot.app.wait_idle()
+    asked = [e for e in session.world.events if e.type == "CONVERSATION" and "10 euros" in e.content]
+    assert [e.target for e in asked] == ["Priya Nair", "Henrik Lindqvist"]
+    answered = {e.source for e in session.world.events if e.type == "TALK" and e.id > asked[0].id}
+    assert {"Priya Nair", "Henrik Lindqvist"} <= answered
 
 
 async def test_extract_shares_a_csv_with_a_row_per_persona(bot) -> None:
