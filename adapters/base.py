@@ -111,6 +111,10 @@ class CommandInvocation(BaseModel):
     received_at: datetime = Field(default_factory=_now)
 
 
+#: A field label longer than this is shown on a line of its own, its value below.
+STACKED_LABEL_CHARS = 60
+
+
 class CardField(BaseModel):
     """One labelled value of a card (a persona's stance, an option's votes)."""
 
@@ -124,6 +128,11 @@ class CardField(BaseModel):
     def label(self) -> str:
         """The name as written before its value on one line: "Priya Nair:", but "Why?" as it is."""
         return self.name if self.name.rstrip().endswith(("?", "!", ":", "…")) else f"{self.name}:"
+
+    @property
+    def stacked(self) -> bool:
+        """A question (or a long label) reads as a question with its answer below it, not run together."""
+        return self.name.rstrip().endswith("?") or len(self.name) > STACKED_LABEL_CHARS
 
 
 class Card(BaseModel):
@@ -150,7 +159,7 @@ class Card(BaseModel):
         if self.text:
             lines.append(self.text)
         for f in self.fields:
-            lines.append(f"**{f.label}** {f.value}")
+            lines += [f"**{f.label}**", f.value] if f.stacked else [f"**{f.label}** {f.value}"]
         if self.footer:
             lines.append(f"_{self.footer}_")
         return "\n".join(lines)

@@ -279,7 +279,7 @@ class ConsoleAdapter(Adapter):
         for field in card.fields:
             if body:
                 body.append("\n")
-            body.append(f"{visible(field.label)} ", style="bold")
+            body.append(f"{visible(field.label)}" + ("\n" if field.stacked else " "), style="bold")
             body.append_text(render_plain_markdown(field.value))
         if card.image is not None:
             saved = self._save_image(*card.image)

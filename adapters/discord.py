@@ -212,6 +212,8 @@ def command_text(command: str, /, **options: Any) -> str:
     name = command
     if name == "start":
         parts = ["start"]
+        if o.get("reopen"):
+            return "start --reopen"
         if "name" in o:
             parts.append(quote_word(o["name"]))
         if "situation" in o:
@@ -235,6 +237,8 @@ def command_text(command: str, /, **options: Any) -> str:
         return "pick " + " ".join(quote_word(n) for n in o["names"] if n and n.strip())
     if name == "run":
         return f"run {o['steps']}"
+    if name in ("stop", "reset"):
+        return f"{name} confirm" if o.get("confirm") else name
     if name == "observe":
         return f"observe {quote_word(o['name'])} {o['state']}"
     if name == "ask":
@@ -327,6 +331,8 @@ class DiscordAdapter(Adapter):
     def __init__(self, settings: Settings | DiscordSettings) -> None:
         self.platform = "discord"
         self.max_message_length = 2000
+        #: Commands are typed as ``/troupe approve 7`` here: hints in replies are written that way.
+        self.command_prefix = "/troupe "
         self.settings = settings.discord if isinstance(settings, Settings) else settings
         #: Set by the application: the personas of a channel (by channel key), for autocomplete.
         self.persona_names: Callable[[str], list[str]] | None = None
@@ -1001,22 +1007,32 @@ class DiscordAdapter(Adapter):
             troupe.add_command(app_commands.Command(name=name, description=description, callback=callback))
 
         for name, description in (
-            ("stop", "End this channel's world (its history is kept)"),
             ("status", "What this channel's world is doing"),
             ("pause", "Personas stop answering (messages are still heard)"),
             ("resume", "Personas answer again"),
-            ("reset", "Forget the conversation and memories (personas stay)"),
             ("usage", "Model calls, tokens and cost of this channel"),
         ):
             simple(name, description)
 
-        @troupe.command(name="start", description="Bind this channel to a new world")
+        @troupe.command(name="stop", description="End this channel's world (its history is kept)")
+        @app_commands.describe(confirm="true to stop it; without, the bot says what stopping does")
+        async def stop(interaction: discord.Interaction, confirm: Optional[bool] = None) -> None:
+            await adapter._invoke(interaction, command_text("stop", confirm=confirm))
+
+        @troupe.command(name="reset", description="Forget the conversation and memories (personas stay)")
+        @app_commands.describe(confirm="true to reset; without, the bot says what a reset forgets")
+        async def reset(interaction: discord.Interaction, confirm: Optional[bool] = None) -> None:
+            await adapter._invoke(interaction, command_text("reset", confirm=confirm))
+
+        @troupe.command(name="start", description="Bind this channel to a new world, or reopen the stopped one")
         @app_commands.describe(name="the world's name", situation="what the personas are told is going on",
-                               scenario="a scenario file on the bot's machine")
+                               scenario="a scenario file on the bot's machine",
+                               reopen="true to reopen the world stopped in this channel")
         async def start(interaction: discord.Interaction, name: Optional[str] = None,
-                        situation: Optional[str] = None, scenario: Optional[str] = None) -> None:
+                        situation: Optional[str] = None, scenario: Optional[str] = None,
+                        reopen: Optional[bool] = None) -> None:
             await adapter._invoke(interaction, command_text("start", name=name, situation=situation,
-                                                            scenario=scenario))
+                                                            scenario=scenario, reopen=reopen))
 
         @persona.command(name="add", description="Add a bundled persona, a persona file or pasted JSON")
         @app_commands.describe(source="a bundled persona's name, a file path, or JSON")

@@ -50,6 +50,8 @@ class Sent:
     channel: str
     text: str
     identity: str | None = None
+    #: The label shown beside a post's name (``demo model``, ``edited by a moderator``), if any.
+    tag: str | None = None
     thread: str | None = None
     message_id: str | None = None
     #: The recipient of a private reply.
@@ -233,7 +235,7 @@ class MemoryAdapter(Adapter):
             self._faults.failures_left -= 1
             raise AdapterError("simulated platform failure", retryable=self._faults.retryable)
         pieces = split_message(text, self.max_message_length)
-        records = await self._record("post", channel, pieces, identity=identity.name, thread=thread)
+        records = await self._record("post", channel, pieces, identity=identity.name, tag=identity.tag, thread=thread)
         await self._after_post(records[0])
         assert records[0].message_id is not None
         return records[0].message_id

@@ -226,6 +226,8 @@ class SlackAdapter(Adapter):
         else:
             self.settings = settings
         self.post_interval_s = self.settings.post_interval_s
+        #: Commands are typed as ``/troupe approve 7`` here: hints in replies are written that way.
+        self.command_prefix = f"{self.settings.command} "
         #: HTTP mode's port (0 picks a free one); None for Socket Mode.
         self.http_port = http_port
         #: User groups whose members are moderators: membership is looked up for these only.

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from adapters.console import ConsoleAdapter
     from bots.app import TroupeApp
     from bots.session import ChannelSession
-    from bots.storage import WorldRecord
+    from bots.storage import OutboxEntry, WorldRecord
 
 log = logging.getLogger(__name__)
 
@@ -369,13 +369,31 @@ async def _greet(app: TroupeApp, adapter: ConsoleAdapter, empty: bool) -> None:
     else:
         names = ", ".join(a.name for a in session.world.agents) or "no personas yet"
         paused = "; it is paused (`/resume` lets the personas answer)" if session.paused else ""
+        waiting = len(await app.storage.held_outbox(adapter.channel.key))
+        held = f"; {waiting} message(s) wait for review (`/review`)" if waiting else ""
+        recent = _recent_lines(session.world.events, await app.storage.outbox_entries(session.record.id), RESTART_RECAP)
+        recap = "\nLast said here:\n" + "\n".join(recent) if recent else ""
         await adapter.reply_private(adapter.user, adapter.channel,
-                                    f"Continuing the world “{session.world.name}” with {names}{paused}.")
+                                    f"Continuing the world “{session.world.name}” with {names}{paused}{held}.{recap}")
         return
     await adapter.reply_private(
         adapter.user, adapter.channel,
         f"Started the world “{SAMPLE_WORLD}” with {', '.join(SAMPLE_PERSONAS)}. Say something to them, or /help.",
     )
+
+
+#: Messages shown again when the console reopens a world, so the conversation can be picked up.
+RESTART_RECAP = 3
+
+
+def _recent_lines(log: list[Event], posts: list[OutboxEntry], count: int) -> list[str]:
+    """The last ``count`` things said in the channel: people's messages and personas' words as they
+    were posted (never words verification held back)."""
+    from bots.exports import as_posted
+
+    said = [e for e in as_posted(log, posts, thoughts=False)
+            if e.type == "CONVERSATION" or (e.kind is EventKind.ACTION and e.type == "TALK")]
+    return [f"  {e.source}: {e.content}" for e in said[-count:]]
 
 
 async def _sample_unfinished(session: ChannelSession, adapter: ConsoleAdapter) -> bool:

@@ -45,9 +45,9 @@ class CommandSpec:
 SPECS: dict[str, CommandSpec] = {
     spec.name: spec
     for spec in [
-        CommandSpec("start", 'start [NAME] [--situation "TEXT"] [--scenario FILE]',
-                    "bind this channel to a new world", needs_world=False),
-        CommandSpec("stop", "stop", "end this channel's world (its history is kept)"),
+        CommandSpec("start", 'start [NAME] [--situation "TEXT"] [--scenario FILE] | start --reopen',
+                    "bind this channel to a new world, or reopen the one stopped here", needs_world=False),
+        CommandSpec("stop", "stop [confirm]", "end this channel's world (its history is kept)"),
         CommandSpec("status", "status", "what this channel's world is doing", moderator_only=False, needs_world=False),
         CommandSpec("persona add", "persona add NAME | FILE | {pasted JSON}",
                     "add a bundled persona, a persona file (ours or TinyTroupe's) or pasted JSON"),
@@ -64,7 +64,7 @@ SPECS: dict[str, CommandSpec] = {
         CommandSpec("resume", "resume", "personas answer again, catching up on what they heard"),
         CommandSpec("observe", "observe NAME on|off", "privately receive a persona's thoughts as they happen"),
         CommandSpec("ask", "ask NAME QUESTION...", "talk to one persona"),
-        CommandSpec("reset", "reset", "forget the conversation and memories (personas stay)"),
+        CommandSpec("reset", "reset [confirm]", "forget the conversation and memories (personas stay)"),
         CommandSpec("review", "review", "held persona messages waiting for a moderator"),
         CommandSpec("approve", "approve ID", "post a held message as it is"),
         CommandSpec("edit", "edit ID NEW TEXT", "post a held message with your changes"),
@@ -242,15 +242,24 @@ def parse_command(text: str, *, max_run_steps: int = 20) -> Command:
         if len(words) > 1 or (words and words[0].lower() not in ("team", "red-team")):
             raise CommandError("the safety mode is team or red-team", spec.usage)
         return Command(head, {"mode": words[0].lower() if words else None})
-    if head in ("stop", "status", "pause", "resume", "reset", "usage", "personas", "review"):
+    if head in ("stop", "reset"):
+        # Both act on the whole world: the first word asks, `confirm` does it.
+        if words and [w.lower() for w in words] != ["confirm"]:
+            raise CommandError(f"`{head}` takes only the word confirm", spec.usage)
+        return Command(head, {"confirm": bool(words)})
+    if head in ("status", "pause", "resume", "usage", "personas", "review"):
         if words:
             raise CommandError(f"`{head}` takes no arguments", spec.usage)
         return Command(head)
     if head == "help":
         return Command(head, {"topic": " ".join(words) or None})
     if head == "start":
+        reopen = any(w.lower() == "--reopen" for w in words)
+        words = [w for w in words if w.lower() != "--reopen"]
+        if reopen and words:
+            raise CommandError("`start --reopen` takes nothing else: it reopens the world stopped here", spec.usage)
         positional, options = _options(words, {"situation": "a sentence in quotes", "scenario": "a scenario file"}, spec.usage)
-        return Command(head, {"name": " ".join(positional) or None, **options})
+        return Command(head, {"name": " ".join(positional) or None, "reopen": reopen, **options})
     if head == "policy":
         positional, options = _options(words, {"exchanges": "a number"}, spec.usage)
         args: dict[str, Any] = {}

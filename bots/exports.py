@@ -62,15 +62,15 @@ def render_export(
         if not moderator:
             data["agents"] = [{"name": agent.name} for agent in world.agents]
         data["note"] = note
-        body = json.dumps(data, indent=1, ensure_ascii=False)
+        body = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
     elif fmt == "csv":
         out = io.StringIO()
-        out.write(f"# {note}\n")  # a comment line: pandas reads it with comment="#"
+        # The header is line 1, as spreadsheets expect; the disclaimer goes with every row, as a column.
         writer = csv.writer(out)
-        writer.writerow(["id", "step", "time", "kind", "type", "source", "target", "content", "model"])
+        writer.writerow(["id", "step", "time", "kind", "type", "source", "target", "content", "model", "note"])
         for e in log:
             writer.writerow([e.id, e.step, e.time.isoformat(), e.kind.value, e.type, printable(e.source or ""),
-                             printable(e.target or ""), printable(e.content), e.model or ""])
+                             printable(e.target or ""), printable(e.content), e.model or "", note])
         body = out.getvalue()
     else:
         lines = [f"# {_md_name(world.name)}", "", f"_{note}_", ""]

@@ -20,7 +20,7 @@ from simulation.persona import PersonaError, PersonaSpec, bundled_personas, find
 from simulation.scenario import Scenario, ScenarioError, load_scenario, resolve_persona
 from simulation.world import TinyWorld, WorldError
 
-from bots.session import PersonaRefusedError
+from bots.session import PersonaRefusedError, RunReport
 
 if TYPE_CHECKING:
     from bots.app import TroupeApp
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+#: The tag of a held message a moderator edited before it was posted: the words are theirs.
+EDITED_TAG = "edited by a moderator"
 
 class Reply:
     """What a command answers: text for everyone or only for its caller, maybe a file, maybe a card.
@@ -119,6 +122,14 @@ class Moderation:
                 f"This channel already has the world “{session.world.name}”. `stop` it first to start another.",
                 private=True, failed=True,
             )
+        stopped = await self.app.sessions.last_stopped(inv.channel)
+        if cmd.args.get("reopen"):
+            if stopped is None:
+                return Reply("No world was stopped in this channel; `start NAME` begins one.", private=True, failed=True)
+            session = await self.app.sessions.reopen(stopped)
+            names = ", ".join(a.name for a in session.world.agents) or "no personas"
+            return Reply(f"Reopened the world “{session.world.name}” with {names}: its conversation and the "
+                         "personas' memories are as they were.")
         specs: list[PersonaSpec] = []
         situation = cmd.args.get("situation")
         name = cmd.args.get("name")
@@ -145,6 +156,9 @@ class Moderation:
             await self.app.sessions.stop(inv.channel)
             raise
         lines = [f"Started the world “{name}” in this channel ({self.app.model_label})."]
+        if stopped is not None:
+            lines.append(f"(The world “{stopped.name}” stopped here earlier is kept: `stop` this one, then "
+                         "`start --reopen`, to go back to it.)")
         if added:
             lines.append("Personas: " + ", ".join(added) + ".")
         else:
@@ -174,9 +188,13 @@ class Moderation:
 
     async def _stop(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         name = session.world.name
+        if not cmd.args.get("confirm"):
+            return Reply(f"`stop confirm` ends the world “{name}” in this channel: personas stop hearing it. Its "
+                         "history is kept, and `start --reopen` brings it back.", private=True)
         focus = "; the focus group running in it is cancelled" if await self.research.cancel_focus(session) else ""
         await self.app.sessions.stop(inv.channel)
-        return Reply(f"Stopped the world “{name}”{focus}. Its history is kept; `start` begins a new one.")
+        return Reply(f"Stopped the world “{name}”{focus}. Its history is kept: `start --reopen` brings it back, "
+                     "`start NAME` begins a new one.")
 
     async def _status(self, inv: CommandInvocation, cmd: Command, session: ChannelSession | None) -> Reply:
         if session is None:
@@ -218,6 +236,10 @@ class Moderation:
         return Reply("Resumed: personas answer again.")
 
     async def _reset(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
+        if not cmd.args.get("confirm"):
+            people = len(session.world.agents)
+            return Reply(f"`reset confirm` forgets the conversation of “{session.world.name}” and the memories of "
+                         f"its {people} persona(s); the personas stay. It cannot be undone.", private=True)
         focus = "; the focus group that was running is cancelled" if await self.research.cancel_focus(session) else ""
         dropped = await session.reset()
         held = (f" The {dropped} message(s) held for review were dropped with it." if dropped else "")
@@ -229,9 +251,8 @@ class Moderation:
             return Reply("There are no personas to run. Add one with `persona add NAME`.", private=True, failed=True)
         if (spent := self._over_budget(session)) is not None:
             return spent
-        steps = cmd.args["steps"]
-        actions = await session.run_steps(steps)
-        return Reply(f"Ran {steps} step(s): {actions} persona action(s).", private=True)
+        report = await session.run_steps(cmd.args["steps"])
+        return Reply(_run_said(report, session), private=True)
 
     # -- personas -----------------------------------------------------------------------------
 
@@ -257,8 +278,9 @@ class Moderation:
         return Reply("\n".join(f"• {a.spec.summary()}" for a in session.world.agents), private=True)
 
     async def _persona_remove(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
-        agent = await session.remove_persona(cmd.args["name"])
-        return Reply(f"{agent.name} left the world.")
+        agent, dropped = await session.remove_persona(cmd.args["name"])
+        held = f" {dropped} of their message(s) held for review were dropped with them." if dropped else ""
+        return Reply(f"{agent.name} left the world.{held}")
 
     async def _persona_show(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         agent = session.world.get(cmd.args["name"])
@@ -360,6 +382,8 @@ class Moderation:
 
     async def _decide(self, inv: CommandInvocation, entry_id: int, status: OutboxStatus, action: str,
                       text: str | None = None) -> OutboxEntry:
+        """Settle a held message. An edited one is posted as the moderator's words under the persona's
+        name: tagged "edited by a moderator", never with the model's label."""
         try:
             entry = await self.app.storage.get_outbox(entry_id)
         except NotStoredError:
@@ -381,7 +405,8 @@ class Moderation:
             outbox_id=entry_id,
             detail=detail,
         )
-        return await self.app.storage.decide_outbox(entry_id, status, audit, text=text)
+        identity = {**entry.identity, "tag": EDITED_TAG} if text is not None else None
+        return await self.app.storage.decide_outbox(entry_id, status, audit, text=text, identity=identity)
 
     async def _approve(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         entry = await self._decide(inv, cmd.args["id"], OutboxStatus.PENDING, "approve")
@@ -484,12 +509,39 @@ def _persona_names(world: TinyWorld, words: list[str]) -> list[str]:
     return names
 
 
+def _run_said(report: RunReport, session: ChannelSession) -> str:
+    """What ``run N`` came to in the moderator's terms (posts, held, thoughts), or why nothing happened."""
+    head = f"Ran {report.steps} step(s)"
+    if report.nothing:
+        if not report.had_news:
+            why = "no persona had anything new to react to; say something, or `ask NAME QUESTION`"
+        elif session.config.policy == "addressed":
+            why = ("under the `addressed` policy only personas a message names answer, and nobody was named; "
+                   "name someone, `ask NAME QUESTION`, or `policy everyone`")
+        elif session.config.policy == "moderator":
+            why = "under the `moderator` policy a persona answers when you `pick NAME`"
+        else:
+            why = "the personas chose to stay quiet"
+        return f"{head}: nothing happened: {why}."
+    parts = [f"{report.posted} message(s) posted"]
+    if report.held:
+        parts.append(f"{report.held} held for review (`review`)")
+    if report.blocked:
+        parts.append(f"{report.blocked} blocked by verification")
+    parts.append(f"{report.thoughts} thought(s)")
+    if report.failed:
+        parts.append(f"{report.failed} turn(s) failed (the moderator notices say why)")
+    return f"{head}: {', '.join(parts)}."
+
+
 def _fate(entry: OutboxEntry, rejected: bool) -> str:
     """What became of an outbox entry no longer held, in words."""
     if entry.status is OutboxStatus.BLOCKED:
         if rejected:
             return "a moderator rejected it"
         held = entry.verdict.get("action") == "hold"
+        if held and entry.error and "left the world" in entry.error:
+            return f"it was dropped when {entry.persona} left the world"
         return "it was dropped when the world was reset" if held else "verification blocked it"
     return {
         OutboxStatus.POSTED: "it is posted",

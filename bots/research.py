@@ -79,13 +79,16 @@ class Research:
                                step=session.step_only)
         except ValueError as error:
             raise CommandError(str(error)) from None
-        session.focus = group
-        task = self.app.spawn(self._run_focus(session, group))
-        self._focus_tasks[task] = session
-        task.add_done_callback(lambda done: self._focus_tasks.pop(done, None))
+        self._begin_focus(session, group)
         who = ", ".join(a.name for a in group.personas)
         return self._reply(f"Focus group started ({group.rounds} round(s)) with {who}: “{group.question}”. "
                            "Each answers in turn; `probe QUESTION` asks something in the next round.")
+
+    def _begin_focus(self, session: ChannelSession, group: FocusGroup) -> None:
+        session.focus = session.last_focus = group
+        task = self.app.spawn(self._run_focus(session, group))
+        self._focus_tasks[task] = session
+        task.add_done_callback(lambda done: self._focus_tasks.pop(done, None))
 
     async def _run_focus(self, session: ChannelSession, group: FocusGroup) -> None:
         """Drive the group, keeping one status line up to date, and post its report at the end."""
@@ -154,9 +157,20 @@ class Research:
 
     async def _probe(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         if session.focus is None:
-            return self._reply("No focus group is running here; `focus \"QUESTION\"` starts one.", private=True, failed=True)
+            last = session.last_focus
+            if last is None:
+                return self._reply("No focus group ran here; `focus \"QUESTION\"` starts one.", private=True, failed=True)
+            # The group has finished: the probe is asked in one more round, of the same personas.
+            present = [a.name for a in last.personas if session.world.find(a.name) is not None]
+            if not present:
+                return self._reply("The focus group's personas have left; `focus \"QUESTION\"` starts a new one.",
+                                   private=True, failed=True)
+            group = FocusGroup(session.world, cmd.args["text"], rounds=1, personas=present,
+                               summarizer=Summarizer(self.model), moderator=inv.user.name, step=session.step_only)
+            self._begin_focus(session, group)
+            return self._reply(f"The focus group had finished: one more round asks {', '.join(present)} that.")
         session.focus.probe(cmd.args["text"])
-        return self._reply("Noted: the next round asks that.", private=True)
+        return self._reply("Noted: the next round asks that (one more round, if this is the last).", private=True)
 
     # -- summaries and polls ------------------------------------------------------------------
 
@@ -228,7 +242,7 @@ class Research:
             extracted, records={k: v for k, v in extracted.records.items() if k not in screen.withheld})
         note = extraction.disclaimer
         if cmd.args["format"] == "csv":
-            body = f"# {note}\n" + extraction.to_csv()
+            body = extraction.to_csv()  # the disclaimer is its last column
         else:
             body = extraction.to_json()  # carries the model's name and the disclaimer
         body = await session.vet_text(body)

@@ -14,12 +14,14 @@ import functools
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
 from adapters.base import Adapter, ChannelRef, Identity, UserRef
+from bots.commands import prefixed
 from bots.outbox import Outbox
 from bots.storage import (
     RECENT_EPISODES_HELD,
@@ -44,6 +46,7 @@ from bots.verification.personas import check_persona_spec
 from bots.verification.policy import VerificationPolicy
 from config.settings import BotSettings
 from simulation.agent import AgentState, TinyPerson
+from simulation.clock import SimulatedClock
 from simulation.events import Event, EventKind
 from simulation.fairness import fair_turn, fair_yield
 from simulation.llm.errors import BudgetExceededError
@@ -79,6 +82,25 @@ def identity_for(name: str, settings: BotSettings, *, demo: bool = False) -> Ide
         avatar_url=settings.avatar_url_template.replace("{seed}", quote(name)) if settings.avatar_url_template else None,
         colour=PALETTE[digest[0] % len(PALETTE)],
     )
+
+
+@dataclass
+class RunReport:
+    """What ``run N`` came to, as the moderator sees it: messages posted (or on their way), held for
+    review, blocked by verification, thoughts, turns that failed; and whether anyone had something
+    new to react to."""
+
+    steps: int
+    had_news: bool
+    posted: int = 0
+    held: int = 0
+    blocked: int = 0
+    thoughts: int = 0
+    failed: int = 0
+
+    @property
+    def nothing(self) -> bool:
+        return not (self.posted or self.held or self.blocked or self.thoughts or self.failed)
 
 
 class PersonaRefusedError(ValueError):
@@ -149,6 +171,8 @@ class ChannelSession:
         self._stored_episodes: dict[str, int] = {a.name: a.episodic.count for a in world.agents}
         #: The focus group running in this channel, if any: it alone decides who speaks meanwhile.
         self.focus: Any = None
+        #: The latest focus group here, running or finished: a probe after it asks its personas again.
+        self.last_focus: Any = None
         #: The storyteller's latest suggestion, waiting for ``story inject``.
         self.story_beat: Any = None
         #: Platform ids of the human messages the world heard (an ordered set), and the latest one.
@@ -236,7 +260,7 @@ class ChannelSession:
         if not found:
             return text
         if self.config.moderator is not None:
-            await self._quietly(self.adapter.reply_private(
+            await self._quietly(self._reply_private(
                 self.config.moderator, self.channel,
                 f"{_whose(user)} message contained what looks like a secret (a key, token or password); the "
                 "personas heard it with the secret removed. Consider rotating it: it was posted in the channel."))
@@ -250,7 +274,7 @@ class ChannelSession:
         """
         limit = self.services.settings.max_message_chars
         if len(text) > limit:
-            await self._quietly(self.adapter.reply_private(
+            await self._quietly(self._reply_private(
                 user, self.channel,
                 f"Your message was {len(text):,} characters long; the personas heard its first {limit:,} "
                 "(`bot.max_message_chars`). Send the rest in another message, or raise that setting."))
@@ -271,7 +295,7 @@ class ChannelSession:
         if self.config.moderator is not None:
             whose = _whose(user)
             await self._quietly(
-                self.adapter.reply_private(
+                self._reply_private(
                     self.config.moderator,
                     self.channel,
                     f"{whose} message looks like an attempt to instruct the personas ({finding.reason}). "
@@ -316,9 +340,10 @@ class ChannelSession:
         if self._runner is None or self._runner.done():
             self._runner = self.services.spawn(self._run_loop())
 
-    async def run_steps(self, steps: int) -> int:
-        """Run exactly ``steps`` steps now (``run N``); returns how many persona actions they produced."""
-        produced = 0
+    async def run_steps(self, steps: int) -> RunReport:
+        """Run exactly ``steps`` steps now (``run N``); returns what the moderator saw come of them."""
+        report = RunReport(steps=steps, had_news=any(a.has_unread() for a in self.world.agents))
+        produced: list[Event] = []
         for _ in range(steps):
             async with self.lock:
                 try:
@@ -327,9 +352,20 @@ class ChannelSession:
                     await self._budget_stop(error)
                     break
                 await self._write(events)
-            produced += sum(1 for e in events if e.kind is EventKind.ACTION)
+            produced += events
             await self.services.outbox.deliver(self.record.channel_key)
-        return produced
+        talk = {e.id for e in produced if e.kind is EventKind.ACTION and e.type == "TALK"}
+        report.thoughts = sum(1 for e in produced if e.kind is EventKind.ACTION and e.type == "THINK")
+        report.failed = sum(1 for e in produced if e.kind is EventKind.NOTICE and e.type != "budget")
+        for entry in await self.services.storage.outbox_entries(self.record.id):
+            if entry.event_id in talk:
+                if entry.status is OutboxStatus.HELD:
+                    report.held += 1
+                elif entry.status is OutboxStatus.BLOCKED:
+                    report.blocked += 1
+                else:
+                    report.posted += 1
+        return report
 
     async def step_only(self, agents: list[TinyPerson]) -> list[Event]:
         """One step in which only ``agents`` act, stored and posted like any other (focus groups)."""
@@ -344,11 +380,25 @@ class ChannelSession:
         return events
 
     async def record_stimulus(self, deliver: Callable[[], Awaitable[Event]]) -> Event:
-        """Add a stimulus made elsewhere (a story beat) under the lock, store it, let personas react."""
+        """Add a stimulus made elsewhere (a story beat) under the lock, store it, let personas react.
+        One addressed to a persona is answered by that persona first, as ``ask`` is."""
         async with self.lock:
             event = await deliver()
             await self._write()
-        self.allow_steps(1 + self.config.exchanges)
+            target = self.world.find(event.target) if event.target else None
+            if target is not None and not self.paused:
+                try:
+                    events = await self.world.step(only=[target])
+                except BudgetExceededError as error:
+                    await self._budget_stop(error)
+                    return event
+                await self._write(events)
+                self._steps_left = self.config.exchanges
+        if target is not None:
+            await self.services.outbox.deliver(self.record.channel_key)
+            self.kick()
+        else:
+            self.allow_steps(1 + self.config.exchanges)
         return event
 
     async def vet_text(self, text: str, persona: str | None = None) -> str:
@@ -487,16 +537,17 @@ class ChannelSession:
                 await self.save_config()
             return agent
 
-    async def remove_persona(self, name: str) -> TinyPerson:
+    async def remove_persona(self, name: str) -> tuple[TinyPerson, int]:
+        """Remove a persona; returns it and how many of its held messages were dropped with it."""
         async with self.lock:
             agent = self.world.get(name)
-            await self.services.storage.remove_persona(self.record.id, agent.name)
+            dropped = await self.services.storage.remove_persona(self.record.id, agent.name)
             self.world.remove_agent(agent.name)
             self.config.observers.pop(agent.name, None)
             self._memory_marks.pop(agent.name, None)
             self._stored_episodes.pop(agent.name, None)
             await self.save_config()
-            return agent
+            return agent, dropped
 
     async def reset(self) -> int:
         """A fresh conversation with the same personas; returns how many held messages it dropped."""
@@ -508,6 +559,7 @@ class ChannelSession:
                 policy=make_policy(self.config.policy),
                 targeted_talk=self.world.targeted_talk,
                 situation=self.world.situation,
+                clock=SimulatedClock(real_time=self.world.clock.real_time),
                 # The same world to usage and budgets: what was spent before the reset still counts.
                 id=self.record.id,
             )
@@ -582,7 +634,18 @@ class ChannelSession:
         for entry in stored:
             if entry.status is OutboxStatus.HELD:
                 await self._report_held(entry)
+            if entry.status in (OutboxStatus.HELD, OutboxStatus.BLOCKED):
+                await self._tell_observers(entry)
         return stored
+
+    async def _tell_observers(self, entry: OutboxEntry) -> None:
+        """Whoever watches a persona's thoughts also learns when its words were not posted, so a
+        thought that promised an answer is not left hanging."""
+        fate = ("held for review" if entry.status is OutboxStatus.HELD
+                else "blocked by verification")
+        for user in self.config.observers.get(entry.persona, []):
+            await self._quietly(self._reply_private(
+                user, self.channel, f"{entry.persona}'s message was {fate}: it is not posted (#{entry.id})."))
 
     def _heard_as(self, event: Event) -> str | None:
         """What the other personas hear of ``event``: the words as posted (redacted, rewritten), or
@@ -625,7 +688,7 @@ class ChannelSession:
         )
         if self.config.moderator is not None:
             await self._quietly(
-                self.adapter.reply_private(
+                self._reply_private(
                     self.config.moderator,
                     self.channel,
                     f"Held a message from {entry.persona} for review (#{entry.id}): {reasons}. "
@@ -711,7 +774,7 @@ class ChannelSession:
     async def _on_event(self, event: Event) -> None:
         # A spent budget is said to the whole channel when the world pauses (``_budget_stop``).
         if event.kind is EventKind.NOTICE and event.type != "budget" and self.config.moderator is not None:
-            await self._quietly(self.adapter.reply_private(self.config.moderator, self.channel, event.content))
+            await self._quietly(self._reply_private(self.config.moderator, self.channel, event.content))
         if event.kind is EventKind.ACTION and event.type == "THINK":
             watchers = self.config.observers.get(event.source, [])
             if not watchers:
@@ -722,7 +785,7 @@ class ChannelSession:
             if state is not None:
                 text += f"\n  goals: {state.goals or '-'} · attention: {state.attention or '-'} · emotions: {state.emotions or '-'}"
             for user in watchers:
-                await self._quietly(self.adapter.reply_private(user, self.channel, text))
+                await self._quietly(self._reply_private(user, self.channel, text))
 
     async def _budget_stop(self, error: BudgetExceededError) -> None:
         self._steps_left = 0
@@ -731,8 +794,14 @@ class ChannelSession:
         await self._write()
         said = f"it reached {error.reason}, or start a new world" if error.reason else str(error)
         await self._quietly(
-            self.adapter.post(self.channel, self.adapter.bot_identity, f"“{self.world.name}” is paused: {said}.")
+            self.adapter.post(self.channel, self.adapter.bot_identity,
+                              prefixed(f"“{self.world.name}” is paused: {said}.", self.adapter.command_prefix))
         )
+
+    def _reply_private(self, user: UserRef, channel: ChannelRef, text: str) -> Awaitable[None]:
+        """A private word to someone here, its command hints written as typed on this platform
+        (`/approve 7` in the console, `/troupe approve 7` on Discord and Slack)."""
+        return self.adapter.reply_private(user, channel, prefixed(text, self.adapter.command_prefix))
 
     @staticmethod
     async def _quietly(awaitable: Awaitable[Any]) -> None:

@@ -43,7 +43,7 @@ class SessionManager:
             policy=make_policy(config.policy),
             targeted_talk="room",
             situation=situation,
-            clock=SimulatedClock(),
+            clock=SimulatedClock(real_time=True),  # a channel's messages happen when people write them
             id=world_id,
         )
         record = WorldRecord(
@@ -78,24 +78,38 @@ class SessionManager:
             if record.channel_key in self._sessions:
                 continue
             try:
-                stored = await self.services.storage.load_world(record.id)
-                world = TinyWorld.from_state(world_state_from_storage(stored), self.services.model)
+                session = await self._load(record)
             except (StorageError, ValueError) as error:
                 log.error("could not restore the world of %s: %s", record.channel_key, error)
                 continue
-            # Usage so far counts against the world's budget after a restart too.
-            self.services.ledger.forget(record.id)
-            self.services.ledger.merge(
-                {"entries": [{"world": record.id, **row.model_dump()} for row in stored.usage]}
-            )
-            config = SessionConfig.model_validate(record.config)
-            channel = channel_from_key(record.channel_key, config.channel_name)
-            session = ChannelSession(record, world, channel, self.services)
-            self._sessions[record.channel_key] = session
-            if _answer_owed(world):
-                session.allow_steps(1 + config.exchanges)
+            if _answer_owed(session.world):
+                session.allow_steps(1 + session.config.exchanges)
             restored.append(session)
         return restored
+
+    async def last_stopped(self, channel: ChannelRef) -> WorldRecord | None:
+        """The world most recently stopped in ``channel``, which ``reopen`` can bring back."""
+        stopped = [r for r in await self.services.storage.all_worlds()
+                   if r.channel_key == channel.key and r.status is WorldStatus.STOPPED]
+        return max(stopped, key=lambda r: r.updated_at) if stopped else None
+
+    async def reopen(self, record: WorldRecord) -> ChannelSession:
+        """Bind a stopped world to its channel again, as it was stored."""
+        await self.services.storage.update_world(record.id, status=WorldStatus.ACTIVE)
+        record.status = WorldStatus.ACTIVE
+        return await self._load(record)
+
+    async def _load(self, record: WorldRecord) -> ChannelSession:
+        stored = await self.services.storage.load_world(record.id)
+        world = TinyWorld.from_state(world_state_from_storage(stored), self.services.model)
+        # Usage so far counts against the world's budget after a restart too.
+        self.services.ledger.forget(record.id)
+        self.services.ledger.merge({"entries": [{"world": record.id, **row.model_dump()} for row in stored.usage]})
+        config = SessionConfig.model_validate(record.config)
+        channel = channel_from_key(record.channel_key, config.channel_name)
+        session = ChannelSession(record, world, channel, self.services)
+        self._sessions[record.channel_key] = session
+        return session
 
 
 def _answer_owed(world: TinyWorld) -> bool:

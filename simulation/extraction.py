@@ -233,13 +233,14 @@ def to_json(data: Extraction[Any] | BaseModel | Iterable[BaseModel] | Mapping[st
         payload = {k: v.model_dump(mode="json", by_alias=True) for k, v in data.items()}
     else:
         payload = [v.model_dump(mode="json", by_alias=True) for v in data]
-    return json.dumps(payload, ensure_ascii=False, indent=1)
+    return json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
 
 
 def to_csv(data: Extraction[Any] | Iterable[BaseModel | Mapping[str, Any]]) -> str:
-    """Rows as CSV text: nested fields as ``a.b`` columns, lists joined with ``; ``."""
+    """Rows as CSV text: nested fields as ``a.b`` columns, lists joined with ``; ``. The header is the
+    first line, as spreadsheets expect; an extraction's disclaimer is its last column, ``note``."""
     if isinstance(data, Extraction):
-        rows = data.rows()
+        rows = [{**row, "note": data.disclaimer} for row in data.rows()]
     else:
         rows = [_flat(r.model_dump(mode="json", by_alias=True) if isinstance(r, BaseModel) else dict(r)) for r in data]
     columns: list[str] = []

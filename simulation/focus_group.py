@@ -68,6 +68,9 @@ class FocusReport(Labelled):
         return [text for turn in self.turns if turn.persona == persona for text in turn.said]
 
 
+#: Rounds a focus group adds for probes that arrive during its last round.
+EXTRA_PROBE_ROUNDS = 2
+
 ProgressHook = Callable[[FocusProgress], Awaitable[None] | None]
 BetweenRounds = Callable[[int], Awaitable[str | None] | str | None]
 Stepper = Callable[[list[TinyPerson]], Awaitable[list[Event]]]
@@ -121,6 +124,7 @@ class FocusGroup:
         self.on_progress = on_progress
         self.between_rounds = between_rounds
         self._step = step or (lambda agents: world.step(only=agents))
+        self.planned_rounds = rounds
         self.turns: list[FocusTurn] = []
         self.asked_probes: list[str] = []
         self.report: FocusReport | None = None
@@ -147,7 +151,14 @@ class FocusGroup:
 
     async def _drive(self) -> AsyncIterator[FocusTurn]:
         start = self.world.events[-1].id if self.world.events else 0
-        for round_ in range(1, self.rounds + 1):
+        round_ = 0
+        while True:
+            round_ += 1
+            if round_ > self.rounds:
+                # A probe that came during the last round is asked in one more round, not dropped.
+                if not self._pending or round_ > self.planned_rounds + EXTRA_PROBE_ROUNDS:
+                    break
+                self.rounds = round_
             prompt: str | None = self.question
             if round_ > 1:
                 probes, self._pending = self._pending, []

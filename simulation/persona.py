@@ -353,12 +353,22 @@ def load_population_description(path: str | Path) -> str:
     return "\n".join(lines)
 
 
+#: What a persona, fragment or population file may be called (no suffix: read by its content).
+_PERSONA_SUFFIXES = (".json", ".yaml", ".yml", "")
+
+
 def _read_structured(p: Path) -> Any:
     if not p.exists():
         where = "" if p.is_absolute() else f" (relative paths are resolved from {Path.cwd()})"
         raise PersonaError(f"{p}: file not found. Check the path{where}.", path=p)
     if p.is_dir():
         raise PersonaError(f"{p}: is a folder; give the path of a .json or .yaml file inside it.", path=p)
+    if p.suffix.lower() not in _PERSONA_SUFFIXES:
+        raise PersonaError(
+            f"{p}: is not a persona file ({p.suffix} is not JSON or YAML). A persona is a .json or .yaml file: "
+            "a TinyTroupe agent (*.agent.json), a fragment (*.fragment.json) or Troupe's own layout.",
+            path=p,
+        )
     size = p.stat().st_size
     if size > MAX_PERSONA_FILE_BYTES:
         raise PersonaError(f"{p}: is {size / 1e6:.1f} MB; a persona file is at most "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import sqlite3
 from datetime import datetime, timezone
@@ -157,7 +159,7 @@ async def _conversation(data_dir: Path) -> None:
         await bot.command("start Launch review")
         await bot.command("persona add Priya Nair")
         await bot.say("Should we ship on Friday?")
-        await bot.command("stop")
+        await bot.command("stop confirm")
         await bot.command("start Standup", channel="random")
     finally:
         await bot.app.stop()
@@ -225,9 +227,14 @@ def test_export_to_standard_output_in_every_format(env, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["name"] == "Launch review" and data["note"].endswith("Model: offline demo model.")
     assert main(["export", world_id[:8], "--format", "csv"]) == 0
-    rows = capsys.readouterr().out.splitlines()
-    assert rows[0].startswith("# Simulated conversation") and rows[1] == "id,step,time,kind,type,source,target,content,model"
-    assert len(rows) > 3
+    text = capsys.readouterr().out
+    rows = text.splitlines()
+    # The header on line 1 (spreadsheets import it as is); the disclaimer is a column of every row.
+    assert rows[0] == "id,step,time,kind,type,source,target,content,model,note"
+    records = list(csv.DictReader(io.StringIO(text)))
+    assert len(records) > 2 and all(r["note"].startswith("Simulated conversation") for r in records)
+    assert main(["export", world_id[:8], "--format", "md"]) == 0
+    assert capsys.readouterr().out.endswith("\n")
 
 
 async def _world_id(path: Path, name: str) -> str:

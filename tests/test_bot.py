@@ -72,7 +72,8 @@ async def test_a_team_answers_a_human_under_their_own_names(testbot):
 
 async def test_non_moderators_are_refused_state_changes_but_may_look(testbot):
     await team(testbot, "general", "Priya Nair")
-    for command in ("persona add Henrik Lindqvist", "stop", "run 2", "reset", "observe Priya on", "policy addressed"):
+    for command in ("persona add Henrik Lindqvist", "stop confirm", "run 2", "reset confirm", "observe Priya on",
+                    "policy addressed"):
         sent = await testbot.command(command, user="guest", user_is_moderator=False)
         assert len(sent) == 1 and sent[0].kind == "private" and sent[0].user == "guest"
         assert "Only moderators" in sent[0].text
@@ -263,7 +264,7 @@ async def test_run_reset_usage_and_status(testbot):
     prompt = usage.split(" prompt + ")[0].rsplit(" ", 1)[1]
     assert "," in prompt and int(prompt.replace(",", "")) >= 1000, usage
     assert "Ran 2 step(s)" in await testbot.reply("run 2")
-    await testbot.command("reset")
+    await testbot.command("reset confirm")
     session = testbot.app.sessions.get("memory:general")
     assert session.world.events == [] and session.world.clock.step == 0
     stored = await testbot.app.storage.load_world(session.record.id)
@@ -283,7 +284,7 @@ async def test_export_writes_files_that_say_they_are_simulated(testbot, tmp_path
 
 async def test_stop_unbinds_and_a_new_world_can_start(testbot):
     await team(testbot, "general", "Priya Nair")
-    assert "Stopped the world" in (await testbot.command("stop"))[0].text
+    assert "Stopped the world" in (await testbot.command("stop confirm"))[0].text
     assert await testbot.say("hello?") == [], "a chat channel without a world stays quiet"
     assert "Started the world" in (await testbot.command("start Second"))[0].text
 
@@ -430,7 +431,7 @@ async def test_a_world_over_its_budget_stays_paused_through_resume_and_reset(tmp
         assert notices and all(n.startswith("“Launch review” reached its budget") for n in notices), notices
         spent = (await bot.reply("usage"))
         assert "“Launch review” stays paused: it reached its budget" in await bot.reply("resume")
-        assert "Reset" in (await bot.command("reset"))[0].text
+        assert "Reset" in (await bot.command("reset confirm"))[0].text
         assert await bot.reply("usage") == spent, "what was spent before the reset still counts"
         assert "stays paused" in await bot.reply("resume")
         assert not [s for s in await bot.say("Anyone?") if s.kind == "post"]
@@ -519,3 +520,67 @@ async def test_files_saved_for_a_platform_without_uploads_never_overwrite_each_o
     second = (await testbot.command("extract willingness_to_pay"))[0].text.rsplit("Saved to ", 1)[1].rstrip(".")
     assert Path(first).name == "extract-launch-review.json" and Path(second).name == "extract-launch-review-2.json"
     assert "stance" in Path(first).read_text() and "willingness_to_pay" in Path(second).read_text()
+
+
+async def test_adding_a_file_that_is_no_persona_says_which_files_are(testbot, tmp_path):
+    await team(testbot, "general", "Priya Nair")
+    testbot.app.settings.bot.file_dirs.append(tmp_path)
+    toml = tmp_path / "pyproject.toml"
+    toml.write_text('[project]\nname = "troupe"\n')
+    text = await testbot.reply(f"persona add {toml}")
+    assert "is not a persona file" in text and "TinyTroupe agent" in text and "not valid JSON" not in text
+    assert [a.name for a in testbot.app.sessions.get("memory:general").world.agents] == ["Priya Nair"]
+
+
+async def test_run_counts_what_the_channel_saw_and_says_why_nothing_happened(testbot):
+    await team(testbot, "general", "Priya Nair", "Tomasz Kowalski")
+    await testbot.command("policy everyone --exchanges 0")
+    await testbot.say("Should we ship on Friday?")  # both answer; each then has the other's words to react to
+    session = testbot.app.sessions.get("memory:general")
+    before = len(session.world.events)
+    sent = await testbot.command("run 2")
+    (reply,) = [s.text for s in sent if s.kind in ("private", "reply")]
+    posts = [s for s in sent if s.kind == "post"]
+    thoughts = [e for e in session.world.events[before:] if e.type == "THINK"]
+    assert reply == f"Ran 2 step(s): {len(posts)} message(s) posted, {len(thoughts)} thought(s).", reply
+
+    # Nothing new to react to: the reply says so instead of "0 persona action(s)".
+    await testbot.reply("run 10")
+    quiet = await testbot.reply("run 2")
+    assert quiet.startswith("Ran 2 step(s): nothing happened: ") and "no persona had anything new to react to" in quiet, quiet
+
+    # Under `addressed`, a message that names nobody gets no answer, and the reply says why.
+    await testbot.command("policy addressed --exchanges 0")
+    await testbot.say("Anyone around?")
+    why = await testbot.reply("run 1")
+    assert "nothing happened" in why and "only personas a message names answer" in why, why
+
+
+async def test_stop_and_reset_ask_first_and_a_stopped_world_can_be_reopened(testbot):
+    await team(testbot, "general", "Priya Nair")
+    await testbot.say("Should we ship on Friday?")
+    session = testbot.app.sessions.get("memory:general")
+    said = len(session.world.events)
+
+    asked = await testbot.reply("reset")
+    assert asked.startswith("`reset confirm` forgets the conversation of “Launch review”") and "1 persona(s)" in asked
+    assert len(testbot.app.sessions.get("memory:general").world.events) == said, "nothing was forgotten yet"
+    asked = await testbot.reply("stop")
+    assert asked.startswith("`stop confirm` ends the world “Launch review”") and "start --reopen" in asked
+    assert testbot.app.sessions.get("memory:general") is not None, "still running"
+
+    stopped = (await testbot.command("stop confirm"))[0].text
+    assert "Stopped the world “Launch review”" in stopped and "`start --reopen` brings it back" in stopped
+    assert testbot.app.sessions.get("memory:general") is None
+
+    reopened = (await testbot.command("start --reopen"))[0].text
+    assert reopened.startswith("Reopened the world “Launch review” with Priya Nair")
+    session = testbot.app.sessions.get("memory:general")
+    assert len(session.world.events) == said and session.world.get("Priya Nair").episodic.count > 0
+    # It is the channel's world again: it hears and answers, and survives a restart as active.
+    sent = await testbot.say("And on Monday?")
+    assert [s.identity for s in sent if s.kind == "post"] == ["Priya Nair"]
+    assert "There is no" not in await testbot.reply("status")
+
+    again = (await testbot.command("start --reopen"))[0].text
+    assert "already has the world “Launch review”" in again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -47,6 +48,9 @@ async def test_the_world_survives_a_restart(tmp_path):
     assert code == 0, err
     assert "Started the world" not in out, "the stored world is restored, not replaced"
     assert "Continuing the world “Team room” with Priya Nair, Tomasz Kowalski, Henrik Lindqvist." in out
+    # The last words said are shown again, so the conversation can be picked up.
+    recap = out.split("Last said here:", 1)[1].split("> /status", 1)[0]
+    assert len([line for line in recap.splitlines() if line.strip()]) == 3
     assert "World “Team room”: active" in out and "Step 0," not in out
     exported = next((tmp_path / "data" / "exports").glob("*.md")).read_text()
     assert "First message before the restart" in exported
@@ -100,7 +104,7 @@ async def test_research_commands_in_the_console(tmp_path):
     assert "Focus group started (2 round(s))" in out and "Generated 2 persona(s)" in out
     assert out.count("they may not reflect what real people think") >= 5
     exports = tmp_path / "data" / "exports"
-    assert (exports / "extract-team-room.csv").read_text().startswith("# Simulated answers")
+    assert (exports / "extract-team-room.csv").read_text().startswith("persona,")
     assert next(exports.glob("poll*.png")).read_bytes().startswith(b"\x89PNG")
 
 
@@ -151,7 +155,7 @@ async def test_the_console_says_why_nothing_answers(tmp_path):
     without a world say so (chat platforms stay quiet; see the memory adapter's tests)."""
     env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
     code, out, err = await troupe("console", "--script", str(script(
-        tmp_path, "/pause", "Anyone there?", "/resume", "/stop", "Hello?")), env=env)
+        tmp_path, "/pause", "Anyone there?", "/resume", "/stop confirm", "Hello?")), env=env)
     assert code == 0, out + err
     # Hints name commands as they are typed here, with their slash.
     assert "“Team room” is paused: the personas heard you and answer after /resume." in out
@@ -190,3 +194,41 @@ async def test_a_database_that_cannot_be_written_stops_the_console_with_what_to_
     code, out, err = await troupe("console", "--script", str(script(tmp_path, "/status")), env={
         "TROUPE_DATA_DIR": str(tmp_path / "data")})
     assert code == 0 and "Continuing the world “Team room”" in out, out + err
+
+
+async def test_a_restart_says_how_many_messages_wait_for_review(tmp_path):
+    from bots.storage import OutboxEntry, OutboxStatus, StepWrite
+    from bots.storage.sqlite import SQLiteStorage
+
+    env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
+    await troupe("console", "--script", str(script(tmp_path, "Is the launch on track?")), env=env)
+    async with SQLiteStorage(tmp_path / "data" / "troupe.db") as storage:
+        (world,) = await storage.active_worlds()
+        talk = next(e for e in await storage.read_events(world.id) if e.type == "TALK")
+        held = [OutboxEntry(world_id=world.id, channel_key=world.channel_key, event_id=-i, persona=talk.source,
+                            text=f"held {i}", status=OutboxStatus.HELD) for i in (1, 2)]
+        await storage.write_step(StepWrite(world_id=world.id, outbox=held))
+    code, out, err = await troupe("console", "--script", str(script(tmp_path, "/status")), env=env)
+    assert code == 0, err
+    assert "2 message(s) wait for review (/review)" in out
+
+
+async def test_a_channel_world_runs_on_the_wall_clock_everywhere(tmp_path):
+    from datetime import datetime, timedelta
+
+    env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
+    before = datetime.now().replace(second=0, microsecond=0)
+    code, out, err = await troupe("console", "--script", str(script(tmp_path, "What time is it?", "/export md",
+                                                                     "/export json")), env=env)
+    after = datetime.now()
+    assert code == 0, err
+    exports = tmp_path / "data" / "exports"
+    data = json.loads(next(exports.glob("*.json")).read_text())
+    said = next(e for e in data["events"] if e["content"] == "What time is it?")
+    when = datetime.fromisoformat(said["time"])
+    assert before - timedelta(minutes=1) <= when <= after, "the JSON export has the time it was said"
+    markdown = next(exports.glob("*.md")).read_text()
+    assert f"({when:%H:%M})" in markdown and "(09:00)" not in markdown
+    answer = next(e for e in data["events"] if e["type"] == "TALK")
+    posted = next(line for line in out.splitlines() if f"{answer['source']} (demo model):" in line)
+    assert posted.startswith(datetime.fromisoformat(answer["time"]).strftime("%H:%M")), (posted, answer["time"])

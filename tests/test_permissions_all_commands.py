@@ -13,7 +13,7 @@ from tests.bot_support import demo_settings, start_bot
 #: A well-formed invocation of every command, so a refusal is about permission, not syntax.
 EXAMPLES = {
     "start": "start Takeover",
-    "stop": "stop",
+    "stop": "stop confirm",
     "status": "status",
     "persona add": "persona add Henrik Lindqvist",
     "persona list": "persona list",
@@ -27,7 +27,7 @@ EXAMPLES = {
     "resume": "resume",
     "observe": "observe Priya on",
     "ask": "ask Priya what is the plan?",
-    "reset": "reset",
+    "reset": "reset confirm",
     "review": "review",
     "approve": "approve 1",
     "edit": "edit 1 nicer words",

@@ -555,3 +555,13 @@ def test_a_defined_field_reaches_the_persona_the_model_is_shown() -> None:
     agent.define("age", 31)
     agent.define("preferences.likes", ["night shifts"])
     assert agent.persona_data["age"] == 31 and agent.persona_data["preferences"]["likes"] == ["night shifts"]
+
+
+@pytest.mark.parametrize("name", ["pyproject.toml", "notes.txt", "persona.py", "Lisa.agent.json.bak"])
+def test_a_file_of_another_kind_is_named_as_not_a_persona_file(tmp_path: Path, name: str) -> None:
+    path = _write(tmp_path, name, '[build-system]\nrequires = ["setuptools"]\n')
+    with pytest.raises(PersonaError) as err:
+        load_persona(path)
+    message = str(err.value)
+    assert "is not a persona file" in message and ".json or .yaml" in message and "TinyTroupe agent" in message
+    assert "line 1" not in message

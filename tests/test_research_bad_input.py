@@ -56,7 +56,7 @@ async def focus_then(bot, command: str, *, after_answers: int) -> list:
 
 @pytest.mark.parametrize("after_answers", [0, 2])
 async def test_stop_cancels_a_running_focus_group_and_nothing_of_it_posts_after(bot, after_answers: int) -> None:
-    sent = await focus_then(bot, "stop", after_answers=after_answers)
+    sent = await focus_then(bot, "stop confirm", after_answers=after_answers)
     stopped = next(i for i, s in enumerate(sent) if s.text.startswith("Stopped the world"))
     assert "focus group" in sent[stopped].text and "cancelled" in sent[stopped].text
     assert not [s for s in sent[stopped + 1 :] if s.kind in ("post", "card", "progress")]
@@ -71,7 +71,7 @@ async def test_stop_cancels_a_running_focus_group_and_nothing_of_it_posts_after(
 
 @pytest.mark.parametrize("after_answers", [0, 2])
 async def test_reset_cancels_a_running_focus_group_and_the_new_world_starts_empty(bot, after_answers: int) -> None:
-    sent = await focus_then(bot, "reset", after_answers=after_answers)
+    sent = await focus_then(bot, "reset confirm", after_answers=after_answers)
     reset = next(i for i, s in enumerate(sent) if s.text.startswith("Reset"))
     assert "focus group" in sent[reset].text and "cancelled" in sent[reset].text
     assert not [s for s in sent[reset + 1 :] if s.kind in ("post", "card", "progress")]
@@ -97,14 +97,14 @@ async def test_stop_while_the_report_is_being_written_posts_no_report(bot, monke
     monkeypatch.setattr(research, "_focus_card", slow_card)
     bot.adapter.push_command('focus "Would you pay?" --rounds 1')
     await writing.wait()
-    sent = await bot.command("stop")
+    sent = await bot.command("stop confirm")
     assert "focus group" in sent[-1].text and "cancelled" in sent[-1].text
     assert not bot._new()
 
 
 async def test_stop_and_reset_without_a_focus_group_say_nothing_of_one(bot) -> None:
-    assert "focus" not in await bot.reply("reset")
-    assert "focus" not in await bot.reply("stop")
+    assert "focus" not in await bot.reply("reset confirm")
+    assert "focus" not in await bot.reply("stop confirm")
 
 
 # -- extract ------------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ async def test_summary_card_puts_each_yes_or_no_in_a_word_and_quotes_the_answer(
 
 
 async def test_summary_card_does_not_repeat_a_stance_that_is_its_quote(bot) -> None:
-    await bot.command("reset")
+    await bot.command("reset confirm")
     await bot.say("What worries you most about the onboarding flow?")
     card = cards(await bot.command("summary"))[0]
     assert card.fields
@@ -125,7 +125,22 @@ async def test_focus_group_runs_rounds_posts_answers_and_a_report(bot) -> None:
 
 
 async def test_a_probe_without_a_focus_group_is_explained(bot) -> None:
-    assert "No focus group is running" in await bot.reply("probe and at 10 euros?")
+    assert "No focus group ran here" in await bot.reply("probe and at 10 euros?")
+
+
+async def test_a_probe_after_the_focus_group_finished_is_answered_in_one_more_round(bot) -> None:
+    await bot.command('focus "Would you pay 5 euros a month?" --rounds 1 --personas "Priya, Henrik"')
+    await bot.app.wait_idle()
+    session = bot.app.sessions.get("memory:general")
+    assert session.focus is None, "the group has finished"
+    sent = await bot.command("probe And at 10 euros?")
+    assert next(s.text for s in sent if s.kind == "reply").startswith(
+        "The focus group had finished: one more round asks Priya Nair, Henrik Lindqvist that.")
+    await bot.app.wait_idle()
+    asked = [e for e in session.world.events if e.type == "CONVERSATION" and "10 euros" in e.content]
+    assert [e.target for e in asked] == ["Priya Nair", "Henrik Lindqvist"]
+    answered = {e.source for e in session.world.events if e.type == "TALK" and e.id > asked[0].id}
+    assert {"Priya Nair", "Henrik Lindqvist"} <= answered
 
 
 async def test_extract_shares_a_csv_with_a_row_per_persona(bot) -> None:
@@ -134,15 +149,18 @@ async def test_extract_shares_a_csv_with_a_row_per_persona(bot) -> None:
     name, data = shared.file
     assert name == "extract-pricing-research.csv"
     text = data.decode()
-    assert text.startswith("# Simulated answers")
-    rows = list(csv.DictReader(io.StringIO(text.split("\n", 1)[1])))
+    assert text.startswith("persona,"), "the header is line 1"
+    rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["persona"] for r in rows] == ["Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist"]
+    assert all(r["note"].startswith("Simulated answers") for r in rows), "the disclaimer is a column"
     assert {"stance", "willingness_to_pay"} <= set(rows[0])
 
 
 async def test_extract_json_carries_the_note_and_the_model(bot) -> None:
     sent = await bot.command("extract stance")
-    data = json.loads(next(s for s in sent if s.kind == "file").file[1])
+    raw = next(s for s in sent if s.kind == "file").file[1]
+    assert raw.endswith(b"\n"), "a text file ends with a newline"
+    data = json.loads(raw)
     assert DISCLAIMER in data["disclaimer"] and data["model_name"] == "demo"
     assert set(data["records"]) == {"Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist"}
 
@@ -164,7 +182,7 @@ async def test_story_suggests_then_injects_a_beat_the_personas_react_to(bot) -> 
     assert suggestion.title == "Suggested next beat"
     assert suggestion.footer == "`story inject` delivers it. Suggested by the offline demo model."
     sent = await bot.command("story inject")
-    assert sent[0].text.startswith("Injected")
+    assert next(s.text for s in sent if s.kind == "reply").startswith("Injected")
     assert any(s.kind == "post" for s in sent + bot._new())
     session = bot.app.sessions.get("memory:general")
     assert any(e.kind is EventKind.STIMULUS and e.source == "narrator" for e in session.world.events)
@@ -175,6 +193,12 @@ async def test_validate_scores_a_persona_against_expectations(bot) -> None:
     score = float(card.title.split(": ")[1].split()[0])
     assert card.title.startswith("Validation of Priya Nair") and 0 <= score <= 1
     assert card.fields and DISCLAIMER in card.footer
+    # Each question on its own line and its answer below it, not run together.
+    lines = card.as_text().splitlines()
+    for field in card.fields:
+        assert field.name.endswith("?")
+        at = lines.index(f"**{field.label}**")
+        assert lines[at + 1] == field.value
     assert "no persona" in (await bot.reply('validate Nobody "anything"')).lower()
 
 
@@ -213,3 +237,17 @@ async def test_a_summary_since_an_event_still_to_come_says_so(bot) -> None:
     text = await bot.reply(f"summary --since {latest + 100}")
     assert text == f"There is nothing after event #{latest + 100}: this world's latest event is #{latest}."
     assert cards(await bot.command(f"summary --since {latest - 1}")), "the last event alone is summarised"
+
+
+async def test_a_beat_addressed_to_one_persona_is_answered_by_that_persona(bot) -> None:
+    from simulation.storytelling import StoryBeat
+
+    await bot.command("policy everyone --exchanges 0")
+    session = bot.app.sessions.get("memory:general")
+    session.story_beat = StoryBeat(kind="message", content="Henrik, what does the budget say about Friday?",
+                                   target="Henrik Lindqvist", rationale="the finances decide it")
+    await bot.app.wait_idle()
+    bot._new()  # what the opening message set off is not this test's
+    sent = await bot.command("story inject")
+    assert next(s.text for s in sent if s.kind == "reply").startswith("Injected, addressed to Henrik Lindqvist")
+    assert [s.identity for s in sent if s.kind == "post"] == ["Henrik Lindqvist"], "only the one addressed answers"

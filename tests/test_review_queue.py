@@ -72,7 +72,7 @@ async def test_a_reset_drops_what_waited_for_review_and_says_so(bot):
     """Approved after a reset, a held message would be posted into a conversation that never led to it."""
     await bot.say("Can we afford a second designer?")
     (entry,) = await held(bot)
-    reply = (await bot.command("reset"))[0].text
+    reply = (await bot.command("reset confirm"))[0].text
     assert "The 1 message(s) held for review were dropped with it." in reply
     assert await held(bot) == []
     assert "No messages" in (await bot.reply("review")) or f"#{entry.id}" not in (await bot.reply("review"))
@@ -87,6 +87,8 @@ async def test_edit_posts_the_moderators_version(bot):
     (entry,) = await held(bot)
     sent = await bot.command(f"edit {entry.id} Let's look at the numbers together on Monday.")
     assert [p.text for p in sent if p.kind == "post"] == ["Let's look at the numbers together on Monday."]
+    # The moderator's words are labelled as theirs, never as the (demo) model's.
+    assert [(p.identity, p.tag) for p in sent if p.kind == "post"] == [("Henrik Lindqvist", "edited by a moderator")]
     stored = await bot.app.storage.get_outbox(entry.id)
     assert stored.status is OutboxStatus.POSTED and stored.text.startswith("Let's look")
     (audit,) = [a for a in await bot.app.storage.audit_log("memory:general") if a.action == "edit"]
@@ -211,3 +213,33 @@ async def test_the_other_personas_hear_what_the_channel_sees_when_it_sees_it(tmp
         assert heard(priya, "Henrik Lindqvist") == ["Let's look at the numbers together on Monday."]
     finally:
         await testbot.app.stop()
+
+
+async def test_a_persona_that_leaves_takes_its_held_messages_with_it(bot):
+    await bot.say("Can we afford a second designer?")
+    (entry,) = await held(bot)
+    left = (await bot.command("persona remove Henrik"))[0].text
+    assert "Henrik Lindqvist left the world. 1 of their message(s) held for review were dropped with them." == left
+    answer = (await bot.command(f"approve {entry.id}"))[0].text
+    assert f"message #{entry.id} is not waiting for review: it was dropped when Henrik Lindqvist left the world" in answer
+    assert [p.identity for p in bot.adapter.posts()] == ["Priya Nair"], "nobody posts as someone who left"
+    assert await held(bot) == []
+
+
+async def test_every_hint_names_commands_as_this_platform_types_them(bot):
+    bot.adapter.command_prefix = "/troupe "  # as on Discord and Slack
+    sent = await bot.say("Can we afford a second designer?")
+    (notice,) = [s.text for s in sent if s.kind == "private" and s.text.startswith("Held a message")]
+    (entry,) = await held(bot)
+    assert f"`/troupe review` shows it; `/troupe approve {entry.id}`, `/troupe edit {entry.id} NEW TEXT`" in notice
+    review = await bot.reply("review")
+    assert "`/troupe approve ID` posts one" in review and " `approve ID`" not in review
+
+
+async def test_an_observer_learns_when_a_watched_personas_words_are_not_posted(bot):
+    await bot.command("observe Henrik on")
+    sent = await bot.say("Can we afford a second designer?")
+    (entry,) = await held(bot)
+    told = [s.text for s in sent if s.kind == "private" and s.text.startswith("Henrik Lindqvist's message was")]
+    assert told == [f"Henrik Lindqvist's message was held for review: it is not posted (#{entry.id})."]
+    assert any(s.text.startswith("Henrik Lindqvist thinks:") for s in sent if s.kind == "private")

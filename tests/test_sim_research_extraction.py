@@ -90,10 +90,11 @@ async def test_per_persona_field_names_give_a_table(model, fake_openai):
 
     assert list(result.records) == ["Lisa Carter", "Oscar", "Marcos Almeida"]
     rows = list(csv.DictReader(io.StringIO(result.to_csv())))
+    note = result.disclaimer
     assert rows == [
-        {"persona": "Lisa Carter", "stance": "for", "favourite colour": "blue"},
-        {"persona": "Oscar", "stance": "against", "favourite colour": ""},
-        {"persona": "Marcos Almeida", "stance": "for", "favourite colour": "blue"},
+        {"persona": "Lisa Carter", "stance": "for", "favourite colour": "blue", "note": note},
+        {"persona": "Oscar", "stance": "against", "favourite colour": "", "note": note},
+        {"persona": "Marcos Almeida", "stance": "for", "favourite colour": "blue", "note": note},
     ]
     # Each persona's extraction reads its own memory, which holds what it said.
     oscar = next(r.body for r in fake_openai.requests if is_extraction(r.body) and subject_of(r.body) == "Oscar")
@@ -194,7 +195,7 @@ async def test_one_persona_is_extracted_from_its_own_memory(model, fake_openai):
 
     assert result.per_agent and result.value.decision == "wait for a sale"
     assert result.rows() == [{"persona": "Oscar", "decision": "wait for a sale", "votes_for": 0, "concerns": ["price"]}]
-    assert "persona,decision,votes_for,concerns\nOscar,wait for a sale,0,price\n" == result.to_csv()
+    assert f"persona,decision,votes_for,concerns,note\nOscar,wait for a sale,0,price,{result.disclaimer}\n" == result.to_csv()
     prompt = [r for r in fake_openai.requests if is_extraction(r.body)][0].body["messages"][1]["content"]
     assert prompt.startswith("Persona: Oscar, 30, Architect") and "What Oscar lived through:" in prompt
 

@@ -95,7 +95,7 @@ async def test_rounds_go_through_world_events_with_progress_probes_and_a_summary
     assert report.disclaimer == "Simulated answers from gpt-4o-mini-2024-07-18; they may not reflect what real people think."
 
 
-async def test_a_probe_queued_mid_round_is_asked_next_round_and_late_ones_are_reported(model, fake_openai):
+async def test_a_probe_queued_mid_round_is_asked_next_round_and_a_late_one_in_one_more(model, fake_openai):
     fake_openai.responder = Rule()
     group = FocusGroup(world(model), QUESTION, rounds=2, personas=["Marcos", "Lisa Carter"])
 
@@ -103,11 +103,13 @@ async def test_a_probe_queued_mid_round_is_asked_next_round_and_late_ones_are_re
         if turn.round == 1 and turn.persona == "Marcos Almeida":
             group.probe("Would a free trial change that?")
         if turn.round == 2 and turn.persona == "Lisa Carter":
-            group.probe("Too late to ask")
+            group.probe("And if it were a yearly plan?")
 
     assert [t.persona for t in group.turns[:2]] == ["Marcos Almeida", "Lisa Carter"], "the order given"
-    assert [t.prompt for t in group.turns[2:]] == ["Marcos, would a free trial change that?", "Lisa, would a free trial change that?"]
-    assert group.report.unasked_probes == ["Too late to ask"]
+    assert [t.prompt for t in group.turns[2:4]] == ["Marcos, would a free trial change that?", "Lisa, would a free trial change that?"]
+    # A probe that came during the last round is asked in one more round, not dropped.
+    assert [t.prompt for t in group.turns[4:]] == ["Marcos, and if it were a yearly plan?", "Lisa, and if it were a yearly plan?"]
+    assert group.report.rounds == 3 and group.report.unasked_probes == []
 
 
 async def test_a_callers_stepper_is_used_and_failing_progress_hooks_do_not_stop_the_group(model, fake_openai):

@@ -407,7 +407,7 @@ def test_a_damaged_world_is_said_and_no_sample_world_is_made_in_its_place(data, 
 
 def test_the_sample_world_is_made_on_the_first_start_only(tmp_path):
     env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
-    code, out, err = run_troupe("console", "--script", str(script(tmp_path, "/stop")), env=env)
+    code, out, err = run_troupe("console", "--script", str(script(tmp_path, "/stop confirm")), env=env)
     assert code == 0 and "Started the world “Team room”" in out, out + err
     for _ in range(2):
         code, out, err = run_troupe("console", "--script", str(script(tmp_path, "/status")), env=env)

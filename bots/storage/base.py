@@ -256,8 +256,9 @@ class Storage(ABC):
         """Add or replace a persona (and optionally its memory) in one transaction."""
 
     @abstractmethod
-    async def remove_persona(self, world_id: str, name: str) -> None:
-        """Remove a persona and its memory; its past events stay in the log."""
+    async def remove_persona(self, world_id: str, name: str) -> int:
+        """Remove a persona and its memory; its past events stay in the log. Its messages held for
+        review are dropped (nobody may post as someone who left); returns how many."""
 
     # -- the step -----------------------------------------------------------------------------
 
@@ -306,9 +307,11 @@ class Storage(ABC):
 
     @abstractmethod
     async def decide_outbox(
-        self, entry_id: int, status: OutboxStatus, audit: AuditRecord, *, text: str | None = None
+        self, entry_id: int, status: OutboxStatus, audit: AuditRecord, *, text: str | None = None,
+        identity: dict[str, Any] | None = None,
     ) -> OutboxEntry:
-        """Settle a held entry (new status, maybe new text) and record the decision, atomically.
+        """Settle a held entry (new status, maybe new text and the identity it posts under) and record
+        the decision, atomically.
 
         Raises StorageError if the entry is not HELD any more (someone decided first).
         """

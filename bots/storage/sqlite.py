@@ -449,6 +449,10 @@ DELETE_WORLD_MEMORIES = "DELETE FROM memories WHERE world_id = ?"
 DELETE_WORLD_EPISODES = "DELETE FROM episodes WHERE world_id = ?"
 #: After a reset event ids start again; kept entries move out of the way of the new ones.
 REKEY_WORLD_OUTBOX = "UPDATE outbox SET event_id = -id WHERE world_id = ? AND event_id > 0"
+DROP_PERSONA_HELD_OUTBOX = (
+    "UPDATE outbox SET status = 'blocked', error = 'its persona left the world before a moderator decided' "
+    "WHERE world_id = ? AND persona = ? AND status = 'held'"
+)
 DROP_HELD_OUTBOX = (
     "UPDATE outbox SET status = 'blocked', error = 'the conversation was reset before a moderator decided' "
     "WHERE world_id = ? AND status = 'held'"
@@ -532,7 +536,10 @@ RECORD_ATTEMPT_ERROR = "UPDATE outbox SET attempts = attempts + 1, error = ? WHE
 SET_OUTBOX_STATUS = "UPDATE outbox SET status = ?, error = ? WHERE id = ?"
 SELECT_OUTBOX = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?"
 SELECT_CHANNEL_HELD = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'held' AND channel_key = ? ORDER BY id"
-DECIDE_OUTBOX = "UPDATE outbox SET status = ?, text = COALESCE(?, text) WHERE id = ? AND status = 'held'"
+DECIDE_OUTBOX = (
+    "UPDATE outbox SET status = ?, text = COALESCE(?, text), identity = COALESCE(?, identity) "
+    "WHERE id = ? AND status = 'held'"
+)
 AUDIT_COLUMNS = "id, at, world_id, channel_key, actor, action, outbox_id, detail"
 INSERT_AUDIT = (
     "INSERT INTO audit (at, world_id, channel_key, actor, action, outbox_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -1295,14 +1302,15 @@ class SQLiteStorage(Storage):
 
         await self._submit(save, f"save persona {persona.name!r} of world {world_id!r}")
 
-    async def remove_persona(self, world_id: str, name: str) -> None:
-        def remove(db: sqlite3.Connection) -> None:
+    async def remove_persona(self, world_id: str, name: str) -> int:
+        def remove(db: sqlite3.Connection) -> int:
             for (position,) in db.execute(DELETE_PERSONA, (world_id, name)).fetchall():
                 db.execute(CLOSE_PERSONA_GAP, (world_id, position))
             db.execute(DELETE_MEMORY, (world_id, name))
             db.execute(DELETE_EPISODES, (world_id, name))
+            return db.execute(DROP_PERSONA_HELD_OUTBOX, (world_id, name)).rowcount
 
-        await self._submit(remove, f"remove persona {name!r} of world {world_id!r}")
+        return await self._submit(remove, f"remove persona {name!r} of world {world_id!r}")
 
     # -- the step -----------------------------------------------------------------------------
 
@@ -1363,9 +1371,10 @@ class SQLiteStorage(Storage):
         return [_outbox_from_row(row) for row in await self._read(SELECT_CHANNEL_HELD, (channel_key,))]
 
     async def decide_outbox(
-        self, entry_id: int, status: OutboxStatus, audit: AuditRecord, *, text: str | None = None
+        self, entry_id: int, status: OutboxStatus, audit: AuditRecord, *, text: str | None = None,
+        identity: dict[str, Any] | None = None,
     ) -> OutboxEntry:
-        params = (OutboxStatus(_enum(status)).value, text, entry_id)
+        params = (OutboxStatus(_enum(status)).value, text, _json(identity) if identity is not None else None, entry_id)
 
         def decide(db: sqlite3.Connection) -> None:
             cursor = db.execute(DECIDE_OUTBOX, params)
