@@ -41,8 +41,8 @@ def spoken_words(text: str, name: str, others: Iterable[str] = (), *, cut_off: b
             continue  # an echo of the line being answered
         kept.append(_TIMES.sub("", line))
     words = " ".join(part.strip() for part in kept if part.strip())
-    words = _unquote(words)
-    return _bounded(words, cut_off=cut_off)
+    words = _bounded(_unquote(words), cut_off=cut_off)
+    return words if words.strip(" .…") else ""  # dots alone are no words
 
 
 def _from_json(text: str) -> str:
@@ -116,4 +116,8 @@ def _bounded(text: str, *, cut_off: bool) -> str:
         return text
     head = text[:MAX_WORDS_CHARS]
     ends = list(_SENTENCE_END.finditer(head))
-    return head[: ends[-1].end()] if ends else head.rstrip() + "…"
+    if ends:
+        return head[: ends[-1].end()]
+    # No sentence was finished: what there is, marked as cut (or nothing, if that is nothing but marks).
+    head = head.rstrip()
+    return head + "…" if head.strip(" .…") else ""

@@ -432,10 +432,12 @@ async def test_doctor_reports_the_structured_mode_and_the_context_window(tmp_pat
         ("[09:15] «moderator»: which one?", ""),
         ("[09:13] [09:28] I think so.\n[09:16] «Henrik Lindqvist»: me too", "I think so."),
         ("I'd take the vacuum. It saves time. And the", "I'd take the vacuum. It saves time."),
+        ("…", ""),
+        ("I'd say we", "I'd say we…"),
     ],
 )
 def test_words_are_taken_from_what_a_small_model_wraps_them_in(reply, words):
     from simulation.words import spoken_words
 
-    cut_off = reply.endswith("And the")
+    cut_off = reply.endswith(("And the", "…", "we"))
     assert spoken_words(reply, "Priya Nair", ["Tomasz Kowalski", "Henrik Lindqvist", "moderator"], cut_off=cut_off) == words
