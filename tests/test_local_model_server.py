@@ -80,7 +80,8 @@ async def test_every_persona_answers_troupe_simulate_and_discovery_is_remembered
     # A restart starts from what was learned: no refusal at all (the response cache is off, so every
     # request goes to the server again).
     before = refused(server, 500), refused(server, 400)
-    code, out, err = await troupe("simulate", str(SCENARIO),
+    # One step is enough to see it: every persona answers the opening once.
+    code, out, err = await troupe("simulate", str(SCENARIO), "--steps", "1",
                                   env=model_env(server, tmp_path / "data", TROUPE_LLM_CACHE="false"))
     assert code == 0, out + err
     # Neither the structured mode nor the context window (if a refusal taught it) is found out again.
