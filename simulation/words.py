@@ -35,7 +35,7 @@ def spoken_words(text: str, name: str, others: Iterable[str] = (), *, cut_off: b
         folded = speaker.casefold() if speaker is not None else None
         if folded in names:
             line = rest
-        elif folded in speakers or (kept and speaker is not None and speaker.istitle()):
+        elif folded in speakers or (speaker is not None and _looks_like_a_name(speaker, after_words=bool(kept))):
             if kept:
                 break  # the reply goes on as someone else
             continue  # an echo of the line being answered
@@ -103,6 +103,15 @@ def _speaker(line: str) -> tuple[str | None, str]:
     if match is None or len(match.group(1).split()) > 4:
         return None, line
     return match.group(1).strip(), match.group(2)
+
+
+def _looks_like_a_name(label: str, *, after_words: bool) -> bool:
+    """A "Label:" that reads as a person's name: two or three capitalised words ("Priya Nair"), or
+    after the persona's own words any capitalised label (the reply goes on as someone else)."""
+    words = label.split()
+    if not label.istitle():
+        return False
+    return after_words or 2 <= len(words) <= 3
 
 
 def _unquote(text: str) -> str:

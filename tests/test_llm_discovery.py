@@ -433,6 +433,7 @@ async def test_doctor_reports_the_structured_mode_and_the_context_window(tmp_pat
         ("[09:13] [09:28] I think so.\n[09:16] «Henrik Lindqvist»: me too", "I think so."),
         ("I'd take the vacuum. It saves time. And the", "I'd take the vacuum. It saves time."),
         ("…", ""),
+        ("Henrik Lindqvist: You're the one who asked.", ""),  # a line given to another, even one not heard yet
         ("I'd say we", "I'd say we…"),
     ],
 )
