@@ -65,7 +65,9 @@ def refused(server: LocalModelServer, status: int) -> int:
 
 async def test_every_persona_answers_troupe_simulate_and_discovery_is_remembered(server, tmp_path):
     before = refused(server, 500)
-    code, out, err = await troupe("simulate", str(SCENARIO), env=model_env(server, tmp_path / "data"))
+    # Two steps: every persona answers the opening, then they react to each other (a step costs up to
+    # a minute on a 135M model held to a grammar, so the scenario's own three are not waited for).
+    code, out, err = await troupe("simulate", str(SCENARIO), "--steps", "2", env=model_env(server, tmp_path / "data"))
 
     assert code == 0, out + err
     assert "Traceback" not in out + err
