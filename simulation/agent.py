@@ -52,9 +52,7 @@ TURN_REPLY_TOKENS = 512
 
 def reply_room(mode: StructuredMode) -> int:
     """Tokens a turn needs besides its prompt: the reply, and the schema where it travels in the prompt."""
-    if mode.request_mode in (StructuredMode.JSON_SCHEMA_STRICT, StructuredMode.JSON_SCHEMA):
-        return TURN_REPLY_TOKENS
-    return TURN_REPLY_TOKENS + _schema_tokens()
+    return TURN_REPLY_TOKENS + (_schema_tokens() if mode.schema_in_prompt else 0)
 
 
 @lru_cache(maxsize=1)
@@ -262,7 +260,7 @@ class TinyPerson:
                     await capabilities.learn_context(error.limit)
                 fewer_past, fewer_new, fewer_not_shown = _newest(past, new, SHRUNK_MOMENTS)
                 try:
-                    turn, result, words_only = await self._turn(fewer_past, fewer_new, fewer_not_shown, shrunk=True)
+                    turn, result, words_only = await self._turn(fewer_past, fewer_new, fewer_not_shown)
                 except ContextLengthExceededError as again:
                     raise self._too_long(again) from again
             actions = _clean_actions(turn)
@@ -284,16 +282,14 @@ class TinyPerson:
                 self.consolidate_later()
             return TurnResult(actions=actions, model=result.model, cached=result.cached, words_only=words_only)
 
-    async def _turn(
-        self, past: list[Episode], new: list[Episode], not_shown: int, *, shrunk: bool = False
-    ) -> tuple[AgentTurn, ChatResult, bool]:
+    async def _turn(self, past: list[Episode], new: list[Episode], not_shown: int) -> tuple[AgentTurn, ChatResult, bool]:
         """One turn's model call(s): the structured turn, or the persona's words alone when the
         model gives no valid turn (after its re-ask) or is known to give none. Returns the turn,
         the call's result and whether it was words only."""
         capabilities = self.model.capabilities
         limit = capabilities.context_tokens
         if limit:
-            past, new, not_shown = self._fit(past, new, not_shown, limit, shrunk=shrunk)
+            past, new, not_shown = self._fit(past, new, not_shown, limit)
         if not capabilities.words_only:
             try:
                 turn, result = await self.model.structured(self._request(past, new, not_shown, TURN_RULES), AgentTurn)
@@ -349,7 +345,7 @@ class TinyPerson:
         )
 
     def _fit(
-        self, past: list[Episode], new: list[Episode], not_shown: int, limit: int, *, shrunk: bool
+        self, past: list[Episode], new: list[Episode], not_shown: int, limit: int
     ) -> tuple[list[Episode], list[Episode], int]:
         """The newest moments whose prompt fits ``limit`` tokens with room for the reply; the
         persona and the memory summary always stay. Raises ``ContextLengthExceededError`` when even

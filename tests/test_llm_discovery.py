@@ -305,18 +305,26 @@ def long_history(agent: TinyPerson, moments: int = 50) -> None:
         agent.listen(f"Point {i}: the rollout plan needs another review of the database migration, " * 4, "Henrik")
 
 
+async def turn_after_long_history(server: FakeOpenAIServer, *, configured: int | None = None):
+    """One turn of a persona with a long history: its result, the model, and the turn requests sent
+    (memory consolidation's are left out)."""
+    model = backend(server)
+    model.capabilities.configured_context_tokens = configured
+    priya = person(model)
+    long_history(priya)
+    result = await priya.act()
+    await priya.settle()
+    await model.aclose()
+    turns = [r for r in server.requests if r.body["messages"][0]["content"].startswith("You are")]
+    return result, model, turns
+
+
 @pytest.mark.parametrize("flavor", ["openai", "llama_cpp_python", "lmstudio"])
 async def test_a_prompt_past_the_window_is_shrunk_and_retried_once(flavor):
     async with FakeOpenAIServer(flavor=flavor, context_tokens=2500) as server:
-        model = backend(server)
-        priya = person(model)
-        long_history(priya)
-        result = await priya.act()
-        await priya.settle()
-        await model.aclose()
+        result, model, turns = await turn_after_long_history(server)
     assert result.actions
     assert model.capabilities.learned_context_tokens == 2500
-    turns = [r for r in server.requests if r.body["messages"][0]["content"].startswith("You are")]
     assert len(turns) == 2 + model.capabilities.refusals, "one context refusal, one smaller try"
     smaller = turns[-1].body["messages"][1]["content"]
     assert "Point 49" in smaller, "the newest moment stays"
@@ -325,14 +333,7 @@ async def test_a_prompt_past_the_window_is_shrunk_and_retried_once(flavor):
 
 async def test_a_configured_cap_fits_the_prompt_before_sending(fake_openai):
     fake_openai.context_tokens = 2500
-    model = backend(fake_openai)
-    model.capabilities.configured_context_tokens = 2500
-    priya = person(model)
-    long_history(priya)
-    result = await priya.act()
-    await priya.settle()
-    await model.aclose()
-    turns = [r for r in fake_openai.requests if r.body["messages"][0]["content"].startswith("You are")]
+    result, _, turns = await turn_after_long_history(fake_openai, configured=2500)
     assert result.actions and len(turns) == 1, "no refusal: it fit up front"
 
 
@@ -391,15 +392,9 @@ async def test_a_summary_on_a_weak_model_gives_its_overview_in_words(fake_openai
 @pytest.mark.parametrize("flavor", ["llama_cpp", "vllm"])
 async def test_a_server_that_reports_its_window_has_prompts_fitted_before_any_refusal(flavor):
     async with FakeOpenAIServer(flavor=flavor, context_tokens=2500) as server:
-        model = backend(server)
-        priya = person(model)
-        long_history(priya)
-        result = await priya.act()
-        await priya.settle()
-        await model.aclose()
+        result, model, turns = await turn_after_long_history(server)
     assert result.actions
     assert model.capabilities.learned_context_tokens == 2500
-    turns = [r for r in server.requests if r.body["messages"][0]["content"].startswith("You are")]
     assert len(turns) == 1, "fitted up front from the server's own figure"
 
 

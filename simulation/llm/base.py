@@ -269,7 +269,7 @@ def _with_schema_instructions(
     ``schema``, which holds the reply to it by grammar) it travels in the prompt. A small model
     given the schema beside a grammar tends to echo its wording instead of answering; a server
     that ignores a ``json_object`` schema shows it by invalid replies and is moved down a rung."""
-    if mode in (StructuredMode.JSON_SCHEMA_STRICT, StructuredMode.JSON_SCHEMA, StructuredMode.JSON_OBJECT_SCHEMA):
+    if not mode.schema_in_prompt:
         return messages
     return [*messages, Message(role="system", content=schema_instruction(schema))]
 

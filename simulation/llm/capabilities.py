@@ -59,6 +59,14 @@ class StructuredMode(str, Enum):
             return "json_object"
         return None
 
+    @property
+    def schema_in_prompt(self) -> bool:
+        """Whether the schema travels in the prompt: the server takes it itself only as
+        ``json_schema`` or (the llama.cpp family, by grammar) as ``json_object`` with a ``schema``."""
+        return self.request_mode not in (
+            StructuredMode.JSON_SCHEMA_STRICT, StructuredMode.JSON_SCHEMA, StructuredMode.JSON_OBJECT_SCHEMA
+        )
+
     def describe(self) -> str:
         return _DESCRIPTIONS[self]
 
