@@ -252,3 +252,25 @@ async def test_demo_replies_of_a_persona_with_few_fields_read_as_sentences():
     assert len(said) >= 20
     bad = [s for s in said if re.search(r"stays on my mind: what I see|, [A-Z][a-z]|as Data Scientist|is the job is what", s)]
     assert not bad, bad
+
+
+async def test_a_demo_thought_promises_an_answer_only_when_one_is_given():
+    """A persona that lets a remark pass thinks so; "I'll answer" is always followed by its words."""
+    w = world()
+    await w.broadcast(QUESTION)
+    await w.run_until_quiet(max_steps=20)
+    turns: dict[int, list] = {}
+    for event in w.events:
+        if event.kind.value == "action":
+            turns.setdefault((event.source, event.step), []).append(event)
+    promised = silent = 0
+    for actions in turns.values():
+        thought = next((a.content for a in actions if a.type == "THINK"), "")
+        talked = any(a.type == "TALK" for a in actions)
+        if "I'll answer" in thought:
+            promised += 1
+            assert talked, f"promised an answer and gave none: {thought!r}"
+        elif thought and "listen" in thought:
+            silent += 1
+            assert not talked, thought
+    assert promised and silent, "both kinds of turn occur in a demo world that quiets down"

@@ -234,7 +234,7 @@ class DemoModel(LanguageModel):
         )
         if latest.get("type") == "VISUAL":
             speaks = True
-        thought = self._thought(persona, text, source, seed)
+        thought = self._thought(persona, text, source, speaks)
         actions: list[tuple[str, str, str | None]] = [("THINK", thought, None)]
         if speaks:
             target = source if latest.get("target") == persona.name and source != "world" else None
@@ -245,12 +245,15 @@ class DemoModel(LanguageModel):
             actions.append(("TALK", reply, target))
         return _turn(actions, persona, text)
 
-    def _thought(self, p: _Persona, text: str, source: str, seed: str) -> str:
+    def _thought(self, p: _Persona, text: str, source: str, speaks: bool) -> str:
+        """What the persona makes of the latest message; it promises an answer only when one follows."""
         words = text.split()
         topic = " ".join(words[:10]) + ("…" if len(words) > 10 else "")
         lens = f"as {_a(p.occupation)}" if p.occupation else "from my own experience"
         # The console's user is called "you": "you bring up", not "you brings up".
         said = {"you": "You bring up", "moderator": "The moderator brings up"}.get(source.casefold(), f"{source} brings up")
+        if not speaks:
+            return f"{said} \"{topic}\". Nothing to add from me for now; I'll listen."
         return f"{said} \"{topic}\". I'll answer {lens}."
 
     def _reply(self, p: _Persona, text: str, seed: str) -> str:
