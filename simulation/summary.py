@@ -73,7 +73,10 @@ class ConversationSummary(Labelled):
 _SYSTEM = (
     "You summarise a group conversation for a researcher. Write a short overview, the key points, "
     "and for every persona who spoke their stance with 1-3 short quotes. Quote words exactly as "
-    "written in one message and give that message's [#id]. Do not invent or paraphrase quotes."
+    "written in one message and give that message's [#id]. Do not invent or paraphrase quotes. "
+    "The talk may move from one question to another: follow the topics in order, say which "
+    "question each key point and stance answers, and count an answer only for its own question. "
+    "A stance is what the persona thinks, never a question they asked."
 )
 
 _WORDS_SYSTEM = "You summarise a group conversation for a researcher in three plain sentences: no lists, no JSON."

@@ -99,6 +99,39 @@ async def test_summary_card_does_not_repeat_a_stance_that_is_its_quote(bot) -> N
         assert field.value.count(quote) == 1 and field.value.startswith("“"), field.value
 
 
+async def test_a_summary_follows_the_topics_as_they_change_focus_groups_included(bot) -> None:
+    """Three topics in turn (the opening question, a focus group, a new question): the summary names
+    each, counts every yes or no under the question it answered, and states no question as a stance."""
+    await bot.command('focus "Would you pay 5 euros a month for premium?" --rounds 1')
+    await bot.say("New topic: what do you think of the new logo?")
+    card = cards(await bot.command("summary"))[0]
+    overview, *points = [line.removeprefix("• ") for line in card.text.splitlines()]
+    topics = ["Should we ship the new onboarding flow on Friday?", "Would you pay 5 euros a month for premium?",
+              "New topic: what do you think of the new logo?"]
+    places = [overview.find(t) for t in topics]
+    assert -1 not in places and places == sorted(places), overview
+    short = [" ".join(t.split()[:8]) for t in topics]
+    for point in points:
+        assert point.startswith(tuple(f'On "{t}' for t in short)), point
+    votes = [p for p in points if p.split(": ", 1)[1].startswith(("For it", "Would wait", "Against it"))]
+    assert {p.split(": ")[0] for p in votes} == {f'On "{t}…"' for t in short[:2]}, "yes/no only where asked"
+    session = bot.app.sessions.get("memory:general")
+    said = {e.id: e for e in session.world.events}
+    for field in card.fields:
+        stance = field.value.split("“")[0]
+        assert not stance.rstrip(" .").endswith("?"), field.value
+    for position in (await _last_summary(session)).positions:
+        event = said[position.quotes[0].event_id]
+        assert event.source == position.persona and event.id > max(
+            e.id for e in said.values() if e.kind is EventKind.STIMULUS and "logo" in e.content)
+
+
+async def _last_summary(session):
+    from simulation.summary import Summarizer
+
+    return await Summarizer(session.world.model).summarize(session.world)
+
+
 async def test_focus_group_runs_rounds_posts_answers_and_a_report(bot) -> None:
     sent = await bot.command('focus "Would you pay 5 euros a month for premium?" --rounds 2 --personas "Priya, Henrik"')
     assert "Focus group started (2 round(s)) with Priya Nair, Henrik Lindqvist" in sent[0].text
@@ -163,6 +196,24 @@ async def test_extract_json_carries_the_note_and_the_model(bot) -> None:
     data = json.loads(raw)
     assert DISCLAIMER in data["disclaimer"] and data["model_name"] == "demo"
     assert set(data["records"]) == {"Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist"}
+
+
+async def test_extract_fills_each_field_from_the_answer_that_speaks_to_it(bot) -> None:
+    """Willingness to pay comes from each persona's answer to the price question, its stance from
+    its latest words, and a field nobody spoke of stays empty: no field repeats the last message."""
+    await bot.command('focus "Would you pay 5 euros a month for premium?" --rounds 1')
+    await bot.say("New topic: what do you think of the new logo?")
+    sent = await bot.command("extract stance willingness_to_pay favourite_colour")
+    records = json.loads(next(s for s in sent if s.kind == "file").file[1])["records"]
+    session = bot.app.sessions.get("memory:general")
+    events = session.world.events
+    for persona, record in records.items():
+        asked = next(e for e in events if e.kind is EventKind.STIMULUS and e.target == persona and "5 euros" in e.content)
+        answer = next(e for e in events if e.id > asked.id and e.source == persona and e.type == "TALK")
+        assert record["willingness_to_pay"] == answer.content, (persona, record)
+        latest = [e.content for e in events if e.source == persona and e.type == "TALK"][-1]
+        assert record["stance"] == latest and record["stance"] != record["willingness_to_pay"], record
+        assert record["favourite_colour"] is None, record
 
 
 async def test_generate_adds_distinct_valid_personas_to_the_world_and_database(bot) -> None:

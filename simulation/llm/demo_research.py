@@ -24,6 +24,7 @@ from simulation.llm.demo_model import (
     _pick,
     _schema_of,
     _sentence,
+    _STOP,
     _words,
     lead_kind,
 )
@@ -547,46 +548,95 @@ _ADDRESSEE = re.compile(r"^\s*[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)?,\s+")
 _VOTE_WORDS = ("For it.", "Would wait.", "Against it.")
 
 
+#: A later round's "you've heard the others now, where do you agree?" goes on with the same topic.
+_FOLLOW_UP = re.compile(r"^(?:you've heard\b|thinking it over\b)", re.IGNORECASE)
+
+
+def _topics(events: list[dict[str, Any]], speakers: list[str]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The conversation cut where a person asks something new: each topic, as asked, with the
+    personas' words said on it. The same question put to each persona in turn (a focus group) is
+    one topic, and coming back to an earlier question adds to it."""
+    topics: list[tuple[str, list[dict[str, Any]]]] = []
+    current: list[dict[str, Any]] | None = None
+    for event in events:
+        if event.get("kind") == "stimulus" and event.get("source") not in speakers:
+            # "Priya, would you pay…" asks Priya; the topic is what is asked.
+            asked = " ".join(_ADDRESSEE.sub("", str(event.get("content", ""))).split())
+            if not asked or (_FOLLOW_UP.match(asked) and current is not None):
+                continue
+            known = next((said for topic, said in topics if topic.casefold() == asked.casefold()), None)
+            if known is None:
+                topics.append((asked, []))
+                known = topics[-1][1]
+            current = known
+        elif event.get("kind") == "action" and event.get("type") == "TALK":
+            if current is None:  # personas talking before anyone asked: their first words set the topic
+                topics.append((str(event.get("content", "")), []))
+                current = topics[-1][1]
+            current.append(event)
+    return [(topic, said) for topic, said in topics if said]
+
+
+def _label(topic: str, words: int) -> str:
+    """A topic as quoted in a summary: its first ``words`` words."""
+    cut = topic.split()
+    return f"\"{_cap(' '.join(cut[:words]))}{'…' if len(cut) > words else ''}\""
+
+
+def _statement(text: str, limit: int = 160) -> str:
+    """The first sentence of ``text`` that is no question ("About the new logo? A feature nobody
+    uses is a cost." states the second), exactly as written."""
+    sentences = re.findall(r"\S.*?[.!?](?=\s|$)|\S.+$", text.strip(), re.DOTALL)
+    stated = next((x for x in sentences if not x.rstrip().endswith("?")), text)
+    return _first_sentence(stated, limit)
+
+
 def summarize(request: ChatRequest) -> dict[str, Any]:
-    """Overview from the opening message; each speaker's stance and quote from their own words."""
+    """Topics in the order people raised them; on each, who is for it, who would wait and what the
+    others said; each persona's stance is its answer on the latest topic it spoke to."""
     events = request.context.get("events", [])
     speakers = list(request.context.get("speakers", []))
     talks = [e for e in events if e.get("kind") == "action" and e.get("type") == "TALK"]
-    opening = next((e for e in events if e.get("kind") == "stimulus"), talks[0] if talks else None)
-    # "Priya, would you pay…" asks Priya; the topic is what is asked.
-    asked = _ADDRESSEE.sub("", str(opening.get("content", ""))) if opening else ""
-    topic = _cap(" ".join(asked.split()[:14])) if asked else "the topic"
-    positions = []
-    for name in speakers:
-        own = [e for e in talks if e.get("source") == name]
-        if not own:
-            continue
-        # A persona's stance is its answer to what was asked, not a later "Good question. My take: …"
-        latest = own[0]
-        content = str(latest["content"])
-        vote = _lead_vote(content, [w.rstrip(".").casefold() for w in _VOTE_WORDS])
-        positions.append(
-            {
+    topics = _topics(events, speakers)
+    several = len(topics) > 1
+    labels = [_label(topic, 14) for topic, _ in topics] or ["the topic"]
+    points: list[str] = []
+    latest: dict[str, dict[str, Any]] = {}
+    for topic, said in topics:
+        on = f"On {_label(topic, 8)}: " if several else ""
+        grouped: dict[str, list[str]] = {}
+        stances: list[str] = []
+        for name in speakers:
+            own = [e for e in said if e.get("source") == name]
+            if not own:
+                continue
+            # A persona's stance is its answer to what was asked, not a later "Good question. My take: …"
+            answer = own[0]
+            content = str(answer["content"])
+            vote = _lead_vote(content, [w.rstrip(".").casefold() for w in _VOTE_WORDS])
+            stance = f"{_cap(vote)}." if vote else _statement(content)
+            if vote:
+                grouped.setdefault(stance, []).append(name)
+            else:
+                stances.append(f"{on}{name}: {stance}")
+            latest[name] = {
                 "persona": name,
+                # Where several topics came up, a yes or no says which question it answered.
+                "stance": f"{stance[:-1]} (on {_label(topic, 8)})." if vote and several else stance,
                 # An answer opening "Not yet…" is put in a word; the quote then gives its reason too.
-                "stance": f"{_cap(vote)}." if vote else _first_sentence(content),
-                "quotes": [{"event_id": latest["id"], "text": _clip(content, 160) if vote else _first_sentence(content, 120)}],
+                "quotes": [{"event_id": answer["id"], "text": _clip(content, 160) if vote else _statement(content, 120)}],
             }
-        )
+        # Yes/no answers are grouped by their word ("Would wait: Henrik Lindqvist, Tomasz Kowalski").
+        votes = [f"{word.rstrip('.')}: {', '.join(grouped[word])}" for word in _VOTE_WORDS if word in grouped]
+        if votes:  # one line a topic when there are several
+            points += [on + "; ".join(votes)] if several else votes
+        points += stances
+    about = labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])}, then {labels[-1]}"
     overview = (
         f"{len(speakers)} persona{'s' if len(speakers) != 1 else ''} ({', '.join(speakers)}) talked about "
-        f"\"{topic}\" in {len(talks)} message{'s' if len(talks) != 1 else ''}. (Composed by the offline demo model.)"
+        f"{about} in {len(talks)} message{'s' if len(talks) != 1 else ''}. (Composed by the offline demo model.)"
     )
-    # Yes/no answers are grouped by their word ("Would wait: Henrik Lindqvist, Tomasz Kowalski");
-    # any other stance is its persona's own point.
-    grouped: dict[str, list[str]] = {}
-    points = []
-    for position in positions:
-        if position["stance"] in _VOTE_WORDS:
-            grouped.setdefault(position["stance"], []).append(position["persona"])
-        else:
-            points.append(f"{position['persona']}: {position['stance']}")
-    points = [f"{word.rstrip('.')}: {', '.join(grouped[word])}" for word in _VOTE_WORDS if word in grouped] + points
+    positions = [latest[name] for name in speakers if name in latest]
     return {"overview": overview, "key_points": points, "positions": positions}
 
 
@@ -625,22 +675,47 @@ def _own_lines(lines: list[str], subject: str) -> list[str]:
     return [line for line in lines if re.sub(r"^\[\d\d:\d\d\]\s*", "", line).startswith(heads)]
 
 
+#: Fields that ask where someone stands: their latest words answer them when nothing says more.
+_STANCE_KEYS = {"stance", "opinion", "view", "position", "attitude", "sentiment", "take", "answer", "summary"}
+
+
+_SHORT_STOP = {"the", "and", "you", "for", "are", "was", "not", "but", "too", "our", "its", "how", "why", "who", "any"}
+
+
+def _field_words(text: str) -> set[str]:
+    """Words that tie a line to a field: short ones too ("pay" in "willingness_to_pay"), endings aside."""
+    return {_stem(w) for w in re.findall(r"[a-zà-ÿ]{3,}", text.casefold()) if w not in _STOP and w not in _SHORT_STOP}
+
+
 def _relevant(lines: list[str], key: str, description: str, subject: str) -> str | None:
     """The topic for topic-like fields; else, among the subject's own words (all lines when it said
-    nothing), the line sharing most words with the field; else its last words."""
+    nothing), the line that with the question it answered shares most words with the field; else,
+    for a stance, its last words, and for any other field nothing (a field the talk never touched
+    stays empty rather than repeating the last message)."""
     bodies = [b for b in (_body(line) for line in lines) if b]
     if not bodies:
         return None
     if key.casefold() in _TOPIC_KEYS:
         return bodies[0]
-    bodies = [b for b in (_body(line) for line in _said_by(lines, subject)) if b] or bodies
-    wanted = _words(key.replace("_", " ") + " " + description)
-    scored = [(len(_words(b) & wanted), i) for i, b in enumerate(bodies)]
-    best, index = max(scored)
-    if best:
-        return bodies[index]
-    own = [b for b in (_body(line) for line in _own_lines(lines, subject)) if b]
-    return (own or bodies)[-1]
+    own = _own_lines(lines, subject)
+    wanted = _field_words(key.replace("_", " ") + " " + description)
+    chosen = _said_by(lines, subject)
+    best, found, heard = 0, None, ""
+    for line in lines:
+        body = _body(line)
+        if line in chosen and body:
+            # "Not yet. I'm wary of roadmap promises" answers "would you pay 5 euros?": both count.
+            score = len(_field_words(f"{body} {heard if line in own else ''}") & wanted)
+            if score > best:
+                best, found = score, body
+        if line not in own:
+            heard = body
+    if found is not None:
+        return found
+    if key.casefold() not in _STANCE_KEYS and not description:
+        return None
+    mine = [b for b in (_body(line) for line in own) if b]
+    return (mine or [b for b in (_body(line) for line in chosen) if b] or bodies)[-1]
 
 
 def _fill(schema: dict[str, Any], key: str, lines: list[str], persona: dict[str, Any], subject: str) -> Any:
@@ -650,7 +725,12 @@ def _fill(schema: dict[str, Any], key: str, lines: list[str], persona: dict[str,
         kind = next((k for k in kind if k != "null"), "null")
     if "anyOf" in schema:
         options = [o for o in schema["anyOf"] if o.get("type") != "null"]
-        return _fill(options[0], key, lines, persona, subject) if options else None
+        if not options:
+            return None
+        # A field that may be null stays null when the talk never touched it.
+        nullable = len(options) < len(schema["anyOf"])
+        return _fill({**options[0], "type": [options[0].get("type"), "null"]} if nullable else options[0],
+                     key, lines, persona, subject)
     description = str(schema.get("description", ""))
     fact = persona.get(key) if key else None
     if isinstance(fact, dict):
