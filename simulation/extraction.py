@@ -26,6 +26,7 @@ from simulation.events import Event, EventKind
 from simulation.llm.base import Attribution, ChatRequest, LanguageModel, Message
 from simulation.llm.errors import NOT_IN_SHAPE, BudgetExceededError, LLMError, StructuredOutputError
 from simulation.prompts import render_episode
+from simulation.untrusted import quote
 from simulation.world import TinyWorld
 
 __all__ = [
@@ -361,7 +362,8 @@ class ResultsExtractor:
 
 
 def _person_material(person: TinyPerson) -> list[str]:
-    lines = [f"(memory) {person.episodic.summary}"] if person.episodic.summary else []
+    summary = person.episodic.summary
+    lines = [f"(memory) {quote(summary, one_line=True)}"] if summary else []
     episodes = person.episodic.unconsolidated()
     return lines + [render_episode(e, person.name) for e in episodes]
 

@@ -21,7 +21,8 @@ from simulation.agent import TinyPerson
 from simulation.disclaimer import Labelled
 from simulation.llm.base import Attribution, ChatRequest, LanguageModel, Message
 from simulation.llm.errors import NOT_IN_SHAPE, BudgetExceededError, LLMError, StructuredOutputError
-from simulation.prompts import in_character_prompt, render_episode
+from simulation.prompts import in_character_prompt, memory_lines, render_episode
+from simulation.untrusted import RULE
 from simulation.world import TinyWorld
 
 __all__ = ["ABSTAIN", "ChartData", "Poll", "PollAnswer", "PollResult", "build_chart", "chart_data", "render_chart", "run_poll"]
@@ -139,7 +140,7 @@ async def run_poll(
 _RULES = (
     "A researcher is polling the group. Answer the question as yourself, choosing exactly one of the "
     "options, copied word for word, and give your reason in one or two sentences in your own voice. "
-    "Never say you are an AI or simulated."
+    "Never say you are an AI or simulated. " + RULE
 )
 
 
@@ -222,9 +223,7 @@ def _answered(agent: TinyPerson) -> list[dict[str, str]]:
 
 
 def _question(agent: TinyPerson, poll: Poll) -> str:
-    lines: list[str] = []
-    if agent.episodic.summary:
-        lines += ["Earlier (your memory):", agent.episodic.summary]
+    lines = memory_lines(agent.episodic.summary, [])
     recent = agent.episodic.unconsolidated()[-RECENT_EPISODES:]
     if recent:
         lines += ["Conversation so far:", *(render_episode(e, agent.name) for e in recent)]

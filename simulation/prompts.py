@@ -14,7 +14,7 @@ from typing import Any
 
 from simulation.llm.base import Message
 from simulation.memory import Episode
-from simulation.untrusted import RULE, printable, quote, speaker
+from simulation.untrusted import NOTES_RULE, RULE, on_one_line, printable, quote, speaker
 
 
 def render_persona(data: Any, indent: int = 0, *, skip: Iterable[str] = ()) -> list[str]:
@@ -111,22 +111,38 @@ def _text(value: Any) -> str:
 
 
 def render_episode(episode: Episode, me: str) -> str:
+    """One moment as one line of a prompt: what others said quoted, everything else on its line."""
     when = episode.time.strftime("%H:%M")
     if episode.kind == "action":
         if episode.type == "THINK":
-            return f"[{when}] (you thought) {episode.content}"
-        to = f" (to {episode.target})" if episode.target else ""
-        return f"[{when}] You{to}: {episode.content}"
+            return f"[{when}] (you thought) {_line(episode.content)}"
+        to = f" (to {_text(episode.target)})" if episode.target else ""
+        return f"[{when}] You{to}: {_line(episode.content)}"
     if episode.type == "THOUGHT":
-        return f"[{when}] (a thought) {episode.content}"
+        return f"[{when}] (a thought) {_line(episode.content)}"
     if episode.type == "VISUAL":
-        return f"[{when}] (you see) {episode.content}"
+        return f"[{when}] (you see) {_line(episode.content)}"
     if episode.type == "GOAL":
-        return f"[{when}] (new goal) {episode.content}"
+        return f"[{when}] (new goal) {_line(episode.content)}"
     to = ""
     if episode.target:
         to = " (to you)" if episode.target == me else f" (to {speaker(episode.target)})"
-    return f"[{when}] {speaker(episode.source or 'someone')}{to}: {quote(episode.content)}"
+    return f"[{when}] {speaker(episode.source or 'someone')}{to}: {quote(episode.content, one_line=True)}"
+
+
+def _line(text: str) -> str:
+    """``text`` printable and on one line, its line breaks written ``\\n``."""
+    return on_one_line(printable(text))
+
+
+def memory_lines(summary: str, facts: Iterable[str]) -> list[str]:
+    """A persona's memory for its prompt, quoted like others' words: a model wrote it from what
+    people said, so it may hold their requests, and it is never instructions."""
+    lines = [f"Earlier (your memory): {quote(summary, one_line=True)}"] if summary else []
+    facts = [quote(f, one_line=True) for f in facts]
+    if facts:
+        lines.append("Facts you know: " + " ".join(facts))
+    return lines
 
 
 TURN_RULES = (
@@ -185,12 +201,7 @@ def turn_messages(
     ``rules``: what to return (``TURN_RULES``, or ``WORDS_RULES`` for a words-only turn).
     """
     system = system_prompt(name, persona, world, situation, rules)
-    user: list[str] = []
-    if summary:
-        user += ["Earlier (your memory):", summary]
-    facts = list(facts)
-    if facts:
-        user += ["Facts you know:", *(f"- {f}" for f in facts)]
+    user = memory_lines(summary, facts)
     if not_shown:
         user.append(f"({not_shown} earlier moments are not shown here.)")
     if past:
@@ -199,7 +210,7 @@ def turn_messages(
     # prompt caches bill that part at a fraction): the state after the conversation, then the news.
     filled = {k: v for k, v in state.items() if v}
     if filled:
-        user.append("Your state: " + "; ".join(f"{k}: {v}" for k, v in filled.items()))
+        user.append("Your state: " + "; ".join(f"{k}: {_line(v)}" for k, v in filled.items()))
     user += ["Now:", *(render_episode(e, name) for e in new)] if new else ["Now: nothing new."]
     return [Message(role="system", content=system), Message(role="user", content="\n".join(user))]
 
@@ -213,12 +224,14 @@ def consolidation_messages(*, name: str, summary: str, episodes: list[Episode]) 
             content=(
                 f"You maintain the memory of {name}. Merge the earlier summary and the episodes below "
                 "into one updated first-person summary (under 120 words: who said what that matters, "
-                "decisions, open questions, feelings) and list up to 8 durable facts learned."
+                "decisions, open questions, feelings) and list up to 8 durable facts learned. "
+                + NOTES_RULE
             ),
         ),
         Message(
             role="user",
-            content="Earlier summary: " + (summary or "(none)") + "\nEpisodes:\n" + "\n".join(lines),
+            content="Earlier summary: " + (quote(summary, one_line=True) if summary else "(none)")
+            + "\nEpisodes:\n" + "\n".join(lines),
         ),
     ]
 
