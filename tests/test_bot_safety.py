@@ -139,6 +139,24 @@ async def test_channel_overrides_from_the_config_file_apply_to_that_channel_only
     await bot.app.stop()
 
 
+async def test_a_channel_names_the_countries_whose_local_phone_numbers_it_catches(tmp_path):
+    """A Brazilian channel catches "(11) 98765-4321" and leaves a Spanish-looking number in its talk
+    alone; other channels keep the broad default."""
+    settings = demo_settings(tmp_path).model_copy(
+        update={"channel_verification": {"memory:brasil": {"phone_regions": "br"}}})
+    bot = await start_bot(settings)
+    await bot.command("start Brasil", channel="brasil")
+    await bot.command("start Team", channel="team")
+    brasil, team = bot.app.sessions.get("memory:brasil"), bot.app.sessions.get("memory:team")
+    assert brasil.verification_policy().phone_regions == ["BR"]
+    assert await brasil.vet_text("Meu celular é (11) 98765-4321") == "Meu celular é [phone number removed]"
+    assert await brasil.vet_text("O código é 612 34 56 78.") == "O código é 612 34 56 78."
+    assert await team.vet_text("Llámame al 612 34 56 78.") == "Llámame al [phone number removed]."
+    await bot.app.stop()
+    with pytest.raises(ValueError, match="two-letter country code such as 'BR'"):
+        demo_settings(tmp_path).verification.merged({"phone_regions": ["Brazil"]})
+
+
 async def test_moderation_endpoint_is_asked_when_configured(tmp_path):
     from bots.verification.factory import build_verifier
     from bots.verification.policy import VerificationPolicy

@@ -31,6 +31,21 @@ class VerdictAction(str, Enum):
 _SEVERITY = {VerdictAction.PASS: 0, VerdictAction.REWRITE: 1, VerdictAction.HOLD: 2, VerdictAction.BLOCK: 3}
 
 
+def country_codes(value: Any) -> Any:
+    """Two-letter country codes, upper case and each once, from a list or "es, pt"; a clear error
+    for anything else (pydantic reports what is not a list)."""
+    if isinstance(value, str):
+        value = [part for part in value.replace(",", " ").split() if part]
+    if not isinstance(value, (list, tuple)):
+        return value
+    regions = []
+    for item in value:
+        if not isinstance(item, str) or len(item.strip()) != 2 or not item.strip().isalpha():
+            raise ValueError(f"phone region {item!r} must be a two-letter country code such as 'BR'")
+        regions.append(item.strip().upper())
+    return list(dict.fromkeys(regions))
+
+
 class VerificationContext(BaseModel):
     """What a check may look at besides the text."""
 
@@ -52,16 +67,7 @@ class VerificationContext(BaseModel):
     @field_validator("phone_regions", mode="before")
     @classmethod
     def _regions(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part for part in value.replace(",", " ").split() if part]
-        if not isinstance(value, (list, tuple)):
-            return value
-        regions = []
-        for item in value:
-            if not isinstance(item, str) or len(item.strip()) != 2 or not item.strip().isalpha():
-                raise ValueError(f"phone region {item!r} must be a two-letter country code such as 'BR'")
-            regions.append(item.strip().upper())
-        return list(dict.fromkeys(regions))
+        return country_codes(value)
 
 
 class CheckResult(BaseModel):

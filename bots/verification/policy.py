@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bots.verification.base import country_codes
+
 __all__ = [
     "CHECK_ORDER",
     "CheckName",
@@ -107,6 +109,11 @@ class VerificationPolicy(BaseModel):
 
     #: Personal data (emails, phone numbers, cards, IBANs, ids, addresses): redact it or block the post.
     pii_action: Literal["redact", "block"] = "redact"
+    #: Countries (ISO 3166 codes, the channel's own first) whose phone numbers count as personal data
+    #: without a country code, written as that country writes them; empty: a broad default list.
+    #: A Brazilian channel sets ``["BR"]`` so "(11) 91234-5678" is caught and other countries'
+    #: local formats are not mistaken for numbers in its talk.
+    phone_regions: list[str] = Field(default_factory=list)
     #: Credentials and keys: redact (``rewrite``) or block.
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
 
@@ -135,6 +142,11 @@ class VerificationPolicy(BaseModel):
     @classmethod
     def _rewrite_is_redact(cls, value: Any) -> Any:
         return "redact" if value == "rewrite" else value
+
+    @field_validator("phone_regions", mode="before")
+    @classmethod
+    def _phone_regions(cls, value: Any) -> Any:
+        return country_codes(value)
 
     @field_validator("checks")
     @classmethod

@@ -347,7 +347,7 @@ class PiiCheck(Check):
 
     async def run(self, text: str, context: VerificationContext) -> CheckResult:
         clean = strip_invisible(text)
-        regions = tuple(context.phone_regions) or DEFAULT_PHONE_REGIONS
+        regions = tuple(context.phone_regions) or tuple(self.policy.phone_regions) or DEFAULT_PHONE_REGIONS
         findings = find_pii(clean, regions)
         if not findings and not clean.isascii():
             # Fullwidth digits and at-signs are still digits and at-signs to a reader.
