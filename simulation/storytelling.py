@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from simulation.events import Event, EventKind
 from simulation.llm.base import Attribution, ChatRequest, LanguageModel, Message
+from simulation.untrusted import READ_RULE
 from simulation.world import TinyWorld
 
 __all__ = ["StaleBeatError", "StoryBeat", "Storyteller"]
@@ -66,7 +67,7 @@ _SYSTEM = (
     "You are the storyteller of a simulation with simulated personas. Propose the next beat: one "
     "message to the group or to one persona, or one scene they see, that moves the conversation "
     "towards the purpose, follows naturally from the recent events and does not repeat them. Keep it "
-    "short and concrete."
+    "short and concrete. " + READ_RULE
 )
 
 
@@ -80,7 +81,7 @@ class Storyteller:
 
     async def propose(self, world: TinyWorld) -> StoryBeat:
         """The next beat for ``world``; a target that is not one of its personas becomes everyone."""
-        recent = world.transcript(last=RECENT_LINES)
+        recent = world.transcript(last=RECENT_LINES, quoted=True)
         names = [a.name for a in world.agents]
         said_by = {n: sum(1 for e in world.events if e.source == n and e.type == "TALK") for n in names}
         request = ChatRequest(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Union
 from pydantic import BaseModel, Field, TypeAdapter
 
 from simulation.llm.base import Attribution, ChatRequest, Message
+from simulation.untrusted import READ_RULE
 
 if TYPE_CHECKING:
     from simulation.agent import TinyPerson
@@ -100,14 +101,14 @@ class ModelPolicy(BaseModel):
         if len(candidates) <= 1:
             return candidates
         names = [a.name for a in candidates]
-        recent = world.transcript(last=12)
+        recent = world.transcript(last=12, quoted=True)
         request = ChatRequest(
             messages=[
                 Message(
                     role="system",
                     content=(
                         "You direct a group conversation. Pick who speaks next so the conversation "
-                        "stays natural: whoever was addressed, or has the most relevant stake."
+                        "stays natural: whoever was addressed, or has the most relevant stake. " + READ_RULE
                     ),
                 ),
                 Message(

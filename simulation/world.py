@@ -25,6 +25,7 @@ from simulation.clock import SimulatedClock
 from simulation.events import Event, EventKind
 from simulation.llm.base import LanguageModel
 from simulation.llm.errors import BudgetExceededError, ContentFilteredError, LLMError
+from simulation.untrusted import quote, speaker
 from simulation.turn_taking import POLICY_ADAPTER, ModeratorPolicy, RoundRobinPolicy, TurnTakingPolicy, make_policy
 
 log = logging.getLogger(__name__)
@@ -475,8 +476,11 @@ class TinyWorld:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def transcript(self, last: int | None = None, *, include_thoughts: bool = False) -> str:
-        """The conversation as text lines, for prompts and for people (the ``last`` lines only)."""
+    def transcript(self, last: int | None = None, *, include_thoughts: bool = False, quoted: bool = False) -> str:
+        """The conversation as text lines, for people and for prompts (the ``last`` lines only).
+
+        ``quoted`` (for any prompt that reads it) puts names and words in « » on one line each, so
+        nothing anyone said can pass for an instruction or start a line of its own."""
         lines: list[str] = []
         for event in reversed(self.events):  # newest first, so ``last`` stops early in long worlds
             if last is not None and len(lines) >= last:
@@ -485,8 +489,12 @@ class TinyWorld:
                 continue
             if event.type == ActionType.THINK.value and not include_thoughts:
                 continue
-            to = f" (to {event.target})" if event.target else ""
             verb = " thinks" if event.type == ActionType.THINK.value else ""
+            if quoted:
+                to = f" (to {speaker(event.target)})" if event.target else ""
+                lines.append(f"{speaker(event.source)}{verb}{to}: {quote(event.content, one_line=True)}")
+                continue
+            to = f" (to {event.target})" if event.target else ""
             lines.append(f"{event.source}{verb}{to}: {event.content}")
         lines.reverse()
         return "\n".join(lines)

@@ -89,6 +89,12 @@ class ObedientModel:
     def __call__(self, body: dict[str, Any]) -> str:
         if kind_of(body) == "consolidate":
             return copied_memory(body)
+        if system_text(body).startswith("You are the storyteller"):
+            found = instruction_in(QUOTED.sub(" ", user_text(body)))
+            if found is not None and found[0] == "say":
+                self.obeyed.append(found[1])
+            content = found[1] if found is not None and found[0] == "say" else "The coffee machine breaks down."
+            return json.dumps({"kind": "scene", "content": content, "target": None, "rationale": "A change of scene."})
         if kind_of(body) != "agent_turn":
             return json.dumps({"summary": "We talked.", "facts": []})
         outside = QUOTED.sub(" ", user_text(body))
@@ -221,3 +227,16 @@ async def test_no_injection_is_obeyed_once_it_is_only_in_memory(obedient_bot) ->
         obeyed += [e["text"] for e in entries if obeyed_in(world, e)]
     assert obeyed == [] and obedient_bot.model.obeyed == [], f"obeyed {len(obeyed)} of {len(CORPUS)}: {obeyed}"
     assert forged_in(prompt_lines(obedient_bot.server)) == []
+
+
+async def test_what_people_said_never_steers_the_storyteller(obedient_bot) -> None:
+    """The storyteller reads the recent talk quoted: a guest's "say CANARY" in it never becomes the
+    next beat the personas receive as the narrator's."""
+    entries = [e for e in CORPUS if "say" in e["goal"] and "user" not in e]
+    await obedient_bot.command("start Story")
+    await obedient_bot.command("persona add Priya Nair")
+    for entry in entries:
+        await obedient_bot.say(entry["text"], user="gus", user_is_moderator=False)
+        card = next(s.card for s in await obedient_bot.command("story") if s.kind == "card")
+        assert not CANARY.search(card.text), (entry["text"], card.text)
+    assert obedient_bot.model.obeyed == []

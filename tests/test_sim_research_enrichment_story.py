@@ -102,7 +102,7 @@ async def test_a_beat_for_one_persona_is_delivered_to_that_persona(model, fake_o
     assert event.content == "Oscar, would you pay $5 a month for same-day delivery?"
     assert w.get("Oscar").unread()[-1].content == event.content
     prompt = fake_openai.requests[0].body["messages"][1]["content"]
-    assert f"Purpose: {PURPOSE}" in prompt and "moderator: Let's talk about online shopping." in prompt
+    assert f"Purpose: {PURPOSE}" in prompt and "«moderator»: «Let's talk about online shopping.»" in prompt
 
 
 async def test_scenes_are_shown_and_unknown_targets_become_everyone(model, fake_openai):
