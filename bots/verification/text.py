@@ -23,6 +23,7 @@ __all__ = [
     "skeleton",
     "squash",
     "strip_invisible",
+    "unwrap_markup",
 ]
 
 _EMOJI = "\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u21aa\u231a-\u23ff\u24c2\u25aa-\u27bf\u2934\u2935\u2b05-\u2bff\u3030\u303d\u3297\u3299\ufe0f\U0001f000-\U0001faff"
@@ -56,6 +57,22 @@ def has_invisible(text: str) -> bool:
     return strip_invisible(text) != text
 
 
+#: Underscores that open or close emphasis (``_x_``, ``__x__``) rather than join words (``snake_case``).
+_EMPHASIS = re.compile(r"(?:(?<=^)|(?<=[\s(\[{<\"'*~|>]))_+|_+(?=$|[\s)\]}>\"'*~|.,;:!?])")
+
+
+def unwrap_markup(text: str) -> str:
+    """``text`` with emphasis underscores turned into spaces, keeping every other character in place.
+
+    ``_https://evil.example_`` or ``_john@example.com_`` hides its payload from any pattern that
+    needs a word boundary, since ``_`` is a word character; the same length means a match in the
+    unwrapped text is the same span of the original.
+    """
+    if "_" not in text:
+        return text
+    return _EMPHASIS.sub(lambda match: " " * len(match.group()), text)
+
+
 #: One invisible character (the class ``strip_invisible`` removes), for per-character folding.
 INVISIBLE_CHAR = re.compile(rf"[{_INVISIBLE_CLASS}]")
 
@@ -78,6 +95,22 @@ CONFUSABLE_LETTERS: dict[str, str] = (
         "օ": "o", "ս": "u", "ց": "g", "հ": "h", "ո": "n", "ı": "i", "ȷ": "j", "ℓ": "l",
     }
 )
+
+
+def _small_capitals() -> dict[str, str]:
+    """Latin small capitals ("ᴋɪʟʟ") by their Unicode names: NFKC keeps them, a reader sees the letter."""
+    blocks = ((0x0250, 0x02B0), (0x1D00, 0x1DC0), (0xA720, 0xA800), (0x10780, 0x107C0), (0x1DF00, 0x1E000))
+    named = re.compile(r"(?:LATIN|MODIFIER) (?:CAPITAL )?LETTER SMALL CAPITAL ([A-Z])(?: WITH [A-Z ]+)?")
+    letters = {}
+    for first, last in blocks:
+        for code in range(first, last):
+            match = named.fullmatch(unicodedata.name(chr(code), ""))
+            if match:
+                letters[chr(code)] = match.group(1).lower()
+    return letters
+
+
+CONFUSABLE_LETTERS.update(_small_capitals())
 _CONFUSABLES = str.maketrans(CONFUSABLE_LETTERS)
 
 

@@ -75,6 +75,11 @@ _EN = (
     (rf"(?:^|[.!?,;:] ?)(?:just |please |pls )?(?:go )?(?:rot|burn) in hell|go (?:rot|burn) in hell|"
      rf"{_TARGET} (?:can|should|will|'ll|gonna|deserve to|deserves to) (?:rot|burn) in hell"),
     rf"{_TARGET} (?:should|deserves? to|ought to) (?:die|drop dead|get {_DISEASE}|suffer and die)",
+    # "die in a fire", "Go die in a fire, Brian", "you should die in a fire": told to someone, not
+    # "I'd rather die in a fire than…" said of oneself or "you can die in a fire if the alarm is off"
+    (r"(?:(?:^|[.!?,;:] ?)(?:just |please |pls |plz |now |so )?(?:go )?(?:die|burn)|go (?:die|burn)|"
+     rf"{_TARGET} (?:should|deserves? to|ought to|(?:can|could|may|should) go) die) in a (?:fire|ditch|hole)"
+     r"(?! (?:drill|alarm|exit|door|escape|safety|hazard|code|extinguisher|truck|station|department|fighter))"),
 )
 _EN_THIRD = (rf"{_WISHING} {_THIRD}{_MODAL} {_HARM}{_NOT_HARM}",)
 

@@ -12,7 +12,14 @@ import re
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
 from bots.verification.policy import VerificationPolicy
-from bots.verification.urls import MARKDOWN_LINK_RE, SLACK_LINK_RE, find_links, host_allowed, host_of
+from bots.verification.urls import (
+    MARKDOWN_LINK_RE,
+    SLACK_LINK_RE,
+    find_links,
+    host_allowed,
+    host_of,
+    is_top_level_domain,
+)
 
 __all__ = ["REMOVED", "LinksCheck"]
 
@@ -34,6 +41,9 @@ class LinksCheck(Check):
     def __init__(self, policy: VerificationPolicy) -> None:
         self.policy = policy
         self.allowed = tuple(policy.allowed_link_domains)
+        # The public suffix list is read on first use: tens of ms that would otherwise land on the
+        # first post with a bare domain in it.
+        is_top_level_domain("lol")
 
     async def run(self, text: str, context: VerificationContext) -> CheckResult:
         if not _MAYBE_LINK.search(text):

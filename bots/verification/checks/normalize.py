@@ -3,7 +3,8 @@
 Matching runs on a normalised *view* of the message: lower case, Unicode NFKC, look-alike letters
 from other scripts mapped to ASCII, zero-width characters dropped, leetspeak inside words undone
 ("sh1t", "$hit", "@ss"), letters spaced out with separators joined ("f u c k", "f.u.c.k",
-"f-u-c-k") and long runs of one letter shortened ("fuuuck"). Spaced-out letters are also read as
+"f-u-c-k") and long runs of one letter shortened ("fuuuck"). A capital I inside a lower-case word
+is also read as the l it looks like in most fonts ("kiII"). Spaced-out letters are also read as
 the words their gaps show and glued to the words around them. Every character of a view
 remembers the index of the original character it came from, so a match can be masked in the
 original text.
@@ -144,17 +145,33 @@ def _collapse_spaces(match: re.Match[str]) -> list[int]:
     return [match.start()]
 
 
+#: Capital I after a lower-case letter: "kiII", "wiIl" (in most fonts I and l look the same).
+_CAPITAL_I_AS_L = re.compile(r"(?<=[a-z])I+")
+
+
+def _capital_i_read_as_l(text: str, chars: list[str], origin: list[int]) -> list[str] | None:
+    """``chars`` with every capital I that stands inside a lower-case word read as l, if any does."""
+    positions = {k for m in _CAPITAL_I_AS_L.finditer(text) for k in range(m.start(), m.end())}
+    if not positions:
+        return None
+    return ["l" if origin[k] in positions and c == "i" else c for k, c in enumerate(chars)]
+
+
 def views(text: str) -> list[View]:
     """The normalised views of ``text`` worth matching; usually one, more when it is obfuscated.
 
-    Extra views are made only when they can differ: "1" read as "l" as well as "i", and runs of
-    three or more of one letter shortened to one ("fuuuck") and to two ("asssshole").
+    Extra views are made only when they can differ: "1" read as "l" as well as "i", a capital I
+    inside a lower-case word read as "l", and runs of three or more of one letter shortened to one
+    ("fuuuck") and to two ("asssshole").
     """
     chars, origin = _fold(text)
-    ones = ["i", "l"] if "1" in chars else ["i"]
+    readings = [(chars, one) for one in (["i", "l"] if "1" in chars else ["i"])]
+    as_l = _capital_i_read_as_l(text, chars, origin)
+    if as_l is not None:
+        readings.append((as_l, "l"))
     result: list[View] = []
-    for one in ones:
-        variant = list(chars)
+    for base, one in readings:
+        variant = list(base)
         _undo_leet(variant, one)
         joined = "".join(variant).replace("\n", " ").replace("\t", " ")
         spaced = list(_SPACED.finditer(joined))

@@ -7,8 +7,10 @@ real; a channel is no place for either. Each kind is matched by a pattern and th
 ``python-stdnum``), so prices, years, versions, times and order numbers are left alone. A phone
 number without a country code counts when it is valid in one of the channel's countries and
 grouped exactly as that country writes it; a passport number, which has no check digit, only
-next to the word for passport. Found data is replaced by a label such as ``[email removed]``, or
-the post is blocked if the policy says so.
+next to the word for passport. Emphasis around the data (``_john@example.com_``), a line break
+inside an address or card number, a card grouped by dots and an IBAN in lower case are the same
+data. Found data is replaced by a label such as ``[email removed]``, or the post is blocked if the
+policy says so.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from stdnum.us import ssn
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
 from bots.verification.policy import VerificationPolicy
-from bots.verification.text import strip_invisible
+from bots.verification.text import strip_invisible, unwrap_markup
+from bots.verification.urls import is_top_level_domain
 
 __all__ = ["LABELS", "PiiCheck", "PiiFinding", "find_pii"]
 
@@ -59,6 +62,12 @@ class PiiFinding:
 # -- e-mail ------------------------------------------------------------------------------------
 
 _EMAIL = re.compile(r"(?<![\w.%+-])[\w][\w.%+-]{0,63}@(?:[\w-]{1,63}\.)+[^\W\d_]{2,24}\b")
+#: A line break (with any spaces around it) inside an address: "john.doe@" at the end of one line.
+_BREAK = r"(?:[ \t]*\n[ \t]*)"
+_EMAIL_BROKEN = re.compile(
+    rf"(?<![\w.%+-])[\w][\w.%+-]{{0,63}}{_BREAK}?@{_BREAK}?(?:[\w-]{{1,63}}{_BREAK}?\.{_BREAK}?)+"
+    r"(?P<tld>[^\W\d_]{2,24})\b"
+)
 _AT = r"(?:\s*[\[({<]\s*at\s*[\])}>]\s*|\s+at\s+)"
 _DOT = r"(?:\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+)"
 _EMAIL_SPELLED = re.compile(
@@ -72,6 +81,12 @@ def _emails(text: str) -> Iterator[PiiFinding]:
     if "@" in text:
         for m in _EMAIL.finditer(text):
             yield PiiFinding(m.start(), m.end(), "email")
+        if "\n" in text:
+            # Split over two lines, it is still an address; only on a real top-level domain, so a
+            # line ending in a word and the next starting "@alice.smith" is no address.
+            for m in _EMAIL_BROKEN.finditer(text):
+                if "\n" in m.group(0) and is_top_level_domain(m.group("tld")):
+                    yield PiiFinding(m.start(), m.end(), "email")
     lowered = text.lower()
     if " at " in lowered or "at]" in lowered or "at)" in lowered or "at}" in lowered or "at>" in lowered:
         for m in _EMAIL_SPELLED.finditer(text):
@@ -83,23 +98,27 @@ def _emails(text: str) -> Iterator[PiiFinding]:
 
 # -- cards, IBANs --------------------------------------------------------------------------------
 
-_CARD = re.compile(r"(?<![\d.,-])\d(?:[ -]?\d){12,18}(?![\d]|[.,]\d)")
+#: Digits grouped by spaces, dashes or dots, or broken over two lines ("4111 1111\n1111 1111").
+_CARD = re.compile(r"(?<![\d.,-])\d(?:(?:[ .-]|[ \t]*\n[ \t]*)?\d){12,18}(?![\d]|[.,]\d)")
 _CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)|3[47]|3(?:0[0-5]|[68])|6(?:011|5|4[4-9]|22)|35(?:2[89]|[3-8])|62|8[1-8])")
 
 
 def _cards(text: str) -> Iterator[PiiFinding]:
     for m in _CARD.finditer(text):
+        if "." in m.group(0) and any(len(group) == 3 for group in re.split(r"\D+", m.group(0))):
+            continue  # "4.123.456.789.012": thousands, which cards never group in threes
         digits = re.sub(r"\D", "", m.group(0))
         if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn.is_valid(digits) and len(set(digits)) > 1:
             yield PiiFinding(m.start(), m.end(), "card")
 
 
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,32}\b")
+#: In any case: "de89 3704 …" typed in lower case is the same account.
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,32}\b", re.IGNORECASE)
 
 
 def _ibans(text: str) -> Iterator[PiiFinding]:
     for m in _IBAN.finditer(text):
-        raw = m.group(0)
+        raw = m.group(0).upper()
         # The match may run into following capitalised words; try shorter cuts at spaces.
         cuts = [len(raw)] + [i for i in range(len(raw) - 1, 14, -1) if raw[i] == " "]
         for cut in cuts:
@@ -312,6 +331,8 @@ def find_pii(text: str, phone_regions: tuple[str, ...] | list[str] = DEFAULT_PHO
     regions = tuple(phone_regions)
     if not _HAS_DIGIT_OR_AT.search(text):
         return []
+    # Emphasis (``_john@example.com_``) hides nothing; spans stay those of ``text``.
+    text = unwrap_markup(text)
     digits = len(_DIGIT.findall(text))
     kept: list[PiiFinding] = []
     for finder in _FINDERS:

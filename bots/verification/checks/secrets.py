@@ -9,6 +9,10 @@ is a key (a test key, a truncated one, a template about to be filled in) as much
 count only where the words around them say they are secret ("password: …", "api_key=…",
 "Authorization: Bearer …"): in chat, commit hashes, UUIDs and checksums are ordinary.
 
+Wrapping a key in emphasis (``_ghp_…_``) hides nothing, and a found key is removed whole: to the end
+of the token it starts (a JWT's signature, a long Stripe key's tail) and over the pieces it was
+split into by spaces or line breaks, so no key material is left behind.
+
 A found secret is replaced with ``[secret removed]`` and the message posted (``rewrite``), or the
 message is blocked when the settings say so.
 """
@@ -25,6 +29,7 @@ from typing import Any
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
 from bots.verification.checks.settings import settings_from
+from bots.verification.text import unwrap_markup
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +116,20 @@ URL_SECRET_PARAM = re.compile(
     re.IGNORECASE,
 )
 
+#: The start of a key of a known format, where a key broken by spaces is looked for.
+KEY_PREFIX = re.compile(
+    r"(?<![A-Za-z0-9])(?:sk-|gh[pousr]_|github_pat_|xox[abposre]-|xapp-|AIza|[rsp]k_(?:live|test)_|hf_|glpat-|npm_|"
+    r"eyJ|SG\.|sq0csp-|pypi-)"
+)
+#: Characters keys are written in (base64, base64url, hex, JWT dots).
+_KEY_CHARS = re.compile(r"[A-Za-z0-9+/=_.-]*")
+#: What a key does not end with: a sentence's full stop, emphasis, a dash.
+_NOT_KEY_END = "._-"
+#: More pieces than this are no key someone split, but text.
+_MOST_PIECES = 8
+#: The next piece of a key split by a space or line break.
+_PIECE = re.compile(r"\s{1,3}([A-Za-z0-9+/=_.-]{4,})(?=\s|$|[,;:!?)\]}\"'*~|])")
+
 PLACEHOLDER = "[secret removed]"
 #: Placeholders, variables and templates written where a secret would go.
 _NOT_SECRETS = re.compile(r"^(?:\*+|x+|\.+|<.*>|\{\{.*\}\}|\$\{?\w+\}?|%\w+%|\[.*\]|(?:your|my|the|our)[_-]\w+|"
@@ -133,6 +152,10 @@ class SecretsSettings:
     def from_policy(cls, policy: Any) -> SecretsSettings:
         """From a policy's ``secrets`` member or ``secrets_<field>`` attributes (``settings.py``)."""
         return settings_from(cls, policy, "secrets")
+
+
+#: Values found by the words around them ("password: …"): a value, not a key of a known shape.
+_CONTEXT_KINDS = frozenset({"Credential", "Bearer token", "Secret URL parameter", "Password in URL"})
 
 
 @dataclass(frozen=True)
@@ -172,10 +195,19 @@ class SecretsCheck(Check):
         )
 
     def find(self, text: str) -> list[Secret]:
-        """Every secret in ``text``, as spans of the original text (overlaps merged later)."""
-        found: list[Secret] = []
+        """Every secret in ``text``, as spans of the original text (overlaps merged later), each
+        running to the end of its key and over the pieces a space or line break split it into."""
         if self.settings.placeholder in text:
             text = text.replace(self.settings.placeholder, " " * len(self.settings.placeholder))
+        found = self._find_in(text)
+        plain = unwrap_markup(text)
+        if plain != text:
+            found += self._find_in(plain)
+        found += self._split_keys(plain)
+        return [_whole(text, secret) for secret in found]
+
+    def _find_in(self, text: str) -> list[Secret]:
+        found: list[Secret] = []
         for match in PRIVATE_KEY_BLOCK.finditer(text):
             found.append(Secret("Private Key", match.start(), match.end()))
         blocks = list(found)
@@ -210,6 +242,22 @@ class SecretsCheck(Check):
                 value = text[start:end].rstrip(".,;:)]}")
                 if self._secret_like(value, strict=strict):
                     found.append(Secret(kind, start, start + len(value)))
+        return found
+
+    def _split_keys(self, text: str) -> list[Secret]:
+        """Keys of a known format written in pieces ("ghp_A1b2C3 d4E5…"): the pieces joined are a key."""
+        found: list[Secret] = []
+        end = 0
+        for anchor in KEY_PREFIX.finditer(text):
+            if anchor.start() < end:
+                continue  # inside the pieces of the key before
+            end = _key_end(text, anchor.end())
+            pieces = [text[anchor.start() : end]]
+            while len(pieces) < _MOST_PIECES and (piece := _next_piece(text, end)) is not None:
+                pieces.append(text[piece.start(1) : piece.end(1)])
+                end = piece.end(1)
+            if len(pieces) > 1 and self._find_in("".join(pieces)):
+                found.append(Secret("Key split into pieces", anchor.start(), end))
         return found
 
     def _secret_like(self, value: str, *, strict: bool = False) -> bool:
@@ -248,6 +296,42 @@ def _slug(body: str) -> bool:
     """
     mixed = any(c.isupper() for c in body) and any(c.islower() for c in body) and any(c.isdigit() for c in body)
     return not mixed and _KEY_RUN.search(body) is None
+
+
+def _key_end(text: str, end: int) -> int:
+    """Where the key ending at or after ``end`` really ends: the rest of its token, not a trailing full stop."""
+    stop = _KEY_CHARS.match(text, end).end()
+    while stop > end and text[stop - 1] in _NOT_KEY_END:
+        stop -= 1
+    return stop
+
+
+def _random_piece(piece: str) -> bool:
+    """Whether a piece reads as part of a key rather than a word: letters with digits, or mixed case."""
+    letters = [c for c in piece if c.isalpha()]
+    if not letters:
+        return False
+    digits = any(c.isdigit() for c in piece)
+    mixed = any(c.isupper() for c in piece[1:]) and any(c.islower() for c in piece)
+    return digits or mixed
+
+
+def _next_piece(text: str, end: int) -> re.Match[str] | None:
+    """The key's next piece after ``end``, if a space or line break and a random-looking piece follow."""
+    piece = _PIECE.match(text, end)
+    if piece is None or not _random_piece(piece.group(1).rstrip(_NOT_KEY_END)):
+        return None
+    return piece
+
+
+def _whole(text: str, secret: Secret) -> Secret:
+    """``secret`` widened to the end of its key, and over the pieces it continues in."""
+    if secret.kind in _CONTEXT_KINDS:
+        return secret
+    end = _key_end(text, secret.end)
+    while (piece := _next_piece(text, end)) is not None:
+        end = _key_end(text, piece.end(1))
+    return Secret(secret.kind, secret.start, max(end, secret.end))
 
 
 def _occurrences(text: str, value: str) -> list[tuple[int, int]]:

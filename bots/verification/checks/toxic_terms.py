@@ -181,6 +181,10 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("threat", _p(_I_WILL + r"\s+(?:[a-z']+\s+){0,2}?(?:cut|slit) your (?:throat|tongue|head)")),
     ("threat", _p(_I_WILL + r"\s+(?:[a-z']+\s+){0,2}?(?:shoot|burn|end) " + _YOU
                   + r"(?! (?:a|an|the|some|over|my|this|that|quick|it|them|those|these|back|up|out|off|down)\b)")),
+    ("threat", _p(_I_WILL + r"\s+(?:[a-z']+\s+){0,2}?(?:end|take|snuff out) (?:your|ur) (?:(?:miserable|pathetic|"
+                  r"worthless|sorry|little|fucking) )?(?:life|lives|existence)"
+                  r"(?! (?:of|as|story|stories|savings|insurance|lessons?|advice|goals?|plans?|choices|hacks?|coach|"
+                  r"experience|easier|better|back|in|out)\b)")),
     ("threat", _p(_I_WILL + r"\s+(?:[a-z']+\s+){0,2}?beat (?:you up|you to death|the (?:crap|shit|hell|living "
                   r"daylights|life) out of " + _YOU + ")")),
     ("threat", _p(r"(?:put|a) bullet (?:in|through) (?:your|his|her) (?:head|brain|skull|face)")),
