@@ -53,7 +53,8 @@ SPECS: dict[str, CommandSpec] = {
                     "add a bundled persona, a persona file (ours or TinyTroupe's) or pasted JSON"),
         CommandSpec("persona list", "persona list", "list the personas here", moderator_only=False),
         CommandSpec("persona remove", "persona remove NAME", "remove a persona"),
-        CommandSpec("persona show", "persona show NAME", "show a persona's spec", moderator_only=False),
+        # A persona's whole description may hold what its author never meant for the channel.
+        CommandSpec("persona show", "persona show NAME", "show a persona's spec"),
         CommandSpec("personas", "personas", "list the bundled personas you can add", moderator_only=False,
                     needs_world=False),
         CommandSpec("policy", "policy [everyone|addressed|round_robin|moderator|model] [--exchanges N]",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from simulation.llm.errors import BudgetExceededError, LLMError
 from config import CONFIG_DIR
 from bots.storage import AuditRecord, NotStoredError, OutboxEntry, OutboxStatus, StorageError, WorldStatus
 from simulation.events import EventKind
+from simulation.file_access import FileRefusedError, ReadableFolders
 from simulation.persona import PersonaError, PersonaSpec, bundled_personas, find_bundled_persona, load_persona, parse_persona_text
 from simulation.scenario import Scenario, ScenarioError, load_scenario, resolve_persona
 from simulation.world import TinyWorld, WorldError
@@ -77,7 +79,7 @@ class Moderation:
             name = "_" + command.name.replace(" ", "_")
             handler = getattr(self, name, None) or getattr(self.research, name)
             return await handler(invocation, command, session)
-        except (CommandError, PersonaError, PersonaRefusedError, ScenarioError, WorldError) as error:
+        except (CommandError, FileRefusedError, PersonaError, PersonaRefusedError, ScenarioError, WorldError) as error:
             return Reply(str(error), private=True, failed=True)
         except BudgetExceededError as error:
             if session is not None and (spent := self._over_budget(session)) is not None:
@@ -92,27 +94,36 @@ class Moderation:
             log.exception("storage failed on %s", command.name)
             return Reply(f"Could not save that change: {error}. Nothing was changed.", private=True, failed=True)
 
-    def readable_file(self, inv: CommandInvocation, name: str) -> Path:
-        """The file a command names, if its caller may read it.
+    def readable_folders(self, inv: CommandInvocation) -> ReadableFolders | None:
+        """The folders a command's caller may have files read from, or None for any file.
 
         The console's user owns the machine and may load any file. Moderators on a chat platform may
         load only files inside the bundled folders and ``bot.file_dirs``, so nobody reads the host's
         files through the bot; whether a refused path exists is never said.
         """
-        path = Path(name).expanduser()
         if inv.channel.platform == "console":
-            return path
-        allowed = [CONFIG_DIR, *self.app.settings.bot.file_dirs]
-        for folder in allowed:
-            folder = folder.expanduser().resolve()
-            candidate = (folder / path).resolve() if not path.is_absolute() else path.resolve()
-            if candidate.is_relative_to(folder) and candidate.is_file():
-                return candidate
-        raise CommandError(
-            f"{name!r} is not a file Troupe may read here: on chat platforms persona and scenario files are "
-            "read only from the bundled folders and bot.file_dirs (troupe.yaml). Paste the persona as JSON "
-            "instead, or ask the bot's operator to put the file in one of those folders."
-        )
+            return None
+        return ReadableFolders([CONFIG_DIR, *self.app.settings.bot.file_dirs],
+                               setting="the bundled folders and bot.file_dirs (troupe.yaml)")
+
+    def readable_file(self, inv: CommandInvocation, name: str) -> Path:
+        """The file a command names, if its caller may read it (see ``readable_folders``)."""
+        folders = self.readable_folders(inv)
+        return Path(name).expanduser() if folders is None else folders.file(name)
+
+    def _read_scenario(self, inv: CommandInvocation, name: str) -> tuple[Scenario, list[PersonaSpec]]:
+        """A scenario and its personas, every file read under the caller's rights; refused whole
+        when it lists more personas than a world may have. Blocking: run it in a worker thread."""
+        folders = self.readable_folders(inv)
+        scenario, base = load_scenario(self.readable_file(inv, name))
+        most = self.app.settings.bot.max_personas
+        if len(scenario.personas) > most:
+            raise ScenarioError(
+                f"{name}: the scenario lists {len(scenario.personas)} personas, but a world here has at most {most} "
+                "(bot.max_personas). List fewer, or ask the bot's operator to raise bot.max_personas. "
+                "Nothing was started."
+            )
+        return scenario, [resolve_persona(entry, base, folders) for entry in scenario.personas]
 
     # -- worlds -------------------------------------------------------------------------------
 
@@ -135,8 +146,8 @@ class Moderation:
         name = cmd.args.get("name")
         scenario = None
         if cmd.args.get("scenario"):
-            scenario, base = load_scenario(self.readable_file(inv, cmd.args["scenario"]))
-            specs = [resolve_persona(entry, base) for entry in scenario.personas]
+            # Files are read and checked in a worker thread: other channels keep talking meanwhile.
+            scenario, specs = await asyncio.to_thread(self._read_scenario, inv, cmd.args["scenario"])
             seen: set[str] = set()
             for spec in specs:
                 if spec.name.casefold() in seen:
@@ -263,12 +274,13 @@ class Moderation:
                 "(bot.max_personas). Remove one first.",
                 private=True, failed=True,
             )
+        # Parsed and checked in a worker thread: other channels keep talking meanwhile.
         if "json" in cmd.args:
-            spec = parse_persona_text(cmd.args["json"], source="pasted persona")
+            spec = await asyncio.to_thread(parse_persona_text, cmd.args["json"], source="pasted persona")
         elif "file" in cmd.args:
-            spec = load_persona(self.readable_file(inv, cmd.args["file"]))
+            spec = await asyncio.to_thread(load_persona, self.readable_file(inv, cmd.args["file"]))
         else:
-            spec = find_bundled_persona(cmd.args["bundled"])
+            spec = await asyncio.to_thread(find_bundled_persona, cmd.args["bundled"])
         agent = await session.add_persona(spec)
         return Reply(f"{agent.name} joined: {spec.summary()}.")
 

@@ -94,12 +94,24 @@ class SessionManager:
         return max(stopped, key=lambda r: r.updated_at) if stopped else None
 
     async def reopen(self, record: WorldRecord) -> ChannelSession:
-        """Bind a stopped world to its channel again, as it was stored."""
+        """Bind a stopped world to its channel again, as it was stored.
+
+        A world that cannot be rebuilt (a persona stored by an older version that no longer passes
+        the persona checks) raises and stays stopped, its rows untouched.
+        """
+        session = await self._build(record)
         await self.services.storage.update_world(record.id, status=WorldStatus.ACTIVE)
         record.status = WorldStatus.ACTIVE
-        return await self._load(record)
+        self._sessions[record.channel_key] = session
+        return session
 
     async def _load(self, record: WorldRecord) -> ChannelSession:
+        session = await self._build(record)
+        self._sessions[record.channel_key] = session
+        return session
+
+    async def _build(self, record: WorldRecord) -> ChannelSession:
+        """The session of a stored world, not yet bound to its channel."""
         stored = await self.services.storage.load_world(record.id)
         world = TinyWorld.from_state(world_state_from_storage(stored), self.services.model)
         # Usage so far counts against the world's budget after a restart too.
@@ -107,9 +119,7 @@ class SessionManager:
         self.services.ledger.merge({"entries": [{"world": record.id, **row.model_dump()} for row in stored.usage]})
         config = SessionConfig.model_validate(record.config)
         channel = channel_from_key(record.channel_key, config.channel_name)
-        session = ChannelSession(record, world, channel, self.services)
-        self._sessions[record.channel_key] = session
-        return session
+        return ChannelSession(record, world, channel, self.services)
 
 
 def _answer_owed(world: TinyWorld) -> bool:

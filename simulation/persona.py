@@ -28,6 +28,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from simulation.document_limits import DocumentLimitError, DocumentTooLongError, check_document, load_json, load_yaml
+
 __all__ = [
     "Occupation",
     "PersonaError",
@@ -153,6 +155,7 @@ class PersonaSpec(BaseModel):
 
     @classmethod
     def _validate(cls, persona: dict[str, Any], source: str) -> PersonaSpec:
+        _check_size(persona, source)  # before anything walks or copies it whole
         persona = copy.deepcopy(persona)
         _check_text(persona, source)
         try:
@@ -377,6 +380,8 @@ def _read_structured(p: Path) -> Any:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise PersonaError(f"{p}: is not a UTF-8 text file; save it as UTF-8 JSON or YAML.", path=p) from None
+    except OSError as exc:
+        raise PersonaError(f"{p}: cannot be read ({exc.strerror or exc}).", path=p) from None
     suffix = p.suffix.lower()
     if suffix in (".yaml", ".yml"):
         prefer_json = False
@@ -388,11 +393,26 @@ def _read_structured(p: Path) -> Any:
 
 
 def _parse_text(text: str, source: str, *, prefer_json: bool) -> Any:
+    """``text`` as JSON or YAML, read within the limits of :mod:`simulation.document_limits`.
+
+    Messages say where the problem is, never what the text holds there.
+    """
     if not text.strip():
         raise PersonaError(f"{source}: is empty. Write {_LAYOUT_HINT}.", path=source)
+    if len(text) > MAX_PERSONA_FILE_BYTES:
+        raise PersonaError(f"{source}: is {len(text):,} characters long; a persona's text is at most "
+                           f"{MAX_PERSONA_FILE_BYTES:,}. Is it the right text?", path=source)
+    try:
+        return _parse_document(text, source, prefer_json=prefer_json)
+    except DocumentLimitError as exc:
+        where = f"field '{exc.field}' " if exc.field else ""
+        raise PersonaError(f"{source}: {where}{exc}", path=source, field=exc.field) from None
+
+
+def _parse_document(text: str, source: str, *, prefer_json: bool) -> Any:
     if prefer_json:
         try:
-            return json.loads(text)
+            return load_json(text)
         except json.JSONDecodeError as exc:
             raise PersonaError(
                 f"{source}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}. "
@@ -400,7 +420,7 @@ def _parse_text(text: str, source: str, *, prefer_json: bool) -> Any:
                 path=source,
             ) from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -485,6 +505,7 @@ def _fragment_object(fragment: str | Path | Mapping[str, Any]) -> tuple[dict[str
     elif isinstance(fragment, Mapping):
         label = "<fragment>"
         data = dict(fragment)
+        _check_size(data, label)
     else:
         raise PersonaError(
             f"a fragment must be a file path or a dict, not {_kind(fragment)}.", path=None
@@ -696,18 +717,26 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _BROKEN = re.compile("[\ud800-\udfff]")
 
 
-def _check_text(persona: dict[str, Any], source: str) -> None:
-    """Refuse what no person's description holds: broken Unicode anywhere, a name that is not one
-    clean line, a description the size of a book. Control characters elsewhere are kept as written
-    (models that write persona files leave stray ones): they are made harmless where text goes out
-    (``simulation.untrusted.printable``)."""
-    size = len(json.dumps(persona, ensure_ascii=False, default=str))
-    if size > MAX_PERSONA_CHARS:
+def _check_size(persona: Mapping[str, Any], source: str) -> None:
+    """Refuse a description the size of a book or nested past reason, in at most
+    ``MAX_PERSONA_CHARS`` steps however its parts are shared (data from a YAML file, a model, storage)."""
+    try:
+        check_document(persona, max_chars=MAX_PERSONA_CHARS)
+    except DocumentTooLongError as exc:
         raise PersonaError(
-            f"{source}: the persona is {size:,} characters long; keep it under {MAX_PERSONA_CHARS:,} "
+            f"{source}: the persona {exc}; keep it under {MAX_PERSONA_CHARS:,} characters "
             "(the model reads all of it on every turn). Move long background into fewer, shorter facts.",
             path=source,
-        )
+        ) from None
+    except DocumentLimitError as exc:
+        where = f"field '{exc.field}'" if exc.field else "the persona"
+        raise PersonaError(f"{source}: {where} {exc}", path=source, field=exc.field) from None
+
+
+def _check_text(persona: dict[str, Any], source: str) -> None:
+    """Refuse what no person's description holds: broken Unicode anywhere, a name that is not one
+    clean line. Control characters elsewhere are kept as written (models that write persona files
+    leave stray ones): they are made harmless where text goes out (``simulation.untrusted.printable``)."""
 
     def walk(node: Any, where: str) -> None:
         if isinstance(node, str):

@@ -2,6 +2,8 @@
 
 Persona entries are a bundled persona's name, a path (relative to the scenario file; our JSON/YAML
 or a TinyTroupe agent file), or an inline persona mapping; ``fragments`` apply TinyTroupe fragments.
+A scenario read for someone else is read within the limits of :mod:`simulation.document_limits`,
+and every file it names must lie inside the readable folders, as the scenario itself does.
 """
 
 from __future__ import annotations
@@ -13,10 +15,18 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from simulation.agent import TinyPerson
+from simulation.document_limits import DocumentLimitError, load_yaml
+from simulation.file_access import ReadableFolders
 from simulation.llm.base import LanguageModel
 from simulation.persona import PersonaError, PersonaSpec, find_bundled_persona, load_persona
 from simulation.turn_taking import make_policy
 from simulation.world import TargetedTalk, TinyWorld
+
+
+#: A scenario file larger than this is not read (a dozen inline personas take a few tens of kB).
+MAX_SCENARIO_FILE_BYTES = 2_000_000
+#: Fragments one persona entry may apply: each one is a file read and a merge of the whole persona.
+MAX_FRAGMENTS = 20
 
 
 class ScenarioError(ValueError):
@@ -31,7 +41,7 @@ class PersonaEntry(BaseModel):
     file: str | None = None
     bundled: str | None = None
     inline: dict[str, Any] | None = None
-    fragments: list[str] = Field(default_factory=list)
+    fragments: list[str] = Field(default_factory=list, max_length=MAX_FRAGMENTS)
 
 
 class ScriptedMessage(BaseModel):
@@ -81,17 +91,32 @@ class Scenario(BaseModel):
 
 
 def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
+    """The scenario in ``path`` and the folder its relative paths start from.
+
+    Errors say where in the file the problem is, never what the file holds there.
+    """
     source = Path(path)
     if source.is_dir():
         raise ScenarioError(f"{source} is a folder; give the scenario's YAML file")
     try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+        if source.stat().st_size > MAX_SCENARIO_FILE_BYTES:
+            raise ScenarioError(f"{source}: is {source.stat().st_size / 1e6:.1f} MB; a scenario file is at most "
+                                f"{MAX_SCENARIO_FILE_BYTES // 1_000_000} MB. Is it the right file?")
+        data = load_yaml(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ScenarioError(f"{source}: no such scenario file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError(f"{source}: cannot be read: {error}") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{source}: is not a UTF-8 text file; save the scenario as UTF-8 YAML.") from None
+    except OSError as error:
+        raise ScenarioError(f"{source}: cannot be read: {error.strerror or error}") from None
+    except DocumentLimitError as error:
+        raise ScenarioError(f"{source}: {error}") from None
     except yaml.YAMLError as error:
-        raise ScenarioError(f"{source}: not valid YAML: {error}") from None
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or "the syntax is broken"
+        raise ScenarioError(f"{source}: not valid YAML{where}: {problem}. Fix the syntax there "
+                            "(indentation, or a value with ':' that needs quotes, is the usual cause).") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}: a scenario is a mapping with name, personas, opening, steps")
     try:
@@ -103,10 +128,14 @@ def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
         raise ScenarioError(f"{source}: {problems}") from None
 
 
-def resolve_persona(entry: PersonaEntry, base: Path) -> PersonaSpec:
+def resolve_persona(entry: PersonaEntry, base: Path, folders: ReadableFolders | None = None) -> PersonaSpec:
+    """The persona an entry describes; its files are taken relative to ``base`` (the scenario's folder).
+
+    With ``folders``, a persona or fragment file is read only if it lies inside them (the rule the
+    scenario file itself was read under); without, any file is (the machine's owner runs it).
+    """
     if entry.file:
-        path = Path(entry.file).expanduser()
-        spec = load_persona(path if path.is_absolute() else base / path)
+        spec = load_persona(_named_file(entry.file, base, folders))
     elif entry.bundled:
         spec = find_bundled_persona(entry.bundled)
     elif entry.inline is not None:
@@ -114,9 +143,15 @@ def resolve_persona(entry: PersonaEntry, base: Path) -> PersonaSpec:
     else:
         raise PersonaError("a persona entry needs file, bundled or inline")
     for fragment in entry.fragments:
-        fragment_path = Path(fragment).expanduser()
-        spec = spec.apply_fragment(fragment_path if fragment_path.is_absolute() else base / fragment_path)
+        spec = spec.apply_fragment(_named_file(fragment, base, folders))
     return spec
+
+
+def _named_file(name: str, base: Path, folders: ReadableFolders | None) -> Path:
+    if folders is not None:
+        return folders.file(name, relative_to=base)
+    path = Path(name).expanduser()
+    return path if path.is_absolute() else base / path
 
 
 def build_world(scenario: Scenario, base: Path, model: LanguageModel) -> TinyWorld:
