@@ -921,18 +921,23 @@ class DiscordAdapter(Adapter):
             if waiting is not None:
                 async with waiting.lock:
                     if not waiting.answered and not waiting.deferred:
-                        waiting.answered = True
+                        # Marked answered only once Discord took it: a refused file leaves the
+                        # interaction open for the explanation.
                         await waiting.interaction.response.send_message(comment or None, file=file,
                                                                         allowed_mentions=mentions)
+                        waiting.answered = True
                         return str(waiting.interaction.id)
-                    waiting.answered = True
-                    with contextlib.suppress(discord.HTTPException):
-                        await waiting.interaction.edit_original_response(content="Shared in the channel.")
             target = await self._channel(channel.thread or channel.id)
             message = await target.send(comment or None, file=file, allowed_mentions=mentions)
         except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
             log.warning("upload of %s failed: %s", filename, error)
             return None
+        if waiting is not None:
+            async with waiting.lock:
+                if not waiting.answered:
+                    waiting.answered = True
+                    with contextlib.suppress(discord.HTTPException):
+                        await waiting.interaction.edit_original_response(content="Shared in the channel.")
         return str(message.id)
 
     def _waiting_export(self, channel: ChannelRef) -> _Pending | None:
