@@ -853,3 +853,25 @@ async def test_an_export_in_a_channel_where_the_bot_may_not_attach_files_is_expl
             assert not any("Could not share" in m.content for m in fake.channel_messages(bot.general))
         finally:
             await bot.app.stop()
+
+
+async def test_a_moderator_whose_role_is_taken_away_stops_receiving_thoughts(
+        bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(discord_adapter, "MEMBER_TTL_S", 0.0)  # roles are asked of Discord at each delivery
+    await with_team(bot, PERSONAS[:1])
+    await bot.command("troupe observe", {"name": "Priya Nair", "state": "on"})
+    mod = bot.fake.moderator.id
+
+    def thoughts() -> list[SentMessage]:
+        return [m for m in bot.fake.ephemeral(mod) + bot.fake.dms(mod) if m.content.startswith("Priya Nair thinks:")]
+
+    await bot.say("What do you think about the new design?", expect=1)
+    await bot.fake.wait_for(lambda: bool(thoughts()))
+    before = len(thoughts())
+
+    bot.fake.moderator.role_ids.remove(bot.fake.moderator_role.id)  # a server admin takes the role away
+    await bot.say("And the timeline, Priya?", expect=1)
+    await bot.app.wait_idle()
+    assert len(thoughts()) == before, "no thought after the role is gone"
+    off = await bot.command("troupe observe", {"name": "Priya Nair", "state": "off"})
+    assert off.ephemeral and "You no longer see Priya Nair's thoughts" in off.content

@@ -519,3 +519,26 @@ async def test_an_export_slack_does_not_take_is_explained_privately_and_kept_now
             assert not any("Export of" in p["text"] for p in fake.posts), "the channel sees nothing of it"
         finally:
             await bot.app.stop()
+
+
+async def test_someone_taken_out_of_the_moderator_group_stops_receiving_thoughts(
+        bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    import adapters.slack as slack_adapter
+
+    monkeypatch.setattr(slack_adapter, "GROUPS_TTL_S", 0.0)  # group members are asked of Slack at each delivery
+    await with_team(bot, PERSONAS[:1])
+    await bot.command("observe Priya on", user=GROUP_MEMBER)
+
+    def thoughts() -> list[str]:
+        return [e["text"] for e in bot.ephemerals_for(GROUP_MEMBER) if e["text"].startswith("Priya Nair thinks:")]
+
+    await bot.say("What do you think about the new design?", expect=1)
+    await wait_for(lambda: bool(thoughts()))
+    before = len(thoughts())
+
+    bot.fake.usergroups[GROUP].users.remove(GROUP_MEMBER)  # an admin takes them out of @moderators
+    await bot.say("And the timeline, Priya?", expect=1)
+    await bot.app.wait_idle()
+    assert len(thoughts()) == before, "no thought after leaving the group"
+    await bot.command("observe Priya off", user=GROUP_MEMBER)
+    assert "You no longer see Priya Nair's thoughts" in bot.ephemerals_for(GROUP_MEMBER)[-1]["text"]
