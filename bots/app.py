@@ -474,8 +474,8 @@ class TroupeApp:
                 if not reply.failed:
                     adapter.command_failed(invocation)
                 reply = Reply(f"{reply.text} Could not share {filename} here: the platform did not take the file "
-                              "(the bot may lack permission to attach files here). Nothing was kept; try again "
-                              "later, or ask whoever runs the bot.", private=True, failed=True)
+                              "(it may be too large, or the bot may not attach files in this channel). Nothing "
+                              "was kept; try again later, or ask whoever runs the bot.", private=True, failed=True)
                 text = reply.text
             else:
                 text = self._save_on_host(adapter, invocation, reply, filename, data)
