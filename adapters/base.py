@@ -286,6 +286,9 @@ class Adapter(ABC):
     #: What a person types before a command here ("/" in the console); command hints in replies
     #: ("`start NAME` begins one") are written with it. Empty where the platform's own UI shows how.
     command_prefix: str = ""
+    #: Whether the person using it sits at the bot's host (the console): replies may name files there,
+    #: and commands are not rate-limited. Everyone on a chat platform is elsewhere.
+    on_host: bool = False
 
     @abstractmethod
     async def connect(self) -> None:
@@ -341,6 +344,12 @@ class Adapter(ABC):
     async def upload(self, channel: ChannelRef, filename: str, data: bytes, comment: str = "") -> str | None:
         """Share a file in the channel; returns its message id, or None when the platform can't."""
         return None
+
+    async def member(self, user: UserRef, channel: ChannelRef) -> UserRef | None:
+        """``user`` as the platform knows them now (roles, whether they manage ``channel``), or None
+        if they are no longer there: rights that outlast the command that used them are asked again
+        with it. By default (a platform that cannot tell), as they were."""
+        return user
 
     async def post_card(self, channel: ChannelRef, card: Card, *, invocation: CommandInvocation | None = None,
                         private: bool = False, thread: str | None = None) -> str | None:

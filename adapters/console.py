@@ -118,6 +118,7 @@ class ConsoleAdapter(Adapter):
         self.max_message_length = sys.maxsize
         self.explains_silence = True
         self.command_prefix = "/"
+        self.on_host = True
         #: Set by the application: awaited before each scripted line and before a script ends.
         self.wait_idle: Callable[[], Awaitable[None]] | None = None
         self.channel = ChannelRef(platform="console", id="main", name="console")

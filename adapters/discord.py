@@ -64,6 +64,8 @@ _FORBIDDEN_WORDS = {"discord": "discοrd", "clyde": "clydе"}  # Greek omicron /
 EPHEMERAL = 64
 #: Follow-ups to an interaction are accepted for 15 minutes; stay clear of the edge.
 INTERACTION_TTL_S = 14 * 60
+#: Seconds a member's roles and permissions, as asked of Discord, are taken as current.
+MEMBER_TTL_S = 60.0
 #: Discord's JSON error code for an unknown (deleted) webhook.
 UNKNOWN_WEBHOOK = 10015
 #: Discord's embed limits; a message's embeds may hold 6,000 characters in all (title, description,
@@ -358,6 +360,8 @@ class DiscordAdapter(Adapter):
         self._interview_lookups: dict[str, asyncio.Future[tuple[str, str] | None]] = {}
         #: Answers owed to interview threads.
         self._owed = OwedAnswers()
+        #: Members as Discord last described them, by (user id, channel id): (when, who, or None if gone).
+        self._members: dict[tuple[str, str], tuple[float, UserRef | None]] = {}
 
     def _new_client(self) -> tuple[discord.Client, app_commands.CommandTree]:
         intents = discord.Intents.none()
@@ -455,6 +459,30 @@ class DiscordAdapter(Adapter):
                 can_manage = channel.permissions_for(member).manage_channels
         return UserRef(id=str(member.id), name=getattr(member, "display_name", None) or member.name,
                        is_bot=member.bot, roles=roles, can_manage=can_manage)
+
+    async def member(self, user: UserRef, channel: ChannelRef) -> UserRef | None:
+        """``user`` in the channel's server now: roles and Manage Channels as Discord says (asked at most
+        once a ``MEMBER_TTL_S`` per person and channel; without the members intent discord.py's cache
+        does not follow role changes); None once they left the server. If Discord cannot say just
+        now, as last known."""
+        key = (user.id, channel.id)
+        known = self._members.get(key)
+        if known is not None and time.monotonic() - known[0] < MEMBER_TTL_S:
+            return known[1]
+        try:
+            target = await self._channel(channel.thread or channel.id)
+            guild = getattr(target, "guild", None)
+            if guild is None:  # a direct message: nobody's roles to look up
+                return user
+            try:
+                found: UserRef | None = self._user(await guild.fetch_member(int(user.id)), target)
+            except discord.NotFound:
+                found = None
+        except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as error:
+            log.info("could not look up Discord member %s: %s", user.id, error)
+            return known[1] if known is not None else user
+        self._members[key] = (time.monotonic(), found)
+        return found
 
     @staticmethod
     def _channel_ref(channel: Any) -> ChannelRef:
@@ -921,18 +949,23 @@ class DiscordAdapter(Adapter):
             if waiting is not None:
                 async with waiting.lock:
                     if not waiting.answered and not waiting.deferred:
-                        waiting.answered = True
+                        # Marked answered only once Discord took it: a refused file leaves the
+                        # interaction open for the explanation.
                         await waiting.interaction.response.send_message(comment or None, file=file,
                                                                         allowed_mentions=mentions)
+                        waiting.answered = True
                         return str(waiting.interaction.id)
-                    waiting.answered = True
-                    with contextlib.suppress(discord.HTTPException):
-                        await waiting.interaction.edit_original_response(content="Shared in the channel.")
             target = await self._channel(channel.thread or channel.id)
             message = await target.send(comment or None, file=file, allowed_mentions=mentions)
         except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
             log.warning("upload of %s failed: %s", filename, error)
             return None
+        if waiting is not None:
+            async with waiting.lock:
+                if not waiting.answered:
+                    waiting.answered = True
+                    with contextlib.suppress(discord.HTTPException):
+                        await waiting.interaction.edit_original_response(content="Shared in the channel.")
         return str(message.id)
 
     def _waiting_export(self, channel: ChannelRef) -> _Pending | None:

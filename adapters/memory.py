@@ -91,10 +91,14 @@ class MemoryAdapter(Adapter):
         self.platform = "memory"
         #: Whether ``find_post`` may look at what was posted (as Slack's and Discord's histories can).
         self.history_visible = True
-        #: Whether ``upload`` shares files (else the application saves them, as for the console).
+        #: Whether ``upload`` shares files; else it fails, as on a platform that refuses the file (or,
+        #: with ``on_host`` set, as in the console, which cannot show files: the application saves them).
         self.uploads = False
         #: People's messages as the channel's history shows them (``catch_up`` reads it).
         self.history: list[IncomingMessage] = []
+        #: People as the platform knows them now, by id, where that changed since their last event (a
+        #: role taken away); ``member`` answers with them.
+        self.members: dict[str, UserRef | None] = {}
         self.max_message_length = max_message_length
         self.sent: list[Sent] = []
         #: ``post`` calls made, including the ones made to fail.
@@ -254,6 +258,9 @@ class MemoryAdapter(Adapter):
         """Recorded as kind ``progress``; the handle stays that of the first record, as an edited message."""
         records = await self._record("progress", channel, [text], thread=thread or channel.thread)
         return handle or records[0].message_id
+
+    async def member(self, user: UserRef, channel: ChannelRef) -> UserRef | None:
+        return self.members.get(user.id, user)
 
     async def upload(self, channel: ChannelRef, filename: str, data: bytes, comment: str = "") -> str | None:
         if not self.uploads:

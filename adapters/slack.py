@@ -455,6 +455,12 @@ class SlackAdapter(Adapter):
         return UserRef(id=user_id, name=str(name), is_bot=bool(profile.get("is_bot")), roles=tuple(roles),
                        can_manage=bool(profile.get("is_admin") or profile.get("is_owner")))
 
+    async def member(self, user: UserRef, channel: ChannelRef) -> UserRef | None:
+        """``user`` in the workspace now: admin or not, in the moderator user groups or not (as Slack
+        said within ``PROFILE_TTL_S`` and ``GROUPS_TTL_S``); None once deactivated."""
+        current = await self._user(user.id, fallback_name=user.name)
+        return None if (await self._profile(user.id)).get("deleted") else current
+
     async def _profile(self, user_id: str) -> dict[str, Any]:
         cached = self._users.get(user_id)
         if cached is not None and time.monotonic() - cached[0] < PROFILE_TTL_S:

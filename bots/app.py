@@ -13,12 +13,14 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from adapters.base import Adapter, AdapterError, AdapterEvent, AdapterState, CommandInvocation, IncomingMessage, free_path
+from adapters.base import (Adapter, AdapterError, AdapterEvent, AdapterState, ChannelRef, CommandInvocation, IncomingMessage,
+                           UserRef, free_path)
 from bots.collector import QuietCollector
 from bots.commands import prefixed
 from bots.logs import log_context
 from bots.moderation import Moderation, Reply
 from bots.outbox import Outbox
+from bots.rate_limits import CommandRateLimiter
 from bots.session import Services, SessionConfig
 from bots.session_manager import SessionManager
 from bots.storage import Storage, StorageUnavailableError
@@ -88,9 +90,18 @@ class TroupeApp:
             ledger=self.stack.ledger,
             settings=settings.bot,
             spawn=self.spawn,
+            is_moderator=self.is_moderator,
         )
         self.sessions = SessionManager(self.services)
         self.moderation = Moderation(self)
+        self.command_rates = CommandRateLimiter(settings.bot.rate_limits)
+
+    async def is_moderator(self, user: UserRef, channel: ChannelRef) -> bool:
+        """Whether ``user`` is a moderator in ``channel`` now: by the settings as they are, and by the
+        roles and permissions the platform gives them now (not when they last ran a command)."""
+        adapter = self.adapters.get(channel.platform)
+        current = await adapter.member(user, channel) if adapter is not None else user
+        return current is not None and self.moderation.permissions.is_moderator(current, channel.platform)
 
     def policy_for(self, config: SessionConfig, channel_key: str = "") -> VerificationPolicy:
         """A channel's verification policy: the configured one, then the config file's overrides
@@ -426,7 +437,9 @@ class TroupeApp:
 
     async def _handle(self, adapter: Adapter, event: AdapterEvent) -> None:
         if isinstance(event, CommandInvocation):
-            reply = await self.moderation.handle(event)
+            refusal = None if adapter.on_host else self.command_rates.refusal(
+                event, moderator=self.moderation.permissions.is_moderator(event.user, event.channel.platform))
+            reply = Reply(refusal, private=True, failed=True) if refusal else await self.moderation.handle(event)
             await self._answer(adapter, event, reply)
         elif isinstance(event, IncomingMessage):
             if event.user.is_bot or not event.text.strip():
@@ -453,20 +466,19 @@ class TroupeApp:
         text = reply.text
         if reply.file is not None:
             filename, data = reply.file
-            posted = await adapter.upload(invocation.channel, filename, data, reply.text)
-            if posted is None:
-                try:
-                    path = self._export_path(filename)
-                    path.write_bytes(data)
-                except OSError as error:  # e.g. the exports folder is a file: said like a chart that cannot be saved
-                    if not reply.failed:
-                        adapter.command_failed(invocation)
-                    where = f" ({error.filename})" if error.filename else ""
-                    text = f"{reply.text} Could not save {filename}: {error.strerror or error}{where}."
-                else:
-                    text = f"{reply.text} Saved to {path}."
-            else:
+            if await adapter.upload(invocation.channel, filename, data, reply.text) is not None:
                 return
+            if not adapter.on_host:
+                # Nothing is kept on the host for someone elsewhere: files would pile up there, out of
+                # their reach, and its paths are not theirs to know. The stored world can be exported again.
+                if not reply.failed:
+                    adapter.command_failed(invocation)
+                reply = Reply(f"{reply.text} Could not share {filename} here: the platform did not take the file "
+                              "(it may be too large, or the bot may not attach files in this channel). Nothing "
+                              "was kept; try again later, or ask whoever runs the bot.", private=True, failed=True)
+                text = reply.text
+            else:
+                text = self._save_on_host(adapter, invocation, reply, filename, data)
         if reply.card is not None:
             await adapter.post_card(invocation.channel, reply.card, invocation=invocation, private=reply.private)
             return
@@ -474,6 +486,19 @@ class TroupeApp:
             await adapter.reply_private(invocation.user, invocation.channel, text, reply_token=invocation.reply_token)
         else:
             await adapter.reply(invocation, text)
+
+    def _save_on_host(self, adapter: Adapter, invocation: CommandInvocation, reply: Reply, filename: str,
+                      data: bytes) -> str:
+        """Keep a file the console cannot show in the exports folder; what to tell its user."""
+        try:
+            path = self._export_path(filename)
+            path.write_bytes(data)
+        except OSError as error:  # e.g. the exports folder is a file: said like a chart that cannot be saved
+            if not reply.failed:
+                adapter.command_failed(invocation)
+            where = f" ({error.filename})" if error.filename else ""
+            return f"{reply.text} Could not save {filename}: {error.strerror or error}{where}."
+        return f"{reply.text} Saved to {path}."
 
     def _export_path(self, filename: str) -> Path:
         """A new file in the exports folder: an earlier export or extraction is never overwritten

@@ -65,7 +65,7 @@ class Moderation:
             return Reply(str(error), private=True, failed=True)
         spec = command.spec
         platform = invocation.channel.platform
-        if spec.moderator_only and not self.permissions.is_moderator(invocation.user, platform):
+        if not self.permissions.may_run(command, invocation.user, platform):
             return Reply(self.permissions.refusal(command.name), private=True, failed=True)
         session = self.app.sessions.get(invocation.channel.key)
         if spec.needs_world and session is None:

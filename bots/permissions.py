@@ -1,25 +1,39 @@
-"""Who may change a channel's world: moderators by user id, by role, or by platform permission."""
+"""Who may change a channel's world, and see what is private to moderators: moderators by user id,
+by role, or by platform permission.
+
+The settings are read at each question, not copied once, and a right is asked again each time
+something private is delivered: someone who lost it stops receiving what it gave them.
+"""
 
 from __future__ import annotations
 
 from adapters.base import UserRef
+from bots.commands import Command
 from config.settings import BotSettings
 
 
 class ModeratorPolicy:
     def __init__(self, settings: BotSettings) -> None:
-        self.user_ids = {u.strip() for u in settings.moderator_user_ids}
-        self.roles = {r.strip() for r in settings.moderator_roles}
-        self.managers = settings.managers_are_moderators
+        self.settings = settings
 
     def is_moderator(self, user: UserRef, platform: str) -> bool:
         if user.is_bot:
             return False
-        if user.id in self.user_ids or f"{platform}:{user.id}" in self.user_ids:
+        user_ids = {u.strip() for u in self.settings.moderator_user_ids}
+        if user.id in user_ids or f"{platform}:{user.id}" in user_ids:
             return True
-        if self.roles.intersection(user.roles):
+        if {r.strip() for r in self.settings.moderator_roles}.intersection(user.roles):
             return True
-        return self.managers and user.can_manage
+        return self.settings.managers_are_moderators and user.can_manage
+
+    def may_run(self, command: Command, user: UserRef, platform: str) -> bool:
+        """Whether ``user`` may run ``command``. Anyone may switch off what they receive (``observe NAME
+        off``), so someone who is no longer a moderator can stop what they subscribed to as one."""
+        if not command.spec.moderator_only:
+            return True
+        if command.name == "observe" and not command.args.get("on"):
+            return True
+        return self.is_moderator(user, platform)
 
     def refusal(self, command: str) -> str:
         return (

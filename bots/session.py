@@ -140,6 +140,7 @@ class Services:
         ledger: UsageLedger,
         settings: BotSettings,
         spawn: Callable[[Awaitable[Any]], asyncio.Task],
+        is_moderator: Callable[[UserRef, ChannelRef], Awaitable[bool]],
     ) -> None:
         self.storage = storage
         self.verifier_for = verifier_for
@@ -150,6 +151,8 @@ class Services:
         self.ledger = ledger
         self.settings = settings
         self.spawn = spawn
+        #: Whether someone is a moderator here now (asked before anything private to moderators is delivered).
+        self.is_moderator = is_moderator
 
 
 class ChannelSession:
@@ -259,7 +262,7 @@ class ChannelSession:
         found = _secrets().find(text)
         if not found:
             return text
-        if self.config.moderator is not None:
+        if await self._still_moderator(self.config.moderator):
             await self._quietly(self._reply_private(
                 self.config.moderator, self.channel,
                 f"{_whose(user)} message contained what looks like a secret (a key, token or password); the "
@@ -292,7 +295,7 @@ class ChannelSession:
                 detail={"kind": finding.kind, "reason": finding.reason, "text": text[:500]},
             )
         )
-        if self.config.moderator is not None:
+        if await self._still_moderator(self.config.moderator):
             whose = _whose(user)
             await self._quietly(
                 self._reply_private(
@@ -643,7 +646,7 @@ class ChannelSession:
         thought that promised an answer is not left hanging."""
         fate = ("held for review" if entry.status is OutboxStatus.HELD
                 else "blocked by verification")
-        for user in self.config.observers.get(entry.persona, []):
+        for user in await self._still_moderators(self.config.observers.get(entry.persona, [])):
             await self._quietly(self._reply_private(
                 user, self.channel, f"{entry.persona}'s message was {fate}: it is not posted (#{entry.id})."))
 
@@ -686,7 +689,7 @@ class ChannelSession:
                 detail={"persona": entry.persona, "reasons": entry.verdict.get("reasons", [])},
             )
         )
-        if self.config.moderator is not None:
+        if await self._still_moderator(self.config.moderator):
             await self._quietly(
                 self._reply_private(
                     self.config.moderator,
@@ -773,10 +776,10 @@ class ChannelSession:
 
     async def _on_event(self, event: Event) -> None:
         # A spent budget is said to the whole channel when the world pauses (``_budget_stop``).
-        if event.kind is EventKind.NOTICE and event.type != "budget" and self.config.moderator is not None:
+        if event.kind is EventKind.NOTICE and event.type != "budget" and await self._still_moderator(self.config.moderator):
             await self._quietly(self._reply_private(self.config.moderator, self.channel, event.content))
         if event.kind is EventKind.ACTION and event.type == "THINK":
-            watchers = self.config.observers.get(event.source, [])
+            watchers = await self._still_moderators(self.config.observers.get(event.source, []))
             if not watchers:
                 return
             agent = self.world.find(event.source)
@@ -797,6 +800,14 @@ class ChannelSession:
             self.adapter.post(self.channel, self.adapter.bot_identity,
                               prefixed(f"“{self.world.name}” is paused: {said}.", self.adapter.command_prefix))
         )
+
+    async def _still_moderator(self, user: UserRef | None) -> bool:
+        """Whether ``user`` may still receive what is private to moderators: the right is asked at
+        each delivery, so someone who lost it since (settings, roles) stops receiving."""
+        return user is not None and await self.services.is_moderator(user, self.channel)
+
+    async def _still_moderators(self, users: list[UserRef]) -> list[UserRef]:
+        return [user for user in users if await self._still_moderator(user)]
 
     def _reply_private(self, user: UserRef, channel: ChannelRef, text: str) -> Awaitable[None]:
         """A private word to someone here, its command hints written as typed on this platform

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from limits import parse_many as parse_rates
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -97,6 +98,37 @@ class LLMSettings(BaseModel):
         return self
 
 
+class CommandRateSettings(BaseModel):
+    """How often one person may run commands on a chat platform, so that nobody floods a channel with
+    answers, the model with work or the host with files. Each is a rate such as ``20 per minute`` or
+    ``3 per 10 minutes``; ``null`` lifts it. The console's user sits at the host and is not limited."""
+
+    #: Commands of any kind one person may run.
+    commands: str | None = "20 per minute"
+    #: Commands that make a file (``export``, ``extract``) one person may run.
+    files: str | None = "3 per 10 minutes"
+    #: Commands of any kind one moderator may run (moderators run the worlds and need more).
+    moderator_commands: str | None = "120 per minute"
+    #: Commands that make a file one moderator may run.
+    moderator_files: str | None = "20 per 10 minutes"
+
+    @field_validator("commands", "files", "moderator_commands", "moderator_files")
+    @classmethod
+    def _is_a_rate(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            rates = parse_rates(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate: write it as COUNT per [N] second|minute|hour|day, "
+                             "e.g. '3 per 10 minutes', or null for no limit") from None
+        if len(rates) != 1:
+            raise ValueError(f"{value!r} holds {len(rates)} rates: give one, e.g. '3 per 10 minutes'")
+        if rates[0].amount < 1:
+            raise ValueError(f"{value!r} allows nothing: give a count of 1 or more, or null for no limit")
+        return value
+
+
 class BotSettings(BaseModel):
     """How the bot behaves in channels."""
 
@@ -109,6 +141,8 @@ class BotSettings(BaseModel):
     #: People the platform lets manage the channel (Discord's manage_channels, the console user)
     #: are moderators too.
     managers_are_moderators: bool = True
+    #: How often one person may run commands.
+    rate_limits: CommandRateSettings = Field(default_factory=CommandRateSettings)
     #: Default talk policy of a new world: who answers a human message.
     default_policy: Literal["everyone", "addressed", "round_robin", "moderator", "model"] = "everyone"
     #: Persona-to-persona exchanges after a human message before the world waits again.

@@ -797,3 +797,81 @@ async def test_help_is_a_private_embed(bot: Bot) -> None:
     answer = await bot.command("troupe help", user=bot.fake.guest)
     assert answer.ephemeral and answer.embeds[0]["title"].startswith("Troupe commands")
     assert "persona add" in answer.embeds[0]["description"]
+
+
+# -- a file Discord does not take -----------------------------------------------------------------
+
+import tests.fakes.discord_server as discord_server  # noqa: E402
+from tests.fakes.discord_server import ATTACH_FILES  # noqa: E402
+
+
+def _nothing_kept(tmp_path: Path, text: str) -> None:
+    assert "Could not share" in text and "Nothing was kept" in text
+    assert str(tmp_path) not in text and "Saved to" not in text
+    assert not (tmp_path / "exports").exists(), "no file is left on the host"
+
+
+async def test_an_export_too_large_for_discord_is_explained_privately_and_kept_nowhere(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with FakeDiscord() as fake:
+        bot = await start_bot(tmp_path, fake)
+        try:
+            await with_team(bot, PERSONAS[:1])
+            await bot.say("Priya, what do you think of the plan?", expect=1)
+            monkeypatch.setattr(discord_server, "ATTACHMENT_SIZE_LIMIT", 100)  # the export is larger
+            answer = await bot.command("troupe export", {"format": "json"}, user=fake.guest)
+            await bot.app.wait_idle()
+            assert answer.ephemeral, "only the guest who asked is told"
+            _nothing_kept(tmp_path, answer.content)
+            assert not any("Could not share" in m.content for m in fake.channel_messages(bot.general))
+        finally:
+            await bot.app.stop()
+
+
+async def test_an_export_in_a_channel_where_the_bot_may_not_attach_files_is_explained_privately(tmp_path: Path) -> None:
+    async with FakeDiscord(bot_permissions=BOT_PERMISSIONS & ~ATTACH_FILES) as fake:
+        # An answer after Discord's "thinking…" shares the file in the channel, which needs Attach Files.
+        bot = await start_bot(tmp_path, fake, discord={"defer_after_s": 0.05})
+        try:
+            await with_team(bot, PERSONAS[:1])
+            await bot.say("Priya, what do you think of the plan?", expect=1)
+            handle = bot.app.moderation.handle
+
+            async def slowly(invocation):  # a large world: the export takes longer than Discord waits
+                await asyncio.sleep(0.3)
+                return await handle(invocation)
+
+            bot.app.moderation.handle = slowly
+            interaction = await fake.run_slash_command("troupe export", {"format": "md"}, user=fake.guest,
+                                                       channel_id=bot.general)
+            assert (await interaction.response(timeout=10)).deferred
+            answer = await interaction.message(timeout=10)
+            await bot.app.wait_idle()
+            assert answer.ephemeral
+            _nothing_kept(tmp_path, answer.content)
+            assert not any("Shared in the channel" in str(r.get("content")) for r in answer.revisions)
+            assert not any("Could not share" in m.content for m in fake.channel_messages(bot.general))
+        finally:
+            await bot.app.stop()
+
+
+async def test_a_moderator_whose_role_is_taken_away_stops_receiving_thoughts(
+        bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(discord_adapter, "MEMBER_TTL_S", 0.0)  # roles are asked of Discord at each delivery
+    await with_team(bot, PERSONAS[:1])
+    await bot.command("troupe observe", {"name": "Priya Nair", "state": "on"})
+    mod = bot.fake.moderator.id
+
+    def thoughts() -> list[SentMessage]:
+        return [m for m in bot.fake.ephemeral(mod) + bot.fake.dms(mod) if m.content.startswith("Priya Nair thinks:")]
+
+    await bot.say("What do you think about the new design?", expect=1)
+    await bot.fake.wait_for(lambda: bool(thoughts()))
+    before = len(thoughts())
+
+    bot.fake.moderator.role_ids.remove(bot.fake.moderator_role.id)  # a server admin takes the role away
+    await bot.say("And the timeline, Priya?", expect=1)
+    await bot.app.wait_idle()
+    assert len(thoughts()) == before, "no thought after the role is gone"
+    off = await bot.command("troupe observe", {"name": "Priya Nair", "state": "off"})
+    assert off.ephemeral and "You no longer see Priya Nair's thoughts" in off.content

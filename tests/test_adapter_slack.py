@@ -500,3 +500,45 @@ async def test_in_a_channel_the_app_has_not_joined_the_answer_comes_by_response_
             assert "Started the world “Lobby”" in answer["text"] and "/invite @Troupe" in answer["text"]
         finally:
             await bot.app.stop()
+
+
+async def test_an_export_slack_does_not_take_is_explained_privately_and_kept_nowhere(tmp_path: Path) -> None:
+    from tests.fakes.slack_server import DEFAULT_SCOPES
+
+    async with new_fake(scopes=[s for s in DEFAULT_SCOPES if s != "files:write"]) as fake:
+        bot = await start_bot(tmp_path, fake)
+        try:
+            await with_team(bot, PERSONAS[:1])
+            await bot.say("Priya, what do you think of the plan?", expect=1)
+            await bot.command("export md", user=GUEST)
+            (told,) = [e["text"] for e in bot.ephemerals_for(GUEST)] + [r["text"] for r in fake.responses
+                                                                         if "Export of" in str(r.get("text"))]
+            assert "Could not share" in told and "Nothing was kept" in told
+            assert str(tmp_path) not in told and "Saved to" not in told
+            assert not (tmp_path / "exports").exists(), "no file is left on the host"
+            assert not any("Export of" in p["text"] for p in fake.posts), "the channel sees nothing of it"
+        finally:
+            await bot.app.stop()
+
+
+async def test_someone_taken_out_of_the_moderator_group_stops_receiving_thoughts(
+        bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    import adapters.slack as slack_adapter
+
+    monkeypatch.setattr(slack_adapter, "GROUPS_TTL_S", 0.0)  # group members are asked of Slack at each delivery
+    await with_team(bot, PERSONAS[:1])
+    await bot.command("observe Priya on", user=GROUP_MEMBER)
+
+    def thoughts() -> list[str]:
+        return [e["text"] for e in bot.ephemerals_for(GROUP_MEMBER) if e["text"].startswith("Priya Nair thinks:")]
+
+    await bot.say("What do you think about the new design?", expect=1)
+    await wait_for(lambda: bool(thoughts()))
+    before = len(thoughts())
+
+    bot.fake.usergroups[GROUP].users.remove(GROUP_MEMBER)  # an admin takes them out of @moderators
+    await bot.say("And the timeline, Priya?", expect=1)
+    await bot.app.wait_idle()
+    assert len(thoughts()) == before, "no thought after leaving the group"
+    await bot.command("observe Priya off", user=GROUP_MEMBER)
+    assert "You no longer see Priya Nair's thoughts" in bot.ephemerals_for(GROUP_MEMBER)[-1]["text"]

@@ -246,8 +246,9 @@ async def test_markdown_export_keeps_names_as_text_and_run_says_what_it_takes(te
     await team(testbot, "general", "Priya Nair")
     await testbot.command('persona add {"name": "Star *Man* _x_", "age": 40}')
     await testbot.say("Star, what do you think?")
-    text = (await testbot.command("export md"))[0].text
-    body = Path(text.rsplit("Saved to ", 1)[1].rstrip(".")).read_text()
+    testbot.adapter.uploads = True
+    (shared,) = [s for s in await testbot.command("export md") if s.kind == "file"]
+    body = shared.file[1].decode()
     assert "**Star \\*Man\\* \\_x\\_**" in body, body
     assert "takes one number: the steps to run" in await testbot.reply("run 1 2")
     assert "`/quit` (or `/exit`, or Ctrl-D) leaves" in await testbot.reply("help")
@@ -274,10 +275,10 @@ async def test_run_reset_usage_and_status(testbot):
 async def test_export_writes_files_that_say_they_are_simulated(testbot, tmp_path):
     await team(testbot, "general", "Priya Nair")
     await testbot.say("What should we name the feature?")
+    testbot.adapter.uploads = True
     for fmt in ("md", "csv", "json"):
-        text = (await testbot.command(f"export {fmt}"))[0].text
-        path = Path(text.rsplit("Saved to ", 1)[1].rstrip("."))
-        body = path.read_text()
+        (shared,) = [s for s in await testbot.command(f"export {fmt}") if s.kind == "file"]
+        body = shared.file[1].decode()
         assert "What should we name the feature?" in body
         assert "Simulated conversation" in body and "offline demo model" in body
 
@@ -514,6 +515,7 @@ async def test_a_scenario_is_started_whole_or_not_at_all(scenario_bot, tmp_path)
 
 
 async def test_files_saved_for_a_platform_without_uploads_never_overwrite_each_other(testbot):
+    testbot.adapter.on_host = True  # as in the console
     await team(testbot, "general", "Priya Nair")
     await testbot.say("First question?")
     first = (await testbot.command("extract stance"))[0].text.rsplit("Saved to ", 1)[1].rstrip(".")

@@ -166,6 +166,7 @@ async def test_a_schema_with_odd_property_names_extracts_every_property(bot, tmp
 async def test_a_file_that_cannot_be_saved_is_reported_and_the_command_counts_as_failed(bot, tmp_path: Path,
                                                                                         command: str) -> None:
     (tmp_path / "exports").write_text("not a folder")
+    bot.adapter.on_host = True  # as in the console, which saves the files it cannot show
     failed = []
     bot.adapter.command_failed = failed.append
     sent = await bot.command(command)

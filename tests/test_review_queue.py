@@ -142,7 +142,6 @@ async def test_exports_hold_what_was_posted_not_what_verification_kept_back(tmp_
     import csv
     import io
     import json
-    from pathlib import Path
 
     testbot = await budget_bot(tmp_path, RedactPriyaHoldHenrik())
     try:
@@ -155,10 +154,11 @@ async def test_exports_hold_what_was_posted_not_what_verification_kept_back(tmp_
         raw = [e.content for e in world.events if e.type == "TALK"]
 
         bodies = {}
+        testbot.adapter.uploads = True
         for fmt, who in (("md", {}), ("csv", {}), ("json", {}), ("csv", {"user": "guest", "user_is_moderator": False}),
                          ("json", {"user": "guest", "user_is_moderator": False})):
-            text = (await testbot.command(f"export {fmt}", **who))[0].text
-            bodies[(fmt, bool(who))] = Path(text.rsplit("Saved to ", 1)[1].rstrip(".")).read_text()
+            (shared,) = [s for s in await testbot.command(f"export {fmt}", **who) if s.kind == "file"]
+            bodies[(fmt, bool(who))] = shared.file[1].decode()
         for (fmt, guest), body in bodies.items():
             assert body.count("Priya's words, [email removed].") >= 2
             assert "Let's look at the numbers together on Monday." in body

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -160,9 +159,10 @@ async def test_a_long_event_log_is_held_in_part_exported_whole_and_numbered_on(t
         assert world.event_count > total + 250
         assert len(world.events) < RECENT_EVENTS_HELD * 5 // 4, "the running bot let go of its stored past"
         assert [e.id for e in world.events] == list(range(world.events_first + 1, world.event_count + 1))
-        text = (await second.command("export csv"))[0].text
-        assert f"({world.event_count} events)" in text
-        exported = Path(text.rsplit("Saved to ", 1)[1].rstrip(".")).read_text()
+        second.adapter.uploads = True
+        (shared,) = [s for s in await second.command("export csv") if s.kind == "file"]
+        assert f"({world.event_count} events)" in shared.text
+        exported = shared.file[1].decode()
         rows = list(csv.reader(io.StringIO(exported), strict=True))[1:]  # the header is line 1
         assert [int(r[0]) for r in rows] == list(range(1, world.event_count + 1))
         assert rows[last.id][7] == "Old message 1" and rows[-1][7] == world.events[-1].content
