@@ -183,8 +183,9 @@ async def test_pasted_json_600_deep_and_a_field_300_deep_are_refused_and_exports
     answer, _, _ = await hostile_command_while_general_talks(bot, "persona add " + json.dumps(deep_field(300)))
     assert "pasted persona: field 'notes' is nested more than 24 levels deep" in answer, answer
     assert personas_in(tmp_path, "Hostile room") == ["Henrik Lindqvist"]
-    exported = [s for s in await bot.command("export json", channel="hostile") if s.kind in ("private", "reply")]
-    assert len(exported) == 1 and "Saved to" in exported[0].text, exported
+    bot.adapter.uploads = True
+    shared = [s for s in await bot.command("export json", channel="hostile") if s.kind == "file"]
+    assert len(shared) == 1 and json.loads(shared[0].file[1])["name"] == "Hostile room", shared
 
 
 async def test_a_big_persona_file_is_read_off_the_event_loop(two_channels, tmp_path: Path) -> None:
