@@ -7,6 +7,7 @@ messages and the like stay inside each adapter.
 from __future__ import annotations
 
 import re
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Collection
 from datetime import datetime, timezone
@@ -140,7 +141,8 @@ class Card(BaseModel):
 
     Discord shows it as an embed, Slack as Block Kit sections, the console as a panel; ``as_text`` is
     the plain rendering every platform can fall back to. ``footer`` carries the line every research
-    result must show (simulated answers, which model).
+    result must show (simulated answers, which model). The title and the field names are plain text,
+    shown as written (they often hold persona names); the text and the field values are Markdown.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -155,11 +157,12 @@ class Card(BaseModel):
     image: tuple[str, bytes] | None = None
 
     def as_text(self) -> str:
-        lines = [f"**{self.title}**"]
+        lines = [f"**{literal(self.title)}**"]
         if self.text:
             lines.append(self.text)
         for f in self.fields:
-            lines += [f"**{f.label}**", f.value] if f.stacked else [f"**{f.label}** {f.value}"]
+            label = literal(f.label)
+            lines += [f"**{label}**", f.value] if f.stacked else [f"**{label}** {f.value}"]
         if self.footer:
             lines.append(f"_{self.footer}_")
         return "\n".join(lines)
@@ -199,6 +202,48 @@ def visible(text: str) -> str:
     line, on any platform. One character for one, so styled spans keep their place. Every post goes
     through ``split_message`` or ``clip``, which apply it."""
     return _UNSHOWABLE.sub(_shown_as, text) if not (text.isascii() and text.isprintable()) else text
+
+
+#: Characters the markup of the bot's messages gives a meaning to (emphasis, code, spoilers, links,
+#: quotes, mentions, headings). After a backslash each stands for itself, as in Markdown; every
+#: platform shows it so.
+MARKUP_CHARACTERS = "\\*_~`|[]<>#"
+#: Escaped where they could act: always, but ``_`` only at a word's edge (inside "long_term_goals"
+#: no platform reads it as emphasis).
+_MARKUP = re.compile(r"[\\*~`|\[\]<>#]|(?<![^\W_])_|_(?![^\W_])")
+#: A markup character written to stand for itself (group 1).
+ESCAPED = re.compile(r"\\([\\*_~`|\[\]<>#])")
+#: What a chat client would turn into a link: a scheme's "://", and the dots of a host name
+#: ("evil.example", "www.evil.example", "name@mail.example").
+_SCHEME = re.compile(r"(?<=[A-Za-z0-9])://")
+_HOST_DOT = re.compile(r"(?<=[^\W_])\.(?=[^\W\d_]{2,}(?![^\W_]))|(?<=\bwww)\.", re.IGNORECASE)
+
+
+#: A line that starts like a poster's name in bold or italics ("**Priya Nair:** …", "*Priya Nair*: …",
+#: "> __Priya__: …"): inside a post the bot makes for a persona it would pose as a second speaker.
+SPEAKER_LABEL = re.compile(
+    r"^(?P<lead>[ \t>]*)(?P<open>[*_~|]+)(?P<name>[^\n*_~|:]{1,100}?)(?P<close>:[*_~|]+|[*_~|]+:)", re.MULTILINE
+)
+
+
+def literal(text: str) -> str:
+    """Outside text (a persona's name or description) placed in a message the bot writes, so that it
+    shows as written and does nothing there: on one line, without invisible, direction-changing or
+    control characters, its markup characters escaped, and whatever a client would make a link of
+    written with the colon and dots in brackets (``https[:]//evil[.]example``), the way links are
+    shown that must not be followed."""
+    if not (text.isascii() and text.isprintable()):
+        text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else " " if c.isspace() else c
+                       for c in text if unicodedata.category(c) not in ("Cf", "Cc") or c.isspace())
+    text = " ".join(text.split())
+    text = _HOST_DOT.sub("[.]", _SCHEME.sub("[:]//", text))
+    return _MARKUP.sub(r"\\\g<0>", text)
+
+
+def unescape(text: str) -> str:
+    """``text`` with its escaped markup characters written plainly, for places that show text as it
+    is (a plain-text header, a terminal)."""
+    return ESCAPED.sub(r"\1", text) if "\\" in text else text
 
 
 def split_message(text: str, limit: int) -> list[str]:
@@ -300,7 +345,16 @@ class Adapter(ABC):
 
     @abstractmethod
     async def post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None = None) -> str:
-        """Post as ``identity``; returns the platform's message id (the first, if split)."""
+        """Post a persona's words as ``identity``; returns the platform's message id (the first, if split).
+
+        Every piece shows the persona's name: a persona never speaks with the bot's own voice, whatever
+        it is called.
+        """
+
+    @abstractmethod
+    async def announce(self, channel: ChannelRef, text: str, thread: str | None = None) -> str:
+        """Post the bot's own words (a notice, an answer to a command) under its own name; returns the
+        platform's message id (the first, if split)."""
 
     async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
                         since: datetime, taken: Collection[str] = ()) -> str | None:
@@ -339,7 +393,7 @@ class Adapter(ABC):
 
     async def reply(self, invocation: CommandInvocation, text: str) -> None:
         """Answer a command where everyone in the channel sees it. Defaults to a bot post."""
-        await self.post(invocation.channel, self.bot_identity, text, invocation.channel.thread)
+        await self.announce(invocation.channel, text, invocation.channel.thread)
 
     async def upload(self, channel: ChannelRef, filename: str, data: bytes, comment: str = "") -> str | None:
         """Share a file in the channel; returns its message id, or None when the platform can't."""
@@ -366,7 +420,7 @@ class Adapter(ABC):
             await self.reply(invocation, text)
             posted = None
         else:
-            posted = await self.post(channel, self.bot_identity, text, thread)
+            posted = await self.announce(channel, text, thread)
         if card.image is not None:
             await self.upload(channel, card.image[0], card.image[1])
         return posted
@@ -378,11 +432,21 @@ class Adapter(ABC):
         The first call posts a status message and returns a handle; later calls with that handle
         update it where the platform can edit messages. The default posts each update as a bot line.
         """
-        return await self.post(channel, self.bot_identity, text, thread)
+        return await self.announce(channel, text, thread)
 
     @property
     def bot_identity(self) -> Identity:
         return Identity(name="Troupe")
+
+    @property
+    def bot_names(self) -> tuple[str, ...]:
+        """The names the bot goes by here (its name on the platform, once connected): no persona may
+        be called so."""
+        return (self.bot_identity.name,)
+
+    #: Words the platform refuses anywhere in the name of someone who posts (Discord: "discord",
+    #: "clyde"); a persona whose name holds one cannot join here.
+    refused_name_parts: tuple[str, ...] = ()
 
     @abstractmethod
     async def disconnect(self) -> None:

@@ -34,10 +34,12 @@ from adapters.base import (
     Card,
     ChannelRef,
     CommandInvocation,
+    ESCAPED,
     Identity,
     IncomingMessage,
     UserRef,
     free_path,
+    unescape,
     visible,
 )
 
@@ -53,7 +55,7 @@ PALETTE = (
     "#d19a66", "#7f9cf5", "#f472b6", "#34d399", "#fbbf24", "#a78bfa",
 )
 
-_INLINE = re.compile(r"\*\*(.+?)\*\*|`([^`]+)`")
+_INLINE = re.compile(r"\*\*(.+?)\*\*|`([^`]+)`|" + ESCAPED.pattern)
 
 
 class _Quit:
@@ -207,6 +209,13 @@ class ConsoleAdapter(Adapter):
             await lines.aclose()
 
     async def post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None = None) -> str:
+        return self._show(channel, identity, text)
+
+    async def announce(self, channel: ChannelRef, text: str, thread: str | None = None) -> str:
+        return self._show(channel, self.bot_identity, text)
+
+    def _show(self, channel: ChannelRef, identity: Identity, text: str) -> str:
+        """One post as a terminal line: time, name (and tag) in the poster's colour, the words."""
         self._check_channel(channel)
         self._typing.pop(identity.name, None)
         self._refresh_prompt()
@@ -488,7 +497,7 @@ def render_plain_markdown(text: str) -> Text:
             out.append("\n")
         heading = re.match(r"#{1,6}\s+(.*)", line)
         if heading:
-            out.append(heading.group(1), style="bold underline")
+            out.append(unescape(heading.group(1)), style="bold underline")
             continue
         bullet = re.match(r"(\s*)[-*]\s+(.*)", line)
         if bullet:
@@ -498,9 +507,11 @@ def render_plain_markdown(text: str) -> Text:
         for mark in _INLINE.finditer(line):
             out.append(line[position : mark.start()])
             if mark.group(1) is not None:
-                out.append(mark.group(1), style="bold")
-            else:
+                out.append(unescape(mark.group(1)), style="bold")
+            elif mark.group(2) is not None:
                 out.append(mark.group(2), style="cyan")
+            else:  # an escaped markup character stands for itself
+                out.append(mark.group(3))
             position = mark.end()
         out.append(line[position:])
     return out

@@ -47,8 +47,10 @@ from adapters.base import (
     CommandInvocation,
     Identity,
     IncomingMessage,
+    SPEAKER_LABEL,
     UserRef,
     clip,
+    literal,
     split_message,
 )
 from adapters.interviews import OwedAnswers
@@ -58,8 +60,9 @@ log = logging.getLogger(__name__)
 
 #: Discord's limits on a webhook execution's username.
 USERNAME_MAX = 80
-#: Words Discord refuses in a webhook username (case-insensitive), and look-alikes it accepts.
-_FORBIDDEN_WORDS = {"discord": "discοrd", "clyde": "clydе"}  # Greek omicron / Cyrillic ie
+#: Words Discord refuses anywhere in a webhook username (case-insensitive).
+REFUSED_NAME_PARTS = ("discord", "clyde")
+_REFUSED_IN_NAMES = re.compile("|".join(REFUSED_NAME_PARTS), re.IGNORECASE)
 #: Ephemeral message flag.
 EPHEMERAL = 64
 #: Follow-ups to an interaction are accepted for 15 minutes; stay clear of the edge.
@@ -108,22 +111,28 @@ def webhook_username(identity: Identity) -> str:
     """The webhook username for ``identity``: its name plus its tag, within Discord's rules.
 
     The tag (``demo model``, ``red-team simulation``) must stay visible, so the name is shortened
-    first; words Discord refuses are swapped for look-alikes it accepts.
+    first. Words Discord refuses in a username are left out (personas so named cannot join a
+    Discord channel; one stored before that rule posts under the rest of its name).
     """
-    username = identity.display_name(USERNAME_MAX)
-    for word, replacement in _FORBIDDEN_WORDS.items():
-        username = re.sub(word, lambda m, r=replacement: _keep_case(m.group(0), r), username, flags=re.IGNORECASE)
-    return username
-
-
-def _keep_case(original: str, replacement: str) -> str:
-    return "".join(r.upper() if o.isupper() else r for o, r in zip(original, replacement))
+    name = " ".join(_REFUSED_IN_NAMES.sub(" ", identity.name).split())
+    return identity.model_copy(update={"name": name}).display_name(USERNAME_MAX)
 
 
 def fallback_prefix(identity: Identity) -> str:
-    """How a persona's name leads a post the bot makes on its behalf."""
-    tag = f" ({identity.tag})" if identity.tag else ""
-    return f"**{identity.name}{tag}:** "
+    """How a persona's name leads each post the bot makes on its behalf: its name and tag in bold,
+    shown as written (markup and links in a name do nothing)."""
+    return f"**{literal(identity.display_name(USERNAME_MAX))}:** "
+
+
+def _escape_marks(marks: str) -> str:
+    return "".join(mark if mark == ":" else "\\" + mark for mark in marks)
+
+
+def unlabelled(text: str) -> str:
+    """A persona's words as the bot posts them on its behalf: a line that starts like a poster's name
+    in bold ("**Priya Nair:** …") has its marks escaped, so one message shows one speaker."""
+    return SPEAKER_LABEL.sub(lambda m: m["lead"] + _escape_marks(m["open"]) + m["name"] + _escape_marks(m["close"]),
+                             text)
 
 
 def attachment_filename(filename: str) -> str:
@@ -336,6 +345,7 @@ class DiscordAdapter(Adapter):
         #: Commands are typed as ``/troupe approve 7`` here: hints in replies are written that way.
         self.command_prefix = "/troupe "
         self.settings = settings.discord if isinstance(settings, Settings) else settings
+        self.refused_name_parts = REFUSED_NAME_PARTS
         #: Set by the application: the personas of a channel (by channel key), for autocomplete.
         self.persona_names: Callable[[str], list[str]] | None = None
         #: Set by the application: the bundled personas one may add, for autocomplete.
@@ -362,6 +372,14 @@ class DiscordAdapter(Adapter):
         self._owed = OwedAnswers()
         #: Members as Discord last described them, by (user id, channel id): (when, who, or None if gone).
         self._members: dict[tuple[str, str], tuple[float, UserRef | None]] = {}
+
+    @property
+    def bot_names(self) -> tuple[str, ...]:
+        user = self.client.user
+        names = [self.bot_identity.name]
+        if user is not None:
+            names += [n for n in (user.name, user.global_name, user.display_name) if n]
+        return tuple(dict.fromkeys(names))
 
     def _new_client(self) -> tuple[discord.Client, app_commands.CommandTree]:
         intents = discord.Intents.none()
@@ -599,7 +617,7 @@ class DiscordAdapter(Adapter):
     async def reply(self, invocation: CommandInvocation, text: str) -> None:
         pending = self._live_pending(invocation.reply_token)
         if pending is None:
-            await self.post(invocation.channel, self.bot_identity, text, invocation.channel.thread)
+            await self.announce(invocation.channel, text, invocation.channel.thread)
             return
         try:
             await self._answer(pending, text, ephemeral=False)
@@ -757,18 +775,23 @@ class DiscordAdapter(Adapter):
     # -- posting --------------------------------------------------------------------------------
 
     async def post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None = None) -> str:
+        """Through the channel's webhook, under the persona's name and avatar; without Manage Webhooks,
+        through the bot with the persona's name leading every piece."""
         thread = thread or channel.thread
         if thread is None:
             thread = self._owed.thread_for(channel.id, identity.name)
-        pieces = split_message(text, self.max_message_length)
-        if identity.name == self.bot_identity.name and not identity.tag:
-            return await self._bot_post(thread or channel.id, pieces)
         try:
-            return await self._webhook_post(channel.id, identity, pieces, thread)
+            return await self._webhook_post(channel.id, identity, split_message(text, self.max_message_length), thread)
         except _NoWebhooks:
-            prefix = fallback_prefix(identity)
-            pieces = split_message(text, self.max_message_length - len(prefix))
-            return await self._bot_post(thread or channel.id, [prefix + pieces[0], *pieces[1:]])
+            return await self._bot_post(thread or channel.id, self._on_behalf(identity, text))
+
+    def _on_behalf(self, identity: Identity, text: str) -> list[str]:
+        """The pieces of a persona's post made through the bot, each led by the persona's name."""
+        prefix = fallback_prefix(identity)
+        return [prefix + piece for piece in split_message(unlabelled(text), self.max_message_length - len(prefix))]
+
+    async def announce(self, channel: ChannelRef, text: str, thread: str | None = None) -> str:
+        return await self._bot_post(thread or channel.thread or channel.id, split_message(text, self.max_message_length))
 
     async def _bot_post(self, target_id: str, pieces: list[str]) -> str:
         first: str | None = None
@@ -921,7 +944,7 @@ class DiscordAdapter(Adapter):
                         since: datetime, taken: Collection[str] = ()) -> str | None:
         """Our post of ``text`` as ``identity`` in the channel's (or thread's) recent history."""
         first = split_message(text, self.max_message_length)[0]
-        prefixed = fallback_prefix(identity) + split_message(text, self.max_message_length - len(fallback_prefix(identity)))[0]
+        prefixed = self._on_behalf(identity, text)[0]
         username = webhook_username(identity)
         me = self.client.user.id if self.client.user is not None else None
         try:
@@ -1004,7 +1027,7 @@ class DiscordAdapter(Adapter):
         match = next((n for n in known if n.casefold() == name.strip().casefold()), None)
         if known and match is None:
             await interaction.response.send_message(
-                f"There is no persona called {name} here; `/troupe persona list` shows them.", ephemeral=True)
+                f"There is no persona called {literal(name)} here; `/troupe persona list` shows them.", ephemeral=True)
             return
         persona = match or name.strip()
         channel = interaction.channel
@@ -1019,13 +1042,14 @@ class DiscordAdapter(Adapter):
             thread = await channel.create_thread(name=f"Interview with {persona}"[:100],
                                                  type=discord.ChannelType.public_thread,
                                                  auto_archive_duration=1440)
-            await thread.send(f"Interview with {persona}: everything written in this thread is put to "
-                              f"{persona}, who answers here.", allowed_mentions=discord.AllowedMentions.none())
+            shown = literal(persona)
+            await thread.send(f"Interview with {shown}: everything written in this thread is put to "
+                              f"{shown}, who answers here.", allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as error:
             await interaction.followup.send(f"Could not open a thread: {error.text or error}", ephemeral=True)
             return
         await self._remember_interview(str(thread.id), str(channel.id), persona)
-        await interaction.followup.send(f"Opened {thread.mention} to talk with {persona}.", ephemeral=True)
+        await interaction.followup.send(f"Opened {thread.mention} to talk with {literal(persona)}.", ephemeral=True)
 
     def _build_group(self) -> app_commands.Group:
         adapter = self

@@ -60,6 +60,8 @@ class Sent:
     #: A card's structure (kind ``card``); a file's name and bytes (kind ``file``).
     card: Card | None = None
     file: tuple[str, bytes] | None = None
+    #: A post of the bot's own words (``announce``), not a persona's.
+    by_bot: bool = False
 
 
 @dataclass
@@ -244,6 +246,14 @@ class MemoryAdapter(Adapter):
         assert records[0].message_id is not None
         return records[0].message_id
 
+    async def announce(self, channel: ChannelRef, text: str, thread: str | None = None) -> str:
+        """Recorded as kind ``post`` under the bot's name, marked ``by_bot``."""
+        pieces = split_message(text, self.max_message_length)
+        records = await self._record("post", channel, pieces, identity=self.bot_identity.name,
+                                     thread=thread or channel.thread, by_bot=True)
+        assert records[0].message_id is not None
+        return records[0].message_id
+
     async def post_card(self, channel: ChannelRef, card: Card, *, invocation: CommandInvocation | None = None,
                         private: bool = False, thread: str | None = None) -> str | None:
         """Recorded whole (kind ``card``, its text rendering as ``text``); private cards are for ``user``."""
@@ -281,7 +291,7 @@ class MemoryAdapter(Adapter):
             return None
         first = split_message(text, self.max_message_length)[0]
         for record in self.sent:  # the earliest: the same words posted twice are two messages
-            if (record.kind == "post" and record.channel == channel.id and record.identity == identity.name
+            if (record.kind == "post" and not record.by_bot and record.channel == channel.id and record.identity == identity.name
                     and record.text == first and record.thread == thread and record.message_id not in taken):
                 return record.message_id
         return None

@@ -47,10 +47,13 @@ from adapters.base import (
     Card,
     ChannelRef,
     CommandInvocation,
+    ESCAPED,
     Identity,
     IncomingMessage,
+    SPEAKER_LABEL,
     UserRef,
     clip,
+    literal,
     split_message,
 )
 from adapters.interviews import OwedAnswers
@@ -100,22 +103,38 @@ _LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s)]+)\)")
 
 
 def to_mrkdwn(text: str) -> str:
-    """Our markdown (``**bold**``, ``[label](url)``, backticks) as Slack mrkdwn, with ``&<>`` escaped."""
-    links: list[str] = []
+    """Our markdown (``**bold**``, ``[label](url)``, backticks) as Slack mrkdwn, with ``&<>`` escaped.
 
-    def keep_link(match: re.Match[str]) -> str:
-        links.append(f"<{match.group(2)}|{escape(match.group(1)).replace('|', '¦')}>")
-        return f"\x00{len(links) - 1}\x00"
+    A markup character escaped with a backslash (outside text placed in the bot's words) is shown as
+    itself: it makes no link and no bold.
+    """
+    kept: list[str] = []
 
-    text = _LINK.sub(keep_link, text)
+    def keep(shown: str) -> str:
+        kept.append(shown)
+        return f"\x00{len(kept) - 1}\x00"
+
+    def restore(text: str) -> str:
+        return re.sub(r"\x00(\d+)\x00", lambda m: kept[int(m.group(1))], text)
+
+    text = ESCAPED.sub(lambda m: keep(escape(m.group(1))), text)
+    text = _LINK.sub(lambda m: keep(f"<{m.group(2)}|{restore(escape(m.group(1))).replace('|', '¦')}>"), text)
     text = escape(text)
     text = _BOLD.sub(r"*\1*", text)
-    return re.sub(r"\x00(\d+)\x00", lambda m: links[int(m.group(1))], text)
+    return restore(text)
 
 
 def fallback_prefix(identity: Identity) -> str:
-    """How a persona's name leads a post the bot makes on its behalf."""
-    return f"*{escape(identity.display_name(USERNAME_MAX))}:* "
+    """How a persona's name leads each post the bot makes on its behalf: its name and tag in bold,
+    shown as written (markup and links in a name do nothing)."""
+    return f"*{to_mrkdwn(literal(identity.display_name(USERNAME_MAX)))}:* "
+
+
+def unlabelled(text: str) -> str:
+    """A persona's words as the bot posts them on its behalf: a line that starts like a poster's name
+    in bold ("**Priya Nair:** …") loses those marks (Slack has no way to escape them), so one message
+    shows one speaker."""
+    return SPEAKER_LABEL.sub(lambda m: m["lead"] + m["name"] + ":", text)
 
 
 def card_blocks(card: Card) -> list[dict[str, Any]]:
@@ -239,6 +258,8 @@ class SlackAdapter(Adapter):
         self.scopes: set[str] = set()
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
+        #: The bot user's name in the workspace (``auth.test``'s ``user``).
+        self.bot_user_name: str | None = None
         #: HTTP mode: the URL Slack must be given as Request URL (known after ``connect``).
         self.http_url: str | None = None
         self._socket: Any = None
@@ -257,6 +278,10 @@ class SlackAdapter(Adapter):
         self._tokens = 0
 
     # -- connection -----------------------------------------------------------------------------
+
+    @property
+    def bot_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(n for n in (self.bot_identity.name, self.bot_user_name) if n))
 
     @property
     def can_customize(self) -> bool:
@@ -317,6 +342,7 @@ class SlackAdapter(Adapter):
         except (SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
             raise AdapterError(f"could not reach Slack at {self.settings.api_base}: {error}") from None
         self.bot_user_id = auth.get("user_id")
+        self.bot_user_name = auth.get("user")
         self.bot_id = auth.get("bot_id")
         header = next((v for k, v in auth.headers.items() if k.lower() == "x-oauth-scopes"), "")
         if isinstance(header, list):
@@ -529,7 +555,7 @@ class SlackAdapter(Adapter):
         """A public answer, posted in the channel; where the app is not a member yet, through the
         command's response_url with a hint to invite it (persona posts need it in the channel)."""
         try:
-            await self.post(invocation.channel, self.bot_identity, text, invocation.channel.thread)
+            await self.announce(invocation.channel, text, invocation.channel.thread)
             return
         except AdapterError as error:
             invited = "not_in_channel" not in str(error) and "channel_not_found" not in str(error)
@@ -588,26 +614,32 @@ class SlackAdapter(Adapter):
     # -- posting --------------------------------------------------------------------------------
 
     async def post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None = None) -> str:
+        """Under the persona's own name and icon (``chat:write.customize``); without that scope, through
+        the bot with the persona's name leading every piece."""
         thread = thread or channel.thread
         if thread is None:
             thread = self._owed.thread_for(channel.id, identity.name)
-        is_bot = identity.name == self.bot_identity.name and not identity.tag
-        if is_bot or self.can_customize or not self.scopes:
-            pieces = split_message(text, self.max_message_length)
-            persona = None if is_bot else identity
-        else:
-            await self._explain_no_customize(channel.id)
-            prefix = fallback_prefix(identity)
-            pieces = split_message(text, self.max_message_length - len(prefix))
-            pieces[0] = "\x01" + pieces[0]  # marks where the prefix goes once the text is escaped
-            persona = None
+        if self.can_customize:
+            bodies = [to_mrkdwn(piece) for piece in split_message(text, self.max_message_length)]
+            return await self._send_all(channel.id, bodies, identity=identity, thread=thread, what="a persona message")
+        await self._explain_no_customize(channel.id)
+        return await self._send_all(channel.id, self._on_behalf(identity, text), thread=thread, what="a persona message")
+
+    def _on_behalf(self, identity: Identity, text: str) -> list[str]:
+        """The pieces of a persona's post made through the bot, each led by the persona's name."""
+        prefix = fallback_prefix(identity)
+        return [prefix + to_mrkdwn(piece)
+                for piece in split_message(unlabelled(text), self.max_message_length - len(prefix))]
+
+    async def announce(self, channel: ChannelRef, text: str, thread: str | None = None) -> str:
+        bodies = [to_mrkdwn(piece) for piece in split_message(text, self.max_message_length)]
+        return await self._send_all(channel.id, bodies, thread=thread or channel.thread, what="a message")
+
+    async def _send_all(self, channel_id: str, bodies: list[str], *, identity: Identity | None = None,
+                        thread: str | None, what: str) -> str:
         first: str | None = None
-        for piece in pieces:
-            body = to_mrkdwn(piece)
-            if body.startswith("\x01"):
-                body = fallback_prefix(identity) + body[1:]
-            ts = await self._send(channel.id, body, identity=persona, thread=thread,
-                                  what="a persona message" if not is_bot else "a message")
+        for body in bodies:
+            ts = await self._send(channel_id, body, identity=identity, thread=thread, what=what)
             first = first or ts
         assert first is not None
         return first
@@ -630,8 +662,8 @@ class SlackAdapter(Adapter):
 
     async def _explain_no_customize(self, channel_id: str) -> None:
         """Say once per channel why personas post as the bot here."""
-        if channel_id in self._no_customize_told:
-            return
+        if channel_id in self._no_customize_told or not self.scopes:
+            return  # told already, or the scopes are unknown (Slack did not say): nothing sure to tell
         self._no_customize_told.add(channel_id)
         text = ("This app lacks the chat:write.customize scope, so personas post through me with their name in "
                 "bold. Reinstall the app from config/slack-manifest.yaml to let each persona post under its own "
@@ -673,8 +705,7 @@ class SlackAdapter(Adapter):
                         since: datetime, taken: Collection[str] = ()) -> str | None:
         """Our post of ``text`` as ``identity`` in the channel's (or thread's) history since ``since``."""
         assert self.client is not None
-        first = split_message(text, self.max_message_length)[0]
-        wanted = {to_mrkdwn(first), fallback_prefix(identity) + to_mrkdwn(first)}
+        wanted = {to_mrkdwn(split_message(text, self.max_message_length)[0]), self._on_behalf(identity, text)[0]}
         username = identity.display_name(USERNAME_MAX)
         oldest = f"{since.timestamp() - 5:.6f}"
         thread = thread or channel.thread
@@ -712,11 +743,11 @@ class SlackAdapter(Adapter):
         match = next((n for n in known if n.casefold() == name.casefold()), None)
         if match is None:
             where = "`/troupe persona list` shows them" if known else "this channel has no personas yet"
-            await self._ephemeral(invocation.user, channel, escape(f"There is no persona called {name} here; ") + where,
+            await self._ephemeral(invocation.user, channel, f"There is no persona called {to_mrkdwn(literal(name))} here; " + where,
                                   None, invocation.reply_token)
             return
-        text = (f"*Interview with {escape(match)}*: everything written in this thread is put to {escape(match)}, "
-                "who answers here.")
+        shown = to_mrkdwn(literal(match))
+        text = f"*Interview with {shown}*: everything written in this thread is put to {shown}, who answers here."
         try:
             ts = await self._send(channel.id, text, what="the interview thread")
         except AdapterError as error:
@@ -729,7 +760,7 @@ class SlackAdapter(Adapter):
                 await self.state.set(_interview_key(channel.id, ts), {"persona": match})
             except Exception:
                 log.warning("could not store the interview thread %s", ts, exc_info=True)
-        await self._ephemeral(invocation.user, channel, f"Opened a thread to talk with {escape(match)}.", None,
+        await self._ephemeral(invocation.user, channel, f"Opened a thread to talk with {to_mrkdwn(literal(match))}.", None,
                               invocation.reply_token)
 
     async def _interview_persona(self, channel_id: str, thread: str) -> str | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adapters.base import Card, CommandInvocation
+from adapters.base import Card, CommandInvocation, literal
 from bots.exports import as_posted, render_export
 from bots.commands import Command, CommandError, help_text, parse_command
 from bots.permissions import ModeratorPolicy
@@ -138,7 +139,7 @@ class Moderation:
             if stopped is None:
                 return Reply("No world was stopped in this channel; `start NAME` begins one.", private=True, failed=True)
             session = await self.app.sessions.reopen(stopped)
-            names = ", ".join(a.name for a in session.world.agents) or "no personas"
+            names = ", ".join(literal(a.name) for a in session.world.agents) or "no personas"
             return Reply(f"Reopened the world “{session.world.name}” with {names}: its conversation and the "
                          "personas' memories are as they were.")
         specs: list[PersonaSpec] = []
@@ -171,7 +172,7 @@ class Moderation:
             lines.append(f"(The world “{stopped.name}” stopped here earlier is kept: `stop` this one, then "
                          "`start --reopen`, to go back to it.)")
         if added:
-            lines.append("Personas: " + ", ".join(added) + ".")
+            lines.append("Personas: " + ", ".join(literal(name) for name in added) + ".")
         else:
             lines.append("Add personas with `persona add NAME` (`personas` lists the bundled ones).")
         lines.append("Everything people write here is now heard by the personas.")
@@ -211,10 +212,10 @@ class Moderation:
         if session is None:
             return Reply("No world in this channel. `start NAME` begins one.", private=True)
         world = session.world
-        people = ", ".join(a.name for a in world.agents) or "none yet"
+        people = ", ".join(literal(a.name) for a in world.agents) or "none yet"
         state = "paused" if session.paused else "active"
         thinking = " (personas are answering)" if session.busy else ""
-        observed = ", ".join(session.config.observers) or "nobody"
+        observed = ", ".join(literal(name) for name in session.config.observers) or "nobody"
         lines = [
             f"World “{world.name}”: {state}{thinking}; {self.app.model_label}.",
             f"Personas: {people}.",
@@ -282,23 +283,24 @@ class Moderation:
         else:
             spec = await asyncio.to_thread(find_bundled_persona, cmd.args["bundled"])
         agent = await session.add_persona(spec)
-        return Reply(f"{agent.name} joined: {spec.summary()}.")
+        return Reply(f"{literal(agent.name)} joined: {literal(spec.summary())}.")
 
     async def _persona_list(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         if not session.world.agents:
             return Reply("No personas yet. Add one with `persona add NAME`.", private=True)
-        return Reply("\n".join(f"• {a.spec.summary()}" for a in session.world.agents), private=True)
+        return Reply("\n".join(f"• {literal(a.spec.summary())}" for a in session.world.agents), private=True)
 
     async def _persona_remove(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         agent, dropped = await session.remove_persona(cmd.args["name"])
         held = f" {dropped} of their message(s) held for review were dropped with them." if dropped else ""
-        return Reply(f"{agent.name} left the world.{held}")
+        return Reply(f"{literal(agent.name)} left the world.{held}")
 
     async def _persona_show(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         agent = session.world.get(cmd.args["name"])
         from simulation.prompts import render_persona
 
-        return Reply("\n".join([agent.spec.summary(), *render_persona(agent.spec.to_tinytroupe_dict())]), private=True)
+        lines = [agent.spec.summary(), *render_persona(agent.spec.to_tinytroupe_dict())]
+        return Reply("\n".join(_indented_literal(line) for line in lines), private=True)
 
     async def _personas(self, inv: CommandInvocation, cmd: Command, session: ChannelSession | None) -> Reply:
         seen: dict[str, str] = {}
@@ -335,15 +337,15 @@ class Moderation:
             await session.save_config()
         now = [name for name in names if name not in waiting]
         if not now:
-            return Reply(f"Next: {', '.join(names)}. Nothing to answer yet: the pick waits for the next message.",
+            return Reply(f"Next: {_listed(names)}. Nothing to answer yet: the pick waits for the next message.",
                          private=True)
         later = "" if not waiting else (
-            f" {', '.join(n for n in names if n in waiting)} {'have' if len(waiting) > 1 else 'has'} nothing new "
+            f" {_listed(n for n in names if n in waiting)} {'have' if len(waiting) > 1 else 'has'} nothing new "
             "to answer yet, and will answer the next message.")
         if session.paused:
-            return Reply(f"Next: {', '.join(now)}, after `resume` (“{session.world.name}” is paused).{later}", private=True)
+            return Reply(f"Next: {_listed(now)}, after `resume` (“{session.world.name}” is paused).{later}", private=True)
         session.allow_steps(1)
-        return Reply(f"Next: {', '.join(now)}.{later}", private=True)
+        return Reply(f"Next: {_listed(now)}.{later}", private=True)
 
     async def _ask(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         # "ask Priya Nair Is the budget ok?": the full name, unquoted, is the persona's, not the question's.
@@ -359,11 +361,11 @@ class Moderation:
         if interview:
             return Reply("", private=True)
         if (spent := self._over_budget(session)) is not None:
-            return Reply(f"Asked {agent.name}; {spent.text[0].lower()}{spent.text[1:]}", private=True)
+            return Reply(f"Asked {literal(agent.name)}; {spent.text[0].lower()}{spent.text[1:]}", private=True)
         if session.paused:
-            return Reply(f"Asked {agent.name}; “{session.world.name}” is paused, so the answer comes after `resume`.",
+            return Reply(f"Asked {literal(agent.name)}; “{session.world.name}” is paused, so the answer comes after `resume`.",
                          private=True)
-        return Reply(f"Asked {agent.name}.", private=True)
+        return Reply(f"Asked {literal(agent.name)}.", private=True)
 
     async def _observe(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         agent = session.world.get(cmd.args["name"])
@@ -376,8 +378,8 @@ class Moderation:
             session.config.observers.pop(agent.name, None)
         await session.save_config()
         if cmd.args["on"]:
-            return Reply(f"You now privately see what {agent.name} thinks, as it happens.", private=True)
-        return Reply(f"You no longer see {agent.name}'s thoughts.", private=True)
+            return Reply(f"You now privately see what {literal(agent.name)} thinks, as it happens.", private=True)
+        return Reply(f"You no longer see {literal(agent.name)}'s thoughts.", private=True)
 
     # -- review -------------------------------------------------------------------------------
 
@@ -388,7 +390,7 @@ class Moderation:
         lines = [f"{len(held)} message(s) held for review:"]
         for entry in held:
             reasons = "; ".join(entry.verdict.get("reasons", [])) or "held"
-            lines.append(f"#{entry.id} {entry.persona} — {reasons}\n    {entry.text}")
+            lines.append(f"#{entry.id} {literal(entry.persona)} — {reasons}\n    {entry.text}")
         lines.append("`approve ID` posts one, `edit ID NEW TEXT` posts your version, `reject ID` drops it.")
         return Reply("\n".join(lines), private=True)
 
@@ -424,13 +426,13 @@ class Moderation:
         entry = await self._decide(inv, cmd.args["id"], OutboxStatus.PENDING, "approve")
         await self.app.outbox.deliver(entry.channel_key)
         await session.hear_approved(entry)
-        return Reply(f"Approved #{entry.id}: {entry.persona}'s message is posted.", private=True)
+        return Reply(f"Approved #{entry.id}: {literal(entry.persona)}'s message is posted.", private=True)
 
     async def _edit(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         entry = await self._decide(inv, cmd.args["id"], OutboxStatus.PENDING, "edit", text=cmd.args["text"])
         await self.app.outbox.deliver(entry.channel_key)
         await session.hear_approved(entry)
-        return Reply(f"Posted your version of #{entry.id} as {entry.persona}.", private=True)
+        return Reply(f"Posted your version of #{entry.id} as {literal(entry.persona)}.", private=True)
 
     async def _reject(self, inv: CommandInvocation, cmd: Command, session: ChannelSession) -> Reply:
         entry = await self._decide(inv, cmd.args["id"], OutboxStatus.BLOCKED, "reject")
@@ -444,7 +446,7 @@ class Moderation:
                                  if not check_persona_spec(a.persona_data, mode).allowed]
                 if red_team_only:
                     return Reply(
-                        f"Still in red-team mode: {', '.join(red_team_only)} may only run there. "
+                        f"Still in red-team mode: {_listed(red_team_only)} may only run there. "
                         f"`persona remove NAME` first, then `safety {mode}`.", private=True, failed=True)
             await session.set_safety_mode(mode)
             await self.app.storage.record_audit(
@@ -486,7 +488,7 @@ class Moderation:
             f"{totals.completion_tokens:,} completion tokens, ${totals.cost_usd:.4f}."
         ]
         for persona, row in sorted(ledger.by_persona(session.world.id).items(), key=lambda kv: kv[0] or ""):
-            lines.append(f"• {persona or '(world)'}: {row.calls:,} call{'s' if row.calls != 1 else ''}, "
+            lines.append(f"• {literal(persona) if persona else '(world)'}: {row.calls:,} call{'s' if row.calls != 1 else ''}, "
                          f"{row.total_tokens:,} tokens, ${row.cost_usd:.4f}")
         budget = self.app.stack.budget
         if budget is not None:
@@ -504,6 +506,17 @@ class Moderation:
 def actor(user, platform: str) -> str:  # type: ignore[no-untyped-def]
     """How the audit trail names a person."""
     return f"{platform}:{user.id} ({user.name})"
+
+
+def _listed(names: Iterable[str]) -> str:
+    """Persona names as a list in a reply, each shown as written."""
+    return ", ".join(literal(name) for name in names)
+
+
+def _indented_literal(line: str) -> str:
+    """A line of a persona's description in a reply: its indentation kept, its text shown as written."""
+    body = line.lstrip(" ")
+    return line[: len(line) - len(body)] + literal(body)
 
 
 def _persona_names(world: TinyWorld, words: list[str]) -> list[str]:
@@ -553,7 +566,7 @@ def _fate(entry: OutboxEntry, rejected: bool) -> str:
             return "a moderator rejected it"
         held = entry.verdict.get("action") == "hold"
         if held and entry.error and "left the world" in entry.error:
-            return f"it was dropped when {entry.persona} left the world"
+            return f"it was dropped when {literal(entry.persona)} left the world"
         return "it was dropped when the world was reset" if held else "verification blocked it"
     return {
         OutboxStatus.POSTED: "it is posted",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from adapters.base import Card, CardField, CommandInvocation, clip
+from adapters.base import Card, CardField, CommandInvocation, clip, literal
 from bots.commands import Command, CommandError
 from bots.exports import slug
 from simulation.disclaimer import disclaimer
@@ -80,7 +80,7 @@ class Research:
         except ValueError as error:
             raise CommandError(str(error)) from None
         self._begin_focus(session, group)
-        who = ", ".join(a.name for a in group.personas)
+        who = ", ".join(literal(a.name) for a in group.personas)
         return self._reply(f"Focus group started ({group.rounds} round(s)) with {who}: “{group.question}”. "
                            "Each answers in turn; `probe QUESTION` asks something in the next round.")
 
@@ -98,7 +98,7 @@ class Research:
 
         async def progress(update: FocusProgress) -> None:
             nonlocal handle, thinking
-            text = f"Focus group: {update.text}"
+            text = f"Focus group: {literal(update.text)}"
             handle = await adapter.progress(session.channel, text, handle=handle)
             thinking = update.persona if update.stage == "thinking" else None
             if thinking:
@@ -125,7 +125,7 @@ class Research:
         session.focus = None
         session.kick()
         if failure is not None:
-            await session._quietly(adapter.post(session.channel, adapter.bot_identity, failure))
+            await session._quietly(adapter.announce(session.channel, failure))
         if report is not None:
             card = await self._focus_card(session, report)
             await session._quietly(adapter.post_card(session.channel, card))
@@ -168,7 +168,7 @@ class Research:
             group = FocusGroup(session.world, cmd.args["text"], rounds=1, personas=present,
                                summarizer=Summarizer(self.model), moderator=inv.user.name, step=session.step_only)
             self._begin_focus(session, group)
-            return self._reply(f"The focus group had finished: one more round asks {', '.join(present)} that.")
+            return self._reply(f"The focus group had finished: one more round asks {', '.join(map(literal, present))} that.")
         session.focus.probe(cmd.args["text"])
         return self._reply("Noted: the next round asks that (one more round, if this is the last).", private=True)
 
@@ -213,7 +213,7 @@ class Research:
         for option, votes in tally.items():
             voters = [a.persona for a in result.answers if (a.choice or ABSTAIN) == option]
             bar = "█" * round(10 * votes / total)
-            lines.append(f"{option}: {votes} {bar}" + (f" ({', '.join(voters)})" if voters else ""))
+            lines.append(f"{option}: {votes} {bar}" + (f" ({', '.join(map(literal, voters))})" if voters else ""))
         fields = [CardField(name=f"{a.persona}: {a.choice or 'abstained'}", value=reasons[a.persona] or "")
                   for a in result.answers]
         fields += [CardField(name=f"{persona}: not counted", value=screen.say(persona, "vote and reason withheld"))
@@ -249,7 +249,7 @@ class Research:
         if body.startswith("(withheld"):
             return self._reply(f"The extraction was not shared: {body}", private=True, failed=True)
         failed = f" Could not extract for: {', '.join(extraction.failed)}." if extraction.failed else ""
-        withheld = "".join(f" {persona}: {screen.say(persona, 'record withheld')}." for persona in screen.withheld)
+        withheld = "".join(f" {literal(persona)}: {screen.say(persona, 'record withheld')}." for persona in screen.withheld)
         filename = f"extract-{slug(session.world.name)}.{cmd.args['format']}"
         return self._reply(f"Extracted {len(extraction.records)} persona record(s).{failed}{withheld} {note}",
                            file=(filename, body.encode()))
@@ -296,7 +296,7 @@ class Research:
         added, refused = [], []
         for spec in specs:
             try:
-                added.append((await session.add_persona(spec)).spec.summary())
+                added.append(literal((await session.add_persona(spec)).spec.summary()))
             except (PersonaError, ValueError) as error:
                 refused.append(str(error))
         lines = [f"Generated {len(added)} persona(s) ({self.app.model_label}):", *(f"• {s}" for s in added)]
@@ -347,7 +347,7 @@ class Research:
         beat = await teller.propose(session.world)
         session.story_beat = beat
         fields = [CardField(name="Kind", value=beat.kind, inline=True),
-                  CardField(name="For", value=beat.target or "everyone", inline=True),
+                  CardField(name="For", value=literal(beat.target) if beat.target else "everyone", inline=True),
                   CardField(name="Why", value=await session.vet_text(beat.rationale))]
         card = Card(title="Suggested next beat", text=await session.vet_text(beat.content), fields=tuple(fields),
                     footer=f"`story inject` delivers it. Suggested by {self.app.model_by}.", colour=COLOUR)
@@ -387,8 +387,9 @@ class _Screen:
 
     def say(self, persona: str, what: str = "answers withheld") -> str:
         """Why ``persona``'s words are missing and what to do about it, after ``what`` happened to them."""
-        return (f"{what} by verification ({self.withheld[persona]}). To hear from {persona}, remove the persona "
-                f"(`persona remove {persona}`) and add it again with text verification lets through")
+        shown = literal(persona)
+        return (f"{what} by verification ({self.withheld[persona]}). To hear from {shown}, remove the persona "
+                f"(`persona remove {shown}`) and add it again with text verification lets through")
 
     def fields(self, what: str = "answers withheld") -> list[CardField]:
         return [CardField(name=persona, value=self.say(persona, what)) for persona in self.withheld]

@@ -20,9 +20,10 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
-from adapters.base import Adapter, ChannelRef, Identity, UserRef
+from adapters.base import Adapter, ChannelRef, Identity, UserRef, literal
 from bots.commands import prefixed
 from bots.outbox import Outbox
+from bots.persona_names import impersonated, name_refusal
 from bots.storage import (
     RECENT_EPISODES_HELD,
     RECENT_EVENTS_HELD,
@@ -38,7 +39,8 @@ from bots.storage import (
     WorldRecord,
     WorldStatus,
 )
-from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
+from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier, verify_text
+from bots.verification.api import pipeline_for
 from bots.verification.checks.injection import inspect_input, quote_untrusted
 from bots.verification.checks.secrets import SecretsCheck
 from bots.verification.checks.secrets import redact as redact_secrets
@@ -206,11 +208,18 @@ class ChannelSession:
         return self.record.status is WorldStatus.PAUSED
 
     def identity(self, name: str) -> Identity:
+        """How ``name``'s posts appear: its name, avatar, colour and the labels they must carry.
+
+        A persona stored before its name was refused (one that could pass for the bot or the
+        platform) keeps its words and memories, and every post of it is labelled as a persona's.
+        """
         identity = identity_for(name, self.services.settings, demo=self.services.model.is_demo)
+        tags = [identity.tag] if identity.tag else []
         if name in self.config.red_team_personas:
-            tag = "red-team simulation" + (", demo model" if identity.tag else "")
-            identity = identity.model_copy(update={"tag": tag})
-        return identity
+            tags.insert(0, "red-team simulation")
+        if impersonated(name, *self._names_taken()):
+            tags.insert(0, "simulated persona")
+        return identity.model_copy(update={"tag": ", ".join(tags) or None})
 
     # -- input --------------------------------------------------------------------------------
 
@@ -501,20 +510,17 @@ class ChannelSession:
             await self.save_config()
 
     async def add_persona(self, spec: PersonaSpec) -> TinyPerson:
-        """Add a persona after checking its description; malicious ones only join red-team channels."""
+        """Add a persona after checking its name and description; malicious ones only join red-team
+        channels."""
+        refusal = await self._name_refusal(spec.name)
+        if refusal is not None:
+            await self._record_refusal(spec.name, [refusal])
+            raise PersonaRefusedError(f"Cannot add this persona: {refusal}")
         check = check_persona_spec(spec.to_tinytroupe_dict(), self.config.safety_mode)
         if not check.allowed:
-            await self.services.storage.record_audit(
-                AuditRecord(
-                    world_id=self.record.id,
-                    channel_key=self.record.channel_key,
-                    actor="troupe",
-                    action="persona_refused",
-                    detail={"persona": spec.name, "reasons": check.reasons},
-                )
-            )
+            await self._record_refusal(spec.name, check.reasons)
             raise PersonaRefusedError(
-                f"{spec.name} cannot join: " + "; ".join(check.reasons) + ". Personas that harass, deceive "
+                f"{literal(spec.name)} cannot join: " + "; ".join(check.reasons) + ". Personas that harass, deceive "
                 "or attack the channel run only in a channel a moderator switched to red-team testing "
                 "(`safety red-team`)."
             )
@@ -539,6 +545,45 @@ class ChannelSession:
             if check.red_team:
                 await self.save_config()
             return agent
+
+    async def _name_refusal(self, name: str) -> str | None:
+        """Why a persona may not be called ``name`` in this channel, or None.
+
+        The name must not pass for the bot, the platform or its staff, must show as plain words, and
+        must pass the channel's checks of persona words (links, personal data, toxicity…): it is
+        shown in the bot's own messages.
+        """
+        refusal = name_refusal(name, *self._names_taken())
+        if refusal is not None:
+            return refusal
+        # The offline checks of the channel's policy; the model-based judge is not asked about a name.
+        policy = self.verification_policy().merged({"judge": {"enabled": False, "moderation": False}})
+        await asyncio.to_thread(pipeline_for, policy)  # built off the loop the first time
+        verdict = await verify_text(name, None, policy, platform=self.channel.platform)
+        if verdict.action is VerdictAction.PASS:
+            return None
+        reasons = "; ".join(verdict.reasons) or verdict.action.value
+        return (f"the persona name “{literal(name)}” is shown in the channel, and the checks on persona words "
+                f"refuse it ({literal(reasons)}). Give the persona a name that is just a name.")
+
+    def _names_taken(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The names the bot goes by on this channel's platform, and the words the platform refuses in
+        a poster's name (none known where the platform is not connected; "Troupe" is refused anyway)."""
+        adapter = self.services.adapters.get(self.channel.platform)
+        if adapter is None:
+            return (), ()
+        return adapter.bot_names, adapter.refused_name_parts
+
+    async def _record_refusal(self, name: str, reasons: list[str]) -> None:
+        await self.services.storage.record_audit(
+            AuditRecord(
+                world_id=self.record.id,
+                channel_key=self.record.channel_key,
+                actor="troupe",
+                action="persona_refused",
+                detail={"persona": name, "reasons": reasons},
+            )
+        )
 
     async def remove_persona(self, name: str) -> tuple[TinyPerson, int]:
         """Remove a persona; returns it and how many of its held messages were dropped with it."""
@@ -648,7 +693,7 @@ class ChannelSession:
                 else "blocked by verification")
         for user in await self._still_moderators(self.config.observers.get(entry.persona, [])):
             await self._quietly(self._reply_private(
-                user, self.channel, f"{entry.persona}'s message was {fate}: it is not posted (#{entry.id})."))
+                user, self.channel, f"{literal(entry.persona)}'s message was {fate}: it is not posted (#{entry.id})."))
 
     def _heard_as(self, event: Event) -> str | None:
         """What the other personas hear of ``event``: the words as posted (redacted, rewritten), or
@@ -694,7 +739,7 @@ class ChannelSession:
                 self._reply_private(
                     self.config.moderator,
                     self.channel,
-                    f"Held a message from {entry.persona} for review (#{entry.id}): {reasons}. "
+                    f"Held a message from {literal(entry.persona)} for review (#{entry.id}): {reasons}. "
                     f"`review` shows it; `approve {entry.id}`, `edit {entry.id} NEW TEXT` or `reject {entry.id}`.",
                 )
             )
@@ -784,7 +829,7 @@ class ChannelSession:
                 return
             agent = self.world.find(event.source)
             state = agent.cognitive_state if agent else None
-            text = f"{event.source} thinks: {event.content}"
+            text = f"{literal(event.source)} thinks: {event.content}"
             if state is not None:
                 text += f"\n  goals: {state.goals or '-'} · attention: {state.attention or '-'} · emotions: {state.emotions or '-'}"
             for user in watchers:
@@ -797,8 +842,8 @@ class ChannelSession:
         await self._write()
         said = f"it reached {error.reason}, or start a new world" if error.reason else str(error)
         await self._quietly(
-            self.adapter.post(self.channel, self.adapter.bot_identity,
-                              prefixed(f"“{self.world.name}” is paused: {said}.", self.adapter.command_prefix))
+            self.adapter.announce(self.channel,
+                                  prefixed(f"“{self.world.name}” is paused: {said}.", self.adapter.command_prefix))
         )
 
     async def _still_moderator(self, user: UserRef | None) -> bool:

@@ -27,10 +27,11 @@ def test_long_username_is_cut_but_keeps_the_tag() -> None:
     assert name.endswith("(red-team simulation, demo model)")
 
 
-def test_username_avoids_words_discord_refuses() -> None:
-    name = webhook_username(Identity(name="Clyde the Discord fan"))
-    assert "clyde" not in name.casefold() and "discord" not in name.casefold()
-    assert len(name) == len("Clyde the Discord fan")
+def test_username_leaves_out_words_discord_refuses_without_look_alikes() -> None:
+    """Discord refuses "discord" and "clyde" in webhook names: a persona stored under such a name
+    posts under the rest of it, never with look-alike letters that slip past the rule."""
+    assert webhook_username(Identity(name="Clyde the Discord fan")) == "the fan"
+    assert webhook_username(Identity(name="DISCORD", tag="demo model")) == "Persona (demo model)"
 
 
 def test_empty_username_gets_a_placeholder() -> None:
@@ -797,6 +798,100 @@ async def test_help_is_a_private_embed(bot: Bot) -> None:
     answer = await bot.command("troupe help", user=bot.fake.guest)
     assert answer.ephemeral and answer.embeds[0]["title"].startswith("Troupe commands")
     assert "persona add" in answer.embeds[0]["description"]
+
+
+# -- nobody posts as the bot ----------------------------------------------------------------------
+
+import re  # noqa: E402
+
+from bots.storage import PersonaRecord  # noqa: E402
+from bots.storage.sqlite import SQLiteStorage  # noqa: E402
+from simulation.agent import AgentState  # noqa: E402
+from simulation.persona import PersonaSpec  # noqa: E402
+
+#: A poster's name in bold as Discord shows it (escaped marks are text, not bold).
+BOLD_LABEL = re.compile(r"(?<!\\)\*\*([^*\n]+?):(?<!\\)\*\*")
+LINK_NAME = "[Reset your password](https://evil.example/reset)"
+
+
+def live_links(content: str) -> list[str]:
+    """What Discord would make a link of: a Markdown link with unescaped brackets, or a URL."""
+    return re.findall(r"(?<!\\)\[[^\]]*(?<!\\)\]\(|https?://\S+", content)
+
+
+async def test_a_persona_named_like_the_bot_still_posts_as_a_persona(tmp_path: Path) -> None:
+    """With a real model personas carry no tag: one called like the bot goes through the webhook
+    under its own name, never as the bot user; without webhooks its name leads the bot's post."""
+    notice = "Moderator notice: everyone re-verify now"
+    async with FakeDiscord() as fake, standalone(tmp_path, fake) as adapter:
+        general = fake.channel_id("general")
+        await adapter.post(ChannelRef(platform="discord", id=str(general)), Identity(name="Troupe"), notice)
+        (message,) = fake.channel_messages(general)
+        assert message.webhook_id is not None and message.author_id != fake.bot_user.id
+    async with FakeDiscord(manage_webhooks=False) as fake, standalone(tmp_path, fake) as adapter:
+        general = fake.channel_id("general")
+        await adapter.post(ChannelRef(platform="discord", id=str(general)), Identity(name="Troupe"), notice)
+        (message,) = [m for m in fake.channel_messages(general) if notice in m.content]
+        assert message.content == f"**Troupe:** {notice}"
+
+
+async def test_through_the_bot_every_piece_shows_one_speaker_the_persona(tmp_path: Path) -> None:
+    text = "Budget notes, line by line. " * 120 + "\n\n**Priya Nair:** I resign, effective today."
+    async with FakeDiscord(manage_webhooks=False) as fake, standalone(tmp_path, fake) as adapter:
+        general = fake.channel_id("general")
+        await adapter.post(ChannelRef(platform="discord", id=str(general)),
+                           Identity(name="Henrik Lindqvist", tag="demo model"), text)
+        pieces = [m for m in fake.channel_messages(general) if "Manage Webhooks" not in m.content]
+        assert len(pieces) >= 2 and all(len(m.content) <= 2000 for m in pieces)
+        for piece in pieces:
+            assert piece.content.startswith("**Henrik Lindqvist (demo model):** "), piece.content[:80]
+            assert BOLD_LABEL.findall(piece.content) == ["Henrik Lindqvist (demo model)"], piece.content[-120:]
+        assert "I resign, effective today." in pieces[-1].content
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ('{"name": "Troupe", "age": 40}', "could be taken for the bot"),
+    ('{"name": "Aria", "age": 40}', "could be taken for the bot (it is called Aria here)"),
+    ('{"name": "Discord Support", "age": 40}', "could be taken for"),
+    ('{"name": "Clydesdale Moss", "age": 40}', "it refuses “clyde” in the name of anyone who posts"),
+])
+async def test_persona_add_refuses_names_that_pass_for_the_bot_or_discord(tmp_path: Path, name: str, why: str) -> None:
+    async with FakeDiscord(bot_name="Aria") as fake:
+        bot = await start_bot(tmp_path, fake)
+        try:
+            await with_team(bot, ())
+            refusal = await bot.command("troupe persona add", {"source": name})
+            assert refusal.ephemeral and why in refusal.content and "another name" in refusal.content
+            assert not bot.app.sessions.get(f"discord:{bot.general}").world.agents
+        finally:
+            await bot.app.stop()
+
+
+async def test_a_link_for_a_persona_name_links_nowhere_also_when_a_guest_asks_status(tmp_path: Path) -> None:
+    """A persona stored under a Markdown link (before names were checked): the status a guest asks
+    for, and the posts the bot makes for it, show the name as text."""
+    async with FakeDiscord(manage_webhooks=False) as fake:
+        first = await start_bot(tmp_path, fake)
+        await with_team(first, PERSONAS[:1])
+        world_id = first.app.sessions.get(f"discord:{first.general}").record.id
+        await first.app.stop()
+        storage = SQLiteStorage(first.app.settings.database_path)
+        await storage.open()
+        spec = PersonaSpec.from_data({"name": LINK_NAME, "age": 40}, source="an earlier bot")
+        await storage.save_persona(world_id, PersonaRecord(name=LINK_NAME, spec=spec.to_tinytroupe_dict(), position=1),
+                                   AgentState(persona=spec.to_tinytroupe_dict()))
+        await storage.close()
+        bot = await start_bot(tmp_path, fake)
+        try:
+            status = await bot.command("troupe status", user=fake.guest)
+            assert "Reset your password" in status.content and not live_links(status.content), status.content
+            channel = ChannelRef(platform="discord", id=str(bot.general))
+            session = bot.app.sessions.get(channel.key)
+            await bot.adapter.post(channel, session.identity(LINK_NAME), "Please sign in again.")
+            (post,) = [m for m in fake.channel_messages(bot.general) if "Please sign in again." in m.content]
+            assert "Reset your password" in post.content and not live_links(post.content), post.content
+        finally:
+            await bot.app.stop()
 
 
 # -- a file Discord does not take -----------------------------------------------------------------

@@ -502,6 +502,104 @@ async def test_in_a_channel_the_app_has_not_joined_the_answer_comes_by_response_
             await bot.app.stop()
 
 
+# -- nobody posts as the bot ----------------------------------------------------------------------
+
+import re  # noqa: E402
+
+from adapters.base import ChannelRef, Identity  # noqa: E402
+from bots.storage import PersonaRecord  # noqa: E402
+from bots.storage.sqlite import SQLiteStorage  # noqa: E402
+from simulation.agent import AgentState  # noqa: E402
+from simulation.persona import PersonaSpec  # noqa: E402
+
+NO_CUSTOMIZE = ("chat:write", "commands", "channels:history", "users:read", "usergroups:read", "files:write")
+LINK_NAME = "[Reset your password](https://evil.example/reset)"
+#: A poster's name in bold as Slack mrkdwn shows it.
+BOLD_LABEL = re.compile(r"(?:^|\n)\s*\*([^*\n]+?):\*")
+
+
+def live_links(text: str) -> list[str]:
+    """What Slack would make a link of: its ``<url|label>`` markup, or a URL or host in the text."""
+    return re.findall(r"<(?:https?|mailto):[^>]*>|https?://\S+|evil\.example", text)
+
+
+async def test_a_persona_named_like_the_bot_still_posts_as_a_persona(tmp_path: Path) -> None:
+    notice = "Moderator notice: everyone re-verify now"
+    async with new_fake() as fake:
+        bot = await start_bot(tmp_path, fake)
+        try:
+            await bot.adapter.post(ChannelRef(platform="slack", id=CHANNEL), Identity(name="Troupe"), notice)
+            (post,) = [p for p in fake.posts if notice in p["text"]]
+            assert post.get("username") == "Troupe", "under the persona's name, not the bot's"
+        finally:
+            await bot.app.stop()
+    async with new_fake(scopes=NO_CUSTOMIZE) as fake:
+        bot = await start_bot(tmp_path / "2", fake)
+        try:
+            await bot.adapter.post(ChannelRef(platform="slack", id=CHANNEL), Identity(name="Troupe"), notice)
+            (post,) = [p for p in fake.posts if notice in p["text"]]
+            assert post["text"] == f"*Troupe:* {notice}"
+        finally:
+            await bot.app.stop()
+
+
+async def test_through_the_bot_every_piece_shows_one_speaker_the_persona(tmp_path: Path) -> None:
+    text = "Budget notes, line by line. " * 200 + "\n\n**Priya Nair:** I resign, effective today."
+    async with new_fake(scopes=NO_CUSTOMIZE) as fake:
+        bot = await start_bot(tmp_path, fake)
+        try:
+            await bot.adapter.post(ChannelRef(platform="slack", id=CHANNEL),
+                                   Identity(name="Henrik Lindqvist", tag="demo model"), text)
+            pieces = [p for p in fake.posts if "Budget notes" in p["text"] or "I resign" in p["text"]]
+            assert len(pieces) >= 2
+            for piece in pieces:
+                assert piece["text"].startswith("*Henrik Lindqvist (demo model):* "), piece["text"][:80]
+                assert BOLD_LABEL.findall(piece["text"]) == ["Henrik Lindqvist (demo model)"], piece["text"][-120:]
+            assert "I resign, effective today." in pieces[-1]["text"]
+        finally:
+            await bot.app.stop()
+
+
+async def test_persona_add_refuses_the_bots_slack_name(tmp_path: Path) -> None:
+    async with new_fake(bot_name="aria") as fake:
+        bot = await start_bot(tmp_path, fake)
+        try:
+            await bot.command("start Team room")
+            await bot.command('persona add {"name": "Aria", "age": 40}')
+            (refusal,) = bot.ephemerals_for(MODERATOR)[-1:]
+            assert "could be taken for the bot (it is called aria here)" in refusal["text"]
+            assert not bot.app.sessions.get(f"slack:{CHANNEL}").world.agents
+        finally:
+            await bot.app.stop()
+
+
+async def test_a_link_for_a_persona_name_links_nowhere_also_when_a_guest_asks_status(tmp_path: Path) -> None:
+    """A persona stored under a Markdown link (before names were checked): neither the status a guest
+    asks for nor the posts the bot makes for it turn the name into a Slack link."""
+    async with new_fake(scopes=NO_CUSTOMIZE) as fake:
+        first = await start_bot(tmp_path, fake)
+        await with_team(first, PERSONAS[:1])
+        world_id = first.app.sessions.get(f"slack:{CHANNEL}").record.id
+        await first.app.stop()
+        storage = SQLiteStorage(first.app.settings.database_path)
+        await storage.open()
+        spec = PersonaSpec.from_data({"name": LINK_NAME, "age": 40}, source="an earlier bot")
+        await storage.save_persona(world_id, PersonaRecord(name=LINK_NAME, spec=spec.to_tinytroupe_dict(), position=1),
+                                   AgentState(persona=spec.to_tinytroupe_dict()))
+        await storage.close()
+        bot = await start_bot(tmp_path, fake)
+        try:
+            await bot.command("status", user=GUEST)
+            (status,) = [p for p in bot.bot_posts() if "Personas:" in p["text"]]
+            assert "Reset your password" in status["text"] and not live_links(status["text"]), status["text"]
+            session = bot.app.sessions.get(f"slack:{CHANNEL}")
+            await bot.adapter.post(session.channel, session.identity(LINK_NAME), "Please sign in again.")
+            (post,) = [p for p in fake.posts if "Please sign in again." in p["text"]]
+            assert "Reset your password" in post["text"] and not live_links(post["text"]), post["text"]
+        finally:
+            await bot.app.stop()
+
+
 async def test_an_export_slack_does_not_take_is_explained_privately_and_kept_nowhere(tmp_path: Path) -> None:
     from tests.fakes.slack_server import DEFAULT_SCOPES
 

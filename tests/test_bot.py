@@ -244,8 +244,7 @@ async def test_full_names_typed_without_quotes_name_the_persona_not_the_question
 
 async def test_markdown_export_keeps_names_as_text_and_run_says_what_it_takes(testbot):
     await team(testbot, "general", "Priya Nair")
-    await testbot.command('persona add {"name": "Star *Man* _x_", "age": 40}')
-    await testbot.say("Star, what do you think?")
+    await testbot.say("Priya, what do you think?", user="Star *Man* _x_")
     testbot.adapter.uploads = True
     (shared,) = [s for s in await testbot.command("export md") if s.kind == "file"]
     body = shared.file[1].decode()
