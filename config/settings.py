@@ -25,7 +25,7 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceError  # a variable that should be JSON is not
 
-from bots.verification.policy import VerificationPolicy
+from config.verification import VerificationPolicy
 
 DEFAULT_CONFIG_FILE = "troupe.yaml"
 ENV_PREFIX = "TROUPE_"
