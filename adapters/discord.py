@@ -55,6 +55,7 @@ from adapters.base import (
 )
 from adapters.interviews import OwedAnswers
 from config.settings import DiscordSettings, Settings
+from config.turn_taking import PolicyName
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ SLASH_NAMES = {
     "probe": "focus probe",
 }
 
-POLICY_CHOICES = Literal["everyone", "addressed", "round_robin", "moderator", "model"]
+POLICY_CHOICES = PolicyName
 EXPORT_CHOICES = Literal["json", "csv", "md"]
 ON_OFF = Literal["on", "off"]
 SAFETY_CHOICES = Literal["team", "red-team"]

@@ -27,8 +27,8 @@ from bots.storage import Storage, StorageUnavailableError
 from bots.storage.sqlite import SQLiteStorage
 from bots.verification import Verifier
 from bots.verification.factory import build_verifier
-from bots.verification.policy import VerificationPolicy
 from config.settings import Settings
+from config.verification import VerificationPolicy
 from simulation.fairness import fair_turn
 from simulation.llm.factory import ModelStack, build_model
 

@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from adapters.base import Adapter, free_path
 from config.settings import Settings, SettingsError, load_settings
+from config.turn_taking import POLICY_NAMES
 from simulation.events import Event, EventKind
 from simulation.llm.errors import LLMError, ModelConfigurationError
 
@@ -184,8 +185,9 @@ async def _simulate(
         if steps is not None:
             scenario.steps = steps
         if scenario.policy == "moderator":
+            *others, last = (name for name in POLICY_NAMES if name != "moderator")
             raise ScenarioError(f"{path}: policy moderator waits for a moderator to pick each speaker, and a "
-                                "simulation has none; use everyone, addressed, round_robin or model")
+                                f"simulation has none; use {', '.join(others)} or {last}")
         if save is not None:
             _check_writable(save)
     except (ScenarioError, ValueError) as error:

@@ -13,10 +13,10 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulation.turn_taking import POLICY_NAMES
+from config.turn_taking import POLICY_NAMES
+from simulation.turn_taking import policy_name
 
 EXPORT_FORMATS = ("json", "csv", "md")
-POLICIES = ("everyone", "addressed", "round_robin", "moderator", "model")
 
 
 class CommandError(ValueError):
@@ -57,7 +57,7 @@ SPECS: dict[str, CommandSpec] = {
         CommandSpec("persona show", "persona show NAME", "show a persona's spec"),
         CommandSpec("personas", "personas", "list the bundled personas you can add", moderator_only=False,
                     needs_world=False),
-        CommandSpec("policy", "policy [everyone|addressed|round_robin|moderator|model] [--exchanges N]",
+        CommandSpec("policy", f"policy [{'|'.join(POLICY_NAMES)}] [--exchanges N]",
                     "who answers a human message, and how many persona-to-persona exchanges follow"),
         CommandSpec("pick", "pick NAME [NAME...]", "choose who speaks next (moderator policy)"),
         CommandSpec("run", "run N", "let the world run N steps"),
@@ -267,10 +267,10 @@ def parse_command(text: str, *, max_run_steps: int = 20) -> Command:
         if len(positional) > 1:
             raise CommandError("give one policy", spec.usage)
         if positional:
-            choice = positional[0].lower()
-            if choice not in POLICY_NAMES:
-                raise CommandError(f"unknown policy {positional[0]!r}; choose one of {', '.join(POLICIES)}", spec.usage)
-            args["policy"] = choice.replace("-", "_")
+            choice = policy_name(positional[0])
+            if choice is None:
+                raise CommandError(f"unknown policy {positional[0]!r}; choose one of {', '.join(POLICY_NAMES)}", spec.usage)
+            args["policy"] = choice
         if "exchanges" in options:
             args["exchanges"] = _int(options["exchanges"], "--exchanges", spec.usage, 0, 20)
         return Command(head, args)

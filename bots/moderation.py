@@ -16,6 +16,7 @@ from bots.research import Research
 from bots.verification.personas import check_persona_spec
 from simulation.llm.errors import BudgetExceededError, LLMError
 from config import CONFIG_DIR
+from config.turn_taking import POLICY_DESCRIPTIONS
 from bots.storage import AuditRecord, NotStoredError, OutboxEntry, OutboxStatus, StorageError, WorldStatus
 from simulation.events import EventKind
 from simulation.file_access import FileRefusedError, ReadableFolders
@@ -317,13 +318,7 @@ class Moderation:
         config = session.config
         return Reply(
             f"Policy: {config.policy} — "
-            + {
-                "everyone": "every persona answers a message",
-                "addressed": "only personas named or mentioned answer",
-                "round_robin": "personas take turns, one per step",
-                "moderator": "only personas you `pick` answer",
-                "model": "the model picks who speaks next",
-            }[config.policy]
+            + POLICY_DESCRIPTIONS[config.policy]
             + ("; no persona-to-persona exchange follows." if config.exchanges == 0 else
                f"; then up to {config.exchanges} persona-to-persona exchange{'s' if config.exchanges != 1 else ''}.")
         )

@@ -45,8 +45,8 @@ from bots.verification.checks.injection import inspect_input, quote_untrusted
 from bots.verification.checks.secrets import SecretsCheck
 from bots.verification.checks.secrets import redact as redact_secrets
 from bots.verification.personas import check_persona_spec
-from bots.verification.policy import VerificationPolicy
 from config.settings import BotSettings
+from config.verification import VerificationPolicy
 from simulation.agent import AgentState, TinyPerson
 from simulation.clock import SimulatedClock
 from simulation.events import Event, EventKind

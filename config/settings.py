@@ -25,7 +25,8 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceError  # a variable that should be JSON is not
 
-from bots.verification.policy import VerificationPolicy
+from config.turn_taking import PolicyName
+from config.verification import VerificationPolicy
 
 DEFAULT_CONFIG_FILE = "troupe.yaml"
 ENV_PREFIX = "TROUPE_"
@@ -144,7 +145,7 @@ class BotSettings(BaseModel):
     #: How often one person may run commands.
     rate_limits: CommandRateSettings = Field(default_factory=CommandRateSettings)
     #: Default talk policy of a new world: who answers a human message.
-    default_policy: Literal["everyone", "addressed", "round_robin", "moderator", "model"] = "everyone"
+    default_policy: PolicyName = "everyone"
     #: Persona-to-persona exchanges after a human message before the world waits again.
     default_exchanges: int = Field(default=1, ge=0, le=20)
     #: Most steps one ``run N`` may ask for.

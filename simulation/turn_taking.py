@@ -6,10 +6,12 @@ Policies are small serialisable models so a saved world resumes with the same ro
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Literal, Union, get_args
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from config.turn_taking import POLICY_NAMES
 from simulation.llm.base import Attribution, ChatRequest, Message
 from simulation.untrusted import READ_RULE
 
@@ -135,21 +137,20 @@ TurnTakingPolicy = Annotated[
 ]
 POLICY_ADAPTER: TypeAdapter[TurnTakingPolicy] = TypeAdapter(TurnTakingPolicy)
 
-POLICY_NAMES = {
-    "everyone": EveryonePolicy,
-    "addressed": AddressedPolicy,
-    "round_robin": RoundRobinPolicy,
-    "round-robin": RoundRobinPolicy,
-    "moderator": ModeratorPolicy,
-    "model": ModelPolicy,
+#: Each policy's class by its name (its ``kind``); the names are those in ``config.turn_taking``.
+POLICY_CLASSES: dict[str, Callable[[], TurnTakingPolicy]] = {
+    cls.model_fields["kind"].default: cls for cls in get_args(get_args(TurnTakingPolicy)[0])
 }
 
 
+def policy_name(text: str) -> str | None:
+    """The policy ``text`` names (any case; ``round-robin`` for ``round_robin``), or None."""
+    name = text.strip().lower().replace("-", "_")
+    return name if name in POLICY_NAMES else None
+
+
 def make_policy(name: str) -> TurnTakingPolicy:
-    try:
-        return POLICY_NAMES[name.strip().lower()]()
-    except KeyError:
-        raise ValueError(
-            f"unknown turn-taking policy {name!r}; choose one of: everyone, addressed, "
-            "round_robin, moderator, model"
-        ) from None
+    known = policy_name(name)
+    if known is None:
+        raise ValueError(f"unknown turn-taking policy {name!r}; choose one of: {', '.join(POLICY_NAMES)}")
+    return POLICY_CLASSES[known]()

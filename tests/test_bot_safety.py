@@ -158,9 +158,9 @@ async def test_a_channel_names_the_countries_whose_local_phone_numbers_it_catche
 
 
 async def test_moderation_endpoint_is_asked_when_configured(tmp_path):
-    from bots.verification.factory import build_verifier
-    from bots.verification.policy import VerificationPolicy
     from bots.verification import VerificationContext
+    from bots.verification.factory import build_verifier
+    from config.verification import VerificationPolicy
     from simulation.llm.factory import build_model
 
     async with FakeOpenAIServer() as server:

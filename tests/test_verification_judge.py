@@ -11,13 +11,8 @@ import openai
 import pytest
 
 from bots.verification.base import VerdictAction, VerificationContext
-from bots.verification.checks.judge import (
-    JudgeCheck,
-    JudgeSettings,
-    JudgeVerdict,
-    ModerationCheck,
-    ModerationSettings,
-)
+from bots.verification.checks.judge import JudgeCheck, JudgeVerdict, ModerationCheck, ModerationSettings
+from config.verification import JudgeSettings, VerificationPolicy
 from simulation.llm.errors import LLMError
 from simulation.llm.openai_model import OpenAIModel
 from tests.fakes.openai_server import MODERATION_CATEGORIES
@@ -135,14 +130,21 @@ async def test_a_judge_that_hangs_times_out_and_holds(model, fake_openai):
 
 
 def test_judge_settings_come_from_the_policy_and_are_validated(model):
-    from bots.verification.policy import VerificationPolicy
-
     policy = VerificationPolicy.model_validate({"judge": {"enabled": True, "timeout_s": 3.5}})
     assert JudgeCheck(policy, model).settings.timeout_s == 3.5
     assert JudgeCheck.uses_model is True
     with pytest.raises(ValueError):
         JudgeCheck(None, model, JudgeSettings(on_error="shrug"))
     assert set(JudgeVerdict.model_fields) == {"decision", "category", "reason"}
+
+
+def test_a_judge_made_without_a_policy_waits_as_long_as_the_bots_judge(model):
+    from bots.verification.factory import build_verifier
+
+    pipeline = build_verifier(VerificationPolicy(judge={"enabled": True}), model=model)
+    bots_judge = next(check for check in pipeline.checks if check.name == "judge")
+    assert JudgeCheck(None, model).settings.timeout_s == bots_judge.settings.timeout_s == 10.0
+    assert pipeline.timeouts["judge"] == 10.0
 
 
 # -- the moderation endpoint ------------------------------------------------------------------------

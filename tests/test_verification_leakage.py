@@ -9,8 +9,8 @@ import pytest
 
 from bots.verification.base import VerificationContext
 from bots.verification.checks.leakage import LeakageCheck, ai_disclosure, persona_needles
-from bots.verification.policy import TEAM_DEFAULT
 from config import PERSONAS_DIR
+from config.verification import TEAM_DEFAULT
 from simulation.prompts import TURN_RULES, system_prompt
 
 PRIYA = json.loads((PERSONAS_DIR / "priya_nair.agent.json").read_text())["persona"]

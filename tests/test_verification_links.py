@@ -6,8 +6,8 @@ import pytest
 
 from bots.verification.base import VerificationContext
 from bots.verification.checks.links import LinksCheck
-from bots.verification.policy import TEAM_DEFAULT
 from bots.verification.urls import find_links, host_allowed, host_of
+from config.verification import TEAM_DEFAULT
 
 CTX = VerificationContext()
 ALLOWING = LinksCheck(TEAM_DEFAULT.merged({"allowed_link_domains": ["github.com", "example.org"]}))

@@ -8,7 +8,7 @@ import pytest
 
 from bots.verification.base import VerificationContext
 from bots.verification.checks.pii import PiiCheck, find_pii
-from bots.verification.policy import TEAM_DEFAULT
+from config.verification import TEAM_DEFAULT
 
 CTX = VerificationContext()
 CHECK = PiiCheck(TEAM_DEFAULT)

@@ -12,7 +12,7 @@ from bots.verification import factory
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
 from bots.verification.factory import build_verifier
 from bots.verification.pipeline import VerificationPipeline
-from bots.verification.policy import TEAM_DEFAULT
+from config.verification import TEAM_DEFAULT
 
 CTX = VerificationContext(persona="Priya Nair")
 

@@ -8,7 +8,7 @@ import pytest
 
 from bots.verification.base import VerdictAction, VerificationContext
 from bots.verification.checks.platform import PlatformCheck, shorten
-from bots.verification.policy import TEAM_DEFAULT
+from config.verification import TEAM_DEFAULT
 
 CTX = VerificationContext(platform="discord", max_length=2000)
 CHECK = PlatformCheck(TEAM_DEFAULT)

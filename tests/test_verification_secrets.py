@@ -8,7 +8,8 @@ import json
 import pytest
 
 from bots.verification.base import VerdictAction, VerificationContext
-from bots.verification.checks.secrets import PLACEHOLDER, SecretsCheck, SecretsSettings, entropy, shared_plugins
+from bots.verification.checks.secrets import PLACEHOLDER, SecretsCheck, entropy, shared_plugins
+from config.verification import SecretsSettings, VerificationPolicy
 
 # Fake credentials, assembled here so no complete token sits in the source.
 ALNUM = "aB3dE5fG7hJ9kL2mN4pQ6rS8tU1vW0xY"
@@ -147,12 +148,11 @@ def test_block_setting_blocks_instead_of_rewriting():
 
 
 def test_settings_come_from_the_verification_policy():
-    from bots.verification.policy import VerificationPolicy
-
     policy = VerificationPolicy.model_validate({"secrets": {"action": "block", "entropy": 4.0}})
-    assert SecretsSettings.from_policy(policy) == SecretsSettings(action="block", entropy=4.0)
-    assert SecretsSettings.from_policy({"secrets": {"placeholder": "[redacted]"}}).placeholder == "[redacted]"
-    with pytest.raises(ValueError):
+    assert SecretsCheck(policy).settings == SecretsSettings(action="block", entropy=4.0)
+    assert SecretsCheck(policy).evaluate("password: Tr0ub4dor&3").action is VerdictAction.BLOCK
+    assert SecretsCheck().settings == VerificationPolicy().secrets
+    with pytest.raises(ValueError, match="rewrite"):
         SecretsCheck(settings=SecretsSettings(action="shout"))
 
 

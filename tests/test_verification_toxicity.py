@@ -8,7 +8,8 @@ import pytest
 
 from bots.verification.base import VerdictAction, VerificationContext
 from bots.verification.checks.normalize import normalize, views
-from bots.verification.checks.toxicity import ToxicityCheck, ToxicitySettings, base_lexicon, maintained_english_words
+from bots.verification.checks.toxicity import ToxicityCheck, base_lexicon, maintained_english_words
+from config.verification import ToxicitySettings, VerificationPolicy
 
 
 @pytest.fixture(scope="module")
@@ -243,32 +244,12 @@ def test_thresholds_decide_between_hold_and_block():
     assert action(lenient, "I will hurt you.") == "block"  # threats score 1.0
 
 
-def test_settings_come_from_a_policy_member_mapping_or_flat_attributes():
-    class Member:
-        hold_at = 0.4
-        block_at = 0.8
-        allow_words = ["bollocks"]
-
-    class WithMember:
-        toxicity = Member()
-
-    class Flat:
-        toxicity = True  # an on/off switch is not the settings
-        toxicity_block_at = 0.7
-
-    expected = ToxicitySettings(hold_at=0.4, block_at=0.8, allow_words=("bollocks",))
-    assert ToxicitySettings.from_policy(WithMember()) == expected
-    assert ToxicitySettings.from_policy({"toxicity": {"mask_profanity": False}}).mask_profanity is False
-    assert ToxicitySettings.from_policy(Flat()).block_at == 0.7
-    assert ToxicitySettings.from_policy(None) == ToxicitySettings()
-
-
 def test_settings_come_from_the_verification_policy():
-    from bots.verification.policy import VerificationPolicy
-
     policy = VerificationPolicy.model_validate({"toxicity": {"hold_at": 0.3, "block_at": 0.8, "allow_words": ["frak"]}})
-    settings = ToxicitySettings.from_policy(policy)
-    assert (settings.hold_at, settings.block_at, settings.allow_words) == (0.3, 0.8, ("frak",))
+    check = ToxicityCheck(policy)
+    assert (check.settings.hold_at, check.settings.block_at, check.settings.allow_words) == (0.3, 0.8, ["frak"])
+    assert action(check, "frak this deploy") == "pass"
+    assert ToxicityCheck().settings == VerificationPolicy().toxicity
 
 
 # -- the optional classifier ----------------------------------------------------------------------

@@ -12,7 +12,7 @@ from bots.verification.base import (
 )
 from bots.verification.factory import build_verifier
 from bots.verification.pipeline import VerificationPipeline
-from bots.verification.policy import RED_TEAM_DEFAULT, TEAM_DEFAULT, VerificationPolicy
+from config.verification import RED_TEAM_DEFAULT, TEAM_DEFAULT, VerificationPolicy
 
 __all__ = [
     "Check",

@@ -12,7 +12,7 @@ from typing import Any
 from bots.verification.base import Verdict, VerificationContext
 from bots.verification.factory import build_verifier
 from bots.verification.pipeline import VerificationPipeline
-from bots.verification.policy import RED_TEAM_DEFAULT, TEAM_DEFAULT, VerificationPolicy
+from config.verification import RED_TEAM_DEFAULT, TEAM_DEFAULT, VerificationPolicy
 
 __all__ = ["pipeline_for", "resolve_policy", "verify_text"]
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from config.verification import country_codes
+
 
 class VerdictAction(str, Enum):
     PASS = "pass"
@@ -29,21 +31,6 @@ class VerdictAction(str, Enum):
 
 
 _SEVERITY = {VerdictAction.PASS: 0, VerdictAction.REWRITE: 1, VerdictAction.HOLD: 2, VerdictAction.BLOCK: 3}
-
-
-def country_codes(value: Any) -> Any:
-    """Two-letter country codes, upper case and each once, from a list or "es, pt"; a clear error
-    for anything else (pydantic reports what is not a list)."""
-    if isinstance(value, str):
-        value = [part for part in value.replace(",", " ").split() if part]
-    if not isinstance(value, (list, tuple)):
-        return value
-    regions = []
-    for item in value:
-        if not isinstance(item, str) or len(item.strip()) != 2 or not item.strip().isalpha():
-            raise ValueError(f"phone region {item!r} must be a two-letter country code such as 'BR'")
-        regions.append(item.strip().upper())
-    return list(dict.fromkeys(regions))
 
 
 class VerificationContext(BaseModel):

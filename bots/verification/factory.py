@@ -14,7 +14,7 @@ from typing import Any
 
 from bots.verification.base import Check
 from bots.verification.pipeline import VerificationPipeline
-from bots.verification.policy import VerificationPolicy
+from config.verification import VerificationPolicy
 
 __all__ = ["CHECK_CLASSES", "build_verifier"]
 
@@ -57,7 +57,7 @@ def _moderation_check(policy: VerificationPolicy, model: Any) -> Check | None:
         return None
     from bots.verification.checks.judge import ModerationCheck
 
-    return ModerationCheck(server.client, policy.judge.moderation_model, policy=policy)
+    return ModerationCheck(server.client, policy.judge.moderation_model)
 
 
 def build_verifier(policy: VerificationPolicy, *, model: Any = None) -> VerificationPipeline:

@@ -19,31 +19,12 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
-from bots.verification.checks.settings import settings_from
+from config.verification import JudgeSettings, VerificationPolicy
 from simulation.llm.base import Attribution, ChatRequest, LanguageModel, Message
 
 log = logging.getLogger(__name__)
 
 _ON_ERROR = {"hold": VerdictAction.HOLD, "block": VerdictAction.BLOCK}
-
-
-@dataclass(frozen=True)
-class JudgeSettings:
-    """The judge's knobs; a channel policy may carry them (see ``from_policy``)."""
-
-    #: Seconds to wait for the verdict (retries in the model stack included).
-    timeout_s: float = 15.0
-    #: ``hold``, ``block`` or ``raise`` when the judge cannot give a verdict.
-    on_error: str = "hold"
-    #: Lines of recent conversation shown to the judge.
-    context_lines: int = 6
-    #: Longest message sent (longer ones are cut; the offline checks saw all of it).
-    max_chars: int = 4000
-
-    @classmethod
-    def from_policy(cls, policy: Any) -> JudgeSettings:
-        """From a policy's ``judge`` member or ``judge_<field>`` attributes (``settings.py``)."""
-        return settings_from(cls, policy, "judge")
 
 
 class JudgeVerdict(BaseModel):
@@ -79,10 +60,8 @@ class JudgeCheck(Check):
     #: Runs under the pipeline's model timeout, not the offline one.
     uses_model = True
 
-    def __init__(self, policy: Any, model: LanguageModel, settings: JudgeSettings | None = None) -> None:
-        self.settings = settings or JudgeSettings.from_policy(policy)
-        if self.settings.on_error not in ("hold", "block", "raise"):
-            raise ValueError(f"judge on_error must be hold, block or raise, not {self.settings.on_error!r}")
+    def __init__(self, policy: VerificationPolicy | None, model: LanguageModel, settings: JudgeSettings | None = None) -> None:
+        self.settings = settings or (policy.judge if policy is not None else JudgeSettings())
         self.model = model
 
     def request(self, text: str, context: VerificationContext) -> ChatRequest:
@@ -121,7 +100,8 @@ class JudgeCheck(Check):
 
 @dataclass(frozen=True)
 class ModerationSettings:
-    """How moderation categories map to actions; a channel policy may carry them."""
+    """How moderation categories map to actions. Not part of the channel policy, which only turns the
+    endpoint on (``judge.moderation``) and names its model."""
 
     #: Flagged categories that block; any other flagged category holds.
     block_categories: tuple[str, ...] = (
@@ -140,11 +120,6 @@ class ModerationSettings:
     #: ``hold``, ``block`` or ``raise`` when the endpoint gives no answer.
     on_error: str = "hold"
 
-    @classmethod
-    def from_policy(cls, policy: Any) -> ModerationSettings:
-        """From a policy's ``moderation`` member or ``moderation_<field>`` attributes (``settings.py``)."""
-        return settings_from(cls, policy, "moderation")
-
 
 class ModerationCheck(Check):
     """OpenAI's moderation endpoint through the official client (``client.moderations.create``)."""
@@ -157,12 +132,11 @@ class ModerationCheck(Check):
         client: Any,
         model: str = "omni-moderation-latest",
         *,
-        policy: Any = None,
         settings: ModerationSettings | None = None,
     ) -> None:
         self.client = client
         self.model = model
-        self.settings = settings or ModerationSettings.from_policy(policy)
+        self.settings = settings or ModerationSettings()
         if self.settings.on_error not in ("hold", "block", "raise"):
             raise ValueError(f"moderation on_error must be hold, block or raise, not {self.settings.on_error!r}")
 

@@ -24,8 +24,8 @@ from rapidfuzz import fuzz, process
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
 from bots.verification.checks.disclosure import ai_disclosure
 from bots.verification.checks.injection import inspect_input
-from bots.verification.policy import VerificationPolicy
 from bots.verification.text import fold
+from config.verification import VerificationPolicy
 
 __all__ = ["LeakageCheck", "ai_disclosure", "persona_needles"]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
-from bots.verification.policy import VerificationPolicy
 from bots.verification.urls import (
     MARKDOWN_LINK_RE,
     SLACK_LINK_RE,
@@ -20,6 +19,7 @@ from bots.verification.urls import (
     host_of,
     is_top_level_domain,
 )
+from config.verification import VerificationPolicy
 
 __all__ = ["REMOVED", "LinksCheck"]
 

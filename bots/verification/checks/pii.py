@@ -32,9 +32,9 @@ from stdnum.nl import bsn
 from stdnum.us import ssn
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
-from bots.verification.policy import VerificationPolicy
 from bots.verification.text import strip_invisible, unwrap_markup
 from bots.verification.urls import is_top_level_domain
+from config.verification import VerificationPolicy
 
 __all__ = ["LABELS", "PiiCheck", "PiiFinding", "find_pii"]
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
-from bots.verification.policy import VerificationPolicy
 from bots.verification.text import strip_invisible
 from bots.verification.urls import MARKDOWN_LINK_RE, SLACK_LINK_RE, find_links, host_of, hosts_related
+from config.verification import VerificationPolicy
 
 __all__ = ["PlatformCheck", "shorten"]
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
-from bots.verification.checks.settings import settings_from
 from bots.verification.text import unwrap_markup
+from config.verification import SecretsSettings, VerificationPolicy
 
 log = logging.getLogger(__name__)
 
@@ -137,23 +137,6 @@ _NOT_SECRETS = re.compile(r"^(?:\*+|x+|\.+|<.*>|\{\{.*\}\}|\$\{?\w+\}?|%\w+%|\[.
                           r"redacted|hidden|changeme|example|placeholder|n/a)$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class SecretsSettings:
-    """The secrets check's knobs; a channel policy may carry them (see ``from_policy``)."""
-
-    #: ``rewrite`` (replace each secret with the placeholder) or ``block``.
-    action: str = "rewrite"
-    placeholder: str = PLACEHOLDER
-    #: Minimum Shannon entropy (bits a character) of a value after a secret keyword, when the
-    #: value's mix of characters alone does not make it look like a password.
-    entropy: float = 3.5
-
-    @classmethod
-    def from_policy(cls, policy: Any) -> SecretsSettings:
-        """From a policy's ``secrets`` member or ``secrets_<field>`` attributes (``settings.py``)."""
-        return settings_from(cls, policy, "secrets")
-
-
 #: Values found by the words around them ("password: …"): a value, not a key of a known shape.
 _CONTEXT_KINDS = frozenset({"Credential", "Bearer token", "Secret URL parameter", "Password in URL"})
 
@@ -170,10 +153,8 @@ class SecretsCheck(Check):
 
     name = "secrets"
 
-    def __init__(self, policy: Any = None, settings: SecretsSettings | None = None) -> None:
-        self.settings = settings or SecretsSettings.from_policy(policy)
-        if self.settings.action not in ("rewrite", "block"):
-            raise ValueError(f"secrets action must be 'rewrite' or 'block', not {self.settings.action!r}")
+    def __init__(self, policy: VerificationPolicy | None = None, settings: SecretsSettings | None = None) -> None:
+        self.settings = settings or (policy.secrets if policy is not None else SecretsSettings())
         self._plugins = shared_plugins()
 
     async def run(self, text: str, context: VerificationContext) -> CheckResult:
@@ -191,14 +172,14 @@ class SecretsCheck(Check):
             action=VerdictAction.REWRITE,
             score=1.0,
             reason=f"secrets: {kinds} removed",
-            text=redact(text, found, self.settings.placeholder),
+            text=redact(text, found),
         )
 
     def find(self, text: str) -> list[Secret]:
         """Every secret in ``text``, as spans of the original text (overlaps merged later), each
         running to the end of its key and over the pieces a space or line break split it into."""
-        if self.settings.placeholder in text:
-            text = text.replace(self.settings.placeholder, " " * len(self.settings.placeholder))
+        if PLACEHOLDER in text:
+            text = text.replace(PLACEHOLDER, " " * len(PLACEHOLDER))
         found = self._find_in(text)
         plain = unwrap_markup(text)
         if plain != text:

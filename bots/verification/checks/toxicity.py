@@ -25,13 +25,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
 from bots.verification.checks import toxic_terms as terms
 from bots.verification.checks.normalize import View, views
-from bots.verification.checks.settings import settings_from
 from bots.verification.gate import LiteralGate
+from config.verification import ToxicitySettings, VerificationPolicy
 
 _TOKEN = re.compile(r"[a-z]+")
 _MASKED = re.compile(r"(?<![a-z*#])[a-z]*[*#]+[a-z*#]*(?![a-z*#])")
@@ -39,32 +38,6 @@ _PLAIN = re.compile(r"[a-z' -]+")
 #: Which phrase patterns can match a view at all, from one scan for the words they need.
 _PATTERN_GATE = LiteralGate([pattern for _, pattern in terms.PATTERNS])
 _ADDRESSED = re.compile(r"(?<![a-z])(?:you|your|yours|yourself|u|ur|ya|youre|you're|thou)(?![a-z])|<@|(?<!\w)@\w")
-
-
-@dataclass(frozen=True)
-class ToxicitySettings:
-    """The toxicity check's knobs; a channel policy may carry them (see ``from_policy``)."""
-
-    #: Scores at or above this are held for a moderator.
-    hold_at: float = 0.5
-    #: Scores at or above this are blocked.
-    block_at: float = 0.85
-    #: Untargeted profanity is masked and posted (True) or held (False).
-    mask_profanity: bool = True
-    #: Also use the statistical classifier (the optional ``alt-profanity-check`` package); off by
-    #: default: on our corpus it added no recall over the rules and held "can you kill the pods".
-    use_classifier: bool = False
-    #: More words or phrases to treat as profanity (masked or held).
-    extra_words: tuple[str, ...] = ()
-    #: More words or phrases that always block.
-    block_words: tuple[str, ...] = ()
-    #: Words or phrases never to flag (names, product words, in-jokes).
-    allow_words: tuple[str, ...] = ()
-
-    @classmethod
-    def from_policy(cls, policy: Any) -> ToxicitySettings:
-        """From a policy's ``toxicity`` member or ``toxicity_<field>`` attributes (``settings.py``)."""
-        return settings_from(cls, policy, "toxicity")
 
 
 @dataclass(frozen=True)
@@ -152,12 +125,12 @@ class ToxicityCheck(Check):
 
     def __init__(
         self,
-        policy: Any = None,
+        policy: VerificationPolicy | None = None,
         settings: ToxicitySettings | None = None,
         *,
         classifier: Callable[[str], float] | None = None,
     ) -> None:
-        self.settings = settings or ToxicitySettings.from_policy(policy)
+        self.settings = settings or (policy.toxicity if policy is not None else ToxicitySettings())
         self._lexicon = self._build_lexicon()
         self._allow = frozenset(_key(w) for w in self.settings.allow_words)
         if classifier is None and self.settings.use_classifier:
