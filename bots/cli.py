@@ -737,7 +737,7 @@ async def _export(console: Console, settings: Settings, key: str | None, fmt: st
     from bots.session import world_state_from_storage
     from bots.storage import StorageError
     from bots.storage.sqlite import SQLiteStorage
-    from simulation.llm.demo_model import DemoModel
+    from simulation.llm.demo import DemoModel
     from simulation.persona import PersonaError
     from simulation.world import TinyWorld, WorldError
 
@@ -838,7 +838,7 @@ def _find_world(records: list[WorldRecord], key: str) -> WorldRecord | str:
 
 def _export_model_name(events: list[Event], settings: Settings) -> str:
     """The model(s) stored action events name; else the configured model's name."""
-    from simulation.llm.demo_model import DEMO_MODEL_NAME
+    from simulation.llm.demo import DEMO_MODEL_NAME
     from simulation.llm.openai_model import DEFAULT_OPENAI_MODEL
 
     demo = "offline demo model"

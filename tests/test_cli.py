@@ -149,7 +149,7 @@ async def test_a_scripted_line_from_a_persona_is_said_by_it(tmp_path):
     her_thoughts = [line for line in out.splitlines() if "Priya Nair" in line.split("thinks:")[0] and "thinks:" in line]
     assert not any("Priya Nair brings up" in line for line in her_thoughts), "she does not hear her own words"
     assert "Henrik Lindqvist thinks: Priya Nair brings up" in out
-    from simulation.llm.demo_model import DemoModel
+    from simulation.llm.demo import DemoModel
     from simulation.world import TinyWorld
 
     world = TinyWorld.load(tmp_path / "w.json", DemoModel())

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from simulation.agent import TinyPerson
-from simulation.llm.demo_model import DemoModel
+from simulation.llm.demo import DemoModel
 from simulation.persona import load_persona
 from simulation.world import TinyWorld
 
@@ -89,7 +89,7 @@ async def test_demo_replies_from_a_sparse_persona_and_with_proper_nouns_read_wel
     """A pasted persona with only a name and a job still answers in whole phrases, and a day of the
     week keeps its capital inside a sentence."""
     from simulation.agent import TinyPerson
-    from simulation.llm.demo_model import DemoModel
+    from simulation.llm.demo import DemoModel
     from simulation.persona import PersonaSpec
 
     model = DemoModel()
@@ -171,7 +171,7 @@ async def test_demo_open_questions_are_answered_in_their_own_words():
     """"What worries you most about the launch?" gets "What worries me about the launch is …" or
     "Mostly …" with one of the persona's own dislikes; "What would make you trust a new vendor?" names
     one of its likes and the thing asked; "you" in the question becomes "my" in the answer."""
-    from simulation.llm.demo_model import _sentence
+    from simulation.llm.demo.text import mid_sentence
     from simulation.persona import bundled_personas
 
     model = DemoModel()
@@ -184,7 +184,7 @@ async def test_demo_open_questions_are_answered_in_their_own_words():
 
     def own(name: str, kind: str) -> list[str]:
         spec = next(s for s in specs if s.name == name)
-        return [_sentence(x) for x in getattr(spec, kind)]
+        return [mid_sentence(x) for x in getattr(spec, kind)]
 
     worries = await answers("What worries you most about the launch?")
     assert len(worries) == len(specs)

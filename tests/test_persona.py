@@ -549,7 +549,7 @@ def test_unknown_bundled_persona_lists_the_available_ones() -> None:
 
 def test_a_defined_field_reaches_the_persona_the_model_is_shown() -> None:
     from simulation.agent import TinyPerson
-    from simulation.llm.demo_model import DemoModel
+    from simulation.llm.demo import DemoModel
 
     agent = TinyPerson(PersonaSpec.model_validate({"name": "Ana Souza", "age": 29}), DemoModel())
     agent.define("age", 31)

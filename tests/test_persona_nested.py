@@ -13,7 +13,7 @@ import pytest
 
 from adapters.base import clip, split_message
 from bots.exports import render_export
-from simulation.llm.demo_model import DemoModel
+from simulation.llm.demo import DemoModel
 from simulation.persona import PersonaSpec, load_persona
 from simulation.prompts import render_persona, system_prompt
 from simulation.untrusted import printable

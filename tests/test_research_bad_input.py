@@ -226,7 +226,7 @@ async def test_a_persona_picked_twice_is_picked_once(bot) -> None:
 def test_a_focus_group_library_user_naming_a_persona_twice_gets_it_once() -> None:
     from simulation.agent import TinyPerson
     from simulation.focus_group import FocusGroup
-    from simulation.llm.demo_model import DemoModel
+    from simulation.llm.demo import DemoModel
     from simulation.persona import find_bundled_persona
     from simulation.world import TinyWorld
 
@@ -276,7 +276,7 @@ async def test_story_inject_with_no_personas_left_is_refused(bot) -> None:
 
 async def test_the_storyteller_refuses_a_beat_for_a_persona_who_left() -> None:
     from simulation.agent import TinyPerson
-    from simulation.llm.demo_model import DemoModel
+    from simulation.llm.demo import DemoModel
     from simulation.persona import find_bundled_persona
     from simulation.storytelling import StaleBeatError, StoryBeat, Storyteller
     from simulation.world import TinyWorld
@@ -342,7 +342,7 @@ async def test_a_summary_of_a_long_world_says_which_events_it_covers_before_and_
 async def test_the_summarizer_states_the_range_it_read_when_the_world_holds_only_recent_events(monkeypatch) -> None:
     import simulation.summary
     from simulation.agent import TinyPerson
-    from simulation.llm.demo_model import DemoModel
+    from simulation.llm.demo import DemoModel
     from simulation.persona import find_bundled_persona
     from simulation.summary import Summarizer
     from simulation.world import TinyWorld

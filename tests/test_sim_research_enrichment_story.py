@@ -10,7 +10,7 @@ import pytest
 from simulation.agent import TinyPerson
 from simulation.enrichment import Enricher
 from simulation.events import EventKind
-from simulation.llm.demo_model import DemoModel
+from simulation.llm.demo import DemoModel
 from simulation.llm.errors import StructuredOutputError
 from simulation.llm.openai_model import OpenAIModel
 from simulation.persona import load_persona

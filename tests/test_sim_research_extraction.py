@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from simulation.agent import TinyPerson
 from simulation.extraction import ExtractionError, ResultsExtractor, ResultsReducer, to_csv
 from simulation.events import EventKind
-from simulation.llm.demo_model import DemoModel
+from simulation.llm.demo import DemoModel
 from simulation.llm.errors import StructuredOutputError
 from simulation.llm.openai_model import OpenAIModel
 from simulation.persona import load_persona

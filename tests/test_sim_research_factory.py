@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from simulation.factory import PersonaFactory, PersonaFactoryError, SamplingCell, SamplingPlan
-from simulation.llm.demo_model import DemoModel
+from simulation.llm.demo import DemoModel
 from simulation.llm.openai_model import OpenAIModel
 from simulation.persona import PersonaSpec
 

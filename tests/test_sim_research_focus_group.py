@@ -11,7 +11,7 @@ import pytest
 from simulation.agent import TinyPerson
 from simulation.events import EventKind
 from simulation.focus_group import FocusGroup
-from simulation.llm.demo_model import DemoModel
+from simulation.llm.demo import DemoModel
 from simulation.llm.openai_model import OpenAIModel
 from simulation.persona import load_persona
 from simulation.world import TinyWorld, WorldError

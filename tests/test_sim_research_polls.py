@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from config.settings import Settings
 from simulation.agent import TinyPerson
-from simulation.llm.demo_model import DemoModel
+from simulation.llm.demo import DemoModel
 from simulation.llm.errors import BudgetExceededError
 from simulation.llm.factory import build_model
 from simulation.llm.openai_model import OpenAIModel

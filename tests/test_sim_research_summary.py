@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from simulation.agent import TinyPerson
-from simulation.llm.demo_model import DemoModel
+from simulation.llm.demo import DemoModel
 from simulation.llm.openai_model import OpenAIModel
 from simulation.persona import load_persona
 from simulation.summary import Summarizer

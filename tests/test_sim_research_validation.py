@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from simulation.agent import TinyPerson
-from simulation.llm.demo_model import DemoModel
+from simulation.llm.demo import DemoModel
 from simulation.llm.errors import StructuredOutputError
 from simulation.llm.openai_model import OpenAIModel
 from simulation.memory import Episode

@@ -287,7 +287,7 @@ async def test_structured_fallback_keeps_the_world_running(server, stack):
 
 
 def test_personas_are_found_by_surname_or_without_accents_when_unambiguous():
-    from simulation.llm.demo_model import DemoModel
+    from simulation.llm.demo import DemoModel
     from simulation.persona import PersonaSpec
 
     model = DemoModel()

@@ -51,7 +51,7 @@ def build_model(settings: Settings, *, ledger: UsageLedger | None = None) -> Mod
     limits = BudgetLimits.from_settings(llm)
 
     if llm.resolved_provider == "demo":
-        from simulation.llm.demo_model import DemoModel
+        from simulation.llm.demo import DemoModel
 
         backend: LanguageModel = ConcurrencyLimitedModel(DemoModel(), llm.concurrency)
         budget = BudgetedModel(MeteredModel(backend, ledger, Pricing()), ledger, limits)
