@@ -274,3 +274,16 @@ async def test_a_demo_thought_promises_an_answer_only_when_one_is_given():
             silent += 1
             assert not talked, thought
     assert promised and silent, "both kinds of turn occur in a demo world that quiets down"
+
+
+async def test_an_extraction_with_nothing_to_fill_is_answered_with_json_null():
+    """A schema that only allows null gets ``null``, not an error inside the demo model."""
+    from simulation.llm.base import ChatRequest, Message
+
+    request = ChatRequest(
+        messages=[Message(role="user", content="extract")], task="extract",
+        response_format={"type": "json_schema", "json_schema": {"name": "X", "schema": {"type": "null"}}},
+        context={"lines": ["You: hello"], "subject": "Ada"},
+    )
+    result = await DemoModel().complete(request)
+    assert result.text == "null"

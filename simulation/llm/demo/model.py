@@ -56,17 +56,14 @@ class DemoModel(LanguageModel):
         return True
 
     async def complete(self, request: ChatRequest) -> ChatResult:
-        payload: Any
         if (composer := _COMPOSERS.get(request.task or "")) is not None:
-            payload = composer(request)
+            # A JSON answer even when it is null (an extraction whose every field is nullable).
+            text = json.dumps(composer(request), ensure_ascii=False)
         elif request.response_format is not None or wants_json(request):
-            payload = bland_instance(requested_schema(request))
+            text = json.dumps(bland_instance(requested_schema(request)), ensure_ascii=False)
         else:
             last = request.messages[-1].content if request.messages else ""
-            payload = None
             text = f"(demo model) I read: {last[:160]}"
-        if payload is not None:
-            text = json.dumps(payload, ensure_ascii=False)
         prompt = sum(len(m.content) for m in request.messages) // 4
         return ChatResult(
             text=text,
