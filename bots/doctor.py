@@ -105,9 +105,9 @@ async def check_database(path: Path) -> Check:
 
 
 def _check_database(path: Path) -> Check:
+    from bots.storage import StorageError
     from bots.storage.sqlite import (
         ExplainedStorageError,
-        StorageError,
         connect_read_only,
         damaged_problem,
         not_writable_problem,

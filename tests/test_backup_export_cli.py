@@ -283,13 +283,13 @@ def test_export_without_a_database(env, capsys):
 
 
 def test_export_reads_an_older_database_without_upgrading_it(env, capsys, monkeypatch):
-    from bots.storage import sqlite as sqlite_module
+    from bots.storage.sqlite import schema
 
-    latest = sqlite_module.MIGRATIONS
+    latest = schema.MIGRATIONS
     older = latest[:-1]
-    monkeypatch.setattr(sqlite_module, "MIGRATIONS", older)
+    monkeypatch.setattr(schema, "MIGRATIONS", older)
     asyncio.run(_store_world(env / "troupe.db"))
-    monkeypatch.setattr(sqlite_module, "MIGRATIONS", latest)
+    monkeypatch.setattr(schema, "MIGRATIONS", latest)
     assert main(["export"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"has schema version {len(older)} of {len(older) + 1}: start Troupe on it once" in err, err

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-import bots.storage.sqlite as sqlite_module
 from bots.storage.base import (
     MemoryWrite,
     OutboxEntry,
@@ -24,7 +23,7 @@ from bots.storage.base import (
     WorldRecord,
     WorldStatus,
 )
-from bots.storage.sqlite import MIGRATIONS, SQLiteStorage
+from bots.storage.sqlite import MIGRATIONS, SQLiteStorage, schema
 from simulation.agent import AgentState
 from simulation.events import Event, EventKind
 from simulation.llm.base import ChatRequest, Message
@@ -409,7 +408,7 @@ async def test_a_failing_migration_changes_nothing(path, monkeypatch):
     async with SQLiteStorage(path):
         pass
     broken = "CREATE TABLE extra (x INTEGER);\nINSERT INTO nowhere VALUES (1);\n"
-    monkeypatch.setattr(sqlite_module, "MIGRATIONS", (*MIGRATIONS, broken))
+    monkeypatch.setattr(schema, "MIGRATIONS", (*MIGRATIONS, broken))
     with pytest.raises(StorageError, match=f"schema version {len(MIGRATIONS) + 1}"):
         await SQLiteStorage(path).open()
     assert user_version(path) == len(MIGRATIONS)
@@ -554,8 +553,8 @@ async def test_a_missing_episode_is_reported_when_the_world_loads(storage, path)
 
 
 async def test_memories_stored_whole_by_an_older_version_are_split_by_the_upgrade(path, monkeypatch):
-    before_episodes_table = MIGRATIONS.index(sqlite_module.SCHEMA_V5)
-    monkeypatch.setattr(sqlite_module, "MIGRATIONS", MIGRATIONS[:before_episodes_table])
+    before_episodes_table = MIGRATIONS.index(schema.SCHEMA_V5)
+    monkeypatch.setattr(schema, "MIGRATIONS", MIGRATIONS[:before_episodes_table])
     async with SQLiteStorage(path) as old:
         await old.create_world(world(), [persona("Oscar"), persona("Lisa", 1)])
     with sqlite3.connect(path) as db:  # the older version kept the whole state in one row
@@ -563,7 +562,7 @@ async def test_memories_stored_whole_by_an_older_version_are_split_by_the_upgrad
             "INSERT INTO memories VALUES ('w1', 'Oscar', ?), ('w1', 'Lisa', ?)",
             (memory(episodes=20, unread_from=12).model_dump_json(), memory("Lisa", episodes=0).model_dump_json()),
         )
-    monkeypatch.setattr(sqlite_module, "MIGRATIONS", MIGRATIONS)
+    monkeypatch.setattr(schema, "MIGRATIONS", MIGRATIONS)
 
     async with SQLiteStorage(path) as upgraded:
         loaded = await upgraded.load_world("w1")
