@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from adapters.menu import MenuCommand
 
 
 def _now() -> datetime:
@@ -313,11 +315,47 @@ class AdapterState(ABC):
         """Store ``value`` under ``key``; None forgets it."""
 
 
+class Suggestions(ABC):
+    """Names the application offers while someone types a command's option (autocomplete)."""
+
+    @abstractmethod
+    def personas(self, channel: ChannelRef) -> list[str]:
+        """The personas of the world in ``channel`` (none where it has no world)."""
+
+    @abstractmethod
+    def bundled_personas(self) -> list[str]:
+        """The bundled personas one may add."""
+
+
+class NoSuggestions(Suggestions):
+    """An adapter running on its own suggests nothing."""
+
+    def personas(self, channel: ChannelRef) -> list[str]:
+        return []
+
+    def bundled_personas(self) -> list[str]:
+        return []
+
+
+class OpenedThread(BaseModel):
+    """A thread an adapter opened in a channel."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    #: How a message here points at it ("a thread", or a clickable mention of it).
+    link: str
+
+
 class Adapter(ABC):
     """A chat platform. Implementations keep every platform quirk inside."""
 
-    #: Set by the application before ``connect``; None when the adapter runs on its own.
+    #: Set by the application before ``connect`` (``attach``); None when the adapter runs on its own.
     state: AdapterState | None = None
+    #: The commands to offer in the platform's menus, if it has any (``attach``).
+    commands: tuple[MenuCommand, ...] = ()
+    #: Where names suggested while typing come from (``attach``).
+    suggestions: Suggestions = NoSuggestions()
 
     #: Short platform name used in channel keys: ``console``, ``discord``, ``slack``, ``memory``.
     platform: str = "platform"
@@ -334,6 +372,18 @@ class Adapter(ABC):
     #: Whether the person using it sits at the bot's host (the console): replies may name files there,
     #: and commands are not rate-limited. Everyone on a chat platform is elsewhere.
     on_host: bool = False
+
+    def attach(self, state: AdapterState | None, commands: Sequence[MenuCommand], suggestions: Suggestions) -> None:
+        """Called by the application once, before ``connect``: where to keep what must survive a
+        restart, the commands to offer in the platform's menus, and where names to suggest come from."""
+        self.state = state
+        self.commands = tuple(commands)
+        self.suggestions = suggestions
+
+    @property
+    def where(self) -> str:
+        """Where the bot listens through this adapter, for the start-up line ("on Discord as Troupe#1")."""
+        return f"on {self.platform}"
 
     @abstractmethod
     async def connect(self) -> None:
@@ -397,6 +447,11 @@ class Adapter(ABC):
 
     async def upload(self, channel: ChannelRef, filename: str, data: bytes, comment: str = "") -> str | None:
         """Share a file in the channel; returns its message id, or None when the platform can't."""
+        return None
+
+    async def open_thread(self, channel: ChannelRef, title: str, text: str) -> OpenedThread | None:
+        """Open a thread in ``channel`` called ``title``, starting with the bot's ``text``; None on a
+        platform without threads. Raises AdapterError when the platform refused."""
         return None
 
     async def member(self, user: UserRef, channel: ChannelRef) -> UserRef | None:

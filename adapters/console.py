@@ -104,12 +104,14 @@ class ConsoleAdapter(Adapter):
         user_name: str | None = None,
         files_dir: Path | None = None,
         journal_dir: Path | None = None,
+        wait_idle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``console`` receives all output; ``script`` replaces keyboard input with a file's lines.
 
         ``prompt_session`` (a prompt_toolkit ``PromptSession``) forces interactive input through it;
         otherwise the prompt is used only when stdin is a terminal and so is the console's output.
         ``stdin`` replaces ``sys.stdin`` as the source of lines when there is no prompt.
+        ``wait_idle`` (the application's) is awaited before each scripted line and before a script ends.
         """
         self.platform = "console"
         #: Progress of long work for the toolbar, and until when it shows.
@@ -121,8 +123,7 @@ class ConsoleAdapter(Adapter):
         self.explains_silence = True
         self.command_prefix = "/"
         self.on_host = True
-        #: Set by the application: awaited before each scripted line and before a script ends.
-        self.wait_idle: Callable[[], Awaitable[None]] | None = None
+        self.wait_idle = wait_idle
         self.channel = ChannelRef(platform="console", id="main", name="console")
         self.user = UserRef(id="local", name=user_name or _login_name(), can_manage=True)
         self._console = console if console is not None else Console(highlight=False)
@@ -142,6 +143,10 @@ class ConsoleAdapter(Adapter):
         self._stack = contextlib.ExitStack()
 
     # -- state the application may show ---------------------------------------------------------
+
+    @property
+    def where(self) -> str:
+        return "in the console channel"
 
     @property
     def interactive(self) -> bool:

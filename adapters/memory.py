@@ -23,6 +23,7 @@ from adapters.base import (
     CommandInvocation,
     Identity,
     IncomingMessage,
+    OpenedThread,
     UserRef,
     split_message,
 )
@@ -96,6 +97,8 @@ class MemoryAdapter(Adapter):
         #: Whether ``upload`` shares files; else it fails, as on a platform that refuses the file (or,
         #: with ``on_host`` set, as in the console, which cannot show files: the application saves them).
         self.uploads = False
+        #: Whether the platform has threads (``open_thread``), as Discord and Slack do and the console does not.
+        self.threads = True
         #: People's messages as the channel's history shows them (``catch_up`` reads it).
         self.history: list[IncomingMessage] = []
         #: People as the platform knows them now, by id, where that changed since their last event (a
@@ -253,6 +256,14 @@ class MemoryAdapter(Adapter):
                                      thread=thread or channel.thread, by_bot=True)
         assert records[0].message_id is not None
         return records[0].message_id
+
+    async def open_thread(self, channel: ChannelRef, title: str, text: str) -> OpenedThread | None:
+        """A new thread, started by the bot's ``text`` (recorded as a bot ``post`` in that thread)."""
+        if not self.threads:
+            return None
+        thread = self._next_id()
+        await self._record("post", channel, [text], identity=self.bot_identity.name, thread=thread, by_bot=True)
+        return OpenedThread(id=thread, link=f"the thread “{title}”")
 
     async def post_card(self, channel: ChannelRef, card: Card, *, invocation: CommandInvocation | None = None,
                         private: bool = False, thread: str | None = None) -> str | None:

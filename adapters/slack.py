@@ -9,10 +9,8 @@ delivery Slack repeats (same ``event_id``, or the same message ``ts``) is taken 
 Personas post with ``chat.postMessage`` under their own ``username`` and ``icon_url`` (scope
 ``chat:write.customize``); without that scope they post as the bot with their name in bold, and the
 moderator is told why. Private answers go by ``chat.postEphemeral`` (or the command's ``response_url``
-where the bot may not post); cards are Block Kit; progress of long work updates one message.
-
-Interviews: ``/troupe interview NAME`` opens a thread; each message written there is put to that
-persona as ``ask NAME …`` and the persona's answer is posted into the thread.
+where the bot may not post); cards are Block Kit; progress of long work updates one message. A thread
+is opened by posting its first message.
 """
 
 from __future__ import annotations
@@ -50,13 +48,13 @@ from adapters.base import (
     ESCAPED,
     Identity,
     IncomingMessage,
+    OpenedThread,
     SPEAKER_LABEL,
     UserRef,
     clip,
     literal,
     split_message,
 )
-from adapters.interviews import OwedAnswers
 from config.settings import Settings, SlackSettings
 
 log = logging.getLogger(__name__)
@@ -251,8 +249,6 @@ class SlackAdapter(Adapter):
         self.http_port = http_port
         #: User groups whose members are moderators: membership is looked up for these only.
         self.moderator_groups = tuple(g for g in moderator_groups if g.startswith("S"))
-        #: Set by the application: the personas of a channel (by channel key), to check interview names.
-        self.persona_names: Callable[[str], list[str]] | None = None
         self.client: AsyncWebClient | None = None
         self.app: AsyncApp | None = None
         self.scopes: set[str] = set()
@@ -271,10 +267,6 @@ class SlackAdapter(Adapter):
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._groups_unreadable = False
         self._no_customize_told: set[str] = set()
-        #: Interview threads: (channel id, thread ts) -> persona name.
-        self._interviews: dict[tuple[str, str], str] = {}
-        #: Answers owed to interview threads.
-        self._owed = OwedAnswers()
         self._tokens = 0
 
     # -- connection -----------------------------------------------------------------------------
@@ -282,6 +274,10 @@ class SlackAdapter(Adapter):
     @property
     def bot_names(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(n for n in (self.bot_identity.name, self.bot_user_name) if n))
+
+    @property
+    def where(self) -> str:
+        return f"on Slack, receiving requests at {self.http_url}" if self.http_url else "on Slack (Socket Mode)"
 
     @property
     def can_customize(self) -> bool:
@@ -440,11 +436,6 @@ class SlackAdapter(Adapter):
         thread = event.get("thread_ts")
         thread = str(thread) if thread and thread != ts else None
         channel = ChannelRef(platform="slack", id=channel_id, thread=thread)
-        persona = await self._interview_persona(channel_id, thread) if thread else None
-        if persona is not None:
-            self._owed.asked(channel_id, persona, thread or "")
-            self._events.put_nowait(CommandInvocation(channel=channel, user=user, text=f"ask {_quote(persona)} {text.strip()}"))
-            return
         self._events.put_nowait(IncomingMessage(channel=channel, user=user, text=text, message_id=ts))
 
     async def _on_command(self, ack: Callable[..., Any], command: dict[str, Any]) -> None:
@@ -458,12 +449,7 @@ class SlackAdapter(Adapter):
         token = f"slash-{self._tokens}"
         self._invocations[token] = _Invocation(command.get("response_url"))
         self._forget_expired()
-        invocation = CommandInvocation(channel=channel, user=user, text=text, reply_token=token)
-        head = text.split(maxsplit=1)
-        if head and head[0].lower() == "interview":
-            await self._interview(invocation, head[1] if len(head) > 1 else "")
-            return
-        self._events.put_nowait(invocation)
+        self._events.put_nowait(CommandInvocation(channel=channel, user=user, text=text, reply_token=token))
 
     def _forget_expired(self) -> None:
         for key in [k for k, v in self._invocations.items() if v.expired]:
@@ -617,8 +603,6 @@ class SlackAdapter(Adapter):
         """Under the persona's own name and icon (``chat:write.customize``); without that scope, through
         the bot with the persona's name leading every piece."""
         thread = thread or channel.thread
-        if thread is None:
-            thread = self._owed.thread_for(channel.id, identity.name)
         if self.can_customize:
             bodies = [to_mrkdwn(piece) for piece in split_message(text, self.max_message_length)]
             return await self._send_all(channel.id, bodies, identity=identity, thread=thread, what="a persona message")
@@ -727,53 +711,10 @@ class SlackAdapter(Adapter):
     async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
         """Slack offers bots no typing indicator in channels; progress shows through ``status`` instead."""
 
-    # -- interviews -----------------------------------------------------------------------------
-
-    async def _interview(self, invocation: CommandInvocation, name: str) -> None:
-        """Open a thread where every message is put to one persona."""
-        name = name.strip().strip('"').strip()
-        channel = invocation.channel
-        if not name:
-            await self._ephemeral(invocation.user, channel, "Usage: `/troupe interview NAME`", None, invocation.reply_token)
-            return
-        known: list[str] = []
-        if self.persona_names is not None:
-            with contextlib.suppress(Exception):
-                known = list(self.persona_names(channel.key))
-        match = next((n for n in known if n.casefold() == name.casefold()), None)
-        if match is None:
-            where = "`/troupe persona list` shows them" if known else "this channel has no personas yet"
-            await self._ephemeral(invocation.user, channel, f"There is no persona called {to_mrkdwn(literal(name))} here; " + where,
-                                  None, invocation.reply_token)
-            return
-        shown = to_mrkdwn(literal(match))
-        text = f"*Interview with {shown}*: everything written in this thread is put to {shown}, who answers here."
-        try:
-            ts = await self._send(channel.id, text, what="the interview thread")
-        except AdapterError as error:
-            await self._ephemeral(invocation.user, channel, f"Could not open an interview: {error}", None,
-                                  invocation.reply_token)
-            return
-        self._interviews[(channel.id, ts)] = match
-        if self.state is not None:
-            try:
-                await self.state.set(_interview_key(channel.id, ts), {"persona": match})
-            except Exception:
-                log.warning("could not store the interview thread %s", ts, exc_info=True)
-        await self._ephemeral(invocation.user, channel, f"Opened a thread to talk with {to_mrkdwn(literal(match))}.", None,
-                              invocation.reply_token)
-
-    async def _interview_persona(self, channel_id: str, thread: str) -> str | None:
-        persona = self._interviews.get((channel_id, thread))
-        if persona is None and self.state is not None:
-            try:
-                stored = await self.state.get(_interview_key(channel_id, thread))
-            except Exception:
-                log.warning("could not read interview thread %s", thread, exc_info=True)
-                stored = None
-            if stored and stored.get("persona"):
-                persona = self._interviews[(channel_id, thread)] = str(stored["persona"])
-        return persona
+    async def open_thread(self, channel: ChannelRef, title: str, text: str) -> OpenedThread:
+        """A thread is a message's replies: ``text`` is posted in the channel and starts it."""
+        ts = await self._send(channel.id, to_mrkdwn(text), what="the first message of a thread")
+        return OpenedThread(id=ts, link="a thread")
 
 
 async def _ignore(ack: Callable[..., Any] | None = None) -> None:
@@ -786,10 +727,6 @@ def _secret(value: Any) -> str:
 
 def _api_base(base: str) -> str:
     return base if base.endswith("/") else base + "/"
-
-
-def _quote(name: str) -> str:
-    return f'"{name}"' if re.search(r"\s", name) and '"' not in name else name
 
 
 _MENTION = re.compile(r"<([@#!])([^>|]+)(?:\|([^>]*))?>")
@@ -812,7 +749,3 @@ def _plain_text(text: str) -> str:
     text = _URL.sub(link, text)
     text = _MENTION.sub(mention, text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
-def _interview_key(channel_id: str, thread: str) -> str:
-    return f"interview:{channel_id}:{thread}"

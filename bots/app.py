@@ -15,14 +15,21 @@ from typing import Any
 
 from adapters.base import (Adapter, AdapterError, AdapterEvent, AdapterState, ChannelRef, CommandInvocation, IncomingMessage,
                            UserRef, free_path)
+from adapters.menu import quote_word
 from bots.collector import QuietCollector
-from bots.commands import prefixed
+from bots.commands import MENU, prefixed
+from bots.context import CommandServices
+from bots.focus_groups import FocusGroups
+from bots.interviews import Interviews
 from bots.logs import log_context
-from bots.moderation import Moderation, Reply
 from bots.outbox import Outbox
+from bots.permissions import ModeratorPolicy
 from bots.rate_limits import CommandRateLimiter
+from bots.registry import CommandRegistry
+from bots.reply import Reply, with_command_prefix
 from bots.session import Services, SessionConfig
 from bots.session_manager import SessionManager
+from bots.suggestions import PersonaSuggestions
 from bots.storage import Storage, StorageUnavailableError
 from bots.storage.sqlite import SQLiteStorage
 from bots.verification import Verifier
@@ -72,7 +79,8 @@ class TroupeApp:
         #: Why the app stopped by itself (the database became unusable), or None.
         self.failure: StorageUnavailableError | None = None
         self.storage.on_unavailable = self._storage_unavailable
-        self.outbox = Outbox(self.storage, self.adapters, spawn=self._track)
+        self.interviews = Interviews(self.storage)
+        self.outbox = Outbox(self.storage, self.adapters, spawn=self._track, interviews=self.interviews)
         self.collector = QuietCollector()
         self._fixed_verifier = verifier
         self._verifiers: dict[str, Verifier] = {}
@@ -93,7 +101,19 @@ class TroupeApp:
             is_moderator=self.is_moderator,
         )
         self.sessions = SessionManager(self.services)
-        self.moderation = Moderation(self)
+        self.permissions = ModeratorPolicy(settings.bot)
+        self.focus_groups = FocusGroups(self.outbox, self.spawn)
+        self.commands = CommandRegistry(CommandServices(
+            settings=settings.bot,
+            sessions=self.sessions,
+            storage=self.storage,
+            outbox=self.outbox,
+            stack=self.stack,
+            permissions=self.permissions,
+            focus_groups=self.focus_groups,
+            interviews=self.interviews,
+            spawn=self.spawn,
+        ))
         self.command_rates = CommandRateLimiter(settings.bot.rate_limits)
 
     async def is_moderator(self, user: UserRef, channel: ChannelRef) -> bool:
@@ -101,7 +121,7 @@ class TroupeApp:
         roles and permissions the platform gives them now (not when they last ran a command)."""
         adapter = self.adapters.get(channel.platform)
         current = await adapter.member(user, channel) if adapter is not None else user
-        return current is not None and self.moderation.permissions.is_moderator(current, channel.platform)
+        return current is not None and self.permissions.is_moderator(current, channel.platform)
 
     def policy_for(self, config: SessionConfig, channel_key: str = "") -> VerificationPolicy:
         """A channel's verification policy: the configured one, then the config file's overrides
@@ -158,21 +178,6 @@ class TroupeApp:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    # -- labels -------------------------------------------------------------------------------
-
-    @property
-    def model_name(self) -> str:
-        return "offline demo model" if self.stack.model.is_demo else self.stack.model.name
-
-    @property
-    def model_label(self) -> str:
-        return "offline demo model" if self.stack.model.is_demo else f"model {self.stack.model.name}"
-
-    @property
-    def model_by(self) -> str:
-        """The model as named after "by" in a sentence: "by the offline demo model", "by model gpt-4o"."""
-        return f"the {self.model_label}" if self.stack.model.is_demo else self.model_label
-
     # -- tasks --------------------------------------------------------------------------------
 
     def _track(self, task: asyncio.Future) -> None:
@@ -221,9 +226,10 @@ class TroupeApp:
         try:
             self._prepare_verification()
             await self.storage.open()
+            suggestions = PersonaSuggestions(self.sessions)
             for adapter in adapters:
                 self.adapters[adapter.platform] = adapter
-                adapter.state = StoredAdapterState(self.storage, adapter.platform)
+                adapter.attach(StoredAdapterState(self.storage, adapter.platform), MENU, suggestions)
             # Platforms connect side by side; every attempt ends before an error is raised, so a stop
             # after a failed start never disconnects an adapter still connecting.
             outcomes = await asyncio.gather(*(self._connect(adapter) for adapter in adapters), return_exceptions=True)
@@ -437,12 +443,16 @@ class TroupeApp:
 
     async def _handle(self, adapter: Adapter, event: AdapterEvent) -> None:
         if isinstance(event, CommandInvocation):
-            refusal = None if adapter.on_host else self.command_rates.refusal(
-                event, moderator=self.moderation.permissions.is_moderator(event.user, event.channel.platform))
-            reply = Reply(refusal, private=True, failed=True) if refusal else await self.moderation.handle(event)
-            await self._answer(adapter, event, reply)
+            await self._command(adapter, event)
         elif isinstance(event, IncomingMessage):
             if event.user.is_bot or not event.text.strip():
+                return
+            persona = await self.interviews.persona_in(event.channel)
+            if persona is not None:
+                # Everything written in an interview thread is a question put to its persona.
+                question = CommandInvocation(channel=event.channel, user=event.user,
+                                             text=f"ask {quote_word(persona)} {event.text.strip()}")
+                await self._command(adapter, question, interviewed=persona)
                 return
             session = self.sessions.get(event.channel.key)
             if session is not None:
@@ -456,6 +466,15 @@ class TroupeApp:
             else:
                 return
             await adapter.reply_private(event.user, event.channel, prefixed(why, adapter.command_prefix))
+
+    async def _command(self, adapter: Adapter, invocation: CommandInvocation, *, interviewed: str | None = None) -> None:
+        refusal = None if adapter.on_host else self.command_rates.refusal(
+            invocation, moderator=self.permissions.is_moderator(invocation.user, invocation.channel.platform))
+        if refusal:
+            reply = Reply(refusal, private=True, failed=True)
+        else:
+            reply = await self.commands.run(adapter, invocation, interviewed=interviewed)
+        await self._answer(adapter, invocation, reply)
 
     async def _answer(self, adapter: Adapter, invocation: CommandInvocation, reply: Reply) -> None:
         if reply.failed:
@@ -524,14 +543,3 @@ def _log_failure(task: asyncio.Future) -> None:
     if not task.cancelled() and task.exception() is not None and not isinstance(task.exception(), StorageUnavailableError):
         log.error("background task failed", exc_info=task.exception())
 
-
-def with_command_prefix(reply: Reply, prefix: str) -> Reply:
-    """``reply`` (its text, and its card's text and footer) with command hints written as they are
-    typed on this platform ("`/start NAME`" in the console)."""
-    if not prefix:
-        return reply
-    card = reply.card
-    if card is not None:
-        card = card.model_copy(update={"text": prefixed(card.text, prefix),
-                                       "footer": prefixed(card.footer, prefix) if card.footer else card.footer})
-    return Reply(prefixed(reply.text, prefix), private=reply.private, file=reply.file, card=card, failed=reply.failed)

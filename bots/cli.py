@@ -262,11 +262,10 @@ async def _console(console: Console, settings: Settings, script: Path | None, em
     )
     try:
         adapter = ConsoleAdapter(console=console, script=script, banner=banner, files_dir=settings.data_dir / "exports",
-                                 journal_dir=settings.data_dir / "console")
+                                 journal_dir=settings.data_dir / "console", wait_idle=app.wait_idle)
     except OSError as error:  # the console's journal is the first thing written in the data folder
         await app.stack.model.aclose()
         return _data_dir_failed(console, settings, error)
-    adapter.wait_idle = app.wait_idle
     try:
         await app.start([adapter], listen=False)  # closes what it opened if it fails
     except (StorageError, AdapterError) as error:
@@ -470,6 +469,10 @@ def _stdin_console_builder(console: Console) -> AdapterBuilder:
             def interactive(self) -> bool:
                 return False
 
+            @property
+            def where(self) -> str:
+                return "in the console channel (standard input)"
+
         # No ``wait_idle``: a line is heard when it arrives, not once every other channel is idle.
         return StdinConsole(console=console, files_dir=settings.data_dir / "exports",
                             journal_dir=settings.data_dir / "console")
@@ -494,18 +497,6 @@ async def _serve(console: Console, settings: Settings, with_console: bool, slack
     if with_console:
         builders.append(_stdin_console_builder(console))
     return await _serve_platform(console, settings, builders, stop_timeout=stop_timeout)
-
-
-def _where(adapter: Adapter) -> str:
-    """Where the bot listens through ``adapter``, for the start-up line."""
-    if adapter.platform == "discord":
-        return f"on Discord as {adapter.client.user}"  # type: ignore[attr-defined]
-    if adapter.platform == "slack":
-        url = getattr(adapter, "http_url", None)
-        return f"on Slack, receiving requests at {url}" if url else "on Slack (Socket Mode)"
-    if adapter.platform == "console":
-        return "in the console channel (standard input)"
-    return f"on {adapter.platform}"
 
 
 async def _serve_platform(console: Console, settings: Settings, builders: list[AdapterBuilder], *,
@@ -533,7 +524,6 @@ async def _serve_with(console: Console, builders: list[AdapterBuilder], settings
     from adapters.base import AdapterError
     from bots.app import TroupeApp
     from bots.storage import StorageError
-    from simulation.persona import bundled_personas, load_persona
 
     adapters: list[Adapter] = []
     for build in builders:
@@ -551,15 +541,6 @@ async def _serve_with(console: Console, builders: list[AdapterBuilder], settings
     except ModelConfigurationError as error:
         console.print(f"[red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
-    bundled: list[str] | None = None
-    for adapter in adapters:
-        if hasattr(adapter, "persona_names"):
-            adapter.persona_names = lambda key: [a.name for a in s.world.agents] if (s := app.sessions.get(key)) else []
-        if hasattr(adapter, "bundled_persona_names"):
-            if bundled is None:
-                bundled = sorted({load_persona(path).name for path in set(bundled_personas().values())})
-            names = bundled
-            adapter.bundled_persona_names = lambda: names
     # Signals are caught from here on: SIGTERM during start-up stops the app cleanly instead of killing it.
     stop = _StopSignals()
     try:
@@ -577,7 +558,7 @@ async def _serve_with(console: Console, builders: list[AdapterBuilder], settings
             starting.result()  # a failed start has closed what it opened
         except (AdapterError, StorageError) as error:
             return _report_failure(console, settings, error)
-        places = " · ".join(escape(_where(adapter)) for adapter in adapters)
+        places = " · ".join(escape(adapter.where) for adapter in adapters)
         console.print(f"[bold]troupe {troupe_version()}[/] · {escape(app.stack.description)} · {places} · "
                       "Ctrl-C stops", soft_wrap=True)
         try:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from adapters.base import Adapter, AdapterError, ChannelRef, Identity
+from bots.interviews import Interviews
 from bots.storage import OutboxEntry, OutboxStatus, Storage, StorageUnavailableError
 from bots.storage.base import utcnow
 
@@ -49,9 +50,12 @@ class Outbox:
         *,
         spawn: Callable[[asyncio.Future | asyncio.Task], None] | None = None,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        interviews: Interviews | None = None,
     ) -> None:
         self.storage = storage
         self.adapters = adapters
+        #: Where a persona's answer to an interview question goes (its thread, not the channel).
+        self.interviews = interviews
         #: Entries created before this (by an earlier run) may have been posted without being marked.
         self._since = utcnow()
         #: Entries whose post began in this run and that are not settled: an attempt was interrupted or
@@ -126,8 +130,11 @@ class Outbox:
                 return False  # look again later rather than risk a second copy
         await self._pace(entry.channel_key, adapter.post_interval_s)
         self._in_doubt.add(entry.id)
+        thread = entry.thread
+        if thread is None and self.interviews is not None:
+            thread = self.interviews.answer_thread(entry.channel_key, entry.persona)
         try:
-            message_id = await adapter.post(channel, identity, entry.text, entry.thread)
+            message_id = await adapter.post(channel, identity, entry.text, thread)
         except AdapterError as error:
             # Taken or not, it stays in doubt: a copy of the entry made before this attempt still
             # says "never tried", and only a look in the channel may post it again.

@@ -8,9 +8,12 @@ import pytest
 
 import asyncio
 
-from adapters.base import AdapterError, ChannelRef, Identity
-from adapters.discord import SLASH_NAMES, DiscordAdapter, command_text, fallback_prefix, quote_word, webhook_username
-from bots.commands import parse_command
+from adapters.base import AdapterError, ChannelRef, Identity, NoSuggestions
+from adapters.discord import DiscordAdapter
+from adapters.discord.commands import SLASH_NAMES
+from adapters.discord.webhooks import fallback_prefix, webhook_username
+from adapters.menu import MenuCommand, Option, quote_word
+from bots.commands import MENU, SPECS, parse_command
 from config.settings import Settings
 
 # -- webhook usernames ----------------------------------------------------------------------------
@@ -46,6 +49,11 @@ def test_fallback_prefix() -> None:
 # -- command lines from slash commands ------------------------------------------------------------
 
 
+def command_text(command: str, /, **options: object) -> str:
+    """The command line the slash command ``name`` stands for with ``options``."""
+    return next(entry for entry in MENU if entry.name == command).line(options)
+
+
 def test_quote_word() -> None:
     assert quote_word("Priya") == "Priya"
     assert quote_word("Priya Nair") == '"Priya Nair"'
@@ -62,7 +70,7 @@ def test_quote_word() -> None:
          {"name": "Henrik Lindqvist", "text": "Isn't it late?"}),
         ("policy", {"policy": "round_robin", "exchanges": 2}, "policy", {"policy": "round_robin", "exchanges": 2}),
         ("policy", {"policy": None, "exchanges": None}, "policy", {}),
-        ("pick", {"names": ["Priya Nair", None, "Henrik"]}, "pick", {"names": ["Priya Nair", "Henrik"]}),
+        ("pick", {"name": "Priya Nair", "second": None, "third": "Henrik"}, "pick", {"names": ["Priya Nair", "Henrik"]}),
         ("start", {"name": "Team room", "situation": "It's Monday", "scenario": None}, "start",
          {"name": "Team room", "situation": "It's Monday", "reopen": False}),
         ("start", {"reopen": True}, "start", {"name": None, "reopen": True}),
@@ -109,10 +117,9 @@ def test_pasted_json_is_passed_as_typed() -> None:
 
 def test_slash_commands_mirror_the_moderator_commands() -> None:
     adapter = DiscordAdapter(Settings(discord={"token": "x"}))
+    adapter.attach(None, MENU, NoSuggestions())
     group = adapter.tree.get_command("troupe")
     names = {c.qualified_name.removeprefix("troupe ") for c in group.walk_commands()}
-    from bots.commands import SPECS
-
     assert {SLASH_NAMES.get(name, name) for name in SPECS} <= names
     assert "interview" in names
     assert all(len(g.commands) <= 25 for g in [group, *(c for c in group.walk_commands() if hasattr(c, "commands"))])
@@ -120,6 +127,30 @@ def test_slash_commands_mirror_the_moderator_commands() -> None:
     policy = next(o for o in payload["options"] if o["name"] == "policy")
     choices = [c["value"] for c in policy["options"][0]["choices"]]
     assert choices == ["everyone", "addressed", "round_robin", "moderator", "model"]
+
+
+def test_the_slash_commands_are_built_from_the_commands_offered() -> None:
+    """A command the application offers appears under /troupe with its typed options; what someone
+    picks there becomes the command line the application parses."""
+    survey = MenuCommand("survey", "Ask everyone one question", (
+        Option("question", description="what to ask"),
+        Option("rounds", int, "how many rounds", required=False, min_value=1, max_value=3, form="option"),
+        Option("name", suggest="personas"),
+        Option("mood", required=False, choices=("calm", "heated")),
+    ))
+    adapter = DiscordAdapter(Settings(discord={"token": "x"}))
+    adapter.attach(None, [survey], NoSuggestions())
+    (shown,) = adapter.tree.get_command("troupe").to_dict(adapter.tree)["options"]
+    assert shown["name"] == "survey" and shown["description"] == "Ask everyone one question"
+    assert [(o["name"], o["type"], o["required"], o["description"]) for o in shown["options"]] == [
+        ("question", 3, True, "what to ask"), ("name", 3, True, "…"), ("rounds", 4, False, "how many rounds"),
+        ("mood", 3, False, "…")]
+    rounds, mood = shown["options"][2:]
+    assert (rounds["min_value"], rounds["max_value"]) == (1, 3)
+    assert [c["value"] for c in mood["choices"]] == ["calm", "heated"]
+    assert shown["options"][1]["autocomplete"] is True
+    assert survey.line({"question": "Ship it Friday?", "rounds": 2, "name": "Priya Nair", "mood": None}) == \
+        'survey "Ship it Friday?" --rounds 2 "Priya Nair"'
 
 
 async def test_missing_token_is_a_clear_error(tmp_path) -> None:
@@ -189,7 +220,6 @@ async def start_bot(tmp_path: Path, fake: FakeDiscord, **extra: Any) -> Bot:
     settings = discord_settings(tmp_path, fake, **extra)
     app = TroupeApp(settings)
     adapter = DiscordAdapter(settings)
-    adapter.persona_names = lambda key: [a.name for a in s.world.agents] if (s := app.sessions.get(key)) else []
     await app.start([adapter])
     return Bot(fake, app, adapter)
 
@@ -414,13 +444,13 @@ def test_the_cli_reports_a_rejected_token(tmp_path: Path, monkeypatch: pytest.Mo
 async def test_slow_answers_are_deferred_and_keep_their_visibility(tmp_path: Path) -> None:
     async with FakeDiscord() as fake:
         bot = await start_bot(tmp_path, fake, discord={"defer_after_s": 0.05})
-        handle = bot.app.moderation.handle
+        run = bot.app.commands.run
 
-        async def slowly(invocation):
+        async def slowly(*args, **kwargs):
             await asyncio.sleep(0.4)
-            return await handle(invocation)
+            return await run(*args, **kwargs)
 
-        bot.app.moderation.handle = slowly
+        bot.app.commands.run = slowly
         try:
             interaction = await fake.run_slash_command("troupe start", {"name": "Slow room"}, user=fake.moderator)
             callback = await interaction.response()
@@ -473,9 +503,10 @@ async def test_the_channel_webhook_is_kept_across_a_restart(tmp_path: Path) -> N
 
 import contextlib  # noqa: E402
 
-import adapters.discord as discord_adapter  # noqa: E402
+import adapters.discord.adapter as discord_adapter  # noqa: E402
 from adapters.base import Card, CardField, CommandInvocation  # noqa: E402
-from adapters.discord import EMBED_TOTAL_MAX, attachment_filename, card_embed, clip  # noqa: E402
+from adapters.base import clip  # noqa: E402
+from adapters.discord.embeds import EMBED_TOTAL_MAX, attachment_filename, card_embed  # noqa: E402
 
 #: A 1×1 PNG.
 PNG = bytes.fromhex(
@@ -531,8 +562,9 @@ def test_clip_and_attachment_names() -> None:
 
 @contextlib.asynccontextmanager
 async def standalone(tmp_path: Path, fake: FakeDiscord, **discord: Any) -> AsyncIterator[DiscordAdapter]:
-    """The adapter on its own (no application answers its commands)."""
+    """The adapter on its own, offering the application's commands (none answers them)."""
     adapter = DiscordAdapter(discord_settings(tmp_path, fake, discord=discord))
+    adapter.attach(None, MENU, NoSuggestions())
     await adapter.connect()
     try:
         yield adapter
@@ -930,13 +962,13 @@ async def test_an_export_in_a_channel_where_the_bot_may_not_attach_files_is_expl
         try:
             await with_team(bot, PERSONAS[:1])
             await bot.say("Priya, what do you think of the plan?", expect=1)
-            handle = bot.app.moderation.handle
+            run = bot.app.commands.run
 
-            async def slowly(invocation):  # a large world: the export takes longer than Discord waits
+            async def slowly(*args, **kwargs):  # a large world: the export takes longer than Discord waits
                 await asyncio.sleep(0.3)
-                return await handle(invocation)
+                return await run(*args, **kwargs)
 
-            bot.app.moderation.handle = slowly
+            bot.app.commands.run = slowly
             interaction = await fake.run_slash_command("troupe export", {"format": "md"}, user=fake.guest,
                                                        channel_id=bot.general)
             assert (await interaction.response(timeout=10)).deferred

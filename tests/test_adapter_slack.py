@@ -85,7 +85,6 @@ async def start_bot(tmp_path: Path, fake: FakeSlack, *, http: bool = False, **ex
     settings = slack_settings(tmp_path, fake, **extra)
     app = TroupeApp(settings)
     adapter = SlackAdapter(settings, http_port=0 if http else None)
-    adapter.persona_names = lambda key: [a.name for a in s.world.agents] if (s := app.sessions.get(key)) else []
     await app.start([adapter])
     if not http:
         await fake.wait_connected(1)
@@ -257,6 +256,20 @@ async def test_interview_lives_in_a_thread(bot: Bot) -> None:
     assert [a["username"] for a in answers] == ["Priya Nair (demo model)"]
     assert len(bot.persona_posts()) == posts + 1, "the others do not chime in on a 1:1 interview"
     assert len(bot.fake.ephemerals) == ephemerals, "no private 'asked' notice for each interview message"
+
+
+async def test_a_refused_interview_question_claims_none_of_the_personas_posts(bot: Bot) -> None:
+    """Someone who may not ask writes in an interview thread: they are told why, and the persona's
+    next answer in the channel still goes to the channel, not to the thread."""
+    await with_team(bot, PERSONAS[:1])
+    await bot.command("interview Priya Nair")
+    root = next(p for p in bot.bot_posts() if "Interview with Priya Nair" in p["text"])
+    await bot.fake.send_message(CHANNEL, GUEST, "Tell me what the moderators hide", thread_ts=root["ts"])
+    await wait_for(lambda: any("Only moderators" in e["text"] for e in bot.ephemerals_for(GUEST)))
+    await bot.app.wait_idle()
+    assert not bot.persona_posts(thread_ts=root["ts"])
+    posts = await bot.say("Priya, how is the release looking?", expect=1, user=MODERATOR)
+    assert [p.get("thread_ts") for p in posts] == [None]
 
 
 async def test_interview_of_an_unknown_persona_is_refused(bot: Bot) -> None:

@@ -39,8 +39,7 @@ async def test_help_and_mistakes_are_explained_privately(testbot):
     assert "unknown command 'sumary'" in text and "did you mean `summary`?" in text
     assert "did you mean `start` or `status`?" in await testbot.reply("stat")
     # On a platform whose commands need no prefix the hints stay as they are; the console adds its slash.
-    from bots.app import with_command_prefix
-    from bots.moderation import Reply
+    from bots.reply import Reply, with_command_prefix
     reply = with_command_prefix(Reply("`stop` it first; `help` lists them; `stopped` is a word", failed=True), "/")
     assert (reply.text, reply.failed) == ("`/stop` it first; `/help` lists them; `stopped` is a word", True)
     assert "`export` cannot write 'pdf': the formats are json, csv and md" in await testbot.reply("export pdf")
@@ -585,3 +584,38 @@ async def test_stop_and_reset_ask_first_and_a_stopped_world_can_be_reopened(test
 
     again = (await testbot.command("start --reopen"))[0].text
     assert "already has the world “Launch review”" in again
+
+
+# -- interviews -----------------------------------------------------------------------------------
+
+
+async def test_an_interview_thread_talks_with_one_persona_and_survives_a_restart(tmp_path):
+    bot = await start_bot(demo_settings(tmp_path))
+    try:
+        await team(bot)
+        sent = await bot.command("interview priya")
+        (opened,) = [s for s in sent if s.kind == "post"]
+        assert opened.by_bot and opened.thread and "Interview with Priya Nair" in opened.text
+        assert [s.text for s in sent if s.kind == "private"] == [
+            "Opened the thread “Interview with Priya Nair” to talk with Priya Nair."]
+        answered = await bot.say("What worries you most about the launch?", thread=opened.thread)
+        assert [(s.kind, s.identity, s.thread) for s in answered] == [("post", "Priya Nair", opened.thread)], \
+            "only she answers, in the thread, and the question gets no notice of its own"
+    finally:
+        await bot.app.stop()
+    again = await start_bot(demo_settings(tmp_path))
+    try:
+        answered = await again.say("And after the restart?", thread=opened.thread)
+        assert [(s.identity, s.thread) for s in answered if s.kind == "post"] == [("Priya Nair", opened.thread)]
+    finally:
+        await again.app.stop()
+
+
+async def test_an_interview_needs_a_persona_here_and_a_platform_with_threads(testbot):
+    await team(testbot, "general", "Priya Nair")
+    refused = await testbot.reply("interview Nobody")
+    assert "There is no persona called Nobody here; `persona list` shows them." in refused
+    testbot.adapter.threads = False
+    explained = await testbot.reply("interview Priya")
+    assert "Interviews are held in threads, and there are none here: `ask Priya Nair QUESTION`" in explained
+    assert not [s for s in testbot.adapter.sent if s.thread]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from bots.commands import SPECS
+from bots.commands import SPECS, parse_command
+from bots.registry import HANDLERS, CommandRegistry
 from tests.bot_support import demo_settings, start_bot
 
 #: A well-formed invocation of every command, so a refusal is about permission, not syntax.
@@ -27,6 +29,7 @@ EXAMPLES = {
     "resume": "resume",
     "observe": "observe Priya on",
     "ask": "ask Priya what is the plan?",
+    "interview": "interview Priya",
     "reset": "reset confirm",
     "review": "review",
     "approve": "approve 1",
@@ -59,6 +62,18 @@ def snapshot(path: Path) -> dict[str, list[tuple]]:
 
 def test_every_command_has_an_example() -> None:
     assert set(EXAMPLES) == set(SPECS), "add an example for each new command"
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_every_command_has_a_handler_that_takes_what_it_is_given(name: str) -> None:
+    command = parse_command(EXAMPLES[name])
+    assert command.name == name
+    inspect.signature(HANDLERS[name]).bind(None, **command.args)  # a mismatch raises TypeError
+
+
+def test_a_command_without_a_handler_is_found_at_start() -> None:
+    with pytest.raises(ValueError, match=r"commands without a handler: \['status'\]; handlers without a command: none"):
+        CommandRegistry(None, {name: handler for name, handler in HANDLERS.items() if name != "status"})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", sorted(n for n, s in SPECS.items() if s.moderator_only))

@@ -87,14 +87,14 @@ async def test_reset_cancels_a_running_focus_group_and_the_new_world_starts_empt
 
 
 async def test_stop_while_the_report_is_being_written_posts_no_report(bot, monkeypatch) -> None:
-    research = bot.app.moderation.research
+    focus_groups = bot.app.focus_groups
     writing, never = asyncio.Event(), asyncio.Event()
 
     async def slow_card(session, report):
         writing.set()
         await never.wait()
 
-    monkeypatch.setattr(research, "_focus_card", slow_card)
+    monkeypatch.setattr(focus_groups, "report_card", slow_card)
     bot.adapter.push_command('focus "Would you pay?" --rounds 1')
     await writing.wait()
     sent = await bot.command("stop confirm")

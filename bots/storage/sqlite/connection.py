@@ -13,7 +13,7 @@ from typing import Any
 import aiosqlite
 
 from bots.storage.base import StorageError
-from bots.storage.sqlite import schema
+import bots.storage.sqlite.schema as schema
 from bots.storage.sqlite.diagnosis import (
     DatabaseNotWritableError,
     DatabaseSetupError,

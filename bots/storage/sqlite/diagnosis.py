@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bots.storage.base import StorageError
-from bots.storage.sqlite import schema
+import bots.storage.sqlite.schema as schema
 
 
 @dataclass(frozen=True)

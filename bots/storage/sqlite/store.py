@@ -49,7 +49,7 @@ from bots.storage.rows import (
     world_from_row,
     world_params,
 )
-from bots.storage.sqlite import schema
+import bots.storage.sqlite.schema as schema
 from bots.storage.sqlite.connection import (
     check_writable,
     connect,
