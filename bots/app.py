@@ -21,7 +21,8 @@ from bots.logs import log_context
 from bots.moderation import Moderation, Reply
 from bots.outbox import Outbox
 from bots.rate_limits import CommandRateLimiter
-from bots.session import Services, SessionConfig
+from bots.services import Services
+from bots.session_config import SessionConfig
 from bots.session_manager import SessionManager
 from bots.storage import Storage, StorageUnavailableError
 from bots.storage.sqlite import SQLiteStorage

@@ -23,7 +23,8 @@ from simulation.persona import PersonaError, PersonaSpec, bundled_personas, find
 from simulation.scenario import Scenario, ScenarioError, load_scenario, resolve_persona
 from simulation.world import TinyWorld, WorldError
 
-from bots.session import PersonaRefusedError, RunReport
+from bots.persona_admission import PersonaRefusedError
+from bots.session import RunReport
 
 if TYPE_CHECKING:
     from bots.app import TroupeApp
