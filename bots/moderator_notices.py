@@ -46,8 +46,9 @@ class ModeratorNotices:
         await quietly(self.reply_private(user, text))
 
     async def tell_moderator(self, text: str) -> None:
-        if await self.still_moderator(self._config.moderator):
-            await self.tell(self._config.moderator, text)  # type: ignore[arg-type]
+        moderator = self._config.moderator
+        if moderator is not None and await self.still_moderator(moderator):
+            await self.tell(moderator, text)
 
     async def turn(self, turn: Turn, world: TinyWorld) -> None:
         """A turn's notices go to the moderator (a spent budget is said to the whole channel when the

@@ -1,4 +1,5 @@
-"""What every channel session shares: storage, verification, outbox, model, the platforms' adapters."""
+"""What every channel session shares (storage, verification, outbox, model, the platforms' adapters),
+and how a session makes a platform call whose failure must not stop it."""
 
 from __future__ import annotations
 

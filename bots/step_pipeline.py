@@ -59,36 +59,37 @@ class StepPipeline:
         posting: list[asyncio.Task] = []
         async with step:
             async for turn in step:
-                await self._notices.turn(turn, step.world)
-                if not turn.failed:
-                    posting += await self._words(turn)
+                await self._notices.turn(turn, step.world)  # its notices and thoughts, privately
+                if turn.failed:
+                    continue
+                for word in turn.words:
+                    turn.hear_as(word, None)  # nothing of it is heard unless it is verified and stored
+                entries = [await self._verified(word) for word in turn.words]
+                try:
+                    stored = await self._writer.write(entries)
+                except StorageUnavailableError:
+                    continue  # reported once, when it happened; the app is stopping
+                pending = await self._settled(turn, stored)
+                if pending:
+                    posting.append(self._services.spawn(self._services.outbox.deliver(self._record.channel_key, stored)))
+                    # The post goes out (up to the platform's answer) before the next persona's reply
+                    # is checked and stored: a millisecond or two sooner in the channel.
+                    await fair_yield()
+                words = {word.id: word for word in turn.words}
+                for entry in pending:
+                    turn.hear_as(words[entry.event_id], entry.text)  # as posted, when the step ends
         await self._writer.write()
         return posting
 
-    async def _words(self, turn: Turn) -> list[asyncio.Task]:
-        for word in turn.words:
-            turn.hear_as(word, None)  # nothing of it is heard unless it is verified and stored
-        entries = [await self._verified(word) for word in turn.words]
-        try:
-            stored = await self._writer.write(entries)
-        except StorageUnavailableError:
-            return []  # reported once, when it happened; the app is stopping
+    async def _settled(self, turn: Turn, stored: list[OutboxEntry]) -> list[OutboxEntry]:
+        """Say what became of a turn's stored words (held, blocked); returns those to post."""
         for entry in stored:
             await self._notices.not_posted(entry)
         pending = [entry for entry in stored if entry.status is OutboxStatus.PENDING]
         if not any(entry.persona == turn.agent.name for entry in pending):
             # Only thought, or said something held back: nobody is composing any more.
             self._services.spawn(quietly(self._adapter.stopped_typing(self._channel, self._identities.of(turn.agent.name))))
-        posting = []
-        if pending:
-            posting.append(self._services.spawn(self._services.outbox.deliver(self._record.channel_key, stored)))
-            # The post goes out (up to the platform's answer) before the next persona's reply is
-            # checked and stored: a millisecond or two sooner in the channel.
-            await fair_yield()
-        words = {word.id: word for word in turn.words}
-        for entry in pending:
-            turn.hear_as(words[entry.event_id], entry.text)  # heard as posted, when the step ends
-        return posting
+        return pending
 
     async def _verified(self, word: Event) -> OutboxEntry:
         """The outbox entry of a persona's words: as the channel's checks let them be posted, held or not at all."""

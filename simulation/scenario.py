@@ -25,7 +25,6 @@ from simulation.persona import PersonaError, PersonaSpec, find_bundled_persona, 
 from simulation.turn_taking import make_policy
 from simulation.world import TargetedTalk, TinyWorld
 
-
 #: A scenario file larger than this is not read (a dozen inline personas take a few tens of kB).
 MAX_SCENARIO_FILE_BYTES = 2_000_000
 #: Fragments one persona entry may apply: each one is a file read and a merge of the whole persona.

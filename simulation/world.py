@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import unicodedata
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -28,10 +27,8 @@ from simulation.clock import SimulatedClock
 from simulation.events import Event, EventKind
 from simulation.llm.base import LanguageModel
 from simulation.llm.errors import BudgetExceededError, ContentFilteredError, LLMError
-from simulation.untrusted import quote, speaker
 from simulation.turn_taking import POLICY_ADAPTER, PicksRefusedError, TurnTakingPolicy, make_policy
-
-log = logging.getLogger(__name__)
+from simulation.untrusted import quote, speaker
 
 TargetedTalk = Literal["private", "room"]
 
@@ -291,7 +288,8 @@ class TinyWorld:
         await asyncio.gather(*(agent.settle() for agent in self._agents))
 
     async def step_if_any(self) -> list[Event] | None:
-        """Like ``step``, but when the policy picks nobody, do nothing and return None."""
+        """Like ``step``, but when the policy picks nobody, only start the memory work that is due,
+        leave the clock, and return None."""
         step = await self.next_step(if_any=True)
         events = await step.run()
         return events if step.actors else None
