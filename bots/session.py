@@ -269,7 +269,7 @@ class ChannelSession:
         finally:
             for work in step.memory_work if step is not None else []:
                 self.services.spawn(self._store_memory_work(work))
-        return (step.events if step.actors or not if_any else None), posting
+        return (None if step.quiet else step.events), posting
 
     async def _store_memory_work(self, work: asyncio.Task[None]) -> None:
         """Store a persona's consolidated memory, and that call's usage, as soon as it is done.

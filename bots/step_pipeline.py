@@ -53,7 +53,8 @@ class StepPipeline:
     async def take(self, step: Step) -> list[asyncio.Task]:
         """Take ``step`` turn by turn, each persona's words posted as soon as its turn is done, not when
         the step is; then store the rest (the clock, what the others heard). Returns the deliveries it
-        started: the posts on their way. Raises what the step raises (a spent budget)."""
+        started: the posts on their way. Raises what the step raises (a spent budget). A quiet step
+        (nobody had anything to do) stores nothing."""
         for agent in step.actors:
             self._services.spawn(quietly(self._adapter.typing(self._channel, self._identities.of(agent.name))))
         posting: list[asyncio.Task] = []
@@ -78,7 +79,8 @@ class StepPipeline:
                 words = {word.id: word for word in turn.words}
                 for entry in pending:
                     turn.hear_as(words[entry.event_id], entry.text)  # as posted, when the step ends
-        await self._writer.write()
+        if not step.quiet:
+            await self._writer.write()
         return posting
 
     async def _settled(self, turn: Turn, stored: list[OutboxEntry]) -> list[OutboxEntry]:

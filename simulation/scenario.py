@@ -208,5 +208,5 @@ async def _advance(scenario: Scenario, world: TinyWorld) -> AsyncIterator[Event]
             except BudgetExceededError:
                 yield step.events[-1]  # the notice that the budget ran out
                 raise
-        if not step.actors and scenario.until_quiet:
+        if step.quiet:
             return

@@ -292,7 +292,7 @@ class TinyWorld:
         leave the clock, and return None."""
         step = await self.next_step(if_any=True)
         events = await step.run()
-        return events if step.actors else None
+        return None if step.quiet else events
 
     async def run_until_quiet(self, max_steps: int = 10) -> list[Event]:
         """Run until no agent has anything to react to (or ``max_steps`` steps have run)."""
@@ -503,6 +503,12 @@ class Step:
         self._chosen = chosen
         self._advance = advance
         self._turns = self._take()
+
+    @property
+    def quiet(self) -> bool:
+        """Nobody had anything to do (``next_step(if_any=True)``): the step changes nothing but
+        starting the memory work that is due."""
+        return not self.actors and not self._advance
 
     def __aiter__(self) -> Step:
         return self
