@@ -27,7 +27,8 @@ from bots.permissions import ModeratorPolicy
 from bots.rate_limits import CommandRateLimiter
 from bots.registry import CommandRegistry
 from bots.reply import Reply, with_command_prefix
-from bots.session import Services, SessionConfig
+from bots.services import Services
+from bots.session_config import SessionConfig
 from bots.session_manager import SessionManager
 from bots.suggestions import PersonaSuggestions
 from bots.storage import Storage, StorageUnavailableError

@@ -177,7 +177,7 @@ async def _simulate(
     from bots.verification.personas import check_persona_spec
     from simulation.llm.factory import build_model
     from simulation.persona import PersonaError
-    from simulation.scenario import ScenarioError, build_world, load_scenario, run_scenario
+    from simulation.scenario import ScenarioError, build_world, load_scenario, play_scenario
     from simulation.world import WorldError
 
     try:
@@ -212,9 +212,9 @@ async def _simulate(
                 return EXIT_BAD_INPUT
         names = ", ".join(a.name for a in world.agents)
         console.print(f'[bold]{escape(world.name)}[/] · {names} · turn-taking: {world.policy.kind}\n')
-        world.subscribe(lambda event: _print_event(console, event, thoughts, stack.model.is_demo))
         try:
-            await run_scenario(scenario, world)
+            async for event in play_scenario(scenario, world):
+                _print_event(console, event, thoughts, stack.model.is_demo)
         except LLMError as error:
             console.print(f"[red]stopped:[/] {escape(str(error))}")
             return EXIT_MODEL_FAILED
@@ -715,7 +715,7 @@ async def _export(console: Console, settings: Settings, key: str | None, fmt: st
     with ``force``; onto the database (or its journal and lock files), never.
     """
     from bots.exports import as_posted, render_export
-    from bots.session import world_state_from_storage
+    from bots.session_manager import world_state_from_storage
     from bots.storage import StorageError
     from bots.storage.sqlite import SQLiteStorage
     from simulation.llm.demo import DemoModel

@@ -94,18 +94,23 @@ class Outbox:
         channel is known to be posted, they are what is pending, and storage is not read again.
         """
         async with self._lock(channel_key):
-            if stored is not None and channel_key in self._clean:
-                entries = [e for e in stored if e.status is OutboxStatus.PENDING]
-            else:
-                entries = await self.storage.pending_outbox(channel_key)
-                self._clean.add(channel_key)
-            for entry in entries:
-                if entry.id in self._marking or entry.id in self._settled:
-                    continue
-                if not await self._post(entry):
-                    self._clean.discard(channel_key)
-                    self._schedule_retry(channel_key, entry.attempts + 1)
-                    return False
+            try:
+                if stored is not None and channel_key in self._clean:
+                    entries = [e for e in stored if e.status is OutboxStatus.PENDING]
+                else:
+                    entries = await self.storage.pending_outbox(channel_key)
+                    self._clean.add(channel_key)
+                for entry in entries:
+                    if entry.id in self._marking or entry.id in self._settled:
+                        continue
+                    if not await self._post(entry):
+                        self._clean.discard(channel_key)
+                        self._schedule_retry(channel_key, entry.attempts + 1)
+                        return False
+            except BaseException:
+                # Cut short mid-post: the next delivery reads what is pending, the entry in doubt included.
+                self._clean.discard(channel_key)
+                raise
         return True
 
     async def flush_all(self) -> None:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from adapters.base import ChannelRef, UserRef
 from bots.outbox import channel_from_key
-from bots.session import ChannelSession, Services, SessionConfig, world_state_from_storage
+from bots.services import Services
+from bots.session import ChannelSession
+from bots.session_config import SessionConfig
 from bots.storage import StorageError, WorldRecord, WorldStatus
+from simulation.agent import AgentState
 from simulation.clock import SimulatedClock
-from simulation.turn_taking import make_policy
 from simulation.events import EventKind
-from simulation.world import TinyWorld
+from simulation.turn_taking import make_policy
+from simulation.world import TinyWorld, WorldState
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +138,25 @@ def _answer_owed(world: TinyWorld) -> bool:
         if event.kind is EventKind.STIMULUS and event.source not in agents:
             return any(agent.has_unread() for agent in world.agents)
     return False
+
+
+def world_state_from_storage(stored: Any) -> WorldState:
+    """Rebuild a ``WorldState`` from the stored rows of a world."""
+    record: WorldRecord = stored.record
+    # A stored memory already carries its persona record's spec (``StoredWorld``). Memories and
+    # events are already validated: they go in as they are, not dumped and validated again
+    # (seconds for a long-lived world).
+    agents = [stored.memories[p.name] if p.name in stored.memories else AgentState(persona=p.spec)
+              for p in stored.personas]
+    data: dict[str, Any] = {
+        "name": record.name,
+        "id": record.id,
+        "situation": record.situation,
+        "targeted_talk": record.targeted_talk,
+        "clock": record.clock or {},
+        "policy": record.policy or {"kind": SessionConfig.model_validate(record.config).policy},
+        "agents": agents,
+        "events": stored.events,
+        "events_first": stored.events_first,
+    }
+    return WorldState.model_validate(data)

@@ -8,6 +8,7 @@ and every file it names must lie inside the readable folders, as the scenario it
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from simulation.agent import TinyPerson
 from simulation.document_limits import DocumentLimitError, load_yaml
+from simulation.events import Event
 from simulation.file_access import ReadableFolders
 from simulation.llm.base import LanguageModel
+from simulation.llm.errors import BudgetExceededError
 from simulation.persona import PersonaError, PersonaSpec, find_bundled_persona, load_persona
 from simulation.turn_taking import make_policy
 from simulation.world import TargetedTalk, TinyWorld
-
 
 #: A scenario file larger than this is not read (a dozen inline personas take a few tens of kB).
 MAX_SCENARIO_FILE_BYTES = 2_000_000
@@ -173,27 +175,38 @@ def build_world(scenario: Scenario, base: Path, model: LanguageModel) -> TinyWor
     return world
 
 
-async def run_scenario(scenario: Scenario, world: TinyWorld) -> None:
-    """Deliver the opening and each scripted message, letting the world run after each; return once
-    the personas' memory work is done too."""
+async def play_scenario(scenario: Scenario, world: TinyWorld) -> AsyncIterator[Event]:
+    """Deliver the opening and each scripted message, letting the world run after each, and yield
+    every event as it enters the log: a persona's turn as soon as it is taken. Ends once the
+    personas' memory work is done too."""
     script = ([ScriptedMessage.model_validate({"text": scenario.opening})] if scenario.opening else []) + list(
         scenario.messages
     )
     for message in script:
         if world.find(message.source) is not None:  # a persona's scripted line: it says it
-            await world.say_for(message.source, message.text, to=message.to)
+            yield await world.say_for(message.source, message.text, to=message.to)
         elif message.to:
-            await world.talk_to(message.to, message.text, message.source)
+            yield await world.talk_to(message.to, message.text, message.source)
         else:
-            await world.broadcast(message.text, message.source)
-        await _advance(scenario, world)
+            yield await world.broadcast(message.text, message.source)
+        async for event in _advance(scenario, world):
+            yield event
     if not script:
-        await _advance(scenario, world)
+        async for event in _advance(scenario, world):
+            yield event
     await world.settle()
 
 
-async def _advance(scenario: Scenario, world: TinyWorld) -> None:
-    if scenario.until_quiet:
-        await world.run_until_quiet(max_steps=scenario.steps)
-    else:
-        await world.run(scenario.steps)
+async def _advance(scenario: Scenario, world: TinyWorld) -> AsyncIterator[Event]:
+    """The scenario's steps after a message (until nobody has anything new, with ``until_quiet``)."""
+    for _ in range(scenario.steps):
+        async with await world.next_step(if_any=scenario.until_quiet) as step:
+            try:
+                async for turn in step:
+                    for event in turn.events:
+                        yield event
+            except BudgetExceededError:
+                yield step.events[-1]  # the notice that the budget ran out
+                raise
+        if step.quiet:
+            return

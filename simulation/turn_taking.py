@@ -1,44 +1,74 @@
 """Who acts in a step: everyone, only the addressed, round-robin, the moderator's pick, the model's pick.
 
 Policies are small serialisable models so a saved world resumes with the same rotation or picks.
+A policy sees the world only as a ``Room`` (who is in it, what was said, the model), so this module
+needs nothing of the world's.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Literal, Union, get_args
+from typing import Annotated, Literal, Protocol, Union, get_args
 
 from pydantic import BaseModel, Field, TypeAdapter
 
 from config.turn_taking import POLICY_NAMES
-from simulation.llm.base import Attribution, ChatRequest, Message
+from simulation.agent import TinyPerson
+from simulation.llm.base import Attribution, ChatRequest, LanguageModel, Message
 from simulation.untrusted import READ_RULE
 
-if TYPE_CHECKING:
-    from simulation.agent import TinyPerson
-    from simulation.world import TinyWorld
+
+class Room(Protocol):
+    """What a policy reads of the world it chooses speakers in."""
+
+    id: str
+    model: LanguageModel
+
+    @property
+    def agents(self) -> list[TinyPerson]: ...
+
+    def find(self, name: str) -> TinyPerson | None: ...
+
+    def transcript(self, last: int | None = None, *, include_thoughts: bool = False, quoted: bool = False) -> str: ...
 
 
-class EveryonePolicy(BaseModel):
+class PicksRefusedError(ValueError):
+    """The moderator picked a speaker, but this policy does not take picks."""
+
+
+class _Policy(BaseModel):
+    """What every policy answers besides ``select``; by default, nothing to do."""
+
+    kind: str
+
+    def pick(self, names: list[str]) -> None:
+        """The moderator chose ``names`` to speak next."""
+        raise PicksRefusedError(f"picking speakers needs the moderator policy (this world uses {self.kind!r})")
+
+    def step_taken(self, room: Room, actors: list[TinyPerson], speakers: set[str]) -> None:
+        """After a step of the actors this policy chose: ``speakers`` are those who said something."""
+
+
+class EveryonePolicy(_Policy):
     """Every agent with something new to react to acts, concurrently."""
 
     kind: Literal["everyone"] = "everyone"
 
-    async def select(self, world: TinyWorld) -> list[TinyPerson]:
-        return [a for a in world.agents if a.has_unread()]
+    async def select(self, room: Room) -> list[TinyPerson]:
+        return [a for a in room.agents if a.has_unread()]
 
 
-class AddressedPolicy(BaseModel):
+class AddressedPolicy(_Policy):
     """Only agents addressed by target, name or @mention act; a message to no one gets no answer."""
 
     kind: Literal["addressed"] = "addressed"
 
-    async def select(self, world: TinyWorld) -> list[TinyPerson]:
-        return [a for a in world.agents if a.has_unread() and a.addressed_by(a.unread())]
+    async def select(self, room: Room) -> list[TinyPerson]:
+        return [a for a in room.agents if a.has_unread() and a.addressed_by(a.unread())]
 
 
-class RoundRobinPolicy(BaseModel):
+class RoundRobinPolicy(_Policy):
     """One agent a step, taking turns in order among those with something new.
 
     An agent whose turn was only a thought keeps its place, once: it goes first the next time it has
@@ -53,8 +83,8 @@ class RoundRobinPolicy(BaseModel):
     #: The agent whose last turn was only a thought, and so is first again; None after a second pass.
     kept_place: str | None = None
 
-    async def select(self, world: TinyWorld) -> list[TinyPerson]:
-        agents = world.agents
+    async def select(self, room: Room) -> list[TinyPerson]:
+        agents = room.agents
         for offset in range(len(agents)):
             index = (self.cursor + offset) % len(agents)
             if agents[index].has_unread():
@@ -62,18 +92,19 @@ class RoundRobinPolicy(BaseModel):
                 return [agents[index]]
         return []
 
-    def turn_taken(self, world: TinyWorld, agent: TinyPerson, spoke: bool) -> None:
-        """After ``agent``'s turn: one that only thought keeps its place, unless it had kept it already
-        (an agent that never speaks must not hold up the others)."""
-        if spoke or self.kept_place == agent.name or agent not in world.agents:
-            self.kept_place = None
-            return
-        self.kept_place = agent.name
-        self.cursor = world.agents.index(agent)
+    def step_taken(self, room: Room, actors: list[TinyPerson], speakers: set[str]) -> None:
+        """An agent whose turn was only a thought keeps its place, unless it had kept it already (an
+        agent that never speaks must not hold up the others)."""
+        for agent in actors:
+            if agent.name in speakers or self.kept_place == agent.name or agent not in room.agents:
+                self.kept_place = None
+                continue
+            self.kept_place = agent.name
+            self.cursor = room.agents.index(agent)
 
 
-class ModeratorPolicy(BaseModel):
-    """Only the agents the moderator picked (``world.pick``) act, once per pick.
+class ModeratorPolicy(_Policy):
+    """Only the agents the moderator picked (``pick``) act, once per pick.
 
     A picked agent with nothing new to answer keeps its pick until it has: picked before a message,
     it answers that message, instead of spending its turn on nothing.
@@ -82,8 +113,13 @@ class ModeratorPolicy(BaseModel):
     kind: Literal["moderator"] = "moderator"
     picks: list[str] = Field(default_factory=list)
 
-    async def select(self, world: TinyWorld) -> list[TinyPerson]:
-        picked = [agent for name in self.picks if (agent := world.find(name)) is not None]
+    def pick(self, names: list[str]) -> None:
+        for name in names:
+            if name not in self.picks:  # picked twice, it still takes one turn
+                self.picks.append(name)
+
+    async def select(self, room: Room) -> list[TinyPerson]:
+        picked = [agent for name in self.picks if (agent := room.find(name)) is not None]
         self.picks = [agent.name for agent in picked if not agent.has_unread()]
         return [agent for agent in picked if agent.has_unread()]
 
@@ -93,17 +129,17 @@ class SpeakerChoice(BaseModel):
     reason: str = Field(description="Why this person speaks next, one sentence")
 
 
-class ModelPolicy(BaseModel):
+class ModelPolicy(_Policy):
     """The model reads the recent conversation and picks the one agent who speaks next."""
 
     kind: Literal["model"] = "model"
 
-    async def select(self, world: TinyWorld) -> list[TinyPerson]:
-        candidates = [a for a in world.agents if a.has_unread()]
+    async def select(self, room: Room) -> list[TinyPerson]:
+        candidates = [a for a in room.agents if a.has_unread()]
         if len(candidates) <= 1:
             return candidates
         names = [a.name for a in candidates]
-        recent = world.transcript(last=12, quoted=True)
+        recent = room.transcript(last=12, quoted=True)
         request = ChatRequest(
             messages=[
                 Message(
@@ -118,12 +154,12 @@ class ModelPolicy(BaseModel):
                     content=f"Candidates: {', '.join(names)}\nRecent conversation:\n{recent}",
                 ),
             ],
-            attribution=Attribution(world=world.id),
+            attribution=Attribution(world=room.id),
             task="pick_speaker",
             context={"candidates": names, "transcript": recent},
         )
-        choice, _ = await world.model.structured(request, SpeakerChoice)
-        picked = world.find(choice.next_speaker)
+        choice, _ = await room.model.structured(request, SpeakerChoice)
+        picked = room.find(choice.next_speaker)
         if picked is None or picked not in candidates:
             # An invented or absent name: fall back to a stable choice rather than stalling.
             digest = hashlib.sha256(recent.encode()).digest()[0]

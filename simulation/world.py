@@ -2,19 +2,21 @@
 
 Within a step the chosen agents act concurrently on what they had heard before the step; what they
 say is delivered when the step ends, so their inputs are independent and the log's order (agent
-order, not completion order) is the same on every run. Observers see each agent's actions as soon as
-that agent and the ones before it have finished.
+order, not completion order) is the same on every run. A step is taken turn by turn
+(``async for turn in await world.next_step()``): each agent's turn is yielded as soon as it and the
+ones before it have finished, and whoever drives the step decides what the others hear of its words.
+The world never calls its driver back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
-import logging
 import unicodedata
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -25,13 +27,9 @@ from simulation.clock import SimulatedClock
 from simulation.events import Event, EventKind
 from simulation.llm.base import LanguageModel
 from simulation.llm.errors import BudgetExceededError, ContentFilteredError, LLMError
+from simulation.turn_taking import POLICY_ADAPTER, PicksRefusedError, TurnTakingPolicy, make_policy
 from simulation.untrusted import quote, speaker
-from simulation.turn_taking import POLICY_ADAPTER, ModeratorPolicy, RoundRobinPolicy, TurnTakingPolicy, make_policy
 
-log = logging.getLogger(__name__)
-
-Observer = Callable[[Event], Awaitable[None] | None]
-TurnListener = Callable[[TinyPerson], Awaitable[None] | None]
 TargetedTalk = Literal["private", "room"]
 
 SAVE_FORMAT = 1
@@ -87,15 +85,7 @@ class TinyWorld:
         self._words_only_said = False
         #: How many events came before ``events[0]`` (kept by whoever stored them).
         self.events_first = 0
-        #: What the others hear of a persona's words: the text to deliver, or None to hold it back.
-        #: Set by whoever checks words before they are said aloud (the bot's verification, which may
-        #: redact or hold them); by default, the words as spoken.
-        self.heard_as: Callable[[Event], str | None] = lambda event: event.content
         self._agents: list[TinyPerson] = []
-        self._observers: list[Observer] = []
-        self._turn_listeners: list[TurnListener] = []
-        self._turn_end_listeners: list[TurnListener] = []
-        self._memory_listeners: list[TurnListener] = []
         for agent in agents:
             self.add_agent(agent)
 
@@ -157,38 +147,11 @@ class TinyWorld:
             raise WorldError(f"no persona named {name!r} in {self.name!r} (personas: {known})")
         return agent
 
-    # -- observers ----------------------------------------------------------------------------
+    # -- the log ------------------------------------------------------------------------------
 
-    def subscribe(self, observer: Observer) -> Callable[[], None]:
-        """Call ``observer(event)`` for every new event; returns a function that unsubscribes."""
-        return _register(self._observers, observer)
-
-    def on_turn_start(self, listener: TurnListener) -> Callable[[], None]:
-        """Call ``listener(agent)`` when an agent starts a turn (for typing indicators)."""
-        return _register(self._turn_listeners, listener)
-
-    def on_turn_end(self, listener: TurnListener) -> Callable[[], None]:
-        """Call ``listener(agent)`` once an agent's actions of this step are in the log, before the
-        step ends, so its words can be stored and posted while slower agents are still thinking."""
-        return _register(self._turn_end_listeners, listener)
-
-    def on_memory_work(self, listener: TurnListener) -> Callable[[], None]:
-        """Call ``listener(agent)`` when an agent starts memory work (``agent.memory_work``) at the
-        end of a step, after every reply of the step is in the log."""
-        return _register(self._memory_listeners, listener)
-
-    async def _notify(self, callbacks: list[Any], arg: Any) -> None:
-        for callback in list(callbacks):
-            try:
-                outcome = callback(arg)
-                if inspect.isawaitable(outcome):
-                    await outcome
-            except Exception:  # a listener's failure must not break the world
-                log.exception("world listener failed")
-
-    async def _emit(self, event: Event) -> None:
+    def _emit(self, event: Event) -> Event:
         self.events.append(event)
-        await self._notify(self._observers, event)
+        return event
 
     def _event(self, **fields: Any) -> Event:
         return Event(id=self.event_count + 1, step=self.clock.step, time=self.clock.now, **fields)
@@ -228,7 +191,7 @@ class TinyWorld:
         )
         for agent in self._agents:
             agent.listen(text, source, event_id=event.id)
-        await self._emit(event)
+        self._emit(event)
         return event
 
     async def talk_to(self, name: str, text: str, source: str = "moderator") -> Event:
@@ -246,7 +209,7 @@ class TinyWorld:
         )
         for agent in hearers:
             agent.listen(text, source, target=target.name, event_id=event.id)
-        await self._emit(event)
+        self._emit(event)
         return event
 
     async def say_for(self, name: str, text: str, *, to: str | None = None) -> Event:
@@ -268,8 +231,8 @@ class TinyWorld:
             recipients=[a.name for a in hearers],
         )
         speaker.said(text, target=event.target)
-        await self._emit(event)
-        self._deliver(speaker.name, event, self.heard_as(event))
+        self._emit(event)
+        self._deliver(event, text)
         return event
 
     async def show(self, description: str) -> Event:
@@ -284,34 +247,35 @@ class TinyWorld:
         )
         for agent in self._agents:
             agent.see(description, event_id=event.id)
-        await self._emit(event)
+        self._emit(event)
         return event
 
     def pick(self, *names: str) -> list[TinyPerson]:
         """Choose who speaks next (moderator policy): at the next step, or, for those with nothing new
         to answer, once they have. Returns the picked personas that have nothing to answer yet."""
-        if not isinstance(self.policy, ModeratorPolicy):
-            raise WorldError(f"picking speakers needs the moderator policy (this world uses {self.policy.kind!r})")
         picked = [self.get(name) for name in names]
-        for agent in picked:
-            if agent.name not in self.policy.picks:  # picked twice, it still takes one turn
-                self.policy.picks.append(agent.name)
+        try:
+            self.policy.pick([agent.name for agent in picked])
+        except PicksRefusedError as error:
+            raise WorldError(str(error)) from None
         return [agent for agent in picked if not agent.has_unread()]
 
     # -- running ------------------------------------------------------------------------------
 
-    async def step(self, only: Iterable[TinyPerson] | None = None) -> list[Event]:
-        """One step: the policy's chosen agents (or ``only`` these) act; their words are delivered;
-        the clock moves."""
+    async def next_step(self, only: Iterable[TinyPerson] | None = None, *, if_any: bool = False) -> Step:
+        """The next step, its actors chosen (the policy's choice, or ``only`` these) but not yet acting:
+        take it with ``async for turn in step``. ``if_any``: when the policy picks nobody, the step
+        only starts the memory work that is due and leaves the clock where it is."""
         self._sync_time()
         if only is not None:
-            produced = await self._act(list(only))
-        else:
-            actors = await self.policy.select(self)
-            produced = await self._act(actors)
-            self._turns_taken(actors, produced)
-        self.clock.advance()
-        return produced
+            return Step(self, list(only), chosen=False)
+        actors = await self.policy.select(self)
+        return Step(self, actors, chosen=True, advance=bool(actors) or not if_any)
+
+    async def step(self, only: Iterable[TinyPerson] | None = None) -> list[Event]:
+        """One step: the policy's chosen agents (or ``only`` these) act; their words are delivered
+        as spoken; the clock moves."""
+        return await (await self.next_step(only)).run()
 
     async def run(self, steps: int) -> list[Event]:
         produced: list[Event] = []
@@ -324,24 +288,11 @@ class TinyWorld:
         await asyncio.gather(*(agent.settle() for agent in self._agents))
 
     async def step_if_any(self) -> list[Event] | None:
-        """Like ``step``, but when the policy picks nobody, do nothing and return None."""
-        self._sync_time()
-        actors = await self.policy.select(self)
-        if not actors:
-            await self._start_memory_work([])
-            return None
-        produced = await self._act(actors)
-        self._turns_taken(actors, produced)
-        self.clock.advance()
-        return produced
-
-    def _turns_taken(self, actors: list[TinyPerson], produced: list[Event]) -> None:
-        """Tell a round-robin policy which of the agents it chose spoke, so one that only thought keeps
-        its place. A step with other actors (``only``: asked, a focus group) leaves the rotation as it is."""
-        if isinstance(self.policy, RoundRobinPolicy):
-            speakers = {e.source for e in produced if e.type == ActionType.TALK.value}
-            for agent in actors:
-                self.policy.turn_taken(self, agent, agent.name in speakers)
+        """Like ``step``, but when the policy picks nobody, only start the memory work that is due,
+        leave the clock, and return None."""
+        step = await self.next_step(if_any=True)
+        events = await step.run()
+        return None if step.quiet else events
 
     async def run_until_quiet(self, max_steps: int = 10) -> list[Event]:
         """Run until no agent has anything to react to (or ``max_steps`` steps have run)."""
@@ -353,77 +304,27 @@ class TinyWorld:
             produced += events
         return produced
 
-    async def _act(self, actors: list[TinyPerson]) -> list[Event]:
-        for agent in actors:
-            await self._notify(self._turn_listeners, agent)
-        # Memory work waits until every reply of the step is out.
-        tasks = []
-        for agent in actors:
-            tasks.append(asyncio.ensure_future(agent.act(consolidate=False)))
-            # One turn starts per pass of the loop: a request's bytes go out (from a task of the
-            # HTTP client's own) before the next turn spends a millisecond or two on its prompt.
-            await asyncio.sleep(0)
-        acted: list[TinyPerson] = []
-        produced: list[Event] = []
-        deliveries: list[tuple[TinyPerson, Event]] = []
-        budget_error: BudgetExceededError | None = None
-        try:
-            for agent, task in zip(actors, tasks):
-                try:
-                    result = await task
-                except BudgetExceededError as error:
-                    budget_error = budget_error or error
-                    agent.skip_unread()
-                    continue
-                except LLMError as error:
-                    agent.skip_unread()
-                    produced.append(await self._notice(agent, error))
-                    continue
-                acted.append(agent)
-                if result.words_only:
-                    await self._words_only_notice(result.model)
-                for event in self._action_events(agent, result):
-                    await self._emit(event)
-                    produced.append(event)
-                    if event.type == ActionType.TALK.value:
-                        deliveries.append((agent, event))
-                await self._notify(self._turn_end_listeners, agent)
-        finally:
-            for task in tasks:
-                if not task.done():
-                    task.cancel()
-        for speaker, event in deliveries:
-            self._deliver(speaker.name, event, self.heard_as(event))
-        await self._start_memory_work(acted)
-        if budget_error is not None:
-            said = f"“{self.name}” reached {budget_error.reason}" if budget_error.reason else str(budget_error)
-            produced.append(await self._emit_notice("budget", said))
-            raise budget_error
-        return produced
-
-    def _deliver(self, speaker: str, event: Event, text: str | None) -> None:
-        if text is None:
-            return
+    def _deliver(self, event: Event, text: str) -> None:
+        """The recipients of a persona's words hear them, as ``text``."""
         for name in event.recipients:
             hearer = self.find(name)
             if hearer is not None:
-                hearer.listen(text, speaker, target=event.target, event_id=event.id)
+                hearer.listen(text, event.source, target=event.target, event_id=event.id)
 
     def deliver_later(self, event_id: int, text: str) -> bool:
-        """Let a persona's words held back at the time (``heard_as``) be heard now, as ``text``.
+        """Let a persona's words held back at the time (``Turn.hear_as``) be heard now, as ``text``.
         Returns False when the event is not in this world's recent log."""
         event = next((e for e in reversed(self.events) if e.id == event_id), None)
         if event is None or event.kind is not EventKind.ACTION or event.type != ActionType.TALK.value:
             return False
-        self._deliver(event.source, event, text)
+        self._deliver(event, text)
         return True
 
-    async def _start_memory_work(self, acted: list[TinyPerson]) -> None:
+    def _start_memory_work(self, acted: list[TinyPerson]) -> list[asyncio.Task[None]]:
         """Fold old memories that are due: those who acted, and those who only listened (at a
         larger batch), so a persona nobody addresses does not pile up its whole channel."""
-        for agent in self._agents:
-            if agent.consolidate_later(listening=agent not in acted) is not None:
-                await self._notify(self._memory_listeners, agent)
+        started = (agent.consolidate_later(listening=agent not in acted) for agent in self._agents)
+        return [work for work in started if work is not None]
 
     def _action_events(self, agent: TinyPerson, result: TurnResult) -> list[Event]:
         events = []
@@ -446,33 +347,35 @@ class TinyWorld:
             )
             events.append(event)
         # Emitted one after another right away, so ids follow the log's current end.
-        return _renumber(events, self.event_count + 1)
+        return [self._emit(event) for event in _renumber(events, self.event_count + 1)]
 
-    async def _words_only_notice(self, model: str) -> None:
+    def _words_only_notice(self, model: str) -> Event | None:
         """Tell the moderator, once per world, that its model gives words but no thoughts."""
         if self._words_only_said or any(
             e.kind is EventKind.NOTICE and e.type == WORDS_ONLY_NOTICE for e in self.events
         ):
             self._words_only_said = True
-            return
+            return None
         self._words_only_said = True
-        await self._emit_notice(
+        return self._emit_notice(
             WORDS_ONLY_NOTICE,
             f"The model {model} gives words but no thoughts: it returned no valid turn in JSON, so "
             "personas here answer in plain words, without thoughts or a changing mood. A larger model, "
             "or a server with JSON support, gives whole turns.",
         )
 
-    async def _notice(self, agent: TinyPerson, error: LLMError) -> Event:
+    def _failure_notice(self, agent: TinyPerson, error: LLMError) -> Event:
         if isinstance(error, ContentFilteredError):
             text = f"{agent.name}'s turn was held by the model provider's safety filter: {error}"
-            return await self._emit_notice("content_filter", text, source=agent.name)
-        return await self._emit_notice("agent_error", f"{agent.name} could not answer: {error}", source=agent.name)
+            return self._emit_notice("content_filter", text, source=agent.name)
+        return self._emit_notice("agent_error", f"{agent.name} could not answer: {error}", source=agent.name)
 
-    async def _emit_notice(self, code: str, text: str, source: str = "world") -> Event:
-        event = self._event(kind=EventKind.NOTICE, source=source, type=code, content=text)
-        await self._emit(event)
-        return event
+    def _budget_notice(self, error: BudgetExceededError) -> Event:
+        said = f"“{self.name}” reached {error.reason}" if error.reason else str(error)
+        return self._emit_notice("budget", said)
+
+    def _emit_notice(self, code: str, text: str, source: str = "world") -> Event:
+        return self._emit(self._event(kind=EventKind.NOTICE, source=source, type=code, content=text))
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -553,14 +456,135 @@ class TinyWorld:
         return cls.from_json(Path(path).read_text(encoding="utf-8"), model)
 
 
+@dataclass
+class Turn:
+    """One agent's turn in a step: what it put in the log, and what the others are to hear of it."""
+
+    agent: TinyPerson
+    #: In log order: the agent's thoughts and words (after a notice, once per world, that the model
+    #: gives words only); or, for a turn that failed, the notice saying why.
+    events: list[Event]
+    #: The model gave no turn (an error, a safety filter): ``events`` holds the notice only.
+    failed: bool = False
+    #: What the others hear of each of its words, by event id: the text, or None for nothing yet.
+    #: Words not listed are heard as spoken.
+    heard: dict[int, str | None] = field(default_factory=dict)
+
+    @property
+    def words(self) -> list[Event]:
+        """What the agent said aloud this turn (its TALK events)."""
+        return [e for e in self.events if e.kind is EventKind.ACTION and e.type == ActionType.TALK.value]
+
+    def hear_as(self, event: Event, text: str | None) -> None:
+        """The others are to hear ``event``'s words as ``text`` (say, as posted after a redaction), or
+        not at all (None: held back; ``TinyWorld.deliver_later`` lets them be heard later)."""
+        self.heard[event.id] = text
+
+
+class Step:
+    """One step of a world, taken turn by turn: ``async for turn in step``.
+
+    The actors start thinking together when the first turn is asked for; their turns come in actor
+    order, each as soon as it is done. After the last one the step ends: the others hear each turn's
+    words (``Turn.heard``), memory work that is due starts (``memory_work``) and the clock moves.
+    When the budget ran out for some actor, the step ends the same way but the clock stays, a budget
+    notice is logged, and ``BudgetExceededError`` is raised. Left early (``aclose``, or leaving
+    ``async with step``), the turns not yet taken are cancelled and nobody hears anything.
+    """
+
+    def __init__(self, world: TinyWorld, actors: list[TinyPerson], *, chosen: bool, advance: bool = True) -> None:
+        self.world = world
+        #: Who acts in this step, in the order their turns come.
+        self.actors = actors
+        #: Everything the step put in the log so far.
+        self.events: list[Event] = []
+        #: Memory work the step started at its end (each agent's ``memory_work``).
+        self.memory_work: list[asyncio.Task[None]] = []
+        self._chosen = chosen
+        self._advance = advance
+        self._turns = self._take()
+
+    @property
+    def quiet(self) -> bool:
+        """Nobody had anything to do (``next_step(if_any=True)``): the step changes nothing but
+        starting the memory work that is due."""
+        return not self.actors and not self._advance
+
+    def __aiter__(self) -> Step:
+        return self
+
+    async def __anext__(self) -> Turn:
+        return await self._turns.__anext__()
+
+    async def aclose(self) -> None:
+        await self._turns.aclose()
+
+    async def __aenter__(self) -> Step:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def run(self) -> list[Event]:
+        """Take every turn, the words heard as spoken; returns what the step put in the log."""
+        async with self:
+            async for _ in self:
+                pass
+        return self.events
+
+    async def _take(self) -> AsyncIterator[Turn]:
+        world = self.world
+        tasks = []
+        for agent in self.actors:
+            tasks.append(asyncio.ensure_future(agent.act(consolidate=False)))  # memory work waits for the step's end
+            # One turn starts per pass of the loop: a request's bytes go out (from a task of the
+            # HTTP client's own) before the next turn spends a millisecond or two on its prompt.
+            await asyncio.sleep(0)
+        turns: list[Turn] = []
+        budget_error: BudgetExceededError | None = None
+        try:
+            for agent, task in zip(self.actors, tasks):
+                try:
+                    result = await task
+                except BudgetExceededError as error:
+                    budget_error = budget_error or error
+                    agent.skip_unread()
+                    continue
+                except LLMError as error:
+                    agent.skip_unread()
+                    turn = Turn(agent, [world._failure_notice(agent, error)], failed=True)
+                else:
+                    notice = world._words_only_notice(result.model) if result.words_only else None
+                    turn = Turn(agent, [notice] if notice else [])
+                    turn.events += world._action_events(agent, result)
+                turns.append(turn)
+                self.events += turn.events
+                yield turn
+        finally:
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+        for turn in turns:
+            for event in turn.words:
+                text = turn.heard.get(event.id, event.content)
+                if text is not None:
+                    world._deliver(event, text)
+        self.memory_work = world._start_memory_work([turn.agent for turn in turns if not turn.failed])
+        if budget_error is not None:
+            self.events.append(world._budget_notice(budget_error))
+            raise budget_error
+        if self._chosen:
+            # Which of the agents the policy chose spoke (a round-robin keeps the place of one that
+            # only thought); a step of other actors (asked, a focus group) leaves the policy as it is.
+            world.policy.step_taken(world, self.actors, {e.source for turn in turns for e in turn.words})
+        if self._advance:
+            world.clock.advance()
+
+
 def _renumber(events: list[Event], first_id: int) -> list[Event]:
     return [e.model_copy(update={"id": first_id + i}) for i, e in enumerate(events)]
-
-
-def _register(callbacks: list[Any], callback: Any) -> Callable[[], None]:
-    """Add ``callback``; returns a function that removes it again (once, harmlessly twice)."""
-    callbacks.append(callback)
-    return lambda: callbacks.remove(callback) if callback in callbacks else None
 
 
 def _fold(text: str) -> str:

@@ -391,6 +391,28 @@ async def test_demo_model_posts_carry_the_demo_label(testbot):
     assert entries and all(e.identity["tag"] == "demo model" for e in entries)
 
 
+async def test_a_conversation_posts_what_it_stored_without_reading_the_outbox_back(testbot):
+    """Once a channel's earlier posts are out, a step's posts go out from what it just stored: with
+    hundreds of channels, reading every channel's pending outbox again after each step is that many
+    more storage reads for nothing."""
+    await team(testbot)
+    await testbot.say("Should we ship on Friday?")
+    storage = testbot.app.storage
+    reads: list[str | None] = []
+    read_pending = storage.pending_outbox
+
+    async def counted(channel_key: str | None = None):
+        reads.append(channel_key)
+        return await read_pending(channel_key)
+
+    storage.pending_outbox = counted
+    sent = await testbot.say("And what about Monday?")
+    assert [s.identity for s in sent if s.kind == "post"][:3] == ["Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist"]
+    assert reads == []
+    session = testbot.app.sessions.get("memory:general")
+    assert all(e.status is OutboxStatus.POSTED for e in await storage.outbox_entries(session.record.id))
+
+
 async def test_every_event_is_stored_even_when_one_arrives_while_a_write_is_in_flight(testbot):
     """Focus groups add their questions while the replies before them are still being checked and
     stored; the event log keeps every one of them (ids with no gap, each question there)."""

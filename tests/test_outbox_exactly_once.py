@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from adapters.base import AdapterError, Identity
-from adapters.memory import MemoryAdapter, Sent
+from adapters.memory import MemoryAdapter, Sent, SimulatedCrash
 from bots.outbox import Outbox
 from bots.storage import OutboxEntry, OutboxStatus, StepWrite, WorldRecord
 from bots.storage.sqlite import SQLiteStorage
@@ -201,6 +203,27 @@ async def test_a_post_found_after_its_answer_was_lost_is_not_sent_again_by_a_del
         assert len(adapter.posts()) == 1, [p.text for p in adapter.posts()]
         [entry] = await storage.outbox_entries("w1")
         assert entry.status is OutboxStatus.POSTED and entry.platform_message_id == adapter.posts()[0].message_id
+    finally:
+        outbox.close()
+        await storage.close()
+
+
+async def test_a_delivery_cut_short_after_the_platform_took_its_post_leaves_the_next_one_to_look(
+        tmp_path: Path) -> None:
+    """The task posting a message dies once the platform has it, before it is noted. The next turn's
+    delivery, which would post only its own entries, reads what is pending instead: the first one is
+    found in the channel and marked posted, not left pending until a restart, nor posted twice."""
+    storage, adapter, outbox, _ = await _outbox_with_one_entry(tmp_path)
+    try:
+        adapter.crash_after_post(1)
+        with pytest.raises(SimulatedCrash):
+            await outbox.deliver("memory:general")
+        [later] = await storage.write_step(StepWrite(world_id="w1", outbox=[OutboxEntry(
+            world_id="w1", channel_key="memory:general", event_id=2, persona="Priya Nair",
+            identity={"name": "Priya Nair"}, text="And review on Monday.")]))
+        assert await outbox.deliver("memory:general", [later]) is True
+        assert [p.text for p in adapter.posts()] == ["Let's ship on Friday.", "And review on Monday."]
+        await _posted(storage, 2)
     finally:
         outbox.close()
         await storage.close()

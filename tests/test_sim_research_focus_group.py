@@ -53,8 +53,6 @@ async def test_rounds_go_through_world_events_with_progress_probes_and_a_summary
     w = world(model)
     await w.broadcast("Earlier chat that the summary must leave out.")
     progress: list[str] = []
-    seen: list[int] = []
-    w.subscribe(lambda event: seen.append(event.id))
     group = FocusGroup(
         w,
         QUESTION,
@@ -78,12 +76,11 @@ async def test_rounds_go_through_world_events_with_progress_probes_and_a_summary
     assert first.kind is EventKind.STIMULUS and first.source == "moderator" and first.target == "Lisa Carter"
     assert first.content == "Lisa, would you pay $5 a month for faster delivery?"
     assert turns[4].prompt == "Oscar, what if it were $2?"
-    # Persona answers are ordinary world events, seen by observers in log order.
+    # Persona answers are ordinary world events, in log order.
     for turn in turns:
         assert [e.source for e in turn.events if e.type == "TALK"] == [turn.persona]
         assert turn.said == [e.content for e in turn.events if e.type == "TALK"]
-        assert all(e in w.events for e in turn.events)
-    assert seen == [e.id for e in w.events[1:]], "everything after the earlier chat"
+    assert [e.id for t in turns for e in t.events] == [e.id for e in w.events[1:]], "everything after the earlier chat"
     # One model call per turn, plus the summary, which leaves out what came before the group.
     assert len(fake_openai.requests) == 7
     summary_prompt = fake_openai.requests[-1].body["messages"][1]["content"]

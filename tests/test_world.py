@@ -213,45 +213,77 @@ async def test_run_until_quiet_stops_when_nobody_has_anything_new(server, stack)
     assert not any(a.has_unread() for a in world.agents)
 
 
-async def test_observers_stream_events_in_log_order(server, stack):
+async def test_a_step_yields_each_turn_in_log_order_before_the_step_ends(server, stack):
     world = make_world(stack.model)
-    seen = []
+    hello = await world.broadcast("Hi")
+    step = await world.next_step()
+    assert [a.name for a in step.actors] == NAMES, "who acts is known before anyone does"
+    assert server.requests == []
+    seen, unread_meanwhile = [], []
+    async for turn in step:
+        assert turn.events == world.events[-len(turn.events):], "a turn is in the log when it is yielded"
+        seen += [e.id for e in turn.events]
+        unread_meanwhile.append(world.get("Lisa").has_unread())
+        assert world.clock.step == 0
+    assert [e.id for e in world.events] == [hello.id, *seen] and step.events == world.events[1:]
+    assert unread_meanwhile == [False, False, False], "nobody hears anything before the step ends"
+    assert world.clock.step == 1
+    assert [e.source for e in world.get("Lisa").unread()] == ["Oscar", "Marcos Almeida"]
 
-    async def observer(event):
-        seen.append(event.id)
 
-    unsubscribe = world.subscribe(observer)
-    world.subscribe(lambda event: 1 / 0)  # a broken observer does not break the world
+async def test_the_others_hear_a_turns_words_as_its_driver_says(server, stack):
+    world = make_world(stack.model)
     await world.broadcast("Hi")
-    await world.run(1)
-    assert seen == [e.id for e in world.events]
-    unsubscribe()
-    await world.broadcast("Again")
-    assert len(seen) == len(world.events) - 1
+    async for turn in await world.next_step():
+        (word,) = turn.words
+        if turn.agent.name == "Lisa Carter":
+            turn.hear_as(word, "Lisa's words, [email removed].")
+        elif turn.agent.name == "Oscar":
+            turn.hear_as(word, None)  # held back
+    marcos, lisa = world.get("Marcos"), world.get("Lisa")
+    assert [(e.source, e.content) for e in marcos.unread()] == [("Lisa Carter", "Lisa's words, [email removed].")]
+    assert [e.source for e in lisa.unread()] == ["Marcos Almeida"], "Oscar's held words are not heard"
+    (oscar_said,) = [e for e in world.events if e.type == "TALK" and e.source == "Oscar"]
+    assert world.deliver_later(oscar_said.id, "Oscar, as approved.")
+    assert [e.content for e in lisa.unread()][-1] == "Oscar, as approved."
+
+
+async def test_a_step_left_early_cancels_the_turns_not_taken_and_nobody_hears(server, stack):
+    world = make_world(stack.model)
+    await world.broadcast("Hi")
+    async with await world.next_step() as step:
+        async for turn in step:
+            break
+    assert [e.source for e in world.events if e.type == "TALK"] == ["Lisa Carter"]
+    assert all(e.source != "Lisa Carter" for name in ("Oscar", "Marcos") for e in world.get(name).unread())
+    assert world.clock.step == 0, "the step did not end"
 
 
 async def test_memory_work_starts_once_every_reply_of_the_step_is_out(server, stack):
     world = make_world(stack.model)
     for agent in world.agents:
         agent.memory_config = MemoryConfig(window=2, batch=1)
-    busy_at_turn_end, started = [], []
-
-    def turn_end(agent):
-        busy_at_turn_end.append([a.name for a in world.agents if a.memory_work is not None])
-
-    def memory_work(agent):
-        talked = {e.source for e in world.events if e.type == "TALK" and e.step == world.clock.step}
-        started.append((agent.name, agent.memory_work is not None, talked))
-
-    world.on_turn_end(turn_end)
-    world.on_memory_work(memory_work)
+    busy_at_turn_end = []
     await world.broadcast("Hi all, what do you make of the new search ranking?")
-    await world.run(1)
-    names = {a.name for a in world.agents}
+    step = await world.next_step()
+    async for turn in step:
+        busy_at_turn_end.append([a.name for a in world.agents if a.memory_work is not None])
     assert busy_at_turn_end == [[], [], []], "no fold competes with a reply still being handled"
-    assert sorted(started) == sorted((name, True, names) for name in names)
+    assert step.memory_work == [a.memory_work for a in world.agents] and all(step.memory_work)
     await world.settle()
     assert all(a.episodic.summary and a.memory_work is None for a in world.agents)
+
+
+def test_turn_taking_needs_nothing_of_the_world():
+    """The policies read a world through ``Room``; ``turn_taking`` and ``world`` do not import each other."""
+    import ast
+
+    import simulation.turn_taking as turn_taking
+
+    tree = ast.parse(Path(turn_taking.__file__).read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert "simulation.world" not in imported
 
 
 async def test_a_failing_agent_is_skipped_with_a_notice_and_the_world_goes_on(server, stack):

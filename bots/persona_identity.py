@@ -1,0 +1,55 @@
+"""How a persona's posts appear in a channel: its name, avatar, colour and the labels they carry."""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import quote
+
+from adapters.base import Identity
+from bots.persona_names import impersonated
+from bots.services import Services
+from bots.session_config import SessionConfig
+from config.settings import BotSettings
+
+PALETTE = ("#e06c75", "#61afef", "#98c379", "#c678dd", "#e5c07b", "#56b6c2", "#d19a66", "#be5046", "#7ec699", "#f08dbb")
+
+
+def identity_for(name: str, settings: BotSettings, *, demo: bool = False) -> Identity:
+    digest = hashlib.sha256(name.encode()).digest()
+    return Identity(
+        tag="demo model" if demo else None,
+        name=name,
+        avatar_url=settings.avatar_url_template.replace("{seed}", quote(name)) if settings.avatar_url_template else None,
+        colour=PALETTE[digest[0] % len(PALETTE)],
+    )
+
+
+class Identities:
+    """The identities of one channel's personas, labelled as the channel's settings and platform require."""
+
+    def __init__(self, services: Services, platform: str, config: SessionConfig) -> None:
+        self._services = services
+        self._platform = platform
+        self._config = config
+
+    def of(self, name: str) -> Identity:
+        """How ``name``'s posts appear: its name, avatar, colour and the labels they must carry.
+
+        A persona stored before its name was refused (one that could pass for the bot or the
+        platform) keeps its words and memories, and every post of it is labelled as a persona's.
+        """
+        identity = identity_for(name, self._services.settings, demo=self._services.model.is_demo)
+        tags = [identity.tag] if identity.tag else []
+        if name in self._config.red_team_personas:
+            tags.insert(0, "red-team simulation")
+        if impersonated(name, *self.names_taken()):
+            tags.insert(0, "simulated persona")
+        return identity.model_copy(update={"tag": ", ".join(tags) or None})
+
+    def names_taken(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The names the bot goes by on this channel's platform, and the words the platform refuses in
+        a poster's name (none known where the platform is not connected; "Troupe" is refused anyway)."""
+        adapter = self._services.adapters.get(self._platform)
+        if adapter is None:
+            return (), ()
+        return adapter.bot_names, adapter.refused_name_parts

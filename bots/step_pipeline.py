@@ -1,0 +1,112 @@
+"""The one path a persona's words take from its turn to the channel and to the other personas.
+
+The world yields each turn of a step as it is done; for each: its notices and thoughts go privately
+to who may hear them, its words are verified, stored with their outbox entries in one transaction,
+handed to the outbox to post, and the other personas are to hear them as posted (redacted or
+rewritten), or not at all while they are held or when they were refused. The world lets them be
+heard when the step ends, so every turn of a step answers what came before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from adapters.base import Adapter, ChannelRef
+from bots.channel_verifier import ChannelVerifier
+from bots.moderator_notices import ModeratorNotices
+from bots.persona_identity import Identities
+from bots.services import Services, quietly
+from bots.storage import OutboxEntry, OutboxStatus, StorageUnavailableError, WorldRecord
+from bots.world_writer import WorldWriter
+from simulation.events import Event
+from simulation.fairness import fair_turn, fair_yield
+from simulation.world import Step, Turn
+
+#: What the verdict's action means for the outbox entry.
+STATUS_OF = {"pass": OutboxStatus.PENDING, "rewrite": OutboxStatus.PENDING, "hold": OutboxStatus.HELD, "block": OutboxStatus.BLOCKED}
+
+
+class StepPipeline:
+    def __init__(
+        self,
+        *,
+        services: Services,
+        channel: ChannelRef,
+        record: WorldRecord,
+        writer: WorldWriter,
+        verifier: ChannelVerifier,
+        notices: ModeratorNotices,
+        identities: Identities,
+    ) -> None:
+        self._services = services
+        self._channel = channel
+        self._record = record
+        self._writer = writer
+        self._verifier = verifier
+        self._notices = notices
+        self._identities = identities
+
+    @property
+    def _adapter(self) -> Adapter:
+        return self._services.adapters[self._channel.platform]
+
+    async def take(self, step: Step) -> list[asyncio.Task]:
+        """Take ``step`` turn by turn, each persona's words posted as soon as its turn is done, not when
+        the step is; then store the rest (the clock, what the others heard). Returns the deliveries it
+        started: the posts on their way. Raises what the step raises (a spent budget). A quiet step
+        (nobody had anything to do) stores nothing."""
+        for agent in step.actors:
+            self._services.spawn(quietly(self._adapter.typing(self._channel, self._identities.of(agent.name))))
+        posting: list[asyncio.Task] = []
+        async with step:
+            async for turn in step:
+                await self._notices.turn(turn, step.world)  # its notices and thoughts, privately
+                if turn.failed:
+                    continue
+                for word in turn.words:
+                    turn.hear_as(word, None)  # nothing of it is heard unless it is verified and stored
+                entries = [await self._verified(word) for word in turn.words]
+                try:
+                    stored = await self._writer.write(entries)
+                except StorageUnavailableError:
+                    continue  # reported once, when it happened; the app is stopping
+                pending = await self._settled(turn, stored)
+                if pending:
+                    posting.append(self._services.spawn(self._services.outbox.deliver(self._record.channel_key, stored)))
+                    # The post goes out (up to the platform's answer) before the next persona's reply
+                    # is checked and stored: a millisecond or two sooner in the channel.
+                    await fair_yield()
+                words = {word.id: word for word in turn.words}
+                for entry in pending:
+                    turn.hear_as(words[entry.event_id], entry.text)  # as posted, when the step ends
+        if not step.quiet:
+            await self._writer.write()
+        return posting
+
+    async def _settled(self, turn: Turn, stored: list[OutboxEntry]) -> list[OutboxEntry]:
+        """Say what became of a turn's stored words (held, blocked); returns those to post."""
+        for entry in stored:
+            await self._notices.not_posted(entry)
+        pending = [entry for entry in stored if entry.status is OutboxStatus.PENDING]
+        if not any(entry.persona == turn.agent.name for entry in pending):
+            # Only thought, or said something held back: nobody is composing any more.
+            self._services.spawn(quietly(self._adapter.stopped_typing(self._channel, self._identities.of(turn.agent.name))))
+        return pending
+
+    async def _verified(self, word: Event) -> OutboxEntry:
+        """The outbox entry of a persona's words: as the channel's checks let them be posted, held or not at all."""
+        await fair_turn()
+        world = self._writer.world
+        verdict = await self._verifier.verdict(world, word.content, word.source, recent=world.transcript(last=12).splitlines(),
+                                               max_length=self._adapter.max_message_length)
+        return OutboxEntry(
+            world_id=self._record.id,
+            channel_key=self._record.channel_key,
+            event_id=word.id,
+            persona=word.source,
+            identity=self._identities.of(word.source).model_dump(),
+            text=verdict.text,
+            thread=self._channel.thread,
+            status=STATUS_OF[verdict.action.value],
+            verdict=verdict.model_dump(mode="json"),
+        )
