@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bots.doctor import Check, manifest_bot_scopes, redact, run_checks
+from adapters.doctor import Check, manifest_bot_scopes
+from bots.doctor import redact, run_checks
 from bots.storage.base import OutboxEntry, StepWrite, WorldRecord, utcnow
 from bots.storage.sqlite import MIGRATIONS, SQLiteStorage
 from config.settings import Settings
