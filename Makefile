@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-models run test test-slow test-models bench soak clean
+.PHONY: install install-models run lint test test-slow test-models bench soak clean
 
 install: $(STAMP)
 
@@ -17,7 +17,12 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/troupe console
 
-test: install
+# Lint and import order (ruff), types of the public modules (mypy), then the tests.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 test-slow: install

@@ -10,9 +10,9 @@ import re
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Collection, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,7 +20,7 @@ from adapters.menu import MenuCommand
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class AdapterError(Exception):
@@ -170,7 +170,7 @@ class Card(BaseModel):
         return "\n".join(lines)
 
 
-AdapterEvent = Annotated[Union[IncomingMessage, CommandInvocation], Field(discriminator="kind")]
+AdapterEvent = Annotated[IncomingMessage | CommandInvocation, Field(discriminator="kind")]
 
 
 #: Where a long message may be cut, best first: paragraph, line, sentence end, any whitespace.

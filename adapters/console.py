@@ -28,13 +28,13 @@ from rich.style import Style
 from rich.text import Text
 
 from adapters.base import (
+    ESCAPED,
     Adapter,
     AdapterError,
     AdapterEvent,
     Card,
     ChannelRef,
     CommandInvocation,
-    ESCAPED,
     Identity,
     IncomingMessage,
     UserRef,
@@ -386,7 +386,6 @@ class ConsoleAdapter(Adapter):
         if self._session is None:
             from prompt_toolkit import PromptSession
             from prompt_toolkit.history import InMemoryHistory
-
             from prompt_toolkit.styles import Style as PromptStyle
 
             self._session = PromptSession(

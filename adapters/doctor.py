@@ -49,7 +49,7 @@ async def check_discord(settings: Settings, *, timeout_s: float = NETWORK_TIMEOU
             async with http.get(url, headers={"Authorization": f"Bot {token}"}) as response:
                 status = response.status
                 body = await response.json(content_type=None) if status == 200 else None
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+    except (TimeoutError, aiohttp.ClientError, ValueError) as error:
         where = f"{settings.discord.api_base} ({type(error).__name__})"
         return Check("discord", False, f"could not reach Discord at {where}",
                      "check the network (and TROUPE_DISCORD_API_BASE if set)")

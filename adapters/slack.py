@@ -20,9 +20,9 @@ import contextlib
 import logging
 import re
 import time
-from datetime import datetime
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Collection
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -39,17 +39,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.base import (
+    ESCAPED,
+    SPEAKER_LABEL,
     Adapter,
     AdapterError,
     AdapterEvent,
     Card,
     ChannelRef,
     CommandInvocation,
-    ESCAPED,
     Identity,
     IncomingMessage,
     OpenedThread,
-    SPEAKER_LABEL,
     UserRef,
     clip,
     literal,
@@ -335,7 +335,7 @@ class SlackAdapter(Adapter):
                 raise AdapterError(f"Slack rejected the bot token ({code}): check TROUPE_SLACK_BOT_TOKEN or "
                                    "reinstall the app", retryable=False) from None
             raise AdapterError(f"Slack refused auth.test: {code}") from None
-        except (SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as error:
             raise AdapterError(f"could not reach Slack at {self.settings.api_base}: {error}") from None
         self.bot_user_id = auth.get("user_id")
         self.bot_user_name = auth.get("user")
@@ -370,7 +370,7 @@ class SlackAdapter(Adapter):
             raise AdapterError(f"Slack refused the Socket Mode connection ({code}): check TROUPE_SLACK_APP_TOKEN "
                                "(an xapp- token with connections:write) and that Socket Mode is enabled",
                                retryable=False) from None
-        except (SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as error:
             await handler.close_async()
             raise AdapterError(f"could not open the Socket Mode connection: {error}") from None
         self._socket = handler
@@ -480,7 +480,7 @@ class SlackAdapter(Adapter):
         assert self.client is not None
         try:
             found = (await self.client.users_info(user=user_id)).get("user") or {}
-        except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
             log.info("could not look up Slack user %s: %s", user_id, error)
             return cached[1] if cached else {}
         self._users[user_id] = (time.monotonic(), found)
@@ -500,7 +500,7 @@ class SlackAdapter(Adapter):
                 self._groups_unreadable = True
                 log.warning("moderator user groups are configured but the app lacks usergroups:read")
             return cached[1] if cached else frozenset()
-        except (SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError):
             return cached[1] if cached else frozenset()
         members = frozenset(str(u) for u in users)
         self._groups[group_id] = (time.monotonic(), members)
@@ -524,7 +524,7 @@ class SlackAdapter(Adapter):
             failure: Exception = error
             if _error_code(error) not in ("not_in_channel", "channel_not_found", "user_not_in_channel"):
                 raise _adapter_error(error, "a private reply") from error
-        except (SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as error:
             failure = error
         invocation = self._invocations.get(reply_token or "")
         if invocation is None or invocation.expired or not invocation.response_url:
@@ -532,7 +532,7 @@ class SlackAdapter(Adapter):
         try:
             response = await AsyncWebhookClient(invocation.response_url).send(
                 text=clip(text, TEXT_MAX), blocks=blocks, response_type="ephemeral")
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
             raise _adapter_error(error, "a private reply") from error
         if response.status_code != 200:
             raise AdapterError(f"Slack refused a private reply: HTTP {response.status_code} {response.body}")
@@ -579,7 +579,7 @@ class SlackAdapter(Adapter):
             except SlackApiError as error:
                 if _error_code(error) not in ("message_not_found", "cant_update_message"):
                     raise _adapter_error(error, "a status update") from error
-            except (SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as error:
                 raise _adapter_error(error, "a status update") from error
         return await self._send(channel.id, to_mrkdwn(text), thread=thread or channel.thread, what="a status message")
 
@@ -591,7 +591,7 @@ class SlackAdapter(Adapter):
             response = await self.client.files_upload_v2(
                 channel=channel.id, file=data, filename=filename, title=filename,
                 initial_comment=to_mrkdwn(comment) if comment else None, thread_ts=thread or channel.thread)
-        except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
             log.warning("upload of %s failed: %s", filename, error)
             return None
         files = response.get("files") or [response.get("file") or {}]
@@ -640,7 +640,7 @@ class SlackAdapter(Adapter):
             response = await self.client.chat_postMessage(
                 channel=channel_id, text=text, blocks=blocks, thread_ts=thread, unfurl_links=False,
                 unfurl_media=False, **options)
-        except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
             raise _adapter_error(error, what) from error
         return str(response.get("ts"))
 
@@ -670,7 +670,7 @@ class SlackAdapter(Adapter):
                 cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
                 if not response.get("has_more") or not cursor:
                     break
-        except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
             raise _adapter_error(error, "reading the channel's history") from error
         missed: list[IncomingMessage] = []
         for message in sorted(found, key=lambda m: float(m["ts"]))[:CATCH_UP_MAX]:
@@ -698,7 +698,7 @@ class SlackAdapter(Adapter):
                 response = await self.client.conversations_replies(channel=channel.id, ts=thread, oldest=oldest, limit=200)
             else:
                 response = await self.client.conversations_history(channel=channel.id, oldest=oldest, limit=200)
-        except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
             raise _adapter_error(error, "reading the channel's history") from error
         oldest = None  # history comes newest first; the same words posted twice are two messages
         for message in response.get("messages") or []:

@@ -13,8 +13,17 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from adapters.base import (Adapter, AdapterError, AdapterEvent, AdapterState, ChannelRef, CommandInvocation, IncomingMessage,
-                           UserRef, free_path)
+from adapters.base import (
+    Adapter,
+    AdapterError,
+    AdapterEvent,
+    AdapterState,
+    ChannelRef,
+    CommandInvocation,
+    IncomingMessage,
+    UserRef,
+    free_path,
+)
 from adapters.menu import quote_word
 from bots.collector import QuietCollector
 from bots.commands import MENU, prefixed
@@ -30,9 +39,9 @@ from bots.reply import Reply, with_command_prefix
 from bots.services import Services
 from bots.session_config import SessionConfig
 from bots.session_manager import SessionManager
-from bots.suggestions import PersonaSuggestions
 from bots.storage import Storage, StorageUnavailableError
 from bots.storage.sqlite import SQLiteStorage
+from bots.suggestions import PersonaSuggestions
 from bots.verification import Verifier
 from bots.verification.factory import build_verifier
 from config.settings import Settings

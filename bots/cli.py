@@ -686,10 +686,10 @@ async def _doctor(console: Console, settings: Settings, timeout: float) -> int:
 async def _backup(console: Console, settings: Settings, path: str, force: bool) -> int:
     from bots.backup import BackupError, backup_database, human_size
 
-    target = Path(path).expanduser()
+    target = Path(path).expanduser()  # noqa: ASYNC240 (a one-shot command: nothing else runs on this loop)
     try:
         if _names_a_folder(path):  # made if it is not there yet
-            target.mkdir(parents=True, exist_ok=True)
+            target.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (one-shot command)
         result = await backup_database(settings.database_path, target, force=force)
     except OSError as error:
         console.print(f"[red]error:[/] could not make the folder {escape(str(target))}: {escape(str(error))}",
@@ -722,9 +722,9 @@ async def _export(console: Console, settings: Settings, key: str | None, fmt: st
     from simulation.persona import PersonaError
     from simulation.world import TinyWorld, WorldError
 
-    out = Path(out_arg).expanduser() if out_arg is not None else None
+    out = Path(out_arg).expanduser() if out_arg is not None else None  # noqa: ASYNC240 (one-shot command)
     path = settings.database_path
-    if not path.is_file():
+    if not path.is_file():  # noqa: ASYNC240 (one-shot command)
         if key is None:
             console.print(f"No worlds stored yet (no database at {escape(str(path))}).", soft_wrap=True)
             return 0

@@ -15,9 +15,9 @@ from bots.focus_groups import FocusGroups
 from bots.interviews import Interviews
 from bots.outbox import Outbox
 from bots.permissions import ModeratorPolicy
+from bots.reply import Reply
 from bots.session import ChannelSession
 from bots.session_manager import SessionManager
-from bots.reply import Reply
 from bots.storage import Storage
 from config import CONFIG_DIR
 from config.settings import BotSettings

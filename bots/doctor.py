@@ -208,7 +208,7 @@ async def check_model(settings: Settings, *, timeout_s: float = NETWORK_TIMEOUT_
     except ModelConnectionError:
         return Check("model", False, f"could not reach the model server at {where}",
                      "check that the server is running and TROUPE_LLM_BASE_URL (or TROUPE_LLM_AZURE_ENDPOINT) is right")
-    except (ModelTimeoutError, asyncio.TimeoutError):
+    except (TimeoutError, ModelTimeoutError):
         return Check("model", False, f"{where} did not answer within {timeout:g}s",
                      "check that the server is up and not overloaded; a local model may still be loading")
     except LLMError as error:
@@ -252,7 +252,7 @@ async def _server_profile(model: OpenAIModel, settings: Settings, timeout: float
         await asyncio.wait_for(model.structured(request, _Probe), timeout + 1)
     except StructuredOutputError:
         mode = "structured output: the model gave no valid JSON (personas may answer in words only)"
-    except (LLMError, asyncio.TimeoutError) as error:
+    except (TimeoutError, LLMError) as error:
         mode = f"structured output: not detected ({error or 'no answer in time'})"
     else:
         refused = capabilities.refusals

@@ -13,7 +13,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from pydantic import BaseModel, SecretStr
@@ -23,7 +23,7 @@ from simulation.context import current_persona
 
 #: Context fields a record may carry.
 CONTEXT_FIELDS = ("channel", "world", "persona", "request")
-_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("troupe_log_context", default={})
+_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("troupe_log_context", default={})  # noqa: B039 (never mutated: each change sets a new dict)
 
 REDACTED = "[redacted]"
 #: Token shapes worth hiding even when not configured here (a pasted key, a key from another app).
@@ -108,7 +108,7 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

@@ -11,8 +11,8 @@ from bots import moderation, research
 from bots.commands import SPECS, CommandError, CommandSpec, parse_command
 from bots.context import CommandContext, CommandServices, Handler
 from bots.moderation import over_budget
-from bots.reply import Reply
 from bots.persona_admission import PersonaRefusedError
+from bots.reply import Reply
 from bots.storage import StorageError
 from simulation.file_access import FileRefusedError
 from simulation.llm.errors import BudgetExceededError, LLMError

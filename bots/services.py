@@ -13,8 +13,8 @@ from bots.outbox import Outbox
 from bots.session_config import SessionConfig
 from bots.storage import Storage
 from bots.verification import Verifier
-from config.verification import VerificationPolicy
 from config.settings import BotSettings
+from config.verification import VerificationPolicy
 from simulation.llm.usage import UsageLedger
 
 log = logging.getLogger(__name__)

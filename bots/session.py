@@ -24,8 +24,8 @@ from bots.services import Services, quietly
 from bots.session_config import SessionConfig
 from bots.step_pipeline import StepPipeline
 from bots.storage import OutboxEntry, OutboxStatus, PersonaRecord, WorldRecord, WorldStatus
-from config.verification import VerificationPolicy
 from bots.world_writer import WorldWriter
+from config.verification import VerificationPolicy
 from simulation.agent import TinyPerson
 from simulation.clock import SimulatedClock
 from simulation.events import Event, EventKind

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import asyncio
 
-from bots.storage import RECENT_EPISODES_HELD, RECENT_EVENTS_HELD, MemoryWrite, OutboxEntry, StepWrite, Storage, UsageRow
+from bots.storage import (
+    RECENT_EPISODES_HELD,
+    RECENT_EVENTS_HELD,
+    MemoryWrite,
+    OutboxEntry,
+    StepWrite,
+    Storage,
+    UsageRow,
+)
 from simulation.agent import TinyPerson
 from simulation.fairness import fair_turn
 from simulation.llm.usage import UsageLedger

@@ -110,6 +110,10 @@ class JudgeSettings(BaseModel):
     max_chars: int = Field(default=4000, ge=100)
 
 
+#: The checks a channel runs unless it says otherwise: every offline one.
+OFFLINE_CHECKS: tuple[CheckName, ...] = ("platform", "pii", "secrets", "links", "leakage", "toxicity")
+
+
 class VerificationPolicy(BaseModel):
     """Everything the checks are told about one channel."""
 
@@ -118,7 +122,7 @@ class VerificationPolicy(BaseModel):
     #: ``team``: ordinary team chat. ``red-team``: personas may be adversarial; posts are labelled.
     mode: Literal["team", "red-team"] = "team"
     #: The offline checks that run (``judge`` runs only when ``judge.enabled``); order does not matter.
-    checks: list[CheckName] = Field(default_factory=lambda: ["platform", "pii", "secrets", "links", "leakage", "toxicity"])
+    checks: list[CheckName] = Field(default_factory=lambda: list(OFFLINE_CHECKS))
 
     #: Toxicity thresholds (``hold_at``, ``block_at``) and word lists.
     toxicity: ToxicitySettings = Field(default_factory=ToxicitySettings)

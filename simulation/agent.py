@@ -23,8 +23,8 @@ from simulation.clock import DEFAULT_START
 from simulation.context import current_persona
 from simulation.fairness import fair_turn
 from simulation.llm.base import Attribution, ChatRequest, ChatResult, LanguageModel, Message, schema_instruction
-from simulation.llm.errors import ContextLengthExceededError, LLMError, StructuredOutputError
 from simulation.llm.capabilities import StructuredMode
+from simulation.llm.errors import ContextLengthExceededError, LLMError, StructuredOutputError
 from simulation.llm.schema import strict_json_schema
 from simulation.llm.tokens import estimated_prompt_tokens
 from simulation.memory import (

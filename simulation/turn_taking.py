@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Annotated, Literal, Protocol, Union, get_args
+from typing import Annotated, Literal, Protocol, get_args
 
 from pydantic import BaseModel, Field, TypeAdapter
 
@@ -168,7 +168,7 @@ class ModelPolicy(_Policy):
 
 
 TurnTakingPolicy = Annotated[
-    Union[EveryonePolicy, AddressedPolicy, RoundRobinPolicy, ModeratorPolicy, ModelPolicy],
+    EveryonePolicy | AddressedPolicy | RoundRobinPolicy | ModeratorPolicy | ModelPolicy,
     Field(discriminator="kind"),
 ]
 POLICY_ADAPTER: TypeAdapter[TurnTakingPolicy] = TypeAdapter(TurnTakingPolicy)

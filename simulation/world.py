@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import unicodedata
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -137,8 +137,8 @@ class TinyWorld:
             if folded.startswith(name) and (len(folded) == len(name) or not folded[len(name)].isalnum()):
                 return agent, text.strip().lstrip("@")[len(agent.name):].lstrip(" ,:;")
         first, _, rest = text.strip().partition(" ")
-        agent = self.find(first.rstrip(",:;"))
-        return (agent, rest.strip()) if agent is not None else None
+        named = self.find(first.rstrip(",:;"))
+        return (named, rest.strip()) if named is not None else None
 
     def get(self, name: str) -> TinyPerson:
         agent = self.find(name)
@@ -534,7 +534,7 @@ class Step:
                 pass
         return self.events
 
-    async def _take(self) -> AsyncIterator[Turn]:
+    async def _take(self) -> AsyncGenerator[Turn, None]:
         world = self.world
         tasks = []
         for agent in self.actors:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -502,9 +503,9 @@ async def test_the_prompt_keeps_reading_while_the_consumer_is_busy(pipe_input: P
 
 
 async def test_the_journal_lets_a_restarted_console_find_posts_and_typed_lines(tmp_path: Path) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    since = datetime.now(UTC) - timedelta(seconds=1)
     stdin = io.StringIO("first line\n/status\nsecond line\n")
     before = ConsoleAdapter(console=plain_console(), stdin=stdin, journal_dir=tmp_path)
     events = [e async for e in before.listen()]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 
 import pytest
-
-import asyncio
 
 from adapters.base import AdapterError, ChannelRef, Identity, NoSuggestions
 from adapters.discord import DiscordAdapter
@@ -502,10 +501,15 @@ async def test_the_channel_webhook_is_kept_across_a_restart(tmp_path: Path) -> N
 # -- cards as embeds ------------------------------------------------------------------------------
 
 import contextlib  # noqa: E402
+from datetime import UTC  # noqa: E402
 
 import adapters.discord.adapter as discord_adapter  # noqa: E402
-from adapters.base import Card, CardField, CommandInvocation  # noqa: E402
-from adapters.base import clip  # noqa: E402
+from adapters.base import (  # noqa: E402
+    Card,
+    CardField,
+    CommandInvocation,
+    clip,  # noqa: E402
+)
 from adapters.discord.embeds import EMBED_TOTAL_MAX, attachment_filename, card_embed  # noqa: E402
 
 #: A 1×1 PNG.
@@ -760,11 +764,11 @@ async def test_an_interview_thread_survives_a_restart(tmp_path: Path) -> None:
 
 
 async def test_a_post_already_in_the_channel_is_found_before_posting_again(bot: Bot) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     await with_team(bot, PERSONAS[:1])
     session = bot.app.sessions.get(f"discord:{bot.general}")
-    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    since = datetime.now(UTC) - timedelta(seconds=1)
     identity = session.identity("Priya Nair")
     message_id = await bot.adapter.post(session.channel, identity, "Shipping Friday works if QA agrees.")
     assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works if QA agrees.", None,
@@ -777,7 +781,7 @@ async def test_a_post_already_in_the_channel_is_found_before_posting_again(bot: 
     assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works if QA agrees.", None,
                                        since, {message_id, again}) is None
     assert await bot.adapter.find_post(session.channel, identity, "Something else", None, since) is None
-    later = datetime.now(timezone.utc) + timedelta(seconds=30)
+    later = datetime.now(UTC) + timedelta(seconds=30)
     assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works if QA agrees.", None,
                                        later) is None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -438,11 +439,11 @@ async def test_an_interview_thread_survives_a_restart(tmp_path: Path) -> None:
 
 
 async def test_a_post_already_in_the_channel_is_found_before_posting_again(bot: Bot) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     await with_team(bot, PERSONAS[:1])
     session = bot.app.sessions.get(f"slack:{CHANNEL}")
-    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    since = datetime.now(UTC) - timedelta(seconds=1)
     identity = session.identity("Priya Nair")
     ts = await bot.adapter.post(session.channel, identity, "Shipping Friday works <if> QA agrees.")
     assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works <if> QA agrees.", None, since) == ts

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from bots.storage.sqlite import SQLiteStorage
 from simulation.events import Event, EventKind
 from tests.bot_support import demo_settings, start_bot
 
-T0 = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 
 
 def talk(id: int, text: str, model: str | None = "gpt-4o-mini") -> Event:

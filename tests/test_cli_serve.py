@@ -18,6 +18,7 @@ import pytest
 
 from bots.cli import NOTHING_TO_SERVE, main
 from tests.bench.soak_support import (
+    HUMAN_TOKEN,
     SLACK_PERSON,
     BotProcess,
     Channel,
@@ -25,7 +26,6 @@ from tests.bench.soak_support import (
     bind,
     bot_command,
     discord_persona_posts,
-    HUMAN_TOKEN,
     outbox_rows,
     persona_of,
     serve_env,

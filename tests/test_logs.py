@@ -72,7 +72,7 @@ def test_log_level_comes_from_settings(tmp_path, restore_root) -> None:
 
 async def test_model_layer_logs_name_the_persona_whose_turn_it_is(tmp_path, restore_root) -> None:
     from simulation.agent import TinyPerson
-    from simulation.llm.base import ChatRequest, ChatResult, LanguageModel
+    from simulation.llm.base import ChatRequest, ChatResult
     from simulation.llm.demo import DemoModel
     from simulation.persona import PersonaSpec
 

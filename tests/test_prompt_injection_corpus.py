@@ -26,7 +26,7 @@ from bots.app import TroupeApp
 from simulation.events import EventKind
 from tests.bot_support import TestBot, fake_model_settings
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.sim_support import kind_of, persona_of, system_text, user_text
+from tests.sim_support import kind_of, system_text, user_text
 
 CORPUS = [json.loads(line) for line in (Path(__file__).parent / "data" / "injection" / "corpus.jsonl").read_text().splitlines()]
 #: Every line break ``str.splitlines`` knows: a line-by-line reader starts a new line at each.

@@ -12,8 +12,8 @@ import pytest
 from pydantic import BaseModel
 
 from simulation.agent import TinyPerson
-from simulation.extraction import ExtractionError, ResultsExtractor, ResultsReducer, to_csv
 from simulation.events import EventKind
+from simulation.extraction import ExtractionError, ResultsExtractor, ResultsReducer, to_csv
 from simulation.llm.demo import DemoModel
 from simulation.llm.errors import StructuredOutputError
 from simulation.llm.openai_model import OpenAIModel

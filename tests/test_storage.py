@@ -7,7 +7,7 @@ import os
 import signal
 import sqlite3
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,7 @@ from simulation.llm.openai_model import OpenAIModel
 from simulation.memory import Episode, EpisodicMemory
 
 ROOT = Path(__file__).resolve().parents[1]
-T0 = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 
 
 # -- helpers ----------------------------------------------------------------------------------

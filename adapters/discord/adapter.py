@@ -42,7 +42,14 @@ from adapters.base import (
 from adapters.discord.commands import choices, command_group
 from adapters.discord.embeds import card_embed, card_file
 from adapters.discord.errors import NETWORK_ERRORS, post_error
-from adapters.discord.webhooks import REFUSED_NAME_PARTS, NoWebhooks, Webhooks, fallback_prefix, unlabelled, webhook_username
+from adapters.discord.webhooks import (
+    REFUSED_NAME_PARTS,
+    NoWebhooks,
+    Webhooks,
+    fallback_prefix,
+    unlabelled,
+    webhook_username,
+)
 from adapters.menu import MenuCommand
 from config.settings import DiscordSettings, Settings
 
@@ -239,7 +246,7 @@ class DiscordAdapter(Adapter):
                 found: UserRef | None = self._user(await guild.fetch_member(int(user.id)), target)
             except discord.NotFound:
                 found = None
-        except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as error:
+        except (TimeoutError, discord.HTTPException, aiohttp.ClientError, OSError, ValueError) as error:
             log.info("could not look up Discord member %s: %s", user.id, error)
             return known[1] if known is not None else user
         self._members[key] = (time.monotonic(), found)
@@ -525,7 +532,7 @@ class DiscordAdapter(Adapter):
                 missed.append(IncomingMessage(channel=self._channel_ref(message.channel),
                                               user=self._user(message.author, message.channel),
                                               text=message.content, message_id=str(message.id)))
-        except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as error:
+        except (TimeoutError, discord.HTTPException, aiohttp.ClientError, OSError, ValueError) as error:
             raise post_error(error if not isinstance(error, ValueError) else OSError(str(error)),
                               "reading the channel's history") from error
         return missed

@@ -1,13 +1,13 @@
 """Where the bot keeps its state: worlds bound to channels, personas, memories, events, the outbox."""
 
 from bots.storage.base import (
+    RECENT_EPISODES_HELD,
+    RECENT_EVENTS_HELD,
     AuditRecord,
     MemoryWrite,
     NotStoredError,
     OutboxEntry,
     OutboxStatus,
-    RECENT_EPISODES_HELD,
-    RECENT_EVENTS_HELD,
     PersonaRecord,
     StepWrite,
     Storage,

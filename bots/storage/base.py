@@ -8,9 +8,9 @@ Every method that changes several rows does so in one transaction.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from enum import Enum
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -21,7 +21,7 @@ from simulation.memory import Episode
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class StorageError(Exception):
@@ -205,7 +205,7 @@ class Storage(ABC):
     # -- worlds and channels ------------------------------------------------------------------
 
     @abstractmethod
-    async def create_world(self, record: WorldRecord, personas: list[PersonaRecord] = ()) -> None:
+    async def create_world(self, record: WorldRecord, personas: Sequence[PersonaRecord] = ()) -> None:
         """Store a new world bound to its channel. Raises StorageError if the channel has one."""
 
     @abstractmethod

@@ -6,7 +6,6 @@ model never crashes a world with an untyped traceback.
 
 from __future__ import annotations
 
-
 #: What research cards say of a persona whose model gave no valid answer of the asked shape.
 NOT_IN_SHAPE = "could not answer in the required shape"
 

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 TROUPE = Path(sys.executable).with_name("troupe")
@@ -66,7 +66,7 @@ async def long_lived_database(path: Path) -> None:
     from simulation.events import Event, EventKind
     from simulation.memory import Episode, EpisodicMemory
 
-    start = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 5, 9, tzinfo=UTC)
     storage = SQLiteStorage(path)
     await storage.open()
     try:

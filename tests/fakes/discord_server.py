@@ -137,7 +137,7 @@ _snowflake_counter = itertools.count()
 #: Where the middleware leaves a request's decoded JSON (or multipart ``payload_json``) body.
 _PAYLOAD: web.RequestKey[Any] = web.RequestKey("payload", object)
 #: Where it leaves the files of a multipart body (``files[n]`` parts), by ``n``.
-_FILES: web.RequestKey[dict[int, "FakeAttachment"]] = web.RequestKey("files", dict)
+_FILES: web.RequestKey[dict[int, FakeAttachment]] = web.RequestKey("files", dict)
 
 
 def snowflake() -> int:
@@ -147,7 +147,7 @@ def snowflake() -> int:
 
 
 def _now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

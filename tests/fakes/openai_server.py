@@ -853,7 +853,7 @@ class FakeOpenAIServer:
         if kind == "hang":
             try:
                 await asyncio.wait_for(self._closing.wait(), opts.get("hang_s", self.hang_s))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             return None
         if kind == "reset":

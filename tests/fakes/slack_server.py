@@ -1687,7 +1687,7 @@ class FakeSlack:
                 text = await resp.text()
                 record.update(status=resp.status, response=text)
                 return resp.status, text
-        except asyncio.TimeoutError:
+        except TimeoutError:
             record.update(status=0, response="")
             self.unacked.append({"url": url, "body": body, "reason": "http_timeout"})
             return 0, ""

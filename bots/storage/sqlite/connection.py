@@ -12,8 +12,8 @@ from typing import Any
 
 import aiosqlite
 
-from bots.storage.base import StorageError
 import bots.storage.sqlite.schema as schema
+from bots.storage.base import StorageError
 from bots.storage.sqlite.diagnosis import (
     DatabaseNotWritableError,
     DatabaseSetupError,

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bots.storage.base import StorageError
 import bots.storage.sqlite.schema as schema
+from bots.storage.base import StorageError
 
 
 @dataclass(frozen=True)

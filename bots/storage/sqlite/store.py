@@ -16,6 +16,7 @@ from typing import Any
 import aiosqlite
 from filelock import FileLock, Timeout
 
+import bots.storage.sqlite.schema as schema
 from bots.storage.base import (
     AuditRecord,
     MemoryWrite,
@@ -49,7 +50,6 @@ from bots.storage.rows import (
     world_from_row,
     world_params,
 )
-import bots.storage.sqlite.schema as schema
 from bots.storage.sqlite.connection import (
     check_writable,
     connect,
@@ -582,7 +582,10 @@ class SQLiteStorage(Storage):
         try:
             return await self._writer.write(what, step=step, operation=operation)
         except StorageError as error:
-            raise self._fatal(error) or error
+            fatal = self._fatal(error)
+            if fatal is None:
+                raise
+            raise fatal from error
 
     def _fatal(self, error: StorageError) -> StorageUnavailableError | None:
         """``error`` as the database being unusable (a full disk, a read-only or damaged file), which

@@ -9,7 +9,14 @@ from simulation.llm.base import ChatRequest
 from simulation.llm.demo.leads import lead_vote
 from simulation.llm.demo.persona import Persona
 from simulation.llm.demo.seeded import pick
-from simulation.llm.demo.text import capitalised, content_words, first_sentence, mid_sentence, most_relevant, with_article
+from simulation.llm.demo.text import (
+    capitalised,
+    content_words,
+    first_sentence,
+    mid_sentence,
+    most_relevant,
+    with_article,
+)
 
 
 def poll_answer(request: ChatRequest) -> dict[str, Any]:
