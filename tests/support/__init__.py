@@ -1,0 +1,1 @@
+"""What the tests share: the application on the in-memory platform, model rules, paths, processes."""
