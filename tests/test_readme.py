@@ -6,9 +6,8 @@ import asyncio
 import os
 import re
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
 
 
 def python_blocks() -> list[str]:

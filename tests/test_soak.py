@@ -23,12 +23,12 @@ from adapters.discord import DiscordAdapter
 from adapters.memory import MemoryAdapter
 from adapters.slack import SlackAdapter
 from config.settings import Settings
-from tests.bot_support import demo_settings, start_bot
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.slack_server import FakeSlack
+from tests.support.paths import ROOT
+from tests.support.testbot import demo_settings, start_bot
 
-ROOT = Path(__file__).resolve().parents[1]
 SOAK_ARGS = ["--seconds", "20", "--channels", "4", "--personas", "2", "--kills", "2", "--seed", "3", "--drain", "30"]
 
 #: Duplicates whose cause is known and reported (see the xfail tests at the end). While they are

@@ -19,10 +19,16 @@ from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
-from adapters.base import AdapterError, ChannelRef, CommandInvocation, Identity, IncomingMessage
+from adapters.base import (
+    AdapterError,
+    ChannelRef,
+    CommandInvocation,
+    Identity,
+    IncomingMessage,
+)
 from adapters.console import ConsoleAdapter, name_colour, parse_line
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 PRIYA = Identity(name="Priya Nair")
 
 

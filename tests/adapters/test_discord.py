@@ -169,9 +169,14 @@ from typing import Any  # noqa: E402
 
 from bots.app import TroupeApp  # noqa: E402
 from simulation.events import EventKind  # noqa: E402
-from tests.fakes.discord_server import BOT_PERMISSIONS, EMBED_LINKS, FakeDiscord, SentMessage  # noqa: E402
+from tests.fakes.discord_server import (  # noqa: E402
+    BOT_PERMISSIONS,
+    EMBED_LINKS,
+    FakeDiscord,
+    SentMessage,
+)
 from tests.fakes.openai_server import FakeOpenAIServer  # noqa: E402
-from tests.sim_support import kind_of, persona_of  # noqa: E402
+from tests.support.turns import kind_of, persona_of  # noqa: E402
 
 PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
 

@@ -6,7 +6,13 @@ import asyncio
 
 import pytest
 
-from adapters.base import AdapterError, CommandInvocation, Identity, IncomingMessage, split_message
+from adapters.base import (
+    AdapterError,
+    CommandInvocation,
+    Identity,
+    IncomingMessage,
+    split_message,
+)
 from adapters.memory import MemoryAdapter, Sent, SimulatedCrash
 
 PRIYA = Identity(name="Priya Nair")

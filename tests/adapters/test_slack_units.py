@@ -21,8 +21,7 @@ from adapters.slack import (
     to_mrkdwn,
 )
 from config.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
 
 
 def test_mass_mentions_typed_by_a_persona_ping_nobody() -> None:

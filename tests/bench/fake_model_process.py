@@ -10,7 +10,7 @@ import asyncio
 import sys
 
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.sim_support import TurnRule
+from tests.support.turns import TurnRule
 
 
 async def main(latency: float) -> None:

@@ -30,7 +30,7 @@ from simulation.persona import load_persona
 from simulation.untrusted import printable
 from simulation.world import TinyWorld
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.sim_support import TurnRule, kind_of
+from tests.support.turns import TurnRule, kind_of
 
 AGENTS = Path(__file__).resolve().parents[3] / "shared" / "tinytroupe" / "agents"
 LARGE = Path(__file__).resolve().parents[1] / "data" / "tinytroupe" / "large" / "Oluwaseun Adeyemi-Brandt.agent.json"

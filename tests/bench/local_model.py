@@ -27,7 +27,7 @@ from config.settings import Settings
 from simulation.llm.errors import LLMError
 from simulation.llm.factory import build_model
 from simulation.scenario import build_world, load_scenario
-from tests.local_model_server import LocalModelServer
+from tests.support.local_model_server import LocalModelServer
 
 SCENARIO = Path(__file__).resolve().parents[2] / "config" / "scenarios" / "smart-home.yaml"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fakes.openai_server import FakeOpenAIServer, default_content
-from tests.sim_support import kind_of, persona_of, user_text
+from tests.support.turns import kind_of, persona_of, user_text
 
 #: A human message carries ``q<channel>x<sequence>``; a persona answer names the one it answers.
 HUMAN_TOKEN = re.compile(r"\bq(\d+)x(\d+)\b")

@@ -10,11 +10,10 @@ import pytest
 
 from bots.storage import OutboxStatus
 from bots.storage.sqlite import SQLiteStorage
-from tests.bot_support import demo_settings, fake_model_settings, start_bot
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.sim_support import TurnRule, kind_of
-
-AGENTS = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "agents"
+from tests.support.paths import AGENTS
+from tests.support.testbot import demo_settings, fake_model_settings, start_bot
+from tests.support.turns import TurnRule, kind_of
 
 
 @pytest.fixture

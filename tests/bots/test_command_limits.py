@@ -13,7 +13,7 @@ import re
 import pytest
 
 from config.settings import SettingsError, load_settings
-from tests.bot_support import demo_settings, start_bot
+from tests.support.testbot import demo_settings, start_bot
 
 GUEST = {"user": "guest", "user_is_moderator": False}
 

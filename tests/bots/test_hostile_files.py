@@ -24,7 +24,7 @@ from simulation.persona import (
     parse_persona_text,
 )
 from simulation.scenario import ScenarioError, load_scenario
-from tests.bot_support import demo_settings, start_bot
+from tests.support.testbot import demo_settings, start_bot
 
 SECRET = {"name": "Creds Carl", "age": 40, "db_password": "hunter2-PROD", "api_key": "sk-live-0123456789abcdef"}
 

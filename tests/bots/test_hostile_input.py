@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from simulation.events import EventKind
-from tests.bot_support import demo_settings, start_bot
+from tests.support.testbot import demo_settings, start_bot
 
 
 @pytest.fixture

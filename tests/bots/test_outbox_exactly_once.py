@@ -12,7 +12,7 @@ from adapters.memory import MemoryAdapter, Sent, SimulatedCrash
 from bots.outbox import Outbox
 from bots.storage import OutboxEntry, OutboxStatus, StepWrite, WorldRecord
 from bots.storage.sqlite import SQLiteStorage
-from tests.bot_support import demo_settings, start_bot
+from tests.support.testbot import demo_settings, start_bot
 
 
 async def crashed_after_posting(tmp_path: Path) -> tuple[MemoryAdapter, str]:

@@ -10,7 +10,7 @@ import pytest
 
 from bots.commands import SPECS, parse_command
 from bots.registry import HANDLERS, CommandRegistry
-from tests.bot_support import demo_settings, start_bot
+from tests.support.testbot import demo_settings, start_bot
 
 #: A well-formed invocation of every command, so a refusal is about permission, not syntax.
 EXAMPLES = {

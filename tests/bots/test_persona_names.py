@@ -16,9 +16,9 @@ from bots.storage import PersonaRecord
 from bots.storage.sqlite import SQLiteStorage
 from simulation.agent import AgentState
 from simulation.persona import PersonaSpec
-from tests.bot_support import demo_settings, fake_model_settings, start_bot
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.test_sim_research_factory import batch, person
+from tests.support.personas import batch, person
+from tests.support.testbot import demo_settings, fake_model_settings, start_bot
 
 LINK_NAME = "[Reset your password](https://evil.example/reset)"
 

@@ -6,9 +6,9 @@ import json
 
 from adapters.memory import MemoryAdapter
 from bots.app import TroupeApp
-from tests.bot_support import fake_model_settings
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.sim_support import kind_of, persona_of
+from tests.support.testbot import fake_model_settings
+from tests.support.turns import kind_of, persona_of
 
 
 def saboteur(body):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,11 +23,12 @@ from unidecode import unidecode
 from adapters.memory import MemoryAdapter
 from bots.app import TroupeApp
 from simulation.events import EventKind
-from tests.bot_support import TestBot, fake_model_settings
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.sim_support import kind_of, system_text, user_text
+from tests.support.paths import DATA
+from tests.support.testbot import TestBot, fake_model_settings
+from tests.support.turns import kind_of, system_text, user_text
 
-CORPUS = [json.loads(line) for line in (Path(__file__).parent / "data" / "injection" / "corpus.jsonl").read_text().splitlines()]
+CORPUS = [json.loads(line) for line in (DATA / "injection" / "corpus.jsonl").read_text().splitlines()]
 #: Every line break ``str.splitlines`` knows: a line-by-line reader starts a new line at each.
 LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 #: A quotation as a line-by-line reader sees one: opened and closed on the same line.

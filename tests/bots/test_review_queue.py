@@ -6,7 +6,7 @@ import pytest
 
 from bots.storage import OutboxStatus
 from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
-from tests.bot_support import demo_settings, start_bot
+from tests.support.testbot import demo_settings, start_bot
 
 
 class HoldHenrik(Verifier):

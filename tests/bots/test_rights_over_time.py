@@ -8,7 +8,7 @@ them, and can still switch the subscription off.
 from __future__ import annotations
 
 from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
-from tests.bot_support import demo_settings, start_bot
+from tests.support.testbot import demo_settings, start_bot
 
 ANA = {"user": "ana", "user_is_moderator": False}
 

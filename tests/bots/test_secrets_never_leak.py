@@ -15,7 +15,7 @@ from bots.logs import configure_logging
 from config.settings import Settings
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.slack_server import FakeSlack
-from tests.sim_support import TurnRule
+from tests.support.turns import TurnRule
 
 MODEL_KEY = "sk-proj-TESTKEY0123456789abcdefghij"
 SIGNING_SECRET = "signing-secret-0123456789"

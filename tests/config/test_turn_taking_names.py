@@ -9,7 +9,7 @@ from bots.commands import help_text, parse_command
 from config.settings import load_settings
 from config.turn_taking import POLICY_DESCRIPTIONS, POLICY_NAMES
 from simulation.turn_taking import POLICY_CLASSES, make_policy
-from tests.bot_support import demo_settings, start_bot
+from tests.support.testbot import demo_settings, start_bot
 
 
 def test_the_simulation_has_a_policy_for_every_name_and_no_other():

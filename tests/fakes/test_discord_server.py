@@ -14,7 +14,13 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakes.discord_server import ATTACH_FILES, EMBED_LINKS, MANAGE_MESSAGES, FakeDiscord, FakeInteraction
+from tests.fakes.discord_server import (
+    ATTACH_FILES,
+    EMBED_LINKS,
+    MANAGE_MESSAGES,
+    FakeDiscord,
+    FakeInteraction,
+)
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -13,8 +13,9 @@ from simulation.agent import TinyPerson
 from simulation.memory import MemoryConfig
 from simulation.persona import load_persona
 from tests.fakes.openai_server import FakeOpenAIServer, count_tokens
-from tests.sim_support import TurnRule, kind_of, persona_of
-from tests.test_world import AGENTS, stack_for
+from tests.support.paths import AGENTS
+from tests.support.turns import TurnRule, kind_of, persona_of
+from tests.support.worlds import stack_for
 
 
 @pytest.fixture

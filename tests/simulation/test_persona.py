@@ -19,8 +19,8 @@ from simulation.persona import (
     load_population_description,
     parse_persona_text,
 )
+from tests.support.paths import TINYTROUPE
 
-TINYTROUPE = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe"
 AGENTS = sorted((TINYTROUPE / "agents").glob("*.agent.json"))
 FRAGMENTS = sorted((TINYTROUPE / "fragments").glob("*.fragment.json"))
 POPULATIONS = sorted((TINYTROUPE / "populations").glob("*.json"))

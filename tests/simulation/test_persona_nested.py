@@ -18,14 +18,14 @@ from simulation.persona import PersonaSpec, load_persona
 from simulation.prompts import render_persona, system_prompt
 from simulation.untrusted import printable
 from simulation.world import TinyWorld
-from tests.bot_support import demo_settings, start_bot
+from tests.support.paths import DATA, TINYTROUPE
+from tests.support.testbot import demo_settings, start_bot
 
-DATA = Path(__file__).parent / "data" / "tinytroupe"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe"
-NESTED = sorted((DATA / "agents").glob("*.agent.json")) + sorted((DATA / "large").glob("*.agent.json"))
-EVERY_AGENT = NESTED + sorted((SHARED / "agents").glob("*.agent.json"))
-LENA = DATA / "agents" / "Lena Vogt.agent.json"
-MARISOL = DATA / "agents" / "Marisol Quintero.agent.json"
+TEST_FILES = DATA / "tinytroupe"
+NESTED = sorted((TEST_FILES / "agents").glob("*.agent.json")) + sorted((TEST_FILES / "large").glob("*.agent.json"))
+EVERY_AGENT = NESTED + sorted((TINYTROUPE / "agents").glob("*.agent.json"))
+LENA = TEST_FILES / "agents" / "Lena Vogt.agent.json"
+MARISOL = TEST_FILES / "agents" / "Marisol Quintero.agent.json"
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -88,7 +88,7 @@ def test_a_persona_file_cannot_inject_terminal_escapes_or_fake_a_speaker():
 
 
 async def test_persona_show_of_a_hostile_file_is_clean_on_a_platform(tmp_path):
-    bot = await start_bot(demo_settings(tmp_path, file_dirs=[DATA]))
+    bot = await start_bot(demo_settings(tmp_path, file_dirs=[TEST_FILES]))
     try:
         await bot.command("start Nested people")
         added = await bot.reply(f"persona add {LENA}")
@@ -126,8 +126,8 @@ async def test_a_world_of_nested_personas_saves_restores_and_exports(tmp_path):
 def test_a_fragment_extends_nested_lists_without_duplicates():
     marisol = load_persona(MARISOL)
     before = marisol.to_tinytroupe_dict()
-    grown = marisol.apply_fragment(DATA / "fragments" / "night_shift_veteran.fragment.json").to_tinytroupe_dict()
-    fragment = json.loads((DATA / "fragments" / "night_shift_veteran.fragment.json").read_text())["persona"]
+    grown = marisol.apply_fragment(TEST_FILES / "fragments" / "night_shift_veteran.fragment.json").to_tinytroupe_dict()
+    fragment = json.loads((TEST_FILES / "fragments" / "night_shift_veteran.fragment.json").read_text())["persona"]
 
     technical = grown["skills"]["technical"]
     assert technical[: len(before["skills"]["technical"])] == before["skills"]["technical"], "old items first, in order"
@@ -141,7 +141,7 @@ def test_a_fragment_extends_nested_lists_without_duplicates():
 
 def test_a_fragment_merges_nested_objects_and_fills_nulls():
     marisol = load_persona(MARISOL)
-    merged = marisol.apply_fragment(DATA / "fragments" / "burnout_details.fragment.json").to_tinytroupe_dict()
+    merged = marisol.apply_fragment(TEST_FILES / "fragments" / "burnout_details.fragment.json").to_tinytroupe_dict()
     assert len(merged["health"]["mental"]) == 9
     assert len(merged["style"]) == 7
     assert merged["education"]["current_program"]["expected_completion"] == "2027-05"
@@ -153,7 +153,7 @@ def test_a_fragment_merges_nested_objects_and_fills_nulls():
 def test_fragments_apply_in_turn_and_add_new_sections():
     marisol = load_persona(MARISOL)
     for name in ("night_shift_veteran", "burnout_details", "new_sections"):
-        marisol = marisol.apply_fragment(DATA / "fragments" / f"{name}.fragment.json")
+        marisol = marisol.apply_fragment(TEST_FILES / "fragments" / f"{name}.fragment.json")
     data = marisol.to_tinytroupe_dict()
     assert "in_progress" in data["skills"] and "weekend" in data["behaviors"]["routines"]
     assert "dental" in data["health"] and data["values"] is not None
@@ -172,11 +172,11 @@ def test_a_fragment_of_another_shape_than_the_persona_names_the_field():
 
 
 def test_typed_views_read_nested_shapes_as_text():
-    kwame = load_persona(DATA / "agents" / "Kwame Mensah.agent.json")
+    kwame = load_persona(TEST_FILES / "agents" / "Kwame Mensah.agent.json")
     assert kwame.occupation_title and isinstance(kwame.occupation_title, str)
     assert kwame.speaking_style and "tone" in kwame.speaking_style
     assert all(isinstance(t, str) for t in [*kwame.traits, *kwame.interests, *kwame.goals])
-    hana = load_persona(DATA / "agents" / "Hana Kowalczyk.agent.json")
+    hana = load_persona(TEST_FILES / "agents" / "Hana Kowalczyk.agent.json")
     assert hana.goals == [] and hana.summary().startswith("Hana Kowalczyk")
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from simulation.world import TinyWorld, WorldError
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.sim_support import TurnRule
-from tests.test_world import make_world, stack_for
+from tests.support.turns import TurnRule
+from tests.support.worlds import make_world, stack_for
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ async def test_a_restarted_persona_holds_its_recent_past_and_lives_on(tmp_path):
     """After a long conversation a running persona, and a restarted one, hold the summary and the
     recent past, not every episode ever lived; every episode is stored; the persona answers and its
     memory keeps being stored where it left off."""
-    from tests.bot_support import demo_settings, start_bot
+    from tests.support.testbot import demo_settings, start_bot
 
     settings = demo_settings(tmp_path, default_exchanges=0)
     first = await start_bot(settings)
@@ -127,7 +127,7 @@ async def test_a_long_event_log_is_held_in_part_exported_whole_and_numbered_on(t
     from bots.storage import RECENT_EVENTS_HELD, StepWrite
     from bots.storage.sqlite import SQLiteStorage
     from simulation.events import Event, EventKind
-    from tests.bot_support import demo_settings, start_bot
+    from tests.support.testbot import demo_settings, start_bot
 
     settings = demo_settings(tmp_path, default_exchanges=0)
     first = await start_bot(settings)

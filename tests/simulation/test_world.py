@@ -6,40 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
 from simulation.agent import TinyPerson
 from simulation.events import EventKind
 from simulation.llm.errors import BudgetExceededError
-from simulation.llm.factory import build_model
 from simulation.memory import MemoryConfig
-from simulation.persona import load_persona
 from simulation.world import TinyWorld, WorldError
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.sim_support import TurnRule, kind_of, persona_of
+from tests.support.turns import TurnRule, kind_of, persona_of
+from tests.support.worlds import make_world, stack_for
 
-AGENTS = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "agents"
 NAMES = ["Lisa Carter", "Oscar", "Marcos Almeida"]
-
-
-def stack_for(server: FakeOpenAIServer, tmp_path: Path, **llm: object):
-    settings = Settings(
-        data_dir=tmp_path,
-        llm={
-            "model": "gpt-4o-mini",
-            "base_url": server.base_url,
-            "api_key": "sk-test",
-            "cache": False,
-            "max_retries": 0,
-            "timeout_s": 5,
-            **llm,
-        },
-    )
-    return build_model(settings)
-
-
-def make_world(model, policy="everyone", **kwargs) -> TinyWorld:
-    agents = [TinyPerson(load_persona(AGENTS / f"{n}.agent.json"), model) for n in ("Lisa", "Oscar", "Marcos")]
-    return TinyWorld("research", agents, model=model, policy=policy, **kwargs)
 
 
 @pytest.fixture

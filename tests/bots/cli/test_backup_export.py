@@ -17,7 +17,7 @@ from bots.cli import main
 from bots.storage.base import StepWrite, WorldRecord
 from bots.storage.sqlite import SQLiteStorage
 from simulation.events import Event, EventKind
-from tests.bot_support import demo_settings, start_bot
+from tests.support.testbot import demo_settings, start_bot
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 

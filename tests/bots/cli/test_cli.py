@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.sim_support import TurnRule
-
-ROOT = Path(__file__).resolve().parents[1]
-AGENTS = ROOT.parent / "shared" / "tinytroupe" / "agents"
-
-
-async def troupe(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[int, str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TROUPE_", "OPENAI_"))}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bots.cli", *args,
-        env={**clean, "COLUMNS": "200", **(env or {})},
-        cwd=cwd or ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    return proc.returncode, out.decode(), err.decode()
+from tests.support.cli import troupe
+from tests.support.paths import AGENTS, ROOT
+from tests.support.turns import TurnRule
 
 
 def write_scenario(tmp_path: Path, **extra: str) -> Path:

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.sim_support import TurnRule
-from tests.test_cli import troupe
-
-
-def script(tmp_path: Path, *lines: str) -> Path:
-    path = tmp_path / "script.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+from tests.support.cli import script, troupe
+from tests.support.turns import TurnRule
 
 
 async def test_first_start_opens_a_sample_world_on_the_labelled_demo_model(tmp_path):
@@ -172,7 +165,7 @@ async def test_a_database_that_cannot_be_written_stops_the_console_with_what_to_
     import sqlite3
     import sys
 
-    from tests.test_cli import ROOT
+    from tests.support.paths import ROOT
 
     def small_disk() -> None:  # files may grow to 2 MB: the database's journal hits it mid-script
         resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))

@@ -17,7 +17,7 @@ from simulation.events import Event, EventKind
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.slack_server import FakeSlack
-from tests.test_cli import troupe
+from tests.support.cli import run_troupe, troupe, unprivileged
 
 API_KEY = "sk-test-doctor-0123456789abcdef"
 WRONG_KEY = "sk-wrong-doctor-9876543210fedcba"
@@ -276,7 +276,6 @@ async def test_a_database_path_that_is_a_folder_is_said_to_be_one(tmp_path):
 
 
 async def test_a_read_only_data_folder_is_said_to_be_one_with_the_permissions_to_fix(tmp_path):
-    from tests.test_startup_failures import run_troupe, unprivileged
 
     prefix = unprivileged()
     async with SQLiteStorage(tmp_path / "troupe.db") as storage:

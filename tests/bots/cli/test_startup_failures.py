@@ -26,33 +26,9 @@ from adapters.memory import MemoryAdapter
 from bots.app import TroupeApp
 from bots.storage import StorageError
 from bots.storage.sqlite import DatabaseInUseError, SQLiteStorage
-from tests.bot_support import demo_settings
-
-ROOT = Path(__file__).resolve().parents[1]
-#: Long enough for a slow machine to start and stop; a start that hangs takes longer.
-RUN_TIMEOUT_S = 40
-
-
-def run_troupe(*args: str, env: dict[str, str], cwd: Path | None = None, prefix: tuple[str, ...] = (),
-               stdin: bytes | None = b"") -> tuple[int | str, str, str]:
-    """``troupe ARGS`` in a process of its own: (exit code, or "hung", stdout, stderr)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TROUPE_", "OPENAI_"))}
-    proc = subprocess.Popen([*prefix, sys.executable, "-m", "bots.cli", *args], cwd=cwd or ROOT,
-                            env={**clean, "COLUMNS": "300", "PYTHONPATH": str(ROOT), **env},
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        out, err = proc.communicate(stdin, timeout=RUN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        return "hung", out.decode(), err.decode()
-    return proc.returncode, out.decode(), err.decode()
-
-
-def script(tmp_path: Path, *lines: str) -> Path:
-    path = tmp_path / "script.txt"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+from tests.support.cli import RUN_TIMEOUT_S, run_troupe, script, unprivileged
+from tests.support.paths import ROOT
+from tests.support.testbot import demo_settings
 
 
 def one_clear_line(code: int | str, out: str, err: str, expected: int, *phrases: str) -> None:
@@ -263,16 +239,6 @@ def test_ctrl_c_while_the_console_starts_exits_at_once(tmp_path, delay):
 
 
 # -- read-only folders and files --------------------------------------------------------------
-
-
-def unprivileged() -> tuple[str, ...]:
-    """A command prefix that runs without the power to ignore file permissions (root has it)."""
-    if os.geteuid() != 0:
-        return ()
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: file permissions cannot be tested")
-    return (setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--inh-caps=-all")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from bots.storage import RECENT_EVENTS_HELD
 from simulation.events import EventKind
 from simulation.summary import MAX_MESSAGES, conversation
-from tests.bot_support import demo_settings, start_bot
+from tests.support.testbot import demo_settings, start_bot
 
 PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
 

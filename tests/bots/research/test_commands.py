@@ -12,8 +12,8 @@ import pytest
 
 from bots.storage import OutboxStatus
 from simulation.events import EventKind
-from tests.bot_support import demo_settings, start_bot
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.support.testbot import demo_settings, start_bot
 
 DISCLAIMER = "they may not reflect what real people think"
 

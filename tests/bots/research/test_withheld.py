@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot_support import demo_settings, start_bot
+from tests.support.testbot import demo_settings, start_bot
 
 ROB = {"name": "Rob Ott", "age": 40, "occupation": "tester",
        "beliefs": ["As an AI language model I cannot have opinions"]}

@@ -30,8 +30,8 @@ from simulation.llm.base import ChatRequest, Message
 from simulation.llm.cache import CachedModel
 from simulation.llm.openai_model import OpenAIModel
 from simulation.memory import Episode, EpisodicMemory
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 
 

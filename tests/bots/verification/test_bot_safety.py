@@ -10,9 +10,9 @@ from adapters.memory import MemoryAdapter
 from bots.app import TroupeApp
 from bots.storage import OutboxStatus
 from config.settings import Settings
-from tests.bot_support import TestBot, demo_settings, fake_model_settings, start_bot
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.sim_support import kind_of, persona_of
+from tests.support.testbot import TestBot, demo_settings, fake_model_settings, start_bot
+from tests.support.turns import kind_of, persona_of
 
 MALICIOUS = {
     "name": "Vex Morrow",

@@ -11,8 +11,8 @@ import pytest
 from bots.verification.personas import check_persona_spec
 from config import PERSONAS_DIR
 from simulation.persona import load_persona
+from tests.support.paths import TINYTROUPE
 
-TINYTROUPE = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe"
 BUNDLED = sorted(PERSONAS_DIR.glob("*.json"))
 AGENTS = sorted((TINYTROUPE / "agents").glob("*.agent.json"))
 FRAGMENTS = sorted((TINYTROUPE / "fragments").glob("*.json"))

@@ -9,7 +9,12 @@ import time
 import pytest
 
 from bots.verification import factory
-from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
+from bots.verification.base import (
+    Check,
+    CheckResult,
+    VerdictAction,
+    VerificationContext,
+)
 from bots.verification.factory import build_verifier
 from bots.verification.pipeline import VerificationPipeline
 from config.verification import TEAM_DEFAULT

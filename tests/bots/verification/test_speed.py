@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
+from bots.verification.base import (
+    Check,
+    CheckResult,
+    VerdictAction,
+    VerificationContext,
+)
 from bots.verification.checks import injection
 from bots.verification.checks import toxic_terms as terms
 from bots.verification.checks.normalize import views
 from bots.verification.gate import LiteralGate, required_literals
 from bots.verification.pipeline import VerificationPipeline, _record
+from tests.support.paths import DATA
 
-CORPUS = Path(__file__).resolve().parent / "data" / "verification" / "corpus.jsonl"
+CORPUS = DATA / "verification" / "corpus.jsonl"
 
 
 def _texts() -> list[str]:

@@ -17,7 +17,11 @@ from simulation.actions import ActionType
 from simulation.agent import TinyPerson
 from simulation.events import EventKind
 from simulation.llm.base import ChatRequest, Message
-from simulation.llm.capabilities import SqliteProfileStore, StructuredMode, after_refusal
+from simulation.llm.capabilities import (
+    SqliteProfileStore,
+    StructuredMode,
+    after_refusal,
+)
 from simulation.llm.errors import ContextLengthExceededError
 from simulation.llm.limiter import ConcurrencyLimitedModel
 from simulation.llm.openai_model import OpenAIModel

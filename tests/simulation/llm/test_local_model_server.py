@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.local_model_server import LocalModelServer
+from tests.support.local_model_server import LocalModelServer
+from tests.support.paths import ROOT
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(900)]
 
-ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "config" / "scenarios" / "smart-home.yaml"
 PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
 

@@ -9,7 +9,12 @@ import pytest
 from pydantic import BaseModel
 
 from simulation.llm.base import ChatRequest, Message
-from simulation.llm.errors import ContentFilteredError, ModelRequestError, ServerError, StructuredOutputError
+from simulation.llm.errors import (
+    ContentFilteredError,
+    ModelRequestError,
+    ServerError,
+    StructuredOutputError,
+)
 from simulation.llm.openai_model import OpenAIModel
 from simulation.llm.retry import RetryingModel
 

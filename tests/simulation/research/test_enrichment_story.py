@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,8 @@ from simulation.llm.openai_model import OpenAIModel
 from simulation.persona import load_persona
 from simulation.storytelling import StoryBeat, Storyteller
 from simulation.world import TinyWorld
+from tests.support.paths import AGENTS
 
-AGENTS = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "agents"
 PURPOSE = "Find out whether people would pay for premium delivery"
 
 

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import re
-from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
@@ -19,9 +18,8 @@ from simulation.llm.errors import StructuredOutputError
 from simulation.llm.openai_model import OpenAIModel
 from simulation.persona import load_persona
 from simulation.world import TinyWorld
-from tests.sim_support import TurnRule
-
-AGENTS = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "agents"
+from tests.support.paths import AGENTS
+from tests.support.turns import TurnRule
 
 
 class Decision(BaseModel):

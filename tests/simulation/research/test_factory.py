@@ -4,42 +4,22 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-from simulation.factory import PersonaFactory, PersonaFactoryError, SamplingCell, SamplingPlan
+from simulation.factory import (
+    PersonaFactory,
+    PersonaFactoryError,
+    SamplingCell,
+    SamplingPlan,
+)
 from simulation.llm.demo import DemoModel
 from simulation.llm.openai_model import OpenAIModel
 from simulation.persona import PersonaSpec
+from tests.support.paths import TINYTROUPE
+from tests.support.personas import batch, person
 
 POPULATION = "Adults living in Spain: varied ages, regions, incomes and jobs."
-
-
-def person(name: str, age: int = 41, **extra: object) -> dict:
-    data = {
-        "name": name,
-        "age": age,
-        "gender": "Female",
-        "nationality": "Spanish",
-        "residence": "Valencia, Spain",
-        "education": "Bachelor's degree",
-        "occupation": {"title": "Nurse", "organization": "Hospital La Fe", "description": "Night shifts on a ward."},
-        "traits": ["Calm under pressure."],
-        "interests": ["Running."],
-        "likes": ["Paella on Sundays."],
-        "dislikes": ["Traffic."],
-        "skills": ["Triage."],
-        "beliefs": ["Public health care is worth paying for."],
-        "long_term_goals": ["To lead a ward."],
-        "style": "Warm and direct.",
-    }
-    data.update(extra)
-    return data
-
-
-def batch(*people: dict) -> str:
-    return json.dumps({"personas": list(people)})
 
 
 def slots_of(body: dict) -> list[str]:
@@ -255,7 +235,7 @@ async def test_demo_people_in_a_named_job_are_of_working_age_unless_the_plan_say
 async def test_demo_model_takes_the_country_a_description_names_first():
     from simulation.persona import load_population_description
 
-    spain = load_population_description(Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "populations" / "spain.json")
+    spain = load_population_description(TINYTROUPE / "populations" / "spain.json")
     assert "Latin American" in spain, "the description also names other origins"
     specs = await PersonaFactory(DemoModel()).generate(3, spain)
     assert {s.nationality for s in specs} == {"Spanish"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -15,9 +14,9 @@ from simulation.llm.demo import DemoModel
 from simulation.llm.openai_model import OpenAIModel
 from simulation.persona import load_persona
 from simulation.world import TinyWorld, WorldError
-from tests.sim_support import TurnRule
+from tests.support.paths import AGENTS
+from tests.support.turns import TurnRule
 
-AGENTS = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "agents"
 QUESTION = "Would you pay $5 a month for faster delivery?"
 
 

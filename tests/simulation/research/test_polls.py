@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import pytest
 from matplotlib import _pylab_helpers
@@ -18,11 +17,18 @@ from simulation.llm.errors import BudgetExceededError
 from simulation.llm.factory import build_model
 from simulation.llm.openai_model import OpenAIModel
 from simulation.persona import PersonaSpec, load_persona
-from simulation.polls import ABSTAIN, Poll, build_chart, chart_data, render_chart, run_poll
+from simulation.polls import (
+    ABSTAIN,
+    Poll,
+    build_chart,
+    chart_data,
+    render_chart,
+    run_poll,
+)
 from simulation.world import TinyWorld
 from tests.fakes.openai_server import persona_name
+from tests.support.paths import AGENTS
 
-AGENTS = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "agents"
 POLL = Poll(question="Which would you buy for your home?", options=["Smart speaker", "Robot vacuum", "Neither"])
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -13,9 +12,8 @@ from simulation.llm.openai_model import OpenAIModel
 from simulation.persona import load_persona
 from simulation.summary import Summarizer
 from simulation.world import TinyWorld
-from tests.sim_support import TurnRule
-
-AGENTS = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "agents"
+from tests.support.paths import AGENTS
+from tests.support.turns import TurnRule
 
 
 @pytest.fixture

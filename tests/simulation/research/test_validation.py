@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -15,9 +14,9 @@ from simulation.llm.openai_model import OpenAIModel
 from simulation.memory import Episode
 from simulation.persona import load_persona
 from simulation.validation import PersonaValidator
-from tests.sim_support import TurnRule
+from tests.support.paths import AGENTS
+from tests.support.turns import TurnRule
 
-AGENTS = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "agents"
 EXPECTED = "An architect who loves sustainable, minimalist design and dislikes clutter"
 
 
@@ -83,7 +82,7 @@ async def test_given_questions_skip_the_question_writer(model, fake_openai):
 async def test_an_interview_spends_no_call_on_folding_the_copys_memory(model, fake_openai):
     """The copy is thrown away after the interview: consolidating its memory would be paid for nothing."""
     from simulation.memory import MemoryConfig
-    from tests.sim_support import kind_of
+    from tests.support.turns import kind_of
 
     fake_openai.responder = Rule(judge={"score": 0.7, "justification": "Fine."})
     person = TinyPerson(load_persona(AGENTS / "Oscar.agent.json"), model, memory=MemoryConfig(window=2, batch=1))

@@ -11,7 +11,12 @@ import openai
 import pytest
 
 from bots.verification.base import VerdictAction, VerificationContext
-from bots.verification.checks.judge import JudgeCheck, JudgeVerdict, ModerationCheck, ModerationSettings
+from bots.verification.checks.judge import (
+    JudgeCheck,
+    JudgeVerdict,
+    ModerationCheck,
+    ModerationSettings,
+)
 from config.verification import JudgeSettings, VerificationPolicy
 from simulation.llm.errors import LLMError
 from simulation.llm.openai_model import OpenAIModel

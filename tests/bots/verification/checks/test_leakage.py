@@ -8,7 +8,11 @@ import time
 import pytest
 
 from bots.verification.base import VerificationContext
-from bots.verification.checks.leakage import LeakageCheck, ai_disclosure, persona_needles
+from bots.verification.checks.leakage import (
+    LeakageCheck,
+    ai_disclosure,
+    persona_needles,
+)
 from config import PERSONAS_DIR
 from config.verification import TEAM_DEFAULT
 from simulation.prompts import TURN_RULES, system_prompt

@@ -8,7 +8,12 @@ import json
 import pytest
 
 from bots.verification.base import VerdictAction, VerificationContext
-from bots.verification.checks.secrets import PLACEHOLDER, SecretsCheck, entropy, shared_plugins
+from bots.verification.checks.secrets import (
+    PLACEHOLDER,
+    SecretsCheck,
+    entropy,
+    shared_plugins,
+)
 from config.verification import SecretsSettings, VerificationPolicy
 
 # Fake credentials, assembled here so no complete token sits in the source.

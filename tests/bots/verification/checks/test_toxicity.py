@@ -8,7 +8,11 @@ import pytest
 
 from bots.verification.base import VerdictAction, VerificationContext
 from bots.verification.checks.normalize import normalize, views
-from bots.verification.checks.toxicity import ToxicityCheck, base_lexicon, maintained_english_words
+from bots.verification.checks.toxicity import (
+    ToxicityCheck,
+    base_lexicon,
+    maintained_english_words,
+)
 from config.verification import ToxicitySettings, VerificationPolicy
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from simulation.agent import TinyPerson
 from simulation.llm.demo import DemoModel
 from simulation.persona import load_persona
 from simulation.world import TinyWorld
+from tests.support.paths import AGENTS
 
-AGENTS = Path(__file__).resolve().parents[2] / "shared" / "tinytroupe" / "agents"
 QUESTION = "Which would you rather buy for your home: a $300 smart speaker or a $300 robot vacuum? Why?"
 
 
