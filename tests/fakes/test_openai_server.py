@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import openai
 import pytest
@@ -41,14 +40,8 @@ MESSAGES = [
 LONG = [{"role": "user", "content": "The deploy failed again and nobody knows why. " * 40}]
 
 
-@pytest.fixture
-async def client(fake_openai: FakeOpenAIServer) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=fake_openai.base_url, api_key="sk-test", max_retries=0) as client:
-        yield client
-
-
-async def ask(client: openai.AsyncOpenAI, messages: list[dict] = MESSAGES, **options) -> str:
-    completion = await client.chat.completions.create(model="gpt-4o-mini", messages=messages, **options)
+async def ask(openai_client: openai.AsyncOpenAI, messages: list[dict] = MESSAGES, **options) -> str:
+    completion = await openai_client.chat.completions.create(model="gpt-4o-mini", messages=messages, **options)
     return completion.choices[0].message.content
 
 
@@ -63,10 +56,10 @@ def test_every_flavor_is_covered():
 @pytest.mark.parametrize(
     ("flavor", "format_name"), [(flavor, name) for flavor, names in ACCEPTED.items() for name in names]
 )
-async def test_accepted_formats_get_json(fake_openai, client, flavor, format_name):
+async def test_accepted_formats_get_json(fake_openai, openai_client, flavor, format_name):
     fake_openai.flavor = flavor
 
-    content = await ask(client, response_format=FORMATS[format_name])
+    content = await ask(openai_client, response_format=FORMATS[format_name])
 
     value = json.loads(content)
     assert isinstance(value, dict)
@@ -90,12 +83,12 @@ async def test_azure_before_2024_08_01_refuses_json_schema(fake_openai):
 
 
 @pytest.mark.parametrize("strict", [True, False])
-async def test_llama_cpp_python_fails_json_schema_validation_with_a_500(fake_openai, client, strict):
+async def test_llama_cpp_python_fails_json_schema_validation_with_a_500(fake_openai, openai_client, strict):
     fake_openai.flavor = "llama_cpp_python"
     name = "json_schema_strict" if strict else "json_schema"
 
     with pytest.raises(openai.InternalServerError) as failed:
-        await ask(client, response_format=FORMATS[name])
+        await ask(openai_client, response_format=FORMATS[name])
 
     assert failed.value.status_code == 500 and failed.value.type == "internal_server_error"
     message = failed.value.body["message"]
@@ -103,41 +96,41 @@ async def test_llama_cpp_python_fails_json_schema_validation_with_a_500(fake_ope
     assert "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'" in message
 
 
-async def test_llama_cpp_python_json_object_follows_only_its_own_schema(fake_openai, client):
+async def test_llama_cpp_python_json_object_follows_only_its_own_schema(fake_openai, openai_client):
     fake_openai.flavor = "llama_cpp_python"
 
-    constrained = json.loads(await ask(client, response_format=FORMATS["json_object_schema"]))
-    loose = json.loads(await ask(client, response_format=FORMATS["json_object"]))
+    constrained = json.loads(await ask(openai_client, response_format=FORMATS["json_object_schema"]))
+    loose = json.loads(await ask(openai_client, response_format=FORMATS["json_object"]))
 
     assert fits(constrained)
     assert isinstance(loose, dict) and not fits(loose)
     assert loose["response"].startswith("Omar here")
 
 
-async def test_llama_cpp_refuses_a_type_it_does_not_know(fake_openai, client):
+async def test_llama_cpp_refuses_a_type_it_does_not_know(fake_openai, openai_client):
     fake_openai.flavor = "llama_cpp"
 
     with pytest.raises(openai.BadRequestError) as refused:
-        await ask(client, response_format={"type": "xml"})
+        await ask(openai_client, response_format={"type": "xml"})
 
     assert refused.value.type == "invalid_request_error"
     assert refused.value.body["message"] == 'response_format type must be one of "text" or "json_object", but got: xml'
 
 
-async def test_lmstudio_refuses_json_object_with_a_bare_string(fake_openai, client):
+async def test_lmstudio_refuses_json_object_with_a_bare_string(fake_openai, openai_client):
     fake_openai.flavor = "lmstudio"
 
     for name in ("json_object", "json_object_schema"):
         with pytest.raises(openai.BadRequestError) as refused:
-            await ask(client, response_format=FORMATS[name])
+            await ask(openai_client, response_format=FORMATS[name])
         assert refused.value.body == "'response_format.type' must be 'json_schema' or 'text'"
         assert refused.value.code is None
 
 
-async def test_ollama_ignores_a_type_it_does_not_know(fake_openai, client):
+async def test_ollama_ignores_a_type_it_does_not_know(fake_openai, openai_client):
     fake_openai.flavor = "ollama"
 
-    content = await ask(client, response_format={"type": "xml"})
+    content = await ask(openai_client, response_format={"type": "xml"})
 
     assert content.startswith("Omar here")
 
@@ -146,20 +139,20 @@ async def test_ollama_ignores_a_type_it_does_not_know(fake_openai, client):
 
 
 async def overflow(
-    server: FakeOpenAIServer, client: openai.AsyncOpenAI, **options
+    server: FakeOpenAIServer, openai_client: openai.AsyncOpenAI, **options
 ) -> tuple[openai.APIStatusError, int]:
     """The error a request gets, and the prompt tokens the server counted for it."""
     with pytest.raises(openai.APIStatusError) as failed:
-        await ask(client, **options)
+        await ask(openai_client, **options)
     return failed.value, prompt_tokens(server.requests[-1].body)
 
 
 @pytest.mark.parametrize("flavor", ["openai", "azure_old"])
-async def test_openai_counts_the_messages_then_the_completion_budget(fake_openai, client, flavor):
+async def test_openai_counts_the_messages_then_the_completion_budget(fake_openai, openai_client, flavor):
     fake_openai.flavor, fake_openai.context_tokens = flavor, 100
 
-    long, long_prompt = await overflow(fake_openai, client, messages=LONG)
-    budget, prompt = await overflow(fake_openai, client, max_completion_tokens=90)
+    long, long_prompt = await overflow(fake_openai, openai_client, messages=LONG)
+    budget, prompt = await overflow(fake_openai, openai_client, max_completion_tokens=90)
 
     for error in (long, budget):
         assert isinstance(error, openai.BadRequestError)
@@ -172,13 +165,13 @@ async def test_openai_counts_the_messages_then_the_completion_budget(fake_openai
         f"This model's maximum context length is 100 tokens. However, you requested {prompt + 90} tokens "
         f"({prompt} in the messages, 90 in the completion). Please reduce the length of the messages or completion."
     )
-    assert await ask(client, max_completion_tokens=10)
+    assert await ask(openai_client, max_completion_tokens=10)
 
 
-async def test_llama_cpp_python_refuses_a_prompt_that_fills_the_window(fake_openai, client):
+async def test_llama_cpp_python_refuses_a_prompt_that_fills_the_window(fake_openai, openai_client):
     fake_openai.flavor, fake_openai.context_tokens = "llama_cpp_python", 100
 
-    error, prompt = await overflow(fake_openai, client, messages=LONG)
+    error, prompt = await overflow(fake_openai, openai_client, messages=LONG)
 
     assert isinstance(error, openai.BadRequestError) and error.code == "context_length_exceeded"
     assert error.body["message"] == (
@@ -186,13 +179,13 @@ async def test_llama_cpp_python_refuses_a_prompt_that_fills_the_window(fake_open
         f"({prompt} in the messages, None in the completion). Please reduce the length of the messages or completion."
     )
     # A completion budget past the window is trimmed, not refused.
-    assert await ask(client, max_tokens=500)
+    assert await ask(openai_client, max_tokens=500)
 
 
-async def test_llama_cpp_reports_both_counts(fake_openai, client):
+async def test_llama_cpp_reports_both_counts(fake_openai, openai_client):
     fake_openai.flavor, fake_openai.context_tokens = "llama_cpp", 100
 
-    error, prompt = await overflow(fake_openai, client, messages=LONG)
+    error, prompt = await overflow(fake_openai, openai_client, messages=LONG)
 
     assert isinstance(error, openai.BadRequestError)
     assert error.body == {
@@ -202,14 +195,14 @@ async def test_llama_cpp_reports_both_counts(fake_openai, client):
         "n_prompt_tokens": prompt,
         "n_ctx": 100,
     }
-    assert await ask(client, max_tokens=500)
+    assert await ask(openai_client, max_tokens=500)
 
 
-async def test_vllm_counts_the_completion_budget(fake_openai, client):
+async def test_vllm_counts_the_completion_budget(fake_openai, openai_client):
     fake_openai.flavor, fake_openai.context_tokens = "vllm", 100
 
-    budget, prompt = await overflow(fake_openai, client, max_tokens=90)
-    long, long_prompt = await overflow(fake_openai, client, messages=LONG)
+    budget, prompt = await overflow(fake_openai, openai_client, max_tokens=90)
+    long, long_prompt = await overflow(fake_openai, openai_client, messages=LONG)
 
     assert isinstance(budget, openai.BadRequestError)
     assert (budget.type, budget.code, budget.param) == ("BadRequestError", "400", None)
@@ -223,10 +216,10 @@ async def test_vllm_counts_the_completion_budget(fake_openai, client):
     )
 
 
-async def test_lmstudio_cannot_keep_the_prompt(fake_openai, client):
+async def test_lmstudio_cannot_keep_the_prompt(fake_openai, openai_client):
     fake_openai.flavor, fake_openai.context_tokens = "lmstudio", 100
 
-    error, prompt = await overflow(fake_openai, client, messages=LONG)
+    error, prompt = await overflow(fake_openai, openai_client, messages=LONG)
 
     assert isinstance(error, openai.BadRequestError)
     assert error.body == (
@@ -236,10 +229,10 @@ async def test_lmstudio_cannot_keep_the_prompt(fake_openai, client):
     )
 
 
-async def test_ollama_truncates_silently_and_bills_the_window(fake_openai, client):
+async def test_ollama_truncates_silently_and_bills_the_window(fake_openai, openai_client):
     fake_openai.flavor, fake_openai.context_tokens = "ollama", 100
 
-    completion = await client.chat.completions.create(model="llama3.1", messages=LONG, max_tokens=500)
+    completion = await openai_client.chat.completions.create(model="llama3.1", messages=LONG, max_tokens=500)
 
     assert completion.choices[0].message.content
     assert completion.usage.prompt_tokens == 100 < prompt_tokens(fake_openai.requests[-1].body)
@@ -260,10 +253,10 @@ def test_an_unknown_flavor_is_refused():
         FakeOpenAIServer(flavor="sglang")
 
 
-async def test_the_refuse_flags_still_come_first(fake_openai, client):
+async def test_the_refuse_flags_still_come_first(fake_openai, openai_client):
     fake_openai.flavor, fake_openai.refuse_json_object = "lmstudio", True
 
     with pytest.raises(openai.BadRequestError) as refused:
-        await ask(client, response_format=FORMATS["json_object"])
+        await ask(openai_client, response_format=FORMATS["json_object"])
 
     assert refused.value.param == "response_format"  # OpenAI's refusal, not LM Studio's bare string

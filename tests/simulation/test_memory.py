@@ -12,17 +12,10 @@ import pytest
 from simulation.agent import TinyPerson
 from simulation.memory import MemoryConfig
 from simulation.persona import load_persona
-from tests.fakes.openai_server import FakeOpenAIServer, count_tokens
+from tests.fakes.openai_server import count_tokens
 from tests.support.paths import AGENTS
 from tests.support.turns import TurnRule, kind_of, persona_of
 from tests.support.worlds import stack_for
-
-
-@pytest.fixture
-async def server():
-    async with FakeOpenAIServer() as fake:
-        fake.responder = TurnRule()
-        yield fake
 
 
 def prompt_tokens(request) -> int:

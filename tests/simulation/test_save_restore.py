@@ -8,16 +8,7 @@ import sqlite3
 import pytest
 
 from simulation.world import TinyWorld, WorldError
-from tests.fakes.openai_server import FakeOpenAIServer
-from tests.support.turns import TurnRule
 from tests.support.worlds import make_world, stack_for
-
-
-@pytest.fixture
-async def server():
-    async with FakeOpenAIServer() as fake:
-        fake.responder = TurnRule()
-        yield fake
 
 
 def dump(world: TinyWorld) -> list[dict]:

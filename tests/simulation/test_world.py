@@ -11,18 +11,10 @@ from simulation.events import EventKind
 from simulation.llm.errors import BudgetExceededError
 from simulation.memory import MemoryConfig
 from simulation.world import TinyWorld, WorldError
-from tests.fakes.openai_server import FakeOpenAIServer
-from tests.support.turns import TurnRule, kind_of, persona_of
+from tests.support.turns import kind_of, persona_of
 from tests.support.worlds import make_world, stack_for
 
 NAMES = ["Lisa Carter", "Oscar", "Marcos Almeida"]
-
-
-@pytest.fixture
-async def server():
-    async with FakeOpenAIServer() as fake:
-        fake.responder = TurnRule()
-        yield fake
 
 
 @pytest.fixture

@@ -9,6 +9,9 @@ from bots.app import TroupeApp
 from config.settings import Settings
 from tests.fakes.openai_server import FakeOpenAIServer
 
+#: Bundled personas a team room is often started with.
+TEAM = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
+
 
 class TestBot:
     __test__ = False

@@ -29,6 +29,10 @@ def stack_for(server: FakeOpenAIServer, tmp_path: Path, **llm: object):
     return build_model(settings)
 
 
+def people(model, names: tuple[str, ...] = ("Lisa", "Oscar", "Marcos")) -> list[TinyPerson]:
+    """TinyTroupe's example personas (by file name: Lisa Carter, Oscar, Marcos Almeida), thinking with ``model``."""
+    return [TinyPerson(load_persona(AGENTS / f"{n}.agent.json"), model) for n in names]
+
+
 def make_world(model, policy="everyone", **kwargs) -> TinyWorld:
-    agents = [TinyPerson(load_persona(AGENTS / f"{n}.agent.json"), model) for n in ("Lisa", "Oscar", "Marcos")]
-    return TinyWorld("research", agents, model=model, policy=policy, **kwargs)
+    return TinyWorld("research", people(model), model=model, policy=policy, **kwargs)

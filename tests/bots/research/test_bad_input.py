@@ -12,20 +12,7 @@ import pytest
 from bots.storage import RECENT_EVENTS_HELD
 from simulation.events import EventKind
 from simulation.summary import MAX_MESSAGES, conversation
-from tests.support.testbot import demo_settings, start_bot
-
-PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
-
-
-@pytest.fixture
-async def bot(tmp_path: Path):
-    started = await start_bot(demo_settings(tmp_path, file_dirs=[tmp_path]))
-    await started.command("start Pricing research")
-    for name in PERSONAS:
-        await started.command(f"persona add {name}")
-    await started.say("Should we ship the new onboarding flow on Friday?")
-    yield started
-    await started.app.stop()
+from tests.support.testbot import TEAM, demo_settings, start_bot
 
 
 def cards(sent) -> list:
@@ -149,7 +136,6 @@ async def test_repeated_extract_fields_are_an_input_mistake_not_a_failure_to_ret
 async def test_a_schema_with_odd_property_names_extracts_every_property(bot, tmp_path: Path) -> None:
     path = tmp_path / "schema.json"
     path.write_text(json.dumps({"type": "object", "properties": {"a b": {}, "field_0": {}}}), encoding="utf-8")
-    bot.adapter.uploads = True
     sent = await bot.command(f"extract --schema {path}")
     data = json.loads(next(s for s in sent if s.kind == "file").file[1])
     assert all(set(record) == {"a b", "field_0"} for record in data["records"].values())
@@ -166,7 +152,7 @@ async def test_a_schema_with_odd_property_names_extracts_every_property(bot, tmp
 async def test_a_file_that_cannot_be_saved_is_reported_and_the_command_counts_as_failed(bot, tmp_path: Path,
                                                                                         command: str) -> None:
     (tmp_path / "exports").write_text("not a folder")
-    bot.adapter.on_host = True  # as in the console, which saves the files it cannot show
+    bot.adapter.on_host, bot.adapter.uploads = True, False  # as in the console, which saves the files it cannot show
     failed = []
     bot.adapter.command_failed = failed.append
     sent = await bot.command(command)
@@ -231,7 +217,7 @@ def test_a_focus_group_library_user_naming_a_persona_twice_gets_it_once() -> Non
     from simulation.world import TinyWorld
 
     model = DemoModel()
-    world = TinyWorld("w", [TinyPerson(find_bundled_persona(n), model) for n in PERSONAS], model=model)
+    world = TinyWorld("w", [TinyPerson(find_bundled_persona(n), model) for n in TEAM], model=model)
     group = FocusGroup(world, "Dup?", personas=["Henrik", "Priya", "priya nair", world.get("Henrik")])
     assert [a.name for a in group.personas] == ["Henrik Lindqvist", "Priya Nair"]
 
@@ -244,7 +230,7 @@ async def test_validate_without_expectations_and_generate_without_a_population_s
     assert text == 'validation needs expectations to check against: `validate NAME "EXPECTATIONS"`'
     text = one_line(await bot.reply('generate 2 "  "'))
     assert text.startswith("generating personas needs a description of the population: `generate N")
-    assert [a.name for a in session_of(bot).world.agents] == list(PERSONAS)
+    assert [a.name for a in session_of(bot).world.agents] == list(TEAM)
 
 
 # -- story --------------------------------------------------------------------------------------
@@ -265,7 +251,7 @@ async def test_a_beat_for_someone_who_left_is_not_delivered(bot) -> None:
 async def test_story_inject_with_no_personas_left_is_refused(bot) -> None:
     session = session_of(bot)
     await bot.command("story")
-    for name in PERSONAS:
+    for name in TEAM:
         await bot.command(f"persona remove {name}")
     before = session.world.event_count
     text = one_line(await bot.reply("story inject"))
@@ -282,13 +268,13 @@ async def test_the_storyteller_refuses_a_beat_for_a_persona_who_left() -> None:
     from simulation.world import TinyWorld
 
     model = DemoModel()
-    world = TinyWorld("w", [TinyPerson(find_bundled_persona(n), model) for n in PERSONAS], model=model)
+    world = TinyWorld("w", [TinyPerson(find_bundled_persona(n), model) for n in TEAM], model=model)
     teller = Storyteller(model, purpose="pricing")
     beat = StoryBeat(kind="message", content="Henrik, is it worth it?", target="Henrik Lindqvist", rationale="r")
     world.remove_agent("Henrik Lindqvist")
     with pytest.raises(StaleBeatError, match="Henrik Lindqvist, who has left"):
         await teller.inject(world, beat)
-    for name in PERSONAS[:2]:
+    for name in TEAM[:2]:
         world.remove_agent(name)
     with pytest.raises(StaleBeatError, match="no personas"):
         await teller.inject(world, beat.model_copy(update={"target": None}))

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import matplotlib.image
-import pytest
 
 from bots.storage import OutboxStatus
 from simulation.events import EventKind
@@ -16,18 +15,6 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.support.testbot import demo_settings, start_bot
 
 DISCLAIMER = "they may not reflect what real people think"
-
-
-@pytest.fixture
-async def bot(tmp_path: Path):
-    started = await start_bot(demo_settings(tmp_path))
-    started.adapter.uploads = True
-    await started.command("start Pricing research")
-    for name in ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist"):
-        await started.command(f"persona add {name}")
-    await started.say("Should we ship the new onboarding flow on Friday?")
-    yield started
-    await started.app.stop()
 
 
 def cards(sent) -> list:

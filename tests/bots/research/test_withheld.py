@@ -6,41 +6,24 @@ other personas' results are delivered as usual."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from tests.support.testbot import demo_settings, start_bot
+from tests.support.testbot import TEAM
 
 ROB = {"name": "Rob Ott", "age": 40, "occupation": "tester",
        "beliefs": ["As an AI language model I cannot have opinions"]}
-OTHERS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
 WITHHELD = "withheld by verification (leakage: out of character: says it is an AI"
 
 
-async def started_with_rob(tmp_path: Path, question: str):
-    bot = await start_bot(demo_settings(tmp_path))
-    bot.adapter.uploads = True
-    await bot.command("start Pricing research")
-    for name in OTHERS:
-        await bot.command(f"persona add {name}")
-    await bot.command(f"persona add {json.dumps(ROB)}")
-    await bot.say(question)
-    return bot
+@pytest.fixture
+async def yes_no(research_room):
+    return await research_room("Should we ship the new onboarding flow on Friday?", more=(ROB,))
 
 
 @pytest.fixture
-async def yes_no(tmp_path: Path):
-    bot = await started_with_rob(tmp_path, "Should we ship the new onboarding flow on Friday?")
-    yield bot
-    await bot.app.stop()
-
-
-@pytest.fixture
-async def open_question(tmp_path: Path):
-    bot = await started_with_rob(tmp_path, "What do you think of the new pricing page?")
-    yield bot
-    await bot.app.stop()
+async def open_question(research_room):
+    return await research_room("What do you think of the new pricing page?", more=(ROB,))
 
 
 def card_of(sent):
@@ -54,7 +37,7 @@ def assert_rob_withheld(card) -> None:
     assert "`persona remove Rob Ott`" in rob[0].value
     for line in card.text.splitlines()[1:]:
         assert "Rob" not in line and "withheld by verification" not in line or "left out" in line, line
-    assert {f.name for f in card.fields} == {*OTHERS, "Rob Ott"}
+    assert {f.name for f in card.fields} == {*TEAM, "Rob Ott"}
 
 
 async def test_summary_names_the_withheld_persona_and_lists_it_under_no_stance(yes_no) -> None:
@@ -86,13 +69,13 @@ async def test_extract_delivers_the_other_records_and_names_the_withheld_one(yes
     assert reply.text.startswith("Extracted 3 persona record(s).")
     assert f"Rob Ott: record {WITHHELD}" in reply.text and "`persona remove Rob Ott`" in reply.text
     records = json.loads(reply.file[1])["records"]
-    assert set(records) == set(OTHERS)
+    assert set(records) == set(TEAM)
 
 
 async def test_poll_does_not_count_a_vote_whose_reason_is_withheld(open_question) -> None:
     card = card_of(await open_question.command('poll "Which plan?" basic pro'))
     votes = {line.split(":")[0]: int(line.split(":")[1].split()[0]) for line in card.text.splitlines()[1:]}
-    assert sum(votes.values()) == len(OTHERS)
+    assert sum(votes.values()) == len(TEAM)
     assert "Rob" not in card.text
     rob = [f for f in card.fields if f.name.startswith("Rob Ott")]
     assert [f.name for f in rob] == ["Rob Ott: not counted"]

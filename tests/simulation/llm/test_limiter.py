@@ -9,7 +9,6 @@ import pytest
 
 from simulation.llm.base import ChatRequest, Message
 from simulation.llm.limiter import ConcurrencyLimitedModel
-from simulation.llm.openai_model import OpenAIModel
 
 
 class CountingResponder:
@@ -32,13 +31,6 @@ class CountingResponder:
 
 def ask(n: int) -> ChatRequest:
     return ChatRequest(messages=[Message(role="user", content=f"request {n}")])
-
-
-@pytest.fixture
-async def backend(fake_openai):
-    model = OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url)
-    yield model
-    await model.aclose()
 
 
 async def test_no_more_than_the_limit_reach_the_server_at_once(backend, fake_openai):

@@ -9,7 +9,6 @@ from simulation.llm.base import Attribution, ChatRequest, Message
 from simulation.llm.budget import BudgetedModel, BudgetLimits
 from simulation.llm.cache import CachedModel
 from simulation.llm.errors import BudgetExceededError
-from simulation.llm.openai_model import OpenAIModel
 from simulation.llm.tokens import count_request_tokens, count_tokens
 from simulation.llm.usage import MeteredModel, Price, Pricing, UsageLedger, UsageTotals
 
@@ -24,13 +23,6 @@ def ask(persona: str, world: str | None, text: str = "How was the offsite?") -> 
         ],
         attribution=Attribution(world=world, persona=persona),
     )
-
-
-@pytest.fixture
-async def backend(fake_openai):
-    model = OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url)
-    yield model
-    await model.aclose()
 
 
 async def test_usage_and_cost_are_attributed_per_world_and_persona(backend, fake_openai):

@@ -6,30 +6,19 @@ import json
 
 import pytest
 
-from simulation.agent import TinyPerson
 from simulation.enrichment import Enricher
 from simulation.events import EventKind
 from simulation.llm.demo import DemoModel
 from simulation.llm.errors import StructuredOutputError
-from simulation.llm.openai_model import OpenAIModel
-from simulation.persona import load_persona
 from simulation.storytelling import StoryBeat, Storyteller
 from simulation.world import TinyWorld
-from tests.support.paths import AGENTS
+from tests.support.worlds import people
 
 PURPOSE = "Find out whether people would pay for premium delivery"
 
 
-@pytest.fixture
-async def model(fake_openai):
-    backend = OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url)
-    yield backend
-    await backend.aclose()
-
-
 def world(model) -> TinyWorld:
-    people = [TinyPerson(load_persona(AGENTS / f"{n}.agent.json"), model) for n in ("Lisa", "Oscar", "Marcos")]
-    return TinyWorld("story", people, model=model)
+    return TinyWorld("story", people(model), model=model)
 
 
 def beat(**fields) -> str:

@@ -10,16 +10,13 @@ import re
 import pytest
 from pydantic import BaseModel
 
-from simulation.agent import TinyPerson
 from simulation.events import EventKind
 from simulation.extraction import ExtractionError, ResultsExtractor, ResultsReducer, to_csv
 from simulation.llm.demo import DemoModel
 from simulation.llm.errors import StructuredOutputError
-from simulation.llm.openai_model import OpenAIModel
-from simulation.persona import load_persona
 from simulation.world import TinyWorld
-from tests.support.paths import AGENTS
 from tests.support.turns import TurnRule
+from tests.support.worlds import people
 
 
 class Decision(BaseModel):
@@ -28,16 +25,8 @@ class Decision(BaseModel):
     concerns: list[str]
 
 
-@pytest.fixture
-async def model(fake_openai):
-    backend = OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url)
-    yield backend
-    await backend.aclose()
-
-
 def world(model) -> TinyWorld:
-    people = [TinyPerson(load_persona(AGENTS / f"{n}.agent.json"), model) for n in ("Lisa", "Oscar", "Marcos")]
-    return TinyWorld("extract", people, model=model)
+    return TinyWorld("extract", people(model), model=model)
 
 
 def is_extraction(body: dict) -> bool:

@@ -14,7 +14,6 @@ from simulation.factory import (
     SamplingPlan,
 )
 from simulation.llm.demo import DemoModel
-from simulation.llm.openai_model import OpenAIModel
 from simulation.persona import PersonaSpec
 from tests.support.paths import TINYTROUPE
 from tests.support.personas import batch, person
@@ -43,13 +42,6 @@ class CountingResponder:
             age = 24 if slot.startswith("under 30") else 45
             people.append(person(f"Persona Number{self.made}", age, residence=slot or "anywhere"))
         return batch(*people)
-
-
-@pytest.fixture
-async def model(fake_openai):
-    backend = OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url)
-    yield backend
-    await backend.aclose()
 
 
 def user_prompt(request) -> str:

@@ -7,29 +7,18 @@ import re
 
 import pytest
 
-from simulation.agent import TinyPerson
 from simulation.events import EventKind
 from simulation.focus_group import FocusGroup
 from simulation.llm.demo import DemoModel
-from simulation.llm.openai_model import OpenAIModel
-from simulation.persona import load_persona
 from simulation.world import TinyWorld, WorldError
-from tests.support.paths import AGENTS
 from tests.support.turns import TurnRule
+from tests.support.worlds import people
 
 QUESTION = "Would you pay $5 a month for faster delivery?"
 
 
-@pytest.fixture
-async def model(fake_openai):
-    backend = OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url)
-    yield backend
-    await backend.aclose()
-
-
 def world(model) -> TinyWorld:
-    people = [TinyPerson(load_persona(AGENTS / f"{n}.agent.json"), model) for n in ("Lisa", "Oscar", "Marcos")]
-    return TinyWorld("focus", people, model=model)
+    return TinyWorld("focus", people(model), model=model)
 
 
 class Rule(TurnRule):

@@ -15,8 +15,7 @@ from simulation.agent import TinyPerson
 from simulation.llm.demo import DemoModel
 from simulation.llm.errors import BudgetExceededError
 from simulation.llm.factory import build_model
-from simulation.llm.openai_model import OpenAIModel
-from simulation.persona import PersonaSpec, load_persona
+from simulation.persona import PersonaSpec
 from simulation.polls import (
     ABSTAIN,
     Poll,
@@ -27,21 +26,13 @@ from simulation.polls import (
 )
 from simulation.world import TinyWorld
 from tests.fakes.openai_server import persona_name
-from tests.support.paths import AGENTS
+from tests.support.worlds import people
 
 POLL = Poll(question="Which would you buy for your home?", options=["Smart speaker", "Robot vacuum", "Neither"])
 
 
-@pytest.fixture
-async def model(fake_openai):
-    backend = OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url)
-    yield backend
-    await backend.aclose()
-
-
 def world(model) -> TinyWorld:
-    people = [TinyPerson(load_persona(AGENTS / f"{n}.agent.json"), model) for n in ("Lisa", "Oscar", "Marcos")]
-    return TinyWorld("poll", people, model=model)
+    return TinyWorld("poll", people(model), model=model)
 
 
 def answer(choice: str, reason: str = "It saves me time.") -> str:

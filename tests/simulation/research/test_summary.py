@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from simulation.agent import TinyPerson
 from simulation.llm.demo import DemoModel
-from simulation.llm.openai_model import OpenAIModel
-from simulation.persona import load_persona
 from simulation.summary import Summarizer
 from simulation.world import TinyWorld
-from tests.support.paths import AGENTS
 from tests.support.turns import TurnRule
-
-
-@pytest.fixture
-async def model(fake_openai):
-    backend = OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url)
-    yield backend
-    await backend.aclose()
+from tests.support.worlds import people
 
 
 def world(model, names=("Lisa", "Oscar")) -> TinyWorld:
-    people = [TinyPerson(load_persona(AGENTS / f"{n}.agent.json"), model) for n in names]
-    return TinyWorld("summary", people, model=model)
+    return TinyWorld("summary", people(model, names), model=model)
 
 
 class Rule(TurnRule):

@@ -10,7 +10,6 @@ import pytest
 from simulation.agent import TinyPerson
 from simulation.llm.demo import DemoModel
 from simulation.llm.errors import StructuredOutputError
-from simulation.llm.openai_model import OpenAIModel
 from simulation.memory import Episode
 from simulation.persona import load_persona
 from simulation.validation import PersonaValidator
@@ -18,13 +17,6 @@ from tests.support.paths import AGENTS
 from tests.support.turns import TurnRule
 
 EXPECTED = "An architect who loves sustainable, minimalist design and dislikes clutter"
-
-
-@pytest.fixture
-async def model(fake_openai):
-    backend = OpenAIModel.openai(model="gpt-4o-mini", api_key="sk-test", base_url=fake_openai.base_url)
-    yield backend
-    await backend.aclose()
 
 
 def oscar(model) -> TinyPerson:

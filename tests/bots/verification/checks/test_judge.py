@@ -155,15 +155,8 @@ def test_a_judge_made_without_a_policy_waits_as_long_as_the_bots_judge(model):
 # -- the moderation endpoint ------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def client(fake_openai):
-    client = openai.AsyncOpenAI(base_url=fake_openai.base_url, api_key="sk-test", max_retries=0)
-    yield client
-    await client.close()
-
-
-async def test_an_ordinary_message_passes_moderation(client, fake_openai):
-    result = await ModerationCheck(client).run("The deploy is green, thanks all.", CONTEXT)
+async def test_an_ordinary_message_passes_moderation(openai_client, fake_openai):
+    result = await ModerationCheck(openai_client).run("The deploy is green, thanks all.", CONTEXT)
 
     assert result.action is VerdictAction.PASS and result.check == "moderation"
     request = fake_openai.requests[0]
@@ -171,46 +164,46 @@ async def test_an_ordinary_message_passes_moderation(client, fake_openai):
     assert request.body == {"model": "omni-moderation-latest", "input": "The deploy is green, thanks all."}
 
 
-async def test_threatening_categories_block_and_others_hold(client):
-    threat = await ModerationCheck(client).run("I will kill you.", CONTEXT)
+async def test_threatening_categories_block_and_others_hold(openai_client):
+    threat = await ModerationCheck(openai_client).run("I will kill you.", CONTEXT)
     assert threat.action is VerdictAction.BLOCK
     assert "harassment/threatening 0.91" in threat.reason
 
-    insult = await ModerationCheck(client).run("you idiot", CONTEXT)
+    insult = await ModerationCheck(openai_client).run("you idiot", CONTEXT)
     assert insult.action is VerdictAction.HOLD and "harassment 0.81" in insult.reason
 
 
-async def test_scores_from_a_custom_responder_and_a_hold_score(client, fake_openai):
+async def test_scores_from_a_custom_responder_and_a_hold_score(openai_client, fake_openai):
     fake_openai.moderation_responder = lambda text: {"violence": 0.3}
-    assert (await ModerationCheck(client).run("borderline", CONTEXT)).action is VerdictAction.PASS
+    assert (await ModerationCheck(openai_client).run("borderline", CONTEXT)).action is VerdictAction.PASS
 
-    strict = ModerationCheck(client, settings=ModerationSettings(hold_score=0.25))
+    strict = ModerationCheck(openai_client, settings=ModerationSettings(hold_score=0.25))
     result = await strict.run("borderline", CONTEXT)
     assert result.action is VerdictAction.HOLD and "violence 0.30" in result.reason
 
 
-async def test_block_categories_are_configurable(client, fake_openai):
+async def test_block_categories_are_configurable(openai_client, fake_openai):
     fake_openai.moderation_responder = lambda text: {"harassment": 0.9}
     settings = ModerationSettings(block_categories=("harassment",))
-    result = await ModerationCheck(client, settings=settings).run("you idiot", CONTEXT)
+    result = await ModerationCheck(openai_client, settings=settings).run("you idiot", CONTEXT)
     assert result.action is VerdictAction.BLOCK
 
 
 @pytest.mark.parametrize("fault", ["server_error", "rate_limit", "error"])
-async def test_moderation_failures_hold_the_message(client, fake_openai, fault):
+async def test_moderation_failures_hold_the_message(openai_client, fake_openai, fault):
     fake_openai.fail(fault)
-    result = await ModerationCheck(client).run("hello", CONTEXT)
+    result = await ModerationCheck(openai_client).run("hello", CONTEXT)
     assert result.action is VerdictAction.HOLD and result.reason.startswith("moderation unavailable")
 
 
-async def test_moderation_that_hangs_times_out(client, fake_openai):
+async def test_moderation_that_hangs_times_out(openai_client, fake_openai):
     fake_openai.fail("hang")
-    result = await ModerationCheck(client, settings=ModerationSettings(timeout_s=0.2)).run("hello", CONTEXT)
+    result = await ModerationCheck(openai_client, settings=ModerationSettings(timeout_s=0.2)).run("hello", CONTEXT)
     assert result.action is VerdictAction.HOLD and "timed out" in result.reason
 
 
-async def test_the_fake_moderation_response_has_the_api_shape(client, fake_openai):
-    response = await client.moderations.create(model="omni-moderation-latest", input=["I will kill you", "hello"])
+async def test_the_fake_moderation_response_has_the_api_shape(openai_client, fake_openai):
+    response = await openai_client.moderations.create(model="omni-moderation-latest", input=["I will kill you", "hello"])
 
     assert response.id.startswith("modr-") and response.model == "omni-moderation-latest"
     threat, hello = response.results
@@ -221,10 +214,10 @@ async def test_the_fake_moderation_response_has_the_api_shape(client, fake_opena
     assert raw["category_applied_input_types"]["violence"] == ["text"]
 
 
-async def test_the_fake_moderation_route_validates_input_and_leaves_chat_faults_alone(client, fake_openai):
+async def test_the_fake_moderation_route_validates_input_and_leaves_chat_faults_alone(openai_client, fake_openai):
     with pytest.raises(openai.BadRequestError):
-        await client.moderations.create(model="omni-moderation-latest", input=[])
+        await openai_client.moderations.create(model="omni-moderation-latest", input=[])
     fake_openai.fail("malformed_json")  # a chat-completion fault: moderation ignores it
-    assert (await client.moderations.create(input="hello")).results[0].flagged is False
-    chat = await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert (await openai_client.moderations.create(input="hello")).results[0].flagged is False
+    chat = await openai_client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert "no json here" in chat.choices[0].message.content

@@ -8,15 +8,14 @@ from simulation.agent import TinyPerson
 from simulation.llm.demo import DemoModel
 from simulation.persona import load_persona
 from simulation.world import TinyWorld
-from tests.support.paths import AGENTS
+from tests.support.worlds import people
 
 QUESTION = "Which would you rather buy for your home: a $300 smart speaker or a $300 robot vacuum? Why?"
 
 
 def world() -> TinyWorld:
     model = DemoModel()
-    people = [TinyPerson(load_persona(AGENTS / f"{n}.agent.json"), model) for n in ("Lisa", "Oscar", "Marcos")]
-    return TinyWorld("demo", people, model=model)
+    return TinyWorld("demo", people(model), model=model)
 
 
 async def test_demo_personas_answer_the_question_in_their_own_words():
