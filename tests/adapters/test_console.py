@@ -374,16 +374,6 @@ async def test_interactive_quit_and_typing_toolbar(pipe_input: PipeInput) -> Non
     assert [e.text for e in await asyncio.wait_for(_collect(adapter), 5)] == ["a"]
 
 
-async def test_disconnect_ends_a_waiting_listen(pipe_input: PipeInput) -> None:
-    adapter = prompt_adapter(pipe_input, plain_console())
-    await adapter.connect()
-    listener = asyncio.create_task(_collect(adapter))
-    await asyncio.sleep(0.05)
-    assert not listener.done()
-    await adapter.disconnect()
-    assert await asyncio.wait_for(listener, 2) == []
-
-
 async def _collect(adapter: ConsoleAdapter) -> list:
     return [event async for event in adapter.listen()]
 

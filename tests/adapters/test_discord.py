@@ -3,17 +3,52 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import shlex
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from adapters.base import AdapterError, ChannelRef, Identity, NoSuggestions
+import adapters.discord.adapter as discord_adapter
+import tests.fakes.discord_server as discord_server
+from adapters.base import (
+    AdapterError,
+    Card,
+    CardField,
+    ChannelRef,
+    CommandInvocation,
+    Identity,
+    NoSuggestions,
+    clip,
+)
 from adapters.discord import DiscordAdapter
 from adapters.discord.commands import SLASH_NAMES
+from adapters.discord.embeds import EMBED_TOTAL_MAX, attachment_filename, card_embed
 from adapters.discord.webhooks import fallback_prefix, webhook_username
 from adapters.menu import MenuCommand, Option, quote_word
+from bots.app import TroupeApp
 from bots.commands import MENU, SPECS, parse_command
+from bots.storage import PersonaRecord
+from bots.storage.sqlite import SQLiteStorage
 from config.settings import Settings
+from simulation.agent import AgentState
+from simulation.events import EventKind
+from simulation.persona import PersonaSpec
+from tests.adapters.platforms import discord_settings, standalone_discord
+from tests.fakes.discord_server import (
+    ATTACH_FILES,
+    BOT_PERMISSIONS,
+    EMBED_LINKS,
+    FakeDiscord,
+    SentMessage,
+)
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.support.testbot import TEAM as PERSONAS
+from tests.support.turns import kind_of, persona_of
 
 # -- webhook usernames ----------------------------------------------------------------------------
 
@@ -161,25 +196,6 @@ async def test_missing_token_is_a_clear_error(tmp_path) -> None:
 
 # -- end to end: real discord.py against the local stand-in ---------------------------------------
 
-import json  # noqa: E402
-from collections.abc import AsyncIterator  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-from bots.app import TroupeApp  # noqa: E402
-from simulation.events import EventKind  # noqa: E402
-from tests.fakes.discord_server import (  # noqa: E402
-    BOT_PERMISSIONS,
-    EMBED_LINKS,
-    FakeDiscord,
-    SentMessage,
-)
-from tests.fakes.openai_server import FakeOpenAIServer  # noqa: E402
-from tests.support.turns import kind_of, persona_of  # noqa: E402
-
-PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
-
 
 @dataclass
 class Bot:
@@ -208,16 +224,6 @@ class Bot:
         await self.fake.wait_for(lambda: len(self.persona_posts()) >= before + expect, timeout=15)
         await self.app.wait_idle()
         return self.persona_posts()[before:]
-
-
-def discord_settings(tmp_path: Path, fake: FakeDiscord, **extra: Any) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        llm=extra.pop("llm", {"provider": "demo"}),
-        bot={"moderator_roles": [str(fake.moderator_role.id)], **extra.pop("bot", {})},
-        discord={"token": fake.token, "api_base": fake.api_base, "gateway_url": fake.gateway_url,
-                 "guild_ids": [fake.guild_id], **extra.pop("discord", {})},
-    )
 
 
 async def start_bot(tmp_path: Path, fake: FakeDiscord, **extra: Any) -> Bot:
@@ -281,14 +287,6 @@ async def test_personas_answer_under_their_own_names_and_avatars(bot: Bot) -> No
         assert post.avatar_url and post.avatar_url.startswith("https://")
         assert post.allowed_mentions == {"parse": []}
     assert bot.fake.typing  # persona turns show the typing indicator
-
-
-async def test_a_non_moderator_is_refused_privately(bot: Bot) -> None:
-    await with_team(bot, ())
-    refusal = await bot.command("troupe persona add", {"source": "Priya Nair"}, user=bot.fake.guest)
-    assert refusal.ephemeral and "Only moderators" in refusal.content
-    assert refusal in bot.fake.ephemeral(bot.fake.guest.id)
-    assert not any("Only moderators" in m.content for m in bot.fake.channel_messages(bot.general))
 
 
 async def test_observe_sends_thoughts_privately(bot: Bot) -> None:
@@ -397,24 +395,6 @@ async def test_a_mass_mention_pings_nobody(tmp_path: Path) -> None:
             await bot.app.stop()
 
 
-async def test_an_interview_thread_talks_with_one_persona(bot: Bot) -> None:
-    await with_team(bot, PERSONAS[:2])
-    opened = await bot.command("troupe interview", {"name": "Priya Nair"})
-    assert opened.ephemeral and "Opened" in opened.content
-    thread = bot.fake.channel_id("Interview with Priya Nair")
-    in_channel = len(bot.persona_posts())
-    await bot.fake.user_says(thread, "What worries you most about the launch?", user=bot.fake.moderator)
-    await bot.fake.wait_for(lambda: any(m.webhook_id for m in bot.fake.channel_messages(thread)), timeout=15)
-    await asyncio.sleep(0.2)
-    await bot.app.wait_idle()
-    answers = [m for m in bot.fake.channel_messages(thread) if m.webhook_id]
-    assert [a.author_name for a in answers] == ["Priya Nair (demo model)"]
-    assert len(bot.persona_posts()) == in_channel, "the others do not chime in on a 1:1 interview"
-    assert not bot.fake.dms(bot.fake.moderator.id), "no direct message for each interview message"
-    world = bot.app.sessions.get(f"discord:{bot.general}").world
-    assert any(e.content == "What worries you most about the launch?" for e in world.events)
-
-
 def test_the_cli_needs_a_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     from bots.cli import main
 
@@ -505,17 +485,6 @@ async def test_the_channel_webhook_is_kept_across_a_restart(tmp_path: Path) -> N
 
 # -- cards as embeds ------------------------------------------------------------------------------
 
-import contextlib  # noqa: E402
-from datetime import UTC  # noqa: E402
-
-import adapters.discord.adapter as discord_adapter  # noqa: E402
-from adapters.base import (  # noqa: E402
-    Card,
-    CardField,
-    CommandInvocation,
-    clip,  # noqa: E402
-)
-from adapters.discord.embeds import EMBED_TOTAL_MAX, attachment_filename, card_embed  # noqa: E402
 
 #: A 1×1 PNG.
 PNG = bytes.fromhex(
@@ -569,18 +538,6 @@ def test_clip_and_attachment_names() -> None:
     assert attachment_filename("../..") == "image.png"
 
 
-@contextlib.asynccontextmanager
-async def standalone(tmp_path: Path, fake: FakeDiscord, **discord: Any) -> AsyncIterator[DiscordAdapter]:
-    """The adapter on its own, offering the application's commands (none answers them)."""
-    adapter = DiscordAdapter(discord_settings(tmp_path, fake, discord=discord))
-    adapter.attach(None, MENU, NoSuggestions())
-    await adapter.connect()
-    try:
-        yield adapter
-    finally:
-        await adapter.disconnect()
-
-
 async def next_invocation(adapter: DiscordAdapter) -> CommandInvocation:
     event = await asyncio.wait_for(anext(adapter.listen()), timeout=5)
     assert isinstance(event, CommandInvocation)
@@ -608,7 +565,7 @@ def assert_report(message: SentMessage) -> None:
 
 
 async def test_a_card_is_posted_in_the_channel_with_its_image(tmp_path: Path) -> None:
-    async with FakeDiscord() as fake, standalone(tmp_path, fake) as adapter:
+    async with FakeDiscord() as fake, standalone_discord(tmp_path, fake) as adapter:
         general = fake.channel_id("general")
         posted = await adapter.post_card(ChannelRef(platform="discord", id=str(general)), REPORT)
         (message,) = fake.channel_messages(general)
@@ -620,7 +577,7 @@ async def test_a_card_is_posted_in_the_channel_with_its_image(tmp_path: Path) ->
 
 async def test_without_embed_links_a_card_is_posted_as_text(tmp_path: Path) -> None:
     without_embeds = BOT_PERMISSIONS & ~EMBED_LINKS
-    async with FakeDiscord(bot_permissions=without_embeds) as fake, standalone(tmp_path, fake) as adapter:
+    async with FakeDiscord(bot_permissions=without_embeds) as fake, standalone_discord(tmp_path, fake) as adapter:
         general = fake.channel_id("general")
         await adapter.post_card(ChannelRef(platform="discord", id=str(general)), REPORT)
         (message,) = fake.channel_messages(general)
@@ -632,7 +589,7 @@ async def test_without_embed_links_a_card_is_posted_as_text(tmp_path: Path) -> N
 async def test_an_oversized_card_is_truncated_not_refused(tmp_path: Path) -> None:
     card = Card(title="Focus group", text="Long discussion. " * 400, footer="Simulated answers",
                 fields=tuple(CardField(name=f"Persona {i}", value="Thoughts. " * 200) for i in range(30)))
-    async with FakeDiscord() as fake, standalone(tmp_path, fake) as adapter:
+    async with FakeDiscord() as fake, standalone_discord(tmp_path, fake) as adapter:
         general = fake.channel_id("general")
         await adapter.post_card(ChannelRef(platform="discord", id=str(general)), card)
         (message,) = fake.channel_messages(general)
@@ -642,7 +599,7 @@ async def test_an_oversized_card_is_truncated_not_refused(tmp_path: Path) -> Non
 
 
 async def test_a_card_answers_a_waiting_command(tmp_path: Path) -> None:
-    async with FakeDiscord() as fake, standalone(tmp_path, fake) as adapter:
+    async with FakeDiscord() as fake, standalone_discord(tmp_path, fake) as adapter:
         interaction = await fake.run_slash_command("troupe usage", user=fake.moderator)
         invocation = await next_invocation(adapter)
         posted = await adapter.post_card(invocation.channel, REPORT, invocation=invocation)
@@ -659,7 +616,7 @@ async def test_a_card_answers_a_waiting_command(tmp_path: Path) -> None:
 
 
 async def test_a_card_after_a_deferral_goes_to_the_channel(tmp_path: Path) -> None:
-    async with FakeDiscord() as fake, standalone(tmp_path, fake, defer_after_s=0.05) as adapter:
+    async with FakeDiscord() as fake, standalone_discord(tmp_path, fake, defer_after_s=0.05) as adapter:
         general = fake.channel_id("general")
         interaction = await fake.run_slash_command("troupe usage", user=fake.moderator)
         invocation = await next_invocation(adapter)
@@ -679,7 +636,7 @@ async def test_a_card_after_a_deferral_goes_to_the_channel(tmp_path: Path) -> No
 
 
 async def test_a_status_line_is_edited_in_place(tmp_path: Path) -> None:
-    async with FakeDiscord() as fake, standalone(tmp_path, fake) as adapter:
+    async with FakeDiscord() as fake, standalone_discord(tmp_path, fake) as adapter:
         general = fake.channel_id("general")
         channel = ChannelRef(platform="discord", id=str(general))
         handle = await adapter.progress(channel, "Round 1/3: Priya Nair is thinking")
@@ -701,7 +658,7 @@ async def test_a_status_line_is_edited_in_place(tmp_path: Path) -> None:
         assert fake.channel_messages(general)[0].content == "Done"
 
 
-# -- autocomplete, private messages, interviews after a restart -----------------------------------
+# -- autocomplete, private messages, research results ---------------------------------------------
 
 
 async def test_persona_names_are_suggested_as_one_types(bot: Bot) -> None:
@@ -741,77 +698,6 @@ async def test_a_private_message_without_a_recent_command_is_a_dm(bot: Bot, monk
     assert not any("thinks" in m.content for m in bot.fake.channel_messages(bot.general))
 
 
-async def test_an_interview_thread_survives_a_restart(tmp_path: Path) -> None:
-    async with FakeDiscord() as fake:
-        first = await start_bot(tmp_path, fake)
-        try:
-            await with_team(first, PERSONAS[:2])
-            opened = await first.command("troupe interview", {"name": "Priya Nair"})
-            assert "Opened" in opened.content
-        finally:
-            await first.app.stop()
-        thread = fake.channel_id("Interview with Priya Nair")
-
-        second = await start_bot(tmp_path, fake)
-        try:
-            in_channel = len(second.persona_posts())
-            await fake.user_says(thread, "Still with us after the restart?", user=fake.moderator)
-            await fake.wait_for(lambda: any(m.webhook_id for m in fake.channel_messages(thread)), timeout=15)
-            await second.app.wait_idle()
-            answers = [m for m in fake.channel_messages(thread) if m.webhook_id]
-            assert answers[0].author_name == "Priya Nair (demo model)"
-            later = second.persona_posts()[in_channel:]
-            assert not any(m.author_name.startswith("Priya") for m in later), "her answer went to the thread only"
-            world = second.app.sessions.get(f"discord:{second.general}").world
-            assert any(e.content == "Still with us after the restart?" for e in world.events)
-        finally:
-            await second.app.stop()
-
-
-async def test_a_post_already_in_the_channel_is_found_before_posting_again(bot: Bot) -> None:
-    from datetime import datetime, timedelta
-
-    await with_team(bot, PERSONAS[:1])
-    session = bot.app.sessions.get(f"discord:{bot.general}")
-    since = datetime.now(UTC) - timedelta(seconds=1)
-    identity = session.identity("Priya Nair")
-    message_id = await bot.adapter.post(session.channel, identity, "Shipping Friday works if QA agrees.")
-    assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works if QA agrees.", None,
-                                       since) == message_id
-    again = await bot.adapter.post(session.channel, identity, "Shipping Friday works if QA agrees.")
-    assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works if QA agrees.", None,
-                                       since) == message_id, "the earlier of the two"
-    assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works if QA agrees.", None,
-                                       since, {message_id}) == again
-    assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works if QA agrees.", None,
-                                       since, {message_id, again}) is None
-    assert await bot.adapter.find_post(session.channel, identity, "Something else", None, since) is None
-    later = datetime.now(UTC) + timedelta(seconds=30)
-    assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works if QA agrees.", None,
-                                       later) is None
-
-
-async def test_messages_written_while_the_bot_was_down_are_heard_after_restart(tmp_path: Path) -> None:
-    async with FakeDiscord() as fake:
-        first = await start_bot(tmp_path, fake)
-        try:
-            await with_team(first, PERSONAS[:1])
-            await first.say("Priya, how was the weekend?", expect=1)
-        finally:
-            await first.app.stop()
-        await fake.user_says(fake.channel_id("general"), "Priya, did the deploy finish?")
-        await fake.user_says(fake.channel_id("general"), "And who is on call tonight?")
-        second = await start_bot(tmp_path, fake)
-        try:
-            await fake.wait_for(lambda: len(second.persona_posts()) >= 2, timeout=15)
-            await second.app.wait_idle()
-            world = second.app.sessions.get(f"discord:{second.general}").world
-            heard = [e.content for e in world.events if e.kind is EventKind.STIMULUS]
-            assert heard == ["Priya, how was the weekend?", "Priya, did the deploy finish?", "And who is on call tonight?"]
-        finally:
-            await second.app.stop()
-
-
 async def test_poll_and_focus_group_results_are_embeds(bot: Bot) -> None:
     await with_team(bot)
     await bot.say("Morning, shall we talk pricing?", expect=3)
@@ -841,53 +727,15 @@ async def test_help_is_a_private_embed(bot: Bot) -> None:
     assert "persona add" in answer.embeds[0]["description"]
 
 
-# -- nobody posts as the bot ----------------------------------------------------------------------
+# -- names that pass for the bot or for Discord, names that look like links -----------------------
 
-import re  # noqa: E402
 
-from bots.storage import PersonaRecord  # noqa: E402
-from bots.storage.sqlite import SQLiteStorage  # noqa: E402
-from simulation.agent import AgentState  # noqa: E402
-from simulation.persona import PersonaSpec  # noqa: E402
-
-#: A poster's name in bold as Discord shows it (escaped marks are text, not bold).
-BOLD_LABEL = re.compile(r"(?<!\\)\*\*([^*\n]+?):(?<!\\)\*\*")
 LINK_NAME = "[Reset your password](https://evil.example/reset)"
 
 
 def live_links(content: str) -> list[str]:
     """What Discord would make a link of: a Markdown link with unescaped brackets, or a URL."""
     return re.findall(r"(?<!\\)\[[^\]]*(?<!\\)\]\(|https?://\S+", content)
-
-
-async def test_a_persona_named_like_the_bot_still_posts_as_a_persona(tmp_path: Path) -> None:
-    """With a real model personas carry no tag: one called like the bot goes through the webhook
-    under its own name, never as the bot user; without webhooks its name leads the bot's post."""
-    notice = "Moderator notice: everyone re-verify now"
-    async with FakeDiscord() as fake, standalone(tmp_path, fake) as adapter:
-        general = fake.channel_id("general")
-        await adapter.post(ChannelRef(platform="discord", id=str(general)), Identity(name="Troupe"), notice)
-        (message,) = fake.channel_messages(general)
-        assert message.webhook_id is not None and message.author_id != fake.bot_user.id
-    async with FakeDiscord(manage_webhooks=False) as fake, standalone(tmp_path, fake) as adapter:
-        general = fake.channel_id("general")
-        await adapter.post(ChannelRef(platform="discord", id=str(general)), Identity(name="Troupe"), notice)
-        (message,) = [m for m in fake.channel_messages(general) if notice in m.content]
-        assert message.content == f"**Troupe:** {notice}"
-
-
-async def test_through_the_bot_every_piece_shows_one_speaker_the_persona(tmp_path: Path) -> None:
-    text = "Budget notes, line by line. " * 120 + "\n\n**Priya Nair:** I resign, effective today."
-    async with FakeDiscord(manage_webhooks=False) as fake, standalone(tmp_path, fake) as adapter:
-        general = fake.channel_id("general")
-        await adapter.post(ChannelRef(platform="discord", id=str(general)),
-                           Identity(name="Henrik Lindqvist", tag="demo model"), text)
-        pieces = [m for m in fake.channel_messages(general) if "Manage Webhooks" not in m.content]
-        assert len(pieces) >= 2 and all(len(m.content) <= 2000 for m in pieces)
-        for piece in pieces:
-            assert piece.content.startswith("**Henrik Lindqvist (demo model):** "), piece.content[:80]
-            assert BOLD_LABEL.findall(piece.content) == ["Henrik Lindqvist (demo model)"], piece.content[-120:]
-        assert "I resign, effective today." in pieces[-1].content
 
 
 @pytest.mark.parametrize(("name", "why"), [
@@ -936,9 +784,6 @@ async def test_a_link_for_a_persona_name_links_nowhere_also_when_a_guest_asks_st
 
 
 # -- a file Discord does not take -----------------------------------------------------------------
-
-import tests.fakes.discord_server as discord_server  # noqa: E402
-from tests.fakes.discord_server import ATTACH_FILES  # noqa: E402
 
 
 def _nothing_kept(tmp_path: Path, text: str) -> None:
@@ -991,23 +836,3 @@ async def test_an_export_in_a_channel_where_the_bot_may_not_attach_files_is_expl
             await bot.app.stop()
 
 
-async def test_a_moderator_whose_role_is_taken_away_stops_receiving_thoughts(
-        bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(discord_adapter, "MEMBER_TTL_S", 0.0)  # roles are asked of Discord at each delivery
-    await with_team(bot, PERSONAS[:1])
-    await bot.command("troupe observe", {"name": "Priya Nair", "state": "on"})
-    mod = bot.fake.moderator.id
-
-    def thoughts() -> list[SentMessage]:
-        return [m for m in bot.fake.ephemeral(mod) + bot.fake.dms(mod) if m.content.startswith("Priya Nair thinks:")]
-
-    await bot.say("What do you think about the new design?", expect=1)
-    await bot.fake.wait_for(lambda: bool(thoughts()))
-    before = len(thoughts())
-
-    bot.fake.moderator.role_ids.remove(bot.fake.moderator_role.id)  # a server admin takes the role away
-    await bot.say("And the timeline, Priya?", expect=1)
-    await bot.app.wait_idle()
-    assert len(thoughts()) == before, "no thought after the role is gone"
-    off = await bot.command("troupe observe", {"name": "Priya Nair", "state": "off"})
-    assert off.ephemeral and "You no longer see Priya Nair's thoughts" in off.content

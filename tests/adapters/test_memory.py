@@ -11,7 +11,6 @@ from adapters.base import (
     CommandInvocation,
     Identity,
     IncomingMessage,
-    split_message,
 )
 from adapters.memory import MemoryAdapter, Sent, SimulatedCrash
 
@@ -40,14 +39,6 @@ async def test_pushed_events_are_listened_in_order_across_channels() -> None:
     assert third.user.is_bot and third.channel.thread == "t1"
     assert int(second.reply_token.split("-")[1]) > int(first.message_id)
     assert int(third.message_id) > int(first.message_id)
-
-
-async def test_disconnect_ends_listen() -> None:
-    adapter = MemoryAdapter()
-    listener = asyncio.create_task(collect(adapter))
-    await asyncio.sleep(0)
-    await adapter.disconnect()
-    assert await asyncio.wait_for(listener, 1) == []
 
 
 async def test_everything_sent_is_recorded_with_sequential_ids() -> None:
@@ -170,47 +161,9 @@ async def test_post_hooks_may_be_sync_or_async_and_failed_posts_do_not_count() -
     assert seen == ["sync a", "async b"]
 
 
-async def test_long_posts_are_split_on_sentences_returning_the_first_id() -> None:
-    adapter = MemoryAdapter(max_message_length=40)
-    text = "The first sentence is here. The second one follows it. And a third, to be sure!"
-    first_id = await adapter.post(adapter.channel(), PRIYA, text)
-
-    pieces = adapter.posts()
-    assert [p.text for p in pieces] == [
-        "The first sentence is here.",
-        "The second one follows it.",
-        "And a third, to be sure!",
-    ]
-    assert pieces[0].message_id == first_id
-    assert [int(p.message_id) for p in pieces] == [int(first_id) + i for i in range(3)]
-    assert all(p.identity == "Priya Nair" for p in pieces)
-
-
 async def test_replies_and_private_replies_stay_whole() -> None:
     adapter = MemoryAdapter(max_message_length=20)
     text = "line one is long\nline two is long"
     await adapter.reply(adapter.push_command("help"), text)
     await adapter.reply_private(adapter.user(), adapter.channel(), text)
     assert [(r.kind, r.text) for r in adapter.sent] == [("reply", text), ("private", text)]
-
-
-@pytest.mark.parametrize(
-    ("text", "limit", "pieces"),
-    [
-        ("short", 10, ["short"]),
-        ("", 10, [""]),
-        ("Para one here.\n\nPara two.", 20, ["Para one here.", "Para two."]),
-        ("Line one\nline two\nline three", 18, ["Line one\nline two", "line three"]),
-        ('He said "stop." Then left.', 16, ['He said "stop."', "Then left."]),
-        ("no sentence end just words here", 12, ["no sentence", "end just", "words here"]),
-        ("x" * 25, 10, ["x" * 10, "x" * 10, "x" * 5]),
-    ],
-)
-def test_split_message(text: str, limit: int, pieces: list[str]) -> None:
-    assert split_message(text, limit) == pieces
-    assert all(len(piece) <= limit for piece in pieces)
-
-
-def test_split_message_prefers_a_late_sentence_end_over_an_early_paragraph() -> None:
-    text = "Hi.\n\nThis sentence ends late. Then more text follows on."
-    assert split_message(text, 30)[0] == "Hi.\n\nThis sentence ends late."

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -13,25 +13,24 @@ import pytest
 
 from adapters.slack import SlackAdapter
 from bots.app import TroupeApp
-from config.settings import Settings
+from bots.storage import PersonaRecord
+from bots.storage.sqlite import SQLiteStorage
+from simulation.agent import AgentState
 from simulation.events import EventKind
+from simulation.persona import PersonaSpec
+from tests.adapters.platforms import (
+    ADMIN,
+    CHANNEL,
+    GROUP_MEMBER,
+    GUEST,
+    MODERATOR,
+    NO_CUSTOMIZE,
+    slack_settings,
+    slack_workspace,
+    wait_for,
+)
 from tests.fakes.slack_server import FakeSlack
-
-PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
-CHANNEL = "C0GENERAL"
-MODERATOR = "U0MOD"
-GUEST = "U0GUEST"
-ADMIN = "U0ADMIN"
-GROUP = "S0MODS"
-GROUP_MEMBER = "U0GROUPIE"
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out waiting for the condition")
-        await asyncio.sleep(0.02)
+from tests.support.testbot import TEAM as PERSONAS
 
 
 @dataclass
@@ -71,17 +70,6 @@ class Bot:
         return self.persona_posts()[before:]
 
 
-def slack_settings(tmp_path: Path, fake: FakeSlack, **extra: Any) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        llm=extra.pop("llm", {"provider": "demo"}),
-        bot={"moderator_user_ids": [MODERATOR], "moderator_roles": [GROUP], **extra.pop("bot", {})},
-        slack={"bot_token": fake.bot_token, "app_token": fake.app_token, "signing_secret": fake.signing_secret,
-               "api_base": fake.api_base, "post_interval_s": 0.02, "ping_interval_s": 0.5, "http_host": "127.0.0.1",
-               **extra.pop("slack", {})},
-    )
-
-
 async def start_bot(tmp_path: Path, fake: FakeSlack, *, http: bool = False, **extra: Any) -> Bot:
     settings = slack_settings(tmp_path, fake, **extra)
     app = TroupeApp(settings)
@@ -90,17 +78,6 @@ async def start_bot(tmp_path: Path, fake: FakeSlack, *, http: bool = False, **ex
     if not http:
         await fake.wait_connected(1)
     return Bot(fake, app, adapter, http)
-
-
-def new_fake(**options: Any) -> FakeSlack:
-    fake = FakeSlack(**options)
-    fake.add_channel(CHANNEL, "general")
-    fake.add_user(MODERATOR, "mona")
-    fake.add_user(GUEST, "gus")
-    fake.add_user(ADMIN, "ada", is_admin=True)
-    fake.add_user(GROUP_MEMBER, "gil")
-    fake.add_usergroup(GROUP, "moderators", [GROUP_MEMBER])
-    return fake
 
 
 async def with_team(bot: Bot, personas: tuple[str, ...] = PERSONAS) -> None:
@@ -115,7 +92,7 @@ async def with_team(bot: Bot, personas: tuple[str, ...] = PERSONAS) -> None:
 
 @pytest.fixture
 async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
-    async with new_fake() as fake:
+    async with slack_workspace() as fake:
         started = await start_bot(tmp_path, fake)
         try:
             yield started
@@ -125,7 +102,7 @@ async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
 
 @pytest.fixture
 async def http_bot(tmp_path: Path) -> AsyncIterator[Bot]:
-    async with new_fake() as fake:
+    async with slack_workspace() as fake:
         started = await start_bot(tmp_path, fake, http=True)
         try:
             yield started
@@ -139,7 +116,7 @@ async def http_bot(tmp_path: Path) -> AsyncIterator[Bot]:
 async def test_a_slack_outage_at_start_up_is_waited_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """auth.test fails with 503s beyond the client library's own retries: the bot tries again a
     moment later instead of exiting, and then works as usual."""
-    async with new_fake() as fake:
+    async with slack_workspace() as fake:
         fake.fail_next("auth.test", status=503, times=3)
         started = await start_bot(tmp_path, fake)
         try:
@@ -154,7 +131,7 @@ async def test_a_slack_outage_at_start_up_is_waited_out(tmp_path: Path, caplog: 
 async def test_slack_trouble_opening_socket_mode_is_waited_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """apps.connections.open answers 503 beyond the client library's own retries: the start is tried
     again a moment later, and the bot then hears and answers as usual."""
-    async with new_fake() as fake:
+    async with slack_workspace() as fake:
         fake.fail_next("apps.connections.open", status=503, times=4)
         started = await start_bot(tmp_path, fake)
         try:
@@ -170,7 +147,7 @@ async def test_slack_trouble_opening_socket_mode_is_waited_out(tmp_path: Path, c
 async def test_a_wrong_app_token_stops_the_start_with_what_to_fix(tmp_path: Path) -> None:
     from adapters.base import AdapterError
 
-    async with new_fake() as fake:
+    async with slack_workspace() as fake:
         # A well-formed app token Slack does not know (another app's, or a revoked one).
         settings = slack_settings(tmp_path, fake, slack={"app_token": "xapp-1-A0WRONG-0-not-this-app"})
         app = TroupeApp(settings)
@@ -202,27 +179,11 @@ async def test_slash_commands_are_acknowledged_and_help_is_block_kit(bot: Bot) -
     assert "persona add" in str(help_reply["blocks"])
 
 
-async def test_non_moderators_are_refused_privately_and_nothing_changes(bot: Bot) -> None:
-    await bot.command("start Guest room", user=GUEST)
-    refusal = bot.ephemerals_for(GUEST)[-1]
-    assert "Only moderators" in refusal["text"]
-    assert bot.app.sessions.get(f"slack:{CHANNEL}") is None
-    assert not any("Only moderators" in p["text"] for p in bot.fake.posts)
-
-
 async def test_workspace_admins_and_moderator_groups_may_moderate(bot: Bot) -> None:
     await bot.command("start Admin room", user=ADMIN)
     assert bot.app.sessions.get(f"slack:{CHANNEL}") is not None
     await bot.command("persona add Priya Nair", user=GROUP_MEMBER)
     assert [a.name for a in bot.app.sessions.get(f"slack:{CHANNEL}").world.agents] == ["Priya Nair"]
-
-
-async def test_observe_sends_thoughts_privately(bot: Bot) -> None:
-    await with_team(bot, PERSONAS[:1])
-    await bot.command("observe Priya on")
-    await bot.say("What do you think about the new design?", expect=1)
-    await wait_for(lambda: any("Priya Nair thinks" in e["text"] for e in bot.ephemerals_for(MODERATOR)))
-    assert not any("thinks" in p["text"] for p in bot.fake.posts)
 
 
 async def test_a_retried_event_is_answered_once(bot: Bot) -> None:
@@ -241,22 +202,6 @@ async def test_a_retried_event_is_answered_once(bot: Bot) -> None:
     assert len(bot.persona_posts()) == 1
     world = bot.app.sessions.get(f"slack:{CHANNEL}").world
     assert [e.content for e in world.events if e.kind is EventKind.STIMULUS] == ["Priya, is the plan realistic?"]
-
-
-async def test_interview_lives_in_a_thread(bot: Bot) -> None:
-    await with_team(bot, PERSONAS[:2])
-    await bot.command("interview Priya Nair")
-    root = next(p for p in bot.bot_posts() if "Interview with Priya Nair" in p["text"])
-    assert any("Opened a thread" in e["text"] for e in bot.ephemerals_for(MODERATOR))
-    ephemerals, posts = len(bot.fake.ephemerals), len(bot.persona_posts())
-    await bot.fake.send_message(CHANNEL, MODERATOR, "What worries you most about the launch?", thread_ts=root["ts"])
-    await wait_for(lambda: bool(bot.persona_posts(thread_ts=root["ts"])))
-    await asyncio.sleep(0.2)
-    await bot.app.wait_idle()
-    answers = bot.persona_posts(thread_ts=root["ts"])
-    assert [a["username"] for a in answers] == ["Priya Nair (demo model)"]
-    assert len(bot.persona_posts()) == posts + 1, "the others do not chime in on a 1:1 interview"
-    assert len(bot.fake.ephemerals) == ephemerals, "no private 'asked' notice for each interview message"
 
 
 async def test_a_refused_interview_question_claims_none_of_the_personas_posts(bot: Bot) -> None:
@@ -290,15 +235,6 @@ async def test_rate_limited_posts_are_retried_and_not_doubled(bot: Bot) -> None:
     assert len(bot.persona_posts()) == 1
 
 
-async def test_a_mass_mention_from_a_persona_pings_nobody(bot: Bot) -> None:
-    await with_team(bot, PERSONAS[:1])
-    session = bot.app.sessions.get(f"slack:{CHANNEL}")
-    # Whatever a persona writes is escaped: Slack shows <!channel> as text, not as a ping.
-    await bot.adapter.post(session.channel, session.identity("Priya Nair"), "FYI <!channel> and <@U0GUEST> @here")
-    text = bot.fake.posts[-1]["text"]
-    assert "<!channel>" not in text and "<@U0GUEST>" not in text
-
-
 async def test_a_socket_drop_mid_round_loses_and_doubles_nothing(bot: Bot) -> None:
     await with_team(bot)
     before = len(bot.persona_posts())
@@ -324,8 +260,7 @@ async def test_a_socket_drop_mid_round_loses_and_doubles_nothing(bot: Bot) -> No
 
 
 async def test_without_customize_scope_personas_post_through_the_bot(tmp_path: Path) -> None:
-    scopes = ("chat:write", "commands", "channels:history", "users:read", "usergroups:read", "files:write")
-    async with new_fake(scopes=scopes) as fake:
+    async with slack_workspace(scopes=NO_CUSTOMIZE) as fake:
         bot = await start_bot(tmp_path, fake)
         try:
             await with_team(bot, PERSONAS[:1])
@@ -339,7 +274,7 @@ async def test_without_customize_scope_personas_post_through_the_bot(tmp_path: P
 
 
 async def test_a_rejected_token_is_a_clear_error(tmp_path: Path) -> None:
-    async with new_fake() as fake:
+    async with slack_workspace() as fake:
         settings = slack_settings(tmp_path, fake, slack={"bot_token": "xoxb-wrong"})
         adapter = SlackAdapter(settings)
         from adapters.base import AdapterError
@@ -409,76 +344,6 @@ async def test_cards_are_block_kit_with_their_chart_uploaded_alongside(bot: Bot)
     assert upload["channel"] == CHANNEL and upload["filename"] == "poll.png" and upload["data"] == png
 
 
-async def test_progress_updates_one_status_message(bot: Bot) -> None:
-    await with_team(bot, PERSONAS[:1])
-    session = bot.app.sessions.get(f"slack:{CHANNEL}")
-    handle = await bot.adapter.progress(session.channel, "Round 1/3: Priya Nair is thinking…")
-    posts_before = len(bot.fake.posts)
-    again = await bot.adapter.progress(session.channel, "Round 2/3: Priya Nair is thinking…", handle=handle)
-    assert again == handle and len(bot.fake.posts) == posts_before
-    assert bot.fake.updates[-1]["ts"] == handle and "Round 2/3" in bot.fake.updates[-1]["text"]
-
-
-async def test_an_interview_thread_survives_a_restart(tmp_path: Path) -> None:
-    async with new_fake() as fake:
-        first = await start_bot(tmp_path, fake)
-        try:
-            await with_team(first, PERSONAS[:2])
-            await first.command("interview Tomasz Kowalski")
-            root = next(p for p in first.bot_posts() if "Interview with Tomasz Kowalski" in p["text"])
-        finally:
-            await first.app.stop()
-        second = await start_bot(tmp_path, fake)
-        try:
-            await fake.send_message(CHANNEL, MODERATOR, "What would you change first?", thread_ts=root["ts"])
-            await wait_for(lambda: bool(second.persona_posts(thread_ts=root["ts"])), timeout=15)
-            await second.app.wait_idle()
-            assert [a["username"] for a in second.persona_posts(thread_ts=root["ts"])] == ["Tomasz Kowalski (demo model)"]
-        finally:
-            await second.app.stop()
-
-
-async def test_a_post_already_in_the_channel_is_found_before_posting_again(bot: Bot) -> None:
-    from datetime import datetime, timedelta
-
-    await with_team(bot, PERSONAS[:1])
-    session = bot.app.sessions.get(f"slack:{CHANNEL}")
-    since = datetime.now(UTC) - timedelta(seconds=1)
-    identity = session.identity("Priya Nair")
-    ts = await bot.adapter.post(session.channel, identity, "Shipping Friday works <if> QA agrees.")
-    assert await bot.adapter.find_post(session.channel, identity, "Shipping Friday works <if> QA agrees.", None, since) == ts
-    again = await bot.adapter.post(session.channel, identity, "Shipping Friday works <if> QA agrees.")
-    words = "Shipping Friday works <if> QA agrees."
-    assert await bot.adapter.find_post(session.channel, identity, words, None, since) == ts, "the earlier of the two"
-    assert await bot.adapter.find_post(session.channel, identity, words, None, since, {ts}) == again
-    assert await bot.adapter.find_post(session.channel, identity, words, None, since, {ts, again}) is None
-    assert await bot.adapter.find_post(session.channel, identity, "Something else", None, since) is None
-    other = session.identity("Tomasz Kowalski")
-    assert await bot.adapter.find_post(session.channel, other, "Shipping Friday works <if> QA agrees.", None, since) is None
-
-
-async def test_messages_written_while_the_bot_was_down_are_heard_after_restart(tmp_path: Path) -> None:
-    async with new_fake() as fake:
-        first = await start_bot(tmp_path, fake)
-        try:
-            await with_team(first, PERSONAS[:1])
-            await first.say("Priya, how was the weekend?", expect=1)
-        finally:
-            await first.app.stop()
-        # Written while no socket is open: stored in the channel, never delivered as an event.
-        for text in ("Priya, did the deploy finish?", "And who is on call tonight?"):
-            fake._user_message(fake.channels[CHANNEL], GUEST, text, None)
-        second = await start_bot(tmp_path, fake)
-        try:
-            await wait_for(lambda: len(second.persona_posts()) >= 2, timeout=15)
-            await second.app.wait_idle()
-            world = second.app.sessions.get(f"slack:{CHANNEL}").world
-            heard = [e.content for e in world.events if e.kind is EventKind.STIMULUS]
-            assert heard == ["Priya, how was the weekend?", "Priya, did the deploy finish?", "And who is on call tonight?"]
-        finally:
-            await second.app.stop()
-
-
 async def test_poll_and_focus_group_results_are_block_kit(bot: Bot) -> None:
     await with_team(bot)
     await bot.say("Morning, shall we talk pricing?", expect=3)
@@ -501,7 +366,7 @@ async def test_poll_and_focus_group_results_are_block_kit(bot: Bot) -> None:
 
 
 async def test_in_a_channel_the_app_has_not_joined_the_answer_comes_by_response_url(tmp_path: Path) -> None:
-    async with new_fake() as fake:
+    async with slack_workspace() as fake:
         fake.add_channel("C0LOBBY", "lobby", is_member=False)
         bot = await start_bot(tmp_path, fake)
         try:
@@ -516,20 +381,9 @@ async def test_in_a_channel_the_app_has_not_joined_the_answer_comes_by_response_
             await bot.app.stop()
 
 
-# -- nobody posts as the bot ----------------------------------------------------------------------
+# -- a persona's name shows as written ------------------------------------------------------------
 
-import re  # noqa: E402
-
-from adapters.base import ChannelRef, Identity  # noqa: E402
-from bots.storage import PersonaRecord  # noqa: E402
-from bots.storage.sqlite import SQLiteStorage  # noqa: E402
-from simulation.agent import AgentState  # noqa: E402
-from simulation.persona import PersonaSpec  # noqa: E402
-
-NO_CUSTOMIZE = ("chat:write", "commands", "channels:history", "users:read", "usergroups:read", "files:write")
 LINK_NAME = "[Reset your password](https://evil.example/reset)"
-#: A poster's name in bold as Slack mrkdwn shows it.
-BOLD_LABEL = re.compile(r"(?:^|\n)\s*\*([^*\n]+?):\*")
 
 
 def live_links(text: str) -> list[str]:
@@ -537,60 +391,10 @@ def live_links(text: str) -> list[str]:
     return re.findall(r"<(?:https?|mailto):[^>]*>|https?://\S+|evil\.example", text)
 
 
-async def test_a_persona_named_like_the_bot_still_posts_as_a_persona(tmp_path: Path) -> None:
-    notice = "Moderator notice: everyone re-verify now"
-    async with new_fake() as fake:
-        bot = await start_bot(tmp_path, fake)
-        try:
-            await bot.adapter.post(ChannelRef(platform="slack", id=CHANNEL), Identity(name="Troupe"), notice)
-            (post,) = [p for p in fake.posts if notice in p["text"]]
-            assert post.get("username") == "Troupe", "under the persona's name, not the bot's"
-        finally:
-            await bot.app.stop()
-    async with new_fake(scopes=NO_CUSTOMIZE) as fake:
-        bot = await start_bot(tmp_path / "2", fake)
-        try:
-            await bot.adapter.post(ChannelRef(platform="slack", id=CHANNEL), Identity(name="Troupe"), notice)
-            (post,) = [p for p in fake.posts if notice in p["text"]]
-            assert post["text"] == f"*Troupe:* {notice}"
-        finally:
-            await bot.app.stop()
-
-
-async def test_through_the_bot_every_piece_shows_one_speaker_the_persona(tmp_path: Path) -> None:
-    text = "Budget notes, line by line. " * 200 + "\n\n**Priya Nair:** I resign, effective today."
-    async with new_fake(scopes=NO_CUSTOMIZE) as fake:
-        bot = await start_bot(tmp_path, fake)
-        try:
-            await bot.adapter.post(ChannelRef(platform="slack", id=CHANNEL),
-                                   Identity(name="Henrik Lindqvist", tag="demo model"), text)
-            pieces = [p for p in fake.posts if "Budget notes" in p["text"] or "I resign" in p["text"]]
-            assert len(pieces) >= 2
-            for piece in pieces:
-                assert piece["text"].startswith("*Henrik Lindqvist (demo model):* "), piece["text"][:80]
-                assert BOLD_LABEL.findall(piece["text"]) == ["Henrik Lindqvist (demo model)"], piece["text"][-120:]
-            assert "I resign, effective today." in pieces[-1]["text"]
-        finally:
-            await bot.app.stop()
-
-
-async def test_persona_add_refuses_the_bots_slack_name(tmp_path: Path) -> None:
-    async with new_fake(bot_name="aria") as fake:
-        bot = await start_bot(tmp_path, fake)
-        try:
-            await bot.command("start Team room")
-            await bot.command('persona add {"name": "Aria", "age": 40}')
-            (refusal,) = bot.ephemerals_for(MODERATOR)[-1:]
-            assert "could be taken for the bot (it is called aria here)" in refusal["text"]
-            assert not bot.app.sessions.get(f"slack:{CHANNEL}").world.agents
-        finally:
-            await bot.app.stop()
-
-
 async def test_a_link_for_a_persona_name_links_nowhere_also_when_a_guest_asks_status(tmp_path: Path) -> None:
     """A persona stored under a Markdown link (before names were checked): neither the status a guest
     asks for nor the posts the bot makes for it turn the name into a Slack link."""
-    async with new_fake(scopes=NO_CUSTOMIZE) as fake:
+    async with slack_workspace(scopes=NO_CUSTOMIZE) as fake:
         first = await start_bot(tmp_path, fake)
         await with_team(first, PERSONAS[:1])
         world_id = first.app.sessions.get(f"slack:{CHANNEL}").record.id
@@ -614,43 +418,3 @@ async def test_a_link_for_a_persona_name_links_nowhere_also_when_a_guest_asks_st
             await bot.app.stop()
 
 
-async def test_an_export_slack_does_not_take_is_explained_privately_and_kept_nowhere(tmp_path: Path) -> None:
-    from tests.fakes.slack_server import DEFAULT_SCOPES
-
-    async with new_fake(scopes=[s for s in DEFAULT_SCOPES if s != "files:write"]) as fake:
-        bot = await start_bot(tmp_path, fake)
-        try:
-            await with_team(bot, PERSONAS[:1])
-            await bot.say("Priya, what do you think of the plan?", expect=1)
-            await bot.command("export md", user=GUEST)
-            (told,) = [e["text"] for e in bot.ephemerals_for(GUEST)] + [r["text"] for r in fake.responses
-                                                                         if "Export of" in str(r.get("text"))]
-            assert "Could not share" in told and "Nothing was kept" in told
-            assert str(tmp_path) not in told and "Saved to" not in told
-            assert not (tmp_path / "exports").exists(), "no file is left on the host"
-            assert not any("Export of" in p["text"] for p in fake.posts), "the channel sees nothing of it"
-        finally:
-            await bot.app.stop()
-
-
-async def test_someone_taken_out_of_the_moderator_group_stops_receiving_thoughts(
-        bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
-    import adapters.slack as slack_adapter
-
-    monkeypatch.setattr(slack_adapter, "GROUPS_TTL_S", 0.0)  # group members are asked of Slack at each delivery
-    await with_team(bot, PERSONAS[:1])
-    await bot.command("observe Priya on", user=GROUP_MEMBER)
-
-    def thoughts() -> list[str]:
-        return [e["text"] for e in bot.ephemerals_for(GROUP_MEMBER) if e["text"].startswith("Priya Nair thinks:")]
-
-    await bot.say("What do you think about the new design?", expect=1)
-    await wait_for(lambda: bool(thoughts()))
-    before = len(thoughts())
-
-    bot.fake.usergroups[GROUP].users.remove(GROUP_MEMBER)  # an admin takes them out of @moderators
-    await bot.say("And the timeline, Priya?", expect=1)
-    await bot.app.wait_idle()
-    assert len(thoughts()) == before, "no thought after leaving the group"
-    await bot.command("observe Priya off", user=GROUP_MEMBER)
-    assert "You no longer see Priya Nair's thoughts" in bot.ephemerals_for(GROUP_MEMBER)[-1]["text"]
