@@ -40,7 +40,7 @@ XFAIL_KNOWN_LOSSES = False
 KNOWN_DUPLICATE_CAUSES = {
     "slack_client_library_resent_a_dropped_post",
     "outbox_posted_again_after_a_failed_history_check",
-    # By design (tests/test_outbox_exactly_once.py): a platform that cannot tell gets the post again.
+    # By design (tests/bots/test_outbox_exactly_once.py): a platform that cannot tell gets the post again.
     "console_posted_again_after_a_crash_it_cannot_check",
 }
 
