@@ -11,7 +11,7 @@ post through the bot).
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -118,7 +118,7 @@ async def test_a_post_already_made_is_found_before_posting_again(chat: Chat) -> 
     """Asked after an attempt whose outcome is unknown: the earliest post of these words by this persona
     that no other message is known to be."""
     words = "Shipping Friday works <if> QA agrees."
-    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    since = datetime.now(UTC) - timedelta(seconds=1)
     find = chat.adapter.find_post
     first = await chat.adapter.post(chat.channel, PRIYA, words)
     assert await find(chat.channel, PRIYA, words, None, since) == first
@@ -136,7 +136,7 @@ async def test_a_post_already_made_is_found_before_posting_again(chat: Chat) -> 
 ], indirect=True, ids=lambda setup: setup.id)
 async def test_a_post_from_before_the_moment_asked_about_is_not_found(chat: Chat) -> None:
     await chat.adapter.post(chat.channel, PRIYA, "Shipping Friday works.")
-    later = datetime.now(timezone.utc) + timedelta(seconds=30)
+    later = datetime.now(UTC) + timedelta(seconds=30)
     assert await chat.adapter.find_post(chat.channel, PRIYA, "Shipping Friday works.", None, later) is None
 
 
