@@ -1,4 +1,4 @@
-"""No module of the bot or of the platform adapters imports, however indirectly, one that imports it:
+"""No module of Troupe (simulation, settings, bot, adapters) imports, however indirectly, one that imports it:
 each can be read (and loaded) after the ones it builds on. Imports inside functions count too, so
 none can hide a cycle; imports only for type checkers do not run and are left out."""
 
@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.paths import ROOT
 
-PACKAGES = ("bots", "adapters")
+PACKAGES = ("simulation", "config", "bots", "adapters")
 
 
 def modules() -> dict[str, Path]:
