@@ -10,7 +10,7 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import count
 from typing import Any, Literal
 
@@ -63,6 +63,8 @@ class Sent:
     file: tuple[str, bytes] | None = None
     #: A post of the bot's own words (``announce``), not a persona's.
     by_bot: bool = False
+    #: When it was sent: a platform's history shows it, and ``find_post`` looks only after a moment.
+    at: datetime = field(default_factory=lambda: datetime.now(UTC), compare=False)
 
 
 @dataclass
@@ -301,9 +303,11 @@ class MemoryAdapter(Adapter):
         if not self.history_visible:
             return None
         first = split_message(text, self.max_message_length)[0]
+        since = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
         for record in self.sent:  # the earliest: the same words posted twice are two messages
             if (record.kind == "post" and not record.by_bot and record.channel == channel.id and record.identity == identity.name
-                    and record.text == first and record.thread == thread and record.message_id not in taken):
+                    and record.text == first and record.thread == thread and record.message_id not in taken
+                    and record.at >= since):
                 return record.message_id
         return None
 

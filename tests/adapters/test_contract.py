@@ -131,8 +131,7 @@ async def test_a_post_already_made_is_found_before_posting_again(chat: Chat) -> 
 
 
 @pytest.mark.parametrize("chat", [
-    CONSOLE, DISCORD, SLACK, *THROUGH_THE_BOT,
-    pytest.param(MEMORY, marks=pytest.mark.xfail(strict=True, reason="the in-memory platform's history has no times")),
+    CONSOLE, DISCORD, SLACK, MEMORY, *THROUGH_THE_BOT,
 ], indirect=True, ids=lambda setup: setup.id)
 async def test_a_post_from_before_the_moment_asked_about_is_not_found(chat: Chat) -> None:
     await chat.adapter.post(chat.channel, PRIYA, "Shipping Friday works.")
