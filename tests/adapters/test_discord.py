@@ -32,12 +32,8 @@ from adapters.discord.webhooks import fallback_prefix, webhook_username
 from adapters.menu import MenuCommand, Option, quote_word
 from bots.app import TroupeApp
 from bots.commands import MENU, SPECS, parse_command
-from bots.storage import PersonaRecord
-from bots.storage.sqlite import SQLiteStorage
 from config.settings import Settings
-from simulation.agent import AgentState
 from simulation.events import EventKind
-from simulation.persona import PersonaSpec
 from tests.adapters.platforms import discord_settings, standalone_discord
 from tests.fakes.discord_server import (
     ATTACH_FILES,
@@ -48,6 +44,7 @@ from tests.fakes.discord_server import (
 )
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.support.testbot import TEAM as PERSONAS
+from tests.support.testbot import store_unchecked_persona
 from tests.support.turns import kind_of, persona_of
 
 # -- webhook usernames ----------------------------------------------------------------------------
@@ -764,12 +761,7 @@ async def test_a_link_for_a_persona_name_links_nowhere_also_when_a_guest_asks_st
         await with_team(first, PERSONAS[:1])
         world_id = first.app.sessions.get(f"discord:{first.general}").record.id
         await first.app.stop()
-        storage = SQLiteStorage(first.app.settings.database_path)
-        await storage.open()
-        spec = PersonaSpec.from_data({"name": LINK_NAME, "age": 40}, source="an earlier bot")
-        await storage.save_persona(world_id, PersonaRecord(name=LINK_NAME, spec=spec.to_tinytroupe_dict(), position=1),
-                                   AgentState(persona=spec.to_tinytroupe_dict()))
-        await storage.close()
+        await store_unchecked_persona(first.app.settings.database_path, world_id, LINK_NAME)
         bot = await start_bot(tmp_path, fake)
         try:
             status = await bot.command("troupe status", user=fake.guest)

@@ -13,11 +13,7 @@ import pytest
 
 from adapters.slack import SlackAdapter
 from bots.app import TroupeApp
-from bots.storage import PersonaRecord
-from bots.storage.sqlite import SQLiteStorage
-from simulation.agent import AgentState
 from simulation.events import EventKind
-from simulation.persona import PersonaSpec
 from tests.adapters.platforms import (
     ADMIN,
     CHANNEL,
@@ -31,6 +27,7 @@ from tests.adapters.platforms import (
 )
 from tests.fakes.slack_server import FakeSlack
 from tests.support.testbot import TEAM as PERSONAS
+from tests.support.testbot import store_unchecked_persona
 
 
 @dataclass
@@ -399,12 +396,7 @@ async def test_a_link_for_a_persona_name_links_nowhere_also_when_a_guest_asks_st
         await with_team(first, PERSONAS[:1])
         world_id = first.app.sessions.get(f"slack:{CHANNEL}").record.id
         await first.app.stop()
-        storage = SQLiteStorage(first.app.settings.database_path)
-        await storage.open()
-        spec = PersonaSpec.from_data({"name": LINK_NAME, "age": 40}, source="an earlier bot")
-        await storage.save_persona(world_id, PersonaRecord(name=LINK_NAME, spec=spec.to_tinytroupe_dict(), position=1),
-                                   AgentState(persona=spec.to_tinytroupe_dict()))
-        await storage.close()
+        await store_unchecked_persona(first.app.settings.database_path, world_id, LINK_NAME)
         bot = await start_bot(tmp_path, fake)
         try:
             await bot.command("status", user=GUEST)

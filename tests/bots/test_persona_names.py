@@ -12,13 +12,9 @@ import pytest
 from adapters.base import literal
 from adapters.memory import MemoryAdapter
 from bots.persona_names import name_refusal, skeleton
-from bots.storage import PersonaRecord
-from bots.storage.sqlite import SQLiteStorage
-from simulation.agent import AgentState
-from simulation.persona import PersonaSpec
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.support.personas import batch, person
-from tests.support.testbot import demo_settings, fake_model_settings, start_bot
+from tests.support.testbot import demo_settings, fake_model_settings, start_bot, store_unchecked_persona
 
 LINK_NAME = "[Reset your password](https://evil.example/reset)"
 
@@ -169,12 +165,7 @@ async def stored_earlier(tmp_path: Path, name: str) -> None:
     await first.command("persona add Priya Nair")
     world_id = first.app.sessions.get("memory:general").record.id
     await first.app.stop()
-    storage = SQLiteStorage(settings.database_path)
-    await storage.open()
-    spec = PersonaSpec.from_data({"name": name, "age": 40, "occupation": "Support"}, source="earlier bot")
-    await storage.save_persona(world_id, PersonaRecord(name=name, spec=spec.to_tinytroupe_dict(), position=1),
-                               AgentState(persona=spec.to_tinytroupe_dict()))
-    await storage.close()
+    await store_unchecked_persona(settings.database_path, world_id, name, occupation="Support")
 
 
 async def test_a_persona_stored_with_a_link_for_a_name_shows_no_link_in_status(tmp_path) -> None:

@@ -6,7 +6,11 @@ from pathlib import Path
 
 from adapters.memory import MemoryAdapter, Sent
 from bots.app import TroupeApp
+from bots.storage import PersonaRecord
+from bots.storage.sqlite import SQLiteStorage
 from config.settings import Settings
+from simulation.agent import AgentState
+from simulation.persona import PersonaSpec
 from tests.fakes.openai_server import FakeOpenAIServer
 
 #: Bundled personas a team room is often started with.
@@ -58,3 +62,16 @@ async def start_bot(settings: Settings, adapter: MemoryAdapter | None = None, ve
     app = TroupeApp(settings, verifier=verifier)
     await app.start([adapter])
     return TestBot(app, adapter)
+
+
+async def store_unchecked_persona(database: Path, world_id: str, name: str, **fields: object) -> None:
+    """Store persona ``name`` in world ``world_id`` directly, as a bot that did not check names yet
+    would have: for tests of what the bot does with such a name when it reads it back."""
+    storage = SQLiteStorage(database)
+    await storage.open()
+    try:
+        spec = PersonaSpec.from_data({"name": name, "age": 40, **fields}, source="an earlier bot")
+        await storage.save_persona(world_id, PersonaRecord(name=name, spec=spec.to_tinytroupe_dict(), position=1),
+                                   AgentState(persona=spec.to_tinytroupe_dict()))
+    finally:
+        await storage.close()
