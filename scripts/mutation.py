@@ -32,8 +32,8 @@ SURVIVORS = MUTANTS / "survivors.txt"
 #: What is tested, by the name the summary gives it: (source file, functions, the test files that
 #: matter to it). Functions are mutmut's names: ``x_NAME`` for a module function, ``xǁCLASSǁNAME``
 #: for a method; ``*`` is all. A mutant runs those of its module's tests that call its function.
-VERIFICATION = ("tests/test_verification_pipeline.py", "tests/test_verification_api.py", "tests/test_bot_safety.py",
-                "tests/test_hostile_input.py", "tests/test_secrets_never_leak.py")
+VERIFICATION = ("tests/test_verification_pipeline.py", "tests/test_pipeline_audit.py", "tests/test_verification_api.py",
+                "tests/test_bot_safety.py", "tests/test_hostile_input.py", "tests/test_secrets_never_leak.py")
 OUTBOX = ("tests/test_outbox_exactly_once.py", "tests/test_review_queue.py", "tests/test_storage.py")
 SCOPE: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "permissions": ("bots/permissions.py", ("*",),
@@ -53,16 +53,16 @@ SCOPE: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     ),
     "verification pipeline": ("bots/verification/pipeline.py", ("*",), VERIFICATION),
     "secrets": ("bots/verification/checks/secrets.py", ("*",),
-                ("tests/test_verification_secrets.py", "tests/test_secret_spans.py", "tests/test_secrets_never_leak.py",
-                 "tests/test_verification_corpus.py")),
+                ("tests/test_verification_secrets.py", "tests/test_secret_spans.py", "tests/test_secret_rules.py",
+                 "tests/test_secrets_never_leak.py", "tests/test_verification_corpus.py")),
     "pii": ("bots/verification/checks/pii.py", ("*",),
-            ("tests/test_verification_pii.py", "tests/test_verification_corpus.py")),
+            ("tests/test_verification_pii.py", "tests/test_pii_edges.py", "tests/test_verification_corpus.py")),
     "mentions": ("bots/verification/checks/platform.py", ("*",),
                  ("tests/test_verification_platform.py", "tests/test_verification_corpus.py")),
     "links": ("bots/verification/checks/links.py", ("*",),
-              ("tests/test_verification_links.py", "tests/test_verification_corpus.py")),
+              ("tests/test_verification_links.py", "tests/test_links_results.py", "tests/test_verification_corpus.py")),
     "budget": ("simulation/llm/budget.py", ("*",), ("tests/test_budget_caps.py", "tests/test_llm_usage_budget.py")),
-    "retry": ("simulation/llm/retry.py", ("*",), ("tests/test_llm_retry.py",)),
+    "retry": ("simulation/llm/retry.py", ("*",), ("tests/test_llm_retry.py", "tests/test_retry_schedule.py")),
     "slack signatures and repeats": (
         "adapters/slack.py",
         ("xǁ_Seenǁ*", *(f"xǁSlackAdapterǁ{name}" for name in ("connect", "_serve_http", "_by_a_person", "_on_message"))),

@@ -1,0 +1,112 @@
+"""The secrets check at the edges of its rules: how long and how mixed a value after a secret word
+must be, keys written twice or at the very start, placeholders already in the text, what the check
+reports, and the detect-secrets plugins loaded afresh in a new process."""
+
+from __future__ import annotations
+
+import pytest
+
+from bots.verification.base import VerdictAction
+from bots.verification.checks import secrets
+from bots.verification.checks.secrets import PLACEHOLDER, SecretsCheck, SecretsSettings
+from bots.verification.policy import VerificationPolicy
+
+ALNUM = "aB3dE5fG7hJ9kL2mN4pQ6rS8tU1vW0xY"
+SENDGRID = "SG." + ALNUM[:22] + "." + (ALNUM * 2)[:43]  # found by detect-secrets alone
+GITHUB = "ghp_" + (ALNUM * 2)[:36]
+
+
+@pytest.fixture(scope="module")
+def check() -> SecretsCheck:
+    return SecretsCheck()
+
+
+def cleaned(check: SecretsCheck, text: str) -> str:
+    result = check.evaluate(text)
+    return text if result.action is VerdictAction.PASS else result.text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a keyword then the value straight after: eight characters of three kinds at least
+        ("login with password Abcdefg1", f"login with password {PLACEHOLDER}"),
+        ("login with password Abcdef1", "login with password Abcdef1"),
+        ("login with password Abcdefgh", "login with password Abcdefgh"),
+        # a keyword, a colon or "is", then the value: six characters with letters and digits will do
+        ("password: abc123", f"password: {PLACEHOLDER}"),
+        ("the password is abc123 today", f"the password is {PLACEHOLDER} today"),
+        ("password: abc12", "password: abc12"),
+        ("password: 123456789", "password: 123456789"),
+        ("password: abcdefgh", "password: abcdefgh"),
+        # an address after a secret word is where the secret is kept, not the secret
+        ("password reset page: https://id.example.com/reset2", "password reset page: https://id.example.com/reset2"),
+        ("api_key docs: http://docs.example.com/keys2", "api_key docs: http://docs.example.com/keys2"),
+        ("token file = /etc/app/token2.txt", "token file = /etc/app/token2.txt"),
+    ],
+)
+def test_a_value_after_a_secret_word_counts_when_it_looks_like_one(check, text, expected):
+    assert cleaned(check, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # hyphenated words are a name ("sk-learn-…"), whatever their case or the digits in them
+        ("read sk-learn-compatibility-notes-for-the-2024-release first",) * 2,
+        ("read sk-Learn-Compatibility-Notes-For-The-Team-Release first",) * 2,
+        # short mixed groups are a key written with hyphens
+        ("key sk-proj-Ab3d-Ef5g-Hj7k-Lm9n-Pq2r-St4v-Wx6y-Za1b here", f"key {PLACEHOLDER} here"),
+    ],
+)
+def test_a_hyphenated_name_after_sk_is_no_key_but_a_hyphenated_key_is(check, text, expected):
+    assert cleaned(check, text) == expected
+
+
+def test_a_key_written_twice_and_at_the_very_start_goes_everywhere(check):
+    text = f"{SENDGRID} is the mail key; once more: {SENDGRID}"
+    assert cleaned(check, text) == f"{PLACEHOLDER} is the mail key; once more: {PLACEHOLDER}"
+
+
+def test_a_placeholder_already_in_the_text_leaves_later_secrets_in_place(check):
+    text = f"old one: {PLACEHOLDER}, new one: {GITHUB} ok"
+    assert cleaned(check, text) == f"old one: {PLACEHOLDER}, new one: {PLACEHOLDER} ok"
+
+
+def test_a_rewrite_names_each_kind_once_and_is_certain(check):
+    result = check.evaluate(f"{GITHUB} and {GITHUB[:-1]}Z and AKIA{'IOSFODNN7QZXWYT2'}")
+    assert result.action is VerdictAction.REWRITE and result.score == 1.0
+    assert result.reason == "secrets: AWS Access Key, GitHub token removed"
+
+
+def test_a_private_key_is_named_in_the_reason(check):
+    text = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----"
+    assert check.evaluate(text).reason == "secrets: Private Key removed"
+
+
+def test_a_block_names_the_kinds_and_is_certain():
+    result = SecretsCheck(settings=SecretsSettings(action="block")).evaluate(f"here {GITHUB}")
+    assert (result.action, result.score, result.text) == (VerdictAction.BLOCK, 1.0, None)
+    assert result.reason == "secrets: GitHub token"
+
+
+def test_the_channel_policy_chooses_the_action_and_the_placeholder():
+    blocking = SecretsCheck(VerificationPolicy.model_validate({"secrets": {"action": "block"}}))
+    assert blocking.evaluate(f"token {GITHUB}").action is VerdictAction.BLOCK
+    own = SecretsCheck(settings=SecretsSettings(placeholder="<redacted>"))
+    assert own.evaluate(f"token {GITHUB} ok").text == "token <redacted> ok"
+
+
+def test_an_unknown_action_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match=r"^secrets action must be 'rewrite' or 'block', not 'shout'$"):
+        SecretsCheck(settings=SecretsSettings(action="shout"))
+
+
+def test_a_new_process_loads_every_detect_secrets_plugin(monkeypatch):
+    """The plugins are made once per process; here they are made again, as at a start."""
+    monkeypatch.setattr(secrets, "_shared", None)
+    plugins = secrets.shared_plugins()
+    assert len(plugins) == len(secrets.DETECT_SECRETS_PLUGINS)
+    assert all(isinstance(kind, str) and hasattr(plugin, "analyze_string") for kind, plugin in plugins)
+    assert secrets.shared_plugins() is plugins
+    assert cleaned(SecretsCheck(), f"mail key {SENDGRID}") == f"mail key {PLACEHOLDER}"
