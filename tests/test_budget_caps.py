@@ -163,6 +163,7 @@ async def test_without_caps_nothing_is_refused():
         (BudgetLimits(), True, "no limit"),
         (BudgetLimits(max_cost_usd=0), False, "$0.00"),
         (BudgetLimits(max_cost_usd=0.005), False, "$0.0050"),
+        (BudgetLimits(max_cost_usd=0.01), False, "$0.01"),
         (BudgetLimits(max_cost_usd=1234.5), False, "$1,234.50"),
         (BudgetLimits(max_tokens=0), False, "0 tokens"),
         (BudgetLimits(max_calls=0), False, "0 calls"),

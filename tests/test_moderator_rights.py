@@ -118,7 +118,12 @@ async def test_by_default_a_channel_manager_is_a_moderator(tmp_path: Path) -> No
     bot = await start_bot(demo_settings(tmp_path))
     try:
         assert not refused(await bot.command("start Team room", user="manager", user_is_moderator=True))
-        assert refused(await bot.command("pause", user="guest", user_is_moderator=False))
+        refusal = await bot.command("pause", user="guest", user_is_moderator=False)
+        assert refused(refusal)
+        assert refusal[0].text == (
+            "Only moderators can use `pause`. Ask a moderator, or have an admin add your user id to "
+            "bot.moderator_user_ids (or one of your roles to bot.moderator_roles) in troupe.yaml."
+        )
         assert bot.app.sessions.get("memory:general") is not None
     finally:
         await bot.app.stop()
