@@ -35,7 +35,7 @@ SURVIVORS = MUTANTS / "survivors.txt"
 VERIFICATION = ("tests/test_verification_pipeline.py", "tests/test_pipeline_audit.py", "tests/test_verification_api.py",
                 "tests/test_bot_safety.py", "tests/test_hostile_input.py", "tests/test_secrets_never_leak.py")
 OUTBOX = ("tests/test_outbox_exactly_once.py", "tests/test_review_queue.py", "tests/test_storage.py",
-          "tests/test_outbox_storage_errors.py")
+          "tests/test_outbox_storage_errors.py", "tests/test_outbox_retries.py")
 SCOPE: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "permissions": ("bots/permissions.py", ("*",),
                     ("tests/test_permissions_all_commands.py", "tests/test_moderator_rights.py")),
