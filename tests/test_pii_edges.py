@@ -75,12 +75,19 @@ def test_passport_numbers_have_six_to_nine_characters_with_five_digits(text, exp
         "020 7946 0958 users",
         "$020 7946 0958",
         "ip 192.168.100.200",
+        # dotted numbers a phone library would take: versions (a one-digit part) and four-part addresses
+        "version 1.41555.52671",
+        "build 030.1.234567",
+        "ip 89.123.456.78",
+        "ip 415.555.26.71",
+        "ip 0.30.1234.5678",
         "version 1.2.3.4567",
         "build 4.15.555.2671",
         "10.123.456.7890",
         "released 2024.10.15",
         "the 2019-2024 plan",
         "seasons 1999/2000",
+        "order 4155552671 shipped",
     ],
 )
 def test_amounts_versions_addresses_and_dates_are_not_phone_numbers(text):
@@ -94,6 +101,10 @@ def test_amounts_versions_addresses_and_dates_are_not_phone_numbers(text):
         ("call 030 12345", "030 12345"),
         ("call 415.555.2671", "415.555.2671"),
         ("tel: (415) 555-2671 after 5", "(415) 555-2671"),
+        ("ring me  (415) 555-2671", "(415) 555-2671"),
+        ("0044 20 7946 0958", "0044 20 7946 0958"),
+        ("001 415 555 2671", "001 415 555 2671"),
+        ("in 2019-2024 call (415) 555-2671", "(415) 555-2671"),
     ],
 )
 def test_short_and_dotted_phone_numbers_count(text, phone):

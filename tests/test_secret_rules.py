@@ -110,3 +110,30 @@ def test_a_new_process_loads_every_detect_secrets_plugin(monkeypatch):
     assert all(isinstance(kind, str) and hasattr(plugin, "analyze_string") for kind, plugin in plugins)
     assert secrets.shared_plugins() is plugins
     assert cleaned(SecretsCheck(), f"mail key {SENDGRID}") == f"mail key {PLACEHOLDER}"
+
+
+@pytest.mark.parametrize(
+    ("text", "posted", "kind"),
+    [
+        ("password: Tr0ub4dor&3", f"password: {PLACEHOLDER}", "Credential"),
+        ("ssh in with password Winter#2025x", f"ssh in with password {PLACEHOLDER}", "Credential"),
+        ("Authorization: Bearer abcdefghijklmnop1234567890", f"Authorization: Bearer {PLACEHOLDER}", "Bearer token"),
+        ("https://api.example.com/v1?sig=abcdef1234567890&x=1", f"https://api.example.com/v1?sig={PLACEHOLDER}&x=1",
+         "Secret URL parameter"),
+        ("postgres://admin:Sup3rS3cret!@db.internal/prod", f"postgres://admin:{PLACEHOLDER}@db.internal/prod",
+         "Password in URL"),
+    ],
+)
+def test_each_rule_names_what_it_removed(check, text, posted, kind):
+    result = check.evaluate(text)
+    assert (result.text, result.reason) == (posted, f"secrets: {kind} removed")
+
+
+def test_a_value_ending_in_capital_xs_is_removed_to_its_last_character(check):
+    assert cleaned(check, "password: Tr0ub4dorXX.") == f"password: {PLACEHOLDER}."
+
+
+def test_a_name_after_sk_does_not_hide_a_key_later_in_the_message(check):
+    key = "sk-proj-" + (ALNUM * 2)[:48]
+    text = f"read sk-learn-compatibility-notes-for-the-2024-release, then use {key}"
+    assert cleaned(check, text) == f"read sk-learn-compatibility-notes-for-the-2024-release, then use {PLACEHOLDER}"
