@@ -105,3 +105,17 @@ def test_a_check_waits_the_model_time_only_when_it_says_it_uses_a_model():
         assert pipeline.timeout_for(Waits(0, 0)) == 2.0
     finally:
         del Waits.uses_model
+
+
+async def test_a_check_that_raises_is_audited_with_the_time_it_took():
+    class Raises(Check):
+        name = "boom"
+
+        async def run(self, text: str, context: VerificationContext) -> CheckResult:
+            await asyncio.sleep(0.02)
+            raise RuntimeError("model unreachable")
+
+    verdict = await VerificationPipeline([Raises()]).verify("Hello", CTX)
+    (record,) = verdict.checks
+    assert record["reason"] == "check boom failed: RuntimeError: model unreachable"
+    assert 20 <= record["ms"] < 1000
