@@ -174,10 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
     parser.add_argument("--fail-under", type=float, default=0.0, help="exit 1 when the score is lower")
     parser.add_argument("--progress-every", type=float, default=60.0, help="seconds between progress lines")
+    parser.add_argument("--report", action="store_true",
+                        help="summarise the verdicts already in mutants/ (after `mutmut run NAMES` retried some)")
     args = parser.parse_args(argv)
 
     os.chdir(ROOT)
     check_configuration()
+    if args.report:
+        return report(args.fail_under, None)
     shutil.rmtree(MUTANTS, ignore_errors=True)
     MUTANTS.mkdir()
     started = time.monotonic()
@@ -188,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     keep_the_tests_that_matter()
     print(f"  mutants made and tests mapped in {(time.monotonic() - started) / 60:.1f} minutes", flush=True)
     mutmut(args.workers, patterns(), LOG, args.progress_every)
+    return report(args.fail_under, time.monotonic() - started)
 
+
+def report(fail_under: float, seconds: float | None) -> int:
+    """Print each module's figures, list the survivors, and print the JSON summary last."""
     found = verdicts()
     result = summary(found)
     survivors = sorted(key for module in found.values() for key, status in module.items() if status in SURVIVED)
@@ -196,10 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     for label, figures in result["by_module"].items():
         print(f"  {label:30} {figures['killed'] + figures['timeout']:5} of {figures['mutants']:5} killed  "
               f"score {figures['score']:.2f}")
-    print(f"{len(survivors)} survivors listed in {SURVIVORS.relative_to(ROOT)} (`mutmut show NAME` shows one); "
-          f"took {(time.monotonic() - started) / 60:.1f} minutes")
+    took = f"; took {seconds / 60:.1f} minutes" if seconds is not None else ""
+    print(f"{len(survivors)} survivors listed in {SURVIVORS.relative_to(ROOT)} (`mutmut show NAME` shows one){took}")
     print(json.dumps(result))
-    return 1 if result["score"] < args.fail_under else 0
+    return 1 if result["score"] < fail_under else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """A post the platform refused for a moment is tried again by itself, on the outbox's schedule, and
-not after the outbox is closed; a post whose fate is unknown is looked for, and posted again only
-after the channel's history could not be read several times."""
+not after the outbox is closed; a post whose fate is unknown is looked for (in its thread, if it
+went to one), and posted again only after the channel's history could not be read several times;
+posts to a channel keep the platform's interval."""
 
 from __future__ import annotations
 
@@ -108,3 +109,43 @@ async def test_an_unreadable_history_is_looked_at_again_then_the_post_is_made_an
     finally:
         outbox.close()
         await storage.close()
+
+
+async def test_posts_to_a_channel_are_spaced_by_the_platforms_interval(tmp_path: Path) -> None:
+    adapter = MemoryAdapter()
+    adapter.post_interval_s = 0.2
+    storage, outbox, _ = await outbox_with_one_entry(tmp_path, adapter, (60.0,))
+    try:
+        await storage.write_step(StepWrite(world_id="w1", outbox=[OutboxEntry(
+            world_id="w1", channel_key=CHANNEL, event_id=2, persona="Priya Nair",
+            identity={"name": "Priya Nair"}, text="Or Monday.")]))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await outbox.deliver(CHANNEL) is True
+        assert len(adapter.posts()) == 2 and loop.time() - started >= 0.2
+    finally:
+        outbox.close()
+        await storage.close()
+
+
+async def test_a_thread_post_whose_answer_was_lost_is_found_in_its_thread(tmp_path: Path) -> None:
+    adapter = MemoryAdapter()
+    storage = SQLiteStorage(tmp_path / "troupe.db")
+    await storage.open()
+    await storage.create_world(WorldRecord(id="w1", channel_key=CHANNEL, name="Room"))
+    outbox = Outbox(storage, {"memory": adapter}, retry_delays=(60.0,))
+    try:
+        await storage.write_step(StepWrite(world_id="w1", outbox=[OutboxEntry(
+            world_id="w1", channel_key=CHANNEL, event_id=1, persona="Priya Nair", thread="T1",
+            identity={"name": "Priya Nair"}, text="In the thread: Friday.")]))
+        adapter.crash_after_post(1, _answer_lost)
+        assert await outbox.deliver(CHANNEL) is False  # posted in the thread; the answer never came
+        assert await outbox.deliver(CHANNEL) is True  # found there, not posted again
+        assert [(p.thread, p.text) for p in adapter.posts()] == [("T1", "In the thread: Friday.")]
+    finally:
+        outbox.close()
+        await storage.close()
+
+
+def _answer_lost(record) -> None:
+    raise AdapterError("Server disconnected", retryable=True)

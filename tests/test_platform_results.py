@@ -95,6 +95,9 @@ async def test_without_a_platform_limit_nothing_is_shortened():
         ("aaaaaaaaa bbbbbbbbbbbbbbbbbbbb", 21, "aaaaaaaaa bbbbbbbbbb…"),
         ("aaaaaaaa bbbbbbbbbbbbbbbbbbbbbb", 21, "aaaaaaaa bbbbbbbbbbb…"),
         ("aa " + "b" * 40, 21, "aa " + "b" * 17 + "…"),
+        # a space exactly at half the room counts, with an even room and an odd one
+        ("aaaaaaaaaa bbbbbbbbbbbbbbbbbbbb", 21, "aaaaaaaaaa…"),
+        ("aaaaaaaaaa bbbbbbbbbbbbbbbbbbbbb", 22, "aaaaaaaaaa…"),
         # the cut falls on a space: trailing spaces go
         ("word word word wo   rest", 20, "word word word wo…"),
     ],
