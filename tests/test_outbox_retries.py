@@ -149,3 +149,81 @@ async def test_a_thread_post_whose_answer_was_lost_is_found_in_its_thread(tmp_pa
 
 def _answer_lost(record) -> None:
     raise AdapterError("Server disconnected", retryable=True)
+
+
+class Broken(MemoryAdapter):
+    """A platform adapter with a bug: its first post raises something that is no AdapterError."""
+
+    async def post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None = None) -> str:
+        if not self.post_attempts:
+            self.post_attempts += 1
+            raise RuntimeError("adapter bug")
+        return await super().post(channel, identity, text, thread)
+
+
+async def test_a_failure_is_recorded_with_its_reason(tmp_path: Path) -> None:
+    adapter = MemoryAdapter()
+    storage, outbox, _ = await outbox_with_one_entry(tmp_path, adapter, (60.0,))
+    told: list[tuple[int, str]] = []
+    outbox.on_failure = lambda entry, error: told.append((entry.id, error))
+    try:
+        adapter.fail_next_posts(1)
+        assert await outbox.deliver(CHANNEL) is False
+        [entry] = await storage.outbox_entries("w1")
+        assert (entry.status, entry.attempts, entry.error) == (OutboxStatus.PENDING, 1, "simulated platform failure")
+        assert told == []
+        adapter.fail_next_posts(1, retryable=False)
+        assert await outbox.deliver(CHANNEL) is True  # looked for first, then refused for good
+        [entry] = await storage.outbox_entries("w1")
+        assert (entry.status, entry.error) == (OutboxStatus.FAILED, "simulated platform failure")
+        assert told == [(entry.id, "simulated platform failure")]
+    finally:
+        outbox.close()
+        await storage.close()
+
+
+async def test_an_adapter_bug_leaves_the_post_pending_and_in_its_place(tmp_path: Path) -> None:
+    adapter = Broken()
+    storage, outbox, _ = await outbox_with_one_entry(tmp_path, adapter, (60.0,))
+    try:
+        await storage.write_step(StepWrite(world_id="w1", outbox=[OutboxEntry(
+            world_id="w1", channel_key=CHANNEL, event_id=2, persona="Priya Nair",
+            identity={"name": "Priya Nair"}, text="Or Monday.")]))
+        assert await outbox.deliver(CHANNEL) is False
+        assert adapter.posts() == [], "nothing is posted ahead of the one whose fate is unknown"
+        first, second = await storage.outbox_entries("w1")
+        assert (first.status, first.attempts, first.error) == (OutboxStatus.PENDING, 1, "RuntimeError: adapter bug")
+        assert await outbox.deliver(CHANNEL) is True
+        assert [p.text for p in adapter.posts()] == ["Let's ship on Friday.", "Or Monday."]
+    finally:
+        outbox.close()
+        await storage.close()
+
+
+async def test_a_platform_not_connected_here_keeps_its_posts_pending(tmp_path: Path) -> None:
+    adapter = MemoryAdapter()
+    storage, _, _ = await outbox_with_one_entry(tmp_path, adapter, (60.0,))
+    outbox = Outbox(storage, {}, retry_delays=(60.0,))
+    try:
+        assert await outbox.deliver(CHANNEL) is False
+        [entry] = await storage.outbox_entries("w1")
+        assert (entry.status, entry.attempts) == (OutboxStatus.PENDING, 0)
+    finally:
+        outbox.close()
+        await storage.close()
+
+
+async def test_an_entry_stored_without_an_identity_posts_under_its_personas_name(tmp_path: Path) -> None:
+    adapter = MemoryAdapter()
+    storage = SQLiteStorage(tmp_path / "troupe.db")
+    await storage.open()
+    await storage.create_world(WorldRecord(id="w1", channel_key=CHANNEL, name="Room"))
+    outbox = Outbox(storage, {"memory": adapter}, retry_delays=(60.0,))
+    try:
+        await storage.write_step(StepWrite(world_id="w1", outbox=[OutboxEntry(
+            world_id="w1", channel_key=CHANNEL, event_id=1, persona="Priya Nair", text="Hello.")]))
+        assert await outbox.deliver(CHANNEL) is True
+        assert [(p.identity, p.text) for p in adapter.posts()] == [("Priya Nair", "Hello.")]
+    finally:
+        outbox.close()
+        await storage.close()
