@@ -1,7 +1,8 @@
 """A post the platform refused for a moment is tried again by itself, on the outbox's schedule, and
 not after the outbox is closed; a post whose fate is unknown is looked for (in its thread, if it
 went to one), and posted again only after the channel's history could not be read several times;
-posts to a channel keep the platform's interval."""
+posts to a channel keep the platform's interval; every failure is recorded with its reason, and
+nothing is posted ahead of a post whose fate is unknown."""
 
 from __future__ import annotations
 
