@@ -68,7 +68,7 @@ SCOPE: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "slack signatures and repeats": (
         "adapters/slack.py",
         ("xǁ_Seenǁ*", *(f"xǁSlackAdapterǁ{name}" for name in ("connect", "_by_a_person", "_on_message"))),
-        ("tests/test_adapter_slack.py", "tests/test_adapter_slack_units.py", "tests/test_slack_who_is_heard.py"),
+        ("tests/test_adapter_slack.py", "tests/test_adapter_slack_units.py"),
     ),
     "repeated messages": (
         "bots/session.py",
