@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-models run lint test test-slow test-models bench soak clean
+.PHONY: install install-models run lint test test-slow test-models bench soak mutation clean
 
 install: $(STAMP)
 
@@ -65,5 +65,17 @@ bench: install
 soak: install
 	$(BIN)/python -m tests.bench.soak $(SOAK_ARGS)
 
+# Mutation testing of the safety-critical code (scripts/mutation.py; about 45 minutes on 2 cores).
+# Prints a JSON summary last and fails under the score in MUTATION_ARGS. mutmut works in mutants/.
+MUTATION_STAMP := $(VENV)/.mutation-installed
+MUTATION_ARGS ?= --fail-under 0.90
+
+$(MUTATION_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,mutation]'
+	touch $(MUTATION_STAMP)
+
+mutation: $(MUTATION_STAMP)
+	$(BIN)/python scripts/mutation.py $(MUTATION_ARGS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache mutants

@@ -410,3 +410,22 @@ async def test_a_link_for_a_persona_name_links_nowhere_also_when_a_guest_asks_st
             await bot.app.stop()
 
 
+async def test_edits_bots_the_app_itself_and_authorless_messages_are_not_heard(bot: Bot) -> None:
+    """Only people's new messages are heard: not an edit, a bot's post, the app's own post or an
+    authorless one."""
+    await with_team(bot, PERSONAS[:1])
+    events = [
+        {"subtype": "message_changed", "user": GUEST, "text": "Priya, edited?"},
+        {"bot_id": "B0OTHER", "user": GUEST, "text": "Priya, from a bot?"},
+        {"user": bot.adapter.bot_user_id, "text": "Priya, from the app?"},
+        {"text": "Priya, from nobody?"},
+    ]
+    for i, fields in enumerate(events):
+        event = {"type": "message", "channel": CHANNEL, "ts": f"1700000000.00010{i}", "channel_type": "channel",
+                 **fields}
+        assert await bot.fake.wait_ack(await bot.fake.send_event(event)) is not None
+    await asyncio.sleep(0.3)
+    await bot.app.wait_idle()
+    assert bot.persona_posts() == []
+    world = bot.app.sessions.get(f"slack:{CHANNEL}").world
+    assert [e.content for e in world.events if e.kind is EventKind.STIMULUS] == []

@@ -93,21 +93,6 @@ def step(world_id: str, first: int, *, count: int = 1, channel: str = "console:m
     )
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "troupe.sqlite3"
-
-
-@pytest.fixture
-async def storage(path: Path):
-    store = SQLiteStorage(path)
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
 # -- worlds and channels ----------------------------------------------------------------------
 
 
