@@ -13,6 +13,8 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from adapters.base import (
     Adapter,
     AdapterError,
@@ -32,6 +34,7 @@ from bots.focus_groups import FocusGroups
 from bots.interviews import Interviews
 from bots.logs import log_context
 from bots.outbox import Outbox
+from bots.ownership import INBOX_TOPIC, ChannelOwnership
 from bots.permissions import ModeratorPolicy
 from bots.rate_limits import CommandRateLimiter
 from bots.registry import CommandRegistry
@@ -39,7 +42,7 @@ from bots.reply import Reply, with_command_prefix
 from bots.services import Services
 from bots.session_config import SessionConfig
 from bots.session_manager import SessionManager
-from bots.storage import Storage, StorageUnavailableError
+from bots.storage import StaleOwnerError, Storage, StorageUnavailableError, WorldStatus
 from bots.storage.sqlite import SQLiteStorage
 from bots.suggestions import PersonaSuggestions
 from bots.verification import Verifier
@@ -47,7 +50,9 @@ from bots.verification.factory import build_verifier
 from config.settings import Settings
 from config.verification import VerificationPolicy
 from simulation.fairness import fair_turn
+from simulation.llm.base import ModelWrapper
 from simulation.llm.factory import ModelStack, build_model
+from simulation.llm.limiter import ConcurrencyLimitedModel
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,8 @@ CATCH_UP_CONCURRENCY = 8
 CATCH_UP_RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
 #: Distinct merged verification policies kept (channels with their own settings each add one).
 POLICIES_HELD = 1024
+#: Reads an event kept in the inbox back (a message, or a command another worker received).
+KEPT_EVENT: TypeAdapter[AdapterEvent] = TypeAdapter(AdapterEvent)
 
 
 class TroupeApp:
@@ -89,8 +96,16 @@ class TroupeApp:
         #: Why the app stopped by itself (the database became unusable), or None.
         self.failure: StorageUnavailableError | None = None
         self.storage.on_unavailable = self._storage_unavailable
+        #: Which channels this process runs, when several share the database (one, with SQLite).
+        self.ownership = ChannelOwnership(self.storage, ttl_s=settings.lease_s, adopt=self._adopt,
+                                          lost=self._lose, wake=self._wake, idle=self._channel_idle,
+                                          workers=self._share_limits)
+        #: Inbox entries queued here, so a wake-up does not queue one twice.
+        self._queued_inbox: set[int] = set()
+        self._adopting: dict[str, asyncio.Future[None]] = {}
         self.interviews = Interviews(self.storage)
-        self.outbox = Outbox(self.storage, self.adapters, spawn=self._track, interviews=self.interviews)
+        self.outbox = Outbox(self.storage, self.adapters, spawn=self._track, interviews=self.interviews,
+                             owns=self.ownership.holds, take=self.ownership.acquire)
         self.collector = QuietCollector()
         self._fixed_verifier = verifier
         self._verifiers: dict[str, Verifier] = {}
@@ -109,6 +124,8 @@ class TroupeApp:
             settings=settings.bot,
             spawn=self.spawn,
             is_moderator=self.is_moderator,
+            fence=self.ownership.fence,
+            take=self.ownership.acquire,
         )
         self.sessions = SessionManager(self.services)
         self.permissions = ModeratorPolicy(settings.bot)
@@ -236,6 +253,7 @@ class TroupeApp:
         try:
             self._prepare_verification()
             await self.storage.open()
+            await self.ownership.start()
             suggestions = PersonaSuggestions(self.sessions)
             for adapter in adapters:
                 self.adapters[adapter.platform] = adapter
@@ -246,7 +264,7 @@ class TroupeApp:
             for outcome in outcomes:
                 if isinstance(outcome, BaseException):
                     raise outcome
-            await self.sessions.restore()
+            await self.sessions.restore(take=self.ownership.acquire, limit=await self.ownership.share())
             # Not awaited: at a 1-post-a-second pace, a backlog would keep the bot deaf for as long.
             self._track(asyncio.ensure_future(self.outbox.flush_all()))
             await self.replay_inbox()
@@ -378,6 +396,7 @@ class TroupeApp:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for adapter in self.adapters.values():
             await adapter.disconnect()
+        await self.ownership.stop()
         await self.storage.close()
         await self.stack.model.aclose()
         self.collector.uninstall()
@@ -394,16 +413,81 @@ class TroupeApp:
 
     async def replay_inbox(self) -> None:
         """Messages received but not handled before the last stop, handled now (once: ids are checked)."""
-        for entry_id, _key, data in await self.storage.inbox_pending():
+        await self._queue_kept(await self.storage.inbox_pending())
+
+    async def _queue_kept(self, entries: list[tuple[int, str, dict[str, Any]]]) -> None:
+        for entry_id, _key, data in entries:
+            if entry_id in self._queued_inbox:
+                continue
             try:
-                event = IncomingMessage.model_validate(data)
-            except ValueError:
+                event = KEPT_EVENT.validate_python(data)
+            except ValidationError:
                 log.warning("dropping unreadable inbox entry %s", entry_id)
                 await self.storage.inbox_done(entry_id)
                 continue
             adapter = self.adapters.get(event.channel.platform)
             if adapter is not None:
                 self.submit(adapter, event, entry_id)
+
+    # -- channels run by several workers --------------------------------------------------------
+
+    async def _own(self, adapter: Adapter, event: AdapterEvent, entry_id: int | None) -> bool:
+        """Whether this worker runs the event's channel (taking it when nobody does). When another
+        worker runs it, the event is kept in the inbox for that worker, which is woken."""
+        key = event.channel.key
+        if self.ownership.holds(key):
+            return True
+        if await self.ownership.acquire(key):
+            await self._adopt(key)
+            return True
+        if entry_id is None:
+            await self.storage.inbox_add(key, event.model_dump(mode="json"))
+        await self.storage.notify(INBOX_TOPIC, key)
+        return False
+
+    async def _adopt(self, channel_key: str) -> None:
+        """Run a channel taken over here: its world from storage, what is left in its outbox (each
+        entry looked for in the channel first), and what waits for it in the inbox. Once, however
+        many ask at the same time (an event, and a scan for channels nobody runs)."""
+        adopting = self._adopting.get(channel_key)
+        if adopting is None:
+            adopting = self._adopting[channel_key] = asyncio.ensure_future(self._adopt_once(channel_key))
+            adopting.add_done_callback(lambda _: self._adopting.pop(channel_key, None))
+        await asyncio.shield(adopting)
+
+    async def _adopt_once(self, channel_key: str) -> None:
+        if self.sessions.get(channel_key) is None:
+            record = await self.storage.world_for_channel(channel_key)
+            if record is not None and record.status is not WorldStatus.STOPPED:
+                await self.sessions.adopt(record)
+        self.outbox.adopt(channel_key)
+        self.spawn(self.outbox.deliver(channel_key))
+        self._wake(channel_key)
+
+    async def _share_limits(self, workers: int) -> None:
+        """Limits set for the deployment are shared by the workers alive: the model's concurrency."""
+        model = self.stack.model
+        limiter = model.find(ConcurrencyLimitedModel) if isinstance(model, ModelWrapper) else None
+        if isinstance(limiter, ConcurrencyLimitedModel):
+            await limiter.share_among(workers)
+
+    async def _lose(self, channel_key: str) -> None:
+        """Another worker runs the channel now: stop running its world here."""
+        self.sessions.forget(channel_key)
+
+    def _wake(self, channel_key: str) -> None:
+        """Events another worker kept for a channel run here: queue them."""
+
+        async def queue_kept() -> None:
+            await self._queue_kept(await self.storage.inbox_pending(channel_key))
+
+        self.spawn(queue_kept())
+
+    def _channel_idle(self, channel_key: str) -> bool:
+        """Nothing under way in the channel: it may be handed to another worker."""
+        queue = self._queues.get(channel_key)
+        session = self.sessions.get(channel_key)
+        return (queue is None or queue.empty()) and (session is None or (not session.busy and not session.lock.locked()))
 
     def submit(self, adapter: Adapter, event: AdapterEvent, kept: asyncio.Future | int | None = None) -> None:
         """Queue an event on its channel; channels are handled concurrently, events in order.
@@ -415,6 +499,8 @@ class TroupeApp:
         if queue is None:
             queue = self._queues[key] = asyncio.Queue()
             self._workers[key] = asyncio.ensure_future(self._channel_worker(queue))
+        if isinstance(kept, int):
+            self._queued_inbox.add(kept)
         self._pending_events += 1
         self._busy()
         queue.put_nowait((adapter, event, kept))
@@ -422,8 +508,9 @@ class TroupeApp:
     async def _channel_worker(self, queue: asyncio.Queue) -> None:
         while True:
             adapter, event, kept = await queue.get()
+            #: The inbox entry this copy of the event settles (None: not kept, or another copy's).
+            entry_id: int | None = kept if isinstance(kept, int) else None
             try:
-                entry_id = kept
                 if isinstance(kept, asyncio.Future):
                     try:
                         entry_id = await kept
@@ -432,15 +519,27 @@ class TroupeApp:
                     except Exception:  # not kept, but still heard now
                         log.warning("could not keep a received message in the inbox", exc_info=True)
                         entry_id = None
+                    if entry_id in self._queued_inbox:
+                        entry_id = None
+                        continue  # a wake-up queued it from the inbox meanwhile; that copy handles it
+                    if entry_id is not None:
+                        self._queued_inbox.add(entry_id)
                 await fair_turn()
+                if not await self._own(adapter, event, entry_id):
+                    continue  # kept for the worker that runs the channel
                 await self.handle(adapter, event)
                 if entry_id:
                     await self.storage.inbox_done(entry_id)
             except StorageUnavailableError:
                 pass  # reported once, when it happened; the app is stopping
+            except StaleOwnerError:
+                # Taken over meanwhile: the event stays in the inbox for the channel's new owner.
+                await self._lose(event.channel.key)
             except Exception:
                 log.exception("failed to handle %s", event.kind)
             finally:
+                if entry_id is not None:
+                    self._queued_inbox.discard(entry_id)
                 queue.task_done()
                 self._pending_events -= 1
                 self._check_idle()

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 
 from adapters.base import Adapter, AdapterError, ChannelRef, Identity
 from bots.interviews import Interviews
@@ -51,6 +51,8 @@ class Outbox:
         spawn: Callable[[asyncio.Future | asyncio.Task], None] | None = None,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
         interviews: Interviews | None = None,
+        owns: Callable[[str], bool] = lambda channel_key: True,
+        take: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.storage = storage
         self.adapters = adapters
@@ -70,6 +72,13 @@ class Outbox:
         #: doubt is never taken to be one of these (a persona may say the same words twice).
         self._posted: dict[str, deque[str]] = {}
         self.retry_delays = retry_delays
+        #: Whether this worker posts for a channel now (it holds the channel's lease), and how it
+        #: takes a channel nobody runs (``flush_all``).
+        self._owns = owns
+        self._take = take
+        #: Channels taken over from another worker, and when: their entries created before then are
+        #: in doubt like an earlier run's.
+        self._adopted: dict[str, datetime] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._last_post: dict[str, float] = {}
         self._retrying: set[str] = set()
@@ -94,6 +103,8 @@ class Outbox:
         channel is known to be posted, they are what is pending, and storage is not read again.
         """
         async with self._lock(channel_key):
+            if not self._owns(channel_key):
+                return True  # another worker runs the channel now, and posts what is pending there
             try:
                 if stored is not None and channel_key in self._clean:
                     entries = [e for e in stored if e.status is OutboxStatus.PENDING]
@@ -103,6 +114,9 @@ class Outbox:
                 for entry in entries:
                     if entry.id in self._marking or entry.id in self._settled:
                         continue
+                    if not self._owns(channel_key):
+                        self._clean.discard(channel_key)
+                        return True
                     if not await self._post(entry):
                         self._clean.discard(channel_key)
                         self._schedule_retry(channel_key, entry.attempts + 1)
@@ -117,7 +131,15 @@ class Outbox:
         """Post everything pending in every channel (at start-up, after a restart)."""
         pending = await self.storage.pending_outbox()
         channels = list(dict.fromkeys(e.channel_key for e in pending))
+        if self._take is not None:
+            channels = [key for key in channels if await self._take(key)]
         await asyncio.gather(*(self.deliver(key) for key in channels))
+
+    def adopt(self, channel_key: str) -> None:
+        """This worker takes the channel over: what another worker left pending there may have been
+        posted already, so each such entry is looked for in the channel before it is posted."""
+        self._adopted[channel_key] = utcnow()
+        self._clean.discard(channel_key)
 
     async def _post(self, entry: OutboxEntry) -> bool:
         assert entry.id is not None
@@ -127,7 +149,8 @@ class Outbox:
             return False  # that platform is not connected in this process; it stays pending
         channel = channel_from_key(entry.channel_key)
         identity = Identity.model_validate(entry.identity or {"name": entry.persona})
-        if entry.attempts > 0 or entry.created_at < self._since or entry.id in self._in_doubt:
+        since = self._adopted.get(entry.channel_key, self._since)
+        if entry.attempts > 0 or entry.created_at < since or entry.id in self._in_doubt:
             known = await self._already_posted(adapter, channel, identity, entry)
             if known is True:
                 return True

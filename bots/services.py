@@ -11,7 +11,7 @@ from typing import Any
 from adapters.base import Adapter, ChannelRef, UserRef
 from bots.outbox import Outbox
 from bots.session_config import SessionConfig
-from bots.storage import Storage
+from bots.storage import Fence, Storage
 from bots.verification import Verifier
 from config.settings import BotSettings
 from config.verification import VerificationPolicy
@@ -36,6 +36,8 @@ class Services:
         settings: BotSettings,
         spawn: Callable[[Awaitable[Any]], asyncio.Task],
         is_moderator: Callable[[UserRef, ChannelRef], Awaitable[bool]],
+        fence: Callable[[str], Fence | None] = lambda channel_key: None,
+        take: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.storage = storage
         self.verifier_for = verifier_for
@@ -48,6 +50,14 @@ class Services:
         self.spawn = spawn
         #: Whether someone is a moderator here now (asked before anything private to moderators is delivered).
         self.is_moderator = is_moderator
+        #: The lease a channel's writes must still hold (this worker's fence for it), or None.
+        self.fence = fence
+        #: Take a channel to run here (its lease); False while another worker runs it.
+        self.take = take or _anyone_may
+
+
+async def _anyone_may(channel_key: str) -> bool:
+    return True
 
 
 async def quietly(awaitable: Awaitable[Any]) -> None:

@@ -88,7 +88,8 @@ class ChannelSession:
     def _bind(self, world: TinyWorld, *, stored: bool) -> None:
         """Take steps of ``world`` and store them; ``stored``: it is in storage as it is."""
         self.world = world
-        self._writer = WorldWriter(world, self.record.id, self.services.storage, self.services.ledger, stored=stored)
+        self._writer = WorldWriter(world, self.record.id, self.services.storage, self.services.ledger, stored=stored,
+                                   fence=lambda: self.services.fence(self.channel.key))
         self._pipeline = StepPipeline(services=self.services, channel=self.channel, record=self.record,
                                       writer=self._writer, verifier=self._verifier, notices=self._notices,
                                       identities=self._identities)

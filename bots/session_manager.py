@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from adapters.base import ChannelRef, UserRef
@@ -40,6 +41,8 @@ class SessionManager:
             moderator=moderator,
             channel_name=channel.name,
         )
+        if not await self.services.take(channel.key):
+            raise StorageError(f"another Troupe worker runs {channel.key} now; try again in a moment")
         world_id = uuid.uuid4().hex
         world = TinyWorld(
             name,
@@ -75,21 +78,44 @@ class SessionManager:
             session.record.status = WorldStatus.STOPPED
         self._sessions.pop(channel.key, None)
 
-    async def restore(self) -> list[ChannelSession]:
-        """Bring back every bound channel's world as it was stored; resume interrupted turns."""
+    async def restore(self, take: Callable[[str], Awaitable[bool]] | None = None,
+                      limit: int | None = None) -> list[ChannelSession]:
+        """Bring back every bound channel's world as it was stored; resume interrupted turns.
+
+        ``take``: whether this worker may run a channel (it took the channel's lease); channels it
+        may not are left to the worker that runs them. ``limit``: at most this many in all.
+        """
         restored = []
         for record in await self.services.storage.active_worlds():
             if record.channel_key in self._sessions:
                 continue
-            try:
-                session = await self._load(record)
-            except (StorageError, ValueError) as error:
-                log.error("could not restore the world of %s: %s", record.channel_key, error)
+            if limit is not None and len(self._sessions) >= limit:
+                break
+            if take is not None and not await take(record.channel_key):
                 continue
-            if _answer_owed(session.world):
-                session.allow_steps(1 + session.config.exchanges)
-            restored.append(session)
+            session = await self.adopt(record)
+            if session is not None:
+                restored.append(session)
         return restored
+
+    async def adopt(self, record: WorldRecord) -> ChannelSession | None:
+        """Run a stored world here (at a start, or taken over from a worker that stopped or died);
+        turns its persona owed an answer are resumed. None if it cannot be rebuilt."""
+        try:
+            session = await self._load(record)
+        except (StorageError, ValueError) as error:
+            log.error("could not restore the world of %s: %s", record.channel_key, error)
+            return None
+        if _answer_owed(session.world):
+            session.allow_steps(1 + session.config.exchanges)
+        return session
+
+    def forget(self, channel_key: str) -> ChannelSession | None:
+        """Stop running a channel here without changing what is stored: another worker runs it now."""
+        session = self._sessions.pop(channel_key, None)
+        if session is not None:
+            session.allow_steps(0)
+        return session
 
     async def last_stopped(self, channel: ChannelRef) -> WorldRecord | None:
         """The world most recently stopped in ``channel``, which ``reopen`` can bring back."""

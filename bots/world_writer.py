@@ -8,10 +8,12 @@ that runs for months holds its recent past, not its whole life.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from bots.storage import (
     RECENT_EPISODES_HELD,
     RECENT_EVENTS_HELD,
+    Fence,
     MemoryWrite,
     OutboxEntry,
     StepWrite,
@@ -26,10 +28,13 @@ from simulation.world import TinyWorld
 
 class WorldWriter:
     """The writes of one world. ``stored``: the world as it is now is already in storage (restored
-    from it); a new one (a reset) is written whole by its first write."""
+    from it); a new one (a reset) is written whole by its first write. ``fence``: the lease every
+    write must still hold (see ``bots.ownership``), or None."""
 
-    def __init__(self, world: TinyWorld, world_id: str, storage: Storage, ledger: UsageLedger, *, stored: bool = True) -> None:
+    def __init__(self, world: TinyWorld, world_id: str, storage: Storage, ledger: UsageLedger, *, stored: bool = True,
+                 fence: Callable[[], Fence | None] = lambda: None) -> None:
         self.world = world
+        self._fence = fence
         self._world_id = world_id
         self._storage = storage
         self._ledger = ledger
@@ -85,6 +90,7 @@ class WorldWriter:
             memories=memories,
             outbox=outbox,
             usage=self._usage_rows(),
+            fence=self._fence(),
         )
         stored = await self._storage.write_step(write)
         # Events added while this write was stored are the next write's.

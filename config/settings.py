@@ -214,6 +214,10 @@ class Settings(BaseSettings):
     #: Where Troupe keeps its databases (state, cache).
     data_dir: Path = Path(".troupe")
     log_level: str = "INFO"
+    #: Seconds a worker's hold on a channel lasts unless renewed (every third of it). When several
+    #: Troupe processes share one PostgreSQL database, a worker that dies loses its channels to the
+    #: others this long after its last renewal.
+    lease_s: float = Field(default=15.0, ge=1.0, le=600.0)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     bot: BotSettings = Field(default_factory=BotSettings)
     discord: DiscordSettings = Field(default_factory=DiscordSettings)

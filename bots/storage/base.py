@@ -33,6 +33,11 @@ class StorageUnavailableError(StorageError):
     write would succeed, so the bot stops rather than drop what it hears."""
 
 
+class StaleOwnerError(StorageError):
+    """A write for a channel whose lease this worker no longer holds (another worker took the
+    channel over): refused, so a stale owner never overwrites what the new one does."""
+
+
 class NotStoredError(StorageError, LookupError):
     """What was asked for by id is not in the database (a mistyped id, a message of another world)."""
 
@@ -159,10 +164,47 @@ class MemoryWrite(BaseModel):
         return cls(state=state, first=stored, episodes=state.episodic.since(stored))
 
 
+class Fence(BaseModel):
+    """Who may write for a channel: the worker holding its lease, with the lease's fencing token.
+
+    A write carrying a fence is refused (``StaleOwnerError``) unless the lease still names that
+    worker with that token: a worker that lost a channel (paused, cut off, presumed dead) cannot
+    write over what the channel's new owner does, even if it does not know yet that it lost it.
+    """
+
+    channel_key: str
+    worker: str
+    token: int
+
+
+class Lease(BaseModel):
+    """Which worker owns a channel's world, until when (the database's clock), and the fencing
+    token that grows each time the channel changes hands."""
+
+    channel_key: str
+    worker: str
+    token: int
+    expires_at: datetime
+    #: Past ``expires_at`` (by the database's clock) when it was read: anyone may take it.
+    expired: bool = False
+
+
+class WorkerRecord(BaseModel):
+    """A running Troupe process sharing the database, as it last said it was alive."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    seen_at: datetime
+
+
 class StepWrite(BaseModel):
     """Everything one world step (or one stimulus) changed, written in one transaction."""
 
     world_id: str
+    #: When set, the write is refused unless this worker still holds the channel's lease.
+    fence: Fence | None = None
     #: New fields for the world row (clock, policy, status, config, ...); empty leaves it alone.
     world: dict[str, Any] = Field(default_factory=dict)
     events: list[Event] = Field(default_factory=list)
@@ -346,8 +388,60 @@ class Storage(ABC):
         """The message is handled (heard, or found not to concern any world)."""
 
     @abstractmethod
-    async def inbox_pending(self) -> list[tuple[int, str, dict[str, Any]]]:
-        """Messages received but not handled before the last stop: (id, channel key, event), oldest first."""
+    async def inbox_pending(self, channel_key: str | None = None) -> list[tuple[int, str, dict[str, Any]]]:
+        """Messages received but not yet handled (of one channel, or all): (id, channel key, event),
+        oldest first."""
+
+    # -- channel ownership: which worker runs which channel's world ------------------------------
+
+    @abstractmethod
+    async def take_lease(self, channel_key: str, worker: str, ttl_s: float) -> int | None:
+        """Hold ``channel_key`` for ``ttl_s`` seconds more; returns the fencing token, or None when
+        another worker holds an unexpired lease on it. Renewing one's own lease keeps its token;
+        taking a free or expired one gives a token greater than any before."""
+
+    @abstractmethod
+    async def renew_leases(self, worker: str, ttl_s: float) -> dict[str, int]:
+        """Extend every lease ``worker`` still holds; returns them (channel key: token). A lease
+        missing from the answer was taken by another worker after it expired."""
+
+    @abstractmethod
+    async def release_leases(self, worker: str, channel_keys: Sequence[str] | None = None) -> None:
+        """Give up leases at once (all of ``worker``'s, or those named), for others to take."""
+
+    @abstractmethod
+    async def leases(self) -> list[Lease]:
+        """Every channel lease, expired ones included, by channel."""
+
+    @abstractmethod
+    async def worker_alive(self, worker: WorkerRecord) -> None:
+        """Say that ``worker`` runs (its ``seen_at`` becomes the database's now)."""
+
+    @abstractmethod
+    async def workers(self, within_s: float) -> list[WorkerRecord]:
+        """Workers that said they run within the last ``within_s`` seconds."""
+
+    @abstractmethod
+    async def worker_gone(self, worker: str) -> None:
+        """Forget a worker that stopped."""
+
+    # -- wake-ups between workers ---------------------------------------------------------------
+
+    async def notify(self, topic: str, payload: str) -> None:
+        """Wake whoever listens to ``topic``: in this process here; a shared database's backend
+        reaches every worker on it."""
+        for callback in list(self._listeners().get(topic, ())):
+            callback(payload)
+
+    async def listen(self, topic: str, callback: Callable[[str], object]) -> None:
+        """Call ``callback(payload)`` on every ``notify`` of ``topic`` from now on."""
+        self._listeners().setdefault(topic, []).append(callback)
+
+    def _listeners(self) -> dict[str, list[Callable[[str], object]]]:
+        listeners = self.__dict__.get("_topic_listeners")
+        if listeners is None:
+            listeners = self.__dict__["_topic_listeners"] = {}
+        return listeners
 
     # -- usage --------------------------------------------------------------------------------
 

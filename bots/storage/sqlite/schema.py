@@ -144,9 +144,29 @@ INSERT INTO episodes (world_id, persona, seq, episode)
 UPDATE memories SET state = json_remove(state, '$.persona', '$.episodic.episodes');
 """
 
+#: Which worker runs which channel's world, and the workers sharing the database. Times are seconds
+#: since the epoch by the database's clock (``NOW`` in statements.py). A lease row is kept when it
+#: is released, so a channel's fencing token only ever grows.
+SCHEMA_V6 = """
+CREATE TABLE leases (
+    channel_key TEXT PRIMARY KEY,
+    worker      TEXT NOT NULL,
+    token       INTEGER NOT NULL,
+    expires_at  REAL NOT NULL
+);
+CREATE TABLE workers (
+    id         TEXT PRIMARY KEY,
+    host       TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    seen_at    REAL NOT NULL
+);
+CREATE INDEX inbox_by_channel ON inbox (channel_key, id);
+"""
+
 #: Migration ``n`` (1-based) brings the schema from version ``n - 1`` to ``n`` (``PRAGMA
 #: user_version``). Append only: a released script never changes.
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5)
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6)
 
 #: Tables another part of Troupe may put in the file before the bot first opens it: the response
 #: cache shares the database unless ``llm.cache_path`` says otherwise.

@@ -16,6 +16,32 @@ from bots.storage.rows import (
 INSERT_INBOX = "INSERT INTO inbox (channel_key, event, received_at) VALUES (?, ?, ?)"
 DELETE_INBOX = "DELETE FROM inbox WHERE id = ?"
 SELECT_INBOX = "SELECT id, channel_key, event FROM inbox ORDER BY id"
+SELECT_CHANNEL_INBOX = "SELECT id, channel_key, event FROM inbox WHERE channel_key = ? ORDER BY id"
+
+#: The database's clock, in seconds since the epoch: every worker reads expiry by the same clock.
+NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+#: A free or expired lease is taken with a greater token; one's own is renewed with the same one.
+TAKE_LEASE = f"""
+INSERT INTO leases (channel_key, worker, token, expires_at) VALUES (?1, ?2, 1, {NOW} + ?3)
+ON CONFLICT (channel_key) DO UPDATE SET
+    token = CASE WHEN leases.worker = ?2 THEN leases.token ELSE leases.token + 1 END,
+    worker = ?2,
+    expires_at = {NOW} + ?3
+WHERE leases.worker = ?2 OR leases.expires_at <= {NOW}
+RETURNING token
+"""
+RENEW_LEASES = f"UPDATE leases SET expires_at = {NOW} + ? WHERE worker = ? RETURNING channel_key, token"
+RELEASE_LEASES = f"UPDATE leases SET worker = '', expires_at = {NOW} WHERE worker = ?"
+FREE_ALL_LEASES = f"UPDATE leases SET worker = '', expires_at = {NOW} WHERE worker <> ''"
+RELEASE_LEASE = f"UPDATE leases SET worker = '', expires_at = {NOW} WHERE worker = ? AND channel_key = ?"
+SELECT_LEASES = f"SELECT channel_key, worker, token, expires_at, expires_at <= {NOW} FROM leases ORDER BY channel_key"
+SELECT_FENCE = "SELECT token FROM leases WHERE channel_key = ? AND worker = ?"
+UPSERT_WORKER = f"""
+INSERT INTO workers (id, host, pid, started_at, seen_at) VALUES (?, ?, ?, ?, {NOW})
+ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at
+"""
+SELECT_WORKERS = f"SELECT id, host, pid, started_at, seen_at FROM workers WHERE seen_at >= {NOW} - ? ORDER BY started_at, id"
+DELETE_WORKER = "DELETE FROM workers WHERE id = ?"
 
 INSERT_WORLD = f"INSERT INTO worlds ({WORLD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 SELECT_WORLD = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE id = ?"

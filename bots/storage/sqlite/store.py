@@ -9,7 +9,7 @@ import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from filelock import FileLock, Timeout
 import bots.storage.sqlite.schema as schema
 from bots.storage.base import (
     AuditRecord,
+    Lease,
     MemoryWrite,
     NotStoredError,
     OutboxEntry,
@@ -30,6 +31,7 @@ from bots.storage.base import (
     StorageUnavailableError,
     StoredWorld,
     UsageRow,
+    WorkerRecord,
     WorldRecord,
     utcnow,
 )
@@ -75,11 +77,13 @@ from bots.storage.sqlite.statements import (
     DELETE_INBOX,
     DELETE_MEMORY,
     DELETE_PERSONA,
+    DELETE_WORKER,
     DELETE_WORLD_EPISODES,
     DELETE_WORLD_EVENTS,
     DELETE_WORLD_MEMORIES,
     DROP_HELD_OUTBOX,
     DROP_PERSONA_HELD_OUTBOX,
+    FREE_ALL_LEASES,
     INSERT_AUDIT,
     INSERT_EPISODE,
     INSERT_INBOX,
@@ -87,17 +91,22 @@ from bots.storage.sqlite.statements import (
     MARK_POSTED,
     RECORD_ATTEMPT_ERROR,
     REKEY_WORLD_OUTBOX,
+    RELEASE_LEASE,
+    RELEASE_LEASES,
+    RENEW_LEASES,
     RESET_WORLD,
     SELECT_ACTIVE_WORLDS,
     SELECT_ADAPTER_STATE,
     SELECT_ALL_WORLDS,
     SELECT_CHANNEL_AUDIT,
     SELECT_CHANNEL_HELD,
+    SELECT_CHANNEL_INBOX,
     SELECT_CHANNEL_PENDING,
     SELECT_CHANNEL_WORLD,
     SELECT_EPISODES_FROM,
     SELECT_EVENTS,
     SELECT_INBOX,
+    SELECT_LEASES,
     SELECT_MEMORIES,
     SELECT_OUTBOX,
     SELECT_PENDING,
@@ -105,13 +114,16 @@ from bots.storage.sqlite.statements import (
     SELECT_POSTED_IDS,
     SELECT_RECENT_EVENTS,
     SELECT_USAGE,
+    SELECT_WORKERS,
     SELECT_WORLD,
     SELECT_WORLD_OUTBOX,
     SET_OUTBOX_STATUS,
     STOP_WORLD,
+    TAKE_LEASE,
     UPSERT_ADAPTER_STATE,
     UPSERT_MEMORY,
     UPSERT_PERSONA,
+    UPSERT_WORKER,
     world_update,
 )
 from bots.storage.sqlite.writer import EncodedStep, GroupCommitWriter, Operation
@@ -189,6 +201,10 @@ class SQLiteStorage(Storage):
         try:
             await migrate(db, self.path)
             await check_writable(db, self.path)
+            if self._lock is not None:
+                # The lock proves no other process runs on this file: leases of earlier runs are void.
+                await db.execute(FREE_ALL_LEASES)
+                await db.commit()
             reader = await connect(self.path, writer=False)
         except BaseException:
             await db.close()
@@ -533,9 +549,59 @@ class SQLiteStorage(Storage):
 
         await self._submit(write, f"settle received message {entry_id}")
 
-    async def inbox_pending(self) -> list[tuple[int, str, dict[str, Any]]]:
-        rows = await self._read(SELECT_INBOX)
+    async def inbox_pending(self, channel_key: str | None = None) -> list[tuple[int, str, dict[str, Any]]]:
+        if channel_key is None:
+            rows = await self._read(SELECT_INBOX)
+        else:
+            rows = await self._read(SELECT_CHANNEL_INBOX, (channel_key,))
         return [(int(r[0]), str(r[1]), json.loads(r[2])) for r in rows]
+
+    # -- channel ownership --------------------------------------------------------------------
+
+    async def take_lease(self, channel_key: str, worker: str, ttl_s: float) -> int | None:
+        def take(db: sqlite3.Connection) -> int | None:
+            row = db.execute(TAKE_LEASE, (channel_key, worker, float(ttl_s))).fetchone()
+            return int(row[0]) if row is not None else None
+
+        return await self._submit(take, f"take the lease of {channel_key}")
+
+    async def renew_leases(self, worker: str, ttl_s: float) -> dict[str, int]:
+        def renew(db: sqlite3.Connection) -> dict[str, int]:
+            return {key: int(token) for key, token in db.execute(RENEW_LEASES, (float(ttl_s), worker)).fetchall()}
+
+        return await self._submit(renew, f"renew the leases of worker {worker}")
+
+    async def release_leases(self, worker: str, channel_keys: Sequence[str] | None = None) -> None:
+        def release(db: sqlite3.Connection) -> None:
+            if channel_keys is None:
+                db.execute(RELEASE_LEASES, (worker,))
+            else:
+                db.executemany(RELEASE_LEASE, [(worker, key) for key in channel_keys])
+
+        await self._submit(release, f"release the leases of worker {worker}")
+
+    async def leases(self) -> list[Lease]:
+        return [Lease(channel_key=r[0], worker=r[1], token=r[2], expires_at=datetime.fromtimestamp(r[3], UTC),
+                      expired=bool(r[4])) for r in await self._read(SELECT_LEASES)]
+
+    async def worker_alive(self, worker: WorkerRecord) -> None:
+        params = (worker.id, worker.host, worker.pid, time_text(worker.started_at))
+
+        def alive(db: sqlite3.Connection) -> None:
+            db.execute(UPSERT_WORKER, params)
+
+        await self._submit(alive, f"note that worker {worker.id} runs")
+
+    async def workers(self, within_s: float) -> list[WorkerRecord]:
+        return [WorkerRecord(id=r[0], host=r[1], pid=r[2], started_at=datetime.fromisoformat(r[3]),
+                             seen_at=datetime.fromtimestamp(r[4], UTC))
+                for r in await self._read(SELECT_WORKERS, (float(within_s),))]
+
+    async def worker_gone(self, worker: str) -> None:
+        def gone(db: sqlite3.Connection) -> None:
+            db.execute(DELETE_WORKER, (worker,))
+
+        await self._submit(gone, f"forget worker {worker}")
 
     # -- usage --------------------------------------------------------------------------------
 

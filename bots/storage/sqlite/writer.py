@@ -17,7 +17,7 @@ from typing import Any
 
 import aiosqlite
 
-from bots.storage.base import OutboxEntry, StepWrite, StorageError
+from bots.storage.base import OutboxEntry, StaleOwnerError, StepWrite, StorageError
 from bots.storage.rows import (
     episode_params,
     event_params,
@@ -31,6 +31,7 @@ from bots.storage.sqlite.statements import (
     INSERT_EPISODE,
     INSERT_EVENT,
     INSERT_OUTBOX,
+    SELECT_FENCE,
     UPSERT_MEMORY,
     UPSERT_USAGE,
     select_outbox_by_keys,
@@ -63,6 +64,8 @@ class EncodedStep:
     usage: list[tuple[Any, ...]]
     outbox: list[tuple[Any, ...]]
     keys: list[tuple[str, int]]
+    #: (channel key, worker, token): written only while that worker holds the channel's lease.
+    fence: tuple[str, str, int] | None = None
 
     @classmethod
     def of(cls, write: StepWrite) -> EncodedStep:
@@ -78,6 +81,7 @@ class EncodedStep:
             usage=[usage_params(wid, row) for row in write.usage],
             outbox=[outbox_params(entry) for entry in write.outbox],
             keys=[(entry.world_id, entry.event_id) for entry in write.outbox],
+            fence=(write.fence.channel_key, write.fence.worker, write.fence.token) if write.fence else None,
         )
 
 
@@ -260,6 +264,9 @@ STEP_TABLES = ((INSERT_EVENT, "events"), (UPSERT_MEMORY, "memories"), (INSERT_EP
 
 def _apply_steps(db: sqlite3.Connection, steps: list[EncodedStep]) -> list[list[OutboxEntry]]:
     """Write steps with one statement per table (and per world-update shape)."""
+    for step in steps:
+        if step.fence is not None:
+            check_fence(db, *step.fence)
     for sql, params in _update_runs(steps):
         cursor = db.executemany(sql, params)
         if cursor.rowcount != len(params):
@@ -275,6 +282,14 @@ def _apply_steps(db: sqlite3.Connection, steps: list[EncodedStep]) -> list[list[
     db.executemany(INSERT_OUTBOX, outbox)
     stored = _outbox_by_keys(db, list(dict.fromkeys(k for step in steps for k in step.keys)))
     return [[stored[key] for key in step.keys] for step in steps]
+
+
+def check_fence(db: sqlite3.Connection, channel_key: str, worker: str, token: int) -> None:
+    """Refuse the write unless ``worker`` still holds ``channel_key``'s lease with ``token``."""
+    row = db.execute(SELECT_FENCE, (channel_key, worker)).fetchone()
+    if row is None or row[0] != token:
+        raise StaleOwnerError(f"{channel_key} is no longer run by this worker (lease {token} was taken over); "
+                              "its new owner carries on from storage")
 
 
 def _outbox_by_keys(db: sqlite3.Connection, keys: list[tuple[str, int]]) -> dict[tuple[str, int], OutboxEntry]:

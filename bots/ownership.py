@@ -1,0 +1,259 @@
+"""Which worker runs which channel's world, when several Troupe processes share one database.
+
+Each channel is owned by one worker at a time, through a lease in the database: renewed every
+``ttl / 3`` seconds, lost when it is not renewed within ``ttl`` (the worker died, hung or was cut
+off), given up at once when the worker stops. Every lease carries a fencing token that grows each
+time the channel changes hands, and every write of a world carries its owner's token (``Fence``):
+storage refuses the writes of a worker that lost the channel, even before it knows it lost it.
+
+A worker trusts its own lease for less than its term (``SAFETY``), by its own monotonic clock
+from the moment it asked for the renewal: it stops posting for a channel before anyone else may
+take it over. Expiry itself is read by the database's clock, the same for every worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+
+from bots.storage import Fence, Storage, StorageError, StorageUnavailableError, WorkerRecord
+from bots.storage.base import utcnow
+
+log = logging.getLogger(__name__)
+
+#: Topics workers wake each other with: an event kept for a channel's owner, channels let go of.
+INBOX_TOPIC = "troupe_inbox"
+RELEASED_TOPIC = "troupe_released"
+#: Share of a lease's term a worker trusts it for after asking for its renewal.
+SAFETY = 0.8
+#: Channels above its fair share a worker keeps before it lets the rest go to others.
+SHARE_SLACK = 1
+
+
+def new_worker_id() -> str:
+    """``host:pid:random``: unique even when a restarted container reuses a host name and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class ChannelOwnership:
+    """This worker's leases: taking, renewing, giving up, and noticing channels others let go.
+
+    ``adopt(key)`` is called for a channel this worker should take over (its owner stopped or
+    died); ``lost(key)`` when a lease was taken by another worker; ``wake(key)`` when another
+    worker kept an event for a channel this one owns. ``balance()`` answers the channels to
+    let go of (those over this worker's fair share that are idle).
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        ttl_s: float,
+        adopt: Callable[[str], Awaitable[object]],
+        lost: Callable[[str], Awaitable[object]],
+        wake: Callable[[str], object],
+        idle: Callable[[str], bool],
+        workers: Callable[[int], Awaitable[object]] | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.storage = storage
+        self.ttl_s = ttl_s
+        self.worker = WorkerRecord(id=worker_id or new_worker_id(), host=socket.gethostname(), pid=os.getpid(),
+                                   started_at=utcnow(), seen_at=utcnow())
+        self._adopt, self._lost, self._wake, self._idle = adopt, lost, wake, idle
+        #: Told how many workers are alive whenever that changes (limits shared by the deployment).
+        self._workers_changed = workers
+        self.workers_alive = 1
+        #: Channel key: (token, monotonic time until which the lease is trusted).
+        self._held: dict[str, tuple[int, float]] = {}
+        self._taking: dict[str, asyncio.Future[bool]] = {}
+        self._taking_over: set[str] = set()
+        self._loop_task: asyncio.Task | None = None
+        self._adopting: set[asyncio.Task] = set()
+        self._stopped = False
+
+    @property
+    def id(self) -> str:
+        return self.worker.id
+
+    # -- the leases this worker holds ----------------------------------------------------------
+
+    def holds(self, channel_key: str) -> bool:
+        """Whether this worker may act for the channel now: it holds a lease it can still trust."""
+        held = self._held.get(channel_key)
+        return held is not None and time.monotonic() < held[1]
+
+    def fence(self, channel_key: str) -> Fence | None:
+        """The fence this worker's writes for the channel carry (None: it does not hold it)."""
+        held = self._held.get(channel_key)
+        return Fence(channel_key=channel_key, worker=self.id, token=held[0]) if held is not None else None
+
+    def held(self) -> list[str]:
+        return list(self._held)
+
+    async def acquire(self, channel_key: str) -> bool:
+        """Take (or keep) the channel's lease; False while another worker holds it. Concurrent calls
+        for one channel share one request."""
+        if self.holds(channel_key):
+            return True
+        taking = self._taking.get(channel_key)
+        if taking is None:
+            taking = self._taking[channel_key] = asyncio.ensure_future(self._take(channel_key))
+            taking.add_done_callback(lambda _: self._taking.pop(channel_key, None))
+        return await asyncio.shield(taking)
+
+    async def _take(self, channel_key: str) -> bool:
+        asked = time.monotonic()
+        token = await self.storage.take_lease(channel_key, self.id, self.ttl_s)
+        if token is None:
+            return False
+        self._held[channel_key] = (token, asked + self.ttl_s * SAFETY)
+        return True
+
+    async def release(self, channel_keys: Iterable[str] | None = None) -> list[str]:
+        """Give channels up at once (all, by default) and tell the other workers."""
+        keys = list(self._held) if channel_keys is None else [k for k in channel_keys if k in self._held]
+        if not keys:
+            return []
+        for key in keys:
+            self._held.pop(key, None)
+        await self.storage.release_leases(self.id, keys)
+        await self.storage.notify(RELEASED_TOPIC, "\n".join([self.id, *keys]))
+        return keys
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Say this worker runs, listen for the others' wake-ups, and keep the leases alive."""
+        await self.storage.worker_alive(self.worker)
+        await self.storage.listen(INBOX_TOPIC, self._on_inbox)
+        await self.storage.listen(RELEASED_TOPIC, self._on_released)
+        self._loop_task = asyncio.ensure_future(self._keep_alive())
+
+    async def stop(self) -> None:
+        """Hand every channel over now, for the other workers to take at once."""
+        self._stopped = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        for task in list(self._adopting):
+            task.cancel()
+        await asyncio.gather(*self._adopting, return_exceptions=True)
+        try:
+            await self.release()
+            await self.storage.worker_gone(self.id)
+        except StorageError as error:
+            log.warning("could not hand the channels over (they are taken over when their leases expire): %s",
+                        error)
+
+    async def share(self) -> int:
+        """How many channels this worker should own: the channels with a world, spread over the
+        workers alive now."""
+        workers = max(1, len(await self.storage.workers(self.ttl_s)))
+        owned = {lease.channel_key for lease in await self.storage.leases() if lease.worker and not lease.expired}
+        wanted = owned | {w.channel_key for w in await self.storage.active_worlds()}
+        return math.ceil(len(wanted) / workers)
+
+    async def _keep_alive(self) -> None:
+        interval = self.ttl_s / 3
+        while not self._stopped:
+            try:
+                await self._renew()
+                await self._count_workers()
+                await self._look_for_orphans()
+                await self._balance()
+            except StorageUnavailableError:
+                return
+            except Exception:
+                log.warning("could not renew or review the channel leases; trying again", exc_info=True)
+            await asyncio.sleep(interval)
+
+    async def _renew(self) -> None:
+        asked = time.monotonic()
+        await self.storage.worker_alive(self.worker)
+        kept = await self.storage.renew_leases(self.id, self.ttl_s)
+        for key in list(self._held):
+            token = kept.get(key)
+            if token is None or token != self._held[key][0]:
+                self._held.pop(key, None)
+                log.warning("lost %s to another worker; it carries on there", key)
+                await self._lost(key)
+            else:
+                self._held[key] = (token, asked + self.ttl_s * SAFETY)
+
+    async def _count_workers(self) -> None:
+        alive = max(1, len(await self.storage.workers(self.ttl_s)))
+        if alive != self.workers_alive:
+            self.workers_alive = alive
+            log.info("%d Troupe worker(s) share the database now", alive)
+            if self._workers_changed is not None:
+                await self._workers_changed(alive)
+
+    async def _look_for_orphans(self) -> None:
+        """Take over channels with a world whose owner stopped renewing, up to a fair share (all of
+        them when this is the only worker left)."""
+        leases = {lease.channel_key: lease for lease in await self.storage.leases()}
+        orphans = [w.channel_key for w in await self.storage.active_worlds()
+                   if w.channel_key not in self._held
+                   and (w.channel_key not in leases or leases[w.channel_key].expired
+                        or not leases[w.channel_key].worker)]
+        if not orphans:
+            return
+        room = max(0, await self.share() - len(self._held))
+        for key in orphans[:room]:
+            await self._take_over(key)
+
+    async def _balance(self) -> None:
+        """Let idle channels over this worker's fair share go, for workers that joined later."""
+        excess = len(self._held) - (await self.share() + SHARE_SLACK)
+        if excess <= 0:
+            return
+        idle = [key for key in self._held if self._idle(key)][:excess]
+        if idle:
+            log.info("handing %d channel(s) over to other workers", len(idle))
+            for key in idle:
+                await self._lost(key)
+            await self.release(idle)
+
+    async def _take_over(self, channel_key: str) -> None:
+        """Take a channel over and run it here, once (a release and a scan may both find it)."""
+        if self._stopped or channel_key in self._held or channel_key in self._taking_over:
+            return
+        self._taking_over.add(channel_key)
+        try:
+            if not await self.acquire(channel_key):
+                return
+            log.info("taking over %s", channel_key)
+            try:
+                await self._adopt(channel_key)
+            except Exception:
+                log.exception("could not take over %s; letting it go for another worker", channel_key)
+                await self.release([channel_key])
+        finally:
+            self._taking_over.discard(channel_key)
+
+    def _on_inbox(self, channel_key: str) -> None:
+        if channel_key in self._held:
+            self._wake(channel_key)
+
+    def _on_released(self, payload: str) -> None:
+        worker, *keys = payload.splitlines()
+        if self._stopped or worker == self.id:
+            return
+        for key in keys:
+            if key and key not in self._held:
+                task = asyncio.ensure_future(self._take_released(key))
+                self._adopting.add(task)
+                task.add_done_callback(self._adopting.discard)
+
+    async def _take_released(self, channel_key: str) -> None:
+        """A channel another worker let go: taken if it has a world and this worker has room."""
+        worlds = {w.channel_key for w in await self.storage.active_worlds()}
+        if channel_key in worlds and len(self._held) < await self.share() + SHARE_SLACK:
+            await self._take_over(channel_key)

@@ -1,0 +1,133 @@
+"""Workers sharing a database: each channel run by one, taken over when its worker dies or stops,
+spread over the workers alive, and woken for what another worker received."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bots.ownership import INBOX_TOPIC, SAFETY, ChannelOwnership
+from tests.bots.storage.test_sqlite import world
+
+TTL = 1.0
+
+
+class Worker:
+    """A ``ChannelOwnership`` and what it was asked to do."""
+
+    def __init__(self, storage, name: str, ttl: float = TTL) -> None:
+        self.adopted: list[str] = []
+        self.lost: list[str] = []
+        self.woken: list[str] = []
+        self.busy: set[str] = set()
+
+        async def adopt(key: str) -> None:
+            self.adopted.append(key)
+
+        async def lose(key: str) -> None:
+            self.lost.append(key)
+
+        self.leases = ChannelOwnership(storage, ttl_s=ttl, adopt=adopt, lost=lose, wake=self.woken.append,
+                                       idle=lambda key: key not in self.busy, worker_id=name)
+
+
+async def until(condition, timeout: float = 5.0) -> float:
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+async def channels(storage, count: int) -> list[str]:
+    keys = [f"slack:C{n}" for n in range(count)]
+    for n, key in enumerate(keys):
+        await storage.create_world(world(f"w{n}", channel=key))
+    return keys
+
+
+async def test_a_dead_workers_channels_are_taken_over_after_its_lease_expires(storage):
+    [key] = await channels(storage, 1)
+    dead, survivor = Worker(storage, "dead"), Worker(storage, "survivor")
+    assert await dead.leases.acquire(key)
+    await dead.leases.start()
+    await survivor.leases.start()
+    # The dead worker stops renewing (killed): nothing more is heard from it.
+    dead.leases._loop_task.cancel()
+    waited = await until(lambda: survivor.adopted == [key])
+    assert TTL * 0.5 < waited < TTL + 1.5, waited
+    assert survivor.leases.holds(key)
+    assert not dead.leases.holds(key), "a worker stops trusting a lease it could not renew"
+    assert dead.leases.fence(key).token < survivor.leases.fence(key).token
+    await survivor.leases.stop()
+
+
+async def test_a_worker_trusts_its_lease_for_less_than_its_term(storage):
+    [key] = await channels(storage, 1)
+    worker = Worker(storage, "a")
+    asked = time.monotonic()
+    assert await worker.leases.acquire(key)
+    await until(lambda: not worker.leases.holds(key))
+    # Nobody else may take it before the term is over; the worker let go of it before that.
+    assert time.monotonic() - asked < TTL
+    assert time.monotonic() - asked >= TTL * SAFETY - 0.05
+
+
+async def test_a_stopped_worker_hands_its_channels_over_at_once(storage):
+    keys = await channels(storage, 2)
+    leaving, staying = Worker(storage, "leaving", ttl=30), Worker(storage, "staying", ttl=30)
+    for key in keys:
+        assert await leaving.leases.acquire(key)
+    await leaving.leases.start()
+    await staying.leases.start()
+    await leaving.leases.stop()
+    waited = await until(lambda: sorted(staying.adopted) == keys)
+    assert waited < 2, "taken at once, not when the 30-second leases would expire"
+    assert [w.id for w in await storage.workers(30)] == ["staying"]
+    await staying.leases.stop()
+
+
+async def test_a_worker_that_lost_a_channel_is_told_and_stops_acting_for_it(storage):
+    [key] = await channels(storage, 1)
+    slow, other = Worker(storage, "slow"), Worker(storage, "other")
+    assert await slow.leases.acquire(key)
+    await slow.leases.start()
+    slow.leases._loop_task.cancel()  # paused past its lease (a long stall)
+    await asyncio.sleep(TTL + 0.1)
+    assert await other.leases.acquire(key)
+    await slow.leases._renew()
+    assert slow.lost == [key]
+    assert not slow.leases.holds(key) and slow.leases.fence(key) is None
+
+
+async def test_channels_spread_over_the_workers_alive(storage):
+    keys = await channels(storage, 6)
+    first, second = Worker(storage, "first"), Worker(storage, "second")
+    for key in keys:
+        assert await first.leases.acquire(key)
+    await first.leases.start()
+    first.busy.add(keys[0])  # a channel in the middle of a turn is not handed over
+    await second.leases.start()
+    await until(lambda: len(second.adopted) == 2)
+    assert keys[0] not in second.adopted
+    assert sorted(first.lost) == sorted(second.adopted), "the first stops running what it handed over"
+    assert len(first.leases.held()) == 4 and set(first.leases.held()).isdisjoint(second.adopted)
+    await asyncio.sleep(TTL)
+    assert len(second.adopted) == 2, "no channel goes back and forth"
+    await first.leases.stop()
+    await second.leases.stop()
+
+
+async def test_the_owner_is_woken_for_what_another_worker_kept_for_it(storage):
+    [key] = await channels(storage, 1)
+    owner, receiver = Worker(storage, "owner", ttl=30), Worker(storage, "receiver", ttl=30)
+    assert await owner.leases.acquire(key)
+    await owner.leases.start()
+    await receiver.leases.start()
+    assert not await receiver.leases.acquire(key)
+    await storage.notify(INBOX_TOPIC, key)
+    await storage.notify(INBOX_TOPIC, "slack:C-elsewhere")
+    assert owner.woken == [key] and receiver.woken == []
+    await owner.leases.stop()
+    await receiver.leases.stop()
