@@ -9,6 +9,7 @@ messages arriving meanwhile wait for the current step to end and are heard by th
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from bots.persona_identity import Identities
 from bots.services import Services, quietly
 from bots.session_config import SessionConfig
 from bots.step_pipeline import StepPipeline
-from bots.storage import OutboxEntry, OutboxStatus, PersonaRecord, WorldRecord, WorldStatus
+from bots.storage import OutboxEntry, OutboxStatus, PersonaRecord, StaleOwnerError, WorldRecord, WorldStatus
 from bots.world_writer import WorldWriter
 from config.verification import VerificationPolicy
 from simulation.agent import TinyPerson
@@ -38,6 +39,8 @@ from simulation.world import TinyWorld
 #: Platform ids of the latest human messages a session remembers hearing, so a message seen again
 #: (a catch-up after a restart, a redelivered event) is not heard twice.
 HEARD_IDS_HELD = 10_000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -215,6 +218,11 @@ class ChannelSession:
             try:
                 events = await self._step(if_any=True)
             except BudgetExceededError:
+                return
+            except StaleOwnerError:
+                # Another worker took the channel over; it carries on from what is stored.
+                log.warning("%s is run by another worker now; its turns stop here", self.channel.key)
+                self._steps_left = 0
                 return
             if events is None:
                 self._steps_left = 0

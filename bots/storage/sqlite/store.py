@@ -83,6 +83,7 @@ from bots.storage.sqlite.statements import (
     DELETE_WORLD_MEMORIES,
     DROP_HELD_OUTBOX,
     DROP_PERSONA_HELD_OUTBOX,
+    FORGET_WORKERS,
     FREE_ALL_LEASES,
     INSERT_AUDIT,
     INSERT_EPISODE,
@@ -202,8 +203,10 @@ class SQLiteStorage(Storage):
             await migrate(db, self.path)
             await check_writable(db, self.path)
             if self._lock is not None:
-                # The lock proves no other process runs on this file: leases of earlier runs are void.
+                # The lock proves no other process runs on this file: the workers and leases of
+                # earlier runs (one killed, say) are void.
                 await db.execute(FREE_ALL_LEASES)
+                await db.execute(FORGET_WORKERS)
                 await db.commit()
             reader = await connect(self.path, writer=False)
         except BaseException:
