@@ -40,7 +40,7 @@ from bots.services import Services
 from bots.session_config import SessionConfig
 from bots.session_manager import SessionManager
 from bots.storage import Storage, StorageUnavailableError
-from bots.storage.sqlite import SQLiteStorage
+from bots.storage.open import storage_for
 from bots.suggestions import PersonaSuggestions
 from bots.verification import Verifier
 from bots.verification.factory import build_verifier
@@ -73,7 +73,7 @@ class TroupeApp:
     ) -> None:
         self.settings = settings
         self.stack = stack or build_model(settings)
-        self.storage = storage or SQLiteStorage(settings.database_path, single_writer=True)
+        self.storage = storage or storage_for(settings, single_writer=True)
         self.adapters: dict[str, Adapter] = {}
         self._tasks: set[asyncio.Task] = set()
         #: Set while no task runs and no received event waits: ``wait_idle`` returns at once.

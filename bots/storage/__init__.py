@@ -4,6 +4,9 @@ from bots.storage.base import (
     RECENT_EPISODES_HELD,
     RECENT_EVENTS_HELD,
     AuditRecord,
+    DatabaseProblem,
+    DatabaseSetupError,
+    ExplainedStorageError,
     MemoryWrite,
     NotStoredError,
     OutboxEntry,
@@ -21,6 +24,9 @@ from bots.storage.base import (
 
 __all__ = [
     "AuditRecord",
+    "DatabaseProblem",
+    "DatabaseSetupError",
+    "ExplainedStorageError",
     "MemoryWrite",
     "NotStoredError",
     "OutboxEntry",
