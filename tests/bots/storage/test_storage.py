@@ -4,10 +4,21 @@ step writes, the outbox, reset, usage, migrations, restarts and closing."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bots.storage.base import MemoryWrite, OutboxStatus, PersonaRecord, StepWrite, StorageError, UsageRow, WorldStatus
+from bots.storage.base import (
+    RECENT_EVENTS_HELD,
+    AuditRecord,
+    MemoryWrite,
+    OutboxStatus,
+    PersonaRecord,
+    StepWrite,
+    StorageError,
+    UsageRow,
+    WorldStatus,
+)
 from tests.bots.storage.records import T0, entry, event, memory, persona, step, world
 
 # -- worlds and channels ----------------------------------------------------------------------
@@ -275,6 +286,104 @@ async def test_attempts_failures_and_posting_are_recorded(storage):
     ):
         with pytest.raises(StorageError, match="no outbox entry with id 999"):
             await call
+
+
+async def test_a_held_message_is_decided_once_and_the_decision_is_audited(storage):
+    await storage.create_world(world())
+    [held, other] = [(await storage.write_step(step("w1", n)))[0] for n in (1, 2)]
+    await storage.set_outbox_status(held.id, OutboxStatus.HELD)
+    await storage.set_outbox_status(other.id, OutboxStatus.HELD)
+    assert [e.id for e in await storage.held_outbox("console:main")] == [held.id, other.id]
+    assert await storage.held_outbox("console:other") == []
+
+    audit = AuditRecord(channel_key="console:main", world_id="w1", actor="console:mod (Mod)", action="edit",
+                        outbox_id=held.id, detail={"reason": "softer"})
+    decided = await storage.decide_outbox(held.id, OutboxStatus.PENDING, audit, text="Edited words",
+                                          identity={"name": "Oscar", "avatar": "x.png"})
+    assert (decided.status, decided.text, decided.identity) == (OutboxStatus.PENDING, "Edited words",
+                                                                {"name": "Oscar", "avatar": "x.png"})
+    assert decided == await storage.get_outbox(held.id)
+    kept = await storage.decide_outbox(other.id, OutboxStatus.BLOCKED, audit.model_copy(update={"action": "reject"}))
+    assert (kept.text, kept.identity) == (other.text, other.identity), "no new text: the words stay"
+
+    [edit, reject] = await storage.audit_log("console:main")
+    assert (edit.action, edit.outbox_id, edit.detail, edit.at) == ("edit", held.id, {"reason": "softer"}, audit.at)
+    assert edit.id < reject.id and reject.action == "reject"
+    await storage.record_audit(AuditRecord(channel_key="console:other", actor="troupe", action="input_flagged"))
+    assert [r.action for r in await storage.audit_log("console:other")] == ["input_flagged"]
+
+
+async def test_posted_ids_are_the_channels_latest_since_a_moment(storage):
+    await storage.create_world(world())
+    entries = [(await storage.write_step(step("w1", n)))[0] for n in (1, 2, 3)]
+    before = datetime.now(UTC)
+    await storage.mark_posted(entries[0].id, "m-1")
+    await storage.mark_posted(entries[1].id, "m-2")
+    assert await storage.posted_ids("console:main", before) == {"m-1", "m-2"}
+    assert await storage.posted_ids("console:main", datetime.now(UTC) + timedelta(seconds=1)) == set()
+    assert await storage.posted_ids("console:other", before) == set()
+
+
+async def test_held_messages_of_a_persona_who_leaves_or_of_a_reset_world_are_blocked(storage):
+    await storage.create_world(world(), [persona("Oscar"), persona("Lisa", 1)])
+    oscars = await storage.write_step(step("w1", 1))
+    lisas = await storage.write_step(StepWrite(world_id="w1", events=[event(2, source="Lisa")],
+                                               outbox=[entry("w1", 2).model_copy(update={"persona": "Lisa"})]))
+    for held in (*oscars, *lisas):
+        await storage.set_outbox_status(held.id, OutboxStatus.HELD)
+
+    assert await storage.remove_persona("w1", "Oscar") == 1
+    gone = await storage.get_outbox(oscars[0].id)
+    assert gone.status is OutboxStatus.BLOCKED and "left the world" in gone.error
+    assert await storage.reset_world("w1", clock={}, policy={}) == 1
+    reset = await storage.get_outbox(lisas[0].id)
+    assert reset.status is OutboxStatus.BLOCKED and "reset" in reset.error
+    assert await storage.held_outbox("console:main") == []
+
+
+async def test_the_inbox_keeps_what_was_received_until_it_is_handled(storage):
+    first = await storage.inbox_add("console:main", {"text": "Hello", "user": {"id": "u1"}})
+    second = await storage.inbox_add("console:other", {"text": "Héllo again ✓"})
+    assert second > first
+    assert await storage.inbox_pending() == [
+        (first, "console:main", {"text": "Hello", "user": {"id": "u1"}}),
+        (second, "console:other", {"text": "Héllo again ✓"}),
+    ]
+    await storage.inbox_done(first)
+    await storage.inbox_done(first)  # twice is fine
+    assert [entry_id for entry_id, _, _ in await storage.inbox_pending()] == [second]
+
+
+async def test_adapter_state_is_kept_replaced_and_forgotten(storage):
+    assert await storage.adapter_state("discord", "webhook:1") is None
+    await storage.set_adapter_state("discord", "webhook:1", {"id": "42", "token": "t"})
+    await storage.set_adapter_state("discord", "webhook:1", {"id": "43"})
+    await storage.set_adapter_state("slack", "webhook:1", {"other": True})
+    assert await storage.adapter_state("discord", "webhook:1") == {"id": "43"}
+    await storage.set_adapter_state("discord", "webhook:1", None)
+    assert await storage.adapter_state("discord", "webhook:1") is None
+    assert await storage.adapter_state("slack", "webhook:1") == {"other": True}
+
+
+async def test_worlds_are_listed_oldest_first_with_their_event_counts_and_whole_logs(storage):
+    for n, created in enumerate((T0 + timedelta(minutes=2), T0, T0 + timedelta(minutes=1))):
+        await storage.create_world(world(f"w{n}", f"console:{n}", created_at=created))
+    await storage.write_step(step("w2", 1, count=3, channel="console:2"))
+    await storage.stop_world("w0")
+    assert [w.id for w in await storage.all_worlds()] == ["w1", "w2", "w0"]
+    assert [w.id for w in await storage.active_worlds()] == ["w1", "w2"]
+    assert await storage.event_counts() == {"w2": 3}
+    assert [e.id for e in await storage.read_events("w2")] == [1, 2, 3]
+    assert await storage.read_events("w1") == []
+
+
+async def test_only_the_recent_part_of_a_long_log_is_loaded_the_rest_is_read_on_demand(storage):
+    await storage.create_world(world())
+    total = RECENT_EVENTS_HELD + 25
+    await storage.write_step(StepWrite(world_id="w1", events=[event(n) for n in range(1, total + 1)]))
+    loaded = await storage.load_world("w1")
+    assert (loaded.events_first, loaded.events[0].id, loaded.events[-1].id) == (25, 26, total)
+    assert len(await storage.read_events("w1")) == total
 
 
 # -- reset and usage --------------------------------------------------------------------------
