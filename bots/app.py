@@ -43,7 +43,7 @@ from bots.services import Services
 from bots.session_config import SessionConfig
 from bots.session_manager import SessionManager
 from bots.storage import StaleOwnerError, Storage, StorageUnavailableError, WorldStatus
-from bots.storage.sqlite import SQLiteStorage
+from bots.storage.open import storage_for
 from bots.suggestions import PersonaSuggestions
 from bots.verification import Verifier
 from bots.verification.factory import build_verifier
@@ -80,7 +80,7 @@ class TroupeApp:
     ) -> None:
         self.settings = settings
         self.stack = stack or build_model(settings)
-        self.storage = storage or SQLiteStorage(settings.database_path, single_writer=True)
+        self.storage = storage or storage_for(settings, single_writer=True)
         self.adapters: dict[str, Adapter] = {}
         self._tasks: set[asyncio.Task] = set()
         #: Set while no task runs and no received event waits: ``wait_idle`` returns at once.
@@ -99,7 +99,7 @@ class TroupeApp:
         #: Which channels this process runs, when several share the database (one, with SQLite).
         self.ownership = ChannelOwnership(self.storage, ttl_s=settings.lease_s, adopt=self._adopt,
                                           lost=self._lose, wake=self._wake, idle=self._channel_idle,
-                                          workers=self._share_limits)
+                                          workers=self._share_limits, sweep=self._sweep_inbox)
         #: Inbox entries queued here, so a wake-up does not queue one twice.
         self._queued_inbox: set[int] = set()
         self._adopting: dict[str, asyncio.Future[None]] = {}
@@ -436,6 +436,9 @@ class TroupeApp:
         worker runs it, the event is kept in the inbox for that worker, which is woken."""
         key = event.channel.key
         if self.ownership.holds(key):
+            adopting = self._adopting.get(key)
+            if adopting is not None:  # taken over a moment ago: its world is being loaded
+                await asyncio.shield(adopting)
             return True
         if await self.ownership.acquire(key):
             await self._adopt(key)
@@ -463,6 +466,12 @@ class TroupeApp:
         self.outbox.adopt(channel_key)
         self.spawn(self.outbox.deliver(channel_key))
         self._wake(channel_key)
+
+    async def _sweep_inbox(self) -> None:
+        """Queue what waits in the inbox for channels run here (a wake-up may have been missed
+        while the connection that carries them was down)."""
+        waiting = [entry for entry in await self.storage.inbox_pending() if self.ownership.holds(entry[1])]
+        await self._queue_kept(waiting)
 
     async def _share_limits(self, workers: int) -> None:
         """Limits set for the deployment are shared by the workers alive: the model's concurrency."""

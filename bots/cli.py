@@ -326,7 +326,7 @@ def _report_failure(console: Console, settings: Settings, error: Exception) -> i
     from bots.storage import StorageError
     from bots.storage.sqlite import DatabaseSetupError, storage_failure
 
-    if isinstance(error, StorageError):
+    if isinstance(error, StorageError) and settings.database_url is None:
         error = storage_failure(settings.database_path, error, "use")
     console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
     if isinstance(error, DatabaseSetupError) or (isinstance(error, AdapterError) and not error.retryable):
@@ -686,6 +686,10 @@ async def _doctor(console: Console, settings: Settings, timeout: float) -> int:
 async def _backup(console: Console, settings: Settings, path: str, force: bool) -> int:
     from bots.backup import BackupError, backup_database, human_size
 
+    if settings.database_url is not None:
+        console.print("[red]error:[/] troupe backup copies the SQLite database, and the state is in PostgreSQL "
+                      "(TROUPE_DATABASE_URL): back it up with pg_dump", soft_wrap=True)
+        return EXIT_BAD_INPUT
     target = Path(path).expanduser()  # noqa: ASYNC240 (a one-shot command: nothing else runs on this loop)
     try:
         if _names_a_folder(path):  # made if it is not there yet
@@ -717,21 +721,21 @@ async def _export(console: Console, settings: Settings, key: str | None, fmt: st
     from bots.exports import as_posted, render_export
     from bots.session_manager import world_state_from_storage
     from bots.storage import StorageError
-    from bots.storage.sqlite import SQLiteStorage
+    from bots.storage.open import storage_for
     from simulation.llm.demo import DemoModel
     from simulation.persona import PersonaError
     from simulation.world import TinyWorld, WorldError
 
     out = Path(out_arg).expanduser() if out_arg is not None else None  # noqa: ASYNC240 (one-shot command)
     path = settings.database_path
-    if not path.is_file():  # noqa: ASYNC240 (one-shot command)
+    if settings.database_url is None and not path.is_file():  # noqa: ASYNC240 (one-shot command)
         if key is None:
             console.print(f"No worlds stored yet (no database at {escape(str(path))}).", soft_wrap=True)
             return 0
         console.print(f"[red]error:[/] no world {escape(key)!r}: there is no database at {escape(str(path))} yet",
                       soft_wrap=True)
         return EXIT_BAD_INPUT
-    storage = SQLiteStorage(path, read_only=True)  # an export never writes, not even an upgrade
+    storage = storage_for(settings, read_only=True)  # an export never writes, not even an upgrade
     try:
         await storage.open()
         records = await storage.all_worlds()

@@ -60,6 +60,7 @@ class ChannelOwnership:
         wake: Callable[[str], object],
         idle: Callable[[str], bool],
         workers: Callable[[int], Awaitable[object]] | None = None,
+        sweep: Callable[[], Awaitable[object]] | None = None,
         worker_id: str | None = None,
     ) -> None:
         self.storage = storage
@@ -69,6 +70,8 @@ class ChannelOwnership:
         self._adopt, self._lost, self._wake, self._idle = adopt, lost, wake, idle
         #: Told how many workers are alive whenever that changes (limits shared by the deployment).
         self._workers_changed = workers
+        #: Called at every renewal: picks up what a missed wake-up left waiting.
+        self._sweep = sweep
         self.workers_alive = 1
         #: Channel key: (token, monotonic time until which the lease is trusted).
         self._held: dict[str, tuple[int, float]] = {}
@@ -138,6 +141,8 @@ class ChannelOwnership:
 
     async def stop(self) -> None:
         """Hand every channel over now, for the other workers to take at once."""
+        if self._stopped:
+            return
         self._stopped = True
         if self._loop_task is not None:
             self._loop_task.cancel()
@@ -165,6 +170,8 @@ class ChannelOwnership:
         while not self._stopped:
             try:
                 await self._renew()
+                if self._sweep is not None:
+                    await self._sweep()
                 await self._count_workers()
                 await self._look_for_orphans()
                 await self._balance()

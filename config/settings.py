@@ -30,6 +30,8 @@ from config.verification import VerificationPolicy
 
 DEFAULT_CONFIG_FILE = "troupe.yaml"
 ENV_PREFIX = "TROUPE_"
+#: URL schemes that put the bot's state in PostgreSQL (``database_url``).
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 class SettingsError(ValueError):
@@ -213,6 +215,10 @@ class Settings(BaseSettings):
 
     #: Where Troupe keeps its databases (state, cache).
     data_dir: Path = Path(".troupe")
+    #: PostgreSQL for the bot's state instead of the SQLite file, as
+    #: ``postgresql://USER:PASSWORD@HOST:5432/DATABASE``; unset keeps it in SQLite (``bot.database``).
+    #: The response cache stays in SQLite (``llm.cache_path``).
+    database_url: SecretStr | None = None
     log_level: str = "INFO"
     #: Seconds a worker's hold on a channel lasts unless renewed (every third of it). When several
     #: Troupe processes share one PostgreSQL database, a worker that dies loses its channels to the
@@ -227,6 +233,22 @@ class Settings(BaseSettings):
     #: Verification overrides for single channels, by channel key (``discord:1234``, ``slack:C0123``),
     #: e.g. ``{"slack:C0123": {"allowed_link_domains": ["example.com"], "pii_action": "block"}}``.
     channel_verification: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("database_url")
+    @classmethod
+    def _is_a_postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        if not url:
+            return None
+        scheme = url.split("://", 1)[0].lower() if "://" in url else None
+        if scheme not in POSTGRES_SCHEMES:
+            what = f"a {scheme}:// URL" if scheme else "not a URL"
+            raise ValueError(f"it is {what}; only PostgreSQL is supported here: write it as "
+                             "postgresql://USER:PASSWORD@HOST:5432/DATABASE, or unset it to keep the state in SQLite "
+                             f"(bot.database, {ENV_PREFIX}BOT_DATABASE)")
+        return SecretStr(url)
 
     @property
     def database_path(self) -> Path:

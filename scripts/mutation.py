@@ -37,8 +37,8 @@ VERIFICATION = ("tests/bots/verification/test_pipeline.py", "tests/bots/verifica
                 "tests/bots/verification/test_api.py", "tests/bots/verification/test_bot_safety.py",
                 "tests/bots/test_hostile_input.py", "tests/bots/test_secrets_never_leak.py")
 OUTBOX = ("tests/bots/test_outbox_exactly_once.py", "tests/bots/test_review_queue.py",
-          "tests/bots/storage/test_sqlite.py", "tests/bots/storage/test_outbox_errors.py",
-          "tests/bots/test_outbox_retries.py")
+          "tests/bots/storage/test_sqlite.py", "tests/bots/storage/test_storage.py",
+          "tests/bots/storage/test_outbox_errors.py", "tests/bots/test_outbox_retries.py")
 CORPUS = "tests/bots/verification/test_corpus.py"
 CHECK_TESTS = "tests/bots/verification/checks"
 Area = tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]]

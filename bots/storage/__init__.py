@@ -4,6 +4,9 @@ from bots.storage.base import (
     RECENT_EPISODES_HELD,
     RECENT_EVENTS_HELD,
     AuditRecord,
+    DatabaseProblem,
+    DatabaseSetupError,
+    ExplainedStorageError,
     Fence,
     Lease,
     MemoryWrite,
@@ -25,6 +28,9 @@ from bots.storage.base import (
 
 __all__ = [
     "AuditRecord",
+    "DatabaseProblem",
+    "DatabaseSetupError",
+    "ExplainedStorageError",
     "Fence",
     "Lease",
     "MemoryWrite",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -40,6 +41,32 @@ class StaleOwnerError(StorageError):
 
 class NotStoredError(StorageError, LookupError):
     """What was asked for by id is not in the database (a mistyped id, a message of another world)."""
+
+
+@dataclass(frozen=True)
+class DatabaseProblem:
+    """What is wrong with a database and what to do about it: one line for a command, or a
+    doctor's check and its fix."""
+
+    detail: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.detail}: {self.fix}" if self.fix else self.detail
+
+
+class ExplainedStorageError(StorageError):
+    """A StorageError that says what to do; ``problem`` holds what is wrong and the fix apart."""
+
+    def __init__(self, problem: DatabaseProblem | str) -> None:
+        self.problem = problem if isinstance(problem, DatabaseProblem) else DatabaseProblem(problem)
+        super().__init__(str(self.problem))
+
+
+class DatabaseSetupError(ExplainedStorageError):
+    """The database cannot be used where the settings put it: a setting, the file system or the
+    database server must change (another process holds it, it is not writable or reachable, the
+    password is wrong, it is not Troupe's or too new), not its data."""
 
 
 class WorldStatus(str, Enum):

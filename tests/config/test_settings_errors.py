@@ -80,6 +80,9 @@ def test_a_data_folder_that_is_a_file_is_refused_by_every_command(here, capsys, 
         ({}, "bot:\n  max_personas: lots\n",
          "bot.max_personas: Input should be a valid integer, unable to parse string as an integer (set in "
          "troupe.yaml: correct it there)"),
+        ({"TROUPE_DATABASE_URL": "mysql://me:hunter2@db/troupe"}, None,
+         "database_url: it is a mysql:// URL; only PostgreSQL is supported here: write it as "
+         "postgresql://USER:PASSWORD@HOST:5432/DATABASE, or unset it to keep the state in SQLite"),
         # The variable wins over the file, so the variable is the one to correct.
         ({"TROUPE_LLM_CONCURRENCY": "many"}, "llm:\n  concurrency: 4\n", "set by the environment variable "
          "TROUPE_LLM_CONCURRENCY"),
@@ -106,3 +109,9 @@ def test_load_settings_raises_one_named_error(here, monkeypatch):
         load_settings()
     monkeypatch.delenv("TROUPE_LLM_MAX_RETRIES")
     assert load_settings().data_dir == Path(".troupe")
+
+
+def test_a_database_url_refused_is_never_shown(here, capsys, monkeypatch):
+    monkeypatch.setenv("TROUPE_DATABASE_URL", "sqlite:///home/me/hunter2.db")
+    text = said(capsys, ["console"])
+    assert "it is a sqlite:// URL" in text and "TROUPE_DATABASE_URL" in text and "hunter2" not in text

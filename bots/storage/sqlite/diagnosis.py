@@ -9,36 +9,10 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import bots.storage.sqlite.schema as schema
-from bots.storage.base import StorageError
-
-
-@dataclass(frozen=True)
-class DatabaseProblem:
-    """What is wrong with a database file and what to do about it: one line for a command, or a
-    doctor's check and its fix."""
-
-    detail: str
-    fix: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.detail}: {self.fix}" if self.fix else self.detail
-
-
-class ExplainedStorageError(StorageError):
-    """A StorageError that says what to do; ``problem`` holds what is wrong and the fix apart."""
-
-    def __init__(self, problem: DatabaseProblem | str) -> None:
-        self.problem = problem if isinstance(problem, DatabaseProblem) else DatabaseProblem(problem)
-        super().__init__(str(self.problem))
-
-
-class DatabaseSetupError(ExplainedStorageError):
-    """The database cannot be used where the settings put it: a setting or the file system must
-    change (another process holds it, it is not writable, not Troupe's or too new), not its data."""
+from bots.storage.base import DatabaseProblem, DatabaseSetupError, ExplainedStorageError, StorageError
 
 
 class DatabaseInUseError(DatabaseSetupError):

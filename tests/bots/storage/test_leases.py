@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bots.storage.base import Fence, StaleOwnerError, WorkerRecord
-from tests.bots.storage.test_sqlite import step, world
+from tests.bots.storage.records import step, world
 
 SHORT = 0.3
 

@@ -3,12 +3,20 @@ an entry that does not exist, one no longer waiting for review, or a database th
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from bots.storage.base import AuditRecord, NotStoredError, OutboxStatus, StorageError
-from tests.bots.storage.test_sqlite import step, world
+from tests.bots.storage.records import step, world
+
+#: A trigger that refuses every change of the outbox, as a database that cannot write would.
+REFUSE_UPDATES = {
+    "sqlite": "CREATE TRIGGER refuse BEFORE UPDATE ON outbox BEGIN SELECT RAISE(ABORT, 'the disk said no'); END",
+    "postgresql": """
+        CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'the disk said no'; END $$;
+        CREATE TRIGGER refuse BEFORE UPDATE ON outbox FOR EACH ROW EXECUTE FUNCTION refuse();
+    """,
+}
 
 
 def missing_entry_calls(storage):
@@ -49,12 +57,11 @@ async def test_a_decision_on_a_message_no_longer_held_is_refused(storage):
          "decide on outbox entry"),
     ],
 )
-async def test_a_refused_update_says_what_it_was_doing_to_which_entry(storage, path, change, doing):  # noqa: F811
+async def test_a_refused_update_says_what_it_was_doing_to_which_entry(storage, backend, change, doing):
     await storage.create_world(world())
     [entry] = await storage.write_step(step("w1", 1))
     if "decide" in doing:
         await storage.set_outbox_status(entry.id, OutboxStatus.HELD)
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TRIGGER refuse BEFORE UPDATE ON outbox BEGIN SELECT RAISE(ABORT, 'the disk said no'); END")
+    await backend.execute(REFUSE_UPDATES[backend.name])
     with pytest.raises(StorageError, match=f"^could not {doing} {entry.id}: the disk said no$"):
         await change(storage, entry.id)

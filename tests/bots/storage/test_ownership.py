@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from bots.ownership import INBOX_TOPIC, SAFETY, ChannelOwnership
-from tests.bots.storage.test_sqlite import world
+from tests.bots.storage.records import world
 
 TTL = 1.0
 

@@ -1,0 +1,187 @@
+"""The SQL the store runs, in PostgreSQL's dialect (``$n`` parameters, ``json`` operators)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bots.storage.base import RECENT_EPISODES_HELD, RECENT_EVENTS_HELD, utcnow
+from bots.storage.rows import AUDIT_COLUMNS, OUTBOX_COLUMNS, WORLD_COLUMNS, time_text, world_changes
+
+INSERT_INBOX = "INSERT INTO inbox (channel_key, event, received_at) VALUES ($1, $2, $3) RETURNING id"
+DELETE_INBOX = "DELETE FROM inbox WHERE id = $1"
+SELECT_INBOX = "SELECT id, channel_key, event FROM inbox ORDER BY id"
+SELECT_CHANNEL_INBOX = "SELECT id, channel_key, event FROM inbox WHERE channel_key = $1 ORDER BY id"
+
+#: A free or expired lease is taken with a greater token; one's own is renewed with the same one.
+#: Expiry is read by the server's clock (``clock_timestamp``), the same for every worker.
+TAKE_LEASE = """
+INSERT INTO leases (channel_key, worker, token, expires_at)
+VALUES ($1, $2, 1, clock_timestamp() + make_interval(secs => $3))
+ON CONFLICT (channel_key) DO UPDATE SET
+    token = CASE WHEN leases.worker = EXCLUDED.worker THEN leases.token ELSE leases.token + 1 END,
+    worker = EXCLUDED.worker,
+    expires_at = EXCLUDED.expires_at
+WHERE leases.worker = EXCLUDED.worker OR leases.expires_at <= clock_timestamp()
+RETURNING token
+"""
+RENEW_LEASES = ("UPDATE leases SET expires_at = clock_timestamp() + make_interval(secs => $1) WHERE worker = $2 "
+                "RETURNING channel_key, token")
+RELEASE_LEASES = "UPDATE leases SET worker = '', expires_at = clock_timestamp() WHERE worker = $1"
+RELEASE_CHANNEL_LEASES = ("UPDATE leases SET worker = '', expires_at = clock_timestamp() "
+                          "WHERE worker = $1 AND channel_key = ANY($2::text[])")
+SELECT_LEASES = ("SELECT channel_key, worker, token, expires_at, expires_at <= clock_timestamp() FROM leases "
+                 "ORDER BY channel_key")
+#: Held for the write's transaction: a takeover waits for the write to commit, or the write sees it.
+SELECT_FENCE = "SELECT token FROM leases WHERE channel_key = $1 AND worker = $2 FOR SHARE"
+UPSERT_WORKER = """
+INSERT INTO workers (id, host, pid, started_at, seen_at) VALUES ($1, $2, $3, $4, clock_timestamp())
+ON CONFLICT (id) DO UPDATE SET seen_at = EXCLUDED.seen_at
+"""
+SELECT_WORKERS = ("SELECT id, host, pid, started_at, seen_at FROM workers "
+                  "WHERE seen_at >= clock_timestamp() - make_interval(secs => $1) ORDER BY started_at, id")
+DELETE_WORKER = "DELETE FROM workers WHERE id = $1"
+#: Wakes the workers listening to a topic (``LISTEN``), with a text payload.
+NOTIFY = "SELECT pg_notify($1, $2)"
+
+INSERT_WORLD = f"INSERT INTO worlds ({WORLD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+SELECT_WORLD = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE id = $1"
+SELECT_CHANNEL_WORLD = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE channel_key = $1 AND status <> 'stopped'"
+SELECT_ACTIVE_WORLDS = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE status <> 'stopped' ORDER BY created_at, id"
+SELECT_ALL_WORLDS = f"SELECT {WORLD_COLUMNS} FROM worlds ORDER BY created_at, id"
+COUNT_EVENTS = "SELECT world_id, count(*) FROM events GROUP BY world_id"
+STOP_WORLD = "UPDATE worlds SET status = 'stopped', updated_at = $1 WHERE id = $2"
+RESET_WORLD = "UPDATE worlds SET clock = $1, policy = $2, updated_at = $3 WHERE id = $4"
+DELETE_WORLD_EVENTS = "DELETE FROM events WHERE world_id = $1"
+DELETE_WORLD_MEMORIES = "DELETE FROM memories WHERE world_id = $1"
+DELETE_WORLD_EPISODES = "DELETE FROM episodes WHERE world_id = $1"
+#: After a reset event ids start again; kept entries move out of the way of the new ones.
+REKEY_WORLD_OUTBOX = "UPDATE outbox SET event_id = -id WHERE world_id = $1 AND event_id > 0"
+DROP_PERSONA_HELD_OUTBOX = (
+    "UPDATE outbox SET status = 'blocked', error = 'its persona left the world before a moderator decided' "
+    "WHERE world_id = $1 AND persona = $2 AND status = 'held'"
+)
+DROP_HELD_OUTBOX = (
+    "UPDATE outbox SET status = 'blocked', error = 'the conversation was reset before a moderator decided' "
+    "WHERE world_id = $1 AND status = 'held'"
+)
+
+UPSERT_PERSONA = """
+INSERT INTO personas (world_id, name, spec, identity, position) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (world_id, name) DO UPDATE SET
+    spec = excluded.spec, identity = excluded.identity, position = excluded.position
+"""
+SELECT_PERSONAS = "SELECT name, spec, identity, position FROM personas WHERE world_id = $1 ORDER BY position, name"
+DELETE_PERSONA = "DELETE FROM personas WHERE world_id = $1 AND name = $2 RETURNING position"
+#: The personas after a removed one move up, so places stay 0…n-1 in the world's order.
+CLOSE_PERSONA_GAP = "UPDATE personas SET position = position - 1 WHERE world_id = $1 AND position > $2"
+
+UPSERT_MEMORY = """
+INSERT INTO memories (world_id, persona, state) VALUES ($1, $2, $3)
+ON CONFLICT (world_id, persona) DO UPDATE SET state = excluded.state
+"""
+#: Each persona's memory with the place of the first episode it holds: the first one not folded
+#: or the first of its recent past, whichever comes first (as SQLite's store reads it).
+SELECT_MEMORIES = f"""
+SELECT m.persona, m.state, least(
+    coalesce((m.state #>> '{{episodic,consolidated_until}}')::bigint, 0),
+    greatest(0, coalesce((SELECT max(e.seq) + 1 FROM episodes AS e
+                          WHERE e.world_id = m.world_id AND e.persona = m.persona), 0)
+        - {RECENT_EPISODES_HELD}))
+FROM memories AS m WHERE m.world_id = $1 ORDER BY m.persona
+"""
+DELETE_MEMORY = "DELETE FROM memories WHERE world_id = $1 AND persona = $2"
+#: A write may repeat episodes an earlier one stored (it was cancelled after committing).
+INSERT_EPISODE = "INSERT INTO episodes (world_id, persona, seq, episode) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+SELECT_EPISODES_FROM = (
+    "SELECT seq, episode FROM episodes WHERE world_id = $1 AND persona = $2 AND seq >= $3 ORDER BY seq"
+)
+DELETE_EPISODES = "DELETE FROM episodes WHERE world_id = $1 AND persona = $2"
+DELETE_EPISODES_FROM = "DELETE FROM episodes WHERE world_id = $1 AND persona = $2 AND seq >= $3"
+
+INSERT_EVENT = """
+INSERT INTO events (world_id, id, kind, step, time, source, type, content, target, recipients, model, meta)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+ON CONFLICT DO NOTHING
+"""
+SELECT_EVENTS = """
+SELECT id, kind, step, time, source, type, content, target, recipients, model, meta
+FROM events WHERE world_id = $1 ORDER BY id
+"""
+#: The last ``RECENT_EVENTS_HELD`` events of a world's log (ids run from 1 without gaps).
+SELECT_RECENT_EVENTS = f"""
+SELECT id, kind, step, time, source, type, content, target, recipients, model, meta
+FROM events WHERE world_id = $1
+    AND id > coalesce((SELECT max(id) FROM events WHERE world_id = $1), 0) - {RECENT_EVENTS_HELD}
+ORDER BY id
+"""
+
+INSERT_OUTBOX = """
+INSERT INTO outbox
+    (world_id, channel_key, event_id, persona, identity, text, thread, status, verdict,
+     platform_message_id, attempts, error, created_at, posted_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+ON CONFLICT (world_id, event_id) DO NOTHING
+"""
+#: A world's entries for these events, stored now or by an earlier write of the same events.
+SELECT_OUTBOX_FOR_EVENTS = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE world_id = $1 AND event_id = ANY($2::bigint[])"
+SELECT_PENDING = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' ORDER BY id"
+SELECT_CHANNEL_PENDING = (
+    f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND channel_key = $1 ORDER BY id"
+)
+SELECT_WORLD_OUTBOX = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE world_id = $1 ORDER BY id"
+MARK_POSTED = """
+UPDATE outbox SET status = 'posted', platform_message_id = $1, posted_at = $2, error = NULL
+WHERE id = $3
+"""
+SELECT_POSTED_IDS = """
+SELECT platform_message_id FROM outbox
+WHERE status = 'posted' AND channel_key = $1 AND posted_at >= $2 AND platform_message_id IS NOT NULL
+ORDER BY id DESC LIMIT 1000
+"""
+COUNT_ATTEMPT = "UPDATE outbox SET attempts = attempts + 1 WHERE id = $1"
+RECORD_ATTEMPT_ERROR = "UPDATE outbox SET attempts = attempts + 1, error = $1 WHERE id = $2"
+SET_OUTBOX_STATUS = "UPDATE outbox SET status = $1, error = $2 WHERE id = $3"
+SELECT_OUTBOX = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = $1"
+SELECT_CHANNEL_HELD = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'held' AND channel_key = $1 ORDER BY id"
+DECIDE_OUTBOX = (
+    f"UPDATE outbox SET status = $1, text = coalesce($2, text), identity = coalesce($3::json, identity) "
+    f"WHERE id = $4 AND status = 'held' RETURNING {OUTBOX_COLUMNS}"
+)
+INSERT_AUDIT = (
+    "INSERT INTO audit (at, world_id, channel_key, actor, action, outbox_id, detail) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+SELECT_CHANNEL_AUDIT = f"SELECT {AUDIT_COLUMNS} FROM audit WHERE channel_key = $1 ORDER BY id"
+SELECT_ADAPTER_STATE = "SELECT value FROM adapter_state WHERE platform = $1 AND key = $2"
+UPSERT_ADAPTER_STATE = (
+    "INSERT INTO adapter_state (platform, key, value, updated_at) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (platform, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+)
+DELETE_ADAPTER_STATE = "DELETE FROM adapter_state WHERE platform = $1 AND key = $2"
+
+UPSERT_USAGE = """
+INSERT INTO usage (world_id, persona, calls, cached_calls, prompt_tokens, completion_tokens, cost_usd)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (world_id, persona) DO UPDATE SET
+    calls = excluded.calls, cached_calls = excluded.cached_calls,
+    prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
+    cost_usd = excluded.cost_usd
+"""
+SELECT_USAGE = """
+SELECT persona, calls, cached_calls, prompt_tokens, completion_tokens, cost_usd
+FROM usage WHERE world_id = $1 ORDER BY persona
+"""
+
+SCHEMA_VERSION = "SELECT coalesce(max(version), 0) FROM schema_migrations"
+#: Whether the version table exists yet (a database Troupe never opened has none).
+HAS_VERSION_TABLE = "SELECT to_regclass('schema_migrations') IS NOT NULL"
+RECORD_VERSION = "INSERT INTO schema_migrations (version) VALUES ($1)"
+
+
+def world_update(world_id: str, fields: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """An UPDATE for these world fields (checked and encoded as ``rows.world_changes`` says)."""
+    changes = world_changes(fields)
+    names = [*changes, "updated_at"]
+    sets = ", ".join(f"{name} = ${number}" for number, name in enumerate(names, start=1))
+    return (f"UPDATE worlds SET {sets} WHERE id = ${len(names) + 1}",
+            (*changes.values(), time_text(utcnow()), world_id))

@@ -1,0 +1,101 @@
+"""Several Troupe workers on one PostgreSQL database: each channel is run by one of them, whichever
+worker the platform hands an event to; a stopped worker's channels go on at once elsewhere, and a
+worker that lost its channel cannot write over the one that took it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from adapters.memory import MemoryAdapter
+from bots.storage import StaleOwnerError
+from config.settings import Settings
+from simulation.events import EventKind
+from tests.support.testbot import TestBot, start_bot
+
+CHANNEL = "memory:general"
+
+
+def settings(tmp_path: Path, url: str, name: str, lease_s: float = 30) -> Settings:
+    return Settings(data_dir=tmp_path / name, llm={"provider": "demo"}, database_url=url, lease_s=lease_s)
+
+
+async def until(condition, timeout: float = 10.0) -> float:
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+def heard(bot: TestBot) -> list[str]:
+    session = bot.app.sessions.get(CHANNEL)
+    return [e.content for e in session.world.events if e.kind is EventKind.STIMULUS] if session else []
+
+
+def persona_posts(adapter: MemoryAdapter) -> list[str]:
+    return [p.identity for p in adapter.posts()]
+
+
+@pytest.fixture
+async def two_workers(tmp_path, postgres_url):
+    first = await start_bot(settings(tmp_path, postgres_url, "first"))
+    await first.command("start Team room")
+    await first.command("persona add Priya Nair")
+    second = await start_bot(settings(tmp_path, postgres_url, "second"))
+    try:
+        yield first, second
+    finally:
+        for bot in (second, first):
+            await bot.app.stop()
+
+
+async def test_an_event_that_reaches_the_other_worker_is_answered_by_the_channels_owner(two_workers):
+    first, second = two_workers
+    assert first.app.ownership.holds(CHANNEL) and not second.app.ownership.holds(CHANNEL)
+    before = len(first.adapter.posts())
+    second.adapter.push_message("Priya, what do you think of the plan?")
+    await until(lambda: len(first.adapter.posts()) > before)
+    assert heard(first) == ["Priya, what do you think of the plan?"]
+    assert second.adapter.posts() == [] and second.app.sessions.get(CHANNEL) is None
+    await first.app.wait_idle()
+    assert await first.app.storage.inbox_pending() == [], "settled by the owner"
+    # A command reaching the other worker runs there too, on the owner's world.
+    second.adapter.push_command("pause")
+    await until(lambda: first.app.sessions.get(CHANNEL).paused)
+
+
+async def test_a_stopped_worker_hands_its_channel_over_at_once(two_workers):
+    first, second = two_workers
+    await first.app.stop()
+    waited = await until(lambda: second.app.ownership.holds(CHANNEL))
+    assert waited < 5, "handed over, not left until the 30-second lease expires"
+    await second.say("Priya, are you still there?")
+    await until(lambda: persona_posts(second.adapter) == ["Priya Nair"])
+    assert heard(second) == ["Priya, are you still there?"]
+
+
+async def test_a_worker_that_stalls_past_its_lease_loses_the_channel_and_cannot_write_to_it(tmp_path, postgres_url):
+    first = await start_bot(settings(tmp_path, postgres_url, "first", lease_s=1))
+    second = await start_bot(settings(tmp_path, postgres_url, "second", lease_s=1))
+    try:
+        await first.command("start Team room")
+        await first.command("persona add Priya Nair")
+        stalled = first.app.sessions.get(CHANNEL)
+        first.app.ownership._loop_task.cancel()  # it stops renewing, as a process paused for long would
+        await until(lambda: second.app.ownership.holds(CHANNEL), timeout=10)
+        await second.say("Priya, who runs this channel now?")
+        await until(lambda: persona_posts(second.adapter) == ["Priya Nair"])
+        assert not first.app.ownership.holds(CHANNEL)
+        # The stalled worker wakes and writes what it still holds: refused, nothing of it stored.
+        with pytest.raises(StaleOwnerError):
+            await stalled.hear(first.adapter.user("ana"), "a late message", "late-1")
+        stored = await second.app.storage.read_events(stalled.record.id)
+        assert "a late message" not in [e.content for e in stored]
+    finally:
+        for bot in (second, first):
+            await bot.app.stop()
