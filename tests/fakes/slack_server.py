@@ -62,6 +62,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import re
 import secrets
 import string
@@ -414,8 +415,11 @@ class FakeSlack:
         ack_deadline: float = ACK_DEADLINE,
         auto_retry: bool = False,
         verification_token: str = "fake-verification-token",
+        connection_seed: int = 0,
     ) -> None:
         self.bot_token = bot_token
+        #: Picks the Socket Mode connection of each payload when several are open (seeded: repeatable).
+        self._connection_choice = random.Random(connection_seed)
         self.app_token = app_token
         self.signing_secret = signing_secret
         #: The bot token's scopes; change freely between calls.
@@ -1351,10 +1355,12 @@ class FakeSlack:
         channel.messages.append(message)
 
     def _live_connection(self) -> SocketConnection:
-        for conn in reversed(self.connections):
-            if conn.live:
-                return conn
-        raise NotConnected("no Socket Mode connection is open")
+        """The connection a payload goes to: with several open (several instances of the app, up to
+        ten), Slack sends each payload to one of them at random."""
+        live = [conn for conn in self.connections if conn.live]
+        if not live:
+            raise NotConnected("no Socket Mode connection is open")
+        return live[0] if len(live) == 1 else self._connection_choice.choice(live)
 
     async def _send_envelope(self, envelope: dict[str, Any]) -> str:
         conn = self._live_connection()

@@ -327,6 +327,21 @@ async def test_socket_mode_hello_event_and_ack(fake: FakeSlack) -> None:
         assert fake.unacked == []
 
 
+async def test_with_several_connections_each_payload_goes_to_one_of_them(fake: FakeSlack) -> None:
+    """Several instances of an app each open a connection: Slack sends each payload to one of them,
+    at random, never to all."""
+    async with socket_client(fake) as (_, first), socket_client(fake) as (_, second):
+        await fake.wait_connected(2)
+        sent = [await fake.send_message(GENERAL, ALICE, f"message {n}") for n in range(20)]
+
+        def carried(seen: list[dict]) -> list[str]:
+            return [m["payload"]["event_id"] for m in seen if m.get("type") == "events_api"]
+
+        await eventually(lambda: len(carried(first)) + len(carried(second)) == 20)
+        assert sorted(carried(first) + carried(second)) == sorted(sent), "each payload once"
+        assert carried(first) and carried(second), "spread over both connections"
+
+
 async def test_socket_mode_slash_command_is_acked(fake: FakeSlack) -> None:
     async with socket_client(fake) as (_, seen):
         envelope_id = await fake.send_slash_command("ping", user_id=ALICE, channel_id=GENERAL)
