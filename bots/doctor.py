@@ -40,7 +40,10 @@ _SECRET_SHAPES = re.compile(
 
 async def run_checks(settings: Settings, *, timeout_s: float = NETWORK_TIMEOUT_S) -> list[Check]:
     """Every check, in order: settings, database, model, Discord, Slack."""
-    checks = [check_settings(settings), await check_database(settings.database_path)]
+    if settings.database_url is not None:
+        checks = [check_settings(settings), *await check_shared_database(settings)]
+    else:
+        checks = [check_settings(settings), await check_database(settings.database_path)]
     checks.append(await check_model(settings, timeout_s=timeout_s))
     checks.append(await check_discord(settings, timeout_s=timeout_s))
     checks.extend(await check_slack(settings, timeout_s=timeout_s))
@@ -138,6 +141,45 @@ def _check_database(path: Path) -> Check:
         problem = not_writable_problem(path, place)
         return Check("database", False, f"{found.detail}; but {problem.detail}", problem.fix)
     return found
+
+
+async def check_shared_database(settings: Settings) -> list[Check]:
+    """The PostgreSQL database: reachable and of this Troupe's schema; then the workers running on
+    it now, the channels each runs, and channels with a world that nobody runs."""
+    from bots.storage import StorageError
+    from bots.storage.postgres import PostgresStorage
+
+    assert settings.database_url is not None
+    storage = PostgresStorage(settings.database_url.get_secret_value(), read_only=True, max_connections=2)
+    try:
+        await storage.open()
+    except StorageError as error:
+        fresh = "holds no Troupe tables yet" in str(error)
+        return [Check("database", None if fresh else False, str(error),
+                      "" if fresh else "check TROUPE_DATABASE_URL, that the server runs and accepts this user")]
+    try:
+        worlds = await storage.active_worlds()
+        workers = await storage.workers(settings.lease_s)
+        leases = [lease for lease in await storage.leases() if lease.worker and not lease.expired]
+    except StorageError as error:
+        return [Check("database", False, str(error), "check that the server runs and accepts this user")]
+    finally:
+        await storage.close()
+    database = Check("database", True, f"PostgreSQL at {storage.shown_url}: {len(worlds)} channel(s) with a world")
+    owned: dict[str, list[str]] = {}
+    for lease in leases:
+        owned.setdefault(lease.worker, []).append(lease.channel_key)
+    lines = [f"{w.id} on {w.host} (pid {w.pid}, since {w.started_at:%Y-%m-%d %H:%M} UTC): "
+             + (", ".join(sorted(owned.get(w.id, []))) or "no channels") for w in workers]
+    orphans = sorted({w.channel_key for w in worlds} - {lease.channel_key for lease in leases})
+    if not workers:
+        return [database, Check("workers", None, "no Troupe worker runs on this database now")]
+    detail = f"{len(workers)} running: " + "; ".join(lines)
+    if orphans:
+        return [database, Check("workers", False, f"{detail}; nobody runs {', '.join(orphans)}",
+                                f"a running worker takes these over within {settings.lease_s:g} s; if they stay, "
+                                "check the workers' logs")]
+    return [database, Check("workers", True, detail)]
 
 
 def _inspect(db: sqlite3.Connection, path: Path) -> Check:

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from adapters.memory import MemoryAdapter
+from bots.doctor import run_checks
 from bots.storage import StaleOwnerError
 from config.settings import Settings
 from simulation.events import EventKind
+from tests.support.postgres import PASSWORD
 from tests.support.testbot import TestBot, start_bot
 
 CHANNEL = "memory:general"
@@ -99,3 +101,28 @@ async def test_a_worker_that_stalls_past_its_lease_loses_the_channel_and_cannot_
     finally:
         for bot in (second, first):
             await bot.app.stop()
+
+
+async def test_doctor_lists_the_workers_and_the_channels_each_runs(two_workers, postgres_url, tmp_path):
+    first, second = two_workers
+    checks = {c.name: c for c in await run_checks(settings(tmp_path, postgres_url, "doctor"), timeout_s=2)}
+    assert checks["database"].ok and "1 channel(s) with a world" in checks["database"].detail
+    workers = checks["workers"]
+    assert workers.ok and workers.detail.startswith("2 running: "), workers.detail
+    assert f"{first.app.ownership.id} on " in workers.detail and f"): {CHANNEL}" in workers.detail
+    assert f"{second.app.ownership.id} on " in workers.detail and "no channels" in workers.detail
+    assert PASSWORD not in workers.detail + checks["database"].detail
+
+
+async def test_doctor_says_when_a_channel_is_run_by_nobody(tmp_path, postgres_url):
+    bot = await start_bot(settings(tmp_path, postgres_url, "only"))
+    await bot.command("start Team room")
+    bot.app.ownership._loop_task.cancel()
+    await bot.app.storage.release_leases(bot.app.ownership.id)  # as if its lease had run out
+    try:
+        checks = {c.name: c for c in await run_checks(settings(tmp_path, postgres_url, "doctor"), timeout_s=2)}
+        assert checks["workers"].ok is False and f"nobody runs {CHANNEL}" in checks["workers"].detail
+    finally:
+        await bot.app.stop()
+    checks = {c.name: c for c in await run_checks(settings(tmp_path, postgres_url, "doctor"), timeout_s=2)}
+    assert checks["workers"].ok is None and "no Troupe worker runs" in checks["workers"].detail
