@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("path", metavar="PATH",
                         help="the backup file, or a folder for a dated one (created if PATH ends with /)")
     backup.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+    migrate = commands.add_parser(
+        "migrate", help="move the SQLite database into an empty PostgreSQL database, for several workers"
+    )
+    migrate.add_argument("--to", required=True, metavar="URL", dest="target",
+                         help="postgresql://USER:PASSWORD@HOST:PORT/DATABASE (an empty database)")
     export = commands.add_parser(
         "export", help="list the stored worlds, or export one's conversation (JSON, CSV or Markdown)"
     )
@@ -142,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_doctor(console, settings, args.timeout))
         if args.command == "backup":
             return asyncio.run(_backup(console, settings, args.path, args.force))
+        if args.command == "migrate":
+            return asyncio.run(_migrate(console, settings, args.target))
         if args.command == "export":
             return asyncio.run(_export(messages, settings, args.world, args.fmt, args.out, args.force))
     except KeyboardInterrupt:
@@ -680,6 +687,24 @@ async def _doctor(console: Console, settings: Settings, timeout: float) -> int:
         console.print(f"[red]{failed} of {len(checks)} checks failed[/]{skipped_note}", soft_wrap=True)
         return 1
     console.print(f"[green]all checks passed[/]{skipped_note}", soft_wrap=True)
+    return 0
+
+
+async def _migrate(console: Console, settings: Settings, target: str) -> int:
+    """Copy the SQLite database into PostgreSQL; the SQLite file is left as it was."""
+    from bots.storage import StorageError
+    from bots.storage.move import move_to_postgres
+    from bots.storage.postgres.connection import shown_url
+
+    source = settings.database_path
+    try:
+        moved = await move_to_postgres(source, target)
+    except StorageError as error:
+        console.print(f"[red]Could not move {escape(str(source))}:[/] {escape(str(error))}")
+        return 1
+    copied = ", ".join(f"{table} {count}" for table, count in moved.rows.items() if count)
+    console.print(f"Moved {escape(str(source))} into {escape(shown_url(target))}: rows copied ({escape(copied or 'none')}). "
+                  "Run Troupe on it with TROUPE_DATABASE_URL set to that URL; the SQLite file is unchanged.")
     return 0
 
 
