@@ -10,16 +10,22 @@ where a good one is expected (and never replaces an earlier backup with a broken
 
 Restoring: stop the bot, copy the backup over the database path (``troupe doctor`` shows it),
 remove any ``-wal`` / ``-shm`` files next to it, start the bot. See docs/configuration.md.
+
+On PostgreSQL the backup is ``pg_dump``'s (custom format), restored with ``pg_restore`` into an
+empty database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sqlite3
+import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bots.storage.base import StorageError
 from bots.storage.sqlite import MIGRATIONS, connect_read_only, schema_problem, storage_failure
@@ -40,8 +46,8 @@ class BackupResult:
     schema_version: int
 
 
-def default_backup_name(now: datetime | None = None) -> str:
-    return f"troupe-{(now or datetime.now()):%Y%m%d-%H%M%S}.db"
+def default_backup_name(now: datetime | None = None, suffix: str = ".db") -> str:
+    return f"troupe-{(now or datetime.now()):%Y%m%d-%H%M%S}{suffix}"
 
 
 async def backup_database(source: Path, target: Path, *, force: bool = False) -> BackupResult:
@@ -122,3 +128,56 @@ def human_size(size: int) -> str:
             return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------
+
+
+async def backup_postgres(url: str, target: Path, *, force: bool = False) -> BackupResult:
+    """``pg_dump`` of the database at ``url`` into ``target`` (a file, or a folder for a dated one), in
+    PostgreSQL's custom format (``pg_restore`` reads it back). pg_dump copies one consistent snapshot
+    while the workers go on writing."""
+    from bots.storage.postgres import PostgresStorage
+
+    storage = PostgresStorage(url, read_only=True, max_connections=1)
+    try:
+        await storage.open()
+        worlds = len(await storage.all_worlds())
+    except StorageError as error:
+        raise BackupError(str(error)) from error
+    finally:
+        await storage.close()
+    return await asyncio.to_thread(_dump, url, Path(target), worlds, force)
+
+
+def _dump(url: str, target: Path, worlds: int, force: bool) -> BackupResult:
+    from bots.storage.postgres.connection import hidden, shown_url
+    from bots.storage.postgres.schema import MIGRATIONS as POSTGRES_MIGRATIONS
+
+    pg_dump = shutil.which("pg_dump")
+    if pg_dump is None:
+        raise BackupError("pg_dump was not found on PATH: install PostgreSQL's client tools of the server's version "
+                          "or newer (e.g. `apt install postgresql-client`), then try again")
+    if target.is_dir():
+        target = target / default_backup_name(suffix=".dump")
+    if target.exists() and not force:
+        raise BackupError(f"{target} already exists; choose another path, or pass --force to overwrite it")
+    if not target.parent.is_dir():
+        raise BackupError(f"the folder {target.parent} does not exist")
+    parts = urlsplit(url)
+    env = dict(os.environ)
+    if parts.password:
+        env["PGPASSWORD"] = parts.password  # not on the command line, where any user could read it
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        done = subprocess.run([pg_dump, "--format=custom", "--no-owner", "--no-privileges", f"--file={partial}",
+                               f"--dbname={shown_url(url)}"], capture_output=True, env=env)
+        if done.returncode != 0:
+            why = hidden(done.stderr.decode(errors="replace").strip(), url)
+            raise BackupError(f"pg_dump could not back up {shown_url(url)}: {why}")
+        os.replace(partial, target)
+    except OSError as error:
+        raise BackupError(f"could not write {target}: {error}") from error
+    finally:
+        partial.unlink(missing_ok=True)
+    return BackupResult(target, target.stat().st_size, worlds, len(POSTGRES_MIGRATIONS))

@@ -709,17 +709,16 @@ async def _migrate(console: Console, settings: Settings, target: str) -> int:
 
 
 async def _backup(console: Console, settings: Settings, path: str, force: bool) -> int:
-    from bots.backup import BackupError, backup_database, human_size
+    from bots.backup import BackupError, backup_database, backup_postgres, human_size
 
-    if settings.database_url is not None:
-        console.print("[red]error:[/] troupe backup copies the SQLite database, and the state is in PostgreSQL "
-                      "(TROUPE_DATABASE_URL): back it up with pg_dump", soft_wrap=True)
-        return EXIT_BAD_INPUT
     target = Path(path).expanduser()  # noqa: ASYNC240 (a one-shot command: nothing else runs on this loop)
     try:
         if _names_a_folder(path):  # made if it is not there yet
             target.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (one-shot command)
-        result = await backup_database(settings.database_path, target, force=force)
+        if settings.database_url is not None:
+            result = await backup_postgres(settings.database_url.get_secret_value(), target, force=force)
+        else:
+            result = await backup_database(settings.database_path, target, force=force)
     except OSError as error:
         console.print(f"[red]error:[/] could not make the folder {escape(str(target))}: {escape(str(error))}",
                       soft_wrap=True)
@@ -728,6 +727,13 @@ async def _backup(console: Console, settings: Settings, path: str, force: bool) 
         console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
         return EXIT_BAD_INPUT
     worlds = f"{result.worlds} world{'s' if result.worlds != 1 else ''}"
+    if settings.database_url is not None:
+        from bots.storage.postgres.connection import shown_url
+
+        console.print(f"Backed up {escape(shown_url(settings.database_url.get_secret_value()))} to "
+                      f"{escape(str(result.path))} (pg_dump custom format): {human_size(result.size_bytes)}, "
+                      f"{worlds}. Restore it with pg_restore into an empty database.", soft_wrap=True)
+        return 0
     console.print(
         f"Backed up {escape(str(settings.database_path))} to {escape(str(result.path))}: "
         f"{human_size(result.size_bytes)}, {worlds}, schema version {result.schema_version}, integrity ok",

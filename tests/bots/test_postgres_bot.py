@@ -8,6 +8,7 @@ import asyncio
 import os
 import socket
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import asyncpg
@@ -91,9 +92,25 @@ def test_troupe_commands_use_the_database_the_url_names(here, capsys, monkeypatc
     [header, sample] = capsys.readouterr().out.splitlines()
     assert header.split()[:3] == ["ID", "NAME", "CHANNEL"] and "Team room" in sample and "console:" in sample
 
-    assert main(["backup", "copy.db"]) == 2
-    assert "back it up with pg_dump" in capsys.readouterr().out
+    # Backed up with pg_dump, restored with pg_restore into an empty database: the world is there.
+    monkeypatch.setenv("PATH", os.pathsep.join((str(postgres_server.bin), os.environ["PATH"])))
+    assert main(["backup", "backups/"]) == 0
+    said = capsys.readouterr().out
+    assert "(pg_dump custom format)" in said and "1 world." in said and PASSWORD not in said
+    [dump] = (here / "backups").iterdir()
+    assert main(["backup", str(dump)]) == 2
+    assert "already exists" in capsys.readouterr().out
+    restored = asyncio.run(create_database(postgres_server))
+    subprocess.run([postgres_server.bin / "pg_restore", "--no-owner", f"--dbname={restored}", dump], check=True,
+                   capture_output=True)
+    monkeypatch.setenv("TROUPE_DATABASE_URL", restored)
+    assert main(["export"]) == 0
+    assert "Team room" in capsys.readouterr().out
     assert not (here / "data" / "troupe.db").exists() or not _has_worlds(here / "data" / "troupe.db")
+
+    monkeypatch.setenv("PATH", str(here / "no-tools-here"))
+    assert main(["backup", "backups/"]) == 2
+    assert "pg_dump was not found on PATH" in capsys.readouterr().out
 
 
 def _has_worlds(path: Path) -> bool:
