@@ -466,6 +466,15 @@ class TroupeApp:
         self.outbox.adopt(channel_key)
         self.spawn(self.outbox.deliver(channel_key))
         self._wake(channel_key)
+        # What its last worker received but had not kept when it died is read from the channel.
+        session = self.sessions.get(channel_key)
+        adapter = self.adapters.get(channel_key.partition(":")[0])
+        if session is not None and adapter is not None and session.last_heard_id is not None:
+            after = session.last_heard_id
+            if not await self._catch_up_channel(adapter, session, after):
+                task = asyncio.ensure_future(self._catch_up_later(adapter, session, after))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
 
     async def _sweep_inbox(self) -> None:
         """Queue what waits in the inbox for channels run here (a wake-up may have been missed

