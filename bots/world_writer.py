@@ -78,7 +78,10 @@ class WorldWriter:
         # From here to the write nothing yields: the memories written are the ones just looked at.
         memories: dict[str, MemoryWrite] = {}
         marks: dict[str, tuple[int, str]] = {}
+        pending = world.turns_pending
         for agent in world.agents:
+            if agent.name in pending:
+                continue  # its turn is written with its events, by a later write
             mark = _mark(agent)
             if self._memory_marks.get(agent.name) != mark:
                 memories[agent.name] = MemoryWrite.since(agent.state(), self._stored_episodes.get(agent.name, 0))

@@ -85,6 +85,9 @@ class TinyWorld:
         self._words_only_said = False
         #: How many events came before ``events[0]`` (kept by whoever stored them).
         self.events_first = 0
+        #: Personas in a step whose turn has not come out of it yet: their memory may already hold
+        #: the turn (the model answered) while the log does not (``turns_pending``).
+        self._turns_pending: set[str] = set()
         self._agents: list[TinyPerson] = []
         for agent in agents:
             self.add_agent(agent)
@@ -94,6 +97,13 @@ class TinyWorld:
     @property
     def agents(self) -> list[TinyPerson]:
         return list(self._agents)
+
+    @property
+    def turns_pending(self) -> frozenset[str]:
+        """Personas taking a turn whose events are not in the log yet. Whoever stores the world as it
+        goes leaves their memories for a later write: a memory saying "I answered" stored without
+        the answer would, after a crash, leave the answer neither given nor owed."""
+        return frozenset(self._turns_pending)
 
     def add_agent(self, agent: TinyPerson) -> TinyPerson:
         if self.find(agent.name) is not None:
@@ -537,6 +547,7 @@ class Step:
     async def _take(self) -> AsyncGenerator[Turn, None]:
         world = self.world
         tasks = []
+        world._turns_pending.update(agent.name for agent in self.actors)
         for agent in self.actors:
             tasks.append(asyncio.ensure_future(agent.act(consolidate=False)))  # memory work waits for the step's end
             # One turn starts per pass of the loop: a request's bytes go out (from a task of the
@@ -561,11 +572,13 @@ class Step:
                     turn.events += world._action_events(agent, result)
                 turns.append(turn)
                 self.events += turn.events
+                world._turns_pending.discard(agent.name)
                 yield turn
         finally:
             for task in tasks:
                 if not task.done():
                     task.cancel()
+            world._turns_pending.difference_update(agent.name for agent in self.actors)
         for turn in turns:
             for event in turn.words:
                 text = turn.heard.get(event.id, event.content)

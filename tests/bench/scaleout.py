@@ -47,7 +47,7 @@ from tests.support.postgres import PostgresServer, create_database
 PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Amara Okafor", "Diego Hernández", "Henrik Lindqvist")
 MODERATOR, PERSON = "U0MOD", "U0HANA"
 ROOT = Path(__file__).resolve().parents[2]
-ROUND_TIMEOUT_S = 120.0
+ROUND_TIMEOUT_S = float(os.environ.get("SCALEOUT_ROUND_TIMEOUT_S", 120))
 
 
 def log(message: str) -> None:
@@ -169,8 +169,10 @@ class Bench:
             if self.answered_in_round(number) >= expected:
                 return time.monotonic()
             if time.monotonic() - started > timeout:
+                short = Counter(p["channel"] for p in self.slack.posts if p.get("username") and p.get("_round") == number)
+                missing = {c: len(self.personas) - short[c] for c in self.channels if short[c] < len(self.personas)}
                 raise SystemExit(f"round {number}: {self.answered_in_round(number)} of {expected} answers after "
-                                 f"{timeout:g} s (worker logs in {self.folder})")
+                                 f"{timeout:g} s; missing by channel {missing} (worker logs in {self.folder})")
             await asyncio.sleep(0.02)
 
     async def send_round(self) -> float:

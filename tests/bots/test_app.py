@@ -10,6 +10,7 @@ import pytest
 
 from bots.storage import OutboxStatus
 from bots.storage.sqlite import SQLiteStorage
+from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.support.paths import AGENTS
 from tests.support.testbot import demo_settings, fake_model_settings, start_bot
@@ -21,6 +22,11 @@ async def testbot(tmp_path):
     bot = await start_bot(demo_settings(tmp_path, file_dirs=[AGENTS]))
     yield bot
     await bot.app.stop()
+
+
+async def _until(condition) -> None:
+    while not condition():
+        await asyncio.sleep(0.02)
 
 
 async def team(bot, channel: str = "general", *names: str) -> None:
@@ -396,6 +402,52 @@ async def test_a_persona_whose_turn_was_cut_short_answers_after_a_restart_and_th
             answers = [(p.identity, p.text) for p in restarted.adapter.posts("general")]
             assert [who for who, _ in answers] == [second], answers
             assert answers[0][1].endswith("Should we move the launch to March?>")
+        finally:
+            await restarted.app.stop()
+
+
+async def test_a_turn_answered_by_the_model_but_not_yet_stored_is_taken_again_after_a_crash(tmp_path):
+    """The second persona's model answer comes back first, but its turn is stored after the first
+    persona's. The bot stops while that second turn is being checked: its answer was never stored,
+    so after the restart the second persona still owes it (its memory was not stored as having
+    answered), and answers; the first does not answer again."""
+    rule = TurnRule()
+    order: list[str] = []
+
+    async def first_is_slow(body):
+        if kind_of(body) == "agent_turn" and len(order) < 2:
+            order.append(persona_of(body))
+            if len(order) == 1:
+                await asyncio.sleep(0.5)  # the second's answer is back long before the first's
+        return rule(body)
+
+    class SecondIsChecked(Verifier):
+        """Checks the second persona's words for ever (the bot stops meanwhile); passes the rest."""
+
+        async def verify(self, text: str, context: VerificationContext) -> Verdict:
+            if len(order) == 2 and context.persona == order[1] and text.endswith("the launch to March?>"):
+                await asyncio.sleep(3600)
+            return Verdict(action=VerdictAction.PASS, text=text)
+
+    async with FakeOpenAIServer() as server:
+        server.responder = rule
+        settings = fake_model_settings(tmp_path, server, default_exchanges=0)
+        bot = await start_bot(settings, verifier=SecondIsChecked())
+        await team(bot, "general", "Priya Nair", "Henrik Lindqvist")
+        await bot.say("Good morning!")  # the model's abilities are learnt: from now on turns run side by side
+        seen = len(bot.adapter.posts("general"))
+        server.responder = first_is_slow
+        bot.adapter.push_message("Should we move the launch to March?")
+        await asyncio.wait_for(_until(lambda: len(bot.adapter.posts("general")) > seen), 10)
+        assert bot.adapter.posts("general")[seen].identity == order[0]
+        await asyncio.sleep(0.2)
+        await bot.app.stop(timeout=0)  # while the second's words are being checked
+
+        restarted = await start_bot(settings)
+        try:
+            await restarted.app.wait_idle()
+            answers = [p.identity for p in restarted.adapter.posts("general")]
+            assert answers == [order[1]], answers
         finally:
             await restarted.app.stop()
 
