@@ -153,18 +153,20 @@ class SessionManager:
 
 
 def _answer_owed(world: TinyWorld) -> bool:
-    """Someone spoke to the world and a persona that has not acted since still has it unread: its
-    turn was interrupted (the process stopped while it thought, or others' turns were stored first).
+    """Someone spoke to the world and its answer was interrupted: no persona acted since, or a step
+    was cut short (its actions are stored, the step's end, which moves the clock, is not) while
+    a persona still had the words unread.
 
     Personas who merely have not read each other's last words do not speak up at a restart.
     """
-    agents = {a.name: a for a in world.agents}
-    acted: set[str] = set()
+    agents = {a.name for a in world.agents}
     for event in reversed(world.events):
         if event.kind is EventKind.ACTION:
-            acted.add(event.source)
-        elif event.kind is EventKind.STIMULUS and event.source not in agents:
-            return any(agent.has_unread() for name, agent in agents.items() if name not in acted)
+            if event.step < world.clock.step:
+                return False  # the latest step ended: whatever it left unsaid was not owed
+            return any(agent.has_unread() for agent in world.agents)
+        if event.kind is EventKind.STIMULUS and event.source not in agents:
+            return any(agent.has_unread() for agent in world.agents)
     return False
 
 

@@ -1,14 +1,15 @@
 """Storing a world as it goes: each write carries what changed since the last one.
 
-New events, the memories that changed, outbox entries, usage, the clock and policy go in one
-transaction. A long-lived world lets go of the past it has stored, as a restart would, so a channel
-that runs for months holds its recent past, not its whole life.
+New events, the memories that changed, outbox entries, and the usage totals, clock and policy when
+they changed go in one transaction. A long-lived world lets go of the past it has stored, as a
+restart would, so a channel that runs for months holds its recent past, not its whole life.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from bots.storage import (
     RECENT_EPISODES_HELD,
@@ -22,7 +23,7 @@ from bots.storage import (
 )
 from simulation.agent import TinyPerson
 from simulation.fairness import fair_turn
-from simulation.llm.usage import UsageLedger
+from simulation.llm.usage import UsageLedger, UsageTotals
 from simulation.world import TinyWorld
 
 
@@ -47,6 +48,10 @@ class WorldWriter:
         #: are stored: a write carries only what changed since.
         self._memory_marks: dict[str, tuple[int, str]] = {a.name: _mark(a) for a in world.agents} if stored else {}
         self._stored_episodes: dict[str, int] = {a.name: a.episodic.count for a in world.agents} if stored else {}
+        #: The world fields (clock, policy) and usage totals as last written: a write carries them
+        #: only when they changed, so the several writes of a step do not rewrite them each time.
+        self._world_written: dict[str, Any] | None = None
+        self._usage_written: dict[str | None, UsageTotals] = {}
 
     async def write(self, outbox: list[OutboxEntry] | None = None) -> list[OutboxEntry]:
         """Store what changed since the last write, with ``outbox`` (the verified words among the new
@@ -86,16 +91,21 @@ class WorldWriter:
             if self._memory_marks.get(agent.name) != mark:
                 memories[agent.name] = MemoryWrite.since(agent.state(), self._stored_episodes.get(agent.name, 0))
                 marks[agent.name] = mark
+        fields = {"clock": world.clock.model_dump(mode="json"), "policy": world.policy.model_dump()}
+        usage = {persona: totals for persona, totals in self._ledger.by_persona(self.world.id).items()
+                 if self._usage_written.get(persona) != totals}
         write = StepWrite(
             world_id=self._world_id,
-            world={"clock": world.clock.model_dump(mode="json"), "policy": world.policy.model_dump()},
+            world=fields if fields != self._world_written else {},
             events=new_events,
             memories=memories,
             outbox=outbox,
-            usage=self._usage_rows(),
+            usage=[_usage_row(persona, totals) for persona, totals in usage.items()],
             fence=self._fence(),
         )
         stored = await self._storage.write_step(write)
+        self._world_written = fields
+        self._usage_written.update(usage)
         # Events added while this write was stored are the next write's.
         self._persisted_events += len(new_events)
         if len(world.events) >= RECENT_EVENTS_HELD + RECENT_EVENTS_HELD // 4:
@@ -119,18 +129,16 @@ class WorldWriter:
         stored = self._stored_episodes.get(agent.name, memory.first)
         memory.forget_before(min(memory.consolidated_until, memory.count - RECENT_EPISODES_HELD, stored))
 
-    def _usage_rows(self) -> list[UsageRow]:
-        return [
-            UsageRow(
-                persona=persona,
-                calls=totals.calls,
-                cached_calls=totals.cached_calls,
-                prompt_tokens=totals.prompt_tokens,
-                completion_tokens=totals.completion_tokens,
-                cost_usd=totals.cost_usd,
-            )
-            for persona, totals in self._ledger.by_persona(self.world.id).items()
-        ]
+
+def _usage_row(persona: str | None, totals: UsageTotals) -> UsageRow:
+    return UsageRow(
+        persona=persona,
+        calls=totals.calls,
+        cached_calls=totals.cached_calls,
+        prompt_tokens=totals.prompt_tokens,
+        completion_tokens=totals.completion_tokens,
+        cost_usd=totals.cost_usd,
+    )
 
 
 def _mark(agent: TinyPerson) -> tuple[int, str]:

@@ -15,6 +15,7 @@ import json
 import unicodedata
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -122,15 +123,18 @@ class TinyWorld:
     def find(self, name: str) -> TinyPerson | None:
         """An agent by full name, else by first name, else by surname (or any one part of its name),
         each only when unambiguous; case and accents do not matter ("lindqvist", "Diego Hernandez")."""
-        key = _fold(name.strip().lstrip("@"))
         for agent in self._agents:
-            if _fold(agent.name) == key:
+            if agent.name == name:  # the usual case (a recipient, a speaker): no folding needed
+                return agent
+        key = _fold_name(name.strip().lstrip("@"))
+        for agent in self._agents:
+            if _fold_name(agent.name) == key:
                 return agent
         for part in (lambda a: a.first_name, lambda a: a.name.split()[-1], None):
             if part is None:
-                matches = [a for a in self._agents if key in _fold(a.name).split()]
+                matches = [a for a in self._agents if key in _fold_name(a.name).split()]
             else:
-                matches = [a for a in self._agents if _fold(part(a)) == key]
+                matches = [a for a in self._agents if _fold_name(part(a)) == key]
             if len(matches) == 1:
                 return matches[0]
             if matches:
@@ -143,7 +147,7 @@ class TinyWorld:
         longest that fits), then a first name as ``find`` takes it; case does not matter."""
         folded = _fold(text.strip().lstrip("@"))
         for agent in sorted(self._agents, key=lambda a: -len(a.name)):
-            name = _fold(agent.name)
+            name = _fold_name(agent.name)
             if folded.startswith(name) and (len(folded) == len(name) or not folded[len(name)].isalnum()):
                 return agent, text.strip().lstrip("@")[len(agent.name):].lstrip(" ,:;")
         first, _, rest = text.strip().partition(" ")
@@ -604,3 +608,7 @@ def _fold(text: str) -> str:
     """``text`` compared as people type names: case and accents aside, one character for one
     ("Hernández" and "hernandez" are the same, and a prefix keeps its length)."""
     return "".join(unicodedata.normalize("NFKD", ch)[:1] for ch in text).casefold()
+
+
+#: ``_fold`` of a name: names are few and looked up on every delivery and write, so each is folded once.
+_fold_name = lru_cache(maxsize=4096)(_fold)

@@ -332,6 +332,30 @@ async def test_restart_restores_worlds_and_posts_what_was_stored_but_not_posted(
     await restarted.app.stop()
 
 
+async def test_usage_the_clock_and_whose_turn_it_is_are_as_they_were_after_a_restart(tmp_path):
+    """Writes carry the clock, the turn order and usage only when they changed: what was stored last
+    is still what the world had."""
+    settings = demo_settings(tmp_path)
+    bot = await start_bot(settings)
+    await team(bot, "general", "Priya Nair", "Henrik Lindqvist", "Chloe Bennett")
+    await bot.command("policy round-robin --exchanges 1")
+    for text in ("Coffee or tea?", "And for the offsite?", "Who books the room?"):
+        await bot.say(text)
+    usage = await bot.reply("usage")
+    world = bot.app.sessions.get("memory:general").world
+    before = (world.clock.model_dump(mode="json"), world.policy.model_dump())
+    assert before[0]["step"] >= 3, before
+    await bot.app.stop()
+
+    restarted = await start_bot(settings)
+    try:
+        world = restarted.app.sessions.get("memory:general").world
+        assert (world.clock.model_dump(mode="json"), world.policy.model_dump()) == before
+        assert await restarted.reply("usage") == usage
+    finally:
+        await restarted.app.stop()
+
+
 async def test_replies_are_posted_while_memory_is_consolidated_and_the_fold_is_stored_when_done(tmp_path):
     release = asyncio.Event()
     rule = TurnRule()
