@@ -103,6 +103,8 @@ class TroupeApp:
         #: Inbox entries queued here, so a wake-up does not queue one twice.
         self._queued_inbox: set[int] = set()
         self._adopting: dict[str, asyncio.Future[None]] = {}
+        #: Channel histories read at once (catching up after a restart or a takeover).
+        self._reading_history = asyncio.Semaphore(CATCH_UP_CONCURRENCY)
         self.interviews = Interviews(self.storage)
         self.outbox = Outbox(self.storage, self.adapters, spawn=self._track, interviews=self.interviews,
                              owns=self.ownership.holds, take=self.ownership.acquire)
@@ -269,6 +271,7 @@ class TroupeApp:
             self._track(asyncio.ensure_future(self.outbox.flush_all()))
             await self.replay_inbox()
             await self.catch_up()
+            self.ownership.run()
             self.collector.install()
             if listen:
                 self.listen()
@@ -299,14 +302,9 @@ class TroupeApp:
         A channel whose history cannot be read now is tried again in the background, from the same
         point, so a message written while the bot was down is heard late rather than never.
         """
-        # Channels are read a few at a time: one after another, hundreds of them would keep the bot
-        # deaf for as many round trips; all at once would run into the platform's rate limits.
-        reading = asyncio.Semaphore(CATCH_UP_CONCURRENCY)
-
         async def catch_up(session: Any, adapter: Adapter) -> None:
-            async with reading:
-                if await self._catch_up_channel(adapter, session, session.last_heard_id):
-                    return
+            if await self._catch_up_channel(adapter, session, session.last_heard_id):
+                return
             # In the background, not counted by wait_idle: a platform may stay unreadable for minutes.
             task = asyncio.ensure_future(self._catch_up_later(adapter, session, session.last_heard_id))
             self._background.add(task)
@@ -319,7 +317,10 @@ class TroupeApp:
 
     async def _catch_up_channel(self, adapter: Adapter, session: Any, after: str) -> bool:
         try:
-            missed = await adapter.catch_up(session.channel, after)
+            # Channels are read a few at a time: one after another, hundreds of them would keep the
+            # bot deaf for as many round trips; all at once would run into the platform's rate limits.
+            async with self._reading_history:
+                missed = await adapter.catch_up(session.channel, after)
         except Exception as error:  # a platform that cannot tell us now is no reason not to start
             log.warning("could not catch up on %s yet: %s", session.channel.key, error)
             return False

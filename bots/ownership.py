@@ -133,11 +133,16 @@ class ChannelOwnership:
     # -- running -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Say this worker runs, listen for the others' wake-ups, and keep the leases alive."""
+        """Say this worker runs and listen for the others' wake-ups; ``run`` keeps the leases alive."""
         await self.storage.worker_alive(self.worker)
         await self.storage.listen(INBOX_TOPIC, self._on_inbox)
         await self.storage.listen(RELEASED_TOPIC, self._on_released)
-        self._loop_task = asyncio.ensure_future(self._keep_alive())
+
+    def run(self) -> None:
+        """Renew the leases, take over channels nobody runs and spread them, from now on (once the
+        worker has restored what it runs, so a channel is not taken over while being restored)."""
+        if self._loop_task is None and not self._stopped:
+            self._loop_task = asyncio.ensure_future(self._keep_alive())
 
     async def stop(self) -> None:
         """Hand every channel over now, for the other workers to take at once."""

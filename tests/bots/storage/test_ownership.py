@@ -52,7 +52,9 @@ async def test_a_dead_workers_channels_are_taken_over_after_its_lease_expires(st
     dead, survivor = Worker(storage, "dead"), Worker(storage, "survivor")
     assert await dead.leases.acquire(key)
     await dead.leases.start()
+    dead.leases.run()
     await survivor.leases.start()
+    survivor.leases.run()
     # The dead worker stops renewing (killed): nothing more is heard from it.
     dead.leases._loop_task.cancel()
     waited = await until(lambda: survivor.adopted == [key])
@@ -80,7 +82,9 @@ async def test_a_stopped_worker_hands_its_channels_over_at_once(storage):
     for key in keys:
         assert await leaving.leases.acquire(key)
     await leaving.leases.start()
+    leaving.leases.run()
     await staying.leases.start()
+    staying.leases.run()
     await leaving.leases.stop()
     waited = await until(lambda: sorted(staying.adopted) == keys)
     assert waited < 2, "taken at once, not when the 30-second leases would expire"
@@ -93,6 +97,7 @@ async def test_a_worker_that_lost_a_channel_is_told_and_stops_acting_for_it(stor
     slow, other = Worker(storage, "slow"), Worker(storage, "other")
     assert await slow.leases.acquire(key)
     await slow.leases.start()
+    slow.leases.run()
     slow.leases._loop_task.cancel()  # paused past its lease (a long stall)
     await asyncio.sleep(TTL + 0.1)
     assert await other.leases.acquire(key)
@@ -107,8 +112,10 @@ async def test_channels_spread_over_the_workers_alive(storage):
     for key in keys:
         assert await first.leases.acquire(key)
     await first.leases.start()
+    first.leases.run()
     first.busy.add(keys[0])  # a channel in the middle of a turn is not handed over
     await second.leases.start()
+    second.leases.run()
     await until(lambda: len(second.adopted) == 2)
     assert keys[0] not in second.adopted
     assert sorted(first.lost) == sorted(second.adopted), "the first stops running what it handed over"
@@ -124,7 +131,9 @@ async def test_the_owner_is_woken_for_what_another_worker_kept_for_it(storage):
     owner, receiver = Worker(storage, "owner", ttl=30), Worker(storage, "receiver", ttl=30)
     assert await owner.leases.acquire(key)
     await owner.leases.start()
+    owner.leases.run()
     await receiver.leases.start()
+    receiver.leases.run()
     assert not await receiver.leases.acquire(key)
     await storage.notify(INBOX_TOPIC, key)
     await storage.notify(INBOX_TOPIC, "slack:C-elsewhere")
