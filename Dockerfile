@@ -20,13 +20,12 @@ RUN pip install --no-cache-dir . \
 USER troupe
 VOLUME ["/data"]
 
-# Healthy = the database the bot uses can be opened read-only and holds Troupe's tables (the volume
-# is mounted, readable, and the bot has created its schema). It reads the same settings as the bot,
-# so a database moved with TROUPE_BOT_DATABASE or troupe.yaml is the one checked. Deliberately not
-# `troupe doctor`: that calls the model and Discord/Slack (cost, rate limits, minutes of timeouts)
-# every interval; this takes well under a second and touches nothing.
+# Healthy = the database the bot uses (the SQLite file on the volume, or TROUPE_DATABASE_URL) can be
+# reached read-only and holds Troupe's tables. It reads the same settings as the bot. Deliberately
+# not `troupe doctor`: that calls the model and Discord/Slack (cost, rate limits, minutes of
+# timeouts) every interval; this takes well under a second and touches nothing.
 HEALTHCHECK --interval=60s --timeout=15s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import sqlite3; from config.settings import Settings; p = Settings().database_path.resolve(); sqlite3.connect(p.as_uri() + '?mode=ro', uri=True, timeout=5).execute('SELECT count(*) FROM worlds')"]
+    CMD ["python", "-m", "bots.health"]
 
 ENTRYPOINT ["troupe"]
 # The console; `discord` or `slack` run the bot (see docker-compose.yml and docs/configuration.md).

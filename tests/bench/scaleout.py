@@ -13,8 +13,10 @@ that worker and wakes it (``LISTEN/NOTIFY``).
 A round is a person's message in every channel and every persona answering it once (``--personas``
 posts a channel). ``turns_per_s_N_workers`` is persona posts a second over ``--rounds`` rounds;
 ``scaling`` the two-worker figure over the one-worker one. ``cpu_efficiency`` compares persona
-turns per CPU-second of every process involved (workers, PostgreSQL, fake model, fake Slack) with
-two workers to the same with one: what coordinating costs, whatever the number of cores.
+turns per CPU-second of every process involved (workers, PostgreSQL, fake model, and this process,
+which runs the fake Slack) with two workers to the same with one: what coordinating costs, whatever
+the number of cores. The line before the JSON gives both CPU figures and how busy the machine's
+cores were, so a ``scaling`` held down by cores already full shows as such.
 ``failover_s`` is from the ``kill -9`` to the last answer of that round (the killed worker's
 channels are taken over when its leases expire, ``--lease-s``). ``lost`` are answers never posted,
 ``duplicated`` answers posted more than once, over all rounds. The last line is the JSON summary:
@@ -107,6 +109,8 @@ def worker_env(folder: Path, name: str, url: str, slack: FakeSlack, model_url: s
         "TROUPE_LLM_TIMEOUT_S": "30",
         "TROUPE_BOT_DEFAULT_EXCHANGES": "0",
         "TROUPE_BOT_MODERATOR_USER_IDS": json.dumps([MODERATOR]),
+        # Binding the channels is a few hundred commands by one moderator in a minute.
+        "TROUPE_BOT_RATE_LIMITS": json.dumps({"moderator_commands": None}),
         "TROUPE_SLACK_BOT_TOKEN": slack.bot_token,
         "TROUPE_SLACK_APP_TOKEN": slack.app_token,
         "TROUPE_SLACK_API_BASE": slack.api_base,
@@ -116,16 +120,15 @@ def worker_env(folder: Path, name: str, url: str, slack: FakeSlack, model_url: s
     return env
 
 
-def cpu_s(pids: list[int]) -> float:
-    """User and system CPU seconds of these processes and all their children (PostgreSQL's backends)."""
+def cpu_s() -> float:
+    """User and system CPU seconds of every process of the run: this one (the fake Slack) and its
+    children, the workers, the fake model and PostgreSQL with its backends, each counted once."""
+    root = psutil.Process()
     total = 0.0
-    for pid in pids:
+    for member in [root, *root.children(recursive=True)]:
         with contextlib.suppress(psutil.NoSuchProcess):
-            process = psutil.Process(pid)
-            for member in [process, *process.children(recursive=True)]:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    times = member.cpu_times()
-                    total += times.user + times.system
+            times = member.cpu_times()
+            total += times.user + times.system
     return total
 
 
@@ -183,14 +186,16 @@ class Bench:
             await self.slack.send_message(channel, PERSON, f"Round {self.round}: what should we change first?")
         return started
 
-    async def rounds(self, count: int, pids: list[int]) -> tuple[float, float]:
-        """``count`` rounds back to back: (persona turns a second, CPU-seconds a turn)."""
-        cpu_before, started = cpu_s(pids), time.monotonic()
+    async def rounds(self, count: int) -> tuple[float, float, float]:
+        """``count`` rounds back to back: (persona turns a second, CPU-seconds a turn, the share of
+        the machine's cores busy meanwhile)."""
+        cpu_before, started = cpu_s(), time.monotonic()
         for _ in range(count):
             await self.send_round()
             await self.wait_round(self.round)
         elapsed, turns = time.monotonic() - started, count * len(self.channels) * len(self.personas)
-        return turns / elapsed, (cpu_s(pids) - cpu_before) / turns
+        used = cpu_s() - cpu_before
+        return turns / elapsed, used / turns, used / elapsed / (os.cpu_count() or 1)
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -253,19 +258,17 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 await slack.wait_connected(1, timeout=60)
                 log(f"binding {len(bench.channels)} channels x {len(bench.personas)} personas")
                 await bench.bind(db)
-                others = [server.process.pid, model.pid, os.getpid()]  # type: ignore[union-attr]
-
-                await bench.rounds(1, [])  # warm-up
-                one_rate, one_cpu = await bench.rounds(args.rounds, [first.pid, *others])
-                log(f"1 worker: {one_rate:.1f} turns/s, {one_cpu * 1000:.1f} CPU-ms a turn")
+                await bench.rounds(1)  # warm-up
+                one_rate, one_cpu, one_busy = await bench.rounds(args.rounds)
+                log(f"1 worker: {one_rate:.1f} turns/s, {one_cpu * 1000:.1f} CPU-ms a turn, cores {one_busy:.0%} busy")
 
                 second.start()
                 await slack.wait_connected(2, timeout=60)
                 shares = await bench.balanced(db, 2, timeout=4 * args.lease_s)
                 log(f"2 workers running {sorted(shares.values())} channels")
-                await bench.rounds(1, [])  # warm-up of the second worker
-                two_rate, two_cpu = await bench.rounds(args.rounds, [first.pid, second.pid, *others])
-                log(f"2 workers: {two_rate:.1f} turns/s, {two_cpu * 1000:.1f} CPU-ms a turn")
+                await bench.rounds(1)  # warm-up of the second worker
+                two_rate, two_cpu, two_busy = await bench.rounds(args.rounds)
+                log(f"2 workers: {two_rate:.1f} turns/s, {two_cpu * 1000:.1f} CPU-ms a turn, cores {two_busy:.0%} busy")
 
                 # A round, and the worker running most channels killed as it starts.
                 owner = (await db.fetchrow("SELECT worker FROM leases WHERE worker <> '' GROUP BY worker "
@@ -297,6 +300,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             model.stdin.close()
         model.wait(10)
         server.stop()
+    print(json.dumps({"cpu_ms_per_turn_1_worker": round(one_cpu * 1000, 2),
+                      "cpu_ms_per_turn_2_workers": round(two_cpu * 1000, 2), "cores": os.cpu_count(),
+                      "cores_busy_1_worker": round(one_busy, 2), "cores_busy_2_workers": round(two_busy, 2),
+                      "lease_s": args.lease_s}))
     return {
         "channels": args.channels,
         "personas_per_channel": args.personas,
