@@ -120,16 +120,27 @@ def worker_env(folder: Path, name: str, url: str, slack: FakeSlack, model_url: s
     return env
 
 
-def cpu_s() -> float:
-    """User and system CPU seconds of every process of the run: this one (the fake Slack) and its
-    children, the workers, the fake model and PostgreSQL with its backends, each counted once."""
-    root = psutil.Process()
-    total = 0.0
-    for member in [root, *root.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            times = member.cpu_times()
-            total += times.user + times.system
-    return total
+def cpu_by_part(parts: dict[str, list[int]]) -> dict[str, float]:
+    """User and system CPU seconds of every process of the run, each counted once, by part: the
+    workers, PostgreSQL (its server and backends), the fake model, and this process (the fake
+    Slack). A part is its processes and their children."""
+    seen: set[int] = set()
+    totals: dict[str, float] = {}
+    for part, pids in parts.items():
+        total = 0.0
+        for pid in pids:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process = psutil.Process(pid)
+                members = [process] if part == "platform" else [process, *process.children(recursive=True)]
+                for member in members:
+                    if member.pid in seen:
+                        continue
+                    seen.add(member.pid)
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        times = member.cpu_times()
+                        total += times.user + times.system
+        totals[part] = total
+    return totals
 
 
 class Bench:
@@ -141,6 +152,8 @@ class Bench:
         self.slack = FakeSlack(auto_retry=True, ack_deadline=10)
         self.workers: list[Worker] = []
         self.round = 0
+        #: The processes of each part of the run, for its CPU time.
+        self.parts: dict[str, list[int]] = {}
         #: Per round: the message's text.
         self.questions: dict[int, str] = {}
 
@@ -186,16 +199,18 @@ class Bench:
             await self.slack.send_message(channel, PERSON, f"Round {self.round}: what should we change first?")
         return started
 
-    async def rounds(self, count: int) -> tuple[float, float, float]:
-        """``count`` rounds back to back: (persona turns a second, CPU-seconds a turn, the share of
-        the machine's cores busy meanwhile)."""
-        cpu_before, started = cpu_s(), time.monotonic()
+    async def rounds(self, count: int) -> tuple[float, dict[str, float], float]:
+        """``count`` rounds back to back: (persona turns a second, CPU-milliseconds a turn by part,
+        the share of the machine's cores busy meanwhile)."""
+        cpu_before, started = cpu_by_part(self.parts), time.monotonic()
         for _ in range(count):
             await self.send_round()
             await self.wait_round(self.round)
         elapsed, turns = time.monotonic() - started, count * len(self.channels) * len(self.personas)
-        used = cpu_s() - cpu_before
-        return turns / elapsed, used / turns, used / elapsed / (os.cpu_count() or 1)
+        cpu_after = cpu_by_part(self.parts)
+        used = {part: (cpu_after[part] - cpu_before[part]) * 1000 / turns for part in cpu_after}
+        busy = sum(cpu_after.values()) - sum(cpu_before.values())
+        return turns / elapsed, used, busy / elapsed / (os.cpu_count() or 1)
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -232,6 +247,15 @@ class Bench:
             await asyncio.sleep(0.5)
 
 
+def counted(cpu: dict[str, float]) -> float:
+    """CPU a turn of the parts that are Troupe's deployment: workers, PostgreSQL and the model."""
+    return cpu["workers"] + cpu["postgresql"] + cpu["model"]
+
+
+def described(cpu: dict[str, float]) -> str:
+    return ", ".join(f"{part} {value:.2f}" for part, value in cpu.items())
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
     folder = Path(tempfile.mkdtemp(prefix="troupe-scaleout-"))
     server = PostgresServer().start()
@@ -258,17 +282,20 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 await slack.wait_connected(1, timeout=60)
                 log(f"binding {len(bench.channels)} channels x {len(bench.personas)} personas")
                 await bench.bind(db)
+                bench.parts = {"workers": [first.pid], "postgresql": [server.process.pid],  # type: ignore[union-attr]
+                               "model": [model.pid], "platform": [os.getpid()]}
                 await bench.rounds(1)  # warm-up
                 one_rate, one_cpu, one_busy = await bench.rounds(args.rounds)
-                log(f"1 worker: {one_rate:.1f} turns/s, {one_cpu * 1000:.1f} CPU-ms a turn, cores {one_busy:.0%} busy")
+                log(f"1 worker: {one_rate:.1f} turns/s, CPU-ms a turn {described(one_cpu)}, cores {one_busy:.0%} busy")
 
                 second.start()
                 await slack.wait_connected(2, timeout=60)
                 shares = await bench.balanced(db, 2, timeout=4 * args.lease_s)
                 log(f"2 workers running {sorted(shares.values())} channels")
+                bench.parts["workers"].append(second.pid)
                 await bench.rounds(1)  # warm-up of the second worker
                 two_rate, two_cpu, two_busy = await bench.rounds(args.rounds)
-                log(f"2 workers: {two_rate:.1f} turns/s, {two_cpu * 1000:.1f} CPU-ms a turn, cores {two_busy:.0%} busy")
+                log(f"2 workers: {two_rate:.1f} turns/s, CPU-ms a turn {described(two_cpu)}, cores {two_busy:.0%} busy")
 
                 # A round, and the worker running most channels killed as it starts.
                 owner = (await db.fetchrow("SELECT worker FROM leases WHERE worker <> '' GROUP BY worker "
@@ -300,8 +327,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             model.stdin.close()
         model.wait(10)
         server.stop()
-    print(json.dumps({"cpu_ms_per_turn_1_worker": round(one_cpu * 1000, 2),
-                      "cpu_ms_per_turn_2_workers": round(two_cpu * 1000, 2), "cores": os.cpu_count(),
+    print(json.dumps({"cpu_ms_per_turn_1_worker": {k: round(v, 2) for k, v in one_cpu.items()},
+                      "cpu_ms_per_turn_2_workers": {k: round(v, 2) for k, v in two_cpu.items()},
+                      "cores": os.cpu_count(),
                       "cores_busy_1_worker": round(one_busy, 2), "cores_busy_2_workers": round(two_busy, 2),
                       "lease_s": args.lease_s}))
     return {
@@ -311,7 +339,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "turns_per_s_1_worker": round(one_rate, 1),
         "turns_per_s_2_workers": round(two_rate, 1),
         "scaling": round(two_rate / one_rate, 2),
-        "cpu_efficiency": round(one_cpu / two_cpu, 2),
+        # As the issue counts it: the workers, PostgreSQL and the fake model (not the fake platform).
+        "cpu_efficiency": round(counted(one_cpu) / counted(two_cpu), 2),
         "failover_s": round(failover, 1),
         "lost": lost,
         "duplicated": duplicated,
