@@ -80,6 +80,7 @@ class ChannelOwnership:
         self._loop_task: asyncio.Task | None = None
         self._adopting: set[asyncio.Task] = set()
         self._stopped = False
+        self._registered = False
 
     @property
     def id(self) -> str:
@@ -135,6 +136,7 @@ class ChannelOwnership:
     async def start(self) -> None:
         """Say this worker runs and listen for the others' wake-ups; ``run`` keeps the leases alive."""
         await self.storage.worker_alive(self.worker)
+        self._registered = True
         await self.storage.listen(INBOX_TOPIC, self._on_inbox)
         await self.storage.listen(RELEASED_TOPIC, self._on_released)
 
@@ -149,6 +151,8 @@ class ChannelOwnership:
         if self._stopped:
             return
         self._stopped = True
+        if not self._registered:
+            return  # never started (the database failed first): nothing to hand over
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
@@ -158,6 +162,8 @@ class ChannelOwnership:
         try:
             await self.release()
             await self.storage.worker_gone(self.id)
+        except StorageUnavailableError:
+            return  # said once when it happened; the leases run out by themselves
         except StorageError as error:
             log.warning("could not hand the channels over (they are taken over when their leases expire): %s",
                         error)

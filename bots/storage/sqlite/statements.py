@@ -43,6 +43,7 @@ ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at
 SELECT_WORKERS = f"SELECT id, host, pid, started_at, seen_at FROM workers WHERE seen_at >= {NOW} - ? ORDER BY started_at, id"
 DELETE_WORKER = "DELETE FROM workers WHERE id = ?"
 FORGET_WORKERS = "DELETE FROM workers"
+EARLIER_RUNS_LEFT = "SELECT 1 WHERE EXISTS (SELECT 1 FROM workers) OR EXISTS (SELECT 1 FROM leases WHERE worker <> '')"
 
 INSERT_WORLD = f"INSERT INTO worlds ({WORLD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 SELECT_WORLD = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE id = ?"

@@ -83,6 +83,7 @@ from bots.storage.sqlite.statements import (
     DELETE_WORLD_MEMORIES,
     DROP_HELD_OUTBOX,
     DROP_PERSONA_HELD_OUTBOX,
+    EARLIER_RUNS_LEFT,
     FORGET_WORKERS,
     FREE_ALL_LEASES,
     INSERT_AUDIT,
@@ -202,12 +203,6 @@ class SQLiteStorage(Storage):
         try:
             await migrate(db, self.path)
             await check_writable(db, self.path)
-            if self._lock is not None:
-                # The lock proves no other process runs on this file: the workers and leases of
-                # earlier runs (one killed, say) are void.
-                await db.execute(FREE_ALL_LEASES)
-                await db.execute(FORGET_WORKERS)
-                await db.commit()
             reader = await connect(self.path, writer=False)
         except BaseException:
             await db.close()
@@ -216,6 +211,14 @@ class SQLiteStorage(Storage):
         self._db, self._reader = db, reader
         self._state.opened = True
         self._writer = GroupCommitWriter(db, self.path)
+        if self._lock is not None and await self._read(EARLIER_RUNS_LEFT):
+            # The lock proves no other process runs on this file: the workers and leases of
+            # earlier runs (one killed, say) are void.
+            def forget(db: sqlite3.Connection) -> None:
+                db.execute(FREE_ALL_LEASES)
+                db.execute(FORGET_WORKERS)
+
+            await self._submit(forget, "forget the workers of earlier runs")
 
     async def _open_read_only(self) -> None:
         if not self.path.is_file():

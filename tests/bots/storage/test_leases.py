@@ -90,3 +90,21 @@ async def test_the_inbox_is_read_per_channel_in_order(storage):
     third = await storage.inbox_add("slack:C1", {"text": "two"})
     assert [(i, e["text"]) for i, _, e in await storage.inbox_pending("slack:C1")] == [(first, "one"), (third, "two")]
     assert len(await storage.inbox_pending()) == 3
+
+
+async def test_a_sqlite_file_reopened_by_its_one_process_forgets_the_workers_and_leases_of_a_killed_run(tmp_path):
+    """Only one process may run on a SQLite file (its lock proves it), so whatever an earlier run
+    held when it was killed is void at the next start: its channels are not left waiting."""
+    from bots.storage.sqlite import SQLiteStorage
+
+    path = tmp_path / "troupe.db"
+    now = datetime.now(UTC)
+    killed = SQLiteStorage(path, single_writer=True)
+    await killed.open()
+    await killed.worker_alive(WorkerRecord(id="killed", host="box", pid=1, started_at=now, seen_at=now))
+    assert await killed.take_lease("slack:C1", "killed", 30) == 1
+    await killed.close()  # as a kill -9 would leave it: nothing handed over
+
+    async with SQLiteStorage(path, single_writer=True) as restarted:
+        assert await restarted.workers(30) == []
+        assert await restarted.take_lease("slack:C1", "next", 30) == 2
