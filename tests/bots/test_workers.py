@@ -126,3 +126,43 @@ async def test_doctor_says_when_a_channel_is_run_by_nobody(tmp_path, postgres_ur
         await bot.app.stop()
     checks = {c.name: c for c in await run_checks(settings(tmp_path, postgres_url, "doctor"), timeout_s=2)}
     assert checks["workers"].ok is None and "no Troupe worker runs" in checks["workers"].detail
+
+
+async def test_a_worlds_budget_holds_whichever_worker_runs_it(tmp_path, postgres_url):
+    """What a world spent on the first worker counts on the second: the world stops at its budget
+    there, not after spending a whole budget again."""
+    budget = 12_000
+
+    def budgeted(name: str) -> Settings:
+        return Settings(data_dir=tmp_path / name, llm={"provider": "demo", "budget_tokens": budget},
+                        database_url=postgres_url)
+
+    def spent(bot: TestBot, world_id: str) -> int:
+        return sum(t.prompt_tokens + t.completion_tokens for t in bot.app.stack.ledger.by_persona(world_id).values())
+
+    first = await start_bot(budgeted("first"))
+    await first.command("start Team room")
+    await first.command("persona add Priya Nair")
+    await first.command("persona add Henrik Lindqvist")
+    world_id = first.app.sessions.get(CHANNEL).record.id
+    for n in range(40):
+        await first.say(f"Question {n}: is the budget realistic?")
+        if spent(first, world_id) > budget * 2 // 3:
+            break
+    on_first = spent(first, world_id)
+    assert budget // 2 < on_first < budget, on_first
+    second = await start_bot(budgeted("second"))
+    try:
+        await first.app.stop()  # hands the channel over
+        await until(lambda: second.app.sessions.get(CHANNEL) is not None)
+        paused: list[str] = []
+        for n in range(40):
+            sent = await second.say(f"Still there, question {n}?")
+            paused += [s.text for s in sent if "is paused" in s.text]
+            if paused:
+                break
+        assert paused and f"reached its budget of {budget:,} tokens" in paused[0], paused
+        on_second = spent(second, world_id) - on_first
+        assert on_second < budget - on_first + budget // 4, (on_first, on_second)
+    finally:
+        await second.app.stop()
