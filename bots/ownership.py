@@ -21,8 +21,9 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
-from bots.storage import Fence, Storage, StorageError, StorageUnavailableError, WorkerRecord
+from bots.storage import Fence, Lease, Storage, StorageError, StorageUnavailableError, WorkerRecord
 from bots.storage.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -171,10 +172,14 @@ class ChannelOwnership:
     async def share(self) -> int:
         """How many channels this worker should own: the channels with a world, spread over the
         workers alive now."""
+        return (await self._survey()).share
+
+    async def _survey(self) -> _Survey:
+        """The workers alive, the leases and the channels with a world, read once for a review."""
         workers = max(1, len(await self.storage.workers(self.ttl_s)))
-        owned = {lease.channel_key for lease in await self.storage.leases() if lease.worker and not lease.expired}
-        wanted = owned | {w.channel_key for w in await self.storage.active_worlds()}
-        return math.ceil(len(wanted) / workers)
+        leases = {lease.channel_key: lease for lease in await self.storage.leases()}
+        worlds = [w.channel_key for w in await self.storage.active_worlds()]
+        return _Survey(workers, leases, worlds)
 
     async def _keep_alive(self) -> None:
         interval = self.ttl_s / 3
@@ -183,9 +188,10 @@ class ChannelOwnership:
                 await self._renew()
                 if self._sweep is not None:
                     await self._sweep()
-                await self._count_workers()
-                await self._look_for_orphans()
-                await self._balance()
+                survey = await self._survey()
+                await self._count_workers(survey.workers)
+                await self._look_for_orphans(survey)
+                await self._balance(survey)
             except StorageUnavailableError:
                 return
             except Exception:
@@ -205,31 +211,24 @@ class ChannelOwnership:
             else:
                 self._held[key] = (token, asked + self.ttl_s * SAFETY)
 
-    async def _count_workers(self) -> None:
-        alive = max(1, len(await self.storage.workers(self.ttl_s)))
+    async def _count_workers(self, alive: int) -> None:
         if alive != self.workers_alive:
             self.workers_alive = alive
             log.info("%d Troupe worker(s) share the database now", alive)
             if self._workers_changed is not None:
                 await self._workers_changed(alive)
 
-    async def _look_for_orphans(self) -> None:
+    async def _look_for_orphans(self, survey: _Survey) -> None:
         """Take over channels with a world whose owner stopped renewing, up to a fair share (all of
         them when this is the only worker left)."""
-        leases = {lease.channel_key: lease for lease in await self.storage.leases()}
-        orphans = [w.channel_key for w in await self.storage.active_worlds()
-                   if w.channel_key not in self._held
-                   and (w.channel_key not in leases or leases[w.channel_key].expired
-                        or not leases[w.channel_key].worker)]
-        if not orphans:
-            return
-        room = max(0, await self.share() - len(self._held))
+        orphans = [key for key in survey.worlds if key not in self._held and survey.unowned(key)]
+        room = max(0, survey.share - len(self._held))
         for key in orphans[:room]:
             await self._take_over(key)
 
-    async def _balance(self) -> None:
+    async def _balance(self, survey: _Survey) -> None:
         """Let idle channels over this worker's fair share go, for workers that joined later."""
-        excess = len(self._held) - (await self.share() + SHARE_SLACK)
+        excess = len(self._held) - (survey.share + SHARE_SLACK)
         if excess <= 0:
             return
         idle = [key for key in self._held if self._idle(key)][:excess]
@@ -264,14 +263,36 @@ class ChannelOwnership:
         worker, *keys = payload.splitlines()
         if self._stopped or worker == self.id:
             return
-        for key in keys:
-            if key and key not in self._held:
-                task = asyncio.ensure_future(self._take_released(key))
-                self._adopting.add(task)
-                task.add_done_callback(self._adopting.discard)
+        task = asyncio.ensure_future(self._take_released([key for key in keys if key]))
+        self._adopting.add(task)
+        task.add_done_callback(self._adopting.discard)
 
-    async def _take_released(self, channel_key: str) -> None:
-        """A channel another worker let go: taken if it has a world and this worker has room."""
-        worlds = {w.channel_key for w in await self.storage.active_worlds()}
-        if channel_key in worlds and len(self._held) < await self.share() + SHARE_SLACK:
-            await self._take_over(channel_key)
+    async def _take_released(self, channel_keys: list[str]) -> None:
+        """Channels another worker let go: those with a world, as many as this worker has room for,
+        taken side by side."""
+        survey = await self._survey()
+        worlds = set(survey.worlds)
+        wanted = [key for key in channel_keys if key in worlds and key not in self._held]
+        room = max(0, survey.share + SHARE_SLACK - len(self._held))
+        await asyncio.gather(*(self._take_over(key) for key in wanted[:room]))
+
+
+@dataclass(frozen=True)
+class _Survey:
+    """What a worker reviews its channels by: the workers alive, every lease, the channels with a
+    world (in storage's order)."""
+
+    workers: int
+    leases: dict[str, Lease]
+    worlds: list[str]
+
+    @property
+    def share(self) -> int:
+        """A fair share of the channels that have a world or an owner, spread over the workers."""
+        owned = {key for key, lease in self.leases.items() if lease.worker and not lease.expired}
+        return math.ceil(len(owned | set(self.worlds)) / self.workers)
+
+    def unowned(self, channel_key: str) -> bool:
+        """Nobody holds the channel's lease now (never taken, released, or expired)."""
+        lease = self.leases.get(channel_key)
+        return lease is None or lease.expired or not lease.worker
