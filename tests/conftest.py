@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import openai
 import pytest
@@ -23,6 +25,19 @@ async def openai_client(fake_openai: FakeOpenAIServer) -> AsyncIterator[openai.A
     """The real ``openai`` client pointed at ``fake_openai``, without retries of its own."""
     async with openai.AsyncOpenAI(base_url=fake_openai.base_url, api_key="sk-test", max_retries=0) as client:
         yield client
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder to run ``troupe`` commands in: no config file, no TROUPE_ or OPENAI_
+    variables but the data folder (``here/data``), and wide lines."""
+    for name in list(os.environ):
+        if name.startswith(("TROUPE_", "OPENAI_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TROUPE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("COLUMNS", "300")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
 @pytest.fixture(scope="session")

@@ -24,18 +24,6 @@ from tests.support.postgres import PASSWORD, create_database
 from tests.support.testbot import start_bot
 
 
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working folder with no config file and no TROUPE_ variables but the data folder."""
-    for name in list(os.environ):
-        if name.startswith(("TROUPE_", "OPENAI_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("TROUPE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("COLUMNS", "300")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def test_the_url_picks_postgresql_and_no_url_the_sqlite_file(tmp_path):
     sqlite = storage_for(Settings(data_dir=tmp_path))
     assert isinstance(sqlite, SQLiteStorage) and sqlite.path == tmp_path / "troupe.db"

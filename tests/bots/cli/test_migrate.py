@@ -4,11 +4,9 @@ there; a target that is not empty, a file in use and a bad URL are refused with 
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import asyncpg
-import pytest
 
 from adapters.memory import MemoryAdapter
 from bots.cli import main
@@ -16,17 +14,6 @@ from config.settings import Settings
 from simulation.events import EventKind
 from tests.support.postgres import PASSWORD
 from tests.support.testbot import start_bot
-
-
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("TROUPE_", "OPENAI_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("TROUPE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("COLUMNS", "300")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 async def a_conversation(here: Path) -> tuple[MemoryAdapter, int]:
