@@ -45,6 +45,7 @@ import psutil
 
 from tests.fakes.slack_server import FakeSlack
 from tests.support.postgres import PostgresServer, create_database
+from tests.support.workers import slack_worker_env
 
 PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Amara Okafor", "Diego Hernández", "Henrik Lindqvist")
 MODERATOR, PERSON = "U0MOD", "U0HANA"
@@ -93,31 +94,15 @@ class Worker:
 
 def worker_env(folder: Path, name: str, url: str, slack: FakeSlack, model_url: str, lease_s: float,
                concurrency: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TROUPE_", "OPENAI_"))}
-    env.update({
-        "PYTHONPATH": str(ROOT),
-        "PYTHONUNBUFFERED": "1",
-        "TROUPE_DATA_DIR": str(folder / name),
-        "TROUPE_DATABASE_URL": url,
-        "TROUPE_LEASE_S": str(lease_s),
-        "TROUPE_LOG_LEVEL": os.environ.get("SCALEOUT_LOG_LEVEL", "WARNING"),
-        "TROUPE_LLM_MODEL": "gpt-4o-mini",
-        "TROUPE_LLM_BASE_URL": model_url,
-        "TROUPE_LLM_API_KEY": "sk-bench",
-        "TROUPE_LLM_CACHE": "false",
-        "TROUPE_LLM_CONCURRENCY": str(concurrency),
-        "TROUPE_LLM_TIMEOUT_S": "30",
-        "TROUPE_BOT_DEFAULT_EXCHANGES": "0",
-        "TROUPE_BOT_MODERATOR_USER_IDS": json.dumps([MODERATOR]),
+    return slack_worker_env(
+        folder, name, database_url=url, slack=slack, model_url=model_url, lease_s=lease_s, moderator=MODERATOR,
+        TROUPE_LOG_LEVEL=os.environ.get("SCALEOUT_LOG_LEVEL", "WARNING"),
+        TROUPE_LLM_CONCURRENCY=str(concurrency),
+        TROUPE_LLM_TIMEOUT_S="30",
         # Binding the channels is a few hundred commands by one moderator in a minute.
-        "TROUPE_BOT_RATE_LIMITS": json.dumps({"moderator_commands": None}),
-        "TROUPE_SLACK_BOT_TOKEN": slack.bot_token,
-        "TROUPE_SLACK_APP_TOKEN": slack.app_token,
-        "TROUPE_SLACK_API_BASE": slack.api_base,
-        "TROUPE_SLACK_POST_INTERVAL_S": "0",
-        "TROUPE_SLACK_PING_INTERVAL_S": "2",
-    })
-    return env
+        TROUPE_BOT_RATE_LIMITS=json.dumps({"moderator_commands": None}),
+        TROUPE_SLACK_PING_INTERVAL_S="2",
+    )
 
 
 def cpu_by_part(parts: dict[str, list[int]]) -> dict[str, float]:
@@ -301,8 +286,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 owner = (await db.fetchrow("SELECT worker FROM leases WHERE worker <> '' GROUP BY worker "
                                            "ORDER BY count(*) DESC LIMIT 1"))[0]
                 victim = next(w for w in bench.workers if f":{w.pid}:" in owner)
-                await bench.send_round()
-                await asyncio.sleep(0.2)
+                await bench.send_round()  # the victim has its share of the messages, unanswered
                 killed = time.monotonic()
                 victim.kill()
                 log(f"kill -9 worker {victim.name}")

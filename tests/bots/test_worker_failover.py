@@ -6,7 +6,6 @@ lost or posted twice."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import time
@@ -18,32 +17,15 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.slack_server import FakeSlack
 from tests.support.paths import ROOT
 from tests.support.turns import TurnRule
+from tests.support.workers import slack_worker_env
 
 MODERATOR, PERSON, CHANNEL = "U0MOD", "U0HANA", "C0FAIL"
 LEASE_S = 2
 
 
 def worker_env(tmp_path: Path, name: str, url: str, slack: FakeSlack, model: FakeOpenAIServer) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TROUPE_", "OPENAI_"))}
-    env.update({
-        "PYTHONPATH": str(ROOT),
-        "PYTHONUNBUFFERED": "1",
-        "TROUPE_DATA_DIR": str(tmp_path / name),
-        "TROUPE_DATABASE_URL": url,
-        "TROUPE_LEASE_S": str(LEASE_S),
-        "TROUPE_LLM_MODEL": "gpt-4o-mini",
-        "TROUPE_LLM_BASE_URL": model.base_url,
-        "TROUPE_LLM_API_KEY": "sk-test",
-        "TROUPE_LLM_CACHE": "false",
-        "TROUPE_BOT_DEFAULT_EXCHANGES": "0",
-        "TROUPE_BOT_MODERATOR_USER_IDS": f'["{MODERATOR}"]',
-        "TROUPE_SLACK_BOT_TOKEN": slack.bot_token,
-        "TROUPE_SLACK_APP_TOKEN": slack.app_token,
-        "TROUPE_SLACK_API_BASE": slack.api_base,
-        "TROUPE_SLACK_POST_INTERVAL_S": "0",
-        "TROUPE_SLACK_PING_INTERVAL_S": "1",
-    })
-    return env
+    return slack_worker_env(tmp_path, name, database_url=url, slack=slack, model_url=model.base_url,
+                            lease_s=LEASE_S, moderator=MODERATOR)
 
 
 async def until(condition, timeout: float, what: str) -> float:
