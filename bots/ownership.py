@@ -227,11 +227,15 @@ class ChannelOwnership:
             await self._take_over(key)
 
     async def _balance(self, survey: _Survey) -> None:
-        """Let idle channels over this worker's fair share go, for workers that joined later."""
-        excess = len(self._held) - (survey.share + SHARE_SLACK)
+        """Let idle channels over this worker's fair share go, for workers that joined later.
+
+        Counted as the survey saw them: channels taken since (by events arriving meanwhile) are
+        neither counted against the share it computed nor let go on its word."""
+        surveyed = [key for key in self._held if survey.holder(key) == self.id]
+        excess = len(surveyed) - (survey.share + SHARE_SLACK)
         if excess <= 0:
             return
-        idle = [key for key in self._held if self._idle(key)][:excess]
+        idle = [key for key in surveyed if self._idle(key)][:excess]
         if idle:
             log.info("handing %d channel(s) over to other workers", len(idle))
             for key in idle:
@@ -292,7 +296,11 @@ class _Survey:
         owned = {key for key, lease in self.leases.items() if lease.worker and not lease.expired}
         return math.ceil(len(owned | set(self.worlds)) / self.workers)
 
+    def holder(self, channel_key: str) -> str | None:
+        """The worker holding the channel's lease, if anyone does."""
+        lease = self.leases.get(channel_key)
+        return None if lease is None or lease.expired or not lease.worker else lease.worker
+
     def unowned(self, channel_key: str) -> bool:
         """Nobody holds the channel's lease now (never taken, released, or expired)."""
-        lease = self.leases.get(channel_key)
-        return lease is None or lease.expired or not lease.worker
+        return self.holder(channel_key) is None

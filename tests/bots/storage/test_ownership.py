@@ -140,3 +140,19 @@ async def test_the_owner_is_woken_for_what_another_worker_kept_for_it(storage):
     assert owner.woken == [key] and receiver.woken == []
     await owner.leases.stop()
     await receiver.leases.stop()
+
+
+async def test_channels_taken_while_a_review_runs_are_not_handed_over_on_its_word(storage):
+    """A worker alone reviews its channels while events keep bringing it new ones (a moderator
+    starting worlds in channel after channel): the review's fair share counted only the channels it
+    saw, so those taken meanwhile are not "too many" and none is let go (with nobody to take it)."""
+    keys = await channels(storage, 2)
+    alone = Worker(storage, "alone")
+    for key in keys:
+        assert await alone.leases.acquire(key)
+    survey = await alone.leases._survey()
+    starting = [f"slack:D{n}" for n in range(4)]
+    for key in starting:  # ``start`` arrives in four more channels while the review runs
+        assert await alone.leases.acquire(key)
+    await alone.leases._balance(survey)
+    assert alone.lost == [] and sorted(alone.leases.held()) == sorted(keys + starting)
