@@ -320,7 +320,7 @@ class SlackAdapter(Adapter):
         for kind in ("app_mention", "member_joined_channel", "app_home_opened"):
             self.app.event(kind)(_ignore)
         if http_mode:
-            await self._serve_http(signing_secret)
+            await self._serve_http()
         else:
             await self._open_socket(app_token)
 
@@ -375,7 +375,7 @@ class SlackAdapter(Adapter):
             raise AdapterError(f"could not open the Socket Mode connection: {error}") from None
         self._socket = handler
 
-    async def _serve_http(self, signing_secret: str) -> None:
+    async def _serve_http(self) -> None:
         assert self.app is not None
         server = AsyncSlackAppServer(port=self.http_port or 0, path=self.settings.http_path, app=self.app,
                                      host=self.settings.http_host)

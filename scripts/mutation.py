@@ -44,7 +44,8 @@ CHECK_TESTS = "tests/bots/verification/checks"
 Area = tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]]
 SCOPE: dict[str, Area] = {
     "permissions": ((("bots/permissions.py", ("*",)),),
-                    ("tests/bots/test_permissions_all_commands.py", "tests/bots/test_moderator_rights.py")),
+                    ("tests/bots/test_permissions_all_commands.py", "tests/bots/test_moderator_rights.py",
+                     "tests/bots/test_rights_over_time.py")),
     "outbox": ((("bots/outbox.py", ("*",)),), OUTBOX),
     "outbox storage": (
         (
@@ -75,12 +76,12 @@ SCOPE: dict[str, Area] = {
     "slack signatures and repeats": (
         (("adapters/slack.py",
           ("xǁ_Seenǁ*", *(f"xǁSlackAdapterǁ{name}" for name in ("connect", "_by_a_person", "_on_message")))),),
-        ("tests/adapters/test_slack.py", "tests/adapters/test_slack_units.py"),
+        ("tests/adapters/test_slack.py", "tests/adapters/test_slack_units.py", "tests/adapters/test_contract.py"),
     ),
     "repeated messages": (
         (("bots/session.py",
           tuple(f"xǁChannelSessionǁ{name}" for name in ("hear", "heard", "_note_heard", "_index_heard"))),),
-        ("tests/bots/test_outbox_exactly_once.py", "tests/bots/test_app.py"),
+        ("tests/bots/test_outbox_exactly_once.py", "tests/bots/test_app.py", "tests/bots/test_hostile_input.py"),
     ),
 }
 

@@ -84,7 +84,7 @@ class VerificationPipeline(Verifier):
         return Verdict(action=action, text=current, reasons=reasons, checks=audit)
 
     async def _run_one(self, check: Check, text: str, context: VerificationContext) -> tuple[CheckResult, float]:
-        name = getattr(check, "name", type(check).__name__)
+        name = check.name
         limit = self.timeout_for(check)
         started = time.perf_counter()
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -201,6 +202,33 @@ async def test_a_retried_event_is_answered_once(bot: Bot) -> None:
     assert [e.content for e in world.events if e.kind is EventKind.STIMULUS] == ["Priya, is the plan realistic?"]
 
 
+async def test_the_adapter_passes_each_message_on_once_however_often_slack_delivers_it(tmp_path: Path) -> None:
+    """Below the bot, as the adapter hands messages over: a retry of an event and a second event for
+    the same message are not passed on again; a reply carries its thread, a message in the channel none."""
+    from adapters.base import IncomingMessage
+
+    async with slack_workspace() as fake:
+        adapter = SlackAdapter(slack_settings(tmp_path, fake))
+        await adapter.connect()
+        heard = aiter(adapter.listen())
+        try:
+            event_id = await fake.send_message(CHANNEL, GUEST, "Is the plan realistic?")
+            first = await asyncio.wait_for(anext(heard), 5)
+            assert isinstance(first, IncomingMessage)
+            assert (first.text, first.channel.id, first.channel.thread) == ("Is the plan realistic?", CHANNEL, None)
+            retry = await fake.send_message(CHANNEL, GUEST, "", event_id=event_id, retry_attempt=1)
+            again = await fake.send_event({"type": "message", "channel": CHANNEL, "user": GUEST,
+                                           "text": "Is the plan realistic?", "ts": first.message_id,
+                                           "channel_type": "channel"})
+            assert retry == event_id and again != event_id
+            await fake.send_message(CHANNEL, GUEST, "Replying in the thread", thread_ts=first.message_id)
+            reply = await asyncio.wait_for(anext(heard), 5)
+            assert isinstance(reply, IncomingMessage)
+            assert (reply.text, reply.channel.thread) == ("Replying in the thread", first.message_id)
+        finally:
+            await adapter.disconnect()
+
+
 async def test_a_refused_interview_question_claims_none_of_the_personas_posts(bot: Bot) -> None:
     """Someone who may not ask writes in an interview thread: they are told why, and the persona's
     next answer in the channel still goes to the channel, not to the thread."""
@@ -304,6 +332,37 @@ async def test_http_mode_answers_signed_requests(http_bot: Bot) -> None:
     await asyncio.sleep(0.3)
     await http_bot.app.wait_idle()
     assert len(http_bot.persona_posts()) == answered
+
+
+async def test_http_mode_answers_slacks_checks_of_its_request_url(http_bot: Bot) -> None:
+    """The challenge sent when the Request URL is saved, and the check of its certificate."""
+    assert http_bot.adapter.http_url
+    status, answer = await http_bot.fake.http_url_verification(http_bot.adapter.http_url)
+    challenge = json.loads(http_bot.fake.http_deliveries[-1]["body"])["challenge"]
+    assert status == 200 and challenge in answer
+    assert (await http_bot.fake.http_ssl_check(http_bot.adapter.http_url))[0] == 200
+    assert not http_bot.fake.posts
+
+
+async def test_http_mode_accepts_the_events_it_has_no_use_for_and_does_nothing(http_bot: Bot) -> None:
+    """A mention, someone joining, the app's home tab opened: each is acknowledged (unanswered,
+    Slack would send it again, and in the end switch the app's events off) and changes nothing."""
+    await with_team(http_bot, PERSONAS[:1])
+    assert http_bot.adapter.http_url
+    events = [
+        {"type": "app_mention", "channel": CHANNEL, "user": GUEST, "ts": "1700000200.000100",
+         "text": f"<@{http_bot.adapter.bot_user_id}> Priya, are you there?"},
+        {"type": "member_joined_channel", "channel": CHANNEL, "user": GUEST, "channel_type": "C"},
+        {"type": "app_home_opened", "user": GUEST, "channel": "D0GUEST", "tab": "home"},
+    ]
+    for event in events:
+        status, _ = await http_bot.fake.http_event(http_bot.adapter.http_url, event)
+        assert status == 200, event["type"]
+    await asyncio.sleep(0.2)
+    await http_bot.app.wait_idle()
+    assert http_bot.persona_posts() == []
+    world = http_bot.app.sessions.get(f"slack:{CHANNEL}").world
+    assert [e.content for e in world.events if e.kind is EventKind.STIMULUS] == []
 
 
 @pytest.mark.parametrize("fault", ["unsigned", "bad_signature", "stale"])
@@ -411,14 +470,15 @@ async def test_a_link_for_a_persona_name_links_nowhere_also_when_a_guest_asks_st
 
 
 async def test_edits_bots_the_app_itself_and_authorless_messages_are_not_heard(bot: Bot) -> None:
-    """Only people's new messages are heard: not an edit, a bot's post, the app's own post or an
-    authorless one."""
+    """Only people's new messages with words in them are heard: not an edit, a bot's post, the app's
+    own post, an authorless one or a file shared without words."""
     await with_team(bot, PERSONAS[:1])
     events = [
         {"subtype": "message_changed", "user": GUEST, "text": "Priya, edited?"},
         {"bot_id": "B0OTHER", "user": GUEST, "text": "Priya, from a bot?"},
         {"user": bot.adapter.bot_user_id, "text": "Priya, from the app?"},
         {"text": "Priya, from nobody?"},
+        {"subtype": "file_share", "user": GUEST, "text": ""},
     ]
     for i, fields in enumerate(events):
         event = {"type": "message", "channel": CHANNEL, "ts": f"1700000000.00010{i}", "channel_type": "channel",

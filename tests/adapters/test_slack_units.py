@@ -88,20 +88,40 @@ def test_repeated_deliveries_are_spotted_by_either_key() -> None:
     assert seen.first_time("Ev1")  # forgotten once enough newer deliveries came
 
 
+def test_as_many_deliveries_as_it_holds_are_remembered() -> None:
+    seen = _Seen(size=2)
+    assert seen.first_time("Ev1") and seen.first_time("Ev2")
+    assert not seen.first_time("Ev1")  # both still known: the oldest is the one forgotten next
+    assert seen.first_time("Ev3")
+    assert seen.first_time("Ev2")
+
+
+#: Each set-up error names the setting to fix and where in Slack's app settings its value is found.
+NO_BOT_TOKEN = ("no Slack bot token: set TROUPE_SLACK_BOT_TOKEN (api.slack.com/apps → your app → "
+                "OAuth & Permissions → Bot User OAuth Token, xoxb-…)")
+NOT_A_BOT_TOKEN = "TROUPE_SLACK_BOT_TOKEN must be the bot token (xoxb-…), not a user or app token"
+NO_APP_TOKEN = ("Socket Mode needs an app-level token: set TROUPE_SLACK_APP_TOKEN (xapp-…; api.slack.com/"
+                "apps → your app → Basic Information → App-Level Tokens, scope connections:write), "
+                "or run `troupe slack --http PORT`")
+NO_SIGNING_SECRET = ("HTTP mode needs the signing secret: set TROUPE_SLACK_SIGNING_SECRET (api.slack.com/"
+                     "apps → your app → Basic Information → Signing Secret)")
+
+
 @pytest.mark.parametrize(
     ("slack", "http_port", "message"),
     [
-        ({}, None, "TROUPE_SLACK_BOT_TOKEN"),
-        ({"bot_token": "xapp-1"}, None, "must be the bot token"),
-        ({"bot_token": "xoxb-1"}, None, "TROUPE_SLACK_APP_TOKEN"),
-        ({"bot_token": "xoxb-1", "app_token": "xoxb-2"}, None, "TROUPE_SLACK_APP_TOKEN"),
-        ({"bot_token": "xoxb-1"}, 0, "TROUPE_SLACK_SIGNING_SECRET"),
+        ({}, None, NO_BOT_TOKEN),
+        ({"bot_token": "xapp-1"}, None, NOT_A_BOT_TOKEN),
+        ({"bot_token": "xoxb-1"}, None, NO_APP_TOKEN),
+        ({"bot_token": "xoxb-1", "app_token": "xoxb-2"}, None, NO_APP_TOKEN),
+        ({"bot_token": "xoxb-1"}, 0, NO_SIGNING_SECRET),
     ],
 )
 async def test_missing_credentials_are_clear_errors(tmp_path: Path, slack: dict, http_port: int | None, message: str) -> None:
     adapter = SlackAdapter(Settings(data_dir=tmp_path, slack=slack), http_port=http_port)
-    with pytest.raises(AdapterError, match=message) as caught:
+    with pytest.raises(AdapterError) as caught:
         await adapter.connect()
+    assert str(caught.value) == message
     assert not caught.value.retryable
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from adapters.base import AdapterError, ChannelRef, Identity
 from adapters.memory import MemoryAdapter
+from bots.interviews import Interviews
 from bots.outbox import MAX_UNCHECKED, Outbox
 from bots.storage import OutboxEntry, OutboxStatus, StepWrite, WorldRecord
 from bots.storage.sqlite import SQLiteStorage
@@ -65,11 +66,13 @@ async def test_a_refused_post_is_tried_again_by_itself_after_the_first_delay(tmp
 
 async def test_refusals_past_the_schedule_wait_its_last_delay_each_time(tmp_path: Path) -> None:
     adapter = MemoryAdapter()
-    storage, outbox, _ = await outbox_with_one_entry(tmp_path, adapter, (0.02, 0.05))
+    storage, outbox, _ = await outbox_with_one_entry(tmp_path, adapter, (0.02, 0.3))
     try:
         adapter.fail_next_posts(3)
+        started = asyncio.get_running_loop().time()
         assert await outbox.deliver(CHANNEL) is False
         assert await posted_within(adapter, 3)
+        assert asyncio.get_running_loop().time() - started >= 0.02 + 0.3 + 0.3
         assert adapter.post_attempts == 4 and len(adapter.posts()) == 1
     finally:
         outbox.close()
@@ -225,6 +228,101 @@ async def test_an_entry_stored_without_an_identity_posts_under_its_personas_name
             world_id="w1", channel_key=CHANNEL, event_id=1, persona="Priya Nair", text="Hello.")]))
         assert await outbox.deliver(CHANNEL) is True
         assert [(p.identity, p.text) for p in adapter.posts()] == [("Priya Nair", "Hello.")]
+    finally:
+        outbox.close()
+        await storage.close()
+
+
+class Stalled(MemoryAdapter):
+    """A platform slow to answer posts to one channel, until ``answer`` is set."""
+
+    def __init__(self, channel_id: str) -> None:
+        super().__init__()
+        self.stalled = channel_id
+        self.answer = asyncio.Event()
+
+    async def post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None = None) -> str:
+        if channel.id == self.stalled:
+            await self.answer.wait()
+        return await super().post(channel, identity, text, thread)
+
+
+async def test_a_post_slow_to_go_out_holds_up_no_other_channel_and_goes_out_once(tmp_path: Path) -> None:
+    adapter = Stalled("general")
+    storage, outbox, _ = await outbox_with_one_entry(tmp_path, adapter, (60.0,))
+    await storage.create_world(WorldRecord(id="w2", channel_key="memory:random", name="Random"))
+    await storage.write_step(StepWrite(world_id="w2", outbox=[OutboxEntry(
+        world_id="w2", channel_key="memory:random", event_id=1, persona="Henrik Lindqvist",
+        identity={"name": "Henrik Lindqvist"}, text="Lunch at noon?")]))
+    try:
+        slow = asyncio.ensure_future(outbox.deliver(CHANNEL))
+        await asyncio.sleep(0.05)  # the post to #general waits for the platform's answer
+        again = asyncio.ensure_future(outbox.deliver(CHANNEL))  # and another delivery there is asked for
+        assert await asyncio.wait_for(outbox.deliver("memory:random"), 1) is True
+        assert [p.text for p in adapter.posts()] == ["Lunch at noon?"]
+        adapter.answer.set()
+        assert await slow is True and await again is True
+        assert sorted(p.text for p in adapter.posts()) == ["Let's ship on Friday.", "Lunch at noon?"]
+    finally:
+        outbox.close()
+        await storage.close()
+
+
+class SlowToRecord(SQLiteStorage):
+    """Storage that takes its time to record that a post was made, until ``record`` is set."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.record = asyncio.Event()
+
+    async def mark_posted(self, entry_id: int, platform_message_id: str) -> None:
+        await self.record.wait()
+        await super().mark_posted(entry_id, platform_message_id)
+
+
+async def test_while_a_post_is_being_recorded_the_next_one_goes_out_and_the_first_is_not_repeated(
+        tmp_path: Path) -> None:
+    adapter = MemoryAdapter()
+    storage = SlowToRecord(tmp_path / "troupe.db")
+    await storage.open()
+    await storage.create_world(WorldRecord(id="w1", channel_key=CHANNEL, name="Room"))
+    marks: list[asyncio.Future] = []
+    outbox = Outbox(storage, {"memory": adapter}, retry_delays=(60.0,), spawn=marks.append)
+    try:
+        for event_id, text in ((1, "Let's ship on Friday."), (2, "Or Monday.")):
+            await storage.write_step(StepWrite(world_id="w1", outbox=[OutboxEntry(
+                world_id="w1", channel_key=CHANNEL, event_id=event_id, persona="Priya Nair",
+                identity={"name": "Priya Nair"}, text=text)]))
+            assert await outbox.deliver(CHANNEL) is True
+        assert [p.text for p in adapter.posts()] == ["Let's ship on Friday.", "Or Monday."]
+        storage.record.set()
+        await asyncio.gather(*marks)
+        assert [e.status for e in await storage.outbox_entries("w1")] == [OutboxStatus.POSTED] * 2
+        assert await outbox.deliver(CHANNEL) is True
+        assert len(adapter.posts()) == 2
+    finally:
+        outbox.close()
+        await storage.close()
+
+
+async def test_a_personas_answer_to_an_interview_question_goes_to_the_interviews_thread(tmp_path: Path) -> None:
+    adapter = MemoryAdapter()
+    storage = SQLiteStorage(tmp_path / "troupe.db")
+    await storage.open()
+    await storage.create_world(WorldRecord(id="w1", channel_key=CHANNEL, name="Room"))
+    interviews = Interviews(storage)
+    outbox = Outbox(storage, {"memory": adapter}, retry_delays=(60.0,), interviews=interviews)
+    try:
+        interviews.asked(adapter.channel("general", thread="T7"), "Priya Nair")
+        for event_id, persona, text in ((1, "Henrik Lindqvist", "I was not asked."),
+                                        (2, "Priya Nair", "Friday, as I said."),
+                                        (3, "Priya Nair", "And now to everyone.")):
+            await storage.write_step(StepWrite(world_id="w1", outbox=[OutboxEntry(
+                world_id="w1", channel_key=CHANNEL, event_id=event_id, persona=persona,
+                identity={"name": persona}, text=text)]))
+        assert await outbox.deliver(CHANNEL) is True
+        assert [(p.identity, p.thread) for p in adapter.posts()] == [
+            ("Henrik Lindqvist", None), ("Priya Nair", "T7"), ("Priya Nair", None)]
     finally:
         outbox.close()
         await storage.close()

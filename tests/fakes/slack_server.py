@@ -1736,6 +1736,12 @@ class FakeSlack:
         body = json.dumps(payload).encode()
         return await self._post_to_app(url, body, "application/json", timestamp=None, signature=None, sign=True)
 
+    async def http_ssl_check(self, url: str) -> tuple[int, str]:
+        """The ``ssl_check`` Slack sends to a slash command's Request URL to check its certificate."""
+        body = urlencode({"ssl_check": "1", "token": self.verification_token}).encode()
+        return await self._post_to_app(url, body, "application/x-www-form-urlencoded", timestamp=None, signature=None,
+                                       sign=True)
+
     async def http_slash_command(
         self,
         url: str,

@@ -220,7 +220,9 @@ def _phones(text: str, regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS) -> Iter
         raw = m.group(0).strip()
         start = m.start() + m.group(0).index(raw[0])
         digits = re.sub(r"\D", "", raw)
-        if not 7 <= len(digits) <= 15 or _not_a_phone(raw, text, start, start + len(raw)):
+        # A number has at most 15 digits (E.164), not counting the "00" dialled for the "+".
+        significant = len(digits) - 2 if raw.startswith("00") else len(digits)
+        if not 7 <= significant <= 15 or _not_a_phone(raw, text, start, start + len(raw)):
             continue
         if _valid_phone(raw, digits, text[max(0, start - 40) : start], regions):
             yield PiiFinding(start, start + len(raw), "phone")

@@ -180,11 +180,11 @@ class SecretsCheck(Check):
         running to the end of its key and over the pieces a space or line break split it into."""
         if PLACEHOLDER in text:
             text = text.replace(PLACEHOLDER, " " * len(PLACEHOLDER))
-        found = self._find_in(text)
+        found = self._find_in(text) + self._split_keys(text)
         plain = unwrap_markup(text)
         if plain != text:
-            found += self._find_in(plain)
-        found += self._split_keys(plain)
+            # Emphasis hides nothing; but a key wrapped after its own underscore ("hf_⏎…") is no emphasis.
+            found += self._find_in(plain) + self._split_keys(plain)
         return [_whole(text, secret) for secret in found]
 
     def _find_in(self, text: str) -> list[Secret]:
@@ -233,6 +233,9 @@ class SecretsCheck(Check):
             if anchor.start() < end:
                 continue  # inside the pieces of the key before
             end = _key_end(text, anchor.end())
+            token_end = _KEY_CHARS.match(text, anchor.end()).end()
+            if _next_piece(text, token_end) is not None:
+                end = token_end  # wrapped after one of its own dashes or dots: "sk-proj-⏎AbC…"
             pieces = [text[anchor.start() : end]]
             while len(pieces) < _MOST_PIECES and (piece := _next_piece(text, end)) is not None:
                 pieces.append(text[piece.start(1) : piece.end(1)])
@@ -241,7 +244,7 @@ class SecretsCheck(Check):
                 found.append(Secret("Key split into pieces", anchor.start(), end))
         return found
 
-    def _secret_like(self, value: str, *, strict: bool = False) -> bool:
+    def _secret_like(self, value: str, *, strict: bool) -> bool:
         """Whether a value in a secret context looks like a credential rather than a word."""
         if _NOT_SECRETS.match(value) or value.startswith(("http://", "https://", "/")):
             return False
@@ -300,7 +303,7 @@ def _random_piece(piece: str) -> bool:
 def _next_piece(text: str, end: int) -> re.Match[str] | None:
     """The key's next piece after ``end``, if a space or line break and a random-looking piece follow."""
     piece = _PIECE.match(text, end)
-    if piece is None or not _random_piece(piece.group(1).rstrip(_NOT_KEY_END)):
+    if piece is None or not _random_piece(piece.group(1)):
         return None
     return piece
 

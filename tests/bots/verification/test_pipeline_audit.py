@@ -119,3 +119,26 @@ async def test_a_check_that_raises_is_audited_with_the_time_it_took():
     (record,) = verdict.checks
     assert record["reason"] == "check boom failed: RuntimeError: model unreachable"
     assert 20 <= record["ms"] < 1000
+
+
+class Labelled(CheckResult):
+    """A check's own kind of answer, with details of its own."""
+
+    labels: tuple[str, ...] = ()
+
+
+class Labels(Check):
+    name = "labels"
+
+    async def run(self, text: str, context: VerificationContext) -> CheckResult:
+        return Labelled(check=self.name, action=VerdictAction.HOLD, reason="unsure", score=0.7, labels=("finance", "tone"))
+
+
+async def test_a_check_answering_with_its_own_kind_of_result_keeps_its_details_in_the_audit():
+    verdict = await VerificationPipeline([Labels()]).verify("Numbers", CTX)
+    assert verdict.action is VerdictAction.HOLD
+    (record,) = verdict.checks
+    assert {k: v for k, v in record.items() if k != "ms"} == {
+        "check": "labels", "action": "hold", "reason": "unsure", "score": 0.7, "text": None,
+        "labels": ["finance", "tone"],
+    }

@@ -88,6 +88,7 @@ def test_passport_numbers_have_six_to_nine_characters_with_five_digits(text, exp
         "the 2019-2024 plan",
         "seasons 1999/2000",
         "order 4155552671 shipped",
+        "visits 1 234 567 890 so far",
     ],
 )
 def test_amounts_versions_addresses_and_dates_are_not_phone_numbers(text):
@@ -154,3 +155,43 @@ async def test_a_block_reports_each_kind_once_and_is_certain():
     result = await check.run("Card 4111 1111 1111 1111, mail jane@example.com", CTX)
     assert result.action is VerdictAction.BLOCK and result.score == 1.0 and result.text is None
     assert result.reason == "personal data: card number, email address"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Fifteen digits is the longest a number can be; "00" is the "+" dialled, not part of it.
+        ("call +43 664 1234567890", [("+43 664 1234567890", "phone", "")]),
+        ("call 0043 664 1234567890", [("0043 664 1234567890", "phone", "")]),
+        ("ref 0049 30 123456789012", []),
+    ],
+)
+def test_a_phone_number_has_at_most_fifteen_digits_after_its_plus(text, expected):
+    assert found(text) == expected
+
+
+def test_a_card_grouped_by_dots_is_a_card_and_thousands_grouped_by_dots_are_not():
+    assert found("card 4111.1111.1111.1111 ok") == [("4111.1111.1111.1111", "card", "")]
+    # 4111111111111111 passes Luhn, but grouped in threes it is an amount.
+    assert found("Rows scanned: 4.111.111.111.111.111 in total") == []
+    assert found("total 4.111.111.111.111.111, card 4012 8888 8888 1881") == [("4012 8888 8888 1881", "card", "")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["mail jane.doe@\nexample.com please", "mail jane.doe\n@example.com please", "mail jane.doe@example.\ncom please"],
+)
+async def test_an_email_address_broken_over_two_lines_is_one_address(text):
+    result = await PiiCheck(TEAM_DEFAULT).run(text, CTX)
+    assert (result.text, result.reason) == ("mail [email removed] please", "personal data removed: email address")
+
+
+def test_a_line_starting_with_a_mention_is_no_address_with_the_line_before():
+    assert found("thanks bob\n@alice.smith can you check") == []
+
+
+async def test_the_channels_countries_decide_also_for_numbers_in_fullwidth_digits():
+    check = PiiCheck(TEAM_DEFAULT)
+    text = "Meu celular é (１１) ９８７６５-４３２１"
+    assert (await check.run(text, VerificationContext(phone_regions=["br"]))).text == "Meu celular é [phone number removed]"
+    assert (await check.run(text, VerificationContext(phone_regions=["us"]))).action is VerdictAction.PASS

@@ -73,6 +73,13 @@ def test_a_placeholder_already_in_the_text_leaves_later_secrets_in_place(check):
     assert cleaned(check, text) == f"old one: {PLACEHOLDER}, new one: {PLACEHOLDER} ok"
 
 
+@pytest.mark.parametrize("text", [f"My note said {PLACEHOLDER}: release42 ships Friday",
+                                  f"Ana wrote {PLACEHOLDER} is build2024 now"])
+def test_the_word_secret_in_a_placeholder_makes_no_secret_of_what_follows(check, text):
+    """A message quoting an earlier redaction: the placeholder is no "secret: value"."""
+    assert check.evaluate(text).action is VerdictAction.PASS
+
+
 def test_a_rewrite_names_each_kind_once_and_is_certain(check):
     result = check.evaluate(f"{GITHUB} and {GITHUB[:-1]}Z and AKIA{'IOSFODNN7QZXWYT2'}")
     assert result.action is VerdictAction.REWRITE and result.score == 1.0
@@ -137,3 +144,22 @@ def test_a_name_after_sk_does_not_hide_a_key_later_in_the_message(check):
     key = "sk-proj-" + (ALNUM * 2)[:48]
     text = f"read sk-learn-compatibility-notes-for-the-2024-release, then use {key}"
     assert cleaned(check, text) == f"read sk-learn-compatibility-notes-for-the-2024-release, then use {PLACEHOLDER}"
+
+
+def test_a_detect_secrets_plugin_that_cannot_be_loaded_leaves_the_others_working(monkeypatch, caplog):
+    """An installed detect-secrets without one of its plugins: that one is named in the log and skipped."""
+    import_module = secrets.importlib.import_module
+
+    def without_aws(name: str):
+        if name == "detect_secrets.plugins.aws":
+            raise ImportError("no module named detect_secrets.plugins.aws")
+        return import_module(name)
+
+    monkeypatch.setattr(secrets, "_shared", None)
+    monkeypatch.setattr(secrets.importlib, "import_module", without_aws)
+    check = SecretsCheck()
+    loaded = secrets.shared_plugins()
+    monkeypatch.undo()
+    assert len(loaded) == len(secrets.DETECT_SECRETS_PLUGINS) - 1
+    assert "detect-secrets plugin aws.AWSKeyDetector unavailable" in caplog.text
+    assert cleaned(check, f"mail key {SENDGRID}") == f"mail key {PLACEHOLDER}"

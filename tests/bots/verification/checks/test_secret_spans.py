@@ -121,3 +121,66 @@ def test_overlapping_spans_become_one_placeholder_covering_them_all(spans, expec
 
 def test_a_placeholder_of_ones_own_is_used(check):
     assert redact(TEXT, [Secret("test", 0, 10)], "<gone>") == "<gone>abcdefghijklmnopqrstuvwxyz"
+
+
+# -- keys written in pieces: wrapped at a line's end, or broken by spaces ------------------------
+
+JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9", "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ",
+       "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+#: The pieces of a GitHub token each read as key material in their own way: letters with digits,
+#: lower case with digits, mixed case without digits, one capital after the first letter.
+GITHUB_PIECES = ("ghp_AbCd1234", "9f8e7d6c5b4a", "AbCdEfGhIjKl", "qWertyuiopas")
+
+
+@pytest.mark.parametrize(
+    ("text", "posted"),
+    [
+        (" ".join(GITHUB_PIECES) + " is mine", f"{PLACEHOLDER} is mine"),
+        ("token " + "\n".join(GITHUB_PIECES) + "\nthanks", f"token {PLACEHOLDER}\nthanks"),
+        # Two pieces are enough; a number or a word after the key is not part of it.
+        ("key sk-proj-AbCd1234EfGh5678\nIjKl9012MnOp3456QrSt 2024 was fine",
+         f"key {PLACEHOLDER} 2024 was fine"),
+        # Wrapped after one of its own dashes, underscores or dots.
+        ("key sk-proj-\nAbCd1234EfGh5678IjKl9012MnOp3456QrSt7890", f"key {PLACEHOLDER}"),
+        ("use sk-ant-api03-\nAbCd1234EfGh5678IjKl9012MnOp3456QrSt7890 please", f"use {PLACEHOLDER} please"),
+        ("key sk-\nAbCd1234EfGh5678IjKl9012MnOp3456QrSt7890", f"key {PLACEHOLDER}"),
+        ("stripe sk_live_\nAbCd1234EfGh5678IjKl9012", f"stripe {PLACEHOLDER}"),
+        ("hf_\nAbCd1234EfGh5678IjKl9012MnOp3456 works", f"{PLACEHOLDER} works"),
+        (f"jwt {JWT[0]}.\n{JWT[1]}.\n{JWT[2]}", f"jwt {PLACEHOLDER}"),
+        # Found whole on its first line, it goes on over a line that starts with one of its dashes.
+        ("key sk-proj-AbCd1234EfGh5678IjKl9012MnOp3456\n-Qwertyuiop done", f"key {PLACEHOLDER} done"),
+    ],
+)
+def test_a_key_written_in_pieces_goes_with_all_its_pieces(check, text, posted):
+    result = check.evaluate(text)
+    assert result.text == posted
+
+
+def test_a_key_found_only_in_pieces_is_named_so(check):
+    result = check.evaluate(" ".join(GITHUB_PIECES))
+    assert (result.text, result.reason) == (PLACEHOLDER, "secrets: Key split into pieces removed")
+
+
+def test_ordinary_words_after_a_key_prefix_are_no_key(check):
+    for text in ("Use sk-learn. Then we go.", "We ship sk-learn-\ncompat notes tomorrow.", "ghp_ is GitHub's prefix"):
+        assert check.evaluate(text).action is VerdictAction.PASS, text
+
+
+def test_a_key_in_pieces_after_a_token_is_found_too(check):
+    """A JWT holds a second key prefix (``eyJ``) inside itself; the key after it is still looked for."""
+    text = f"session {'.'.join(JWT)} and key " + " ".join(GITHUB_PIECES)
+    assert check.evaluate(text).text == f"session {PLACEHOLDER} and key {PLACEHOLDER}"
+
+
+def test_a_key_goes_to_the_end_of_its_token_but_not_the_full_stop(check):
+    """A Google key is 39 characters; one written with more goes to its last character."""
+    key = "AIzaSy" + ALNUM[:33] + "Zq"
+    assert check.evaluate(f"my key {key}. ok").text == f"my key {PLACEHOLDER}. ok"
+
+
+def test_a_second_key_after_a_whole_key_block_goes_from_its_header_on(check):
+    block = f"-----BEGIN RSA PRIVATE KEY-----\n{KEY_BODY}\n-----END RSA PRIVATE KEY-----"
+    text = f"old:\n{block}\nnew:\n---- BEGIN RSA PRIVATE KEY ----\n{KEY_BODY}"
+    result = check.evaluate(text)
+    assert result.text == f"old:\n{PLACEHOLDER}\nnew:\n---- {PLACEHOLDER}"
+    assert_no_key_material(result.text)
