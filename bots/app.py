@@ -6,6 +6,7 @@ Events of one channel are handled one after another, in arrival order; channels 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -42,7 +43,7 @@ from bots.reply import Reply, with_command_prefix
 from bots.services import Services
 from bots.session_config import SessionConfig
 from bots.session_manager import SessionManager
-from bots.storage import StaleOwnerError, Storage, StorageUnavailableError, WorldStatus
+from bots.storage import StaleOwnerError, Storage, StorageError, StorageUnavailableError, WorldStatus
 from bots.storage.open import storage_for
 from bots.suggestions import PersonaSuggestions
 from bots.verification import Verifier
@@ -102,6 +103,8 @@ class TroupeApp:
                                           workers=self._share_limits, sweep=self._sweep_inbox)
         #: Inbox entries queued here, so a wake-up does not queue one twice.
         self._queued_inbox: set[int] = set()
+        #: Channels whose worker is handling an event now (taken off the queue, not done yet).
+        self._handling: set[str] = set()
         self._adopting: dict[str, asyncio.Future[None]] = {}
         #: Channel histories read at once (catching up after a restart or a takeover).
         self._reading_history = asyncio.Semaphore(CATCH_UP_CONCURRENCY)
@@ -410,6 +413,9 @@ class TroupeApp:
             if isinstance(event, IncomingMessage) and not event.user.is_bot:
                 # Kept in the inbox as it arrives: a message waiting behind a busy channel survives a crash.
                 kept = asyncio.ensure_future(self.storage.inbox_add(event.channel.key, event.model_dump(mode="json")))
+                kept.add_done_callback(functools.partial(_say_kept, event))
+            elif isinstance(event, IncomingMessage):
+                event.kept()
             self.submit(adapter, event, kept)
 
     async def replay_inbox(self) -> None:
@@ -506,7 +512,8 @@ class TroupeApp:
         """Nothing under way in the channel: it may be handed to another worker."""
         queue = self._queues.get(channel_key)
         session = self.sessions.get(channel_key)
-        return (queue is None or queue.empty()) and (session is None or (not session.busy and not session.lock.locked()))
+        return ((queue is None or queue.empty()) and channel_key not in self._handling
+                and (session is None or (not session.busy and not session.lock.locked())))
 
     def submit(self, adapter: Adapter, event: AdapterEvent, kept: asyncio.Future | int | None = None) -> None:
         """Queue an event on its channel; channels are handled concurrently, events in order.
@@ -527,6 +534,7 @@ class TroupeApp:
     async def _channel_worker(self, queue: asyncio.Queue) -> None:
         while True:
             adapter, event, kept = await queue.get()
+            self._handling.add(event.channel.key)
             #: The inbox entry this copy of the event settles (None: not kept, or another copy's).
             entry_id: int | None = kept if isinstance(kept, int) else None
             try:
@@ -552,11 +560,15 @@ class TroupeApp:
             except StorageUnavailableError:
                 pass  # reported once, when it happened; the app is stopping
             except StaleOwnerError:
-                # Taken over meanwhile: the event stays in the inbox for the channel's new owner.
+                # Taken over meanwhile: the event stays in the inbox for the channel's new owner, woken.
                 await self._lose(event.channel.key)
+                if entry_id is not None:
+                    with contextlib.suppress(StorageError):
+                        await self.storage.notify(INBOX_TOPIC, event.channel.key)
             except Exception:
                 log.exception("failed to handle %s", event.kind)
             finally:
+                self._handling.discard(event.channel.key)
                 if entry_id is not None:
                     self._queued_inbox.discard(entry_id)
                 queue.task_done()
@@ -583,6 +595,9 @@ class TroupeApp:
                 await self._command(adapter, question, interviewed=persona)
                 return
             session = self.sessions.get(event.channel.key)
+            if session is None and not self.ownership.holds(event.channel.key):
+                # Its world went to another worker while this message waited: it stays in the inbox there.
+                raise StaleOwnerError(f"{event.channel.key} is run by another worker now")
             if session is not None:
                 await session.hear(event.user, event.text, event.message_id)
             if not adapter.explains_silence:
@@ -671,3 +686,7 @@ def _log_failure(task: asyncio.Future) -> None:
     if not task.cancelled() and task.exception() is not None and not isinstance(task.exception(), StorageUnavailableError):
         log.error("background task failed", exc_info=task.exception())
 
+
+def _say_kept(message: IncomingMessage, keeping: asyncio.Future) -> None:
+    """Tell the adapter whether ``message`` is in the inbox (it acknowledges it to the platform then)."""
+    message.kept(not keeping.cancelled() and keeping.exception() is None)

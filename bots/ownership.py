@@ -33,6 +33,8 @@ INBOX_TOPIC = "troupe_inbox"
 RELEASED_TOPIC = "troupe_released"
 #: Share of a lease's term a worker trusts it for after asking for its renewal.
 SAFETY = 0.8
+#: The token of a fence for a channel not held: leases count from 1, so it matches none.
+NO_LEASE = 0
 #: Channels above its fair share a worker keeps before it lets the rest go to others.
 SHARE_SLACK = 1
 
@@ -94,10 +96,12 @@ class ChannelOwnership:
         held = self._held.get(channel_key)
         return held is not None and time.monotonic() < held[1]
 
-    def fence(self, channel_key: str) -> Fence | None:
-        """The fence this worker's writes for the channel carry (None: it does not hold it)."""
+    def fence(self, channel_key: str) -> Fence:
+        """The fence this worker's writes for the channel carry. For a channel it does not hold (let go
+        of, lost, never taken) no lease matches it: a write still under way from a world forgotten
+        here is refused, not stored beside the new owner's."""
         held = self._held.get(channel_key)
-        return Fence(channel_key=channel_key, worker=self.id, token=held[0]) if held is not None else None
+        return Fence(channel_key=channel_key, worker=self.id, token=held[0] if held is not None else NO_LEASE)
 
     def held(self) -> list[str]:
         return list(self._held)
@@ -265,7 +269,9 @@ class ChannelOwnership:
 
     def _on_released(self, payload: str) -> None:
         worker, *keys = payload.splitlines()
-        if self._stopped or worker == self.id:
+        if self._stopped or self._loop_task is None or worker == self.id:
+            # Not before ``run``: a worker still starting has no platform connected to post with yet
+            # (its first review takes what is still free).
             return
         task = asyncio.ensure_future(self._take_released([key for key in keys if key]))
         self._adopting.add(task)

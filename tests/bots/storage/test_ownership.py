@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from bots.ownership import INBOX_TOPIC, SAFETY, ChannelOwnership
-from tests.bots.storage.records import world
+from bots.storage import StaleOwnerError
+from tests.bots.storage.records import step, world
 
 TTL = 1.0
 
@@ -103,7 +106,25 @@ async def test_a_worker_that_lost_a_channel_is_told_and_stops_acting_for_it(stor
     assert await other.leases.acquire(key)
     await slow.leases._renew()
     assert slow.lost == [key]
-    assert not slow.leases.holds(key) and slow.leases.fence(key) is None
+    assert not slow.leases.holds(key)
+    # A write of its world still under way (a message being heard) is refused, now that it knows too.
+    with pytest.raises(StaleOwnerError):
+        await storage.write_step(step("w0", 1, channel=key, fence=slow.leases.fence(key)))
+    assert await storage.read_events("w0") == []
+
+
+async def test_a_worker_that_let_a_channel_go_or_never_took_it_cannot_write_its_world(storage):
+    taken, never = await channels(storage, 2)
+    worker = Worker(storage, "a")
+    await worker.leases.start()
+    assert await worker.leases.acquire(taken)
+    await storage.write_step(step("w0", 1, channel=taken, fence=worker.leases.fence(taken)))
+    assert await worker.leases.release([taken]) == [taken]
+    for key, world_id in ((taken, "w0"), (never, "w1")):
+        with pytest.raises(StaleOwnerError, match=f"{key} is no longer run by this worker"):
+            await storage.write_step(step(world_id, 2, channel=key, fence=worker.leases.fence(key)))
+    assert [e.id for e in await storage.read_events("w0")] == [1]
+    assert await storage.read_events("w1") == []
 
 
 async def test_channels_spread_over_the_workers_alive(storage):
@@ -156,3 +177,17 @@ async def test_channels_taken_while_a_review_runs_are_not_handed_over_on_its_wor
         assert await alone.leases.acquire(key)
     await alone.leases._balance(survey)
     assert alone.lost == [] and sorted(alone.leases.held()) == sorted(keys + starting)
+
+
+async def test_a_worker_still_starting_takes_no_channel_another_lets_go_until_it_runs(storage):
+    [key] = await channels(storage, 1)
+    old, starting = Worker(storage, "old"), Worker(storage, "starting")
+    await old.leases.start()
+    assert await old.leases.acquire(key)
+    await starting.leases.start()  # listening, but its platforms are still connecting
+    await old.leases.release([key])
+    await asyncio.sleep(0.3)
+    assert starting.adopted == [] and not starting.leases.holds(key)
+    starting.leases.run()
+    await until(lambda: starting.adopted == [key])
+    assert starting.leases.holds(key)
