@@ -6,6 +6,7 @@ messages and the like stay inside each adapter.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
 from abc import ABC, abstractmethod
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from adapters.menu import MenuCommand
 
@@ -89,7 +90,12 @@ class Identity(BaseModel):
 
 
 class IncomingMessage(BaseModel):
-    """Someone wrote in a channel."""
+    """Someone wrote in a channel.
+
+    A platform that delivers a message again until it is acknowledged (Slack) acknowledges it only
+    once the bot has kept it (``keeping`` / ``kept``): a worker killed in between leaves the message
+    to be delivered again, perhaps to another worker, instead of losing it.
+    """
 
     kind: Literal["message"] = "message"
     channel: ChannelRef
@@ -97,6 +103,17 @@ class IncomingMessage(BaseModel):
     text: str
     message_id: str
     received_at: datetime = Field(default_factory=_now)
+    _kept: asyncio.Future[bool] | None = PrivateAttr(default=None)
+
+    def keeping(self) -> asyncio.Future[bool]:
+        """Before the message is handed to the bot: what ``kept`` settles (True: kept, False: it could not be)."""
+        self._kept = asyncio.get_running_loop().create_future()
+        return self._kept
+
+    def kept(self, ok: bool = True) -> None:
+        """The bot kept the message (or, ``ok`` False, could not); the platform may be told it arrived."""
+        if self._kept is not None and not self._kept.done():
+            self._kept.set_result(ok)
 
 
 class CommandInvocation(BaseModel):

@@ -73,6 +73,8 @@ BLOCKS_MAX = 50
 RESPONSE_URL_TTL_S = 29 * 60
 #: Most messages read back at start-up from a channel's history.
 CATCH_UP_MAX = 500
+#: How long a received message's acknowledgement waits for the bot to keep it (Slack allows 3 s).
+KEEP_WAIT_S = 2.0
 #: Deliveries remembered to spot Slack's retries.
 SEEN_MAX = 10_000
 #: How long a user's profile and a user group's members are trusted before asking Slack again.
@@ -202,6 +204,11 @@ class _Seen:
         self.size = size
         self._keys: OrderedDict[str, None] = OrderedDict()
 
+    def forget(self, *keys: str) -> None:
+        """Take the next delivery of ``keys`` as new (this one could not be kept)."""
+        for key in keys:
+            self._keys.pop(key, None)
+
     def first_time(self, *keys: str) -> bool:
         """True unless one of ``keys`` was seen before; remembers them all."""
         fresh = not any(k in self._keys for k in keys if k)
@@ -312,9 +319,10 @@ class SlackAdapter(Adapter):
             ],
         )
         await self._identify()
+        # Listeners run before the answer to Slack: a message is acknowledged once it is kept.
         self.app = AsyncApp(client=self.client, signing_secret=signing_secret or "",
                             request_verification_enabled=http_mode, ssl_check_enabled=http_mode,
-                            url_verification_enabled=http_mode)
+                            url_verification_enabled=http_mode, process_before_response=True)
         self.app.command(self.settings.command)(self._on_command)
         self.app.event("message")(self._on_message)
         for kind in ("app_mention", "member_joined_channel", "app_home_opened"):
@@ -436,7 +444,18 @@ class SlackAdapter(Adapter):
         thread = event.get("thread_ts")
         thread = str(thread) if thread and thread != ts else None
         channel = ChannelRef(platform="slack", id=channel_id, thread=thread)
-        self._events.put_nowait(IncomingMessage(channel=channel, user=user, text=text, message_id=ts))
+        message = IncomingMessage(channel=channel, user=user, text=text, message_id=ts)
+        keeping = message.keeping()
+        self._events.put_nowait(message)
+        # Acknowledged (this listener returning) once the bot has kept it: Slack sends an event nobody
+        # acknowledged within 3 s again, so a worker killed before keeping it loses nothing.
+        try:
+            kept = await asyncio.wait_for(asyncio.shield(keeping), KEEP_WAIT_S)
+        except TimeoutError:
+            return  # still being written here: acknowledged rather than sent to a second worker
+        if not kept:
+            self._seen.forget(str(body.get("event_id", "")), f"{channel_id}/{ts}")
+            raise AdapterError(f"could not keep message {ts} in {channel_id}; Slack will send it again")
 
     async def _on_command(self, ack: Callable[..., Any], command: dict[str, Any]) -> None:
         """``/troupe …``: acknowledged at once (Slack allows 3 s); the answer follows as messages."""

@@ -229,6 +229,45 @@ async def test_the_adapter_passes_each_message_on_once_however_often_slack_deliv
             await adapter.disconnect()
 
 
+async def test_a_message_is_acknowledged_once_kept_and_sent_to_another_worker_if_never_kept(tmp_path: Path) -> None:
+    """Slack sends an event nobody acknowledged within 3 s again (to any open connection): a worker
+    killed between receiving a message and keeping it loses nothing; one that kept it is not asked twice."""
+    from adapters.base import IncomingMessage
+
+    async with slack_workspace(auto_retry=True) as fake:
+        doomed = SlackAdapter(slack_settings(tmp_path, fake))
+        other = SlackAdapter(slack_settings(tmp_path, fake))
+        await doomed.connect()
+        doomed_heard = aiter(doomed.listen())
+        try:
+            # Kept at once: acknowledged at once, never sent again.
+            event_id = await fake.send_message(CHANNEL, GUEST, "First: is the plan realistic?")
+            first = await asyncio.wait_for(anext(doomed_heard), 5)
+            assert isinstance(first, IncomingMessage)
+            first.kept()
+            [envelope] = fake.envelopes_for(event_id)
+            await wait_for(lambda: envelope in fake.acks, 2)
+            assert fake.ack_latency[envelope] < 1.0
+            # Received, then the worker dies before keeping it: no acknowledgement, and Slack's retry
+            # reaches the worker still running.
+            event_id = await fake.send_message(CHANNEL, GUEST, "Second: who owns the rollout?")
+            lost = await asyncio.wait_for(anext(doomed_heard), 5)
+            assert isinstance(lost, IncomingMessage) and lost.text == "Second: who owns the rollout?"
+            await other.connect()
+            other_heard = aiter(other.listen())
+            await doomed.disconnect()
+            again = await asyncio.wait_for(anext(other_heard), 10)
+            assert isinstance(again, IncomingMessage)
+            assert (again.text, again.message_id) == (lost.text, lost.message_id)
+            again.kept()
+            [_, retry] = fake.envelopes_for(event_id)
+            await wait_for(lambda: retry in fake.acks, 2)
+            assert fake.envelopes_for(event_id)[0] not in fake.acks
+        finally:
+            await doomed.disconnect()
+            await other.disconnect()
+
+
 async def test_a_refused_interview_question_claims_none_of_the_personas_posts(bot: Bot) -> None:
     """Someone who may not ask writes in an interview thread: they are told why, and the persona's
     next answer in the channel still goes to the channel, not to the thread."""
