@@ -1,7 +1,9 @@
 """A short soak (``tests/bench/soak.py``): faults, kill -9 and restarts lose and double nothing.
 
 The soak runs once for the module (about 30 s: 4 channels on the console, Discord and Slack, 2
-personas each, 20 s of traffic, the bot killed twice); the tests below read its figures. Then the
+personas each, 20 s of traffic, the bot killed twice); the tests below read its figures. A second
+short soak runs two workers on PostgreSQL (4 Slack channels, each worker killed in turn, a 3-second
+lease). Then the
 random fault injection of the fakes is checked on its own, and the faults the soak once found in the
 bot (two ways it posted twice, one way it lost people's messages) are pinned down deterministically.
 """
@@ -45,10 +47,13 @@ KNOWN_DUPLICATE_CAUSES = {
 }
 
 
-@pytest.fixture(scope="module")
-def soak() -> dict[str, Any]:
+WORKER_SOAK_ARGS = ["--workers", "2", "--lease-s", "3", "--seconds", "20", "--channels", "4", "--personas", "2",
+                    "--kills", "2", "--seed", "4", "--drain", "30"]
+
+
+def _run_soak(args: list[str]) -> dict[str, Any]:
     """Run the soak as ``python -m tests.bench.soak`` and return its summary and details."""
-    done = subprocess.run([sys.executable, "-m", "tests.bench.soak", *SOAK_ARGS], cwd=ROOT, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "tests.bench.soak", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-4000:]
     lines = done.stdout.strip().splitlines()
@@ -56,6 +61,16 @@ def soak() -> dict[str, Any]:
     details = json.loads(lines[-2])["details"]
     print(lines[-1])
     return {"summary": summary, "details": details, "stderr": done.stderr}
+
+
+@pytest.fixture(scope="module")
+def soak() -> dict[str, Any]:
+    return _run_soak(SOAK_ARGS)
+
+
+@pytest.fixture(scope="module")
+def worker_soak() -> dict[str, Any]:
+    return _run_soak(WORKER_SOAK_ARGS)
 
 
 def test_soak_prints_the_summary_line(soak: dict[str, Any]) -> None:
@@ -66,7 +81,7 @@ def test_soak_prints_the_summary_line(soak: dict[str, Any]) -> None:
     assert summary["rounds"] > 10 and summary["posts_expected"] > 50
     assert summary["faults_injected"] > 0 and summary["model_calls"] > summary["posts_expected"]
     details = soak["details"]
-    assert details["final_sigterm_exit_code"] == 0
+    assert details["final_sigterm_exit_codes"] == [0]
     assert details["still_pending"] == 0
 
 
@@ -119,6 +134,20 @@ def test_soak_console_lines_typed_while_the_bot_ran_are_heard(soak: dict[str, An
     -9 is gone. Nothing is typed while the bot is down; the count is reported, not hidden."""
     lost = soak["details"]["human_messages_lost_by_platform"].get("console", 0)
     assert lost == 0, f"{lost} console line(s) read from standard input were lost by kill -9"
+
+
+def test_two_workers_on_postgresql_each_killed_in_turn_lose_and_double_nothing(worker_soak: dict[str, Any]) -> None:
+    summary, details = worker_soak["summary"], worker_soak["details"]
+    assert details["workers"] == 2 and details["database"] == "postgresql"
+    assert details["channels"] == {"console": 0, "discord": 0, "slack": 4}
+    assert summary["kills"] == 2 and sum(details["bot_runs"]) == 4
+    assert summary["rounds"] > 10 and summary["posts_expected"] > 50 and summary["faults_injected"] > 0
+    assert summary["lost"] == 0, details["lost_entries"]
+    assert summary["duplicated"] == 0, details["duplicated_posts"]
+    assert summary["human_messages_lost"] == 0, details
+    assert details["human_messages_heard_twice"] == 0
+    assert details["posts_not_in_outbox"] == 0 and details["still_pending"] == 0
+    assert details["final_sigterm_exit_codes"] == [0, 0]
 
 
 # -- the fakes' random faults ---------------------------------------------------------------------

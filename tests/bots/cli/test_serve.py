@@ -23,10 +23,10 @@ from tests.bench.soak_support import (
     BotProcess,
     Channel,
     SoakResponder,
+    SqliteDatabase,
     bind,
     bot_command,
     discord_persona_posts,
-    outbox_rows,
     persona_of,
     serve_env,
     slack_persona_posts,
@@ -105,7 +105,7 @@ async def test_sigterm_mid_conversation_stops_in_time_and_nothing_is_posted_twic
                  Channel(2, "slack", "C0TEAM")]
         env = serve_env(data, model.base_url, discord, slack, llm_timeout_s=30)
         bot = BotProcess(bot_command(), env, tmp_path, tmp_path / "bot.log", PERSONAS)
-        db = data / "troupe.db"
+        db = SqliteDatabase(data / "troupe.db")
 
         async def say(seq: int) -> None:
             await bot.write_line(f"q0x{seq} what should we ship first?")
@@ -138,7 +138,7 @@ async def test_sigterm_mid_conversation_stops_in_time_and_nothing_is_posted_twic
             assert took < 10
             assert any("SIGTERM: stopping" in line for line in bot.lines)
             assert len(answers(1)) == 9, f"in-flight turns were not drained before the exit: {answers(1)}"
-            _check_outbox(db, discord, slack, bot, rooms)
+            await _check_outbox(db, discord, slack, bot, rooms)
 
             # A turn that hangs (a model call that never ends): the others' answers do not wait for it;
             # SIGTERM cuts it short after --stop-timeout, exit code 0, and nothing is stored that the
@@ -157,16 +157,17 @@ async def test_sigterm_mid_conversation_stops_in_time_and_nothing_is_posted_twic
             late = answers(2)
             assert late and not any("Henrik" in text for _, text in late), late
             assert len(late) == len(set(late)), late
-            _check_outbox(db, discord, slack, bot, rooms)
+            await _check_outbox(db, discord, slack, bot, rooms)
         finally:
             bot.kill_now()
             await bot.kill()
 
 
-def _check_outbox(db: Path, discord: FakeDiscord, slack: FakeSlack, bot: BotProcess, rooms: list[Channel]) -> None:
+async def _check_outbox(db: SqliteDatabase, discord: FakeDiscord, slack: FakeSlack, bot: BotProcess,
+                        rooms: list[Channel]) -> None:
     """Every entry marked posted is shown exactly once; every pending one is not shown yet (the next
     start posts it once); no post is shown that the outbox does not know."""
-    rows = outbox_rows(db)
+    rows = await db.outbox_rows()
     assert rows and {r.status for r in rows} <= {"posted", "pending"}
     shown = _shown(discord, slack, bot, rooms)
     for row in rows:
