@@ -61,7 +61,8 @@ bench: install
 	done
 
 # Faults, kill -9 and restarts across Discord, Slack and the console (about 4 minutes; prints JSON).
-# Pass options with SOAK_ARGS, e.g. make soak SOAK_ARGS="--seconds 60 --channels 8".
+# Pass options with SOAK_ARGS, e.g. make soak SOAK_ARGS="--seconds 60 --channels 8"; "--workers 2" runs two
+# workers on PostgreSQL.
 soak: install
 	$(BIN)/python -m tests.bench.soak $(SOAK_ARGS)
 
