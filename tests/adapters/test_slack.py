@@ -248,6 +248,18 @@ async def test_a_message_is_acknowledged_once_kept_and_sent_to_another_worker_if
             [envelope] = fake.envelopes_for(event_id)
             await wait_for(lambda: envelope in fake.acks, 2)
             assert fake.ack_latency[envelope] < 1.0
+            # The bot could not keep it (its database failed): not acknowledged, and Slack's retry is
+            # passed on again, not taken for a repeat.
+            event_id = await fake.send_message(CHANNEL, GUEST, "Third: when do we ship?")
+            unkept = await asyncio.wait_for(anext(doomed_heard), 5)
+            assert isinstance(unkept, IncomingMessage)
+            unkept.kept(False)
+            retried = await asyncio.wait_for(anext(doomed_heard), 10)
+            assert isinstance(retried, IncomingMessage) and retried.message_id == unkept.message_id
+            retried.kept()
+            failed, retry = fake.envelopes_for(event_id)
+            await wait_for(lambda: retry in fake.acks, 2)
+            assert failed not in fake.acks
             # Received, then the worker dies before keeping it: no acknowledgement, and Slack's retry
             # reaches the worker still running.
             event_id = await fake.send_message(CHANNEL, GUEST, "Second: who owns the rollout?")
