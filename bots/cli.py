@@ -184,7 +184,7 @@ async def _simulate(
     from bots.verification.personas import check_persona_spec
     from simulation.llm.factory import build_model
     from simulation.persona import PersonaError
-    from simulation.scenario import ScenarioError, build_world, load_scenario, play_scenario
+    from simulation.scenario import ScenarioError, build_world, load_scenario, play_scenario, play_variant
     from simulation.world import WorldError
 
     try:
@@ -219,34 +219,55 @@ async def _simulate(
                 return EXIT_BAD_INPUT
         names = ", ".join(a.name for a in world.agents)
         console.print(f'[bold]{escape(world.name)}[/] · {names} · turn-taking: {world.policy.kind}\n')
+        #: The shared start, then each variant's fork of it.
+        worlds = [world]
         try:
             async for event in play_scenario(scenario, world):
                 _print_event(console, event, thoughts, stack.model.is_demo)
+            for variant in scenario.variants:
+                branch = await world.fork(variant.name)
+                worlds.append(branch)
+                console.print(f"\n[bold]── variant {escape(variant.name)}[/] [dim](from the shared start, step "
+                              f"{world.clock.step})[/]\n")
+                async for event in play_variant(scenario, variant, branch):
+                    _print_event(console, event, thoughts, stack.model.is_demo)
         except LLMError as error:
             console.print(f"[red]stopped:[/] {escape(str(error))}")
             return EXIT_MODEL_FAILED
         finally:
-            await world.settle()  # a memory consolidation still under way belongs in the saved world
+            for each in worlds:
+                await each.settle()  # a memory consolidation still under way belongs in the saved world
             if save:
-                world.save(save)
-                console.print(f"[dim]world saved to {save}[/]")
-        acted = any(e.kind is EventKind.ACTION for e in world.events)
-        failed = [e for e in world.events if e.kind is EventKind.NOTICE]
+                for each in worlds:
+                    path = save if each is world else _variant_path(save, each.name)
+                    each.save(path)
+                    console.print(f"[dim]{'world' if each is world else 'variant ' + escape(each.name)} saved to "
+                                  f"{escape(str(path))}[/]")
+        acted = any(e.kind is EventKind.ACTION for each in worlds for e in each.events)
+        failed = [e for each in worlds for e in each.events if e.kind is EventKind.NOTICE]
         if failed and not acted:
             console.print(
                 "[red]error:[/] no persona could answer; check the model settings "
                 "(TROUPE_LLM_BASE_URL, TROUPE_LLM_MODEL, TROUPE_LLM_API_KEY)"
             )
             return EXIT_MODEL_FAILED
-        totals = stack.ledger.totals(world=world.name)
-        console.print(
-            f"\n[dim]{totals.calls:,} model calls ({totals.cached_calls:,} cached) · "
-            f"{totals.prompt_tokens:,} prompt + {totals.completion_tokens:,} completion tokens · "
-            f"${totals.cost_usd:.4f}[/]"
-        )
+        console.print()
+        for each in worlds:
+            totals = stack.ledger.totals(world=each.id)
+            label = "" if len(worlds) == 1 else ("shared start: " if each is world else f"{escape(each.name)}: ")
+            console.print(
+                f"[dim]{label}{totals.calls:,} model calls ({totals.cached_calls:,} cached) · "
+                f"{totals.prompt_tokens:,} prompt + {totals.completion_tokens:,} completion tokens · "
+                f"${totals.cost_usd:.4f}[/]"
+            )
         return 0
     finally:
         await stack.model.aclose()
+
+
+def _variant_path(save: Path, variant: str) -> Path:
+    """Where ``--save FILE`` puts a variant's world: beside FILE, named after the variant."""
+    return save.with_name(f"{save.stem}.{variant.replace(' ', '-')}{save.suffix or '.json'}")
 
 
 async def _console(console: Console, settings: Settings, script: Path | None, empty: bool) -> int:
