@@ -4,6 +4,12 @@ Slash commands (``/troupe …``, built from the commands the application offers)
 ``CommandInvocation``s whose ``text`` is the equivalent command line; channel messages become
 ``IncomingMessage``s. Personas post through the channel's webhook (``webhooks``); cards are embeds
 (``embeds``). Status lines of long work are one bot message, edited as the work goes on.
+
+Sharding: with ``shard_count`` (and optionally ``shard_ids``) set, this process runs those shards of
+the deployment (``shards``) and hears only their guilds' events; direct messages reach shard 0.
+Application commands are registered once per deployment: by the process that runs shard 0 (every
+process when unsharded, since it runs them all), so that workers starting together do not
+overwrite each other's registration or spend the rate limit on it.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from adapters.base import (
 from adapters.discord.commands import choices, command_group
 from adapters.discord.embeds import card_embed, card_file
 from adapters.discord.errors import NETWORK_ERRORS, post_error
+from adapters.discord.shards import ShardedClient, runs_shard_zero
 from adapters.discord.webhooks import (
     REFUSED_NAME_PARTS,
     NoWebhooks,
@@ -118,7 +125,16 @@ class DiscordAdapter(Adapter):
 
     @property
     def where(self) -> str:
-        return f"on Discord as {self.client.user}"
+        shards = self.settings.shards
+        if self.settings.shard_count is None:
+            return f"on Discord as {self.client.user}"
+        running = "all" if shards is None else ", ".join(map(str, shards))
+        return f"on Discord as {self.client.user}, shards {running} of {self.settings.shard_count}"
+
+    @property
+    def syncs_commands(self) -> bool:
+        """Whether this process registers the slash commands: the one running shard 0 does."""
+        return runs_shard_zero(self.settings.shards)
 
     def attach(self, state: AdapterState | None, commands: Sequence[MenuCommand], suggestions: Suggestions) -> None:
         super().attach(state, commands, suggestions)
@@ -129,7 +145,13 @@ class DiscordAdapter(Adapter):
         intents.guilds = True
         intents.guild_messages = True
         intents.message_content = True
-        client = discord.Client(intents=intents, allowed_mentions=discord.AllowedMentions.none())
+        mentions = discord.AllowedMentions.none()
+        client: discord.Client
+        if self.settings.shard_count is not None:
+            client = ShardedClient(intents=intents, allowed_mentions=mentions, shard_count=self.settings.shard_count,
+                                   shard_ids=self.settings.shards)
+        else:
+            client = discord.Client(intents=intents, allowed_mentions=mentions)
         tree = app_commands.CommandTree(client)
         self._offer_commands(tree)
         client.event(self.on_ready)
@@ -168,10 +190,17 @@ class DiscordAdapter(Adapter):
         except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
             await self.client.close()
             raise AdapterError(f"could not reach Discord at {self.settings.api_base}: {error}") from None
+        if isinstance(self.client, ShardedClient):
+            try:
+                await self.client.learn_identify_limits()
+            except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
+                log.warning("could not ask Discord how many shards may start at once (starting one at a "
+                            "time): %s", error)
         self._runner = asyncio.ensure_future(self.client.connect(reconnect=True))
         self._runner.add_done_callback(self._connection_ended)
         ready = asyncio.ensure_future(self._ready.wait())
-        done, _ = await asyncio.wait({self._runner, ready}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({self._runner, ready}, timeout=self._ready_timeout(),
+                                     return_when=asyncio.FIRST_COMPLETED)
         if ready not in done:
             ready.cancel()
             error = self._runner.exception() if self._runner.done() else None
@@ -180,7 +209,18 @@ class DiscordAdapter(Adapter):
                 raise AdapterError("enable the Message Content intent: Developer Portal → your application → Bot → "
                                    "Privileged Gateway Intents", retryable=False)
             raise AdapterError(f"could not connect to the Discord gateway: {error or 'timed out'}")
-        await self._sync_commands()
+        if self.syncs_commands:
+            await self._sync_commands()
+        else:
+            log.info("slash commands are left to the process running shard 0")
+
+    def _ready_timeout(self) -> float:
+        """Seconds to wait for every shard to be ready: a minute, and 5 s for each round of IDENTIFYs."""
+        if not isinstance(self.client, ShardedClient):
+            return 60.0
+        shards = len(self.settings.shards or range(self.settings.shard_count or 1))
+        rounds = -(-shards // self.client.identify_pacer.max_concurrency)
+        return 60.0 + self.client.identify_pacer.interval * rounds
 
     def _connection_ended(self, task: asyncio.Task) -> None:
         """The client gave up (or was closed): ``listen`` ends, so the application stops too."""
