@@ -68,6 +68,14 @@ INTERACTION_TTL_S = 14 * 60
 MEMBER_TTL_S = 60.0
 #: Most messages read back at start-up from a channel's history.
 CATCH_UP_MAX = 500
+#: Gateway close codes that refuse the shard count, with what to do about it.
+SHARDING_REFUSED = {
+    4010: "Discord refused the shard settings (invalid shard): give every process the same --shard-count "
+          "(TROUPE_DISCORD_SHARD_COUNT, {count} here) and shard ids below it",
+    4011: "Discord requires more shards: the bot is in too many servers for {count} shard(s); set --shard-count "
+          "(TROUPE_DISCORD_SHARD_COUNT) to at least Discord's recommended {recommended}, in every process, or "
+          "leave it unset to run the recommended count here",
+}
 
 
 # -- interaction bookkeeping ------------------------------------------------------------------------
@@ -140,18 +148,14 @@ class DiscordAdapter(Adapter):
         super().attach(state, commands, suggestions)
         self._offer_commands(self.tree)
 
-    def _new_client(self) -> tuple[discord.Client, app_commands.CommandTree]:
+    def _new_client(self) -> tuple[ShardedClient, app_commands.CommandTree]:
         intents = discord.Intents.none()
         intents.guilds = True
         intents.guild_messages = True
         intents.message_content = True
-        mentions = discord.AllowedMentions.none()
-        client: discord.Client
-        if self.settings.shard_count is not None:
-            client = ShardedClient(intents=intents, allowed_mentions=mentions, shard_count=self.settings.shard_count,
-                                   shard_ids=self.settings.shards)
-        else:
-            client = discord.Client(intents=intents, allowed_mentions=mentions)
+        # Without a shard count, as many shards as Discord recommends (one for most bots), all here.
+        client = ShardedClient(intents=intents, allowed_mentions=discord.AllowedMentions.none(),
+                               shard_count=self.settings.shard_count, shard_ids=self.settings.shards)
         tree = app_commands.CommandTree(client)
         self._offer_commands(tree)
         client.event(self.on_ready)
@@ -190,12 +194,11 @@ class DiscordAdapter(Adapter):
         except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
             await self.client.close()
             raise AdapterError(f"could not reach Discord at {self.settings.api_base}: {error}") from None
-        if isinstance(self.client, ShardedClient):
-            try:
-                await self.client.learn_identify_limits()
-            except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
-                log.warning("could not ask Discord how many shards may start at once (starting one at a "
-                            "time): %s", error)
+        try:
+            await self.client.learn_identify_limits()
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
+            log.warning("could not ask Discord how many shards may start at once (starting one at a time): %s",
+                        error)
         self._runner = asyncio.ensure_future(self.client.connect(reconnect=True))
         self._runner.add_done_callback(self._connection_ended)
         ready = asyncio.ensure_future(self._ready.wait())
@@ -208,6 +211,10 @@ class DiscordAdapter(Adapter):
             if isinstance(error, discord.PrivilegedIntentsRequired):
                 raise AdapterError("enable the Message Content intent: Developer Portal → your application → Bot → "
                                    "Privileged Gateway Intents", retryable=False)
+            if isinstance(error, discord.ConnectionClosed) and error.code in SHARDING_REFUSED:
+                raise AdapterError(SHARDING_REFUSED[error.code].format(count=self.settings.shard_count,
+                                                                       recommended=self.client.recommended_shards),
+                                   retryable=False)
             raise AdapterError(f"could not connect to the Discord gateway: {error or 'timed out'}")
         if self.syncs_commands:
             await self._sync_commands()
@@ -216,10 +223,7 @@ class DiscordAdapter(Adapter):
 
     def _ready_timeout(self) -> float:
         """Seconds to wait for every shard to be ready: a minute, and 5 s for each round of IDENTIFYs."""
-        if not isinstance(self.client, ShardedClient):
-            return 60.0
-        shards = len(self.settings.shards or range(self.settings.shard_count or 1))
-        rounds = -(-shards // self.client.identify_pacer.max_concurrency)
+        rounds = -(-self.client.shards_to_start() // self.client.identify_pacer.max_concurrency)
         return 60.0 + self.client.identify_pacer.interval * rounds
 
     def _connection_ended(self, task: asyncio.Task) -> None:

@@ -49,14 +49,23 @@ class ShardedClient(discord.AutoShardedClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.identify_pacer = IdentifyPacer()
+        #: The shard count Discord recommends, once asked.
+        self.recommended_shards: int | None = None
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         await self.identify_pacer.wait(shard_id)
 
     async def learn_identify_limits(self) -> None:
-        """Ask Discord how many shards may IDENTIFY at once (after ``login``)."""
-        limits = await self.fetch_session_start_limits()
-        self.identify_pacer.max_concurrency = max(1, limits.max_concurrency)
+        """Ask Discord how many shards it recommends and how many may IDENTIFY at once (after ``login``)."""
+        shards, _, limits = await self.http.get_bot_gateway()
+        self.recommended_shards = shards
+        self.identify_pacer.max_concurrency = max(1, int(limits.get("max_concurrency", 1)))
+
+    def shards_to_start(self) -> int:
+        """How many shards this process starts (as far as known before it starts them)."""
+        if self.shard_ids is not None:
+            return len(self.shard_ids)
+        return self.shard_count or self.recommended_shards or 1
 
 
 def runs_shard_zero(shard_ids: list[int] | None) -> bool:
