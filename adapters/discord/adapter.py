@@ -212,7 +212,8 @@ class DiscordAdapter(Adapter):
                 raise AdapterError("enable the Message Content intent: Developer Portal → your application → Bot → "
                                    "Privileged Gateway Intents", retryable=False)
             if isinstance(error, discord.ConnectionClosed) and error.code in SHARDING_REFUSED:
-                raise AdapterError(SHARDING_REFUSED[error.code].format(count=self.settings.shard_count,
+                count = self.settings.shard_count or self.client.shard_count
+                raise AdapterError(SHARDING_REFUSED[error.code].format(count=count,
                                                                        recommended=self.client.recommended_shards),
                                    retryable=False)
             raise AdapterError(f"could not connect to the Discord gateway: {error or 'timed out'}")

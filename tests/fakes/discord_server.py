@@ -1106,7 +1106,7 @@ class FakeDiscord:
 
     @staticmethod
     def _event_guild(event: str, data: dict[str, Any]) -> int | None:
-        if event.startswith("GUILD_") and event != "GUILD_MEMBERS_CHUNK":
+        if event in ("GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"):  # the guild object itself
             return int(data["id"])
         return int(data["guild_id"]) if data.get("guild_id") else None
 
