@@ -431,6 +431,10 @@ class Soak:
             "human_messages_lost_in_a_channel_whose_catch_up_failed": dict(
                 Counter(m.channel.platform for m in lost_after_failed_catch_up)),
             "human_messages_heard_twice": len(human_twice),
+            "slack_events_never_delivered": [{"text": u["event"].get("text"), "reason": u["reason"]}
+                                             for u in self.slack.undelivered if u["event"].get("text")][:20],
+            "slack_envelopes_unacknowledged": len(self.slack.unacked),
+            "inbox_left": await self.database.inbox_left(),
             "console_lines_lost_after_the_bot_read_them": sum(
                 1 for m in human_lost if m.channel.platform == "console" and m.token in echoed),
             "console_lines_not_typed_while_down": self.console_skipped,
