@@ -591,7 +591,7 @@ class TroupeApp:
         waiting = [entry for entry in await self.storage.inbox_pending(event.channel.key) if entry[0] < entry_id]
         if not waiting:
             return False
-        await self._queue_kept([entry for entry in waiting if entry[0] not in self._queued_inbox])
+        await self._queue_kept(waiting)
         self._reordered.add(entry_id)
         self.submit(adapter, event, entry_id)
         return True

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -16,25 +15,14 @@ import asyncpg
 
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.slack_server import FakeSlack
+from tests.support.net import free_port
 from tests.support.paths import ROOT
 from tests.support.turns import TurnRule
-from tests.support.workers import slack_worker_env
+from tests.support.workers import slack_worker_env, until
 
 MODERATOR, PERSON, CHANNEL = "U0MOD", "U0HANA", "C0HTTP"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def until(condition, timeout: float, what: str) -> None:
-    started = time.monotonic()
-    while not await condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def answers(slack: FakeSlack) -> list[str]:

@@ -26,6 +26,16 @@ def write_scenario(tmp_path: Path, **extra: str) -> Path:
     return path
 
 
+def model_env(server: FakeOpenAIServer, tmp_path: Path) -> dict[str, str]:
+    """``troupe`` pointed at ``server`` (not the demo model), its data under ``tmp_path``."""
+    return {
+        "TROUPE_LLM_BASE_URL": server.base_url,
+        "TROUPE_LLM_MODEL": "gpt-4o-mini",
+        "TROUPE_LLM_API_KEY": "sk-test",
+        "TROUPE_DATA_DIR": str(tmp_path / "data"),
+    }
+
+
 async def test_version():
     code, out, _ = await troupe("--version")
     assert code == 0 and out.startswith("troupe 0.")
@@ -34,12 +44,7 @@ async def test_version():
 async def test_simulate_against_a_configured_model(tmp_path):
     async with FakeOpenAIServer() as server:
         server.responder = TurnRule()
-        env = {
-            "TROUPE_LLM_BASE_URL": server.base_url,
-            "TROUPE_LLM_MODEL": "gpt-4o-mini",
-            "TROUPE_LLM_API_KEY": "sk-test",
-            "TROUPE_DATA_DIR": str(tmp_path / "data"),
-        }
+        env = model_env(server, tmp_path)
         code, out, err = await troupe("simulate", str(write_scenario(tmp_path)), "--save", str(tmp_path / "w.json"), env=env)
     assert code == 0, err
     assert "moderator: Smart speaker or robot vacuum?" in out
@@ -153,12 +158,7 @@ async def test_simulate_runs_each_variant_from_one_shared_start_and_saves_every_
                   '      - text: "The speaker is now $199."\n')
     async with FakeOpenAIServer() as server:
         server.responder = TurnRule()
-        env = {
-            "TROUPE_LLM_BASE_URL": server.base_url,
-            "TROUPE_LLM_MODEL": "gpt-4o-mini",
-            "TROUPE_LLM_API_KEY": "sk-test",
-            "TROUPE_DATA_DIR": str(tmp_path / "data"),
-        }
+        env = model_env(server, tmp_path)
         code, out, err = await troupe("simulate", str(scenario), "--save", str(tmp_path / "w.json"), env=env)
     assert code == 0, err
     # The opening is asked once (2 calls), then each branch takes its own step (2 calls each).
