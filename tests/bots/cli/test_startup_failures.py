@@ -220,8 +220,11 @@ def test_ctrl_c_while_the_console_starts_exits_at_once(tmp_path, delay):
     parent, child = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TROUPE_")}
     env.update(TROUPE_DATA_DIR=str(tmp_path / "data"), TERM="xterm", COLUMNS="200", PYTHONPATH=str(ROOT))
+    # Started as from a terminal, Ctrl-C at its default: a test run in the background (``cmd &``)
+    # ignores SIGINT, and a child would inherit that and rightly never see the Ctrl-C.
     proc = subprocess.Popen([sys.executable, "-m", "bots.cli", "console"], cwd=ROOT, env=env,
-                            stdin=child, stdout=child, stderr=child, start_new_session=True)
+                            stdin=child, stdout=child, stderr=child, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(child)
     shown = b""
     try:
