@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import asyncpg
@@ -45,13 +44,6 @@ def worker_env(tmp_path: Path, shard: int, url: str, discord: FakeDiscord, model
     })
     return env
 
-
-async def until(condition, timeout: float, what: str) -> None:
-    started = time.monotonic()
-    while not await condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def persona_posts(discord: FakeDiscord, channel_id: int) -> list:
