@@ -137,9 +137,12 @@ class Outbox:
 
     def adopt(self, channel_key: str) -> None:
         """This worker takes the channel over: what another worker left pending there may have been
-        posted already, so each such entry is looked for in the channel before it is posted."""
+        posted already, so each such entry is looked for in the channel before it is posted. The
+        other worker may also have posted a moment ago, so the first post here waits a whole
+        interval: the platform's pace holds for the channel whichever worker posts."""
         self._adopted[channel_key] = utcnow()
         self._clean.discard(channel_key)
+        self._last_post[channel_key] = asyncio.get_running_loop().time()
 
     async def _post(self, entry: OutboxEntry) -> bool:
         assert entry.id is not None

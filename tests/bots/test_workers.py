@@ -81,6 +81,30 @@ async def test_a_stopped_worker_hands_its_channel_over_at_once(two_workers):
     assert heard(second) == ["Priya, are you still there?"]
 
 
+async def test_the_platforms_pace_holds_across_a_handover(tmp_path, postgres_url):
+    """The worker that takes a channel over waits the platform's interval after the other's last
+    post, as one process would, rather than posting the instant it holds the channel."""
+    interval = 1.5
+    first = await start_bot(settings(tmp_path, postgres_url, "first"))
+    second = await start_bot(settings(tmp_path, postgres_url, "second"))
+    for bot in (first, second):
+        bot.adapter.post_interval_s = interval
+    try:
+        await first.command("start Team room")
+        await first.command("persona add Priya Nair")
+        await first.say("Priya, one word on the plan?")
+        await until(lambda: persona_posts(first.adapter) == ["Priya Nair"])
+        await first.app.stop()
+        await until(lambda: second.app.ownership.holds(CHANNEL))
+        second.adapter.push_message("Priya, and now?")
+        await until(lambda: persona_posts(second.adapter) == ["Priya Nair"])
+        gap = (second.adapter.posts()[0].at - first.adapter.posts()[-1].at).total_seconds()
+        assert gap >= interval * 0.95, f"posted {gap:.2f} s after the other worker's post"
+    finally:
+        for bot in (second, first):
+            await bot.app.stop()
+
+
 async def test_a_worker_that_stalls_past_its_lease_loses_the_channel_and_cannot_write_to_it(tmp_path, postgres_url):
     first = await start_bot(settings(tmp_path, postgres_url, "first", lease_s=1))
     second = await start_bot(settings(tmp_path, postgres_url, "second", lease_s=1))
