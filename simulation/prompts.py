@@ -16,6 +16,9 @@ from simulation.llm.base import Message
 from simulation.memory import Episode
 from simulation.untrusted import NOTES_RULE, RULE, on_one_line, printable, quote, speaker
 
+#: Rendered episodes kept: the recent conversations of a few hundred personas.
+RENDERED_EPISODES = 16_384
+
 
 def render_persona(data: Any, indent: int = 0, *, skip: Iterable[str] = ()) -> list[str]:
     """The persona as compact indented lines a model reads easily, every value present.
@@ -112,6 +115,12 @@ def _text(value: Any) -> str:
 
 def render_episode(episode: Episode, me: str) -> str:
     """One moment as one line of a prompt: what others said quoted, everything else on its line."""
+    # Every turn's prompt shows the recent conversation again; an episode never changes once recorded.
+    return _rendered(episode, me)
+
+
+@lru_cache(maxsize=RENDERED_EPISODES)
+def _rendered(episode: Episode, me: str) -> str:
     when = episode.time.strftime("%H:%M")
     if episode.kind == "action":
         if episode.type == "THINK":

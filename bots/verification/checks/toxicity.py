@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
 from bots.verification.checks import toxic_terms as terms
@@ -33,6 +34,8 @@ from bots.verification.gate import LiteralGate
 from config.verification import ToxicitySettings, VerificationPolicy
 
 _TOKEN = re.compile(r"[a-z]+")
+#: Words whose shape and squashed phrases are remembered: people and personas repeat their words.
+WORDS_REMEMBERED = 65_536
 _MASKED = re.compile(r"(?<![a-z*#])[a-z]*[*#]+[a-z*#]*(?![a-z*#])")
 _PLAIN = re.compile(r"[a-z' -]+")
 #: Which phrase patterns can match a view at all, from one scan for the words they need.
@@ -244,11 +247,17 @@ def _squashed(view: View, token: re.Match[str] | None = None) -> Iterable[Findin
         word = match.group()
         if len(word) < 7:
             continue
-        for category, pattern in terms.SQUASHED:
-            if pattern.search(word):
-                yield Finding(category, word, *view.span(match.start(), match.end()))
+        for category in _squashed_categories(word):
+            yield Finding(category, word, *view.span(match.start(), match.end()))
 
 
+@lru_cache(maxsize=WORDS_REMEMBERED)
+def _squashed_categories(word: str) -> tuple[str, ...]:
+    """The categories of the letters-only phrases inside one long word (most words recur)."""
+    return tuple(category for category, pattern in terms.SQUASHED if pattern.search(word))
+
+
+@lru_cache(maxsize=WORDS_REMEMBERED)
 def _by_shape(word: str) -> str | None:
     """Inflections and compounds of the strongest words: "fuckery", "shitstorm", "kurwami"."""
     if word in terms.PREFIX_EXCEPTIONS or word in terms.SLUR_EXCEPTIONS:
