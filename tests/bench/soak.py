@@ -435,6 +435,7 @@ class Soak:
             "slack_events_never_delivered": [{"text": u["event"].get("text"), "reason": u["reason"]}
                                              for u in self.slack.undelivered if u["event"].get("text")][:20],
             "slack_envelopes_unacknowledged": len(self.slack.unacked),
+            "slack_events_sent_again_after_a_write_failed": len(self.slack.failed_sends),
             "inbox_left": await self.database.inbox_left(),
             "console_lines_lost_after_the_bot_read_them": sum(
                 1 for m in human_lost if m.channel.platform == "console" and m.token in echoed),

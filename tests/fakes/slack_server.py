@@ -51,7 +51,8 @@ Faithfulness choices worth knowing:
   ``messages_in(channel, thread_ts)`` is the thread view (parent, then replies).
 * Unacked envelopes are recorded in ``unacked`` after 3 s; with ``auto_retry=True`` Events API
   envelopes are then re-sent (``retry_attempt`` + 1, ``retry_reason`` ``"timeout"``, same
-  ``event_id``) up to 3 times, as Slack does.
+  ``event_id``) up to 3 times, as Slack does, to any live connection; an envelope whose write
+  failed on a dying socket counts as unacked (``failed_sends``), and that socket is routed no more.
 """
 
 from __future__ import annotations
@@ -466,6 +467,8 @@ class FakeSlack:
         self.unacked: list[dict[str, Any]] = []
         #: Events Slack would not (or could not) deliver, with the reason.
         self.undelivered: list[dict[str, Any]] = []
+        #: Envelopes whose write failed on a dying socket (with ``auto_retry``, re-sent like unacked ones).
+        self.failed_sends: list[dict[str, Any]] = []
         #: Requests sent to the app's HTTP endpoint: (url, headers, body, status, response text).
         self.http_deliveries: list[dict[str, Any]] = []
         self.connections: list[SocketConnection] = []
@@ -1370,9 +1373,15 @@ class FakeSlack:
         try:
             await conn.ws.send_str(json.dumps(envelope))
         except ConnectionError as exc:
-            self._pending.pop(envelope_id, None)
-            raise NotConnected(f"the socket failed while sending: {exc}") from exc
-        self.envelopes.append(envelope)
+            conn.retiring = True  # a socket that failed a write gets nothing more
+            if not (self.auto_retry and envelope["type"] == "events_api"):
+                self._pending.pop(envelope_id, None)
+                raise NotConnected(f"the socket failed while sending: {exc}") from exc
+            # Slack took the event; one its app never acknowledged is sent again to a live
+            # connection (Events API retries), whether the socket died before or after the write.
+            self.failed_sends.append({"envelope": envelope, "reason": f"the socket failed while sending: {exc}"})
+        else:
+            self.envelopes.append(envelope)
         pending.deadline = asyncio.get_running_loop().call_later(self.ack_deadline, self._ack_overdue, envelope_id)
         return envelope_id
 

@@ -373,6 +373,29 @@ async def test_unacked_envelopes_are_recorded_and_retried_when_asked() -> None:
         assert retry["payload"]["event_id"] == event_id
 
 
+async def test_an_event_written_to_a_dying_socket_is_retried_on_a_live_one() -> None:
+    """An app instance killed with its socket still open: the write to it fails, and Slack sends the
+    event again, as a retry, to the instance still connected (events are not lost with one alive)."""
+    async with FakeSlack(ack_deadline=0.2, auto_retry=True, connection_seed=0) as fake:
+        _populate(fake)
+        async with socket_client(fake) as (_, first), socket_client(fake) as (_, second):
+            await fake.wait_connected(2)
+            dying = fake.connections[0]
+            dying.request.transport.close()  # the process is gone; the fake has not noticed yet
+            assert dying.live
+            event_ids = [await fake.send_message(GENERAL, ALICE, f"still there? {n}") for n in range(6)]
+            assert fake.failed_sends and not dying.live, "some write hit the dying socket"
+
+            def carried() -> set[str]:
+                return {m["payload"]["event_id"] for m in first + second if m.get("type") == "events_api"}
+
+            await eventually(lambda: carried() == set(event_ids))
+            retried = [m for m in first + second if m.get("type") == "events_api" and m["retry_attempt"] == 1]
+            assert {m["payload"]["event_id"] for m in retried} == {
+                f["envelope"]["payload"]["event_id"] for f in fake.failed_sends}
+            assert fake.undelivered == []
+
+
 async def test_socket_mode_reconnects_after_a_drop_and_on_refresh(fake: FakeSlack) -> None:
     async with socket_client(fake, ping_interval=0.2) as _:
         await fake.drop_socket()
