@@ -211,7 +211,7 @@ class SlackSettings(BaseModel):
     #: Slack's page where a workspace approves the installation; a test points it at a local stand-in.
     authorize_url: str = "https://slack.com/oauth/v2/authorize"
     #: Seconds an installation link stays good (from opening ``install_path`` to Slack's redirect).
-    install_link_ttl_s: int = Field(default=600, ge=60)
+    install_link_ttl_s: int = Field(default=600, ge=1)
     #: With token rotation on: a workspace's token is refreshed when it expires within this many minutes.
     token_refresh_minutes: int = Field(default=120, ge=1)
     #: App-level token (``xapp-…``) with ``connections:write``, for Socket Mode (``TROUPE_SLACK_APP_TOKEN``).

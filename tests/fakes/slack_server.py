@@ -1118,6 +1118,7 @@ class FakeSlack:
         self.posts.append(
             {
                 "channel": channel.id,
+                "team": self.team_id,
                 "text": text,
                 "blocks": blocks,
                 "ts": ts,
@@ -2011,6 +2012,18 @@ class FakeSlack:
         return await self._post_to_app(
             url, body, "application/json", timestamp=timestamp, signature=signature, sign=sign, extra_headers=extra
         )
+
+    async def http_message(self, url: str, channel: str, user: str, text: str, *,
+                           thread_ts: str | None = None) -> tuple[int, str]:
+        """A person posts ``text`` (kept in the channel's history) and Slack sends the ``message`` event
+        to the app's Request URL ``url``; returns the app's (status, body text)."""
+        conv = self.channels[channel]
+        with self.acting_in(conv.team_id):
+            if self._member(user) is None:
+                raise KeyError(f"unknown user {user!r} in {conv.team_id}: add_user() it first")
+            message = self._user_message(conv, user, text, thread_ts)
+            event = {**message, "channel": conv.id, "event_ts": message["ts"], "channel_type": conv.channel_type}
+            return await self.http_event(url, event)
 
     async def http_url_verification(self, url: str) -> tuple[int, str]:
         """The ``url_verification`` challenge Slack sends when a Request URL is saved."""

@@ -1,0 +1,276 @@
+"""A Slack app installed in many workspaces through OAuth: real slack-bolt over real HTTP against the
+fake Slack, the installations kept in the bot's database."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from adapters.base import AdapterError, ChannelRef
+from adapters.slack import SlackAdapter
+from adapters.slack_installations import StoredInstallations
+from bots.app import StoredAdapterState, TroupeApp
+from config.settings import Settings
+from tests.adapters.platforms import wait_for
+from tests.fakes.slack_server import FakeSlack
+from tests.support.testbot import TEAM as PERSONAS
+
+pytestmark = pytest.mark.timeout(90)
+
+ALPHA, BETA = "T0ALPHA", "T0BETA"
+#: Each workspace's channel, moderator and guest.
+PEOPLE = {ALPHA: ("C0ALPHA", "U0MODA", "U0GUESTA"), BETA: ("C0BETA", "U0MODB", "U0GUESTB")}
+
+
+def two_workspaces(**options: Any) -> FakeSlack:
+    fake = FakeSlack(**options)
+    for team, name in ((ALPHA, "Alpha Co"), (BETA, "Beta Co")):
+        fake.add_team(team, name)
+        channel, moderator, guest = PEOPLE[team]
+        with fake.acting_in(team):
+            fake.add_channel(channel, "general")
+            fake.add_user(moderator, f"mod-{team}")
+            fake.add_user(guest, f"guest-{team}")
+    return fake
+
+
+def settings_for(tmp_path: Path, fake: FakeSlack, **slack: Any) -> Settings:
+    extra = {k: slack.pop(k) for k in ("database_url",) if k in slack}
+    return Settings(
+        data_dir=tmp_path, llm={"provider": "demo"},
+        bot={"moderator_user_ids": [PEOPLE[ALPHA][1], PEOPLE[BETA][1]]},
+        slack={"client_id": fake.client_id, "client_secret": fake.client_secret,
+               "signing_secret": fake.signing_secret, "api_base": fake.api_base, "authorize_url": fake.authorize_url,
+               "http_host": "127.0.0.1", "post_interval_s": 0.02, **slack},
+        **extra,
+    )
+
+
+@dataclass
+class Deployment:
+    fake: FakeSlack
+    app: TroupeApp
+    adapter: SlackAdapter
+
+    @property
+    def url(self) -> str:
+        assert self.adapter.http_url is not None
+        return self.adapter.http_url
+
+    def installations(self) -> StoredInstallations:
+        return StoredInstallations(StoredAdapterState(self.app.storage, "slack"))
+
+    async def install(self, team: str) -> tuple[int, str]:
+        """Someone opens the install link in a browser and approves it on Slack for ``team``."""
+        self.fake.install_into(team, f"U0INSTALLER{team}")
+        async with Browser() as browser:
+            return await browser.get(await browser.back_from_slack(self))
+
+
+    async def command(self, team: str, text: str) -> None:
+        channel, moderator, _ = PEOPLE[team]
+        status, body = await self.fake.http_slash_command(self.url, text, user_id=moderator, channel_id=channel)
+        assert status == 200, body
+        await asyncio.sleep(0.05)
+        await self.app.wait_idle()
+
+    def persona_posts(self, team: str) -> list[dict[str, Any]]:
+        return [p for p in self.fake.posts if p["channel"] == PEOPLE[team][0] and p.get("username")]
+
+    async def say(self, team: str, text: str, expect: int) -> list[dict[str, Any]]:
+        channel, _, guest = PEOPLE[team]
+        before = len(self.persona_posts(team))
+        assert (await self.fake.http_message(self.url, channel, guest, text))[0] == 200
+        await wait_for(lambda: len(self.persona_posts(team)) >= before + expect, timeout=20)
+        await self.app.wait_idle()
+        return self.persona_posts(team)[before:]
+
+
+class Browser:
+    """Follows the installation's redirects and keeps its cookie (marked Secure, which aiohttp's
+    jar would not send to these plain-HTTP test servers; a browser on HTTPS does)."""
+
+    def __init__(self) -> None:
+        self.session = aiohttp.ClientSession()
+        self.cookie = ""
+
+    async def __aenter__(self) -> Browser:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.session.close()
+
+    async def back_from_slack(self, deployment: Deployment) -> str:
+        """The redirect URL Slack sends the browser back to, after the installation is approved."""
+        async with self.session.get(deployment.adapter.install_url or "", allow_redirects=False) as start:
+            assert start.status == 302, await start.text()
+            authorize = start.headers["Location"]
+            self.cookie = start.headers["Set-Cookie"].split(";", 1)[0]
+        assert authorize.startswith(deployment.fake.authorize_url)
+        async with self.session.get(authorize, allow_redirects=False) as approved:
+            assert approved.status == 302, await approved.text()
+            return approved.headers["Location"]
+
+    async def get(self, url: str) -> tuple[int, str]:
+        async with self.session.get(url, headers={"Cookie": self.cookie}, allow_redirects=False) as page:
+            return page.status, await page.text()
+
+
+async def deploy(settings: Settings, fake: FakeSlack) -> Deployment:
+    app = TroupeApp(settings)
+    adapter = SlackAdapter(settings, http_port=0)
+    await app.start([adapter])
+    assert adapter.install_url and adapter.http_url
+    # The app's Redirect URL, as registered with Slack (OAuth & Permissions).
+    fake.redirect_urls = [adapter.install_url.replace(settings.slack.install_path, settings.slack.redirect_uri_path)]
+    return Deployment(fake, app, adapter)
+
+
+@pytest.fixture
+async def deployed(tmp_path: Path) -> AsyncIterator[Deployment]:
+    async with two_workspaces() as fake:
+        deployment = await deploy(settings_for(tmp_path, fake), fake)
+        try:
+            yield deployment
+        finally:
+            await deployment.app.stop()
+
+
+async def with_world(deployment: Deployment, team: str, personas: tuple[str, ...]) -> None:
+    await deployment.command(team, "start Team room")
+    for name in personas:
+        await deployment.command(team, f"persona add {name}")
+    session = deployment.app.sessions.get(f"slack:{PEOPLE[team][0]}")
+    assert session is not None and [a.name for a in session.world.agents] == list(personas)
+
+
+async def test_two_workspaces_install_the_app_and_each_is_answered_under_its_own_token(deployed: Deployment) -> None:
+    for team, name in ((ALPHA, "Alpha Co"), (BETA, "Beta Co")):
+        status, page = await deployed.install(team)
+        assert status == 200 and f"Troupe is installed in {name}" in page
+    assert len(deployed.fake.calls_to("oauth.v2.access")) == 2
+    tokens = set()
+    for team in (ALPHA, BETA):
+        found = await deployed.installations().async_find_installation(enterprise_id=None, team_id=team)
+        assert found is not None and found.bot_token == deployed.fake.token_of(team)
+        tokens.add(found.bot_token)
+    assert len(tokens) == 2
+
+    await with_world(deployed, ALPHA, PERSONAS[:2])
+    await with_world(deployed, BETA, PERSONAS[2:3])
+    alpha = await deployed.say(ALPHA, "Hello both, ready?", expect=2)
+    beta = await deployed.say(BETA, "Hello, are you there?", expect=1)
+    assert {p["username"].split(" ")[0] for p in alpha} == {n.split(" ")[0] for n in PERSONAS[:2]}
+    assert {p["username"].split(" ")[0] for p in beta} == {PERSONAS[2].split(" ")[0]}
+    # Every post went out with the token of the channel's own workspace (another's is channel_not_found).
+    assert all(p["team"] == ALPHA for p in deployed.fake.posts if p["channel"] == PEOPLE[ALPHA][0])
+    assert all(p["team"] == BETA for p in deployed.fake.posts if p["channel"] == PEOPLE[BETA][0])
+    assert {p["channel"] for p in deployed.fake.posts} == {PEOPLE[ALPHA][0], PEOPLE[BETA][0]}
+
+
+async def test_a_used_or_expired_installation_link_is_refused_with_a_page_that_says_so(tmp_path: Path) -> None:
+    async with two_workspaces() as fake:
+        deployment = await deploy(settings_for(tmp_path, fake, install_link_ttl_s=1), fake)
+        try:
+            fake.install_into(ALPHA)
+            async with Browser() as browser:
+                callback = await browser.back_from_slack(deployment)
+                status, page = await browser.get(callback)
+                assert status == 200 and "Troupe is installed" in page
+                status, page = await browser.get(callback)
+                assert status == 401 and "expired or was already used" in page and "Nothing was installed" in page
+                assert 'href="/slack/install"' in page
+
+                fake.install_into(BETA)
+                late = await browser.back_from_slack(deployment)
+                await asyncio.sleep(1.2)
+                status, page = await browser.get(late)
+                assert status == 401 and "expired" in page and "Nothing was installed" in page
+            assert len(fake.calls_to("oauth.v2.access")) == 1
+            assert await deployment.installations().async_find_bot(enterprise_id=None, team_id=BETA) is None
+        finally:
+            await deployment.app.stop()
+
+
+async def test_an_uninstalled_workspace_is_cleaned_up_and_the_other_carries_on(
+        deployed: Deployment, caplog: pytest.LogCaptureFixture) -> None:
+    for team in (ALPHA, BETA):
+        await deployed.install(team)
+        await with_world(deployed, team, PERSONAS[:1])
+    caplog.set_level(logging.WARNING)
+    assert await deployed.fake.uninstall(ALPHA, url=deployed.url) == (200, "")
+    assert await deployed.installations().async_find_installation(enterprise_id=None, team_id=ALPHA) is None
+    assert await deployed.installations().async_find_bot(enterprise_id=None, team_id=ALPHA) is None
+    assert "Slack workspace T0ALPHA uninstalled Troupe" in caplog.text
+
+    posted = len(deployed.fake.posts)
+    with pytest.raises(AdapterError, match="not installed in Slack workspace T0ALPHA") as refused:
+        await deployed.adapter.announce(ChannelRef(platform="slack", id=PEOPLE[ALPHA][0]), "anyone there?")
+    assert not refused.value.retryable
+    assert "install it there again at http://127.0.0.1:" in str(refused.value)
+    assert len(deployed.fake.posts) == posted
+    await deployed.say(BETA, "Still with us?", expect=1)
+
+    assert await deployed.fake.revoke_bot_token(BETA, url=deployed.url) == (200, "")
+    assert await deployed.installations().async_find_bot(enterprise_id=None, team_id=BETA) is None
+    assert "Slack workspace T0BETA revoked Troupe's bot token" in caplog.text
+    with pytest.raises(AdapterError, match="not installed in Slack workspace T0BETA"):
+        await deployed.adapter.announce(ChannelRef(platform="slack", id=PEOPLE[BETA][0]), "hello?")
+
+
+async def test_installations_and_channels_survive_a_restart_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    async with two_workspaces() as fake:
+        settings = settings_for(tmp_path, fake, database_url=postgres_url)
+        first = await deploy(settings, fake)
+        try:
+            await first.install(ALPHA)
+            await with_world(first, ALPHA, PERSONAS[:1])
+        finally:
+            await first.app.stop()
+        second = await deploy(settings, fake)
+        try:
+            # No event from the channel yet: its workspace and token come from the database.
+            await second.adapter.announce(ChannelRef(platform="slack", id=PEOPLE[ALPHA][0]), "Back again.")
+            assert fake.posts[-1]["team"] == ALPHA and fake.posts[-1]["text"] == "Back again."
+            await second.say(ALPHA, "Welcome back?", expect=1)
+        finally:
+            await second.app.stop()
+
+
+async def test_a_rotating_token_is_refreshed_before_it_expires_and_kept(tmp_path: Path) -> None:
+    async with two_workspaces(token_lifetime_s=30) as fake:
+        deployment = await deploy(settings_for(tmp_path, fake, token_refresh_minutes=1), fake)
+        try:
+            await deployment.install(ALPHA)
+            first = fake.token_of(ALPHA)
+            assert first.startswith("xoxe.xoxb-")
+            await with_world(deployment, ALPHA, PERSONAS[:1])
+            await deployment.say(ALPHA, "Still fresh?", expect=1)
+            refreshes = [c for c in fake.calls_to("oauth.v2.access") if c.get("grant_type") == "refresh_token"]
+            assert refreshes, "the token expiring within the minute was never refreshed"
+            bot = await deployment.installations().async_find_bot(enterprise_id=None, team_id=ALPHA)
+            assert bot is not None and bot.bot_token == fake.token_of(ALPHA) != first
+            fake.expire_tokens(ALPHA)  # every token issued so far is dead: only a refreshed one posts
+            await deployment.adapter.announce(ChannelRef(platform="slack", id=PEOPLE[ALPHA][0]), "Refreshed.")
+            assert fake.posts[-1]["text"] == "Refreshed."
+        finally:
+            await deployment.app.stop()
+
+
+async def test_without_its_secrets_or_http_mode_a_many_workspace_app_says_what_is_missing(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, slack={"client_id": "1111.2222"})
+    adapter = SlackAdapter(settings)
+    adapter.attach(None, (), adapter.suggestions)
+    with pytest.raises(AdapterError) as missing:
+        await adapter.connect()
+    text = str(missing.value)
+    assert not missing.value.retryable
+    for needed in ("TROUPE_SLACK_CLIENT_SECRET", "TROUPE_SLACK_SIGNING_SECRET", "--http PORT", "database"):
+        assert needed in text
