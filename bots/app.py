@@ -106,6 +106,8 @@ class TroupeApp:
         self._queued_inbox: set[int] = set()
         #: Channels whose worker is handling an event now (taken off the queue, not done yet).
         self._handling: set[str] = set()
+        #: Inbox entries put back behind earlier ones once (``_after_earlier``), until handled.
+        self._reordered: set[int] = set()
         self._adopting: dict[str, asyncio.Future[None]] = {}
         #: Channel histories read at once (catching up after a restart or a takeover).
         self._reading_history = asyncio.Semaphore(CATCH_UP_CONCURRENCY)
@@ -538,6 +540,7 @@ class TroupeApp:
             self._handling.add(event.channel.key)
             #: The inbox entry this copy of the event settles (None: not kept, or another copy's).
             entry_id: int | None = kept if isinstance(kept, int) else None
+            requeued: int | None = None
             try:
                 if isinstance(kept, asyncio.Future):
                     try:
@@ -555,6 +558,9 @@ class TroupeApp:
                 await fair_turn()
                 if not await self._own(adapter, event, entry_id):
                     continue  # kept for the worker that runs the channel
+                if entry_id is not None and await self._after_earlier(adapter, event, entry_id):
+                    requeued = entry_id
+                    continue  # heard after what reached other workers before it
                 await self.handle(adapter, event)
                 if entry_id:
                     await self.storage.inbox_done(entry_id)
@@ -570,11 +576,26 @@ class TroupeApp:
                 log.exception("failed to handle %s", event.kind)
             finally:
                 self._handling.discard(event.channel.key)
-                if entry_id is not None:
+                if entry_id is not None and entry_id != requeued:
                     self._queued_inbox.discard(entry_id)
+                    self._reordered.discard(entry_id)
                 queue.task_done()
                 self._pending_events -= 1
                 self._check_idle()
+
+    async def _after_earlier(self, adapter: Adapter, event: AdapterEvent, entry_id: int) -> bool:
+        """With several workers, messages for a channel also reach it through the inbox, later than
+        ones received here: an event kept after others still waiting there goes back in the queue
+        behind them (once), so the channel hears everything in the order it was received."""
+        if self.ownership.workers_alive < 2 or entry_id in self._reordered:
+            return False
+        waiting = [entry for entry in await self.storage.inbox_pending(event.channel.key) if entry[0] < entry_id]
+        if not waiting:
+            return False
+        await self._queue_kept(waiting)
+        self._reordered.add(entry_id)
+        self.submit(adapter, event, entry_id)
+        return True
 
     async def handle(self, adapter: Adapter, event: AdapterEvent) -> None:
         session = self.sessions.get(event.channel.key)

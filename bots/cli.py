@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from adapters.base import Adapter, free_path
 from config.settings import Settings, SettingsError, load_settings
+from config.shards import check_shards, parse_shard_ids
 from config.turn_taking import POLICY_NAMES
 from simulation.events import Event, EventKind
 from simulation.llm.errors import LLMError, ModelConfigurationError
@@ -69,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         console = commands.add_parser(name, help=about)
         console.add_argument("--script", type=Path, metavar="FILE", help="read the lines from FILE instead of the keyboard")
         console.add_argument("--empty", action="store_true", help="on first start, do not create a sample world")
-    commands.add_parser("discord", help="run the bot on Discord (needs TROUPE_DISCORD_TOKEN)")
+    discord = commands.add_parser("discord", help="run the bot on Discord (needs TROUPE_DISCORD_TOKEN)")
+    _add_shard_options(discord)
     slack = commands.add_parser(
         "slack", help="run the bot on Slack: Socket Mode (TROUPE_SLACK_BOT_TOKEN and TROUPE_SLACK_APP_TOKEN), or --http"
     )
@@ -89,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--stop-timeout", type=float, default=DEFAULT_STOP_TIMEOUT_S, metavar="SECONDS",
                        help="on SIGTERM or Ctrl-C, longest wait for in-flight work before it is cut short "
                             f"(it resumes from storage at the next start; default {DEFAULT_STOP_TIMEOUT_S:g})")
+    _add_shard_options(serve)
 
     doctor = commands.add_parser(
         "doctor", help="check the settings, database, model and platform tokens; say how to fix what fails"
@@ -119,6 +122,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_shard_options(parser: argparse.ArgumentParser) -> None:
+    """``--shard-count`` and ``--shards``: which Discord shards this process runs."""
+    parser.add_argument("--shard-count", type=_shard_count, metavar="N",
+                        help="Discord shards of the whole deployment, the same in every process "
+                             "(TROUPE_DISCORD_SHARD_COUNT; default: as many as Discord recommends)")
+    parser.add_argument("--shards", type=_shard_ids, metavar="IDS",
+                        help="the shards this process runs, e.g. 0-3 or 0,2 (TROUPE_DISCORD_SHARD_IDS; needs "
+                             "--shard-count; default all). Only the process running shard 0 registers the "
+                             "slash commands")
+
+
+def _shard_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number: give the deployment's shard count, "
+                                         "e.g. 4") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {count}: give the deployment's shard count, "
+                                         "or leave it out to run as many shards as Discord recommends")
+    return count
+
+
+def _shard_ids(text: str) -> str:
+    try:
+        parse_shard_ids(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def _with_shards(console: Console, settings: Settings, args: argparse.Namespace) -> Settings | None:
+    """The settings with the Discord shards the command line names, or None after saying what is wrong."""
+    count, ids = getattr(args, "shard_count", None), getattr(args, "shards", None)
+    if count is None and ids is None:
+        return settings
+    discord = settings.discord
+    count = count if count is not None else discord.shard_count
+    ids = ids if ids is not None else discord.shard_ids
+    try:
+        check_shards(count, parse_shard_ids(ids) if ids is not None else None)
+    except ValueError as error:
+        named = " ".join(f"{flag} {value}" for flag, value in (("--shard-count", args.shard_count),
+                                                                ("--shards", args.shards)) if value is not None)
+        console.print(f"[red]error:[/] {escape(named)}: {escape(str(error))}", soft_wrap=True)
+        return None
+    return settings.model_copy(update={"discord": discord.model_copy(update={"shard_count": count,
+                                                                             "shard_ids": ids})})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -129,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     # An export's standard output is the export: its messages go to standard error.
     messages = Console(highlight=False, stderr=True) if args.command == "export" else console
     settings = _load_settings(messages)
+    if settings is not None and args.command in ("discord", "serve"):
+        settings = _with_shards(messages, settings, args)
     if settings is None:
         return EXIT_BAD_INPUT
     try:
@@ -184,7 +239,7 @@ async def _simulate(
     from bots.verification.personas import check_persona_spec
     from simulation.llm.factory import build_model
     from simulation.persona import PersonaError
-    from simulation.scenario import ScenarioError, build_world, load_scenario, play_scenario
+    from simulation.scenario import ScenarioError, build_world, load_scenario, play_scenario, play_variant
     from simulation.world import WorldError
 
     try:
@@ -219,34 +274,55 @@ async def _simulate(
                 return EXIT_BAD_INPUT
         names = ", ".join(a.name for a in world.agents)
         console.print(f'[bold]{escape(world.name)}[/] · {names} · turn-taking: {world.policy.kind}\n')
+        #: The shared start, then each variant's fork of it.
+        worlds = [world]
         try:
             async for event in play_scenario(scenario, world):
                 _print_event(console, event, thoughts, stack.model.is_demo)
+            for variant in scenario.variants:
+                branch = await world.fork(variant.name)
+                worlds.append(branch)
+                console.print(f"\n[bold]── variant {escape(variant.name)}[/] [dim](from the shared start, step "
+                              f"{world.clock.step})[/]\n")
+                async for event in play_variant(scenario, variant, branch):
+                    _print_event(console, event, thoughts, stack.model.is_demo)
         except LLMError as error:
             console.print(f"[red]stopped:[/] {escape(str(error))}")
             return EXIT_MODEL_FAILED
         finally:
-            await world.settle()  # a memory consolidation still under way belongs in the saved world
+            for each in worlds:
+                await each.settle()  # a memory consolidation still under way belongs in the saved world
             if save:
-                world.save(save)
-                console.print(f"[dim]world saved to {save}[/]")
-        acted = any(e.kind is EventKind.ACTION for e in world.events)
-        failed = [e for e in world.events if e.kind is EventKind.NOTICE]
+                for each in worlds:
+                    path = save if each is world else _variant_path(save, each.name)
+                    each.save(path)
+                    console.print(f"[dim]{'world' if each is world else 'variant ' + escape(each.name)} saved to "
+                                  f"{escape(str(path))}[/]")
+        acted = any(e.kind is EventKind.ACTION for each in worlds for e in each.events)
+        failed = [e for each in worlds for e in each.events if e.kind is EventKind.NOTICE]
         if failed and not acted:
             console.print(
                 "[red]error:[/] no persona could answer; check the model settings "
                 "(TROUPE_LLM_BASE_URL, TROUPE_LLM_MODEL, TROUPE_LLM_API_KEY)"
             )
             return EXIT_MODEL_FAILED
-        totals = stack.ledger.totals(world=world.name)
-        console.print(
-            f"\n[dim]{totals.calls:,} model calls ({totals.cached_calls:,} cached) · "
-            f"{totals.prompt_tokens:,} prompt + {totals.completion_tokens:,} completion tokens · "
-            f"${totals.cost_usd:.4f}[/]"
-        )
+        console.print()
+        for each in worlds:
+            totals = stack.ledger.totals(world=each.id)
+            label = "" if len(worlds) == 1 else ("shared start: " if each is world else f"{escape(each.name)}: ")
+            console.print(
+                f"[dim]{label}{totals.calls:,} model calls ({totals.cached_calls:,} cached) · "
+                f"{totals.prompt_tokens:,} prompt + {totals.completion_tokens:,} completion tokens · "
+                f"${totals.cost_usd:.4f}[/]"
+            )
         return 0
     finally:
         await stack.model.aclose()
+
+
+def _variant_path(save: Path, variant: str) -> Path:
+    """Where ``--save FILE`` puts a variant's world: beside FILE, named after the variant."""
+    return save.with_name(f"{save.stem}.{variant.replace(' ', '-')}{save.suffix or '.json'}")
 
 
 async def _console(console: Console, settings: Settings, script: Path | None, empty: bool) -> int:

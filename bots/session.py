@@ -288,7 +288,11 @@ class ChannelSession:
         await work
         async with self.lock:
             if self.record.status is not WorldStatus.STOPPED:
-                await self._writer.write()
+                try:
+                    await self._writer.write()
+                except StaleOwnerError:
+                    # Another worker runs the channel now, from what was stored; this fold is its to redo.
+                    log.info("%s went to another worker before a memory fold was stored", self.channel.key)
 
     async def _budget_stop(self, error: BudgetExceededError) -> None:
         self._steps_left = 0

@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceError  # a variable that should be JSON is not
 
+from config.shards import check_shards, parse_shard_ids
 from config.turn_taking import PolicyName
 from config.verification import VerificationPolicy
 
@@ -179,6 +180,22 @@ class DiscordSettings(BaseModel):
     sync_global: bool = False
     #: Seconds a slash command may wait for its answer before it is deferred (Discord allows 3).
     defer_after_s: float = Field(default=2.0, gt=0, lt=3)
+    #: Shards of the whole deployment (the same in every process). Unset: this process runs every
+    #: shard, as many as Discord recommends.
+    shard_count: int | None = None
+    #: The shards this process runs, as ``0-3``, ``0,2,5`` or ``0-3,8`` (needs ``shard_count``);
+    #: unset runs all of them. Only the process running shard 0 registers the slash commands.
+    shard_ids: str | None = None
+
+    @model_validator(mode="after")
+    def _shards_exist(self) -> DiscordSettings:
+        check_shards(self.shard_count, self.shards)
+        return self
+
+    @property
+    def shards(self) -> list[int] | None:
+        """The shard ids this process runs, or None for all."""
+        return None if self.shard_ids is None else parse_shard_ids(self.shard_ids)
 
 
 #: The bot scopes of ``config/slack-manifest.yaml``, asked for when a workspace installs the app.

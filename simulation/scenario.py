@@ -54,6 +54,18 @@ class ScriptedMessage(BaseModel):
     to: str | None = None
 
 
+class Variant(BaseModel):
+    """One branch of an A/B run: its name and the messages (the intervention) it gets after the
+    shared opening; none for the control."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=80, pattern=r"^[\w][\w .-]*$")
+    messages: list[ScriptedMessage] = Field(default_factory=list)
+    #: Steps after each of its messages (the scenario's by default).
+    steps: int | None = Field(default=None, ge=1, le=1000)
+
+
 class Scenario(BaseModel):
     #: A misspelt key ("opening_message") is an error, not a scenario that silently runs nothing.
     model_config = ConfigDict(extra="forbid")
@@ -68,6 +80,17 @@ class Scenario(BaseModel):
     #: Steps after each message; ``until_quiet`` stops early once nobody has anything to add.
     steps: int = Field(default=1, ge=1, le=1000)
     until_quiet: bool = False
+    #: Branches run from one shared start (the opening and messages above), each in a fork of it.
+    variants: list[Variant] = Field(default_factory=list, max_length=20)
+
+    @field_validator("variants")
+    @classmethod
+    def _distinct_variants(cls, value: list[Variant]) -> list[Variant]:
+        names = [v.name.casefold() for v in value]
+        twice = [v.name for v in value if names.count(v.name.casefold()) > 1]
+        if twice:
+            raise ValueError(f"variant names must differ (case aside): {', '.join(twice)}")
+        return value
 
     @field_validator("policy")
     @classmethod
@@ -168,10 +191,15 @@ def build_world(scenario: Scenario, base: Path, model: LanguageModel) -> TinyWor
     )
     for entry in scenario.personas:
         world.add_agent(TinyPerson(resolve_persona(entry, base), model))
+    known = ", ".join(a.name for a in world.agents)
     for number, message in enumerate(scenario.messages, 1):
         if message.to and world.find(message.to) is None:
-            known = ", ".join(a.name for a in world.agents)
             raise ScenarioError(f"messages {number}: 'to: {message.to}' is not one of the personas ({known})")
+    for variant in scenario.variants:
+        for number, message in enumerate(variant.messages, 1):
+            if message.to and world.find(message.to) is None:
+                raise ScenarioError(f"variants {variant.name} messages {number}: 'to: {message.to}' is not one "
+                                    f"of the personas ({known})")
     return world
 
 
@@ -183,12 +211,7 @@ async def play_scenario(scenario: Scenario, world: TinyWorld) -> AsyncIterator[E
         scenario.messages
     )
     for message in script:
-        if world.find(message.source) is not None:  # a persona's scripted line: it says it
-            yield await world.say_for(message.source, message.text, to=message.to)
-        elif message.to:
-            yield await world.talk_to(message.to, message.text, message.source)
-        else:
-            yield await world.broadcast(message.text, message.source)
+        yield await _deliver(world, message)
         async for event in _advance(scenario, world):
             yield event
     if not script:
@@ -197,9 +220,31 @@ async def play_scenario(scenario: Scenario, world: TinyWorld) -> AsyncIterator[E
     await world.settle()
 
 
-async def _advance(scenario: Scenario, world: TinyWorld) -> AsyncIterator[Event]:
+async def play_variant(scenario: Scenario, variant: Variant, world: TinyWorld) -> AsyncIterator[Event]:
+    """A variant's messages in ``world`` (a fork of the shared start), each followed by its steps;
+    a variant without messages (the control) runs the scenario's steps once more."""
+    steps = variant.steps or scenario.steps
+    if not variant.messages:
+        async for event in _advance(scenario, world, steps):
+            yield event
+    for message in variant.messages:
+        yield await _deliver(world, message)
+        async for event in _advance(scenario, world, steps):
+            yield event
+    await world.settle()
+
+
+async def _deliver(world: TinyWorld, message: ScriptedMessage) -> Event:
+    if world.find(message.source) is not None:  # a persona's scripted line: it says it
+        return await world.say_for(message.source, message.text, to=message.to)
+    if message.to:
+        return await world.talk_to(message.to, message.text, message.source)
+    return await world.broadcast(message.text, message.source)
+
+
+async def _advance(scenario: Scenario, world: TinyWorld, steps: int | None = None) -> AsyncIterator[Event]:
     """The scenario's steps after a message (until nobody has anything new, with ``until_quiet``)."""
-    for _ in range(scenario.steps):
+    for _ in range(steps or scenario.steps):
         async with await world.next_step(if_any=scenario.until_quiet) as step:
             try:
                 async for turn in step:

@@ -434,6 +434,29 @@ class TinyWorld:
     def to_json(self) -> str:
         return self.state().model_dump_json(indent=1)
 
+    async def fork(self, name: str, *, id: str | None = None) -> TinyWorld:
+        """An independent copy to run an intervention beside the original (an A/B run): the same
+        personas with their memories and cognitive state, the log up to now, the clock and the
+        turn-taking policy's state, sharing nothing mutable with this world and costing no model
+        call. It is named ``name`` (its ``id``, for usage and budgets, is ``id`` or this world's
+        id and ``name``); the personas still live in the setting they knew. Memory work under way
+        is finished first, so both branches start from the same memories. Not during a step."""
+        if self._turns_pending:
+            raise WorldError(f"cannot fork {self.name!r} while a step is under way; fork between steps")
+        if not name.strip():
+            raise WorldError("a fork needs a name (what its branch tries, e.g. 'discount')")
+        await self.settle()
+        # Through JSON: a copy of every event, memory and state field, whatever mutates them later.
+        state = WorldState.model_validate_json(self.state().model_dump_json())
+        fork = TinyWorld.from_state(state, self.model)
+        fork.name = name
+        fork.id = id or f"{self.id}/{name}"
+        for original, copy in zip(self._agents, fork._agents, strict=True):
+            copy.world_name = original.world_name
+            copy.world_id = fork.id
+        fork._words_only_said = self._words_only_said
+        return fork
+
     def save(self, path: str | Path) -> None:
         target = Path(path)
         tmp = target.with_suffix(target.suffix + ".tmp")

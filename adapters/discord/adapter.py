@@ -4,6 +4,12 @@ Slash commands (``/troupe …``, built from the commands the application offers)
 ``CommandInvocation``s whose ``text`` is the equivalent command line; channel messages become
 ``IncomingMessage``s. Personas post through the channel's webhook (``webhooks``); cards are embeds
 (``embeds``). Status lines of long work are one bot message, edited as the work goes on.
+
+Sharding: with ``shard_count`` (and optionally ``shard_ids``) set, this process runs those shards of
+the deployment (``shards``) and hears only their guilds' events; direct messages reach shard 0.
+Application commands are registered once per deployment: by the process that runs shard 0 (every
+process when unsharded, since it runs them all), so that workers starting together do not
+overwrite each other's registration or spend the rate limit on it.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from adapters.base import (
 from adapters.discord.commands import choices, command_group
 from adapters.discord.embeds import card_embed, card_file
 from adapters.discord.errors import NETWORK_ERRORS, post_error
+from adapters.discord.shards import ShardedClient, runs_shard_zero
 from adapters.discord.webhooks import (
     REFUSED_NAME_PARTS,
     NoWebhooks,
@@ -61,6 +68,14 @@ INTERACTION_TTL_S = 14 * 60
 MEMBER_TTL_S = 60.0
 #: Most messages read back at start-up from a channel's history.
 CATCH_UP_MAX = 500
+#: Gateway close codes that refuse the shard count, with what to do about it.
+SHARDING_REFUSED = {
+    4010: "Discord refused the shard settings (invalid shard): give every process the same --shard-count "
+          "(TROUPE_DISCORD_SHARD_COUNT, {count} here) and shard ids below it",
+    4011: "Discord requires more shards: the bot is in too many servers for {count} shard(s); set --shard-count "
+          "(TROUPE_DISCORD_SHARD_COUNT) to at least Discord's recommended {recommended}, in every process, or "
+          "leave it unset to run the recommended count here",
+}
 
 
 # -- interaction bookkeeping ------------------------------------------------------------------------
@@ -118,18 +133,29 @@ class DiscordAdapter(Adapter):
 
     @property
     def where(self) -> str:
-        return f"on Discord as {self.client.user}"
+        shards = self.settings.shards
+        if self.settings.shard_count is None:
+            return f"on Discord as {self.client.user}"
+        running = "all" if shards is None else ", ".join(map(str, shards))
+        return f"on Discord as {self.client.user}, shards {running} of {self.settings.shard_count}"
+
+    @property
+    def syncs_commands(self) -> bool:
+        """Whether this process registers the slash commands: the one running shard 0 does."""
+        return runs_shard_zero(self.settings.shards)
 
     def attach(self, state: AdapterState | None, commands: Sequence[MenuCommand], suggestions: Suggestions) -> None:
         super().attach(state, commands, suggestions)
         self._offer_commands(self.tree)
 
-    def _new_client(self) -> tuple[discord.Client, app_commands.CommandTree]:
+    def _new_client(self) -> tuple[ShardedClient, app_commands.CommandTree]:
         intents = discord.Intents.none()
         intents.guilds = True
         intents.guild_messages = True
         intents.message_content = True
-        client = discord.Client(intents=intents, allowed_mentions=discord.AllowedMentions.none())
+        # Without a shard count, as many shards as Discord recommends (one for most bots), all here.
+        client = ShardedClient(intents=intents, allowed_mentions=discord.AllowedMentions.none(),
+                               shard_count=self.settings.shard_count, shard_ids=self.settings.shards)
         tree = app_commands.CommandTree(client)
         self._offer_commands(tree)
         client.event(self.on_ready)
@@ -168,10 +194,16 @@ class DiscordAdapter(Adapter):
         except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
             await self.client.close()
             raise AdapterError(f"could not reach Discord at {self.settings.api_base}: {error}") from None
+        try:
+            await self.client.learn_identify_limits()
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
+            log.warning("could not ask Discord how many shards may start at once (starting one at a time): %s",
+                        error)
         self._runner = asyncio.ensure_future(self.client.connect(reconnect=True))
         self._runner.add_done_callback(self._connection_ended)
         ready = asyncio.ensure_future(self._ready.wait())
-        done, _ = await asyncio.wait({self._runner, ready}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({self._runner, ready}, timeout=self._ready_timeout(),
+                                     return_when=asyncio.FIRST_COMPLETED)
         if ready not in done:
             ready.cancel()
             error = self._runner.exception() if self._runner.done() else None
@@ -179,8 +211,21 @@ class DiscordAdapter(Adapter):
             if isinstance(error, discord.PrivilegedIntentsRequired):
                 raise AdapterError("enable the Message Content intent: Developer Portal → your application → Bot → "
                                    "Privileged Gateway Intents", retryable=False)
+            if isinstance(error, discord.ConnectionClosed) and error.code in SHARDING_REFUSED:
+                count = self.settings.shard_count or self.client.shard_count
+                raise AdapterError(SHARDING_REFUSED[error.code].format(count=count,
+                                                                       recommended=self.client.recommended_shards),
+                                   retryable=False)
             raise AdapterError(f"could not connect to the Discord gateway: {error or 'timed out'}")
-        await self._sync_commands()
+        if self.syncs_commands:
+            await self._sync_commands()
+        else:
+            log.info("slash commands are left to the process running shard 0")
+
+    def _ready_timeout(self) -> float:
+        """Seconds to wait for every shard to be ready: a minute, and 5 s for each round of IDENTIFYs."""
+        rounds = -(-self.client.shards_to_start() // self.client.identify_pacer.max_concurrency)
+        return 60.0 + self.client.identify_pacer.interval * rounds
 
     def _connection_ended(self, task: asyncio.Task) -> None:
         """The client gave up (or was closed): ``listen`` ends, so the application stops too."""

@@ -68,8 +68,10 @@ class NoWebhooks(Exception):
 class WebhookHost(Protocol):
     """What the webhooks need of the adapter: its client and storage, and channels to talk in."""
 
-    client: discord.Client
     state: AdapterState | None
+
+    @property
+    def client(self) -> discord.Client: ...
 
     async def fetch_channel(self, channel_id: str) -> Any: ...
 

@@ -357,7 +357,8 @@ class Soak:
         by_id = {(p.channel_key, p.platform_id): p for p in posts if p.platform_id}
         lost = [r for r in expected if not by_text.get((r.channel_key, r.text))]
         duplicated = sum(len(group) - 1 for group in by_text.values() if len(group) > 1)
-        causes, duplicate_list = self._duplicate_causes(rows, by_text)
+        logs = self._logs()
+        causes, duplicate_list = self._duplicate_causes(rows, by_text, logs)
         stored_texts = {(r.channel_key, r.text) for r in rows}
         unexplained = [p for p in posts if (p.channel_key, p.text) not in stored_texts]
         id_mismatch = [r for r in expected if r.status == "posted" and r.platform_message_id
@@ -370,7 +371,7 @@ class Soak:
             for channel, seq in HUMAN_TOKEN.findall(content):
                 heard[(key, f"q{channel}x{seq}")] += 1
         human_lost = [m for m in self.sent if heard[(m.channel.key, m.token)] == 0]
-        failed_catch_ups = self._failed_catch_ups()
+        failed_catch_ups = self._failed_catch_ups(logs)
         lost_after_failed_catch_up = [m for m in human_lost
                                       if any(key == m.channel.key and at > m.sent_at for key, at in failed_catch_ups)]
         human_twice = [m for m in self.sent if heard[(m.channel.key, m.token)] > 1]
@@ -431,6 +432,10 @@ class Soak:
             "human_messages_lost_in_a_channel_whose_catch_up_failed": dict(
                 Counter(m.channel.platform for m in lost_after_failed_catch_up)),
             "human_messages_heard_twice": len(human_twice),
+            "slack_events_never_delivered": [{"text": u["event"].get("text"), "reason": u["reason"]}
+                                             for u in self.slack.undelivered if u["event"].get("text")][:20],
+            "slack_envelopes_unacknowledged": len(self.slack.unacked),
+            "inbox_left": await self.database.inbox_left(),
             "console_lines_lost_after_the_bot_read_them": sum(
                 1 for m in human_lost if m.channel.platform == "console" and m.token in echoed),
             "console_lines_not_typed_while_down": self.console_skipped,
@@ -449,7 +454,7 @@ class Soak:
         }
         return summary, details
 
-    def _duplicate_causes(self, rows: list[Any], by_text: dict[tuple[str, str], list[PersonaPost]]
+    def _duplicate_causes(self, rows: list[Any], by_text: dict[tuple[str, str], list[PersonaPost]], log_text: str
                           ) -> tuple[Counter[str], list[dict[str, Any]]]:
         """Why each repeated post was repeated, as far as the fakes' fault records and the bot's log tell;
         and the repeated posts, the least explained first."""
@@ -458,7 +463,6 @@ class Soak:
         dropped = {str(ts) for _, kind, ts in self.slack.injected if kind == "drop" and ts}
         dropped |= {str(mid) for _, _, kind, mid in self.discord.injected if kind == "drop" and mid}
         # Outbox entries whose look in the channel's history failed (bots/outbox.py logs it).
-        log_text = self._logs()
         unchecked = {int(n) for n in re.findall(r"could not check \S+ for post (\d+)", log_text)}
         entries = {(r.channel_key, r.text): r for r in rows}
         causes: Counter[str] = Counter()
@@ -514,10 +518,10 @@ class Soak:
                 texts.append(bot.log_path.read_text(errors="replace"))
         return "\n".join(texts)
 
-    def _failed_catch_ups(self) -> list[tuple[str, float]]:
+    def _failed_catch_ups(self, log_text: str) -> list[tuple[str, float]]:
         """(channel key, time) of every catch-up a process logged as failed (bots/app.py)."""
         failed = []
-        for line in self._logs().splitlines():
+        for line in log_text.splitlines():
             if "could not catch up on" not in line:
                 continue
             try:

@@ -470,6 +470,11 @@ class BotDatabase:
         except Exception:  # noqa: BLE001 - no database or no tables yet: nothing is bound
             return {}
 
+    async def inbox_left(self) -> list[tuple[str, str]]:
+        """(channel key, text) of every received event still waiting in the inbox (none, once drained)."""
+        rows = await self.rows("SELECT channel_key, event FROM inbox ORDER BY id")
+        return [(key, (json.loads(data) if isinstance(data, str) else data).get("text", "")) for key, data in rows]
+
     async def pending_posts(self) -> int:
         """Outbox entries still to post (-1 if the database cannot be read right now)."""
         try:

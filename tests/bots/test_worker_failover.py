@@ -17,7 +17,7 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.slack_server import FakeSlack
 from tests.support.paths import ROOT
 from tests.support.turns import TurnRule
-from tests.support.workers import slack_worker_env
+from tests.support.workers import slack_worker_env, until
 
 MODERATOR, PERSON, CHANNEL = "U0MOD", "U0HANA", "C0FAIL"
 LEASE_S = 2
@@ -27,15 +27,6 @@ def worker_env(tmp_path: Path, name: str, url: str, slack: FakeSlack, model: Fak
     return slack_worker_env(tmp_path, name, database_url=url, slack=slack, model_url=model.base_url,
                             lease_s=LEASE_S, moderator=MODERATOR)
 
-
-async def until(condition, timeout: float, what: str) -> float:
-    """Until ``condition()`` (a coroutine function) holds; how long that took."""
-    started = time.monotonic()
-    while not await condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-    return time.monotonic() - started
 
 
 def answers(slack: FakeSlack) -> list[dict]:

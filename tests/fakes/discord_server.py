@@ -24,6 +24,16 @@ random share of REST calls with a 429 (Discord's headers, ``Via`` included), a 5
 message posts — creates the message and then cuts the connection, so the client sees an error for a
 post that happened (what ``find_post`` exists for). ``faults_injected`` counts them by kind.
 
+Shards: an IDENTIFY may carry ``shard: [id, count]``; the session then hears only guilds with
+``(guild_id >> 22) % count == id`` (direct messages reach shard 0), and one session per shard id is
+kept, so several clients (or one ``AutoShardedClient``) are connected at once. An invalid shard is
+closed with 4010, a shard holding more than ``max_guilds_per_shard`` guilds with 4011 (sharding
+required). ``GET /gateway/bot`` gives the recommended count and ``max_concurrency``; with
+``identify_interval`` set (Discord's is ``IDENTIFY_INTERVAL_S``), an IDENTIFY arriving sooner than
+that after the last accepted one of its bucket (``shard_id % max_concurrency``) is answered with
+Invalid Session, as Discord documents. ``add_guild`` adds guilds (``guild_id`` is the first);
+``guild_id_for_shard`` makes ids that land on a chosen shard.
+
 Behaviour of the real client worth knowing in tests: discord.py sleeps 5 s before every IDENTIFY but
 the first (``Client.before_identify_hook``), so a non-resumable close takes that long to recover unless
 the hook is overridden; ``on_ready`` waits ``guild_ready_timeout`` (2 s by default) after the last
@@ -102,6 +112,13 @@ EVENT_INTENTS = {
 OP_DISPATCH, OP_HEARTBEAT, OP_IDENTIFY, OP_RESUME, OP_RECONNECT = 0, 1, 2, 6, 7
 OP_REQUEST_MEMBERS, OP_INVALID_SESSION, OP_HELLO, OP_HEARTBEAT_ACK = 8, 9, 10, 11
 
+#: Discord's identify window: one IDENTIFY per rate-limit bucket per this many seconds.
+IDENTIFY_INTERVAL_S = 5.0
+#: Most guilds one shard may hold before Discord refuses it with 4011 (sharding required).
+MAX_GUILDS_PER_SHARD = 2500
+#: Guilds per shard Discord's recommended count aims at.
+RECOMMENDED_GUILDS_PER_SHARD = 1000
+
 #: Close codes after which Discord lets the session be resumed.
 NON_RESUMABLE_CLOSE_CODES = frozenset({4004, 4007, 4009, 4010, 4011, 4012, 4013, 4014})
 
@@ -144,6 +161,19 @@ def snowflake() -> int:
     """A fresh, time-ordered Discord snowflake."""
     ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
     return (ms << 22) | (next(_snowflake_counter) & 0x3FFFFF)
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard Discord sends a guild's events to."""
+    return (guild_id >> 22) % shard_count
+
+
+def guild_id_for_shard(shard_id: int, shard_count: int) -> int:
+    """A fresh snowflake whose guild would be on shard ``shard_id`` of ``shard_count``."""
+    flake = snowflake()
+    ms = flake >> 22
+    ms += (shard_id - ms) % shard_count
+    return (ms << 22) | (flake & 0x3FFFFF)
 
 
 def _now_iso() -> str:
@@ -488,6 +518,21 @@ class _Session:
     events: list[dict[str, Any]] = field(default_factory=list)
     seq: int = 0
     valid: bool = True
+    #: ``(shard id, shard count)``; an unsharded session is ``(0, 1)``.
+    shard: tuple[int, int] = (0, 1)
+
+    def hears(self, guild_id: int | None) -> bool:
+        """Whether Discord sends this session the guild's events (events of no guild go to shard 0)."""
+        shard_id, count = self.shard
+        return shard_id == 0 if guild_id is None else shard_of(guild_id, count) == shard_id
+
+
+@dataclass
+class FakeGuild:
+    """A guild (server) the bot is in."""
+
+    id: int
+    name: str
 
 
 @dataclass
@@ -525,15 +570,28 @@ class FakeDiscord:
         manage_webhooks: bool = True,
         privileged_intents: int = PRIVILEGED_INTENTS,
         bot_name: str = "Troupe",
+        max_concurrency: int = 1,
+        identify_interval: float = 0.0,
+        recommended_shards: int | None = None,
+        max_guilds_per_shard: int = MAX_GUILDS_PER_SHARD,
+        guild_id: int | None = None,
     ) -> None:
+        """``identify_interval`` 0 (the default) accepts every IDENTIFY at once, so tests may reconnect
+        quickly; ``IDENTIFY_INTERVAL_S`` paces them as Discord does. ``recommended_shards`` None
+        recommends one shard per ``RECOMMENDED_GUILDS_PER_SHARD`` guilds."""
         self.token = token
+        self.max_concurrency = max_concurrency
+        self.identify_interval = identify_interval
+        self.recommended_shards = recommended_shards
+        self.max_guilds_per_shard = max_guilds_per_shard
         self.heartbeat_interval = heartbeat_interval
         self.interaction_deadline = interaction_deadline
         self.privileged_intents = privileged_intents
         if not manage_webhooks:
             bot_permissions &= ~MANAGE_WEBHOOKS
         self.application_id = snowflake()
-        self.guild_id = snowflake()
+        self.guild_id = guild_id or snowflake()
+        self.guilds: dict[int, FakeGuild] = {self.guild_id: FakeGuild(self.guild_id, "Troupe Test Guild")}
         self.bot_user = FakeUser(snowflake(), bot_name, bot=True)
         self.owner_user = FakeUser(snowflake(), "owner")
         self.roles: dict[int, FakeRole] = {}
@@ -576,7 +634,12 @@ class FakeDiscord:
         self.identifies: list[dict[str, Any]] = []
         self.resumes: list[dict[str, Any]] = []
         self.member_requests: list[dict[str, Any]] = []
-        self._session: _Session | None = None
+        #: IDENTIFYs refused for coming too early in their rate-limit bucket.
+        self.refused_identifies: list[dict[str, Any]] = []
+        #: The live session of each shard id.
+        self._sessions: dict[int, _Session] = {}
+        #: When each rate-limit bucket last accepted an IDENTIFY.
+        self._identified_at: dict[int, float] = {}
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -594,11 +657,35 @@ class FakeDiscord:
         self.users[user.id] = user
         return user
 
-    def add_channel(self, name: str) -> int:
-        """Add a text channel; return its id."""
-        channel = FakeChannel(snowflake(), self.guild_id, name, position=len(getattr(self, "channels", {})))
+    def add_channel(self, name: str, *, guild_id: int | None = None) -> int:
+        """Add a text channel (to the first guild unless ``guild_id`` names another); return its id."""
+        guild = guild_id or self.guild_id
+        if guild not in self.guilds:
+            raise KeyError(f"unknown guild {guild}")
+        position = sum(1 for c in getattr(self, "channels", {}).values() if c.guild_id == guild)
+        channel = FakeChannel(snowflake(), guild, name, position=position)
         self.channels[channel.id] = channel
         return channel.id
+
+    def add_guild(self, name: str, *, channels: Sequence[str] = (), shard: tuple[int, int] | None = None) -> int:
+        """Add a guild the bot is in, with these text channels (names unique across guilds); with
+        ``shard=(id, count)`` its id lands on that shard. Return its id. Add guilds before clients
+        connect: a connected session learns of guilds at IDENTIFY."""
+        guild_id = guild_id_for_shard(*shard) if shard is not None else snowflake()
+        self.guilds[guild_id] = FakeGuild(guild_id, name)
+        for channel in channels:
+            self.add_channel(channel, guild_id=guild_id)
+        return guild_id
+
+    def guild_of(self, channel_id: int) -> int | None:
+        """The guild of a channel or thread (None for a direct message)."""
+        channel = self.channels.get(channel_id)
+        return channel.guild_id if channel is not None else None
+
+    def connected_shards(self) -> list[tuple[int, int]]:
+        """``(shard id, shard count)`` of every identified, live connection, sorted."""
+        return sorted(c.session.shard for c in self.connections
+                      if c.session is not None and c.session.valid and not c.ws.closed)
 
     async def add_thread(
         self, parent_id: int, name: str, *, owner: FakeUser | None = None, private: bool = False
@@ -609,7 +696,8 @@ class FakeDiscord:
         return thread.id
 
     def _new_thread(self, thread_id: int, parent_id: int, name: str, owner_id: int, private: bool) -> FakeChannel:
-        thread = FakeChannel(thread_id, self.guild_id, name, 12 if private else 11, parent_id, owner_id)
+        guild = self.channels[parent_id].guild_id
+        thread = FakeChannel(thread_id, guild, name, 12 if private else 11, parent_id, owner_id)
         self.channels[thread.id] = thread
         return thread
 
@@ -887,8 +975,9 @@ class FakeDiscord:
     ) -> FakeInteraction:
         invoker = user or self.guest
         channel = channel_id or self.channel_id("general")
+        guild_id = self.channels[channel].guild_id
         parts = name.split()
-        command = self._find_command(parts[0])
+        command = self._find_command(parts[0], guild_id)
         if command is None:
             raise LookupError(f"command {parts[0]!r} is not registered; Discord would not show it")
         required = command.get("default_member_permissions")
@@ -939,7 +1028,7 @@ class FakeDiscord:
             "id": command["id"],
             "name": parts[0],
             "type": 1,
-            "guild_id": str(self.guild_id),
+            "guild_id": str(guild_id),
             "options": nested,
         }
         if resolved:
@@ -949,8 +1038,8 @@ class FakeDiscord:
             "application_id": str(self.application_id),
             "type": kind,
             "data": data,
-            "guild_id": str(self.guild_id),
-            "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
+            "guild_id": str(guild_id),
+            "guild": {"id": str(guild_id), "locale": "en-US", "features": []},
             "channel_id": str(channel),
             "channel": self.channels[channel].payload(),
             "member": {**invoker.member_payload(), "permissions": str(self.permissions_of(invoker))},
@@ -960,7 +1049,7 @@ class FakeDiscord:
             "locale": "en-US",
             "guild_locale": "en-US",
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "authorizing_integration_owners": {"0": str(guild_id)},
             "context": 0,
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
         }
@@ -998,8 +1087,8 @@ class FakeDiscord:
             value = str(target_channel.id)
         return {"name": key, "type": kind, "value": value}
 
-    def _find_command(self, name: str) -> dict[str, Any] | None:
-        for command in self._guild_commands.get(self.guild_id, []) + self.global_commands:
+    def _find_command(self, name: str, guild_id: int) -> dict[str, Any] | None:
+        for command in self._guild_commands.get(guild_id, []) + self.global_commands:
             if command["name"] == name:
                 return command
         return None
@@ -1007,10 +1096,22 @@ class FakeDiscord:
     # ------------------------------------------------------------------ gateway
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Dispatch a gateway event to the current session (kept for replay if nobody is connected)."""
-        session = self._session
-        if session is None or not session.valid:
-            return
+        """Dispatch a gateway event to every live session whose shard holds its guild (kept for replay
+        if nobody is connected); events of no guild (direct messages) go to shard 0."""
+        guild = self._event_guild(event, data)
+        for session in list(self._sessions.values()):
+            if session.valid and session.hears(guild):
+                await self._deliver(session, event, data)
+        await self._notify()
+
+    @staticmethod
+    def _event_guild(event: str, data: dict[str, Any]) -> int | None:
+        if event in ("GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"):  # the guild object itself
+            return int(data["id"])
+        return int(data["guild_id"]) if data.get("guild_id") else None
+
+    async def _deliver(self, session: _Session, event: str, data: dict[str, Any]) -> None:
+        """One event to one session, as its intents let it see the event."""
         needed = EVENT_INTENTS.get(event)
         if event.startswith("MESSAGE_") and "guild_id" not in data:
             needed = INTENT_DIRECT_MESSAGES
@@ -1026,33 +1127,40 @@ class FakeDiscord:
         for conn in self.connections:
             if conn.session is session and not conn.ws.closed:
                 await self._send(conn, frame)
-        await self._notify()
 
-    async def drop_gateway(self, code: int = 4000, *, invalidate: bool | None = None) -> None:
-        """Close the gateway socket with ``code``; non-resumable codes (or ``invalidate``) end the session."""
+    def _live(self, shard: int | None) -> list[GatewayConnection]:
+        """Open connections: all of them, or those of the session of shard ``shard``."""
+        return [c for c in self.connections if not c.ws.closed
+                and (shard is None or (c.session is not None and c.session.shard[0] == shard))]
+
+    def _sessions_of(self, shard: int | None) -> list[_Session]:
+        return [s for s in self._sessions.values() if shard is None or s.shard[0] == shard]
+
+    async def drop_gateway(self, code: int = 4000, *, invalidate: bool | None = None, shard: int | None = None) -> None:
+        """Close gateway sockets (every one, or shard ``shard``'s) with ``code``; non-resumable codes (or
+        ``invalidate``) end their sessions."""
         if invalidate is None:
             invalidate = code in NON_RESUMABLE_CLOSE_CODES
-        if invalidate and self._session is not None:
-            self._session.valid = False
-        for conn in self.connections:
-            if not conn.ws.closed:
-                conn.closed_code = code
-                await conn.ws.close(code=code)
+        if invalidate:
+            for session in self._sessions_of(shard):
+                session.valid = False
+        for conn in self._live(shard):
+            conn.closed_code = code
+            await conn.ws.close(code=code)
         await self._notify()
 
-    async def invalidate_session(self, *, resumable: bool = False) -> None:
-        """Send INVALID_SESSION (op 9) on the live connection."""
-        if not resumable and self._session is not None:
-            self._session.valid = False
-        for conn in self.connections:
-            if not conn.ws.closed:
-                await self._send(conn, {"op": OP_INVALID_SESSION, "d": resumable, "s": None, "t": None})
+    async def invalidate_session(self, *, resumable: bool = False, shard: int | None = None) -> None:
+        """Send INVALID_SESSION (op 9) on the live connections (or shard ``shard``'s)."""
+        if not resumable:
+            for session in self._sessions_of(shard):
+                session.valid = False
+        for conn in self._live(shard):
+            await self._send(conn, {"op": OP_INVALID_SESSION, "d": resumable, "s": None, "t": None})
 
-    async def request_reconnect(self) -> None:
+    async def request_reconnect(self, *, shard: int | None = None) -> None:
         """Send RECONNECT (op 7): the client should resume on ``resume_gateway_url``."""
-        for conn in self.connections:
-            if not conn.ws.closed:
-                await self._send(conn, {"op": OP_RECONNECT, "d": None, "s": None, "t": None})
+        for conn in self._live(shard):
+            await self._send(conn, {"op": OP_RECONNECT, "d": None, "s": None, "t": None})
 
     async def _send(self, conn: GatewayConnection, frame: dict[str, Any]) -> None:
         text = json.dumps(frame)
@@ -1104,7 +1212,8 @@ class FakeDiscord:
         elif op == OP_REQUEST_MEMBERS:
             self.member_requests.append(data)
             members = [u.member_payload() for u in self.users.values()]
-            chunk = {"guild_id": str(self.guild_id), "members": members, "chunk_index": 0, "chunk_count": 1}
+            guild = data.get("guild_id") or self.guild_id
+            chunk = {"guild_id": str(guild), "members": members, "chunk_index": 0, "chunk_count": 1}
             if data.get("nonce"):
                 chunk["nonce"] = data["nonce"]
             await self.dispatch("GUILD_MEMBERS_CHUNK", chunk)
@@ -1118,18 +1227,35 @@ class FakeDiscord:
         if intents & PRIVILEGED_INTENTS & ~self.privileged_intents:
             await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
-        if self._session is not None:
-            self._session.valid = False
-        session = _Session(secrets.token_hex(16), intents)
-        self._session = session
+        shard = self._shard(data.get("shard", [0, 1]))
+        if shard is None:
+            await conn.ws.close(code=4010, message=b"Invalid shard.")
+            return
+        held = [g for g in self.guilds if shard_of(g, shard[1]) == shard[0]]
+        if len(held) > self.max_guilds_per_shard:
+            await conn.ws.close(code=4011, message=b"Sharding required.")
+            return
+        bucket = shard[0] % max(1, self.max_concurrency)
+        last = self._identified_at.get(bucket)
+        if self.identify_interval > 0 and last is not None and time.monotonic() - last < self.identify_interval:
+            self.refused_identifies.append(data)
+            await self._send(conn, {"op": OP_INVALID_SESSION, "d": False, "s": None, "t": None})
+            await self._notify()
+            return
+        self._identified_at[bucket] = time.monotonic()
+        replaced = self._sessions.get(shard[0])
+        if replaced is not None:
+            replaced.valid = False
+        session = _Session(secrets.token_hex(16), intents, shard=shard)
+        self._sessions[shard[0]] = session
         conn.session = session
         ready = {
             "v": 10,
             "user": {**self.bot_user.payload(), "verified": True, "mfa_enabled": False, "flags": 0},
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "guilds": [{"id": str(g), "unavailable": True} for g in held],
             "session_id": session.id,
             "resume_gateway_url": self.resume_gateway_url,
-            "shard": data.get("shard", [0, 1]),
+            "shard": list(shard),
             "application": {"id": str(self.application_id), "flags": 0},
             "private_channels": [],
             "relationships": [],
@@ -1141,16 +1267,28 @@ class FakeDiscord:
             "auth_session_id_hash": "",
             "_trace": ["fake-discord"],
         }
-        await self.dispatch("READY", ready)
-        await self.dispatch("GUILD_CREATE", self._guild_payload(intents))
+        await self._deliver(session, "READY", ready)
+        for guild in held:
+            await self._deliver(session, "GUILD_CREATE", self._guild_payload(guild, intents))
+        await self._notify()
+
+    @staticmethod
+    def _shard(value: Any) -> tuple[int, int] | None:
+        """``[id, count]`` of an IDENTIFY, if valid: two integers, ``0 <= id < count``."""
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            return None
+        shard_id, count = value
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in (shard_id, count)):
+            return None
+        return (shard_id, count) if 0 <= shard_id < count else None
 
     async def _resume(self, conn: GatewayConnection, data: dict[str, Any]) -> None:
         self.resumes.append(data)
         if data.get("token") != self.token:
             await conn.ws.close(code=4004, message=b"Authentication failed.")
             return
-        session = self._session
-        if session is None or not session.valid or data.get("session_id") != session.id:
+        session = next((s for s in self._sessions.values() if s.id == data.get("session_id")), None)
+        if session is None or not session.valid:
             await self._send(conn, {"op": OP_INVALID_SESSION, "d": False, "s": None, "t": None})
             return
         seq = int(data.get("seq") or 0)
@@ -1159,17 +1297,27 @@ class FakeDiscord:
                 await self._send(conn, frame)
                 seq = frame["s"]
         conn.session = session
-        await self.dispatch("RESUMED", {"_trace": ["fake-discord"]})
+        await self._deliver(session, "RESUMED", {"_trace": ["fake-discord"]})
+        await self._notify()
 
-    def _guild_payload(self, intents: int = 0) -> dict[str, Any]:
+    def _guild_channels(self, guild_id: int) -> list[FakeChannel]:
+        return [c for c in self.channels.values() if c.guild_id == guild_id]
+
+    def _guild_roles(self, guild_id: int) -> list[FakeRole]:
+        """The guild's roles: its own @everyone (whose id is the guild's), then the shared ones."""
+        everyone = self.everyone_role
+        own = FakeRole(guild_id, everyone.name, everyone.permissions, everyone.position, everyone.managed)
+        return [own] + [r for r in self.roles.values() if r is not everyone]
+
+    def _guild_payload(self, guild_id: int, intents: int = 0) -> dict[str, Any]:
         """The guild object; without the presences intent Discord lists only the bot among its members."""
         bot_member = self.bot_user.member_payload()
         members = [bot_member]
         if intents & INTENT_GUILD_PRESENCES:
             members += [u.member_payload() for u in self.users.values() if u.id != self.bot_user.id]
         return {
-            "id": str(self.guild_id),
-            "name": "Troupe Test Guild",
+            "id": str(guild_id),
+            "name": self.guilds[guild_id].name,
             "icon": None,
             "splash": None,
             "discovery_splash": None,
@@ -1179,7 +1327,7 @@ class FakeDiscord:
             "verification_level": 0,
             "default_message_notifications": 0,
             "explicit_content_filter": 0,
-            "roles": [r.payload() for r in self.roles.values()],
+            "roles": [r.payload() for r in self._guild_roles(guild_id)],
             "emojis": [],
             "stickers": [],
             "features": [],
@@ -1202,8 +1350,8 @@ class FakeDiscord:
             "unavailable": False,
             "member_count": len(self.users),
             "members": members,
-            "channels": [c.payload() for c in self.channels.values() if not c.is_thread],
-            "threads": [c.payload() for c in self.channels.values() if c.is_thread and not c.archived],
+            "channels": [c.payload() for c in self._guild_channels(guild_id) if not c.is_thread],
+            "threads": [c.payload() for c in self._guild_channels(guild_id) if c.is_thread and not c.archived],
             "presences": [],
             "voice_states": [],
             "stage_instances": [],
@@ -1507,11 +1655,12 @@ class FakeDiscord:
                 "global_name": None,
             }
         pings = self._pings(content, allowed, referenced.author_id if referenced else None)
+        guild_id = self.guild_of(channel_id) or self.guild_id
         data: dict[str, Any] = {
             "id": str(message_id),
             "type": 19 if referenced else (20 if interaction else 0),
             "channel_id": str(channel_id),
-            "guild_id": str(self.guild_id),
+            "guild_id": str(guild_id),
             "author": author_payload,
             "content": content,
             "timestamp": _now_iso(),
@@ -1542,7 +1691,7 @@ class FakeDiscord:
                 "id": str(interaction.id),
                 "type": 2,
                 "user": invoker.payload(),
-                "authorizing_integration_owners": {"0": str(self.guild_id)},
+                "authorizing_integration_owners": {"0": str(guild_id)},
                 "name": interaction.name,
                 "command_type": 1,
             }
@@ -1552,7 +1701,7 @@ class FakeDiscord:
                 "type": 0,
                 "message_id": str(referenced.id),
                 "channel_id": str(channel_id),
-                "guild_id": str(self.guild_id),
+                "guild_id": str(guild_id),
             }
             data["referenced_message"] = referenced.payload
         message = SentMessage(
@@ -1643,7 +1792,7 @@ class FakeDiscord:
         message.deleted = True
         data = {"id": str(message.id), "channel_id": str(message.channel_id)}
         if message.channel_id not in self.dm_channels:
-            data["guild_id"] = str(self.guild_id)
+            data["guild_id"] = str(self.guild_of(message.channel_id) or self.guild_id)
         await self.dispatch("MESSAGE_DELETE", data)
         await self._notify()
 
@@ -1725,8 +1874,18 @@ class FakeDiscord:
         return self._ok({"url": self.gateway_url})
 
     async def _get_gateway_bot(self, request: web.Request) -> web.Response:
-        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-        return self._ok({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        remaining = max(0, 1000 - len(self.identifies))
+        limit = {"total": 1000, "remaining": remaining, "reset_after": 14_400_000,
+                 "max_concurrency": self.max_concurrency}
+        return self._ok({"url": self.gateway_url, "shards": self.recommended_shard_count,
+                         "session_start_limit": limit})
+
+    @property
+    def recommended_shard_count(self) -> int:
+        """What ``GET /gateway/bot`` recommends: as set, or one shard per ``RECOMMENDED_GUILDS_PER_SHARD``."""
+        if self.recommended_shards is not None:
+            return self.recommended_shards
+        return max(1, -(-len(self.guilds) // RECOMMENDED_GUILDS_PER_SHARD))
 
     async def _get_application(self, request: web.Request) -> web.Response:
         return self._ok(
@@ -1750,15 +1909,19 @@ class FakeDiscord:
         )
 
     async def _get_guild(self, request: web.Request) -> web.Response:
-        if int(request.match_info["guild"]) != self.guild_id:
+        guild_id = int(request.match_info["guild"])
+        if guild_id not in self.guilds:
             return _error(404, 10004, "Unknown Guild")
-        data = self._guild_payload()
+        data = self._guild_payload(guild_id)
         for key in ("members", "channels", "threads", "presences", "voice_states"):
             data.pop(key)
         return self._ok(data)
 
     async def _get_guild_channels(self, request: web.Request) -> web.Response:
-        return self._ok([c.payload() for c in self.channels.values() if not c.is_thread])
+        guild_id = int(request.match_info["guild"])
+        if guild_id not in self.guilds:
+            return _error(404, 10004, "Unknown Guild")
+        return self._ok([c.payload() for c in self._guild_channels(guild_id) if not c.is_thread])
 
     async def _get_member(self, request: web.Request) -> web.Response:
         user = self.users.get(int(request.match_info["user"]))
@@ -1774,7 +1937,7 @@ class FakeDiscord:
             return _error(403, 50001, "Missing Access")
         guild = request.match_info.get("guild")
         guild_id = int(guild) if guild else None
-        if guild_id is not None and guild_id != self.guild_id:
+        if guild_id is not None and guild_id not in self.guilds:
             return _error(403, 50001, "Missing Access")
         commands: list[dict[str, Any]] = []
         for entry in request[_PAYLOAD] or []:
@@ -1854,7 +2017,7 @@ class FakeDiscord:
         if sum(1 for w in self.webhooks.values() if w.channel_id == channel.id) >= 15:
             return _error(400, 30007, "Maximum number of webhooks reached (15)")
         webhook = FakeWebhook(
-            snowflake(), channel.id, self.guild_id, payload["name"], secrets.token_urlsafe(48), self.bot_user.id,
+            snowflake(), channel.id, channel.guild_id, payload["name"], secrets.token_urlsafe(48), self.bot_user.id,
             self.application_id,
         )
         self.webhooks[webhook.id] = webhook
@@ -1868,7 +2031,8 @@ class FakeDiscord:
 
     async def _get_guild_webhooks(self, request: web.Request) -> web.Response:
         self._require(MANAGE_WEBHOOKS)
-        return self._ok([w.payload(self.users.get(w.creator_id)) for w in self.webhooks.values()])
+        guild_id = int(request.match_info["guild"])
+        return self._ok([w.payload(self.users.get(w.creator_id)) for w in self.webhooks.values() if w.guild_id == guild_id])
 
     async def _get_webhook(self, request: web.Request) -> web.Response:
         webhook = self.webhooks.get(int(request.match_info["webhook"]))

@@ -19,7 +19,9 @@ from tests.fakes.discord_server import (
     EMBED_LINKS,
     MANAGE_MESSAGES,
     FakeDiscord,
+    FakeGuild,
     FakeInteraction,
+    shard_of,
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -623,3 +625,124 @@ async def test_autocomplete_and_interaction_files() -> None:
                 url = f"{fake.api_base}/interactions/{interaction.id}/{interaction.token}/callback?with_response=1"
                 async with session.post(url, json=body) as response:
                     assert response.status == 400 and (await response.json())["code"] == 50035
+
+
+# -- shards -------------------------------------------------------------------------------------
+
+
+class ShardClient(RecordingClient):
+    """A client running one shard, that identifies without discord.py's 5 s wait."""
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        return None
+
+
+async def _raw_identify(fake: FakeDiscord, shard: Any = None, *, include_shard: bool = True) -> tuple[Any, Any]:
+    """Open a gateway socket, IDENTIFY (with ``shard`` if given), and return (first answer, close code):
+    the answer is the frame Discord sent back, or None once it closed the socket."""
+    data: dict[str, Any] = {"token": fake.token, "intents": 1, "properties": {}}
+    if include_shard:
+        data["shard"] = shard
+    async with aiohttp.ClientSession() as http, http.ws_connect(fake.gateway_url + "?v=10&encoding=json") as ws:
+        hello = await ws.receive_json(timeout=5)
+        assert hello["op"] == 10
+        await ws.send_json({"op": 2, "d": data})
+        message = await ws.receive(timeout=5)
+        if message.type is aiohttp.WSMsgType.TEXT:
+            return message.json(), None
+        return None, ws.close_code
+
+
+async def test_each_shard_hears_only_its_guilds_and_direct_messages_reach_shard_zero() -> None:
+    async with FakeDiscord(max_concurrency=2) as fake:
+        first = fake.add_guild("Zero", channels=["zero-chat"], shard=(0, 2))
+        second = fake.add_guild("One", channels=["one-chat"], shard=(1, 2))
+        zero, one = ShardClient(shard_id=0, shard_count=2), ShardClient(shard_id=1, shard_count=2)
+        async with connected(fake, zero), connected(fake, one):
+            assert fake.connected_shards() == [(0, 2), (1, 2)]
+            assert first in {g.id for g in zero.guilds} and second not in {g.id for g in zero.guilds}
+            assert second in {g.id for g in one.guilds} and first not in {g.id for g in one.guilds}
+            in_zero = await fake.user_says(fake.channel_id("zero-chat"), "for shard zero")
+            in_one = await fake.user_says(fake.channel_id("one-chat"), "for shard one")
+            await zero.wait_received(lambda m: m.id == in_zero.id)
+            await one.wait_received(lambda m: m.id == in_one.id)
+            # A direct message (no guild) reaches shard 0 only, whichever shard sent it.
+            target = await one.fetch_user(fake.guest.id)
+            private = await target.send("just for you")
+            await zero.wait_received(lambda m: m.id == private.id)
+            await asyncio.sleep(0.2)
+            assert {m.id for m in zero.received} >= {in_zero.id, private.id}
+            assert in_one.id not in {m.id for m in zero.received}
+            assert {in_zero.id, private.id}.isdisjoint({m.id for m in one.received})
+
+
+class ShardedRecordingClient(discord.AutoShardedClient, RecordingClient):
+    """One client running every shard, recording what it hears, without discord.py's 5 s wait."""
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        return None
+
+
+async def test_one_sharded_client_runs_every_shard() -> None:
+    async with FakeDiscord(max_concurrency=2) as fake:
+        fake.add_guild("Zero", channels=["zero-chat"], shard=(0, 2))
+        fake.add_guild("One", channels=["one-chat"], shard=(1, 2))
+        client = ShardedRecordingClient(intents=_intents(), shard_count=2)
+        async with connected(fake, client):
+            assert fake.connected_shards() == [(0, 2), (1, 2)]
+            assert len(client.guilds) == 3
+            for name in ("zero-chat", "one-chat"):
+                said = await fake.user_says(fake.channel_id(name), f"in {name}")
+                await client.wait_received(lambda m, said=said: m.id == said.id)
+
+
+async def test_a_new_session_replaces_only_its_own_shard() -> None:
+    async with FakeDiscord() as fake:
+        fake.add_guild("One", channels=["one-chat"], shard=(1, 2))
+        zero = ShardClient(shard_id=0, shard_count=2)
+        async with connected(fake, ShardClient(shard_id=1, shard_count=2)), connected(fake, zero):
+            await fake.drop_gateway(4009, shard=0)  # shard 0 only, and not resumable
+            await fake.wait_for(lambda: len(fake.identifies) == 3, timeout=10)
+            await fake.wait_until_ready()
+            await fake.wait_for(lambda: fake.connected_shards() == [(0, 2), (1, 2)])
+            assert [tuple(i["shard"]) for i in fake.identifies] == [(1, 2), (0, 2), (0, 2)]
+
+
+async def test_gateway_bot_gives_the_recommended_count_and_concurrency() -> None:
+    async with FakeDiscord(max_concurrency=16) as fake, aiohttp.ClientSession() as http:
+        for number in range(2500):
+            fake.guilds[number + 1] = FakeGuild(number + 1, f"guild {number}")
+        headers = {"Authorization": f"Bot {fake.token}"}
+        async with http.get(fake.api_base + "/gateway/bot", headers=headers) as response:
+            body = await response.json()
+        assert body["shards"] == 3  # 2,501 guilds: one shard per thousand
+        assert body["session_start_limit"]["max_concurrency"] == 16
+        assert body["url"] == fake.gateway_url
+
+
+async def test_an_identify_too_early_for_its_bucket_is_refused() -> None:
+    async with FakeDiscord(max_concurrency=2, identify_interval=5.0) as fake:
+        ready, _ = await _raw_identify(fake, [0, 4])
+        assert ready["t"] == "READY" and ready["d"]["shard"] == [0, 4]
+        other_bucket, _ = await _raw_identify(fake, [1, 4])  # 1 % 2: its own bucket, at once
+        assert other_bucket["t"] == "READY"
+        too_early, _ = await _raw_identify(fake, [2, 4])  # 2 % 2: shard 0's bucket, within 5 s
+        assert too_early["op"] == 9 and too_early["d"] is False
+        assert [i["shard"] for i in fake.refused_identifies] == [[2, 4]]
+
+
+@pytest.mark.parametrize("shard", [[2, 2], [-1, 2], ["a", 2], [0], [0, 0], "0,2"])
+async def test_an_invalid_shard_is_closed_with_4010(shard: Any) -> None:
+    async with FakeDiscord() as fake:
+        answer, code = await _raw_identify(fake, shard)
+        assert answer is None and code == 4010
+
+
+async def test_too_many_guilds_for_one_shard_is_closed_with_4011() -> None:
+    async with FakeDiscord(max_guilds_per_shard=1) as fake:
+        other = 1 - shard_of(fake.guild_id, 2)
+        fake.add_guild("Two", shard=(other, 2))
+        answer, code = await _raw_identify(fake, include_shard=False)
+        assert answer is None and code == 4011
+        ready, _ = await _raw_identify(fake, [other, 2])
+        assert ready["t"] == "READY" and len(ready["d"]["guilds"]) == 1

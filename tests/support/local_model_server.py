@@ -13,13 +13,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from tests.support.net import free_port
 
 #: The name the server gives the model (``--model_alias``): what TROUPE_LLM_MODEL names.
 MODEL_ALIAS = "smollm2-135m"
@@ -40,11 +41,6 @@ def weights_path() -> Path:
         raise ModelServerUnavailable(f"no .gguf file in {folder}")
     return found[0]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LocalModelServer:

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.net import free_port
+
 USER = "postgres"
 PASSWORD = "troupe-test-password"
 #: Seconds the server may take to accept connections.
@@ -45,11 +47,6 @@ SERVER_SETTINGS = ("fsync=off", "full_page_writes=off", "max_connections=200")
 class PostgresServerError(RuntimeError):
     """The test server could not be made or started; the message holds its log."""
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _run_as() -> dict[str, Any]:
@@ -90,7 +87,7 @@ class PostgresServer:
         # Again on its port after a stop (URLs name it); a free port may be taken between choosing
         # and binding it.
         ports = [self.port] if self.port else []
-        for port in [*ports, _free_port(), _free_port()]:
+        for port in [*ports, free_port(), free_port()]:
             self.port = port
             if self._launch():
                 return self

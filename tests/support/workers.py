@@ -3,8 +3,11 @@ a fake model: the environment each runs with."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from tests.fakes.slack_server import FakeSlack
@@ -37,3 +40,13 @@ def slack_worker_env(folder: Path, name: str, *, database_url: str, slack: FakeS
         **settings,
     })
     return env
+
+
+async def until(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> float:
+    """Until ``condition()`` (a coroutine function: it reads the database, say) holds; how long that took."""
+    started = time.monotonic()
+    while not await condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+    return time.monotonic() - started

@@ -362,7 +362,10 @@ class PostgresStorage(Storage):
                 raise
             raise failure from error
         finally:
-            with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # A connection the server dropped may fail its return to the pool too (asyncpg says so with
+            # InternalClientError): what the caller is told is the failure above.
+            with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError,
+                                     asyncpg.InternalClientError):
                 await pool.release(connection)
 
     async def _failure(self, what: str, error: Exception, *, lost: bool = False) -> Exception:

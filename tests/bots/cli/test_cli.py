@@ -26,6 +26,16 @@ def write_scenario(tmp_path: Path, **extra: str) -> Path:
     return path
 
 
+def model_env(server: FakeOpenAIServer, tmp_path: Path) -> dict[str, str]:
+    """``troupe`` pointed at ``server`` (not the demo model), its data under ``tmp_path``."""
+    return {
+        "TROUPE_LLM_BASE_URL": server.base_url,
+        "TROUPE_LLM_MODEL": "gpt-4o-mini",
+        "TROUPE_LLM_API_KEY": "sk-test",
+        "TROUPE_DATA_DIR": str(tmp_path / "data"),
+    }
+
+
 async def test_version():
     code, out, _ = await troupe("--version")
     assert code == 0 and out.startswith("troupe 0.")
@@ -34,12 +44,7 @@ async def test_version():
 async def test_simulate_against_a_configured_model(tmp_path):
     async with FakeOpenAIServer() as server:
         server.responder = TurnRule()
-        env = {
-            "TROUPE_LLM_BASE_URL": server.base_url,
-            "TROUPE_LLM_MODEL": "gpt-4o-mini",
-            "TROUPE_LLM_API_KEY": "sk-test",
-            "TROUPE_DATA_DIR": str(tmp_path / "data"),
-        }
+        env = model_env(server, tmp_path)
         code, out, err = await troupe("simulate", str(write_scenario(tmp_path)), "--save", str(tmp_path / "w.json"), env=env)
     assert code == 0, err
     assert "moderator: Smart speaker or robot vacuum?" in out
@@ -141,3 +146,47 @@ async def test_a_scripted_line_from_a_persona_is_said_by_it(tmp_path):
     assert [(e.kind, e.type) for e in priya.episodic.episodes if e.content == line] == [("action", "TALK")]
     assert [(e.kind, e.source) for e in henrik.episodic.episodes if e.content == line] == [("stimulus", "Priya Nair")]
     assert any(e.source == "Henrik Lindqvist" and e.type == "TALK" for e in world.events), "Henrik answers her"
+
+
+async def test_simulate_runs_each_variant_from_one_shared_start_and_saves_every_world(tmp_path):
+    scenario = write_scenario(tmp_path)
+    with scenario.open("a") as out:
+        out.write("variants:\n"
+                  "  - name: control\n"
+                  "  - name: discount\n"
+                  "    messages:\n"
+                  '      - text: "The speaker is now $199."\n')
+    async with FakeOpenAIServer() as server:
+        server.responder = TurnRule()
+        env = model_env(server, tmp_path)
+        code, out, err = await troupe("simulate", str(scenario), "--save", str(tmp_path / "w.json"), env=env)
+    assert code == 0, err
+    # The opening is asked once (2 calls), then each branch takes its own step (2 calls each).
+    assert len(server.requests) == 6
+    assert out.count("09:00 moderator: Smart speaker or robot vacuum?") == 1
+    control, discount = out.split("── variant control")[1].split("── variant discount")
+    assert "$199" not in control and "moderator: The speaker is now $199." in discount
+    assert "shared start: 2 model calls" in out and "control: 2 model calls" in out and "discount: 2 model calls" in out
+    from simulation.world import WorldState
+
+    saved = {name: WorldState.model_validate_json((tmp_path / name).read_text())
+             for name in ("w.json", "w.control.json", "w.discount.json")}
+    assert [s.name for s in saved.values()] == ["Smart home", "control", "discount"]
+    shared = len(saved["w.json"].events)
+    for name in ("w.control.json", "w.discount.json"):
+        assert saved[name].events[:shared] == saved["w.json"].events
+    assert not any("$199" in e.content for e in saved["w.control.json"].events)
+
+
+@pytest.mark.parametrize(("variants", "said"), [
+    ("  - name: a\n  - name: A\n", "variant names must differ (case aside): a, A"),
+    ("  - name: b\n    messages:\n      - {text: hi, to: Nobody}\n", "variants b messages 1: 'to: Nobody'"),
+    ("  - name: ''\n", "variants.0.name"),
+])
+async def test_simulate_refuses_variants_it_cannot_run_and_says_which(tmp_path, variants, said):
+    scenario = write_scenario(tmp_path)
+    with scenario.open("a") as out:
+        out.write("variants:\n" + variants)
+    code, out, err = await troupe("simulate", str(scenario), env={"TROUPE_DATA_DIR": str(tmp_path)})
+    assert code != 0
+    assert said in " ".join((out + err).split())

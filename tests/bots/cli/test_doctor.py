@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.slack_server import FakeSlack
 from tests.support.cli import run_troupe, troupe, unprivileged
+from tests.support.net import free_port
 
 API_KEY = "sk-test-doctor-0123456789abcdef"
 WRONG_KEY = "sk-wrong-doctor-9876543210fedcba"
@@ -33,12 +33,6 @@ def by_name(checks: list[Check]) -> dict[str, Check]:
 
 def text_of(checks: list[Check]) -> str:
     return "\n".join(f"{c.name} {c.detail} {c.fix}" for c in checks)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- nothing configured -----------------------------------------------------------------------
