@@ -7,10 +7,10 @@ its text. Channel messages become ``IncomingMessage``s; bot messages (ours inclu
 delivery Slack repeats (same ``event_id``, or the same message ``ts``) is taken once.
 
 One workspace through one bot token; or, with ``client_id`` set, an app installed in many workspaces
-through OAuth (HTTP mode): each installation's token is kept in the bot's database, each channel's
-workspace is remembered from its events, and a channel is answered with its own workspace's token. A
-workspace that uninstalls the app (or revokes its token) loses its installation, and nothing more is
-posted there.
+through OAuth (HTTP mode): each installation's token is kept in the bot's database, channels and
+people are named ``TEAM:ID`` (so each workspace's worlds and moderators are its own, and a channel is
+answered with its own workspace's token). A workspace that uninstalls the app (or revokes its token)
+loses its installation, and nothing more is posted there.
 
 Personas post with ``chat.postMessage`` under their own ``username`` and ``icon_url`` (scope
 ``chat:write.customize``); without that scope they post as the bot with their name in bold, and the
@@ -90,6 +90,8 @@ SEEN_MAX = 10_000
 #: How long a user's profile and a user group's members are trusted before asking Slack again.
 PROFILE_TTL_S = 600.0
 GROUPS_TTL_S = 60.0
+#: Adapter state: a workspace's Enterprise Grid organisation.
+ENTERPRISE = "enterprise:"
 #: Message subtypes that are a person writing; every other subtype (edits, joins, bot posts) is ignored.
 _PERSON_SUBTYPES = {None, "thread_broadcast", "file_share", "me_message"}
 #: Errors that will not go away by posting again.
@@ -304,9 +306,11 @@ class SlackAdapter(Adapter):
         self._tokens = 0
         #: Installed in many workspaces through OAuth (``client_id``), rather than one bot token.
         self.distributed = bool(self.settings.client_id)
-        #: Distributed: where installations are kept, each channel's (enterprise, team), each team's client.
+        if self.distributed and isinstance(settings, Settings):
+            _warn_of_unscoped_moderators(settings.bot.moderator_user_ids)
+        #: Distributed: where installations are kept, each team's organisation (Enterprise Grid), each team's client.
         self._installations: StoredInstallations | None = None
-        self._channel_teams: dict[str, tuple[str | None, str]] = {}
+        self._enterprises: dict[str, str | None] = {}
         self._clients: dict[str, AsyncWebClient] = {}
         self._not_installed_told: set[str] = set()
         #: Distributed, HTTP mode: where a workspace installs the app (known after ``connect``).
@@ -438,6 +442,19 @@ class SlackAdapter(Adapter):
         assert self.client is not None
         return _Workspace(self.client, None, self.bot_user_id, self.bot_id, frozenset(self.scopes))
 
+    def _scoped(self, team: str | None, slack_id: str) -> str:
+        """A channel's or person's id as Troupe knows it: in many workspaces ``TEAM:ID``, so each
+        workspace's worlds, moderators and limits are its own; with one workspace, Slack's id."""
+        if not self.distributed:
+            return slack_id
+        if not team:
+            raise AdapterError(f"Slack sent {slack_id} without its workspace; it is ignored", retryable=False)
+        return f"{team}:{slack_id}"
+
+    def _raw(self, scoped_id: str) -> str:
+        """Slack's own id of a channel or person Troupe knows as ``TEAM:ID``."""
+        return scoped_id.rpartition(":")[2] if self.distributed else scoped_id
+
     async def _workspace(self, channel_id: str) -> _Workspace:
         """The bot in the channel's workspace, with a token good for at least the next few minutes."""
         if not self.distributed:
@@ -446,24 +463,24 @@ class SlackAdapter(Adapter):
         return await self._installed(enterprise, team)
 
     async def _team_of(self, channel_id: str) -> tuple[str | None, str]:
-        known = self._channel_teams.get(channel_id)
-        if known is not None:
-            return known
-        stored = await self.state.get(f"channel:{channel_id}") if self.state is not None else None
-        if not stored or not stored.get("team"):
-            raise AdapterError(f"no Slack workspace is known for channel {channel_id}: a message or a /troupe "
-                               "command there makes it known", retryable=False)
-        known = (stored.get("enterprise"), str(stored["team"]))
-        self._channel_teams[channel_id] = known
-        return known
+        """The (enterprise, team) of a channel known as ``TEAM:CHANNEL``."""
+        team, scoped, _ = channel_id.partition(":")
+        if not scoped or not team:
+            raise AdapterError(f"channel {channel_id!r} names no Slack workspace: with the app in many workspaces a "
+                               "channel is TEAM:CHANNEL (e.g. slack:T0123ABCD:C0456EFGH)", retryable=False)
+        if team not in self._enterprises:
+            stored = await self.state.get(f"{ENTERPRISE}{team}") if self.state is not None else None
+            self._enterprises[team] = stored.get("enterprise") if stored else None
+        return self._enterprises[team], team
 
-    async def _remember_channel(self, channel_id: str, enterprise: str | None, team: str | None) -> None:
-        """Which workspace a channel is in, kept so any worker (and this one after a restart) can post there."""
-        if not self.distributed or not team or not channel_id or self._channel_teams.get(channel_id) == (enterprise, team):
+    async def _remember_team(self, enterprise: str | None, team: str | None) -> None:
+        """The Enterprise Grid organisation a workspace belongs to, kept so any worker (and this one after
+        a restart) finds its installation; a workspace outside one needs nothing kept."""
+        if not self.distributed or not team or (team in self._enterprises and self._enterprises[team] == enterprise):
             return
-        self._channel_teams[channel_id] = (enterprise, team)
-        if self.state is not None:
-            await self.state.set(f"channel:{channel_id}", {"enterprise": enterprise, "team": team})
+        self._enterprises[team] = enterprise
+        if self.state is not None and enterprise:
+            await self.state.set(f"{ENTERPRISE}{team}", {"enterprise": enterprise})
 
     async def _installed(self, enterprise: str | None, team: str) -> _Workspace:
         """The workspace's installation, its token refreshed first when it rotates and expires soon."""
@@ -594,8 +611,8 @@ class SlackAdapter(Adapter):
 
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any], context: Any) -> None:
         """A message event: people's messages are heard once; bots', edits and joins are ignored."""
-        channel_id = str(event.get("channel", ""))
-        await self._remember_channel(channel_id, context.enterprise_id, context.team_id)
+        await self._remember_team(context.enterprise_id, context.team_id)
+        channel_id = self._scoped(context.team_id, str(event.get("channel", "")))
         workspace = await self._workspace(channel_id)
         if not self._by_a_person(event, workspace):
             return
@@ -629,9 +646,9 @@ class SlackAdapter(Adapter):
         """``/troupe …``: acknowledged at once (Slack allows 3 s); the answer follows as messages."""
         await ack()
         text = str(command.get("text") or "").strip()
-        channel = ChannelRef(platform="slack", id=str(command.get("channel_id", "")),
+        await self._remember_team(context.enterprise_id, context.team_id)
+        channel = ChannelRef(platform="slack", id=self._scoped(context.team_id, str(command.get("channel_id", ""))),
                              name=command.get("channel_name") or None)
-        await self._remember_channel(channel.id, context.enterprise_id, context.team_id)
         workspace = await self._workspace(channel.id)
         user = await self._user(str(command.get("user_id", "")), workspace, fallback_name=command.get("user_name"))
         self._tokens += 1
@@ -645,7 +662,11 @@ class SlackAdapter(Adapter):
             del self._invocations[key]
 
     async def _user(self, user_id: str, workspace: _Workspace, *, fallback_name: str | None = None) -> UserRef:
-        """Who wrote: name, bot or not, workspace admin (manages channels), moderator user groups."""
+        """Who wrote: name, bot or not, workspace admin (manages channels), moderator user groups.
+
+        With the app in many workspaces the person is ``HOME_TEAM:USER``: a member of another
+        workspace writing in a shared channel is not taken for one of this workspace's moderators, and
+        their own workspace's admin rights give them nothing here."""
         profile = await self._profile(user_id, workspace)
         name = (profile.get("profile", {}) or {}).get("display_name") or profile.get("real_name") \
             or profile.get("name") or fallback_name or user_id
@@ -653,15 +674,18 @@ class SlackAdapter(Adapter):
         for group in self.moderator_groups:
             if user_id in await self._group_members(group, workspace):
                 roles.append(group)
-        return UserRef(id=user_id, name=str(name), is_bot=bool(profile.get("is_bot")), roles=tuple(roles),
-                       can_manage=bool(profile.get("is_admin") or profile.get("is_owner")))
+        home = str(profile.get("team_id") or workspace.team_id or "")
+        admin = bool(profile.get("is_admin") or profile.get("is_owner"))
+        return UserRef(id=self._scoped(home, user_id), name=str(name), is_bot=bool(profile.get("is_bot")),
+                       roles=tuple(roles), can_manage=admin and home == (workspace.team_id or home))
 
     async def member(self, user: UserRef, channel: ChannelRef) -> UserRef | None:
-        """``user`` in the workspace now: admin or not, in the moderator user groups or not (as Slack
-        said within ``PROFILE_TTL_S`` and ``GROUPS_TTL_S``); None once deactivated."""
+        """``user`` in the channel's workspace now: admin or not, in the moderator user groups or not (as
+        Slack said within ``PROFILE_TTL_S`` and ``GROUPS_TTL_S``); None once deactivated."""
         workspace = await self._workspace(channel.id)
-        current = await self._user(user.id, workspace, fallback_name=user.name)
-        return None if (await self._profile(user.id, workspace)).get("deleted") else current
+        user_id = self._raw(user.id)
+        current = await self._user(user_id, workspace, fallback_name=user.name)
+        return None if (await self._profile(user_id, workspace)).get("deleted") else current
 
     async def _profile(self, user_id: str, workspace: _Workspace) -> dict[str, Any]:
         key = f"{workspace.team_id}/{user_id}"
@@ -707,7 +731,7 @@ class SlackAdapter(Adapter):
         """``chat.postEphemeral``; where the bot may not post, the command's response_url."""
         workspace = await self._workspace(channel.id)
         try:
-            await workspace.client.chat_postEphemeral(channel=channel.id, user=user.id, text=clip(text, TEXT_MAX),
+            await workspace.client.chat_postEphemeral(channel=self._raw(channel.id), user=self._raw(user.id), text=clip(text, TEXT_MAX),
                                                  blocks=blocks, thread_ts=channel.thread)
             return
         except SlackApiError as error:
@@ -764,7 +788,7 @@ class SlackAdapter(Adapter):
         if handle is not None:
             workspace = await self._workspace(channel.id)
             try:
-                await workspace.client.chat_update(channel=channel.id, ts=handle, text=to_mrkdwn(text))
+                await workspace.client.chat_update(channel=self._raw(channel.id), ts=handle, text=to_mrkdwn(text))
                 return handle
             except SlackApiError as error:
                 if _error_code(error) not in ("message_not_found", "cant_update_message"):
@@ -779,7 +803,7 @@ class SlackAdapter(Adapter):
         workspace = await self._workspace(channel.id)
         try:
             response = await workspace.client.files_upload_v2(
-                channel=channel.id, file=data, filename=filename, title=filename,
+                channel=self._raw(channel.id), file=data, filename=filename, title=filename,
                 initial_comment=to_mrkdwn(comment) if comment else None, thread_ts=thread or channel.thread)
         except (TimeoutError, SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
             log.warning("upload of %s failed: %s", filename, error)
@@ -833,7 +857,7 @@ class SlackAdapter(Adapter):
                 options["icon_url"] = identity.avatar_url
         try:
             response = await workspace.client.chat_postMessage(
-                channel=channel_id, text=text, blocks=blocks, thread_ts=thread, unfurl_links=False,
+                channel=self._raw(channel_id), text=text, blocks=blocks, thread_ts=thread, unfurl_links=False,
                 unfurl_media=False, **options)
         except (TimeoutError, SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
             raise _adapter_error(error, what) from error
@@ -859,7 +883,7 @@ class SlackAdapter(Adapter):
         cursor: str | None = None
         try:
             while len(found) < CATCH_UP_MAX:
-                response = await workspace.client.conversations_history(channel=channel.id, oldest=after, limit=200,
+                response = await workspace.client.conversations_history(channel=self._raw(channel.id), oldest=after, limit=200,
                                                                    cursor=cursor)
                 found += [m for m in response.get("messages") or [] if float(m.get("ts", 0)) > float(after)]
                 cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
@@ -890,10 +914,11 @@ class SlackAdapter(Adapter):
         thread = thread or channel.thread
         try:
             if thread:
-                response = await workspace.client.conversations_replies(channel=channel.id, ts=thread, oldest=oldest,
-                                                                        limit=200)
+                response = await workspace.client.conversations_replies(channel=self._raw(channel.id), ts=thread,
+                                                                        oldest=oldest, limit=200)
             else:
-                response = await workspace.client.conversations_history(channel=channel.id, oldest=oldest, limit=200)
+                response = await workspace.client.conversations_history(channel=self._raw(channel.id), oldest=oldest,
+                                                                        limit=200)
         except (TimeoutError, SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
             raise _adapter_error(error, "reading the channel's history") from error
         oldest = None  # history comes newest first; the same words posted twice are two messages
@@ -911,6 +936,18 @@ class SlackAdapter(Adapter):
         """A thread is a message's replies: ``text`` is posted in the channel and starts it."""
         ts = await self._send(channel.id, to_mrkdwn(text), what="the first message of a thread")
         return OpenedThread(id=ts, link="a thread")
+
+
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+
+
+def _warn_of_unscoped_moderators(user_ids: list[str]) -> None:
+    """Slack moderators named without their workspace moderate nowhere once the app is in many."""
+    bare = [u.strip() for u in user_ids if _SLACK_USER.fullmatch(u.strip().removeprefix("slack:"))]
+    if bare:
+        log.warning("bot.moderator_user_ids names Slack users without their workspace (%s): with the app in many "
+                    "workspaces write each as slack:TEAM:USER (e.g. slack:T0123ABCD:U0456EFGH), so they moderate in "
+                    "their own workspace only; as written they moderate nowhere", ", ".join(bare))
 
 
 async def _ignore(ack: Callable[..., Any] | None = None) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.base import AdapterError, ChannelRef
+from adapters.base import AdapterError, ChannelRef, UserRef
 from adapters.slack import SlackAdapter
 from adapters.slack_installations import StoredInstallations
 from bots.app import StoredAdapterState, TroupeApp
@@ -27,6 +27,11 @@ pytestmark = pytest.mark.timeout(90)
 ALPHA, BETA = "T0ALPHA", "T0BETA"
 #: Each workspace's channel, moderator and guest.
 PEOPLE = {ALPHA: ("C0ALPHA", "U0MODA", "U0GUESTA"), BETA: ("C0BETA", "U0MODB", "U0GUESTB")}
+
+
+def scoped(team: str) -> str:
+    """The workspace's channel as Troupe names it: ``TEAM:CHANNEL``."""
+    return f"{team}:{PEOPLE[team][0]}"
 
 
 def two_workspaces(**options: Any) -> FakeSlack:
@@ -45,7 +50,7 @@ def settings_for(tmp_path: Path, fake: FakeSlack, **slack: Any) -> Settings:
     extra = {k: slack.pop(k) for k in ("database_url",) if k in slack}
     return Settings(
         data_dir=tmp_path, llm={"provider": "demo"},
-        bot={"moderator_user_ids": [PEOPLE[ALPHA][1], PEOPLE[BETA][1]]},
+        bot={"moderator_user_ids": [f"slack:{team}:{PEOPLE[team][1]}" for team in (ALPHA, BETA)]},
         slack={"client_id": fake.client_id, "client_secret": fake.client_secret,
                "signing_secret": fake.signing_secret, "api_base": fake.api_base, "authorize_url": fake.authorize_url,
                "http_host": "127.0.0.1", "post_interval_s": 0.02, **slack},
@@ -74,9 +79,13 @@ class Deployment:
             return await browser.get(await browser.back_from_slack(self))
 
 
-    async def command(self, team: str, text: str) -> None:
-        channel, moderator, _ = PEOPLE[team]
-        status, body = await self.fake.http_slash_command(self.url, text, user_id=moderator, channel_id=channel)
+    async def command(self, team: str, text: str, *, in_channel_of: str | None = None) -> None:
+        """``team``'s moderator runs ``/troupe text`` in their channel, or in ``in_channel_of``'s (a
+        channel of that workspace shared with theirs: Slack sends it for the moderator's workspace)."""
+        _, moderator, _ = PEOPLE[team]
+        channel = PEOPLE[in_channel_of or team][0]
+        status, body = await self.fake.http_slash_command(self.url, text, user_id=moderator, channel_id=channel,
+                                                          team_id=team)
         assert status == 200, body
         await asyncio.sleep(0.05)
         await self.app.wait_idle()
@@ -143,11 +152,11 @@ async def deployed(tmp_path: Path) -> AsyncIterator[Deployment]:
             await deployment.app.stop()
 
 
-async def with_world(deployment: Deployment, team: str, personas: tuple[str, ...]) -> None:
-    await deployment.command(team, "start Team room")
+async def with_world(deployment: Deployment, team: str, personas: tuple[str, ...], name: str = "Team room") -> None:
+    await deployment.command(team, f"start {name}")
     for name in personas:
         await deployment.command(team, f"persona add {name}")
-    session = deployment.app.sessions.get(f"slack:{PEOPLE[team][0]}")
+    session = deployment.app.sessions.get(f"slack:{scoped(team)}")
     assert session is not None and [a.name for a in session.world.agents] == list(personas)
 
 
@@ -173,6 +182,50 @@ async def test_two_workspaces_install_the_app_and_each_is_answered_under_its_own
     assert all(p["team"] == ALPHA for p in deployed.fake.posts if p["channel"] == PEOPLE[ALPHA][0])
     assert all(p["team"] == BETA for p in deployed.fake.posts if p["channel"] == PEOPLE[BETA][0])
     assert {p["channel"] for p in deployed.fake.posts} == {PEOPLE[ALPHA][0], PEOPLE[BETA][0]}
+
+
+def shown(fake: FakeSlack) -> list[str]:
+    """Everything the app has shown anyone, in order: posts, private replies, command answers, files."""
+    return ([str(p.get("text")) for p in fake.posts] + [str(e.get("text")) for e in fake.ephemerals]
+            + [str(r.get("text")) for r in fake.responses] + [str(c.get("text")) for c in fake.command_replies]
+            + [str(f) for f in fake.files])
+
+
+async def test_a_moderator_in_one_workspace_never_sees_or_steers_another_workspaces_channel(
+        deployed: Deployment) -> None:
+    for team in (ALPHA, BETA):
+        await deployed.install(team)
+    await with_world(deployed, ALPHA, PERSONAS[:1])
+    await with_world(deployed, BETA, PERSONAS[1:3], name="Beta launch")
+    await deployed.say(BETA, "Our launch date is the 14th.", expect=1)
+    beta = deployed.app.sessions.get(f"slack:{scoped(BETA)}")
+    assert beta is not None
+    events, before = beta.world.event_count, len(shown(deployed.fake))
+    beta_posts = len(deployed.fake.messages_in(PEOPLE[BETA][0]))
+
+    # Alpha's moderator names Beta's channel in every way a command can (as Slack sends a command typed
+    # in a channel Beta shares with Alpha): nothing of Beta's world is shown, nothing in it changes.
+    secrets = ("Beta launch", "14th", *(n.split(" ")[0] for n in PERSONAS[1:3]))
+    for text in ("status", "persona list", "export json", "summary", "usage", 'focus "Any news?" --rounds 1',
+                 "interview Tomasz", "ask Tomasz What is new?", "observe Tomasz on", "pause", "run 2",
+                 "persona remove Tomasz", "reset confirm", "stop confirm"):
+        await deployed.command(ALPHA, text, in_channel_of=BETA)
+    answers = shown(deployed.fake)[before:]
+    assert answers, "Alpha's moderator was told nothing"
+    assert not [a for a in answers if any(secret in a for secret in secrets)], answers
+    assert all("No world in this channel" in a or "start" in a for a in answers), answers
+    assert not [f for f in deployed.fake.files if f.get("channel") == PEOPLE[BETA][0]]
+    assert len(deployed.fake.messages_in(PEOPLE[BETA][0])) == beta_posts
+    assert deployed.app.sessions.get(f"slack:{scoped(BETA)}") is beta and not beta.paused
+    assert [a.name for a in beta.world.agents] == list(PERSONAS[1:3]) and beta.world.event_count == events
+    assert {s.channel.key for s in deployed.app.sessions.all()} == {f"slack:{scoped(ALPHA)}", f"slack:{scoped(BETA)}"}
+
+    # A moderator is one in their own workspace only; Beta's moderator still runs Beta's world.
+    moderator = UserRef(id=f"{ALPHA}:{PEOPLE[ALPHA][1]}", name="mod-alpha")
+    assert await deployed.app.is_moderator(moderator, ChannelRef(platform="slack", id=scoped(ALPHA)))
+    assert not await deployed.app.is_moderator(moderator, ChannelRef(platform="slack", id=scoped(BETA)))
+    await deployed.command(BETA, "status")
+    assert "Beta launch" in deployed.fake.posts[-1]["text"] and deployed.fake.posts[-1]["team"] == BETA
 
 
 async def test_a_used_or_expired_installation_link_is_refused_with_a_page_that_says_so(tmp_path: Path) -> None:
@@ -212,7 +265,7 @@ async def test_an_uninstalled_workspace_is_cleaned_up_and_the_other_carries_on(
 
     posted = len(deployed.fake.posts)
     with pytest.raises(AdapterError, match="not installed in Slack workspace T0ALPHA") as refused:
-        await deployed.adapter.announce(ChannelRef(platform="slack", id=PEOPLE[ALPHA][0]), "anyone there?")
+        await deployed.adapter.announce(ChannelRef(platform="slack", id=scoped(ALPHA)), "anyone there?")
     assert not refused.value.retryable
     assert "install it there again at http://127.0.0.1:" in str(refused.value)
     assert len(deployed.fake.posts) == posted
@@ -222,7 +275,7 @@ async def test_an_uninstalled_workspace_is_cleaned_up_and_the_other_carries_on(
     assert await deployed.installations().async_find_bot(enterprise_id=None, team_id=BETA) is None
     assert "Slack workspace T0BETA revoked Troupe's bot token" in caplog.text
     with pytest.raises(AdapterError, match="not installed in Slack workspace T0BETA"):
-        await deployed.adapter.announce(ChannelRef(platform="slack", id=PEOPLE[BETA][0]), "hello?")
+        await deployed.adapter.announce(ChannelRef(platform="slack", id=scoped(BETA)), "hello?")
 
 
 async def test_installations_and_channels_survive_a_restart_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
@@ -237,7 +290,7 @@ async def test_installations_and_channels_survive_a_restart_on_postgresql(tmp_pa
         second = await deploy(settings, fake)
         try:
             # No event from the channel yet: its workspace and token come from the database.
-            await second.adapter.announce(ChannelRef(platform="slack", id=PEOPLE[ALPHA][0]), "Back again.")
+            await second.adapter.announce(ChannelRef(platform="slack", id=scoped(ALPHA)), "Back again.")
             assert fake.posts[-1]["team"] == ALPHA and fake.posts[-1]["text"] == "Back again."
             await second.say(ALPHA, "Welcome back?", expect=1)
         finally:
@@ -258,7 +311,7 @@ async def test_a_rotating_token_is_refreshed_before_it_expires_and_kept(tmp_path
             bot = await deployment.installations().async_find_bot(enterprise_id=None, team_id=ALPHA)
             assert bot is not None and bot.bot_token == fake.token_of(ALPHA) != first
             fake.expire_tokens(ALPHA)  # every token issued so far is dead: only a refreshed one posts
-            await deployment.adapter.announce(ChannelRef(platform="slack", id=PEOPLE[ALPHA][0]), "Refreshed.")
+            await deployment.adapter.announce(ChannelRef(platform="slack", id=scoped(ALPHA)), "Refreshed.")
             assert fake.posts[-1]["text"] == "Refreshed."
         finally:
             await deployment.app.stop()
@@ -274,3 +327,14 @@ async def test_without_its_secrets_or_http_mode_a_many_workspace_app_says_what_i
     assert not missing.value.retryable
     for needed in ("TROUPE_SLACK_CLIENT_SECRET", "TROUPE_SLACK_SIGNING_SECRET", "--http PORT", "database"):
         assert needed in text
+
+
+def test_moderators_named_without_their_workspace_are_pointed_out(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    SlackAdapter(Settings(slack={"client_id": "1111.2222"},
+                          bot={"moderator_user_ids": ["U0MODA", "slack:W0GRID", "slack:T0BETA:U0MODB", "1234"]}))
+    assert "without their workspace (U0MODA, slack:W0GRID)" in caplog.text
+    assert "slack:TEAM:USER" in caplog.text
+    caplog.clear()
+    SlackAdapter(Settings(slack={"bot_token": "xoxb-1"}, bot={"moderator_user_ids": ["U0MODA"]}))
+    assert "without their workspace" not in caplog.text  # one workspace: Slack's ids are enough

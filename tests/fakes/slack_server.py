@@ -1709,11 +1709,12 @@ class FakeSlack:
         self._response_urls[payload["response_url"].split("/commands/", 1)[1]]["envelope_id"] = envelope_id
         return envelope_id
 
-    def _slash_payload(self, text: str, *, user_id: str, channel_id: str, command: str) -> dict[str, Any]:
+    def _slash_payload(self, text: str, *, user_id: str, channel_id: str, command: str,
+                       team_id: str | None = None) -> dict[str, Any]:
         channel = self.channels.get(channel_id)
         if channel is None:
             raise KeyError(f"unknown channel {channel_id!r}: add_channel() it first")
-        with self.acting_in(channel.team_id):
+        with self.acting_in(team_id or channel.team_id):
             return self._command_payload(text, user_id=user_id, channel=channel, command=command)
 
     def _command_payload(self, text: str, *, user_id: str, channel: SlackChannel, command: str) -> dict[str, Any]:
@@ -2049,10 +2050,13 @@ class FakeSlack:
         timestamp: int | None = None,
         signature: str | None = None,
         sign: bool = True,
+        team_id: str | None = None,
     ) -> tuple[int, str]:
         """POST a slash command (form-encoded) to the app's Request URL; return (status, body text).
-        A 200 answer with a body is what Slack shows the invoker, recorded in ``command_replies``."""
-        payload = self._slash_payload(text, user_id=user_id, channel_id=channel_id, command=command)
+        A 200 answer with a body is what Slack shows the invoker, recorded in ``command_replies``.
+        ``team_id``: sent for that workspace, the invoker's, rather than the channel's (a member of
+        another workspace in a channel shared with it)."""
+        payload = self._slash_payload(text, user_id=user_id, channel_id=channel_id, command=command, team_id=team_id)
         body = urlencode(payload).encode()
         status, answer = await self._post_to_app(
             url, body, "application/x-www-form-urlencoded", timestamp=timestamp, signature=signature, sign=sign
