@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from adapters.base import AdapterError, ChannelRef, UserRef
@@ -20,37 +19,17 @@ from bots.app import StoredAdapterState, TroupeApp
 from config.settings import Settings
 from tests.adapters.platforms import wait_for
 from tests.fakes.slack_server import FakeSlack
+from tests.support.slack_workspaces import ALPHA, BETA, PEOPLE, Browser, install, moderators, scoped, two_workspaces
 from tests.support.testbot import TEAM as PERSONAS
 
 pytestmark = pytest.mark.timeout(90)
-
-ALPHA, BETA = "T0ALPHA", "T0BETA"
-#: Each workspace's channel, moderator and guest.
-PEOPLE = {ALPHA: ("C0ALPHA", "U0MODA", "U0GUESTA"), BETA: ("C0BETA", "U0MODB", "U0GUESTB")}
-
-
-def scoped(team: str) -> str:
-    """The workspace's channel as Troupe names it: ``TEAM:CHANNEL``."""
-    return f"{team}:{PEOPLE[team][0]}"
-
-
-def two_workspaces(**options: Any) -> FakeSlack:
-    fake = FakeSlack(**options)
-    for team, name in ((ALPHA, "Alpha Co"), (BETA, "Beta Co")):
-        fake.add_team(team, name)
-        channel, moderator, guest = PEOPLE[team]
-        with fake.acting_in(team):
-            fake.add_channel(channel, "general")
-            fake.add_user(moderator, f"mod-{team}")
-            fake.add_user(guest, f"guest-{team}")
-    return fake
 
 
 def settings_for(tmp_path: Path, fake: FakeSlack, **slack: Any) -> Settings:
     extra = {k: slack.pop(k) for k in ("database_url",) if k in slack}
     return Settings(
         data_dir=tmp_path, llm={"provider": "demo"},
-        bot={"moderator_user_ids": [f"slack:{team}:{PEOPLE[team][1]}" for team in (ALPHA, BETA)]},
+        bot={"moderator_user_ids": moderators()},
         slack={"client_id": fake.client_id, "client_secret": fake.client_secret,
                "signing_secret": fake.signing_secret, "api_base": fake.api_base, "authorize_url": fake.authorize_url,
                "http_host": "127.0.0.1", "post_interval_s": 0.02, **slack},
@@ -73,11 +52,8 @@ class Deployment:
         return StoredInstallations(StoredAdapterState(self.app.storage, "slack"))
 
     async def install(self, team: str) -> tuple[int, str]:
-        """Someone opens the install link in a browser and approves it on Slack for ``team``."""
-        self.fake.install_into(team, f"U0INSTALLER{team}")
-        async with Browser() as browser:
-            return await browser.get(await browser.back_from_slack(self))
-
+        assert self.adapter.install_url is not None
+        return await install(self.fake, team, self.adapter.install_url)
 
     async def command(self, team: str, text: str, *, in_channel_of: str | None = None) -> None:
         """``team``'s moderator runs ``/troupe text`` in their channel, or in ``in_channel_of``'s (a
@@ -100,36 +76,6 @@ class Deployment:
         await wait_for(lambda: len(self.persona_posts(team)) >= before + expect, timeout=20)
         await self.app.wait_idle()
         return self.persona_posts(team)[before:]
-
-
-class Browser:
-    """Follows the installation's redirects and keeps its cookie (marked Secure, which aiohttp's
-    jar would not send to these plain-HTTP test servers; a browser on HTTPS does)."""
-
-    def __init__(self) -> None:
-        self.session = aiohttp.ClientSession()
-        self.cookie = ""
-
-    async def __aenter__(self) -> Browser:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.session.close()
-
-    async def back_from_slack(self, deployment: Deployment) -> str:
-        """The redirect URL Slack sends the browser back to, after the installation is approved."""
-        async with self.session.get(deployment.adapter.install_url or "", allow_redirects=False) as start:
-            assert start.status == 302, await start.text()
-            authorize = start.headers["Location"]
-            self.cookie = start.headers["Set-Cookie"].split(";", 1)[0]
-        assert authorize.startswith(deployment.fake.authorize_url)
-        async with self.session.get(authorize, allow_redirects=False) as approved:
-            assert approved.status == 302, await approved.text()
-            return approved.headers["Location"]
-
-    async def get(self, url: str) -> tuple[int, str]:
-        async with self.session.get(url, headers={"Cookie": self.cookie}, allow_redirects=False) as page:
-            return page.status, await page.text()
 
 
 async def deploy(settings: Settings, fake: FakeSlack) -> Deployment:
@@ -234,7 +180,7 @@ async def test_a_used_or_expired_installation_link_is_refused_with_a_page_that_s
         try:
             fake.install_into(ALPHA)
             async with Browser() as browser:
-                callback = await browser.back_from_slack(deployment)
+                callback = await browser.back_from_slack(deployment.adapter.install_url or "", fake.authorize_url)
                 status, page = await browser.get(callback)
                 assert status == 200 and "Troupe is installed" in page
                 status, page = await browser.get(callback)
@@ -242,7 +188,7 @@ async def test_a_used_or_expired_installation_link_is_refused_with_a_page_that_s
                 assert 'href="/slack/install"' in page
 
                 fake.install_into(BETA)
-                late = await browser.back_from_slack(deployment)
+                late = await browser.back_from_slack(deployment.adapter.install_url or "", fake.authorize_url)
                 await asyncio.sleep(1.2)
                 status, page = await browser.get(late)
                 assert status == 401 and "expired" in page and "Nothing was installed" in page
