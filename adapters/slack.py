@@ -664,9 +664,9 @@ class SlackAdapter(Adapter):
     async def _user(self, user_id: str, workspace: _Workspace, *, fallback_name: str | None = None) -> UserRef:
         """Who wrote: name, bot or not, workspace admin (manages channels), moderator user groups.
 
-        With the app in many workspaces the person is ``HOME_TEAM:USER``: a member of another
-        workspace writing in a shared channel is not taken for one of this workspace's moderators, and
-        their own workspace's admin rights give them nothing here."""
+        With the app in many workspaces the person is ``TEAM:USER``, ``TEAM`` the channel's workspace:
+        a moderator of another workspace writing in a channel shared with it is not one here, and their
+        own workspace's admin rights give them nothing here."""
         profile = await self._profile(user_id, workspace)
         name = (profile.get("profile", {}) or {}).get("display_name") or profile.get("real_name") \
             or profile.get("name") or fallback_name or user_id
@@ -674,10 +674,10 @@ class SlackAdapter(Adapter):
         for group in self.moderator_groups:
             if user_id in await self._group_members(group, workspace):
                 roles.append(group)
-        home = str(profile.get("team_id") or workspace.team_id or "")
         admin = bool(profile.get("is_admin") or profile.get("is_owner"))
-        return UserRef(id=self._scoped(home, user_id), name=str(name), is_bot=bool(profile.get("is_bot")),
-                       roles=tuple(roles), can_manage=admin and home == (workspace.team_id or home))
+        home = profile.get("team_id") or workspace.team_id
+        return UserRef(id=self._scoped(workspace.team_id, user_id), name=str(name), is_bot=bool(profile.get("is_bot")),
+                       roles=tuple(roles), can_manage=admin and (workspace.team_id is None or home == workspace.team_id))
 
     async def member(self, user: UserRef, channel: ChannelRef) -> UserRef | None:
         """``user`` in the channel's workspace now: admin or not, in the moderator user groups or not (as

@@ -174,6 +174,36 @@ async def test_a_moderator_in_one_workspace_never_sees_or_steers_another_workspa
     assert "Beta launch" in deployed.fake.posts[-1]["text"] and deployed.fake.posts[-1]["team"] == BETA
 
 
+async def test_in_a_channel_shared_with_another_workspace_its_moderators_and_admins_steer_nothing(
+        deployed: Deployment) -> None:
+    for team in (ALPHA, BETA):
+        await deployed.install(team)
+    await with_world(deployed, BETA, PERSONAS[1:3], name="Beta launch")
+    beta = deployed.app.sessions.get(f"slack:{scoped(BETA)}")
+    assert beta is not None
+    fake = deployed.fake
+    with fake.acting_in(ALPHA):
+        fake.add_user("U0ADMINA", "admin-alpha", is_admin=True)
+    # Beta's channel is shared with Alpha's moderator and admin (Slack Connect): Slack sends their
+    # commands there for Beta, as Beta's app installation hears that channel.
+    for outsider in ("U0ADMINA", PEOPLE[ALPHA][1]):
+        fake.connect_user(outsider, BETA)
+        before = len(shown(fake))
+        for text in ("pause", "persona remove Tomasz", "observe Tomasz on", "review", "stop confirm"):
+            status, body = await fake.http_slash_command(deployed.url, text, user_id=outsider,
+                                                         channel_id=PEOPLE[BETA][0], team_id=BETA)
+            assert status == 200, body
+            await asyncio.sleep(0.05)
+            await deployed.app.wait_idle()
+        refusals = shown(fake)[before:]
+        assert len(refusals) == 5 and all("Only moderators can use" in r for r in refusals), refusals
+    assert deployed.app.sessions.get(f"slack:{scoped(BETA)}") is beta and not beta.paused
+    assert [a.name for a in beta.world.agents] == list(PERSONAS[1:3]) and not beta.config.observers
+    # In their own workspace, Alpha's admin manages channels as before.
+    assert await deployed.app.is_moderator(UserRef(id=f"{ALPHA}:U0ADMINA", name="admin-alpha"),
+                                           ChannelRef(platform="slack", id=scoped(ALPHA)))
+
+
 async def test_a_used_or_expired_installation_link_is_refused_with_a_page_that_says_so(tmp_path: Path) -> None:
     async with two_workspaces() as fake:
         deployment = await deploy(settings_for(tmp_path, fake, install_link_ttl_s=1), fake)

@@ -306,6 +306,8 @@ class SlackUser:
     display_name: str | None = None
     real_name: str | None = None
     deleted: bool = False
+    #: Other workspaces they are seen in through a shared channel (Slack Connect), keeping their own ``team_id``.
+    connected_to: set[str] = field(default_factory=set)
 
     def payload(self) -> dict[str, Any]:
         """The user object of users.info."""
@@ -677,6 +679,11 @@ class FakeSlack:
             real_name=real_name,
         )
 
+    def connect_user(self, id: str, team_id: str) -> None:
+        """A member of another workspace is seen in ``team_id`` too, as through a channel shared with it
+        (Slack Connect): users.info there answers with their own workspace's ``team_id``."""
+        self.users[id].connected_to.add(team_id)
+
     def add_usergroup(self, id: str, handle: str, users: list[str]) -> None:
         """Add a user group."""
         self.usergroups[id] = SlackUsergroup(id, handle, list(users), self.team_id)
@@ -971,7 +978,7 @@ class FakeSlack:
     def _member(self, user_id: str) -> SlackUser | None:
         """The user, if they are in the workspace at hand."""
         user = self.users.get(user_id)
-        return user if user is not None and user.team_id == self.team_id else None
+        return user if user is not None and self.team_id in (user.team_id, *user.connected_to) else None
 
     def _check_member(self, channel: SlackChannel) -> None:
         if channel.is_member:
