@@ -331,6 +331,14 @@ class AdapterState(ABC):
     async def set(self, key: str, value: dict[str, Any] | None) -> None:
         """Store ``value`` under ``key``; None forgets it."""
 
+    @abstractmethod
+    async def take(self, key: str) -> dict[str, Any] | None:
+        """Forget the value under ``key`` and return it: of several takers (any process), one gets it."""
+
+    @abstractmethod
+    async def forget_stale(self, prefix: str, stored_before: datetime) -> None:
+        """Forget values under keys starting with ``prefix`` last stored before ``stored_before``."""
+
 
 class Suggestions(ABC):
     """Names the application offers while someone types a command's option (autocomplete)."""

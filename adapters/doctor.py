@@ -78,6 +78,15 @@ async def check_slack(settings: Settings, *, timeout_s: float = NETWORK_TIMEOUT_
 
     slack = settings.slack
     bot_token = _secret(slack.bot_token)
+    if bot_token is None and slack.client_id:
+        missing = [name for name, value in (("TROUPE_SLACK_CLIENT_SECRET", slack.client_secret),
+                                            ("TROUPE_SLACK_SIGNING_SECRET", slack.signing_secret)) if _secret(value) is None]
+        if missing:
+            return [Check("slack app for many workspaces", False, f"client id {slack.client_id} but no {' or '.join(missing)}",
+                          "copy them from api.slack.com/apps → your app → Basic Information")]
+        return [Check("slack app for many workspaces", True,
+                      f"client id {slack.client_id}; each workspace's token is checked when it is used "
+                      "(run `troupe slack --http PORT`; workspaces install it at PUBLIC_URL/slack/install)")]
     if bot_token is None:
         return [Check("slack", None, "not configured (set TROUPE_SLACK_BOT_TOKEN to run on Slack)")]
     checks: list[Check] = []

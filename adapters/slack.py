@@ -6,6 +6,12 @@ refused by Bolt's verification). One slash command, ``/troupe …``, carries eve
 its text. Channel messages become ``IncomingMessage``s; bot messages (ours included) are ignored and a
 delivery Slack repeats (same ``event_id``, or the same message ``ts``) is taken once.
 
+One workspace through one bot token; or, with ``client_id`` set, an app installed in many workspaces
+through OAuth (HTTP mode): each installation's token is kept in the bot's database, channels and
+people are named ``TEAM:ID`` (so each workspace's worlds and moderators are its own, and a channel is
+answered with its own workspace's token). A workspace that uninstalls the app (or revokes its token)
+loses its installation, and nothing more is posted there.
+
 Personas post with ``chat.postMessage`` under their own ``username`` and ``icon_url`` (scope
 ``chat:write.customize``); without that scope they post as the bot with their name in bold, and the
 moderator is told why. Private answers go by ``chat.postEphemeral`` (or the command's ``response_url``
@@ -22,6 +28,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,12 +36,13 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.app.async_server import AsyncSlackAppServer
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError, SlackClientError, SlackTokenRotationError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -55,6 +63,8 @@ from adapters.base import (
     literal,
     split_message,
 )
+from adapters.slack_installations import StoredInstallations, StoredOAuthStates
+from adapters.slack_oauth import oauth_settings
 from config.settings import Settings, SlackSettings
 
 log = logging.getLogger(__name__)
@@ -80,6 +90,8 @@ SEEN_MAX = 10_000
 #: How long a user's profile and a user group's members are trusted before asking Slack again.
 PROFILE_TTL_S = 600.0
 GROUPS_TTL_S = 60.0
+#: Adapter state: a workspace's Enterprise Grid organisation.
+ENTERPRISE = "enterprise:"
 #: Message subtypes that are a person writing; every other subtype (edits, joins, bot posts) is ignored.
 _PERSON_SUBTYPES = {None, "thread_broadcast", "file_share", "me_message"}
 #: Errors that will not go away by posting again.
@@ -173,7 +185,8 @@ def _adapter_error(error: Exception, what: str) -> AdapterError:
         hint = {
             "not_in_channel": " (invite the app to the channel: /invite @Troupe)",
             "missing_scope": " (reinstall the app from config/slack-manifest.yaml to grant the scopes)",
-            "invalid_auth": " (check TROUPE_SLACK_BOT_TOKEN)",
+            "invalid_auth": " (check TROUPE_SLACK_BOT_TOKEN, or install the app in the workspace again)",
+            "token_revoked": " (the workspace revoked the app's token: install the app there again)",
         }.get(code, "")
         return AdapterError(f"Slack refused {what}: {code or f'HTTP {status}'}{hint}", retryable=retryable)
     return AdapterError(f"could not reach Slack for {what}: {type(error).__name__}: {error}", retryable=True)
@@ -237,6 +250,21 @@ class _Closed:
     """Queued marker: ``listen`` ends."""
 
 
+@dataclass(frozen=True)
+class _Workspace:
+    """The bot in one workspace: a client holding its token there, who it is there, what it may do."""
+
+    client: AsyncWebClient
+    team_id: str | None
+    bot_user_id: str | None
+    bot_id: str | None
+    scopes: frozenset[str]
+
+    @property
+    def can_customize(self) -> bool:
+        return "chat:write.customize" in self.scopes
+
+
 class SlackAdapter(Adapter):
     """Slack, through a Bolt ``AsyncApp`` in Socket Mode (default) or HTTP mode (``http_port``)."""
 
@@ -272,9 +300,21 @@ class SlackAdapter(Adapter):
         self._invocations: dict[str, _Invocation] = {}
         self._users: dict[str, tuple[float, dict[str, Any]]] = {}
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
-        self._groups_unreadable = False
+        #: Workspaces (team ids; ``None`` for the single one) whose user groups the app may not read.
+        self._groups_unreadable: set[str | None] = set()
         self._no_customize_told: set[str] = set()
         self._tokens = 0
+        #: Installed in many workspaces through OAuth (``client_id``), rather than one bot token.
+        self.distributed = bool(self.settings.client_id)
+        if self.distributed and isinstance(settings, Settings):
+            _warn_of_unscoped_moderators(settings.bot.moderator_user_ids)
+        #: Distributed: where installations are kept, each team's organisation (Enterprise Grid), each team's client.
+        self._installations: StoredInstallations | None = None
+        self._enterprises: dict[str, str | None] = {}
+        self._clients: dict[str, AsyncWebClient] = {}
+        self._not_installed_told: set[str] = set()
+        #: Distributed, HTTP mode: where a workspace installs the app (known after ``connect``).
+        self.install_url: str | None = None
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -284,6 +324,8 @@ class SlackAdapter(Adapter):
 
     @property
     def where(self) -> str:
+        if self.install_url:
+            return f"on Slack, receiving requests at {self.http_url}; workspaces install it at {self.install_url}"
         return f"on Slack, receiving requests at {self.http_url}" if self.http_url else "on Slack (Socket Mode)"
 
     @property
@@ -291,7 +333,21 @@ class SlackAdapter(Adapter):
         """Personas may post under their own name and icon (scope ``chat:write.customize``)."""
         return "chat:write.customize" in self.scopes
 
+    def _web_client(self, token: str | None) -> AsyncWebClient:
+        return AsyncWebClient(
+            token=token,
+            base_url=_api_base(self.settings.api_base),
+            retry_handlers=[
+                _ReadOnlyConnectionRetry(max_retry_count=2),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+                AsyncServerErrorRetryHandler(max_retry_count=2),
+            ],
+        )
+
     async def connect(self) -> None:
+        if self.distributed:
+            await self._connect_distributed()
+            return
         bot_token = _secret(self.settings.bot_token)
         if not bot_token:
             raise AdapterError("no Slack bot token: set TROUPE_SLACK_BOT_TOKEN (api.slack.com/apps → your app → "
@@ -309,28 +365,53 @@ class SlackAdapter(Adapter):
             raise AdapterError("Socket Mode needs an app-level token: set TROUPE_SLACK_APP_TOKEN (xapp-…; api.slack.com/"
                                "apps → your app → Basic Information → App-Level Tokens, scope connections:write), "
                                "or run `troupe slack --http PORT`", retryable=False)
-        self.client = AsyncWebClient(
-            token=bot_token,
-            base_url=_api_base(self.settings.api_base),
-            retry_handlers=[
-                _ReadOnlyConnectionRetry(max_retry_count=2),
-                AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-                AsyncServerErrorRetryHandler(max_retry_count=2),
-            ],
-        )
+        self.client = self._web_client(bot_token)
         await self._identify()
         # Listeners run before the answer to Slack: a message is acknowledged once it is kept.
         self.app = AsyncApp(client=self.client, signing_secret=signing_secret or "",
                             request_verification_enabled=http_mode, ssl_check_enabled=http_mode,
                             url_verification_enabled=http_mode, process_before_response=True)
-        self.app.command(self.settings.command)(self._on_command)
-        self.app.event("message")(self._on_message)
-        for kind in ("app_mention", "member_joined_channel", "app_home_opened"):
-            self.app.event(kind)(_ignore)
+        self._listen_to(self.app)
         if http_mode:
             await self._serve_http()
         else:
             await self._open_socket(app_token)
+
+    def _listen_to(self, app: AsyncApp) -> None:
+        app.command(self.settings.command)(self._on_command)
+        app.event("message")(self._on_message)
+        for kind in ("app_mention", "member_joined_channel", "app_home_opened"):
+            app.event(kind)(_ignore)
+
+    async def _connect_distributed(self) -> None:
+        """An app for many workspaces: HTTP mode, the installation pages, installations in the database."""
+        problems = []
+        if not _secret(self.settings.client_secret):
+            problems.append("set TROUPE_SLACK_CLIENT_SECRET (api.slack.com/apps → your app → Basic Information → "
+                            "App Credentials → Client Secret)")
+        signing_secret = _secret(self.settings.signing_secret)
+        if not signing_secret:
+            problems.append("set TROUPE_SLACK_SIGNING_SECRET (Basic Information → Signing Secret)")
+        if self.http_port is None:
+            problems.append("run it in HTTP mode (`troupe slack --http PORT`): workspaces install it through web "
+                            "pages and Slack sends its events there")
+        if self.state is None:
+            problems.append("run it with the bot's database, where each workspace's installation is kept")
+        if problems:
+            raise AdapterError("a Slack app for many workspaces (TROUPE_SLACK_CLIENT_ID is set) needs more: "
+                               + "; ".join(problems), retryable=False)
+        assert self.state is not None
+        self._installations = StoredInstallations(self.state)
+        states = StoredOAuthStates(self.state, self.settings.install_link_ttl_s)
+        self.client = self._web_client(None)
+        self.app = AsyncApp(client=self.client, signing_secret=signing_secret, installation_store=self._installations,
+                            oauth_settings=oauth_settings(self.settings, self._installations, states),
+                            process_before_response=True)
+        self._listen_to(self.app)
+        self.app.event("app_uninstalled")(self._on_uninstalled)
+        self.app.event("tokens_revoked")(self._on_tokens_revoked)
+        root = await self._serve_http()
+        self.install_url = f"{(self.settings.public_url or root).rstrip('/')}{self.settings.install_path}"
 
     async def _identify(self) -> None:
         """``auth.test``: the token works, who the bot is, and which scopes it was granted."""
@@ -354,6 +435,105 @@ class SlackAdapter(Adapter):
         self.scopes = {s.strip() for s in str(header).split(",") if s.strip()}
         if self.scopes and not self.can_customize:
             log.warning("the Slack app lacks chat:write.customize: personas will post as the bot, with their name")
+
+    # -- workspaces ---------------------------------------------------------------------------
+
+    def _single(self) -> _Workspace:
+        assert self.client is not None
+        return _Workspace(self.client, None, self.bot_user_id, self.bot_id, frozenset(self.scopes))
+
+    def _scoped(self, team: str | None, slack_id: str) -> str:
+        """A channel's or person's id as Troupe knows it: in many workspaces ``TEAM:ID``, so each
+        workspace's worlds, moderators and limits are its own; with one workspace, Slack's id."""
+        if not self.distributed:
+            return slack_id
+        if not team:
+            raise AdapterError(f"Slack sent {slack_id} without its workspace; it is ignored", retryable=False)
+        return f"{team}:{slack_id}"
+
+    def _raw(self, scoped_id: str) -> str:
+        """Slack's own id of a channel or person Troupe knows as ``TEAM:ID``."""
+        return scoped_id.rpartition(":")[2] if self.distributed else scoped_id
+
+    async def _workspace(self, channel_id: str) -> _Workspace:
+        """The bot in the channel's workspace, with a token good for at least the next few minutes."""
+        if not self.distributed:
+            return self._single()
+        enterprise, team = await self._team_of(channel_id)
+        return await self._installed(enterprise, team)
+
+    async def _team_of(self, channel_id: str) -> tuple[str | None, str]:
+        """The (enterprise, team) of a channel known as ``TEAM:CHANNEL``."""
+        team, scoped, _ = channel_id.partition(":")
+        if not scoped or not team:
+            raise AdapterError(f"channel {channel_id!r} names no Slack workspace: with the app in many workspaces a "
+                               "channel is TEAM:CHANNEL (e.g. slack:T0123ABCD:C0456EFGH)", retryable=False)
+        if team not in self._enterprises:
+            stored = await self.state.get(f"{ENTERPRISE}{team}") if self.state is not None else None
+            self._enterprises[team] = stored.get("enterprise") if stored else None
+        return self._enterprises[team], team
+
+    async def _remember_team(self, enterprise: str | None, team: str | None) -> None:
+        """The Enterprise Grid organisation a workspace belongs to, kept so any worker (and this one after
+        a restart) finds its installation; a workspace outside one needs nothing kept."""
+        if not self.distributed or not team or (team in self._enterprises and self._enterprises[team] == enterprise):
+            return
+        self._enterprises[team] = enterprise
+        if self.state is not None and enterprise:
+            await self.state.set(f"{ENTERPRISE}{team}", {"enterprise": enterprise})
+
+    async def _installed(self, enterprise: str | None, team: str) -> _Workspace:
+        """The workspace's installation, its token refreshed first when it rotates and expires soon."""
+        assert self._installations is not None and self.client is not None
+        bot = await self._installations.async_find_bot(enterprise_id=enterprise, team_id=team)
+        if bot is None:
+            if team not in self._not_installed_told:
+                self._not_installed_told.add(team)
+                log.warning("Troupe is not installed in Slack workspace %s (uninstalled, or its token revoked): "
+                            "nothing is posted there until it is installed again at %s", team, self.install_url)
+            raise AdapterError(f"Troupe is not installed in Slack workspace {team} (uninstalled, or its token "
+                               f"revoked): install it there again at {self.install_url}", retryable=False)
+        self._not_installed_told.discard(team)
+        if bot.bot_refresh_token:
+            rotator = AsyncTokenRotator(client_id=self.settings.client_id or "",
+                                        client_secret=_secret(self.settings.client_secret), client=self.client)
+            try:
+                refreshed = await rotator.perform_bot_token_rotation(
+                    bot=bot, minutes_before_expiration=self.settings.token_refresh_minutes)
+            except SlackTokenRotationError as error:
+                raise AdapterError(f"Slack refused to refresh the token of workspace {team}: {error.api_error}") from None
+            except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as error:
+                raise AdapterError(f"could not reach Slack to refresh the token of workspace {team}: {error}") from None
+            if refreshed is not None:
+                await self._installations.async_save_bot(refreshed)
+                log.info("refreshed the Slack token of workspace %s", team)
+                bot = refreshed
+        client = self._clients.get(team)
+        if client is None:
+            client = self._clients[team] = self._web_client(bot.bot_token)
+        client.token = bot.bot_token
+        return _Workspace(client, team, bot.bot_user_id, bot.bot_id, frozenset(bot.bot_scopes))
+
+    async def _on_uninstalled(self, context: Any) -> None:
+        """The workspace removed the app: its installation and tokens go (Slack revoked them already)."""
+        assert self._installations is not None
+        await self._installations.async_delete_all(enterprise_id=context.enterprise_id, team_id=context.team_id)
+        self._clients.pop(str(context.team_id), None)
+        log.warning("Slack workspace %s uninstalled Troupe: its installation and tokens are deleted; nothing is "
+                    "posted there until it is installed again", context.team_id)
+
+    async def _on_tokens_revoked(self, event: dict[str, Any], context: Any) -> None:
+        """Tokens revoked in a workspace: the bot's (the workspace's installation goes quiet) or users'."""
+        assert self._installations is not None
+        tokens = event.get("tokens") or {}
+        for user_id in tokens.get("oauth") or []:
+            await self._installations.async_delete_installation(enterprise_id=context.enterprise_id,
+                                                                team_id=context.team_id, user_id=user_id)
+        if tokens.get("bot"):
+            await self._installations.async_delete_bot(enterprise_id=context.enterprise_id, team_id=context.team_id)
+            self._clients.pop(str(context.team_id), None)
+            log.warning("Slack workspace %s revoked Troupe's bot token: it is deleted; nothing is posted there "
+                        "until the app is installed again", context.team_id)
 
     async def _open_socket(self, app_token: str) -> None:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -383,7 +563,8 @@ class SlackAdapter(Adapter):
             raise AdapterError(f"could not open the Socket Mode connection: {error}") from None
         self._socket = handler
 
-    async def _serve_http(self) -> None:
+    async def _serve_http(self) -> str:
+        """Listen for Slack's requests; returns the root URL served (``http://HOST:PORT``)."""
         assert self.app is not None
         server = AsyncSlackAppServer(port=self.http_port or 0, path=self.settings.http_path, app=self.app,
                                      host=self.settings.http_host)
@@ -400,6 +581,7 @@ class SlackAdapter(Adapter):
         host = "127.0.0.1" if self.settings.http_host in ("0.0.0.0", "") else self.settings.http_host
         self.http_port = port
         self.http_url = f"http://{host}:{port}{self.settings.http_path}"
+        return f"http://{host}:{port}"
 
     async def disconnect(self) -> None:
         if self._socket is not None:
@@ -421,16 +603,19 @@ class SlackAdapter(Adapter):
 
     # -- incoming -------------------------------------------------------------------------------
 
-    def _by_a_person(self, message: dict[str, Any]) -> bool:
+    @staticmethod
+    def _by_a_person(message: dict[str, Any], workspace: _Workspace) -> bool:
         """Written by someone (not a bot, not this app), and not an edit, a join or the like."""
         return (message.get("subtype") in _PERSON_SUBTYPES and not message.get("bot_id")
-                and bool(message.get("user")) and message.get("user") != self.bot_user_id)
+                and bool(message.get("user")) and message.get("user") != workspace.bot_user_id)
 
-    async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+    async def _on_message(self, event: dict[str, Any], body: dict[str, Any], context: Any) -> None:
         """A message event: people's messages are heard once; bots', edits and joins are ignored."""
-        if not self._by_a_person(event):
+        await self._remember_team(context.enterprise_id, context.team_id)
+        channel_id = self._scoped(context.team_id, str(event.get("channel", "")))
+        workspace = await self._workspace(channel_id)
+        if not self._by_a_person(event, workspace):
             return
-        channel_id = str(event.get("channel", ""))
         ts = str(event.get("ts", ""))
         if not self._seen.first_time(str(body.get("event_id", "")), f"{channel_id}/{ts}"):
             log.info("ignored a repeated delivery of message %s in %s", ts, channel_id)
@@ -438,7 +623,7 @@ class SlackAdapter(Adapter):
         text = _plain_text(str(event.get("text") or ""))
         if not text.strip():
             return
-        user = await self._user(str(event["user"]))
+        user = await self._user(str(event["user"]), workspace)
         if user.is_bot:
             return
         thread = event.get("thread_ts")
@@ -457,13 +642,15 @@ class SlackAdapter(Adapter):
             self._seen.forget(str(body.get("event_id", "")), f"{channel_id}/{ts}")
             raise AdapterError(f"could not keep message {ts} in {channel_id}; Slack will send it again")
 
-    async def _on_command(self, ack: Callable[..., Any], command: dict[str, Any]) -> None:
+    async def _on_command(self, ack: Callable[..., Any], command: dict[str, Any], context: Any) -> None:
         """``/troupe …``: acknowledged at once (Slack allows 3 s); the answer follows as messages."""
         await ack()
         text = str(command.get("text") or "").strip()
-        channel = ChannelRef(platform="slack", id=str(command.get("channel_id", "")),
+        await self._remember_team(context.enterprise_id, context.team_id)
+        channel = ChannelRef(platform="slack", id=self._scoped(context.team_id, str(command.get("channel_id", ""))),
                              name=command.get("channel_name") or None)
-        user = await self._user(str(command.get("user_id", "")), fallback_name=command.get("user_name"))
+        workspace = await self._workspace(channel.id)
+        user = await self._user(str(command.get("user_id", "")), workspace, fallback_name=command.get("user_name"))
         self._tokens += 1
         token = f"slash-{self._tokens}"
         self._invocations[token] = _Invocation(command.get("response_url"))
@@ -474,55 +661,63 @@ class SlackAdapter(Adapter):
         for key in [k for k, v in self._invocations.items() if v.expired]:
             del self._invocations[key]
 
-    async def _user(self, user_id: str, *, fallback_name: str | None = None) -> UserRef:
-        """Who wrote: name, bot or not, workspace admin (manages channels), moderator user groups."""
-        profile = await self._profile(user_id)
+    async def _user(self, user_id: str, workspace: _Workspace, *, fallback_name: str | None = None) -> UserRef:
+        """Who wrote: name, bot or not, workspace admin (manages channels), moderator user groups.
+
+        With the app in many workspaces the person is ``TEAM:USER``, ``TEAM`` the channel's workspace:
+        a moderator of another workspace writing in a channel shared with it is not one here, and their
+        own workspace's admin rights give them nothing here."""
+        profile = await self._profile(user_id, workspace)
         name = (profile.get("profile", {}) or {}).get("display_name") or profile.get("real_name") \
             or profile.get("name") or fallback_name or user_id
         roles = []
         for group in self.moderator_groups:
-            if user_id in await self._group_members(group):
+            if user_id in await self._group_members(group, workspace):
                 roles.append(group)
-        return UserRef(id=user_id, name=str(name), is_bot=bool(profile.get("is_bot")), roles=tuple(roles),
-                       can_manage=bool(profile.get("is_admin") or profile.get("is_owner")))
+        admin = bool(profile.get("is_admin") or profile.get("is_owner"))
+        home = profile.get("team_id") or workspace.team_id
+        return UserRef(id=self._scoped(workspace.team_id, user_id), name=str(name), is_bot=bool(profile.get("is_bot")),
+                       roles=tuple(roles), can_manage=admin and (workspace.team_id is None or home == workspace.team_id))
 
     async def member(self, user: UserRef, channel: ChannelRef) -> UserRef | None:
-        """``user`` in the workspace now: admin or not, in the moderator user groups or not (as Slack
-        said within ``PROFILE_TTL_S`` and ``GROUPS_TTL_S``); None once deactivated."""
-        current = await self._user(user.id, fallback_name=user.name)
-        return None if (await self._profile(user.id)).get("deleted") else current
+        """``user`` in the channel's workspace now: admin or not, in the moderator user groups or not (as
+        Slack said within ``PROFILE_TTL_S`` and ``GROUPS_TTL_S``); None once deactivated."""
+        workspace = await self._workspace(channel.id)
+        user_id = self._raw(user.id)
+        current = await self._user(user_id, workspace, fallback_name=user.name)
+        return None if (await self._profile(user_id, workspace)).get("deleted") else current
 
-    async def _profile(self, user_id: str) -> dict[str, Any]:
-        cached = self._users.get(user_id)
+    async def _profile(self, user_id: str, workspace: _Workspace) -> dict[str, Any]:
+        key = f"{workspace.team_id}/{user_id}"
+        cached = self._users.get(key)
         if cached is not None and time.monotonic() - cached[0] < PROFILE_TTL_S:
             return cached[1]
-        assert self.client is not None
         try:
-            found = (await self.client.users_info(user=user_id)).get("user") or {}
+            found = (await workspace.client.users_info(user=user_id)).get("user") or {}
         except (TimeoutError, SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
             log.info("could not look up Slack user %s: %s", user_id, error)
             return cached[1] if cached else {}
-        self._users[user_id] = (time.monotonic(), found)
+        self._users[key] = (time.monotonic(), found)
         return found
 
-    async def _group_members(self, group_id: str) -> frozenset[str]:
-        cached = self._groups.get(group_id)
+    async def _group_members(self, group_id: str, workspace: _Workspace) -> frozenset[str]:
+        key = f"{workspace.team_id}/{group_id}"
+        cached = self._groups.get(key)
         if cached is not None and time.monotonic() - cached[0] < GROUPS_TTL_S:
             return cached[1]
-        if self._groups_unreadable:
+        if workspace.team_id in self._groups_unreadable:
             return frozenset()
-        assert self.client is not None
         try:
-            users = (await self.client.usergroups_users_list(usergroup=group_id)).get("users") or []
+            users = (await workspace.client.usergroups_users_list(usergroup=group_id)).get("users") or []
         except SlackApiError as error:
             if _error_code(error) == "missing_scope":
-                self._groups_unreadable = True
+                self._groups_unreadable.add(workspace.team_id)
                 log.warning("moderator user groups are configured but the app lacks usergroups:read")
             return cached[1] if cached else frozenset()
         except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError):
             return cached[1] if cached else frozenset()
         members = frozenset(str(u) for u in users)
-        self._groups[group_id] = (time.monotonic(), members)
+        self._groups[key] = (time.monotonic(), members)
         return members
 
     # -- answering ------------------------------------------------------------------------------
@@ -534,9 +729,9 @@ class SlackAdapter(Adapter):
     async def _ephemeral(self, user: UserRef, channel: ChannelRef, text: str,
                          blocks: list[dict[str, Any]] | None, reply_token: str | None) -> None:
         """``chat.postEphemeral``; where the bot may not post, the command's response_url."""
-        assert self.client is not None
+        workspace = await self._workspace(channel.id)
         try:
-            await self.client.chat_postEphemeral(channel=channel.id, user=user.id, text=clip(text, TEXT_MAX),
+            await workspace.client.chat_postEphemeral(channel=self._raw(channel.id), user=self._raw(user.id), text=clip(text, TEXT_MAX),
                                                  blocks=blocks, thread_ts=channel.thread)
             return
         except SlackApiError as error:
@@ -590,10 +785,10 @@ class SlackAdapter(Adapter):
     async def progress(self, channel: ChannelRef, text: str, *, handle: str | None = None,
                      thread: str | None = None) -> str | None:
         """Progress of long work in one message: posted once, then updated with ``chat.update``."""
-        assert self.client is not None
         if handle is not None:
+            workspace = await self._workspace(channel.id)
             try:
-                await self.client.chat_update(channel=channel.id, ts=handle, text=to_mrkdwn(text))
+                await workspace.client.chat_update(channel=self._raw(channel.id), ts=handle, text=to_mrkdwn(text))
                 return handle
             except SlackApiError as error:
                 if _error_code(error) not in ("message_not_found", "cant_update_message"):
@@ -605,10 +800,10 @@ class SlackAdapter(Adapter):
     async def upload(self, channel: ChannelRef, filename: str, data: bytes, comment: str = "", *,
                      thread: str | None = None) -> str | None:
         """Share a file in the channel (``files.getUploadURLExternal`` + ``files.completeUploadExternal``)."""
-        assert self.client is not None
+        workspace = await self._workspace(channel.id)
         try:
-            response = await self.client.files_upload_v2(
-                channel=channel.id, file=data, filename=filename, title=filename,
+            response = await workspace.client.files_upload_v2(
+                channel=self._raw(channel.id), file=data, filename=filename, title=filename,
                 initial_comment=to_mrkdwn(comment) if comment else None, thread_ts=thread or channel.thread)
         except (TimeoutError, SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
             log.warning("upload of %s failed: %s", filename, error)
@@ -622,11 +817,14 @@ class SlackAdapter(Adapter):
         """Under the persona's own name and icon (``chat:write.customize``); without that scope, through
         the bot with the persona's name leading every piece."""
         thread = thread or channel.thread
-        if self.can_customize:
+        workspace = await self._workspace(channel.id)
+        if workspace.can_customize:
             bodies = [to_mrkdwn(piece) for piece in split_message(text, self.max_message_length)]
-            return await self._send_all(channel.id, bodies, identity=identity, thread=thread, what="a persona message")
-        await self._explain_no_customize(channel.id)
-        return await self._send_all(channel.id, self._on_behalf(identity, text), thread=thread, what="a persona message")
+            return await self._send_all(channel.id, bodies, identity=identity, thread=thread, what="a persona message",
+                                        workspace=workspace)
+        await self._explain_no_customize(channel.id, workspace)
+        return await self._send_all(channel.id, self._on_behalf(identity, text), thread=thread, what="a persona message",
+                                    workspace=workspace)
 
     def _on_behalf(self, identity: Identity, text: str) -> list[str]:
         """The pieces of a persona's post made through the bot, each led by the persona's name."""
@@ -639,51 +837,53 @@ class SlackAdapter(Adapter):
         return await self._send_all(channel.id, bodies, thread=thread or channel.thread, what="a message")
 
     async def _send_all(self, channel_id: str, bodies: list[str], *, identity: Identity | None = None,
-                        thread: str | None, what: str) -> str:
+                        thread: str | None, what: str, workspace: _Workspace | None = None) -> str:
         first: str | None = None
+        workspace = workspace or await self._workspace(channel_id)
         for body in bodies:
-            ts = await self._send(channel_id, body, identity=identity, thread=thread, what=what)
+            ts = await self._send(channel_id, body, identity=identity, thread=thread, what=what, workspace=workspace)
             first = first or ts
         assert first is not None
         return first
 
     async def _send(self, channel_id: str, text: str, *, identity: Identity | None = None,
-                    blocks: list[dict[str, Any]] | None = None, thread: str | None = None, what: str) -> str:
-        assert self.client is not None
+                    blocks: list[dict[str, Any]] | None = None, thread: str | None = None, what: str,
+                    workspace: _Workspace | None = None) -> str:
+        workspace = workspace or await self._workspace(channel_id)
         options: dict[str, Any] = {}
         if identity is not None:
             options["username"] = identity.display_name(USERNAME_MAX)
             if identity.avatar_url:
                 options["icon_url"] = identity.avatar_url
         try:
-            response = await self.client.chat_postMessage(
-                channel=channel_id, text=text, blocks=blocks, thread_ts=thread, unfurl_links=False,
+            response = await workspace.client.chat_postMessage(
+                channel=self._raw(channel_id), text=text, blocks=blocks, thread_ts=thread, unfurl_links=False,
                 unfurl_media=False, **options)
         except (TimeoutError, SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
             raise _adapter_error(error, what) from error
         return str(response.get("ts"))
 
-    async def _explain_no_customize(self, channel_id: str) -> None:
+    async def _explain_no_customize(self, channel_id: str, workspace: _Workspace) -> None:
         """Say once per channel why personas post as the bot here."""
-        if channel_id in self._no_customize_told or not self.scopes:
+        if channel_id in self._no_customize_told or not workspace.scopes:
             return  # told already, or the scopes are unknown (Slack did not say): nothing sure to tell
         self._no_customize_told.add(channel_id)
         text = ("This app lacks the chat:write.customize scope, so personas post through me with their name in "
                 "bold. Reinstall the app from config/slack-manifest.yaml to let each persona post under its own "
                 "name and icon.")
         try:
-            await self._send(channel_id, text, what="a notice")
+            await self._send(channel_id, text, what="a notice", workspace=workspace)
         except AdapterError as error:
             log.warning("could not explain the missing scope: %s", error)
 
     async def catch_up(self, channel: ChannelRef, after: str) -> list[IncomingMessage]:
         """People's messages after ``after`` (a ``ts``), from ``conversations.history``, oldest first."""
-        assert self.client is not None
+        workspace = await self._workspace(channel.id)
         found: list[dict[str, Any]] = []
         cursor: str | None = None
         try:
             while len(found) < CATCH_UP_MAX:
-                response = await self.client.conversations_history(channel=channel.id, oldest=after, limit=200,
+                response = await workspace.client.conversations_history(channel=self._raw(channel.id), oldest=after, limit=200,
                                                                    cursor=cursor)
                 found += [m for m in response.get("messages") or [] if float(m.get("ts", 0)) > float(after)]
                 cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
@@ -693,12 +893,12 @@ class SlackAdapter(Adapter):
             raise _adapter_error(error, "reading the channel's history") from error
         missed: list[IncomingMessage] = []
         for message in sorted(found, key=lambda m: float(m["ts"]))[:CATCH_UP_MAX]:
-            if not self._by_a_person(message):
+            if not self._by_a_person(message, workspace):
                 continue
             text = _plain_text(str(message.get("text") or ""))
             if not text.strip() or not self._seen.first_time(f"{channel.id}/{message['ts']}"):
                 continue
-            user = await self._user(str(message["user"]))
+            user = await self._user(str(message["user"]), workspace)
             if not user.is_bot:
                 missed.append(IncomingMessage(channel=ChannelRef(platform="slack", id=channel.id, name=channel.name),
                                               user=user, text=text, message_id=str(message["ts"])))
@@ -707,21 +907,23 @@ class SlackAdapter(Adapter):
     async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
                         since: datetime, taken: Collection[str] = ()) -> str | None:
         """Our post of ``text`` as ``identity`` in the channel's (or thread's) history since ``since``."""
-        assert self.client is not None
+        workspace = await self._workspace(channel.id)
         wanted = {to_mrkdwn(split_message(text, self.max_message_length)[0]), self._on_behalf(identity, text)[0]}
         username = identity.display_name(USERNAME_MAX)
         oldest = f"{since.timestamp() - 5:.6f}"
         thread = thread or channel.thread
         try:
             if thread:
-                response = await self.client.conversations_replies(channel=channel.id, ts=thread, oldest=oldest, limit=200)
+                response = await workspace.client.conversations_replies(channel=self._raw(channel.id), ts=thread,
+                                                                        oldest=oldest, limit=200)
             else:
-                response = await self.client.conversations_history(channel=channel.id, oldest=oldest, limit=200)
+                response = await workspace.client.conversations_history(channel=self._raw(channel.id), oldest=oldest,
+                                                                        limit=200)
         except (TimeoutError, SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
             raise _adapter_error(error, "reading the channel's history") from error
         oldest = None  # history comes newest first; the same words posted twice are two messages
         for message in response.get("messages") or []:
-            ours = message.get("bot_id") == self.bot_id or message.get("user") == self.bot_user_id
+            ours = message.get("bot_id") == workspace.bot_id or message.get("user") == workspace.bot_user_id
             named = message.get("username") in (username, None)
             if ours and named and message.get("text") in wanted and str(message.get("ts")) not in taken:
                 oldest = str(message.get("ts"))
@@ -734,6 +936,18 @@ class SlackAdapter(Adapter):
         """A thread is a message's replies: ``text`` is posted in the channel and starts it."""
         ts = await self._send(channel.id, to_mrkdwn(text), what="the first message of a thread")
         return OpenedThread(id=ts, link="a thread")
+
+
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+
+
+def _warn_of_unscoped_moderators(user_ids: list[str]) -> None:
+    """Slack moderators named without their workspace moderate nowhere once the app is in many."""
+    bare = [u.strip() for u in user_ids if _SLACK_USER.fullmatch(u.strip().removeprefix("slack:"))]
+    if bare:
+        log.warning("bot.moderator_user_ids names Slack users without their workspace (%s): with the app in many "
+                    "workspaces write each as slack:TEAM:USER (e.g. slack:T0123ABCD:U0456EFGH), so they moderate in "
+                    "their own workspace only; as written they moderate nowhere", ", ".join(bare))
 
 
 async def _ignore(ack: Callable[..., Any] | None = None) -> None:

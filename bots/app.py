@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 from collections.abc import Awaitable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -701,6 +702,12 @@ class StoredAdapterState(AdapterState):
 
     async def set(self, key: str, value: dict[str, Any] | None) -> None:
         await self.storage.set_adapter_state(self.platform, key, value)
+
+    async def take(self, key: str) -> dict[str, Any] | None:
+        return await self.storage.take_adapter_state(self.platform, key)
+
+    async def forget_stale(self, prefix: str, stored_before: datetime) -> None:
+        await self.storage.forget_stale_adapter_state(self.platform, prefix, stored_before)
 
 
 def _log_failure(task: asyncio.Future) -> None:

@@ -531,11 +531,12 @@ def _slack_builder(http_port: int | None, *, required: bool) -> AdapterBuilder:
         from adapters.slack import SlackAdapter
 
         token = settings.slack.bot_token
-        if token is None or not token.get_secret_value().strip():
+        if (token is None or not token.get_secret_value().strip()) and not settings.slack.client_id:
             if not required:
                 return None
             return ("no Slack bot token: set TROUPE_SLACK_BOT_TOKEN "
-                    "(README, section “Slack”, explains where to get one)")
+                    "(README, section “Slack”, explains where to get one), or TROUPE_SLACK_CLIENT_ID for an app "
+                    "installed in many workspaces")
         return SlackAdapter(settings, http_port=http_port)
 
     return build

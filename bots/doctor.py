@@ -329,7 +329,7 @@ def _secret(value: Any) -> str | None:
 
 def _secret_values(settings: Settings) -> list[str]:
     values = [settings.llm.api_key, settings.discord.token, settings.slack.bot_token,
-              settings.slack.app_token, settings.slack.signing_secret]
+              settings.slack.app_token, settings.slack.signing_secret, settings.slack.client_secret]
     return [s for s in (_secret(v) for v in values) if s is not None]
 
 

@@ -198,11 +198,39 @@ class DiscordSettings(BaseModel):
         return None if self.shard_ids is None else parse_shard_ids(self.shard_ids)
 
 
+#: The bot scopes of ``config/slack-manifest.yaml``, asked for when a workspace installs the app.
+SLACK_BOT_SCOPES = ("chat:write", "chat:write.customize", "commands", "channels:history", "groups:history",
+                    "channels:read", "groups:read", "users:read", "usergroups:read", "files:write")
+
+
 class SlackSettings(BaseModel):
     """How to reach Slack. Moderators come from ``bot`` (user ids, user-group ids, workspace admins)."""
 
-    #: Bot token (``xoxb-…``) from OAuth & Permissions (``TROUPE_SLACK_BOT_TOKEN``).
+    #: Bot token (``xoxb-…``) from OAuth & Permissions (``TROUPE_SLACK_BOT_TOKEN``), for one workspace.
+    #: Not needed with ``client_id``: then each workspace's token comes from its installation.
     bot_token: SecretStr | None = None
+    #: A Slack app for many workspaces: the app's Client ID (Basic Information → App Credentials,
+    #: ``TROUPE_SLACK_CLIENT_ID``). Set, each workspace installs the app through ``install_path`` and its
+    #: tokens are kept in the bot's database; needs HTTP mode (``troupe slack --http PORT``).
+    client_id: str | None = None
+    #: The app's Client Secret (``TROUPE_SLACK_CLIENT_SECRET``), with ``client_id``.
+    client_secret: SecretStr | None = None
+    #: The bot scopes a workspace grants on installing the app.
+    scopes: list[str] = Field(default_factory=lambda: list(SLACK_BOT_SCOPES))
+    #: With ``client_id``: the page that starts an installation (send people to ``PUBLIC_URL/slack/install``).
+    install_path: str = "/slack/install"
+    #: With ``client_id``: where Slack sends the installer back; add ``PUBLIC_URL`` + this path to the
+    #: app's Redirect URLs (OAuth & Permissions).
+    redirect_uri_path: str = "/slack/oauth_redirect"
+    #: The address people reach this app at, e.g. ``https://troupe.example.com``; the redirect URL is
+    #: this plus ``redirect_uri_path``. Unset, Slack uses the app's first Redirect URL.
+    public_url: str | None = None
+    #: Slack's page where a workspace approves the installation; a test points it at a local stand-in.
+    authorize_url: str = "https://slack.com/oauth/v2/authorize"
+    #: Seconds an installation link stays good (from opening ``install_path`` to Slack's redirect).
+    install_link_ttl_s: int = Field(default=600, ge=1)
+    #: With token rotation on: a workspace's token is refreshed when it expires within this many minutes.
+    token_refresh_minutes: int = Field(default=120, ge=1)
     #: App-level token (``xapp-…``) with ``connections:write``, for Socket Mode (``TROUPE_SLACK_APP_TOKEN``).
     app_token: SecretStr | None = None
     #: Signing secret from Basic Information, for HTTP mode (``TROUPE_SLACK_SIGNING_SECRET``).

@@ -404,6 +404,14 @@ class Storage(ABC):
     async def set_adapter_state(self, platform: str, key: str, value: dict[str, Any] | None) -> None:
         """Store (or, with None, forget) a value of an adapter's."""
 
+    @abstractmethod
+    async def take_adapter_state(self, platform: str, key: str) -> dict[str, Any] | None:
+        """Forget a value and return it, at once: of several takers (in any process) one gets it."""
+
+    @abstractmethod
+    async def forget_stale_adapter_state(self, platform: str, prefix: str, stored_before: datetime) -> None:
+        """Forget the values whose key starts with ``prefix`` that were last stored before ``stored_before``."""
+
     # -- inbox --------------------------------------------------------------------------------
 
     @abstractmethod

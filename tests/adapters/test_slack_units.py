@@ -135,5 +135,10 @@ def test_manifest_grants_what_the_adapter_uses() -> None:
     assert manifest["settings"]["socket_mode_enabled"] is True
 
 
+def test_a_workspace_installing_the_app_is_asked_for_the_manifests_scopes() -> None:
+    manifest = yaml.safe_load((ROOT / "config" / "slack-manifest.yaml").read_text())
+    assert Settings().slack.scopes == manifest["oauth_config"]["scopes"]["bot"]
+
+
 def test_escape_is_idempotent_on_plain_text() -> None:
     assert escape("plain words") == "plain words"

@@ -17,6 +17,16 @@ It speaks the wire protocol those clients expect, so nothing of ours is bypassed
   frame; ``request_refresh()`` sends ``{"type": "disconnect", "reason": "refresh_requested"}``.
 * HTTP mode: ``http_event`` / ``http_slash_command`` play Slack calling the app's Request URL, signed
   with ``X-Slack-Signature`` = ``v0=`` + HMAC-SHA256(``v0:{timestamp}:{body}``).
+* Many workspaces: ``add_team`` adds one the app is not installed in yet; a person installs it through
+  the OAuth flow: ``GET /oauth/v2/authorize`` (``authorize_url``; approved at once for the team
+  ``install_into`` chose, or denied) redirects to the app's redirect URL with ``code`` and ``state``,
+  and ``oauth.v2.access`` trades the code for that team's bot token (``xoxb-…``; with
+  ``token_lifetime_s``, a rotating ``xoxe.xoxb-…`` token, its ``expires_in`` and a ``refresh_token``
+  that ``grant_type=refresh_token`` trades for a new one). Every Web API method acts in the token's
+  team: another team's channel is ``channel_not_found``, its users ``user_not_found``; an expired
+  token is ``token_expired``. ``uninstall`` / ``revoke_bot_token`` revoke a team's tokens and send
+  ``app_uninstalled`` / ``tokens_revoked``. The constructor's team is installed from the start, with
+  ``bot_token``.
 * ``files.getUploadURLExternal`` → upload URL on the fake → ``files.completeUploadExternal`` (what
   ``files_upload_v2`` does), and ``response_url`` endpoints for slash commands (5 uses, 30 minutes).
 
@@ -70,10 +80,12 @@ import string
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -94,6 +106,8 @@ RESPONSE_URL_LIFETIME = 30 * 60
 TRIGGER_LIFETIME = 3.0
 #: Slack retries an unacknowledged Events API delivery this many times.
 MAX_EVENT_RETRIES = 3
+#: An OAuth ``code`` must be traded within this many seconds, once.
+CODE_LIFETIME = 600
 
 DEFAULT_SCOPES = (
     "chat:write",
@@ -182,6 +196,8 @@ class SlackChannel:
     im_user: str | None = None
     is_member: bool = True
     created: int = field(default_factory=lambda: int(time.time()))
+    #: The workspace it is in.
+    team_id: str = ""
     #: Slack-shaped messages, oldest first, thread replies included; deleted ones removed.
     messages: list[dict[str, Any]] = field(default_factory=list)
 
@@ -256,6 +272,29 @@ class SlackChannel:
 
 
 @dataclass
+class SlackTeam:
+    """A workspace, and the app's installation in it (bot user, granted scopes, live tokens)."""
+
+    id: str
+    name: str
+    domain: str
+    bot_user_id: str
+    bot_id: str
+    scopes: list[str]
+    #: Live bot tokens → when each expires (None: never). Several may be live after a refresh.
+    tokens: dict[str, float | None] = field(default_factory=dict)
+    refresh_tokens: set[str] = field(default_factory=set)
+
+    @property
+    def installed(self) -> bool:
+        return bool(self.tokens)
+
+
+#: The workspace the Web API call being answered (or the event being built) is about.
+_acting: ContextVar[SlackTeam | None] = ContextVar("acting_team", default=None)
+
+
+@dataclass
 class SlackUser:
     """A workspace member."""
 
@@ -268,6 +307,8 @@ class SlackUser:
     display_name: str | None = None
     real_name: str | None = None
     deleted: bool = False
+    #: Other workspaces they are seen in through a shared channel (Slack Connect), keeping their own ``team_id``.
+    connected_to: set[str] = field(default_factory=set)
 
     def payload(self) -> dict[str, Any]:
         """The user object of users.info."""
@@ -417,20 +458,33 @@ class FakeSlack:
         auto_retry: bool = False,
         verification_token: str = "fake-verification-token",
         connection_seed: int = 0,
+        client_id: str = "1111.2222",
+        client_secret: str = "fake-client-secret",
+        redirect_urls: Iterable[str] = (),
+        token_lifetime_s: float | None = None,
     ) -> None:
         self.bot_token = bot_token
+        #: The app's credentials for the OAuth flow, and its registered Redirect URLs (empty: any).
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.redirect_urls: list[str] = list(redirect_urls)
+        #: Seconds a token issued by ``oauth.v2.access`` lasts; set, tokens rotate (None: they never expire).
+        self.token_lifetime_s = token_lifetime_s
+        self.teams: dict[str, SlackTeam] = {}
+        self._default_team = SlackTeam(team_id, "Troupe Test", team_domain, bot_user_id, bot_id, list(scopes),
+                                       tokens={bot_token: None})
+        self.teams[team_id] = self._default_team
+        #: Who approves the next authorization, in which team (``install_into``); None: deny it.
+        self._installer: tuple[str, str] | None = (team_id, "U0INSTALLER")
+        self._codes: dict[str, dict[str, Any]] = {}
+        #: Every authorization asked for (the authorize page's query), in order.
+        self.authorizations: list[dict[str, str]] = []
         #: Picks the Socket Mode connection of each payload when several are open (seeded: repeatable).
         self._connection_choice = random.Random(connection_seed)
         self.app_token = app_token
         self.signing_secret = signing_secret
-        #: The bot token's scopes; change freely between calls.
-        self.scopes: list[str] = list(scopes)
         #: The app-level token's scopes.
         self.app_scopes: list[str] = ["connections:write"]
-        self.team_id = team_id
-        self.team_domain = team_domain
-        self.bot_user_id = bot_user_id
-        self.bot_id = bot_id
         self.app_id = app_id
         self.bot_name = bot_name
         self.echo_posts = echo_posts
@@ -524,11 +578,86 @@ class FakeSlack:
             "files.completeUploadExternal": "files:write",
         }
 
+    # ------------------------------------------------------------------ workspaces
+
+    @property
+    def team(self) -> SlackTeam:
+        """The workspace of the call (or event) at hand; outside one, the constructor's."""
+        return _acting.get() or self._default_team
+
+    @property
+    def team_id(self) -> str:
+        return self.team.id
+
+    @property
+    def team_domain(self) -> str:
+        return self.team.domain
+
+    @property
+    def bot_user_id(self) -> str:
+        return self.team.bot_user_id
+
+    @property
+    def bot_id(self) -> str:
+        return self.team.bot_id
+
+    @property
+    def scopes(self) -> list[str]:
+        """The bot token's scopes in this workspace; change freely between calls."""
+        return self.team.scopes
+
+    @scopes.setter
+    def scopes(self, value: Iterable[str]) -> None:
+        self.team.scopes = list(value)
+
+    @contextmanager
+    def acting_in(self, team_id: str | None) -> Iterator[SlackTeam]:
+        """Answer and build events as workspace ``team_id`` (None: the constructor's) within the block."""
+        team = self.teams[team_id] if team_id else self._default_team
+        token = _acting.set(team)
+        try:
+            yield team
+        finally:
+            _acting.reset(token)
+
+    def add_team(self, team_id: str, name: str, *, bot_user_id: str | None = None, bot_id: str | None = None) -> None:
+        """A workspace the app is not installed in yet (``install_into`` it, then run the OAuth flow)."""
+        suffix = team_id.removeprefix("T")
+        team = SlackTeam(team_id, name, name.lower().replace(" ", "-"), bot_user_id or f"UBOT{suffix}",
+                         bot_id or f"BBOT{suffix}", [])
+        self.teams[team_id] = team
+        with self.acting_in(team_id):
+            self.add_user(team.bot_user_id, self.bot_name, is_bot=True)
+
+    def install_into(self, team_id: str | None, user_id: str = "U0INSTALLER") -> None:
+        """The next person on the authorize page approves the installation into ``team_id`` as
+        ``user_id``; None: they press Cancel (Slack redirects with ``error=access_denied``)."""
+        self._installer = (team_id, user_id) if team_id else None
+
+    def token_of(self, team_id: str) -> str:
+        """The newest live bot token of a team."""
+        tokens = self.teams[team_id].tokens
+        if not tokens:
+            raise KeyError(f"the app is not installed in {team_id}")
+        return list(tokens)[-1]
+
+    def expire_tokens(self, team_id: str) -> None:
+        """Every live token of the team has expired (rotating tokens only; ``token_expired`` from now)."""
+        team = self.teams[team_id]
+        for token, expires in team.tokens.items():
+            if expires is not None:
+                team.tokens[token] = time.time() - 1
+
+    def _team_of_token(self, token: str) -> SlackTeam | None:
+        return next((t for t in self.teams.values() if token in t.tokens), None)
+
     # ------------------------------------------------------------------ setup
 
     def add_channel(self, id: str, name: str, *, is_private: bool = False, is_member: bool = True) -> None:
-        """Add a channel (``is_private`` makes it a private channel, as ``G...``/``C...`` ids both can be)."""
-        self.channels[id] = SlackChannel(id, name.lstrip("#"), is_private=is_private, is_member=is_member)
+        """Add a channel (``is_private`` makes it a private channel, as ``G...``/``C...`` ids both can
+        be) to the workspace at hand (``acting_in``)."""
+        self.channels[id] = SlackChannel(id, name.lstrip("#"), is_private=is_private, is_member=is_member,
+                                         team_id=self.team_id)
 
     def add_user(
         self,
@@ -553,6 +682,11 @@ class FakeSlack:
             real_name=real_name,
         )
 
+    def connect_user(self, id: str, team_id: str) -> None:
+        """A member of another workspace is seen in ``team_id`` too, as through a channel shared with it
+        (Slack Connect): users.info there answers with their own workspace's ``team_id``."""
+        self.users[id].connected_to.add(team_id)
+
     def add_usergroup(self, id: str, handle: str, users: list[str]) -> None:
         """Add a user group."""
         self.usergroups[id] = SlackUsergroup(id, handle, list(users), self.team_id)
@@ -563,12 +697,14 @@ class FakeSlack:
             if channel.is_im and channel.im_user == user:
                 return channel.id
         channel_id = _slack_id("D")
-        self.channels[channel_id] = SlackChannel(channel_id, user, is_im=True, im_user=user)
+        self.channels[channel_id] = SlackChannel(channel_id, user, is_im=True, im_user=user, team_id=self.team_id)
         return channel_id
 
     def revoke_token(self, token: str) -> None:
         """Calls with this token now fail with ``token_revoked``."""
         self.revoked_tokens.add(token)
+        for team in self.teams.values():
+            team.tokens.pop(token, None)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -582,6 +718,11 @@ class FakeSlack:
         """The server root."""
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def authorize_url(self) -> str:
+        """Where an installation is approved (Slack's ``https://slack.com/oauth/v2/authorize``)."""
+        return f"{self.base_url}/oauth/v2/authorize"
+
     async def start(self) -> FakeSlack:
         """Serve on a random port of 127.0.0.1."""
         app = web.Application(client_max_size=1024**3)
@@ -590,6 +731,7 @@ class FakeSlack:
         app.router.add_get("/socket", self._socket)
         app.router.add_post("/upload/v1/{key}", self._upload)
         app.router.add_post("/commands/{team}/{id}/{secret}", self._response_url)
+        app.router.add_get("/oauth/v2/authorize", self._authorize)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -710,14 +852,26 @@ class FakeSlack:
                 )
             return self._api_json({"ok": False, "error": "fatal_error"}, status=fault.status)
 
+        if method == "oauth.v2.access":
+            return self._api_json(self._oauth_v2_access(request, params))
         token = _bearer(request)
         if token is None:
             return self._api_json({"ok": False, "error": "not_authed"})
         if token in self.revoked_tokens:
             return self._api_json({"ok": False, "error": "token_revoked"})
-        if token not in (self.bot_token, self.app_token):
-            return self._api_json({"ok": False, "error": "invalid_auth"})
         is_app_token = token == self.app_token
+        team = None if is_app_token else self._team_of_token(token)
+        if team is None and not is_app_token:
+            return self._api_json({"ok": False, "error": "invalid_auth"})
+        expires = team.tokens[token] if team is not None else None
+        if expires is not None and expires < time.time():
+            return self._api_json({"ok": False, "error": "token_expired"})
+        with self.acting_in(team.id if team is not None else None):
+            return await self._answer(request, method, params, is_app_token)
+
+    async def _answer(self, request: web.Request, method: str, params: dict[str, Any],
+                      is_app_token: bool) -> web.Response:
+        """A Web API call whose token is good, in the token's workspace."""
         scopes = self.app_scopes if is_app_token else self.scopes
         headers = {"X-OAuth-Scopes": ",".join(scopes)}
 
@@ -813,15 +967,21 @@ class FakeSlack:
         if not value:
             raise SlackApiFailure("channel_not_found")
         ref = str(value)
-        if ref in self.channels:
-            return self.channels[ref]
+        here = {cid: c for cid, c in self.channels.items() if c.team_id == self.team_id}
+        if ref in here:
+            return here[ref]
         if ref.startswith("#"):
-            for channel in self.channels.values():
+            for channel in here.values():
                 if channel.name == ref[1:] and not channel.is_im:
                     return channel
-        if allow_user and ref in self.users:
+        if allow_user and self._member(ref) is not None:
             return self.channels[self.dm_channel(ref)]
         raise SlackApiFailure("channel_not_found")
+
+    def _member(self, user_id: str) -> SlackUser | None:
+        """The user, if they are in the workspace at hand."""
+        user = self.users.get(user_id)
+        return user if user is not None and self.team_id in (user.team_id, *user.connected_to) else None
 
     def _check_member(self, channel: SlackChannel) -> None:
         if channel.is_member:
@@ -918,7 +1078,7 @@ class FakeSlack:
     async def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
             "url": f"https://{self.team_domain}.slack.com/",
-            "team": "Troupe Test",
+            "team": self.team.name,
             "user": self.bot_name,
             "team_id": self.team_id,
             "user_id": self.bot_user_id,
@@ -968,6 +1128,7 @@ class FakeSlack:
         self.posts.append(
             {
                 "channel": channel.id,
+                "team": self.team_id,
                 "text": text,
                 "blocks": blocks,
                 "ts": ts,
@@ -995,7 +1156,7 @@ class FakeSlack:
     async def _chat_post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(params.get("channel"), allow_user=True)
         user = params.get("user")
-        if not user or str(user) not in self.users:
+        if not user or self._member(str(user)) is None:
             raise SlackApiFailure("user_not_in_channel")
         self._check_member(channel)
         text, blocks = self._content(params)
@@ -1130,7 +1291,7 @@ class FakeSlack:
         if len(users) > 1:
             self._require_scope("mpim:write")
             raise SlackApiFailure("not_supported_by_fake", detail="group DMs are not modelled")
-        if users[0] not in self.users:
+        if self._member(users[0]) is None:
             raise SlackApiFailure("user_not_found")
         existed = any(c.is_im and c.im_user == users[0] for c in self.channels.values())
         channel = self.channels[self.dm_channel(users[0])]
@@ -1142,18 +1303,19 @@ class FakeSlack:
         return body
 
     async def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
-        user = self.users.get(str(params.get("user") or ""))
+        user = self._member(str(params.get("user") or ""))
         if user is None:
             raise SlackApiFailure("user_not_found")
         return {"user": user.payload()}
 
     async def _usergroups_list(self, params: dict[str, Any]) -> dict[str, Any]:
         include_users = bool(_flag(params.get("include_users")))
-        return {"usergroups": [g.payload(include_users=include_users) for g in self.usergroups.values()]}
+        groups = [g for g in self.usergroups.values() if g.team_id == self.team_id]
+        return {"usergroups": [g.payload(include_users=include_users) for g in groups]}
 
     async def _usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
         group = self.usergroups.get(str(params.get("usergroup") or ""))
-        if group is None:
+        if group is None or group.team_id != self.team_id:
             raise SlackApiFailure("no_such_subteam")
         return {"users": list(group.users)}
 
@@ -1406,8 +1568,14 @@ class FakeSlack:
 
         self._spawn(retry())
 
-    def _event_callback(self, event: dict[str, Any], event_id: str) -> dict[str, Any]:
-        """The Events API outer payload, as Slack wraps every event."""
+    def _event_callback(self, event: dict[str, Any], event_id: str, team_id: str | None = None) -> dict[str, Any]:
+        """The Events API outer payload, as Slack wraps every event: for the workspace of the event's
+        channel (or ``team_id``, or the one at hand)."""
+        channel = self.channels.get(str(event.get("channel") or ""))
+        with self.acting_in(team_id or (channel.team_id if channel is not None else self.team_id)):
+            return self._event_payload(event, event_id)
+
+    def _event_payload(self, event: dict[str, Any], event_id: str) -> dict[str, Any]:
         return {
             "token": self.verification_token,
             "team_id": self.team_id,
@@ -1445,7 +1613,8 @@ class FakeSlack:
         return envelope_id
 
     async def send_event(
-        self, event: dict[str, Any], *, event_id: str | None = None, retry_attempt: int = 0, retry_reason: str = ""
+        self, event: dict[str, Any], *, event_id: str | None = None, retry_attempt: int = 0, retry_reason: str = "",
+        team_id: str | None = None,
     ) -> str:
         """Deliver an event over Socket Mode in an ``events_api`` envelope; return the envelope id.
 
@@ -1457,7 +1626,7 @@ class FakeSlack:
             event = dict(event)
             event.setdefault("event_ts", event.get("ts") or self._next_ts())
             event_id = event_id or _slack_id("Ev", 9)
-            payload = self._event_callback(event, event_id)
+            payload = self._event_callback(event, event_id, team_id)
             self._events[event_id] = payload
         return await self._send_events_api(payload, retry_attempt=retry_attempt, retry_reason=retry_reason)
 
@@ -1473,7 +1642,7 @@ class FakeSlack:
             "ts": ts,
             "client_msg_id": str(uuid.uuid4()),
             "text": text,
-            "team": self.team_id,
+            "team": channel.team_id,
             "blocks": [_rich_text(text)],
         }
         if thread_ts:
@@ -1507,8 +1676,13 @@ class FakeSlack:
         conv = self.channels.get(channel)
         if conv is None:
             raise KeyError(f"unknown channel {channel!r}: add_channel() it first")
-        if user not in self.users:
-            raise KeyError(f"unknown user {user!r}: add_user() it first")
+        with self.acting_in(conv.team_id):
+            return await self._person_writes(conv, user, text, thread_ts, event_id, retry_attempt, offline_ok)
+
+    async def _person_writes(self, conv: SlackChannel, user: str, text: str, thread_ts: str | None,
+                             event_id: str | None, retry_attempt: int, offline_ok: bool) -> str:
+        if self._member(user) is None:
+            raise KeyError(f"unknown user {user!r} in {conv.team_id}: add_user() it first")
         reason = self._subscription_gap(conv.subscription)
         if reason is None and not offline_ok:
             self._live_connection()  # NotConnected before anything is stored
@@ -1551,15 +1725,21 @@ class FakeSlack:
         self._response_urls[payload["response_url"].split("/commands/", 1)[1]]["envelope_id"] = envelope_id
         return envelope_id
 
-    def _slash_payload(self, text: str, *, user_id: str, channel_id: str, command: str) -> dict[str, Any]:
-        if "commands" not in self.scopes:
-            raise RuntimeError(f"the app lacks the commands scope; Slack would not offer {command}")
-        user = self.users.get(user_id)
-        if user is None:
-            raise KeyError(f"unknown user {user_id!r}: add_user() it first")
+    def _slash_payload(self, text: str, *, user_id: str, channel_id: str, command: str,
+                       team_id: str | None = None) -> dict[str, Any]:
         channel = self.channels.get(channel_id)
         if channel is None:
             raise KeyError(f"unknown channel {channel_id!r}: add_channel() it first")
+        with self.acting_in(team_id or channel.team_id):
+            return self._command_payload(text, user_id=user_id, channel=channel, command=command)
+
+    def _command_payload(self, text: str, *, user_id: str, channel: SlackChannel, command: str) -> dict[str, Any]:
+        channel_id = channel.id
+        if "commands" not in self.scopes:
+            raise RuntimeError(f"the app lacks the commands scope; Slack would not offer {command}")
+        user = self._member(user_id)
+        if user is None:
+            raise KeyError(f"unknown user {user_id!r} in {self.team_id}: add_user() it first")
         channel_name = {"im": "directmessage", "group": "privategroup"}.get(channel.channel_type, channel.name)
         hook_id = str(1_000_000_000_000 + next(self._ids))
         secret = secrets.token_hex(12)
@@ -1633,6 +1813,116 @@ class FakeSlack:
         await asyncio.sleep(delay)
         if not conn.ws.closed:
             await conn.ws.close(code=1000)
+
+    # ------------------------------------------------------------------ OAuth (installing the app)
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        """The page a person approves the installation on. Approved (or cancelled, ``install_into``) at
+        once: a redirect to the app's redirect URL with a one-time ``code`` (or ``error``) and the
+        ``state`` it was given. A wrong client id or redirect URL gets an error page, as on Slack."""
+        query = dict(request.query)
+        self.authorizations.append(query)
+        if query.get("client_id") != self.client_id:
+            return web.Response(status=400, text="invalid_client_id", content_type="text/html")
+        redirect = query.get("redirect_uri") or (self.redirect_urls[0] if self.redirect_urls else "")
+        if not redirect or (self.redirect_urls and redirect not in self.redirect_urls):
+            return web.Response(status=400, text="bad_redirect_uri", content_type="text/html")
+        scopes = [x for x in query.get("scope", "").split(",") if x]
+        if not scopes:
+            return web.Response(status=400, text="invalid_scope: the app asks for no bot scope", content_type="text/html")
+        answer: dict[str, str] = {"state": query.get("state", "")}
+        if self._installer is None:
+            answer["error"] = "access_denied"
+        else:
+            team_id, user_id = self._installer
+            code = f"{next(self._ids)}.{secrets.token_hex(12)}"
+            self._codes[code] = {"team": team_id, "user": user_id, "scopes": scopes, "redirect_uri":
+                                 query.get("redirect_uri"), "issued": time.monotonic()}
+            answer["code"] = code
+        parts = urlsplit(redirect)
+        query_string = "&".join(x for x in (parts.query, urlencode(answer)) if x)
+        raise web.HTTPFound(urlunsplit((parts.scheme, parts.netloc, parts.path, query_string, "")))
+
+    def _client_credentials(self, request: web.Request, params: dict[str, Any]) -> tuple[str, str]:
+        """The app's id and secret: HTTP Basic (what slack-sdk sends) or form fields."""
+        header = request.headers.get("Authorization", "")
+        if header.lower().startswith("basic "):
+            try:
+                client_id, _, secret = base64.b64decode(header[6:].strip()).decode().partition(":")
+            except ValueError:
+                return "", ""
+            return client_id, secret
+        return str(params.get("client_id") or ""), str(params.get("client_secret") or "")
+
+    def _oauth_v2_access(self, request: web.Request, params: dict[str, Any]) -> dict[str, Any]:
+        """Trade a code for the team's bot token (the installation), or a refresh token for a new one."""
+        client_id, secret = self._client_credentials(request, params)
+        if client_id != self.client_id:
+            return {"ok": False, "error": "invalid_client_id"}
+        if secret != self.client_secret:
+            return {"ok": False, "error": "bad_client_secret"}
+        if params.get("grant_type") == "refresh_token":
+            refresh = str(params.get("refresh_token") or "")
+            team = next((t for t in self.teams.values() if refresh in t.refresh_tokens), None)
+            if team is None:
+                return {"ok": False, "error": "invalid_refresh_token"}
+            return {"ok": True, **self._grant(team, refresh_token=refresh)}
+        code = self._codes.pop(str(params.get("code") or ""), None)
+        if code is None or time.monotonic() - code["issued"] > CODE_LIFETIME:
+            return {"ok": False, "error": "invalid_code"}
+        if code["redirect_uri"] and params.get("redirect_uri") != code["redirect_uri"]:
+            return {"ok": False, "error": "bad_redirect_uri"}
+        team = self.teams[code["team"]]
+        team.scopes = list(code["scopes"])
+        answer = self._grant(team)
+        answer["authed_user"] = {"id": code["user"]}
+        return {"ok": True, **answer}
+
+    def _grant(self, team: SlackTeam, *, refresh_token: str | None = None) -> dict[str, Any]:
+        """A new bot token for the team, as ``oauth.v2.access`` answers."""
+        rotating = self.token_lifetime_s is not None
+        token = ("xoxe.xoxb-1-" if rotating else "xoxb-") + f"{team.id}-{secrets.token_hex(8)}"
+        team.tokens[token] = time.time() + self.token_lifetime_s if self.token_lifetime_s is not None else None
+        answer: dict[str, Any] = {
+            "access_token": token,
+            "token_type": "bot",
+            "scope": ",".join(team.scopes),
+            "bot_user_id": team.bot_user_id,
+            "app_id": self.app_id,
+            "team": {"id": team.id, "name": team.name},
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+        if rotating:
+            assert self.token_lifetime_s is not None
+            refresh_token = refresh_token or f"xoxe-1-{team.id}-{secrets.token_hex(8)}"
+            team.refresh_tokens.add(refresh_token)
+            answer.update(expires_in=int(self.token_lifetime_s), refresh_token=refresh_token)
+        return answer
+
+    async def uninstall(self, team_id: str, *, url: str | None = None) -> tuple[int, str] | None:
+        """The workspace removes the app: every token of it there is revoked, then ``app_uninstalled`` is
+        sent (to the app's Request URL ``url``, else over Socket Mode). Returns the HTTP answer, if any."""
+        team = self.teams[team_id]
+        self.revoked_tokens.update(team.tokens)
+        team.tokens.clear()
+        team.refresh_tokens.clear()
+        return await self._tell_app({"type": "app_uninstalled"}, team_id, url)
+
+    async def revoke_bot_token(self, team_id: str, *, url: str | None = None) -> tuple[int, str] | None:
+        """An admin revokes the app's bot token in the workspace: ``tokens_revoked`` follows."""
+        team = self.teams[team_id]
+        self.revoked_tokens.update(team.tokens)
+        team.tokens.clear()
+        team.refresh_tokens.clear()
+        event = {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": [team.bot_user_id]}}
+        return await self._tell_app(event, team_id, url)
+
+    async def _tell_app(self, event: dict[str, Any], team_id: str, url: str | None) -> tuple[int, str] | None:
+        if url is not None:
+            return await self.http_event(url, event, team_id=team_id)
+        await self.send_event(event, team_id=team_id)
+        return None
 
     # ------------------------------------------------------------------ response_url
 
@@ -1718,16 +2008,18 @@ class FakeSlack:
         timestamp: int | None = None,
         signature: str | None = None,
         sign: bool = True,
+        team_id: str | None = None,
     ) -> tuple[int, str]:
         """POST an Events API ``event_callback`` to the app's Request URL; return (status, body text),
-        status 0 if it did not answer within 3 s. Reusing ``event_id`` resends the same payload."""
+        status 0 if it did not answer within 3 s. Reusing ``event_id`` resends the same payload. The
+        event is from its channel's workspace, or ``team_id``'s."""
         if event_id is not None and event_id in self._events:
             payload = self._events[event_id]
         else:
             event = dict(event)
             event.setdefault("event_ts", event.get("ts") or self._next_ts())
             event_id = event_id or _slack_id("Ev", 9)
-            payload = self._event_callback(event, event_id)
+            payload = self._event_callback(event, event_id, team_id)
             self._events[event_id] = payload
         extra: dict[str, str] = {}
         if retry_num is not None:
@@ -1737,6 +2029,18 @@ class FakeSlack:
         return await self._post_to_app(
             url, body, "application/json", timestamp=timestamp, signature=signature, sign=sign, extra_headers=extra
         )
+
+    async def http_message(self, url: str, channel: str, user: str, text: str, *,
+                           thread_ts: str | None = None) -> tuple[int, str]:
+        """A person posts ``text`` (kept in the channel's history) and Slack sends the ``message`` event
+        to the app's Request URL ``url``; returns the app's (status, body text)."""
+        conv = self.channels[channel]
+        with self.acting_in(conv.team_id):
+            if self._member(user) is None:
+                raise KeyError(f"unknown user {user!r} in {conv.team_id}: add_user() it first")
+            message = self._user_message(conv, user, text, thread_ts)
+            event = {**message, "channel": conv.id, "event_ts": message["ts"], "channel_type": conv.channel_type}
+            return await self.http_event(url, event)
 
     async def http_url_verification(self, url: str) -> tuple[int, str]:
         """The ``url_verification`` challenge Slack sends when a Request URL is saved."""
@@ -1762,10 +2066,13 @@ class FakeSlack:
         timestamp: int | None = None,
         signature: str | None = None,
         sign: bool = True,
+        team_id: str | None = None,
     ) -> tuple[int, str]:
         """POST a slash command (form-encoded) to the app's Request URL; return (status, body text).
-        A 200 answer with a body is what Slack shows the invoker, recorded in ``command_replies``."""
-        payload = self._slash_payload(text, user_id=user_id, channel_id=channel_id, command=command)
+        A 200 answer with a body is what Slack shows the invoker, recorded in ``command_replies``.
+        ``team_id``: sent for that workspace, the invoker's, rather than the channel's (a member of
+        another workspace in a channel shared with it)."""
+        payload = self._slash_payload(text, user_id=user_id, channel_id=channel_id, command=command, team_id=team_id)
         body = urlencode(payload).encode()
         status, answer = await self._post_to_app(
             url, body, "application/x-www-form-urlencoded", timestamp=timestamp, signature=signature, sign=sign

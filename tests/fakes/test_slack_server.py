@@ -557,3 +557,123 @@ async def test_bolt_http_mode_verifies_the_fakes_signatures(fake: FakeSlack) -> 
         assert (await fake.http_url_verification(url))[0] == 200
     await eventually(lambda: heard == ["over http"])
     assert fake.command_replies[0]["text"] == "you said hey" and fake.command_replies[0]["user"] == ALICE
+
+
+# ---------------------------------------------------------------------- many workspaces
+
+
+async def install(fake: FakeSlack, team_id: str, redirect: str = "https://app.example/slack/oauth_redirect",
+                  state: str = "s1") -> dict[str, Any]:
+    """Run the OAuth flow by hand: the authorize page, then oauth.v2.access with the code it gave."""
+    fake.install_into(team_id, "U0INSTALLER")
+    query = {"client_id": fake.client_id, "scope": "chat:write,users:read", "state": state, "redirect_uri": redirect}
+    async with aiohttp.ClientSession() as session, \
+            session.get(fake.authorize_url, params=query, allow_redirects=False) as page:
+        assert page.status == 302, await page.text()
+        location = page.headers["Location"]
+    assert location.startswith(redirect + "?")
+    back = dict(pair.split("=", 1) for pair in location.split("?", 1)[1].split("&"))
+    assert back["state"] == state
+    client = AsyncWebClient(base_url=fake.api_base)
+    answer = await client.oauth_v2_access(client_id=fake.client_id, client_secret=fake.client_secret,
+                                          code=back["code"], redirect_uri=redirect)
+    with pytest.raises(SlackApiError, match="invalid_code"):
+        await client.oauth_v2_access(client_id=fake.client_id, client_secret=fake.client_secret,
+                                     code=back["code"], redirect_uri=redirect)
+    return dict(answer.data)  # type: ignore[arg-type]
+
+
+async def test_a_workspace_installs_the_app_and_gets_its_own_token(fake: FakeSlack) -> None:
+    fake.add_team("T0OTHER", "Other Co")
+    answer = await install(fake, "T0OTHER")
+    assert answer["team"] == {"id": "T0OTHER", "name": "Other Co"}
+    assert answer["access_token"].startswith("xoxb-") and answer["access_token"] != fake.bot_token
+    assert (answer["bot_user_id"], answer["scope"], answer["authed_user"]) == \
+        ("UBOT0OTHER", "chat:write,users:read", {"id": "U0INSTALLER"})
+    assert "refresh_token" not in answer
+    auth = await web_client(fake, answer["access_token"]).auth_test()
+    assert (auth["team_id"], auth["user_id"], auth["team"]) == ("T0OTHER", "UBOT0OTHER", "Other Co")
+    assert auth.headers["X-OAuth-Scopes"] == "chat:write,users:read"
+
+
+async def test_a_token_acts_in_its_own_workspace_only(fake: FakeSlack) -> None:
+    fake.add_team("T0OTHER", "Other Co")
+    with fake.acting_in("T0OTHER"):
+        fake.add_channel("C0THEIRS", "theirs")
+        fake.add_user("U0BOB", "bob")
+    theirs = web_client(fake, (await install(fake, "T0OTHER"))["access_token"])
+    ours = web_client(fake)
+    posted = await theirs.chat_postMessage(channel="C0THEIRS", text="hello")
+    assert fake.messages_in("C0THEIRS")[0]["ts"] == posted["ts"]
+    with pytest.raises(SlackApiError, match="channel_not_found"):
+        await theirs.chat_postMessage(channel=GENERAL, text="into another workspace")
+    with pytest.raises(SlackApiError, match="channel_not_found"):
+        await ours.conversations_history(channel="C0THEIRS")
+    with pytest.raises(SlackApiError, match="user_not_found"):
+        await ours.users_info(user="U0BOB")
+    assert (await theirs.users_info(user="U0BOB"))["user"]["team_id"] == "T0OTHER"
+    assert fake.messages_in(GENERAL) == []
+
+
+async def test_wrong_credentials_cancelled_installs_and_unknown_redirects_are_refused() -> None:
+    async with FakeSlack(redirect_urls=["https://app.example/back"]) as fake:
+        client = AsyncWebClient(base_url=fake.api_base)
+        with pytest.raises(SlackApiError, match="bad_client_secret"):
+            await client.oauth_v2_access(client_id=fake.client_id, client_secret="wrong", code="x")
+        with pytest.raises(SlackApiError, match="invalid_code"):
+            await client.oauth_v2_access(client_id=fake.client_id, client_secret=fake.client_secret, code="made-up")
+        async with aiohttp.ClientSession() as session:
+            base = {"client_id": fake.client_id, "scope": "chat:write", "state": "s"}
+            async with session.get(fake.authorize_url, params={**base, "redirect_uri": "https://evil.example/"},
+                                   allow_redirects=False) as page:
+                assert (page.status, await page.text()) == (400, "bad_redirect_uri")
+            async with session.get(fake.authorize_url, params={**base, "client_id": "9.9"}, allow_redirects=False) as page:
+                assert (page.status, await page.text()) == (400, "invalid_client_id")
+            fake.install_into(None)
+            async with session.get(fake.authorize_url, params=base, allow_redirects=False) as page:
+                assert page.status == 302
+                assert page.headers["Location"] == "https://app.example/back?state=s&error=access_denied"
+
+
+async def test_rotating_tokens_expire_and_are_refreshed() -> None:
+    async with FakeSlack(token_lifetime_s=3600) as fake:
+        fake.add_team("T0OTHER", "Other Co")
+        answer = await install(fake, "T0OTHER")
+        assert answer["access_token"].startswith("xoxe.xoxb-") and answer["expires_in"] == 3600
+        fake.expire_tokens("T0OTHER")
+        with pytest.raises(SlackApiError, match="token_expired"):
+            await web_client(fake, answer["access_token"]).auth_test()
+        client = AsyncWebClient(base_url=fake.api_base)
+        refreshed = await client.oauth_v2_access(client_id=fake.client_id, client_secret=fake.client_secret,
+                                                 grant_type="refresh_token", refresh_token=answer["refresh_token"])
+        assert refreshed["access_token"] != answer["access_token"]
+        assert refreshed["access_token"] == fake.token_of("T0OTHER")
+        assert (await web_client(fake, refreshed["access_token"]).auth_test())["team_id"] == "T0OTHER"
+        with pytest.raises(SlackApiError, match="invalid_refresh_token"):
+            await client.oauth_v2_access(client_id=fake.client_id, client_secret=fake.client_secret,
+                                         grant_type="refresh_token", refresh_token="xoxe-1-made-up")
+
+
+async def test_uninstalling_and_revoking_tell_the_app_and_end_the_tokens(fake: FakeSlack) -> None:
+    fake.add_team("T0OTHER", "Other Co")
+    fake.add_team("T0THIRD", "Third Co")
+    other = (await install(fake, "T0OTHER"))["access_token"]
+    third = (await install(fake, "T0THIRD"))["access_token"]
+    received: list[dict[str, Any]] = []
+
+    async def endpoint(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(text="")
+
+    app = web.Application()
+    app.router.add_post("/slack/events", endpoint)
+    async with serve(app) as root:
+        assert await fake.uninstall("T0OTHER", url=root + "/slack/events") == (200, "")
+        assert await fake.revoke_bot_token("T0THIRD", url=root + "/slack/events") == (200, "")
+    assert [(r["team_id"], r["event"]["type"]) for r in received] == \
+        [("T0OTHER", "app_uninstalled"), ("T0THIRD", "tokens_revoked")]
+    assert received[1]["event"]["tokens"] == {"oauth": [], "bot": ["UBOT0THIRD"]}
+    for token in (other, third):
+        with pytest.raises(SlackApiError, match="token_revoked"):
+            await web_client(fake, token).auth_test()
+    assert (await web_client(fake).auth_test())["team_id"] == "T0TEAM"

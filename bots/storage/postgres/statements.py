@@ -158,6 +158,10 @@ UPSERT_ADAPTER_STATE = (
     "ON CONFLICT (platform, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
 )
 DELETE_ADAPTER_STATE = "DELETE FROM adapter_state WHERE platform = $1 AND key = $2"
+TAKE_ADAPTER_STATE = "DELETE FROM adapter_state WHERE platform = $1 AND key = $2 RETURNING value"
+DELETE_STALE_ADAPTER_STATE = (
+    "DELETE FROM adapter_state WHERE platform = $1 AND substr(key, 1, $2) = $3 AND updated_at < $4"
+)
 
 UPSERT_USAGE = """
 INSERT INTO usage (world_id, persona, calls, cached_calls, prompt_tokens, completion_tokens, cost_usd)

@@ -58,6 +58,7 @@ from bots.storage.postgres.statements import (
     DELETE_INBOX,
     DELETE_MEMORY,
     DELETE_PERSONA,
+    DELETE_STALE_ADAPTER_STATE,
     DELETE_WORKER,
     DELETE_WORLD_EPISODES,
     DELETE_WORLD_EVENTS,
@@ -104,6 +105,7 @@ from bots.storage.postgres.statements import (
     SELECT_WORLD_OUTBOX,
     SET_OUTBOX_STATUS,
     STOP_WORLD,
+    TAKE_ADAPTER_STATE,
     TAKE_LEASE,
     UPSERT_ADAPTER_STATE,
     UPSERT_MEMORY,
@@ -678,6 +680,20 @@ class PostgresStorage(Storage):
             await connection.execute(sql, *params)
 
         await self.in_transaction(write, f"store {platform} state {key!r}")
+
+    async def take_adapter_state(self, platform: str, key: str) -> dict[str, Any] | None:
+        async def take(connection: asyncpg.Connection) -> str | None:
+            return await connection.fetchval(TAKE_ADAPTER_STATE, platform, key)
+
+        value = await self.in_transaction(take, f"take {platform} state {key!r}")
+        return json.loads(value) if value is not None else None
+
+    async def forget_stale_adapter_state(self, platform: str, prefix: str, stored_before: datetime) -> None:
+        async def forget(connection: asyncpg.Connection) -> None:
+            await connection.execute(DELETE_STALE_ADAPTER_STATE, platform, len(prefix), prefix,
+                                     time_text(stored_before))
+
+        await self.in_transaction(forget, f"forget stale {platform} state {prefix}…")
 
     # -- inbox --------------------------------------------------------------------------------
 

@@ -154,6 +154,10 @@ UPSERT_ADAPTER_STATE = (
     "ON CONFLICT (platform, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
 )
 DELETE_ADAPTER_STATE = "DELETE FROM adapter_state WHERE platform = ? AND key = ?"
+TAKE_ADAPTER_STATE = "DELETE FROM adapter_state WHERE platform = ? AND key = ? RETURNING value"
+DELETE_STALE_ADAPTER_STATE = (
+    "DELETE FROM adapter_state WHERE platform = ? AND substr(key, 1, ?) = ? AND updated_at < ?"
+)
 SELECT_CHANNEL_AUDIT = f"SELECT {AUDIT_COLUMNS} FROM audit WHERE channel_key = ? ORDER BY id"
 
 UPSERT_USAGE = """

@@ -77,6 +77,7 @@ from bots.storage.sqlite.statements import (
     DELETE_INBOX,
     DELETE_MEMORY,
     DELETE_PERSONA,
+    DELETE_STALE_ADAPTER_STATE,
     DELETE_WORKER,
     DELETE_WORLD_EPISODES,
     DELETE_WORLD_EVENTS,
@@ -121,6 +122,7 @@ from bots.storage.sqlite.statements import (
     SELECT_WORLD_OUTBOX,
     SET_OUTBOX_STATUS,
     STOP_WORLD,
+    TAKE_ADAPTER_STATE,
     TAKE_LEASE,
     UPSERT_ADAPTER_STATE,
     UPSERT_MEMORY,
@@ -539,6 +541,22 @@ class SQLiteStorage(Storage):
             db.execute(sql, params)
 
         await self._submit(write, f"store {platform} state {key!r}")
+
+    async def take_adapter_state(self, platform: str, key: str) -> dict[str, Any] | None:
+        def take(db: sqlite3.Connection) -> str | None:
+            row = db.execute(TAKE_ADAPTER_STATE, (platform, key)).fetchone()
+            return row[0] if row else None
+
+        value = await self._submit(take, f"take {platform} state {key!r}")
+        return json.loads(value) if value is not None else None
+
+    async def forget_stale_adapter_state(self, platform: str, prefix: str, stored_before: datetime) -> None:
+        params = (platform, len(prefix), prefix, time_text(stored_before))
+
+        def forget(db: sqlite3.Connection) -> None:
+            db.execute(DELETE_STALE_ADAPTER_STATE, params)
+
+        await self._submit(forget, f"forget stale {platform} state {prefix}…")
 
     # -- inbox --------------------------------------------------------------------------------
 

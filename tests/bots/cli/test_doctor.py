@@ -286,3 +286,14 @@ async def test_a_read_only_data_folder_is_said_to_be_one_with_the_permissions_to
     assert f"but the folder {tmp_path} is not writable for this user" in lines[line]
     assert "readonly database" not in out and "restore" not in out
     assert f"fix: make it writable for the user running Troupe (chmod u+w {tmp_path}" in lines[line + 1]
+
+
+async def test_a_slack_app_for_many_workspaces_is_checked_for_its_secrets(tmp_path):
+    incomplete = by_name(await run_checks(settings(tmp_path, slack={"client_id": "1111.2222",
+                                                                    "signing_secret": "sign-here"})))
+    check = incomplete["slack app for many workspaces"]
+    assert check.ok is False and "TROUPE_SLACK_CLIENT_SECRET" in check.detail and "SIGNING" not in check.detail
+    complete = await run_checks(settings(tmp_path, slack={"client_id": "1111.2222", "client_secret": "shh-secret",
+                                                          "signing_secret": "sign-here"}))
+    assert by_name(complete)["slack app for many workspaces"].ok is True
+    assert "shh-secret" not in text_of(complete)

@@ -365,6 +365,28 @@ async def test_adapter_state_is_kept_replaced_and_forgotten(storage):
     assert await storage.adapter_state("slack", "webhook:1") == {"other": True}
 
 
+async def test_a_value_taken_by_many_at_once_goes_to_one_of_them(storage):
+    await storage.set_adapter_state("slack", "oauth_state:abc", {"expires_at": 5})
+    taken = await asyncio.gather(*(storage.take_adapter_state("slack", "oauth_state:abc") for _ in range(5)))
+    assert sorted(taken, key=bool) == [None] * 4 + [{"expires_at": 5}]
+    assert await storage.adapter_state("slack", "oauth_state:abc") is None
+    assert await storage.take_adapter_state("slack", "oauth_state:never") is None
+
+
+async def test_stale_values_under_a_prefix_are_forgotten_and_nothing_else(storage):
+    for key in ("oauth_state:old", "oauth_stateX", "installation:T1"):
+        await storage.set_adapter_state("slack", key, {"k": key})
+    await storage.set_adapter_state("discord", "oauth_state:old", {"k": "discord"})
+    cut = datetime.now(UTC)
+    await storage.set_adapter_state("slack", "oauth_state:new", {"k": "new"})
+    await storage.forget_stale_adapter_state("slack", "oauth_state:", cut)
+    assert await storage.adapter_state("slack", "oauth_state:old") is None
+    assert await storage.adapter_state("slack", "oauth_state:new") == {"k": "new"}
+    assert await storage.adapter_state("slack", "oauth_stateX") == {"k": "oauth_stateX"}
+    assert await storage.adapter_state("slack", "installation:T1") == {"k": "installation:T1"}
+    assert await storage.adapter_state("discord", "oauth_state:old") == {"k": "discord"}
+
+
 async def test_worlds_are_listed_oldest_first_with_their_event_counts_and_whole_logs(storage):
     for n, created in enumerate((T0 + timedelta(minutes=2), T0, T0 + timedelta(minutes=1))):
         await storage.create_world(world(f"w{n}", f"console:{n}", created_at=created))
