@@ -586,8 +586,9 @@ class TroupeApp:
     async def _after_earlier(self, adapter: Adapter, event: AdapterEvent, entry_id: int) -> bool:
         """With several workers, messages for a channel also reach it through the inbox, later than
         ones received here: an event kept after others still waiting there goes back in the queue
-        behind them (once), so the channel hears everything in the order it was received."""
-        if self.ownership.workers_alive < 2 or entry_id in self._reordered:
+        behind them (once), so the channel hears everything in the order it was received. Asked
+        whenever the database is shared: a worker that just started is not yet counted as alive."""
+        if not self.storage.shared or entry_id in self._reordered:
             return False
         waiting = [entry for entry in await self.storage.inbox_pending(event.channel.key) if entry[0] < entry_id]
         if not waiting:

@@ -71,6 +71,9 @@ class ChannelSession:
         self.lock = asyncio.Lock()
         self._runner: asyncio.Task | None = None
         self._steps_left = 0
+        #: Counts grants of steps: a grant made while a step runs (a message heard as its posts go
+        #: out) is the message's own, and that step does not use it up.
+        self._grants = 0
         self._identities = Identities(services, channel.platform, self.config)
         self._notices = ModeratorNotices(services, channel, record, self.config)
         self._verifier = ChannelVerifier(services, channel, record, self.config)
@@ -129,7 +132,7 @@ class ChannelSession:
                 self._note_heard(message_id)
                 self.last_heard_id = message_id
             await self._writer.write()
-            self._steps_left = 1 + self.config.exchanges
+            self._grant(1 + self.config.exchanges)
         self.kick()
         return event
 
@@ -161,6 +164,7 @@ class ChannelSession:
                     except BudgetExceededError:
                         return event
                 self._steps_left = exchanges
+                self._grants += 1
         if target is None:
             self.allow_steps(1 + self.config.exchanges)
             return event
@@ -200,8 +204,15 @@ class ChannelSession:
 
     def allow_steps(self, steps: int) -> None:
         """Let the world take up to ``steps`` more steps now (0 stops it after the current one)."""
-        self._steps_left = max(self._steps_left, steps) if steps else 0
+        if steps:
+            self._grant(max(self._steps_left, steps))
+        else:
+            self._steps_left = 0
         self.kick()
+
+    def _grant(self, steps: int) -> None:
+        self._steps_left = steps
+        self._grants += 1
 
     def kick(self) -> None:
         """Start the runner if the world has something to do and may do it."""
@@ -215,6 +226,7 @@ class ChannelSession:
             # A message to every channel starts hundreds of these in one pass; a step's start
             # (turn-taking, typing, the persona tasks) is a slice of CPU.
             await fair_turn()
+            grants = self._grants
             try:
                 events = await self._step(if_any=True)
             except BudgetExceededError:
@@ -224,6 +236,8 @@ class ChannelSession:
                 log.warning("%s is run by another worker now; its turns stop here", self.channel.key)
                 self._steps_left = 0
                 return
+            if self._grants != grants:
+                continue  # steps granted while this one ran (a message heard): they stand whole
             if events is None:
                 self._steps_left = 0
                 return
@@ -343,7 +357,7 @@ class ChannelSession:
             self.record.status = status
             await self.services.storage.update_world(self.record.id, status=status)
         if status is WorldStatus.ACTIVE:
-            self._steps_left = max(self._steps_left, 1 + self.config.exchanges)
+            self._grant(max(self._steps_left, 1 + self.config.exchanges))
             self.kick()
 
     async def save_config(self) -> None:

@@ -264,6 +264,8 @@ class Storage(ABC):
     #: Called once, with the error, when the database turns out to be unusable (see
     #: ``StorageUnavailableError``); the application stops on it.
     on_unavailable: Callable[[StorageUnavailableError], object] | None = None
+    #: Whether several processes may run on this database at once (channels then move between them).
+    shared: bool = False
 
     @abstractmethod
     async def open(self) -> None: ...

@@ -11,6 +11,7 @@ import pytest
 from bots.storage import OutboxStatus
 from bots.storage.sqlite import SQLiteStorage
 from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
+from simulation.events import EventKind
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.support.paths import AGENTS
 from tests.support.testbot import demo_settings, fake_model_settings, start_bot
@@ -752,3 +753,27 @@ async def test_an_interview_needs_a_persona_here_and_a_platform_with_threads(tes
     explained = await testbot.reply("interview Priya")
     assert "Interviews are held in threads, and there are none here: `ask Priya Nair QUESTION`" in explained
     assert not [s for s in testbot.adapter.sent if s.thread]
+
+
+async def test_a_message_heard_while_an_answer_is_being_posted_is_answered_too(tmp_path):
+    """The platform's pace holds an answer back; a message that arrives meanwhile gets its own answer
+    rather than being counted as answered by the step that was still posting."""
+    bot = await start_bot(demo_settings(tmp_path, default_exchanges=0))
+    try:
+        await team(bot, "general", "Priya Nair")
+        await bot.say("Priya, first: what do you think of the plan?")
+        bot.adapter.post_interval_s = 1.0
+        session = bot.app.sessions.get("memory:general")
+
+        def turns() -> int:
+            return sum(1 for e in session.world.events if e.kind is EventKind.ACTION and e.type == "TALK")
+
+        bot.adapter.push_message("Priya, second: and the budget?", user="ana", user_is_moderator=False)
+        await asyncio.wait_for(_until(lambda: turns() == 2), 5)
+        assert len(bot.adapter.posts()) == 1, "the second answer waits for the platform's pace"
+        bot.adapter.push_message("Priya, third: and the date?", user="ana", user_is_moderator=False)
+        await asyncio.wait_for(_until(lambda: turns() == 3), 10)
+        await bot.app.wait_idle()
+        assert [p.identity for p in bot.adapter.posts()] == ["Priya Nair"] * 3
+    finally:
+        await bot.app.stop()

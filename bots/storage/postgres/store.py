@@ -194,6 +194,7 @@ class PostgresStorage(Storage):
                                      "postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
         self.url = url
         self.single_writer = single_writer
+        self.shared = not single_writer
         self.read_only = read_only
         self.min_connections = min_connections
         self.max_connections = max_connections
