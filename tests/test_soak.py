@@ -136,7 +136,6 @@ def test_soak_console_lines_typed_while_the_bot_ran_are_heard(soak: dict[str, An
     assert lost == 0, f"{lost} console line(s) read from standard input were lost by kill -9"
 
 
-@pytest.mark.slow  # a rare lost human message (about 1 run in 20) is still unexplained; `make test-slow` runs it
 def test_two_workers_on_postgresql_each_killed_in_turn_lose_and_double_nothing(worker_soak: dict[str, Any]) -> None:
     summary, details = worker_soak["summary"], worker_soak["details"]
     assert details["workers"] == 2 and details["database"] == "postgresql"
