@@ -97,3 +97,29 @@ async def test_with_the_cache_a_variant_replaying_the_shared_opening_costs_no_ca
         assert len(server.requests) > calls
     finally:
         await second.model.aclose()
+
+
+async def test_a_fork_from_an_earlier_event_forgets_what_came_after_it(server, tmp_path):
+    stack = stack_for(server, tmp_path)
+    try:
+        world = make_world(stack.model, policy="everyone")
+        opening = await world.broadcast("Would you pay $300 for a smart speaker?")
+        await world.step()
+        later = await world.broadcast("It now comes with a free robot vacuum.")
+        await world.step()
+        calls = len(server.requests)
+        earlier = await world.fork("no-vacuum", at=opening.id)
+        assert len(server.requests) == calls, "a fork makes no model call"
+        assert [e.id for e in earlier.events] == [opening.id]
+        for original, copy in zip(world.agents, earlier.agents, strict=True):
+            remembered = [e.content for e in copy.episodic.episodes]
+            assert remembered == ["Would you pay $300 for a smart speaker?"]
+            assert copy.has_unread(), f"{copy.name} still owes an answer to the opening"
+            assert any(e.content == later.content for e in original.episodic.episodes)
+        # The fork goes on from there: its next event follows the one it was forked at.
+        assert (await earlier.broadcast("What if it were $199?")).id == opening.id + 1
+
+        with pytest.raises(WorldError, match=r"no event #99 .* from #1 to #\d+"):
+            await world.fork("nowhere", at=99)
+    finally:
+        await stack.model.aclose()
