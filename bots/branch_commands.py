@@ -53,7 +53,7 @@ def _named(ctx: CommandContext, name: str) -> ChannelSession | None:
 
 def _unknown(ctx: CommandContext, name: str) -> str:
     known = ", ".join(literal(s.world.name) for s in ctx.services.branches.of_channel(ctx.channel.key))
-    return (f"There is no running branch named {literal(name)} here; " +
+    return (f"There is no running branch named “{literal(name)}” here; " +
             (f"the branches are {known}." if known else "`fork NAME` makes one."))
 
 

@@ -71,7 +71,7 @@ def _resolve(ctx: CommandContext, name: str) -> ChannelSession | None:
 
 def _unknown(ctx: CommandContext, name: str) -> str:
     known = ["main", *(s.world.name for s in ctx.services.branches.of_channel(ctx.channel.key))]
-    return (f"There is nothing called {literal(name)} to compare here: name two of "
+    return (f"There is nothing called “{literal(name)}” to compare here: name two of "
             f"{', '.join(literal(k) for k in known)} (main is the channel's world).")
 
 
@@ -131,7 +131,9 @@ async def _persona_fields(a: ChannelSession, b: ChannelSession, names: list[str]
             if all(i in screen.unposted for i in own):
                 screen.withhold_unposted(persona, own)
             said = " ".join(f"“{q.text}” (#{q.event_id})" for q in quotes)
-            words = await screen.words(persona, f"{position.stance} {said}".strip())
+            # A stance that only repeats its quote is said once, as the quote.
+            stance = "" if any(_words(position.stance) == _words(q.text) for q in quotes) else position.stance
+            words = await screen.words(persona, f"{stance} {said}".strip())
             stances.append(position.stance if words is not None else None)
             shown.append(words if words is not None else screen.say(persona, "stance withheld"))
         value = "\n".join(f"{name}: {text}" for name, text in zip(names, shown))
