@@ -418,11 +418,13 @@ def _parse_validate(rest: str, spec: CommandSpec, limits: Limits) -> Command:
 
 
 def _parse_fork(rest: str, spec: CommandSpec, limits: Limits) -> Command:
-    positional, options = _options(_split(rest), {"from": "an event id"}, spec.usage)
+    # ``--from_event`` is how a command menu writes ``--from`` (an option cannot be called "from" there).
+    positional, options = _options(_split(rest), {"from": "an event id", "from_event": "an event id"}, spec.usage)
     if len(positional) != 1:
         raise CommandError("`fork` needs one name for the branch (e.g. discount)" if not positional else
                            "a branch's name is one word (e.g. discount-10)", spec.usage)
-    at = _int(options["from"].lstrip("#"), "--from", spec.usage, 0, ID_LIMIT) if "from" in options else None
+    given = options.get("from", options.get("from_event"))
+    at = _int(given.lstrip("#"), "--from", spec.usage, 0, ID_LIMIT) if given is not None else None
     return Command(spec.name, {"name": positional[0], "at": at})
 
 
@@ -576,7 +578,7 @@ SPECS: dict[str, CommandSpec] = {
                     "memories and conversation; no model call); --from starts it right after an earlier event",
                     "Fork this world into a branch, in a thread of its own", _parse_fork,
                     (Option("name", description="the branch's name, e.g. discount"),
-                     Option("from", int, "start from right after this event id (the later ones are left out)",
+                     Option("from_event", int, "start from right after this event id (the later ones are left out)",
                             required=False, min_value=0, form="option"))),
         CommandSpec("branch", "branch NAME TEXT...",
                     "say something in one branch only (what writing in its thread does; the console has no threads)",

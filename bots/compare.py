@@ -178,7 +178,7 @@ def _chart(names: list[str], logs: list[list[Event]], personas: list[str]) -> st
             n = counts[name][persona]
             lines.append(f"{persona:<{width}} {name:<{max(map(len, names))}} "
                          f"{'█' * round(BAR_WIDTH * n / most)}{'' if n else '·'} {n}")
-    return "```\n" + "\n".join(lines) + "\n```"
+    return "\n".join(lines)
 
 
 HANDLERS: dict[str, Handler] = {"compare": compare}

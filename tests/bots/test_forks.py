@@ -43,6 +43,10 @@ async def test_a_fork_talks_in_its_own_thread_and_neither_hears_the_other(testbo
     sent = await testbot.command("fork discount")
     thread = thread_of(sent)
     reply = [s for s in sent if s.kind in ("reply", "private")][0].text
+    branch = testbot.app.branches.named("memory:general", "discount")
+    storage = testbot.app.storage
+    assert branch.record.id not in await storage.event_counts(), "the fork stored none of the shared events"
+    assert await storage.read_events(branch.record.id) == await storage.read_events(branch.record.parent_id)
     assert "Forked the branch “discount”" in reply and "without a model call" in reply
 
     posted = await testbot.say("It is $199 now.", thread=thread)
