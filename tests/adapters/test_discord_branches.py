@@ -3,7 +3,23 @@ branch talks in a thread of its own, and the card is an embed with the simulated
 
 from __future__ import annotations
 
-from tests.adapters.test_discord import PERSONAS, Bot, bot, with_team  # noqa: F401  (the fixture)
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.adapters.test_discord import PERSONAS, Bot, start_bot, with_team
+from tests.fakes.discord_server import FakeDiscord
+
+
+@pytest.fixture
+async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
+    async with FakeDiscord() as fake:
+        started = await start_bot(tmp_path, fake)
+        try:
+            yield started
+        finally:
+            await started.app.stop()
 
 
 async def test_a_branch_talks_in_its_thread_and_compare_posts_an_embed(bot: Bot) -> None:

@@ -3,8 +3,23 @@ branch talks in a thread of its own, and the card is Block Kit with the simulate
 
 from __future__ import annotations
 
-from tests.adapters.platforms import CHANNEL, MODERATOR, wait_for
-from tests.adapters.test_slack import PERSONAS, Bot, bot, with_team  # noqa: F401  (the fixture)
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.adapters.platforms import CHANNEL, MODERATOR, slack_workspace, wait_for
+from tests.adapters.test_slack import PERSONAS, Bot, start_bot, with_team
+
+
+@pytest.fixture
+async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
+    async with slack_workspace() as fake:
+        started = await start_bot(tmp_path, fake)
+        try:
+            yield started
+        finally:
+            await started.app.stop()
 
 
 async def test_a_branch_talks_in_its_thread_and_compare_posts_a_block_kit_card(bot: Bot) -> None:
