@@ -132,3 +132,14 @@ async def test_stop_in_a_branch_stops_only_that_branch(testbot):
     # Nor does a command there act on the channel's world.
     assert "was stopped" in await testbot.reply("stop confirm", thread=one)
     assert "World “Launch review”: active" in await testbot.reply("status")
+
+
+async def test_help_says_how_to_fork_and_compare(testbot):
+    text = await testbot.reply("help fork")
+    assert "fork NAME [--from EVENT_ID]" in text and "no model call" in text and "(moderators)" in text
+    assert 'compare A B [--question "TEXT"]' in await testbot.reply("help compare")
+    assert "branch NAME TEXT" in await testbot.reply("help branch")
+    from bots.commands import parse_command
+    # A command menu writes --from as --from_event: both read the same.
+    assert parse_command("fork early --from_event 3").args == parse_command("fork early --from 3").args == {
+        "name": "early", "at": 3}
