@@ -180,6 +180,17 @@ async def test_a_fork_makes_no_model_call_and_branches_draw_on_one_budget(tmp_pa
             # The channel's world has nothing left to spend either.
             calls = len(server.requests)
             assert "stays paused: it reached its budget" in await bot.reply("run 1")
+            spent = bot.app.stack.ledger.scope_totals(main.world.id).total_tokens
+        finally:
+            await bot.app.stop()
+
+        # What the branch spent still counts after a restart, though the channel's world stored it last
+        # before the branch did.
+        bot = await start_bot(settings)
+        try:
+            assert bot.app.stack.ledger.scope_totals(main.world.id).total_tokens == spent
+            assert "stays paused: it reached its budget" in await bot.reply("run 1")
+            assert "stays paused: it reached its budget" in await bot.reply("resume", thread=thread)
             await bot.say("And in the channel?")
             assert len(server.requests) == calls
         finally:
