@@ -420,15 +420,25 @@ async def _decide(ctx: CommandContext, entry_id: int, status: OutboxStatus, acti
 async def approve(ctx: CommandContext, *, id: int) -> Reply:
     entry = await _decide(ctx, id, OutboxStatus.PENDING, "approve")
     await ctx.services.outbox.deliver(entry.channel_key)
-    await ctx.session.hear_approved(entry)
+    if (said_in := _world_of(ctx, entry)) is not None:
+        await said_in.hear_approved(entry)
     return Reply(f"Approved #{entry.id}: {literal(entry.persona)}'s message is posted.", private=True)
 
 
 async def edit(ctx: CommandContext, *, id: int, text: str) -> Reply:
     entry = await _decide(ctx, id, OutboxStatus.PENDING, "edit", text=text)
     await ctx.services.outbox.deliver(entry.channel_key)
-    await ctx.session.hear_approved(entry)
+    if (said_in := _world_of(ctx, entry)) is not None:
+        await said_in.hear_approved(entry)
     return Reply(f"Posted your version of #{entry.id} as {literal(entry.persona)}.", private=True)
+
+
+def _world_of(ctx: CommandContext, entry: OutboxEntry) -> ChannelSession | None:
+    """The running world that said a held message: the channel's, or one of its branches (their
+    event ids overlap, so the message is heard only where it was said); None when it stopped."""
+    main = ctx.services.sessions.get(ctx.channel.key)
+    candidates = [*([main] if main is not None else []), *ctx.services.branches.of_channel(ctx.channel.key)]
+    return next((s for s in candidates if s.record.id == entry.world_id), None)
 
 
 async def reject(ctx: CommandContext, *, id: int) -> Reply:

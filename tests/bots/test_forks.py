@@ -143,3 +143,38 @@ async def test_help_says_how_to_fork_and_compare(testbot):
     # A command menu writes --from as --from_event: both read the same.
     assert parse_command("fork early --from_event 3").args == parse_command("fork early --from 3").args == {
         "name": "early", "at": 3}
+
+
+async def test_a_held_message_of_a_branch_approved_in_the_channel_is_heard_in_the_branch_only(tmp_path):
+    from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
+
+    class HoldWhileAsked(Verifier):
+        holding = False
+
+        async def verify(self, text: str, context: VerificationContext) -> Verdict:
+            action = VerdictAction.HOLD if self.holding else VerdictAction.PASS
+            return Verdict(action=action, text=text, reasons=["a moderator looks first"] if self.holding else [])
+
+    verifier = HoldWhileAsked()
+    bot = await start_bot(demo_settings(tmp_path, file_dirs=[AGENTS], default_exchanges=0), verifier=verifier)
+    try:
+        await team(bot)
+        await bot.say("Would you pay $300 for the speaker?")
+        thread = thread_of(await bot.command("fork discount"))
+        await bot.say("Priya and Tomasz, would you buy it at $300 after all?")
+        verifier.holding = True
+        await bot.say("Priya and Tomasz, would you buy it at $199?", thread=thread)
+        verifier.holding = False
+        held = await bot.app.storage.held_outbox("memory:general")
+        assert held
+        main = bot.app.sessions.get("memory:general")
+        branch = bot.app.branches.named("memory:general", "discount")
+        # The branch's event ids run on from the fork, as the channel's world's do: the same ids, other words.
+        assert any(e.id == held[0].event_id for e in main.world.events)
+        assert "Approved" in await bot.reply(f"approve {held[0].id}")
+        listener = next(a for a in branch.world.agents if a.name != held[0].persona)
+        assert any(ep.content == held[0].text for ep in listener.episodic.episodes), "heard in the branch"
+        for agent in main.world.agents:
+            assert all(ep.content != held[0].text for ep in agent.episodic.episodes), "never heard in the channel"
+    finally:
+        await bot.app.stop()
