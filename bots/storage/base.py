@@ -364,7 +364,7 @@ class Storage(ABC):
 
     @abstractmethod
     async def outbox_entries(self, world_id: str) -> list[OutboxEntry]:
-        """Every entry of a world, oldest first."""
+        """Every entry of a world, oldest first; a branch's include its parent's for the events they share."""
 
     @abstractmethod
     async def mark_posted(self, entry_id: int, platform_message_id: str) -> None: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
 from tests.support.paths import AGENTS
 from tests.support.testbot import demo_settings, start_bot
 
@@ -145,16 +146,37 @@ async def test_help_says_how_to_fork_and_compare(testbot):
         "name": "early", "at": 3}
 
 
+class HoldWhileAsked(Verifier):
+    """Holds every persona message for a moderator while ``holding``."""
+
+    holding = False
+
+    async def verify(self, text: str, context: VerificationContext) -> Verdict:
+        action = VerdictAction.HOLD if self.holding else VerdictAction.PASS
+        return Verdict(action=action, text=text, reasons=["a moderator looks first"] if self.holding else [])
+
+
+async def test_a_message_held_before_the_fork_is_not_in_the_branchs_export(tmp_path):
+    verifier = HoldWhileAsked()
+    bot = await start_bot(demo_settings(tmp_path, file_dirs=[AGENTS], default_exchanges=0), verifier=verifier)
+    try:
+        await team(bot)
+        verifier.holding = True
+        await bot.say("Would you pay $300 for the speaker?")
+        verifier.holding = False
+        held = await bot.app.storage.held_outbox("memory:general")
+        assert held
+        thread = thread_of(await bot.command("fork discount"))
+        bot.adapter.uploads = True
+        exported = [s for s in await bot.command("export md", thread=thread) if s.kind == "file"]
+        body = exported[0].file[1].decode()
+        assert "Would you pay $300 for the speaker?" in body, "the shared start is in the branch's export"
+        assert all(entry.text not in body for entry in held), "words never posted are not shown as said"
+    finally:
+        await bot.app.stop()
+
+
 async def test_a_held_message_of_a_branch_approved_in_the_channel_is_heard_in_the_branch_only(tmp_path):
-    from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
-
-    class HoldWhileAsked(Verifier):
-        holding = False
-
-        async def verify(self, text: str, context: VerificationContext) -> Verdict:
-            action = VerdictAction.HOLD if self.holding else VerdictAction.PASS
-            return Verdict(action=action, text=text, reasons=["a moderator looks first"] if self.holding else [])
-
     verifier = HoldWhileAsked()
     bot = await start_bot(demo_settings(tmp_path, file_dirs=[AGENTS], default_exchanges=0), verifier=verifier)
     try:

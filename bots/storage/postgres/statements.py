@@ -144,6 +144,10 @@ SELECT_CHANNEL_PENDING = (
     f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND channel_key = $1 ORDER BY id"
 )
 SELECT_WORLD_OUTBOX = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE world_id = $1 ORDER BY id"
+#: A world's entries for a stretch of its log (``bots.storage.lineage``).
+SELECT_OUTBOX_RANGE = (
+    f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE world_id = $1 AND event_id > $2 AND event_id <= $3 ORDER BY id"
+)
 MARK_POSTED = """
 UPDATE outbox SET status = 'posted', platform_message_id = $1, posted_at = $2, error = NULL
 WHERE id = $3

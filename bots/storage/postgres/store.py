@@ -100,6 +100,7 @@ from bots.storage.postgres.statements import (
     SELECT_MEMORIES,
     SELECT_OUTBOX,
     SELECT_OUTBOX_FOR_EVENTS,
+    SELECT_OUTBOX_RANGE,
     SELECT_PENDING,
     SELECT_PERSONAS,
     SELECT_POSTED_IDS,
@@ -621,7 +622,23 @@ class PostgresStorage(Storage):
         return [outbox_from_row(row) for row in rows]
 
     async def outbox_entries(self, world_id: str) -> list[OutboxEntry]:
-        return [outbox_from_row(row) for row in await self._fetch(SELECT_WORLD_OUTBOX, world_id)]
+        async def read(connection: asyncpg.Connection) -> list[Any]:
+            found = await connection.fetchrow(SELECT_WORLD, world_id)
+            if found is None or world_from_row(found).parent_id is None:
+                return list(await connection.fetch(SELECT_WORLD_OUTBOX, world_id))
+
+            async def world(other: str) -> WorldRecord | None:
+                row = await connection.fetchrow(SELECT_WORLD, other)
+                return world_from_row(row) if row is not None else None
+
+            async def rows(other: str, after: int, upto: int) -> list[Any]:
+                return list(await connection.fetch(SELECT_OUTBOX_RANGE, other, after, upto))
+
+            return await lineage.read(await lineage.segments(world_from_row(found), world), rows)
+
+        read_rows = await self.in_transaction(read, f"read the outbox of world {world_id!r}", isolation="repeatable_read",
+                                              readonly=True)
+        return sorted((outbox_from_row(row) for row in read_rows), key=lambda entry: entry.id or 0)
 
     async def mark_posted(self, entry_id: int, platform_message_id: str) -> None:
         await self._update_entry(entry_id, MARK_POSTED, (platform_message_id, time_text(utcnow()), entry_id), "mark")

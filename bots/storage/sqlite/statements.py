@@ -140,6 +140,10 @@ SELECT_CHANNEL_PENDING = (
     f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND channel_key = ? ORDER BY id"
 )
 SELECT_WORLD_OUTBOX = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE world_id = ? ORDER BY id"
+#: A world's entries for a stretch of its log (``bots.storage.lineage``).
+SELECT_OUTBOX_RANGE = (
+    f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE world_id = ? AND event_id > ? AND event_id <= ? ORDER BY id"
+)
 MARK_POSTED = """
 UPDATE outbox SET status = 'posted', platform_message_id = ?, posted_at = ?, error = NULL
 WHERE id = ?

@@ -117,6 +117,7 @@ from bots.storage.sqlite.statements import (
     SELECT_LEASES,
     SELECT_MEMORIES,
     SELECT_OUTBOX,
+    SELECT_OUTBOX_RANGE,
     SELECT_PENDING,
     SELECT_PERSONAS,
     SELECT_POSTED_IDS,
@@ -504,7 +505,25 @@ class SQLiteStorage(Storage):
         return [outbox_from_row(row) for row in rows]
 
     async def outbox_entries(self, world_id: str) -> list[OutboxEntry]:
-        return [outbox_from_row(row) for row in await self._read(SELECT_WORLD_OUTBOX, (world_id,))]
+        found = await self._read(SELECT_WORLD, (world_id,))
+        if not found or world_from_row(found[0]).parent_id is None:
+            return [outbox_from_row(row) for row in await self._read(SELECT_WORLD_OUTBOX, (world_id,))]
+        reader = self._reading()
+        async with self._read_lock:
+            await reader.execute("BEGIN")
+            try:
+
+                async def world(other: str) -> WorldRecord | None:
+                    rows = list(await reader.execute_fetchall(SELECT_WORLD, (other,)))
+                    return world_from_row(rows[0]) if rows else None
+
+                async def rows(other: str, after: int, upto: int) -> list[Any]:
+                    return list(await reader.execute_fetchall(SELECT_OUTBOX_RANGE, (other, after, upto)))
+
+                read = await lineage.read(await lineage.segments(world_from_row(found[0]), world), rows)
+            finally:
+                await rollback_quietly(reader)
+        return sorted((outbox_from_row(row) for row in read), key=lambda entry: entry.id or 0)
 
     async def mark_posted(self, entry_id: int, platform_message_id: str) -> None:
         await self._update_entry(entry_id, MARK_POSTED, (platform_message_id, time_text(utcnow()), entry_id), "mark")

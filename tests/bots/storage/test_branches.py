@@ -83,3 +83,14 @@ async def test_branch_names_are_unique_and_a_world_with_branches_is_not_reset(st
     with pytest.raises(StorageError, match="branches share its conversation"):
         await storage.reset_world("main", clock={}, policy={})
     assert [e.id for e in await storage.read_events("b")] == [1, 2]
+
+
+async def test_a_branch_reads_the_outbox_entries_of_the_events_it_shares(storage):
+    await storage.create_world(world("main"))
+    await storage.write_step(step("main", 1))
+    await storage.write_step(step("main", 2))
+    await storage.create_world(world("b", parent_id="main", fork_event=1))
+    await storage.write_step(step("b", 2))
+    entries = await storage.outbox_entries("b")
+    assert [(e.world_id, e.event_id) for e in entries] == [("main", 1), ("b", 2)]
+    assert [(e.world_id, e.event_id) for e in await storage.outbox_entries("main")] == [("main", 1), ("main", 2)]
