@@ -27,3 +27,12 @@ async def test_a_branch_on_the_console_is_a_labelled_section_and_compare_is_a_pa
         tmp_path, "/branch discount And with a free cable?", "/status")), env=env)
     assert code == 0, out + err
     assert "(branch discount, demo model): " in out and "Branches: discount (active" in out
+
+
+async def test_the_console_starts_again_after_its_world_was_stopped_with_a_branch(tmp_path):
+    env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
+    await troupe("console", "--script", str(script(tmp_path, "Hello all", "/fork later", "/stop confirm")), env=env)
+    code, out, err = await troupe("console", "--script", str(script(tmp_path, "/start --reopen", "/status")), env=env)
+    assert code == 0, out + err
+    assert "No world in this channel" in out and "Reopened the world “Team room”" in out
+    assert "Branches: later (active" in out, "the branch comes back with its world"
