@@ -18,7 +18,7 @@ import uuid
 from adapters.base import ChannelRef
 from bots.services import Services
 from bots.session import ChannelSession
-from bots.session_manager import world_state_from_storage
+from bots.session_manager import _answer_owed, world_state_from_storage
 from bots.storage import MemoryWrite, PersonaRecord, StepWrite, UsageRow, WorldRecord, WorldStatus
 from simulation.world import TinyWorld, WorldError
 
@@ -154,7 +154,10 @@ class Branches:
                 for agent in world.agents:
                     agent.world_id = budget_id
                 usage.append(stored.usage)
-                restored.append(self._run(branch, world, channel))
+                session = self._run(branch, world, channel)
+                if _answer_owed(world):  # its answer to the last message was cut short: it is given now
+                    session.allow_steps(1 + session.config.exchanges)
+                restored.append(session)
             restored += await self._restore_under(branch, budget_id, channel, usage)
         return restored
 

@@ -3,6 +3,8 @@ hears only what is said where it talks, and they survive a restart."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
@@ -200,3 +202,42 @@ async def test_a_held_message_of_a_branch_approved_in_the_channel_is_heard_in_th
             assert all(ep.content != held[0].text for ep in agent.episodic.episodes), "never heard in the channel"
     finally:
         await bot.app.stop()
+
+
+async def test_a_branch_cut_short_by_a_stop_answers_after_the_restart(tmp_path):
+    from tests.fakes.openai_server import FakeOpenAIServer
+    from tests.support.testbot import fake_model_settings
+    from tests.support.turns import TurnRule, kind_of, user_text
+
+    rule = TurnRule()
+    stalled = asyncio.Event()
+
+    async def stalls_in_the_branch(body):
+        if kind_of(body) == "agent_turn" and "half price" in user_text(body) and not stalled.is_set():
+            stalled.set()
+            await asyncio.sleep(3600)
+        return rule(body)
+
+    async with FakeOpenAIServer() as server:
+        server.responder = stalls_in_the_branch
+        settings = fake_model_settings(tmp_path, server, default_exchanges=0)
+        bot = await start_bot(settings)
+        try:
+            await team(bot)
+            await bot.say("Would you pay $300 for the speaker?")
+            thread = thread_of(await bot.command("fork discount"))
+            bot.adapter.push_message("What about half price?", thread=thread)
+            await asyncio.wait_for(stalled.wait(), 10)
+        finally:
+            await bot.app.stop(timeout=0)
+
+        server.responder = rule
+        bot = await start_bot(settings)
+        try:
+            await bot.app.wait_idle()
+            answers = [s for s in bot.adapter.posts() if s.thread == thread]
+            assert {s.identity for s in answers} == set(TEAM), "the branch answered what it heard before the stop"
+            assert all("half price" in s.text for s in answers)
+            assert not [s for s in bot.adapter.posts() if s.thread is None and "half price" in s.text]
+        finally:
+            await bot.app.stop()
