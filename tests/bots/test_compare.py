@@ -195,3 +195,24 @@ async def test_a_fork_makes_no_model_call_and_branches_draw_on_one_budget(tmp_pa
             assert len(server.requests) == calls
         finally:
             await bot.app.stop()
+
+
+async def test_forks_of_forks_are_compared_from_where_their_lines_parted(testbot):
+    await team(testbot)
+    await testbot.say("Would you pay $300 for the speaker?")
+    one = thread_of(await testbot.command("fork one"))
+    main = testbot.app.sessions.get("memory:general")
+    parted_from_main = main.world.event_count
+    await testbot.say("Priya and Tomasz, would you buy it at $199?", thread=one)
+    two = thread_of(await testbot.command("fork two", thread=one))
+    first = testbot.app.branches.named("memory:general", "one")
+    parted_from_one = first.world.event_count
+    assert "This is the branch “two”" in await testbot.reply("status", thread=two)
+    await testbot.say("Priya and Tomasz, and at $99?", thread=two)
+    assert "$99" not in " ".join(e.content for e in first.world.events), "a fork of a fork is heard apart too"
+
+    assert f"(after event #{parted_from_one})" in card_of(await testbot.command("compare one two")).text
+    assert f"(after event #{parted_from_main})" in card_of(await testbot.command("compare main two")).text
+    # Stopping the first branch stops the one forked from it; the channel's world goes on.
+    assert "with two, forked from it" in await testbot.reply("stop confirm", thread=one)
+    assert testbot.app.branches.of_channel("memory:general") == []
