@@ -105,6 +105,8 @@ async def test_only_moderators_fork_and_mistakes_are_explained(testbot):
     thread_of(await testbot.command("fork discount"))
     assert "already a branch named “Discount”" in await testbot.reply("fork Discount")
     assert [s.world.name for s in testbot.app.branches.of_channel("memory:general")] == ["discount"]
+    assert "no running branch named “dicsount” here; the branches are discount" in \
+        await testbot.reply("branch dicsount hello?")
 
 
 async def test_a_fork_from_an_earlier_event_leaves_the_later_talk_out(testbot):

@@ -123,3 +123,28 @@ async def test_a_fork_from_an_earlier_event_forgets_what_came_after_it(server, t
             await world.fork("nowhere", at=99)
     finally:
         await stack.model.aclose()
+
+
+async def test_a_fork_from_before_what_a_memory_folded_is_refused(server, tmp_path):
+    from simulation.agent import TinyPerson
+    from simulation.memory import MemoryConfig
+    from simulation.persona import load_persona
+    from tests.support.paths import AGENTS
+
+    stack = stack_for(server, tmp_path)
+    try:
+        lisa = TinyPerson(load_persona(AGENTS / "Lisa.agent.json"), stack.model,
+                          memory=MemoryConfig(window=2, batch=1, listening_batch=1))
+        world = TinyWorld("research", [lisa], model=stack.model)
+        first = await world.broadcast("What do you make of the $300 speaker?")
+        for n in range(4):
+            await world.broadcast(f"Point {n}: and the vacuum?")
+            await world.step()
+        await world.settle()
+        assert lisa.episodic.consolidated_until > 1, "her memory folded its oldest moments"
+        with pytest.raises(WorldError, match=r"Lisa Carter has already folded what came after event #1 .* later event"):
+            await world.fork("early", at=first.id)
+        later = await world.fork("later", at=world.event_count - 1)
+        assert later.event_count == world.event_count - 1
+    finally:
+        await stack.model.aclose()
