@@ -33,6 +33,7 @@ from bots.collector import QuietCollector
 from bots.commands import MENU, prefixed
 from bots.context import CommandServices
 from bots.focus_groups import FocusGroups
+from bots.forks import Branches
 from bots.interviews import Interviews
 from bots.logs import log_context
 from bots.outbox import Outbox
@@ -136,6 +137,7 @@ class TroupeApp:
             take=self.ownership.acquire,
         )
         self.sessions = SessionManager(self.services)
+        self.branches = Branches(self.services)
         self.permissions = ModeratorPolicy(settings.bot)
         self.focus_groups = FocusGroups(self.outbox, self.spawn)
         self.commands = CommandRegistry(CommandServices(
@@ -147,6 +149,7 @@ class TroupeApp:
             permissions=self.permissions,
             focus_groups=self.focus_groups,
             interviews=self.interviews,
+            branches=self.branches,
             spawn=self.spawn,
         ))
         self.command_rates = CommandRateLimiter(settings.bot.rate_limits)
@@ -272,7 +275,8 @@ class TroupeApp:
             for outcome in outcomes:
                 if isinstance(outcome, BaseException):
                     raise outcome
-            await self.sessions.restore(take=self.ownership.acquire, limit=await self.ownership.share())
+            for session in await self.sessions.restore(take=self.ownership.acquire, limit=await self.ownership.share()):
+                await self.branches.restore(session)
             # Not awaited: at a 1-post-a-second pace, a backlog would keep the bot deaf for as long.
             self._track(asyncio.ensure_future(self.outbox.flush_all()))
             await self.replay_inbox()
@@ -472,7 +476,9 @@ class TroupeApp:
         if self.sessions.get(channel_key) is None:
             record = await self.storage.world_for_channel(channel_key)
             if record is not None and record.status is not WorldStatus.STOPPED:
-                await self.sessions.adopt(record)
+                adopted = await self.sessions.adopt(record)
+                if adopted is not None:
+                    await self.branches.restore(adopted)
         self.outbox.adopt(channel_key)
         self.spawn(self.outbox.deliver(channel_key))
         self._wake(channel_key)
@@ -500,8 +506,9 @@ class TroupeApp:
             await limiter.share_among(workers)
 
     async def _lose(self, channel_key: str) -> None:
-        """Another worker runs the channel now: stop running its world here."""
+        """Another worker runs the channel now: stop running its world (and its branches) here."""
         self.sessions.forget(channel_key)
+        self.branches.forget(channel_key)
 
     def _wake(self, channel_key: str) -> None:
         """Events another worker kept for a channel run here: queue them."""
@@ -516,7 +523,8 @@ class TroupeApp:
         queue = self._queues.get(channel_key)
         session = self.sessions.get(channel_key)
         return ((queue is None or queue.empty()) and channel_key not in self._handling
-                and (session is None or (not session.busy and not session.lock.locked())))
+                and all(not s.busy and not s.lock.locked()
+                        for s in [*([session] if session is not None else []), *self.branches.of_channel(channel_key)]))
 
     def submit(self, adapter: Adapter, event: AdapterEvent, kept: asyncio.Future | int | None = None) -> None:
         """Queue an event on its channel; channels are handled concurrently, events in order.
@@ -617,7 +625,14 @@ class TroupeApp:
                                              text=f"ask {quote_word(persona)} {event.text.strip()}")
                 await self._command(adapter, question, interviewed=persona)
                 return
-            session = self.sessions.get(event.channel.key)
+            # A branch's thread is heard by that branch alone; the rest of the channel by its world.
+            session = self.branches.session_in(event.channel) or self.sessions.get(event.channel.key)
+            stopped = self.branches.stopped_in(event.channel)
+            if stopped is not None:
+                if adapter.explains_silence:
+                    await adapter.reply_private(event.user, event.channel, prefixed(
+                        f"Nobody heard that: the branch “{stopped}” of this thread was stopped.", adapter.command_prefix))
+                return
             if session is None and not self.ownership.holds(event.channel.key):
                 # Its world went to another worker while this message waited: it stays in the inbox there.
                 raise StaleOwnerError(f"{event.channel.key} is run by another worker now")

@@ -436,7 +436,7 @@ async def _greet(app: TroupeApp, adapter: ConsoleAdapter, empty: bool) -> None:
     key = adapter.channel.key
     session = app.sessions.get(key)
     if session is None:
-        stored = [r for r in await app.storage.all_worlds() if r.channel_key == key]
+        stored = [r for r in await app.storage.all_worlds() if r.channel_key == key and r.parent_id is None]
         lost = next((r for r in stored if r.status is not WorldStatus.STOPPED), None)
         if lost is not None:
             await app.storage.load_world(lost.id)  # raises what keeps it from being restored, if storage can tell

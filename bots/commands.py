@@ -417,6 +417,36 @@ def _parse_validate(rest: str, spec: CommandSpec, limits: Limits) -> Command:
     return Command(spec.name, {"name": words[0], "expectations": " ".join(words[1:])})
 
 
+def _parse_fork(rest: str, spec: CommandSpec, limits: Limits) -> Command:
+    # ``--from_event`` is how a command menu writes ``--from`` (an option cannot be called "from" there).
+    positional, options = _options(_split(rest), {"from": "an event id", "from_event": "an event id"}, spec.usage)
+    if len(positional) != 1:
+        raise CommandError("`fork` needs one name for the branch (e.g. discount)" if not positional else
+                           "a branch's name is one word (e.g. discount-10)", spec.usage)
+    given = options.get("from", options.get("from_event"))
+    at = _int(given.lstrip("#"), "--from", spec.usage, 0, ID_LIMIT) if given is not None else None
+    return Command(spec.name, {"name": positional[0], "at": at})
+
+
+def _parse_branch(rest: str, spec: CommandSpec, limits: Limits) -> Command:
+    name, _, text = rest.strip().partition(" ")
+    if not name or not text.strip():
+        raise CommandError("`branch` needs a branch's name and what to say in it", spec.usage)
+    return Command(spec.name, {"name": name, "text": text.strip()})
+
+
+def _parse_compare(rest: str, spec: CommandSpec, limits: Limits) -> Command:
+    positional, options = _options(_split(rest), {"question": "a question in quotes"}, spec.usage)
+    if len(positional) != 2:
+        raise CommandError("`compare` needs two names: two branches, or main and a branch", spec.usage)
+    if positional[0].casefold() == positional[1].casefold():
+        raise CommandError(f"compare two different worlds, not {positional[0]!r} with itself", spec.usage)
+    question = options.get("question", "").strip() or None
+    if "question" in options and question is None:
+        raise CommandError("--question needs the question to put to both", spec.usage)
+    return Command(spec.name, {"first": positional[0], "second": positional[1], "question": question})
+
+
 # -- the commands -----------------------------------------------------------------------------------
 
 #: A persona of this channel's world, named in a command.
@@ -543,6 +573,26 @@ SPECS: dict[str, CommandSpec] = {
                     "interview a persona and score how well it matches the expectations (0-1)",
                     "Interview a persona and score it against expectations", _parse_validate,
                     (_PERSONA, Option("expectations"))),
+        CommandSpec("fork", "fork NAME [--from EVENT_ID]",
+                    "fork this world into a branch that runs beside it, in a thread of its own (same personas, "
+                    "memories and conversation; no model call); --from starts it right after an earlier event",
+                    "Fork this world into a branch, in a thread of its own", _parse_fork,
+                    (Option("name", description="the branch's name, e.g. discount"),
+                     Option("from_event", int, "start from right after this event id (the later ones are left out)",
+                            required=False, min_value=0, form="option"))),
+        CommandSpec("branch", "branch NAME TEXT...",
+                    "say something in one branch only (what writing in its thread does; the console has no threads)",
+                    "Say something in one branch only", _parse_branch,
+                    (Option("name", description="the branch's name"), Option("text", form="text")),
+                    moderator_only=False),
+        CommandSpec("compare", 'compare A B [--question "TEXT"]',
+                    "a card comparing two branches (main is the channel's world): each persona's stance in "
+                    "both and what changed, with quotes; --question puts the same question to both first",
+                    "Compare two branches, persona by persona", _parse_compare,
+                    (Option("first", description="a branch's name, or main"),
+                     Option("second", description="another branch's name, or main"),
+                     Option("question", description="a question to put to both first", required=False,
+                            form="option"))),
         CommandSpec("usage", "usage", "model calls, tokens, cost and budget of this channel",
                     "Model calls, tokens and cost of this channel", _parse_bare, moderator_only=False),
         CommandSpec("help", "help [COMMAND]", "this help", "Troupe's commands", _parse_help,

@@ -12,6 +12,7 @@ from typing import Any
 from adapters.base import Adapter, ChannelRef, CommandInvocation, UserRef
 from bots.commands import CommandSpec
 from bots.focus_groups import FocusGroups
+from bots.forks import Branches
 from bots.interviews import Interviews
 from bots.outbox import Outbox
 from bots.permissions import ModeratorPolicy
@@ -40,6 +41,8 @@ class CommandServices:
     permissions: ModeratorPolicy
     focus_groups: FocusGroups
     interviews: Interviews
+    #: The branches forked from channels' worlds (``fork``).
+    branches: Branches
     #: Runs work that outlives the command (a scenario's opening); the application waits for it when idle.
     spawn: Callable[[Awaitable[Any]], asyncio.Task]
 

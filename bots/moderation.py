@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterable
 
 from adapters.base import AdapterError, Card, literal
+from bots.branch_commands import status_lines
 from bots.commands import CommandError, help_text
 from bots.context import CommandContext, CommandServices, Handler
 from bots.exports import as_posted, render_export
@@ -71,6 +72,7 @@ async def start(ctx: CommandContext, *, name: str | None, reopen: bool, situatio
         if stopped is None:
             return Reply("No world was stopped in this channel; `start NAME` begins one.", private=True, failed=True)
         session = await sessions.reopen(stopped)
+        await ctx.services.branches.restore(session)
         names = ", ".join(literal(a.name) for a in session.world.agents) or "no personas"
         return Reply(f"Reopened the world “{session.world.name}” with {names}: its conversation and the "
                      "personas' memories are as they were.")
@@ -133,10 +135,24 @@ async def _apply_scenario(ctx: CommandContext, session: ChannelSession, scenario
 async def stop(ctx: CommandContext, *, confirm: bool) -> Reply:
     session = ctx.session
     name = session.world.name
+    branches = ctx.services.branches
+    if branches.is_branch(session):
+        if not confirm:
+            return Reply(f"`stop confirm` ends the branch “{name}” (and any branch forked from it); the channel's "
+                         "world and the other branches go on. Its history is kept.", private=True)
+        await ctx.services.focus_groups.cancel(session)
+        stopped = await branches.stop(session)
+        also = f" (with {', '.join(literal(n) for n in stopped[1:])}, forked from it)" if len(stopped) > 1 else ""
+        return Reply(f"Stopped the branch “{name}”{also}; the channel's world and the other branches go on. "
+                     "Its history is kept.")
+    running = branches.of_channel(ctx.channel.key)
     if not confirm:
+        also = (f" Its branches ({', '.join(literal(s.world.name) for s in running)}) stop with it, and come back "
+                "with it." if running else "")
         return Reply(f"`stop confirm` ends the world “{name}” in this channel: personas stop hearing it. Its "
-                     "history is kept, and `start --reopen` brings it back.", private=True)
+                     f"history is kept, and `start --reopen` brings it back.{also}", private=True)
     focus = "; the focus group running in it is cancelled" if await ctx.services.focus_groups.cancel(session) else ""
+    branches.forget(ctx.channel.key)
     await ctx.services.sessions.stop(ctx.channel)
     return Reply(f"Stopped the world “{name}”{focus}. Its history is kept: `start --reopen` brings it back, "
                  "`start NAME` begins a new one.")
@@ -156,6 +172,7 @@ async def status(ctx: CommandContext) -> Reply:
         f"Personas: {people}.",
         f"Policy: {session.config.policy}, {session.config.exchanges} persona exchange(s) after each message.",
         f"Step {world.clock.step}, {world.event_count} events; observed: {observed}.",
+        *status_lines(ctx, session),
     ]
     return Reply("\n".join(lines))
 
@@ -180,6 +197,12 @@ async def resume(ctx: CommandContext) -> Reply:
 
 async def reset(ctx: CommandContext, *, confirm: bool) -> Reply:
     session = ctx.session
+    if ctx.services.branches.is_branch(session):
+        return Reply(f"A branch cannot be reset: it starts from its parent's conversation. `stop confirm` here ends "
+                     f"“{session.world.name}”; `fork NAME` in the channel makes a fresh branch.", private=True, failed=True)
+    if await ctx.services.storage.branches(session.record.id):
+        return Reply(f"“{session.world.name}” has branches, which share its conversation, so it cannot be reset. "
+                     "`start NAME` after `stop confirm` begins a new world instead.", private=True, failed=True)
     if not confirm:
         people = len(session.world.agents)
         return Reply(f"`reset confirm` forgets the conversation of “{session.world.name}” and the memories of "
@@ -397,15 +420,25 @@ async def _decide(ctx: CommandContext, entry_id: int, status: OutboxStatus, acti
 async def approve(ctx: CommandContext, *, id: int) -> Reply:
     entry = await _decide(ctx, id, OutboxStatus.PENDING, "approve")
     await ctx.services.outbox.deliver(entry.channel_key)
-    await ctx.session.hear_approved(entry)
+    if (said_in := _world_of(ctx, entry)) is not None:
+        await said_in.hear_approved(entry)
     return Reply(f"Approved #{entry.id}: {literal(entry.persona)}'s message is posted.", private=True)
 
 
 async def edit(ctx: CommandContext, *, id: int, text: str) -> Reply:
     entry = await _decide(ctx, id, OutboxStatus.PENDING, "edit", text=text)
     await ctx.services.outbox.deliver(entry.channel_key)
-    await ctx.session.hear_approved(entry)
+    if (said_in := _world_of(ctx, entry)) is not None:
+        await said_in.hear_approved(entry)
     return Reply(f"Posted your version of #{entry.id} as {literal(entry.persona)}.", private=True)
+
+
+def _world_of(ctx: CommandContext, entry: OutboxEntry) -> ChannelSession | None:
+    """The running world that said a held message: the channel's, or one of its branches (their
+    event ids overlap, so the message is heard only where it was said); None when it stopped."""
+    main = ctx.services.sessions.get(ctx.channel.key)
+    candidates = [*([main] if main is not None else []), *ctx.services.branches.of_channel(ctx.channel.key)]
+    return next((s for s in candidates if s.record.id == entry.world_id), None)
 
 
 async def reject(ctx: CommandContext, *, id: int) -> Reply:

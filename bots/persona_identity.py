@@ -47,7 +47,7 @@ class Identities:
         demo = self._services.model.is_demo
         red_team = name in self._config.red_team_personas
         taken = self.names_taken()
-        key = (name, demo, red_team, taken, self._services.settings.avatar_url_template)
+        key = (name, demo, red_team, taken, self._services.settings.avatar_url_template, self._config.branch)
         identity = self._made.get(key)
         if identity is None:
             if len(self._made) >= IDENTITIES_KEPT:
@@ -62,6 +62,8 @@ class Identities:
             tags.insert(0, "red-team simulation")
         if impersonated(name, *taken):
             tags.insert(0, "simulated persona")
+        if self._config.branch:
+            tags.insert(0, f"branch {self._config.branch}")
         return identity.model_copy(update={"tag": ", ".join(tags) or None})
 
     def names_taken(self) -> tuple[tuple[str, ...], tuple[str, ...]]:

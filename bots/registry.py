@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 
 from adapters.base import Adapter, CommandInvocation
-from bots import moderation, research
+from bots import branch_commands, compare, moderation, research
 from bots.commands import SPECS, CommandError, CommandSpec, parse_command
 from bots.context import CommandContext, CommandServices, Handler
 from bots.moderation import over_budget
@@ -23,7 +23,8 @@ from simulation.world import WorldError
 log = logging.getLogger(__name__)
 
 #: Every command's handler, by the command's name.
-HANDLERS: dict[str, Handler] = {**moderation.HANDLERS, **research.HANDLERS}
+HANDLERS: dict[str, Handler] = {**moderation.HANDLERS, **research.HANDLERS, **branch_commands.HANDLERS,
+                                 **compare.HANDLERS}
 
 NO_WORLD = ("This channel has no world. Start one with `start NAME`, then add personas with "
             "`persona add NAME` (`personas` lists the bundled ones).")
@@ -55,7 +56,12 @@ class CommandRegistry:
         spec = command.spec
         if not services.permissions.may_run(command, invocation.user, invocation.channel.platform):
             return Reply(services.permissions.refusal(command.name), private=True, failed=True)
-        session = services.sessions.get(invocation.channel.key)
+        # In a branch's thread, commands act on the branch.
+        session = services.branches.session_in(invocation.channel) or services.sessions.get(invocation.channel.key)
+        stopped = services.branches.stopped_in(invocation.channel)
+        if stopped is not None and spec.needs_world:
+            return Reply(f"The branch “{stopped}” of this thread was stopped, so `{command.name}` has no world here; "
+                         "commands for the channel's world are written in the channel.", private=True, failed=True)
         if spec.needs_world and session is None:
             return Reply(NO_WORLD, private=True, failed=True)
         context = CommandContext(invocation, spec, adapter, services, session, interviewed)

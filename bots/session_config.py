@@ -25,3 +25,5 @@ class SessionConfig(BaseModel):
     verification: dict[str, Any] = Field(default_factory=dict)
     #: Personas admitted only because the channel is in red-team mode.
     red_team_personas: list[str] = Field(default_factory=list)
+    #: The name of the branch this world is (forked from the channel's world): its posts carry it.
+    branch: str | None = None

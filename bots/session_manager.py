@@ -120,7 +120,7 @@ class SessionManager:
     async def last_stopped(self, channel: ChannelRef) -> WorldRecord | None:
         """The world most recently stopped in ``channel``, which ``reopen`` can bring back."""
         stopped = [r for r in await self.services.storage.all_worlds()
-                   if r.channel_key == channel.key and r.status is WorldStatus.STOPPED]
+                   if r.channel_key == channel.key and r.status is WorldStatus.STOPPED and r.parent_id is None]
         return max(stopped, key=lambda r: r.updated_at) if stopped else None
 
     async def reopen(self, record: WorldRecord) -> ChannelSession:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from simulation.actions import ActionType
+from simulation.actions import ActionType, CognitiveState
 from simulation.agent import AgentState, TinyPerson, TurnResult
 from simulation.clock import SimulatedClock
 from simulation.events import Event, EventKind
@@ -434,13 +434,18 @@ class TinyWorld:
     def to_json(self) -> str:
         return self.state().model_dump_json(indent=1)
 
-    async def fork(self, name: str, *, id: str | None = None) -> TinyWorld:
+    async def fork(self, name: str, *, id: str | None = None, at: int | None = None) -> TinyWorld:
         """An independent copy to run an intervention beside the original (an A/B run): the same
         personas with their memories and cognitive state, the log up to now, the clock and the
         turn-taking policy's state, sharing nothing mutable with this world and costing no model
         call. It is named ``name`` (its ``id``, for usage and budgets, is ``id`` or this world's
         id and ``name``); the personas still live in the setting they knew. Memory work under way
-        is finished first, so both branches start from the same memories. Not during a step."""
+        is finished first, so both branches start from the same memories. Not during a step.
+
+        ``at``: the fork starts from an earlier moment, right after event ``at``: the log after it is
+        dropped, and each persona forgets what it heard and did after it (its mood and goals, which
+        no earlier copy of holds, start afresh if it acted after it). A memory already folded past
+        that moment cannot be unfolded: such a fork is refused (``WorldError``)."""
         if self._turns_pending:
             raise WorldError(f"cannot fork {self.name!r} while a step is under way; fork between steps")
         if not name.strip():
@@ -448,6 +453,8 @@ class TinyWorld:
         await self.settle()
         # Through JSON: a copy of every event, memory and state field, whatever mutates them later.
         state = WorldState.model_validate_json(self.state().model_dump_json())
+        if at is not None and at != self.event_count:
+            _rewind(state, at)
         fork = TinyWorld.from_state(state, self.model)
         fork.name = name
         fork.id = id or f"{self.id}/{name}"
@@ -621,6 +628,42 @@ class Step:
             world.policy.step_taken(world, self.actors, {e.source for turn in turns for e in turn.words})
         if self._advance:
             world.clock.advance()
+
+
+def _rewind(state: WorldState, at: int) -> None:
+    """``state`` as it was right after event ``at``: the later log dropped, and what each persona heard
+    and did after it forgotten (its episodes after that moment are the last ones it holds)."""
+    count = state.events_first + len(state.events)
+    if not 0 <= at <= count:
+        raise WorldError(f"there is no event #{at} in {state.name!r}: its events run from #1 to #{count}")
+    if at < state.events_first:
+        raise WorldError(f"event #{at} is older than the part of the log held here (from #{state.events_first + 1}); "
+                         "fork from a later event")
+    later = [e for e in state.events if e.id > at]
+    state.events = [e for e in state.events if e.id <= at]
+    for agent in state.agents:
+        name = agent.persona.get("name")
+        memory = agent.episodic
+        acted_later = sum(1 for e in later if e.kind is EventKind.ACTION and e.source == name)
+        actions = [i for i, ep in enumerate(memory.episodes) if ep.kind == "action"]
+        cut = len(memory.episodes)
+        if acted_later:
+            cut = min(cut, actions[-acted_later] if acted_later <= len(actions) else 0)
+        heard_later = next((i for i, ep in enumerate(memory.episodes)
+                            if ep.kind == "stimulus" and ep.event_id is not None and ep.event_id > at), None)
+        if heard_later is not None:
+            cut = min(cut, heard_later)
+        place = memory.first + cut
+        if acted_later > len(actions) or place < memory.consolidated_until:
+            raise WorldError(f"{name} has already folded what came after event #{at} into its memory's summary, "
+                             "which cannot be undone; fork from a later event, or without --from")
+        memory.episodes = memory.episodes[:cut]
+        agent.unread_from = min(agent.unread_from, place)
+        if acted_later:
+            # What it heard after its last turn before that moment is unanswered again.
+            answered = [i for i in actions if i < cut]
+            agent.unread_from = min(agent.unread_from, memory.first + (answered[-1] + 1 if answered else 0))
+            agent.cognitive_state = CognitiveState()
 
 
 def _renumber(events: list[Event], first_id: int) -> list[Event]:

@@ -28,12 +28,17 @@ SLASH_NAMES = {
     "reject": "review reject",
     "focus": "focus start",
     "probe": "focus probe",
+    "validate": "persona validate",
+    "fork": "branch fork",
+    "branch": "branch say",
+    "compare": "branch compare",
 }
 #: The groups under ``/troupe``, with what Discord shows for each.
 GROUPS = {
     "persona": "The personas of this channel's world",
     "review": "Persona messages held for a moderator",
     "focus": "Focus groups in this channel",
+    "branch": "Branches of this channel's world, side by side",
 }
 
 #: Runs the command line a slash command stands for.

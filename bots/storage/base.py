@@ -76,7 +76,8 @@ class WorldStatus(str, Enum):
 
 
 class WorldRecord(BaseModel):
-    """A world and the channel it is bound to. At most one non-stopped world per channel."""
+    """A world and the channel it is bound to. At most one non-stopped world per channel, besides
+    its branches (``parent_id``)."""
 
     id: str
     #: ``platform:channel-id`` (``console:main``, ``discord:1234``, ``slack:C0123``).
@@ -92,6 +93,12 @@ class WorldRecord(BaseModel):
     targeted_talk: str = "room"
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    #: A branch forked from this world (a ``fork``): it lives beside it in the same channel.
+    parent_id: str | None = None
+    #: A branch's log starts with its parent's events 1 to ``fork_event``, shared, not copied.
+    fork_event: int = Field(default=0, ge=0)
+    #: Where a branch talks: its thread in the channel (or the name of its section on the console).
+    thread: str | None = None
 
 
 class PersonaRecord(BaseModel):
@@ -285,7 +292,12 @@ class Storage(ABC):
 
     @abstractmethod
     async def active_worlds(self) -> list[WorldRecord]:
-        """Every world that is not stopped, for restoring them at start-up."""
+        """Every world bound to a channel that is not stopped, for restoring them at start-up
+        (branches are restored with their parent: ``branches``)."""
+
+    @abstractmethod
+    async def branches(self, world_id: str) -> list[WorldRecord]:
+        """The branches forked from a world, stopped ones included, oldest first."""
 
     @abstractmethod
     async def all_worlds(self) -> list[WorldRecord]:
@@ -301,7 +313,8 @@ class Storage(ABC):
 
     @abstractmethod
     async def read_events(self, world_id: str) -> list[Event]:
-        """A world's whole event log, oldest first (for exports)."""
+        """A world's whole event log, oldest first (for exports); a branch's starts with the
+        events it shares with its parent."""
 
     @abstractmethod
     async def update_world(self, world_id: str, **fields: Any) -> None:
@@ -314,6 +327,7 @@ class Storage(ABC):
     @abstractmethod
     async def reset_world(self, world_id: str, *, clock: dict[str, Any], policy: dict[str, Any]) -> int:
         """Forget the world's events and memories (personas stay) and reset its clock and policy.
+        Refused (StorageError) for a world with branches: they share its events.
 
         Pending outbox entries of the world are kept: what was already said is still owed. Held
         ones are blocked: approved later, they would be posted into a conversation that never led
@@ -352,7 +366,7 @@ class Storage(ABC):
 
     @abstractmethod
     async def outbox_entries(self, world_id: str) -> list[OutboxEntry]:
-        """Every entry of a world, oldest first."""
+        """Every entry of a world, oldest first; a branch's include its parent's for the events they share."""
 
     @abstractmethod
     async def mark_posted(self, entry_id: int, platform_message_id: str) -> None: ...

@@ -25,7 +25,7 @@ from bots.storage.sqlite.connection import connect_read_only
 #: What is copied, in an order that satisfies the foreign keys, with the columns (the same in both).
 TABLES: dict[str, tuple[str, ...]] = {
     "worlds": ("id", "channel_key", "name", "situation", "status", "config", "clock", "policy", "targeted_talk",
-               "created_at", "updated_at"),
+               "created_at", "updated_at", "parent_id", "fork_event", "thread"),
     "personas": ("world_id", "name", "spec", "identity", "position"),
     "memories": ("world_id", "persona", "state"),
     "episodes": ("world_id", "persona", "seq", "episode"),

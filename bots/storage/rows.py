@@ -30,7 +30,8 @@ from simulation.events import Event
 from simulation.memory import Episode
 
 WORLD_COLUMNS = (
-    "id, channel_key, name, situation, status, config, clock, policy, targeted_talk, created_at, updated_at"
+    "id, channel_key, name, situation, status, config, clock, policy, targeted_talk, created_at, updated_at, "
+    "parent_id, fork_event, thread"
 )
 OUTBOX_COLUMNS = (
     "id, world_id, channel_key, event_id, persona, identity, text, thread, status, verdict, "
@@ -94,6 +95,9 @@ def world_params(record: WorldRecord) -> tuple[Any, ...]:
         record.targeted_talk,
         time_text(record.created_at),
         time_text(record.updated_at),
+        record.parent_id,
+        record.fork_event,
+        record.thread,
     )
 
 
@@ -233,6 +237,9 @@ def world_from_row(row: Sequence[Any]) -> WorldRecord:
         targeted_talk=row[8],
         created_at=row[9],
         updated_at=row[10],
+        parent_id=row[11],
+        fork_event=row[12],
+        thread=row[13],
     )
 
 

@@ -48,6 +48,9 @@ EXAMPLES = {
     "enrich": 'enrich "Buy our app" --requirements "add a price"',
     "story": "story inject",
     "validate": 'validate Priya "a pragmatic designer"',
+    "fork": "fork discount --from 1",
+    "branch": "branch discount and at $199?",
+    "compare": 'compare main discount --question "Would you buy it?"',
 }
 
 #: Tables whose rows a refused command must leave exactly as they were.

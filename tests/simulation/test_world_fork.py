@@ -97,3 +97,54 @@ async def test_with_the_cache_a_variant_replaying_the_shared_opening_costs_no_ca
         assert len(server.requests) > calls
     finally:
         await second.model.aclose()
+
+
+async def test_a_fork_from_an_earlier_event_forgets_what_came_after_it(server, tmp_path):
+    stack = stack_for(server, tmp_path)
+    try:
+        world = make_world(stack.model, policy="everyone")
+        opening = await world.broadcast("Would you pay $300 for a smart speaker?")
+        await world.step()
+        later = await world.broadcast("It now comes with a free robot vacuum.")
+        await world.step()
+        calls = len(server.requests)
+        earlier = await world.fork("no-vacuum", at=opening.id)
+        assert len(server.requests) == calls, "a fork makes no model call"
+        assert [e.id for e in earlier.events] == [opening.id]
+        for original, copy in zip(world.agents, earlier.agents, strict=True):
+            remembered = [e.content for e in copy.episodic.episodes]
+            assert remembered == ["Would you pay $300 for a smart speaker?"]
+            assert copy.has_unread(), f"{copy.name} still owes an answer to the opening"
+            assert any(e.content == later.content for e in original.episodic.episodes)
+        # The fork goes on from there: its next event follows the one it was forked at.
+        assert (await earlier.broadcast("What if it were $199?")).id == opening.id + 1
+
+        with pytest.raises(WorldError, match=r"no event #99 .* from #1 to #\d+"):
+            await world.fork("nowhere", at=99)
+    finally:
+        await stack.model.aclose()
+
+
+async def test_a_fork_from_before_what_a_memory_folded_is_refused(server, tmp_path):
+    from simulation.agent import TinyPerson
+    from simulation.memory import MemoryConfig
+    from simulation.persona import load_persona
+    from tests.support.paths import AGENTS
+
+    stack = stack_for(server, tmp_path)
+    try:
+        lisa = TinyPerson(load_persona(AGENTS / "Lisa.agent.json"), stack.model,
+                          memory=MemoryConfig(window=2, batch=1, listening_batch=1))
+        world = TinyWorld("research", [lisa], model=stack.model)
+        first = await world.broadcast("What do you make of the $300 speaker?")
+        for n in range(4):
+            await world.broadcast(f"Point {n}: and the vacuum?")
+            await world.step()
+        await world.settle()
+        assert lisa.episodic.consolidated_until > 1, "her memory folded its oldest moments"
+        with pytest.raises(WorldError, match=r"Lisa Carter has already folded what came after event #1 .* later event"):
+            await world.fork("early", at=first.id)
+        later = await world.fork("later", at=world.event_count - 1)
+        assert later.event_count == world.event_count - 1
+    finally:
+        await stack.model.aclose()

@@ -151,9 +151,21 @@ CREATE TABLE workers (
 );
 """
 
+#: Branches: a world forked from another lives beside it in the same channel, and shares its events
+#: up to the fork point instead of copying them (``bots.storage.lineage``). Names of a world's
+#: branches are unique.
+SCHEMA_V2 = """
+ALTER TABLE worlds ADD COLUMN parent_id text COLLATE "C" REFERENCES worlds (id);
+ALTER TABLE worlds ADD COLUMN fork_event bigint NOT NULL DEFAULT 0;
+ALTER TABLE worlds ADD COLUMN thread text;
+DROP INDEX worlds_bound_channel;
+CREATE UNIQUE INDEX worlds_bound_channel ON worlds (channel_key) WHERE status <> 'stopped' AND parent_id IS NULL;
+CREATE UNIQUE INDEX worlds_branch_name ON worlds (parent_id, name) WHERE parent_id IS NOT NULL;
+"""
+
 #: Migration ``n`` (1-based) brings the schema from version ``n - 1`` to ``n`` (the highest version
 #: in ``schema_migrations``). Append only: a released script never changes.
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1,)
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2)
 
 #: One row per migration applied, with when; made by the first migration run, before any script.
 VERSION_TABLE = """

@@ -43,10 +43,18 @@ DELETE_WORKER = "DELETE FROM workers WHERE id = $1"
 #: Wakes the workers listening to a topic (``LISTEN``), with a text payload.
 NOTIFY = "SELECT pg_notify($1, $2)"
 
-INSERT_WORLD = f"INSERT INTO worlds ({WORLD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+INSERT_WORLD = (
+    f"INSERT INTO worlds ({WORLD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+)
 SELECT_WORLD = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE id = $1"
-SELECT_CHANNEL_WORLD = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE channel_key = $1 AND status <> 'stopped'"
-SELECT_ACTIVE_WORLDS = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE status <> 'stopped' ORDER BY created_at, id"
+SELECT_CHANNEL_WORLD = (
+    f"SELECT {WORLD_COLUMNS} FROM worlds WHERE channel_key = $1 AND status <> 'stopped' AND parent_id IS NULL"
+)
+SELECT_ACTIVE_WORLDS = (
+    f"SELECT {WORLD_COLUMNS} FROM worlds WHERE status <> 'stopped' AND parent_id IS NULL ORDER BY created_at, id"
+)
+SELECT_BRANCHES = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE parent_id = $1 ORDER BY created_at, id"
+HAS_BRANCHES = "SELECT 1 FROM worlds WHERE parent_id = $1 LIMIT 1"
 SELECT_ALL_WORLDS = f"SELECT {WORLD_COLUMNS} FROM worlds ORDER BY created_at, id"
 COUNT_EVENTS = "SELECT world_id, count(*) FROM events GROUP BY world_id"
 STOP_WORLD = "UPDATE worlds SET status = 'stopped', updated_at = $1 WHERE id = $2"
@@ -115,6 +123,13 @@ FROM events WHERE world_id = $1
 ORDER BY id
 """
 
+#: A stretch of a world's log (``bots.storage.lineage``): ids above the first bound, up to the second.
+SELECT_EVENT_RANGE = """
+SELECT id, kind, step, time, source, type, content, target, recipients, model, meta
+FROM events WHERE world_id = $1 AND id > $2 AND id <= $3 ORDER BY id
+"""
+SELECT_LAST_EVENT = "SELECT max(id) FROM events WHERE world_id = $1"
+
 INSERT_OUTBOX = """
 INSERT INTO outbox
     (world_id, channel_key, event_id, persona, identity, text, thread, status, verdict,
@@ -129,6 +144,10 @@ SELECT_CHANNEL_PENDING = (
     f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND channel_key = $1 ORDER BY id"
 )
 SELECT_WORLD_OUTBOX = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE world_id = $1 ORDER BY id"
+#: A world's entries for a stretch of its log (``bots.storage.lineage``).
+SELECT_OUTBOX_RANGE = (
+    f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE world_id = $1 AND event_id > $2 AND event_id <= $3 ORDER BY id"
+)
 MARK_POSTED = """
 UPDATE outbox SET status = 'posted', platform_message_id = $1, posted_at = $2, error = NULL
 WHERE id = $3

@@ -14,7 +14,9 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from bots.storage import lineage
 from bots.storage.base import (
+    RECENT_EVENTS_HELD,
     AuditRecord,
     DatabaseSetupError,
     Lease,
@@ -65,6 +67,7 @@ from bots.storage.postgres.statements import (
     DELETE_WORLD_MEMORIES,
     DROP_HELD_OUTBOX,
     DROP_PERSONA_HELD_OUTBOX,
+    HAS_BRANCHES,
     INSERT_AUDIT,
     INSERT_EPISODE,
     INSERT_EVENT,
@@ -82,19 +85,23 @@ from bots.storage.postgres.statements import (
     SELECT_ACTIVE_WORLDS,
     SELECT_ADAPTER_STATE,
     SELECT_ALL_WORLDS,
+    SELECT_BRANCHES,
     SELECT_CHANNEL_AUDIT,
     SELECT_CHANNEL_HELD,
     SELECT_CHANNEL_INBOX,
     SELECT_CHANNEL_PENDING,
     SELECT_CHANNEL_WORLD,
     SELECT_EPISODES_FROM,
+    SELECT_EVENT_RANGE,
     SELECT_EVENTS,
     SELECT_FENCE,
     SELECT_INBOX,
+    SELECT_LAST_EVENT,
     SELECT_LEASES,
     SELECT_MEMORIES,
     SELECT_OUTBOX,
     SELECT_OUTBOX_FOR_EVENTS,
+    SELECT_OUTBOX_RANGE,
     SELECT_PENDING,
     SELECT_PERSONAS,
     SELECT_POSTED_IDS,
@@ -429,6 +436,8 @@ class PostgresStorage(Storage):
                     raise StorageError(
                         f"channel {record.channel_key} already has a world; stop it before starting another"
                     ) from error
+                if error.constraint_name == "worlds_branch_name":
+                    raise StorageError(f"there is already a branch named {record.name!r}; choose another name") from error
                 raise StorageError(f"a world with id {record.id!r} already exists") from error
             if rows:
                 await connection.executemany(UPSERT_PERSONA, rows)
@@ -445,6 +454,9 @@ class PostgresStorage(Storage):
     async def all_worlds(self) -> list[WorldRecord]:
         return [world_from_row(row) for row in await self._fetch(SELECT_ALL_WORLDS)]
 
+    async def branches(self, world_id: str) -> list[WorldRecord]:
+        return [world_from_row(row) for row in await self._fetch(SELECT_BRANCHES, world_id)]
+
     async def event_counts(self) -> dict[str, int]:
         return {row[0]: row[1] for row in await self._fetch(COUNT_EVENTS)}
 
@@ -457,7 +469,11 @@ class PostgresStorage(Storage):
             memories = await connection.fetch(SELECT_MEMORIES, world_id)
             episodes = {name: await connection.fetch(SELECT_EPISODES_FROM, world_id, name, first)
                         for name, _, first in memories}
-            events = await connection.fetch(SELECT_RECENT_EVENTS, world_id)
+            record = world_from_row(world)
+            if record.parent_id is None:
+                events = await connection.fetch(SELECT_RECENT_EVENTS, world_id)
+            else:
+                events = await _branch_events(connection, record, recent=True)
             usage = await connection.fetch(SELECT_USAGE, world_id)
             return world, personas, memories, episodes, events, usage
 
@@ -475,7 +491,15 @@ class PostgresStorage(Storage):
         )
 
     async def read_events(self, world_id: str) -> list[Event]:
-        return [event_from_row(row) for row in await self._fetch(SELECT_EVENTS, world_id)]
+        async def read(connection: asyncpg.Connection) -> list[Any]:
+            world = await connection.fetchrow(SELECT_WORLD, world_id)
+            if world is not None and world_from_row(world).parent_id is not None:
+                return await _branch_events(connection, world_from_row(world), recent=False)
+            return list(await connection.fetch(SELECT_EVENTS, world_id))
+
+        rows = await self.in_transaction(read, f"read the events of world {world_id!r}", isolation="repeatable_read",
+                                         readonly=True)
+        return [event_from_row(row) for row in rows]
 
     async def update_world(self, world_id: str, **fields: Any) -> None:
         if not fields:
@@ -506,6 +530,8 @@ class PostgresStorage(Storage):
         params = (to_json(clock), to_json(policy), time_text(utcnow()), world_id)
 
         async def reset(connection: asyncpg.Connection) -> int:
+            if await connection.fetchval(HAS_BRANCHES, world_id) is not None:
+                raise StorageError("its branches share its conversation; a world with branches cannot be reset")
             if _count(await connection.execute(RESET_WORLD, *params)) == 0:
                 raise StorageError(f"no world with id {world_id!r}")
             for statement in (DELETE_WORLD_EVENTS, DELETE_WORLD_MEMORIES, DELETE_WORLD_EPISODES, REKEY_WORLD_OUTBOX):
@@ -599,7 +625,23 @@ class PostgresStorage(Storage):
         return [outbox_from_row(row) for row in rows]
 
     async def outbox_entries(self, world_id: str) -> list[OutboxEntry]:
-        return [outbox_from_row(row) for row in await self._fetch(SELECT_WORLD_OUTBOX, world_id)]
+        async def read(connection: asyncpg.Connection) -> list[Any]:
+            found = await connection.fetchrow(SELECT_WORLD, world_id)
+            if found is None or world_from_row(found).parent_id is None:
+                return list(await connection.fetch(SELECT_WORLD_OUTBOX, world_id))
+
+            async def world(other: str) -> WorldRecord | None:
+                row = await connection.fetchrow(SELECT_WORLD, other)
+                return world_from_row(row) if row is not None else None
+
+            async def rows(other: str, after: int, upto: int) -> list[Any]:
+                return list(await connection.fetch(SELECT_OUTBOX_RANGE, other, after, upto))
+
+            return await lineage.read(await lineage.segments(world_from_row(found), world), rows)
+
+        read_rows = await self.in_transaction(read, f"read the outbox of world {world_id!r}", isolation="repeatable_read",
+                                              readonly=True)
+        return sorted((outbox_from_row(row) for row in read_rows), key=lambda entry: entry.id or 0)
 
     async def mark_posted(self, entry_id: int, platform_message_id: str) -> None:
         await self._update_entry(entry_id, MARK_POSTED, (platform_message_id, time_text(utcnow()), entry_id), "mark")
@@ -824,3 +866,20 @@ class PostgresStorage(Storage):
 
     async def usage(self, world_id: str) -> list[UsageRow]:
         return [usage_from_row(row) for row in await self._fetch(SELECT_USAGE, world_id)]
+
+
+async def _branch_events(connection: asyncpg.Connection, record: WorldRecord, *, recent: bool) -> list[Any]:
+    """A branch's log (its recent part, with ``recent``) from the stretches it shares and its own."""
+
+    async def world(world_id: str) -> WorldRecord | None:
+        row = await connection.fetchrow(SELECT_WORLD, world_id)
+        return world_from_row(row) if row is not None else None
+
+    async def rows(world_id: str, after: int, upto: int) -> list[Any]:
+        return list(await connection.fetch(SELECT_EVENT_RANGE, world_id, after, upto))
+
+    floor = 0
+    if recent:
+        own = await connection.fetchval(SELECT_LAST_EVENT, record.id)
+        floor = max(lineage.last_event(record, own) - RECENT_EVENTS_HELD, 0)
+    return await lineage.read(await lineage.segments(record, world), rows, floor=floor)

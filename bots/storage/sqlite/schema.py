@@ -164,9 +164,21 @@ CREATE TABLE workers (
 CREATE INDEX inbox_by_channel ON inbox (channel_key, id);
 """
 
+#: Branches: a world forked from another lives beside it in the same channel, and shares its events
+#: up to the fork point instead of copying them (``bots.storage.lineage``). Names of a world's
+#: branches are unique.
+SCHEMA_V7 = """
+ALTER TABLE worlds ADD COLUMN parent_id TEXT REFERENCES worlds (id);
+ALTER TABLE worlds ADD COLUMN fork_event INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE worlds ADD COLUMN thread TEXT;
+DROP INDEX worlds_bound_channel;
+CREATE UNIQUE INDEX worlds_bound_channel ON worlds (channel_key) WHERE status <> 'stopped' AND parent_id IS NULL;
+CREATE UNIQUE INDEX worlds_branch_name ON worlds (parent_id, name) WHERE parent_id IS NOT NULL;
+"""
+
 #: Migration ``n`` (1-based) brings the schema from version ``n - 1`` to ``n`` (``PRAGMA
 #: user_version``). Append only: a released script never changes.
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6)
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7)
 
 #: Tables another part of Troupe may put in the file before the bot first opens it: the response
 #: cache shares the database unless ``llm.cache_path`` says otherwise.

@@ -45,10 +45,16 @@ DELETE_WORKER = "DELETE FROM workers WHERE id = ?"
 FORGET_WORKERS = "DELETE FROM workers"
 EARLIER_RUNS_LEFT = "SELECT 1 WHERE EXISTS (SELECT 1 FROM workers) OR EXISTS (SELECT 1 FROM leases WHERE worker <> '')"
 
-INSERT_WORLD = f"INSERT INTO worlds ({WORLD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_WORLD = f"INSERT INTO worlds ({WORLD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 SELECT_WORLD = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE id = ?"
-SELECT_CHANNEL_WORLD = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE channel_key = ? AND status <> 'stopped'"
-SELECT_ACTIVE_WORLDS = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE status <> 'stopped' ORDER BY created_at, id"
+SELECT_CHANNEL_WORLD = (
+    f"SELECT {WORLD_COLUMNS} FROM worlds WHERE channel_key = ? AND status <> 'stopped' AND parent_id IS NULL"
+)
+SELECT_ACTIVE_WORLDS = (
+    f"SELECT {WORLD_COLUMNS} FROM worlds WHERE status <> 'stopped' AND parent_id IS NULL ORDER BY created_at, id"
+)
+SELECT_BRANCHES = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE parent_id = ? ORDER BY created_at, id"
+HAS_BRANCHES = "SELECT 1 FROM worlds WHERE parent_id = ? LIMIT 1"
 SELECT_ALL_WORLDS = f"SELECT {WORLD_COLUMNS} FROM worlds ORDER BY created_at, id"
 COUNT_EVENTS = "SELECT world_id, count(*) FROM events GROUP BY world_id"
 STOP_WORLD = "UPDATE worlds SET status = 'stopped', updated_at = ? WHERE id = ?"
@@ -115,6 +121,13 @@ FROM events WHERE world_id = ?1
 ORDER BY id
 """
 
+#: A stretch of a world's log (``bots.storage.lineage``): ids above the first bound, up to the second.
+SELECT_EVENT_RANGE = """
+SELECT id, kind, step, time, source, type, content, target, recipients, model, meta
+FROM events WHERE world_id = ? AND id > ? AND id <= ? ORDER BY id
+"""
+SELECT_LAST_EVENT = "SELECT max(id) FROM events WHERE world_id = ?"
+
 INSERT_OUTBOX = """
 INSERT INTO outbox
     (world_id, channel_key, event_id, persona, identity, text, thread, status, verdict,
@@ -127,6 +140,10 @@ SELECT_CHANNEL_PENDING = (
     f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND channel_key = ? ORDER BY id"
 )
 SELECT_WORLD_OUTBOX = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE world_id = ? ORDER BY id"
+#: A world's entries for a stretch of its log (``bots.storage.lineage``).
+SELECT_OUTBOX_RANGE = (
+    f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE world_id = ? AND event_id > ? AND event_id <= ? ORDER BY id"
+)
 MARK_POSTED = """
 UPDATE outbox SET status = 'posted', platform_message_id = ?, posted_at = ?, error = NULL
 WHERE id = ?

@@ -17,7 +17,9 @@ import aiosqlite
 from filelock import FileLock, Timeout
 
 import bots.storage.sqlite.schema as schema
+from bots.storage import lineage
 from bots.storage.base import (
+    RECENT_EVENTS_HELD,
     AuditRecord,
     Lease,
     MemoryWrite,
@@ -87,6 +89,7 @@ from bots.storage.sqlite.statements import (
     EARLIER_RUNS_LEFT,
     FORGET_WORKERS,
     FREE_ALL_LEASES,
+    HAS_BRANCHES,
     INSERT_AUDIT,
     INSERT_EPISODE,
     INSERT_INBOX,
@@ -101,17 +104,21 @@ from bots.storage.sqlite.statements import (
     SELECT_ACTIVE_WORLDS,
     SELECT_ADAPTER_STATE,
     SELECT_ALL_WORLDS,
+    SELECT_BRANCHES,
     SELECT_CHANNEL_AUDIT,
     SELECT_CHANNEL_HELD,
     SELECT_CHANNEL_INBOX,
     SELECT_CHANNEL_PENDING,
     SELECT_CHANNEL_WORLD,
     SELECT_EPISODES_FROM,
+    SELECT_EVENT_RANGE,
     SELECT_EVENTS,
     SELECT_INBOX,
+    SELECT_LAST_EVENT,
     SELECT_LEASES,
     SELECT_MEMORIES,
     SELECT_OUTBOX,
+    SELECT_OUTBOX_RANGE,
     SELECT_PENDING,
     SELECT_PERSONAS,
     SELECT_POSTED_IDS,
@@ -318,6 +325,8 @@ class SQLiteStorage(Storage):
                     raise StorageError(
                         f"channel {record.channel_key} already has a world; stop it before starting another"
                     ) from error
+                if "parent_id" in str(error):
+                    raise StorageError(f"there is already a branch named {record.name!r}; choose another name") from error
                 raise StorageError(f"a world with id {record.id!r} already exists") from error
             if rows:
                 db.executemany(UPSERT_PERSONA, rows)
@@ -333,6 +342,9 @@ class SQLiteStorage(Storage):
 
     async def all_worlds(self) -> list[WorldRecord]:
         return [world_from_row(row) for row in await self._read(SELECT_ALL_WORLDS)]
+
+    async def branches(self, world_id: str) -> list[WorldRecord]:
+        return [world_from_row(row) for row in await self._read(SELECT_BRANCHES, (world_id,))]
 
     async def event_counts(self) -> dict[str, int]:
         return {row[0]: row[1] for row in await self._read(COUNT_EVENTS)}
@@ -351,7 +363,11 @@ class SQLiteStorage(Storage):
                     memories = await reader.execute_fetchall(SELECT_MEMORIES, (world_id,))
                     episodes = {name: await reader.execute_fetchall(SELECT_EPISODES_FROM, (world_id, name, first))
                                 for name, _, first in memories}
-                    events = await reader.execute_fetchall(SELECT_RECENT_EVENTS, (world_id,))
+                    record = world_from_row(list(world)[0])
+                    if record.parent_id is None:
+                        events = await reader.execute_fetchall(SELECT_RECENT_EVENTS, (world_id,))
+                    else:
+                        events = await self._branch_events(reader, record, recent=True)
                     usage = await reader.execute_fetchall(SELECT_USAGE, (world_id,))
                 finally:
                     await rollback_quietly(reader)
@@ -359,7 +375,7 @@ class SQLiteStorage(Storage):
                 raise StorageError(f"could not load world {world_id!r}: {error}") from error
         records = [persona_from_row(row) for row in personas]
         return StoredWorld(
-            record=world_from_row(list(world)[0]),
+            record=record,
             personas=records,
             memories=memories_from_rows(world_id, records, memories, episodes),
             events=[event_from_row(row) for row in events],
@@ -368,7 +384,34 @@ class SQLiteStorage(Storage):
         )
 
     async def read_events(self, world_id: str) -> list[Event]:
+        found = await self._read(SELECT_WORLD, (world_id,))
+        if found and world_from_row(found[0]).parent_id is not None:
+            reader = self._reading()
+            async with self._read_lock:
+                await reader.execute("BEGIN")
+                try:
+                    rows = await self._branch_events(reader, world_from_row(found[0]), recent=False)
+                finally:
+                    await rollback_quietly(reader)
+            return [event_from_row(row) for row in rows]
         return [event_from_row(row) for row in await self._read(SELECT_EVENTS, (world_id,))]
+
+    @staticmethod
+    async def _branch_events(reader: aiosqlite.Connection, record: WorldRecord, *, recent: bool) -> list[Any]:
+        """A branch's log (its recent part, with ``recent``) from the stretches it shares and its own."""
+
+        async def world(world_id: str) -> WorldRecord | None:
+            rows = list(await reader.execute_fetchall(SELECT_WORLD, (world_id,)))
+            return world_from_row(rows[0]) if rows else None
+
+        async def rows(world_id: str, after: int, upto: int) -> list[Any]:
+            return list(await reader.execute_fetchall(SELECT_EVENT_RANGE, (world_id, after, upto)))
+
+        floor = 0
+        if recent:
+            own = list(await reader.execute_fetchall(SELECT_LAST_EVENT, (record.id,)))
+            floor = max(lineage.last_event(record, own[0][0] if own else None) - RECENT_EVENTS_HELD, 0)
+        return await lineage.read(await lineage.segments(record, world), rows, floor=floor)
 
     async def update_world(self, world_id: str, **fields: Any) -> None:
         if not fields:
@@ -400,6 +443,8 @@ class SQLiteStorage(Storage):
         params = (to_json(clock), to_json(policy), time_text(utcnow()), world_id)
 
         def reset(db: sqlite3.Connection) -> int:
+            if db.execute(HAS_BRANCHES, (world_id,)).fetchone() is not None:
+                raise StorageError("its branches share its conversation; a world with branches cannot be reset")
             cursor = db.execute(RESET_WORLD, params)
             if cursor.rowcount == 0:
                 raise StorageError(f"no world with id {world_id!r}")
@@ -462,7 +507,25 @@ class SQLiteStorage(Storage):
         return [outbox_from_row(row) for row in rows]
 
     async def outbox_entries(self, world_id: str) -> list[OutboxEntry]:
-        return [outbox_from_row(row) for row in await self._read(SELECT_WORLD_OUTBOX, (world_id,))]
+        found = await self._read(SELECT_WORLD, (world_id,))
+        if not found or world_from_row(found[0]).parent_id is None:
+            return [outbox_from_row(row) for row in await self._read(SELECT_WORLD_OUTBOX, (world_id,))]
+        reader = self._reading()
+        async with self._read_lock:
+            await reader.execute("BEGIN")
+            try:
+
+                async def world(other: str) -> WorldRecord | None:
+                    rows = list(await reader.execute_fetchall(SELECT_WORLD, (other,)))
+                    return world_from_row(rows[0]) if rows else None
+
+                async def rows(other: str, after: int, upto: int) -> list[Any]:
+                    return list(await reader.execute_fetchall(SELECT_OUTBOX_RANGE, (other, after, upto)))
+
+                read = await lineage.read(await lineage.segments(world_from_row(found[0]), world), rows)
+            finally:
+                await rollback_quietly(reader)
+        return sorted((outbox_from_row(row) for row in read), key=lambda entry: entry.id or 0)
 
     async def mark_posted(self, entry_id: int, platform_message_id: str) -> None:
         await self._update_entry(entry_id, MARK_POSTED, (platform_message_id, time_text(utcnow()), entry_id), "mark")

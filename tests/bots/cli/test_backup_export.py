@@ -127,6 +127,11 @@ def test_backup_without_a_database_says_where_it_looked(env, tmp_path, capsys):
     assert f"no database at {env / 'troupe.db'}: nothing to back up" in capsys.readouterr().out
 
 
+async def _open_and_close(path: Path) -> None:
+    async with SQLiteStorage(path):
+        pass
+
+
 async def _store_world(path: Path) -> None:
     async with SQLiteStorage(path) as storage:
         await storage.create_world(WorldRecord(id="w1", channel_key="console:a", name="First"))
@@ -288,7 +293,11 @@ def test_export_reads_an_older_database_without_upgrading_it(env, capsys, monkey
     latest = schema.MIGRATIONS
     older = latest[:-1]
     monkeypatch.setattr(schema, "MIGRATIONS", older)
-    asyncio.run(_store_world(env / "troupe.db"))
+    asyncio.run(_open_and_close(env / "troupe.db"))
+    with sqlite3.connect(env / "troupe.db") as db:  # a world as that version stored it
+        db.execute("INSERT INTO worlds (id, channel_key, name, status, created_at, updated_at) "
+                   "VALUES ('w1', 'console:a', 'First', 'active', '2025-01-06T09:00:00+00:00', '2025-01-06T09:00:00+00:00')")
+    db.close()
     monkeypatch.setattr(schema, "MIGRATIONS", latest)
     assert main(["export"]) == 2
     err = " ".join(capsys.readouterr().err.split())

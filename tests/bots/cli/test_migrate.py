@@ -92,3 +92,31 @@ async def test_a_database_in_use_or_missing_and_a_bad_url_are_refused(here, post
         await running.app.stop()
     assert await migrate("mysql://somewhere/troupe") == 1
     assert "is not a PostgreSQL URL" in capsys.readouterr().out
+
+
+async def test_a_moved_database_keeps_its_branches_sharing_their_parents_history(here, postgres_url):
+    bot = await start_bot(Settings(data_dir=here / "data", llm={"provider": "demo"}))
+    try:
+        await bot.command("start Team room")
+        await bot.command("persona add Priya Nair")
+        await bot.say("Priya, what do you make of the plan?")
+        sent = await bot.command("fork cheaper")
+        thread = next(s.thread for s in sent if s.thread is not None)
+        await bot.say("Priya, and if it cost half?", thread=thread)
+        branch = bot.app.branches.named("memory:general", "cheaper")
+        events = [e.model_dump() for e in branch.world.events]
+        adapter = bot.adapter
+    finally:
+        await bot.app.stop()
+    assert await migrate(postgres_url) == 0
+
+    platform = MemoryAdapter()
+    platform.history = list(adapter.history)
+    bot = await start_bot(Settings(data_dir=here / "elsewhere", llm={"provider": "demo"}, database_url=postgres_url),
+                          platform)
+    try:
+        moved = bot.app.branches.named("memory:general", "cheaper")
+        assert moved is not None and [e.model_dump() for e in moved.world.events] == events
+        assert moved.record.fork_event < len(events) and moved.record.thread == thread
+    finally:
+        await bot.app.stop()

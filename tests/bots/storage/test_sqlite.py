@@ -18,7 +18,7 @@ from bots.storage.sqlite import MIGRATIONS, SQLiteStorage, schema
 from simulation.llm.base import ChatRequest, Message
 from simulation.llm.cache import CachedModel
 from simulation.llm.openai_model import OpenAIModel
-from tests.bots.storage.records import memory, persona, step, world
+from tests.bots.storage.records import T0, memory, persona, step, world
 from tests.support.paths import ROOT
 
 # -- the file ---------------------------------------------------------------------------------
@@ -69,7 +69,11 @@ async def test_memories_stored_whole_by_an_older_version_are_split_by_the_upgrad
     before_episodes_table = MIGRATIONS.index(schema.SCHEMA_V5)
     monkeypatch.setattr(schema, "MIGRATIONS", MIGRATIONS[:before_episodes_table])
     async with SQLiteStorage(path) as old:
-        await old.create_world(world(), [persona("Oscar"), persona("Lisa", 1)])
+        with sqlite3.connect(path) as db:  # a world row as that version wrote it (no branch columns yet)
+            db.execute("INSERT INTO worlds (id, channel_key, name, status, created_at, updated_at) "
+                       "VALUES ('w1', 'console:main', 'World w1', 'active', ?, ?)", (T0.isoformat(), T0.isoformat()))
+        for position, name in enumerate(("Oscar", "Lisa")):
+            await old.save_persona("w1", persona(name, position))
     with sqlite3.connect(path) as db:  # the older version kept the whole state in one row
         db.execute(
             "INSERT INTO memories VALUES ('w1', 'Oscar', ?), ('w1', 'Lisa', ?)",
