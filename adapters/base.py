@@ -398,6 +398,13 @@ class Adapter(ABC):
     #: and commands are not rate-limited. Everyone on a chat platform is elsewhere.
     on_host: bool = False
 
+    def runs_here(self, channel_id: str) -> bool | None:
+        """Where a channel's events arrive, for workers sharing a database: True, at this process only
+        (its channel is kept here); False, at another process only (it is never taken here); None,
+        at any process (the platform hands each event to any worker). Answered from what this
+        process knows now, so a channel of a shard still connecting is not yet this process's."""
+        return None
+
     def attach(self, state: AdapterState | None, commands: Sequence[MenuCommand], suggestions: Suggestions) -> None:
         """Called by the application once, before ``connect``: where to keep what must survive a
         restart, the commands to offer in the platform's menus, and where names to suggest come from."""

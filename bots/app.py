@@ -102,7 +102,8 @@ class TroupeApp:
         #: Which channels this process runs, when several share the database (one, with SQLite).
         self.ownership = ChannelOwnership(self.storage, ttl_s=settings.lease_s, adopt=self._adopt,
                                           lost=self._lose, wake=self._wake, idle=self._channel_idle,
-                                          workers=self._share_limits, sweep=self._sweep_inbox)
+                                          workers=self._share_limits, sweep=self._sweep_inbox,
+                                          placement=self._placement)
         #: Inbox entries queued here, so a wake-up does not queue one twice.
         self._queued_inbox: set[int] = set()
         #: Channels whose worker is handling an event now (taken off the queue, not done yet).
@@ -114,7 +115,7 @@ class TroupeApp:
         self._reading_history = asyncio.Semaphore(CATCH_UP_CONCURRENCY)
         self.interviews = Interviews(self.storage)
         self.outbox = Outbox(self.storage, self.adapters, spawn=self._track, interviews=self.interviews,
-                             owns=self.ownership.holds, take=self.ownership.acquire)
+                             owns=self.ownership.holds, take=self.ownership.claim)
         self.collector = QuietCollector()
         self._fixed_verifier = verifier
         self._verifiers: dict[str, Verifier] = {}
@@ -275,7 +276,7 @@ class TroupeApp:
             for outcome in outcomes:
                 if isinstance(outcome, BaseException):
                     raise outcome
-            for session in await self.sessions.restore(take=self.ownership.acquire, limit=await self.ownership.share()):
+            for session in await self.sessions.restore(take=self.ownership.claim, limit=await self.ownership.share()):
                 await self.branches.restore(session)
             # Not awaited: at a 1-post-a-second pace, a backlog would keep the bot deaf for as long.
             self._track(asyncio.ensure_future(self.outbox.flush_all()))
@@ -504,6 +505,13 @@ class TroupeApp:
         limiter = model.find(ConcurrencyLimitedModel) if isinstance(model, ModelWrapper) else None
         if isinstance(limiter, ConcurrencyLimitedModel):
             await limiter.share_among(workers)
+
+    def _placement(self, channel_key: str) -> bool | None:
+        """Where the channel's events arrive (``Adapter.runs_here``); a channel of a platform this
+        worker is not connected to is another worker's."""
+        platform, _, channel_id = channel_key.partition(":")
+        adapter = self.adapters.get(platform)
+        return False if adapter is None else adapter.runs_here(channel_id)
 
     async def _lose(self, channel_key: str) -> None:
         """Another worker runs the channel now: stop running its world (and its branches) here."""

@@ -64,6 +64,7 @@ class ChannelOwnership:
         idle: Callable[[str], bool],
         workers: Callable[[int], Awaitable[object]] | None = None,
         sweep: Callable[[], Awaitable[object]] | None = None,
+        placement: Callable[[str], bool | None] = lambda channel_key: None,
         worker_id: str | None = None,
     ) -> None:
         self.storage = storage
@@ -71,6 +72,9 @@ class ChannelOwnership:
         self.worker = WorkerRecord(id=worker_id or new_worker_id(), host=socket.gethostname(), pid=os.getpid(),
                                    started_at=utcnow(), seen_at=utcnow())
         self._adopt, self._lost, self._wake, self._idle = adopt, lost, wake, idle
+        #: Where a channel's events arrive (``Adapter.runs_here``): one kept here is never handed
+        #: over, and one whose events reach another worker only is never taken over here.
+        self._placement = placement
         #: Told how many workers are alive whenever that changes (limits shared by the deployment).
         self._workers_changed = workers
         #: Called at every renewal: picks up what a missed wake-up left waiting.
@@ -116,6 +120,11 @@ class ChannelOwnership:
             taking = self._taking[channel_key] = asyncio.ensure_future(self._take(channel_key))
             taking.add_done_callback(lambda _: self._taking.pop(channel_key, None))
         return await asyncio.shield(taking)
+
+    async def claim(self, channel_key: str) -> bool:
+        """Take the channel unless its events reach another worker only (``acquire`` for one this
+        worker found in storage, not one it received an event for)."""
+        return self._placement(channel_key) is not False and await self.acquire(channel_key)
 
     async def _take(self, channel_key: str) -> bool:
         asked = time.monotonic()
@@ -225,7 +234,8 @@ class ChannelOwnership:
     async def _look_for_orphans(self, survey: _Survey) -> None:
         """Take over channels with a world whose owner stopped renewing, up to a fair share (all of
         them when this is the only worker left)."""
-        orphans = [key for key in survey.worlds if key not in self._held and survey.unowned(key)]
+        orphans = [key for key in survey.worlds
+                   if key not in self._held and survey.unowned(key) and self._placement(key) is not False]
         room = max(0, survey.share - len(self._held))
         for key in orphans[:room]:
             await self._take_over(key)
@@ -239,7 +249,7 @@ class ChannelOwnership:
         excess = len(surveyed) - (survey.share + SHARE_SLACK)
         if excess <= 0:
             return
-        idle = [key for key in surveyed if self._idle(key)][:excess]
+        idle = [key for key in surveyed if self._placement(key) is not True and self._idle(key)][:excess]
         if idle:
             log.info("handing %d channel(s) over to other workers", len(idle))
             for key in idle:
@@ -282,7 +292,8 @@ class ChannelOwnership:
         taken side by side."""
         survey = await self._survey()
         worlds = set(survey.worlds)
-        wanted = [key for key in channel_keys if key in worlds and key not in self._held]
+        wanted = [key for key in channel_keys
+                  if key in worlds and key not in self._held and self._placement(key) is not False]
         room = max(0, survey.share + SHARE_SLACK - len(self._held))
         await asyncio.gather(*(self._take_over(key) for key in wanted[:room]))
 

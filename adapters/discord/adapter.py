@@ -139,6 +139,15 @@ class DiscordAdapter(Adapter):
         running = "all" if shards is None else ", ".join(map(str, shards))
         return f"on Discord as {self.client.user}, shards {running} of {self.settings.shard_count}"
 
+    def runs_here(self, channel_id: str) -> bool | None:
+        """Its guild's events reach the process running the guild's shard only: a channel this
+        process knows (its guild on one of the shards it runs, and connected) is kept here, and
+        any other is left to the process that runs its shard."""
+        try:
+            return self.client.get_channel(int(channel_id)) is not None
+        except ValueError:
+            return False
+
     @property
     def syncs_commands(self) -> bool:
         """Whether this process registers the slash commands: the one running shard 0 does."""

@@ -97,3 +97,68 @@ async def test_each_worker_answers_the_guilds_of_its_shard_once(tmp_path: Path, 
                     except TimeoutError:
                         process.kill()
                         await process.wait()
+
+
+async def start_worker(tmp_path: Path, shard: int, url: str, discord: FakeDiscord,
+                       model: FakeOpenAIServer) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bots.cli", "discord", "--shard-count", "2", "--shards", str(shard), cwd=ROOT,
+        env=worker_env(tmp_path, shard, url, discord, model),
+        stdout=asyncio.subprocess.DEVNULL, stderr=open(tmp_path / f"shard{shard}.log", "ab"))  # noqa: SIM115
+
+
+async def test_a_killed_workers_guilds_wait_for_it_and_it_catches_up_when_it_is_back(tmp_path: Path,
+                                                                                      postgres_url: str) -> None:
+    """Only the process running a guild's shard hears it, so its channels stay there: when it is
+    killed the other worker does not take them (it could not hear them), and once the process is
+    back it runs them again, hears what was said meanwhile, and answers commands there."""
+    async with FakeDiscord(max_concurrency=2) as discord, FakeOpenAIServer() as model:
+        model.responder = TurnRule()
+        discord.add_guild("Zero", channels=["zero-chat"], shard=(0, 2))
+        discord.add_guild("One", channels=["one-chat"], shard=(1, 2))
+        zero, one = (discord.channel_id(name) for name in ("zero-chat", "one-chat"))
+        workers = {shard: await start_worker(tmp_path, shard, postgres_url, discord, model) for shard in (0, 1)}
+        db = await asyncpg.connect(postgres_url)
+        try:
+            await discord.wait_for(lambda: discord.connected_shards() == [(0, 2), (1, 2)], timeout=90)
+            await discord.wait_for(lambda: all(discord.guild_commands(g) for g in discord.guilds), timeout=30)
+            for number, channel in enumerate((zero, one)):
+                for command, options in (("troupe start", {"name": f"Room {number}"}),
+                                         ("troupe persona add", {"source": "Priya Nair"})):
+                    answer = await discord.run_slash_command(command, options, user=discord.moderator,
+                                                             channel_id=channel)
+                    await answer.message(timeout=20)
+
+            async def owner(channel: int) -> str | None:
+                return await db.fetchval("SELECT worker FROM leases WHERE channel_key = $1 AND worker <> '' "
+                                         "AND expires_at > clock_timestamp()", f"discord:{channel}")
+
+            for channel in (zero, one):
+                await discord.user_says(channel, "Priya, q-before: what do you think?")
+                await discord.wait_for(lambda channel=channel: bool(persona_posts(discord, channel)), timeout=30)
+            workers[1].send_signal(signal.SIGKILL)
+            await workers[1].wait()
+            await discord.user_says(one, "Priya, q-while-down: are you there?")
+            await asyncio.sleep(7)  # the killed worker's 5-second lease runs out; the other reviews
+            assert await owner(one) is None, "taken by a worker that cannot hear its guild"
+            assert f":{workers[0].pid}:" in (await owner(zero) or "")
+
+            workers[1] = await start_worker(tmp_path, 1, postgres_url, discord, model)
+            await discord.wait_for(lambda: discord.connected_shards() == [(0, 2), (1, 2)], timeout=90)
+            await discord.wait_for(lambda: any("q-while-down" in m.content for m in persona_posts(discord, one)),
+                                   timeout=60)
+            assert f":{workers[1].pid}:" in (await owner(one) or "")
+            status = await discord.run_slash_command("troupe status", {}, user=discord.moderator, channel_id=one)
+            assert "Room 1" in (await status.message(timeout=20)).content
+            await asyncio.sleep(1.0)
+            assert sum("q-while-down" in m.content for m in persona_posts(discord, one)) == 1
+        finally:
+            await db.close()
+            for process in workers.values():
+                if process.returncode is None:
+                    process.send_signal(signal.SIGTERM)
+                    try:
+                        await asyncio.wait_for(process.wait(), 20)
+                    except TimeoutError:
+                        process.kill()
+                        await process.wait()
