@@ -55,7 +55,8 @@ class CommandRegistry:
             return Reply(str(error), private=True, failed=True)
         spec = command.spec
         if not services.permissions.may_run(command, invocation.user, invocation.channel.platform):
-            return Reply(services.permissions.refusal(command.name), private=True, failed=True)
+            return Reply(services.permissions.refusal(command.name, invocation.user, invocation.channel.platform),
+                         private=True, failed=True)
         # In a branch's thread, commands act on the branch.
         session = services.branches.session_in(invocation.channel) or services.sessions.get(invocation.channel.key)
         stopped = services.branches.stopped_in(invocation.channel)

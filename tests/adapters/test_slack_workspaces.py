@@ -197,6 +197,8 @@ async def test_in_a_channel_shared_with_another_workspace_its_moderators_and_adm
             await deployed.app.wait_idle()
         refusals = shown(fake)[before:]
         assert len(refusals) == 5 and all("Only moderators can use" in r for r in refusals), refusals
+        # The id to list names the person in the workspace they act in here.
+        assert all(f"(`slack:{BETA}:{outsider}`)" in r for r in refusals), refusals
     assert deployed.app.sessions.get(f"slack:{scoped(BETA)}") is beta and not beta.paused
     assert [a.name for a in beta.world.agents] == list(PERSONAS[1:3]) and not beta.config.observers
     # In their own workspace, Alpha's admin manages channels as before.

@@ -121,8 +121,8 @@ async def test_by_default_a_channel_manager_is_a_moderator(tmp_path: Path) -> No
         refusal = await bot.command("pause", user="guest", user_is_moderator=False)
         assert refused(refusal)
         assert refusal[0].text == (
-            "Only moderators can use `pause`. Ask a moderator, or have an admin add your user id to "
-            "bot.moderator_user_ids (or one of your roles to bot.moderator_roles) in troupe.yaml."
+            "Only moderators can use `pause`. Ask a moderator, or have an admin add your user id "
+            "(`memory:guest`) to bot.moderator_user_ids (or one of your roles to bot.moderator_roles) in troupe.yaml."
         )
         assert bot.app.sessions.get("memory:general") is not None
     finally:
