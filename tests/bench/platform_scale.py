@@ -444,6 +444,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="rounds of a message and a command a channel")
     parser.add_argument("--no-kill", dest="kill", action="store_false", help="kill no worker halfway")
     args = parser.parse_args()
+    # Stopped (a timeout's SIGTERM): leave through the clean-up, which stops the workers and PostgreSQL.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(json.dumps(asyncio.run(run(args))), flush=True)
 
 

@@ -338,7 +338,10 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0, help="the fake model's answer time")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds per configuration")
     parser.add_argument("--lease-s", type=float, default=15.0, help="TROUPE_LEASE_S of the workers")
-    result = asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    # Stopped (a timeout's SIGTERM): leave through the clean-up, which stops the workers and PostgreSQL.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    result = asyncio.run(run(args))
     print(json.dumps(result))
 
 
