@@ -398,6 +398,11 @@ class Adapter(ABC):
     #: and commands are not rate-limited. Everyone on a chat platform is elsewhere.
     on_host: bool = False
 
+    def message_id_at(self, when: datetime) -> str | None:
+        """An id that sorts as a message written at ``when`` would, to read a channel's history from
+        then (``catch_up``); None where ids tell no time."""
+        return None
+
     def runs_here(self, channel_id: str) -> bool | None:
         """Where a channel's events arrive, for workers sharing a database: True, at this process only
         (its channel is kept here); False, at another process only (it is never taken here); None,

@@ -876,6 +876,10 @@ class SlackAdapter(Adapter):
         except AdapterError as error:
             log.warning("could not explain the missing scope: %s", error)
 
+    def message_id_at(self, when: datetime) -> str | None:
+        """A message's ``ts`` is its time in seconds."""
+        return f"{when.timestamp():.6f}"
+
     async def catch_up(self, channel: ChannelRef, after: str) -> list[IncomingMessage]:
         """People's messages after ``after`` (a ``ts``), from ``conversations.history``, oldest first."""
         workspace = await self._workspace(channel.id)

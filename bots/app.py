@@ -313,17 +313,18 @@ class TroupeApp:
         A channel whose history cannot be read now is tried again in the background, from the same
         point, so a message written while the bot was down is heard late rather than never.
         """
-        async def catch_up(session: Any, adapter: Adapter) -> None:
-            if await self._catch_up_channel(adapter, session, session.last_heard_id):
+        async def catch_up(session: Any, adapter: Adapter, after: str) -> None:
+            if await self._catch_up_channel(adapter, session, after):
                 return
             # In the background, not counted by wait_idle: a platform may stay unreadable for minutes.
-            task = asyncio.ensure_future(self._catch_up_later(adapter, session, session.last_heard_id))
+            task = asyncio.ensure_future(self._catch_up_later(adapter, session, after))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
         await asyncio.gather(*(
-            catch_up(session, adapter) for session in self.sessions.all()
-            if (adapter := self.adapters.get(session.channel.platform)) is not None and session.last_heard_id is not None
+            catch_up(session, adapter, after) for session in self.sessions.all()
+            if (adapter := self.adapters.get(session.channel.platform)) is not None
+            and (after := _heard_after(session, adapter)) is not None
         ))
 
     async def _catch_up_channel(self, adapter: Adapter, session: Any, after: str) -> bool:
@@ -486,8 +487,7 @@ class TroupeApp:
         # What its last worker received but had not kept when it died is read from the channel.
         session = self.sessions.get(channel_key)
         adapter = self.adapters.get(channel_key.partition(":")[0])
-        if session is not None and adapter is not None and session.last_heard_id is not None:
-            after = session.last_heard_id
+        if session is not None and adapter is not None and (after := _heard_after(session, adapter)) is not None:
             if not await self._catch_up_channel(adapter, session, after):
                 task = asyncio.ensure_future(self._catch_up_later(adapter, session, after))
                 self._background.add(task)
@@ -737,6 +737,12 @@ class StoredAdapterState(AdapterState):
 def _log_failure(task: asyncio.Future) -> None:
     if not task.cancelled() and task.exception() is not None and not isinstance(task.exception(), StorageUnavailableError):
         log.error("background task failed", exc_info=task.exception())
+
+
+def _heard_after(session: Any, adapter: Adapter) -> str | None:
+    """Where a channel's missed messages start: after the last one its world heard, or, if it has
+    heard none yet, after the world began."""
+    return session.last_heard_id or adapter.message_id_at(session.record.created_at)
 
 
 def _say_kept(message: IncomingMessage, keeping: asyncio.Future) -> None:

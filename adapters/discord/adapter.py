@@ -139,6 +139,10 @@ class DiscordAdapter(Adapter):
         running = "all" if shards is None else ", ".join(map(str, shards))
         return f"on Discord as {self.client.user}, shards {running} of {self.settings.shard_count}"
 
+    def message_id_at(self, when: datetime) -> str | None:
+        """A snowflake carries its time: the lowest one of ``when``."""
+        return str(discord.utils.time_snowflake(when))
+
     def runs_here(self, channel_id: str) -> bool | None:
         """Its guild's events reach the process running the guild's shard only: a channel this
         process knows (its guild on one of the shards it runs, and connected) is kept here, and
