@@ -38,7 +38,6 @@ import os
 import re
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,11 +53,10 @@ from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.slack_server import FakeSlack
 from tests.support.net import free_port
-from tests.support.paths import ROOT
 from tests.support.postgres import PostgresServer, create_database
 from tests.support.slack_workspaces import ALPHA, BETA, PEOPLE, install, moderators, scoped, two_workspaces
 from tests.support.turns import TurnRule
-from tests.support.workers import slack_worker_env
+from tests.support.workers import WorkerProcess, slack_worker_env
 
 SHARDS = 4
 #: Each worker's shards.
@@ -84,39 +82,17 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[98]
 
 
-class Worker:
+class Worker(WorkerProcess):
     """One ``troupe serve`` process: its Discord shards and a Slack HTTP port."""
 
     def __init__(self, name: str, env: dict[str, str], port: int, folder: Path) -> None:
-        self.name, self.env, self.port = name, env, port
-        self.log_path = folder / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(name, env, folder, ["serve", "--shard-count", str(SHARDS), "--shards", SHARDS_OF[name],
+                                             "--slack-http", str(port)])
+        self.port = port
 
     @property
     def root(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bots.cli", "serve", "--shard-count", str(SHARDS), "--shards",
-                 SHARDS_OF[self.name], "--slack-http", str(self.port)],
-                cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out,
-                start_new_session=True)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self, timeout: float = 30) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
 
 
 class Balancer:

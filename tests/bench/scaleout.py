@@ -45,7 +45,7 @@ import psutil
 
 from tests.fakes.slack_server import FakeSlack
 from tests.support.postgres import PostgresServer, create_database
-from tests.support.workers import slack_worker_env
+from tests.support.workers import WorkerProcess, slack_worker_env
 
 PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Amara Okafor", "Diego Hernández", "Henrik Lindqvist")
 MODERATOR, PERSON = "U0MOD", "U0HANA"
@@ -55,41 +55,6 @@ ROUND_TIMEOUT_S = float(os.environ.get("SCALEOUT_ROUND_TIMEOUT_S", 120))
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-class Worker:
-    """One ``troupe slack`` process."""
-
-    def __init__(self, name: str, env: dict[str, str], folder: Path) -> None:
-        self.name = name
-        self.env = env
-        self.log_path = folder / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "bots.cli", "slack"], cwd=ROOT, env=self.env,
-                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out,
-                                            start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self, timeout: float = 30) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
 
 
 def worker_env(folder: Path, name: str, url: str, slack: FakeSlack, model_url: str, lease_s: float,
@@ -135,7 +100,7 @@ class Bench:
         self.channels = [f"C{n:04d}" for n in range(args.channels)]
         self.personas = PERSONAS[: args.personas]
         self.slack = FakeSlack(auto_retry=True, ack_deadline=10)
-        self.workers: list[Worker] = []
+        self.workers: list[WorkerProcess] = []
         self.round = 0
         #: The processes of each part of the run, for its CPU time.
         self.parts: dict[str, list[int]] = {}
@@ -258,8 +223,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 slack.add_channel(channel, f"room-{channel.lower()}")
             concurrency = len(bench.channels) * len(bench.personas) + 10
             for name in ("one", "two"):
-                bench.workers.append(Worker(name, worker_env(folder, name, url, slack, model_url, args.lease_s,
-                                                             concurrency), folder))
+                env = worker_env(folder, name, url, slack, model_url, args.lease_s, concurrency)
+                bench.workers.append(WorkerProcess(name, env, folder, ["slack"]))
             db = await asyncpg.connect(url)
             try:
                 first, second = bench.workers

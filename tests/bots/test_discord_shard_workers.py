@@ -18,6 +18,7 @@ from tests.fakes.discord_server import IDENTIFY_INTERVAL_S, FakeDiscord, shard_o
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.support.paths import ROOT
 from tests.support.turns import TurnRule
+from tests.support.workers import stop_all
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -45,6 +46,14 @@ def worker_env(tmp_path: Path, shard: int, url: str, discord: FakeDiscord, model
     return env
 
 
+async def start_worker(tmp_path: Path, shard: int, url: str, discord: FakeDiscord,
+                       model: FakeOpenAIServer) -> asyncio.subprocess.Process:
+    """``troupe discord`` running ``shard`` of two, its log appended to across restarts."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bots.cli", "discord", "--shard-count", "2", "--shards", str(shard), cwd=ROOT,
+        env=worker_env(tmp_path, shard, url, discord, model),
+        stdout=asyncio.subprocess.DEVNULL, stderr=open(tmp_path / f"shard{shard}.log", "ab"))  # noqa: SIM115
+
 
 def persona_posts(discord: FakeDiscord, channel_id: int) -> list:
     return [m for m in discord.channel_messages(channel_id) if m.webhook_id is not None and m.interaction_id is None]
@@ -59,10 +68,7 @@ async def test_each_worker_answers_the_guilds_of_its_shard_once(tmp_path: Path, 
         channels = [discord.channel_id(name) for name in ("zero-chat", "one-chat")]
         workers = {}
         for shard in (1, 0):
-            workers[shard] = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bots.cli", "discord", "--shard-count", "2", "--shards", str(shard), cwd=ROOT,
-                env=worker_env(tmp_path, shard, postgres_url, discord, model),
-                stdout=asyncio.subprocess.DEVNULL, stderr=open(tmp_path / f"shard{shard}.log", "wb"))  # noqa: SIM115
+            workers[shard] = await start_worker(tmp_path, shard, postgres_url, discord, model)
         db = await asyncpg.connect(postgres_url)
         try:
             await discord.wait_for(lambda: discord.connected_shards() == [(0, 2), (1, 2)], timeout=90)
@@ -89,22 +95,7 @@ async def test_each_worker_answers_the_guilds_of_its_shard_once(tmp_path: Path, 
                 assert f":{workers[shard_of(guild, 2)].pid}:" in owner, owner
         finally:
             await db.close()
-            for process in workers.values():
-                if process.returncode is None:
-                    process.send_signal(signal.SIGTERM)
-                    try:
-                        await asyncio.wait_for(process.wait(), 20)
-                    except TimeoutError:
-                        process.kill()
-                        await process.wait()
-
-
-async def start_worker(tmp_path: Path, shard: int, url: str, discord: FakeDiscord,
-                       model: FakeOpenAIServer) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bots.cli", "discord", "--shard-count", "2", "--shards", str(shard), cwd=ROOT,
-        env=worker_env(tmp_path, shard, url, discord, model),
-        stdout=asyncio.subprocess.DEVNULL, stderr=open(tmp_path / f"shard{shard}.log", "ab"))  # noqa: SIM115
+            await stop_all(workers.values())
 
 
 async def test_a_killed_workers_guilds_wait_for_it_and_it_catches_up_when_it_is_back(tmp_path: Path,
@@ -155,11 +146,4 @@ async def test_a_killed_workers_guilds_wait_for_it_and_it_catches_up_when_it_is_
             assert sum("q-while-down" in m.content for m in persona_posts(discord, one)) == 1
         finally:
             await db.close()
-            for process in workers.values():
-                if process.returncode is None:
-                    process.send_signal(signal.SIGTERM)
-                    try:
-                        await asyncio.wait_for(process.wait(), 20)
-                    except TimeoutError:
-                        process.kill()
-                        await process.wait()
+            await stop_all(workers.values())

@@ -23,7 +23,7 @@ from tests.support.net import free_port
 from tests.support.paths import ROOT
 from tests.support.slack_workspaces import ALPHA, BETA, PEOPLE, install, moderators, scoped, two_workspaces
 from tests.support.turns import TurnRule
-from tests.support.workers import slack_worker_env, until
+from tests.support.workers import slack_worker_env, stop_all, until
 
 LEASE_S = 2
 #: Each workspace's world and its persona.
@@ -174,11 +174,4 @@ async def test_two_workspaces_on_two_workers_each_answered_once_with_its_own_tok
             assert await db.fetchval("SELECT count(*) FROM outbox WHERE status <> 'posted'") == 0
         finally:
             await db.close()
-            for worker in workers:
-                if worker.returncode is None:
-                    worker.send_signal(signal.SIGTERM)
-                    try:
-                        await asyncio.wait_for(worker.wait(), 20)
-                    except TimeoutError:
-                        worker.kill()
-                        await worker.wait()
+            await stop_all(workers)

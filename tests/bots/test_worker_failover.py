@@ -17,7 +17,7 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.slack_server import FakeSlack
 from tests.support.paths import ROOT
 from tests.support.turns import TurnRule
-from tests.support.workers import slack_worker_env, until
+from tests.support.workers import slack_worker_env, stop_all, until
 
 MODERATOR, PERSON, CHANNEL = "U0MOD", "U0HANA", "C0FAIL"
 LEASE_S = 2
@@ -90,11 +90,4 @@ async def test_a_killed_worker_s_channel_goes_on_in_the_other_with_nothing_lost_
             assert await db.fetchval("SELECT count(*) FROM outbox WHERE status <> 'posted'") == 0
         finally:
             await db.close()
-            for process in workers.values():
-                if process.returncode is None:
-                    process.send_signal(signal.SIGTERM)
-                    try:
-                        await asyncio.wait_for(process.wait(), 20)
-                    except TimeoutError:
-                        process.kill()
-                        await process.wait()
+            await stop_all(workers.values())

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import signal
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from tests.fakes.slack_server import FakeSlack
 from tests.support.net import free_port
 from tests.support.paths import ROOT
 from tests.support.turns import TurnRule
-from tests.support.workers import slack_worker_env, until
+from tests.support.workers import slack_worker_env, stop_all, until
 
 MODERATOR, PERSON, CHANNEL = "U0MOD", "U0HANA", "C0HTTP"
 
@@ -113,11 +112,4 @@ async def test_any_worker_takes_any_request_and_the_channels_owner_answers_it_on
             assert await db.fetchval("SELECT count(*) FROM inbox") == 0
         finally:
             await db.close()
-            for worker in workers:
-                if worker.returncode is None:
-                    worker.send_signal(signal.SIGTERM)
-                    try:
-                        await asyncio.wait_for(worker.wait(), 20)
-                    except TimeoutError:
-                        worker.kill()
-                        await worker.wait()
+            await stop_all(workers)

@@ -1,13 +1,16 @@
-"""``troupe slack`` worker processes on a shared PostgreSQL database, pointed at the fake Slack and
-a fake model: the environment each runs with."""
+"""``troupe`` worker processes on a shared PostgreSQL database, pointed at the fake Slack and a fake
+model: the environment each runs with, and the process itself."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 
 from tests.fakes.slack_server import FakeSlack
@@ -50,3 +53,52 @@ async def until(condition: Callable[[], Awaitable[bool]], timeout: float, what: 
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.1)
     return time.monotonic() - started
+
+
+async def stop_all(processes: Iterable[asyncio.subprocess.Process], timeout: float = 20) -> None:
+    """SIGTERM to each process still running, as a supervisor stops it; SIGKILL if it takes too long."""
+    for process in processes:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+class WorkerProcess:
+    """One ``troupe`` process (``python -m bots.cli ARGS``) in its own session, logging to
+    ``folder/NAME.log``; killed with SIGKILL or stopped with SIGTERM, and started again at will."""
+
+    def __init__(self, name: str, env: dict[str, str], folder: Path, args: Sequence[str]) -> None:
+        self.name = name
+        self.env = env
+        self.args = list(args)
+        self.log_path = folder / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "bots.cli", *self.args], cwd=ROOT, env=self.env,
+                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out,
+                                            start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
