@@ -629,15 +629,7 @@ class PostgresStorage(Storage):
             found = await connection.fetchrow(SELECT_WORLD, world_id)
             if found is None or world_from_row(found).parent_id is None:
                 return list(await connection.fetch(SELECT_WORLD_OUTBOX, world_id))
-
-            async def world(other: str) -> WorldRecord | None:
-                row = await connection.fetchrow(SELECT_WORLD, other)
-                return world_from_row(row) if row is not None else None
-
-            async def rows(other: str, after: int, upto: int) -> list[Any]:
-                return list(await connection.fetch(SELECT_OUTBOX_RANGE, other, after, upto))
-
-            return await lineage.read(await lineage.segments(world_from_row(found), world), rows)
+            return await _lineage_rows(connection, world_from_row(found), SELECT_OUTBOX_RANGE)
 
         read_rows = await self.in_transaction(read, f"read the outbox of world {world_id!r}", isolation="repeatable_read",
                                               readonly=True)
@@ -870,16 +862,23 @@ class PostgresStorage(Storage):
 
 async def _branch_events(connection: asyncpg.Connection, record: WorldRecord, *, recent: bool) -> list[Any]:
     """A branch's log (its recent part, with ``recent``) from the stretches it shares and its own."""
+    floor = 0
+    if recent:
+        own = await connection.fetchval(SELECT_LAST_EVENT, record.id)
+        floor = max(lineage.last_event(record, own) - RECENT_EVENTS_HELD, 0)
+    return await _lineage_rows(connection, record, SELECT_EVENT_RANGE, floor=floor)
+
+
+async def _lineage_rows(connection: asyncpg.Connection, record: WorldRecord, range_sql: str, *,
+                        floor: int = 0) -> list[Any]:
+    """``range_sql``'s rows (world id, after, up to) over a branch's lineage: the stretches it shares
+    with its ancestors, then its own."""
 
     async def world(world_id: str) -> WorldRecord | None:
         row = await connection.fetchrow(SELECT_WORLD, world_id)
         return world_from_row(row) if row is not None else None
 
     async def rows(world_id: str, after: int, upto: int) -> list[Any]:
-        return list(await connection.fetch(SELECT_EVENT_RANGE, world_id, after, upto))
+        return list(await connection.fetch(range_sql, world_id, after, upto))
 
-    floor = 0
-    if recent:
-        own = await connection.fetchval(SELECT_LAST_EVENT, record.id)
-        floor = max(lineage.last_event(record, own) - RECENT_EVENTS_HELD, 0)
     return await lineage.read(await lineage.segments(record, world), rows, floor=floor)

@@ -399,19 +399,11 @@ class SQLiteStorage(Storage):
     @staticmethod
     async def _branch_events(reader: aiosqlite.Connection, record: WorldRecord, *, recent: bool) -> list[Any]:
         """A branch's log (its recent part, with ``recent``) from the stretches it shares and its own."""
-
-        async def world(world_id: str) -> WorldRecord | None:
-            rows = list(await reader.execute_fetchall(SELECT_WORLD, (world_id,)))
-            return world_from_row(rows[0]) if rows else None
-
-        async def rows(world_id: str, after: int, upto: int) -> list[Any]:
-            return list(await reader.execute_fetchall(SELECT_EVENT_RANGE, (world_id, after, upto)))
-
         floor = 0
         if recent:
             own = list(await reader.execute_fetchall(SELECT_LAST_EVENT, (record.id,)))
             floor = max(lineage.last_event(record, own[0][0] if own else None) - RECENT_EVENTS_HELD, 0)
-        return await lineage.read(await lineage.segments(record, world), rows, floor=floor)
+        return await _lineage_rows(reader, record, SELECT_EVENT_RANGE, floor=floor)
 
     async def update_world(self, world_id: str, **fields: Any) -> None:
         if not fields:
@@ -514,15 +506,7 @@ class SQLiteStorage(Storage):
         async with self._read_lock:
             await reader.execute("BEGIN")
             try:
-
-                async def world(other: str) -> WorldRecord | None:
-                    rows = list(await reader.execute_fetchall(SELECT_WORLD, (other,)))
-                    return world_from_row(rows[0]) if rows else None
-
-                async def rows(other: str, after: int, upto: int) -> list[Any]:
-                    return list(await reader.execute_fetchall(SELECT_OUTBOX_RANGE, (other, after, upto)))
-
-                read = await lineage.read(await lineage.segments(world_from_row(found[0]), world), rows)
+                read = await _lineage_rows(reader, world_from_row(found[0]), SELECT_OUTBOX_RANGE)
             finally:
                 await rollback_quietly(reader)
         return sorted((outbox_from_row(row) for row in read), key=lambda entry: entry.id or 0)
@@ -757,3 +741,18 @@ class SQLiteStorage(Storage):
             if self.on_unavailable is not None:
                 self.on_unavailable(fatal)
         return fatal
+
+
+async def _lineage_rows(reader: aiosqlite.Connection, record: WorldRecord, range_sql: str, *,
+                        floor: int = 0) -> list[Any]:
+    """``range_sql``'s rows (world id, after, up to) over a branch's lineage: the stretches it shares
+    with its ancestors, then its own."""
+
+    async def world(world_id: str) -> WorldRecord | None:
+        rows = list(await reader.execute_fetchall(SELECT_WORLD, (world_id,)))
+        return world_from_row(rows[0]) if rows else None
+
+    async def rows(world_id: str, after: int, upto: int) -> list[Any]:
+        return list(await reader.execute_fetchall(range_sql, (world_id, after, upto)))
+
+    return await lineage.read(await lineage.segments(record, world), rows, floor=floor)
