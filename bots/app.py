@@ -50,6 +50,7 @@ from bots.storage.open import storage_for
 from bots.suggestions import PersonaSuggestions
 from bots.verification import Verifier
 from bots.verification.factory import build_verifier
+from bots.verification.process import AUTO_RATE, ProcessVerifier, VerificationProcess, wanted
 from config.settings import Settings
 from config.verification import VerificationPolicy
 from simulation.fairness import fair_turn
@@ -118,6 +119,11 @@ class TroupeApp:
                              owns=self.ownership.holds, take=self.ownership.claim)
         self.collector = QuietCollector()
         self._fixed_verifier = verifier
+        #: The process the offline checks run in, or None: they run in this one.
+        mode = settings.bot.verification_process
+        self.verification_process = (
+            VerificationProcess(start_at_rate=None if mode == "on" else AUTO_RATE) if wanted(mode) else None
+        )
         self._verifiers: dict[str, Verifier] = {}
         #: Merged policies (and their JSON, the verifier key) by what they are merged from. Merging
         #: validates the whole policy again: every reply paid for it before it was kept here.
@@ -197,12 +203,15 @@ class TroupeApp:
             building = self._building[key] = asyncio.ensure_future(
                 asyncio.to_thread(build_verifier, policy, model=self.stack.model))
             building.add_done_callback(functools.partial(self._verifier_built, key))
-        return await asyncio.shield(building)
+        pipeline = await asyncio.shield(building)
+        return self._verifiers.get(key, pipeline)
 
     def _verifier_built(self, key: str, building: asyncio.Future) -> None:
         self._building.pop(key, None)
         if not building.cancelled() and building.exception() is None:
-            self._verifiers[key] = building.result()
+            pipeline = building.result()
+            process = self.verification_process
+            self._verifiers[key] = pipeline if process is None else ProcessVerifier(pipeline, process, key)
 
     def _prepare_verification(self) -> None:
         """Build the default verifier in the background at start, before the first reply needs it."""
@@ -212,6 +221,8 @@ class TroupeApp:
                 await self.verifier_for(SessionConfig())
             except Exception:
                 log.warning("could not prepare verification; it is built again for the first reply", exc_info=True)
+            if self.verification_process is not None and self.verification_process.start_at_rate is None:
+                await self.verification_process.start()  # "on": from the start
 
         task = asyncio.ensure_future(prepare())
         self._background.add(task)
@@ -412,6 +423,8 @@ class TroupeApp:
         await self.ownership.stop()
         await self.storage.close()
         await self.stack.model.aclose()
+        if self.verification_process is not None:
+            await self.verification_process.aclose()
         self.collector.uninstall()
 
     # -- events -------------------------------------------------------------------------------

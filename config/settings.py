@@ -160,6 +160,10 @@ class BotSettings(BaseModel):
     #: Folders whose persona and scenario files moderators on chat platforms may load (``persona add
     #: FILE``, ``start --scenario FILE``), besides the bundled ones. The console may load any file.
     file_dirs: list[Path] = Field(default_factory=list)
+    #: Where the offline verification checks run: ``on``, in a process of their own (their CPU off
+    #: the event loop, on another core), ``off``, in the bot's process, or ``auto``: a process of
+    #: their own once the bot checks 50 messages a second, when the machine gives it a second core.
+    verification_process: Literal["auto", "on", "off"] = "auto"
     #: Avatar for persona posts; ``{seed}`` is replaced by the persona's name (URL-encoded).
     avatar_url_template: str = "https://api.dicebear.com/9.x/personas/png?seed={seed}"
 

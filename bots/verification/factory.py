@@ -60,15 +60,18 @@ def _moderation_check(policy: VerificationPolicy, model: Any) -> Check | None:
     return ModerationCheck(server.client, policy.judge.moderation_model)
 
 
-def build_verifier(policy: VerificationPolicy, *, model: Any = None) -> VerificationPipeline:
-    """The pipeline of the checks ``policy`` enables, in order, with the policy's timeouts."""
+def build_verifier(policy: VerificationPolicy, *, model: Any = None, offline_only: bool = False) -> VerificationPipeline:
+    """The pipeline of the checks ``policy`` enables, in order, with the policy's timeouts.
+    ``offline_only``: without the checks that call a model (the verification process runs these)."""
     checks: list[Check] = []
     for name in policy.enabled_checks():
+        if offline_only and name == "judge":
+            continue
         cls = _load(name)
         if cls is None:
             continue
         checks.append(cls(policy, model) if name == "judge" else cls(policy))
-    moderation = _moderation_check(policy, model)
+    moderation = None if offline_only else _moderation_check(policy, model)
     if moderation is not None:
         checks.append(moderation)
     timeouts = {check.name: policy.timeout_for(check.name, uses_model=getattr(check, "uses_model", False)) for check in checks}

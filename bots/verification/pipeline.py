@@ -58,12 +58,26 @@ class VerificationPipeline(Verifier):
             return self.timeouts[check.name]
         return self.model_timeout_s if getattr(check, "uses_model", False) else self.timeout_s
 
+    @property
+    def offline_lead(self) -> int:
+        """How many checks from the first call no model: they can run anywhere, in another process too."""
+        return next((i for i, check in enumerate(self.checks) if getattr(check, "uses_model", False)), len(self.checks))
+
+    def after(self, count: int) -> VerificationPipeline:
+        """The pipeline of the checks after the first ``count`` (with the same timeouts), to ``resume`` a verdict of those."""
+        return VerificationPipeline(self.checks[count:], timeout_s=self.timeout_s, model_timeout_s=self.model_timeout_s,
+                                    timeouts=self.timeouts)
+
     async def verify(self, text: str, context: VerificationContext) -> Verdict:
-        current = text
-        action = VerdictAction.PASS
-        reasons: list[str] = []
-        audit: list[dict[str, Any]] = []
-        for check in self.checks:
+        return await self.resume(Verdict(action=VerdictAction.PASS, text=text), context)
+
+    async def resume(self, verdict: Verdict, context: VerificationContext) -> Verdict:
+        """``verdict`` of earlier checks (run in the verification process, say) carried on through these."""
+        current = verdict.text
+        action = verdict.action
+        reasons = list(verdict.reasons)
+        audit = list(verdict.checks)
+        for check in self.checks if action is not VerdictAction.BLOCK else ():
             result, elapsed = await self._run_one(check, current, context)
             record = _record(result)
             record["ms"] = round(elapsed * 1000, 3)

@@ -15,7 +15,8 @@ model layer's round, from the same run) ≤ 1.2, and ``max_loop_stall_ms`` (the 
 stall during the bot's rounds) ≤ 50. ``ratio`` (to one channel's round) and ``overhead_ms_p50``
 (a post's time past the model's in one channel) are reported for comparison, not held to a target.
 The line before it says what the 200-channel rounds cost in CPU time per persona turn, the bot's
-and the fake model server's, the model layer's per call and what the bot adds to that; and how
+(its verification process's included, which the bot starts once posts come this fast) and the
+fake model server's, the model layer's per call and what the bot adds to that; and how
 short a round could be on this machine's cores at that cost.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -33,6 +35,8 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+
+import psutil
 
 from adapters.memory import MemoryAdapter
 from bots.app import TroupeApp
@@ -140,6 +144,17 @@ def cpu_s(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def helpers_cpu_s(fake_pid: int) -> dict[int, float]:
+    """CPU time of each process this one started besides the fake model (the verification process)."""
+    found = {}
+    for child in psutil.Process().children(recursive=True):
+        if child.pid != fake_pid:
+            with contextlib.suppress(psutil.Error):
+                times = child.cpu_times()
+                found[child.pid] = times.user + times.system
+    return found
+
+
 async def measure(port: int, channels: int, rounds: int, fake_pid: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         app, adapter = await setup(port, Path(tmp), channels)
@@ -148,18 +163,19 @@ async def measure(port: int, channels: int, rounds: int, fake_pid: int) -> dict[
             meter = StallMeter()
             meter.start()
             times, overheads = [], []
-            bot_cpu, fake_cpu = cpu_s(), cpu_s(fake_pid)
+            bot_cpu, fake_cpu, helpers = cpu_s(), cpu_s(fake_pid), helpers_cpu_s(fake_pid)
             for n in range(1, rounds + 1):
                 elapsed, post_overheads = await round_trip(app, adapter, channels, n)
                 times.append(elapsed)
                 overheads += post_overheads
             turns = rounds * channels * len(PERSONAS)
-            bot_cpu, fake_cpu = (cpu_s() - bot_cpu) / turns, (cpu_s(fake_pid) - fake_cpu) / turns
+            helpers_cpu = sum(cpu - helpers.get(pid, 0.0) for pid, cpu in helpers_cpu_s(fake_pid).items()) / turns
+            bot_cpu, fake_cpu = (cpu_s() - bot_cpu) / turns + helpers_cpu, (cpu_s(fake_pid) - fake_cpu) / turns
             stall = await meter.stop()
         finally:
             await app.stop()
     return {"round_s": statistics.median(times), "stall_s": stall, "overhead_s": statistics.median(overheads),
-            "bot_cpu_s_per_turn": bot_cpu, "fake_cpu_s_per_turn": fake_cpu}
+            "bot_cpu_s_per_turn": bot_cpu, "fake_cpu_s_per_turn": fake_cpu, "helpers_cpu_s_per_turn": helpers_cpu}
 
 
 async def model_layer_alone(port: int, channels: int) -> dict[str, float]:
@@ -223,6 +239,8 @@ async def main(channels: int) -> dict[str, float]:
     print(json.dumps({
         "cores": cores,
         "bot_cpu_ms_per_turn": round(many["bot_cpu_s_per_turn"] * 1000, 2),
+        # Of which the verification process's (it checks posts beside the bot once they come fast).
+        "verification_process_cpu_ms_per_turn": round(many["helpers_cpu_s_per_turn"] * 1000, 2),
         "fake_model_cpu_ms_per_turn": round(many["fake_cpu_s_per_turn"] * 1000, 2),
         "cpu_bound_round_s": round(cpu_bound, 3),
         "cpu_bound_ratio": round(cpu_bound / single["round_s"], 2),
