@@ -60,6 +60,7 @@ SCOPE: dict[str, Area] = {
         OUTBOX,
     ),
     "verification pipeline": ((("bots/verification/pipeline.py", ("*",)),), VERIFICATION),
+    "verification process": ((("bots/verification/process.py", ("*",)),), ("tests/bots/verification/test_process.py",)),
     "secrets": ((("bots/verification/checks/secrets.py", ("*",)),),
                 (f"{CHECK_TESTS}/test_secrets.py", f"{CHECK_TESTS}/test_secret_spans.py",
                  f"{CHECK_TESTS}/test_secret_rules.py", "tests/bots/test_secrets_never_leak.py", CORPUS)),

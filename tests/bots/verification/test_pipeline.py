@@ -257,3 +257,24 @@ async def test_the_judge_joins_last_only_when_enabled(monkeypatch: pytest.Monkey
     assert pipeline.names[-1] == "judge"
     assert pipeline.checks[-1].model is model  # type: ignore[attr-defined]
     assert pipeline.timeouts["judge"] == 3.5
+
+
+async def test_a_verdict_of_the_checks_before_a_model_check_is_resumed_through_the_rest():
+    """The verification process runs the checks up to the first one that calls a model; the bot
+    resumes their verdict through the rest, under the same timeouts, on the text as they left it."""
+    first, then = Replace("pii", "secret", "[redacted]"), Fixed("links")
+    slow, last = Sleeps(1.0), Fixed("toxicity", VerdictAction.HOLD, "rude")
+    pipeline = VerificationPipeline([first, then, slow, last], timeouts={"slow": 0.05})
+    assert pipeline.offline_lead == 2 and VerificationPipeline([first, then]).offline_lead == 2
+
+    rest = pipeline.after(pipeline.offline_lead)
+    assert rest.checks == [slow, last]
+    earlier = await VerificationPipeline([first, then]).verify("the secret plan", CTX)
+    verdict = await rest.resume(earlier, CTX)
+
+    assert verdict.action is VerdictAction.HOLD and verdict.text == "the [redacted] plan" and last.seen == ["the [redacted] plan"]
+    assert [c["check"] for c in verdict.checks] == ["pii", "links", "slow", "toxicity"]
+    assert verdict.reasons == ["pii: secret removed", "check slow failed: timed out after 0.05 s", "toxicity: rude"]
+
+    blocked = await VerificationPipeline([Fixed("leakage", VerdictAction.BLOCK, "recites")]).verify("x", CTX)
+    assert (await rest.resume(blocked, CTX)).checks == blocked.checks and last.seen == ["the [redacted] plan"]
