@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import pickle
@@ -66,8 +67,14 @@ def wanted(setting: str, cores: int | None = None) -> bool:
     """Whether to verify in a process of its own: ``on``, ``off``, or ``auto`` (when a second core can run it)."""
     if setting in ("on", "off"):
         return setting == "on"
-    usable = cores if cores is not None else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return usable >= 2
+    return (cores if cores is not None else _usable_cores()) >= 2
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity, where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @dataclass
@@ -103,7 +110,8 @@ class VerificationProcess:
         self._starting: asyncio.Future[None] | None = None
         self._failed_starts = 0
         self._closed = False
-        self._next_id = 0
+        #: Numbers for requests and persona specs.
+        self._numbers = itertools.count()
         self._pending: dict[int, _Request] = {}
         self._queue: list[int] = []
         self._flush: asyncio.Handle | None = None
@@ -148,8 +156,7 @@ class VerificationProcess:
         request = _Request(text=text, policy=policy_json, names=tuple(names),
                            context=context.model_dump(exclude={"persona_spec"}), spec=context.persona_spec,
                            deadline_s=timeout_s + self.grace_s, future=loop.create_future())
-        rid = self._next_id
-        self._next_id += 1
+        rid = next(self._numbers)
         self._pending[rid] = request
         self._send(rid)
         return await request.future
@@ -235,14 +242,12 @@ class VerificationProcess:
         if process.stdin is not None:
             process.stdin.close()
         if reader is None:  # still starting (importing the checks): nothing to finish
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+            _kill(process)
         try:
             async with asyncio.timeout(2.0):
                 await process.wait()
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+            _kill(process)
             await process.wait()
 
     async def _read(self, process: asyncio.subprocess.Process) -> None:
@@ -250,9 +255,9 @@ class VerificationProcess:
         try:
             while True:
                 for rid, ok, answer in await _read_frame(process.stdout):
-                    if rid not in self._pending:
-                        continue  # held meanwhile (it timed out)
-                    if ok:
+                    if rid not in self._pending:  # held meanwhile: it timed out
+                        pass
+                    elif ok:
                         self.checked += 1
                         self._answer(rid, Verdict.model_validate(answer))
                     else:
@@ -265,8 +270,7 @@ class VerificationProcess:
 
     async def _lost(self, why: str, process: asyncio.subprocess.Process) -> None:
         """The process died: what it was checking goes to a new one, once."""
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
+        _kill(process)
         code = await process.wait()
         self._reader = None  # this task, which ends here
         self._process = None
@@ -301,18 +305,21 @@ class VerificationProcess:
         batch = []
         for rid in queue:
             request = self._pending.get(rid)
-            if request is None:
-                continue
-            policy_id = self._policies.get(request.policy)
-            policy = None
-            if policy_id is None:
-                policy_id = self._policies[request.policy] = len(self._policies)
-                policy = request.policy
-            spec_id, spec = self._spec(request.spec)
-            batch.append((rid, policy_id, policy, request.names, request.text, request.context, spec_id, spec))
-        body = pickle.dumps((self._forget, batch), protocol=pickle.HIGHEST_PROTOCOL)
+            if request is not None:  # (not held meanwhile)
+                batch.append(self._request(rid, request))
+        body = pickle.dumps((self._forget, batch))
         self._forget = []
         process.stdin.write(_HEADER.pack(len(body)) + body)
+
+    def _request(self, rid: int, request: _Request) -> tuple:
+        """A request as the process reads it, the policy and spec named by number once it knows them."""
+        policy_id = self._policies.get(request.policy)
+        policy = None
+        if policy_id is None:
+            policy_id = self._policies[request.policy] = len(self._policies)
+            policy = request.policy
+        spec_id, spec = self._spec(request.spec)
+        return (rid, policy_id, policy, request.names, request.text, request.context, spec_id, spec)
 
     def _spec(self, spec: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
         """The number the process knows ``spec`` by, and the spec itself when it does not know it yet."""
@@ -320,8 +327,7 @@ class VerificationProcess:
             known, number = self._specs[index]
             if known == spec:
                 return number, None
-        number = self._next_id
-        self._next_id += 1
+        number = next(self._numbers)
         self._specs.append((spec, number))
         if len(self._specs) > SPECS_KEPT:
             self._forget.append(self._specs.pop(0)[1])
@@ -332,11 +338,8 @@ class VerificationProcess:
         if request is None:
             return
         self._hold(rid, f"the verification process did not answer within {request.deadline_s:g} s")
-        process = self._process
-        if process is not None and self._reader is not None:
-            # A process stuck on one message is stuck for all: replace it.
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+        if self._process is not None and self._reader is not None:
+            _kill(self._process)  # a process stuck on one message is stuck for all: replace it
 
     def _hold(self, rid: int, why: str) -> None:
         log.warning("a message is held: %s", why)
@@ -382,6 +385,11 @@ class ProcessVerifier(Verifier):
         return await self._rest.resume(verdict, context)
 
 
+def _kill(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:  # (once it is known, the process is gone and killing it raises)
+        process.kill()
+
+
 # -- the child process ----------------------------------------------------------------------------
 
 
@@ -391,7 +399,7 @@ async def _read_frame(stream: asyncio.StreamReader) -> Any:
 
 
 def _write_frame(out: Any, value: Any) -> None:
-    body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    body = pickle.dumps(value)
     out.write(_HEADER.pack(len(body)) + body)
     out.flush()
 

@@ -263,18 +263,21 @@ async def test_a_verdict_of_the_checks_before_a_model_check_is_resumed_through_t
     """The verification process runs the checks up to the first one that calls a model; the bot
     resumes their verdict through the rest, under the same timeouts, on the text as they left it."""
     first, then = Replace("pii", "secret", "[redacted]"), Fixed("links")
-    slow, last = Sleeps(1.0), Fixed("toxicity", VerdictAction.HOLD, "rude")
-    pipeline = VerificationPipeline([first, then, slow, last], timeouts={"slow": 0.05})
+    slow, stuck, last = Sleeps(1.0), Blocks(), Fixed("toxicity", VerdictAction.HOLD, "rude")
+    pipeline = VerificationPipeline([first, then, slow, stuck, last], timeout_s=0.05, model_timeout_s=0.04,
+                                    timeouts={"toxicity": 0.3})
     assert pipeline.offline_lead == 2 and VerificationPipeline([first, then]).offline_lead == 2
 
     rest = pipeline.after(pipeline.offline_lead)
-    assert rest.checks == [slow, last]
+    assert rest.checks == [slow, stuck, last]
     earlier = await VerificationPipeline([first, then]).verify("the secret plan", CTX)
     verdict = await rest.resume(earlier, CTX)
 
     assert verdict.action is VerdictAction.HOLD and verdict.text == "the [redacted] plan" and last.seen == ["the [redacted] plan"]
-    assert [c["check"] for c in verdict.checks] == ["pii", "links", "slow", "toxicity"]
-    assert verdict.reasons == ["pii: secret removed", "check slow failed: timed out after 0.05 s", "toxicity: rude"]
+    assert [c["check"] for c in verdict.checks] == ["pii", "links", "slow", "stuck", "toxicity"]
+    assert verdict.reasons[:2] == ["pii: secret removed", "check slow failed: timed out after 0.04 s"]
+    assert verdict.reasons[2].startswith("check stuck failed: took 0.0") and verdict.reasons[2].endswith("over its 0.05 s timeout")
+    assert verdict.reasons[3] == "toxicity: rude" and rest.timeout_for(last) == 0.3
 
     blocked = await VerificationPipeline([Fixed("leakage", VerdictAction.BLOCK, "recites")]).verify("x", CTX)
     assert (await rest.resume(blocked, CTX)).checks == blocked.checks and last.seen == ["the [redacted] plan"]

@@ -14,7 +14,7 @@ import pytest
 
 from bots.verification.base import VerdictAction, VerificationContext
 from bots.verification.factory import build_verifier
-from bots.verification.process import ProcessVerifier, VerificationProcess, wanted
+from bots.verification.process import ProcessVerifier, Unavailable, VerificationProcess, wanted
 from config.verification import TEAM_DEFAULT, VerificationPolicy
 from simulation.llm.openai_model import OpenAIModel
 from simulation.persona import find_bundled_persona
@@ -68,6 +68,21 @@ async def test_the_process_gives_the_verdicts_of_the_bots_own_checks(process):
     assert "priya.nair@example.com" not in theirs[-1].text
     assert process.pid is not None and process.pid != os.getpid() and process.starts == 1
     assert process.checked == len(texts)
+
+
+async def test_channels_with_different_policies_share_the_process_each_under_its_own(process):
+    redacting, blocking = verifier(process), verifier(process, TEAM_DEFAULT.merged({"pii_action": "block"}))
+    verdicts = await asyncio.gather(*(v.verify(EMAIL, CONTEXT) for v in [redacting, blocking] * 3))
+    assert [v.action for v in verdicts] == [VerdictAction.REWRITE, VerdictAction.BLOCK] * 3
+    assert process.checked == 6
+
+
+async def test_checks_the_process_cannot_build_as_asked_are_left_to_the_bot(process):
+    """The process builds the checks from the policy; if they are not the ones the bot expects (a
+    process of other code), it says so and the bot checks the message itself."""
+    with pytest.raises(Unavailable, match="could not check it: ValueError: its checks are"):
+        await process.verify(TEAM_DEFAULT.model_dump_json(), ["pii"], EMAIL, CONTEXT, 1.0)
+    assert (await verifier(process).verify(EMAIL, CONTEXT)).action is VerdictAction.REWRITE and process.checked == 1
 
 
 async def test_checks_that_call_a_model_run_in_the_bot_after_the_process(process, fake_openai):
@@ -184,6 +199,23 @@ async def test_auto_starts_the_process_only_once_messages_come_fast_and_checks_h
 def test_auto_verifies_in_a_process_of_its_own_only_with_a_second_core():
     assert not wanted("auto", cores=1) and wanted("auto", cores=2)
     assert wanted("on", cores=1) and not wanted("off", cores=8)
+    assert wanted("auto") is (len(os.sched_getaffinity(0)) >= 2)  # the cores this bot may use
+
+
+async def test_stopping_holds_what_the_process_was_checking_and_starts_no_other(process):
+    remote = verifier(process)
+    os.kill(process.pid, signal.SIGSTOP)
+    checking = asyncio.ensure_future(remote.verify(EMAIL, CONTEXT))
+    await asyncio.sleep(0.2)
+    await process.aclose()
+
+    verdict = await checking
+    assert verdict.action is VerdictAction.HOLD and verdict.reasons == ["verification: the verification process was stopped"]
+    after = await remote.verify(EMAIL, CONTEXT)  # a reply still being checked as the bot stops
+    assert after.action is VerdictAction.REWRITE and process.pid is None and process.starts == 1 and process.checked == 0
+    with pytest.raises(Unavailable):
+        await process.verify(TEAM_DEFAULT.model_dump_json(), ["pii"], EMAIL, CONTEXT, 1.0)
+    assert process.starts == 1
 
 
 async def test_the_bot_checks_posts_in_its_verification_process_and_stops_it_with_itself(tmp_path):
