@@ -194,8 +194,7 @@ class VerificationProcess:
         if self._starting is not None or self._closed:
             return
         if self._failed_starts >= START_ATTEMPTS:
-            for rid in list(self._pending):
-                self._fail(rid, Unavailable(f"the verification process failed to start {START_ATTEMPTS} times in a row"))
+            self._fail_all(f"the verification process failed to start {START_ATTEMPTS} times in a row")
             return
         self._starting = asyncio.ensure_future(self._start())
 
@@ -221,8 +220,7 @@ class VerificationProcess:
                 self._failed_starts += 1
                 log.warning("the verification process did not start (%s: %s)", type(error).__name__, error)
                 await self._stop_process()
-                for rid in list(self._pending):
-                    self._fail(rid, Unavailable(f"the verification process did not start: {error}"))
+                self._fail_all(f"the verification process did not start: {error}")
                 return
             self._failed_starts = 0
             self._reader = asyncio.ensure_future(self._read(process))
@@ -255,9 +253,9 @@ class VerificationProcess:
         try:
             while True:
                 for rid, ok, answer in await _read_frame(process.stdout):
-                    if rid not in self._pending:  # held meanwhile: it timed out
-                        pass
-                    elif ok:
+                    if rid not in self._pending:
+                        continue  # held meanwhile: it timed out
+                    if ok:
                         self.checked += 1
                         self._answer(rid, Verdict.model_validate(answer))
                     else:
@@ -347,18 +345,23 @@ class VerificationProcess:
         self._answer(rid, Verdict(action=VerdictAction.HOLD, text=text, reasons=[f"verification: {why}"]))
 
     def _answer(self, rid: int, verdict: Verdict) -> None:
-        request = self._pending.pop(rid)
-        if request.timer is not None:
-            request.timer.cancel()
-        if not request.future.done():
-            request.future.set_result(verdict)
+        if (future := self._settle(rid)) is not None:
+            future.set_result(verdict)
 
     def _fail(self, rid: int, error: Exception) -> None:
+        if (future := self._settle(rid)) is not None:
+            future.set_exception(error)
+
+    def _fail_all(self, why: str) -> None:
+        for rid in list(self._pending):
+            self._fail(rid, Unavailable(why))
+
+    def _settle(self, rid: int) -> asyncio.Future[Verdict] | None:
+        """Request ``rid`` off the books; its future, unless its caller gave up on it."""
         request = self._pending.pop(rid)
         if request.timer is not None:
             request.timer.cancel()
-        if not request.future.done():
-            request.future.set_exception(error)
+        return None if request.future.done() else request.future
 
 
 class ProcessVerifier(Verifier):
