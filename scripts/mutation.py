@@ -97,10 +97,10 @@ def module_of(path: str) -> str:
     return path.removesuffix(".py").replace("/", ".")
 
 
-def patterns() -> list[str]:
-    """mutmut's names of every mutant in scope, as globs."""
+def patterns(scope: dict[str, Area]) -> list[str]:
+    """mutmut's names of every mutant in ``scope``, as globs."""
     return [f"{module_of(path)}.{function}__mutmut_*"
-            for places, _ in SCOPE.values() for path, functions in places for function in functions]
+            for places, _ in scope.values() for path, functions in places for function in functions]
 
 
 def in_scope(key: str, path: str, functions: tuple[str, ...]) -> bool:
@@ -132,12 +132,12 @@ def keep_the_tests_that_matter() -> None:
     stats_path.write_text(json.dumps(stats, indent=1))
 
 
-def verdicts() -> dict[str, dict[str, str]]:
-    """Each module's mutants in scope and mutmut's verdict on each (so far)."""
+def verdicts(scope: dict[str, Area]) -> dict[str, dict[str, str]]:
+    """Each module's mutants in ``scope`` and mutmut's verdict on each (so far)."""
     from mutmut.stats import status_by_exit_code
 
     found: dict[str, dict[str, str]] = {}
-    for label, (places, _) in SCOPE.items():
+    for label, (places, _) in scope.items():
         found[label] = {}
         for path, functions in places:
             try:
@@ -164,7 +164,7 @@ def summary(found: dict[str, dict[str, str]]) -> dict:
     return {**everything, "by_module": {label: counts(list(module.values())) for label, module in found.items()}}
 
 
-def mutmut(workers: int, names: list[str], log: Path, progress_every: float | None = None) -> None:
+def mutmut(workers: int, names: list[str], log: Path, scope: dict[str, Area], progress_every: float | None = None) -> None:
     """``mutmut run`` on the mutants ``names`` (globs); exits with its output's tail when it fails."""
     command = [str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", str(workers), *names]
     with log.open("w") as out:
@@ -172,7 +172,7 @@ def mutmut(workers: int, names: list[str], log: Path, progress_every: float | No
         while process.poll() is None:
             time.sleep(progress_every or 1)
             if progress_every:
-                statuses = [s for module in verdicts().values() for s in module.values()]
+                statuses = [s for module in verdicts(scope).values() for s in module.values()]
                 done = sum(s != "not checked" for s in statuses)
                 print(f"  {done} of {len(statuses)} mutants tested", flush=True)
     if process.returncode != 0:
@@ -185,30 +185,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
     parser.add_argument("--fail-under", type=float, default=0.0, help="exit 1 when the score is lower")
     parser.add_argument("--progress-every", type=float, default=60.0, help="seconds between progress lines")
+    parser.add_argument("--area", action="append", choices=list(SCOPE), metavar="AREA",
+                        help="test only this area (repeatable): " + ", ".join(SCOPE))
     parser.add_argument("--report", action="store_true",
                         help="summarise the verdicts already in mutants/ (after `mutmut run NAMES` retried some)")
     args = parser.parse_args(argv)
 
+    scope = {area: SCOPE[area] for area in args.area} if args.area else SCOPE
     os.chdir(ROOT)
     check_configuration()
     if args.report:
-        return report(args.fail_under, None)
+        return report(scope, args.fail_under, None)
     shutil.rmtree(MUTANTS, ignore_errors=True)
     MUTANTS.mkdir()
     started = time.monotonic()
     print(f"Mutation testing with {args.workers} workers; mutmut's output goes to {LOG.relative_to(ROOT)}", flush=True)
     # First the mutants are made and every listed test is run once, recording which functions it
     # calls (one mutant is tested along the way); then each function keeps its module's tests only.
-    mutmut(args.workers, [patterns()[0].replace("__mutmut_*", "__mutmut_1")], MUTANTS / "mutmut-setup.log")
+    mutmut(args.workers, [patterns(scope)[0].replace("__mutmut_*", "__mutmut_1")], MUTANTS / "mutmut-setup.log", scope)
     keep_the_tests_that_matter()
     print(f"  mutants made and tests mapped in {(time.monotonic() - started) / 60:.1f} minutes", flush=True)
-    mutmut(args.workers, patterns(), LOG, args.progress_every)
-    return report(args.fail_under, time.monotonic() - started)
+    mutmut(args.workers, patterns(scope), LOG, scope, args.progress_every)
+    return report(scope, args.fail_under, time.monotonic() - started)
 
 
-def report(fail_under: float, seconds: float | None) -> int:
+def report(scope: dict[str, Area], fail_under: float, seconds: float | None) -> int:
     """Print each module's figures, list the survivors, and print the JSON summary last."""
-    found = verdicts()
+    found = verdicts(scope)
     result = summary(found)
     survivors = sorted(key for module in found.values() for key, status in module.items() if status in SURVIVED)
     SURVIVORS.write_text("".join(f"{key}\n" for key in survivors))

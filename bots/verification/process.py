@@ -55,7 +55,7 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 #: Messages a second at which ``auto`` starts the process: below it, checking them here costs the
 #: event loop under 3% of a core, less than the process's own start (half a CPU-second).
 AUTO_RATE = 50
-#: Persona specs the process keeps (the least recently sent are forgotten on both sides).
+#: Persona specs the process keeps (the least recently used are forgotten on both sides).
 SPECS_KEPT = 256
 
 
@@ -95,8 +95,11 @@ class VerificationProcess:
     """The child process and the requests in flight to it. ``command``: how to start it."""
 
     def __init__(self, *, grace_s: float = GRACE_S, command: Sequence[str] | None = None,
-                 start_at_rate: float | None = None) -> None:
+                 start_at_rate: float | None = None, start_timeout_s: float = START_TIMEOUT_S,
+                 specs_kept: int = SPECS_KEPT) -> None:
         self.grace_s = grace_s
+        self.start_timeout_s = start_timeout_s
+        self.specs_kept = specs_kept
         self.command = list(command or [sys.executable, "-m", "bots.verification.process"])
         #: ``use`` starts the process once this many messages came within a second; None: only ``start`` does.
         self.start_at_rate = start_at_rate
@@ -212,7 +215,7 @@ class VerificationProcess:
                 )
                 self._process = process
                 assert process.stdout is not None
-                async with asyncio.timeout(START_TIMEOUT_S):
+                async with asyncio.timeout(self.start_timeout_s):
                     ready = await _read_frame(process.stdout)
                 if ready != "ready":
                     raise ValueError(f"it said {ready!r} instead of ready")
@@ -324,10 +327,11 @@ class VerificationProcess:
         for index in range(len(self._specs) - 1, -1, -1):
             known, number = self._specs[index]
             if known == spec:
+                self._specs.append(self._specs.pop(index))  # the least recently used is forgotten first
                 return number, None
         number = next(self._numbers)
         self._specs.append((spec, number))
-        if len(self._specs) > SPECS_KEPT:
+        if len(self._specs) > self.specs_kept:
             self._forget.append(self._specs.pop(0)[1])
         return number, spec
 
@@ -445,17 +449,20 @@ def serve(stdin: Any, stdout: Any) -> None:
                 answers.append((rid, False, f"{type(error).__name__}: {error}"))
         return answers
 
-    while True:
-        head = _read_exactly(stdin, _HEADER.size)
-        if head is None:
-            return
-        body = _read_exactly(stdin, _HEADER.unpack(head)[0])
-        if body is None:
-            return
-        forget, batch = pickle.loads(body)
-        for spec_id in forget:
-            specs.pop(spec_id, None)
-        _write_frame(stdout, loop.run_until_complete(answer(batch)))
+    try:
+        while True:
+            head = _read_exactly(stdin, _HEADER.size)
+            if head is None:
+                return
+            body = _read_exactly(stdin, _HEADER.unpack(head)[0])
+            if body is None:
+                return
+            forget, batch = pickle.loads(body)
+            for spec_id in forget:
+                specs.pop(spec_id, None)
+            _write_frame(stdout, loop.run_until_complete(answer(batch)))
+    finally:
+        loop.close()
 
 
 if __name__ == "__main__":

@@ -4,17 +4,19 @@ process that dies, hangs or never starts costs no message its check."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
+import pickle
 import signal
 import sys
 
 import pytest
 
-from bots.verification.base import VerdictAction, VerificationContext
+from bots.verification.base import Verdict, VerdictAction, VerificationContext
 from bots.verification.factory import build_verifier
-from bots.verification.process import ProcessVerifier, Unavailable, VerificationProcess, wanted
+from bots.verification.process import _HEADER, ProcessVerifier, Unavailable, VerificationProcess, serve, wanted
 from config.verification import TEAM_DEFAULT, VerificationPolicy
 from simulation.llm.openai_model import OpenAIModel
 from simulation.persona import find_bundled_persona
@@ -26,6 +28,11 @@ from tests.support.turns import TurnRule
 PRIYA = find_bundled_persona("Priya Nair").to_tinytroupe_dict()
 CONTEXT = VerificationContext(platform="slack", persona="Priya Nair", persona_spec=PRIYA, world_id="w1")
 EMAIL = "Send it to priya.nair@example.com please."
+
+
+def recital(spec: dict) -> str:
+    """A persona reciting its own spec: blocked by the leakage check, which knows the spec."""
+    return " ".join([spec["occupation"]["description"], *spec["personality"]["traits"]])
 
 
 @pytest.fixture
@@ -55,8 +62,7 @@ async def test_the_process_gives_the_verdicts_of_the_bots_own_checks(process):
     only knows from the spec sent with the first request)."""
     local = build_verifier(TEAM_DEFAULT)
     remote = verifier(process)
-    recital = " ".join([PRIYA["occupation"]["description"], *PRIYA["personality"]["traits"]])
-    texts = [row.text for row in bench.load(bench.CORPUS)] + [recital, EMAIL]
+    texts = [row.text for row in bench.load(bench.CORPUS)] + [recital(PRIYA), EMAIL]
 
     theirs = await asyncio.gather(*(remote.verify(text, CONTEXT) for text in texts))
     ours = [await local.verify(text, CONTEXT) for text in texts]
@@ -234,3 +240,183 @@ async def test_the_bot_checks_posts_in_its_verification_process_and_stops_it_wit
             await bot.app.stop()
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)
+
+
+# -- the process's side of the pipe, run here on in-memory streams ------------------------------
+
+POLICY = TEAM_DEFAULT.model_dump_json()
+OFFLINE = tuple(check.name for check in build_verifier(TEAM_DEFAULT, offline_only=True).checks)
+ASKED = CONTEXT.model_dump(exclude={"persona_spec"})
+
+
+def frame(value) -> bytes:
+    body = pickle.dumps(value)
+    return _HEADER.pack(len(body)) + body
+
+
+def frames(data: bytes) -> list:
+    found, at = [], 0
+    while at < len(data):
+        (size,) = _HEADER.unpack_from(data, at)
+        at += _HEADER.size
+        found.append(pickle.loads(data[at:at + size]))
+        at += size
+    return found
+
+
+class Trickle:
+    """A pipe that hands over a few bytes a read, as a real one may."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def read(self, size: int) -> bytes:
+        return self._data.read(min(size, 3))
+
+
+def served(*batches: tuple[list, list], tail: bytes = b"") -> list:
+    out = io.BytesIO()
+    serve(Trickle(b"".join(frame(batch) for batch in batches) + tail), out)
+    return frames(out.getvalue())
+
+
+def test_the_process_answers_each_batch_knowing_a_policy_and_a_spec_once_sent():
+    first = [(1, 0, POLICY, OFFLINE, EMAIL, ASKED, 7, PRIYA), (2, 0, None, OFFLINE, recital(PRIYA), ASKED, 7, None)]
+    second = [(3, 0, None, OFFLINE, "Sounds good, ship it on Friday.", ASKED, 7, None)]
+    ready, answers, later = served(([], first), ([], second))
+
+    assert ready == "ready"
+    assert [(rid, ok) for rid, ok, _ in answers] == [(1, True), (2, True)] and [a[:2] for a in later] == [(3, True)]
+    redacted, recited, fine = (Verdict.model_validate(a[2]) for a in [*answers, *later])
+    assert redacted.action is VerdictAction.REWRITE and "priya.nair@example.com" not in redacted.text
+    assert recited.action is VerdictAction.BLOCK and "persona spec" in " ".join(recited.reasons)
+    assert fine.action is VerdictAction.PASS and fine.text == "Sounds good, ship it on Friday."
+    assert [c["check"] for c in fine.checks] == list(OFFLINE)
+
+
+def test_what_the_process_cannot_check_is_told_back_one_request_at_a_time():
+    first = [(1, 0, POLICY, OFFLINE, EMAIL, ASKED, 7, PRIYA)]
+    second = [
+        (2, 0, None, OFFLINE, EMAIL, ASKED, 7, None),  # its spec was forgotten just now
+        (3, 0, None, ("pii",), EMAIL, ASKED, 8, PRIYA),  # other checks than the policy's
+        (4, 1, "{not a policy", OFFLINE, EMAIL, ASKED, 8, None),
+        (5, 0, None, OFFLINE, EMAIL, ASKED, 8, None),  # the spec request 3 brought is known
+    ]
+    _, _, answers = served(([], first), ([7], second))
+
+    assert [(rid, ok) for rid, ok, _ in answers] == [(2, False), (3, False), (4, False), (5, True)]
+    assert answers[0][2] == "KeyError: 7"
+    assert answers[1][2].startswith(f"ValueError: its checks are {list(OFFLINE)}, not ['pii']")
+    assert answers[2][2].startswith("ValidationError: ")
+    assert Verdict.model_validate(answers[3][2]).action is VerdictAction.REWRITE
+
+
+def test_the_process_ends_quietly_when_its_input_ends_mid_message():
+    whole = ([], [(1, 0, POLICY, OFFLINE, EMAIL, ASKED, 7, PRIYA)])
+    assert [type(f) for f in served(whole, tail=frame(whole)[:2])] == [str, list]  # cut in a length
+    assert [type(f) for f in served(whole, tail=frame(whole)[:-1])] == [str, list]  # cut in a body
+    assert served() == ["ready"]
+
+
+# -- the bot's side ------------------------------------------------------------------------------
+
+RECORDING = (
+    "import sys\n"
+    "from bots.verification.process import serve\n"
+    "class Copy:\n"
+    "    def __init__(self, stream, to): self.stream, self.to = stream, to\n"
+    "    def read(self, size):\n"
+    "        data = self.stream.read(size); self.to.write(data); self.to.flush(); return data\n"
+    "serve(Copy(sys.stdin.buffer, open(sys.argv[1], 'wb')), sys.stdout.buffer)\n"
+)
+
+
+async def test_a_policy_and_a_spec_cross_once_and_the_least_recently_used_spec_is_forgotten(tmp_path):
+    a, b, c = (find_bundled_persona(name).to_tinytroupe_dict() for name in ("Priya Nair", "Diego Hernandez", "Chloe Bennett"))
+    record = tmp_path / "stdin"
+    process = VerificationProcess(command=[sys.executable, "-c", RECORDING, str(record)], specs_kept=2)
+    remote = verifier(process)
+    try:
+        await process.start()
+        verdicts = [await remote.verify(recital(spec), CONTEXT.model_copy(update={"persona_spec": spec}))
+                    for spec in (a, b, a, c, a, b)]
+    finally:
+        await process.aclose()
+
+    assert all(v.action is VerdictAction.BLOCK for v in verdicts) and process.checked == 6
+    sent = [(forget, *request) for forget, batch in frames(record.read_bytes()) for request in batch]
+    assert [policy is not None for _, _, _, policy, *_ in sent] == [True, False, False, False, False, False]
+    assert [spec is not None for *_, spec in sent] == [True, True, False, True, False, True]
+    numbers = [spec_id for *_, spec_id, _ in sent]
+    assert numbers[0] == numbers[2] == numbers[4] and len({numbers[0], numbers[1], numbers[3], numbers[5]}) == 4
+    assert [forget for forget, *_ in sent] == [[], [], [], [numbers[1]], [], [numbers[3]]]  # b, then c
+
+
+async def test_requests_before_the_process_is_ready_wait_for_one_process():
+    process = VerificationProcess()
+    try:
+        verdicts = await asyncio.gather(*(process.verify(POLICY, OFFLINE, EMAIL, CONTEXT, 5.0) for _ in range(10)))
+    finally:
+        await process.aclose()
+    assert all(v.action is VerdictAction.REWRITE for v in verdicts) and process.starts == 1 and process.checked == 10
+
+
+async def test_a_process_that_says_something_else_than_ready_is_not_used(caplog):
+    caplog.set_level(logging.WARNING)
+    says_hello = "import sys\nfrom bots.verification.process import _write_frame\n_write_frame(sys.stdout.buffer, 'hello')\n"
+    process = VerificationProcess(command=[sys.executable, "-c", says_hello])
+    try:
+        with pytest.raises(Unavailable, match="failed to start 3 times in a row"):
+            await process.verify(POLICY, OFFLINE, EMAIL, CONTEXT, 5.0)
+        assert (await verifier(process).verify(EMAIL, CONTEXT)).action is VerdictAction.REWRITE
+    finally:
+        await process.aclose()
+    assert process.starts == 3 and process.checked == 0
+    assert "it said 'hello' instead of ready" in caplog.text
+
+
+async def test_a_process_that_hangs_while_starting_is_killed_and_given_up(tmp_path):
+    pids = tmp_path / "pids"
+    hangs = "import os, sys, time\nopen(sys.argv[1], 'a').write(f'{os.getpid()}\\n')\ntime.sleep(60)\n"
+    process = VerificationProcess(command=[sys.executable, "-c", hangs, str(pids)], start_timeout_s=0.5)
+    try:
+        await process.start()
+        assert (await verifier(process).verify(EMAIL, CONTEXT)).action is VerdictAction.REWRITE  # checked here
+    finally:
+        await process.aclose()
+    started = [int(pid) for pid in pids.read_text().split()]
+    assert len(started) == process.starts == 3 and process.pid is None
+    for pid in started:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+async def test_auto_starts_at_exactly_its_rate_of_messages_within_a_second():
+    process = VerificationProcess(start_at_rate=10)
+    try:
+        remote = verifier(process)
+        for _ in range(9):
+            await remote.verify(EMAIL, CONTEXT)
+        await asyncio.sleep(1.1)  # those nine are more than a second old now
+        for _ in range(9):
+            await remote.verify(EMAIL, CONTEXT)
+        await asyncio.sleep(0.1)
+        assert process.starts == 0
+        await remote.verify(EMAIL, CONTEXT)
+        await until(lambda: process.running)
+        await remote.verify(EMAIL, CONTEXT)
+        assert process.starts == 1 and process.checked == 1
+    finally:
+        await process.aclose()
+
+
+def test_auto_counts_the_cores_the_bot_may_run_on_not_the_machines():
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) < 2:
+        pytest.skip("needs two cores to take one away")
+    try:
+        os.sched_setaffinity(0, {min(allowed)})  # as a container limited to one CPU
+        assert not wanted("auto")
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert wanted("auto")
