@@ -86,9 +86,10 @@ class _Request:
     spec: dict[str, Any]
     deadline_s: float
     future: asyncio.Future[Verdict]
+    #: Holds the request once ``deadline_s`` has passed.
+    timer: asyncio.TimerHandle = field(repr=False)
     #: Processes this request was cut off in so far.
     crashes: int = 0
-    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
 class VerificationProcess:
@@ -156,10 +157,12 @@ class VerificationProcess:
         ``Unavailable`` when no process can be started."""
         await self._ensure_started()
         loop = asyncio.get_running_loop()
+        rid = next(self._numbers)
+        deadline_s = timeout_s + self.grace_s
         request = _Request(text=text, policy=policy_json, names=tuple(names),
                            context=context.model_dump(exclude={"persona_spec"}), spec=context.persona_spec,
-                           deadline_s=timeout_s + self.grace_s, future=loop.create_future())
-        rid = next(self._numbers)
+                           deadline_s=deadline_s, future=loop.create_future(),
+                           timer=loop.call_later(deadline_s, self._expired, rid))
         self._pending[rid] = request
         self._send(rid)
         return await request.future
@@ -193,11 +196,10 @@ class VerificationProcess:
                 await asyncio.shield(self._starting)
 
     def _restart(self) -> None:
-        """Start a process unless one is starting; it takes over the requests waiting."""
-        if self._starting is not None or self._closed:
-            return
-        if self._failed_starts >= START_ATTEMPTS:
-            self._fail_all(f"the verification process failed to start {START_ATTEMPTS} times in a row")
+        """Start a process unless one is starting (or none can be); it takes over the requests waiting.
+
+        No request waits once the process is given up: a failed start gives them back to the caller."""
+        if self._starting is not None or self._closed or self._failed_starts >= START_ATTEMPTS:
             return
         self._starting = asyncio.ensure_future(self._start())
 
@@ -211,7 +213,7 @@ class VerificationProcess:
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))}
             try:
                 process = await asyncio.create_subprocess_exec(
-                    *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 24, env=env
+                    *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env
                 )
                 self._process = process
                 assert process.stdout is not None
@@ -287,9 +289,6 @@ class VerificationProcess:
     # -- requests -----------------------------------------------------------------------------
 
     def _send(self, rid: int) -> None:
-        request = self._pending[rid]
-        if request.timer is None:
-            request.timer = asyncio.get_running_loop().call_later(request.deadline_s, self._expired, rid)
         if self.pid is None:
             self._restart()  # which sends it once started
             return
@@ -363,8 +362,7 @@ class VerificationProcess:
     def _settle(self, rid: int) -> asyncio.Future[Verdict] | None:
         """Request ``rid`` off the books; its future, unless its caller gave up on it."""
         request = self._pending.pop(rid)
-        if request.timer is not None:
-            request.timer.cancel()
+        request.timer.cancel()
         return None if request.future.done() else request.future
 
 

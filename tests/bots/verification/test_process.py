@@ -112,7 +112,8 @@ async def test_checks_that_call_a_model_run_in_the_bot_after_the_process(process
         await model.aclose()
 
 
-async def test_a_killed_process_is_replaced_and_what_it_was_checking_is_checked_by_the_next(process):
+async def test_a_killed_process_is_replaced_and_what_it_was_checking_is_checked_by_the_next(process, caplog):
+    caplog.set_level(logging.WARNING)
     remote = verifier(process)
     first = process.pid
     os.kill(first, signal.SIGSTOP)  # it reads nothing more: the requests below are in flight when it dies
@@ -123,7 +124,8 @@ async def test_a_killed_process_is_replaced_and_what_it_was_checking_is_checked_
 
     verdicts = await asyncio.gather(*checking)
     assert all(v.action is VerdictAction.REWRITE and "priya.nair@example.com" not in v.text for v in verdicts)
-    assert process.starts == 2 and process.pid not in (None, first)
+    assert process.starts == 2 and process.pid not in (None, first) and process.checked == 3
+    assert "the verification process stopped (exit code -9, IncompleteReadError: " in caplog.text
 
 
 DIES_ON_ITS_FIRST_REQUEST = (
@@ -176,6 +178,7 @@ async def test_a_process_that_cannot_start_leaves_the_checks_to_the_bot(caplog):
         await process.start()
         remote = verifier(process)
         verdicts = [await remote.verify(EMAIL, CONTEXT) for _ in range(5)]
+        await asyncio.sleep(0.5)  # time for a fourth start, were one tried
     finally:
         await process.aclose()
 
@@ -219,7 +222,7 @@ async def test_stopping_holds_what_the_process_was_checking_and_starts_no_other(
     assert verdict.action is VerdictAction.HOLD and verdict.reasons == ["verification: the verification process was stopped"]
     after = await remote.verify(EMAIL, CONTEXT)  # a reply still being checked as the bot stops
     assert after.action is VerdictAction.REWRITE and process.pid is None and process.starts == 1 and process.checked == 0
-    with pytest.raises(Unavailable):
+    with pytest.raises(Unavailable, match="^the verification process was stopped$"):
         await process.verify(TEAM_DEFAULT.model_dump_json(), ["pii"], EMAIL, CONTEXT, 1.0)
     assert process.starts == 1
 
@@ -280,18 +283,33 @@ def served(*batches: tuple[list, list], tail: bytes = b"") -> list:
     return frames(out.getvalue())
 
 
+PROMPT = "You are Priya Nair. Speak briefly about launch planning and keep answers under three sentences, citing the Zephyr checklist."
+OWN_WORDS = "Speak briefly about launch planning and keep answers under three sentences, citing the Zephyr checklist."
+
+
 def test_the_process_answers_each_batch_knowing_a_policy_and_a_spec_once_sent():
+    prompted = {**ASKED, "system_prompt": PROMPT}
     first = [(1, 0, POLICY, OFFLINE, EMAIL, ASKED, 7, PRIYA), (2, 0, None, OFFLINE, recital(PRIYA), ASKED, 7, None)]
-    second = [(3, 0, None, OFFLINE, "Sounds good, ship it on Friday.", ASKED, 7, None)]
+    second = [(3, 0, None, OFFLINE, "Sounds good, ship it on Friday.", ASKED, 7, None),
+              (4, 0, None, OFFLINE, OWN_WORDS, prompted, 7, None)]  # the context reaches the checks
     ready, answers, later = served(([], first), ([], second))
 
     assert ready == "ready"
-    assert [(rid, ok) for rid, ok, _ in answers] == [(1, True), (2, True)] and [a[:2] for a in later] == [(3, True)]
-    redacted, recited, fine = (Verdict.model_validate(a[2]) for a in [*answers, *later])
+    assert [a[:2] for a in answers] == [(1, True), (2, True)] and [a[:2] for a in later] == [(3, True), (4, True)]
+    redacted, recited, fine, leaked = (Verdict.model_validate(a[2]) for a in [*answers, *later])
     assert redacted.action is VerdictAction.REWRITE and "priya.nair@example.com" not in redacted.text
     assert recited.action is VerdictAction.BLOCK and "persona spec" in " ".join(recited.reasons)
     assert fine.action is VerdictAction.PASS and fine.text == "Sounds good, ship it on Friday."
     assert [c["check"] for c in fine.checks] == list(OFFLINE)
+    assert leaked.action is VerdictAction.HOLD and "repeats parts of its prompt" in leaked.reasons[0]
+    assert b"bots." not in pickle.dumps(answers + later)  # plain data: no classes of the bot's cross back
+
+
+def test_the_process_leaves_the_checks_that_call_a_model_to_the_bot():
+    judged = TEAM_DEFAULT.merged({"judge": {"enabled": True}}).model_dump_json()
+    _, answers = served(([], [(1, 0, judged, OFFLINE, EMAIL, ASKED, 7, PRIYA)]))
+    assert answers[0][:2] == (1, True)
+    assert [c["check"] for c in Verdict.model_validate(answers[0][2]).checks] == list(OFFLINE)
 
 
 def test_what_the_process_cannot_check_is_told_back_one_request_at_a_time():
@@ -302,7 +320,7 @@ def test_what_the_process_cannot_check_is_told_back_one_request_at_a_time():
         (4, 1, "{not a policy", OFFLINE, EMAIL, ASKED, 8, None),
         (5, 0, None, OFFLINE, EMAIL, ASKED, 8, None),  # the spec request 3 brought is known
     ]
-    _, _, answers = served(([], first), ([7], second))
+    _, _, answers = served(([], first), ([7, 99], second))  # 99: never sent, nothing to forget
 
     assert [(rid, ok) for rid, ok, _ in answers] == [(2, False), (3, False), (4, False), (5, True)]
     assert answers[0][2] == "KeyError: 7"
@@ -339,17 +357,18 @@ async def test_a_policy_and_a_spec_cross_once_and_the_least_recently_used_spec_i
     try:
         await process.start()
         verdicts = [await remote.verify(recital(spec), CONTEXT.model_copy(update={"persona_spec": spec}))
-                    for spec in (a, b, a, c, a, b)]
+                    for spec in (a, a, b, a, c, a, b)]
     finally:
         await process.aclose()
 
-    assert all(v.action is VerdictAction.BLOCK for v in verdicts) and process.checked == 6
+    assert all(v.action is VerdictAction.BLOCK for v in verdicts) and process.checked == 7
     sent = [(forget, *request) for forget, batch in frames(record.read_bytes()) for request in batch]
-    assert [policy is not None for _, _, _, policy, *_ in sent] == [True, False, False, False, False, False]
-    assert [spec is not None for *_, spec in sent] == [True, True, False, True, False, True]
+    assert [policy is not None for _, _, _, policy, *_ in sent] == [True] + [False] * 6
+    assert [spec is not None for *_, spec in sent] == [True, False, True, False, True, False, True]
     numbers = [spec_id for *_, spec_id, _ in sent]
-    assert numbers[0] == numbers[2] == numbers[4] and len({numbers[0], numbers[1], numbers[3], numbers[5]}) == 4
-    assert [forget for forget, *_ in sent] == [[], [], [], [numbers[1]], [], [numbers[3]]]  # b, then c
+    assert numbers[0] == numbers[1] == numbers[3] == numbers[5]
+    assert len({numbers[0], numbers[2], numbers[4], numbers[6]}) == 4
+    assert [forget for forget, *_ in sent] == [[], [], [], [], [numbers[2]], [], [numbers[4]]]  # b, then c
 
 
 async def test_requests_before_the_process_is_ready_wait_for_one_process():
@@ -410,6 +429,14 @@ async def test_auto_starts_at_exactly_its_rate_of_messages_within_a_second():
         await process.aclose()
 
 
+def test_auto_counts_the_machines_cores_where_the_system_tells_no_affinity(monkeypatch):
+    monkeypatch.delattr(os, "sched_getaffinity")  # as on macOS
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert wanted("auto")
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # unknown: one, and no process of its own
+    assert not wanted("auto")
+
+
 def test_auto_counts_the_cores_the_bot_may_run_on_not_the_machines():
     allowed = os.sched_getaffinity(0)
     if len(allowed) < 2:
@@ -420,3 +447,106 @@ def test_auto_counts_the_cores_the_bot_may_run_on_not_the_machines():
     finally:
         os.sched_setaffinity(0, allowed)
     assert wanted("auto")
+
+
+SLOW_START = "import sys, time\ntime.sleep(1.0)\nfrom bots.verification.process import serve\nserve(sys.stdin.buffer, sys.stdout.buffer)\n"
+
+
+async def test_a_message_held_while_a_replacement_starts_leaves_the_replacement_alone():
+    process = VerificationProcess(grace_s=0.0, command=[sys.executable, "-c", SLOW_START])
+    try:
+        await process.start()
+        first = process.pid
+        os.kill(first, signal.SIGSTOP)
+        checking = asyncio.ensure_future(process.verify(POLICY, OFFLINE, EMAIL, CONTEXT, 0.5))
+        await asyncio.sleep(0.1)
+        os.kill(first, signal.SIGKILL)  # its replacement takes a second to start: past the message's 0.5 s
+
+        verdict = await checking
+        assert verdict.action is VerdictAction.HOLD and verdict.reasons == [
+            "verification: the verification process did not answer within 0.5 s"]
+        await until(lambda: process.running)
+        after = await process.verify(POLICY, OFFLINE, EMAIL, CONTEXT, 5.0)
+        assert after.action is VerdictAction.REWRITE
+        assert process.starts == 2 and process.pid != first and process.checked == 1
+    finally:
+        await process.aclose()
+
+
+STARTS_ONCE = (
+    "import os, sys\n"
+    "if os.path.exists(sys.argv[1]): raise SystemExit(2)\n"
+    "open(sys.argv[1], 'w').close()\n"
+    "from bots.verification.process import serve\n"
+    "serve(sys.stdin.buffer, sys.stdout.buffer)\n"
+)
+
+
+async def test_messages_cut_off_by_a_crash_go_back_to_the_bot_when_no_replacement_starts(tmp_path, caplog):
+    """The process died, and its replacement cannot start (the bot's files changed on disk, say): the
+    messages it was checking are checked in the bot, not held and not lost."""
+    caplog.set_level(logging.WARNING)
+    process = VerificationProcess(command=[sys.executable, "-c", STARTS_ONCE, str(tmp_path / "started")])
+    try:
+        await process.start()
+        first = process.pid
+        os.kill(first, signal.SIGSTOP)
+        direct = asyncio.ensure_future(process.verify(POLICY, OFFLINE, EMAIL, CONTEXT, 5.0))
+        through = asyncio.ensure_future(verifier(process).verify(EMAIL, CONTEXT))
+        await asyncio.sleep(0.2)
+        os.kill(first, signal.SIGKILL)
+
+        with pytest.raises(Unavailable, match="^the verification process did not start: "):
+            await direct
+        verdict = await through
+        assert verdict.action is VerdictAction.REWRITE and "priya.nair@example.com" not in verdict.text
+        with pytest.raises(Unavailable, match="failed to start 3 times in a row"):  # two more tries, then given up
+            await process.verify(POLICY, OFFLINE, EMAIL, CONTEXT, 5.0)
+    finally:
+        await process.aclose()
+    assert process.starts == 4 and process.checked == 0 and "the verification process did not start" in caplog.text
+
+
+async def test_a_message_its_caller_gave_up_on_is_answered_without_upsetting_the_process(process):
+    os.kill(process.pid, signal.SIGSTOP)
+    given_up = asyncio.ensure_future(process.verify(POLICY, OFFLINE, EMAIL, CONTEXT, 5.0))
+    await asyncio.sleep(0.2)
+    given_up.cancel()  # a turn cancelled, say: its answer still comes
+    os.kill(process.pid, signal.SIGCONT)
+    await until(lambda: process.checked == 1)
+
+    verdict = await process.verify(POLICY, OFFLINE, EMAIL, CONTEXT, 5.0)
+    assert verdict.action is VerdictAction.REWRITE and process.checked == 2 and process.starts == 1
+
+
+async def test_the_process_runs_the_bots_own_code_on_the_python_path_it_was_given(tmp_path, monkeypatch):
+    """Started from another folder, with a PYTHONPATH holding a package also called ``bots`` and a
+    module the process needs: it imports the bot's own ``bots`` and still finds the module."""
+    theirs = tmp_path / "theirs"
+    (theirs / "bots").mkdir(parents=True)
+    (theirs / "bots" / "__init__.py").write_text("raise ImportError('not the bot\\'s own bots')\n")
+    (theirs / "site_hooks.py").write_text("READY = 'ready'\n")
+    monkeypatch.setenv("PYTHONPATH", str(theirs))
+    monkeypatch.chdir(tmp_path)
+    needs_both = ("import sys, site_hooks\n"
+                  "from bots.verification.process import serve\n"
+                  "serve(sys.stdin.buffer, sys.stdout.buffer)\n")
+    process = VerificationProcess(command=[sys.executable, "-c", needs_both])
+    try:
+        verdict = await process.verify(POLICY, OFFLINE, EMAIL, CONTEXT, 5.0)
+    finally:
+        await process.aclose()
+    assert verdict.action is VerdictAction.REWRITE and process.starts == 1 and process.checked == 1
+
+
+async def test_stopping_lets_the_process_finish_and_exit_of_its_own_accord(tmp_path):
+    marker = tmp_path / "finished"
+    finishes = ("import sys\n"
+                "from bots.verification.process import serve\n"
+                "serve(sys.stdin.buffer, sys.stdout.buffer)\n"
+                "open(sys.argv[1], 'w').write('done')\n")
+    process = VerificationProcess(command=[sys.executable, "-c", finishes, str(marker)])
+    await process.start()
+    assert (await process.verify(POLICY, OFFLINE, EMAIL, CONTEXT, 5.0)).action is VerdictAction.REWRITE
+    await process.aclose()
+    assert marker.read_text() == "done"  # its input closed, it returned from serve: not killed
