@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import signal
 import sys
 
@@ -125,7 +126,8 @@ async def test_a_killed_process_is_replaced_and_what_it_was_checking_is_checked_
     verdicts = await asyncio.gather(*checking)
     assert all(v.action is VerdictAction.REWRITE and "priya.nair@example.com" not in v.text for v in verdicts)
     assert process.starts == 2 and process.pid not in (None, first) and process.checked == 3
-    assert "the verification process stopped (exit code -9, IncompleteReadError: " in caplog.text
+    # (-9; a test runner that reaps children itself leaves asyncio only 255 to report)
+    assert re.search(r"the verification process stopped \(exit code -?\d+, IncompleteReadError: ", caplog.text)
 
 
 DIES_ON_ITS_FIRST_REQUEST = (
