@@ -522,18 +522,18 @@ async def test_a_message_its_caller_gave_up_on_is_answered_without_upsetting_the
 
 
 async def test_the_process_runs_the_bots_own_code_on_the_python_path_it_was_given(tmp_path, monkeypatch):
-    """Started from another folder, with a PYTHONPATH holding a package also called ``bots`` and a
-    module the process needs: it imports the bot's own ``bots`` and still finds the module."""
+    """With a PYTHONPATH holding a package also called ``bots`` and a module the process needs, it
+    imports the bot's own ``bots`` and still finds the module (``-P``: not from the current folder,
+    as when the bot was started elsewhere)."""
     theirs = tmp_path / "theirs"
     (theirs / "bots").mkdir(parents=True)
     (theirs / "bots" / "__init__.py").write_text("raise ImportError('not the bot\\'s own bots')\n")
     (theirs / "site_hooks.py").write_text("READY = 'ready'\n")
     monkeypatch.setenv("PYTHONPATH", str(theirs))
-    monkeypatch.chdir(tmp_path)
     needs_both = ("import sys, site_hooks\n"
                   "from bots.verification.process import serve\n"
                   "serve(sys.stdin.buffer, sys.stdout.buffer)\n")
-    process = VerificationProcess(command=[sys.executable, "-c", needs_both])
+    process = VerificationProcess(command=[sys.executable, "-P", "-c", needs_both])
     try:
         verdict = await process.verify(POLICY, OFFLINE, EMAIL, CONTEXT, 5.0)
     finally:
