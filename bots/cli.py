@@ -900,10 +900,14 @@ def _print_worlds(records: list[WorldRecord], counts: dict[str, int]) -> None:
     if not records:
         print("No worlds stored yet.")
         return
-    rows = [("ID", "NAME", "CHANNEL", "STATUS", "EVENTS", "CREATED")]
+    # A branch's log starts with its parent's first ``fork_event`` events, shared, not stored twice.
+    names = {r.id: r.name for r in records}
+    branches = any(r.parent_id for r in records)
+    rows = [("ID", "NAME", "CHANNEL", "STATUS", "EVENTS", "CREATED", *(["BRANCH OF"] if branches else []))]
     for r in records:
-        rows.append((r.id, r.name, r.channel_key, r.status.value, str(counts.get(r.id, 0)),
-                     r.created_at.strftime("%Y-%m-%d %H:%M")))
+        branch_of = [f"{names.get(r.parent_id, r.parent_id)} at event {r.fork_event}" if r.parent_id else ""]
+        rows.append((r.id, r.name, r.channel_key, r.status.value, str(counts.get(r.id, 0) + r.fork_event),
+                     r.created_at.strftime("%Y-%m-%d %H:%M"), *(branch_of if branches else [])))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = [cell.rjust(w) if i == 4 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]

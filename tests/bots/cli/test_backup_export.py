@@ -195,6 +195,39 @@ def test_export_lists_every_world_and_exports_a_stopped_one_by_name(env, tmp_pat
     assert "Should we ship on Friday?" in (folder / "launch-review.csv").read_text()
 
 
+async def _a_branch(data_dir: Path) -> None:
+    """A world, forked into a branch that then heard a message of its own."""
+    bot = await start_bot(demo_settings(data_dir))
+    try:
+        await bot.command("start Launch review")
+        await bot.command("persona add Priya Nair")
+        await bot.say("Would you pay $300 for the speaker?")
+        sent = await bot.command("fork discount")
+        thread = next(s.thread for s in sent if s.thread is not None and s.by_bot)
+        await bot.say("It is $199 now.", thread=thread)
+    finally:
+        await bot.app.stop()
+
+
+def test_export_lists_a_branch_as_one_with_the_events_it_shares(env, tmp_path, capsys):
+    asyncio.run(_a_branch(env))
+    assert main(["export"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["ID", "NAME", "CHANNEL", "STATUS", "EVENTS", "CREATED", "BRANCH", "OF"]
+    parent = next(line for line in out if "Launch review" in line and "at event" not in line)
+    branch = next(line for line in out if line.split()[1] == "discount")
+    parent_events = int(parent.split(" active ")[1].split()[0])
+    branch_events = int(branch.split(" active ")[1].split()[0])
+    assert branch.rstrip().endswith(f"Launch review at event {parent_events}")
+    assert branch_events > parent_events, "the events it shares, and the message only it heard"
+
+    target = tmp_path / "discount.md"
+    assert main(["export", "discount", "--format", "md", "--out", str(target)]) == 0
+    assert f"({branch_events} events, md)" in capsys.readouterr().err
+    text = target.read_text()
+    assert "Would you pay $300 for the speaker?" in text and "It is $199 now." in text
+
+
 def test_export_never_overwrites_a_file_unasked_nor_ever_the_database(env, tmp_path, capsys):
     asyncio.run(_conversation(env))
     database = env / "troupe.db"
