@@ -16,8 +16,10 @@ stall during the bot's rounds) ≤ 50. ``ratio`` (to one channel's round) and ``
 (a post's time past the model's in one channel) are reported for comparison, not held to a target.
 The line before it says what the 200-channel rounds cost in CPU time per persona turn, the bot's
 (its verification process's included, which the bot starts once posts come this fast) and the
-fake model server's, the model layer's per call and what the bot adds to that; and how
-short a round could be on this machine's cores at that cost.
+fake model server's, the model layer's per call and what the bot adds to that; how
+short a round could be on this machine's cores at that cost; and the CPU of the event loop's own
+thread per turn (and per call of the model layer alone), which bounds a round from below in one
+process however many cores there are (``loop_bound_round_s``).
 """
 
 from __future__ import annotations
@@ -164,18 +166,21 @@ async def measure(port: int, channels: int, rounds: int, fake_pid: int) -> dict[
             meter.start()
             times, overheads = [], []
             bot_cpu, fake_cpu, helpers = cpu_s(), cpu_s(fake_pid), helpers_cpu_s(fake_pid)
+            loop_cpu = time.thread_time()  # this thread runs the event loop
             for n in range(1, rounds + 1):
                 elapsed, post_overheads = await round_trip(app, adapter, channels, n)
                 times.append(elapsed)
                 overheads += post_overheads
             turns = rounds * channels * len(PERSONAS)
+            loop_cpu = (time.thread_time() - loop_cpu) / turns
             helpers_cpu = sum(cpu - helpers.get(pid, 0.0) for pid, cpu in helpers_cpu_s(fake_pid).items()) / turns
             bot_cpu, fake_cpu = (cpu_s() - bot_cpu) / turns + helpers_cpu, (cpu_s(fake_pid) - fake_cpu) / turns
             stall = await meter.stop()
         finally:
             await app.stop()
     return {"round_s": statistics.median(times), "stall_s": stall, "overhead_s": statistics.median(overheads),
-            "bot_cpu_s_per_turn": bot_cpu, "fake_cpu_s_per_turn": fake_cpu, "helpers_cpu_s_per_turn": helpers_cpu}
+            "bot_cpu_s_per_turn": bot_cpu, "fake_cpu_s_per_turn": fake_cpu, "helpers_cpu_s_per_turn": helpers_cpu,
+            "loop_cpu_s_per_turn": loop_cpu}
 
 
 async def model_layer_alone(port: int, channels: int) -> dict[str, float]:
@@ -205,13 +210,15 @@ async def model_layer_alone(port: int, channels: int) -> dict[str, float]:
 
         try:
             await round_of(channels * len(PERSONAS))  # warm-up: connections
-            cpu = cpu_s()
+            cpu, loop_cpu = cpu_s(), time.thread_time()
             many = [(await round_of(channels * len(PERSONAS)))[0] for _ in range(3)]
             cpu_per_call = (cpu_s() - cpu) / (3 * channels * len(PERSONAS))
+            loop_cpu_per_call = (time.thread_time() - loop_cpu) / (3 * channels * len(PERSONAS))
             one: list[float] = []
             for _ in range(10):
                 one += (await round_of(len(PERSONAS)))[1]
-            return {"round_s": statistics.median(many), "overhead_s": statistics.median(one), "cpu_s_per_call": cpu_per_call}
+            return {"round_s": statistics.median(many), "overhead_s": statistics.median(one), "cpu_s_per_call": cpu_per_call,
+                    "loop_cpu_s_per_call": loop_cpu_per_call}
         finally:
             await stack.aclose()
 
@@ -245,6 +252,10 @@ async def main(channels: int) -> dict[str, float]:
         "cpu_bound_round_s": round(cpu_bound, 3),
         "cpu_bound_ratio": round(cpu_bound / single["round_s"], 2),
         "model_layer_cpu_ms_per_call": round(model_only["cpu_s_per_call"] * 1000, 2),
+        # The event loop's own thread: one loop cannot finish a round in less than a round of it.
+        "loop_cpu_ms_per_turn": round(many["loop_cpu_s_per_turn"] * 1000, 2),
+        "model_layer_loop_cpu_ms_per_call": round(model_only["loop_cpu_s_per_call"] * 1000, 2),
+        "loop_bound_round_s": round(turns * many["loop_cpu_s_per_turn"], 3),
         # What the bot spends on a turn besides the model call itself.
         "added_cpu_ms_per_turn": round((many["bot_cpu_s_per_turn"] - model_only["cpu_s_per_call"]) * 1000, 2),
         "model_layer_ratio": round(model_only["round_s"] / single["round_s"], 2),
