@@ -63,7 +63,7 @@ bench: install
 soak: install
 	$(BIN)/python -m tests.bench.soak $(SOAK_ARGS)
 
-# Mutation testing of the safety-critical code (scripts/mutation.py; about 45 minutes on 2 cores).
+# Mutation testing of the safety-critical code (scripts/mutation.py; about 75 minutes on 2 cores).
 # Prints a JSON summary last and fails under the score in MUTATION_ARGS. mutmut works in mutants/.
 MUTATION_STAMP := $(VENV)/.mutation-installed
 MUTATION_ARGS ?= --fail-under 0.90
