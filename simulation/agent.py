@@ -11,6 +11,7 @@ that made it due, in the background (``memory_work``), so a reply never waits fo
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import datetime
 from functools import lru_cache
@@ -35,7 +36,7 @@ from simulation.memory import (
     SemanticMemory,
 )
 from simulation.persona import PersonaSpec
-from simulation.prompts import TURN_RULES, WORDS_RULES, consolidation_messages, turn_messages
+from simulation.prompts import TURN_RULES, WORDS_RULES, EpisodeLines, consolidation_messages, turn_messages
 from simulation.words import spoken_words
 
 log = logging.getLogger(__name__)
@@ -113,12 +114,13 @@ class TinyPerson:
         self._lock = asyncio.Lock()
         #: The memory consolidation started after a turn, while it runs (see ``settle``).
         self.memory_work: asyncio.Task[None] | None = None
+        self._lines = EpisodeLines()
 
     # -- identity -----------------------------------------------------------------------------
 
     @property
     def name(self) -> str:
-        return self.spec.name
+        return self._name
 
     @property
     def spec(self) -> PersonaSpec:
@@ -127,9 +129,12 @@ class TinyPerson:
     @spec.setter
     def spec(self, spec: PersonaSpec) -> None:
         self._spec = spec
+        self._name = spec.name  # read many times a turn
         #: The persona as a dict, copied once per spec (specs are immutable): prompts, the demo
         #: model and saved state all read this copy instead of copying again on every turn.
         self.persona_data = spec.to_tinytroupe_dict()
+        #: And as JSON, the key of its system prompt, encoded once rather than at every turn.
+        self.persona_json = json.dumps(self.persona_data, ensure_ascii=False)
 
     @property
     def first_name(self) -> str:
@@ -185,7 +190,6 @@ class TinyPerson:
     def define(self, key: str, value: Any) -> None:
         """Set (or add) a persona field, e.g. ``define("age", 31)`` or ``define("preferences.likes", [...])``."""
         self.spec = self.spec.define(key, value)
-        self.persona_data = self.spec.to_tinytroupe_dict()
 
     def said(self, text: str, *, target: str | None = None) -> Episode:
         """Remember saying ``text`` (words given to the agent, e.g. a scenario's scripted line)."""
@@ -320,7 +324,7 @@ class TinyPerson:
             max_tokens=TURN_REPLY_TOKENS if bounded else None,
             messages=turn_messages(
                 name=self.name,
-                persona=self.persona_data,
+                persona=self.persona_json,
                 world=self.world_name,
                 situation=self.situation,
                 summary=self.episodic.summary,
@@ -330,13 +334,15 @@ class TinyPerson:
                 new=new,
                 not_shown=not_shown,
                 rules=rules,
+                lines=self._lines,
             ),
             attribution=Attribution(world=self.world_id, persona=self.name),
             task="agent_turn",
             context={
                 "name": self.name,
                 "persona": self.persona_data,
-                "stimuli": [e.model_dump(mode="json") for e in new],
+                "stimuli": [{"kind": e.kind, "type": e.type, "content": e.content, "source": e.source, "target": e.target}
+                            for e in new],
                 # What it said and heard lately: the offline demo model answers from these.
                 "said": [e.content for e in past if e.kind == "action" and e.type == "TALK"][-3:],
                 "earlier": [{"source": e.source, "content": e.content} for e in past

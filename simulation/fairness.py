@@ -8,9 +8,12 @@ indicators and a moderator's ``pause`` wait behind it.
 Code about to spend a slice of CPU (building a prompt, parsing a reply, verifying a post) awaits
 ``fair_turn()``. While the loop has been busy for less than ``SLICE_S`` it returns at once, so an
 idle bot pays nothing. Past that, the task queues and is let through in a later pass, after the loop
-has polled its sockets and run its timers. Queued tasks go through one a pass: what one task does
-before its next await can cost anything from 0.1 ms to a few ms, so letting through a batch sized
-on the last pass's tasks once ran 64 costly ones (180 ms) in one pass. An empty pass costs ~20 µs.
+has polled its sockets and run its timers. Queued tasks go through a few a pass: one more each
+pass while passes stay under half a slice, half as many after a longer one, never more than
+``MOST_A_PASS``. What one task does before its next await can cost anything from 0.1 ms to a few
+ms, so the cap bounds a pass after cheap tasks gave way to costly ones (a batch sized on the last
+pass's tasks alone once ran 64 costly ones, 180 ms, in one pass); and letting one through a pass
+spent a pass (~20 µs, most of it polling the sockets) on every fair turn of a busy bot.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import time
 import weakref
 from collections import deque
 
-__all__ = ["SLICE_S", "FairShare", "fair_turn", "fair_yield", "share_of"]
+__all__ = ["MOST_A_PASS", "SLICE_S", "FairShare", "fair_turn", "fair_yield", "share_of"]
 
 #: How long the loop may run queued work before it polls sockets and timers again.
 SLICE_S = 0.01
+#: The most queued tasks let through in one pass of the loop.
+MOST_A_PASS = 8
 
 
 class FairShare:
@@ -35,6 +40,9 @@ class FairShare:
         #: When the current busy stretch began; None while the loop has had a chance to breathe.
         self._busy_since: float | None = None
         self._waiters: deque[asyncio.Future[None]] = deque()
+        #: How many queued tasks the next pass lets through, and when the last pass let some through.
+        self._batch = 1
+        self._let_at: float | None = None
         #: Passes that let queued tasks through (for tests and benchmarks).
         self.passes = 0
 
@@ -70,15 +78,25 @@ class FairShare:
 
     def _next_pass(self) -> None:
         """Runs in the loop's next pass, so its sockets and timers were served since the last one."""
-        while self._waiters:
+        now = time.perf_counter()
+        if self._let_at is not None:  # the tasks let through last time ran in the pass that just ended
+            if now - self._let_at > self.slice_s / 2:
+                self._batch = max(1, self._batch // 2)
+            elif self._batch < MOST_A_PASS:
+                self._batch += 1
+        let = 0
+        while self._waiters and let < self._batch:
             waiter = self._waiters.popleft()
             if not waiter.done():  # a cancelled task gave up its place
-                self._busy_since = time.perf_counter()
-                self.passes += 1
                 waiter.set_result(None)
-                self._loop.call_soon(self._next_pass)
-                return
-        self._busy_since = None
+                let += 1
+        if let:
+            self._busy_since = self._let_at = now
+            self.passes += 1
+            self._loop.call_soon(self._next_pass)
+        else:
+            self._busy_since = self._let_at = None
+            self._batch = 1
 
 
 _shares: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FairShare] = weakref.WeakKeyDictionary()

@@ -16,9 +16,6 @@ from simulation.llm.base import Message
 from simulation.memory import Episode
 from simulation.untrusted import NOTES_RULE, RULE, on_one_line, printable, quote, speaker
 
-#: Rendered episodes kept: the recent conversations of a few hundred personas.
-RENDERED_EPISODES = 16_384
-
 
 def render_persona(data: Any, indent: int = 0, *, skip: Iterable[str] = ()) -> list[str]:
     """The persona as compact indented lines a model reads easily, every value present.
@@ -115,12 +112,6 @@ def _text(value: Any) -> str:
 
 def render_episode(episode: Episode, me: str) -> str:
     """One moment as one line of a prompt: what others said quoted, everything else on its line."""
-    # Every turn's prompt shows the recent conversation again; an episode never changes once recorded.
-    return _rendered(episode, me)
-
-
-@lru_cache(maxsize=RENDERED_EPISODES)
-def _rendered(episode: Episode, me: str) -> str:
     when = episode.time.strftime("%H:%M")
     if episode.kind == "action":
         if episode.type == "THINK":
@@ -137,6 +128,34 @@ def _rendered(episode: Episode, me: str) -> str:
     if episode.target:
         to = " (to you)" if episode.target == me else f" (to {speaker(episode.target)})"
     return f"[{when}] {speaker(episode.source or 'someone')}{to}: {quote(episode.content, one_line=True)}"
+
+
+class EpisodeLines:
+    """A persona's episodes as prompt lines, kept from one of its turns to the next.
+
+    Every turn's prompt shows the recent conversation again, and an episode never changes once
+    recorded, so each line is rendered once. Only the lines of the last prompt are kept: this stays
+    as small as one prompt however many personas there are (a shared cache would be evicted by the
+    other personas' turns between two of this one's).
+    """
+
+    def __init__(self) -> None:
+        self._me = ""
+        #: By the episode's identity; the episode is held too, so the identity cannot be reused.
+        self._kept: dict[int, tuple[Episode, str]] = {}
+
+    def render(self, episodes: Iterable[Episode], me: str) -> list[str]:
+        """The lines of ``episodes`` as ``me`` reads them; keeps these and forgets the rest."""
+        old = self._kept if me == self._me else {}
+        kept: dict[int, tuple[Episode, str]] = {}
+        lines = []
+        for episode in episodes:
+            hit = old.get(id(episode))
+            line = hit[1] if hit is not None and hit[0] is episode else render_episode(episode, me)
+            kept[id(episode)] = (episode, line)
+            lines.append(line)
+        self._me, self._kept = me, kept
+        return lines
 
 
 def _line(text: str) -> str:
@@ -184,16 +203,21 @@ def _system_prompt(name: str, persona_json: str, world: str | None, situation: s
 
 
 def system_prompt(
-    name: str, persona: dict[str, Any], world: str | None, situation: str | None, rules: str = TURN_RULES
+    name: str, persona: dict[str, Any] | str, world: str | None, situation: str | None, rules: str = TURN_RULES
 ) -> str:
-    """The stable part of every turn's prompt; built once per persona, world, situation and rules."""
-    return _system_prompt(name, json.dumps(persona, ensure_ascii=False), world, situation, rules)
+    """The stable part of every turn's prompt; built once per persona, world, situation and rules.
+
+    ``persona``: its fields, or their JSON (``json.dumps(fields, ensure_ascii=False)``) from a caller
+    that encodes them once for all its turns, since encoding them costs more than the rest of this.
+    """
+    persona_json = persona if isinstance(persona, str) else json.dumps(persona, ensure_ascii=False)
+    return _system_prompt(name, persona_json, world, situation, rules)
 
 
 def turn_messages(
     *,
     name: str,
-    persona: dict[str, Any],
+    persona: dict[str, Any] | str,
     world: str | None,
     situation: str | None,
     summary: str,
@@ -203,24 +227,28 @@ def turn_messages(
     new: list[Episode],
     not_shown: int = 0,
     rules: str = TURN_RULES,
+    lines: EpisodeLines | None = None,
 ) -> list[Message]:
     """The two messages of one agent turn: a stable system prefix and the changing present.
 
-    ``not_shown``: episodes older than ``past`` (or ``new``) that are neither summarised yet nor shown.
-    ``rules``: what to return (``TURN_RULES``, or ``WORDS_RULES`` for a words-only turn).
+    ``persona``: as for ``system_prompt``. ``not_shown``: episodes older than ``past`` (or ``new``)
+    that are neither summarised yet nor shown. ``rules``: what to return (``TURN_RULES``, or
+    ``WORDS_RULES`` for a words-only turn). ``lines``: the persona's lines kept from its last turn.
     """
+    rendered = (lines or EpisodeLines()).render([*past, *new], name)
+    shown_past, shown_new = rendered[: len(past)], rendered[len(past) :]
     system = system_prompt(name, persona, world, situation, rules)
     user = memory_lines(summary, facts)
     if not_shown:
         user.append(f"({not_shown} earlier moments are not shown here.)")
     if past:
-        user += ["Conversation so far:", *(render_episode(e, name) for e in past)]
+        user += ["Conversation so far:", *shown_past]
     # What changes every turn comes last, so each prompt starts as the previous one did (providers'
     # prompt caches bill that part at a fraction): the state after the conversation, then the news.
     filled = {k: v for k, v in state.items() if v}
     if filled:
         user.append("Your state: " + "; ".join(f"{k}: {_line(v)}" for k, v in filled.items()))
-    user += ["Now:", *(render_episode(e, name) for e in new)] if new else ["Now: nothing new."]
+    user += ["Now:", *shown_new] if new else ["Now: nothing new."]
     return [Message(role="system", content=system), Message(role="user", content="\n".join(user))]
 
 

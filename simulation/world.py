@@ -399,14 +399,16 @@ class TinyWorld:
         ``quoted`` (for any prompt that reads it) puts names and words in « » on one line each, so
         nothing anyone said can pass for an instruction or start a line of its own."""
         lines: list[str] = []
+        notice, think = EventKind.NOTICE, ActionType.THINK.value
         for event in reversed(self.events):  # newest first, so ``last`` stops early in long worlds
             if last is not None and len(lines) >= last:
                 break
-            if event.kind is EventKind.NOTICE:
+            if event.kind is notice:
                 continue
-            if event.type == ActionType.THINK.value and not include_thoughts:
+            thought = event.type == think
+            if thought and not include_thoughts:
                 continue
-            verb = " thinks" if event.type == ActionType.THINK.value else ""
+            verb = " thinks" if thought else ""
             if quoted:
                 to = f" (to {speaker(event.target)})" if event.target else ""
                 lines.append(f"{speaker(event.source)}{verb}{to}: {quote(event.content, one_line=True)}")

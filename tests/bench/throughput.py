@@ -6,9 +6,11 @@
 A round is a human message in every channel, every persona (5 a channel) answering once, every post
 verified, stored and posted. The fake model (its own process, real HTTP, the real openai client)
 answers after 300 ms; the model concurrency limit is raised so the model is not the bottleneck.
-The same 1,000 calls (a persona turn's prompt each) are then made through the model layer alone:
+The same 1,000 calls (a persona turn's prompt each) are also made through the model layer alone:
 the official client and our wrappers, no bot, no verification, no storage. That is the floor under
-any round in one process on this machine, since the client's own CPU per call sets it.
+any round in one process on this machine, since the client's own CPU per call sets it. The bot's
+rounds and the model layer's (in a process of its own) take turns, 3 of each, so a machine whose
+speed drifts while the benchmark runs (a shared host) slows both alike and their ratio holds.
 
 Prints one JSON object on its last line. Its targets: ``over_model_layer`` (the bot's round ÷ the
 model layer's round, from the same run) ≤ 1.2, and ``max_loop_stall_ms`` (the event loop's worst
@@ -50,6 +52,8 @@ from simulation.memory import Episode
 from simulation.persona import find_bundled_persona
 from simulation.prompts import turn_messages
 
+#: Rounds of the bot and of the model layer alone, in turn.
+ROUNDS = 3
 PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Amara Okafor", "Diego Hernández", "Henrik Lindqvist")
 LATENCY_S = 0.3
 
@@ -158,69 +162,159 @@ def helpers_cpu_s(fake_pid: int) -> dict[int, float]:
 
 
 async def measure(port: int, channels: int, rounds: int, fake_pid: int) -> dict[str, float]:
+    """``rounds`` rounds of the bot with ``channels`` channels: the median round, the worst loop stall
+    and a post's median time past the model's, and per turn the CPU of the bot, its helpers and the
+    fake model."""
     with tempfile.TemporaryDirectory() as tmp:
         app, adapter = await setup(port, Path(tmp), channels)
         try:
             await round_trip(app, adapter, channels, 0)  # warm-up: connections, caches
-            meter = StallMeter()
-            meter.start()
-            times, overheads = [], []
-            bot_cpu, fake_cpu, helpers = cpu_s(), cpu_s(fake_pid), helpers_cpu_s(fake_pid)
-            loop_cpu = time.thread_time()  # this thread runs the event loop
+            bot = BotRounds(app, adapter, channels, fake_pid)
             for n in range(1, rounds + 1):
-                elapsed, post_overheads = await round_trip(app, adapter, channels, n)
-                times.append(elapsed)
-                overheads += post_overheads
-            turns = rounds * channels * len(PERSONAS)
-            loop_cpu = (time.thread_time() - loop_cpu) / turns
-            helpers_cpu = sum(cpu - helpers.get(pid, 0.0) for pid, cpu in helpers_cpu_s(fake_pid).items()) / turns
-            bot_cpu, fake_cpu = (cpu_s() - bot_cpu) / turns + helpers_cpu, (cpu_s(fake_pid) - fake_cpu) / turns
-            stall = await meter.stop()
+                await bot.round(n)
         finally:
             await app.stop()
-    return {"round_s": statistics.median(times), "stall_s": stall, "overhead_s": statistics.median(overheads),
-            "bot_cpu_s_per_turn": bot_cpu, "fake_cpu_s_per_turn": fake_cpu, "helpers_cpu_s_per_turn": helpers_cpu,
-            "loop_cpu_s_per_turn": loop_cpu}
+    return bot.figures()
 
 
-async def model_layer_alone(port: int, channels: int) -> dict[str, float]:
+class BotRounds:
+    """The bot's rounds, timed one by one with the CPU they cost, so they can alternate with the
+    model layer's: a machine whose speed drifts (a shared host) then slows both alike."""
+
+    def __init__(self, app: TroupeApp, adapter: TimedAdapter, channels: int, fake_pid: int) -> None:
+        self.app, self.adapter, self.channels, self.fake_pid = app, adapter, channels, fake_pid
+        self.times: list[float] = []
+        self.overheads: list[float] = []
+        self.stall = 0.0
+        self.cpu = self.fake_cpu = self.helpers_cpu = self.loop_cpu = 0.0
+
+    async def round(self, n: int) -> float:
+        meter = StallMeter()
+        meter.start()
+        bot_cpu, fake_cpu, helpers = cpu_s(), cpu_s(self.fake_pid), helpers_cpu_s(self.fake_pid)
+        loop_cpu = time.thread_time()  # this thread runs the event loop
+        elapsed, post_overheads = await round_trip(self.app, self.adapter, self.channels, n)
+        self.loop_cpu += time.thread_time() - loop_cpu
+        self.helpers_cpu += sum(cpu - helpers.get(pid, 0.0) for pid, cpu in helpers_cpu_s(self.fake_pid).items())
+        self.cpu += cpu_s() - bot_cpu
+        self.fake_cpu += cpu_s(self.fake_pid) - fake_cpu
+        self.stall = max(self.stall, await meter.stop())
+        self.times.append(elapsed)
+        self.overheads += post_overheads
+        return elapsed
+
+    def figures(self) -> dict[str, float]:
+        turns = len(self.times) * self.channels * len(PERSONAS)
+        return {"round_s": statistics.median(self.times), "stall_s": self.stall,
+                "overhead_s": statistics.median(self.overheads),
+                "bot_cpu_s_per_turn": (self.cpu + self.helpers_cpu) / turns, "fake_cpu_s_per_turn": self.fake_cpu / turns,
+                "helpers_cpu_s_per_turn": self.helpers_cpu / turns, "loop_cpu_s_per_turn": self.loop_cpu / turns}
+
+
+class ModelLayerRounds:
     """The same model calls through the model layer alone (a persona turn's prompt each): what is
-    left of a round, and of a post's overhead, when the bot does nothing else.
+    left of a round, and of a post's overhead, when the bot does nothing else."""
 
-    Returns the median wall time of a round of ``channels`` × 5 calls at once, its CPU time per call,
-    and the median time past the model's latency at which one channel's 5 calls come back.
-    """
-    with tempfile.TemporaryDirectory() as tmp:
-        stack = build_model(bench_settings(port, Path(tmp), channels))
-        specs = [find_bundled_persona(name) for name in PERSONAS]
-        heard = Episode(step=1, time=datetime.now(), kind="stimulus", type="CONVERSATION", source="mod",
-                        content="Round 1: what should we change first in the onboarding flow?")
+    def __init__(self, port: int, data_dir: Path, channels: int) -> None:
+        self.stack = build_model(bench_settings(port, data_dir, channels))  # (stores nothing there)
+        self.channels = channels
+        self.specs = [find_bundled_persona(name) for name in PERSONAS]
+        self.heard = Episode(step=1, time=datetime.now(), kind="stimulus", type="CONVERSATION", source="mod",
+                             content="Round 1: what should we change first in the onboarding flow?")
+        self.times: list[float] = []
+        self.cpu = self.loop_cpu = 0.0
 
-        async def turn(index: int, started: float) -> float:
-            spec = specs[index % len(specs)]
-            messages = turn_messages(name=spec.name, persona=spec.to_tinytroupe_dict(), world=f"room {index // len(specs)}",
-                                     situation=None, summary="", facts=[], state={}, past=[], new=[heard])
-            await stack.model.structured(ChatRequest(messages=messages, task="turn"), AgentTurn)
-            return time.perf_counter() - started - LATENCY_S
+    async def _turn(self, index: int, started: float) -> float:
+        spec = self.specs[index % len(self.specs)]
+        messages = turn_messages(name=spec.name, persona=spec.to_tinytroupe_dict(), world=f"room {index // len(self.specs)}",
+                                 situation=None, summary="", facts=[], state={}, past=[], new=[self.heard])
+        await self.stack.model.structured(ChatRequest(messages=messages, task="turn"), AgentTurn)
+        return time.perf_counter() - started - LATENCY_S
 
-        async def round_of(calls: int) -> tuple[float, list[float]]:
-            started = time.perf_counter()
-            overheads = await asyncio.gather(*(turn(i, started) for i in range(calls)))
-            return time.perf_counter() - started, list(overheads)
+    async def _calls(self, calls: int) -> tuple[float, list[float]]:
+        started = time.perf_counter()
+        overheads = await asyncio.gather(*(self._turn(i, started) for i in range(calls)))
+        return time.perf_counter() - started, list(overheads)
 
-        try:
-            await round_of(channels * len(PERSONAS))  # warm-up: connections
-            cpu, loop_cpu = cpu_s(), time.thread_time()
-            many = [(await round_of(channels * len(PERSONAS)))[0] for _ in range(3)]
-            cpu_per_call = (cpu_s() - cpu) / (3 * channels * len(PERSONAS))
-            loop_cpu_per_call = (time.thread_time() - loop_cpu) / (3 * channels * len(PERSONAS))
-            one: list[float] = []
-            for _ in range(10):
-                one += (await round_of(len(PERSONAS)))[1]
-            return {"round_s": statistics.median(many), "overhead_s": statistics.median(one), "cpu_s_per_call": cpu_per_call,
-                    "loop_cpu_s_per_call": loop_cpu_per_call}
-        finally:
-            await stack.aclose()
+    async def warm_up(self) -> None:
+        await self._calls(self.channels * len(PERSONAS))  # connections
+
+    async def round(self) -> float:
+        """The calls of a whole round at once; returns its wall time."""
+        cpu, loop_cpu = cpu_s(), time.thread_time()
+        elapsed, _ = await self._calls(self.channels * len(PERSONAS))
+        self.cpu += cpu_s() - cpu
+        self.loop_cpu += time.thread_time() - loop_cpu
+        self.times.append(elapsed)
+        return elapsed
+
+    async def one_channel_overhead(self, rounds: int = 10) -> float:
+        """The median time past the model's latency at which one channel's 5 calls come back."""
+        one: list[float] = []
+        for _ in range(rounds):
+            one += (await self._calls(len(PERSONAS)))[1]
+        return statistics.median(one)
+
+    def figures(self) -> dict[str, float]:
+        calls = len(self.times) * self.channels * len(PERSONAS)
+        return {"round_s": statistics.median(self.times), "cpu_s_per_call": self.cpu / calls,
+                "loop_cpu_s_per_call": self.loop_cpu / calls}
+
+
+async def side_by_side(port: int, channels: int, rounds: int, fake_pid: int) -> tuple[dict[str, float], dict[str, float]]:
+    """``rounds`` rounds of the bot and as many of the model layer alone, one after the other in
+    turn; returns the figures of each. The model layer runs in a process of its own, as it would
+    without the bot: its own heap, and Python's own garbage collection settings (the bot's are its
+    own work)."""
+    layer = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.bench.throughput", "--model-layer-of", str(port), "--channels", str(channels),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert layer.stdin is not None and layer.stdout is not None
+
+    async def ask(command: str) -> dict[str, float]:
+        assert layer.stdin is not None and layer.stdout is not None
+        layer.stdin.write(f"{command}\n".encode())
+        await layer.stdin.drain()
+        line = await layer.stdout.readline()
+        if not line:
+            raise SystemExit(f"the model layer's process ended (exit code {await layer.wait()})")
+        return json.loads(line)
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            app, adapter = await setup(port, Path(tmp), channels)
+            try:
+                await round_trip(app, adapter, channels, 0)  # warm-up: connections, caches
+                await ask("warm-up")
+                bot = BotRounds(app, adapter, channels, fake_pid)
+                for n in range(1, rounds + 1):
+                    await bot.round(n)
+                    await ask("round")
+            finally:
+                await app.stop()
+        model_layer = await ask("figures")
+    finally:
+        layer.stdin.close()
+        await layer.wait()
+    return bot.figures(), model_layer
+
+
+async def serve_model_layer(port: int, channels: int) -> None:
+    """The model layer alone, a round at each ``round`` line on stdin; one JSON line answers each."""
+    model_layer = ModelLayerRounds(port, Path(tempfile.gettempdir()), channels)
+    loop = asyncio.get_running_loop()
+    try:
+        while command := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
+            if command == "warm-up":
+                await model_layer.warm_up()
+                answer: dict[str, float] = {}
+            elif command == "round":
+                answer = {"round_s": await model_layer.round()}
+            else:
+                answer = {**model_layer.figures(), "overhead_s": await model_layer.one_channel_overhead()}
+            print(json.dumps(answer), flush=True)
+    finally:
+        await model_layer.stack.aclose()
 
 
 async def main(channels: int) -> dict[str, float]:
@@ -233,8 +327,7 @@ async def main(channels: int) -> dict[str, float]:
     try:
         port = int(fake.stdout.readline())
         single = await measure(port, 1, rounds=10, fake_pid=fake.pid)
-        many = await measure(port, channels, rounds=3, fake_pid=fake.pid)
-        model_only = await model_layer_alone(port, channels)
+        many, model_only = await side_by_side(port, channels, ROUNDS, fake.pid)
     finally:
         fake.stdin.close()
         fake.wait(timeout=10)
@@ -280,5 +373,9 @@ async def main(channels: int) -> dict[str, float]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--channels", type=int, default=200)
+    parser.add_argument("--model-layer-of", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.channels))))
+    if args.model_layer_of:
+        asyncio.run(serve_model_layer(args.model_layer_of, args.channels))
+    else:
+        print(json.dumps(asyncio.run(main(args.channels))))

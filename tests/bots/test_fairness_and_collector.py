@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from bots import collector as collector_module
 from bots.collector import QuietCollector
-from simulation.fairness import SLICE_S, fair_turn, fair_yield, share_of
+from simulation.fairness import MOST_A_PASS, SLICE_S, fair_turn, fair_yield, share_of
 
 
 def _spin(seconds: float) -> None:
@@ -71,6 +71,38 @@ async def test_costly_turns_after_cheap_ones_do_not_run_together() -> None:
     costly, done_costly = await _worst_lateness(60, 0.004, fair=True)
     assert done == 400 and done_costly == 60
     assert cheap < 0.05 and costly < 0.05, f"a timer waited {max(cheap, costly) * 1000:.0f} ms"
+
+
+async def test_cheap_turns_go_through_several_a_pass_and_costly_ones_one_a_pass() -> None:
+    """A pass of the loop costs a poll of every socket: cheap turns share passes, costly ones do not."""
+    share = share_of(asyncio.get_running_loop())
+    await asyncio.sleep(0.02)  # let any earlier busy stretch end
+    passes = share.passes
+    cheap, done = await _worst_lateness(400, 0.0001, fair=True)
+    assert done == 400 and cheap < 0.05
+    assert share.passes - passes < 400 / 4, "cheap turns went through one a pass"
+    await asyncio.sleep(0.02)
+    passes = share.passes
+    costly, done = await _worst_lateness(20, SLICE_S * 0.6, fair=True)
+    assert done == 20 and costly < 0.05
+    assert share.passes - passes >= 15, "turns longer than half a slice went through together"
+
+
+async def test_costly_turns_right_after_cheap_ones_go_through_fewer_and_fewer_a_pass() -> None:
+    share = share_of(asyncio.get_running_loop())
+    await asyncio.sleep(0.02)
+    passes_of_costly: list[int] = []
+
+    async def worker(cost: float, costly: bool) -> None:
+        await fair_turn()
+        if costly:
+            passes_of_costly.append(share.passes)
+        _spin(cost)
+
+    await asyncio.gather(*(worker(0.00005, False) for _ in range(600)), *(worker(0.004, True) for _ in range(30)))
+    together = [passes_of_costly.count(p) for p in sorted(set(passes_of_costly))]
+    assert max(together) <= MOST_A_PASS, together
+    assert len(together) >= 10, f"30 costly turns went through in {len(together)} passes: {together}"
 
 
 async def test_a_fair_turn_costs_nothing_on_an_idle_loop_and_cancelled_waiters_lose_their_place() -> None:
