@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from bots.storage import (
@@ -46,7 +47,7 @@ class WorldWriter:
         self._persisted_events = world.event_count if stored else 0
         #: Per persona, what its stored memory looks like (``_mark``) and how many of its episodes
         #: are stored: a write carries only what changed since.
-        self._memory_marks: dict[str, tuple[int, str]] = {a.name: _mark(a) for a in world.agents} if stored else {}
+        self._memory_marks: dict[str, tuple[Any, ...]] = {a.name: _mark(a) for a in world.agents} if stored else {}
         self._stored_episodes: dict[str, int] = {a.name: a.episodic.count for a in world.agents} if stored else {}
         #: The world fields (clock, policy) and usage totals as last written: a write carries them
         #: only when they changed, so the several writes of a step do not rewrite them each time.
@@ -82,7 +83,7 @@ class WorldWriter:
         new_events = world.events_since(self._persisted_events)
         # From here to the write nothing yields: the memories written are the ones just looked at.
         memories: dict[str, MemoryWrite] = {}
-        marks: dict[str, tuple[int, str]] = {}
+        marks: dict[str, tuple[Any, ...]] = {}
         pending = world.turns_pending
         for agent in world.agents:
             if agent.name in pending:
@@ -92,9 +93,9 @@ class WorldWriter:
                 memories[agent.name] = MemoryWrite.since(agent.state(), self._stored_episodes.get(agent.name, 0))
                 marks[agent.name] = mark
         fields = {"clock": world.clock.model_dump(mode="json"), "policy": world.policy.model_dump()}
-        usage = {persona: totals for persona, totals in self._ledger.by_persona(self.world.id).items()
+        usage = {persona: replace(totals) for persona, totals in self._ledger.entries(self.world.id).items()
                  if self._usage_written.get(persona) != totals}
-        write = StepWrite(
+        write = StepWrite.model_construct(  # of parts already checked: a write a turn need not check them again
             world_id=self._world_id,
             world=fields if fields != self._world_written else {},
             events=new_events,
@@ -141,5 +142,7 @@ def _usage_row(persona: str | None, totals: UsageTotals) -> UsageRow:
     )
 
 
-def _mark(agent: TinyPerson) -> tuple[int, str]:
-    return (agent.episodic.count + agent.episodic.consolidated_until, agent.cognitive_state.model_dump_json())
+def _mark(agent: TinyPerson) -> tuple[Any, ...]:
+    """What tells that a persona's memory changed: every change to it adds an episode, folds some, or
+    sets its cognitive state (whose fields are strings)."""
+    return (agent.episodic.count + agent.episodic.consolidated_until, *vars(agent.cognitive_state).values())

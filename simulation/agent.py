@@ -36,7 +36,7 @@ from simulation.memory import (
     SemanticMemory,
 )
 from simulation.persona import PersonaSpec
-from simulation.prompts import TURN_RULES, WORDS_RULES, EpisodeLines, consolidation_messages, turn_messages
+from simulation.prompts import TURN_RULES, WORDS_RULES, PromptPieces, consolidation_messages, turn_messages
 from simulation.words import spoken_words
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class TinyPerson:
         self._lock = asyncio.Lock()
         #: The memory consolidation started after a turn, while it runs (see ``settle``).
         self.memory_work: asyncio.Task[None] | None = None
-        self._lines = EpisodeLines()
+        self._prompt_pieces = PromptPieces()
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -334,7 +334,7 @@ class TinyPerson:
                 new=new,
                 not_shown=not_shown,
                 rules=rules,
-                lines=self._lines,
+                pieces=self._prompt_pieces,
             ),
             attribution=Attribution(world=self.world_id, persona=self.name),
             task="agent_turn",
@@ -451,7 +451,8 @@ class TinyPerson:
     # -- persistence --------------------------------------------------------------------------
 
     def state(self) -> AgentState:
-        return AgentState(
+        # Of the agent's own parts, already valid: built at every storage write, not checked again.
+        return AgentState.model_construct(
             persona=self.persona_data,
             cognitive_state=self.cognitive_state,
             episodic=self.episodic,

@@ -112,7 +112,7 @@ def _text(value: Any) -> str:
 
 def render_episode(episode: Episode, me: str) -> str:
     """One moment as one line of a prompt: what others said quoted, everything else on its line."""
-    when = episode.time.strftime("%H:%M")
+    when = f"{episode.time.hour:02d}:{episode.time.minute:02d}"  # (strftime costs more than the rest)
     if episode.kind == "action":
         if episode.type == "THINK":
             return f"[{when}] (you thought) {_line(episode.content)}"
@@ -130,21 +130,33 @@ def render_episode(episode: Episode, me: str) -> str:
     return f"[{when}] {speaker(episode.source or 'someone')}{to}: {quote(episode.content, one_line=True)}"
 
 
-class EpisodeLines:
-    """A persona's episodes as prompt lines, kept from one of its turns to the next.
+class PromptPieces:
+    """A persona's prompt pieces, kept from one of its turns to the next: its system prompt and the
+    lines of the episodes its last prompt showed.
 
-    Every turn's prompt shows the recent conversation again, and an episode never changes once
-    recorded, so each line is rendered once. Only the lines of the last prompt are kept: this stays
-    as small as one prompt however many personas there are (a shared cache would be evicted by the
-    other personas' turns between two of this one's).
+    Every turn's prompt shows the persona and the recent conversation again, and neither changes
+    once written, so each is built once. Only what the last prompt used is kept: this stays as
+    small as one prompt however many personas there are (a cache shared by all of them would be
+    evicted by the other personas' turns between two of this one's).
     """
 
     def __init__(self) -> None:
+        self._systems: dict[tuple[str, str, str | None, str | None, str], str] = {}
         self._me = ""
-        #: By the episode's identity; the episode is held too, so the identity cannot be reused.
+        #: Lines by the episode's identity; the episode is held too, so the identity cannot be reused.
         self._kept: dict[int, tuple[Episode, str]] = {}
 
-    def render(self, episodes: Iterable[Episode], me: str) -> list[str]:
+    def system(self, name: str, persona_json: str, world: str | None, situation: str | None, rules: str) -> str:
+        """``system_prompt`` for the persona as JSON, built once while these stay the same."""
+        key = (name, persona_json, world, situation, rules)
+        found = self._systems.get(key)
+        if found is None:
+            if len(self._systems) >= 2:  # a turn's rules and the words-only rules
+                self._systems.clear()
+            found = self._systems[key] = system_prompt(name, persona_json, world, situation, rules)
+        return found
+
+    def lines(self, episodes: Iterable[Episode], me: str) -> list[str]:
         """The lines of ``episodes`` as ``me`` reads them; keeps these and forgets the rest."""
         old = self._kept if me == self._me else {}
         kept: dict[int, tuple[Episode, str]] = {}
@@ -227,17 +239,19 @@ def turn_messages(
     new: list[Episode],
     not_shown: int = 0,
     rules: str = TURN_RULES,
-    lines: EpisodeLines | None = None,
+    pieces: PromptPieces | None = None,
 ) -> list[Message]:
     """The two messages of one agent turn: a stable system prefix and the changing present.
 
     ``persona``: as for ``system_prompt``. ``not_shown``: episodes older than ``past`` (or ``new``)
     that are neither summarised yet nor shown. ``rules``: what to return (``TURN_RULES``, or
-    ``WORDS_RULES`` for a words-only turn). ``lines``: the persona's lines kept from its last turn.
+    ``WORDS_RULES`` for a words-only turn). ``pieces``: what the persona kept from its last turn.
     """
-    rendered = (lines or EpisodeLines()).render([*past, *new], name)
+    pieces = pieces or PromptPieces()
+    rendered = pieces.lines([*past, *new], name)
     shown_past, shown_new = rendered[: len(past)], rendered[len(past) :]
-    system = system_prompt(name, persona, world, situation, rules)
+    persona_json = persona if isinstance(persona, str) else json.dumps(persona, ensure_ascii=False)
+    system = pieces.system(name, persona_json, world, situation, rules)
     user = memory_lines(summary, facts)
     if not_shown:
         user.append(f"({not_shown} earlier moments are not shown here.)")

@@ -195,7 +195,7 @@ class MemoryWrite(BaseModel):
         """The write for ``state`` when its first ``stored`` episodes are already stored."""
         if stored < state.episodic.first:
             raise ValueError(f"episodes {stored} to {state.episodic.first} are not held in memory to be stored")
-        return cls(state=state, first=stored, episodes=state.episodic.since(stored))
+        return cls.model_construct(state=state, first=stored, episodes=state.episodic.since(stored))
 
 
 class Fence(BaseModel):

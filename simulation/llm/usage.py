@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from simulation.llm.base import Attribution, ChatRequest, ChatResult, LanguageModel, ModelWrapper
@@ -51,6 +52,7 @@ class UsageTotals:
 
 
 Key = tuple[str | None, str | None]
+_NONE: Mapping[str | None, UsageTotals] = MappingProxyType({})
 
 
 class UsageLedger:
@@ -107,6 +109,11 @@ class UsageLedger:
         for entry in self._worlds.get(world, {}).values():
             out.add(entry)
         return out
+
+    def entries(self, world: str | None) -> Mapping[str | None, UsageTotals]:
+        """The live totals of one world per persona, for a caller that reads them at every step (not
+        to be changed: ``by_persona`` gives copies)."""
+        return self._worlds.get(world, _NONE)
 
     def by_persona(self, world: str | None) -> dict[str | None, UsageTotals]:
         """Usage of one world, per persona (``None`` for calls not made for a persona)."""
