@@ -11,7 +11,7 @@ import pytest
 from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.support.paths import AGENTS
-from tests.support.testbot import demo_settings, fake_model_settings, start_bot
+from tests.support.testbot import demo_settings, fake_model_settings, start_bot, thread_of
 from tests.support.turns import TurnRule, system_text, user_text
 
 TEAM = ("Priya Nair", "Tomasz Kowalski")
@@ -21,10 +21,6 @@ async def team(bot) -> None:
     await bot.command("start Launch review")
     for name in TEAM:
         await bot.command(f"persona add {name}")
-
-
-def thread_of(sent) -> str:
-    return next(s.thread for s in sent if s.thread is not None and s.by_bot)
 
 
 def card_of(sent):

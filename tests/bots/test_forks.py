@@ -9,7 +9,7 @@ import pytest
 
 from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
 from tests.support.paths import AGENTS
-from tests.support.testbot import demo_settings, start_bot
+from tests.support.testbot import demo_settings, start_bot, thread_of
 
 TEAM = ("Priya Nair", "Tomasz Kowalski")
 
@@ -25,13 +25,6 @@ async def team(bot) -> None:
     await bot.command("start Launch review")
     for name in TEAM:
         await bot.command(f"persona add {name}")
-
-
-def thread_of(sent) -> str:
-    """The thread the bot opened for a branch (its first post there)."""
-    opened = [s for s in sent if s.thread is not None and s.by_bot]
-    assert opened, sent
-    return opened[0].thread
 
 
 def heard(bot, name: str | None = None) -> list[str]:

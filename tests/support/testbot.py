@@ -47,6 +47,13 @@ class TestBot:
         return sent[0].text
 
 
+def thread_of(sent: list[Sent]) -> str:
+    """The thread the bot opened (a branch's): its first post in a thread among ``sent``."""
+    opened = [s for s in sent if s.thread is not None and s.by_bot]
+    assert opened, sent
+    return opened[0].thread
+
+
 def demo_settings(tmp_path: Path, **bot: object) -> Settings:
     return Settings(data_dir=tmp_path, llm={"provider": "demo"}, bot=bot)
 

@@ -17,7 +17,7 @@ from bots.cli import main
 from bots.storage.base import StepWrite, WorldRecord
 from bots.storage.sqlite import SQLiteStorage
 from simulation.events import Event, EventKind
-from tests.support.testbot import demo_settings, start_bot
+from tests.support.testbot import demo_settings, start_bot, thread_of
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 
@@ -203,8 +203,7 @@ async def _a_branch(data_dir: Path) -> None:
         await bot.command("persona add Priya Nair")
         await bot.say("Would you pay $300 for the speaker?")
         sent = await bot.command("fork discount")
-        thread = next(s.thread for s in sent if s.thread is not None and s.by_bot)
-        await bot.say("It is $199 now.", thread=thread)
+        await bot.say("It is $199 now.", thread=thread_of(sent))
     finally:
         await bot.app.stop()
 

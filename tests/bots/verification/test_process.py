@@ -451,7 +451,14 @@ def test_auto_counts_the_cores_the_bot_may_run_on_not_the_machines():
     assert wanted("auto")
 
 
-SLOW_START = "import sys, time\ntime.sleep(1.0)\nfrom bots.verification.process import serve\nserve(sys.stdin.buffer, sys.stdout.buffer)\n"
+def serving(before: str = "", after: str = "") -> str:
+    """A child's script: ``before``, then the verification process's own loop, then ``after``."""
+    return (f"import os, sys, time\n{before}"
+            "from bots.verification.process import serve\nserve(sys.stdin.buffer, sys.stdout.buffer)\n"
+            f"{after}")
+
+
+SLOW_START = serving("time.sleep(1.0)\n")
 
 
 async def test_a_message_held_while_a_replacement_starts_leaves_the_replacement_alone():
@@ -475,13 +482,7 @@ async def test_a_message_held_while_a_replacement_starts_leaves_the_replacement_
         await process.aclose()
 
 
-STARTS_ONCE = (
-    "import os, sys\n"
-    "if os.path.exists(sys.argv[1]): raise SystemExit(2)\n"
-    "open(sys.argv[1], 'w').close()\n"
-    "from bots.verification.process import serve\n"
-    "serve(sys.stdin.buffer, sys.stdout.buffer)\n"
-)
+STARTS_ONCE = serving("if os.path.exists(sys.argv[1]): raise SystemExit(2)\nopen(sys.argv[1], 'w').close()\n")
 
 
 async def test_messages_cut_off_by_a_crash_go_back_to_the_bot_when_no_replacement_starts(tmp_path, caplog):
@@ -530,10 +531,7 @@ async def test_the_process_runs_the_bots_own_code_on_the_python_path_it_was_give
     (theirs / "bots" / "__init__.py").write_text("raise ImportError('not the bot\\'s own bots')\n")
     (theirs / "site_hooks.py").write_text("READY = 'ready'\n")
     monkeypatch.setenv("PYTHONPATH", str(theirs))
-    needs_both = ("import sys, site_hooks\n"
-                  "from bots.verification.process import serve\n"
-                  "serve(sys.stdin.buffer, sys.stdout.buffer)\n")
-    process = VerificationProcess(command=[sys.executable, "-P", "-c", needs_both])
+    process = VerificationProcess(command=[sys.executable, "-P", "-c", serving("import site_hooks\n")])
     try:
         verdict = await process.verify(POLICY, OFFLINE, EMAIL, CONTEXT, 5.0)
     finally:
@@ -543,10 +541,7 @@ async def test_the_process_runs_the_bots_own_code_on_the_python_path_it_was_give
 
 async def test_stopping_lets_the_process_finish_and_exit_of_its_own_accord(tmp_path):
     marker = tmp_path / "finished"
-    finishes = ("import sys\n"
-                "from bots.verification.process import serve\n"
-                "serve(sys.stdin.buffer, sys.stdout.buffer)\n"
-                "open(sys.argv[1], 'w').write('done')\n")
+    finishes = serving(after="open(sys.argv[1], 'w').write('done')\n")
     process = VerificationProcess(command=[sys.executable, "-c", finishes, str(marker)])
     await process.start()
     assert (await process.verify(POLICY, OFFLINE, EMAIL, CONTEXT, 5.0)).action is VerdictAction.REWRITE
