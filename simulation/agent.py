@@ -338,16 +338,8 @@ class TinyPerson:
             ),
             attribution=Attribution(world=self.world_id, persona=self.name),
             task="agent_turn",
-            context={
-                "name": self.name,
-                "persona": self.persona_data,
-                "stimuli": [{"kind": e.kind, "type": e.type, "content": e.content, "source": e.source, "target": e.target}
-                            for e in new],
-                # What it said and heard lately: the offline demo model answers from these.
-                "said": [e.content for e in past if e.kind == "action" and e.type == "TALK"][-3:],
-                "earlier": [{"source": e.source, "content": e.content} for e in past
-                            if e.kind == "stimulus" and e.type == "CONVERSATION"][-8:],
-            },
+            # The moments themselves, not copies: an offline model reads what it needs of them.
+            context={"name": self.name, "persona": self.persona_data, "past": past, "new": new},
         )
 
     def _fit(

@@ -3,7 +3,7 @@ which persona a moderator policy lets speak next."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulation.llm.base import ChatRequest
 from simulation.llm.demo.persona import Persona
@@ -11,13 +11,17 @@ from simulation.llm.demo.replies import reaction, reply
 from simulation.llm.demo.seeded import pick
 from simulation.llm.demo.text import with_article
 
+if TYPE_CHECKING:
+    from simulation.memory import Episode
+
 
 def agent_turn(request: ChatRequest) -> dict[str, Any]:
     """A thought about the latest message, and a reply when it is addressed, a question or (sometimes)
     another persona's remark."""
     context = request.context
     persona = Persona(str(context.get("name", "")), context.get("persona") or {})
-    stimuli = [s for s in context.get("stimuli", []) if s.get("kind") == "stimulus"]
+    past: list[Episode] = context.get("past", [])
+    stimuli = [_moment(e) for e in context.get("new", []) if e.kind == "stimulus"]
     if not stimuli:
         return _turn([("THINK", "Nothing new to react to.", None)], persona, "waiting")
     latest = stimuli[-1]
@@ -37,12 +41,19 @@ def agent_turn(request: ChatRequest) -> dict[str, Any]:
     actions: list[tuple[str, str, str | None]] = [("THINK", thought, None)]
     if speaks:
         target = source if latest.get("target") == persona.name and source != "world" else None
-        heard = [(str(s.get("source")), str(s.get("content", ""))) for s in [*context.get("earlier", []), *stimuli[:-1]]
+        # What it heard and said lately.
+        earlier = [_moment(e) for e in past if e.kind == "stimulus" and e.type == "CONVERSATION"][-8:]
+        heard = [(str(s.get("source")), str(s.get("content", ""))) for s in [*earlier, *stimuli[:-1]]
                  if s.get("type", "CONVERSATION") == "CONVERSATION" and s.get("source") not in (None, source, persona.name, "narrator", "world")]
-        mine = [str(x) for x in context.get("said", [])]
+        mine = [e.content for e in past if e.kind == "action" and e.type == "TALK"][-3:]
         said = reaction(persona, text, seed, heard, mine) or reply(persona, text, seed)
         actions.append(("TALK", said, target))
     return _turn(actions, persona, text)
+
+
+def _moment(episode: Episode) -> dict[str, Any]:
+    return {"kind": episode.kind, "type": episode.type, "content": episode.content, "source": episode.source,
+            "target": episode.target}
 
 
 def _thought(p: Persona, text: str, source: str, speaks: bool) -> str:
