@@ -167,8 +167,8 @@ class TinyWorld:
         self.events.append(event)
         return event
 
-    def _event(self, **fields: Any) -> Event:
-        return Event(id=self.event_count + 1, step=self.clock.step, time=self.clock.now, **fields)
+    def _event(self, *, id: int | None = None, **fields: Any) -> Event:
+        return Event(id=self.event_count + 1 if id is None else id, step=self.clock.step, time=self.clock.now, **fields)
 
     @property
     def event_count(self) -> int:
@@ -342,7 +342,8 @@ class TinyWorld:
 
     def _action_events(self, agent: TinyPerson, result: TurnResult) -> list[Event]:
         events = []
-        for action in result.actions:
+        first = self.event_count + 1  # emitted one after another right away, so ids follow the log's end
+        for number, action in enumerate(result.actions, start=first):
             target = self.find(action.target) if action.target else None
             recipients: list[str] = []
             if action.type is ActionType.TALK:
@@ -351,6 +352,7 @@ class TinyWorld:
                 else:
                     recipients = [a.name for a in self._agents if a is not agent]
             event = self._event(
+                id=number,
                 kind=EventKind.ACTION,
                 source=agent.name,
                 type=action.type.value,
@@ -360,8 +362,7 @@ class TinyWorld:
                 model=result.model,
             )
             events.append(event)
-        # Emitted one after another right away, so ids follow the log's current end.
-        return [self._emit(event) for event in _renumber(events, self.event_count + 1)]
+        return [self._emit(event) for event in events]
 
     def _words_only_notice(self, model: str) -> Event | None:
         """Tell the moderator, once per world, that its model gives words but no thoughts."""
@@ -666,10 +667,6 @@ def _rewind(state: WorldState, at: int) -> None:
             answered = [i for i in actions if i < cut]
             agent.unread_from = min(agent.unread_from, memory.first + (answered[-1] + 1 if answered else 0))
             agent.cognitive_state = CognitiveState()
-
-
-def _renumber(events: list[Event], first_id: int) -> list[Event]:
-    return [e.model_copy(update={"id": first_id + i}) for i, e in enumerate(events)]
 
 
 def _fold(text: str) -> str:
