@@ -233,11 +233,11 @@ class TroupeApp:
     def _track(self, task: asyncio.Future) -> None:
         self._tasks.add(task)  # type: ignore[arg-type]
         self._busy()
-        task.add_done_callback(self._task_done)
-        task.add_done_callback(_log_failure)
+        task.add_done_callback(self._task_done)  # one callback: each is a pass of the loop's queue
 
     def _task_done(self, task: asyncio.Future) -> None:
         self._tasks.discard(task)  # type: ignore[arg-type]
+        _log_failure(task)
         self._check_idle()
 
     def _busy(self) -> None:

@@ -118,7 +118,8 @@ class WorldWriter:
             self._stored_episodes[name] = memory.first + len(memory.episodes)
             if (agent := world.find(name)) is not None:
                 self._forget_stored_past(agent)
-        await fair_turn()  # and the sessions of a whole group commit wake together here
+        # The sessions of a group commit wake together here; each goes on only to its next fair turn
+        # (a post's delivery, the next step), so none needs one here too.
         return stored
 
     def _forget_stored_past(self, agent: TinyPerson) -> None:

@@ -6,11 +6,12 @@
 A round is a human message in every channel, every persona (5 a channel) answering once, every post
 verified, stored and posted. The fake model (its own process, real HTTP, the real openai client)
 answers after 300 ms; the model concurrency limit is raised so the model is not the bottleneck.
-The same 1,000 calls (a persona turn's prompt each) are also made through the model layer alone:
-the official client and our wrappers, no bot, no verification, no storage. That is the floor under
-any round in one process on this machine, since the client's own CPU per call sets it. The bot's
-rounds and the model layer's (in a process of its own) take turns, 3 of each, so a machine whose
-speed drifts while the benchmark runs (a shared host) slows both alike and their ratio holds.
+The same 1,000 calls (the very requests the bot's personas made in that round, noted at the top of
+its model stack) are also made through the model layer alone: the official client and our
+wrappers, no bot, no verification, no storage. That is the floor under any round in one process on
+this machine, since the client's own CPU per call sets it. The bot's rounds and the model layer's
+(in a process of its own) take turns, 3 of each, so a machine whose speed drifts while the
+benchmark runs (a shared host) slows both alike; the line before the last lists every round.
 
 Prints one JSON object on its last line. Its targets: ``over_model_layer`` (the bot's round ÷ the
 model layer's round, from the same run) ≤ 1.2, and ``max_loop_stall_ms`` (the event loop's worst
@@ -37,8 +38,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -46,7 +49,7 @@ from adapters.memory import MemoryAdapter
 from bots.app import TroupeApp
 from config.settings import Settings
 from simulation.actions import AgentTurn
-from simulation.llm.base import ChatRequest
+from simulation.llm.base import ChatRequest, LanguageModel, ModelWrapper
 from simulation.llm.factory import build_model
 from simulation.memory import Episode
 from simulation.persona import find_bundled_persona
@@ -112,10 +115,30 @@ def bench_settings(port: int, data_dir: Path, channels: int) -> Settings:
     )
 
 
+class TurnRecorder(ModelWrapper):
+    """The top of the bot's model stack, noting each persona turn's request as the bot made it, so
+    the model layer alone can make the very same calls."""
+
+    def __init__(self, inner: LanguageModel) -> None:
+        super().__init__(inner)
+        self.turns: list[ChatRequest] = []
+
+    async def structured(self, request: ChatRequest, schema: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if request.task == "agent_turn":
+            self.turns.append(request)
+        return await super().structured(request, schema, **kwargs)
+
+    def take(self) -> list[dict[str, Any]]:
+        """The turns noted since the last call, as data (without the offline model's hints)."""
+        turns, self.turns = self.turns, []
+        return [turn.model_dump(mode="json", exclude={"context"}) for turn in turns]
+
+
 async def setup(port: int, data_dir: Path, channels: int) -> tuple[TroupeApp, TimedAdapter]:
     settings = bench_settings(port, data_dir, channels)
     adapter = TimedAdapter()
-    app = TroupeApp(settings)
+    stack = build_model(settings)
+    app = TroupeApp(settings, stack=replace(stack, model=TurnRecorder(stack.model)))
     await app.start([adapter])
     specs = [find_bundled_persona(name) for name in PERSONAS]
     for index in range(channels):
@@ -161,7 +184,7 @@ def helpers_cpu_s(fake_pid: int) -> dict[int, float]:
     return found
 
 
-async def measure(port: int, channels: int, rounds: int, fake_pid: int) -> dict[str, float]:
+async def measure(port: int, channels: int, rounds: int, fake_pid: int) -> dict[str, Any]:
     """``rounds`` rounds of the bot with ``channels`` channels: the median round, the worst loop stall
     and a post's median time past the model's, and per turn the CPU of the bot, its helpers and the
     fake model."""
@@ -203,17 +226,17 @@ class BotRounds:
         self.overheads += post_overheads
         return elapsed
 
-    def figures(self) -> dict[str, float]:
+    def figures(self) -> dict[str, Any]:
         turns = len(self.times) * self.channels * len(PERSONAS)
-        return {"round_s": statistics.median(self.times), "stall_s": self.stall,
+        return {"round_s": statistics.median(self.times), "rounds_s": self.times, "stall_s": self.stall,
                 "overhead_s": statistics.median(self.overheads),
                 "bot_cpu_s_per_turn": (self.cpu + self.helpers_cpu) / turns, "fake_cpu_s_per_turn": self.fake_cpu / turns,
                 "helpers_cpu_s_per_turn": self.helpers_cpu / turns, "loop_cpu_s_per_turn": self.loop_cpu / turns}
 
 
 class ModelLayerRounds:
-    """The same model calls through the model layer alone (a persona turn's prompt each): what is
-    left of a round, and of a post's overhead, when the bot does nothing else."""
+    """The same model calls through the model layer alone (the bot's own requests of a round): what
+    is left of a round, and of a post's overhead, when the bot does nothing else."""
 
     def __init__(self, port: int, data_dir: Path, channels: int) -> None:
         self.stack = build_model(bench_settings(port, data_dir, channels))  # (stores nothing there)
@@ -224,44 +247,42 @@ class ModelLayerRounds:
         self.times: list[float] = []
         self.cpu = self.loop_cpu = 0.0
 
-    async def _turn(self, index: int, started: float) -> float:
-        spec = self.specs[index % len(self.specs)]
-        messages = turn_messages(name=spec.name, persona=spec.to_tinytroupe_dict(), world=f"room {index // len(self.specs)}",
-                                 situation=None, summary="", facts=[], state={}, past=[], new=[self.heard])
-        await self.stack.model.structured(ChatRequest(messages=messages, task="turn"), AgentTurn)
+    async def _call(self, request: ChatRequest, started: float) -> float:
+        await self.stack.model.structured(request, AgentTurn)
         return time.perf_counter() - started - LATENCY_S
 
-    async def _calls(self, calls: int) -> tuple[float, list[float]]:
+    async def _calls(self, requests: list[ChatRequest]) -> tuple[float, list[float]]:
         started = time.perf_counter()
-        overheads = await asyncio.gather(*(self._turn(i, started) for i in range(calls)))
+        overheads = await asyncio.gather(*(self._call(request, started) for request in requests))
         return time.perf_counter() - started, list(overheads)
 
-    async def warm_up(self) -> None:
-        await self._calls(self.channels * len(PERSONAS))  # connections
-
-    async def round(self) -> float:
-        """The calls of a whole round at once; returns its wall time."""
+    async def round(self, requests: list[ChatRequest]) -> float:
+        """``requests`` all at once; returns their wall time."""
         cpu, loop_cpu = cpu_s(), time.thread_time()
-        elapsed, _ = await self._calls(self.channels * len(PERSONAS))
+        elapsed, _ = await self._calls(requests)
         self.cpu += cpu_s() - cpu
         self.loop_cpu += time.thread_time() - loop_cpu
         self.times.append(elapsed)
         return elapsed
 
     async def one_channel_overhead(self, rounds: int = 10) -> float:
-        """The median time past the model's latency at which one channel's 5 calls come back."""
+        """The median time past the model's latency at which one channel's 5 calls come back (each a
+        persona's first turn)."""
+        requests = [ChatRequest(messages=turn_messages(
+            name=spec.name, persona=spec.to_tinytroupe_dict(), world="room 0", situation=None, summary="", facts=[],
+            state={}, past=[], new=[self.heard]), task="agent_turn") for spec in self.specs]
         one: list[float] = []
         for _ in range(rounds):
-            one += (await self._calls(len(PERSONAS)))[1]
+            one += (await self._calls(requests))[1]
         return statistics.median(one)
 
-    def figures(self) -> dict[str, float]:
+    def figures(self) -> dict[str, Any]:
         calls = len(self.times) * self.channels * len(PERSONAS)
-        return {"round_s": statistics.median(self.times), "cpu_s_per_call": self.cpu / calls,
+        return {"round_s": statistics.median(self.times), "rounds_s": self.times, "cpu_s_per_call": self.cpu / calls,
                 "loop_cpu_s_per_call": self.loop_cpu / calls}
 
 
-async def side_by_side(port: int, channels: int, rounds: int, fake_pid: int) -> tuple[dict[str, float], dict[str, float]]:
+async def side_by_side(port: int, channels: int, rounds: int, fake_pid: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """``rounds`` rounds of the bot and as many of the model layer alone, one after the other in
     turn; returns the figures of each. The model layer runs in a process of its own, as it would
     without the bot: its own heap, and Python's own garbage collection settings (the bot's are its
@@ -271,7 +292,7 @@ async def side_by_side(port: int, channels: int, rounds: int, fake_pid: int) -> 
         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert layer.stdin is not None and layer.stdout is not None
 
-    async def ask(command: str) -> dict[str, float]:
+    async def ask(command: str) -> dict[str, Any]:
         assert layer.stdin is not None and layer.stdout is not None
         layer.stdin.write(f"{command}\n".encode())
         await layer.stdin.drain()
@@ -283,13 +304,22 @@ async def side_by_side(port: int, channels: int, rounds: int, fake_pid: int) -> 
     try:
         with tempfile.TemporaryDirectory() as tmp:
             app, adapter = await setup(port, Path(tmp), channels)
+            recorder = app.stack.model
+            assert isinstance(recorder, TurnRecorder)
+
+            async def same_calls(kind: str) -> None:
+                """The model layer makes the calls the bot just made (saved aside, not timed)."""
+                calls = Path(tmp) / "calls.json"
+                calls.write_text(json.dumps(recorder.take()))
+                await ask(f"{kind} {calls}")
+
             try:
                 await round_trip(app, adapter, channels, 0)  # warm-up: connections, caches
-                await ask("warm-up")
+                await same_calls("warm-up")
                 bot = BotRounds(app, adapter, channels, fake_pid)
                 for n in range(1, rounds + 1):
                     await bot.round(n)
-                    await ask("round")
+                    await same_calls("round")
             finally:
                 await app.stop()
         model_layer = await ask("figures")
@@ -300,18 +330,22 @@ async def side_by_side(port: int, channels: int, rounds: int, fake_pid: int) -> 
 
 
 async def serve_model_layer(port: int, channels: int) -> None:
-    """The model layer alone, a round at each ``round`` line on stdin; one JSON line answers each."""
+    """The model layer alone: at each ``round FILE`` line on stdin, the requests saved in FILE all at
+    once (``warm-up FILE`` the same, untimed); ``figures`` ends it. One JSON line answers each."""
     model_layer = ModelLayerRounds(port, Path(tempfile.gettempdir()), channels)
     loop = asyncio.get_running_loop()
     try:
-        while command := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
-            if command == "warm-up":
-                await model_layer.warm_up()
-                answer: dict[str, float] = {}
-            elif command == "round":
-                answer = {"round_s": await model_layer.round()}
+        while line := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
+            command, _, path = line.partition(" ")
+            if command == "figures":
+                answer: dict[str, Any] = {**model_layer.figures(), "overhead_s": await model_layer.one_channel_overhead()}
             else:
-                answer = {**model_layer.figures(), "overhead_s": await model_layer.one_channel_overhead()}
+                requests = [ChatRequest.model_validate(data) for data in json.loads(Path(path).read_text())]
+                if command == "warm-up":
+                    await model_layer._calls(requests)
+                    answer = {}
+                else:
+                    answer = {"round_s": await model_layer.round(requests)}
             print(json.dumps(answer), flush=True)
     finally:
         await model_layer.stack.aclose()
@@ -353,6 +387,9 @@ async def main(channels: int) -> dict[str, float]:
         "added_cpu_ms_per_turn": round((many["bot_cpu_s_per_turn"] - model_only["cpu_s_per_call"]) * 1000, 2),
         "model_layer_ratio": round(model_only["round_s"] / single["round_s"], 2),
         "model_layer_overhead_ms_p50": round(model_only["overhead_s"] * 1000, 2),
+        # Each round, in the order they ran (the bot's and the model layer's took turns).
+        "rounds_s": [round(t, 3) for t in many["rounds_s"]],
+        "model_layer_rounds_s": [round(t, 3) for t in model_only["rounds_s"]],
     }))
     # Per post, in one channel: time from the human message to the post, minus the model's 300 ms.
     overhead_ms = single["overhead_s"] * 1000
