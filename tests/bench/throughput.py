@@ -117,21 +117,25 @@ def bench_settings(port: int, data_dir: Path, channels: int) -> Settings:
 
 class TurnRecorder(ModelWrapper):
     """The top of the bot's model stack, noting each persona turn's request as the bot made it, so
-    the model layer alone can make the very same calls."""
+    the model layer alone can make the very same calls. It keeps only text and numbers: objects the
+    bot let go of, kept alive here until the round ends, would cost the bot garbage collection."""
 
     def __init__(self, inner: LanguageModel) -> None:
         super().__init__(inner)
-        self.turns: list[ChatRequest] = []
+        self.turns: list[tuple[Any, ...]] = []
 
     async def structured(self, request: ChatRequest, schema: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         if request.task == "agent_turn":
-            self.turns.append(request)
+            self.turns.append((*(text for m in request.messages for text in (m.role, m.content)), request.max_tokens,
+                               request.attribution.world, request.attribution.persona))
         return await super().structured(request, schema, **kwargs)
 
     def take(self) -> list[dict[str, Any]]:
-        """The turns noted since the last call, as data (without the offline model's hints)."""
+        """The turns noted since the last call, as ``ChatRequest`` data."""
         turns, self.turns = self.turns, []
-        return [turn.model_dump(mode="json", exclude={"context"}) for turn in turns]
+        return [{"messages": [{"role": role, "content": content} for role, content in zip(t[0:-3:2], t[1:-3:2], strict=True)],
+                 "max_tokens": t[-3], "attribution": {"world": t[-2], "persona": t[-1]}, "task": "agent_turn"}
+                for t in turns]
 
 
 async def setup(port: int, data_dir: Path, channels: int) -> tuple[TroupeApp, TimedAdapter]:
