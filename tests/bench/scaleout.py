@@ -11,7 +11,10 @@ as Slack does. A worker that receives a message for a channel another worker run
 that worker and wakes it (``LISTEN/NOTIFY``).
 
 A round is a person's message in every channel and every persona answering it once (``--personas``
-posts a channel). ``turns_per_s_N_workers`` is persona posts a second over ``--rounds`` rounds;
+posts a channel). The load runs on one worker, two, one again (the second stopped) and two again,
+``--rounds`` rounds each, so a host whose speed drifts during the run slows both alike; the line
+before the JSON lists each phase's rate. ``turns_per_s_N_workers`` is persona posts a second over
+those rounds;
 ``scaling`` the two-worker figure over the one-worker one. ``cpu_efficiency`` compares persona
 turns per CPU-second of every process involved (workers, PostgreSQL, fake model, and this process,
 which runs the fake Slack) with two workers to the same with one: what coordinating costs, whatever
@@ -197,6 +200,14 @@ class Bench:
             await asyncio.sleep(0.5)
 
 
+def combined(phases: list[tuple[float, dict[str, float], float]]) -> tuple[float, dict[str, float], float]:
+    """Phases of as many turns each, as one: turns a second over their whole time, CPU a turn and
+    cores busy on average."""
+    rate = len(phases) / sum(1 / rate for rate, _, _ in phases)
+    cpu = {part: sum(used[part] for _, used, _ in phases) / len(phases) for part in phases[0][1]}
+    return rate, cpu, sum(busy for _, _, busy in phases) / len(phases)
+
+
 def counted(cpu: dict[str, float]) -> float:
     """CPU a turn of the parts that are Troupe's deployment: workers, PostgreSQL and the model."""
     return cpu["workers"] + cpu["postgresql"] + cpu["model"]
@@ -235,17 +246,29 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 bench.parts = {"workers": [first.pid], "postgresql": [server.process.pid],  # type: ignore[union-attr]
                                "model": [model.pid], "platform": [os.getpid()]}
                 await bench.rounds(1)  # warm-up
-                one_rate, one_cpu, one_busy = await bench.rounds(args.rounds)
-                log(f"1 worker: {one_rate:.1f} turns/s, CPU-ms a turn {described(one_cpu)}, cores {one_busy:.0%} busy")
-
-                second.start()
-                await slack.wait_connected(2, timeout=60)
-                shares = await bench.balanced(db, 2, timeout=4 * args.lease_s)
-                log(f"2 workers running {sorted(shares.values())} channels")
-                bench.parts["workers"].append(second.pid)
-                await bench.rounds(1)  # warm-up of the second worker
-                two_rate, two_cpu, two_busy = await bench.rounds(args.rounds)
-                log(f"2 workers: {two_rate:.1f} turns/s, CPU-ms a turn {described(two_cpu)}, cores {two_busy:.0%} busy")
+                # One worker, two, one again and two again: a host whose speed drifts during the run
+                # slows both alike rather than whichever went last.
+                phases: dict[int, list[tuple[float, dict[str, float], float]]] = {1: [], 2: []}
+                for repeat in range(2):
+                    if repeat:
+                        await asyncio.to_thread(second.stop)  # it hands its channels over at once (the fake Slack serves meanwhile)
+                        bench.parts["workers"] = [first.pid]
+                        await slack.wait_for(lambda: slack.connected, 60)
+                        await bench.rounds(1)  # warm-up: the first worker takes them back as messages come
+                    phases[1].append(await bench.rounds(args.rounds))
+                    log(f"1 worker: {phases[1][-1][0]:.1f} turns/s, CPU-ms a turn {described(phases[1][-1][1])}, "
+                        f"cores {phases[1][-1][2]:.0%} busy")
+                    second.start()
+                    await slack.wait_connected(2, timeout=60)
+                    shares = await bench.balanced(db, 2, timeout=4 * args.lease_s)
+                    log(f"2 workers running {sorted(shares.values())} channels")
+                    bench.parts["workers"] = [first.pid, second.pid]
+                    await bench.rounds(1)  # warm-up of the second worker
+                    phases[2].append(await bench.rounds(args.rounds))
+                    log(f"2 workers: {phases[2][-1][0]:.1f} turns/s, CPU-ms a turn {described(phases[2][-1][1])}, "
+                        f"cores {phases[2][-1][2]:.0%} busy")
+                (one_rate, one_cpu, one_busy), (two_rate, two_cpu, two_busy) = combined(phases[1]), combined(phases[2])
+                by_phase = [round(phases[n][i][0], 1) for i in range(2) for n in (1, 2)]
 
                 # A round, and the worker running most channels killed as it starts.
                 owner = (await db.fetchrow("SELECT worker FROM leases WHERE worker <> '' GROUP BY worker "
@@ -276,7 +299,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             model.stdin.close()
         model.wait(10)
         server.stop()
-    print(json.dumps({"cpu_ms_per_turn_1_worker": {k: round(v, 2) for k, v in one_cpu.items()},
+    print(json.dumps({"turns_per_s_by_phase": by_phase,
+                      "cpu_ms_per_turn_1_worker": {k: round(v, 2) for k, v in one_cpu.items()},
                       "cpu_ms_per_turn_2_workers": {k: round(v, 2) for k, v in two_cpu.items()},
                       "cores": os.cpu_count(),
                       "cores_busy_1_worker": round(one_busy, 2), "cores_busy_2_workers": round(two_busy, 2),
