@@ -11,7 +11,6 @@ that made it due, in the background (``memory_work``), so a reply never waits fo
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from datetime import datetime
 from functools import lru_cache
@@ -36,7 +35,14 @@ from simulation.memory import (
     SemanticMemory,
 )
 from simulation.persona import PersonaSpec
-from simulation.prompts import TURN_RULES, WORDS_RULES, PromptPieces, consolidation_messages, turn_messages
+from simulation.prompts import (
+    TURN_RULES,
+    WORDS_RULES,
+    PromptPieces,
+    consolidation_messages,
+    persona_json,
+    turn_messages,
+)
 from simulation.words import spoken_words
 
 log = logging.getLogger(__name__)
@@ -134,7 +140,7 @@ class TinyPerson:
         #: model and saved state all read this copy instead of copying again on every turn.
         self.persona_data = spec.to_tinytroupe_dict()
         #: And as JSON, the key of its system prompt, encoded once rather than at every turn.
-        self.persona_json = json.dumps(self.persona_data, ensure_ascii=False)
+        self.persona_json = persona_json(self.persona_data)
 
     @property
     def first_name(self) -> str:

@@ -146,14 +146,14 @@ class PromptPieces:
         #: Lines by the episode's identity; the episode is held too, so the identity cannot be reused.
         self._kept: dict[int, tuple[Episode, str]] = {}
 
-    def system(self, name: str, persona_json: str, world: str | None, situation: str | None, rules: str) -> str:
+    def system(self, name: str, persona: str, world: str | None, situation: str | None, rules: str) -> str:
         """``system_prompt`` for the persona as JSON, built once while these stay the same."""
-        key = (name, persona_json, world, situation, rules)
+        key = (name, persona, world, situation, rules)
         found = self._systems.get(key)
         if found is None:
             if len(self._systems) >= 2:  # a turn's rules and the words-only rules
                 self._systems.clear()
-            found = self._systems[key] = system_prompt(name, persona_json, world, situation, rules)
+            found = self._systems[key] = system_prompt(name, persona, world, situation, rules)
         return found
 
     def lines(self, episodes: Iterable[Episode], me: str) -> list[str]:
@@ -222,8 +222,12 @@ def system_prompt(
     ``persona``: its fields, or their JSON (``json.dumps(fields, ensure_ascii=False)``) from a caller
     that encodes them once for all its turns, since encoding them costs more than the rest of this.
     """
-    persona_json = persona if isinstance(persona, str) else json.dumps(persona, ensure_ascii=False)
-    return _system_prompt(name, persona_json, world, situation, rules)
+    return _system_prompt(name, persona_json(persona), world, situation, rules)
+
+
+def persona_json(persona: dict[str, Any] | str) -> str:
+    """The persona as the JSON its system prompt is keyed by (given as is when already JSON)."""
+    return persona if isinstance(persona, str) else json.dumps(persona, ensure_ascii=False)
 
 
 def turn_messages(
@@ -250,8 +254,7 @@ def turn_messages(
     pieces = pieces or PromptPieces()
     rendered = pieces.lines([*past, *new], name)
     shown_past, shown_new = rendered[: len(past)], rendered[len(past) :]
-    persona_json = persona if isinstance(persona, str) else json.dumps(persona, ensure_ascii=False)
-    system = pieces.system(name, persona_json, world, situation, rules)
+    system = pieces.system(name, persona_json(persona), world, situation, rules)
     user = memory_lines(summary, facts)
     if not_shown:
         user.append(f"({not_shown} earlier moments are not shown here.)")
