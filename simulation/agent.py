@@ -436,11 +436,15 @@ class TinyPerson:
             log.exception("%s: memory consolidation failed", self.name)
 
     async def _fold(self, old: list[Episode]) -> None:
+        # Personas whose turns end together start their folds together; building a fold's request
+        # and sending it is a slice of CPU like a turn's.
+        await fair_turn()
         request = ChatRequest(
             messages=consolidation_messages(name=self.name, summary=self.episodic.summary, episodes=old),
             attribution=Attribution(world=self.world_id, persona=self.name),
             task="consolidate",
-            context={"name": self.name, "summary": self.episodic.summary, "episodes": [e.model_dump(mode="json") for e in old]},
+            background=True,
+            context={"name": self.name, "summary": self.episodic.summary, "episodes": old},
         )
         consolidation, _ = await self.model.structured(request, Consolidation)
         self.episodic.apply(consolidation, len(old))

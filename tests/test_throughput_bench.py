@@ -22,3 +22,6 @@ def test_the_throughput_benchmark_compares_the_bot_with_the_model_layer_in_one_r
     assert abs(figures["over_model_layer"] - figures["round_s"] / figures["model_layer_round_s"]) <= 0.01
     assert cpu["model_layer_cpu_ms_per_call"] > 0 and cpu["loop_cpu_ms_per_turn"] > 0
     assert cpu["bot_cpu_ms_per_turn"] >= cpu["loop_cpu_ms_per_turn"]
+    # Every round of each is listed, the fold round (the 4th) among them, with its stall.
+    assert len(cpu["rounds_s"]) == len(cpu["model_layer_rounds_s"]) == len(cpu["loop_stalls_ms"]) == 5
+    assert figures["max_loop_stall_ms"] == max(cpu["loop_stalls_ms"])

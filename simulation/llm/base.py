@@ -60,6 +60,9 @@ class ChatRequest(BaseModel):
     attribution: Attribution = Field(default_factory=Attribution)
     task: str | None = None
     context: dict[str, Any] = Field(default_factory=dict)
+    #: Work nobody waits on (a memory fold): it yields to other calls for a slot of the concurrency
+    #: limit. Not sent, not part of the cache key.
+    background: bool = False
 
     def identity(self) -> dict[str, Any]:
         """The fields that decide the model's answer: the cache key is derived from these."""

@@ -1,54 +1,108 @@
 """A cap on requests in flight, shared by every world that uses the same model stack.
 
 Many personas speak at once; without a cap a busy world opens dozens of connections and turns
-a provider's rate limit into a storm of 429s.
+a provider's rate limit into a storm of 429s. Within the cap, calls someone waits on (a persona's
+turn, a summary) go before background work (memory folds): when many personas fold their memories
+at once, their replies are not held up behind the folds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import deque
 
 from simulation.llm.base import ChatRequest, ChatResult, LanguageModel, ModelWrapper
+
+#: The share of the cap that background calls may hold at once (at least one call).
+BACKGROUND_SHARE = 0.25
 
 
 class ConcurrencyLimitedModel(ModelWrapper):
     """At most ``limit`` calls to ``inner`` at a time; the rest wait their turn in order.
 
-    When several processes share one deployment's limit, each takes its share of it
-    (``share_among``): the calls in flight across the deployment stay within ``limit``.
+    Background calls (``ChatRequest.background``) start only while no other call waits, and hold at
+    most ``background_share`` of the cap: a storm of them is spread out instead of crowding the
+    calls someone waits on. When several processes share one deployment's limit, each takes its
+    share of it (``share_among``): the calls in flight across the deployment stay within ``limit``.
     """
 
-    def __init__(self, inner: LanguageModel, limit: int) -> None:
+    def __init__(self, inner: LanguageModel, limit: int, *, background_share: float = BACKGROUND_SHARE) -> None:
         super().__init__(inner)
         if limit < 1:
             raise ValueError("limit must be at least 1")
+        if not 0 < background_share <= 1:
+            raise ValueError("background_share must be more than 0 and at most 1")
         self.limit = limit
         #: Calls this process may have in flight: ``limit``, or its share of it.
         self.cap = limit
-        self._turns = asyncio.Condition()
-        #: Calls running now, calls waiting for a slot, and the most that ever ran at once.
+        self.background_share = background_share
+        #: Calls waiting for a slot, in order: those someone waits on, and background ones.
+        self._queues: dict[bool, deque[asyncio.Future[None]]] = {False: deque(), True: deque()}
+        #: Calls running now (of which background ones), and the most that ever ran at once.
         self.in_flight = 0
-        self.waiting = 0
+        self.background_in_flight = 0
         self.peak = 0
+
+    @property
+    def waiting(self) -> int:
+        """Calls waiting for a slot."""
+        return len(self._queues[False]) + len(self._queues[True])
+
+    @property
+    def background_cap(self) -> int:
+        """The most background calls in flight at once."""
+        return max(1, int(self.cap * self.background_share))
 
     async def share_among(self, processes: int) -> None:
         """Take this process's share of the limit, ``processes`` sharing it (at least one call)."""
-        async with self._turns:
-            self.cap = max(1, self.limit // max(1, processes))
-            self._turns.notify_all()
+        self.cap = max(1, self.limit // max(1, processes))
+        self._start_waiting()
 
     async def complete(self, request: ChatRequest) -> ChatResult:
-        async with self._turns:
-            self.waiting += 1
+        background = request.background
+        queue = self._queues[background]
+        if queue or not self._may_start(background):
+            slot = asyncio.get_running_loop().create_future()
+            queue.append(slot)
             try:
-                await self._turns.wait_for(lambda: self.in_flight < self.cap)
-            finally:
-                self.waiting -= 1
-            self.in_flight += 1
-        self.peak = max(self.peak, self.in_flight)
+                await slot
+            except asyncio.CancelledError:
+                if slot.done() and not slot.cancelled():
+                    self._release(background)  # given a slot as it was cancelled: hand it on
+                else:
+                    with contextlib.suppress(ValueError):  # (unless a release already dropped it)
+                        queue.remove(slot)
+                raise
+        else:
+            self._take(background)
         try:
             return await self.inner.complete(request)
         finally:
-            async with self._turns:
-                self.in_flight -= 1
-                self._turns.notify(1)
+            self._release(background)
+
+    def _may_start(self, background: bool) -> bool:
+        if self.in_flight >= self.cap:
+            return False
+        return not background or (not self._queues[False] and self.background_in_flight < self.background_cap)
+
+    def _take(self, background: bool) -> None:
+        self.in_flight += 1
+        self.background_in_flight += background
+        self.peak = max(self.peak, self.in_flight)
+
+    def _release(self, background: bool) -> None:
+        self.in_flight -= 1
+        self.background_in_flight -= background
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        """Give free slots to waiting calls: those someone waits on first, each kind in order."""
+        for background in (False, True):
+            queue = self._queues[background]
+            while queue and self._may_start(background):
+                slot = queue.popleft()
+                if slot.done():
+                    continue  # cancelled while it waited
+                self._take(background)
+                slot.set_result(None)

@@ -45,6 +45,42 @@ async def test_consolidation_keeps_prompts_bounded_over_a_long_conversation(serv
     await stack.model.aclose()
 
 
+async def test_a_turn_goes_before_memory_folds_queued_ahead_of_it(server, tmp_path):
+    """One model slot: while a fold holds it, another persona's fold and then a third persona's turn
+    wait for it. The turn gets it first: someone waits for that answer, nobody for the fold."""
+    stack = stack_for(server, tmp_path, concurrency=1)
+    rule, release = TurnRule(), asyncio.Event()
+
+    async def responder(body):
+        if kind_of(body) == "consolidate":
+            await release.wait()
+        return rule(body)
+
+    server.responder = responder
+    lisa, oscar, marcos = (TinyPerson(load_persona(AGENTS / f"{name}.agent.json"), stack.model,
+                                      memory=MemoryConfig(window=2, batch=1)) for name in ("Lisa", "Oscar", "Marcos"))
+    for person in (lisa, marcos):
+        for turn in range(3):
+            person.listen(f"Message number {turn}", "Sara")
+            await person.act(consolidate=False)
+    assert lisa.consolidate_later() is not None  # holds the slot until released
+    await asyncio.sleep(0.05)
+    assert marcos.consolidate_later() is not None  # waits for the slot
+    await asyncio.sleep(0.05)
+    oscar.listen("Oscar, what do you think?", "Sara")
+    answer = asyncio.ensure_future(oscar.act(consolidate=False))
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.wait_for(answer, 10)
+    await lisa.settle()
+    await marcos.settle()
+
+    order = [(kind_of(r.body), persona_of(r.body)) for r in server.requests][-3:]
+    assert order == [("consolidate", None), ("agent_turn", oscar.name), ("consolidate", None)], order
+    assert lisa.episodic.summary and marcos.episodic.summary
+    await stack.model.aclose()
+
+
 async def test_a_reply_does_not_wait_for_memory_consolidation(server, tmp_path):
     """Folding old episodes runs after the turn that made it due, while later turns are answered."""
     stack = stack_for(server, tmp_path)
