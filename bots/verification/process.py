@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import os
 import pickle
@@ -30,7 +31,7 @@ import signal
 import struct
 import sys
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,10 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 #: event loop under 3% of a core, less than the process's own start (half a CPU-second).
 AUTO_RATE = 50
 #: Persona specs the process keeps (the least recently used are forgotten on both sides).
-SPECS_KEPT = 256
+SPECS_KEPT = 1024
+#: Spec objects whose content key the bot keeps: a persona's spec is one object for its life, so
+#: its key is worked out once, not at every message.
+SPEC_OBJECTS_KEPT = 4096
 
 
 class Unavailable(RuntimeError):
@@ -121,7 +125,9 @@ class VerificationProcess:
         self._flush: asyncio.Handle | None = None
         #: What the running process knows: policies and specs by number (specs newest last).
         self._policies: dict[str, int] = {}
-        self._specs: list[tuple[dict[str, Any], int]] = []
+        self._specs: OrderedDict[str, int] = OrderedDict()  # by content key, least recently used first
+        #: By the id of a spec object: the object (kept, so the id stays its own) and its content key.
+        self._spec_keys: OrderedDict[int, tuple[dict[str, Any], str]] = OrderedDict()
         self._forget: list[int] = []
 
     @property
@@ -322,17 +328,31 @@ class VerificationProcess:
         return (rid, policy_id, policy, request.names, request.text, request.context, spec_id, spec)
 
     def _spec(self, spec: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
-        """The number the process knows ``spec`` by, and the spec itself when it does not know it yet."""
-        for index in range(len(self._specs) - 1, -1, -1):
-            known, number = self._specs[index]
-            if known == spec:
-                self._specs.append(self._specs.pop(index))  # the least recently used is forgotten first
-                return number, None
-        number = next(self._numbers)
-        self._specs.append((spec, number))
+        """The number the process knows ``spec`` by, and the spec itself when it does not know it yet.
+        Specs are found by content (the same persona in many channels crosses once), through the
+        spec object's identity (a spec is never changed in place; a persona's new spec is a new dict)."""
+        key = self._spec_key(spec)
+        number = self._specs.get(key)
+        if number is not None:
+            self._specs.move_to_end(key)  # the least recently used is forgotten first
+            return number, None
+        number = self._specs[key] = next(self._numbers)
         if len(self._specs) > self.specs_kept:
-            self._forget.append(self._specs.pop(0)[1])
+            self._forget.append(self._specs.popitem(last=False)[1])
         return number, spec
+
+    def _spec_key(self, spec: dict[str, Any]) -> str:
+        if not spec:
+            return "{}"
+        known = self._spec_keys.get(id(spec))
+        if known is not None and known[0] is spec:
+            self._spec_keys.move_to_end(id(spec))
+            return known[1]
+        key = json.dumps(spec, sort_keys=True, ensure_ascii=False, default=str)
+        self._spec_keys[id(spec)] = (spec, key)
+        if len(self._spec_keys) > SPEC_OBJECTS_KEPT:
+            self._spec_keys.popitem(last=False)
+        return key
 
     def _expired(self, rid: int) -> None:
         request = self._pending.get(rid)

@@ -373,6 +373,29 @@ async def test_a_policy_and_a_spec_cross_once_and_the_least_recently_used_spec_i
     assert [forget for forget, *_ in sent] == [[], [], [], [], [numbers[2]], [], [numbers[4]]]  # b, then c
 
 
+async def test_the_same_persona_in_many_channels_crosses_once_and_a_changed_one_again(tmp_path):
+    """Personas are found by content: 50 channels' copies of one persona cross once, however many
+    specs are kept; a persona given a new spec (a new dict, never one changed in place) crosses again."""
+    priya = find_bundled_persona("Priya Nair")
+    copies = [priya.to_tinytroupe_dict() for _ in range(50)]
+    renamed = priya.define("age", 52).to_tinytroupe_dict()
+    record = tmp_path / "stdin"
+    process = VerificationProcess(command=[sys.executable, "-c", RECORDING, str(record)], specs_kept=2)
+    remote = verifier(process)
+    try:
+        await process.start()
+        for spec in [*copies, renamed, copies[7], {}, {}]:
+            await remote.verify(recital(spec or copies[0]), CONTEXT.model_copy(update={"persona_spec": spec}))
+    finally:
+        await process.aclose()
+
+    sent = [request for _, batch in frames(record.read_bytes()) for request in batch]
+    assert [i for i, (*_, spec) in enumerate(sent) if spec is not None] == [0, 50, 52]
+    numbers = [spec_id for *_, spec_id, _ in sent]
+    assert set(numbers[:50]) == {numbers[0]} and numbers[51] == numbers[0] and numbers[53] == numbers[52]
+    assert len({numbers[0], numbers[50], numbers[52]}) == 3
+
+
 async def test_requests_before_the_process_is_ready_wait_for_one_process():
     process = VerificationProcess()
     try:
