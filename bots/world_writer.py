@@ -89,8 +89,10 @@ class WorldWriter:
             if agent.name in pending:
                 continue  # its turn is written with its events, by a later write
             mark = _mark(agent)
-            if self._memory_marks.get(agent.name) != mark:
-                memories[agent.name] = MemoryWrite.since(agent.state(), self._stored_episodes.get(agent.name, 0))
+            written = self._memory_marks.get(agent.name)
+            if written != mark:
+                memories[agent.name] = MemoryWrite.since(agent.state(), self._stored_episodes.get(agent.name, 0),
+                                                         row=written is None or written[1:] != mark[1:])
                 marks[agent.name] = mark
         fields = {"clock": world.clock.model_dump(mode="json"), "policy": world.policy.model_dump()}
         usage = {persona: replace(totals) for persona, totals in self._ledger.entries(self.world.id).items()
@@ -144,6 +146,8 @@ def _usage_row(persona: str | None, totals: UsageTotals) -> UsageRow:
 
 
 def _mark(agent: TinyPerson) -> tuple[Any, ...]:
-    """What tells that a persona's memory changed: every change to it adds an episode, folds some, or
-    sets its cognitive state (whose fields are strings)."""
-    return (agent.episodic.count + agent.episodic.consolidated_until, *vars(agent.cognitive_state).values())
+    """What tells that a persona's memory changed: every change to it adds an episode, folds some
+    (which sets the summary and facts), reads what it heard, or sets its cognitive state (whose fields
+    are strings). All but the first tell that its stored row changed, not only its episodes."""
+    episodic = agent.episodic
+    return (episodic.count, episodic.consolidated_until, agent.unread_from, *vars(agent.cognitive_state).values())

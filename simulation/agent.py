@@ -211,6 +211,11 @@ class TinyPerson:
         """Treat pending stimuli as handled (after a turn that could not be taken)."""
         self._unread_from = self.episodic.count
 
+    @property
+    def unread_from(self) -> int:
+        """The place of the first episode this agent has not reacted to yet."""
+        return self._unread_from
+
     def has_unread(self) -> bool:
         return self._first_new < self.episodic.count
 

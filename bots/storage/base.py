@@ -189,13 +189,17 @@ class MemoryWrite(BaseModel):
     state: AgentState
     first: int = Field(default=0, ge=0)
     episodes: list[Episode] = Field(default_factory=list)
+    #: Whether the rest of ``state`` changed too. A persona that only heard something has new
+    #: episodes and nothing else new: its stored row stays as it is.
+    row: bool = True
 
     @classmethod
-    def since(cls, state: AgentState, stored: int) -> MemoryWrite:
-        """The write for ``state`` when its first ``stored`` episodes are already stored."""
+    def since(cls, state: AgentState, stored: int, *, row: bool = True) -> MemoryWrite:
+        """The write for ``state`` when its first ``stored`` episodes are already stored (``row``:
+        the rest of it changed too)."""
         if stored < state.episodic.first:
             raise ValueError(f"episodes {stored} to {state.episodic.first} are not held in memory to be stored")
-        return cls.model_construct(state=state, first=stored, episodes=state.episodic.since(stored))
+        return cls.model_construct(state=state, first=stored, episodes=state.episodic.since(stored), row=row)
 
 
 class Fence(BaseModel):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -353,6 +355,42 @@ async def test_usage_the_clock_and_whose_turn_it_is_are_as_they_were_after_a_res
         world = restarted.app.sessions.get("memory:general").world
         assert (world.clock.model_dump(mode="json"), world.policy.model_dump()) == before
         assert await restarted.reply("usage") == usage
+    finally:
+        await restarted.app.stop()
+
+
+async def test_a_persona_that_only_listened_keeps_its_stored_row_and_everyone_comes_back_as_they_were(tmp_path):
+    """A persona that only heard something has new episodes and nothing else new: its memory row is
+    not rewritten (a trigger counts the rewrites), and after a restart every persona's memory is
+    what it was, unread episodes included."""
+    settings = demo_settings(tmp_path)
+    bot = await start_bot(settings)
+    await team(bot, "general", "Priya Nair", "Henrik Lindqvist", "Chloe Bennett")
+    await bot.command("policy addressed --exchanges 0")
+    with sqlite3.connect(settings.database_path) as db:
+        db.executescript("""
+            CREATE TABLE row_writes (persona TEXT);
+            CREATE TRIGGER count_row_writes AFTER UPDATE ON memories BEGIN
+                INSERT INTO row_writes VALUES (NEW.persona);
+            END;""")
+    spoke = []
+    for name, text in (("Priya", "Coffee or tea?"), ("Henrik", "And for the offsite?")):
+        spoke += [s.identity for s in await bot.command(f"ask {name} {text}") if s.kind == "post"]
+    world = bot.app.sessions.get("memory:general").world
+    before = {a.name: a.state().model_dump(exclude={"persona"}) for a in world.agents}
+    await bot.app.stop()
+    with sqlite3.connect(settings.database_path) as db:
+        rewritten = Counter(name for (name,) in db.execute("SELECT persona FROM row_writes"))
+
+    assert spoke == ["Priya Nair", "Henrik Lindqvist"], spoke
+    listener = "Chloe Bennett"
+    assert rewritten[listener] == 0, rewritten
+    assert all(rewritten[name] >= 1 for name in spoke), rewritten
+    assert before[listener]["unread_from"] < len(before[listener]["episodic"]["episodes"]), "she has unread news"
+    restarted = await start_bot(settings)
+    try:
+        world = restarted.app.sessions.get("memory:general").world
+        assert {a.name: a.state().model_dump(exclude={"persona"}) for a in world.agents} == before
     finally:
         await restarted.app.stop()
 

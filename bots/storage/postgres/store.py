@@ -581,7 +581,8 @@ class PostgresStorage(Storage):
         update = world_update(wid, write.world) if write.world else None
         tables = (
             (INSERT_EVENT, [event_params(wid, e) for e in write.events]),
-            (UPSERT_MEMORY, [memory_params(wid, name, memory.state) for name, memory in write.memories.items()]),
+            (UPSERT_MEMORY, [memory_params(wid, name, memory.state) for name, memory in write.memories.items()
+                             if memory.row]),
             (INSERT_EPISODE, [row for name, memory in write.memories.items()
                               for row in episode_params(wid, name, memory)]),
             (UPSERT_USAGE, [usage_params(wid, row) for row in write.usage]),

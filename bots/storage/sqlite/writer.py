@@ -74,7 +74,7 @@ class EncodedStep:
             world_id=wid,
             world_update=world_update(wid, write.world) if write.world else None,
             events=[event_params(wid, e) for e in write.events],
-            memories=[memory_params(wid, name, memory.state) for name, memory in write.memories.items()],
+            memories=[memory_params(wid, name, memory.state) for name, memory in write.memories.items() if memory.row],
             episodes=[
                 row for name, memory in write.memories.items() for row in episode_params(wid, name, memory)
             ],

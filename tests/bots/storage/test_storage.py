@@ -462,6 +462,25 @@ async def test_a_memory_write_appends_its_new_episodes_and_leaves_the_stored_one
     assert len(set(rows)) == 1 and rows[0] < 300
 
 
+async def test_a_write_of_new_episodes_alone_leaves_the_memory_row_as_stored(storage):
+    """A persona that only heard something: its episodes are appended, the rest of its memory stays
+    what was stored (the state it was written with is not read)."""
+    await storage.create_world(world(), [persona("Oscar")])
+    stored = memory(episodes=3, unread_from=3)
+    stored.cognitive_state.goals = "ship on Friday"
+    await storage.save_persona("w1", persona("Oscar"), stored)
+    heard = memory(episodes=5, unread_from=3)
+    heard.cognitive_state.goals = "ship on Friday"
+    await storage.write_step(StepWrite(world_id="w1", memories={"Oscar": MemoryWrite.since(heard, 3, row=False)}))
+    assert (await storage.load_world("w1")).memories["Oscar"] == heard
+
+    stale = memory(episodes=6, unread_from=6)  # not what the row says: a row-less write must not store it
+    await storage.write_step(StepWrite(world_id="w1", memories={"Oscar": MemoryWrite.since(stale, 5, row=False)}))
+    loaded = (await storage.load_world("w1")).memories["Oscar"]
+    assert loaded.unread_from == 3 and loaded.cognitive_state.goals == "ship on Friday"
+    assert loaded.episodic.count == 6
+
+
 async def test_a_long_past_comes_back_from_its_unfolded_or_recent_part_only(storage, backend):
     """Episodes folded into the summary long ago stay on disk: a restored persona holds what its
     prompts and recent-past readers need, so restarts and memory do not grow with a channel's age."""
