@@ -1,20 +1,20 @@
 """What Troupe adds to a model call: 200 channels × 5 personas through the whole bot, and the same
-1,000 model calls through the model layer alone.
+model calls through the model layer alone.
 
-    python -m tests.bench.throughput [--channels N]
+    python -m tests.bench.throughput [--channels N] [--rounds N]
 
 A round is a human message in every channel, every persona (5 a channel) answering once, every post
 verified, stored and posted. The fake model (its own process, real HTTP, the real openai client)
 answers after 300 ms; the model concurrency limit is raised so the model is not the bottleneck.
-The same 1,000 calls (the very requests the bot's personas made in that round, noted at the top of
-its model stack) are also made through the model layer alone: the official client and our
-wrappers, no bot, no verification, no storage. That is the floor under any round in one process on
-this machine, since the client's own CPU per call sets it. The bot's rounds and the model layer's
-(in a process of its own) take turns, 5 of each, so a machine whose speed drifts while the
-benchmark runs (a shared host) slows both alike; the line before the last lists every round and
-the loop's worst stall in each. In the 4th round every persona also folds its memory (a model
-call each, started as its turn ends, queued behind turns): the round is longer, the median is not,
-and its stalls count.
+The same calls (the very requests the bot made in that round, noted at the top of its model
+stack: 1,000 persona turns, and the memory folds that came due) are also made through the model
+layer alone: the official client and our wrappers, no bot, no verification, no storage. That is
+the floor under any round in one process on this machine, since the client's own CPU per call
+sets it. The bot's rounds and the model layer's (in a process of its own) take turns, 5 of each,
+so a machine whose speed drifts while the benchmark runs (a shared host) slows both alike; the
+line before the last lists every round and the loop's worst stall in each. From the 4th round
+every persona also folds its memory (a model call each, started as its turn ends and queued
+behind turns, so they spill into the 5th round): those rounds make ~2,000 calls on both sides.
 
 Prints one JSON object on its last line. Its targets: ``over_model_layer`` (the bot's round ÷ the
 model layer's round, from the same run) ≤ 1.2, and ``max_loop_stall_ms`` (the event loop's worst
@@ -22,7 +22,7 @@ stall during any of the bot's rounds) ≤ 50. ``ratio`` (to one channel's round)
 (a post's time past the model's in one channel) are reported for comparison, not held to a target.
 The line before it says what the 200-channel rounds cost in CPU time per persona turn, the bot's
 (its verification process's included, which the bot starts once posts come this fast) and the
-fake model server's, the model layer's per call and what the bot adds to that; how
+fake model server's, the model layer's per call and per turn and what the bot adds to that; how
 short a round could be on this machine's cores at that cost; and the CPU of the event loop's own
 thread per turn (and per call of the model layer alone), which bounds a round from below in one
 process however many cores there are (``loop_bound_round_s``).
@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from pydantic import BaseModel
 
 from adapters.memory import MemoryAdapter
 from bots.app import TroupeApp
@@ -54,7 +55,7 @@ from config.settings import Settings
 from simulation.actions import AgentTurn
 from simulation.llm.base import ChatRequest, LanguageModel, ModelWrapper
 from simulation.llm.factory import build_model
-from simulation.memory import Episode
+from simulation.memory import Consolidation, Episode
 from simulation.persona import find_bundled_persona
 from simulation.prompts import turn_messages
 
@@ -119,26 +120,31 @@ def bench_settings(port: int, data_dir: Path, channels: int) -> Settings:
     )
 
 
+#: The bot's model calls the model layer makes again: a persona's turn, and a fold of its memory.
+SCHEMAS: dict[str, type[BaseModel]] = {"agent_turn": AgentTurn, "consolidate": Consolidation}
+
+
 class TurnRecorder(ModelWrapper):
-    """The top of the bot's model stack, noting each persona turn's request as the bot made it, so
-    the model layer alone can make the very same calls. It keeps only text and numbers: objects the
-    bot let go of, kept alive here until the round ends, would cost the bot garbage collection."""
+    """The top of the bot's model stack, noting each persona turn's request (and each memory fold's)
+    as the bot made it, so the model layer alone can make the very same calls. It keeps only text
+    and numbers: objects the bot let go of, kept alive here until the round ends, would cost the bot
+    garbage collection."""
 
     def __init__(self, inner: LanguageModel) -> None:
         super().__init__(inner)
         self.turns: list[tuple[Any, ...]] = []
 
     async def structured(self, request: ChatRequest, schema: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        if request.task == "agent_turn":
+        if request.task in SCHEMAS:
             self.turns.append((*(text for m in request.messages for text in (m.role, m.content)), request.max_tokens,
-                               request.attribution.world, request.attribution.persona))
+                               request.attribution.world, request.attribution.persona, request.task, request.background))
         return await super().structured(request, schema, **kwargs)
 
     def take(self) -> list[dict[str, Any]]:
-        """The turns noted since the last call, as ``ChatRequest`` data."""
+        """The calls noted since the last call, as ``ChatRequest`` data."""
         turns, self.turns = self.turns, []
-        return [{"messages": [{"role": role, "content": content} for role, content in zip(t[0:-3:2], t[1:-3:2], strict=True)],
-                 "max_tokens": t[-3], "attribution": {"world": t[-2], "persona": t[-1]}, "task": "agent_turn"}
+        return [{"messages": [{"role": role, "content": content} for role, content in zip(t[0:-5:2], t[1:-5:2], strict=True)],
+                 "max_tokens": t[-5], "attribution": {"world": t[-4], "persona": t[-3]}, "task": t[-2], "background": t[-1]}
                 for t in turns]
 
 
@@ -254,10 +260,11 @@ class ModelLayerRounds:
         self.heard = Episode(step=1, time=datetime.now(), kind="stimulus", type="CONVERSATION", source="mod",
                              content="Round 1: what should we change first in the onboarding flow?")
         self.times: list[float] = []
+        self.calls = 0
         self.cpu = self.loop_cpu = 0.0
 
     async def _call(self, request: ChatRequest, started: float) -> float:
-        await self.stack.model.structured(request, AgentTurn)
+        await self.stack.model.structured(request, SCHEMAS[request.task or "agent_turn"])
         return time.perf_counter() - started - LATENCY_S
 
     async def _calls(self, requests: list[ChatRequest]) -> tuple[float, list[float]]:
@@ -269,6 +276,7 @@ class ModelLayerRounds:
         """``requests`` all at once; returns their wall time."""
         cpu, loop_cpu = cpu_s(), time.thread_time()
         elapsed, _ = await self._calls(requests)
+        self.calls += len(requests)
         self.cpu += cpu_s() - cpu
         self.loop_cpu += time.thread_time() - loop_cpu
         self.times.append(elapsed)
@@ -286,9 +294,10 @@ class ModelLayerRounds:
         return statistics.median(one)
 
     def figures(self) -> dict[str, Any]:
-        calls = len(self.times) * self.channels * len(PERSONAS)
-        return {"round_s": statistics.median(self.times), "rounds_s": self.times, "cpu_s_per_call": self.cpu / calls,
-                "loop_cpu_s_per_call": self.loop_cpu / calls}
+        turns = len(self.times) * self.channels * len(PERSONAS)
+        return {"round_s": statistics.median(self.times), "rounds_s": self.times, "calls_per_turn": self.calls / turns,
+                "cpu_s_per_call": self.cpu / self.calls, "cpu_s_per_turn": self.cpu / turns,
+                "loop_cpu_s_per_call": self.loop_cpu / self.calls, "loop_cpu_s_per_turn": self.loop_cpu / turns}
 
 
 async def side_by_side(port: int, channels: int, rounds: int, fake_pid: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -387,13 +396,15 @@ async def main(channels: int, rounds: int = ROUNDS) -> dict[str, float]:
         "fake_model_cpu_ms_per_turn": round(many["fake_cpu_s_per_turn"] * 1000, 2),
         "cpu_bound_round_s": round(cpu_bound, 3),
         "cpu_bound_ratio": round(cpu_bound / single["round_s"], 2),
+        # The model calls a persona turn took: its turn's, and now and then a fold of its memory.
+        "model_calls_per_turn": round(model_only["calls_per_turn"], 2),
         "model_layer_cpu_ms_per_call": round(model_only["cpu_s_per_call"] * 1000, 2),
         # The event loop's own thread: one loop cannot finish a round in less than a round of it.
         "loop_cpu_ms_per_turn": round(many["loop_cpu_s_per_turn"] * 1000, 2),
         "model_layer_loop_cpu_ms_per_call": round(model_only["loop_cpu_s_per_call"] * 1000, 2),
         "loop_bound_round_s": round(turns * many["loop_cpu_s_per_turn"], 3),
         # What the bot spends on a turn besides the model call itself.
-        "added_cpu_ms_per_turn": round((many["bot_cpu_s_per_turn"] - model_only["cpu_s_per_call"]) * 1000, 2),
+        "added_cpu_ms_per_turn": round((many["bot_cpu_s_per_turn"] - model_only["cpu_s_per_turn"]) * 1000, 2),
         "model_layer_ratio": round(model_only["round_s"] / single["round_s"], 2),
         "model_layer_overhead_ms_p50": round(model_only["overhead_s"] * 1000, 2),
         # Each round, in the order they ran (the bot's and the model layer's took turns).
