@@ -21,7 +21,7 @@ from simulation.agent import TinyPerson
 from simulation.disclaimer import Labelled
 from simulation.llm.base import Attribution, ChatRequest, LanguageModel, Message
 from simulation.llm.errors import NOT_IN_SHAPE, BudgetExceededError, LLMError, StructuredOutputError
-from simulation.prompts import in_character_prompt, memory_lines, render_episode
+from simulation.prompts import memory_lines, render_episode, system_prompt
 from simulation.untrusted import RULE
 from simulation.world import TinyWorld
 
@@ -149,7 +149,7 @@ async def _answer(agent: TinyPerson, poll: Poll, model: LanguageModel) -> tuple[
     messages = [
         Message(
             role="system",
-            content=in_character_prompt(agent.name, agent.persona_data, agent.world_name, agent.situation, _RULES),
+            content=system_prompt(agent.name, agent.persona_data, agent.world_name, agent.situation, _RULES),
         ),
         Message(role="user", content=_question(agent, poll)),
     ]

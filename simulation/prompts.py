@@ -221,6 +221,8 @@ def system_prompt(
 
     ``persona``: its fields, or their JSON (``json.dumps(fields, ensure_ascii=False)``) from a caller
     that encodes them once for all its turns, since encoding them costs more than the rest of this.
+    ``rules``: what to return; an answer outside a turn (a poll, an interview) gives its own, so it
+    comes in the persona's voice in another shape.
     """
     return _system_prompt(name, persona_json(persona), world, situation, rules)
 
@@ -288,22 +290,3 @@ def consolidation_messages(*, name: str, summary: str, episodes: list[Episode]) 
             + "\nEpisodes:\n" + "\n".join(lines),
         ),
     ]
-
-
-def in_character_prompt(
-    name: str, persona: dict[str, Any], world: str | None, situation: str | None, rules: str
-) -> str:
-    """A persona's system prompt for answering outside a turn (a poll, an interview).
-
-    Same opening and persona as a turn, so the answer comes in the persona's own voice; ``rules``
-    replaces the turn rules because the reply has another shape.
-    """
-    where = f' in "{world}"' if world else " in a conversation"
-    return "\n".join(
-        [
-            f"You are {name},{where}: think, feel and speak in character.",
-            *([f"Situation: {situation}"] if situation else []),
-            *render_persona(persona, skip=("name",)),
-            rules,
-        ]
-    )
