@@ -148,9 +148,10 @@ class MemoryAdapter(Adapter):
         self._events.put_nowait(event)
         return event
 
-    def write_while_away(self, text: str, *, user: str = "guest", channel: str = "general") -> IncomingMessage:
-        """A message that reaches the channel's history but is never delivered (the bot is down)."""
-        event = IncomingMessage(channel=self.channel(channel), user=self.user(user, user_is_moderator=False),
+    def write_while_away(self, text: str, *, user: str = "guest", channel: str = "general",
+                         thread: str | None = None) -> IncomingMessage:
+        """A message that reaches the channel's (or ``thread``'s) history but is never delivered (the bot is down)."""
+        event = IncomingMessage(channel=self.channel(channel, thread=thread), user=self.user(user, user_is_moderator=False),
                                 text=text, message_id=self._next_id())
         self.history.append(event)
         return event
@@ -294,7 +295,7 @@ class MemoryAdapter(Adapter):
     async def catch_up(self, channel: ChannelRef, after: str) -> list[IncomingMessage]:
         if not self.history_visible:
             return []
-        return [m for m in self.history if m.channel.id == channel.id and m.channel.thread is None
+        return [m for m in self.history if m.channel.id == channel.id and m.channel.thread == channel.thread
                 and int(m.message_id) > int(after)]
 
     async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,

@@ -881,15 +881,23 @@ class SlackAdapter(Adapter):
         return f"{when.timestamp():.6f}"
 
     async def catch_up(self, channel: ChannelRef, after: str) -> list[IncomingMessage]:
-        """People's messages after ``after`` (a ``ts``), from ``conversations.history``, oldest first."""
+        """People's messages after ``after`` (a ``ts``), oldest first: the channel's from
+        ``conversations.history`` (which leaves out replies in threads), a thread's from
+        ``conversations.replies`` (which lists the thread's first message too, whatever ``oldest`` says)."""
         workspace = await self._workspace(channel.id)
         found: list[dict[str, Any]] = []
         cursor: str | None = None
+        raw = self._raw(channel.id)
         try:
             while len(found) < CATCH_UP_MAX:
-                response = await workspace.client.conversations_history(channel=self._raw(channel.id), oldest=after, limit=200,
-                                                                   cursor=cursor)
-                found += [m for m in response.get("messages") or [] if float(m.get("ts", 0)) > float(after)]
+                if channel.thread:
+                    response = await workspace.client.conversations_replies(channel=raw, ts=channel.thread, oldest=after,
+                                                                            limit=200, cursor=cursor)
+                else:
+                    response = await workspace.client.conversations_history(channel=raw, oldest=after, limit=200,
+                                                                             cursor=cursor)
+                found += [m for m in response.get("messages") or []
+                          if float(m.get("ts", 0)) > float(after) and m.get("ts") != channel.thread]
                 cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
                 if not response.get("has_more") or not cursor:
                     break
@@ -904,7 +912,8 @@ class SlackAdapter(Adapter):
                 continue
             user = await self._user(str(message["user"]), workspace)
             if not user.is_bot:
-                missed.append(IncomingMessage(channel=ChannelRef(platform="slack", id=channel.id, name=channel.name),
+                missed.append(IncomingMessage(channel=ChannelRef(platform="slack", id=channel.id, name=channel.name,
+                                                                 thread=channel.thread),
                                               user=user, text=text, message_id=str(message["ts"])))
         return missed
 

@@ -324,19 +324,23 @@ class TroupeApp:
         A channel whose history cannot be read now is tried again in the background, from the same
         point, so a message written while the bot was down is heard late rather than never.
         """
-        async def catch_up(session: Any, adapter: Adapter, after: str) -> None:
-            if await self._catch_up_channel(adapter, session, after):
+        await asyncio.gather(*(self._catch_up(session) for session in self.sessions.all()))
+
+    async def _catch_up(self, session: Any) -> None:
+        """Catch up on a channel and on the threads its branches talk in."""
+        adapter = self.adapters.get(session.channel.platform)
+        if adapter is None:
+            return
+
+        async def catch_up(session: Any) -> None:
+            if (after := _heard_after(session, adapter)) is None or await self._catch_up_channel(adapter, session, after):
                 return
             # In the background, not counted by wait_idle: a platform may stay unreadable for minutes.
             task = asyncio.ensure_future(self._catch_up_later(adapter, session, after))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-        await asyncio.gather(*(
-            catch_up(session, adapter, after) for session in self.sessions.all()
-            if (adapter := self.adapters.get(session.channel.platform)) is not None
-            and (after := _heard_after(session, adapter)) is not None
-        ))
+        await asyncio.gather(*(catch_up(s) for s in (session, *self.branches.of_channel(session.channel.key))))
 
     async def _catch_up_channel(self, adapter: Adapter, session: Any, after: str) -> bool:
         try:
@@ -361,7 +365,8 @@ class TroupeApp:
     async def _catch_up_later(self, adapter: Adapter, session: Any, after: str) -> None:
         for delay in CATCH_UP_RETRY_DELAYS:
             await asyncio.sleep(delay)
-            if self.sessions.get(session.channel.key) is not session:
+            running = self.branches.session_in(session.channel) or self.sessions.get(session.channel.key)
+            if running is not session:
                 return  # the world was stopped meanwhile
             if await self._catch_up_channel(adapter, session, after):
                 return
@@ -497,14 +502,10 @@ class TroupeApp:
         self.outbox.adopt(channel_key)
         self.spawn(self.outbox.deliver(channel_key))
         self._wake(channel_key)
-        # What its last worker received but had not kept when it died is read from the channel.
-        session = self.sessions.get(channel_key)
-        adapter = self.adapters.get(channel_key.partition(":")[0])
-        if session is not None and adapter is not None and (after := _heard_after(session, adapter)) is not None:
-            if not await self._catch_up_channel(adapter, session, after):
-                task = asyncio.ensure_future(self._catch_up_later(adapter, session, after))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+        # What its last worker received but had not kept when it died is read from the channel (and
+        # its branches' threads).
+        if (session := self.sessions.get(channel_key)) is not None:
+            await self._catch_up(session)
 
     async def _sweep_inbox(self) -> None:
         """Queue what waits in the inbox for channels run here (a wake-up may have been missed

@@ -579,10 +579,11 @@ class DiscordAdapter(Adapter):
         return channel
 
     async def catch_up(self, channel: ChannelRef, after: str) -> list[IncomingMessage]:
-        """People's messages after message ``after`` in the channel's history, oldest first."""
+        """People's messages after message ``after`` in the channel's (or its thread's) history, oldest
+        first. A thread is a channel of its own: the parent's history leaves out what is said in it."""
         missed: list[IncomingMessage] = []
         try:
-            target = await self.fetch_channel(channel.id)
+            target = await self.fetch_channel(channel.thread or channel.id)
             async for message in target.history(limit=CATCH_UP_MAX, after=discord.Object(id=int(after)),
                                                 oldest_first=True):
                 if message.webhook_id is not None or message.author.bot or not message.content.strip():

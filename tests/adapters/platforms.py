@@ -188,8 +188,9 @@ class Chat:
         """The moderator runs the bot's command with these words (``/troupe status``)."""
         raise NotImplementedError
 
-    async def write_while_away(self, text: str) -> None:
-        """The guest writes ``text`` where the channel's history keeps it, while the bot is not listening."""
+    async def write_while_away(self, text: str, *, thread: str | None = None) -> None:
+        """The guest writes ``text`` where the channel's (or ``thread``'s) history keeps it, while the bot
+        is not listening."""
         raise NotImplementedError
 
     async def next_event(self, timeout: float = 10.0) -> AdapterEvent:
@@ -290,7 +291,8 @@ class ConsoleChat(Chat):
     async def run_command(self, text: str) -> None:
         self._pipe.send_text(f"/troupe {text}\r")
 
-    async def write_while_away(self, text: str) -> None:
+    async def write_while_away(self, text: str, *, thread: str | None = None) -> None:
+        assert thread is None, "the console has no threads"
         # The terminal's journal keeps what was typed: a line the bot read but never answered.
         await self.say(text)
         await self.next_event()
@@ -355,8 +357,8 @@ class MemoryChat(Chat):
     async def run_command(self, text: str) -> None:
         self.memory.push_command(text, user=self.person.id)
 
-    async def write_while_away(self, text: str) -> None:
-        self.memory.write_while_away(text, user="guest")
+    async def write_while_away(self, text: str, *, thread: str | None = None) -> None:
+        self.memory.write_while_away(text, user="guest", thread=thread)
 
     def shown(self, thread: str | None = None) -> list[Shown]:
         return [Shown(s.identity + (f" ({s.tag})" if s.tag else "") if s.identity else self.bot_name, s.text,
@@ -419,9 +421,9 @@ class DiscordChat(Chat):
     async def run_command(self, text: str) -> None:
         await self.fake.run_slash_command(f"troupe {text}", user=self.fake.moderator, channel_id=self.general)
 
-    async def write_while_away(self, text: str) -> None:
+    async def write_while_away(self, text: str, *, thread: str | None = None) -> None:
         # Discord's history keeps every message; the adapter hears this one too, and the test reads it off.
-        await self.fake.user_says(self.general, text, user=self.fake.guest)
+        await self.fake.user_says(int(thread or self.general), text, user=self.fake.guest)
         await self.next_event()
 
     def shown(self, thread: str | None = None) -> list[Shown]:
@@ -507,9 +509,9 @@ class SlackChat(Chat):
         envelope = await self.fake.send_slash_command(text, user_id=MODERATOR, channel_id=CHANNEL)
         assert await self.fake.wait_ack(envelope) is not None, "the slash command was not acknowledged"
 
-    async def write_while_away(self, text: str) -> None:
+    async def write_while_away(self, text: str, *, thread: str | None = None) -> None:
         # Stored in the channel, never delivered as an event: no socket was open to hear it.
-        self.fake._user_message(self.fake.channels[CHANNEL], GUEST, text, None)
+        self.fake._user_message(self.fake.channels[CHANNEL], GUEST, text, thread)
 
     def shown(self, thread: str | None = None) -> list[Shown]:
         found = []

@@ -237,6 +237,27 @@ async def test_what_was_written_while_the_bot_was_away_is_caught_up_oldest_first
     assert all(m.channel.key == chat.channel.key and not m.user.is_bot for m in missed)
 
 
+@on(MEMORY, DISCORD, SLACK)
+async def test_what_was_written_in_a_thread_while_the_bot_was_away_is_caught_up_in_the_thread(chat: Chat) -> None:
+    """A branch lives in a thread: its catch-up reads the thread, and the channel's reads the channel."""
+    opened = await chat.adapter.open_thread(chat.channel, "Branch: budget", "The budget branch goes on here.")
+    assert opened is not None
+    await chat.say("In the thread, before the break.", thread=opened.id)
+    before = await chat.next_event()
+    assert isinstance(before, IncomingMessage)
+    await chat.adapter.post(chat.channel, PRIYA, "See you after the break.", thread=opened.id)
+    await chat.write_while_away("Did the budget move?", thread=opened.id)
+    await chat.write_while_away("Meanwhile, in the channel.")
+    await chat.write_while_away("Who signs it off?", thread=opened.id)
+
+    branch = chat.channel.model_copy(update={"thread": opened.id})
+    missed = await chat.adapter.catch_up(branch, before.message_id)
+    assert [m.text for m in missed] == ["Did the budget move?", "Who signs it off?"]
+    assert all((m.channel.key, m.channel.thread) == (chat.channel.key, opened.id) for m in missed)
+    in_channel = await chat.adapter.catch_up(chat.channel, before.message_id)
+    assert [(m.text, m.channel.thread) for m in in_channel] == [("Meanwhile, in the channel.", None)]
+
+
 async def test_the_platform_says_who_someone_is_now(chat: Chat) -> None:
     now = await chat.adapter.member(chat.person, chat.channel)
     assert now is not None and now.id == chat.person.id and not now.is_bot

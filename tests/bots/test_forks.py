@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from adapters.memory import MemoryAdapter
 from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
 from tests.support.paths import AGENTS
 from tests.support.testbot import demo_settings, start_bot, thread_of
@@ -82,6 +83,33 @@ async def test_branches_survive_a_restart_on_the_same_database(tmp_path):
         assert "Branches: discount (active" in status
     finally:
         await bot.app.stop()
+
+
+async def test_what_was_said_in_a_branch_while_the_bot_was_down_is_heard_in_the_branch(tmp_path):
+    settings = demo_settings(tmp_path, file_dirs=[AGENTS])
+    bot = await start_bot(settings)
+    try:
+        await team(bot)
+        await bot.say("Would you pay $300 for the speaker?")
+        thread = thread_of(await bot.command("fork discount"))
+        await bot.say("It is $199 now.", thread=thread)
+    finally:
+        await bot.app.stop()
+    platform = MemoryAdapter()
+    platform.history = list(bot.adapter.history)
+    platform.write_while_away("And with a free cable?", thread=thread)
+    platform.write_while_away("Back in the channel: any news?")
+
+    again = await start_bot(settings, platform)
+    try:
+        await again.app.wait_idle()
+        assert heard(again, "discount")[-2:] == ["It is $199 now.", "And with a free cable?"]
+        assert heard(again)[-1] == "Back in the channel: any news?"
+        assert "And with a free cable?" not in heard(again) and "Back in the channel: any news?" not in heard(again, "discount")
+        answers = [s for s in platform.posts() if s.thread == thread]
+        assert answers and all("branch discount" in (s.tag or "") for s in answers), "the branch answers in its thread"
+    finally:
+        await again.app.stop()
 
 
 async def test_only_moderators_fork_and_mistakes_are_explained(testbot):

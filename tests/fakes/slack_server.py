@@ -1274,6 +1274,15 @@ class FakeSlack:
             raise SlackApiFailure("thread_not_found")
         root = target.get("thread_ts") or ts
         thread = [m for m in channel.messages if m["ts"] == root or m.get("thread_ts") == root]
+        # ``oldest``/``latest`` bound the replies; the thread's first message comes first whatever they say.
+        inclusive = bool(_flag(params.get("inclusive")))
+        latest, oldest = params.get("latest"), params.get("oldest")
+        replies = thread[1:]
+        if latest:
+            replies = [m for m in replies if float(m["ts"]) < float(latest) or (inclusive and m["ts"] == latest)]
+        if oldest:
+            replies = [m for m in replies if float(m["ts"]) > float(oldest) or (inclusive and m["ts"] == oldest)]
+        thread = thread[:1] + replies
         page, cursor = _paginate(thread, params)
         return {
             "messages": [dict(m) for m in page],
