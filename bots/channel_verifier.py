@@ -24,7 +24,10 @@ class ChannelVerifier:
     async def verdict(self, world: TinyWorld, text: str, persona: str, *, recent: list[str], max_length: int) -> Verdict:
         """The channel's verdict on ``text`` as ``persona``'s; a check that errors holds it (fail closed)."""
         agent = world.find(persona) if persona else None
-        context = VerificationContext(
+        # Of the bot's own values, already valid. Built at every post; and unvalidated, the persona's
+        # spec stays the agent's own object, which the verification process recognises at once.
+        # Every field is given: a default filled in by ``model_construct`` costs more than the rest.
+        context = VerificationContext.model_construct(
             platform=self._channel.platform,
             channel_key=self._record.channel_key,
             world_id=self._record.id,
@@ -33,6 +36,8 @@ class ChannelVerifier:
             persona_spec=agent.persona_data if agent else {},
             recent=recent,
             max_length=max_length,
+            system_prompt=None,
+            phone_regions=[],
         )
         try:
             verifier = await self._services.verifier_for(self._config, self._record.channel_key)
