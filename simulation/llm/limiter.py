@@ -16,14 +16,18 @@ from simulation.llm.base import ChatRequest, ChatResult, LanguageModel, ModelWra
 
 #: The share of the cap that background calls may hold at once (at least one call).
 BACKGROUND_SHARE = 0.25
+#: While both kinds wait, a background call (within its share) starts after this many calls someone
+#: waits on: under a steady load, background work goes slower but never stops.
+FOREGROUND_RUN = 3
 
 
 class ConcurrencyLimitedModel(ModelWrapper):
     """At most ``limit`` calls to ``inner`` at a time; the rest wait their turn in order.
 
-    Background calls (``ChatRequest.background``) start only while no other call waits, and hold at
-    most ``background_share`` of the cap: a storm of them is spread out instead of crowding the
-    calls someone waits on. When several processes share one deployment's limit, each takes its
+    Background calls (``ChatRequest.background``) hold at most ``background_share`` of the cap, and
+    while other calls wait only one of them starts for every ``FOREGROUND_RUN`` of those: a storm of
+    them is spread out instead of crowding the calls someone waits on, and a steady load of those
+    slows background work without stopping it. When several processes share one deployment's limit, each takes its
     share of it (``share_among``): the calls in flight across the deployment stay within ``limit``.
     """
 
@@ -43,6 +47,8 @@ class ConcurrencyLimitedModel(ModelWrapper):
         self.in_flight = 0
         self.background_in_flight = 0
         self.peak = 0
+        #: Calls someone waits on started since a background call last did, while one could have.
+        self._passed_over = 0
 
     @property
     def waiting(self) -> int:
@@ -82,9 +88,11 @@ class ConcurrencyLimitedModel(ModelWrapper):
             self._release(background)
 
     def _may_start(self, background: bool) -> bool:
+        """Whether a call arriving now starts at once (no call of its kind is waiting)."""
         if self.in_flight >= self.cap:
             return False
-        return not background or (not self._queues[False] and self.background_in_flight < self.background_cap)
+        return not background or (self.background_in_flight < self.background_cap
+                                  and (not self._queues[False] or self._passed_over >= FOREGROUND_RUN))
 
     def _take(self, background: bool) -> None:
         self.in_flight += 1
@@ -97,12 +105,19 @@ class ConcurrencyLimitedModel(ModelWrapper):
         self._start_waiting()
 
     def _start_waiting(self) -> None:
-        """Give free slots to waiting calls: those someone waits on first, each kind in order."""
-        for background in (False, True):
-            queue = self._queues[background]
-            while queue and self._may_start(background):
-                slot = queue.popleft()
-                if slot.done():
-                    continue  # cancelled while it waited
-                self._take(background)
-                slot.set_result(None)
+        """Give free slots to waiting calls, each kind in order: those someone waits on first, but a
+        background call within its share after every ``FOREGROUND_RUN`` of them, so it never starves."""
+        foreground, background = self._queues[False], self._queues[True]
+        while self.in_flight < self.cap:
+            background_may = bool(background) and self.background_in_flight < self.background_cap
+            if background_may and (not foreground or self._passed_over >= FOREGROUND_RUN):
+                slot, kind = background.popleft(), True
+            elif foreground:
+                slot, kind = foreground.popleft(), False
+            else:
+                return
+            if slot.done():
+                continue  # cancelled while it waited
+            self._passed_over = 0 if kind else self._passed_over + background_may
+            self._take(kind)
+            slot.set_result(None)

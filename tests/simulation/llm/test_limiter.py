@@ -167,3 +167,25 @@ async def test_a_call_cancelled_just_as_it_was_given_a_slot_hands_it_on(backend,
     given.cancel()
     assert (await after).text == "ok"
     assert given.cancelled() and model.in_flight == model.waiting == 0
+
+
+async def test_background_work_goes_on_under_a_steady_load_of_turns(backend, fake_openai):
+    """Turns always waiting: a fold still starts after every few turns instead of waiting for a lull
+    that never comes (memories would go unfolded and prompts grow)."""
+    order: list[str] = []
+
+    async def responder(body: dict) -> str:
+        order.append(body["messages"][0]["content"])
+        await asyncio.sleep(0.01)
+        return "ok"
+
+    fake_openai.responder = responder
+    model = ConcurrencyLimitedModel(backend, 2)
+    turns = [asyncio.ensure_future(model.complete(ask(n))) for n in range(30)]
+    await asyncio.sleep(0)
+    folds = [asyncio.ensure_future(model.complete(fold(n))) for n in range(3)]
+    await asyncio.gather(*turns, *folds)
+
+    places = [order.index(f"fold {n}") for n in range(3)]
+    assert places == sorted(places) and places[-1] < 20, order
+    assert all(later - earlier >= 4 for earlier, later in zip(places, places[1:])), "one fold per three turns"
