@@ -67,7 +67,9 @@ class LLMSettings(BaseModel):
     #: memory summary always stay.
     context_tokens: int | None = Field(default=None, ge=256)
 
-    #: Most requests in flight at once, across all worlds.
+    #: Most requests in flight at once, across all worlds. Persona turns and other answers someone
+    #: waits on go first; memory folds hold at most a quarter of the slots (at least one) and, while
+    #: turns wait, one starts for every three turns.
     concurrency: int = Field(default=8, ge=1)
 
     #: Persistent response cache; makes a replay of the same simulation exact and free.
