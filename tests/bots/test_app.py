@@ -815,3 +815,27 @@ async def test_a_message_heard_while_an_answer_is_being_posted_is_answered_too(t
         assert [p.identity for p in bot.adapter.posts()] == ["Priya Nair"] * 3
     finally:
         await bot.app.stop()
+
+
+async def test_each_post_is_verified_with_its_personas_own_spec(tmp_path):
+    """The verification context carries the persona's spec as the persona holds it (the same object
+    every time): the verification process recognises a spec it has by that, without encoding it."""
+    seen: list[tuple[str, dict]] = []
+
+    class Noting(Verifier):
+        async def verify(self, text: str, context: VerificationContext) -> Verdict:
+            seen.append((context.persona, context.persona_spec))
+            return Verdict(action=VerdictAction.PASS, text=text)
+
+    bot = await start_bot(demo_settings(tmp_path), verifier=Noting())
+    try:
+        await team(bot, "general", "Priya Nair", "Henrik Lindqvist")
+        await bot.say("Coffee or tea?")
+        await bot.say("And for the offsite?")
+        world = bot.app.sessions.get("memory:general").world
+        specs = {agent.name: agent.persona_data for agent in world.agents}
+        assert len([name for name, _ in seen if name]) >= 4
+        assert all(spec is specs[name] for name, spec in seen if name), "a copy, which the process must encode"
+        assert specs["Priya Nair"]["name"] == "Priya Nair"
+    finally:
+        await bot.app.stop()
