@@ -12,9 +12,10 @@ layer alone: the official client and our wrappers, no bot, no verification, no s
 the floor under any round in one process on this machine, since the client's own CPU per call
 sets it. The bot's rounds and the model layer's (in a process of its own) take turns, 5 of each,
 so a machine whose speed drifts while the benchmark runs (a shared host) slows both alike; the
-line before the last lists every round and the loop's worst stall in each. From the 4th round
-every persona also folds its memory (a model call each, started as its turn ends and queued
-behind turns, so they spill into the 5th round): those rounds make ~2,000 calls on both sides.
+line before the last lists every round, the loop's worst stall in each and its CPU in each (a
+slow round with no more CPU than the others was the host's). From the 4th round every persona
+also folds its memory (a model call each, started as its turn ends and queued behind turns, so
+they spill into the 5th round): those rounds make ~2,000 calls on both sides.
 
 Prints one JSON object on its last line. Its targets: ``over_model_layer`` (the bot's round ÷ the
 model layer's round, from the same run) ≤ 1.2, and ``max_loop_stall_ms`` (the event loop's worst
@@ -223,6 +224,8 @@ class BotRounds:
         self.times: list[float] = []
         self.overheads: list[float] = []
         self.stalls: list[float] = []
+        #: The event loop thread's CPU in each round: a slow round with no more of it was the host's.
+        self.loop_cpus: list[float] = []
         self.cpu = self.fake_cpu = self.helpers_cpu = self.loop_cpu = 0.0
 
     async def round(self, n: int) -> float:
@@ -231,7 +234,8 @@ class BotRounds:
         bot_cpu, fake_cpu, helpers = cpu_s(), cpu_s(self.fake_pid), helpers_cpu_s(self.fake_pid)
         loop_cpu = time.thread_time()  # this thread runs the event loop
         elapsed, post_overheads = await round_trip(self.app, self.adapter, self.channels, n)
-        self.loop_cpu += time.thread_time() - loop_cpu
+        self.loop_cpus.append(time.thread_time() - loop_cpu)
+        self.loop_cpu += self.loop_cpus[-1]
         self.helpers_cpu += sum(cpu - helpers.get(pid, 0.0) for pid, cpu in helpers_cpu_s(self.fake_pid).items())
         self.cpu += cpu_s() - bot_cpu
         self.fake_cpu += cpu_s(self.fake_pid) - fake_cpu
@@ -243,7 +247,7 @@ class BotRounds:
     def figures(self) -> dict[str, Any]:
         turns = len(self.times) * self.channels * len(PERSONAS)
         return {"round_s": statistics.median(self.times), "rounds_s": self.times, "stall_s": max(self.stalls),
-                "stalls_s": self.stalls,
+                "stalls_s": self.stalls, "loop_cpus_s": self.loop_cpus,
                 "overhead_s": statistics.median(self.overheads),
                 "bot_cpu_s_per_turn": (self.cpu + self.helpers_cpu) / turns, "fake_cpu_s_per_turn": self.fake_cpu / turns,
                 "helpers_cpu_s_per_turn": self.helpers_cpu / turns, "loop_cpu_s_per_turn": self.loop_cpu / turns}
@@ -411,6 +415,7 @@ async def main(channels: int, rounds: int = ROUNDS) -> dict[str, float]:
         "rounds_s": [round(t, 3) for t in many["rounds_s"]],
         "model_layer_rounds_s": [round(t, 3) for t in model_only["rounds_s"]],
         "loop_stalls_ms": [round(t * 1000, 1) for t in many["stalls_s"]],
+        "loop_cpu_s_by_round": [round(t, 3) for t in many["loop_cpus_s"]],
     }))
     # Per post, in one channel: time from the human message to the post, minus the model's 300 ms.
     overhead_ms = single["overhead_s"] * 1000
