@@ -10,7 +10,7 @@ import pytest
 from adapters.memory import MemoryAdapter
 from bots.verification import Verdict, VerdictAction, VerificationContext, Verifier
 from tests.support.paths import AGENTS
-from tests.support.testbot import demo_settings, start_bot, thread_of
+from tests.support.testbot import TestBot, demo_settings, start_bot, thread_of
 
 TEAM = ("Priya Nair", "Tomasz Kowalski")
 
@@ -59,8 +59,9 @@ async def test_a_fork_talks_in_its_own_thread_and_neither_hears_the_other(testbo
     assert all(s.thread is None for s in posted if s.kind == "post"), "the channel's world answers in the channel"
 
 
-async def test_branches_survive_a_restart_on_the_same_database(tmp_path):
-    settings = demo_settings(tmp_path, file_dirs=[AGENTS])
+async def forked_then_stopped(settings) -> tuple[TestBot, str, list[dict]]:
+    """A bot whose channel has a branch, “discount”, that heard a message in its thread; stopped.
+    Returns it, the branch's thread and the branch's events as they were."""
     bot = await start_bot(settings)
     try:
         await team(bot)
@@ -70,6 +71,12 @@ async def test_branches_survive_a_restart_on_the_same_database(tmp_path):
         before = [e.model_dump() for e in bot.app.branches.named("memory:general", "discount").world.events]
     finally:
         await bot.app.stop()
+    return bot, thread, before
+
+
+async def test_branches_survive_a_restart_on_the_same_database(tmp_path):
+    settings = demo_settings(tmp_path, file_dirs=[AGENTS])
+    _, thread, before = await forked_then_stopped(settings)
 
     bot = await start_bot(settings)
     try:
@@ -87,14 +94,7 @@ async def test_branches_survive_a_restart_on_the_same_database(tmp_path):
 
 async def test_what_was_said_in_a_branch_while_the_bot_was_down_is_heard_in_the_branch(tmp_path):
     settings = demo_settings(tmp_path, file_dirs=[AGENTS])
-    bot = await start_bot(settings)
-    try:
-        await team(bot)
-        await bot.say("Would you pay $300 for the speaker?")
-        thread = thread_of(await bot.command("fork discount"))
-        await bot.say("It is $199 now.", thread=thread)
-    finally:
-        await bot.app.stop()
+    bot, thread, _ = await forked_then_stopped(settings)
     platform = MemoryAdapter()
     platform.history = list(bot.adapter.history)
     platform.write_while_away("And with a free cable?", thread=thread)
