@@ -27,8 +27,9 @@ class ConcurrencyLimitedModel(ModelWrapper):
     Background calls (``ChatRequest.background``) hold at most ``background_share`` of the cap, and
     while other calls wait only one of them starts for every ``FOREGROUND_RUN`` of those: a storm of
     them is spread out instead of crowding the calls someone waits on, and a steady load of those
-    slows background work without stopping it. When several processes share one deployment's limit, each takes its
-    share of it (``share_among``): the calls in flight across the deployment stay within ``limit``.
+    slows background work without stopping it. When several processes share one deployment's limit,
+    each takes its share of it (``share_among``): the calls in flight across the deployment stay
+    within ``limit``.
     """
 
     def __init__(self, inner: LanguageModel, limit: int, *, background_share: float = BACKGROUND_SHARE) -> None:
@@ -68,31 +69,22 @@ class ConcurrencyLimitedModel(ModelWrapper):
     async def complete(self, request: ChatRequest) -> ChatResult:
         background = request.background
         queue = self._queues[background]
-        if queue or not self._may_start(background):
-            slot = asyncio.get_running_loop().create_future()
-            queue.append(slot)
-            try:
-                await slot
-            except asyncio.CancelledError:
-                if slot.done() and not slot.cancelled():
-                    self._release(background)  # given a slot as it was cancelled: hand it on
-                else:
-                    with contextlib.suppress(ValueError):  # (unless a release already dropped it)
-                        queue.remove(slot)
-                raise
-        else:
-            self._take(background)
+        slot = asyncio.get_running_loop().create_future()
+        queue.append(slot)
+        self._start_waiting()  # (a free slot starts it at once: awaiting a done future does not yield)
+        try:
+            await slot
+        except asyncio.CancelledError:
+            if slot.done() and not slot.cancelled():
+                self._release(background)  # given a slot as it was cancelled: hand it on
+            else:
+                with contextlib.suppress(ValueError):  # (unless a release already dropped it)
+                    queue.remove(slot)
+            raise
         try:
             return await self.inner.complete(request)
         finally:
             self._release(background)
-
-    def _may_start(self, background: bool) -> bool:
-        """Whether a call arriving now starts at once (no call of its kind is waiting)."""
-        if self.in_flight >= self.cap:
-            return False
-        return not background or (self.background_in_flight < self.background_cap
-                                  and (not self._queues[False] or self._passed_over >= FOREGROUND_RUN))
 
     def _take(self, background: bool) -> None:
         self.in_flight += 1
