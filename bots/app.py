@@ -144,7 +144,7 @@ class TroupeApp:
             take=self.ownership.acquire,
         )
         self.sessions = SessionManager(self.services)
-        self.branches = Branches(self.services)
+        self.branches = Branches(self.services, self.sessions)
         self.permissions = ModeratorPolicy(settings.bot)
         self.focus_groups = FocusGroups(self.outbox, self.spawn)
         self.commands = CommandRegistry(CommandServices(
@@ -365,7 +365,7 @@ class TroupeApp:
     async def _catch_up_later(self, adapter: Adapter, session: Any, after: str) -> None:
         for delay in CATCH_UP_RETRY_DELAYS:
             await asyncio.sleep(delay)
-            running = self.branches.session_in(session.channel) or self.sessions.get(session.channel.key)
+            running = self.branches.hearing(session.channel)
             if running is not session:
                 return  # the world was stopped meanwhile
             if await self._catch_up_channel(adapter, session, after):
@@ -648,7 +648,7 @@ class TroupeApp:
                 await self._command(adapter, question, interviewed=persona)
                 return
             # A branch's thread is heard by that branch alone; the rest of the channel by its world.
-            session = self.branches.session_in(event.channel) or self.sessions.get(event.channel.key)
+            session = self.branches.hearing(event.channel)
             stopped = self.branches.stopped_in(event.channel)
             if stopped is not None:
                 if adapter.explains_silence:

@@ -18,7 +18,7 @@ import uuid
 from adapters.base import ChannelRef
 from bots.services import Services
 from bots.session import ChannelSession
-from bots.session_manager import _answer_owed, world_state_from_storage
+from bots.session_manager import SessionManager, _answer_owed, world_state_from_storage
 from bots.storage import MemoryWrite, PersonaRecord, StepWrite, UsageRow, WorldRecord, WorldStatus
 from simulation.world import TinyWorld, WorldError
 
@@ -35,8 +35,10 @@ SECTION_PREFIX = "branch:"
 class Branches:
     """The running branches of every channel, by the thread they talk in."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, channels: SessionManager) -> None:
         self.services = services
+        #: The channels' own worlds, which hear what is written outside branches' threads.
+        self.channels = channels
         self._sessions: dict[tuple[str, str], ChannelSession] = {}
         #: Threads of stopped branches, with the branch's name: what is written there reaches no world.
         self._stopped: dict[tuple[str, str], str] = {}
@@ -46,6 +48,11 @@ class Branches:
     def session_in(self, channel: ChannelRef) -> ChannelSession | None:
         """The branch whose thread ``channel`` points at, if it is one."""
         return self._sessions.get((channel.key, channel.thread)) if channel.thread is not None else None
+
+    def hearing(self, channel: ChannelRef) -> ChannelSession | None:
+        """The world that hears what is written at ``channel``: in a branch's thread that branch,
+        anywhere else in the channel the channel's world (None if neither runs)."""
+        return self.session_in(channel) or self.channels.get(channel.key)
 
     def stopped_in(self, channel: ChannelRef) -> str | None:
         """The name of the stopped branch whose thread ``channel`` points at, if it is one."""

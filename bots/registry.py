@@ -58,7 +58,7 @@ class CommandRegistry:
             return Reply(services.permissions.refusal(command.name, invocation.user, invocation.channel.platform),
                          private=True, failed=True)
         # In a branch's thread, commands act on the branch.
-        session = services.branches.session_in(invocation.channel) or services.sessions.get(invocation.channel.key)
+        session = services.branches.hearing(invocation.channel)
         stopped = services.branches.stopped_in(invocation.channel)
         if stopped is not None and spec.needs_world:
             return Reply(f"The branch “{stopped}” of this thread was stopped, so `{command.name}` has no world here; "
