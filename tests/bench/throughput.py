@@ -12,8 +12,9 @@ layer alone: the official client and our wrappers, no bot, no verification, no s
 the floor under any round in one process on this machine, since the client's own CPU per call
 sets it. The bot's rounds and the model layer's (in a process of its own) take turns, 5 of each,
 so a machine whose speed drifts while the benchmark runs (a shared host) slows both alike; the
-line before the last lists every round, the loop's worst stall in each and its CPU in each (a
-slow round with no more CPU than the others was the host's). From the 4th round every persona
+line before the last lists every round, the loop's worst stall in each (with the loop thread's own
+CPU in it, and the garbage collector's part of that: a stall with little of either was the host's)
+and the loop's CPU in each (a slow round with no more CPU than the others was the host's). From the 4th round every persona
 also folds its memory (a model call each, started as its turn ends and queued behind turns, so
 they spill into the 5th round): those rounds make ~2,000 calls on both sides.
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -81,29 +83,44 @@ class TimedAdapter(MemoryAdapter):
 
 
 class StallMeter:
-    """How late the event loop wakes a task that asked to sleep 5 ms: the loop's worst stall."""
+    """How late the event loop wakes a task that asked to sleep 5 ms: the loop's worst stall, and
+    what it was made of: the loop thread's own CPU in it (of which garbage collection), the rest
+    being time the host gave to other processes."""
 
     def __init__(self) -> None:
-        self.worst = 0.0
+        self.worst = self.worst_cpu = self.worst_gc = 0.0
+        self._gc = 0.0
+        self._gc_started = 0.0
         self._task: asyncio.Task | None = None
+
+    def _on_collection(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.thread_time()
+        else:
+            self._gc += time.thread_time() - self._gc_started
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            before = loop.time()
+            before, cpu, collected = loop.time(), time.thread_time(), self._gc
             await asyncio.sleep(0.005)
-            self.worst = max(self.worst, loop.time() - before - 0.005)
+            stall = loop.time() - before - 0.005
+            if stall > self.worst:
+                self.worst, self.worst_cpu, self.worst_gc = stall, time.thread_time() - cpu, self._gc - collected
 
     def start(self) -> None:
-        self.worst = 0.0
+        self.worst = self.worst_cpu = self.worst_gc = 0.0
+        gc.callbacks.append(self._on_collection)
         self._task = asyncio.ensure_future(self._run())
 
-    async def stop(self) -> float:
+    async def stop(self) -> tuple[float, float, float]:
+        """The worst stall, the loop thread's CPU in it and the garbage collection's, in seconds."""
         assert self._task is not None
         await asyncio.sleep(0.01)  # a sleep cut short by a stall just before this is still counted
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
-        return self.worst
+        gc.callbacks.remove(self._on_collection)
+        return self.worst, self.worst_cpu, self.worst_gc
 
 
 def bench_settings(port: int, data_dir: Path, channels: int) -> Settings:
@@ -224,6 +241,8 @@ class BotRounds:
         self.times: list[float] = []
         self.overheads: list[float] = []
         self.stalls: list[float] = []
+        #: The loop thread's CPU in each round's worst stall, and the garbage collection's in it.
+        self.stall_parts: list[tuple[float, float]] = []
         #: The event loop thread's CPU in each round: a slow round with no more of it was the host's.
         self.loop_cpus: list[float] = []
         self.cpu = self.fake_cpu = self.helpers_cpu = self.loop_cpu = 0.0
@@ -239,7 +258,9 @@ class BotRounds:
         self.helpers_cpu += sum(cpu - helpers.get(pid, 0.0) for pid, cpu in helpers_cpu_s(self.fake_pid).items())
         self.cpu += cpu_s() - bot_cpu
         self.fake_cpu += cpu_s(self.fake_pid) - fake_cpu
-        self.stalls.append(await meter.stop())
+        stall, stall_cpu, stall_gc = await meter.stop()
+        self.stalls.append(stall)
+        self.stall_parts.append((stall_cpu, stall_gc))
         self.times.append(elapsed)
         self.overheads += post_overheads
         return elapsed
@@ -247,7 +268,7 @@ class BotRounds:
     def figures(self) -> dict[str, Any]:
         turns = len(self.times) * self.channels * len(PERSONAS)
         return {"round_s": statistics.median(self.times), "rounds_s": self.times, "stall_s": max(self.stalls),
-                "stalls_s": self.stalls, "loop_cpus_s": self.loop_cpus,
+                "stalls_s": self.stalls, "stall_parts_s": self.stall_parts, "loop_cpus_s": self.loop_cpus,
                 "overhead_s": statistics.median(self.overheads),
                 "bot_cpu_s_per_turn": (self.cpu + self.helpers_cpu) / turns, "fake_cpu_s_per_turn": self.fake_cpu / turns,
                 "helpers_cpu_s_per_turn": self.helpers_cpu / turns, "loop_cpu_s_per_turn": self.loop_cpu / turns}
@@ -415,6 +436,9 @@ async def main(channels: int, rounds: int = ROUNDS) -> dict[str, float]:
         "rounds_s": [round(t, 3) for t in many["rounds_s"]],
         "model_layer_rounds_s": [round(t, 3) for t in model_only["rounds_s"]],
         "loop_stalls_ms": [round(t * 1000, 1) for t in many["stalls_s"]],
+        # Of each round's worst stall: the loop thread's own CPU, and garbage collection's part of that.
+        "loop_stall_cpu_ms": [round(cpu * 1000, 1) for cpu, _ in many["stall_parts_s"]],
+        "loop_stall_gc_ms": [round(collected * 1000, 1) for _, collected in many["stall_parts_s"]],
         "loop_cpu_s_by_round": [round(t, 3) for t in many["loop_cpus_s"]],
     }))
     # Per post, in one channel: time from the human message to the post, minus the model's 300 ms.
