@@ -295,7 +295,8 @@ class MemoryAdapter(Adapter):
     async def catch_up(self, channel: ChannelRef, after: str) -> list[IncomingMessage]:
         if not self.history_visible:
             return []
-        return [m for m in self.history if m.channel.id == channel.id and m.channel.thread == channel.thread
+        # A channel's catch-up holds its threads' messages too, as a platform's does; a thread's its own.
+        return [m for m in self.history if m.channel.id == channel.id and channel.thread in (None, m.channel.thread)
                 and int(m.message_id) > int(after)]
 
     async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,

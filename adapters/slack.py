@@ -83,6 +83,9 @@ BLOCKS_MAX = 50
 RESPONSE_URL_TTL_S = 29 * 60
 #: Most messages read back at start-up from a channel's history.
 CATCH_UP_MAX = 500
+#: How long before the last message heard a thread may have started for its later replies to be
+#: caught up (Slack lists threads by their first message, in the channel's history).
+THREAD_LOOKBACK_S = 7 * 24 * 3600
 #: How long a received message's acknowledgement waits for the bot to keep it (Slack allows 3 s).
 KEEP_WAIT_S = 2.0
 #: Deliveries remembered to spot Slack's retries.
@@ -221,6 +224,9 @@ class _Seen:
         """Take the next delivery of ``keys`` as new (this one could not be kept)."""
         for key in keys:
             self._keys.pop(key, None)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys
 
     def first_time(self, *keys: str) -> bool:
         """True unless one of ``keys`` was seen before; remembers them all."""
@@ -881,41 +887,73 @@ class SlackAdapter(Adapter):
         return f"{when.timestamp():.6f}"
 
     async def catch_up(self, channel: ChannelRef, after: str) -> list[IncomingMessage]:
-        """People's messages after ``after`` (a ``ts``), oldest first: the channel's from
-        ``conversations.history`` (which leaves out replies in threads), a thread's from
-        ``conversations.replies`` (which lists the thread's first message too, whatever ``oldest`` says)."""
+        """People's messages after ``after`` (a ``ts``), oldest first, each with its thread.
+
+        A thread's come from ``conversations.replies`` (which lists the thread's first message too,
+        whatever ``oldest`` says). A channel's from ``conversations.history``, which leaves out
+        replies in threads: so the replies since ``after`` of every thread that got any are read too.
+        A thread's first message tells when its latest reply came; threads started up to
+        ``THREAD_LOOKBACK_S`` before ``after`` are looked at.
+        """
         workspace = await self._workspace(channel.id)
-        found: list[dict[str, Any]] = []
-        cursor: str | None = None
         raw = self._raw(channel.id)
         try:
-            while len(found) < CATCH_UP_MAX:
-                if channel.thread:
-                    response = await workspace.client.conversations_replies(channel=raw, ts=channel.thread, oldest=after,
-                                                                            limit=200, cursor=cursor)
-                else:
-                    response = await workspace.client.conversations_history(channel=raw, oldest=after, limit=200,
-                                                                             cursor=cursor)
-                found += [m for m in response.get("messages") or []
-                          if float(m.get("ts", 0)) > float(after) and m.get("ts") != channel.thread]
-                cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-                if not response.get("has_more") or not cursor:
-                    break
+            if channel.thread:
+                found = await self._replies(workspace, raw, channel.thread, after)
+            else:
+                found = await self._history(workspace, raw, oldest=after)
+                earlier = await self._history(workspace, raw, oldest=f"{float(after) - THREAD_LOOKBACK_S:.6f}",
+                                              latest=after)
+                for start in [m for m in [*earlier, *found] if _replied_after(m, after)]:
+                    found += await self._replies(workspace, raw, str(start["ts"]), after)
         except (TimeoutError, SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
             raise _adapter_error(error, "reading the channel's history") from error
+        # By ts: a reply also sent to the channel is found in its thread and in the channel.
+        by_ts = {str(m["ts"]): m for m in found if float(m.get("ts", 0)) > float(after)}
         missed: list[IncomingMessage] = []
-        for message in sorted(found, key=lambda m: float(m["ts"]))[:CATCH_UP_MAX]:
+        for ts in sorted(by_ts, key=float)[:CATCH_UP_MAX]:
+            message = by_ts[ts]
             if not self._by_a_person(message, workspace):
                 continue
             text = _plain_text(str(message.get("text") or ""))
-            if not text.strip() or not self._seen.first_time(f"{channel.id}/{message['ts']}"):
-                continue
+            if not text.strip() or f"{channel.id}/{ts}" in self._seen:
+                continue  # (delivered as an event; a catch-up only reads, the bot hears each message once)
             user = await self._user(str(message["user"]), workspace)
             if not user.is_bot:
-                missed.append(IncomingMessage(channel=ChannelRef(platform="slack", id=channel.id, name=channel.name,
-                                                                 thread=channel.thread),
-                                              user=user, text=text, message_id=str(message["ts"])))
+                thread = message.get("thread_ts")
+                missed.append(IncomingMessage(
+                    channel=ChannelRef(platform="slack", id=channel.id, name=channel.name,
+                                       thread=str(thread) if thread and thread != ts else None),
+                    user=user, text=text, message_id=ts))
         return missed
+
+    async def _history(self, workspace: _Workspace, raw: str, *, oldest: str,
+                       latest: str | None = None) -> list[dict[str, Any]]:
+        """The channel's messages after ``oldest`` (up to and with ``latest``), at most ``CATCH_UP_MAX``."""
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while len(found) < CATCH_UP_MAX:
+            response = await workspace.client.conversations_history(
+                channel=raw, oldest=oldest, limit=200, cursor=cursor,
+                **({"latest": latest, "inclusive": True} if latest is not None else {}))
+            found += response.get("messages") or []
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not response.get("has_more") or not cursor:
+                break
+        return found
+
+    async def _replies(self, workspace: _Workspace, raw: str, thread: str, after: str) -> list[dict[str, Any]]:
+        """A thread's replies after ``after``, at most ``CATCH_UP_MAX`` (without its first message)."""
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while len(found) < CATCH_UP_MAX:
+            response = await workspace.client.conversations_replies(channel=raw, ts=thread, oldest=after, limit=200,
+                                                                    cursor=cursor)
+            found += [m for m in response.get("messages") or [] if m.get("ts") != thread]
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not response.get("has_more") or not cursor:
+                break
+        return found
 
     async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
                         since: datetime, taken: Collection[str] = ()) -> str | None:
@@ -977,6 +1015,12 @@ def _api_base(base: str) -> str:
 
 _MENTION = re.compile(r"<([@#!])([^>|]+)(?:\|([^>]*))?>")
 _URL = re.compile(r"<((?:https?|mailto):[^>|]+)(?:\|([^>]*))?>")
+
+
+def _replied_after(message: dict[str, Any], after: str) -> bool:
+    """Whether ``message`` starts a thread whose latest reply came after ``after``."""
+    thread, latest = message.get("thread_ts"), message.get("latest_reply")
+    return thread == message.get("ts") and latest is not None and float(latest) > float(after)
 
 
 def _plain_text(text: str) -> str:

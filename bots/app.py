@@ -351,7 +351,9 @@ class TroupeApp:
         except Exception as error:  # a platform that cannot tell us now is no reason not to start
             log.warning("could not catch up on %s yet: %s", session.channel.key, error)
             return False
-        missed = [m for m in missed if not session.heard(m.message_id)]
+        # A channel's catch-up holds its threads' messages too: each goes where it would have gone
+        # live (a branch's thread to the branch, which may also have read it; it hears it once).
+        missed = [m for m in missed if not (self.branches.hearing(m.channel) or session).heard(m.message_id)]
         if missed:
             log.info("catching up on %d message(s) in %s", len(missed), session.channel.key)
         # Kept in the inbox before anything else is heard: if the bot stops before hearing them, the

@@ -579,22 +579,30 @@ class DiscordAdapter(Adapter):
         return channel
 
     async def catch_up(self, channel: ChannelRef, after: str) -> list[IncomingMessage]:
-        """People's messages after message ``after`` in the channel's (or its thread's) history, oldest
-        first. A thread is a channel of its own: the parent's history leaves out what is said in it."""
+        """People's messages after message ``after``, oldest first, each with its thread.
+
+        A thread is a channel of its own, whose history the parent's leaves out: a channel's
+        catch-up also reads each of its active threads (as the gateway lists them) that has had a
+        message since. Ids grow with time across channels, so one ``after`` serves them all.
+        """
         missed: list[IncomingMessage] = []
         try:
-            target = await self.fetch_channel(channel.thread or channel.id)
-            async for message in target.history(limit=CATCH_UP_MAX, after=discord.Object(id=int(after)),
-                                                oldest_first=True):
-                if message.webhook_id is not None or message.author.bot or not message.content.strip():
-                    continue
-                missed.append(IncomingMessage(channel=self._channel_ref(message.channel),
-                                              user=self._user(message.author, message.channel),
-                                              text=message.content, message_id=str(message.id)))
+            targets: list[Any] = [await self.fetch_channel(channel.thread or channel.id)]
+            if channel.thread is None:
+                targets += [thread for thread in getattr(targets[0], "threads", ())
+                            if thread.last_message_id is None or thread.last_message_id > int(after)]
+            for target in targets:
+                async for message in target.history(limit=CATCH_UP_MAX, after=discord.Object(id=int(after)),
+                                                    oldest_first=True):
+                    if message.webhook_id is not None or message.author.bot or not message.content.strip():
+                        continue
+                    missed.append(IncomingMessage(channel=self._channel_ref(message.channel),
+                                                  user=self._user(message.author, message.channel),
+                                                  text=message.content, message_id=str(message.id)))
         except (TimeoutError, discord.HTTPException, aiohttp.ClientError, OSError, ValueError) as error:
             raise post_error(error if not isinstance(error, ValueError) else OSError(str(error)),
                               "reading the channel's history") from error
-        return missed
+        return sorted(missed, key=lambda m: int(m.message_id))[:CATCH_UP_MAX]
 
     async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
                         since: datetime, taken: Collection[str] = ()) -> str | None:

@@ -239,7 +239,8 @@ async def test_what_was_written_while_the_bot_was_away_is_caught_up_oldest_first
 
 @on(MEMORY, DISCORD, SLACK)
 async def test_what_was_written_in_a_thread_while_the_bot_was_away_is_caught_up_in_the_thread(chat: Chat) -> None:
-    """A branch lives in a thread: its catch-up reads the thread, and the channel's reads the channel."""
+    """A branch lives in a thread: its catch-up reads the thread. The channel's reads the channel
+    and its threads, each message with the thread it was written in."""
     opened = await chat.adapter.open_thread(chat.channel, "Branch: budget", "The budget branch goes on here.")
     assert opened is not None
     await chat.say("In the thread, before the break.", thread=opened.id)
@@ -255,7 +256,23 @@ async def test_what_was_written_in_a_thread_while_the_bot_was_away_is_caught_up_
     assert [m.text for m in missed] == ["Did the budget move?", "Who signs it off?"]
     assert all((m.channel.key, m.channel.thread) == (chat.channel.key, opened.id) for m in missed)
     in_channel = await chat.adapter.catch_up(chat.channel, before.message_id)
-    assert [(m.text, m.channel.thread) for m in in_channel] == [("Meanwhile, in the channel.", None)]
+    assert [(m.text, m.channel.thread) for m in in_channel] == [
+        ("Did the budget move?", opened.id), ("Meanwhile, in the channel.", None), ("Who signs it off?", opened.id)]
+
+
+@on(MEMORY, DISCORD, SLACK)
+async def test_replies_to_an_older_thread_written_while_the_bot_was_away_are_caught_up(chat: Chat) -> None:
+    """A thread started long before the last message heard still has its new replies read."""
+    opened = await chat.adapter.open_thread(chat.channel, "Launch questions", "Questions about the launch go here.")
+    assert opened is not None
+    await chat.say("A word in the channel, after the thread opened.")
+    before = await chat.next_event()
+    assert isinstance(before, IncomingMessage) and before.channel.thread is None
+    await chat.write_while_away("Is the launch still on Friday?", thread=opened.id)
+
+    missed = await chat.adapter.catch_up(chat.channel, before.message_id)
+    assert [(m.text, m.channel.thread) for m in missed] == [("Is the launch still on Friday?", opened.id)]
+    assert await chat.adapter.catch_up(chat.channel, missed[-1].message_id) == []
 
 
 async def test_the_platform_says_who_someone_is_now(chat: Chat) -> None:

@@ -480,6 +480,28 @@ async def test_the_channel_webhook_is_kept_across_a_restart(tmp_path: Path) -> N
     assert lists_after == lists_before, "Discord was not asked for the channel's webhooks again"
 
 
+async def test_a_restarted_adapter_catches_up_on_threads_the_gateway_lists(tmp_path: Path) -> None:
+    """After a restart the adapter knows a channel's threads only from the gateway (GUILD_CREATE lists
+    the active ones, each with its last message's id): a thread written in while it was away is read,
+    one with nothing new is not."""
+    async with FakeDiscord() as fake:
+        general = fake.channel_id("general")
+        heard = await fake.user_says(general, "Before the break.")
+        busy = await fake.add_thread(general, "launch")
+        quiet = await fake.add_thread(general, "old news")
+        await fake.user_says(quiet, "Nothing new here since.")
+        heard = await fake.user_says(general, "The last thing heard.")
+        await fake.user_says(busy, "Is the launch still on Friday?")
+        await fake.user_says(general, "Meanwhile, in the channel.")
+        async with standalone_discord(tmp_path, fake) as adapter:
+            reads = len(fake.requests)
+            missed = await adapter.catch_up(ChannelRef(platform="discord", id=str(general)), str(heard.id))
+            read = [path for method, path, *_ in fake.requests[reads:] if method == "GET"]
+    assert [(m.text, m.channel.thread) for m in missed] == [
+        ("Is the launch still on Friday?", str(busy)), ("Meanwhile, in the channel.", None)]
+    assert not any(f"/channels/{quiet}/" in path for path in read), "a thread with nothing new is not read"
+
+
 # -- cards as embeds ------------------------------------------------------------------------------
 
 

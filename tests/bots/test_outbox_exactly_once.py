@@ -92,6 +92,29 @@ async def test_messages_written_while_the_bot_was_down_are_heard_once_after_rest
         await second.app.stop()
 
 
+async def test_replies_in_a_thread_written_while_the_bot_was_down_are_heard_after_restart(tmp_path: Path) -> None:
+    """A thread that is no branch's belongs to the channel's world, after a restart as live."""
+    first = await start_bot(demo_settings(tmp_path))
+    await first.command("start Team room")
+    await first.command("persona add Priya Nair")
+    await first.say("Priya, first question: how are you?")
+    answer = first.adapter.posts()[0]
+    await first.say("Anyone else around?")
+    await first.app.stop()
+    platform = MemoryAdapter()
+    platform.history = list(first.adapter.history)
+    platform.write_while_away("Priya, about that answer: why?", thread=answer.message_id)
+    second = await start_bot(demo_settings(tmp_path), platform)
+    try:
+        await second.app.wait_idle()
+        world = second.app.sessions.get("memory:general").world
+        heard = [e.content for e in world.events if e.kind.value == "stimulus"]
+        assert heard == ["Priya, first question: how are you?", "Anyone else around?", "Priya, about that answer: why?"]
+        assert platform.posts(), "she answers it"
+    finally:
+        await second.app.stop()
+
+
 async def test_a_restart_does_not_make_personas_speak_unprompted(tmp_path: Path) -> None:
     first = await start_bot(demo_settings(tmp_path, default_exchanges=0))
     await first.command("start Team room")

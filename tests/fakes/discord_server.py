@@ -294,6 +294,8 @@ class FakeChannel:
     owner_id: int | None = None
     position: int = 0
     archived: bool = False
+    #: The id of the last message sent here (Discord keeps it after the message is deleted).
+    last_message_id: int | None = None
     #: The other side of a DM.
     recipient: FakeUser | None = None
 
@@ -311,14 +313,15 @@ class FakeChannel:
         """The channel object."""
         if self.is_dm:
             recipients = [self.recipient.payload()] if self.recipient else []
-            return {"id": str(self.id), "type": 1, "last_message_id": None, "flags": 0, "recipients": recipients}
+            return {"id": str(self.id), "type": 1, "last_message_id": _snowflake_or_none(self.last_message_id),
+                    "flags": 0, "recipients": recipients}
         data: dict[str, Any] = {
             "id": str(self.id),
             "type": self.type,
             "guild_id": str(self.guild_id),
             "name": self.name,
             "parent_id": str(self.parent_id) if self.parent_id else None,
-            "last_message_id": None,
+            "last_message_id": _snowflake_or_none(self.last_message_id),
             "rate_limit_per_user": 0,
             "flags": 0,
             "nsfw": False,
@@ -1726,6 +1729,8 @@ class FakeDiscord:
             self._ephemeral.setdefault(message.recipient_id, []).append(message)
         else:
             self.messages.setdefault(channel_id, []).append(message)
+            if (where := self.channels.get(channel_id)) is not None:
+                where.last_message_id = message.id
             await self.dispatch("MESSAGE_CREATE", data)
         await self._notify()
         return message
@@ -2217,3 +2222,7 @@ class FakeDiscord:
         )
         interaction.followup_messages.append(message)
         return self._ok(message.payload)
+
+
+def _snowflake_or_none(value: int | None) -> str | None:
+    return str(value) if value is not None else None
