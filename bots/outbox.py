@@ -6,7 +6,8 @@ process died before recording it, or the platform timed out after taking it), so
 one again the outbox looks for it in the channel: every entry left by an earlier run, and every one
 with a failed attempt. A first attempt in this run needs no look and no write before it, which keeps
 storage off the path from a persona's words to the channel. Posts of one channel go out in order,
-paced to the platform's limit; a failed post is retried with backoff without holding up others.
+paced to the platform's limit (those asked for while one goes out wait together, in one delivery);
+a failed post is retried with backoff without holding up others.
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30, 60)
 def channel_from_key(key: str, name: str | None = None) -> ChannelRef:
     platform, _, channel_id = key.partition(":")
     return ChannelRef(platform=platform, id=channel_id, name=name)
+
+
+class _NextDelivery:
+    """A delivery that has not begun: the entries stored for it so far, and its task."""
+
+    __slots__ = ("entries", "task")
+
+    def __init__(self, entries: list[OutboxEntry]) -> None:
+        self.entries = entries
+        self.task: asyncio.Future[bool]
 
 
 class Outbox:
@@ -80,6 +91,8 @@ class Outbox:
         #: in doubt like an earlier run's.
         self._adopted: dict[str, datetime] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        #: The delivery of each channel that waits for the one posting now, and the entries it posts.
+        self._next: dict[str, _NextDelivery] = {}
         self._last_post: dict[str, float] = {}
         self._retrying: set[str] = set()
         #: Channels with nothing left pending from before their last delivery (read from storage).
@@ -103,28 +116,54 @@ class Outbox:
         channel is known to be posted, they are what is pending, and storage is not read again.
         """
         async with self._lock(channel_key):
-            if not self._owns(channel_key):
-                return True  # another worker runs the channel now, and posts what is pending there
-            try:
-                if stored is not None and channel_key in self._clean:
-                    entries = [e for e in stored if e.status is OutboxStatus.PENDING]
-                else:
-                    entries = await self.storage.pending_outbox(channel_key)
-                    self._clean.add(channel_key)
-                for entry in entries:
-                    if entry.id in self._marking or entry.id in self._settled:
-                        continue
-                    if not self._owns(channel_key):
-                        self._clean.discard(channel_key)
-                        return True
-                    if not await self._post(entry):
-                        self._clean.discard(channel_key)
-                        self._schedule_retry(channel_key, entry.attempts + 1)
-                        return False
-            except BaseException:
-                # Cut short mid-post: the next delivery reads what is pending, the entry in doubt included.
-                self._clean.discard(channel_key)
-                raise
+            return await self._deliver(channel_key, stored)
+
+    def deliver_soon(self, channel_key: str, stored: list[OutboxEntry]) -> asyncio.Future[bool]:
+        """Deliver as ``deliver`` does, in a delivery of the channel that has not begun yet.
+
+        While one delivery posts, the entries of every later call join the one delivery waiting
+        after it: a busy channel has two deliveries in flight however many posts come, not one
+        waiting for each post. Returns the delivery that posts ``stored``.
+        """
+        waiting = self._next.get(channel_key)
+        if waiting is not None and not waiting.task.done():  # (done before it began: cancelled)
+            waiting.entries += stored
+            return waiting.task
+        waiting = _NextDelivery(list(stored))
+        waiting.task = asyncio.ensure_future(self._deliver_next(channel_key, waiting))
+        self._next[channel_key] = waiting
+        self._spawn(waiting.task)
+        return waiting.task
+
+    async def _deliver_next(self, channel_key: str, waiting: _NextDelivery) -> bool:
+        async with self._lock(channel_key):
+            if self._next.get(channel_key) is waiting:
+                del self._next[channel_key]  # later entries wait for the delivery after this one
+            return await self._deliver(channel_key, waiting.entries)
+
+    async def _deliver(self, channel_key: str, stored: list[OutboxEntry] | None) -> bool:
+        if not self._owns(channel_key):
+            return True  # another worker runs the channel now, and posts what is pending there
+        try:
+            if stored is not None and channel_key in self._clean:
+                entries = [e for e in stored if e.status is OutboxStatus.PENDING]
+            else:
+                entries = await self.storage.pending_outbox(channel_key)
+                self._clean.add(channel_key)
+            for entry in entries:
+                if entry.id in self._marking or entry.id in self._settled:
+                    continue
+                if not self._owns(channel_key):
+                    self._clean.discard(channel_key)
+                    return True
+                if not await self._post(entry):
+                    self._clean.discard(channel_key)
+                    self._schedule_retry(channel_key, entry.attempts + 1)
+                    return False
+        except BaseException:
+            # Cut short mid-post: the next delivery reads what is pending, the entry in doubt included.
+            self._clean.discard(channel_key)
+            raise
         return True
 
     async def flush_all(self) -> None:

@@ -152,7 +152,7 @@ class ChannelSession:
         """Add ``stimulus`` and store it; the persona it is addressed to answers at once, in the same
         hold of the lock, then up to ``exchanges`` more steps may follow. One addressed to nobody is
         answered by the runner."""
-        posting: list[asyncio.Task] = []
+        posting: list[asyncio.Future] = []
         async with self.lock:
             event = await stimulus()
             await self._writer.write()
@@ -277,7 +277,7 @@ class ChannelSession:
         return events
 
     async def _take_step(self, only: list[TinyPerson] | None = None, *,
-                         if_any: bool = False) -> tuple[list[Event] | None, list[asyncio.Task]]:
+                         if_any: bool = False) -> tuple[list[Event] | None, list[asyncio.Future]]:
         """The one place a step is taken, under the lock (the caller holds it): the pipeline verifies,
         stores and posts each turn; memory work is stored when it is done; a spent budget pauses the
         world and is raised. Returns the step's events (None when nobody had anything to do, with
@@ -447,7 +447,7 @@ class ChannelSession:
         await quietly(awaitable)
 
 
-async def _done(posting: list[asyncio.Task]) -> None:
+async def _done(posting: list[asyncio.Future]) -> None:
     """Until the posts on their way have gone out (or failed, to be retried by the outbox)."""
     if posting:
         await asyncio.wait(posting)

@@ -50,14 +50,14 @@ class StepPipeline:
     def _adapter(self) -> Adapter:
         return self._services.adapters[self._channel.platform]
 
-    async def take(self, step: Step) -> list[asyncio.Task]:
+    async def take(self, step: Step) -> list[asyncio.Future]:
         """Take ``step`` turn by turn, each persona's words posted as soon as its turn is done, not when
         the step is; then store the rest (the clock, what the others heard). Returns the deliveries it
         started: the posts on their way. Raises what the step raises (a spent budget). A quiet step
         (nobody had anything to do) stores nothing."""
         for agent in step.actors:
             self._services.spawn(quietly(self._adapter.typing(self._channel, self._identities.of(agent.name))))
-        posting: list[asyncio.Task] = []
+        posting: list[asyncio.Future] = []
         async with step:
             async for turn in step:
                 await self._notices.turn(turn, step.world)  # its notices and thoughts, privately
@@ -72,7 +72,7 @@ class StepPipeline:
                     continue  # reported once, when it happened; the app is stopping
                 pending = await self._settled(turn, stored)
                 if pending:
-                    posting.append(self._services.spawn(self._services.outbox.deliver(self._record.channel_key, stored)))
+                    posting.append(self._services.outbox.deliver_soon(self._record.channel_key, stored))
                     # The post goes out (up to the platform's answer) before the next persona's reply
                     # is checked and stored: a millisecond or two sooner in the channel.
                     await fair_yield()

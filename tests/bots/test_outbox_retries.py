@@ -40,6 +40,14 @@ async def outbox_with_one_entry(tmp_path: Path, adapter: MemoryAdapter, delays: 
     return storage, outbox, stored
 
 
+async def all_marked_posted(storage: SQLiteStorage, within: float = 5.0) -> None:
+    """Until every entry is marked posted (the marks are written after the posts)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while {e.status for e in await storage.outbox_entries("w1")} != {OutboxStatus.POSTED}:
+        assert asyncio.get_running_loop().time() < deadline, "not every post was marked posted"
+        await asyncio.sleep(0.01)
+
+
 async def posted_within(adapter: MemoryAdapter, seconds: float) -> bool:
     deadline = asyncio.get_running_loop().time() + seconds
     while not adapter.posts():
@@ -323,6 +331,56 @@ async def test_a_personas_answer_to_an_interview_question_goes_to_the_interviews
         assert await outbox.deliver(CHANNEL) is True
         assert [(p.identity, p.thread) for p in adapter.posts()] == [
             ("Henrik Lindqvist", None), ("Priya Nair", "T7"), ("Priya Nair", None)]
+    finally:
+        outbox.close()
+        await storage.close()
+
+
+async def test_posts_asked_for_while_one_goes_out_wait_in_one_delivery_and_go_out_in_order(tmp_path: Path) -> None:
+    """A busy channel: however many posts are stored while one is going out, one delivery waits for
+    them (not one each), and they go out after it, in the order they were stored."""
+    adapter = Stalled("general")
+    storage, outbox, first = await outbox_with_one_entry(tmp_path, adapter, (60.0,))
+    try:
+        outbox._clean.add(CHANNEL)  # nothing older is pending: deliveries post what they are given
+        going_out = outbox.deliver_soon(CHANNEL, [first])
+        await asyncio.sleep(0.05)  # the first post waits for the platform's answer
+        asked: list[asyncio.Future] = []
+        for n in range(2, 7):
+            [stored] = await storage.write_step(StepWrite(world_id="w1", outbox=[OutboxEntry(
+                world_id="w1", channel_key=CHANNEL, event_id=n, persona="Priya Nair",
+                identity={"name": "Priya Nair"}, text=f"Point {n}.")]))
+            asked.append(outbox.deliver_soon(CHANNEL, [stored]))
+        assert len({going_out, *asked}) == 2, "the five later posts wait in one delivery"
+        adapter.answer.set()
+        assert await going_out is True and all([await a for a in asked])
+        assert [p.text for p in adapter.posts()] == ["Let's ship on Friday.", *(f"Point {n}." for n in range(2, 7))]
+        await all_marked_posted(storage)
+        following = outbox.deliver_soon(CHANNEL, [])
+        assert following not in asked and await following is True, "a later post starts a delivery of its own"
+    finally:
+        outbox.close()
+        await storage.close()
+
+
+async def test_a_post_asked_for_after_a_waiting_delivery_was_cancelled_still_goes_out(tmp_path: Path) -> None:
+    adapter = Stalled("general")
+    storage, outbox, first = await outbox_with_one_entry(tmp_path, adapter, (60.0,))
+    try:
+        outbox._clean.add(CHANNEL)
+        going_out = outbox.deliver_soon(CHANNEL, [first])
+        await asyncio.sleep(0.05)
+        waiting = outbox.deliver_soon(CHANNEL, [])
+        waiting.cancel()  # (the app stopping, say)
+        await asyncio.sleep(0)
+        [stored] = await storage.write_step(StepWrite(world_id="w1", outbox=[OutboxEntry(
+            world_id="w1", channel_key=CHANNEL, event_id=2, persona="Priya Nair",
+            identity={"name": "Priya Nair"}, text="One more thing.")]))
+        later = outbox.deliver_soon(CHANNEL, [stored])
+        assert later is not waiting
+        adapter.answer.set()
+        assert await going_out is True and await later is True
+        assert [p.text for p in adapter.posts()] == ["Let's ship on Friday.", "One more thing."]
     finally:
         outbox.close()
         await storage.close()
