@@ -280,6 +280,32 @@ async def test_a_message_is_acknowledged_once_kept_and_sent_to_another_worker_if
             await other.disconnect()
 
 
+async def test_replies_in_threads_written_while_the_bot_was_down_are_heard_once_after_restart(tmp_path: Path) -> None:
+    """conversations.history leaves thread replies out (all but those also sent to the channel,
+    which it lists besides the thread): after a restart each is heard once, and answered."""
+    async with slack_workspace() as fake:
+        first = await start_bot(tmp_path, fake)
+        try:
+            await with_team(first, PERSONAS[:1])
+            [answer] = await first.say("Priya, what do you think of the launch plan?", expect=1)
+        finally:
+            await first.app.stop()
+        general = fake.channels[CHANNEL]
+        fake._user_message(general, GUEST, "Priya, why Friday and not Monday?", answer["ts"])
+        fake._user_message(general, GUEST, "Priya, and who tells the customers?", answer["ts"], broadcast=True)
+
+        second = await start_bot(tmp_path, fake)
+        try:
+            await wait_for(lambda: len(second.persona_posts()) >= 3, timeout=15)
+            await second.app.wait_idle()
+            world = second.app.sessions.get(f"slack:{CHANNEL}").world
+            heard = [e.content for e in world.events if e.kind is EventKind.STIMULUS]
+            assert heard == ["Priya, what do you think of the launch plan?", "Priya, why Friday and not Monday?",
+                             "Priya, and who tells the customers?"]
+        finally:
+            await second.app.stop()
+
+
 async def test_a_refused_interview_question_claims_none_of_the_personas_posts(bot: Bot) -> None:
     """Someone who may not ask writes in an interview thread: they are told why, and the persona's
     next answer in the channel still goes to the channel, not to the thread."""

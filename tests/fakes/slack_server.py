@@ -1643,7 +1643,8 @@ class FakeSlack:
         """The envelope ids that carried this event (first delivery, then retries)."""
         return list(self._event_envelopes.get(event_id, []))
 
-    def _user_message(self, channel: SlackChannel, user: str, text: str, thread_ts: str | None) -> dict[str, Any]:
+    def _user_message(self, channel: SlackChannel, user: str, text: str, thread_ts: str | None,
+                      broadcast: bool = False) -> dict[str, Any]:
         ts = self._next_ts()
         message: dict[str, Any] = {
             "user": user,
@@ -1656,6 +1657,8 @@ class FakeSlack:
         }
         if thread_ts:
             self._attach_to_thread(channel, message, thread_ts, user)
+            if broadcast:  # "Also send to #channel": shown in the channel view too
+                message["subtype"] = "thread_broadcast"
         channel.messages.append(message)
         return message
 
