@@ -207,3 +207,33 @@ async def test_survivors_of_a_full_collection_are_frozen_as_it_ends() -> None:
         collector.uninstall()
     if collector_module._installed == 0:  # the process's own settings come back with the last bot
         assert gc.get_threshold() == before
+
+
+async def test_while_work_is_in_flight_young_objects_are_collected_on_a_timer_not_only_by_count() -> None:
+    """Deaths of frozen objects count against the young generation's threshold: under load it grew
+    to three times its size before a collection came, and that collection stalled the loop. While
+    the bot is busy one comes every ``YOUNG_EVERY_S`` however few objects were counted."""
+    collections: list[int] = []
+
+    def counted(phase: str, info: dict) -> None:
+        if phase == "stop":
+            collections.append(info["generation"])
+
+    collector = QuietCollector()
+    collector.install()
+    gc.callbacks.append(counted)
+    try:
+        collector.busy()
+        in_flight = [_Cycle() for _ in range(1000)]  # far below the count that triggers a collection
+        frozen = gc.get_freeze_count()
+        await asyncio.sleep(collector_module.YOUNG_EVERY_S * 3)
+        assert collections, "young collections ran while busy"
+        assert gc.get_freeze_count() >= frozen + len(in_flight), "and froze what they found alive"
+        collector.quiet()
+        collections.clear()
+        await asyncio.sleep(collector_module.YOUNG_EVERY_S * 3)
+        assert collections == [], "a quiet bot runs no timed collections"
+        del in_flight
+    finally:
+        gc.callbacks.remove(counted)
+        collector.uninstall()
