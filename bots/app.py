@@ -104,7 +104,7 @@ class TroupeApp:
         self.ownership = ChannelOwnership(self.storage, ttl_s=settings.lease_s, adopt=self._adopt,
                                           lost=self._lose, wake=self._wake, idle=self._channel_idle,
                                           workers=self._share_limits, sweep=self._sweep_inbox,
-                                          placement=self._placement)
+                                          placement=self._placement, taken=self._taken)
         #: Inbox entries queued here, so a wake-up does not queue one twice.
         self._queued_inbox: set[int] = set()
         #: Channels whose worker is handling an event now (taken off the queue, not done yet).
@@ -484,6 +484,11 @@ class TroupeApp:
         await self.storage.notify(INBOX_TOPIC, key)
         return False
 
+    def _taken(self, channel_key: str) -> None:
+        """A channel's lease was taken here: before its world is loaded (which may answer at once),
+        the outbox takes what the last worker left pending as in doubt, looked for before posted."""
+        self.outbox.adopt(channel_key)
+
     async def _adopt(self, channel_key: str) -> None:
         """Run a channel taken over here: its world from storage, what is left in its outbox (each
         entry looked for in the channel first), and what waits for it in the inbox. Once, however
@@ -501,8 +506,7 @@ class TroupeApp:
                 adopted = await self.sessions.adopt(record)
                 if adopted is not None:
                     await self.branches.restore(adopted)
-        self.outbox.adopt(channel_key)
-        self.spawn(self.outbox.deliver(channel_key))
+        self.spawn(self.outbox.deliver(channel_key))  # (in doubt since the lease was taken: ``_taken``)
         self._wake(channel_key)
         # What its last worker received but had not kept when it died is read from the channel (and
         # its branches' threads).

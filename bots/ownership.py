@@ -65,6 +65,7 @@ class ChannelOwnership:
         workers: Callable[[int], Awaitable[object]] | None = None,
         sweep: Callable[[], Awaitable[object]] | None = None,
         placement: Callable[[str], bool | None] = lambda channel_key: None,
+        taken: Callable[[str], object] = lambda channel_key: None,
         worker_id: str | None = None,
     ) -> None:
         self.storage = storage
@@ -79,6 +80,9 @@ class ChannelOwnership:
         self._workers_changed = workers
         #: Called at every renewal: picks up what a missed wake-up left waiting.
         self._sweep = sweep
+        #: Told at once when a lease is taken, before anything may act for the channel here: what
+        #: its last worker left in flight is in doubt from that moment.
+        self._taken = taken
         self.workers_alive = 1
         #: Channel key: (token, monotonic time until which the lease is trusted).
         self._held: dict[str, tuple[int, float]] = {}
@@ -132,6 +136,7 @@ class ChannelOwnership:
         if token is None:
             return False
         self._held[channel_key] = (token, asked + self.ttl_s * SAFETY)
+        self._taken(channel_key)
         return True
 
     async def release(self, channel_keys: Iterable[str] | None = None) -> list[str]:

@@ -23,15 +23,19 @@ class Worker:
         self.lost: list[str] = []
         self.woken: list[str] = []
         self.busy: set[str] = set()
+        #: Leases taken, each noted as it was taken (before ``adopt`` ran).
+        self.taken: list[str] = []
 
         async def adopt(key: str) -> None:
+            assert key in self.taken, "a channel is adopted after its taking was told"
             self.adopted.append(key)
 
         async def lose(key: str) -> None:
             self.lost.append(key)
 
         self.leases = ChannelOwnership(storage, ttl_s=ttl, adopt=adopt, lost=lose, wake=self.woken.append,
-                                       idle=lambda key: key not in self.busy, worker_id=name)
+                                       idle=lambda key: key not in self.busy, taken=self.taken.append,
+                                       worker_id=name)
 
 
 async def until(condition, timeout: float = 5.0) -> float:
@@ -63,6 +67,7 @@ async def test_a_dead_workers_channels_are_taken_over_after_its_lease_expires(st
     waited = await until(lambda: survivor.adopted == [key])
     assert TTL * 0.5 < waited < TTL + 1.5, waited
     assert survivor.leases.holds(key)
+    assert survivor.taken == [key], "the take-over was told once, as the lease was taken"
     assert not dead.leases.holds(key), "a worker stops trusting a lease it could not renew"
     assert dead.leases.fence(key).token < survivor.leases.fence(key).token
     await survivor.leases.stop()
