@@ -274,6 +274,8 @@ class Outbox:
             await self.storage.mark_attempt(entry.id, f"could not check the channel: {error}")
             return None
         if found is None:
+            log.info("post %s is not on %s (looked since %s); posting it", entry.id, entry.channel_key,
+                     entry.created_at.isoformat(timespec="milliseconds"))
             return False
         log.info("post %s was already on %s as %s; not posting it again", entry.id, entry.channel_key, found)
         self._claim(entry.channel_key, found)
