@@ -405,3 +405,25 @@ async def test_two_posts_of_the_same_words_found_after_a_crash_are_matched_one_e
     finally:
         restarted.close()
         await storage.close()
+
+
+async def test_what_another_worker_left_in_doubt_is_looked_for_as_soon_as_its_channel_is_taken(tmp_path: Path) -> None:
+    """A worker that takes a channel over may post there at once (its world answers as it is loaded):
+    an entry the last worker posted but never marked is looked for first, not posted again."""
+    bot = await start_bot(demo_settings(tmp_path))
+    try:
+        # Another worker ran #general: it stored an answer, posted it and died before marking it.
+        await bot.app.storage.create_world(WorldRecord(id="gone", channel_key="memory:general", name="Room"))
+        [left] = await bot.app.storage.write_step(StepWrite(world_id="gone", outbox=[OutboxEntry(
+            world_id="gone", channel_key="memory:general", event_id=1, persona="Priya Nair",
+            identity={"name": "Priya Nair"}, text="Posted by the worker that died.")]))
+        await bot.adapter.post(bot.adapter.channel("general"), Identity(name="Priya Nair"), left.text)
+
+        assert await bot.app.ownership.acquire("memory:general")
+        assert await bot.app.outbox.deliver("memory:general") is True  # before anything else here
+        await bot.app.wait_idle()
+        assert [p.text for p in bot.adapter.posts()] == [left.text], "posted once, by the worker that died"
+        [entry] = await bot.app.storage.outbox_entries("gone")
+        assert entry.status is OutboxStatus.POSTED
+    finally:
+        await bot.app.stop()
