@@ -12,7 +12,7 @@ from adapters.memory import MemoryAdapter, Sent, SimulatedCrash
 from bots.outbox import Outbox
 from bots.storage import OutboxEntry, OutboxStatus, StepWrite, WorldRecord
 from bots.storage.sqlite import SQLiteStorage
-from tests.support.testbot import demo_settings, start_bot
+from tests.support.testbot import TestBot, demo_settings, start_bot
 
 
 async def crashed_after_posting(tmp_path: Path) -> tuple[MemoryAdapter, str]:
@@ -65,51 +65,54 @@ async def test_without_a_history_to_look_in_the_post_is_delivered_again(tmp_path
         await second.app.stop()
 
 
-async def test_messages_written_while_the_bot_was_down_are_heard_once_after_restart(tmp_path: Path) -> None:
+async def priya_answered_then_stopped(tmp_path: Path, *questions: str) -> tuple[Sent, MemoryAdapter]:
+    """A bot in which Priya answered ``questions``, stopped: her first answer, and a platform whose
+    history holds what was said (where what is written while the bot is down goes)."""
     first = await start_bot(demo_settings(tmp_path))
     await first.command("start Team room")
     await first.command("persona add Priya Nair")
-    await first.say("Priya, first question: how are you?")
+    for question in questions:
+        await first.say(question)
     await first.app.stop()
     platform = MemoryAdapter()
     platform.history = list(first.adapter.history)
+    return first.adapter.posts()[0], platform
+
+
+def heard_in(bot: TestBot) -> list[str]:
+    """What the channel's world heard, in order."""
+    return [e.content for e in bot.app.sessions.get("memory:general").world.events if e.kind.value == "stimulus"]
+
+
+async def test_messages_written_while_the_bot_was_down_are_heard_once_after_restart(tmp_path: Path) -> None:
+    _, platform = await priya_answered_then_stopped(tmp_path, "Priya, first question: how are you?")
     platform.write_while_away("Priya, are you back?")
     platform.write_while_away("Priya, second thing: the budget.")
     second = await start_bot(demo_settings(tmp_path), platform)
     try:
         await second.app.wait_idle()
-        world = second.app.sessions.get("memory:general").world
-        heard = [e.content for e in world.events if e.kind.value == "stimulus"]
-        assert heard == ["Priya, first question: how are you?", "Priya, are you back?", "Priya, second thing: the budget."]
+        assert heard_in(second) == ["Priya, first question: how are you?", "Priya, are you back?",
+                                    "Priya, second thing: the budget."]
         assert platform.posts() and {p.identity for p in platform.posts()} == {"Priya Nair"}  # she answers them
         # The platform delivers one of them again (a retry): it is not heard twice.
         again = platform.history[-2]
         platform._events.put_nowait(again)
         await second.app.wait_idle()
-        heard = [e.content for e in world.events if e.kind.value == "stimulus"]
-        assert heard.count("Priya, are you back?") == 1
+        assert heard_in(second).count("Priya, are you back?") == 1
     finally:
         await second.app.stop()
 
 
 async def test_replies_in_a_thread_written_while_the_bot_was_down_are_heard_after_restart(tmp_path: Path) -> None:
     """A thread that is no branch's belongs to the channel's world, after a restart as live."""
-    first = await start_bot(demo_settings(tmp_path))
-    await first.command("start Team room")
-    await first.command("persona add Priya Nair")
-    await first.say("Priya, first question: how are you?")
-    answer = first.adapter.posts()[0]
-    await first.say("Anyone else around?")
-    await first.app.stop()
-    platform = MemoryAdapter()
-    platform.history = list(first.adapter.history)
+    answer, platform = await priya_answered_then_stopped(tmp_path, "Priya, first question: how are you?",
+                                                         "Anyone else around?")
     platform.write_while_away("Priya, about that answer: why?", thread=answer.message_id)
     second = await start_bot(demo_settings(tmp_path), platform)
     try:
         await second.app.wait_idle()
-        world = second.app.sessions.get("memory:general").world
-        heard = [e.content for e in world.events if e.kind.value == "stimulus"]
-        assert heard == ["Priya, first question: how are you?", "Anyone else around?", "Priya, about that answer: why?"]
+        assert heard_in(second) == ["Priya, first question: how are you?", "Anyone else around?",
+                                    "Priya, about that answer: why?"]
         assert platform.posts(), "she answers it"
     finally:
         await second.app.stop()
