@@ -27,7 +27,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -893,23 +893,25 @@ class SlackAdapter(Adapter):
         whatever ``oldest`` says). A channel's from ``conversations.history``, which leaves out
         replies in threads: so the replies since ``after`` of every thread that got any are read too.
         A thread's first message tells when its latest reply came; threads started up to
-        ``THREAD_LOOKBACK_S`` before ``after`` are looked at.
+        ``THREAD_LOOKBACK_S`` before ``after`` are looked at, in the same read of the history.
         """
         workspace = await self._workspace(channel.id)
-        raw = self._raw(channel.id)
+        client, raw = workspace.client, self._raw(channel.id)
         try:
             if channel.thread:
-                found = await self._replies(workspace, raw, channel.thread, after)
+                found = await _pages(client.conversations_replies, channel=raw, ts=channel.thread, oldest=after)
             else:
-                found = await self._history(workspace, raw, oldest=after)
-                earlier = await self._history(workspace, raw, oldest=f"{float(after) - THREAD_LOOKBACK_S:.6f}",
-                                              latest=after)
-                for start in [m for m in [*earlier, *found] if _replied_after(m, after)]:
-                    found += await self._replies(workspace, raw, str(start["ts"]), after)
+                # Newest first: what came after ``after``, then the threads started before it.
+                found = await _pages(client.conversations_history, most=2 * CATCH_UP_MAX, channel=raw,
+                                     oldest=f"{float(after) - THREAD_LOOKBACK_S:.6f}")
+                for start in [m for m in found if _replied_after(m, after)]:
+                    found += await _pages(client.conversations_replies, channel=raw, ts=start["ts"], oldest=after)
         except (TimeoutError, SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
             raise _adapter_error(error, "reading the channel's history") from error
-        # By ts: a reply also sent to the channel is found in its thread and in the channel.
-        by_ts = {str(m["ts"]): m for m in found if float(m.get("ts", 0)) > float(after)}
+        # By ts: a reply also sent to the channel is found in its thread and in the channel; and
+        # neither the history read for older threads nor a thread's first message is news.
+        by_ts = {str(m["ts"]): m for m in found
+                 if float(m.get("ts", 0)) > float(after) and m.get("ts") != channel.thread}
         missed: list[IncomingMessage] = []
         for ts in sorted(by_ts, key=float)[:CATCH_UP_MAX]:
             message = by_ts[ts]
@@ -926,34 +928,6 @@ class SlackAdapter(Adapter):
                                        thread=str(thread) if thread and thread != ts else None),
                     user=user, text=text, message_id=ts))
         return missed
-
-    async def _history(self, workspace: _Workspace, raw: str, *, oldest: str,
-                       latest: str | None = None) -> list[dict[str, Any]]:
-        """The channel's messages after ``oldest`` (up to and with ``latest``), at most ``CATCH_UP_MAX``."""
-        found: list[dict[str, Any]] = []
-        cursor: str | None = None
-        while len(found) < CATCH_UP_MAX:
-            response = await workspace.client.conversations_history(
-                channel=raw, oldest=oldest, limit=200, cursor=cursor,
-                **({"latest": latest, "inclusive": True} if latest is not None else {}))
-            found += response.get("messages") or []
-            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-            if not response.get("has_more") or not cursor:
-                break
-        return found
-
-    async def _replies(self, workspace: _Workspace, raw: str, thread: str, after: str) -> list[dict[str, Any]]:
-        """A thread's replies after ``after``, at most ``CATCH_UP_MAX`` (without its first message)."""
-        found: list[dict[str, Any]] = []
-        cursor: str | None = None
-        while len(found) < CATCH_UP_MAX:
-            response = await workspace.client.conversations_replies(channel=raw, ts=thread, oldest=after, limit=200,
-                                                                    cursor=cursor)
-            found += [m for m in response.get("messages") or [] if m.get("ts") != thread]
-            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-            if not response.get("has_more") or not cursor:
-                break
-        return found
 
     async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
                         since: datetime, taken: Collection[str] = ()) -> str | None:
@@ -1015,6 +989,20 @@ def _api_base(base: str) -> str:
 
 _MENTION = re.compile(r"<([@#!])([^>|]+)(?:\|([^>]*))?>")
 _URL = re.compile(r"<((?:https?|mailto):[^>|]+)(?:\|([^>]*))?>")
+
+
+async def _pages(method: Callable[..., Awaitable[Any]], *, most: int = CATCH_UP_MAX,
+                 **params: Any) -> list[dict[str, Any]]:
+    """The messages a paginated ``conversations.*`` read lists, page after page until ``most``."""
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while len(found) < most:
+        response = await method(**params, limit=200, cursor=cursor)
+        found += response.get("messages") or []
+        cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+        if not response.get("has_more") or not cursor:
+            break
+    return found
 
 
 def _replied_after(message: dict[str, Any], after: str) -> bool:
