@@ -14,9 +14,10 @@ sets it. The bot's rounds and the model layer's (in a process of its own) take t
 so a machine whose speed drifts while the benchmark runs (a shared host) slows both alike; the
 line before the last lists every round, the loop's worst stall in each (with the loop thread's own
 CPU in it, and the garbage collector's part of that: a stall with little of either was the host's)
-and the loop's CPU in each (a slow round with no more CPU than the others was the host's). From the 4th round every persona
-also folds its memory (a model call each, started as its turn ends and queued behind turns, so
-they spill into the 5th round): those rounds make ~2,000 calls on both sides.
+and the loop's CPU in each (a slow round with no more CPU than the others was the host's). From
+the 4th round every persona also folds its memory (a model call each, started as its turn ends
+and queued behind turns, so they spill into the 5th round): those rounds make ~2,000 calls on
+both sides.
 
 Prints one JSON object on its last line. Its targets: ``over_model_layer`` (the bot's round ÷ the
 model layer's round, from the same run) ≤ 1.2, and ``max_loop_stall_ms`` (the event loop's worst
@@ -245,7 +246,7 @@ class BotRounds:
         self.stall_parts: list[tuple[float, float]] = []
         #: The event loop thread's CPU in each round: a slow round with no more of it was the host's.
         self.loop_cpus: list[float] = []
-        self.cpu = self.fake_cpu = self.helpers_cpu = self.loop_cpu = 0.0
+        self.cpu = self.fake_cpu = self.helpers_cpu = 0.0
 
     async def round(self, n: int) -> float:
         meter = StallMeter()
@@ -254,7 +255,6 @@ class BotRounds:
         loop_cpu = time.thread_time()  # this thread runs the event loop
         elapsed, post_overheads = await round_trip(self.app, self.adapter, self.channels, n)
         self.loop_cpus.append(time.thread_time() - loop_cpu)
-        self.loop_cpu += self.loop_cpus[-1]
         self.helpers_cpu += sum(cpu - helpers.get(pid, 0.0) for pid, cpu in helpers_cpu_s(self.fake_pid).items())
         self.cpu += cpu_s() - bot_cpu
         self.fake_cpu += cpu_s(self.fake_pid) - fake_cpu
@@ -271,7 +271,7 @@ class BotRounds:
                 "stalls_s": self.stalls, "stall_parts_s": self.stall_parts, "loop_cpus_s": self.loop_cpus,
                 "overhead_s": statistics.median(self.overheads),
                 "bot_cpu_s_per_turn": (self.cpu + self.helpers_cpu) / turns, "fake_cpu_s_per_turn": self.fake_cpu / turns,
-                "helpers_cpu_s_per_turn": self.helpers_cpu / turns, "loop_cpu_s_per_turn": self.loop_cpu / turns}
+                "helpers_cpu_s_per_turn": self.helpers_cpu / turns, "loop_cpu_s_per_turn": sum(self.loop_cpus) / turns}
 
 
 class ModelLayerRounds:
