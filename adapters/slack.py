@@ -90,6 +90,8 @@ THREAD_LOOKBACK_S = 7 * 24 * 3600
 KEEP_WAIT_S = 2.0
 #: Deliveries remembered to spot Slack's retries.
 SEEN_MAX = 10_000
+#: Seconds a Web API call may take (slack-sdk's own default).
+WEB_TIMEOUT_S = 30
 #: How long a user's profile and a user group's members are trusted before asking Slack again.
 PROFILE_TTL_S = 600.0
 GROUPS_TTL_S = 60.0
@@ -301,6 +303,8 @@ class SlackAdapter(Adapter):
         self.http_url: str | None = None
         self._socket: Any = None
         self._runner: web.AppRunner | None = None
+        #: The Web API's connections, kept open between calls (slack-sdk opens one a call without it).
+        self._http: aiohttp.ClientSession | None = None
         self._events: asyncio.Queue[AdapterEvent | _Closed] = asyncio.Queue()
         self._seen = _Seen()
         self._invocations: dict[str, _Invocation] = {}
@@ -340,9 +344,14 @@ class SlackAdapter(Adapter):
         return "chat:write.customize" in self.scopes
 
     def _web_client(self, token: str | None) -> AsyncWebClient:
+        if self._http is None or self._http.closed:
+            # aiohttp closes an idle connection after 15 s, before Slack's end does (60 s and more).
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEB_TIMEOUT_S))
         return AsyncWebClient(
             token=token,
             base_url=_api_base(self.settings.api_base),
+            session=self._http,
+            timeout=WEB_TIMEOUT_S,
             retry_handlers=[
                 _ReadOnlyConnectionRetry(max_retry_count=2),
                 AsyncRateLimitErrorRetryHandler(max_retry_count=3),
@@ -351,6 +360,19 @@ class SlackAdapter(Adapter):
         )
 
     async def connect(self) -> None:
+        try:
+            await self._connect()
+        except BaseException:
+            await self._close_http()
+            raise
+
+    async def _close_http(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+            self._clients.clear()
+
+    async def _connect(self) -> None:
         if self.distributed:
             await self._connect_distributed()
             return
@@ -598,6 +620,7 @@ class SlackAdapter(Adapter):
             with contextlib.suppress(Exception):
                 await self._runner.cleanup()
             self._runner = None
+        await self._close_http()
         self._events.put_nowait(_Closed())
 
     async def listen(self) -> AsyncIterator[AdapterEvent]:

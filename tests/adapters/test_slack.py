@@ -170,6 +170,32 @@ async def test_three_personas_answer_under_their_own_names_and_icons(bot: Bot) -
     assert heard == ["Morning all, how is the release looking?"]
 
 
+async def test_web_api_calls_reuse_kept_open_connections(bot: Bot) -> None:
+    """Each Web API call does not open a connection of its own (against slack.com, a TLS handshake
+    a post): calls go over a few connections kept open."""
+    await with_team(bot)
+    await bot.say("Morning all, how is the release looking?", expect=3)
+    await bot.say("And the docs?", expect=3)
+    calls = len(bot.fake.calls)
+    assert calls >= 15
+    assert len(bot.fake.api_connections) <= 3, f"{calls} calls over {len(bot.fake.api_connections)} connections"
+
+
+async def test_posts_go_out_once_after_slack_closes_the_kept_open_connections(bot: Bot,
+                                                                              caplog: pytest.LogCaptureFixture) -> None:
+    await with_team(bot)
+    await bot.say("Morning all, how is the release looking?", expect=3)
+    bot.fake.close_api_connections()
+    await asyncio.sleep(0.1)
+    posts = await bot.say("And the docs?", expect=3)
+    assert {p["username"] for p in posts} >= {f"{n} (demo model)" for n in PERSONAS}
+    await asyncio.sleep(0.3)
+    await bot.app.wait_idle()
+    everything = [(p["username"], p["text"]) for p in bot.persona_posts()]
+    assert len(everything) == len(set(everything)), "nothing is posted twice"
+    assert "could not reach Slack" not in caplog.text
+
+
 async def test_slash_commands_are_acknowledged_and_help_is_block_kit(bot: Bot) -> None:
     await bot.command("help")
     help_reply = bot.ephemerals_for(MODERATOR)[-1]

@@ -27,6 +27,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
@@ -350,8 +351,10 @@ class _Fault:
 _encoding = None
 
 
+@lru_cache(maxsize=8192)
 def count_tokens(text: str) -> int:
-    """o200k_base tokens, as OpenAI's current models count them."""
+    """o200k_base tokens, as OpenAI's current models count them. Remembered by text: a persona's
+    prompts repeat its system message and most of its memory turn after turn, so the fake stays cheap."""
     global _encoding
     if _encoding is None:
         _encoding = get_encoding("o200k_base")

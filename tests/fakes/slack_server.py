@@ -79,6 +79,7 @@ import secrets
 import string
 import time
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -502,6 +503,9 @@ class FakeSlack:
 
         # Records, appended in order.
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        #: The client address (host, port) of every connection Web API calls came over.
+        self.api_connections: set[tuple[str, int]] = set()
+        self._api_transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
         self.posts: list[dict[str, Any]] = []
         self.ephemerals: list[dict[str, Any]] = []
         self.updates: list[dict[str, Any]] = []
@@ -834,6 +838,9 @@ class FakeSlack:
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        if request.transport is not None:
+            self.api_connections.add(request.transport.get_extra_info("peername")[:2])
+            self._api_transports.add(request.transport)
         try:
             params = await self._read_params(request)
         except SlackApiFailure as failure:
@@ -1793,6 +1800,12 @@ class FakeSlack:
         except TimeoutError:
             return None
         return self.acks[envelope_id]
+
+    def close_api_connections(self) -> None:
+        """Close the Web API's idle kept-open connections, as Slack's load balancers do after a while."""
+        for transport in list(self._api_transports):
+            if not transport.is_closing():
+                transport.close()
 
     async def drop_socket(self) -> None:
         """Cut every open socket without a close frame, as a network failure does. The SDK only notices at

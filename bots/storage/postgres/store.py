@@ -328,6 +328,19 @@ class PostgresStorage(Storage):
         """
         if not readonly and self.read_only:
             raise StorageError(f"storage {self.shown_url} is open read-only")
+        return await self._retried(work, what, isolation=isolation, readonly=readonly)
+
+    async def _in_statement(self, work: Callable[[asyncpg.Connection], Awaitable[T]], what: str) -> T:
+        """``work(connection)`` that runs a single statement: PostgreSQL applies one statement
+        atomically on its own, so no BEGIN and COMMIT around it (one round trip, not three). Errors
+        as with ``in_transaction``."""
+        if self.read_only:
+            raise StorageError(f"storage {self.shown_url} is open read-only")
+        return await self._retried(work, what, isolation=None, readonly=False)
+
+    async def _retried(self, work: Callable[[asyncpg.Connection], Awaitable[T]], what: str, *, isolation: str | None,
+                       readonly: bool) -> T:
+        """``work`` on a connection, again after a deadlock or serialization failure."""
         async with self._operation() as pool:
             for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
                 try:
@@ -516,14 +529,14 @@ class PostgresStorage(Storage):
             if _count(status) == 0:
                 raise StorageError(f"no world with id {world_id!r}")
 
-        await self.in_transaction(update, f"update world {world_id!r}")
+        await self._in_statement(update, f"update world {world_id!r}")
 
     async def stop_world(self, world_id: str) -> None:
         async def stop(connection: asyncpg.Connection) -> None:
             if _count(await connection.execute(STOP_WORLD, time_text(utcnow()), world_id)) == 0:
                 raise StorageError(f"no world with id {world_id!r}")
 
-        await self.in_transaction(stop, f"stop world {world_id!r}")
+        await self._in_statement(stop, f"stop world {world_id!r}")
 
     async def reset_world(self, world_id: str, *, clock: dict[str, Any], policy: dict[str, Any]) -> int:
         """Also moves the world's outbox entries to negative event ids: new event ids restart at 1."""
@@ -658,7 +671,7 @@ class PostgresStorage(Storage):
             if _count(await connection.execute(sql, *params)) == 0:
                 raise StorageError(f"no outbox entry with id {entry_id}")
 
-        await self.in_transaction(update, f"{verb} outbox entry {entry_id}")
+        await self._in_statement(update, f"{verb} outbox entry {entry_id}")
 
     async def get_outbox(self, entry_id: int) -> OutboxEntry:
         rows = await self._fetch(SELECT_OUTBOX, entry_id)
@@ -694,7 +707,7 @@ class PostgresStorage(Storage):
         async def insert(connection: asyncpg.Connection) -> None:
             await connection.execute(INSERT_AUDIT, *params)
 
-        await self.in_transaction(insert, f"record an audit entry for {record.channel_key}")
+        await self._in_statement(insert, f"record an audit entry for {record.channel_key}")
 
     async def audit_log(self, channel_key: str) -> list[AuditRecord]:
         return [audit_from_row(row) for row in await self._fetch(SELECT_CHANNEL_AUDIT, channel_key)]
@@ -715,13 +728,13 @@ class PostgresStorage(Storage):
         async def write(connection: asyncpg.Connection) -> None:
             await connection.execute(sql, *params)
 
-        await self.in_transaction(write, f"store {platform} state {key!r}")
+        await self._in_statement(write, f"store {platform} state {key!r}")
 
     async def take_adapter_state(self, platform: str, key: str) -> dict[str, Any] | None:
         async def take(connection: asyncpg.Connection) -> str | None:
             return await connection.fetchval(TAKE_ADAPTER_STATE, platform, key)
 
-        value = await self.in_transaction(take, f"take {platform} state {key!r}")
+        value = await self._in_statement(take, f"take {platform} state {key!r}")
         return json.loads(value) if value is not None else None
 
     async def forget_stale_adapter_state(self, platform: str, prefix: str, stored_before: datetime) -> None:
@@ -729,7 +742,7 @@ class PostgresStorage(Storage):
             await connection.execute(DELETE_STALE_ADAPTER_STATE, platform, len(prefix), prefix,
                                      time_text(stored_before))
 
-        await self.in_transaction(forget, f"forget stale {platform} state {prefix}…")
+        await self._in_statement(forget, f"forget stale {platform} state {prefix}…")
 
     # -- inbox --------------------------------------------------------------------------------
 
@@ -739,13 +752,13 @@ class PostgresStorage(Storage):
         async def write(connection: asyncpg.Connection) -> int:
             return int(await connection.fetchval(INSERT_INBOX, *params))
 
-        return await self.in_transaction(write, f"receive a message in {channel_key}")
+        return await self._in_statement(write, f"receive a message in {channel_key}")
 
     async def inbox_done(self, entry_id: int) -> None:
         async def write(connection: asyncpg.Connection) -> None:
             await connection.execute(DELETE_INBOX, entry_id)
 
-        await self.in_transaction(write, f"settle received message {entry_id}")
+        await self._in_statement(write, f"settle received message {entry_id}")
 
     async def inbox_pending(self, channel_key: str | None = None) -> list[tuple[int, str, dict[str, Any]]]:
         rows = await (self._fetch(SELECT_INBOX) if channel_key is None else self._fetch(SELECT_CHANNEL_INBOX, channel_key))
@@ -758,13 +771,13 @@ class PostgresStorage(Storage):
             token = await connection.fetchval(TAKE_LEASE, channel_key, worker, float(ttl_s))
             return int(token) if token is not None else None
 
-        return await self.in_transaction(take, f"take the lease of {channel_key}")
+        return await self._in_statement(take, f"take the lease of {channel_key}")
 
     async def renew_leases(self, worker: str, ttl_s: float) -> dict[str, int]:
         async def renew(connection: asyncpg.Connection) -> dict[str, int]:
             return {r[0]: int(r[1]) for r in await connection.fetch(RENEW_LEASES, float(ttl_s), worker)}
 
-        return await self.in_transaction(renew, f"renew the leases of worker {worker}")
+        return await self._in_statement(renew, f"renew the leases of worker {worker}")
 
     async def release_leases(self, worker: str, channel_keys: Sequence[str] | None = None) -> None:
         async def release(connection: asyncpg.Connection) -> None:
@@ -773,7 +786,7 @@ class PostgresStorage(Storage):
             else:
                 await connection.execute(RELEASE_CHANNEL_LEASES, worker, list(channel_keys))
 
-        await self.in_transaction(release, f"release the leases of worker {worker}")
+        await self._in_statement(release, f"release the leases of worker {worker}")
 
     async def leases(self) -> list[Lease]:
         return [Lease(channel_key=r[0], worker=r[1], token=r[2], expires_at=r[3], expired=r[4])
@@ -783,7 +796,7 @@ class PostgresStorage(Storage):
         async def alive(connection: asyncpg.Connection) -> None:
             await connection.execute(UPSERT_WORKER, worker.id, worker.host, worker.pid, time_text(worker.started_at))
 
-        await self.in_transaction(alive, f"note that worker {worker.id} runs")
+        await self._in_statement(alive, f"note that worker {worker.id} runs")
 
     async def workers(self, within_s: float) -> list[WorkerRecord]:
         return [WorkerRecord(id=r[0], host=r[1], pid=r[2], started_at=datetime.fromisoformat(r[3]), seen_at=r[4])
@@ -793,7 +806,7 @@ class PostgresStorage(Storage):
         async def gone(connection: asyncpg.Connection) -> None:
             await connection.execute(DELETE_WORKER, worker)
 
-        await self.in_transaction(gone, f"forget worker {worker}")
+        await self._in_statement(gone, f"forget worker {worker}")
 
     # -- wake-ups between workers ---------------------------------------------------------------
 

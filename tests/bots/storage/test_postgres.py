@@ -128,6 +128,28 @@ async def test_a_transaction_that_fails_leaves_nothing_behind(postgres_url):
         assert await store.in_transaction(count, "count worlds", readonly=True) == 1
 
 
+async def test_a_write_cancelled_inside_its_transaction_leaves_its_connection_clean(postgres_url):
+    """A step write cancelled while it waits inside its transaction (another session holds the
+    world's row) is rolled back before its connection, the pool's only one, serves anyone else."""
+    async with PostgresStorage(postgres_url, max_connections=1) as store:
+        await store.create_world(world())
+        blocker = await asyncpg.connect(postgres_url)
+        try:
+            async with blocker.transaction():
+                await blocker.execute("SELECT 1 FROM worlds WHERE id = 'w1' FOR UPDATE")
+                task = asyncio.create_task(store.write_step(step("w1", 1)))
+                while not await blocker.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"):
+                    await asyncio.sleep(0.02)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            await store.write_step(step("w1", 2))
+            assert [e.id for e in (await store.load_world("w1")).events] == [2]
+            assert await blocker.fetchval("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'") == 0
+        finally:
+            await blocker.close()
+
+
 # -- connecting -------------------------------------------------------------------------------
 
 
