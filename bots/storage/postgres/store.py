@@ -70,9 +70,7 @@ from bots.storage.postgres.statements import (
     HAS_BRANCHES,
     INSERT_AUDIT,
     INSERT_EPISODE,
-    INSERT_EVENT,
     INSERT_INBOX,
-    INSERT_OUTBOX,
     INSERT_WORLD,
     MARK_POSTED,
     NOTIFY,
@@ -94,7 +92,6 @@ from bots.storage.postgres.statements import (
     SELECT_EPISODES_FROM,
     SELECT_EVENT_RANGE,
     SELECT_EVENTS,
-    SELECT_FENCE,
     SELECT_INBOX,
     SELECT_LAST_EVENT,
     SELECT_LEASES,
@@ -111,16 +108,18 @@ from bots.storage.postgres.statements import (
     SELECT_WORLD,
     SELECT_WORLD_OUTBOX,
     SET_OUTBOX_STATUS,
+    STEP_OUTBOX_COLUMNS,
+    STEP_TABLES,
     STOP_WORLD,
     TAKE_ADAPTER_STATE,
     TAKE_LEASE,
     UPSERT_ADAPTER_STATE,
     UPSERT_MEMORY,
     UPSERT_PERSONA,
-    UPSERT_USAGE,
     UPSERT_WORKER,
     world_update,
 )
+from bots.storage.postgres.statements import write_step as write_step_statement
 from bots.storage.rows import (
     audit_from_row,
     audit_params,
@@ -138,6 +137,7 @@ from bots.storage.rows import (
     to_json,
     usage_from_row,
     usage_params,
+    world_changes,
     world_from_row,
     world_params,
 )
@@ -172,6 +172,11 @@ def _closed(connection: asyncpg.Connection) -> bool:
         return connection.is_closed()
     except asyncpg.InterfaceError:
         return True
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as one list a column, for ``unnest``."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
 def _count(status: str) -> int:
@@ -586,48 +591,53 @@ class PostgresStorage(Storage):
     # -- the step -----------------------------------------------------------------------------
 
     async def write_step(self, write: StepWrite) -> list[OutboxEntry]:
-        """One transaction; the write is turned into rows before anything waits.
+        """One statement (``statements.write_step``), so one round trip; the write is turned into
+        rows before anything waits.
 
-        A caller cancelled before the commit leaves nothing of the step behind.
+        A caller cancelled before it is applied leaves nothing of the step behind.
         """
-        wid = write.world_id
-        update = world_update(wid, write.world) if write.world else None
+        wid, fence = write.world_id, write.fence
+        changes = world_changes(write.world) if write.world else {}
+        world_fields = (*changes, "updated_at") if changes else ()
+        params: list[Any] = [wid]
+        if fence is not None:
+            params += [fence.channel_key, fence.worker, fence.token]
+        if changes:
+            params += [*changes.values(), time_text(utcnow())]
+        # One row per key (an upsert may not touch a row twice in one statement): the last one wins,
+        # as it would written one after another.
+        memories = {name: memory_params(wid, name, memory.state) for name, memory in write.memories.items() if memory.row}
+        usage = {row.persona or "": usage_params(wid, row) for row in write.usage}
         tables = (
-            (INSERT_EVENT, [event_params(wid, e) for e in write.events]),
-            (UPSERT_MEMORY, [memory_params(wid, name, memory.state) for name, memory in write.memories.items()
-                             if memory.row]),
-            (INSERT_EPISODE, [row for name, memory in write.memories.items()
-                              for row in episode_params(wid, name, memory)]),
-            (UPSERT_USAGE, [usage_params(wid, row) for row in write.usage]),
+            [event_params(wid, e) for e in write.events],
+            list(memories.values()),
+            [row for name, memory in write.memories.items() for row in episode_params(wid, name, memory)],
+            list(usage.values()),
         )
-        outbox = [outbox_params(entry) for entry in write.outbox]
+        for rows, (_, columns, _) in zip(tables, STEP_TABLES, strict=True):
+            params += _columns([row[1:] for row in rows], len(columns))  # each row's first value is the world's id
+        params += _columns([outbox_params(entry) for entry in write.outbox], len(STEP_OUTBOX_COLUMNS))
+        sql = write_step_statement(world_fields, fence is not None)
+
+        async def apply(connection: asyncpg.Connection) -> list[asyncpg.Record]:
+            return list(await connection.fetch(sql, *params))
+
+        rows = await self._in_statement(apply, f"write a step of world {wid!r}")
+        token, written = rows[0][-2], rows[0][-1]
+        if fence is not None and token != fence.token:
+            raise StaleOwnerError(f"{fence.channel_key} is no longer run by this worker (lease {fence.token} "
+                                  "was taken over); its new owner carries on from storage")
+        if not written:
+            raise StorageError(f"no world with id {wid!r}")
+        stored = {(e.world_id, e.event_id): e for e in (outbox_from_row(row) for row in rows if row[0] is not None)}
         keys = [(entry.world_id, entry.event_id) for entry in write.outbox]
-        fence = write.fence
-
-        async def apply(connection: asyncpg.Connection) -> list[OutboxEntry]:
-            if fence is not None:
-                token = await connection.fetchval(SELECT_FENCE, fence.channel_key, fence.worker)
-                if token != fence.token:
-                    raise StaleOwnerError(f"{fence.channel_key} is no longer run by this worker (lease {fence.token} "
-                                          "was taken over); its new owner carries on from storage")
-            if update is not None and _count(await connection.execute(update[0], *update[1])) == 0:
-                raise StorageError(f"no world with id {wid!r}")
-            for sql, rows in tables:
-                if rows:
-                    await connection.executemany(sql, rows)
-            if not outbox:
-                return []
-            await connection.executemany(INSERT_OUTBOX, outbox)
-            # Stored now, or by an earlier write of the same events: either way, the stored ones.
-            stored: dict[tuple[str, int], OutboxEntry] = {}
-            for world_id in dict.fromkeys(w for w, _ in keys):
-                events = [e for w, e in keys if w == world_id]
-                for row in await connection.fetch(SELECT_OUTBOX_FOR_EVENTS, world_id, events):
-                    entry = outbox_from_row(row)
-                    stored[(entry.world_id, entry.event_id)] = entry
-            return [stored[key] for key in keys]
-
-        return await self.in_transaction(apply, f"write a step of world {wid!r}")
+        # Entries an earlier write of the same events stored are kept as they are: read them.
+        for world_id in dict.fromkeys(w for w, e in keys if (w, e) not in stored):
+            events = [e for w, e in keys if w == world_id and (w, e) not in stored]
+            for row in await self._fetch(SELECT_OUTBOX_FOR_EVENTS, world_id, events):
+                entry = outbox_from_row(row)
+                stored[(entry.world_id, entry.event_id)] = entry
+        return [stored[key] for key in keys]
 
     # -- outbox -------------------------------------------------------------------------------
 

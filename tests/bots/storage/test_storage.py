@@ -58,6 +58,8 @@ async def test_world_errors_name_what_is_wrong(storage):
         await storage.update_world("nope", name="x")
     with pytest.raises(StorageError, match="no world with id 'nope'"):
         await storage.stop_world("nope")
+    with pytest.raises(StorageError, match="no world with id 'nope'"):
+        await storage.write_step(step("nope", 1))
     with pytest.raises(ValueError, match="id"):
         await storage.update_world("nope", id="other")
 
