@@ -68,6 +68,8 @@ INTERACTION_TTL_S = 14 * 60
 MEMBER_TTL_S = 60.0
 #: Most messages read back at start-up from a channel's history.
 CATCH_UP_MAX = 500
+#: Archived threads a channel's catch-up looks at, most recently archived first.
+ARCHIVED_THREADS_MAX = 100
 #: Gateway close codes that refuse the shard count, with what to do about it.
 SHARDING_REFUSED = {
     4010: "Discord refused the shard settings (invalid shard): give every process the same --shard-count "
@@ -582,14 +584,17 @@ class DiscordAdapter(Adapter):
         """People's messages after message ``after``, oldest first, each with its thread.
 
         A thread is a channel of its own, whose history the parent's leaves out: a channel's
-        catch-up also reads each of its active threads (as the gateway lists them) that has had a
-        message since. Ids grow with time across channels, so one ``after`` serves them all.
+        catch-up also reads each of its threads that has had a message since: the active ones as
+        the gateway lists them, and the public ones archived since (a thread is archived after a
+        day or so without a message, so a long stop leaves its replies in one). Ids grow with time
+        across channels, so one ``after`` serves them all.
         """
         missed: list[IncomingMessage] = []
         try:
             targets: list[Any] = [await self.fetch_channel(channel.thread or channel.id)]
             if channel.thread is None:
-                targets += [thread for thread in getattr(targets[0], "threads", ())
+                threads = [*getattr(targets[0], "threads", ()), *await self._archived_since(targets[0], int(after))]
+                targets += [thread for thread in {t.id: t for t in threads}.values()
                             if thread.last_message_id is None or thread.last_message_id > int(after)]
             for target in targets:
                 async for message in target.history(limit=CATCH_UP_MAX, after=discord.Object(id=int(after)),
@@ -603,6 +608,20 @@ class DiscordAdapter(Adapter):
             raise post_error(error if not isinstance(error, ValueError) else OSError(str(error)),
                               "reading the channel's history") from error
         return sorted(missed, key=lambda m: int(m.message_id))[:CATCH_UP_MAX]
+
+    @staticmethod
+    async def _archived_since(channel: Any, after: int) -> list[Any]:
+        """``channel``'s public threads archived after message ``after`` was sent (listing them
+        takes the permission reading the history takes)."""
+        if not hasattr(channel, "archived_threads"):
+            return []
+        since = discord.utils.snowflake_time(after)
+        found = []
+        async for thread in channel.archived_threads(limit=ARCHIVED_THREADS_MAX):
+            if thread.archive_timestamp < since:
+                break  # archived before it: nothing in it is newer
+            found.append(thread)
+        return found
 
     async def find_post(self, channel: ChannelRef, identity: Identity, text: str, thread: str | None,
                         since: datetime, taken: Collection[str] = ()) -> str | None:

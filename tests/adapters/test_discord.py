@@ -502,6 +502,31 @@ async def test_a_restarted_adapter_catches_up_on_threads_the_gateway_lists(tmp_p
     assert not any(f"/channels/{quiet}/" in path for path in read), "a thread with nothing new is not read"
 
 
+async def test_a_restarted_adapter_catches_up_on_threads_archived_while_it_was_away(tmp_path: Path) -> None:
+    """A thread is archived a while after its last message, and leaves the gateway's list: a reply
+    written there while the bot was away is still read, from the threads archived since the last
+    message heard. Threads archived before it, or with nothing new, are not read."""
+    async with FakeDiscord() as fake:
+        general = fake.channel_id("general")
+        long_ago = await fake.add_thread(general, "last quarter")
+        await fake.user_says(long_ago, "Old business.")
+        await fake.archive_thread(long_ago)
+        await asyncio.sleep(0.01)
+        settled = await fake.add_thread(general, "settled")
+        await fake.user_says(settled, "Agreed, done.")
+        heard = await fake.user_says(general, "The last thing heard.")
+        retro = await fake.add_thread(general, "retro")
+        await fake.user_says(retro, "Can we move the retro to Monday?")
+        await fake.archive_thread(retro)
+        await fake.archive_thread(settled)
+        async with standalone_discord(tmp_path, fake) as adapter:
+            reads = len(fake.requests)
+            missed = await adapter.catch_up(ChannelRef(platform="discord", id=str(general)), str(heard.id))
+            read = [path for method, path, *_ in fake.requests[reads:] if method == "GET"]
+    assert [(m.text, m.channel.thread) for m in missed] == [("Can we move the retro to Monday?", str(retro))]
+    assert not any(f"/channels/{thread}/" in path for thread in (long_ago, settled) for path in read)
+
+
 # -- cards as embeds ------------------------------------------------------------------------------
 
 

@@ -102,6 +102,7 @@ PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESS
 EVENT_INTENTS = {
     "GUILD_CREATE": INTENT_GUILDS,
     "THREAD_CREATE": INTENT_GUILDS,
+    "THREAD_UPDATE": INTENT_GUILDS,
     "CHANNEL_CREATE": INTENT_GUILDS,
     "MESSAGE_CREATE": INTENT_GUILD_MESSAGES,
     "MESSAGE_UPDATE": INTENT_GUILD_MESSAGES,
@@ -294,6 +295,8 @@ class FakeChannel:
     owner_id: int | None = None
     position: int = 0
     archived: bool = False
+    #: When the thread was last archived or unarchived (Discord's ``archive_timestamp``).
+    archive_changed_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     #: The id of the last message sent here (Discord keeps it after the message is deleted).
     last_message_id: int | None = None
     #: The other side of a DM.
@@ -335,7 +338,7 @@ class FakeChannel:
                 thread_metadata={
                     "archived": self.archived,
                     "auto_archive_duration": 1440,
-                    "archive_timestamp": _now_iso(),
+                    "archive_timestamp": self.archive_changed_at.isoformat(),
                     "locked": False,
                     "invitable": True,
                     "create_timestamp": _now_iso(),
@@ -698,6 +701,13 @@ class FakeDiscord:
         await self.dispatch("THREAD_CREATE", {**thread.payload(), "newly_created": True})
         return thread.id
 
+    async def archive_thread(self, thread_id: int) -> None:
+        """Archive a thread, as Discord does after ``auto_archive_duration`` without a message
+        (dispatching THREAD_UPDATE): it leaves the gateway's list of active threads."""
+        thread = self.channels[thread_id]
+        thread.archived, thread.archive_changed_at = True, dt.datetime.now(dt.UTC)
+        await self.dispatch("THREAD_UPDATE", thread.payload())
+
     def _new_thread(self, thread_id: int, parent_id: int, name: str, owner_id: int, private: bool) -> FakeChannel:
         guild = self.channels[parent_id].guild_id
         thread = FakeChannel(thread_id, guild, name, 12 if private else 11, parent_id, owner_id)
@@ -795,6 +805,7 @@ class FakeDiscord:
             ("DELETE", "/webhooks/{webhook}", self._delete_webhook),
             ("GET", "/webhooks/{webhook}", self._get_webhook),
             ("POST", "/channels/{channel}/threads", self._post_thread),
+            ("GET", "/channels/{channel}/threads/archived/public", self._get_archived_threads),
             ("POST", "/channels/{channel}/messages/{message}/threads", self._post_thread),
             ("POST", "/interactions/{interaction}/{token}/callback", self._post_callback),
             ("POST", "/webhooks/{webhook}/{token}", self._execute_webhook),
@@ -1824,6 +1835,23 @@ class FakeDiscord:
         message.payload["flags"] = int(message.payload.get("flags", 0)) & ~LOADING
         message.payload["edited_timestamp"] = _now_iso()
         message.edits += 1
+
+    async def _get_archived_threads(self, request: web.Request) -> web.Response:
+        """A channel's archived public threads, most recently archived first, archived before
+        ``before`` (an ISO 8601 timestamp) if given; ``has_more`` says whether more are older."""
+        channel = self._channel(request)
+        self._require(READ_MESSAGE_HISTORY)
+        limit = int(request.query.get("limit", 50))
+        if not 2 <= limit <= 100:
+            return _form_error("limit", "NUMBER_TYPE_MIN" if limit < 2 else "NUMBER_TYPE_MAX",
+                               "int value should be between 2 and 100.")
+        threads = sorted((c for c in self.channels.values() if c.parent_id == channel.id and c.type == 11 and c.archived),
+                         key=lambda c: c.archive_changed_at, reverse=True)
+        if "before" in request.query:
+            before = dt.datetime.fromisoformat(request.query["before"])
+            threads = [c for c in threads if c.archive_changed_at < before]
+        return self._ok({"threads": [c.payload() for c in threads[:limit]], "members": [],
+                         "has_more": len(threads) > limit})
 
     async def _get_messages(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
