@@ -107,8 +107,9 @@ class Bench:
         self.round = 0
         #: The processes of each part of the run, for its CPU time.
         self.parts: dict[str, list[int]] = {}
-        #: Per round: the message's text.
-        self.questions: dict[int, str] = {}
+        #: Persona posts tagged so far (``tag_posts``), and how many answer each round.
+        self.tagged = 0
+        self.by_round: Counter[int] = Counter()
 
     # -- the answers the fake Slack shows ---------------------------------------------------------
 
@@ -122,13 +123,18 @@ class Bench:
         return seen
 
     def answered_in_round(self, number: int) -> int:
-        return sum(1 for p in self.slack.posts if p.get("username") and p.get("_round") == number)
+        return self.by_round[number]
 
     def tag_posts(self) -> None:
-        """Label each new persona post with the round it answers (the latest message of its channel)."""
-        for post in self.slack.posts:
+        """Label each new persona post with the round it answers (the latest message of its channel).
+        Only the posts since the last call are looked at: this process shares the cores with the
+        workers, and a scan of every post each time would take a good part of one by the end."""
+        posts = self.slack.posts
+        for post in posts[self.tagged:]:
             if post.get("username") and "_round" not in post:
                 post["_round"] = self.round
+                self.by_round[self.round] += 1
+        self.tagged = len(posts)
 
     async def wait_round(self, number: int, timeout: float = ROUND_TIMEOUT_S) -> float:
         expected = len(self.channels) * len(self.personas)

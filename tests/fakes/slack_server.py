@@ -974,12 +974,12 @@ class FakeSlack:
         if not value:
             raise SlackApiFailure("channel_not_found")
         ref = str(value)
-        here = {cid: c for cid, c in self.channels.items() if c.team_id == self.team_id}
-        if ref in here:
-            return here[ref]
+        found = self.channels.get(ref)
+        if found is not None and found.team_id == self.team_id:
+            return found
         if ref.startswith("#"):
-            for channel in here.values():
-                if channel.name == ref[1:] and not channel.is_im:
+            for channel in self.channels.values():
+                if channel.team_id == self.team_id and channel.name == ref[1:] and not channel.is_im:
                     return channel
         if allow_user and self._member(ref) is not None:
             return self.channels[self.dm_channel(ref)]
