@@ -474,6 +474,8 @@ class Soak:
         dropped |= {str(mid) for _, _, kind, mid in self.discord.injected if kind == "drop" and mid}
         # Outbox entries whose look in the channel's history failed (bots/outbox.py logs it).
         unchecked = {int(n) for n in re.findall(r"could not check \S+ for post (\d+)", log_text)}
+        # Entries in doubt (a worker died, or an attempt failed) looked for and not found, so posted.
+        not_found = {int(n) for n in re.findall(r"post (\d+) is not on \S+ \(looked since", log_text)}
         entries = {(r.channel_key, r.text): r for r in rows}
         causes: Counter[str] = Counter()
         listed: list[dict[str, Any]] = []
@@ -493,7 +495,7 @@ class Soak:
             elif entry is not None and entry.attempts > 1 and first.channel_key.startswith("console:"):
                 # Printed, then killed before it was marked posted: the console keeps no history to look in.
                 cause = "console_posted_again_after_a_crash_it_cannot_check"
-            elif entry is not None and entry.attempts > 1:
+            elif entry is not None and (entry.attempts > 1 or entry.id in not_found):
                 cause = "outbox_posted_again_history_check_found_nothing"
             else:
                 cause = "unexplained"
