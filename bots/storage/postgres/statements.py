@@ -213,7 +213,7 @@ STEP_OUTBOX_COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 @lru_cache(maxsize=64)
-def write_step(world_fields: tuple[str, ...], fenced: bool) -> str:
+def step_statement(world_fields: tuple[str, ...], fenced: bool) -> str:
     """A step's whole write as one statement, so one round trip that PostgreSQL applies atomically.
 
     Parameters: ``$1`` the world's id; with ``fenced``, ``$2``-``$4`` the lease's channel, worker

@@ -117,9 +117,9 @@ from bots.storage.postgres.statements import (
     UPSERT_MEMORY,
     UPSERT_PERSONA,
     UPSERT_WORKER,
+    step_statement,
     world_update,
 )
-from bots.storage.postgres.statements import write_step as write_step_statement
 from bots.storage.rows import (
     audit_from_row,
     audit_params,
@@ -591,7 +591,7 @@ class PostgresStorage(Storage):
     # -- the step -----------------------------------------------------------------------------
 
     async def write_step(self, write: StepWrite) -> list[OutboxEntry]:
-        """One statement (``statements.write_step``), so one round trip; the write is turned into
+        """One statement (``statements.step_statement``), so one round trip; the write is turned into
         rows before anything waits.
 
         A caller cancelled before it is applied leaves nothing of the step behind.
@@ -617,7 +617,7 @@ class PostgresStorage(Storage):
         for rows, (_, columns, _) in zip(tables, STEP_TABLES, strict=True):
             params += _columns([row[1:] for row in rows], len(columns))  # each row's first value is the world's id
         params += _columns([outbox_params(entry) for entry in write.outbox], len(STEP_OUTBOX_COLUMNS))
-        sql = write_step_statement(world_fields, fence is not None)
+        sql = step_statement(world_fields, fence is not None)
 
         async def apply(connection: asyncpg.Connection) -> list[asyncpg.Record]:
             return list(await connection.fetch(sql, *params))
