@@ -12,17 +12,14 @@ that worker and wakes it (``LISTEN/NOTIFY``).
 
 A round is a person's message in every channel and every persona answering it once (``--personas``
 posts a channel). The load runs on one worker, two, one again (the second stopped) and two again,
-so a host whose speed drifts during the run slows both alike: each time ``--rounds`` rounds back
-to back, then as many paced, one every so often (``PACE`` of the first rate one worker reached).
-``turns_per_s_N_workers`` is persona posts a second over the rounds back to back; ``scaling`` the
-two-worker figure over the one-worker one. ``cpu_efficiency`` compares persona turns per
-CPU-second of the workers, PostgreSQL and the fake model with two workers to the same with one, in
-the paced rounds: what coordinating costs, whatever the number of cores. (Back to back, two
-workers keep the cores busier than one does, and every process's CPU a turn rises with that, even
-those whose work is the same; ``cpu_efficiency_at_full_speed`` in the line before the JSON is that
-figure.) That line also gives the CPU figures by part (this process, which runs the fake Slack,
-as ``platform``) and how busy the machine's cores were, so a ``scaling`` held down by cores
-already full shows as such.
+``--rounds`` rounds each, so a host whose speed drifts during the run slows both alike; the line
+before the JSON lists each phase's rate. ``turns_per_s_N_workers`` is persona posts a second over
+those rounds;
+``scaling`` the two-worker figure over the one-worker one. ``cpu_efficiency`` compares persona
+turns per CPU-second of every process involved (workers, PostgreSQL, fake model, and this process,
+which runs the fake Slack) with two workers to the same with one: what coordinating costs, whatever
+the number of cores. The line before the JSON gives both CPU figures and how busy the machine's
+cores were, so a ``scaling`` held down by cores already full shows as such.
 ``failover_s`` is from the ``kill -9`` to the last answer of that round (the killed worker's
 channels are taken over when its leases expire, ``--lease-s``). ``lost`` are answers never posted,
 ``duplicated`` answers posted more than once, over all rounds. The last line is the JSON summary:
@@ -57,8 +54,6 @@ PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Amara Okafor", "Diego Hernández",
 MODERATOR, PERSON = "U0MOD", "U0HANA"
 ROOT = Path(__file__).resolve().parents[2]
 ROUND_TIMEOUT_S = float(os.environ.get("SCALEOUT_ROUND_TIMEOUT_S", 120))
-#: The paced rounds' rate, a share of the first rate one worker reached at full speed.
-PACE = 0.6
 
 
 def log(message: str) -> None:
@@ -163,15 +158,13 @@ class Bench:
             await self.slack.send_message(channel, PERSON, f"Round {self.round}: what should we change first?")
         return started
 
-    async def rounds(self, count: int, every_s: float | None = None) -> tuple[float, dict[str, float], float]:
-        """``count`` rounds back to back, or one every ``every_s`` seconds: (persona turns a second,
-        CPU-milliseconds a turn by part, the share of the machine's cores busy meanwhile)."""
+    async def rounds(self, count: int) -> tuple[float, dict[str, float], float]:
+        """``count`` rounds back to back: (persona turns a second, CPU-milliseconds a turn by part,
+        the share of the machine's cores busy meanwhile)."""
         cpu_before, started = cpu_by_part(self.parts), time.monotonic()
-        for number in range(count):
+        for _ in range(count):
             await self.send_round()
             await self.wait_round(self.round)
-            if every_s is not None:
-                await asyncio.sleep(max(0.0, started + (number + 1) * every_s - time.monotonic()))
         elapsed, turns = time.monotonic() - started, count * len(self.channels) * len(self.personas)
         cpu_after = cpu_by_part(self.parts)
         used = {part: (cpu_after[part] - cpu_before[part]) * 1000 / turns for part in cpu_after}
@@ -245,8 +238,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             slack.add_user(PERSON, "hana")
             for channel in bench.channels:
                 slack.add_channel(channel, f"room-{channel.lower()}")
-            turns_a_round = len(bench.channels) * len(bench.personas)
-            concurrency = turns_a_round + 10
+            concurrency = len(bench.channels) * len(bench.personas) + 10
             for name in ("one", "two"):
                 env = worker_env(folder, name, url, slack, model_url, args.lease_s, concurrency)
                 bench.workers.append(WorkerProcess(name, env, folder, ["slack"]))
@@ -263,11 +255,6 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 # One worker, two, one again and two again: a host whose speed drifts during the run
                 # slows both alike rather than whichever went last.
                 phases: dict[int, list[tuple[float, dict[str, float], float]]] = {1: [], 2: []}
-                # The same rounds at a pace both can keep, for the CPU a turn: at full speed two
-                # workers fill the cores one leaves partly idle, and every process's CPU a turn rises
-                # with that (PostgreSQL's and the fakes', whose work is the same, included).
-                paced: dict[int, list[tuple[float, dict[str, float], float]]] = {1: [], 2: []}
-                every_s = 0.0
                 for repeat in range(2):
                     if repeat:
                         await asyncio.to_thread(second.stop)  # it hands its channels over at once (the fake Slack serves meanwhile)
@@ -277,9 +264,6 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                     phases[1].append(await bench.rounds(args.rounds))
                     log(f"1 worker: {phases[1][-1][0]:.1f} turns/s, CPU-ms a turn {described(phases[1][-1][1])}, "
                         f"cores {phases[1][-1][2]:.0%} busy")
-                    every_s = every_s or turns_a_round / (PACE * phases[1][0][0])
-                    paced[1].append(await bench.rounds(args.rounds, every_s))
-                    log(f"1 worker, a round every {every_s:.2f} s: CPU-ms a turn {described(paced[1][-1][1])}")
                     second.start()
                     await slack.wait_connected(2, timeout=60)
                     shares = await bench.balanced(db, 2, timeout=4 * args.lease_s)
@@ -289,10 +273,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                     phases[2].append(await bench.rounds(args.rounds))
                     log(f"2 workers: {phases[2][-1][0]:.1f} turns/s, CPU-ms a turn {described(phases[2][-1][1])}, "
                         f"cores {phases[2][-1][2]:.0%} busy")
-                    paced[2].append(await bench.rounds(args.rounds, every_s))
-                    log(f"2 workers, a round every {every_s:.2f} s: CPU-ms a turn {described(paced[2][-1][1])}")
                 (one_rate, one_cpu, one_busy), (two_rate, two_cpu, two_busy) = combined(phases[1]), combined(phases[2])
-                (_, one_paced_cpu, _), (_, two_paced_cpu, _) = combined(paced[1]), combined(paced[2])
                 by_phase = [round(phases[n][i][0], 1) for i in range(2) for n in (1, 2)]
 
                 # A round, and the worker running most channels killed as it starts.
@@ -327,10 +308,6 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     print(json.dumps({"turns_per_s_by_phase": by_phase,
                       "cpu_ms_per_turn_1_worker": {k: round(v, 2) for k, v in one_cpu.items()},
                       "cpu_ms_per_turn_2_workers": {k: round(v, 2) for k, v in two_cpu.items()},
-                      "paced_round_every_s": round(every_s, 2),
-                      "paced_cpu_ms_per_turn_1_worker": {k: round(v, 2) for k, v in one_paced_cpu.items()},
-                      "paced_cpu_ms_per_turn_2_workers": {k: round(v, 2) for k, v in two_paced_cpu.items()},
-                      "cpu_efficiency_at_full_speed": round(counted(one_cpu) / counted(two_cpu), 2),
                       "cores": os.cpu_count(),
                       "cores_busy_1_worker": round(one_busy, 2), "cores_busy_2_workers": round(two_busy, 2),
                       "lease_s": args.lease_s}))
@@ -341,8 +318,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "turns_per_s_1_worker": round(one_rate, 1),
         "turns_per_s_2_workers": round(two_rate, 1),
         "scaling": round(two_rate / one_rate, 2),
-        # The workers, PostgreSQL and the fake model (not the fake platform), at the same pace.
-        "cpu_efficiency": round(counted(one_paced_cpu) / counted(two_paced_cpu), 2),
+        # As the issue counts it: the workers, PostgreSQL and the fake model (not the fake platform).
+        "cpu_efficiency": round(counted(one_cpu) / counted(two_cpu), 2),
         "failover_s": round(failover, 1),
         "lost": lost,
         "duplicated": duplicated,
