@@ -16,10 +16,10 @@ posts a channel). The load runs on one worker, two, one again (the second stoppe
 before the JSON lists each phase's rate. ``turns_per_s_N_workers`` is persona posts a second over
 those rounds;
 ``scaling`` the two-worker figure over the one-worker one. ``cpu_efficiency`` compares persona
-turns per CPU-second of every process involved (workers, PostgreSQL, fake model, and this process,
-which runs the fake Slack) with two workers to the same with one: what coordinating costs, whatever
-the number of cores. The line before the JSON gives both CPU figures and how busy the machine's
-cores were, so a ``scaling`` held down by cores already full shows as such.
+turns per CPU-second of the workers, PostgreSQL and the fake model with two workers to the same
+with one: what coordinating costs, whatever the number of cores. The line before the JSON gives
+the CPU figures by part (this process, which runs the fake Slack, as ``platform``) and how busy
+the machine's cores were, so a ``scaling`` held down by cores already full shows as such.
 ``failover_s`` is from the ``kill -9`` to the last answer of that round (the killed worker's
 channels are taken over when its leases expire, ``--lease-s``). ``lost`` are answers never posted,
 ``duplicated`` answers posted more than once, over all rounds. The last line is the JSON summary:
