@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from functools import lru_cache
 from typing import Any
 
@@ -180,13 +181,18 @@ HAS_VERSION_TABLE = "SELECT to_regclass('schema_migrations') IS NOT NULL"
 RECORD_VERSION = "INSERT INTO schema_migrations (version) VALUES ($1)"
 
 
-def world_update(world_id: str, fields: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
-    """An UPDATE for these world fields (checked and encoded as ``rows.world_changes`` says)."""
+def world_sets(fields: dict[str, Any]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """The world columns these fields change, ``updated_at`` (now) last, and their values as stored
+    (checked and encoded as ``rows.world_changes`` says)."""
     changes = world_changes(fields)
-    names = [*changes, "updated_at"]
+    return (*changes, "updated_at"), (*changes.values(), time_text(utcnow()))
+
+
+def world_update(world_id: str, fields: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """An UPDATE for these world fields."""
+    names, values = world_sets(fields)
     sets = ", ".join(f"{name} = ${number}" for number, name in enumerate(names, start=1))
-    return (f"UPDATE worlds SET {sets} WHERE id = ${len(names) + 1}",
-            (*changes.values(), time_text(utcnow()), world_id))
+    return f"UPDATE worlds SET {sets} WHERE id = ${len(names) + 1}", (*values, world_id)
 
 
 #: What a step writes besides the world's own row: each table, its columns (each sent as one array
@@ -223,40 +229,32 @@ def step_statement(world_fields: tuple[str, ...], fenced: bool) -> str:
     the outbox rows inserted (``OUTBOX_COLUMNS``; NULLs when none), each followed by the lease's
     token and whether the step was written.
     """
-    number = 4 if fenced else 1
+    numbers = itertools.count(5 if fenced else 2)
     if fenced:
         fence = "fence AS (SELECT token FROM leases WHERE channel_key = $2 AND worker = $3 FOR SHARE)"
         gate = "EXISTS (SELECT 1 FROM fence WHERE token = $4)"
     else:
         fence, gate = "fence AS (SELECT NULL::bigint AS token)", "true"
     if world_fields:
-        sets = []
-        for name in world_fields:
-            number += 1
-            sets.append(f"{name} = ${number}")
-        world = f"world AS (UPDATE worlds SET {', '.join(sets)} WHERE id = $1 AND {gate} RETURNING id)"
+        sets = ", ".join(f"{name} = ${next(numbers)}" for name in world_fields)
+        world = f"world AS (UPDATE worlds SET {sets} WHERE id = $1 AND {gate} RETURNING id)"
     else:
         world = f"world AS (SELECT id FROM worlds WHERE id = $1 AND {gate})"
     parts = [fence, world]
 
-    def rows_of(columns: tuple[tuple[str, str], ...]) -> tuple[str, str]:
-        nonlocal number
-        arrays = []
-        for _, kind in columns:
-            number += 1
-            arrays.append(f"${number}::{'text' if kind == 'json' else kind}[]")
-        values = ", ".join(f"r.{name}::json" if kind == "json" else f"r.{name}" for name, kind in columns)
+    def from_arrays(into: str, columns: tuple[tuple[str, str], ...], *, world_id: bool) -> str:
+        """``INSERT INTO into`` of the rows the next arrays hold (with ``world_id``, the world's id
+        in that column of each), once the world is written."""
         names = ", ".join(name for name, _ in columns)
-        return values, f"unnest({', '.join(arrays)}) AS r({names}) WHERE EXISTS (SELECT 1 FROM world)"
+        arrays = ", ".join(f"${next(numbers)}::{'text' if kind == 'json' else kind}[]" for _, kind in columns)
+        values = ", ".join(f"r.{name}::json" if kind == "json" else f"r.{name}" for name, kind in columns)
+        target, source = (f"world_id, {names}", f"$1, {values}") if world_id else (names, values)
+        return (f"INSERT INTO {into} ({target}) SELECT {source} FROM unnest({arrays}) AS r({names}) "
+                "WHERE EXISTS (SELECT 1 FROM world)")
 
     for table, columns, conflict in STEP_TABLES:
-        values, source = rows_of(columns)
-        names = ", ".join(name for name, _ in columns)
-        parts.append(f"{table}_rows AS (INSERT INTO {table} (world_id, {names}) SELECT $1, {values} FROM {source} "
-                     f"{conflict})")
-    values, source = rows_of(STEP_OUTBOX_COLUMNS)
-    names = ", ".join(name for name, _ in STEP_OUTBOX_COLUMNS)
-    parts.append(f"outbox_rows AS (INSERT INTO outbox ({names}) SELECT {values} FROM {source} "
+        parts.append(f"{table}_rows AS ({from_arrays(table, columns, world_id=True)} {conflict})")
+    parts.append(f"outbox_rows AS ({from_arrays('outbox', STEP_OUTBOX_COLUMNS, world_id=False)} "
                  f"ON CONFLICT (world_id, event_id) DO NOTHING RETURNING {OUTBOX_COLUMNS})")
     return ("WITH " + ",\n".join(parts) + "\nSELECT outbox_rows.*, step.token, step.written FROM (SELECT "
             "(SELECT token FROM fence) AS token, EXISTS (SELECT 1 FROM world) AS written) AS step "

@@ -118,6 +118,7 @@ from bots.storage.postgres.statements import (
     UPSERT_PERSONA,
     UPSERT_WORKER,
     step_statement,
+    world_sets,
     world_update,
 )
 from bots.storage.rows import (
@@ -137,7 +138,6 @@ from bots.storage.rows import (
     to_json,
     usage_from_row,
     usage_params,
-    world_changes,
     world_from_row,
     world_params,
 )
@@ -597,13 +597,11 @@ class PostgresStorage(Storage):
         A caller cancelled before it is applied leaves nothing of the step behind.
         """
         wid, fence = write.world_id, write.fence
-        changes = world_changes(write.world) if write.world else {}
-        world_fields = (*changes, "updated_at") if changes else ()
+        world_fields, world_values = world_sets(write.world) if write.world else ((), ())
         params: list[Any] = [wid]
         if fence is not None:
             params += [fence.channel_key, fence.worker, fence.token]
-        if changes:
-            params += [*changes.values(), time_text(utcnow())]
+        params += world_values
         # One row per key (an upsert may not touch a row twice in one statement): the last one wins,
         # as it would written one after another.
         memories = {name: memory_params(wid, name, memory.state) for name, memory in write.memories.items() if memory.row}
@@ -632,8 +630,9 @@ class PostgresStorage(Storage):
         stored = {(e.world_id, e.event_id): e for e in (outbox_from_row(row) for row in rows if row[0] is not None)}
         keys = [(entry.world_id, entry.event_id) for entry in write.outbox]
         # Entries an earlier write of the same events stored are kept as they are: read them.
-        for world_id in dict.fromkeys(w for w, e in keys if (w, e) not in stored):
-            events = [e for w, e in keys if w == world_id and (w, e) not in stored]
+        missing = [key for key in keys if key not in stored]
+        for world_id in dict.fromkeys(w for w, _ in missing):
+            events = [e for w, e in missing if w == world_id]
             for row in await self._fetch(SELECT_OUTBOX_FOR_EVENTS, world_id, events):
                 entry = outbox_from_row(row)
                 stored[(entry.world_id, entry.event_id)] = entry
