@@ -178,7 +178,7 @@ async def test_web_api_calls_reuse_kept_open_connections(bot: Bot) -> None:
     await bot.say("And the docs?", expect=3)
     calls = len(bot.fake.calls)
     assert calls >= 15
-    assert len(bot.fake.api_connections) <= 3, f"{calls} calls over {len(bot.fake.api_connections)} connections"
+    assert bot.fake.api_connections <= 3, f"{calls} calls over {bot.fake.api_connections} connections"
 
 
 async def test_posts_go_out_once_after_slack_closes_the_kept_open_connections(bot: Bot,

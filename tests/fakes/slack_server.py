@@ -79,7 +79,6 @@ import secrets
 import string
 import time
 import uuid
-import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -503,9 +502,8 @@ class FakeSlack:
 
         # Records, appended in order.
         self.calls: list[tuple[str, dict[str, Any]]] = []
-        #: The client address (host, port) of every connection Web API calls came over.
-        self.api_connections: set[tuple[str, int]] = set()
-        self._api_transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        #: Every connection Web API calls came over.
+        self._api_transports: set[asyncio.BaseTransport] = set()
         self.posts: list[dict[str, Any]] = []
         self.ephemerals: list[dict[str, Any]] = []
         self.updates: list[dict[str, Any]] = []
@@ -839,7 +837,6 @@ class FakeSlack:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         if request.transport is not None:
-            self.api_connections.add(request.transport.get_extra_info("peername")[:2])
             self._api_transports.add(request.transport)
         try:
             params = await self._read_params(request)
@@ -1801,9 +1798,14 @@ class FakeSlack:
             return None
         return self.acks[envelope_id]
 
+    @property
+    def api_connections(self) -> int:
+        """How many connections Web API calls came over."""
+        return len(self._api_transports)
+
     def close_api_connections(self) -> None:
         """Close the Web API's idle kept-open connections, as Slack's load balancers do after a while."""
-        for transport in list(self._api_transports):
+        for transport in self._api_transports:
             if not transport.is_closing():
                 transport.close()
 
