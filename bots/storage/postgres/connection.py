@@ -120,6 +120,13 @@ def unusable_advice(error: BaseException) -> str | None:
     return None
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """What a connection going back to the pool needs beyond asyncpg's own rollback of a transaction
+    left open: nothing. Pooled connections never LISTEN, take session locks, open cursors or SET
+    anything, so the default reset (``RESET ALL``, ``UNLISTEN *``, …) would be one more round trip a
+    statement for no effect."""
+
+
 async def create_pool(url: str, *, min_size: int, max_size: int, command_timeout_s: float,
                       read_only: bool) -> asyncpg.Pool:
     """A pool of connections to ``url``; DatabaseSetupError or StorageError says why there is none."""
@@ -129,7 +136,7 @@ async def create_pool(url: str, *, min_size: int, max_size: int, command_timeout
     try:
         return await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, command_timeout=command_timeout_s,
-            timeout=CONNECT_TIMEOUT_S, server_settings=settings,
+            timeout=CONNECT_TIMEOUT_S, server_settings=settings, reset=_keep_session,
         )
     except (*CONNECTION_ERRORS, asyncpg.PostgresError, ValueError) as error:
         problem = connection_problem(url, error)

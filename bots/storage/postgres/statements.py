@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from functools import lru_cache
 from typing import Any
 
 from bots.storage.base import RECENT_EPISODES_HELD, RECENT_EVENTS_HELD, utcnow
@@ -31,8 +33,6 @@ RELEASE_CHANNEL_LEASES = ("UPDATE leases SET worker = '', expires_at = clock_tim
                           "WHERE worker = $1 AND channel_key = ANY($2::text[])")
 SELECT_LEASES = ("SELECT channel_key, worker, token, expires_at, expires_at <= clock_timestamp() FROM leases "
                  "ORDER BY channel_key")
-#: Held for the write's transaction: a takeover waits for the write to commit, or the write sees it.
-SELECT_FENCE = "SELECT token FROM leases WHERE channel_key = $1 AND worker = $2 FOR SHARE"
 UPSERT_WORKER = """
 INSERT INTO workers (id, host, pid, started_at, seen_at) VALUES ($1, $2, $3, $4, clock_timestamp())
 ON CONFLICT (id) DO UPDATE SET seen_at = EXCLUDED.seen_at
@@ -106,11 +106,6 @@ SELECT_EPISODES_FROM = (
 DELETE_EPISODES = "DELETE FROM episodes WHERE world_id = $1 AND persona = $2"
 DELETE_EPISODES_FROM = "DELETE FROM episodes WHERE world_id = $1 AND persona = $2 AND seq >= $3"
 
-INSERT_EVENT = """
-INSERT INTO events (world_id, id, kind, step, time, source, type, content, target, recipients, model, meta)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-ON CONFLICT DO NOTHING
-"""
 SELECT_EVENTS = """
 SELECT id, kind, step, time, source, type, content, target, recipients, model, meta
 FROM events WHERE world_id = $1 ORDER BY id
@@ -130,13 +125,6 @@ FROM events WHERE world_id = $1 AND id > $2 AND id <= $3 ORDER BY id
 """
 SELECT_LAST_EVENT = "SELECT max(id) FROM events WHERE world_id = $1"
 
-INSERT_OUTBOX = """
-INSERT INTO outbox
-    (world_id, channel_key, event_id, persona, identity, text, thread, status, verdict,
-     platform_message_id, attempts, error, created_at, posted_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-ON CONFLICT (world_id, event_id) DO NOTHING
-"""
 #: A world's entries for these events, stored now or by an earlier write of the same events.
 SELECT_OUTBOX_FOR_EVENTS = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE world_id = $1 AND event_id = ANY($2::bigint[])"
 SELECT_PENDING = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' ORDER BY id"
@@ -182,14 +170,6 @@ DELETE_STALE_ADAPTER_STATE = (
     "DELETE FROM adapter_state WHERE platform = $1 AND substr(key, 1, $2) = $3 AND updated_at < $4"
 )
 
-UPSERT_USAGE = """
-INSERT INTO usage (world_id, persona, calls, cached_calls, prompt_tokens, completion_tokens, cost_usd)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (world_id, persona) DO UPDATE SET
-    calls = excluded.calls, cached_calls = excluded.cached_calls,
-    prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
-    cost_usd = excluded.cost_usd
-"""
 SELECT_USAGE = """
 SELECT persona, calls, cached_calls, prompt_tokens, completion_tokens, cost_usd
 FROM usage WHERE world_id = $1 ORDER BY persona
@@ -201,10 +181,81 @@ HAS_VERSION_TABLE = "SELECT to_regclass('schema_migrations') IS NOT NULL"
 RECORD_VERSION = "INSERT INTO schema_migrations (version) VALUES ($1)"
 
 
-def world_update(world_id: str, fields: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
-    """An UPDATE for these world fields (checked and encoded as ``rows.world_changes`` says)."""
+def world_sets(fields: dict[str, Any]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """The world columns these fields change, ``updated_at`` (now) last, and their values as stored
+    (checked and encoded as ``rows.world_changes`` says)."""
     changes = world_changes(fields)
-    names = [*changes, "updated_at"]
+    return (*changes, "updated_at"), (*changes.values(), time_text(utcnow()))
+
+
+def world_update(world_id: str, fields: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """An UPDATE for these world fields."""
+    names, values = world_sets(fields)
     sets = ", ".join(f"{name} = ${number}" for number, name in enumerate(names, start=1))
-    return (f"UPDATE worlds SET {sets} WHERE id = ${len(names) + 1}",
-            (*changes.values(), time_text(utcnow()), world_id))
+    return f"UPDATE worlds SET {sets} WHERE id = ${len(names) + 1}", (*values, world_id)
+
+
+#: What a step writes besides the world's own row: each table, its columns (each sent as one array
+#: parameter, JSON as text) and what a row already there means.
+STEP_TABLES: tuple[tuple[str, tuple[tuple[str, str], ...], str], ...] = (
+    ("events", (("id", "bigint"), ("kind", "text"), ("step", "bigint"), ("time", "text"), ("source", "text"),
+                ("type", "text"), ("content", "text"), ("target", "text"), ("recipients", "json"),
+                ("model", "text"), ("meta", "json")),
+     "ON CONFLICT DO NOTHING"),
+    ("memories", (("persona", "text"), ("state", "json")),
+     "ON CONFLICT (world_id, persona) DO UPDATE SET state = excluded.state"),
+    ("episodes", (("persona", "text"), ("seq", "bigint"), ("episode", "json")), "ON CONFLICT DO NOTHING"),
+    ("usage", (("persona", "text"), ("calls", "bigint"), ("cached_calls", "bigint"), ("prompt_tokens", "bigint"),
+               ("completion_tokens", "bigint"), ("cost_usd", "float8")),
+     "ON CONFLICT (world_id, persona) DO UPDATE SET calls = excluded.calls, cached_calls = excluded.cached_calls, "
+     "prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens, "
+     "cost_usd = excluded.cost_usd"),
+)
+STEP_OUTBOX_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("world_id", "text"), ("channel_key", "text"), ("event_id", "bigint"), ("persona", "text"), ("identity", "json"),
+    ("text", "text"), ("thread", "text"), ("status", "text"), ("verdict", "json"), ("platform_message_id", "text"),
+    ("attempts", "int4"), ("error", "text"), ("created_at", "text"), ("posted_at", "text"),
+)
+
+
+@lru_cache(maxsize=64)
+def step_statement(world_fields: tuple[str, ...], fenced: bool) -> str:
+    """A step's whole write as one statement, so one round trip that PostgreSQL applies atomically.
+
+    Parameters: ``$1`` the world's id; with ``fenced``, ``$2``-``$4`` the lease's channel, worker
+    and token; then the new values of ``world_fields`` (``updated_at`` last), then one array per
+    column of ``STEP_TABLES`` and ``STEP_OUTBOX_COLUMNS`` in order. Nothing is written unless the
+    lease (held ``FOR SHARE``: a takeover waits for this write) and the world are there. Returns
+    the outbox rows inserted (``OUTBOX_COLUMNS``; NULLs when none), each followed by the lease's
+    token and whether the step was written.
+    """
+    numbers = itertools.count(5 if fenced else 2)
+    if fenced:
+        fence = "fence AS (SELECT token FROM leases WHERE channel_key = $2 AND worker = $3 FOR SHARE)"
+        gate = "EXISTS (SELECT 1 FROM fence WHERE token = $4)"
+    else:
+        fence, gate = "fence AS (SELECT NULL::bigint AS token)", "true"
+    if world_fields:
+        sets = ", ".join(f"{name} = ${next(numbers)}" for name in world_fields)
+        world = f"world AS (UPDATE worlds SET {sets} WHERE id = $1 AND {gate} RETURNING id)"
+    else:
+        world = f"world AS (SELECT id FROM worlds WHERE id = $1 AND {gate})"
+    parts = [fence, world]
+
+    def from_arrays(into: str, columns: tuple[tuple[str, str], ...], *, world_id: bool) -> str:
+        """``INSERT INTO into`` of the rows the next arrays hold (with ``world_id``, the world's id
+        in that column of each), once the world is written."""
+        names = ", ".join(name for name, _ in columns)
+        arrays = ", ".join(f"${next(numbers)}::{'text' if kind == 'json' else kind}[]" for _, kind in columns)
+        values = ", ".join(f"r.{name}::json" if kind == "json" else f"r.{name}" for name, kind in columns)
+        target, source = (f"world_id, {names}", f"$1, {values}") if world_id else (names, values)
+        return (f"INSERT INTO {into} ({target}) SELECT {source} FROM unnest({arrays}) AS r({names}) "
+                "WHERE EXISTS (SELECT 1 FROM world)")
+
+    for table, columns, conflict in STEP_TABLES:
+        parts.append(f"{table}_rows AS ({from_arrays(table, columns, world_id=True)} {conflict})")
+    parts.append(f"outbox_rows AS ({from_arrays('outbox', STEP_OUTBOX_COLUMNS, world_id=False)} "
+                 f"ON CONFLICT (world_id, event_id) DO NOTHING RETURNING {OUTBOX_COLUMNS})")
+    return ("WITH " + ",\n".join(parts) + "\nSELECT outbox_rows.*, step.token, step.written FROM (SELECT "
+            "(SELECT token FROM fence) AS token, EXISTS (SELECT 1 FROM world) AS written) AS step "
+            "LEFT JOIN outbox_rows ON true")

@@ -70,9 +70,7 @@ from bots.storage.postgres.statements import (
     HAS_BRANCHES,
     INSERT_AUDIT,
     INSERT_EPISODE,
-    INSERT_EVENT,
     INSERT_INBOX,
-    INSERT_OUTBOX,
     INSERT_WORLD,
     MARK_POSTED,
     NOTIFY,
@@ -94,7 +92,6 @@ from bots.storage.postgres.statements import (
     SELECT_EPISODES_FROM,
     SELECT_EVENT_RANGE,
     SELECT_EVENTS,
-    SELECT_FENCE,
     SELECT_INBOX,
     SELECT_LAST_EVENT,
     SELECT_LEASES,
@@ -111,14 +108,17 @@ from bots.storage.postgres.statements import (
     SELECT_WORLD,
     SELECT_WORLD_OUTBOX,
     SET_OUTBOX_STATUS,
+    STEP_OUTBOX_COLUMNS,
+    STEP_TABLES,
     STOP_WORLD,
     TAKE_ADAPTER_STATE,
     TAKE_LEASE,
     UPSERT_ADAPTER_STATE,
     UPSERT_MEMORY,
     UPSERT_PERSONA,
-    UPSERT_USAGE,
     UPSERT_WORKER,
+    step_statement,
+    world_sets,
     world_update,
 )
 from bots.storage.rows import (
@@ -172,6 +172,11 @@ def _closed(connection: asyncpg.Connection) -> bool:
         return connection.is_closed()
     except asyncpg.InterfaceError:
         return True
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as one list a column, for ``unnest``."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
 def _count(status: str) -> int:
@@ -328,6 +333,19 @@ class PostgresStorage(Storage):
         """
         if not readonly and self.read_only:
             raise StorageError(f"storage {self.shown_url} is open read-only")
+        return await self._retried(work, what, isolation=isolation, readonly=readonly)
+
+    async def _in_statement(self, work: Callable[[asyncpg.Connection], Awaitable[T]], what: str) -> T:
+        """``work(connection)`` that runs a single statement: PostgreSQL applies one statement
+        atomically on its own, so no BEGIN and COMMIT around it (one round trip, not three). Errors
+        as with ``in_transaction``."""
+        if self.read_only:
+            raise StorageError(f"storage {self.shown_url} is open read-only")
+        return await self._retried(work, what, isolation=None, readonly=False)
+
+    async def _retried(self, work: Callable[[asyncpg.Connection], Awaitable[T]], what: str, *, isolation: str | None,
+                       readonly: bool) -> T:
+        """``work`` on a connection, again after a deadlock or serialization failure."""
         async with self._operation() as pool:
             for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
                 try:
@@ -516,14 +534,14 @@ class PostgresStorage(Storage):
             if _count(status) == 0:
                 raise StorageError(f"no world with id {world_id!r}")
 
-        await self.in_transaction(update, f"update world {world_id!r}")
+        await self._in_statement(update, f"update world {world_id!r}")
 
     async def stop_world(self, world_id: str) -> None:
         async def stop(connection: asyncpg.Connection) -> None:
             if _count(await connection.execute(STOP_WORLD, time_text(utcnow()), world_id)) == 0:
                 raise StorageError(f"no world with id {world_id!r}")
 
-        await self.in_transaction(stop, f"stop world {world_id!r}")
+        await self._in_statement(stop, f"stop world {world_id!r}")
 
     async def reset_world(self, world_id: str, *, clock: dict[str, Any], policy: dict[str, Any]) -> int:
         """Also moves the world's outbox entries to negative event ids: new event ids restart at 1."""
@@ -573,48 +591,52 @@ class PostgresStorage(Storage):
     # -- the step -----------------------------------------------------------------------------
 
     async def write_step(self, write: StepWrite) -> list[OutboxEntry]:
-        """One transaction; the write is turned into rows before anything waits.
+        """One statement (``statements.step_statement``), so one round trip; the write is turned into
+        rows before anything waits.
 
-        A caller cancelled before the commit leaves nothing of the step behind.
+        A caller cancelled before it is applied leaves nothing of the step behind.
         """
-        wid = write.world_id
-        update = world_update(wid, write.world) if write.world else None
+        wid, fence = write.world_id, write.fence
+        world_fields, world_values = world_sets(write.world) if write.world else ((), ())
+        params: list[Any] = [wid]
+        if fence is not None:
+            params += [fence.channel_key, fence.worker, fence.token]
+        params += world_values
+        # One row per key (an upsert may not touch a row twice in one statement): the last one wins,
+        # as it would written one after another.
+        memories = {name: memory_params(wid, name, memory.state) for name, memory in write.memories.items() if memory.row}
+        usage = {row.persona or "": usage_params(wid, row) for row in write.usage}
         tables = (
-            (INSERT_EVENT, [event_params(wid, e) for e in write.events]),
-            (UPSERT_MEMORY, [memory_params(wid, name, memory.state) for name, memory in write.memories.items()
-                             if memory.row]),
-            (INSERT_EPISODE, [row for name, memory in write.memories.items()
-                              for row in episode_params(wid, name, memory)]),
-            (UPSERT_USAGE, [usage_params(wid, row) for row in write.usage]),
+            [event_params(wid, e) for e in write.events],
+            list(memories.values()),
+            [row for name, memory in write.memories.items() for row in episode_params(wid, name, memory)],
+            list(usage.values()),
         )
-        outbox = [outbox_params(entry) for entry in write.outbox]
+        for rows, (_, columns, _) in zip(tables, STEP_TABLES, strict=True):
+            params += _columns([row[1:] for row in rows], len(columns))  # each row's first value is the world's id
+        params += _columns([outbox_params(entry) for entry in write.outbox], len(STEP_OUTBOX_COLUMNS))
+        sql = step_statement(world_fields, fence is not None)
+
+        async def apply(connection: asyncpg.Connection) -> list[asyncpg.Record]:
+            return list(await connection.fetch(sql, *params))
+
+        rows = await self._in_statement(apply, f"write a step of world {wid!r}")
+        token, written = rows[0][-2], rows[0][-1]
+        if fence is not None and token != fence.token:
+            raise StaleOwnerError(f"{fence.channel_key} is no longer run by this worker (lease {fence.token} "
+                                  "was taken over); its new owner carries on from storage")
+        if not written:
+            raise StorageError(f"no world with id {wid!r}")
+        stored = {(e.world_id, e.event_id): e for e in (outbox_from_row(row) for row in rows if row[0] is not None)}
         keys = [(entry.world_id, entry.event_id) for entry in write.outbox]
-        fence = write.fence
-
-        async def apply(connection: asyncpg.Connection) -> list[OutboxEntry]:
-            if fence is not None:
-                token = await connection.fetchval(SELECT_FENCE, fence.channel_key, fence.worker)
-                if token != fence.token:
-                    raise StaleOwnerError(f"{fence.channel_key} is no longer run by this worker (lease {fence.token} "
-                                          "was taken over); its new owner carries on from storage")
-            if update is not None and _count(await connection.execute(update[0], *update[1])) == 0:
-                raise StorageError(f"no world with id {wid!r}")
-            for sql, rows in tables:
-                if rows:
-                    await connection.executemany(sql, rows)
-            if not outbox:
-                return []
-            await connection.executemany(INSERT_OUTBOX, outbox)
-            # Stored now, or by an earlier write of the same events: either way, the stored ones.
-            stored: dict[tuple[str, int], OutboxEntry] = {}
-            for world_id in dict.fromkeys(w for w, _ in keys):
-                events = [e for w, e in keys if w == world_id]
-                for row in await connection.fetch(SELECT_OUTBOX_FOR_EVENTS, world_id, events):
-                    entry = outbox_from_row(row)
-                    stored[(entry.world_id, entry.event_id)] = entry
-            return [stored[key] for key in keys]
-
-        return await self.in_transaction(apply, f"write a step of world {wid!r}")
+        # Entries an earlier write of the same events stored are kept as they are: read them.
+        missing = [key for key in keys if key not in stored]
+        for world_id in dict.fromkeys(w for w, _ in missing):
+            events = [e for w, e in missing if w == world_id]
+            for row in await self._fetch(SELECT_OUTBOX_FOR_EVENTS, world_id, events):
+                entry = outbox_from_row(row)
+                stored[(entry.world_id, entry.event_id)] = entry
+        return [stored[key] for key in keys]
 
     # -- outbox -------------------------------------------------------------------------------
 
@@ -658,7 +680,7 @@ class PostgresStorage(Storage):
             if _count(await connection.execute(sql, *params)) == 0:
                 raise StorageError(f"no outbox entry with id {entry_id}")
 
-        await self.in_transaction(update, f"{verb} outbox entry {entry_id}")
+        await self._in_statement(update, f"{verb} outbox entry {entry_id}")
 
     async def get_outbox(self, entry_id: int) -> OutboxEntry:
         rows = await self._fetch(SELECT_OUTBOX, entry_id)
@@ -694,7 +716,7 @@ class PostgresStorage(Storage):
         async def insert(connection: asyncpg.Connection) -> None:
             await connection.execute(INSERT_AUDIT, *params)
 
-        await self.in_transaction(insert, f"record an audit entry for {record.channel_key}")
+        await self._in_statement(insert, f"record an audit entry for {record.channel_key}")
 
     async def audit_log(self, channel_key: str) -> list[AuditRecord]:
         return [audit_from_row(row) for row in await self._fetch(SELECT_CHANNEL_AUDIT, channel_key)]
@@ -715,13 +737,13 @@ class PostgresStorage(Storage):
         async def write(connection: asyncpg.Connection) -> None:
             await connection.execute(sql, *params)
 
-        await self.in_transaction(write, f"store {platform} state {key!r}")
+        await self._in_statement(write, f"store {platform} state {key!r}")
 
     async def take_adapter_state(self, platform: str, key: str) -> dict[str, Any] | None:
         async def take(connection: asyncpg.Connection) -> str | None:
             return await connection.fetchval(TAKE_ADAPTER_STATE, platform, key)
 
-        value = await self.in_transaction(take, f"take {platform} state {key!r}")
+        value = await self._in_statement(take, f"take {platform} state {key!r}")
         return json.loads(value) if value is not None else None
 
     async def forget_stale_adapter_state(self, platform: str, prefix: str, stored_before: datetime) -> None:
@@ -729,7 +751,7 @@ class PostgresStorage(Storage):
             await connection.execute(DELETE_STALE_ADAPTER_STATE, platform, len(prefix), prefix,
                                      time_text(stored_before))
 
-        await self.in_transaction(forget, f"forget stale {platform} state {prefix}…")
+        await self._in_statement(forget, f"forget stale {platform} state {prefix}…")
 
     # -- inbox --------------------------------------------------------------------------------
 
@@ -739,13 +761,13 @@ class PostgresStorage(Storage):
         async def write(connection: asyncpg.Connection) -> int:
             return int(await connection.fetchval(INSERT_INBOX, *params))
 
-        return await self.in_transaction(write, f"receive a message in {channel_key}")
+        return await self._in_statement(write, f"receive a message in {channel_key}")
 
     async def inbox_done(self, entry_id: int) -> None:
         async def write(connection: asyncpg.Connection) -> None:
             await connection.execute(DELETE_INBOX, entry_id)
 
-        await self.in_transaction(write, f"settle received message {entry_id}")
+        await self._in_statement(write, f"settle received message {entry_id}")
 
     async def inbox_pending(self, channel_key: str | None = None) -> list[tuple[int, str, dict[str, Any]]]:
         rows = await (self._fetch(SELECT_INBOX) if channel_key is None else self._fetch(SELECT_CHANNEL_INBOX, channel_key))
@@ -758,13 +780,13 @@ class PostgresStorage(Storage):
             token = await connection.fetchval(TAKE_LEASE, channel_key, worker, float(ttl_s))
             return int(token) if token is not None else None
 
-        return await self.in_transaction(take, f"take the lease of {channel_key}")
+        return await self._in_statement(take, f"take the lease of {channel_key}")
 
     async def renew_leases(self, worker: str, ttl_s: float) -> dict[str, int]:
         async def renew(connection: asyncpg.Connection) -> dict[str, int]:
             return {r[0]: int(r[1]) for r in await connection.fetch(RENEW_LEASES, float(ttl_s), worker)}
 
-        return await self.in_transaction(renew, f"renew the leases of worker {worker}")
+        return await self._in_statement(renew, f"renew the leases of worker {worker}")
 
     async def release_leases(self, worker: str, channel_keys: Sequence[str] | None = None) -> None:
         async def release(connection: asyncpg.Connection) -> None:
@@ -773,7 +795,7 @@ class PostgresStorage(Storage):
             else:
                 await connection.execute(RELEASE_CHANNEL_LEASES, worker, list(channel_keys))
 
-        await self.in_transaction(release, f"release the leases of worker {worker}")
+        await self._in_statement(release, f"release the leases of worker {worker}")
 
     async def leases(self) -> list[Lease]:
         return [Lease(channel_key=r[0], worker=r[1], token=r[2], expires_at=r[3], expired=r[4])
@@ -783,7 +805,7 @@ class PostgresStorage(Storage):
         async def alive(connection: asyncpg.Connection) -> None:
             await connection.execute(UPSERT_WORKER, worker.id, worker.host, worker.pid, time_text(worker.started_at))
 
-        await self.in_transaction(alive, f"note that worker {worker.id} runs")
+        await self._in_statement(alive, f"note that worker {worker.id} runs")
 
     async def workers(self, within_s: float) -> list[WorkerRecord]:
         return [WorkerRecord(id=r[0], host=r[1], pid=r[2], started_at=datetime.fromisoformat(r[3]), seen_at=r[4])
@@ -793,7 +815,7 @@ class PostgresStorage(Storage):
         async def gone(connection: asyncpg.Connection) -> None:
             await connection.execute(DELETE_WORKER, worker)
 
-        await self.in_transaction(gone, f"forget worker {worker}")
+        await self._in_statement(gone, f"forget worker {worker}")
 
     # -- wake-ups between workers ---------------------------------------------------------------
 
