@@ -55,6 +55,7 @@ SELECT_ACTIVE_WORLDS = (
 )
 SELECT_BRANCHES = f"SELECT {WORLD_COLUMNS} FROM worlds WHERE parent_id = ? ORDER BY created_at, id"
 HAS_BRANCHES = "SELECT 1 FROM worlds WHERE parent_id = ? LIMIT 1"
+WORLD_EXISTS = "SELECT 1 FROM worlds WHERE id = ?"
 SELECT_ALL_WORLDS = f"SELECT {WORLD_COLUMNS} FROM worlds ORDER BY created_at, id"
 COUNT_EVENTS = "SELECT world_id, count(*) FROM events GROUP BY world_id"
 STOP_WORLD = "UPDATE worlds SET status = 'stopped', updated_at = ? WHERE id = ?"

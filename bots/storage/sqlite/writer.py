@@ -34,6 +34,7 @@ from bots.storage.sqlite.statements import (
     SELECT_FENCE,
     UPSERT_MEMORY,
     UPSERT_USAGE,
+    WORLD_EXISTS,
     select_outbox_by_keys,
     world_update,
 )
@@ -272,14 +273,22 @@ def _apply_steps(db: sqlite3.Connection, steps: list[EncodedStep]) -> list[list[
         if cursor.rowcount != len(params):
             # Batched, the failing step is found when the steps are retried one by one.
             raise StorageError(f"no world with id {params[0][-1]!r}" if len(params) == 1 else "unknown world")
-    for sql, table in STEP_TABLES:
-        rows = [row for step in steps for row in getattr(step, table)]
-        if rows:
-            db.executemany(sql, rows)
     outbox = [row for step in steps for row in step.outbox]
+    try:
+        for sql, table in STEP_TABLES:
+            rows = [row for step in steps for row in getattr(step, table)]
+            if rows:
+                db.executemany(sql, rows)
+        if outbox:
+            db.executemany(INSERT_OUTBOX, outbox)
+    except sqlite3.IntegrityError:
+        # A step that updates nothing of its world's row meets a missing world here first.
+        missing = [step.world_id for step in steps if db.execute(WORLD_EXISTS, (step.world_id,)).fetchone() is None]
+        if missing:
+            raise StorageError(f"no world with id {missing[0]!r}" if len(steps) == 1 else "unknown world") from None
+        raise
     if not outbox:
         return [[] for _ in steps]
-    db.executemany(INSERT_OUTBOX, outbox)
     stored = _outbox_by_keys(db, list(dict.fromkeys(k for step in steps for k in step.keys)))
     return [[stored[key] for key in step.keys] for step in steps]
 

@@ -55,13 +55,13 @@ def entry(world_id: str, event_id: int, channel: str = "console:main", text: str
 
 
 def step(world_id: str, first: int, *, count: int = 1, channel: str = "console:main", **fields: object) -> StepWrite:
-    """``count`` events from ``first`` on, the last one carried by an outbox entry."""
+    """``count`` events from ``first`` on, the last one carried by an outbox entry; ``fields``
+    replace any of the write's parts."""
     ids = list(range(first, first + count))
-    return StepWrite(
-        world_id=world_id,
-        world={"clock": {"step": ids[-1]}},
-        events=[event(i) for i in ids],
-        memories={"Oscar": MemoryWrite.since(memory(unread_from=ids[-1]), 0)},
-        outbox=[entry(world_id, ids[-1], channel)],
-        **fields,
-    )
+    parts: dict[str, object] = {
+        "world": {"clock": {"step": ids[-1]}},
+        "events": [event(i) for i in ids],
+        "memories": {"Oscar": MemoryWrite.since(memory(unread_from=ids[-1]), 0)},
+        "outbox": [entry(world_id, ids[-1], channel)],
+    }
+    return StepWrite(world_id=world_id, **(parts | fields))

@@ -60,8 +60,23 @@ async def test_world_errors_name_what_is_wrong(storage):
         await storage.stop_world("nope")
     with pytest.raises(StorageError, match="no world with id 'nope'"):
         await storage.write_step(step("nope", 1))
+    with pytest.raises(StorageError, match="no world with id 'nope'"):
+        await storage.write_step(step("nope", 1, world={}))  # nothing of the world's own row to update
     with pytest.raises(ValueError, match="id"):
         await storage.update_world("nope", id="other")
+
+
+async def test_a_step_of_a_missing_world_written_with_others_fails_alone_and_says_why(storage):
+    await storage.create_world(world("w1"), [persona("Oscar", 0)])
+    results = await asyncio.gather(
+        storage.write_step(step("w1", 1, world={})),
+        storage.write_step(step("nope", 1, world={})),
+        storage.write_step(step("w1", 2, world={})),
+        return_exceptions=True,
+    )
+    assert [e.event_id for e in results[0]] == [1] and [e.event_id for e in results[2]] == [2]
+    assert isinstance(results[1], StorageError) and "no world with id 'nope'" in str(results[1])
+    assert [e.id for e in (await storage.load_world("w1")).events] == [1, 2]
 
 
 async def test_personas_are_saved_replaced_and_removed_with_their_memory(storage):
