@@ -131,7 +131,7 @@ class Bench:
         workers, and a scan of every post each time would take a good part of one by the end."""
         posts = self.slack.posts
         for post in posts[self.tagged:]:
-            if post.get("username") and "_round" not in post:
+            if post.get("username"):
                 post["_round"] = self.round
                 self.by_round[self.round] += 1
         self.tagged = len(posts)
