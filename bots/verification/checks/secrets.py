@@ -62,25 +62,32 @@ DETECT_SECRETS_PLUGINS = (
     ("twilio", "TwilioKeyDetector"),
 )
 
-#: Formats detect-secrets does not know (or knows only in an older shape).
-EXTRA_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
+#: Formats detect-secrets does not know (or knows only in an older shape), each with the pieces of
+#: text one of which every key of the format contains: a message with none of them is not searched
+#: for it (none: always searched).
+EXTRA_FORMATS: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = (
     (
         "OpenAI or Anthropic key",
         re.compile(r"(?<![\w-])sk-(?:proj-|svcacct-|admin-|ant-(?:[a-z]+\d\d-)?)?[A-Za-z0-9_-]{32,}"),
+        ("sk-",),
     ),
-    ("GitHub token", re.compile(r"(?<!\w)(?:github_pat_[A-Za-z0-9_]{40,}|gh[pousr]_[A-Za-z0-9]{36,})")),
+    ("GitHub token", re.compile(r"(?<!\w)(?:github_pat_[A-Za-z0-9_]{40,}|gh[pousr]_[A-Za-z0-9]{36,})"),
+     ("github_pat_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
     (
         "Slack token",
         re.compile(r"(?<![\w-])(?:xox[abposre]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{20,}|xoxe\.xox[bp]-[A-Za-z0-9-]{20,})"),
+        ("xox", "xapp-"),
     ),
-    ("Google API key", re.compile(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}")),
-    ("Stripe key", re.compile(r"(?<!\w)(?:sk|rk|pk)_(?:live|test)_[0-9a-zA-Z]{20,}")),
+    ("Google API key", re.compile(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}"), ("AIza",)),
+    ("Stripe key", re.compile(r"(?<!\w)(?:sk|rk|pk)_(?:live|test)_[0-9a-zA-Z]{20,}"), ("_live_", "_test_")),
     # detect-secrets knows only the older, shorter shape (27 characters after the second dot).
-    ("Discord bot token", re.compile(r"(?<![\w.-])[MNO][A-Za-z\d_-]{23,27}\.[A-Za-z\d_-]{6,7}\.[A-Za-z\d_-]{27,40}(?![\w-])")),
-    ("Hugging Face token", re.compile(r"(?<!\w)hf_[A-Za-z0-9]{30,}")),
-    ("GitLab token", re.compile(r"(?<![\w-])glpat-[A-Za-z0-9_-]{20,}")),
-    ("npm token", re.compile(r"(?<!\w)npm_[A-Za-z0-9]{36}")),
-    ("AWS Access Key", re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)(?:[\s.-]{0,2}[0-9A-Z]){16}(?![A-Z0-9])")),
+    ("Discord bot token",
+     re.compile(r"(?<![\w.-])[MNO][A-Za-z\d_-]{23,27}\.[A-Za-z\d_-]{6,7}\.[A-Za-z\d_-]{27,40}(?![\w-])"), ()),
+    ("Hugging Face token", re.compile(r"(?<!\w)hf_[A-Za-z0-9]{30,}"), ("hf_",)),
+    ("GitLab token", re.compile(r"(?<![\w-])glpat-[A-Za-z0-9_-]{20,}"), ("glpat-",)),
+    ("npm token", re.compile(r"(?<!\w)npm_[A-Za-z0-9]{36}"), ("npm_",)),
+    ("AWS Access Key", re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)(?:[\s.-]{0,2}[0-9A-Z]){16}(?![A-Z0-9])"),
+     ("AKIA", "ASIA", "ABIA", "ACCA")),
 )
 
 #: A private key from its header to its footer (or to the end of the message when cut off).
@@ -115,6 +122,35 @@ URL_SECRET_PARAM = re.compile(
     r"[?&](?:access_token|token|api_key|apikey|key|secret|password|pwd|client_secret|auth|sig|signature)=([^&\s#]{8,})",
     re.IGNORECASE,
 )
+
+#: detect-secrets plugins whose every pattern captures a value of 24 or more characters of
+#: ``_LONG_VALUE``'s class ("cloudant_password: " and 64 hex digits, say). They are its slowest
+#: patterns (no literal start to look for), so a message without such a run skips them.
+LONG_VALUE_PLUGINS = frozenset({"Cloudant Credentials", "IBM Cloud IAM Key", "IBM COS HMAC Credentials",
+                                "SoftLayer Credentials"})
+#: Case-insensitive as those patterns are, so it matches every character theirs match.
+_LONG_VALUE = re.compile(r"[0-9a-z_-]{24}", re.IGNORECASE)
+
+#: A piece of every secret word in ``_KEYWORDS``: a message with none of them gives the word rules
+#: (``KEYWORD_VALUE``, ``KEYWORD_DIRECT``) nothing to find, and skips them.
+KEYWORD_STEMS = ("pass", "pwd", "secret", "key", "token", "credential", "senha", "contrase", "clave", "kennwort",
+                 "mdp", "hasło", "haslo", "wachtwoord")
+#: What Python's case-insensitive matching takes for a Latin letter and ``str.lower`` does not
+#: (dotted and dotless I, long S, the Kelvin sign): folded first, a stem is found wherever the
+#: case-insensitive rules could match it.
+_CASELESS = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def caseless(text: str) -> str:
+    """``text`` in lower case as ``re.IGNORECASE`` sees letters, for finding words in it."""
+    return (text if text.isascii() else text.translate(_CASELESS)).lower()
+
+
+def has_secret_word(text: str) -> bool:
+    """Whether ``text`` has a piece of a secret word, in any case."""
+    lowered = caseless(text)
+    return any(stem in lowered for stem in KEYWORD_STEMS)
+
 
 #: The start of a key of a known format, where a key broken by spaces is looked for.
 KEY_PREFIX = re.compile(
@@ -156,6 +192,7 @@ class SecretsCheck(Check):
     def __init__(self, policy: VerificationPolicy | None = None, settings: SecretsSettings | None = None) -> None:
         self.settings = settings or (policy.secrets if policy is not None else SecretsSettings())
         self._plugins = shared_plugins()
+        self._short_value_plugins = [(kind, plugin) for kind, plugin in self._plugins if kind not in LONG_VALUE_PLUGINS]
 
     async def run(self, text: str, context: VerificationContext) -> CheckResult:
         return self.evaluate(text)
@@ -192,7 +229,8 @@ class SecretsCheck(Check):
         for match in PRIVATE_KEY_BLOCK.finditer(text):
             found.append(Secret("Private Key", match.start(), match.end()))
         blocks = list(found)
-        for secret_type, plugin in self._plugins:
+        plugins = self._plugins if _LONG_VALUE.search(text) else self._short_value_plugins
+        for secret_type, plugin in plugins:
             for value in set(plugin.analyze_string(text)):
                 if not value:
                     continue
@@ -204,7 +242,9 @@ class SecretsCheck(Check):
                             found.append(Secret(secret_type, start, len(text)))
                         continue
                     found.append(Secret(secret_type, start, end))
-        for kind, pattern in EXTRA_FORMATS:
+        for kind, pattern, pieces in EXTRA_FORMATS:
+            if pieces and not any(piece in text for piece in pieces):
+                continue
             for match in pattern.finditer(text):
                 if kind == "OpenAI or Anthropic key" and _slug(match.group()[3:]):
                     continue
@@ -212,8 +252,7 @@ class SecretsCheck(Check):
         for match in URL_PASSWORD.finditer(text):
             found.append(Secret("Password in URL", match.start(1), match.end(1)))
         contexts = (
-            ("Credential", KEYWORD_VALUE, False),
-            ("Credential", KEYWORD_DIRECT, True),
+            *((("Credential", KEYWORD_VALUE, False), ("Credential", KEYWORD_DIRECT, True)) if has_secret_word(text) else ()),
             ("Bearer token", BEARER, False),
             ("Secret URL parameter", URL_SECRET_PARAM, False),
         )
