@@ -13,6 +13,7 @@ from functools import lru_cache
 
 __all__ = [
     "INVISIBLE_RE",
+    "caseless",
     "collapse_spacing",
     "fold",
     "has_invisible",
@@ -40,6 +41,17 @@ INVISIBLE_RE = re.compile(
     rf"(?P<keep>(?<=[{_EMOJI}])\u200d(?=[{_EMOJI}])|\U0001f3f4[\U000e0020-\U000e007e]{{1,7}}\U000e007f)"
     rf"|[{_INVISIBLE_CLASS}]"
 )
+
+
+#: What Python's case-insensitive matching takes for a Latin letter and ``str.lower`` does not
+#: (dotted and dotless I, long S, the Kelvin sign).
+_CASELESS = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def caseless(text: str) -> str:
+    """``text`` in lower case as ``re.IGNORECASE`` sees letters: a word a case-insensitive pattern
+    could match is in it, in lower case, so a check can skip a pattern whose words are not."""
+    return (text if text.isascii() else text.translate(_CASELESS)).lower()
 
 
 def _drop_invisible(match: re.Match[str]) -> str:

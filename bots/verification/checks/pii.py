@@ -32,7 +32,7 @@ from stdnum.nl import bsn
 from stdnum.us import ssn
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
-from bots.verification.text import strip_invisible, unwrap_markup
+from bots.verification.text import caseless, strip_invisible, unwrap_markup
 from bots.verification.urls import is_top_level_domain
 from config.verification import VerificationPolicy
 
@@ -139,33 +139,51 @@ _NIR = re.compile(r"(?<!\d)[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d
 _AADHAAR = re.compile(r"(?<![\d-])[2-9]\d{3}[ -]\d{4}[ -]\d{4}(?![\d-])")
 _PAN = re.compile(r"\b[A-Z]{3}[ABCFGHLJPT][A-Z]\d{4}[A-Z]\b")
 # Ten- or eleven-digit national numbers look like anything; only with their name nearby.
-_KEYWORD_IDS: tuple[tuple[re.Pattern[str], Callable[[str], bool]], ...] = (
-    (re.compile(r"(?i)\bnhs(?: number| no\.?)?\D{0,15}?(?<!\d)(\d{3} ?\d{3} ?\d{4})(?!\d)"), nhs.is_valid),
-    (re.compile(r"(?i)\b(?:steuer-?id|steueridentifikationsnummer|idnr|tax id)\D{0,15}?(?<!\d)(\d{2} ?\d{3} ?\d{3} ?\d{3})(?!\d)"), idnr.is_valid),
-    (re.compile(r"(?i)\b(?:bsn|burgerservicenummer)\D{0,15}?(?<!\d)(\d{9})(?!\d)"), bsn.is_valid),
+_KEYWORD_IDS: tuple[tuple[re.Pattern[str], Callable[[str], bool], int], ...] = (
+    (re.compile(r"(?i)\bnhs(?: number| no\.?)?\D{0,15}?(?<!\d)(\d{3} ?\d{3} ?\d{4})(?!\d)"), nhs.is_valid, 10),
+    (re.compile(r"(?i)\b(?:steuer-?id|steueridentifikationsnummer|idnr|tax id)\D{0,15}?(?<!\d)(\d{2} ?\d{3} ?\d{3} ?\d{3})(?!\d)"),
+     idnr.is_valid, 11),
+    (re.compile(r"(?i)\b(?:bsn|burgerservicenummer)\D{0,15}?(?<!\d)(\d{9})(?!\d)"), bsn.is_valid, 9),
 )
 
 
+def _dni_or_nie(value: str) -> bool:
+    return bool(dni.is_valid(value) or nie.is_valid(value))
+
+
+#: Numbers in a shape of their own: (pattern, validity test or None, name, the fewest digits a
+#: match has). A message with fewer digits is not searched for it.
+_SHAPED_IDS: tuple[tuple[re.Pattern[str], Callable[[str], bool] | None, str, int], ...] = (
+    (_NINO, None, "UK NINO", 6),
+    (_DNI, _dni_or_nie, "Spanish DNI/NIE", 7),
+    (_CODICE_FISCALE, codicefiscale.is_valid, "Italian codice fiscale", 7),
+    (_NIR, nir.is_valid, "French NIR", 14),
+    (_AADHAAR, aadhaar.is_valid, "Aadhaar", 12),
+    (_PAN, pan.is_valid, "Indian PAN", 4),
+)
+#: The fewest digits a US social security number has, with or without its name.
+_SSN_DIGITS = 9
+
+
 def _ids(text: str) -> Iterator[PiiFinding]:
-    for m in _SSN.finditer(text):
-        if ssn.is_valid(m.group(1) + m.group(3) + m.group(4)):
-            yield PiiFinding(m.start(), m.end(), "id", "US SSN")
-    if re.search(r"(?i)ssn|social security", text):
-        for m in _SSN_KEYWORD.finditer(text):
-            if ssn.is_valid(m.group(1)):
-                yield PiiFinding(m.start(1), m.end(1), "id", "US SSN")
-    for pattern, validate, name in (
-        (_NINO, None, "UK NINO"),
-        (_DNI, lambda s: dni.is_valid(s) or nie.is_valid(s), "Spanish DNI/NIE"),
-        (_CODICE_FISCALE, codicefiscale.is_valid, "Italian codice fiscale"),
-        (_NIR, nir.is_valid, "French NIR"),
-        (_AADHAAR, aadhaar.is_valid, "Aadhaar"),
-        (_PAN, pan.is_valid, "Indian PAN"),
-    ):
+    digits = len(_DIGIT.findall(text))
+    if digits >= _SSN_DIGITS:
+        for m in _SSN.finditer(text):
+            if ssn.is_valid(m.group(1) + m.group(3) + m.group(4)):
+                yield PiiFinding(m.start(), m.end(), "id", "US SSN")
+        if re.search(r"(?i)ssn|social security", text):
+            for m in _SSN_KEYWORD.finditer(text):
+                if ssn.is_valid(m.group(1)):
+                    yield PiiFinding(m.start(1), m.end(1), "id", "US SSN")
+    for pattern, validate, name, fewest in _SHAPED_IDS:
+        if digits < fewest:
+            continue
         for m in pattern.finditer(text):
             if validate is None or _valid(validate, m.group(0)):
                 yield PiiFinding(m.start(), m.end(), "id", name)
-    for pattern, validate in _KEYWORD_IDS:
+    for pattern, validate, fewest in _KEYWORD_IDS:
+        if digits < fewest:
+            continue
         for m in pattern.finditer(text):
             if _valid(validate, m.group(1)):
                 yield PiiFinding(m.start(1), m.end(1), "id")
@@ -191,7 +209,13 @@ _PASSPORT = re.compile(
 )
 
 
+#: In every word for passport above, in lower case: a message without it names no passport.
+_PASSPORT_WORD = "pas"
+
+
 def _passports(text: str) -> Iterator[PiiFinding]:
+    if _PASSPORT_WORD not in caseless(text):
+        return
     for m in _PASSPORT.finditer(text):
         value = m.group(1)
         if 6 <= len(value) <= 9 and sum(c.isdigit() for c in value) >= 5:
@@ -307,8 +331,36 @@ _ADDRESS_HU_TR = re.compile(
 )
 
 
+#: For the address patterns that are slow to run: pieces of text one of which every address they
+#: match contains (in the case written, then case-insensitive ones, in lower case). A message with
+#: none of them is not searched with the pattern.
+_ADDRESS_WORDS: dict[re.Pattern[str], tuple[tuple[str, ...], tuple[str, ...]]] = {
+    _ADDRESS_ROMANCE: (
+        ("Calle", "Av", "Carrer", "Via", "V.le", "Piazza", "P.zza", "Largo", "Vicolo", "Corso", "Rua", "Travessa",
+         "Praça", "Alameda", "Estrada", "Paseo", "Pº", "Plaza", "Pza.", "Ronda", "Travesía", "Camino", "Carretera",
+         "C/"),
+        ("rue", "avenue", "boulevard", "bd", "chemin", "allée", "impasse", "quai"),
+    ),
+    _ADDRESS_HU_TR: (("utca", "út", "tér", "Cad", "Sok", "Bulvarı", "Blv."), ()),
+}
+
+
+def _may_match(pattern: re.Pattern[str], text: str) -> bool:
+    """Whether ``text`` has one of the pieces every match of ``pattern`` contains (or ``pattern`` has none listed)."""
+    words = _ADDRESS_WORDS.get(pattern)
+    if words is None:
+        return True
+    written, any_case = words
+    if any(word in text for word in written):
+        return True
+    lowered = caseless(text) if any_case else ""
+    return any(word in lowered for word in any_case)
+
+
 def _addresses(text: str) -> Iterator[PiiFinding]:
     for pattern in (_ADDRESS_EN, _ADDRESS_DE, _ADDRESS_ROMANCE, _ADDRESS_PL, _ADDRESS_HU_TR):
+        if not _may_match(pattern, text):
+            continue
         for m in pattern.finditer(text):
             yield PiiFinding(m.start(), m.end(), "address")
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
-from bots.verification.text import unwrap_markup
+from bots.verification.text import caseless, unwrap_markup
 from config.verification import SecretsSettings, VerificationPolicy
 
 log = logging.getLogger(__name__)
@@ -135,17 +135,6 @@ _LONG_VALUE = re.compile(r"[0-9a-z_-]{24}", re.IGNORECASE)
 #: (``KEYWORD_VALUE``, ``KEYWORD_DIRECT``) nothing to find, and skips them.
 KEYWORD_STEMS = ("pass", "pwd", "secret", "key", "token", "credential", "senha", "contrase", "clave", "kennwort",
                  "mdp", "hasło", "haslo", "wachtwoord")
-#: What Python's case-insensitive matching takes for a Latin letter and ``str.lower`` does not
-#: (dotted and dotless I, long S, the Kelvin sign): folded first, a stem is found wherever the
-#: case-insensitive rules could match it.
-_CASELESS = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
-
-
-def caseless(text: str) -> str:
-    """``text`` in lower case as ``re.IGNORECASE`` sees letters, for finding words in it."""
-    return (text if text.isascii() else text.translate(_CASELESS)).lower()
-
-
 def has_secret_word(text: str) -> bool:
     """Whether ``text`` has a piece of a secret word, in any case."""
     lowered = caseless(text)

@@ -89,21 +89,6 @@ def test_every_match_of_a_secret_word_rule_has_a_secret_word(pattern):
     matches()
 
 
-def test_a_secret_word_is_found_in_every_case_python_matches_it_in():
-    """A letter of a secret word matches, case-insensitively, letters ``str.lower`` leaves alone
-    (the long S, dotless I); ``caseless`` turns each into the letter it matches."""
-    letters = sorted(set("".join(secrets.KEYWORD_STEMS)))
-    any_letter = re.compile("[" + "".join(letters) + "]", re.IGNORECASE)
-    wrong = []
-    for code in range(0x110000):
-        char = chr(code)
-        if any_letter.fullmatch(char):
-            matched = {letter for letter in letters if re.fullmatch(letter, char, re.IGNORECASE)}
-            if secrets.caseless(char) not in matched:
-                wrong.append((hex(code), secrets.caseless(char), matched))
-    assert wrong == []
-
-
 @pytest.mark.parametrize(
     "text",
     [
