@@ -25,9 +25,11 @@ import math
 import re
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
+from bots.verification.gate import required_literals
 from bots.verification.text import caseless, unwrap_markup
 from config.verification import SecretsSettings, VerificationPolicy
 
@@ -62,32 +64,25 @@ DETECT_SECRETS_PLUGINS = (
     ("twilio", "TwilioKeyDetector"),
 )
 
-#: Formats detect-secrets does not know (or knows only in an older shape), each with the pieces of
-#: text one of which every key of the format contains: a message with none of them is not searched
-#: for it (none: always searched).
-EXTRA_FORMATS: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = (
+#: Formats detect-secrets does not know (or knows only in an older shape).
+EXTRA_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "OpenAI or Anthropic key",
         re.compile(r"(?<![\w-])sk-(?:proj-|svcacct-|admin-|ant-(?:[a-z]+\d\d-)?)?[A-Za-z0-9_-]{32,}"),
-        ("sk-",),
     ),
-    ("GitHub token", re.compile(r"(?<!\w)(?:github_pat_[A-Za-z0-9_]{40,}|gh[pousr]_[A-Za-z0-9]{36,})"),
-     ("github_pat_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
+    ("GitHub token", re.compile(r"(?<!\w)(?:github_pat_[A-Za-z0-9_]{40,}|gh[pousr]_[A-Za-z0-9]{36,})")),
     (
         "Slack token",
         re.compile(r"(?<![\w-])(?:xox[abposre]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{20,}|xoxe\.xox[bp]-[A-Za-z0-9-]{20,})"),
-        ("xox", "xapp-"),
     ),
-    ("Google API key", re.compile(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}"), ("AIza",)),
-    ("Stripe key", re.compile(r"(?<!\w)(?:sk|rk|pk)_(?:live|test)_[0-9a-zA-Z]{20,}"), ("_live_", "_test_")),
+    ("Google API key", re.compile(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}")),
+    ("Stripe key", re.compile(r"(?<!\w)(?:sk|rk|pk)_(?:live|test)_[0-9a-zA-Z]{20,}")),
     # detect-secrets knows only the older, shorter shape (27 characters after the second dot).
-    ("Discord bot token",
-     re.compile(r"(?<![\w.-])[MNO][A-Za-z\d_-]{23,27}\.[A-Za-z\d_-]{6,7}\.[A-Za-z\d_-]{27,40}(?![\w-])"), ()),
-    ("Hugging Face token", re.compile(r"(?<!\w)hf_[A-Za-z0-9]{30,}"), ("hf_",)),
-    ("GitLab token", re.compile(r"(?<![\w-])glpat-[A-Za-z0-9_-]{20,}"), ("glpat-",)),
-    ("npm token", re.compile(r"(?<!\w)npm_[A-Za-z0-9]{36}"), ("npm_",)),
-    ("AWS Access Key", re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)(?:[\s.-]{0,2}[0-9A-Z]){16}(?![A-Z0-9])"),
-     ("AKIA", "ASIA", "ABIA", "ACCA")),
+    ("Discord bot token", re.compile(r"(?<![\w.-])[MNO][A-Za-z\d_-]{23,27}\.[A-Za-z\d_-]{6,7}\.[A-Za-z\d_-]{27,40}(?![\w-])")),
+    ("Hugging Face token", re.compile(r"(?<!\w)hf_[A-Za-z0-9]{30,}")),
+    ("GitLab token", re.compile(r"(?<![\w-])glpat-[A-Za-z0-9_-]{20,}")),
+    ("npm token", re.compile(r"(?<!\w)npm_[A-Za-z0-9]{36}")),
+    ("AWS Access Key", re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)(?:[\s.-]{0,2}[0-9A-Z]){16}(?![A-Z0-9])")),
 )
 
 #: A private key from its header to its footer (or to the end of the message when cut off).
@@ -122,6 +117,19 @@ URL_SECRET_PARAM = re.compile(
     r"[?&](?:access_token|token|api_key|apikey|key|secret|password|pwd|client_secret|auth|sig|signature)=([^&\s#]{8,})",
     re.IGNORECASE,
 )
+
+@lru_cache(maxsize=64)
+def pieces(patterns: tuple[re.Pattern[str], ...]) -> frozenset[str] | None:
+    """Strings one of which every match of any of ``patterns`` contains (read off the patterns), or
+    None when one of them has none: a message without any of them is not searched with them."""
+    needs = [required_literals(pattern) for pattern in patterns]
+    if not needs or any(need is None for need in needs):
+        return None
+    return frozenset().union(*needs)
+
+
+#: Our own formats, each with the strings one of which its keys contain.
+_EXTRA_FORMATS = tuple((kind, pattern, pieces((pattern,))) for kind, pattern in EXTRA_FORMATS)
 
 #: detect-secrets plugins whose every pattern captures a value of 24 or more characters of
 #: ``_LONG_VALUE``'s class ("cloudant_password: " and 64 hex digits, say). They are its slowest
@@ -180,8 +188,9 @@ class SecretsCheck(Check):
 
     def __init__(self, policy: VerificationPolicy | None = None, settings: SecretsSettings | None = None) -> None:
         self.settings = settings or (policy.secrets if policy is not None else SecretsSettings())
-        self._plugins = shared_plugins()
-        self._short_value_plugins = [(kind, plugin) for kind, plugin in self._plugins if kind not in LONG_VALUE_PLUGINS]
+        #: (secret type, plugin, the strings one of which any of its finds contains, or None).
+        self._plugins = [(kind, plugin, pieces(tuple(plugin.denylist))) for kind, plugin in shared_plugins()]
+        self._short_value_plugins = [plugin for plugin in self._plugins if plugin[0] not in LONG_VALUE_PLUGINS]
 
     async def run(self, text: str, context: VerificationContext) -> CheckResult:
         return self.evaluate(text)
@@ -219,7 +228,9 @@ class SecretsCheck(Check):
             found.append(Secret("Private Key", match.start(), match.end()))
         blocks = list(found)
         plugins = self._plugins if _LONG_VALUE.search(text) else self._short_value_plugins
-        for secret_type, plugin in plugins:
+        for secret_type, plugin, needs in plugins:
+            if needs is not None and not any(piece in text for piece in needs):
+                continue
             for value in set(plugin.analyze_string(text)):
                 if not value:
                     continue
@@ -231,8 +242,8 @@ class SecretsCheck(Check):
                             found.append(Secret(secret_type, start, len(text)))
                         continue
                     found.append(Secret(secret_type, start, end))
-        for kind, pattern, pieces in EXTRA_FORMATS:
-            if pieces and not any(piece in text for piece in pieces):
+        for kind, pattern, pieces in _EXTRA_FORMATS:
+            if pieces is not None and not any(piece in text for piece in pieces):
                 continue
             for match in pattern.finditer(text):
                 if kind == "OpenAI or Anthropic key" and _slug(match.group()[3:]):

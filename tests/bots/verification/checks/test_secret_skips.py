@@ -114,15 +114,38 @@ def test_a_message_without_a_secret_word_has_none():
     assert secrets.has_secret_word("Mot de PASSE")
 
 
-@pytest.mark.parametrize(("kind", "pattern", "pieces"), [f for f in secrets.EXTRA_FORMATS if f[2]],
-                         ids=[f[0] for f in secrets.EXTRA_FORMATS if f[2]])
+@pytest.mark.parametrize(("kind", "pattern", "pieces"), secrets._EXTRA_FORMATS, ids=[f[0] for f in secrets._EXTRA_FORMATS])
 def test_every_key_of_our_own_formats_contains_a_piece_it_is_looked_for_by(kind, pattern, pieces):
+    assert pieces, f"{kind}: every one of our formats starts with its own prefix"
+
     @EXAMPLES
     @given(st.from_regex(pattern))
     def matches(text: str) -> None:
         assert any(piece in text for piece in pieces), text
 
     matches()
+
+
+def plugins_with_pieces() -> list[tuple[str, re.Pattern[str], frozenset[str]]]:
+    return [(kind, pattern, needs) for kind, plugin, needs in SecretsCheck()._plugins if needs is not None
+            for pattern in plugin.denylist]
+
+
+@pytest.mark.parametrize(("kind", "pattern", "pieces"), plugins_with_pieces(),
+                         ids=[f"{kind}-{i}" for i, (kind, _, _) in enumerate(plugins_with_pieces())])
+def test_every_find_of_a_detect_secrets_plugin_contains_a_piece_it_is_looked_for_by(kind, pattern, pieces):
+    @EXAMPLES
+    @given(st.from_regex(pattern))
+    def matches(text: str) -> None:
+        assert any(piece in text for piece in pieces), text
+
+    matches()
+
+
+def test_most_detect_secrets_plugins_are_skipped_for_a_message_without_their_pieces(check):
+    skipped = [kind for kind, _, needs in check._plugins if needs is not None]
+    assert len(skipped) >= 15
+    assert "SendGrid API Key" in skipped and "JSON Web Token" in skipped
 
 
 @pytest.mark.parametrize(
