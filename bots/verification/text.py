@@ -37,21 +37,24 @@ _INVISIBLE_CLASS = (
     "\u2060-\u2064\u2066-\u206f\u3164\ufe00-\ufe0e\ufeff\uffa0\ufff9-\ufffb\U0001d173-\U0001d17a"
     "\U000e0000-\U000e007f"
 )
+#: Any character ``INVISIBLE_RE`` matches, or keeps, starts with or contains one of these: a
+#: text without them has nothing to strip (one quick scan instead of the one with look-arounds).
+_ANY_INVISIBLE = re.compile(f"[{_INVISIBLE_CLASS}]")
 INVISIBLE_RE = re.compile(
     rf"(?P<keep>(?<=[{_EMOJI}])\u200d(?=[{_EMOJI}])|\U0001f3f4[\U000e0020-\U000e007e]{{1,7}}\U000e007f)"
     rf"|[{_INVISIBLE_CLASS}]"
 )
 
 
-#: What Python's case-insensitive matching takes for a Latin letter and ``str.lower`` does not
-#: (dotted and dotless I, long S, the Kelvin sign).
-_CASELESS = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
-
-
 def caseless(text: str) -> str:
     """``text`` in lower case as ``re.IGNORECASE`` sees letters: a word a case-insensitive pattern
-    could match is in it, in lower case, so a check can skip a pattern whose words are not."""
-    return (text if text.isascii() else text.translate(_CASELESS)).lower()
+    could match is in it, in lower case, so a check can skip a pattern whose words are not. Python
+    also matches a Latin letter to a few letters ``str.lower`` leaves alone (the long S, dotless I)
+    or turns into two (dotted capital I, to i and a combining dot): those become the letter."""
+    lowered = text.lower()
+    if lowered.isascii():
+        return lowered
+    return lowered.replace("\u0307", "").replace("\u017f", "s").replace("\u0131", "i")
 
 
 def _drop_invisible(match: re.Match[str]) -> str:
@@ -60,7 +63,7 @@ def _drop_invisible(match: re.Match[str]) -> str:
 
 def strip_invisible(text: str) -> str:
     """``text`` without invisible and direction-changing characters (emoji sequences intact)."""
-    if text.isascii():
+    if text.isascii() or _ANY_INVISIBLE.search(text) is None:
         return text
     return INVISIBLE_RE.sub(_drop_invisible, text)
 
@@ -126,18 +129,29 @@ CONFUSABLE_LETTERS.update(_small_capitals())
 _CONFUSABLES = str.maketrans(CONFUSABLE_LETTERS)
 
 
+@lru_cache(maxsize=16)
 def skeleton(text: str) -> str:
-    """Compatibility-normalised (fullwidth, math letters) with look-alike letters mapped to Latin."""
+    """Compatibility-normalised (fullwidth, math letters) with look-alike letters mapped to Latin.
+    (Several checks ask for the same message's: the last few are remembered.)"""
     if text.isascii():
         return text
     return unicodedata.normalize("NFKC", strip_invisible(text)).translate(_CONFUSABLES)
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _drop_combining(match: re.Match[str]) -> str:
+    char = match.group()
+    return "" if unicodedata.combining(char) else char
 
 
 def fold(text: str) -> str:
     """The form pattern checks match on: skeleton, accents dropped, case-folded, spaces collapsed."""
     text = skeleton(text)
     if not text.isascii():
-        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+        # Combining marks are never ASCII: only the other characters are looked at.
+        text = _NON_ASCII.sub(_drop_combining, unicodedata.normalize("NFKD", text))
     text = text.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
     return " ".join(text.casefold().split())
 
