@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from bots.verification.gate import trie_pattern
 from bots.verification.text import fold, has_spaced_letters, read_spaced, skeleton
 
 __all__ = ["ai_disclosure"]
@@ -215,14 +216,17 @@ _SV = _language(
 _PATTERNS = (*_EN, *_DE, *_FR, *_ES, *_PT, *_IT, *_NL, *_PL, *_SV)
 _DISCLOSURE = tuple((re.compile(pattern), label) for pattern, label in _PATTERNS)
 #: Messages without any of these words cannot disclose anything: most are skipped in one scan.
-_QUICK = re.compile(
-    r"\b(?:ai|a\.i|ki|ia|si|llm)\b|bot|model|program|software|code|algorit|assist|asystent|artificial|artificiel|"
-    r"intelligen|inteligen|kunstlich|kunstmatig|sztuczn|prompt|simulat|simulac|simulaz|symulac|simuler|human|person|"
-    r"instruction|guideline|creator|training|cut-?off|character|role-?play|body|conscious|internet|web|chatgpt|gpt|"
-    r"claude|gemini|bard|llama|copilot|openai|anthropic|google|deepmind|mistral|meta|microsoft|fictional|neural|neuron|"
-    r"neuraal|rete neur|natverk|taalmodel|sprakmodell|sprachmodell|jezykow|lenguaje|linguagem|linguaggio|linguistic|"
-    r"langage|langue|chattbot|mjukvara|logiciel|oprogramowan"
+QUICK_WORDS = (
+    "bot", "model", "program", "software", "code", "algorit", "assist", "asystent", "artificial", "artificiel",
+    "intelligen", "inteligen", "kunstlich", "kunstmatig", "sztuczn", "prompt", "simulat", "simulac", "simulaz", "symulac",
+    "simuler", "human", "person", "instruction", "guideline", "creator", "training", "cutoff", "cut-off", "character",
+    "roleplay", "role-play", "body", "conscious", "internet", "web", "chatgpt", "gpt", "claude", "gemini", "bard", "llama",
+    "copilot", "openai", "anthropic", "google", "deepmind", "mistral", "meta", "microsoft", "fictional", "neural", "neuron",
+    "neuraal", "rete neur", "natverk", "taalmodel", "sprakmodell", "sprachmodell", "jezykow", "lenguaje", "linguagem",
+    "linguaggio", "linguistic", "langage", "langue", "chattbot", "mjukvara", "logiciel", "oprogramowan",
 )
+#: The short words only as words; the rest anywhere (as one alternation sharing prefixes: fast).
+_QUICK = re.compile(r"\b(?:ai|a\.i|ki|ia|si|llm)\b|" + trie_pattern(QUICK_WORDS))
 #: Words spaced-out letters are read as: every word of the phrases above, and the one-letter ones.
 _VOCABULARY = frozenset(re.findall(r"[a-z]{2,}", " ".join(pattern for pattern, _ in _PATTERNS))) | {"a", "i"}
 
