@@ -351,10 +351,8 @@ def _may_match(pattern: re.Pattern[str], text: str) -> bool:
     if words is None:
         return True
     written, any_case = words
-    if any(word in text for word in written):
-        return True
-    lowered = caseless(text) if any_case else ""
-    return any(word in lowered for word in any_case)
+    lowered = caseless(text)
+    return any(word in text for word in written) or any(word in lowered for word in any_case)
 
 
 def _addresses(text: str) -> Iterator[PiiFinding]:

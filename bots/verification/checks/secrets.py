@@ -118,13 +118,21 @@ URL_SECRET_PARAM = re.compile(
     re.IGNORECASE,
 )
 
+#: The piece every text has: what a pattern no piece can be read off is looked for by.
+_ANY_TEXT = frozenset({""})
+
+
 @lru_cache(maxsize=64)
-def pieces(patterns: tuple[re.Pattern[str], ...]) -> frozenset[str] | None:
+def pieces(patterns: tuple[re.Pattern[str], ...]) -> frozenset[str]:
     """Strings one of which every match of any of ``patterns`` contains (read off the patterns), or
-    None when one of them has none: a message without any of them is not searched with them."""
-    needs = [required_literals(pattern) for pattern in patterns]
-    if not needs or any(need is None for need in needs):
-        return None
+    the empty string (in every text) when one of them has none: a message without any of them is
+    not searched with them."""
+    needs: list[frozenset[str]] = []
+    for pattern in patterns:
+        need = required_literals(pattern)
+        if need is None:
+            return _ANY_TEXT
+        needs.append(need)
     return frozenset().union(*needs)
 
 
@@ -188,7 +196,7 @@ class SecretsCheck(Check):
 
     def __init__(self, policy: VerificationPolicy | None = None, settings: SecretsSettings | None = None) -> None:
         self.settings = settings or (policy.secrets if policy is not None else SecretsSettings())
-        #: (secret type, plugin, the strings one of which any of its finds contains, or None).
+        #: (secret type, plugin, the strings one of which any of its finds contains).
         self._plugins = [(kind, plugin, pieces(tuple(plugin.denylist))) for kind, plugin in shared_plugins()]
         self._short_value_plugins = [plugin for plugin in self._plugins if plugin[0] not in LONG_VALUE_PLUGINS]
 
@@ -229,7 +237,7 @@ class SecretsCheck(Check):
         blocks = list(found)
         plugins = self._plugins if _LONG_VALUE.search(text) else self._short_value_plugins
         for secret_type, plugin, needs in plugins:
-            if needs is not None and not any(piece in text for piece in needs):
+            if not any(piece in text for piece in needs):
                 continue
             for value in set(plugin.analyze_string(text)):
                 if not value:
@@ -243,7 +251,7 @@ class SecretsCheck(Check):
                         continue
                     found.append(Secret(secret_type, start, end))
         for kind, pattern, pieces in _EXTRA_FORMATS:
-            if pieces is not None and not any(piece in text for piece in pieces):
+            if not any(piece in text for piece in pieces):
                 continue
             for match in pattern.finditer(text):
                 if kind == "OpenAI or Anthropic key" and _slug(match.group()[3:]):

@@ -19,9 +19,9 @@ from bots.verification.checks.secrets import PLACEHOLDER, SecretsCheck
 EXAMPLES = settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def check() -> SecretsCheck:
-    return SecretsCheck()
+    return SecretsCheck()  # (one a test: its plugins and their pieces are made once, in any case)
 
 
 def long_value_patterns() -> list[re.Pattern[str]]:
@@ -116,7 +116,7 @@ def test_a_message_without_a_secret_word_has_none():
 
 @pytest.mark.parametrize(("kind", "pattern", "pieces"), secrets._EXTRA_FORMATS, ids=[f[0] for f in secrets._EXTRA_FORMATS])
 def test_every_key_of_our_own_formats_contains_a_piece_it_is_looked_for_by(kind, pattern, pieces):
-    assert pieces, f"{kind}: every one of our formats starts with its own prefix"
+    assert pieces and "" not in pieces, f"{kind}: each of our formats has a piece of its own"
 
     @EXAMPLES
     @given(st.from_regex(pattern))
@@ -127,7 +127,7 @@ def test_every_key_of_our_own_formats_contains_a_piece_it_is_looked_for_by(kind,
 
 
 def plugins_with_pieces() -> list[tuple[str, re.Pattern[str], frozenset[str]]]:
-    return [(kind, pattern, needs) for kind, plugin, needs in SecretsCheck()._plugins if needs is not None
+    return [(kind, pattern, needs) for kind, plugin, needs in SecretsCheck()._plugins if "" not in needs
             for pattern in plugin.denylist]
 
 
@@ -143,7 +143,7 @@ def test_every_find_of_a_detect_secrets_plugin_contains_a_piece_it_is_looked_for
 
 
 def test_most_detect_secrets_plugins_are_skipped_for_a_message_without_their_pieces(check):
-    skipped = [kind for kind, _, needs in check._plugins if needs is not None]
+    skipped = [kind for kind, _, needs in check._plugins if "" not in needs]
     assert len(skipped) >= 15
     assert "SendGrid API Key" in skipped and "JSON Web Token" in skipped
 
