@@ -151,6 +151,8 @@ _LONG_VALUE = re.compile(r"[0-9a-z_-]{24}", re.IGNORECASE)
 #: (``KEYWORD_VALUE``, ``KEYWORD_DIRECT``) nothing to find, and skips them.
 KEYWORD_STEMS = ("pass", "pwd", "secret", "key", "token", "credential", "senha", "contrase", "clave", "kennwort",
                  "mdp", "hasło", "haslo", "wachtwoord")
+
+
 def has_secret_word(text: str) -> bool:
     """Whether ``text`` has a piece of a secret word, in any case."""
     lowered = caseless(text)
@@ -250,8 +252,8 @@ class SecretsCheck(Check):
                             found.append(Secret(secret_type, start, len(text)))
                         continue
                     found.append(Secret(secret_type, start, end))
-        for kind, pattern, pieces in _EXTRA_FORMATS:
-            if not any(piece in text for piece in pieces):
+        for kind, pattern, needs in _EXTRA_FORMATS:
+            if not any(piece in text for piece in needs):
                 continue
             for match in pattern.finditer(text):
                 if kind == "OpenAI or Anthropic key" and _slug(match.group()[3:]):
