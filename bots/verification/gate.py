@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections.abc import Sequence
+from functools import lru_cache
 
-__all__ = ["LiteralGate", "required_literals", "trie_pattern"]
+__all__ = ["ANY_TEXT", "LiteralGate", "required_literals", "required_pieces", "trie_pattern"]
 
 try:  # the parser behind ``re``; without it every pattern simply runs
     from re import _constants as _c
@@ -112,6 +113,24 @@ def required_literals(pattern: re.Pattern[str]) -> frozenset[str] | None:
     except Exception:  # noqa: BLE001 - an unreadable pattern is just always run
         return None
     return frozenset(need) if need else None
+
+
+#: The piece every text has: what patterns no piece can be read off are looked for by.
+ANY_TEXT = frozenset({""})
+
+
+@lru_cache(maxsize=128)
+def required_pieces(patterns: tuple[re.Pattern[str], ...]) -> frozenset[str]:
+    """Strings one of which every match of any of ``patterns`` contains (``required_literals`` of
+    each), or ``ANY_TEXT`` when one of them has none: a text containing none of them matches none of
+    the patterns. Cheaper than ``LiteralGate`` for a few patterns looked for as a group."""
+    needs: list[frozenset[str]] = []
+    for pattern in patterns:
+        need = required_literals(pattern)
+        if need is None:
+            return ANY_TEXT
+        needs.append(need)
+    return frozenset().union(*needs)
 
 
 def trie_pattern(strings: Sequence[str]) -> str:

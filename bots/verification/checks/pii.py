@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import phonenumbers
@@ -32,6 +32,7 @@ from stdnum.nl import bsn
 from stdnum.us import ssn
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
+from bots.verification.gate import required_pieces
 from bots.verification.text import caseless, strip_invisible, unwrap_markup
 from bots.verification.urls import is_top_level_domain
 from config.verification import VerificationPolicy
@@ -331,33 +332,33 @@ _ADDRESS_HU_TR = re.compile(
 )
 
 
-#: For the address patterns that are slow to run: pieces of text one of which every address they
-#: match contains (in the case written, then case-insensitive ones, in lower case). A message with
-#: none of them is not searched with the pattern.
-_ADDRESS_WORDS: dict[re.Pattern[str], tuple[tuple[str, ...], tuple[str, ...]]] = {
-    _ADDRESS_ROMANCE: (
-        ("Calle", "Av", "Carrer", "Via", "V.le", "Piazza", "P.zza", "Largo", "Vicolo", "Corso", "Rua", "Travessa",
-         "Praça", "Alameda", "Estrada", "Paseo", "Pº", "Plaza", "Pza.", "Ronda", "Travesía", "Camino", "Carretera",
-         "C/"),
-        ("rue", "avenue", "boulevard", "bd", "chemin", "allée", "impasse", "quai"),
-    ),
-    _ADDRESS_HU_TR: (("utca", "út", "tér", "Cad", "Sok", "Bulvarı", "Blv."), ()),
-}
+#: What the Romance-language street pattern needs, which ``required_pieces`` cannot read off it (its
+#: French words are matched in any case): one of these words as written, or of these in any case.
+_ROMANCE_WORDS = (
+    ("Calle", "Av", "Carrer", "Via", "V.le", "Piazza", "P.zza", "Largo", "Vicolo", "Corso", "Rua", "Travessa", "Praça",
+     "Alameda", "Estrada", "Paseo", "Pº", "Plaza", "Pza.", "Ronda", "Travesía", "Camino", "Carretera", "C/"),
+    ("rue", "avenue", "boulevard", "bd", "chemin", "allée", "impasse", "quai"),
+)
+#: Each address pattern with the pieces of text one of which every address it matches contains
+#: (as written, then in any case, in lower case): a message with none of them is not searched with it.
+_ADDRESSES: tuple[tuple[re.Pattern[str], frozenset[str] | tuple[str, ...], tuple[str, ...]], ...] = (
+    (_ADDRESS_EN, required_pieces((_ADDRESS_EN,)), ()),
+    (_ADDRESS_DE, required_pieces((_ADDRESS_DE,)), ()),
+    (_ADDRESS_ROMANCE, *_ROMANCE_WORDS),
+    (_ADDRESS_PL, required_pieces((_ADDRESS_PL,)), ()),
+    (_ADDRESS_HU_TR, required_pieces((_ADDRESS_HU_TR,)), ()),
+)
 
 
-def _may_match(pattern: re.Pattern[str], text: str) -> bool:
-    """Whether ``text`` has one of the pieces every match of ``pattern`` contains (or ``pattern`` has none listed)."""
-    words = _ADDRESS_WORDS.get(pattern)
-    if words is None:
-        return True
-    written, any_case = words
-    lowered = caseless(text)
+def _may_match(text: str, lowered: str, written: Iterable[str], any_case: Iterable[str]) -> bool:
+    """Whether ``text`` (``lowered``: its ``caseless`` form) has one of the pieces."""
     return any(word in text for word in written) or any(word in lowered for word in any_case)
 
 
 def _addresses(text: str) -> Iterator[PiiFinding]:
-    for pattern in (_ADDRESS_EN, _ADDRESS_DE, _ADDRESS_ROMANCE, _ADDRESS_PL, _ADDRESS_HU_TR):
-        if not _may_match(pattern, text):
+    lowered = caseless(text)
+    for pattern, written, any_case in _ADDRESSES:
+        if not _may_match(text, lowered, written, any_case):
             continue
         for m in pattern.finditer(text):
             yield PiiFinding(m.start(), m.end(), "address")

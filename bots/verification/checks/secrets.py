@@ -25,11 +25,10 @@ import math
 import re
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from bots.verification.base import Check, CheckResult, VerdictAction, VerificationContext
-from bots.verification.gate import required_literals
+from bots.verification.gate import required_pieces
 from bots.verification.text import caseless, unwrap_markup
 from config.verification import SecretsSettings, VerificationPolicy
 
@@ -118,26 +117,8 @@ URL_SECRET_PARAM = re.compile(
     re.IGNORECASE,
 )
 
-#: The piece every text has: what a pattern no piece can be read off is looked for by.
-_ANY_TEXT = frozenset({""})
-
-
-@lru_cache(maxsize=64)
-def pieces(patterns: tuple[re.Pattern[str], ...]) -> frozenset[str]:
-    """Strings one of which every match of any of ``patterns`` contains (read off the patterns), or
-    the empty string (in every text) when one of them has none: a message without any of them is
-    not searched with them."""
-    needs: list[frozenset[str]] = []
-    for pattern in patterns:
-        need = required_literals(pattern)
-        if need is None:
-            return _ANY_TEXT
-        needs.append(need)
-    return frozenset().union(*needs)
-
-
 #: Our own formats, each with the strings one of which its keys contain.
-_EXTRA_FORMATS = tuple((kind, pattern, pieces((pattern,))) for kind, pattern in EXTRA_FORMATS)
+_EXTRA_FORMATS = tuple((kind, pattern, required_pieces((pattern,))) for kind, pattern in EXTRA_FORMATS)
 
 #: detect-secrets plugins whose every pattern captures a value of 24 or more characters of
 #: ``_LONG_VALUE``'s class ("cloudant_password: " and 64 hex digits, say). They are its slowest
@@ -199,7 +180,7 @@ class SecretsCheck(Check):
     def __init__(self, policy: VerificationPolicy | None = None, settings: SecretsSettings | None = None) -> None:
         self.settings = settings or (policy.secrets if policy is not None else SecretsSettings())
         #: (secret type, plugin, the strings one of which any of its finds contains).
-        self._plugins = [(kind, plugin, pieces(tuple(plugin.denylist))) for kind, plugin in shared_plugins()]
+        self._plugins = [(kind, plugin, required_pieces(tuple(plugin.denylist))) for kind, plugin in shared_plugins()]
         self._short_value_plugins = [plugin for plugin in self._plugins if plugin[0] not in LONG_VALUE_PLUGINS]
 
     async def run(self, text: str, context: VerificationContext) -> CheckResult:
