@@ -602,13 +602,12 @@ class PostgresStorage(Storage):
         if fence is not None:
             params += [fence.channel_key, fence.worker, fence.token]
         params += world_values
-        # One row per key (an upsert may not touch a row twice in one statement): the last one wins,
-        # as it would written one after another.
-        memories = {name: memory_params(wid, name, memory.state) for name, memory in write.memories.items() if memory.row}
+        # One usage row a persona (an upsert may not touch a row twice in one statement): the last
+        # one wins, as it would written one after another. (Memories are by persona already.)
         usage = {row.persona or "": usage_params(wid, row) for row in write.usage}
         tables = (
             [event_params(wid, e) for e in write.events],
-            list(memories.values()),
+            [memory_params(wid, name, memory.state) for name, memory in write.memories.items() if memory.row],
             [row for name, memory in write.memories.items() for row in episode_params(wid, name, memory)],
             list(usage.values()),
         )
