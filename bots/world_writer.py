@@ -8,7 +8,7 @@ restart would, so a channel that runs for months holds its recent past, not its 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -25,7 +25,7 @@ from bots.storage import (
 from simulation.agent import TinyPerson
 from simulation.fairness import fair_turn
 from simulation.llm.usage import UsageLedger, UsageTotals
-from simulation.world import TinyWorld
+from simulation.world import TinyWorld, Turn
 
 
 class WorldWriter:
@@ -54,13 +54,17 @@ class WorldWriter:
         self._world_written: dict[str, Any] | None = None
         self._usage_written: dict[str | None, UsageTotals] = {}
 
-    async def write(self, outbox: list[OutboxEntry] | None = None) -> list[OutboxEntry]:
+    async def write(self, outbox: list[OutboxEntry] | None = None, *, held: Sequence[Turn] = ()) -> list[OutboxEntry]:
         """Store what changed since the last write, with ``outbox`` (the verified words among the new
-        events); returns the outbox entries as stored. Nothing, once the world was replaced (``close``)."""
+        events); returns the outbox entries as stored. Nothing, once the world was replaced (``close``).
+
+        ``held``: turns out of their step whose words are still being checked. They are left for a
+        later write, with their outbox entries: their events (and what the log gained after them),
+        and their personas' memories, which already say they answered."""
         async with self._writing:
             if self._closed:
                 return []
-            return await self._write(outbox or [])
+            return await self._write(outbox or [], held)
 
     async def close(self) -> None:
         """No write of this world lands after this (it is being replaced)."""
@@ -76,7 +80,7 @@ class WorldWriter:
         self._memory_marks.pop(name, None)
         self._stored_episodes.pop(name, None)
 
-    async def _write(self, outbox: list[OutboxEntry]) -> list[OutboxEntry]:
+    async def _write(self, outbox: list[OutboxEntry], held: Sequence[Turn]) -> list[OutboxEntry]:
         world = self.world
         # Sessions wake together when a group commit settles; encoding a step is a slice of CPU.
         await fair_turn()
@@ -85,6 +89,11 @@ class WorldWriter:
         memories: dict[str, MemoryWrite] = {}
         marks: dict[str, tuple[Any, ...]] = {}
         pending = world.turns_pending
+        if held:
+            pending = pending | {turn.agent.name for turn in held}
+            first_held = min((event.id for turn in held for event in turn.events), default=None)
+            if first_held is not None:
+                new_events = [event for event in new_events if event.id < first_held]
         for agent in world.agents:
             if agent.name in pending:
                 continue  # its turn is written with its events, by a later write

@@ -394,17 +394,19 @@ class TinyWorld:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def transcript(self, last: int | None = None, *, include_thoughts: bool = False, quoted: bool = False) -> str:
+    def transcript(self, last: int | None = None, *, include_thoughts: bool = False, quoted: bool = False,
+                   upto: int | None = None) -> str:
         """The conversation as text lines, for people and for prompts (the ``last`` lines only).
 
         ``quoted`` (for any prompt that reads it) puts names and words in « » on one line each, so
-        nothing anyone said can pass for an instruction or start a line of its own."""
+        nothing anyone said can pass for an instruction or start a line of its own. ``upto``: as it
+        stood when event ``upto`` was said, later events left out."""
         lines: list[str] = []
         notice, think = EventKind.NOTICE, ActionType.THINK.value
         for event in reversed(self.events):  # newest first, so ``last`` stops early in long worlds
             if last is not None and len(lines) >= last:
                 break
-            if event.kind is notice:
+            if event.kind is notice or (upto is not None and event.id > upto):
                 continue
             thought = event.type == think
             if thought and not include_thoughts:
@@ -549,6 +551,9 @@ class Step:
         self.memory_work: list[asyncio.Task[None]] = []
         self._chosen = chosen
         self._advance = advance
+        #: Each actor's turn in flight, once the first turn is asked for; and how many were taken.
+        self._tasks: list[asyncio.Future[TurnResult]] = []
+        self._taken = 0
         self._turns = self._take()
 
     @property
@@ -562,6 +567,17 @@ class Step:
 
     async def __anext__(self) -> Turn:
         return await self._turns.__anext__()
+
+    def ready(self) -> bool:
+        """The next turn is done: taking it will not wait, and gives a turn, not the step's end.
+        Turns that finish together can then be checked and stored together."""
+        if self._taken >= len(self._tasks):
+            return False
+        task = self._tasks[self._taken]
+        if not task.done() or task.cancelled():
+            return False
+        error = task.exception()
+        return error is None or (isinstance(error, LLMError) and not isinstance(error, BudgetExceededError))
 
     async def aclose(self) -> None:
         await self._turns.aclose()
@@ -583,7 +599,7 @@ class Step:
 
     async def _take(self) -> AsyncGenerator[Turn, None]:
         world = self.world
-        tasks = []
+        tasks = self._tasks
         world._turns_pending.update(agent.name for agent in self.actors)
         for agent in self.actors:
             tasks.append(asyncio.ensure_future(agent.act(consolidate=False)))  # memory work waits for the step's end
@@ -593,7 +609,7 @@ class Step:
         turns: list[Turn] = []
         budget_error: BudgetExceededError | None = None
         try:
-            for agent, task in zip(self.actors, tasks):
+            for taken, (agent, task) in enumerate(zip(self.actors, tasks), start=1):
                 try:
                     result = await task
                 except BudgetExceededError as error:
@@ -610,6 +626,7 @@ class Step:
                 turns.append(turn)
                 self.events += turn.events
                 world._turns_pending.discard(agent.name)
+                self._taken = taken
                 yield turn
         finally:
             for task in tasks:

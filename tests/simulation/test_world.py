@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,52 @@ async def test_a_step_yields_each_turn_in_log_order_before_the_step_ends(server,
     assert unread_meanwhile == [False, False, False], "nobody hears anything before the step ends"
     assert world.clock.step == 1
     assert [e.source for e in world.get("Lisa").unread()] == ["Oscar", "Marcos Almeida"]
+
+
+async def test_a_step_says_whether_its_next_turn_can_be_taken_without_waiting(server, stack):
+    world = make_world(stack.model)
+    await world.broadcast("Hi")
+    step = await world.next_step()
+    assert not step.ready(), "no turn has started"
+    rule, marcos_may_answer = server.responder, asyncio.Event()
+
+    async def marcos_waits(body):
+        if persona_of(body) == "Marcos Almeida":
+            await marcos_may_answer.wait()
+        return rule(body)
+
+    server.responder = marcos_waits
+    first = await step.__anext__()
+    await asyncio.wait_for(_until(step.ready), 5)  # Oscar's reply is back
+    second = await step.__anext__()
+    await asyncio.sleep(0.1)
+    assert not step.ready(), "Marcos's reply is still with the model"
+    marcos_may_answer.set()
+    await asyncio.wait_for(_until(step.ready), 5)
+    third = await step.__anext__()
+    assert [t.agent.name for t in (first, second, third)] == NAMES
+    assert not step.ready(), "what comes next is the step's end, not a turn"
+    with pytest.raises(StopAsyncIteration):
+        await step.__anext__()
+    assert world.clock.step == 1
+
+
+async def test_a_turn_refused_for_the_budget_is_not_one_to_take(server, tmp_path):
+    built = stack_for(server, tmp_path, budget_tokens=1)
+    world = make_world(built.model)
+    await world.broadcast("First question")
+    step = await world.next_step()
+    first = await step.__anext__()  # the first call goes alone and spends past the cap
+    assert first.words and not first.failed
+    assert not step.ready(), "the others were refused: taking on gives the step's end, not a turn"
+    with pytest.raises(BudgetExceededError):
+        await step.__anext__()
+    await built.model.aclose()
+
+
+async def _until(condition) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
 
 
 async def test_the_others_hear_a_turns_words_as_its_driver_says(server, stack):
