@@ -10,6 +10,7 @@ heard when the step ends, so every turn of a step answers what came before it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from adapters.base import Adapter, ChannelRef
 from bots.channel_verifier import ChannelVerifier
@@ -105,11 +106,11 @@ class StepPipeline:
                     check.cancel()
 
     async def _store_and_post(self, turns: list[Turn], entries: list[OutboxEntry], posting: list[asyncio.Future],
-                              held: list[Turn] | None = None) -> None:
+                              held: Sequence[Turn] = ()) -> None:
         """Store ``turns`` (with ``entries``, the outbox entries of their words) in one write, and post
         what may be posted. ``held``: later turns still being checked, left for a later write."""
         try:
-            stored = await self._writer.write(entries, held=held or ())
+            stored = await self._writer.write(entries, held=held)
         except StorageUnavailableError:
             return  # reported once, when it happened; the app is stopping
         by_event = {entry.event_id: entry for entry in stored}

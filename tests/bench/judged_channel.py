@@ -22,9 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from config.settings import Settings
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.support.testbot import TestBot, start_bot
+from tests.support.testbot import TestBot, fake_model_settings, start_bot
 from tests.support.turns import TurnRule, system_text
 
 PERSONAS = ("Priya Nair", "Henrik Lindqvist", "Tomasz Kowalski", "Amara Okafor", "Diego Hernández")
@@ -55,9 +54,8 @@ async def main(personas: int, judge_s: float, model_s: float, rounds: int) -> di
     with tempfile.TemporaryDirectory() as tmp:
         async with FakeOpenAIServer(latency=model_s) as server:
             server.responder = respond
-            llm = {"model": "gpt-4o-mini", "base_url": server.base_url, "api_key": "sk-bench", "cache": False}
-            settings = Settings(data_dir=Path(tmp), llm=llm, bot={"default_exchanges": 0},
-                                verification={"judge": {"enabled": True}})
+            settings = fake_model_settings(Path(tmp), server, verification={"judge": {"enabled": True}},
+                                           default_exchanges=0)
             bot = await start_bot(settings)
             try:
                 await bot.command("start Launch review", channel="general")

@@ -9,7 +9,7 @@ import re
 
 from config.settings import Settings
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.support.testbot import start_bot
+from tests.support.testbot import fake_model_settings, start_bot
 from tests.support.turns import TurnRule, kind_of, persona_of, system_text, user_text
 
 TEAM = ("Priya Nair", "Henrik Lindqvist", "Tomasz Kowalski")
@@ -18,9 +18,8 @@ PASS = json.dumps({"decision": "pass", "category": "none", "reason": "ordinary w
 
 def judged_settings(tmp_path, server: FakeOpenAIServer) -> Settings:
     """A bot on the fake model whose posts the model-based judge also reviews."""
-    llm = {"model": "gpt-4o-mini", "base_url": server.base_url, "api_key": "sk-test", "cache": False}
-    return Settings(data_dir=tmp_path, llm=llm, bot={"default_exchanges": 0},
-                    verification={"judge": {"enabled": True, "timeout_s": 30}})
+    return fake_model_settings(tmp_path, server, verification={"judge": {"enabled": True, "timeout_s": 30}},
+                               default_exchanges=0)
 
 
 def is_judge(body) -> bool:

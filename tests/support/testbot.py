@@ -58,10 +58,12 @@ def demo_settings(tmp_path: Path, **bot: object) -> Settings:
     return Settings(data_dir=tmp_path, llm={"provider": "demo"}, bot=bot)
 
 
-def fake_model_settings(tmp_path: Path, server: FakeOpenAIServer, **bot: object) -> Settings:
-    """Settings for a bot on the fake model server: the real openai client, no response cache."""
+def fake_model_settings(tmp_path: Path, server: FakeOpenAIServer, *, verification: dict[str, object] | None = None,
+                        **bot: object) -> Settings:
+    """Settings for a bot on the fake model server: the real openai client, no response cache;
+    ``verification``, the channels' verification policy when not the default."""
     llm = {"model": "gpt-4o-mini", "base_url": server.base_url, "api_key": "sk-test", "cache": False}
-    return Settings(data_dir=tmp_path, llm=llm, bot=bot)
+    return Settings(data_dir=tmp_path, llm=llm, bot=bot, **({"verification": verification} if verification else {}))
 
 
 async def start_bot(settings: Settings, adapter: MemoryAdapter | None = None, verifier=None) -> TestBot:
