@@ -18,6 +18,7 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.support.paths import AGENTS
 from tests.support.testbot import demo_settings, fake_model_settings, start_bot
 from tests.support.turns import TurnRule, kind_of, persona_of
+from tests.support.waiting import until
 
 
 @pytest.fixture
@@ -26,10 +27,6 @@ async def testbot(tmp_path):
     yield bot
     await bot.app.stop()
 
-
-async def _until(condition) -> None:
-    while not condition():
-        await asyncio.sleep(0.02)
 
 
 async def team(bot, channel: str = "general", *names: str) -> None:
@@ -501,7 +498,7 @@ async def test_a_turn_answered_by_the_model_but_not_yet_stored_is_taken_again_af
         seen = len(bot.adapter.posts("general"))
         server.responder = first_is_slow
         bot.adapter.push_message("Should we move the launch to March?")
-        await asyncio.wait_for(_until(lambda: len(bot.adapter.posts("general")) > seen), 10)
+        await until(lambda: len(bot.adapter.posts("general")) > seen, 10)
         assert bot.adapter.posts("general")[seen].identity == order[0]
         await asyncio.sleep(0.2)
         await bot.app.stop(timeout=0)  # while the second's words are being checked
@@ -807,10 +804,10 @@ async def test_a_message_heard_while_an_answer_is_being_posted_is_answered_too(t
             return sum(1 for e in session.world.events if e.kind is EventKind.ACTION and e.type == "TALK")
 
         bot.adapter.push_message("Priya, second: and the budget?", user="ana", user_is_moderator=False)
-        await asyncio.wait_for(_until(lambda: turns() == 2), 5)
+        await until(lambda: turns() == 2, 5)
         assert len(bot.adapter.posts()) == 1, "the second answer waits for the platform's pace"
         bot.adapter.push_message("Priya, third: and the date?", user="ana", user_is_moderator=False)
-        await asyncio.wait_for(_until(lambda: turns() == 3), 10)
+        await until(lambda: turns() == 3, 10)
         await bot.app.wait_idle()
         assert [p.identity for p in bot.adapter.posts()] == ["Priya Nair"] * 3
     finally:

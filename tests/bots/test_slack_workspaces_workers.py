@@ -23,7 +23,8 @@ from tests.support.net import free_port
 from tests.support.paths import ROOT
 from tests.support.slack_workspaces import ALPHA, BETA, PEOPLE, install, moderators, scoped, two_workspaces
 from tests.support.turns import TurnRule
-from tests.support.workers import slack_worker_env, stop_all, until
+from tests.support.waiting import until
+from tests.support.workers import slack_worker_env, stop_all
 
 LEASE_S = 2
 #: Each workspace's world and its persona.

@@ -4,8 +4,6 @@ worker that lost its channel cannot write over the one that took it."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from config.settings import Settings
 from simulation.events import EventKind
 from tests.support.postgres import PASSWORD
 from tests.support.testbot import TestBot, start_bot
+from tests.support.waiting import until
 
 CHANNEL = "memory:general"
 
@@ -24,14 +23,6 @@ CHANNEL = "memory:general"
 def settings(tmp_path: Path, url: str, name: str, lease_s: float = 30) -> Settings:
     return Settings(data_dir=tmp_path / name, llm={"provider": "demo"}, database_url=url, lease_s=lease_s)
 
-
-async def until(condition, timeout: float = 10.0) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
 
 
 def heard(bot: TestBot) -> list[str]:

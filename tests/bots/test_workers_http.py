@@ -17,7 +17,8 @@ from tests.fakes.slack_server import FakeSlack
 from tests.support.net import free_port
 from tests.support.paths import ROOT
 from tests.support.turns import TurnRule
-from tests.support.workers import slack_worker_env, stop_all, until
+from tests.support.waiting import until
+from tests.support.workers import slack_worker_env, stop_all
 
 MODERATOR, PERSON, CHANNEL = "U0MOD", "U0HANA", "C0HTTP"
 

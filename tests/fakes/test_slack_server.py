@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
@@ -23,6 +22,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes.slack_server import DEFAULT_SCOPES, FakeSlack, NotConnected
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -79,12 +79,6 @@ async def socket_client(
         await client.close()
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition never became true"
-        await asyncio.sleep(0.01)
-
 
 # ---------------------------------------------------------------------- Web API
 
@@ -131,7 +125,7 @@ async def test_post_message_with_username_and_blocks_is_recorded_and_echoed(fake
         )
         assert response["channel"] == GENERAL
         ts = response["ts"]
-        await eventually(lambda: any(m.get("type") == "events_api" for m in seen))
+        await until(lambda: any(m.get("type") == "events_api" for m in seen))
 
     post = fake.posts[0]
     assert (post["channel"], post["text"], post["blocks"], post["ts"]) == (GENERAL, "hi", blocks, ts)
@@ -156,7 +150,7 @@ async def test_username_is_ignored_without_customize_scope_and_scopes_are_enforc
         _populate(fake)
         async with socket_client(fake) as (_, seen):
             await web_client(fake).chat_postMessage(channel=GENERAL, text="hi", username="Ada")
-            await eventually(lambda: any(m.get("type") == "events_api" for m in seen))
+            await until(lambda: any(m.get("type") == "events_api" for m in seen))
         post = fake.posts[0]
         assert post["username"] is None and post["requested_username"] == "Ada"
         event = next(m for m in seen if m.get("type") == "events_api")["payload"]["event"]
@@ -305,7 +299,7 @@ async def test_update_delete_and_ephemeral(fake: FakeSlack) -> None:
 
 async def test_socket_mode_hello_event_and_ack(fake: FakeSlack) -> None:
     async with socket_client(fake) as (client, seen):
-        await eventually(lambda: any(m.get("type") == "hello" for m in seen))
+        await until(lambda: any(m.get("type") == "hello" for m in seen))
         hello = next(m for m in seen if m.get("type") == "hello")
         assert hello["connection_info"]["app_id"] == "A0APP" and hello["num_connections"] == 1
         assert fake.calls_to("apps.connections.open") == [{}]
@@ -337,7 +331,7 @@ async def test_with_several_connections_each_payload_goes_to_one_of_them(fake: F
         def carried(seen: list[dict]) -> list[str]:
             return [m["payload"]["event_id"] for m in seen if m.get("type") == "events_api"]
 
-        await eventually(lambda: len(carried(first)) + len(carried(second)) == 20)
+        await until(lambda: len(carried(first)) + len(carried(second)) == 20)
         assert sorted(carried(first) + carried(second)) == sorted(sent), "each payload once"
         assert carried(first) and carried(second), "spread over both connections"
 
@@ -364,7 +358,7 @@ async def test_unacked_envelopes_are_recorded_and_retried_when_asked() -> None:
         _populate(fake)
         async with socket_client(fake, ack=False) as (_, seen):
             event_id = await fake.send_message(GENERAL, ALICE, "anyone?")
-            await eventually(lambda: len(fake.envelopes_for(event_id)) >= 2)
+            await until(lambda: len(fake.envelopes_for(event_id)) >= 2)
             first, second = fake.envelopes_for(event_id)[:2]
             assert await fake.wait_ack(first, timeout=0.1) is None
             assert fake.unacked[0]["envelope_id"] == first
@@ -389,7 +383,7 @@ async def test_an_event_written_to_a_dying_socket_is_retried_on_a_live_one() -> 
             def carried() -> set[str]:
                 return {m["payload"]["event_id"] for m in first + second if m.get("type") == "events_api"}
 
-            await eventually(lambda: carried() == set(event_ids))
+            await until(lambda: carried() == set(event_ids))
             retried = [m for m in first + second if m.get("type") == "events_api" and m["retry_attempt"] == 1]
             assert {m["payload"]["event_id"] for m in retried} == {
                 f["envelope"]["payload"]["event_id"] for f in fake.failed_sends}
@@ -406,7 +400,7 @@ async def test_socket_mode_reconnects_after_a_drop_and_on_refresh(fake: FakeSlac
 
         await fake.request_refresh()
         await fake.wait_connected(3, timeout=5)
-        await eventually(lambda: sum(not c.ws.closed for c in fake.connections) == 1)
+        await until(lambda: sum(not c.ws.closed for c in fake.connections) == 1)
         assert len(fake.calls_to("apps.connections.open")) == 3
 
 
@@ -417,7 +411,7 @@ async def test_send_event_needs_a_connection(fake: FakeSlack) -> None:
         await fake.send_message(GENERAL, ALICE, "into the void")
     assert fake.messages_in(GENERAL) == []
     await web_client(fake).chat_postMessage(channel=GENERAL, text="nobody listening")
-    await eventually(lambda: bool(fake.undelivered))
+    await until(lambda: bool(fake.undelivered))
     assert fake.undelivered[0]["reason"] == "no socket connected"
 
 
@@ -555,7 +549,7 @@ async def test_bolt_http_mode_verifies_the_fakes_signatures(fake: FakeSlack) -> 
         status, text = await fake.http_slash_command(url, "hey", user_id=ALICE, channel_id=GENERAL)
         assert (status, text) == (200, "you said hey")
         assert (await fake.http_url_verification(url))[0] == 200
-    await eventually(lambda: heard == ["over http"])
+    await until(lambda: heard == ["over http"])
     assert fake.command_replies[0]["text"] == "you said hey" and fake.command_replies[0]["user"] == ALICE
 
 

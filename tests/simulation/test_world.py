@@ -13,6 +13,7 @@ from simulation.llm.errors import BudgetExceededError
 from simulation.memory import MemoryConfig
 from simulation.world import TinyWorld, WorldError
 from tests.support.turns import kind_of, persona_of
+from tests.support.waiting import until
 from tests.support.worlds import make_world, stack_for
 
 NAMES = ["Lisa Carter", "Oscar", "Marcos Almeida"]
@@ -214,12 +215,12 @@ async def test_a_step_says_whether_its_next_turn_can_be_taken_without_waiting(se
 
     server.responder = marcos_waits
     first = await step.__anext__()
-    await asyncio.wait_for(_until(step.ready), 5)  # Oscar's reply is back
+    await until(step.ready, 5, "the reply to be back")  # Oscar's reply is back
     second = await step.__anext__()
     await asyncio.sleep(0.1)
     assert not step.ready(), "Marcos's reply is still with the model"
     marcos_may_answer.set()
-    await asyncio.wait_for(_until(step.ready), 5)
+    await until(step.ready, 5, "the reply to be back")
     third = await step.__anext__()
     assert [t.agent.name for t in (first, second, third)] == NAMES
     assert not step.ready(), "what comes next is the step's end, not a turn"
@@ -240,10 +241,6 @@ async def test_a_turn_refused_for_the_budget_is_not_one_to_take(server, tmp_path
         await step.__anext__()
     await built.model.aclose()
 
-
-async def _until(condition) -> None:
-    while not condition():
-        await asyncio.sleep(0.01)
 
 
 async def test_the_others_hear_a_turns_words_as_its_driver_says(server, stack):

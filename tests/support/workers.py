@@ -9,8 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from tests.fakes.slack_server import FakeSlack
@@ -43,16 +42,6 @@ def slack_worker_env(folder: Path, name: str, *, database_url: str, slack: FakeS
         **settings,
     })
     return env
-
-
-async def until(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> float:
-    """Until ``condition()`` (a coroutine function: it reads the database, say) holds; how long that took."""
-    started = time.monotonic()
-    while not await condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-    return time.monotonic() - started
 
 
 async def stop_all(processes: Iterable[asyncio.subprocess.Process], timeout: float = 20) -> None:

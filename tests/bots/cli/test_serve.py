@@ -35,6 +35,7 @@ from tests.bench.soak_support import (
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.slack_server import FakeSlack
+from tests.support.waiting import until
 
 PERSONAS = ("Priya Nair", "Tomasz Kowalski", "Henrik Lindqvist")
 
@@ -126,12 +127,12 @@ async def test_sigterm_mid_conversation_stops_in_time_and_nothing_is_posted_twic
             # A first round lets the model layer learn the server's structured-output mode (its very
             # first call goes alone), so the next round's turns are all in flight at once.
             await say(0)
-            await _until(lambda: len(answers(0)) == 9, 30, "the first round's answers")
+            await until(lambda: len(answers(0)) == 9, 30, "the first round's answers")
 
             # SIGTERM while every channel's personas are still thinking: their answers are posted before
             # the process exits.
             await say(1)
-            await _until(lambda: responder.asked_for(1) >= 9, 20, "the personas to be asked")
+            await until(lambda: responder.asked_for(1) >= 9, 20, "the personas to be asked")
             assert not answers(1), "the conversation was over before SIGTERM"
             code, took = await bot.terminate(15)
             assert code == 0, _tail(tmp_path / "bot.log")
@@ -149,7 +150,7 @@ async def test_sigterm_mid_conversation_stops_in_time_and_nothing_is_posted_twic
             await _quiet(responder, 0.6)  # a world whose personas have unread posts takes a step at start
             responder.stuck = {"Henrik Lindqvist"}
             await say(2)
-            await _until(lambda: responder.asked_for(2, "Henrik Lindqvist") >= 3 and responder.asked_for(2) >= 9, 20,
+            await until(lambda: responder.asked_for(2, "Henrik Lindqvist") >= 3 and responder.asked_for(2) >= 9, 20,
                          "the personas to be asked again")
             code, took = await bot.terminate(15)
             assert code == 0, _tail(tmp_path / "bot.log")
@@ -185,13 +186,6 @@ def _shown(discord: FakeDiscord, slack: FakeSlack, bot: BotProcess, rooms: list[
     shown += [(rooms[0].key, p.text) for p in bot.console_posts]
     return shown
 
-
-async def _until(condition, timeout: float, what: str = "the condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def _quiet(responder: _Paced, seconds: float, timeout: float = 15) -> None:

@@ -11,6 +11,7 @@ import pytest
 from bots.ownership import INBOX_TOPIC, SAFETY, ChannelOwnership
 from bots.storage import StaleOwnerError
 from tests.bots.storage.records import step, world
+from tests.support.waiting import until
 
 TTL = 1.0
 
@@ -37,14 +38,6 @@ class Worker:
                                        idle=lambda key: key not in self.busy, taken=self.taken.append,
                                        worker_id=name)
 
-
-async def until(condition, timeout: float = 5.0) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - started
 
 
 async def channels(storage, count: int) -> list[str]:

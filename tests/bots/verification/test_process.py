@@ -25,6 +25,7 @@ from tests.bench import verification as bench
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.support.testbot import fake_model_settings, start_bot
 from tests.support.turns import TurnRule
+from tests.support.waiting import until
 
 PRIYA = find_bundled_persona("Priya Nair").to_tinytroupe_dict()
 CONTEXT = VerificationContext(platform="slack", persona="Priya Nair", persona_spec=PRIYA, world_id="w1")
@@ -51,11 +52,6 @@ def verifier(process: VerificationProcess, policy: VerificationPolicy = TEAM_DEF
 def same(a, b) -> bool:
     return (a.action, a.text, a.reasons, [c["check"] for c in a.checks]) == (b.action, b.text, b.reasons, [c["check"] for c in b.checks])
 
-
-async def until(condition, timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 async def test_the_process_gives_the_verdicts_of_the_bots_own_checks(process):
