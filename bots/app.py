@@ -682,7 +682,17 @@ class TroupeApp:
         if refusal:
             reply = Reply(refusal, private=True, failed=True)
         else:
-            reply = await self.commands.run(adapter, invocation, interviewed=interviewed)
+            try:
+                reply = await self.commands.run(adapter, invocation, interviewed=interviewed)
+            except (StorageUnavailableError, StaleOwnerError):
+                raise  # the app is stopping, or the channel moved to another worker: handled by the caller
+            except Exception as error:
+                # A failure nobody foresaw (a bug): the log keeps the traceback for whoever runs the bot;
+                # the one who asked is told it could not be done, and a script counts it as failed.
+                log.exception("failed to handle command")
+                reply = Reply(f"That command could not be done: an unexpected error ({type(error).__name__}) "
+                              "stopped it. The details are in the bot's log; `status` shows where the world "
+                              "stands.", private=True, failed=True)
         await self._answer(adapter, invocation, reply)
 
     async def _answer(self, adapter: Adapter, invocation: CommandInvocation, reply: Reply) -> None:

@@ -178,11 +178,17 @@ def _extraction_schema(ctx: CommandContext, fields: list[str], schema: str | Non
             return model_from_fields(fields)
         except SchemaError as error:
             raise CommandError(f"{error}: name each field once, e.g. `extract stance reasons`") from None
+    from simulation.files import FileReadError, read_text_file
+
     path = ctx.readable_file(schema)
-    if not Path(path).is_file():
-        raise CommandError(f"there is no file {schema!r}; give the path of a JSON schema file")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        # Only a regular file, and at most one byte past 1 MB whatever size it claims: a device
+        # (/dev/zero), a FIFO or a /proc file would otherwise be read without end.
+        data = json.loads(read_text_file(Path(path), limit=1_000_000, kind="a schema file"))
+    except FileNotFoundError:
+        raise CommandError(f"there is no file {schema!r}; give the path of a JSON schema file") from None
+    except FileReadError as error:
+        raise CommandError(f"{schema}: {error.problem}") from None
     except OSError as error:
         raise CommandError(f"could not read {schema}: {error.strerror or error}") from None
     except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError too

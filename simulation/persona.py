@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from simulation.document_limits import DocumentLimitError, DocumentTooLongError, check_document, load_json, load_yaml
+from simulation.files import FileReadError, read_text_file
 
 __all__ = [
     "Occupation",
@@ -372,12 +373,12 @@ def _read_structured(p: Path) -> Any:
             "a TinyTroupe agent (*.agent.json), a fragment (*.fragment.json) or Troupe's own layout.",
             path=p,
         )
-    size = p.stat().st_size
-    if size > MAX_PERSONA_FILE_BYTES:
-        raise PersonaError(f"{p}: is {size / 1e6:.1f} MB; a persona file is at most "
-                           f"{MAX_PERSONA_FILE_BYTES // 1_000_000} MB. Is it the right file?", path=p)
     try:
-        text = p.read_text(encoding="utf-8")
+        # Only a regular file, and at most one byte past the limit whatever size it claims: a device
+        # (/dev/zero), a FIFO or a /proc file would otherwise be read without end.
+        text = read_text_file(p, limit=MAX_PERSONA_FILE_BYTES, kind="a persona file")
+    except FileReadError as exc:
+        raise PersonaError(str(exc), path=p) from None
     except UnicodeDecodeError:
         raise PersonaError(f"{p}: is not a UTF-8 text file; save it as UTF-8 JSON or YAML.", path=p) from None
     except OSError as exc:

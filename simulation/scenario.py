@@ -19,6 +19,7 @@ from simulation.agent import TinyPerson
 from simulation.document_limits import DocumentLimitError, load_yaml
 from simulation.events import Event
 from simulation.file_access import ReadableFolders
+from simulation.files import FileReadError, read_text_file
 from simulation.llm.base import LanguageModel
 from simulation.llm.errors import BudgetExceededError
 from simulation.persona import PersonaError, PersonaSpec, find_bundled_persona, load_persona
@@ -124,10 +125,10 @@ def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
     if source.is_dir():
         raise ScenarioError(f"{source} is a folder; give the scenario's YAML file")
     try:
-        if source.stat().st_size > MAX_SCENARIO_FILE_BYTES:
-            raise ScenarioError(f"{source}: is {source.stat().st_size / 1e6:.1f} MB; a scenario file is at most "
-                                f"{MAX_SCENARIO_FILE_BYTES // 1_000_000} MB. Is it the right file?")
-        data = load_yaml(source.read_text(encoding="utf-8"))
+        # Only a regular file, and at most one byte past the limit whatever size it claims.
+        data = load_yaml(read_text_file(source, limit=MAX_SCENARIO_FILE_BYTES, kind="a scenario file"))
+    except FileReadError as error:
+        raise ScenarioError(str(error)) from None
     except FileNotFoundError:
         raise ScenarioError(f"{source}: no such scenario file") from None
     except UnicodeDecodeError:
