@@ -259,6 +259,13 @@ def literal(text: str) -> str:
     return _MARKUP.sub(r"\\\g<0>", text)
 
 
+def quoted(text: str) -> str:
+    """Outside text of any number of lines (a persona's thought, a held message) placed in a message
+    the bot writes: each line as ``literal`` makes it, behind a quote mark. It keeps its line breaks,
+    but no line of it can pass for a line of the bot's own (a speaker, a status, another entry)."""
+    return "\n".join(f"> {literal(line)}" for line in text.splitlines() or [""])
+
+
 def unescape(text: str) -> str:
     """``text`` with its escaped markup characters written plainly, for places that show text as it
     is (a plain-text header, a terminal)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from adapters.base import ChannelRef
 from bots.services import Services
@@ -51,5 +53,22 @@ class ChannelVerifier:
         why: a card that withholds a persona's words says whose they were and why."""
         verdict = await self.verdict(world, text, persona or "", recent=[], max_length=100_000)
         if verdict.action.value in ("hold", "block"):
-            return text, "; ".join(verdict.reasons) or verdict.action.value
+            return text, withheld_by(verdict)
         return verdict.text, None
+
+
+def withheld_by(verdict: Verdict | Mapping[str, Any]) -> str:
+    """Why words were withheld, fit to be shown where they would have been: the checks that stopped
+    them, not what those checks found, which quotes the very words (a threat, a recited prompt) or,
+    from a model judge, is a model's own words. A verifier that names no checks gives its reasons.
+    ``verdict`` may be a stored one (an outbox entry's)."""
+    found = verdict.model_dump() if isinstance(verdict, Verdict) else verdict
+    stopped: dict[str, list[str]] = {"blocked": [], "held": []}
+    for check in found.get("checks") or []:
+        action = check.get("action")
+        if action in ("block", "hold"):
+            stopped["blocked" if action == "block" else "held"].append(str(check.get("check")))
+    if not any(stopped.values()):
+        return "; ".join(found.get("reasons") or []) or str(found.get("action") or "withheld")
+    return "; ".join(f"{what} by the {' and '.join(names)} check{'s' if len(names) > 1 else ''}"
+                     for what, names in stopped.items() if names)

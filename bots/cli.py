@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from adapters.base import Adapter, free_path
+from adapters.base import Adapter, clip, free_path, literal, visible
 from config.settings import Settings, SettingsError, load_settings
 from config.shards import check_shards, parse_shard_ids
 from config.turn_taking import POLICY_NAMES
@@ -468,6 +468,8 @@ async def _greet(app: TroupeApp, adapter: ConsoleAdapter, empty: bool) -> None:
 
 #: Messages shown again when the console reopens a world, so the conversation can be picked up.
 RESTART_RECAP = 3
+#: Each recalled message on one line of at most this many characters.
+RECAP_CHARS = 200
 
 
 def _recent_lines(log: list[Event], posts: list[OutboxEntry], count: int) -> list[str]:
@@ -477,7 +479,7 @@ def _recent_lines(log: list[Event], posts: list[OutboxEntry], count: int) -> lis
 
     said = [e for e in as_posted(log, posts, thoughts=False)
             if e.type == "CONVERSATION" or (e.kind is EventKind.ACTION and e.type == "TALK")]
-    return [f"  {e.source}: {e.content}" for e in said[-count:]]
+    return [f"  {literal(e.source)}: {literal(clip(e.content, RECAP_CHARS))}" for e in said[-count:]]
 
 
 async def _sample_unfinished(session: ChannelSession, adapter: ConsoleAdapter) -> bool:
@@ -952,18 +954,26 @@ def _export_model_name(events: list[Event], settings: Settings) -> str:
 
 
 def _print_event(console: Console, event: Event, thoughts: bool, demo: bool) -> None:
+    """One event as a transcript line. Names and words are shown, never obeyed (no terminal control,
+    no Rich markup), and the later lines of a message are indented: none can pass for another line."""
+    def shown(text: str) -> str:
+        return escape(visible(text)).replace("\n", "\n  ")
+
+    def name(text: str) -> str:
+        return escape(" ".join(visible(text).split()))
+
     when = event.time.strftime("%H:%M")
     label = " [dim](demo model)[/]" if demo and event.kind is EventKind.ACTION else ""
-    to = f" → {escape(event.target)}" if event.target else ""
+    to = f" → {name(event.target)}" if event.target else ""
     if event.kind is EventKind.NOTICE:
-        console.print(f"[dim]{when} {escape(event.content)}[/]")
+        console.print(f"[dim]{when} {shown(event.content)}[/]")
     elif event.kind is EventKind.STIMULUS:
-        console.print(f"[dim]{when}[/] [bold cyan]{escape(event.source)}[/]{to}: {escape(event.content)}")
+        console.print(f"[dim]{when}[/] [bold cyan]{name(event.source)}[/]{to}: {shown(event.content)}")
     elif event.type == "THINK":
         if thoughts:
-            console.print(f"[dim]{when} {escape(event.source)} thinks: {escape(event.content)}[/]")
+            console.print(f"[dim]{when} {name(event.source)} thinks: {shown(event.content)}[/]")
     else:
-        console.print(f"[dim]{when}[/] [bold]{escape(event.source)}[/]{to}{label}: {escape(event.content)}")
+        console.print(f"[dim]{when}[/] [bold]{name(event.source)}[/]{to}{label}: {shown(event.content)}")
 
 
 if __name__ == "__main__":

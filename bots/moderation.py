@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from adapters.base import AdapterError, Card, literal
+from adapters.base import AdapterError, Card, literal, quoted
 from bots.branch_commands import status_lines
 from bots.commands import CommandError, help_text
 from bots.context import CommandContext, CommandServices, Handler
@@ -382,7 +382,7 @@ async def review(ctx: CommandContext) -> Reply:
     lines = [f"{len(held)} message(s) held for review:"]
     for entry in held:
         reasons = "; ".join(entry.verdict.get("reasons", [])) or "held"
-        lines.append(f"#{entry.id} {literal(entry.persona)} — {reasons}\n    {entry.text}")
+        lines.append(f"#{entry.id} {literal(entry.persona)} — {literal(reasons)}\n{quoted(entry.text)}")
     lines.append("`approve ID` posts one, `edit ID NEW TEXT` posts your version, `reject ID` drops it.")
     return Reply("\n".join(lines), private=True)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
-from adapters.base import Adapter, ChannelRef, UserRef, literal
+from adapters.base import Adapter, ChannelRef, UserRef, literal, quoted
 from bots.commands import prefixed
 from bots.services import Services, quietly
 from bots.session_config import SessionConfig
@@ -62,9 +62,11 @@ class ModeratorNotices:
                     continue
                 agent = world.find(event.source)
                 state = agent.cognitive_state if agent else None
-                text = f"{literal(event.source)} thinks: {event.content}"
+                # The model's words, its thought and its state alike, stay inside the quote.
+                text = f"{literal(event.source)} thinks:\n{quoted(event.content)}"
                 if state is not None:
-                    text += f"\n  goals: {state.goals or '-'} · attention: {state.attention or '-'} · emotions: {state.emotions or '-'}"
+                    text += "\n" + quoted(f"goals: {state.goals or '-'} · attention: {state.attention or '-'} · "
+                                           f"emotions: {state.emotions or '-'}")
                 for user in watchers:
                     await self.tell(user, text)
 
@@ -92,6 +94,6 @@ class ModeratorNotices:
             )
         )
         await self.tell_moderator(
-            f"Held a message from {literal(entry.persona)} for review (#{entry.id}): {reasons}. "
+            f"Held a message from {literal(entry.persona)} for review (#{entry.id}): {literal(reasons)}. "
             f"`review` shows it; `approve {entry.id}`, `edit {entry.id} NEW TEXT` or `reject {entry.id}`."
         )

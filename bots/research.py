@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from adapters.base import Card, CardField, clip, literal
+from adapters.base import Card, CardField, clip, literal, quoted
 from bots.commands import CommandError
 from bots.context import CommandContext, Handler
 from bots.exports import slug
@@ -237,8 +237,9 @@ async def validate(ctx: CommandContext, *, name: str, expectations: str) -> Repl
         raise CommandError(f"{error}: `{ctx.spec.usage}`") from None
     fields = []
     for turn in result.transcript[:5]:
+        question = await session.vet_text(turn.question)
         answer = await session.vet_text(turn.answer, persona=agent.name)
-        fields.append(CardField(name=clip(turn.question, 250), value=answer))
+        fields.append(CardField(name=clip(question, 250), value=answer))
     verdict = "consistent" if result.passed else "not consistent"
     card = Card(title=f"Validation of {agent.name}: {result.score:.2f} ({verdict})",
                 text=await session.vet_text(result.justification), fields=tuple(fields),
@@ -266,14 +267,21 @@ async def story(ctx: CommandContext, *, inject: bool) -> Reply:
     if inject:
         beat = session.story_beat or await teller.propose(session.world)
         session.story_beat = None
+        # The model wrote the beat, and the channel is told what it says: it passes verification
+        # first, one it would withhold is not delivered either, and the personas hear what is shown.
+        shown, withheld = await session.vet(beat.content)
+        if withheld is not None:
+            raise CommandError(f"Not injected: verification withheld the beat ({literal(withheld)}). "
+                               "`story` suggests a new beat.")
+        beat = beat.model_copy(update={"content": shown})
         try:
             await session.record_stimulus(lambda: teller.inject(session.world, beat))
         except StaleBeatError as error:
-            raise CommandError(f"Not injected: {error}. `story` suggests a new beat.") from None
+            raise CommandError(f"Not injected: {literal(str(error))}. `story` suggests a new beat.") from None
         if beat.kind == "scene":
-            return Reply(f"Injected a scene, shown to every persona: {beat.content}")
-        to = f", addressed to {beat.target} (everyone here hears it)" if beat.target else ", to everyone"
-        return Reply(f"Injected{to}: {beat.content}")
+            return Reply(f"Injected a scene, shown to every persona:\n{quoted(shown)}")
+        to = f", addressed to {literal(beat.target)} (everyone here hears it)" if beat.target else ", to everyone"
+        return Reply(f"Injected{to}:\n{quoted(shown)}")
     beat = await teller.propose(session.world)
     session.story_beat = beat
     fields = [CardField(name="Kind", value=beat.kind, inline=True),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import Adapter, ChannelRef, Identity, UserRef
-from bots.channel_verifier import ChannelVerifier
+from bots.channel_verifier import ChannelVerifier, withheld_by
 from bots.commands import prefixed
 from bots.input_screen import InputScreen
 from bots.moderator_notices import ModeratorNotices
@@ -347,7 +347,7 @@ class ChannelSession:
         """This world's persona messages that verification held or blocked, by event id, with why:
         the words are in the world's log but were never posted, so no card may quote them as said."""
         entries = await self.services.storage.outbox_entries(self.record.id)
-        return {e.event_id: "; ".join(e.verdict.get("reasons") or []) or e.status.value for e in entries
+        return {e.event_id: withheld_by(e.verdict) for e in entries
                 if e.status in (OutboxStatus.HELD, OutboxStatus.BLOCKED)}
 
     # -- control ------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from tests.support.testbot import TEAM
 
 ROB = {"name": "Rob Ott", "age": 40, "occupation": "tester",
        "beliefs": ["As an AI language model I cannot have opinions"]}
-WITHHELD = "withheld by verification (leakage: out of character: says it is an AI"
+#: Which check stopped his words, never what it found in them (which quotes them).
+WITHHELD = "withheld by verification (held by the leakage check)"
 
 
 @pytest.fixture
