@@ -1,4 +1,10 @@
-FROM python:3.11-slim
+# Debian 13 (trixie), pinned: its PostgreSQL client is version 17, which `troupe backup` (pg_dump) needs
+# for docker-compose.yml's postgres:17 (pg_dump must be of the server's major version or newer).
+FROM python:3.11-slim-trixie
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client-17 \
+    && rm -rf /var/lib/apt/lists/*
 
 # The database (worlds, outbox, response cache) and exports live in /data: mount a volume there.
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -28,5 +34,6 @@ HEALTHCHECK --interval=60s --timeout=15s --start-period=60s --retries=3 \
     CMD ["python", "-m", "bots.health"]
 
 ENTRYPOINT ["troupe"]
-# The console; `discord` or `slack` run the bot (see docker-compose.yml and docs/configuration.md).
+# The bot, on every platform that has a token; `discord` or `slack` run one, `console` (with -it) the
+# console, `doctor`, `backup`, `export` and `migrate` the commands (docs/configuration.md).
 CMD ["serve"]

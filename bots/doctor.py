@@ -150,16 +150,21 @@ async def check_shared_database(settings: Settings) -> list[Check]:
     from bots.storage.postgres import PostgresStorage
 
     assert settings.database_url is not None
-    storage = PostgresStorage(settings.database_url.get_secret_value(), read_only=True, max_connections=2)
+    # A check says what it finds now: a server that goes away meanwhile is not waited for.
+    storage = PostgresStorage(settings.database_url.get_secret_value(), read_only=True, max_connections=2,
+                              reconnect_s=0)
     try:
         await storage.open()
     except StorageError as error:
-        fresh = "holds no Troupe tables yet" in str(error)
-        return [Check("database", None if fresh else False, str(error),
-                      "" if fresh else "check TROUPE_DATABASE_URL, that the server runs and accepts this user")]
+        if "holds no Troupe tables yet" in str(error):
+            moving = await asyncio.to_thread(_sqlite_worlds, settings.database_path)
+            return [Check("database", None, _fresh_database(storage.shown_url, settings.database_path, moving))]
+        return [Check("database", False, str(error),
+                      "check TROUPE_DATABASE_URL, that the server runs and accepts this user")]
     try:
         worlds = await storage.active_worlds()
-        workers = await storage.workers(settings.lease_s)
+        # Alive by each worker's own lease term, as it recorded it: not this process's TROUPE_LEASE_S.
+        workers = await storage.workers()
         leases = [lease for lease in await storage.leases() if lease.worker and not lease.expired]
     except StorageError as error:
         return [Check("database", False, str(error), "check that the server runs and accepts this user")]
@@ -169,17 +174,47 @@ async def check_shared_database(settings: Settings) -> list[Check]:
     owned: dict[str, list[str]] = {}
     for lease in leases:
         owned.setdefault(lease.worker, []).append(lease.channel_key)
-    lines = [f"{w.id} on {w.host} (pid {w.pid}, since {w.started_at:%Y-%m-%d %H:%M} UTC): "
+    lines = [f"{w.id} on {w.host} (pid {w.pid}, since {w.started_at:%Y-%m-%d %H:%M} UTC, lease {w.lease_s:g} s): "
              + (", ".join(sorted(owned.get(w.id, []))) or "no channels") for w in workers]
     orphans = sorted({w.channel_key for w in worlds} - {lease.channel_key for lease in leases})
     if not workers:
         return [database, Check("workers", None, "no Troupe worker runs on this database now")]
     detail = f"{len(workers)} running: " + "; ".join(lines)
     if orphans:
+        # Each worker looks for channels nobody runs every third of its own lease term.
+        within = max(w.lease_s for w in workers)
         return [database, Check("workers", False, f"{detail}; nobody runs {', '.join(orphans)}",
-                                f"a running worker takes these over within {settings.lease_s:g} s; if they stay, "
+                                f"a running worker takes these over within {within:g} s; if they stay, "
                                 "check the workers' logs")]
     return [database, Check("workers", True, detail)]
+
+
+def _fresh_database(shown_url: str, sqlite: Path, worlds: int) -> str:
+    """What to do with a PostgreSQL database Troupe never opened. ``troupe migrate --to`` fills only an
+    empty one: a state to bring from SQLite moves first, before any start (a console makes a world)."""
+    move = ("`troupe migrate --to \"$TROUPE_DATABASE_URL\"` before starting Troupe on it (the move fills only a "
+            "database no bot or console has run on)")
+    if worlds:
+        return (f"PostgreSQL at {shown_url} holds no Troupe tables yet, and {sqlite} holds {worlds} "
+                f"world{'s' if worlds != 1 else ''}: to bring them, run {move}; to start afresh, `troupe serve` sets "
+                "the tables up at its first start")
+    return (f"PostgreSQL at {shown_url} holds no Troupe tables yet: `troupe serve` sets them up at its first start. "
+            f"To bring the worlds of a SQLite database, run {move}")
+
+
+def _sqlite_worlds(path: Path) -> int:
+    """How many worlds the SQLite database at ``path`` holds: 0 if there is none, or it holds none
+    (the response cache alone), or cannot be read."""
+    if not path.is_file():
+        return 0
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return int(db.execute("SELECT count(*) FROM worlds").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
 
 
 def _inspect(db: sqlite3.Connection, path: Path) -> Check:
@@ -241,27 +276,24 @@ async def check_model(settings: Settings, *, timeout_s: float = NETWORK_TIMEOUT_
     where = model.endpoint
     request = ChatRequest(messages=[Message(role="user", content="Reply with the word OK.")], max_tokens=16)
     started = time.perf_counter()
-    try:
-        await asyncio.wait_for(model.complete(request), timeout + 1)
-    except AuthenticationFailedError as error:
-        what = "rejected" if error.status == 401 else "refused (no access)"
-        return Check("model", False, f"{where}: the API key was {what} (HTTP {error.status})",
-                     "the API key was rejected: check TROUPE_LLM_API_KEY")
-    except ModelConnectionError:
-        return Check("model", False, f"could not reach the model server at {where}",
-                     "check that the server is running and TROUPE_LLM_BASE_URL (or TROUPE_LLM_AZURE_ENDPOINT) is right")
-    except (TimeoutError, ModelTimeoutError):
-        return Check("model", False, f"{where} did not answer within {timeout:g}s",
-                     "check that the server is up and not overloaded; a local model may still be loading")
-    except LLMError as error:
-        await model.aclose()
-        return Check("model", False, f"model {model.name} at {where}: {error}",
-                     "check TROUPE_LLM_MODEL and TROUPE_LLM_BASE_URL")
-    except BaseException:
-        await model.aclose()
-        raise
-    latency = time.perf_counter() - started
-    try:
+    try:  # the model's connections are closed whatever the outcome (an unclosed one is warned about)
+        try:
+            await asyncio.wait_for(model.complete(request), timeout + 1)
+        except AuthenticationFailedError as error:
+            what = "rejected" if error.status == 401 else "refused (no access)"
+            return Check("model", False, f"{where}: the API key was {what} (HTTP {error.status})",
+                         "the API key was rejected: check TROUPE_LLM_API_KEY")
+        except ModelConnectionError:
+            return Check("model", False, f"could not reach the model server at {where}",
+                         "check that the server is running and TROUPE_LLM_BASE_URL (or TROUPE_LLM_AZURE_ENDPOINT) is "
+                         "right")
+        except (TimeoutError, ModelTimeoutError):
+            return Check("model", False, f"{where} did not answer within {timeout:g}s",
+                         "check that the server is up and not overloaded; a local model may still be loading")
+        except LLMError as error:
+            return Check("model", False, f"model {model.name} at {where}: {error}",
+                         "check TROUPE_LLM_MODEL and TROUPE_LLM_BASE_URL")
+        latency = time.perf_counter() - started
         structured, context = await _server_profile(model, settings, timeout)
     finally:
         await model.aclose()

@@ -9,6 +9,15 @@ storage refuses the writes of a worker that lost the channel, even before it kno
 A worker trusts its own lease for less than its term (``SAFETY``), by its own monotonic clock
 from the moment it asked for the renewal: it stops posting for a channel before anyone else may
 take it over. Expiry itself is read by the database's clock, the same for every worker.
+
+Each worker's heartbeat carries its own term, so every reader (another worker, ``troupe doctor``)
+counts it alive for as long as it said, whatever term the reader runs with.
+
+While the database cannot be reached (a restart, a failover), renewals wait for it to come back
+(the storage keeps trying for a while): the leases' trust runs out meanwhile, so nothing is posted
+for their channels. The first renewal after it is back keeps the leases nobody took meanwhile,
+with their tokens, and drops those another worker took over; their new tokens refuse this
+worker's writes.
 """
 
 from __future__ import annotations
@@ -71,7 +80,7 @@ class ChannelOwnership:
         self.storage = storage
         self.ttl_s = ttl_s
         self.worker = WorkerRecord(id=worker_id or new_worker_id(), host=socket.gethostname(), pid=os.getpid(),
-                                   started_at=utcnow(), seen_at=utcnow())
+                                   started_at=utcnow(), seen_at=utcnow(), lease_s=ttl_s)
         self._adopt, self._lost, self._wake, self._idle = adopt, lost, wake, idle
         #: Where a channel's events arrive (``Adapter.runs_here``): one kept here is never handed
         #: over, and one whose events reach another worker only is never taken over here.
@@ -179,10 +188,16 @@ class ChannelOwnership:
             task.cancel()
         await asyncio.gather(*self._adopting, return_exceptions=True)
         try:
-            await self.release()
-            await self.storage.worker_gone(self.id)
+            # Handing over is worth it while the leases run: a database that went away (and that
+            # storage waits for) is not waited for past them.
+            async with asyncio.timeout(self.ttl_s):
+                await self.release()
+                await self.storage.worker_gone(self.id)
         except StorageUnavailableError:
             return  # said once when it happened; the leases run out by themselves
+        except TimeoutError:
+            log.warning("could not hand the channels over within %g s, the database cannot be reached (they are "
+                        "taken over when their leases expire)", self.ttl_s)
         except StorageError as error:
             log.warning("could not hand the channels over (they are taken over when their leases expire): %s",
                         error)
@@ -194,7 +209,7 @@ class ChannelOwnership:
 
     async def _survey(self) -> _Survey:
         """The workers alive, the leases and the channels with a world, read once for a review."""
-        workers = max(1, len(await self.storage.workers(self.ttl_s)))
+        workers = max(1, len(await self.storage.workers()))
         leases = {lease.channel_key: lease for lease in await self.storage.leases()}
         worlds = [w.channel_key for w in await self.storage.active_worlds()]
         return _Survey(workers, leases, worlds)
@@ -217,8 +232,10 @@ class ChannelOwnership:
             await asyncio.sleep(interval)
 
     async def _renew(self) -> None:
-        asked = time.monotonic()
         await self.storage.worker_alive(self.worker)
+        # Timed from here, not before the heartbeat: that may have waited for a lost database to come
+        # back, and the leases run from their renewal.
+        asked = time.monotonic()
         kept = await self.storage.renew_leases(self.id, self.ttl_s)
         for key in list(self._held):
             token = kept.get(key)

@@ -52,3 +52,18 @@ def postgres_server() -> Iterator[PostgresServer]:
 async def postgres_url(postgres_server: PostgresServer) -> str:
     """A new, empty database of its own on the session's server, for one test."""
     return await create_database(postgres_server)
+
+
+@pytest.fixture(scope="session")
+def _stoppable_server() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def stoppable_postgres_server(_stoppable_server: PostgresServer) -> PostgresServer:
+    """A second real PostgreSQL server, running, for a test to stop, kill and start again (the
+    session's ``postgres_server`` goes on serving the others); started again if a test left it down."""
+    if _stoppable_server.process is None or _stoppable_server.process.poll() is not None:
+        _stoppable_server.start()
+    return _stoppable_server

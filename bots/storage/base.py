@@ -235,6 +235,9 @@ class WorkerRecord(BaseModel):
     pid: int
     started_at: datetime
     seen_at: datetime
+    #: Its own lease term (``lease_s``), stored with each heartbeat: it counts as alive until that
+    #: long after ``seen_at``, whatever term the reader runs with.
+    lease_s: float = Field(gt=0)
 
 
 class StepWrite(BaseModel):
@@ -470,11 +473,12 @@ class Storage(ABC):
 
     @abstractmethod
     async def worker_alive(self, worker: WorkerRecord) -> None:
-        """Say that ``worker`` runs (its ``seen_at`` becomes the database's now)."""
+        """Say that ``worker`` runs (its ``seen_at`` becomes the database's now), with its lease term."""
 
     @abstractmethod
-    async def workers(self, within_s: float) -> list[WorkerRecord]:
-        """Workers that said they run within the last ``within_s`` seconds."""
+    async def workers(self) -> list[WorkerRecord]:
+        """The workers alive: each said it runs within its own lease term (``WorkerRecord.lease_s``),
+        by the database's clock, so every reader counts the same workers whatever its own term."""
 
     @abstractmethod
     async def worker_gone(self, worker: str) -> None:

@@ -4,6 +4,7 @@ worker that lost its channel cannot write over the one that took it."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from bots.doctor import run_checks
 from bots.storage import StaleOwnerError
 from config.settings import Settings
 from simulation.events import EventKind
-from tests.support.postgres import PASSWORD
+from tests.support.postgres import PASSWORD, create_database
 from tests.support.testbot import TestBot, start_bot
 from tests.support.waiting import until
 
@@ -116,6 +117,26 @@ async def test_a_worker_that_stalls_past_its_lease_loses_the_channel_and_cannot_
     finally:
         for bot in (second, first):
             await bot.app.stop()
+
+
+async def test_a_message_sent_while_the_database_restarts_is_answered_once_it_is_back(tmp_path, stoppable_postgres_server):
+    """The database is down for longer than the worker's lease: the worker waits for it instead of
+    stopping, posts nothing meanwhile, then keeps its channel and answers what it heard."""
+    server = stoppable_postgres_server
+    bot = await start_bot(settings(tmp_path, await create_database(server), "only", lease_s=1))
+    try:
+        await bot.command("start Team room")
+        await bot.command("persona add Priya Nair")
+        await asyncio.to_thread(server.stop)
+        bot.adapter.push_message("Priya, are you still there?")
+        await until(lambda: not bot.app.ownership.holds(CHANNEL), timeout=5)  # its lease ran out meanwhile
+        assert persona_posts(bot.adapter) == []
+        await asyncio.to_thread(server.start)
+        await until(lambda: persona_posts(bot.adapter) == ["Priya Nair"], timeout=15)
+        assert heard(bot) == ["Priya, are you still there?"]
+        assert bot.app.failure is None and bot.app.ownership.holds(CHANNEL)
+    finally:
+        await bot.app.stop()
 
 
 async def test_doctor_lists_the_workers_and_the_channels_each_runs(two_workers, postgres_url, tmp_path):

@@ -163,9 +163,15 @@ CREATE UNIQUE INDEX worlds_bound_channel ON worlds (channel_key) WHERE status <>
 CREATE UNIQUE INDEX worlds_branch_name ON worlds (parent_id, name) WHERE parent_id IS NOT NULL;
 """
 
+#: Each worker's own lease term, written with every heartbeat: a worker counts as alive for that long
+#: after it was last seen, whatever term the one asking (another worker, ``troupe doctor``) runs with.
+SCHEMA_V3 = """
+ALTER TABLE workers ADD COLUMN lease_s double precision NOT NULL DEFAULT 15;
+"""
+
 #: Migration ``n`` (1-based) brings the schema from version ``n - 1`` to ``n`` (the highest version
 #: in ``schema_migrations``). Append only: a released script never changes.
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2)
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3)
 
 #: One row per migration applied, with when; made by the first migration run, before any script.
 VERSION_TABLE = """

@@ -33,12 +33,14 @@ RELEASE_CHANNEL_LEASES = ("UPDATE leases SET worker = '', expires_at = clock_tim
                           "WHERE worker = $1 AND channel_key = ANY($2::text[])")
 SELECT_LEASES = ("SELECT channel_key, worker, token, expires_at, expires_at <= clock_timestamp() FROM leases "
                  "ORDER BY channel_key")
+#: A worker's heartbeat, with its own lease term: it is alive until that long after it was seen.
 UPSERT_WORKER = """
-INSERT INTO workers (id, host, pid, started_at, seen_at) VALUES ($1, $2, $3, $4, clock_timestamp())
-ON CONFLICT (id) DO UPDATE SET seen_at = EXCLUDED.seen_at
+INSERT INTO workers (id, host, pid, started_at, seen_at, lease_s) VALUES ($1, $2, $3, $4, clock_timestamp(), $5)
+ON CONFLICT (id) DO UPDATE SET seen_at = EXCLUDED.seen_at, lease_s = EXCLUDED.lease_s
 """
-SELECT_WORKERS = ("SELECT id, host, pid, started_at, seen_at FROM workers "
-                  "WHERE seen_at >= clock_timestamp() - make_interval(secs => $1) ORDER BY started_at, id")
+#: The workers alive: seen within their own lease term (not the reader's), by the server's clock.
+SELECT_WORKERS = ("SELECT id, host, pid, started_at, seen_at, lease_s FROM workers "
+                  "WHERE seen_at + make_interval(secs => lease_s) >= clock_timestamp() ORDER BY started_at, id")
 DELETE_WORKER = "DELETE FROM workers WHERE id = $1"
 #: Wakes the workers listening to a topic (``LISTEN``), with a text payload.
 NOTIFY = "SELECT pg_notify($1, $2)"

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -154,6 +156,16 @@ WRITER_LOCK = 0x74726F7570650002
 TRANSACTION_ATTEMPTS = 3
 #: Seconds a check that the server is still there may take, after a connection was lost.
 PROBE_TIMEOUT_S = 5.0
+#: Seconds a server that cannot be reached is tried again before the storage gives up on it: long
+#: enough to ride out a restart or a failover (a few lease terms), short enough that a server gone
+#: for good stops the bot rather than leave it deaf.
+RECONNECT_S = 60.0
+#: Pauses between the tries to reach a lost server again, growing; the last one repeats (a try is
+#: one connection attempt: a server back is found within a couple of seconds).
+RECONNECT_PAUSES_S = (0.25, 0.5, 1.0, 2.0)
+#: Times an operation is run in all when its server went away and came back (it waits for each
+#: outage in turn): a server that keeps dropping out fails it instead of holding it for ever.
+ATTEMPTS_OVER_OUTAGES = 3
 
 
 @dataclass(eq=False)
@@ -164,6 +176,12 @@ class _State:
     closed: bool = False
     #: The database turned out unusable (reported once).
     unavailable: bool = False
+
+
+class _ServerBack(StorageError):
+    """An operation failed because the server went away; it can be reached again now. The operation
+    is run again if nothing of it can have reached the server (or it only reads); otherwise its
+    caller is told, as for any lost connection (whether it took effect is not known)."""
 
 
 def _closed(connection: asyncpg.Connection) -> bool:
@@ -194,13 +212,17 @@ class PostgresStorage(Storage):
     time (an advisory lock held for as long as the storage is open). ``read_only``: the database is
     only read, never migrated; one that needs an upgrade is refused.
 
-    A lost connection is a ``StorageError`` for the operation it happened in; if the server cannot
-    be reached again either, or refuses writes for good (a full disk, a read-only standby), it is a
-    ``StorageUnavailableError``, reported once to ``on_unavailable``.
+    A server that cannot be reached (stopped, restarting, failing over) is tried again, ever less
+    often, for up to ``reconnect_s`` seconds: operations wait for it meanwhile. Those that sent
+    nothing yet, and reads, then run on the server that is back; one whose connection was lost
+    under it is a ``StorageError`` (its outcome is not known), as is any lost connection. A server
+    still unreachable after ``reconnect_s``, or one that refuses writes for good (a full disk, a
+    read-only standby), is a ``StorageUnavailableError``, reported once to ``on_unavailable``.
     """
 
     def __init__(self, url: str, *, single_writer: bool = False, read_only: bool = False, min_connections: int = 1,
-                 max_connections: int = 10, command_timeout_s: float = 60.0) -> None:
+                 max_connections: int = 10, command_timeout_s: float = 60.0,
+                 reconnect_s: float = RECONNECT_S) -> None:
         if not is_postgres_url(url):
             raise DatabaseSetupError(f"{shown_url(url)!r} is not a PostgreSQL URL: write it as "
                                      "postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
@@ -211,7 +233,13 @@ class PostgresStorage(Storage):
         self.min_connections = min_connections
         self.max_connections = max_connections
         self.command_timeout_s = command_timeout_s
+        self.reconnect_s = reconnect_s
         self._state = _State()
+        #: The tries to reach a lost server again, while they last: every operation that finds the
+        #: server gone waits for the same ones. Its result: None once it is back, else why not.
+        self._outage: asyncio.Future[str | None] | None = None
+        #: Set by ``close``: waiting for a lost server ends.
+        self._closing = asyncio.Event()
         self._pool: asyncpg.Pool | None = None
         self._writer_lock: asyncpg.Connection | None = None
         #: The connection ``LISTEN`` runs on, and the topics it listens to.
@@ -280,12 +308,14 @@ class PostgresStorage(Storage):
             state.closed = True
             return
         state.closing = True
+        self._closing.set()
         try:
             await self._idle.wait()
         finally:
             state.closed = True
-            if self._relisten is not None:
-                self._relisten.cancel()
+            for task in (self._relisten, self._outage):  # no operation waits for them any more
+                if task is not None:
+                    task.cancel()
             for connection in (self._writer_lock, self._listener):
                 if connection is not None:
                     with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
@@ -349,7 +379,8 @@ class PostgresStorage(Storage):
         async with self._operation() as pool:
             for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
                 try:
-                    return await self._on_connection(pool, what, work, isolation=isolation, readonly=readonly)
+                    return await self._on_connection(pool, what, work, isolation=isolation, readonly=readonly,
+                                                     repeatable=readonly)
                 except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError) as error:
                     if attempt < TRANSACTION_ATTEMPTS:
                         log.debug("retrying %s after %s", what, error)
@@ -362,43 +393,55 @@ class PostgresStorage(Storage):
             return await connection.fetch(sql, *args)
 
         async with self._operation() as pool:
-            return await self._on_connection(pool, f"read {self.shown_url}", fetch)
+            return await self._on_connection(pool, f"read {self.shown_url}", fetch, repeatable=True)
 
     async def _on_connection(self, pool: asyncpg.Pool, what: str, work: Callable[[asyncpg.Connection], Awaitable[T]],
-                             *, isolation: str | None = None, readonly: bool = False) -> T:
+                             *, isolation: str | None = None, readonly: bool = False, repeatable: bool = False) -> T:
         """``work`` on a connection of the pool (in a transaction, given its ``isolation``), its
-        errors said as StorageErrors; a deadlock or serialization failure is raised as it is."""
-        try:
-            connection = await pool.acquire(timeout=self.command_timeout_s)
-        except Exception as error:
-            failure = await self._failure(what, error, lost=True)
-            if failure is error:
+        errors said as StorageErrors; a deadlock or serialization failure is raised as it is.
+
+        When the server went away and came back meanwhile, ``work`` runs again if no connection was
+        had for it (nothing was sent) or it is ``repeatable`` (it only reads)."""
+        for attempt in range(1, ATTEMPTS_OVER_OUTAGES + 1):
+            last = attempt == ATTEMPTS_OVER_OUTAGES
+            try:
+                connection = await pool.acquire(timeout=self.command_timeout_s)
+            except Exception as error:
+                failure = await self._failure(what, error, lost=True)
+                if failure is error:
+                    raise
+                if isinstance(failure, _ServerBack) and not last:
+                    continue
+                raise failure from error
+            try:
+                if isolation is None:
+                    return await work(connection)
+                async with connection.transaction(isolation=isolation, readonly=readonly):
+                    return await work(connection)
+            except (StorageError, asyncpg.SerializationError, asyncpg.DeadlockDetectedError):
                 raise
-            raise failure from error
-        try:
-            if isolation is None:
-                return await work(connection)
-            async with connection.transaction(isolation=isolation, readonly=readonly):
-                return await work(connection)
-        except (StorageError, asyncpg.SerializationError, asyncpg.DeadlockDetectedError):
-            raise
-        except Exception as error:
-            failure = await self._failure(what, error, lost=_closed(connection))
-            if failure is error:
-                raise
-            raise failure from error
-        finally:
-            # A connection the server dropped may fail its return to the pool too (asyncpg says so with
-            # InternalClientError): what the caller is told is the failure above.
-            with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError,
-                                     asyncpg.InternalClientError):
-                await pool.release(connection)
+            except Exception as error:
+                failure = await self._failure(what, error, lost=_closed(connection))
+                if failure is error:
+                    raise
+                if isinstance(failure, _ServerBack) and repeatable and not last:
+                    continue
+                raise failure from error
+            finally:
+                # A connection the server dropped may fail its return to the pool too (asyncpg says so with
+                # InternalClientError): what the caller is told is the failure above.
+                with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError,
+                                         asyncpg.InternalClientError):
+                    await pool.release(connection)
+        raise AssertionError("unreachable")
 
     async def _failure(self, what: str, error: Exception, *, lost: bool = False) -> Exception:
         """``error`` as the StorageError the caller sees (or unchanged, if it is a bug of ours).
 
         ``lost``: the connection it happened on is gone (whatever the error says: ending a
-        transaction on a closed connection says only that, not why it closed).
+        transaction on a closed connection says only that, not why it closed). Then, if the server
+        cannot be reached either, this waits for it to come back (``_server_back``): a
+        ``_ServerBack`` once it has, a StorageUnavailableError if it does not.
         """
         if lost and isinstance(error, asyncpg.InterfaceError) and isinstance(error.__context__, Exception):
             error = error.__context__
@@ -407,14 +450,79 @@ class PostgresStorage(Storage):
         if advice is not None:
             return self._unavailable(f"cannot use the database {self.shown_url}: {said}; {advice}")
         if lost or isinstance(error, CONNECTION_ERRORS):
-            gone = await self._unreachable()
+            gone, waited = await self._server_back()
             if gone is not None:
+                if waited and self._closing.is_set():
+                    return StorageError(f"could not {what}: the connection to the database was lost ({said}), and "
+                                        "the storage was closed before it came back")
+                tried = f"could not reach it again within {self.reconnect_s:g} s: " if waited else ""
                 return self._unavailable(f"lost the connection to the database ({said}) while trying to {what}, and "
-                                         f"{gone}")
-            return StorageError(f"could not {what}: the connection to the database was lost ({said})")
+                                         f"{tried}{gone}")
+            failure = _ServerBack if waited else StorageError
+            return failure(f"could not {what}: the connection to the database was lost ({said})")
         if isinstance(error, asyncpg.PostgresError):
             return StorageError(f"could not {what}: {said}")
         return error
+
+    async def _server_back(self) -> tuple[str | None, bool]:
+        """Whether the server can be reached: (None, False) if it can now; (None, True) once it can
+        again after an outage; (why not, waited) if it cannot. The outage is waited for (up to
+        ``reconnect_s``) unless the storage already gave up on the server, or is closing."""
+        if self._outage is None:
+            gone = await self._unreachable()
+            if gone is None:
+                return None, False
+            if self._state.unavailable or self._state.closing or self._state.closed or self.reconnect_s <= 0:
+                return gone, False
+            if self._outage is None:  # another operation may have found it gone meanwhile
+                outage = self._outage = asyncio.ensure_future(self._ride_out(gone))
+                outage.add_done_callback(self._outage_over)
+        assert self._outage is not None
+        return await asyncio.shield(self._outage), True
+
+    def _outage_over(self, outage: asyncio.Future[str | None]) -> None:
+        if self._outage is outage:
+            self._outage = None
+
+    async def _ride_out(self, lost: str) -> str | None:
+        """Try to reach the lost server again, ever less often, for up to ``reconnect_s`` seconds:
+        None once it can be reached (and what was lost with it is set up again), else why not."""
+        gone: str | None = lost
+        started = time.monotonic()
+        deadline = started + self.reconnect_s
+        log.warning("lost the database: %s; trying to reach it again for up to %g s", gone, self.reconnect_s)
+        for pause in itertools.chain(RECONNECT_PAUSES_S, itertools.repeat(RECONNECT_PAUSES_S[-1])):
+            pause = min(pause, deadline - time.monotonic())
+            if pause <= 0:
+                return gone  # said by the operations that waited (``_unavailable``)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), pause)
+            if self._closing.is_set():
+                return gone
+            gone = await self._unreachable()
+            if gone is None:
+                gone = await self._after_outage()
+                if gone is None:
+                    log.warning("reached the database %s again after %.1f s", self.shown_url, time.monotonic() - started)
+                    return None
+            log.info("still cannot reach the database (trying for %.0f s more): %s", max(0.0, deadline - time.monotonic()),
+                     gone)
+        raise AssertionError("unreachable")
+
+    async def _after_outage(self) -> str | None:
+        """Set up again what a lost server took with it: the lock of the one process that runs the
+        worlds (None if retaken; else why not) and the connection wake-ups arrive on."""
+        if self._writer_lock is not None and _closed(self._writer_lock):
+            try:
+                self._writer_lock = await self._take_writer_lock()
+            except DatabaseSetupError as error:
+                return str(error)
+            except (*CONNECTION_ERRORS, asyncpg.PostgresError) as error:
+                return str(connection_problem(self.url, error))
+        if self._listeners() and (self._listener is None or _closed(self._listener)) and (
+                self._relisten is None or self._relisten.done()):
+            self._relisten = asyncio.ensure_future(self._listen_again())
+        return None
 
     async def _unreachable(self) -> str | None:
         """Why the server cannot be reached now (a new connection, not the pool's), or None if it can."""
@@ -802,13 +910,15 @@ class PostgresStorage(Storage):
 
     async def worker_alive(self, worker: WorkerRecord) -> None:
         async def alive(connection: asyncpg.Connection) -> None:
-            await connection.execute(UPSERT_WORKER, worker.id, worker.host, worker.pid, time_text(worker.started_at))
+            await connection.execute(UPSERT_WORKER, worker.id, worker.host, worker.pid, time_text(worker.started_at),
+                                     float(worker.lease_s))
 
         await self._in_statement(alive, f"note that worker {worker.id} runs")
 
-    async def workers(self, within_s: float) -> list[WorkerRecord]:
-        return [WorkerRecord(id=r[0], host=r[1], pid=r[2], started_at=datetime.fromisoformat(r[3]), seen_at=r[4])
-                for r in await self._fetch(SELECT_WORKERS, float(within_s))]
+    async def workers(self) -> list[WorkerRecord]:
+        return [WorkerRecord(id=r[0], host=r[1], pid=r[2], started_at=datetime.fromisoformat(r[3]), seen_at=r[4],
+                             lease_s=r[5])
+                for r in await self._fetch(SELECT_WORKERS)]
 
     async def worker_gone(self, worker: str) -> None:
         async def gone(connection: asyncpg.Connection) -> None:

@@ -176,9 +176,16 @@ CREATE UNIQUE INDEX worlds_bound_channel ON worlds (channel_key) WHERE status <>
 CREATE UNIQUE INDEX worlds_branch_name ON worlds (parent_id, name) WHERE parent_id IS NOT NULL;
 """
 
+#: Each worker's own lease term, written with every heartbeat: a worker counts as alive for that long
+#: after it was last seen, whatever term the one asking runs with.
+SCHEMA_V8 = """
+ALTER TABLE workers ADD COLUMN lease_s REAL NOT NULL DEFAULT 15;
+"""
+
 #: Migration ``n`` (1-based) brings the schema from version ``n - 1`` to ``n`` (``PRAGMA
 #: user_version``). Append only: a released script never changes.
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7)
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7,
+                               SCHEMA_V8)
 
 #: Tables another part of Troupe may put in the file before the bot first opens it: the response
 #: cache shares the database unless ``llm.cache_path`` says otherwise.

@@ -36,11 +36,14 @@ FREE_ALL_LEASES = f"UPDATE leases SET worker = '', expires_at = {NOW} WHERE work
 RELEASE_LEASE = f"UPDATE leases SET worker = '', expires_at = {NOW} WHERE worker = ? AND channel_key = ?"
 SELECT_LEASES = f"SELECT channel_key, worker, token, expires_at, expires_at <= {NOW} FROM leases ORDER BY channel_key"
 SELECT_FENCE = "SELECT token FROM leases WHERE channel_key = ? AND worker = ?"
+#: A worker's heartbeat, with its own lease term: it is alive until that long after it was seen.
 UPSERT_WORKER = f"""
-INSERT INTO workers (id, host, pid, started_at, seen_at) VALUES (?, ?, ?, ?, {NOW})
-ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at
+INSERT INTO workers (id, host, pid, started_at, seen_at, lease_s) VALUES (?, ?, ?, ?, {NOW}, ?)
+ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, lease_s = excluded.lease_s
 """
-SELECT_WORKERS = f"SELECT id, host, pid, started_at, seen_at FROM workers WHERE seen_at >= {NOW} - ? ORDER BY started_at, id"
+#: The workers alive: seen within their own lease term (not the reader's).
+SELECT_WORKERS = (f"SELECT id, host, pid, started_at, seen_at, lease_s FROM workers WHERE seen_at + lease_s >= {NOW} "
+                  "ORDER BY started_at, id")
 DELETE_WORKER = "DELETE FROM workers WHERE id = ?"
 FORGET_WORKERS = "DELETE FROM workers"
 EARLIER_RUNS_LEFT = "SELECT 1 WHERE EXISTS (SELECT 1 FROM workers) OR EXISTS (SELECT 1 FROM leases WHERE worker <> '')"

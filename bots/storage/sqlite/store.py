@@ -656,17 +656,17 @@ class SQLiteStorage(Storage):
                       expired=bool(r[4])) for r in await self._read(SELECT_LEASES)]
 
     async def worker_alive(self, worker: WorkerRecord) -> None:
-        params = (worker.id, worker.host, worker.pid, time_text(worker.started_at))
+        params = (worker.id, worker.host, worker.pid, time_text(worker.started_at), float(worker.lease_s))
 
         def alive(db: sqlite3.Connection) -> None:
             db.execute(UPSERT_WORKER, params)
 
         await self._submit(alive, f"note that worker {worker.id} runs")
 
-    async def workers(self, within_s: float) -> list[WorkerRecord]:
+    async def workers(self) -> list[WorkerRecord]:
         return [WorkerRecord(id=r[0], host=r[1], pid=r[2], started_at=datetime.fromisoformat(r[3]),
-                             seen_at=datetime.fromtimestamp(r[4], UTC))
-                for r in await self._read(SELECT_WORKERS, (float(within_s),))]
+                             seen_at=datetime.fromtimestamp(r[4], UTC), lease_s=r[5])
+                for r in await self._read(SELECT_WORKERS)]
 
     async def worker_gone(self, worker: str) -> None:
         def gone(db: sqlite3.Connection) -> None:

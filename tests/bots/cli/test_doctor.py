@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from adapters.doctor import Check, manifest_bot_scopes
-from bots.doctor import redact, run_checks
-from bots.storage.base import OutboxEntry, StepWrite, WorldRecord, utcnow
+from bots.doctor import check_shared_database, redact, run_checks
+from bots.storage.base import OutboxEntry, StepWrite, WorkerRecord, WorldRecord, utcnow
+from bots.storage.postgres import PostgresStorage
 from bots.storage.sqlite import MIGRATIONS, SQLiteStorage
 from config.settings import Settings
 from simulation.events import Event, EventKind
@@ -18,6 +19,8 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.slack_server import FakeSlack
 from tests.support.cli import run_troupe, troupe, unprivileged
 from tests.support.net import free_port
+from tests.support.paths import ROOT
+from tests.support.postgres import PASSWORD
 
 API_KEY = "sk-test-doctor-0123456789abcdef"
 WRONG_KEY = "sk-wrong-doctor-9876543210fedcba"
@@ -122,6 +125,49 @@ async def test_a_file_that_is_not_a_database_fails_with_the_restore_hint(tmp_pat
     database = by_name(await run_checks(settings(tmp_path)))["database"]
     assert database.ok is False and "not a usable SQLite database" in database.detail
     assert "backup" in database.fix
+
+
+def test_the_documented_sample_has_the_latest_schema_version():
+    doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    sample = doc.split("## Checking a setup", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+    assert f"schema version {len(MIGRATIONS)} (latest)" in sample, "make the sample again from `troupe doctor`"
+
+
+# -- a shared PostgreSQL database -----------------------------------------------------------------
+
+
+async def test_the_workers_alive_are_judged_by_their_own_lease_not_the_doctors(tmp_path, postgres_url):
+    """A worker on a 60 s lease last heard 40 s ago runs; one on a 6 s lease last heard 8 s ago does
+    not: whatever TROUPE_LEASE_S the doctor itself runs with (15 s here)."""
+    async with PostgresStorage(postgres_url) as storage:
+        await storage.create_world(WorldRecord(id="w1", channel_key="slack:C1", name="Team room"))
+        now = utcnow()
+        for name, lease_s, heard_s in (("patient", 60, 40), ("hasty", 6, 8)):
+            await storage.worker_alive(WorkerRecord(id=name, host="box", pid=1, started_at=now, seen_at=now,
+                                                    lease_s=lease_s))
+            await storage.in_transaction(lambda db, n=name, s=heard_s: db.execute(
+                "UPDATE workers SET seen_at = clock_timestamp() - make_interval(secs => $1) WHERE id = $2", s, n),
+                "age a heartbeat")
+        await storage.take_lease("slack:C1", "patient", 60)
+    doctor = settings(tmp_path, database_url=postgres_url, lease_s=15)
+    workers = by_name(await check_shared_database(doctor))["workers"]
+    assert workers.ok is True, workers.detail
+    assert workers.detail.startswith("1 running: patient on box (pid 1, since "), workers.detail
+    assert workers.detail.endswith(", lease 60 s): slack:C1") and "hasty" not in workers.detail
+
+
+async def test_a_fresh_database_says_to_move_a_sqlite_state_before_starting_on_it(tmp_path, postgres_url):
+    doctor = settings(tmp_path, database_url=postgres_url)
+    [fresh] = await check_shared_database(doctor)
+    assert fresh.ok is None and "holds no Troupe tables yet: `troupe serve` sets them up" in fresh.detail
+    assert 'To bring the worlds of a SQLite database, run `troupe migrate --to "$TROUPE_DATABASE_URL"` before ' \
+           "starting Troupe on it" in fresh.detail
+    async with SQLiteStorage(doctor.database_path) as sqlite:  # the state of a bot that ran on SQLite
+        await sqlite.create_world(WorldRecord(id="w1", channel_key="console:main", name="Team room"))
+    [fresh] = await check_shared_database(doctor)
+    assert f"holds no Troupe tables yet, and {doctor.database_path} holds 1 world: to bring them, run " \
+           '`troupe migrate --to "$TROUPE_DATABASE_URL"` before starting Troupe on it' in fresh.detail
+    assert PASSWORD not in fresh.detail
 
 
 # -- Discord ----------------------------------------------------------------------------------

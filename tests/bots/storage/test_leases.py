@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bots.storage.base import Fence, StaleOwnerError, WorkerRecord
+from bots.storage.sqlite.statements import NOW
 from tests.bots.storage.records import step, world
 
 SHORT = 0.3
@@ -73,15 +74,34 @@ async def test_a_stale_write_batched_with_others_fails_alone(storage):
     assert await storage.read_events("w2") == []
 
 
-async def test_workers_say_they_run_and_are_forgotten_when_they_stop(storage):
+def worker(name: str, lease_s: float = 30) -> WorkerRecord:
     now = datetime.now(UTC)
+    return WorkerRecord(id=name, host="box", pid=os.getpid(), started_at=now, seen_at=now, lease_s=lease_s)
+
+
+async def test_workers_say_they_run_and_are_forgotten_when_they_stop(storage):
     for name in ("a", "b"):
-        await storage.worker_alive(WorkerRecord(id=name, host="box", pid=os.getpid(), started_at=now, seen_at=now))
-    assert [w.id for w in await storage.workers(30)] == ["a", "b"]
+        await storage.worker_alive(worker(name))
+    await storage.worker_alive(worker("brief", lease_s=SHORT))
+    assert [w.id for w in await storage.workers()] == ["a", "b", "brief"]
     await storage.worker_gone("a")
-    assert [w.id for w in await storage.workers(30)] == ["b"]
     await asyncio.sleep(SHORT + 0.2)
-    assert await storage.workers(SHORT) == [], "a worker not heard from within the time asked is not alive"
+    assert [w.id for w in await storage.workers()] == ["b"], "one not heard from within its lease is not alive"
+    await storage.worker_alive(worker("brief", lease_s=SHORT))
+    assert [w.id for w in await storage.workers()] == ["b", "brief"], "until it says it runs again"
+
+
+async def test_a_worker_is_alive_for_its_own_lease_whatever_the_reader_runs_with(backend, storage):
+    """Liveness is read from what each worker recorded, so every reader (a worker, `troupe doctor`,
+    whatever its own TROUPE_LEASE_S) counts the same workers: one on a 60 s lease last heard 40 s ago
+    is alive, one on a 6 s lease last heard 8 s ago is not."""
+    await storage.worker_alive(worker("patient", lease_s=60))
+    await storage.worker_alive(worker("hasty", lease_s=6))
+    now = "clock_timestamp()" if backend.name == "postgresql" else NOW
+    seconds = "make_interval(secs => {})" if backend.name == "postgresql" else "{}"
+    await backend.execute(f"UPDATE workers SET seen_at = {now} - {seconds.format(40)} WHERE id = 'patient';"
+                          f"UPDATE workers SET seen_at = {now} - {seconds.format(8)} WHERE id = 'hasty';")
+    assert [(w.id, w.lease_s) for w in await storage.workers()] == [("patient", 60)]
 
 
 async def test_the_inbox_is_read_per_channel_in_order(storage):
@@ -101,10 +121,10 @@ async def test_a_sqlite_file_reopened_by_its_one_process_forgets_the_workers_and
     now = datetime.now(UTC)
     killed = SQLiteStorage(path, single_writer=True)
     await killed.open()
-    await killed.worker_alive(WorkerRecord(id="killed", host="box", pid=1, started_at=now, seen_at=now))
+    await killed.worker_alive(WorkerRecord(id="killed", host="box", pid=1, started_at=now, seen_at=now, lease_s=30))
     assert await killed.take_lease("slack:C1", "killed", 30) == 1
     await killed.close()  # as a kill -9 would leave it: nothing handed over
 
     async with SQLiteStorage(path, single_writer=True) as restarted:
-        assert await restarted.workers(30) == []
+        assert await restarted.workers() == []
         assert await restarted.take_lease("slack:C1", "next", 30) == 2

@@ -89,7 +89,7 @@ async def test_a_stopped_worker_hands_its_channels_over_at_once(storage):
     await leaving.leases.stop()
     waited = await until(lambda: sorted(staying.adopted) == keys)
     assert waited < 2, "taken at once, not when the 30-second leases would expire"
-    assert [w.id for w in await storage.workers(30)] == ["staying"]
+    assert [w.id for w in await storage.workers()] == ["staying"]
     await staying.leases.stop()
 
 

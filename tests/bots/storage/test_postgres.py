@@ -7,15 +7,20 @@ import asyncio
 import os
 import socket
 import sys
+import time
 
 import asyncpg
 import pytest
 
-from bots.storage.base import DatabaseSetupError, StorageError, StorageUnavailableError
+from bots.storage.base import DatabaseSetupError, Fence, StaleOwnerError, StorageError, StorageUnavailableError
 from bots.storage.postgres import MIGRATIONS, PostgresStorage
 from tests.bots.storage.records import step, world
 from tests.support.paths import ROOT
 from tests.support.postgres import PASSWORD, PostgresServer, create_database
+
+#: Seconds a test's server is waited for after it went away, and a lease that runs out during an outage.
+RECONNECT_S = 1.0
+SHORT_LEASE_S = 1.0
 
 #: Opens the database at argv[1] when told to on stdin, and says so.
 OPENER = """
@@ -215,37 +220,79 @@ async def test_a_lost_connection_fails_its_operation_and_the_next_one_reconnects
     assert reported == [], "the server was still there: nothing to stop for"
 
 
-async def test_a_server_killed_mid_run_stops_the_storage_instead_of_hanging(tmp_path):
-    with PostgresServer() as server:
-        url = await create_database(server)
-        store = PostgresStorage(url)
-        reported: list[StorageUnavailableError] = []
-        store.on_unavailable = reported.append
-        await store.open()
-        try:
-            await store.create_world(world())
-            written = 0
+async def test_operations_during_a_short_outage_wait_for_the_server_and_leases_stay_fenced(stoppable_postgres_server: PostgresServer):
+    """The server restarts (as for an upgrade or a failover): what is asked meanwhile waits and is done
+    once it is back, nothing stops. Leases that ran out meanwhile are kept by their worker unless
+    another took them over, whose token then refuses the old owner's writes."""
+    server = stoppable_postgres_server
+    url = await create_database(server)
+    store = PostgresStorage(url, reconnect_s=30)
+    reported: list[StorageUnavailableError] = []
+    store.on_unavailable = reported.append
+    await store.open()
+    try:
+        for n in (1, 2):
+            await store.create_world(world(f"w{n}", channel=f"slack:C{n}"))
+            assert await store.take_lease(f"slack:C{n}", "a", SHORT_LEASE_S) == 1
+        await asyncio.to_thread(server.stop)
+        kept = asyncio.create_task(store.inbox_add("slack:C1", {"text": "typed during the outage"}))
+        read = asyncio.create_task(store.active_worlds())
+        await asyncio.sleep(SHORT_LEASE_S)  # the leases run out meanwhile
+        assert not kept.done() and not read.done(), "waiting for the server, not failed"
+        await asyncio.to_thread(server.start)
+        await asyncio.wait_for(kept, 30)
+        assert [w.id for w in await asyncio.wait_for(read, 30)] == ["w1", "w2"]
+        assert [event for _, _, event in await store.inbox_pending()] == [{"text": "typed during the outage"}]
+        assert reported == [], "a short outage stops nothing"
 
-            async def keep_writing() -> None:
-                nonlocal written
-                while True:
-                    await store.write_step(step("w1", written + 1))
-                    written += 1
+        # Another worker took one channel over once the server was back; the first keeps the other.
+        assert await store.take_lease("slack:C2", "b", 30) == 2
+        assert await store.renew_leases("a", 30) == {"slack:C1": 1}
+        await store.write_step(step("w1", 1, channel="slack:C1", fence=Fence(channel_key="slack:C1", worker="a",
+                                                                              token=1)))
+        with pytest.raises(StaleOwnerError):
+            await store.write_step(step("w2", 1, channel="slack:C2", fence=Fence(channel_key="slack:C2",
+                                                                                  worker="a", token=1)))
+    finally:
+        await asyncio.wait_for(store.close(), 30)
 
-            writing = asyncio.create_task(keep_writing())
-            while written < 20:
-                await asyncio.sleep(0.01)
-            server.kill()  # the machine of the database crashed
 
-            with pytest.raises(StorageUnavailableError, match="lost the connection to the database"):
-                await asyncio.wait_for(writing, 30)
-            with pytest.raises(StorageUnavailableError, match="refused the connection"):
-                await asyncio.wait_for(store.pending_outbox(), 30)
-            assert len(reported) == 1, "said once"
-            assert "check that the server is running" in str(reported[0]) and PASSWORD not in str(reported[0])
-        finally:
-            await asyncio.wait_for(store.close(), 30)
+async def test_a_server_killed_mid_run_stops_the_storage_instead_of_hanging(stoppable_postgres_server: PostgresServer):
+    """Killed and not back within the time it is waited for: every operation fails, once it is up,
+    and the storage says once that the database is gone."""
+    server = stoppable_postgres_server
+    url = await create_database(server)
+    store = PostgresStorage(url, reconnect_s=RECONNECT_S)
+    reported: list[StorageUnavailableError] = []
+    store.on_unavailable = reported.append
+    await store.open()
+    try:
+        await store.create_world(world())
+        written = 0
 
-        server.start()  # back again: every acknowledged step is there
-        async with PostgresStorage(url) as again:
-            assert len((await again.load_world("w1")).events) >= written
+        async def keep_writing() -> None:
+            nonlocal written
+            while True:
+                await store.write_step(step("w1", written + 1))
+                written += 1
+
+        writing = asyncio.create_task(keep_writing())
+        while written < 20:
+            await asyncio.sleep(0.01)
+        server.kill()  # the machine of the database crashed
+        killed = time.monotonic()
+
+        with pytest.raises(StorageUnavailableError, match=f"lost the connection to the database .* could not "
+                                                          f"reach it again within {RECONNECT_S:g} s"):
+            await asyncio.wait_for(writing, 30)
+        assert RECONNECT_S <= time.monotonic() - killed < RECONNECT_S + 10, "tried again for that long, no more"
+        with pytest.raises(StorageUnavailableError, match="refused the connection"):
+            await asyncio.wait_for(store.pending_outbox(), 30)
+        assert len(reported) == 1, "said once"
+        assert "check that the server is running" in str(reported[0]) and PASSWORD not in str(reported[0])
+    finally:
+        await asyncio.wait_for(store.close(), 30)
+
+    server.start()  # back again: every acknowledged step is there
+    async with PostgresStorage(url) as again:
+        assert len((await again.load_world("w1")).events) >= written
