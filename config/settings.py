@@ -275,6 +275,9 @@ class Settings(BaseSettings):
     #: Troupe processes share one PostgreSQL database, a worker that dies loses its channels to the
     #: others this long after its last renewal.
     lease_s: float = Field(default=15.0, ge=1.0, le=600.0)
+    #: Seconds a PostgreSQL server that went away (a restart, a failover) is tried again before the
+    #: process gives up on it and stops; meanwhile storage operations wait. 0 gives up at once.
+    database_reconnect_s: float = Field(default=60.0, ge=0.0, le=3600.0)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     bot: BotSettings = Field(default_factory=BotSettings)
     discord: DiscordSettings = Field(default_factory=DiscordSettings)

@@ -17,7 +17,8 @@ def storage_for(settings: Settings, *, single_writer: bool = False, read_only: b
     if settings.database_url is not None:
         from bots.storage.postgres import PostgresStorage
 
-        return PostgresStorage(settings.database_url.get_secret_value(), read_only=read_only)
+        return PostgresStorage(settings.database_url.get_secret_value(), read_only=read_only,
+                               reconnect_s=settings.database_reconnect_s)
     from bots.storage.sqlite import SQLiteStorage
 
     return SQLiteStorage(settings.database_path, single_writer=single_writer, read_only=read_only)

@@ -13,7 +13,9 @@ import asyncpg
 import pytest
 
 from bots.storage.base import DatabaseSetupError, Fence, StaleOwnerError, StorageError, StorageUnavailableError
+from bots.storage.open import storage_for
 from bots.storage.postgres import MIGRATIONS, PostgresStorage
+from config.settings import Settings
 from tests.bots.storage.records import step, world
 from tests.support.paths import ROOT
 from tests.support.postgres import PASSWORD, PostgresServer, create_database
@@ -262,7 +264,8 @@ async def test_a_server_killed_mid_run_stops_the_storage_instead_of_hanging(stop
     and the storage says once that the database is gone."""
     server = stoppable_postgres_server
     url = await create_database(server)
-    store = PostgresStorage(url, reconnect_s=RECONNECT_S)
+    store = storage_for(Settings(database_url=url, database_reconnect_s=RECONNECT_S))  # TROUPE_DATABASE_RECONNECT_S
+    assert isinstance(store, PostgresStorage)
     reported: list[StorageUnavailableError] = []
     store.on_unavailable = reported.append
     await store.open()
