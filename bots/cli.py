@@ -378,6 +378,10 @@ async def _console(console: Console, settings: Settings, script: Path | None, em
     return 0
 
 
+#: The longest ``console --script`` file, in bytes.
+SCRIPT_LIMIT = 10_000_000
+
+
 def _script_problem(script: Path) -> str | None:
     """Why ``console --script FILE`` cannot be fed to the console, said before anything starts."""
     if script.is_dir():
@@ -385,7 +389,11 @@ def _script_problem(script: Path) -> str | None:
     if not script.exists():
         return f"no such script file: {script}"
     try:
-        script.read_bytes().decode("utf-8")
+        with script.open("rb") as file:
+            text = file.read(SCRIPT_LIMIT + 1)  # a device such as /dev/zero never ends
+        if len(text) > SCRIPT_LIMIT:
+            return f"{script} is larger than {SCRIPT_LIMIT // 1_000_000} MB; is it the right file?"
+        text.decode("utf-8")
     except UnicodeDecodeError as error:
         return f"{script} is not UTF-8 text (byte {error.start + 1} is not): save it as UTF-8"
     except OSError as error:

@@ -27,6 +27,7 @@ from simulation.enrichment import Enricher
 from simulation.events import EventKind
 from simulation.extraction import ResultsExtractor, SchemaError, model_from_fields, model_from_json_schema
 from simulation.factory import PersonaFactory
+from simulation.files import FileReadError, read_text_file
 from simulation.focus_group import FocusGroup
 from simulation.persona import PersonaError
 from simulation.polls import ABSTAIN, Poll, render_chart, run_poll
@@ -178,8 +179,6 @@ def _extraction_schema(ctx: CommandContext, fields: list[str], schema: str | Non
             return model_from_fields(fields)
         except SchemaError as error:
             raise CommandError(f"{error}: name each field once, e.g. `extract stance reasons`") from None
-    from simulation.files import FileReadError, read_text_file
-
     path = ctx.readable_file(schema)
     try:
         # Only a regular file, and at most one byte past 1 MB whatever size it claims: a device

@@ -46,6 +46,9 @@ SchemaSpec = type[BaseModel] | list[str] | tuple[str, ...] | dict[str, Any]
 
 #: Most recent lines of a conversation shown to the model; enough for a long session.
 MAX_LINES = 400
+#: Objects and arrays nested deeper than this in an extraction schema are refused: no record a
+#: conversation yields is that deep, and building the model would exhaust the stack long before.
+MAX_SCHEMA_DEPTH = 16
 
 
 class ExtractionError(LLMError):
@@ -90,10 +93,10 @@ def model_from_json_schema(schema: Mapping[str, Any], model_name: str = "Extract
         raise SchemaError(f"a JSON schema for extraction must be an object with 'properties', such as {_EXAMPLE}")
     if not schema["properties"]:
         raise SchemaError("the JSON schema has no properties to extract")
-    return _object_model(schema, model_name, "")
+    return _object_model(schema, model_name, "", 0)
 
 
-def _object_model(schema: Mapping[str, Any], name: str, path: str) -> type[BaseModel]:
+def _object_model(schema: Mapping[str, Any], name: str, path: str, depth: int) -> type[BaseModel]:
     properties = schema.get("properties")
     if not isinstance(properties, Mapping) or not properties:
         raise SchemaError(f"{path}: nested objects need 'properties' (free-form objects cannot be validated)")
@@ -105,7 +108,7 @@ def _object_model(schema: Mapping[str, Any], name: str, path: str) -> type[BaseM
         where = f"{path}.{key}" if path else key
         if not isinstance(key, str) or not key.strip():
             raise SchemaError(f"{path or 'the schema'}: a property needs a name")
-        kind = _python_type(sub, f"{name}_{key}", where)
+        kind = _python_type(sub, f"{name}_{key}", where, depth + 1)
         description = sub.get("description")
         if description is not None and not isinstance(description, str):
             raise SchemaError(f"{where}: 'description' must be text")
@@ -116,7 +119,10 @@ def _object_model(schema: Mapping[str, Any], name: str, path: str) -> type[BaseM
     return _create(name, fields)
 
 
-def _python_type(node: Any, name: str, path: str) -> Any:
+def _python_type(node: Any, name: str, path: str, depth: int) -> Any:
+    if depth > MAX_SCHEMA_DEPTH:
+        raise SchemaError(f"{path}: the schema nests objects and arrays more than {MAX_SCHEMA_DEPTH} levels deep; "
+                          "a record to extract is flatter than that")
     if not isinstance(node, Mapping):
         raise SchemaError(f"{path}: a property's schema must be an object, such as {{\"type\": \"string\"}}")
     if "enum" in node:
@@ -132,9 +138,9 @@ def _python_type(node: Any, name: str, path: str) -> Any:
     if isinstance(kind, str) and kind in _JSON_TYPES:
         result = _JSON_TYPES[kind]
     elif kind == "array":
-        result = list[_python_type(node.get("items", {"type": "string"}), name, f"{path}[]")]  # type: ignore[misc]
+        result = list[_python_type(node.get("items", {"type": "string"}), name, f"{path}[]", depth + 1)]  # type: ignore[misc]
     elif kind == "object":
-        result = _object_model(node, name, path)
+        result = _object_model(node, name, path, depth)
     else:
         shown = repr(kind) if isinstance(kind, str) else json.dumps(kind)
         raise SchemaError(f"{path}: unsupported JSON schema type {shown}; 'type' is one of string, integer, "

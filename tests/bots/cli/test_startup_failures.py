@@ -202,7 +202,7 @@ def test_serve_on_a_damaged_database_says_so_and_exits(data):
 # -- the console's script and Ctrl-C ----------------------------------------------------------
 
 
-def test_a_script_that_is_not_utf8_or_is_a_folder_is_refused_before_anything_starts(tmp_path):
+def test_a_script_that_is_not_utf8_a_folder_or_endless_is_refused_before_anything_starts(tmp_path):
     bad = tmp_path / "latin1.txt"
     bad.write_bytes(b"Hello \xff\n")
     env = {"TROUPE_DATA_DIR": str(tmp_path / "data")}
@@ -211,6 +211,8 @@ def test_a_script_that_is_not_utf8_or_is_a_folder_is_refused_before_anything_sta
     code, out, err = run_troupe("console", "--script", str(tmp_path), env=env)
     one_clear_line(code, out, err, 2, f"{tmp_path} is a folder")
     assert "no such script file" not in out
+    code, out, err = run_troupe("console", "--script", "/dev/zero", env=env)
+    one_clear_line(code, out, err, 2, "/dev/zero is larger than 10 MB")
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.3])

@@ -97,6 +97,14 @@ async def test_stop_and_reset_without_a_focus_group_say_nothing_of_one(bot) -> N
 # -- extract ------------------------------------------------------------------------------------
 
 
+def nested(levels: int) -> dict:
+    """A property's schema of arrays ``levels`` deep."""
+    node: dict = {"type": "string"}
+    for _ in range(levels):
+        node = {"type": "array", "items": node}
+    return node
+
+
 @pytest.mark.parametrize(
     "content, expected",
     [
@@ -112,6 +120,8 @@ async def test_stop_and_reset_without_a_focus_group_say_nothing_of_one(bot) -> N
         ('{"type": "object", "properties": {"a": {"type": "object", "properties": [1]}}}', "'properties'"),
         ('{"type": "object", "properties": {"a": {"type": "array", "items": 3}}}', "a property's schema must be an object"),
         ("{not json", "not valid JSON"),
+        (json.dumps({"properties": {"stance": nested(17)}}), "more than 16 levels deep"),
+        (json.dumps({"properties": {"stance": nested(300)}}), "more than 16 levels deep"),
     ],
 )
 async def test_a_schema_file_that_cannot_be_used_is_explained(bot, tmp_path: Path, content: str, expected: str) -> None:
