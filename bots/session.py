@@ -424,7 +424,6 @@ class ChannelSession:
         async with self.lock:
             fresh = TinyWorld(
                 self.world.name,
-                [TinyPerson(a.spec, self.services.model) for a in self.world.agents],
                 model=self.services.model,
                 policy=make_policy(self.config.policy),
                 targeted_talk=self.world.targeted_talk,
@@ -433,6 +432,8 @@ class ChannelSession:
                 # The same world to usage and budgets: what was spent before the reset still counts.
                 id=self.record.id,
             )
+            for agent in self.world.agents:  # the same personas, whatever names they were admitted with
+                fresh.add_agent(TinyPerson(agent.spec, self.services.model), known=True)
             await self._writer.close()  # no write of the old world lands after this
             dropped = await self.services.storage.reset_world(
                 self.record.id, clock=fresh.clock.model_dump(mode="json"), policy=fresh.policy.model_dump()

@@ -17,7 +17,7 @@ from simulation.agent import AgentState
 from simulation.clock import SimulatedClock
 from simulation.events import EventKind
 from simulation.turn_taking import make_policy
-from simulation.world import TinyWorld, WorldState
+from simulation.world import TinyWorld, WorldError, WorldState
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class SessionManager:
         turns its persona owed an answer are resumed. None if it cannot be rebuilt."""
         try:
             session = await self._load(record)
-        except (StorageError, ValueError) as error:
+        except (StorageError, ValueError, WorldError) as error:  # a stored world that cannot be rebuilt
             log.error("could not restore the world of %s: %s", record.channel_key, error)
             return None
         if _answer_owed(session.world):

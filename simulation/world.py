@@ -28,6 +28,7 @@ from simulation.clock import SimulatedClock
 from simulation.events import Event, EventKind
 from simulation.llm.base import LanguageModel
 from simulation.llm.errors import BudgetExceededError, ContentFilteredError, LLMError
+from simulation.names import name_key
 from simulation.turn_taking import POLICY_ADAPTER, PicksRefusedError, TurnTakingPolicy, make_policy
 from simulation.untrusted import quote, speaker
 
@@ -42,6 +43,8 @@ class WorldError(Exception):
 
 #: The notice code of "this model gives words but no thoughts" (said once per world).
 WORDS_ONLY_NOTICE = "words_only"
+#: How far back in the log a person must have spoken for a persona to address them by name.
+ADDRESSEES_SEEN = 200
 
 
 class WorldState(BaseModel):
@@ -106,9 +109,30 @@ class TinyWorld:
         the answer would, after a crash, leave the answer neither given nor owed."""
         return frozenset(self._turns_pending)
 
-    def add_agent(self, agent: TinyPerson) -> TinyPerson:
-        if self.find(agent.name) is not None:
-            raise WorldError(f"{self.name!r} already has a persona named {agent.name!r}")
+    def add_agent(self, agent: TinyPerson, *, known: bool = False) -> TinyPerson:
+        """Add ``agent``, unless a persona here has its name, one that looks the same to a reader
+        (``simulation.names``: "Priyа Nair" with a Cyrillic а, "PRIYA NAIR", "Priya  Nair") or
+        answers to it (``find``): posts show only names, and ``find`` must tell every persona apart.
+
+        ``known``: the persona was in this world before (restored from storage, copied into a fork,
+        kept through a reset), and is refused only for the very same name: one stored before
+        look-alikes were refused keeps its place, and ``find`` then reaches it by its exact name.
+        """
+        if known:
+            same = next((a for a in self._agents if _fold_name(a.name) == _fold_name(agent.name)), None)
+        else:
+            key = name_key(agent.name)
+            same = next((a for a in self._agents if name_key(a.name) == key), None) or self.find(agent.name)
+        if same is not None:
+            if _fold_name(same.name) == _fold_name(agent.name):
+                raise WorldError(f"{self.name!r} already has a persona named {same.name!r}: give the new persona "
+                                 "another name")
+            if name_key(same.name) == name_key(agent.name):
+                raise WorldError(f"{self.name!r} already has a persona named {same.name!r}, and {agent.name!r} "
+                                 "would look the same in the channel (the names differ only in look-alike letters, "
+                                 "accents, case, punctuation or spaces): give the new persona another name")
+            raise WorldError(f"{self.name!r} already has a persona named {same.name!r}, who answers to "
+                             f"{agent.name!r}: give the new persona another name")
         agent.world_name = self.name
         agent.world_id = self.id
         agent.situation = self.situation
@@ -122,23 +146,23 @@ class TinyWorld:
 
     def find(self, name: str) -> TinyPerson | None:
         """An agent by full name, else by first name, else by surname (or any one part of its name),
-        each only when unambiguous; case and accents do not matter ("lindqvist", "Diego Hernandez")."""
+        each only when unambiguous; case, accents, look-alike letters, punctuation and spacing do not
+        matter ("lindqvist", "Diego Hernandez", "priya  nair"), as they do not to a reader."""
         for agent in self._agents:
             if agent.name == name:  # the usual case (a recipient, a speaker): no folding needed
                 return agent
-        key = _fold_name(name.strip().lstrip("@"))
-        for agent in self._agents:
-            if _fold_name(agent.name) == key:
-                return agent
-        for part in (lambda a: a.first_name, lambda a: a.name.split()[-1], None):
+        key = name_key(name.strip().lstrip("@"))
+        for part in (lambda a: a.name, lambda a: a.first_name, lambda a: a.name.split()[-1], None):
             if part is None:
-                matches = [a for a in self._agents if key in _fold_name(a.name).split()]
+                matches = [a for a in self._agents if key in name_key(a.name).split()]
             else:
-                matches = [a for a in self._agents if _fold_name(part(a)) == key]
+                matches = [a for a in self._agents if name_key(part(a)) == key]
             if len(matches) == 1:
                 return matches[0]
             if matches:
-                return None  # ambiguous: two people answer to it
+                # Ambiguous: two people answer to it (or, for a full name, two look-alike names
+                # stored before look-alikes were refused: only the exact name tells them apart).
+                return None
         return None
 
     def find_leading(self, text: str) -> tuple[TinyPerson, str] | None:
@@ -357,12 +381,24 @@ class TinyWorld:
                 source=agent.name,
                 type=action.type.value,
                 content=action.content,
-                target=target.name if target is not None else action.target,
+                target=target.name if target is not None else self._speaker(action.target),
                 recipients=recipients,
                 model=result.model,
             )
             events.append(event)
         return [self._emit(event) for event in events]
+
+    def _speaker(self, name: str | None) -> str | None:
+        """Someone not a persona whom an action may address: a person heard in the conversation
+        (lately), by the name they spoke under. Any other addressee a model names (a made-up
+        person, a line of text dressed up as one) is nobody: the words go to everyone."""
+        if not name:
+            return None
+        key = _fold_name(name.strip().lstrip("@"))
+        for event in reversed(self.events[-ADDRESSEES_SEEN:]):
+            if event.kind is EventKind.STIMULUS and event.source and _fold_name(event.source) == key:
+                return event.source
+        return None
 
     def _words_only_notice(self, model: str) -> Event | None:
         """Tell the moderator, once per world, that its model gives words but no thoughts."""
@@ -487,7 +523,7 @@ class TinyWorld:
             id=state.id,
         )
         for agent_state in state.agents:
-            world.add_agent(TinyPerson.from_state(agent_state, model, world_name=state.name))
+            world.add_agent(TinyPerson.from_state(agent_state, model, world_name=state.name), known=True)
         world.events = list(state.events)
         world.events_first = state.events_first
         return world

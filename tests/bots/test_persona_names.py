@@ -77,6 +77,63 @@ def test_look_alikes_share_a_skeleton() -> None:
     assert skeleton("Priya Nair") != skeleton("Troupe")
 
 
+@pytest.mark.parametrize("name", [
+    # the bot's name and the staff's, glued to a plural, digits, "bot" or another word
+    "TroupeBot", "Troupe2", "Troupes", "Tr0upe2", "Troupe2Bot", "TheTroupe", "TroupeLisa", "Lisa TROUPEBOT",
+    "ModeratorBot", "Moderators", "Moderat0rs", "Mods", "Admins", "Administrators", "SysAdmin", "ModTeam",
+    "Slackbot2", "SlackAdmin", "Official Discord", "Staff", "Mod Sun",
+    # the person at the console, and the labels the bot puts on messages
+    "you", "You", "Y0u", "Y O U", "(only you) Lisa", "OnlyYou Lisa", "Lisa (demo model)",
+    "Lisa (red-team simulation)", "Bot", "The Bot",
+    # letters hidden by characters that show as nothing
+    "Trou\ufe00pe Smith",
+])
+def test_names_glued_to_a_reserved_word_or_copying_a_label_are_refused(name: str) -> None:
+    refusal = name_refusal(name, bot_names=("Troupe",))
+    assert refusal is not None and "could be taken for" in refusal and "another name" in refusal, refusal
+
+
+@pytest.mark.parametrize("name", [
+    # names that merely start like a reserved word, or hold "you" among other words
+    "Modesto Ruiz", "Admire Mutasa", "Youssef El-Amrani", "You Li", "Jean Troupeau", "Staffan Berg",
+    "Narendra Modi", "Modou Diop", "Luka Modrić", "Kevin Systrom", "Pik Botha", "Samuel Helper", "Tom Head",
+    "Стефан Модестов", "Ελένη Μοδέστου", "Slavica Modić", "Dmitri Adminov", "Yoon Ji-ho",
+    # names from many languages
+    "Nguyễn Thị Minh Khai", "Ólafur Ragnar Grímsson", "محمد عبد الله", "山田\u3000太郎", "Şükrü Saraçoğlu",
+    "Siobhán Ní Bhriain", "Jürgen Müller", "Hemi Te Awa", "Ngozi Okonjo-Iweala", "אברהם כהן", "Kim Ji-woo",
+    "Αλέξανδρος Παπαδόπουλος", "Óscar Arias",
+])
+def test_real_names_that_look_like_a_reserved_word_are_fine(name: str) -> None:
+    assert name_refusal(name, bot_names=("Troupe",)) is None
+
+
+def test_the_bots_own_name_is_reserved_with_what_is_glued_to_it_but_its_plural_is_a_surname() -> None:
+    assert "the bot (it is called Aria here)" in name_refusal("AriaBot", bot_names=("Aria",))
+    assert "the bot" in name_refusal("Aria2", bot_names=("Aria",))
+    assert name_refusal("Óscar Arias", bot_names=("Aria",)) is None
+
+
+@pytest.mark.parametrize(("name", "what"), [
+    ("Priya  Nair", "two spaces in a row"), (" Priya Nair", "spaces at its start or end"),
+    ("Priya Nair ", "spaces at its start or end"), ("Priya\u3000 Nair", "two spaces in a row"),
+])
+def test_names_with_spaces_that_do_not_show_are_refused(name: str, what: str) -> None:
+    refusal = name_refusal(name)
+    assert refusal is not None and what in refusal and "plain words" in refusal
+
+
+@pytest.mark.parametrize("name", ["Troupe\u3164", "Priya\u3164Nair", "Lisa\u2800", "Trou\u034fpe Smith"])
+def test_names_with_letters_that_show_as_nothing_are_refused(name: str) -> None:
+    refusal = name_refusal(name)
+    assert refusal is not None and "invisible" in refusal and "plain words" in refusal
+
+
+def test_a_long_name_of_reserved_pieces_is_read_at_once() -> None:
+    """"slackbot" is both "slack" + "bot" and itself: a name of many such pieces is read in linear time."""
+    assert name_refusal("slackbot" * 12 + "x") is None
+    assert name_refusal("slackbot" * 12) is not None
+
+
 # -- joining a world --------------------------------------------------------------------------------
 
 
@@ -100,6 +157,50 @@ async def test_persona_add_refuses_a_name_that_passes_for_the_bot(bot, name: str
     assert personas(bot) == []
     audit = await bot.app.storage.audit_log("memory:general")
     assert any(a.action == "persona_refused" and a.detail["persona"] == name for a in audit)
+
+
+@pytest.mark.parametrize("name", [
+    "Priyа Nair",  # Cyrillic a
+    "Prіya Nаir",  # Ukrainian i, Cyrillic a
+    "Priya-Nair", "Priya Nair\u0301", "Pr1ya Nair",
+])
+async def test_persona_add_refuses_a_look_alike_of_a_persona_there_naming_it(bot, name: str) -> None:
+    await bot.command("persona add Priya Nair")
+    (answer,) = await bot.command(f"persona add {persona_json(name)}")
+    assert answer.kind == "private" and "already has a persona named 'Priya Nair'" in answer.text, answer.text
+    assert "would look the same" in answer.text and "another name" in answer.text
+    assert personas(bot) == ["Priya Nair"]
+    stored = await bot.app.storage.load_world(bot.app.sessions.get("memory:general").record.id)
+    assert [p.name for p in stored.personas] == ["Priya Nair"]
+    assert bot.app.sessions.get("memory:general").world.find("Priya Nair").name == "Priya Nair"
+
+
+@pytest.mark.parametrize("name", ["PRIYA NAIR", "priya nair", "𝐏𝐫𝐢𝐲𝐚 𝐍𝐚𝐢𝐫"])
+async def test_persona_add_refuses_the_same_name_in_another_case(bot, name: str) -> None:
+    await bot.command("persona add Priya Nair")
+    (answer,) = await bot.command(f"persona add {persona_json(name)}")
+    assert answer.kind == "private" and "already has a persona named 'Priya Nair'" in answer.text
+    assert personas(bot) == ["Priya Nair"]
+
+
+@pytest.mark.parametrize(("name", "what"), [("Priya  Nair", "two spaces in a row"), ("Priya Nair ", "start or end")])
+async def test_persona_add_refuses_a_name_with_spaces_that_do_not_show(bot, name: str, what: str) -> None:
+    await bot.command("persona add Priya Nair")
+    (answer,) = await bot.command(f"persona add {persona_json(name)}")
+    assert answer.kind == "private" and what in answer.text and "one space between them" in answer.text
+    assert personas(bot) == ["Priya Nair"]
+
+
+async def test_a_scenario_with_two_look_alike_personas_starts_nothing(tmp_path) -> None:
+    (tmp_path / "twin.json").write_text(persona_json("Priyа Nair"))  # Cyrillic a
+    (tmp_path / "twins.yaml").write_text("name: Launch\npersonas:\n  - Priya Nair\n  - twin.json\n")
+    testbot = await start_bot(demo_settings(tmp_path, file_dirs=[str(tmp_path)]))
+    try:
+        (answer,) = await testbot.command(f"start --scenario {tmp_path / 'twins.yaml'}")
+        assert answer.kind == "private" and "already has a persona named 'Priya Nair'" in answer.text, answer.text
+        assert testbot.app.sessions.get("memory:general") is None, "no half-built world stays bound"
+    finally:
+        await testbot.app.stop()
 
 
 @pytest.mark.parametrize(("name", "why"), [
@@ -175,6 +276,23 @@ async def test_a_persona_stored_with_a_link_for_a_name_shows_no_link_in_status(t
         (status,) = await testbot.command("status", user="guest", user_is_moderator=False)
         assert "Personas: Priya Nair, " in status.text and "Reset your password" in status.text
         assert no_live_link(status.text), status.text
+    finally:
+        await testbot.app.stop()
+
+
+async def test_a_look_alike_stored_before_they_were_refused_still_loads_reached_by_its_exact_name(tmp_path) -> None:
+    await stored_earlier(tmp_path, "Priyа Nair")  # Cyrillic a
+    testbot = await start_bot(demo_settings(tmp_path))
+    try:
+        world = testbot.app.sessions.get("memory:general").world
+        assert [a.name for a in world.agents] == ["Priya Nair", "Priyа Nair"]
+        assert world.find("Priya Nair").name == "Priya Nair" and world.find("Priyа Nair").name == "Priyа Nair"
+        assert world.find("PRIYA NAIR") is None, "two personas look like it: neither is picked"
+        reply = await testbot.reply("reset confirm")
+        assert "Traceback" not in reply and "already has a persona" not in reply, reply
+        again = testbot.app.sessions.get("memory:general").world
+        assert again is not world and [a.name for a in again.agents] == ["Priya Nair", "Priyа Nair"], \
+            "a reset keeps the personas the world has"
     finally:
         await testbot.app.stop()
 
