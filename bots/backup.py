@@ -12,7 +12,8 @@ Restoring: stop the bot, copy the backup over the database path (``troupe doctor
 remove any ``-wal`` / ``-shm`` files next to it, start the bot. See docs/configuration.md.
 
 On PostgreSQL the backup is ``pg_dump``'s (custom format), restored with ``pg_restore`` into an
-empty database.
+empty database. pg_dump connects as Troupe does (asyncpg): to the same host, database and user, with
+the same password, which it reads from its environment (never the command line) and never prompts for.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from bots.storage.base import StorageError
 from bots.storage.sqlite import MIGRATIONS, connect_read_only, schema_problem, storage_failure
@@ -164,14 +165,18 @@ def _dump(url: str, target: Path, worlds: int, force: bool) -> BackupResult:
         raise BackupError(f"{target} already exists; choose another path, or pass --force to overwrite it")
     if not target.parent.is_dir():
         raise BackupError(f"the folder {target.parent} does not exist")
-    parts = urlsplit(url)
+    dbname, password = libpq_target(url)
     env = dict(os.environ)
-    if parts.password:
-        env["PGPASSWORD"] = parts.password  # not on the command line, where any user could read it
+    if password is not None:
+        env["PGPASSWORD"] = password  # not on the command line, where any user could read it
     partial = target.with_name(f".{target.name}.partial")
     try:
-        done = subprocess.run([pg_dump, "--format=custom", "--no-owner", "--no-privileges", f"--file={partial}",
-                               f"--dbname={shown_url(url)}"], capture_output=True, env=env)
+        partial.unlink(missing_ok=True)
+        # Created private, as the SQLite backup is: conversations are in there. pg_dump writes into it.
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        done = subprocess.run([pg_dump, "--format=custom", "--no-owner", "--no-privileges", "--no-password",
+                               f"--file={partial}", f"--dbname={dbname}"],
+                              capture_output=True, env=env, stdin=subprocess.DEVNULL, umask=0o077)
         if done.returncode != 0:
             why = hidden(done.stderr.decode(errors="replace").strip(), url)
             raise BackupError(f"pg_dump could not back up {shown_url(url)}: {why}")
@@ -181,3 +186,50 @@ def _dump(url: str, target: Path, worlds: int, force: bool) -> BackupResult:
     finally:
         partial.unlink(missing_ok=True)
     return BackupResult(target, target.stat().st_size, worlds, len(POSTGRES_MIGRATIONS))
+
+
+#: Parameters of a URL that libpq (pg_dump) reads as asyncpg does. asyncpg sends any other to the
+#: server as a setting, which libpq takes only in ``options`` (``-c NAME=VALUE``).
+LIBPQ_PARAMETERS = frozenset({
+    "host", "port", "dbname", "user", "passfile", "service", "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl",
+    "sslpassword", "sslnegotiation", "ssl_min_protocol_version", "ssl_max_protocol_version", "target_session_attrs",
+    "krbsrvname", "gsslib", "application_name", "client_encoding", "options",
+})
+
+
+def libpq_target(url: str) -> tuple[str, str | None]:
+    """What pg_dump needs to reach the database Troupe (asyncpg) reaches at ``url``: a URL for
+    ``--dbname`` without the password, and the password, decoded, for PGPASSWORD (None if the URL has
+    none: then pg_dump, as asyncpg, looks at PGPASSWORD and ~/.pgpass).
+
+    asyncpg decodes the user part (``%40`` is ``@``) and reads parameters as a form does (``+`` is a
+    space), and what the URL says before its ``?`` wins over a parameter of the same meaning (the
+    password in the user part over ``password=``, the host over ``host=``…). libpq decodes the
+    same, but lets parameters win and takes ``+`` as it is: so the URL for pg_dump keeps the
+    parameters asyncpg heeds, written so that libpq reads the same values.
+    """
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user, _, written = userinfo.partition(":")
+    params = dict(parse_qsl(parts.query))  # as asyncpg reads them: blank ones dropped, the last of a name wins
+    password = unquote(written) if written else params.get("password") or None
+    heeded = {key: value for key, value in params.items() if key in LIBPQ_PARAMETERS}
+    if "database" in params and "dbname" not in params:
+        heeded["dbname"] = params["database"]
+    ignored = {"user"} if user else set()
+    if hosts:
+        ignored |= {"host", "port"}
+    if parts.path:
+        ignored.add("dbname")
+    settings = [f"-c {key}={_option_escaped(value)}" for key, value in params.items()
+                if key not in LIBPQ_PARAMETERS and key not in {"password", "database"}]
+    if settings:
+        heeded["options"] = " ".join(filter(None, [heeded.get("options", ""), *settings]))
+    query = urlencode([(key, value) for key, value in heeded.items() if key not in ignored], quote_via=quote)
+    netloc = f"{user}@{hosts}" if user else hosts
+    return f"postgresql://{netloc}{parts.path}{'?' if query else ''}{query}", password
+
+
+def _option_escaped(value: str) -> str:
+    """``value`` as one word of libpq's ``options``: backslashes and spaces escaped."""
+    return value.replace("\\", "\\\\").replace(" ", "\\ ")

@@ -4,15 +4,17 @@ means and what to do about it, and the schema brought up to date by one process 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from collections.abc import Iterator
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 import bots.storage.postgres.schema as schema
-from bots.storage.base import DatabaseProblem, DatabaseSetupError, StorageError
+from bots.storage.base import DatabaseProblem, DatabaseSetupError, ExplainedStorageError, StorageError
 from bots.storage.postgres.statements import HAS_VERSION_TABLE, RECORD_VERSION, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -41,12 +43,17 @@ def shown_url(url: str) -> str:
 
 
 def hidden(text: str, url: str) -> str:
-    """``text`` (an error message) with the URL's password, should it appear, blotted out."""
-    password = urlsplit(url).password
-    for key, value in parse_qsl(urlsplit(url).query):
-        if key == "password":
-            password = value
-    return text.replace(password, "***") if password else text
+    """``text`` (an error message) with the URL's password, should it appear, blotted out: the one in
+    the user part and any ``password`` parameter, each as written in the URL and decoded."""
+    parts = urlsplit(url)
+    secrets = {parts.password or "", unquote(parts.password or "")}
+    for pair in parts.query.split("&"):
+        key, _, value = pair.partition("=")
+        if unquote_plus(key) == "password":
+            secrets |= {value, unquote_plus(value)}
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):  # the longest first: it may hold another
+        text = text.replace(secret, "***")
+    return text
 
 
 def connection_problem(url: str, error: BaseException) -> DatabaseProblem:
@@ -60,6 +67,10 @@ def connection_problem(url: str, error: BaseException) -> DatabaseProblem:
         return DatabaseProblem(f"{where} refused the connection ({said})",
                                "check the user name in TROUPE_DATABASE_URL, and that the server's pg_hba.conf "
                                "lets this user connect from this machine")
+    if lacks_privilege(error):
+        return DatabaseProblem(f"{where} does not let this user connect to the database ({said})",
+                               "grant the user CONNECT on the database (GRANT CONNECT ON DATABASE …), or fix the "
+                               "user name in TROUPE_DATABASE_URL")
     if isinstance(error, asyncpg.InvalidCatalogNameError):
         return DatabaseProblem(f"{where} has no such database ({said})",
                                "create it (CREATE DATABASE, or createdb) or fix the database name at the end of "
@@ -112,12 +123,58 @@ UNUSABLE: tuple[tuple[type[asyncpg.PostgresError], str], ...] = (
 )
 
 
+#: Of the UNUSABLE errors, those that the user's grants or the setting must fix, not the data.
+SETUP_KINDS: tuple[type[asyncpg.PostgresError], ...] = (
+    asyncpg.InsufficientPrivilegeError,
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+)
+
+
+def _is(error: BaseException, kind: type[asyncpg.PostgresError]) -> bool:
+    """Whether ``error`` is the server's error ``kind``: of its class, or of its SQLSTATE (asyncpg's
+    class for the code may be a subclass, or a plain PostgresError)."""
+    return isinstance(error, kind) or getattr(error, "sqlstate", None) == kind.sqlstate
+
+
+def lacks_privilege(error: BaseException) -> bool:
+    """Whether ``error`` is the server's "permission denied" (SQLSTATE 42501, insufficient_privilege)."""
+    return _is(error, asyncpg.InsufficientPrivilegeError)
+
+
 def unusable_advice(error: BaseException) -> str | None:
     """What to do, if ``error`` means that no write will succeed until someone acts; else None."""
     for kind, advice in UNUSABLE:
-        if isinstance(error, kind):
+        if _is(error, kind):
             return advice
     return None
+
+
+def statement_failure(url: str, error: asyncpg.PostgresError, what: str) -> StorageError:
+    """``error``, met while trying to ``what`` on the database at ``url``, as the error to raise: a
+    DatabaseSetupError with what to do when the user's grants or the setting must change (the user lacks
+    a privilege, the database takes no writes), an ExplainedStorageError when nothing will succeed until
+    someone acts (a full disk, damaged data), else a StorageError."""
+    problem = DatabaseProblem(f"could not {what}: {hidden(str(error) or type(error).__name__, url)}",
+                              unusable_advice(error) or "")
+    if not problem.fix:
+        return StorageError(problem.detail)
+    if any(_is(error, kind) for kind in SETUP_KINDS):
+        return DatabaseSetupError(problem)
+    return ExplainedStorageError(problem)
+
+
+@contextlib.contextmanager
+def explained(url: str, what: str) -> Iterator[None]:
+    """Statements run on ``url`` in this block that the server refuses raise ``statement_failure``; a
+    lost connection (CONNECTION_ERRORS) is left to the caller, which says what it means."""
+    try:
+        yield
+    except CONNECTION_ERRORS:
+        raise
+    except asyncpg.PostgresError as error:
+        raise statement_failure(url, error, what) from error
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -140,8 +197,9 @@ async def create_pool(url: str, *, min_size: int, max_size: int, command_timeout
         )
     except (*CONNECTION_ERRORS, asyncpg.PostgresError, ValueError) as error:
         problem = connection_problem(url, error)
-        setup = isinstance(error, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidCatalogNameError
-                           | socket.gaierror | ValueError | asyncpg.ClientConfigurationError | ssl.SSLError)
+        setup = lacks_privilege(error) or isinstance(
+            error, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidCatalogNameError | socket.gaierror
+            | ValueError | asyncpg.ClientConfigurationError | ssl.SSLError)
         failure = DatabaseSetupError(problem) if setup else StorageError(str(problem))
         raise failure from None
 
@@ -150,6 +208,23 @@ async def schema_version(connection: asyncpg.Connection) -> int:
     if not await connection.fetchval(HAS_VERSION_TABLE):
         return 0
     return int(await connection.fetchval(SCHEMA_VERSION))
+
+
+async def first_schema_version(connection: asyncpg.Connection, url: str) -> int:
+    """The schema version, read with the user of ``url``: the first statements Troupe runs in the
+    database, so where a user without the grants it needs is told so (DatabaseSetupError)."""
+    with explained(url, f"read the schema version of the database {shown_url(url)}"):
+        version = await schema_version(connection)
+        # No version table in sight may mean none in a schema the user may use, not none at all.
+        if version == 0 and await connection.fetchval("SELECT current_schema()") is None:
+            path = await connection.fetchval("SHOW search_path")
+            raise DatabaseSetupError(DatabaseProblem(
+                f"the user of {shown_url(url)} may use no schema of its search_path ({path}), so it can neither "
+                "find Troupe's tables nor create them",
+                "grant it USAGE (and, to set the database up, CREATE) on the schema (GRANT USAGE ON SCHEMA public "
+                "TO …), or connect as the database's owner, then start again",
+            ))
+    return version
 
 
 def newer_schema_problem(url: str, version: int) -> DatabaseProblem:
@@ -167,7 +242,7 @@ async def migrate(connection: asyncpg.Connection, url: str) -> None:
     lock first and looks again: the first one applies it, the others find it done.
     """
     latest = len(schema.MIGRATIONS)
-    version = await schema_version(connection)
+    version = await first_schema_version(connection, url)
     if version > latest:
         raise DatabaseSetupError(newer_schema_problem(url, version))
     for number, script in enumerate(schema.MIGRATIONS, start=1):
@@ -185,15 +260,15 @@ async def migrate(connection: asyncpg.Connection, url: str) -> None:
                 await connection.execute(script)
                 await connection.execute(RECORD_VERSION, number)
         except asyncpg.PostgresError as error:
-            raise StorageError(f"could not upgrade the database {shown_url(url)} to schema version {number} of "
-                               f"{latest}: {hidden(str(error), url)}") from error
+            raise statement_failure(url, error, f"upgrade the database {shown_url(url)} to schema version {number} "
+                                                f"of {latest}") from error
         version = number
         log.info("database %s upgraded to schema version %d", shown_url(url), number)
 
 
 async def refuse_outdated(connection: asyncpg.Connection, url: str) -> None:
     """For a reader that may not migrate: the schema must be this Troupe's, neither older nor newer."""
-    version, latest = await schema_version(connection), len(schema.MIGRATIONS)
+    version, latest = await first_schema_version(connection, url), len(schema.MIGRATIONS)
     if version > latest:
         raise DatabaseSetupError(newer_schema_problem(url, version))
     if version < latest:
