@@ -147,6 +147,7 @@ async def check_shared_database(settings: Settings) -> list[Check]:
     """The PostgreSQL database: reachable and of this Troupe's schema; then the workers running on
     it now, the channels each runs, and channels with a world that nobody runs."""
     from bots.storage import StorageError
+    from bots.storage.base import ExplainedStorageError
     from bots.storage.postgres import PostgresStorage
 
     assert settings.database_url is not None
@@ -155,6 +156,11 @@ async def check_shared_database(settings: Settings) -> list[Check]:
                               reconnect_s=0)
     try:
         await storage.open()
+    except ExplainedStorageError as error:  # what to change is known: grants, the password, the database
+        if "holds no Troupe tables yet" in str(error):
+            moving = await asyncio.to_thread(_sqlite_worlds, settings.database_path)
+            return [Check("database", None, _fresh_database(storage.shown_url, settings.database_path, moving))]
+        return [Check("database", False, error.problem.detail, error.problem.fix)]
     except StorageError as error:
         if "holds no Troupe tables yet" in str(error):
             moving = await asyncio.to_thread(_sqlite_worlds, settings.database_path)

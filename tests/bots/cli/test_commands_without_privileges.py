@@ -32,9 +32,11 @@ async def test_doctor_shows_the_missing_grant_as_a_failed_check_without_a_traceb
     code, out, err = await troupe("doctor", env={"TROUPE_DATA_DIR": str(tmp_path / "data"),
                                                  "TROUPE_DATABASE_URL": unprivileged_url}, cwd=tmp_path)
     assert code == 1, out + err
-    [database] = [line for line in out.splitlines() if line.startswith(("✗ database", "✓ database"))]
+    lines = out.splitlines()
+    [at] = [n for n, line in enumerate(lines) if line.startswith(("✗ database", "✓ database"))]
+    database, fix = lines[at], " ".join(lines[at + 1].split())
     assert database.startswith("✗ database") and "permission denied for table schema_migrations" in database
-    assert ADVICE in database
+    assert fix.startswith("fix:") and ADVICE in fix, "the advice is the fix, not a generic one"
     assert "Traceback" not in out + err and "asyncpg.exceptions" not in out + err
     assert SECRET not in out + err and PASSWORD not in out + err
 
