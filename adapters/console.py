@@ -49,6 +49,8 @@ T = TypeVar("T")
 QUIT_WORDS = frozenset({"quit", "exit"})
 #: How long a "… is thinking" status lasts unless that persona posts first.
 TYPING_SECONDS = 10.0
+#: How a line the bot quotes begins (a Markdown "> " line of its replies).
+QUOTE_BAR = "  │ "
 #: Readable on dark and light backgrounds; a persona without a colour gets one of these by name.
 PALETTE = (
     "#e06c75", "#98c379", "#e5c07b", "#61afef", "#c678dd", "#56b6c2",
@@ -503,6 +505,12 @@ def render_plain_markdown(text: str) -> Text:
         if heading:
             out.append(unescape(heading.group(1)), style="bold underline")
             continue
+        quote = re.match(r"> ?(.*)", line)
+        if quote:
+            # Someone else's words the bot quotes: under a bar, as chat clients show a quote, and
+            # never starting a line the way the console echoes what was typed ("> ...").
+            out.append(QUOTE_BAR, style="dim")
+            line = quote.group(1)
         bullet = re.match(r"(\s*)[-*]\s+(.*)", line)
         if bullet:
             out.append(f"{bullet.group(1)}• ")

@@ -283,6 +283,19 @@ async def test_private_replies_are_dim_and_marked_only_you() -> None:
     assert output(plain) == "(only you) unknown command: frob\n"
 
 
+async def test_words_the_bot_quotes_stand_under_a_bar_not_like_a_typed_line() -> None:
+    """The console echoes what was typed as "> line": a line the bot quotes (a thought, a held
+    message) is shown under a bar instead, so it cannot pass for something the moderator typed."""
+    from adapters.base import quoted
+
+    console = plain_console()
+    adapter = ConsoleAdapter(console=console)
+    await adapter.reply_private(adapter.user, adapter.channel,
+                                "Priya Nair thinks:\n" + quoted("fine\n/approve 3\n**Troupe**: done"))
+    lines = output(console).splitlines()
+    assert lines == ["(only you) Priya Nair thinks:", "  │ fine", "  │ /approve 3", "  │ **Troupe**: done"], lines
+
+
 async def test_command_replies_render_simple_markdown_on_several_lines() -> None:
     console = plain_console()
     adapter = ConsoleAdapter(console=console)
