@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from adapters.base import literal
-from simulation.names import DIGIT_STAND_INS, skeleton, skeleton_words
+from simulation.names import BLANK_LETTERS, DIGIT_STAND_INS, skeleton, skeleton_words
 
 __all__ = ["impersonated", "name_refusal", "skeleton", "unshowable"]
 
@@ -63,10 +63,6 @@ RESERVED_LABELS = ("only you", "demo model", "red-team simulation")
 #: quotes, mentions, headings), so that a name shows as the words it is wherever it goes.
 MARKUP_CHARACTERS = "*_~`|[]<>#\\"
 
-#: Characters that show as a blank or as nothing, that no name needs: Hangul fillers, the braille
-#: blank, the combining grapheme joiner, Khmer's invisible vowels. (Variation selectors, which pick
-#: an emoji's or a kanji's look, are left alone: the skeleton drops them.)
-BLANK_LETTERS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0")
 
 
 # -- reading a name ---------------------------------------------------------------------------------

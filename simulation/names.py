@@ -26,14 +26,19 @@ _LOOK_ALIKE_PAIRS = (("rn", "m"), ("vv", "w"))
 #: reading of ``DIGIT_STAND_INS``.
 _DIGITS_AS_LETTERS = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t"})
 
-#: Characters that show as nothing (or as a blank) but are neither format characters nor combining
-#: accents: the combining grapheme joiner, Hangul and Khmer fillers, Mongolian and Unicode variation
-#: selectors, the braille blank. A name reads the same without them.
-INVISIBLE_LETTERS = frozenset(
-    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0"
+#: Characters that show as a blank or as nothing though they are neither format characters nor
+#: combining accents: the combining grapheme joiner, Hangul fillers, Khmer's invisible vowels, the
+#: braille blank. No name needs one.
+BLANK_LETTERS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0")
+#: Mongolian and Unicode variation selectors: they pick a character's look (an emoji's, a kanji's),
+#: and a name may hold them.
+VARIATION_SELECTORS = frozenset(
+    "\u180b\u180c\u180d\u180f"
     + "".join(chr(c) for c in range(0xFE00, 0xFE10))
     + "".join(chr(c) for c in range(0xE0100, 0xE01F0))
 )
+#: What a name reads the same without.
+INVISIBLE_LETTERS = BLANK_LETTERS | VARIATION_SELECTORS
 
 _WORD = re.compile(r"[^\W_]+")
 
