@@ -156,15 +156,12 @@ async def check_shared_database(settings: Settings) -> list[Check]:
                               reconnect_s=0)
     try:
         await storage.open()
-    except ExplainedStorageError as error:  # what to change is known: grants, the password, the database
-        if "holds no Troupe tables yet" in str(error):
-            moving = await asyncio.to_thread(_sqlite_worlds, settings.database_path)
-            return [Check("database", None, _fresh_database(storage.shown_url, settings.database_path, moving))]
-        return [Check("database", False, error.problem.detail, error.problem.fix)]
     except StorageError as error:
         if "holds no Troupe tables yet" in str(error):
             moving = await asyncio.to_thread(_sqlite_worlds, settings.database_path)
             return [Check("database", None, _fresh_database(storage.shown_url, settings.database_path, moving))]
+        if isinstance(error, ExplainedStorageError):  # what to change is known: grants, the password, the database
+            return [Check("database", False, error.problem.detail, error.problem.fix)]
         return [Check("database", False, str(error),
                       "check TROUPE_DATABASE_URL, that the server runs and accepts this user")]
     try:
@@ -211,15 +208,18 @@ def _fresh_database(shown_url: str, sqlite: Path, worlds: int) -> str:
 def _sqlite_worlds(path: Path) -> int:
     """How many worlds the SQLite database at ``path`` holds: 0 if there is none, or it holds none
     (the response cache alone), or cannot be read."""
+    from bots.storage import StorageError
+    from bots.storage.sqlite import connect_read_only
+
     if not path.is_file():
         return 0
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        db = connect_read_only(path, timeout=5)
         try:
             return int(db.execute("SELECT count(*) FROM worlds").fetchone()[0])
         finally:
             db.close()
-    except sqlite3.Error:
+    except (sqlite3.Error, StorageError):  # not a Troupe database, or not readable: nothing to bring
         return 0
 
 
