@@ -24,6 +24,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+#: Most messages ``find_post`` reads of a channel's history. A busy channel writes more than one page
+#: (100 on Discord) in the seconds a look covers, above all while a backlog is posted after a restart.
+HISTORY_LOOKED_MAX = 1000
+
+
 class AdapterError(Exception):
     """A platform operation failed. ``retryable`` tells the outbox whether to try again later."""
 
@@ -266,6 +271,20 @@ def quoted(text: str) -> str:
     return "\n".join(f"> {literal(line)}" for line in text.splitlines() or [""])
 
 
+#: Read left to right as a chat client reads markup: an escaped character (kept), a code span (kept:
+#: a backslash inside would show, and nothing there links), or a bracket or angle bracket (escaped).
+_LINKING = re.compile(r"\\[\\*_~`|\[\]<>#]|`[^`]*`|[\[\]<>]")
+
+
+def inert(text: str) -> str:
+    """Text the bot wrote around outside words it did not make ``literal`` one by one (an error that
+    quotes a file's field or value), made safe as a whole: no bracket or angle bracket can form a
+    link or a mention and no scheme a bare link, while the bot's own code spans and line breaks stay.
+    What is already escaped stays as it is, so words made ``literal`` inside it show unchanged."""
+    text = _SCHEME.sub("[:]//", visible(text))
+    return _LINKING.sub(lambda m: "\\" + m.group() if len(m.group()) == 1 else m.group(), text)
+
+
 def unescape(text: str) -> str:
     """``text`` with its escaped markup characters written plainly, for places that show text as it
     is (a plain-text header, a terminal)."""
@@ -457,7 +476,9 @@ class Adapter(ABC):
         Asked before posting again after an attempt whose outcome is unknown (a timeout, a crash
         between posting and recording it), so such a message is not posted twice. None when nothing
         matches or the platform cannot tell. ``taken``: ids of posts that other messages are known
-        to be (a persona may say the same words twice); never one of those.
+        to be (a persona may say the same words twice); never one of those. The whole of the history
+        since ``since`` is read, page by page, up to ``HISTORY_LOOKED_MAX`` messages; past that an
+        ``AdapterError`` says the channel could not be checked, never a "not there" it cannot know.
         """
         return None
 

@@ -48,6 +48,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.base import (
     ESCAPED,
+    HISTORY_LOOKED_MAX,
     SPEAKER_LABEL,
     Adapter,
     AdapterError,
@@ -960,22 +961,38 @@ class SlackAdapter(Adapter):
         username = identity.display_name(USERNAME_MAX)
         oldest = f"{since.timestamp() - 5:.6f}"
         thread = thread or channel.thread
-        try:
-            if thread:
-                response = await workspace.client.conversations_replies(channel=self._raw(channel.id), ts=thread,
-                                                                        oldest=oldest, limit=200)
-            else:
-                response = await workspace.client.conversations_history(channel=self._raw(channel.id), oldest=oldest,
-                                                                        limit=200)
-        except (TimeoutError, SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
-            raise _adapter_error(error, "reading the channel's history") from error
-        oldest = None  # history comes newest first; the same words posted twice are two messages
-        for message in response.get("messages") or []:
+        found: str | None = None
+        for message in await self._history_since(workspace, channel, thread, oldest):
             ours = message.get("bot_id") == workspace.bot_id or message.get("user") == workspace.bot_user_id
             named = message.get("username") in (username, None)
-            if ours and named and message.get("text") in wanted and str(message.get("ts")) not in taken:
-                oldest = str(message.get("ts"))
-        return oldest
+            ts = str(message.get("ts"))
+            if ours and named and message.get("text") in wanted and ts not in taken and (found is None or float(ts) < float(found)):
+                found = ts  # the earliest: the same words posted twice are two messages
+        return found
+
+    async def _history_since(self, workspace: _Workspace, channel: ChannelRef, thread: str | None,
+                             oldest: str) -> list[dict[str, Any]]:
+        """Every message of the channel (or thread) after ``oldest``, a page of 200 at a time: Slack
+        gives the newest page first, so one page of a busy channel misses the earliest posts."""
+        messages: list[dict[str, Any]] = []
+        cursor: str | None = None
+        try:
+            while True:
+                if thread:
+                    response = await workspace.client.conversations_replies(
+                        channel=self._raw(channel.id), ts=thread, oldest=oldest, limit=200, cursor=cursor)
+                else:
+                    response = await workspace.client.conversations_history(
+                        channel=self._raw(channel.id), oldest=oldest, limit=200, cursor=cursor)
+                messages += response.get("messages") or []
+                cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+                if not response.get("has_more") or not cursor:
+                    return messages
+                if len(messages) >= HISTORY_LOOKED_MAX:
+                    raise AdapterError(f"could not check the channel's history: more than {HISTORY_LOOKED_MAX} "
+                                       "messages since the post was written")
+        except (TimeoutError, SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
+            raise _adapter_error(error, "reading the channel's history") from error
 
     async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:
         """Slack offers bots no typing indicator in channels; progress shows through ``status`` instead."""

@@ -30,6 +30,7 @@ import yarl
 from discord import app_commands
 
 from adapters.base import (
+    HISTORY_LOOKED_MAX,
     Adapter,
     AdapterError,
     AdapterEvent,
@@ -630,15 +631,22 @@ class DiscordAdapter(Adapter):
         prefixed = self._on_behalf(identity, text)[0]
         username = webhook_username(identity)
         me = self.client.user.id if self.client.user is not None else None
+        read = 0
         try:
             target = await self.fetch_channel(thread or channel.thread or channel.id)
-            async for message in target.history(limit=100, after=since - timedelta(seconds=5), oldest_first=True):
+            # discord.py reads the history 100 messages a request, oldest first, until it ends or the limit.
+            history = target.history(limit=HISTORY_LOOKED_MAX + 1, after=since - timedelta(seconds=5), oldest_first=True)
+            async for message in history:
+                read += 1
                 by_webhook = message.webhook_id is not None and message.author.name == username and message.content == first
                 by_bot = me is not None and message.author.id == me and message.content == prefixed
                 if (by_webhook or by_bot) and str(message.id) not in taken:
                     return str(message.id)  # the earliest: the same words posted twice are two messages
         except NETWORK_ERRORS as error:
             raise post_error(error, "reading the channel's history") from error
+        if read > HISTORY_LOOKED_MAX:
+            raise AdapterError(f"could not check the channel's history: more than {HISTORY_LOOKED_MAX} messages "
+                               "since the post was written")
         return None
 
     async def typing(self, channel: ChannelRef, identity: Identity | None = None) -> None:

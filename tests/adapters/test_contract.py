@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.base import CommandInvocation, Identity, IncomingMessage
+from adapters.base import HISTORY_LOOKED_MAX, AdapterError, CommandInvocation, Identity, IncomingMessage
 from tests.adapters.platforms import PLATFORMS, THROUGH_THE_BOT, Chat, Setup, on
 
 PRIYA = Identity(name="Priya Nair", tag="demo model")
@@ -128,6 +128,28 @@ async def test_a_post_already_made_is_found_before_posting_again(chat: Chat) -> 
     assert await find(chat.channel, PRIYA, words, None, since, {first, again}) is None
     assert await find(chat.channel, PRIYA, "Something else", None, since) is None
     assert await find(chat.channel, HENRIK, words, None, since) is None
+
+
+@on(DISCORD, SLACK)
+async def test_a_post_is_found_behind_more_messages_than_one_page_of_history(chat: Chat) -> None:
+    """A busy channel (a backlog posted after a restart) writes more than one page of history in the
+    seconds a look covers; the look reads on, rather than post the message a second time."""
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    for n in range(250):
+        await chat.say(f"busy line {n}")
+    first = await chat.adapter.post(chat.channel, PRIYA, "Shipping Friday works.")
+    for n in range(250):
+        await chat.say(f"busier line {n}")
+    assert await chat.adapter.find_post(chat.channel, PRIYA, "Shipping Friday works.", None, since) == first
+
+
+@on(DISCORD, SLACK)
+async def test_a_history_too_long_to_read_is_an_error_not_a_post_that_is_not_there(chat: Chat) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    for n in range(HISTORY_LOOKED_MAX + 1):
+        await chat.say(f"busy line {n}")
+    with pytest.raises(AdapterError, match=f"more than {HISTORY_LOOKED_MAX} messages"):
+        await chat.adapter.find_post(chat.channel, PRIYA, "Shipping Friday works.", None, since)
 
 
 @pytest.mark.parametrize("chat", [
