@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from adapters.base import Adapter, CommandInvocation
+from adapters.base import Adapter, CommandInvocation, inert
 from bots import branch_commands, compare, moderation, research
 from bots.commands import SPECS, CommandError, CommandSpec, parse_command
 from bots.context import CommandContext, CommandServices, Handler
@@ -52,7 +52,7 @@ class CommandRegistry:
         try:
             command = parse_command(invocation.text, max_run_steps=services.settings.max_run_steps)
         except CommandError as error:
-            return Reply(str(error), private=True, failed=True)
+            return _failure(str(error))
         spec = command.spec
         if not services.permissions.may_run(command, invocation.user, invocation.channel.platform):
             return Reply(services.permissions.refusal(command.name, invocation.user, invocation.channel.platform),
@@ -69,16 +69,22 @@ class CommandRegistry:
         try:
             return await self.handlers[command.name](context, **command.args)
         except (CommandError, FileRefusedError, PersonaError, PersonaRefusedError, ScenarioError, WorldError) as error:
-            return Reply(str(error), private=True, failed=True)
+            return _failure(str(error))
         except BudgetExceededError as error:
             if session is not None and (spent := over_budget(services, session)) is not None:
                 return spent
-            return Reply(f"`{command.name}` could not finish: {error.reason or error}.", private=True, failed=True)
+            return _failure(f"`{command.name}` could not finish: {error.reason or error}.")
         except LLMError as error:
             # The one who asked is told; the log keeps it for whoever runs the bot.
             log.info("%s failed: %s", command.name, error)
-            return Reply(f"`{command.name}` could not finish: {error}. Nothing was changed; try again, or "
-                         "`usage` shows the budget.", private=True, failed=True)
+            return _failure(f"`{command.name}` could not finish: {error}. Nothing was changed; try again, or "
+                            "`usage` shows the budget.")
         except StorageError as error:
             log.exception("storage failed on %s", command.name)
-            return Reply(f"Could not save that change: {error}. Nothing was changed.", private=True, failed=True)
+            return _failure(f"Could not save that change: {error}. Nothing was changed.")
+
+
+def _failure(explanation: str) -> Reply:
+    """A failure told to the one who asked. An error's words may quote a file's fields, a model
+    server's answer or what was typed, so none of it can form a link or a mention there."""
+    return Reply(inert(explanation), private=True, failed=True)

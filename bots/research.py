@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from adapters.base import Card, CardField, clip, literal, quoted
+from adapters.base import Card, CardField, clip, inert, literal, quoted
 from bots.commands import CommandError
 from bots.context import CommandContext, Handler
 from bots.exports import slug
@@ -222,7 +222,8 @@ async def generate(ctx: CommandContext, *, count: int, description: str, plan: s
         except (PersonaError, ValueError) as error:
             refused.append(str(error))
     lines = [f"Generated {len(added)} persona(s) ({ctx.services.model_label}):", *(f"• {s}" for s in added)]
-    lines += [f"Not added: {r}" for r in refused]
+    # A refusal quotes the generated fields (the model's words): none of them may link or mention.
+    lines += [f"Not added: {inert(r)}" for r in refused]
     lines.append(disclaimer(ctx.services.stack.model.name).replace("answers", "personas"))
     return Reply("\n".join(lines))
 

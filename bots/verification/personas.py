@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from adapters.base import clip
 from bots.verification.checks.injection import inspect_input
 from bots.verification.text import fold, leet_variants
 
@@ -215,6 +216,12 @@ _LABELS = {
 }
 
 
+def _one_line(words: str) -> str:
+    """A field's path or words inside a reason: a file's keys may hold line breaks, which would start a
+    line of the bot's own in the reply that quotes them."""
+    return clip(" ".join(words.split()), 80)
+
+
 def check_persona_spec(spec: Any, mode: Literal["team", "red-team"] = "team") -> PersonaCheck:
     """Whether a persona (a spec dict, a TinyTroupe agent or fragment, or a PersonaSpec) may join.
 
@@ -224,7 +231,7 @@ def check_persona_spec(spec: Any, mode: Literal["team", "red-team"] = "team") ->
     findings = _findings(_persona_dict(spec))
     if not findings:
         return PersonaCheck(allowed=True)
-    reasons = [f'{_LABELS[f.category]} ({f.field}: "{f.match}")' for f in findings]
+    reasons = [f'{_LABELS[f.category]} ({_one_line(f.field)}: "{_one_line(f.match)}")' for f in findings]
     if mode == "red-team":
         return PersonaCheck(allowed=True, red_team=True, reasons=reasons, findings=findings)
     return PersonaCheck(

@@ -307,3 +307,32 @@ def test_a_persona_entry_applies_at_most_20_fragments(tmp_path: Path) -> None:
     write(tmp_path, "s.yaml", "name: S\npersonas:\n  - bundled: Priya Nair\n    fragments: [" + ", ".join(["f.json"] * 5000) + "]\n")
     with pytest.raises(ScenarioError, match="personas.0.fragments: List should have at most 20 items"):
         load_scenario(tmp_path / "s.yaml")
+
+
+# -- a file's words in the bot's answer ----------------------------------------------------------------
+
+#: Words a shared persona file may hold where a field name or value belongs: a link dressed as text, a
+#: role mention, and a line break before a line that reads like the bot's.
+POSING = "<@&42> [the checklist](https://evil.example/x)\n09:01 Troupe: all clear"
+
+
+@pytest.mark.parametrize(("fields", "says"), [
+    ({"name": "Ann Lee", "age": 30, "preferences": {POSING: "I will harass and bully the moderators"}},
+     "Ann Lee cannot join: the persona is written to do harm"),
+    ({"name": "Ann Lee", "age": POSING}, "field 'age' must be a number of years, got"),
+    ({"type": POSING, "persona": {"name": "Ann Lee"}}, "but a persona file has type 'TinyPerson'"),
+], ids=["field-name", "value", "type"])
+async def test_a_refusal_quotes_a_files_words_without_their_links_mentions_or_lines(tmp_path: Path, fields, says) -> None:
+    (tmp_path / "ann.json").write_text(json.dumps(fields))
+    bot = await start_bot(demo_settings(tmp_path, file_dirs=[tmp_path]))
+    try:
+        await bot.command("start Shared files")
+        sent = await bot.command(f"persona add {tmp_path / 'ann.json'}")
+        (reply,) = sent
+        assert reply.kind == "private" and says in reply.text, reply.text
+        assert "\n09:01 Troupe" not in reply.text, "no line of the file's stands as a line of the bot's"
+        assert "](https://" not in reply.text and "<@&42>" not in reply.text, reply.text
+        assert "the checklist" in reply.text, "the words are still shown, as written"
+        assert "ann.json" in reply.text or "Ann Lee" in reply.text
+    finally:
+        await bot.app.stop()

@@ -36,11 +36,14 @@ class Hostile:
         self.thought = "Nothing to add."
         self.beat = FORGED
         self.questions = [FORGED]
+        self.batch: list[dict] = []
 
     def __call__(self, body) -> str:
         name = schema_name(body)
         if name == "StoryBeat":
             return json.dumps({"kind": "message", "content": self.beat, "target": None, "rationale": "it moves things on"})
+        if name == "PersonaBatch":
+            return json.dumps({"personas": self.batch})
         if name == "InterviewQuestions":
             return json.dumps({"questions": self.questions})
         if name == "ValidationJudgement":
@@ -135,3 +138,27 @@ async def test_validation_questions_are_checked_before_the_card_shows_them(bot) 
     questions = " ".join(field.name for field in card.fields)
     assert "lena.k@example.org" not in questions, questions
     assert "https://evil.example" not in questions and "@everyone" not in questions, questions
+
+
+def generated(name: str, **fields: object) -> dict:
+    person = {"name": name, "age": 41, "gender": "female", "nationality": "Portuguese", "residence": "Lisbon",
+              "education": "Nursing degree", "occupation": {"title": "Nurse", "organization": "Hospital",
+                                                           "description": "Night shifts"},
+              "traits": ["calm"], "interests": ["running"], "likes": ["tea"], "dislikes": ["noise"],
+              "skills": ["triage"], "beliefs": ["care first"], "long_term_goals": ["lead a ward"],
+              "style": "short and warm"}
+    return person | fields
+
+
+async def test_generated_personas_refused_for_their_words_are_named_without_their_links(bot) -> None:
+    batch = [generated("[Ops](https://evil.example/phish) <@&42>"),
+             generated("Rita Lobo", beliefs=["I will harass and bully [the team](https://evil.example) daily"]),
+             generated("Ana Reis")]
+    bot.model.batch = batch
+    reply = next(s for s in await bot.command('generate 3 "nurses in Lisbon"') if s.kind == "reply")
+    assert "Ana Reis" in reply.text, "the good persona is added"
+    refused = [line for line in reply.text.splitlines() if line.startswith("Not added:")]
+    assert len(refused) == 2, reply.text
+    assert any("Rita Lobo" in line and "harassment" in line for line in refused), reply.text
+    assert_inert(reply.text)
+    assert "<@&42>" not in reply.text, "no mention forms in the bot's reply"
