@@ -26,7 +26,7 @@ from simulation.disclaimer import disclaimer
 from simulation.enrichment import Enricher
 from simulation.events import EventKind
 from simulation.extraction import ResultsExtractor, SchemaError, model_from_fields, model_from_json_schema
-from simulation.factory import PersonaFactory
+from simulation.factory import PersonaFactory, PersonaFactoryError
 from simulation.files import FileReadError, read_text_file
 from simulation.focus_group import FocusGroup
 from simulation.persona import PersonaError
@@ -210,11 +210,17 @@ async def generate(ctx: CommandContext, *, count: int, description: str, plan: s
     if count > room:
         return Reply(f"This world has room for {room} more persona(s) (bot.max_personas).", private=True, failed=True)
     factory = PersonaFactory(ctx.services.stack.model, context=session.world.situation or session.world.name)
+    shortfall: list[str] = []
     try:
         specs = await factory.generate(count, description, sampling_plan=plan,
                                        existing_names=[a.name for a in session.world.agents])
     except ValueError as error:  # nothing to generate from
         raise CommandError(f"{error}: `{ctx.spec.usage}`") from None
+    except PersonaFactoryError as error:
+        if not error.made:
+            raise
+        # The valid ones are kept: asking again would pay for them a second time.
+        specs, shortfall = error.made, error.problems or [str(error)]
     added, refused = [], []
     for spec in specs:
         try:
@@ -224,6 +230,9 @@ async def generate(ctx: CommandContext, *, count: int, description: str, plan: s
     lines = [f"Generated {len(added)} persona(s) ({ctx.services.model_label}):", *(f"• {s}" for s in added)]
     # A refusal quotes the generated fields (the model's words): none of them may link or mention.
     lines += [f"Not added: {inert(r)}" for r in refused]
+    if shortfall:
+        lines.append(f"{count - len(specs)} of the {count} asked for could not be made; the model got them wrong "
+                     f"twice ({inert(clip(' | '.join(shortfall), 600))}). `generate` again adds more.")
     lines.append(disclaimer(ctx.services.stack.model.name).replace("answers", "personas"))
     return Reply("\n".join(lines))
 

@@ -34,12 +34,18 @@ MAX_AGE = 110
 
 
 class PersonaFactoryError(LLMError):
-    """The model could not produce valid, distinct personas, even after being asked again."""
+    """The model could not produce valid, distinct personas, even after being asked again.
 
-    def __init__(self, message: str, *, problems: Iterable[str] = (), raw: str = "") -> None:
+    ``made``: the valid personas it did produce, for a caller that would rather keep them than
+    nothing (a small local model often gets one of five wrong twice).
+    """
+
+    def __init__(self, message: str, *, problems: Iterable[str] = (), raw: str = "",
+                 made: Iterable[PersonaSpec] = ()) -> None:
         super().__init__(message)
         self.problems = list(problems)
         self.raw = raw
+        self.made = list(made)
 
 
 # -- sampling plans ---------------------------------------------------------------------------
@@ -220,7 +226,8 @@ class PersonaFactory:
         """``n`` new personas from the population, none named like each other or ``existing_names``.
 
         Raises ``PersonaFactoryError`` when the model keeps returning invalid personas (after one
-        re-ask of the bad ones) and the model layer's typed errors for transport failures.
+        re-ask of the bad ones), once every batch was tried; its ``made`` holds the valid ones. The
+        model layer's typed errors are raised for transport failures.
         """
         if n < 0:
             raise ValueError(f"cannot generate {n} personas")
@@ -232,10 +239,25 @@ class PersonaFactory:
         constraints = await self.constraints(n, sampling_plan)
         names = _Names(existing_names)
         made: list[PersonaSpec] = []
+        kept: list[str] = []
+        failures: list[str] = []
         for start in range(0, n, self.batch_size):
             slots = constraints[start : start + self.batch_size]
-            made += await self._batch(population_description, slots, names, made)
-        self.assignments = [(spec.name, c) for spec, c in zip(made, constraints)]
+            try:
+                results, failed = await self._batch(population_description, slots, names, made)
+            except PersonaFactoryError as error:  # no usable answer at all: the earlier batches still count
+                error.made = made + error.made
+                self.assignments = [(spec.name, c) for spec, c in zip(made, kept)]
+                raise
+            made += [spec for spec in results if spec is not None]
+            kept += [c for spec, c in zip(results, slots) if spec is not None]
+            failures += [f"persona {start + i + 1}: {problem}" for i, problem in failed]
+        self.assignments = [(spec.name, c) for spec, c in zip(made, kept)]
+        if failures:
+            raise PersonaFactoryError(
+                f"{self.model.name} gave invalid personas twice: " + " | ".join(failures), problems=failures,
+                made=made,
+            )
         return made
 
     async def constraints(self, n: int, sampling_plan: str | SamplingPlan | None) -> list[str]:
@@ -268,7 +290,8 @@ class PersonaFactory:
 
     async def _batch(
         self, description: str, slots: list[str], names: _Names, made: list[PersonaSpec]
-    ) -> list[PersonaSpec]:
+    ) -> tuple[list[PersonaSpec | None], list[tuple[int, str]]]:
+        """A persona for each slot (None where the model failed twice), and (slot, problems) of those."""
         reply = await self._ask(self._request(description, slots, names, made))
         results: list[PersonaSpec | None] = [None] * len(slots)
         problems: dict[int, list[str]] = {}
@@ -280,9 +303,8 @@ class PersonaFactory:
                 names.add(spec.name)
             else:
                 problems[i] = issues
-        if problems:
-            await self._redo(description, slots, problems, results, names, made)
-        return [spec for spec in results if spec is not None]
+        failed = await self._redo(description, slots, problems, results, names, made) if problems else []
+        return results, failed
 
     async def _redo(
         self,
@@ -292,8 +314,9 @@ class PersonaFactory:
         results: list[PersonaSpec | None],
         names: _Names,
         made: list[PersonaSpec],
-    ) -> None:
-        """Ask once more for the bad slots only; a name clash left after that is renamed."""
+    ) -> list[tuple[int, str]]:
+        """Ask once more for the bad slots only; a name clash left after that is renamed. Returns the
+        slots still bad, with their problems."""
         bad = sorted(problems)
         done = [spec for spec in results if spec is not None]
         complaint = "\n".join(
@@ -301,7 +324,7 @@ class PersonaFactory:
         )
         request = self._request(description, [slots[i] for i in bad], names, made + done, complaint=complaint)
         reply = await self._ask(request)
-        failures: list[str] = []
+        failures: list[tuple[int, str]] = []
         for n, i in enumerate(bad):
             entry = reply.personas[n] if n < len(reply.personas) else None
             spec, issues = _check(entry, slots[i], names)
@@ -310,14 +333,11 @@ class PersonaFactory:
                 data["name"] = names.unique(entry.name.strip())
                 spec, issues = _check_data(data, slots[i], names)
             if spec is None:
-                failures.append(f"persona {i + 1}: " + "; ".join(issues))
+                failures.append((i, "; ".join(issues)))
                 continue
             results[i] = spec
             names.add(spec.name)
-        if failures:
-            raise PersonaFactoryError(
-                f"{self.model.name} gave invalid personas twice: " + " | ".join(failures), problems=failures
-            )
+        return failures
 
     async def _ask(self, request: ChatRequest) -> PersonaBatch:
         try:

@@ -37,12 +37,16 @@ class Hostile:
         self.beat = FORGED
         self.questions = [FORGED]
         self.batch: list[dict] = []
+        #: Answers to the re-ask of the personas ``batch`` got wrong, one a call.
+        self.reasked: list[list[dict]] = []
 
     def __call__(self, body) -> str:
         name = schema_name(body)
         if name == "StoryBeat":
             return json.dumps({"kind": "message", "content": self.beat, "target": None, "rationale": "it moves things on"})
         if name == "PersonaBatch":
+            if "Your previous answer had problems" in json.dumps(body) and self.reasked:
+                return json.dumps({"personas": self.reasked.pop(0)})
             return json.dumps({"personas": self.batch})
         if name == "InterviewQuestions":
             return json.dumps({"questions": self.questions})
@@ -162,3 +166,15 @@ async def test_generated_personas_refused_for_their_words_are_named_without_thei
     assert any("Rita Lobo" in line and "harassment" in line for line in refused), reply.text
     assert_inert(reply.text)
     assert "<@&42>" not in reply.text, "no mention forms in the bot's reply"
+
+
+async def test_generate_keeps_the_personas_made_when_the_model_gets_one_wrong_twice(bot) -> None:
+    bot.model.batch = [generated("Ana Reis"), generated("Rui Costa", age=240), generated("Eva Luz")]
+    bot.model.reasked = [[generated("Rui Costa", age=240)]]
+    session = bot.app.sessions.get("memory:general")
+    reply = next(s for s in await bot.command('generate 3 "nurses in Lisbon"') if s.kind == "reply")
+    assert [a.name for a in session.world.agents] == ["Priya Nair", "Ana Reis", "Eva Luz"]
+    assert reply.text.startswith("Generated 2 persona(s)"), reply.text
+    assert "1 of the 3 asked for could not be made" in reply.text and "age 240" in reply.text, reply.text
+    stored = await bot.app.storage.load_world(session.record.id)
+    assert [p.name for p in stored.personas] == ["Priya Nair", "Ana Reis", "Eva Luz"]

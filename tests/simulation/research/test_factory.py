@@ -115,6 +115,19 @@ async def test_invalid_personas_twice_raise_a_typed_error_naming_the_problem(mod
     assert len(fake_openai.requests) == 2
     assert "age 240 is not a plausible age" in user_prompt(fake_openai.requests[1])
     assert any("age -3" in p for p in caught.value.problems)
+    assert [s.name for s in caught.value.made] == ["Ok Person"], "the valid one is kept for the caller"
+
+
+async def test_a_batch_the_model_gets_wrong_twice_does_not_stop_the_batches_after_it(model, fake_openai):
+    fake_openai.script([batch(person("First One")), batch(person("Old Person", 240)), batch(person("Old Person", 241)),
+                        batch(person("Third One"))])
+
+    with pytest.raises(PersonaFactoryError) as caught:
+        await PersonaFactory(model, batch_size=1).generate(3, POPULATION)
+
+    assert [s.name for s in caught.value.made] == ["First One", "Third One"]
+    (problem,) = caught.value.problems
+    assert problem.startswith("persona 2: ") and "age 241" in problem, problem
 
 
 async def test_too_few_personas_are_asked_for_again(model, fake_openai):
