@@ -26,6 +26,9 @@ class EnrichedContent(BaseModel):
     def _not_empty(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("the enriched content is empty")
+        if not any(c.isalnum() for c in value):
+            # A small model's stray brackets ("][") are no content either.
+            raise ValueError(f"the enriched content has no words ({value.strip()[:20]!r})")
         return value.strip()
 
 

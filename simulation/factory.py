@@ -159,6 +159,11 @@ class _Names:
 
     def __init__(self, names: Iterable[str]) -> None:
         self._names = {_name_key(n): n.strip() for n in names if n and n.strip()}
+        self._given = set(self._names)
+
+    def given(self, name: str) -> bool:
+        """Whether ``name`` is one of the names given at the start (a persona already in the world)."""
+        return _name_key(name) in self._given
 
     def __contains__(self, name: str) -> bool:
         return _name_key(name) in self._names
@@ -328,7 +333,10 @@ class PersonaFactory:
         for n, i in enumerate(bad):
             entry = reply.personas[n] if n < len(reply.personas) else None
             spec, issues = _check(entry, slots[i], names)
-            if spec is None and entry is not None and all(p.startswith("name ") for p in issues):
+            if spec is None and entry is not None and names.given(entry.name):
+                # A copy of someone already here: renamed ("Henrik A. Lindqvist") it would pass for them.
+                issues = [f"name {entry.name.strip()!r} belongs to a persona already in the world"]
+            elif spec is None and entry is not None and all(p.startswith("name ") for p in issues):
                 data = entry.to_tinytroupe()
                 data["name"] = names.unique(entry.name.strip())
                 spec, issues = _check_data(data, slots[i], names)

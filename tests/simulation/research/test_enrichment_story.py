@@ -59,6 +59,14 @@ async def test_an_empty_enrichment_is_asked_again_then_fails(model, fake_openai)
         await Enricher(model).enrich("   ", "anything")
 
 
+async def test_an_enrichment_of_punctuation_only_is_asked_again(model, fake_openai):
+    fake_openai.script([json.dumps({"content": "]["}), json.dumps({"content": "A short note, now with a price: 5 euros."})])
+
+    assert await Enricher(model).enrich("A short note.", "add a price") == "A short note, now with a price: 5 euros."
+    (reask,) = [m["content"] for m in fake_openai.requests[1].body["messages"] if "no words" in str(m["content"])]
+    assert "content" in reask, "the model is told what was wrong"
+
+
 async def test_demo_enrichment_keeps_the_content_and_answers_each_requirement():
     text = await Enricher(DemoModel()).enrich(
         "A new grocery delivery app launches in Austin.", "add pricing; add the launch date; mention the founders"

@@ -106,6 +106,18 @@ async def test_a_name_still_taken_after_the_re_ask_is_renamed_the_same_way_every
     assert [s.name for s in second] == [s.name for s in first]
 
 
+async def test_a_copy_of_a_persona_already_in_the_world_is_not_renamed_into_a_look_alike(model, fake_openai):
+    """A small model copies the names it is told are taken; "Henrik A. Lindqvist" beside Henrik
+    Lindqvist would pass for him in the channel."""
+    fake_openai.script([batch(person("Henrik Lindqvist"), person("Ana Costa")), batch(person("Henrik Lindqvist"))])
+
+    with pytest.raises(PersonaFactoryError) as caught:
+        await PersonaFactory(model).generate(2, POPULATION, existing_names=["Henrik Lindqvist"])
+
+    assert [s.name for s in caught.value.made] == ["Ana Costa"]
+    assert caught.value.problems == ["persona 1: name 'Henrik Lindqvist' belongs to a persona already in the world"]
+
+
 async def test_invalid_personas_twice_raise_a_typed_error_naming_the_problem(model, fake_openai):
     fake_openai.script([batch(person("Ok Person"), person("Old Person", 240)), batch(person("Old Person", -3))])
 
