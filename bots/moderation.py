@@ -9,11 +9,12 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from adapters.base import AdapterError, Card, literal, quoted
+from adapters.base import AdapterError, Card, inert, literal, quoted
 from bots.branch_commands import status_lines
 from bots.commands import CommandError, help_text
 from bots.context import CommandContext, CommandServices, Handler
 from bots.exports import as_posted, render_export
+from bots.persona_names import unshowable
 from bots.reply import Reply
 from bots.session import ChannelSession, RunReport
 from bots.storage import AuditRecord, NotStoredError, OutboxEntry, OutboxStatus, WorldStatus
@@ -59,6 +60,20 @@ def _read_scenario(ctx: CommandContext, name: str) -> tuple[Scenario, list[Perso
     return scenario, [resolve_persona(entry, base, folders) for entry in scenario.personas]
 
 
+#: The longest world name: it heads cards and status lines.
+WORLD_NAME_MAX = 100
+
+
+def _world_name_problem(name: str) -> str | None:
+    """What would keep a world's name (typed, or a scenario file's) from showing as written in the
+    bot's messages, or None. "#" and "_" are fine inside a name ("Q4 #2", "pricing_v2")."""
+    if len(name) > WORLD_NAME_MAX:
+        return f"{len(name)} characters; a world name is at most {WORLD_NAME_MAX}"
+    if "://" in name:
+        return "a link"
+    return unshowable(name.replace("#", "").replace("_", ""))
+
+
 async def start(ctx: CommandContext, *, name: str | None, reopen: bool, situation: str | None = None,
                 scenario: str | None = None) -> Reply:
     sessions = ctx.services.sessions
@@ -89,6 +104,11 @@ async def start(ctx: CommandContext, *, name: str | None, reopen: bool, situatio
             seen.add(spec.name.casefold())
         situation = situation or read.situation
         name = name or read.name
+    if name and (problem := _world_name_problem(name)) is not None:
+        from_file = read is not None and name == read.name
+        whose = f"{inert(scenario or '')}: the scenario's name" if from_file else "The world name"
+        return Reply(f"{whose} “{literal(name)}” contains {problem}. It is shown in the bot's messages: "
+                     "write it as plain words. Nothing was started.", private=True, failed=True)
     name = name or (f"#{ctx.channel.name}" if ctx.channel.name else "Troupe world")
     session = await sessions.start(ctx.channel, ctx.user, name, situation)
     added = []

@@ -58,7 +58,7 @@ async def focus(ctx: CommandContext, *, question: str, rounds: int, personas: li
         raise CommandError(str(error)) from None
     ctx.services.focus_groups.begin(session, group)
     who = ", ".join(literal(a.name) for a in group.personas)
-    return Reply(f"Focus group started ({group.rounds} round(s)) with {who}: “{group.question}”. "
+    return Reply(f"Focus group started ({group.rounds} round(s)) with {who}: “{literal(group.question)}”. "
                  "Each answers in turn; `probe QUESTION` asks something in the next round.")
 
 
@@ -126,15 +126,15 @@ async def poll(ctx: CommandContext, *, question: str, options: list[str], unquot
     for option, votes in tally.items():
         voters = [a.persona for a in result.answers if (a.choice or ABSTAIN) == option]
         bar = "█" * round(10 * votes / total)
-        lines.append(f"{option}: {votes} {bar}" + (f" ({', '.join(map(literal, voters))})" if voters else ""))
+        lines.append(f"{literal(option)}: {votes} {bar}" + (f" ({', '.join(map(literal, voters))})" if voters else ""))
     fields = [CardField(name=f"{a.persona}: {a.choice or 'abstained'}", value=reasons[a.persona] or "")
               for a in result.answers]
     fields += [CardField(name=f"{persona}: not counted", value=screen.say(persona, "vote and reason withheld"))
                for persona in screen.withheld]
     winner = result.winner()
-    head = f"Most chosen: {winner}." if winner else "No single option leads."
+    head = f"Most chosen: {literal(winner)}." if winner else "No single option leads."
     if unquoted:
-        head = f"Read “{asking.question}” as the question (quotes around it make sure). {head}"
+        head = f"Read “{literal(asking.question)}” as the question (quotes around it make sure). {head}"
     card = Card(title=f"Poll: {asking.question}", text=head + "\n" + "\n".join(lines), fields=tuple(fields),
                 footer=result.disclaimer, colour=COLOUR, image=("poll.png", render_chart(result)))
     return Reply(card.as_text(), card=card)
@@ -252,7 +252,7 @@ async def validate(ctx: CommandContext, *, name: str, expectations: str) -> Repl
     verdict = "consistent" if result.passed else "not consistent"
     card = Card(title=f"Validation of {agent.name}: {result.score:.2f} ({verdict})",
                 text=await session.vet_text(result.justification), fields=tuple(fields),
-                footer=f"Expectations: {clip(expectations, 200)}. {result.disclaimer}", colour=COLOUR)
+                footer=f"Expectations: {literal(clip(expectations, 200))}. {result.disclaimer}", colour=COLOUR)
     return Reply(card.as_text(), card=card)
 
 
