@@ -7,11 +7,12 @@ memories are for moderators (who may observe them anyway); anyone else gets the 
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
 from collections.abc import Iterable
+
+from defusedcsv import csv
 
 from bots.storage import OutboxEntry, OutboxStatus
 from simulation.events import Event, EventKind

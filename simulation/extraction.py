@@ -9,7 +9,6 @@ and tabulates the event log with plain rules, no model calls, so its numbers are
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import json
 import keyword
@@ -18,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
+from defusedcsv import csv
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from simulation.agent import TinyPerson

