@@ -165,10 +165,14 @@ async def check_shared_database(settings: Settings) -> list[Check]:
         return [Check("database", False, str(error),
                       "check TROUPE_DATABASE_URL, that the server runs and accepts this user")]
     try:
+        # Read-only here, but a worker on this database writes: a user who may only read is told now.
+        await storage.check_writes()
         worlds = await storage.active_worlds()
         # Alive by each worker's own lease term, as it recorded it: not this process's TROUPE_LEASE_S.
         workers = await storage.workers()
         leases = [lease for lease in await storage.leases() if lease.worker and not lease.expired]
+    except ExplainedStorageError as error:
+        return [Check("database", False, error.problem.detail, error.problem.fix)]
     except StorageError as error:
         return [Check("database", False, str(error), "check that the server runs and accepts this user")]
     finally:

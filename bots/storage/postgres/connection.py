@@ -227,6 +227,38 @@ async def first_schema_version(connection: asyncpg.Connection, url: str) -> int:
     return version
 
 
+#: (table, privilege) pairs the user lacks, of those asked about, for Troupe's tables as the search path finds them.
+MISSING_PRIVILEGES = """
+SELECT t.name, t.privilege FROM unnest($1::text[], $2::text[]) AS t(name, privilege)
+WHERE to_regclass(t.name) IS NOT NULL AND NOT has_table_privilege(to_regclass(t.name), t.privilege)
+"""
+
+
+async def refuse_missing_writes(connection: asyncpg.Connection, url: str) -> None:
+    """DatabaseSetupError, naming each table and the grant it needs, when the user of ``url`` may
+    not write what a worker writes: found now rather than at the first write of a conversation."""
+    pairs = [(table, privilege) for table, privileges in schema.PRIVILEGES_NEEDED.items() for privilege in privileges]
+    with explained(url, f"check the user's privileges on the database {shown_url(url)}"):
+        rows = await connection.fetch(MISSING_PRIVILEGES, [t for t, _ in pairs], [p for _, p in pairs])
+    if not rows:
+        return
+    lacking: dict[str, list[str]] = {}
+    for row in rows:
+        lacking.setdefault(row["name"], []).append(row["privilege"])
+    # Tables that lack the same privileges go in one grant: one line to paste for the usual case.
+    by_privileges: dict[tuple[str, ...], list[str]] = {}
+    for table, privileges in lacking.items():
+        by_privileges.setdefault(tuple(privileges), []).append(table)
+    user = str(await connection.fetchval("SELECT current_user")).replace('"', '""')
+    said = "; ".join(f"{', '.join(p)} on {', '.join(t)}" for p, t in by_privileges.items())
+    grants = " ".join(f'GRANT {", ".join(p)} ON {", ".join(t)} TO "{user}";' for p, t in by_privileges.items())
+    raise DatabaseSetupError(DatabaseProblem(
+        f"the user of {shown_url(url)} lacks {said}, which a worker needs to write",
+        f"grant them as the tables' owner ({grants}), or connect as the owner, then start again "
+        "(`troupe doctor` and `troupe export` need only SELECT)",
+    ))
+
+
 def newer_schema_problem(url: str, version: int) -> DatabaseProblem:
     return DatabaseProblem(
         f"the database {shown_url(url)} has schema version {version}, newer than this Troupe knows (up to "

@@ -180,3 +180,12 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 )
 """
+
+#: What a worker does to each table, so that a user who may only read some of them is told at the
+#: start, not at its first write in the middle of a conversation. The audit log is only added to.
+WRITES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+PRIVILEGES_NEEDED: dict[str, tuple[str, ...]] = {
+    **{table: WRITES for table in ("worlds", "personas", "memories", "episodes", "events", "outbox", "usage",
+                                   "adapter_state", "inbox", "leases", "workers")},
+    "audit": ("SELECT", "INSERT"),
+}

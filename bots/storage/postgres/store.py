@@ -47,6 +47,7 @@ from bots.storage.postgres.connection import (
     hidden,
     is_postgres_url,
     migrate,
+    refuse_missing_writes,
     refuse_outdated,
     shown_url,
     unusable_advice,
@@ -275,6 +276,7 @@ class PostgresStorage(Storage):
                         await refuse_outdated(connection, self.url)
                     else:
                         await migrate(connection, self.url)
+                        await refuse_missing_writes(connection, self.url)
                 if self.single_writer and not self.read_only:
                     self._writer_lock = await self._take_writer_lock()
             except CONNECTION_ERRORS as error:
@@ -903,6 +905,15 @@ class PostgresStorage(Storage):
                 await connection.execute(RELEASE_CHANNEL_LEASES, worker, list(channel_keys))
 
         await self._in_statement(release, f"release the leases of worker {worker}")
+
+    async def check_writes(self) -> None:
+        """DatabaseSetupError, with the grants to make, when this database's user may not write what
+        a worker writes; for ``troupe doctor``, which opens it read-only."""
+        async def check(connection: asyncpg.Connection) -> None:
+            await refuse_missing_writes(connection, self.url)
+
+        async with self._operation() as pool:
+            await self._on_connection(pool, f"read {self.shown_url}", check, repeatable=True)
 
     async def leases(self) -> list[Lease]:
         return [Lease(channel_key=r[0], worker=r[1], token=r[2], expires_at=r[3], expired=r[4])

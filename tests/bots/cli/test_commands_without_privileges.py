@@ -41,6 +41,21 @@ async def test_doctor_shows_the_missing_grant_as_a_failed_check_without_a_traceb
     assert SECRET not in out + err and PASSWORD not in out + err
 
 
+async def test_doctor_tells_a_user_who_may_only_read_which_grants_a_worker_needs(tmp_path, postgres_server):
+    owner = await create_database(postgres_server)
+    async with PostgresStorage(owner):
+        pass
+    role = await create_role(postgres_server, SECRET, (owner, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"))
+    code, out, err = await troupe("doctor", env={"TROUPE_DATA_DIR": str(tmp_path / "data"),
+                                                 "TROUPE_DATABASE_URL": url_as(owner, role, SECRET)}, cwd=tmp_path)
+    assert code == 1, out + err
+    text = " ".join(out.split())
+    assert "✗ database" in text and "lacks INSERT, UPDATE, DELETE on worlds" in text, text
+    assert f'fix: grant them as the tables\' owner (GRANT INSERT, UPDATE, DELETE ON worlds' in text, text
+    assert f'TO "{role}"; GRANT INSERT ON audit TO "{role}";' in text, text
+    assert "Traceback" not in out + err and SECRET not in out + err
+
+
 @pytest.mark.parametrize(
     ("command", "code"),
     [(["console", "--script", "script.txt"], 2), (["export"], 2), (["backup", "backups/"], 2),

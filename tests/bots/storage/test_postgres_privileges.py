@@ -80,3 +80,30 @@ async def test_a_user_who_may_use_no_schema_is_not_told_that_the_database_is_emp
         text = said(refused)
         assert "may use no schema of its search_path" in text and "holds no Troupe tables" not in text
         assert "GRANT USAGE ON SCHEMA public" in refused.value.problem.fix
+
+
+async def test_a_user_who_may_only_read_is_told_at_the_start_which_grants_a_worker_needs(postgres_server):
+    """Not at its first write, in the middle of a conversation: when opening to write."""
+    owner = await a_troupe_database(postgres_server)
+    role = await create_role(postgres_server, SECRET, (owner, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"),
+                             (owner, "GRANT INSERT ON audit TO {role}"))
+    url = url_as(owner, role, SECRET)
+    with pytest.raises(DatabaseSetupError) as refused:
+        await PostgresStorage(url).open()
+    text = said(refused)
+    assert "lacks INSERT, UPDATE, DELETE on worlds, personas, memories" in text, text
+    assert "which a worker needs to write" in text and "on audit" not in text, text
+    grant = f'GRANT INSERT, UPDATE, DELETE ON worlds, personas, memories, episodes, events, outbox, usage, ' \
+            f'adapter_state, inbox, leases, workers TO "{role}";'
+    assert grant in refused.value.problem.fix, refused.value.problem.fix
+    async with PostgresStorage(url, read_only=True) as storage:
+        assert await storage.all_worlds() == [], "it still reads"
+
+    # Granted what the advice says, it opens to write.
+    connection = await asyncpg.connect(owner)
+    try:
+        await connection.execute(grant)
+    finally:
+        await connection.close()
+    async with PostgresStorage(url) as storage:
+        assert await storage.all_worlds() == []
