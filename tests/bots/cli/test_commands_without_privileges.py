@@ -51,7 +51,7 @@ async def test_doctor_tells_a_user_who_may_only_read_which_grants_a_worker_needs
     assert code == 1, out + err
     text = " ".join(out.split())
     assert "✗ database" in text and "lacks INSERT, UPDATE, DELETE on worlds" in text, text
-    assert f'fix: grant them as the tables\' owner (GRANT INSERT, UPDATE, DELETE ON worlds' in text, text
+    assert 'fix: grant them as the tables\' owner (GRANT INSERT, UPDATE, DELETE ON worlds' in text, text
     assert f'TO "{role}"; GRANT INSERT ON audit TO "{role}";' in text, text
     assert "Traceback" not in out + err and SECRET not in out + err
 
