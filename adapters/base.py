@@ -243,10 +243,13 @@ _SCHEME = re.compile(r"(?<=[A-Za-z0-9])://")
 _HOST_DOT = re.compile(r"(?<=[^\W_])\.(?=[^\W\d_]{2,}(?![^\W_]))|(?<=\bwww)\.", re.IGNORECASE)
 
 
-#: A line that starts like a poster's name in bold or italics ("**Priya Nair:** …", "*Priya Nair*: …",
-#: "> __Priya__: …"): inside a post the bot makes for a persona it would pose as a second speaker.
+#: A poster's name in bold or italics ("**Priya Nair:** …", "*Priya Nair*: …", "> __Priya__: …") where
+#: it reads as a new speaker: at a line's start, after a quote, list or heading mark ("- ", "1. ",
+#: "# ", Discord's "-# "), or after a sentence's end. Inside a post the bot makes for a persona it
+#: would pose as a second speaker.
 SPEAKER_LABEL = re.compile(
-    r"^(?P<lead>[ \t>]*)(?P<open>[*_~|]+)(?P<name>[^\n*_~|:]{1,100}?)(?P<close>:[*_~|]+|[*_~|]+:)", re.MULTILINE
+    r"(?P<lead>^[ \t>]*(?:(?:[-*+•]|\d{1,9}[.)]|-?#{1,6})[ \t]+[ \t>]*)*|(?<=[.!?…;:])[ \t]+)"
+    r"(?P<open>[*_~|]+)(?P<name>[^\n*_~|:]{1,100}?)(?P<close>:[*_~|]+|[*_~|]+:)", re.MULTILINE
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 
-from adapters.base import ChannelRef, UserRef
+from adapters.base import ChannelRef, UserRef, literal
 from bots.moderator_notices import ModeratorNotices
 from bots.services import Services
 from bots.storage import AuditRecord, WorldRecord
@@ -71,5 +71,6 @@ class InputScreen:
 
 
 def _whose(user: UserRef) -> str:
-    """"Your" for the console's user (called "you"), else "Ana's"."""
-    return "Your" if user.name.casefold() == "you" else f"{user.name}'s"
+    """"Your" for the console's user (called "you"), else "Ana's": the name as written, since a guest
+    chooses it (a link or a mention in it does nothing in the moderator's notice)."""
+    return "Your" if user.name.casefold() == "you" else f"{literal(user.name)}'s"

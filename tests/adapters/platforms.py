@@ -544,7 +544,7 @@ class SlackChat(Chat):
         return message["text"] if message is not None else None
 
     def speaker_labels(self, raw: str) -> list[str]:
-        return re.findall(r"(?:^|\n)\s*\*([^*\n]+?):\*", raw)
+        return re.findall(r"(?<![\w*])\*([^*\n]+?):\*", raw)  # Slack's bold, wherever it stands
 
     def mass_mention(self) -> str:
         return f"<!channel> <!here> <@{GUEST}>"

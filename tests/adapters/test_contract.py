@@ -89,13 +89,15 @@ async def test_a_long_post_is_split_within_the_limit_with_the_name_on_every_piec
 @on(*THROUGH_THE_BOT)
 async def test_through_the_bot_every_piece_shows_one_speaker_the_persona(chat: Chat) -> None:
     """A line in the persona's words that looks like another speaker's label cannot pose as one."""
-    text = "Budget notes, line by line. " * 200 + "\n\n**Priya Nair:** I resign, effective today."
+    text = ("Budget notes, line by line. " * 200 + "\n\n**Priya Nair:** I resign, effective today."
+            "\n- **Priya Nair:** In a list.\n1. **Troupe:** Numbered.\n# **Troupe:** A heading.\n-# **Troupe:** Small print."
+            "\nAgreed. **Priya Nair:** After a sentence.")
     await chat.adapter.post(chat.channel, HENRIK, text)
     pieces = persona_posts(chat)
     assert len(pieces) >= 2
     for piece in pieces:
-        assert chat.speaker_labels(piece.raw) == ["Henrik Lindqvist (demo model)"], piece.raw[-120:]
-    assert "I resign, effective today." in pieces[-1].text
+        assert chat.speaker_labels(piece.raw) == ["Henrik Lindqvist (demo model)"], piece.raw[-300:]
+    assert "I resign, effective today." in pieces[-1].text and "After a sentence." in pieces[-1].text
 
 
 @on(*SHOWING_POSTERS)
