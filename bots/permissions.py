@@ -35,10 +35,10 @@ class ModeratorPolicy:
             return True
         return self.is_moderator(user, platform)
 
-    def refusal(self, command: str, user: UserRef, platform: str) -> str:
-        """Why ``user`` may not run ``command``, with the id an admin would list to let them."""
+    def refusal(self, command: str, user: UserRef, platform: str, *, act: str | None = None) -> str:
+        """Why ``user`` may not run ``command`` (or do ``act``), with the id an admin would list to let them."""
         listed = f"{platform}:{user.id}".replace("`", "")
         return (
-            f"Only moderators can use `{command}`. Ask a moderator, or have an admin add your user id "
+            f"Only moderators can {act or f'use `{command}`'}. Ask a moderator, or have an admin add your user id "
             f"(`{listed}`) to bot.moderator_user_ids (or one of your roles to bot.moderator_roles) in troupe.yaml."
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from adapters.base import Adapter, CommandInvocation, inert
+from adapters.base import Adapter, CommandInvocation, inert, literal
 from bots import branch_commands, compare, moderation, research
 from bots.commands import SPECS, CommandError, CommandSpec, parse_command
 from bots.context import CommandContext, CommandServices, Handler
@@ -55,8 +55,11 @@ class CommandRegistry:
             return _failure(str(error))
         spec = command.spec
         if not services.permissions.may_run(command, invocation.user, invocation.channel.platform):
-            return Reply(services.permissions.refusal(command.name, invocation.user, invocation.channel.platform),
-                         private=True, failed=True)
+            # In an interview thread the words were not a command: say what they were not.
+            act = None if interviewed is None else (f"question {literal(interviewed)} in this interview thread, so "
+                                                    "your message was not passed on")
+            return Reply(services.permissions.refusal(command.name, invocation.user, invocation.channel.platform,
+                                                      act=act), private=True, failed=True)
         # In a branch's thread, commands act on the branch.
         session = services.branches.hearing(invocation.channel)
         stopped = services.branches.stopped_in(invocation.channel)

@@ -787,6 +787,11 @@ async def test_an_interview_thread_talks_with_one_persona_and_survives_a_restart
         answered = await bot.say("What worries you most about the launch?", thread=opened.thread)
         assert [(s.kind, s.identity, s.thread) for s in answered] == [("post", "Priya Nair", opened.thread)], \
             "only she answers, in the thread, and the question gets no notice of its own"
+        guest = await bot.say("Priya, what is your budget?", thread=opened.thread, user="ana", user_is_moderator=False)
+        assert [s.text for s in guest] == [
+            "Only moderators can question Priya Nair in this interview thread, so your message was not passed on. "
+            "Ask a moderator, or have an admin add your user id (`memory:ana`) to bot.moderator_user_ids (or one of "
+            "your roles to bot.moderator_roles) in troupe.yaml."], "what a guest wrote there was no command"
     finally:
         await bot.app.stop()
     again = await start_bot(demo_settings(tmp_path))
