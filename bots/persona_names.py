@@ -29,7 +29,7 @@ from functools import lru_cache
 from adapters.base import literal
 from simulation.names import BLANK_LETTERS, DIGIT_STAND_INS, skeleton, skeleton_words
 
-__all__ = ["impersonated", "name_refusal", "skeleton", "unshowable"]
+__all__ = ["as_a_person", "impersonated", "name_refusal", "skeleton", "unshowable"]
 
 #: Names of the platforms, their system accounts and the people who run a channel: no word of a
 #: persona's name may be one of them, alone or glued to ``AFFIXES``, another reserved word, a plural
@@ -248,3 +248,18 @@ def name_refusal(name: str, bot_names: Iterable[str] = (), refused_parts: Iterab
         return (f"the persona name “{shown}” could be taken for {literal(mistaken)}, so the persona's words "
                 "could pass for theirs. Give the persona another name.")
     return None
+
+
+#: What follows a person's name when it could be taken for a persona's or the bot's.
+PERSON_MARK = " (person)"
+
+
+def as_a_person(name: str, personas: Iterable[str], bot_names: Iterable[str] = ()) -> str:
+    """The name a person's words go under in a world: theirs, or, when it reads like the name of a
+    persona here or of the bot (a guest who calls themselves "Henrik Lindqvist"), theirs marked as a
+    person's, so that neither the personas, nor a summary, nor an export takes their words for the
+    persona's or the bot's."""
+    seen = skeleton(name)
+    if seen and any(skeleton(other) == seen for other in (*personas, *bot_names, "Troupe")):
+        return name + PERSON_MARK
+    return name

@@ -21,6 +21,7 @@ from bots.input_screen import InputScreen
 from bots.moderator_notices import ModeratorNotices
 from bots.persona_admission import PersonaAdmission
 from bots.persona_identity import Identities
+from bots.persona_names import as_a_person
 from bots.services import Services, quietly
 from bots.session_config import SessionConfig
 from bots.step_pipeline import StepPipeline
@@ -127,7 +128,7 @@ class ChannelSession:
         text = await self._screen.screen(user, text)
         async with self.lock:
             meta = {"message_id": message_id, "user_id": user.id} if message_id is not None else None
-            event = await self.world.broadcast(text, user.name, meta=meta)
+            event = await self.world.broadcast(text, self._as_heard(user), meta=meta)
             if message_id is not None:
                 self._note_heard(message_id)
                 self.last_heard_id = message_id
@@ -136,11 +137,16 @@ class ChannelSession:
         self.kick()
         return event
 
+    def _as_heard(self, user: UserRef) -> str:
+        """Who the world hears: the person's name, marked as a person's when it reads like a persona's
+        or the bot's."""
+        return as_a_person(user.name, (a.name for a in self.world.agents), self._identities.names_taken()[0])
+
     async def ask(self, user: UserRef, name: str, text: str, *, exchanges: int | None = None) -> Event:
         """Talk to one persona: the others hear it too, but only the one asked answers first;
         ``exchanges`` (default: the channel's) persona-to-persona exchanges may follow."""
         text = await self._screen.screen(user, text)
-        return await self._answered(lambda: self.world.talk_to(name, text, user.name),
+        return await self._answered(lambda: self.world.talk_to(name, text, self._as_heard(user)),
                                     self.config.exchanges if exchanges is None else exchanges)
 
     async def record_stimulus(self, deliver: Callable[[], Awaitable[Event]]) -> Event:

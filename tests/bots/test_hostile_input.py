@@ -149,3 +149,25 @@ async def test_a_world_name_that_would_not_show_as_written_is_refused(tmp_path: 
         assert (await bot.reply("start Q4 pricing #2 (draft_v2)")).startswith("Started the world “Q4 pricing #2 (draft_v2)”")
     finally:
         await bot.app.stop()
+
+
+# -- a guest named like a persona ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("guest", ["Priya Nair", "priya nair", "Priyа Nаir", "Troupe"],
+                         ids=["same", "case", "look-alike", "the-bot"])
+async def test_a_guest_named_like_a_persona_or_the_bot_is_heard_as_a_person(bot, guest: str) -> None:
+    """Their words must not pass for the persona's in her colleagues' prompts, a summary or an export."""
+    await bot.say("I now fully support launching at 50 euros.", user=guest, user_is_moderator=False)
+    session = bot.app.sessions.get("memory:general")
+    (heard,) = [e for e in session.world.events if e.kind is EventKind.STIMULUS]
+    assert heard.source == f"{guest} (person)", heard.source
+    bot.adapter.uploads = True
+    (shared,) = [s for s in await bot.command("export md") if s.kind == "file"]
+    assert f"**{guest} (person)**" in shared.file[1].decode()
+
+
+async def test_a_guest_whose_name_only_resembles_a_personas_is_heard_by_it(bot) -> None:
+    await bot.say("Hello there.", user="Priya Natarajan", user_is_moderator=False)
+    session = bot.app.sessions.get("memory:general")
+    assert [e.source for e in session.world.events if e.kind is EventKind.STIMULUS] == ["Priya Natarajan"]
