@@ -665,7 +665,14 @@ class TroupeApp:
                 # Its world went to another worker while this message waited: it stays in the inbox there.
                 raise StaleOwnerError(f"{event.channel.key} is run by another worker now")
             if session is not None:
-                await session.hear(event.user, event.text, event.message_id)
+                moderator = self.permissions.is_moderator(event.user, event.channel.platform)
+                over = None if adapter.on_host else self.command_rates.unanswered(event, moderator=moderator)
+                await session.hear(event.user, event.text, event.message_id, answer=over is None)
+                if over:
+                    try:
+                        await adapter.reply_private(event.user, event.channel, prefixed(over, adapter.command_prefix))
+                    except AdapterError as error:  # DMs closed, say: the message was heard all the same
+                        log.info("could not tell %s why their message gets no answer: %s", event.user.id, error)
             if not adapter.explains_silence:
                 return
             if session is None:

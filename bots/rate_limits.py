@@ -1,10 +1,10 @@
-"""How often one person may run commands, so that nobody floods a channel with answers, the model
-with work or the host with files.
+"""How often one person may run commands, or have the personas answer, so that nobody floods a
+channel with answers, the model with work or the host with files.
 
 Each person has an allowance for commands of any kind and a smaller one for commands that make a
-file, both larger for moderators (``bot.rate_limits``). An allowance is counted over a moving
-window: ``3 per 10 minutes`` means never more than three within any ten minutes. Counts live in
-memory, so a restart starts them afresh.
+file, both larger for moderators, and one for the messages in a channel the personas answer
+(``bot.rate_limits``). An allowance is counted over a moving window: ``3 per 10 minutes`` means
+never more than three within any ten minutes. Counts live in memory, so a restart starts them afresh.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from adapters.base import CommandInvocation
+from adapters.base import CommandInvocation, IncomingMessage
 from config.settings import CommandRateSettings
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,32 @@ class CommandRateLimiter:
     def __init__(self, settings: CommandRateSettings) -> None:
         self.settings = settings
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        #: When each person over their message allowance in a channel was last told so.
+        self._told: dict[tuple[str, str, str], float] = {}
+
+    def unanswered(self, message: IncomingMessage, *, moderator: bool) -> str | None:
+        """None when the personas may answer ``message`` (and it is counted); else what to tell its
+        writer, once a window (an empty string when they were told already)."""
+        text = self.settings.moderator_messages if moderator else self.settings.messages
+        if text is None:
+            return None
+        rate = _rate(text)
+        who = (message.channel.platform, message.user.id, message.channel.key)
+        if self._limiter.hit(rate, *who, "messages"):
+            return None
+        reset = self._limiter.get_window_stats(rate, *who, "messages").reset_time
+        now = time.time()
+        if self._told.get(who, 0.0) > now:
+            return ""
+        self._told[who] = reset
+        if len(self._told) > 10_000:  # forget those whose window has passed
+            self._told = {k: v for k, v in self._told.items() if v > now}
+        log.info("not answering %s:%s in %s: over the message allowance (%s)", who[0], who[1], who[2], rate)
+        setting = f"bot.rate_limits.{'moderator_' if moderator else ''}messages"
+        return (f"You have written {_count(rate.amount, 'message')} here in the last {_window(rate)}, the most the "
+                f"personas answer from one person ({setting} in the bot's settings). They hear what you write, and "
+                f"take it into account when they next speak; a message gets its own answer again in "
+                f"{_duration(reset - now)}.")
 
     def refusal(self, invocation: CommandInvocation, *, moderator: bool) -> str | None:
         """Why ``invocation`` may not run now, said to its caller alone; None lets it run (and counts it)."""

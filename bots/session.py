@@ -117,8 +117,9 @@ class ChannelSession:
 
     # -- input --------------------------------------------------------------------------------
 
-    async def hear(self, user: UserRef, text: str, message_id: str | None = None) -> Event | None:
-        """A person said something in the channel: every persona hears it, then they may answer.
+    async def hear(self, user: UserRef, text: str, message_id: str | None = None, *, answer: bool = True) -> Event | None:
+        """A person said something in the channel: every persona hears it, then they may answer
+        (unless not ``answer``: the personas read it when they next speak, for another reason).
 
         ``message_id`` (the platform's) is stored with the stimulus, so a message delivered again
         (a platform retry, a catch-up after a restart) is heard once; None is returned for a repeat.
@@ -133,7 +134,8 @@ class ChannelSession:
                 self._note_heard(message_id)
                 self.last_heard_id = message_id
             await self._writer.write()
-            self._grant(1 + self.config.exchanges)
+            if answer:
+                self._grant(1 + self.config.exchanges)
         self.kick()
         return event
 

@@ -105,9 +105,10 @@ class LLMSettings(BaseModel):
 
 
 class CommandRateSettings(BaseModel):
-    """How often one person may run commands on a chat platform, so that nobody floods a channel with
-    answers, the model with work or the host with files. Each is a rate such as ``20 per minute`` or
-    ``3 per 10 minutes``; ``null`` lifts it. The console's user sits at the host and is not limited."""
+    """How often one person may run commands, or have the personas answer, on a chat platform, so that
+    nobody floods a channel with answers, the model with work or the host with files. Each is a rate
+    such as ``20 per minute`` or ``3 per 10 minutes``; ``null`` lifts it. The console's user sits at the
+    host and is not limited."""
 
     #: Commands of any kind one person may run.
     commands: str | None = "20 per minute"
@@ -117,8 +118,14 @@ class CommandRateSettings(BaseModel):
     moderator_commands: str | None = "120 per minute"
     #: Commands that make a file one moderator may run.
     moderator_files: str | None = "20 per 10 minutes"
+    #: Messages one person may write in a channel that the personas answer. Past it a message is still
+    #: heard (the personas read it when they next speak) but starts no answer of its own, so a flood
+    #: spends neither the model nor the world's budget.
+    messages: str | None = "10 per minute"
+    #: The same for a moderator.
+    moderator_messages: str | None = None
 
-    @field_validator("commands", "files", "moderator_commands", "moderator_files")
+    @field_validator("commands", "files", "moderator_commands", "moderator_files", "messages", "moderator_messages")
     @classmethod
     def _is_a_rate(cls, value: str | None) -> str | None:
         if value is None:

@@ -182,7 +182,8 @@ class Bench:
                 lease_s=LEASE_S, moderator="",
                 TROUPE_BOT_MODERATOR_USER_IDS=json.dumps(moderators()),
                 TROUPE_BOT_MODERATOR_ROLES=json.dumps([str(self.discord.moderator_role.id)]),
-                TROUPE_BOT_RATE_LIMITS=json.dumps({"moderator_commands": None, "commands": None}),
+                # One fake guest writes in each channel every round, for a whole team.
+                TROUPE_BOT_RATE_LIMITS=json.dumps({"moderator_commands": None, "commands": None, "messages": None}),
                 TROUPE_SLACK_CLIENT_ID=self.slack.client_id, TROUPE_SLACK_CLIENT_SECRET=self.slack.client_secret,
                 TROUPE_SLACK_SIGNING_SECRET=self.slack.signing_secret,
                 TROUPE_SLACK_AUTHORIZE_URL=self.slack.authorize_url, TROUPE_SLACK_HTTP_HOST="127.0.0.1",

@@ -67,8 +67,9 @@ def worker_env(folder: Path, name: str, url: str, slack: FakeSlack, model_url: s
         TROUPE_LOG_LEVEL=os.environ.get("SCALEOUT_LOG_LEVEL", "WARNING"),
         TROUPE_LLM_CONCURRENCY=str(concurrency),
         TROUPE_LLM_TIMEOUT_S="30",
-        # Binding the channels is a few hundred commands by one moderator in a minute.
-        TROUPE_BOT_RATE_LIMITS=json.dumps({"moderator_commands": None}),
+        # Binding the channels is a few hundred commands by one moderator in a minute, and one fake person
+        # writes in every channel each round, for a whole team.
+        TROUPE_BOT_RATE_LIMITS=json.dumps({"moderator_commands": None, "messages": None}),
         TROUPE_SLACK_PING_INTERVAL_S="2",
     )
 

@@ -352,6 +352,8 @@ def serve_env(data_dir: Path, model_url: str, discord: Any, slack: Any, *, llm_t
         "TROUPE_LLM_CACHE": "false",
         "TROUPE_LLM_CONCURRENCY": "64",
         "TROUPE_BOT_DEFAULT_EXCHANGES": "0",
+        # One fake person writes in every channel twice a second, for a whole team.
+        "TROUPE_BOT_RATE_LIMITS": json.dumps({"messages": None}),
         "TROUPE_BOT_MODERATOR_USER_IDS": json.dumps([SLACK_MODERATOR]),
         "TROUPE_SLACK_BOT_TOKEN": slack.bot_token,
         "TROUPE_SLACK_APP_TOKEN": slack.app_token,

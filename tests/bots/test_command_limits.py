@@ -1,7 +1,9 @@
-"""Nobody can run commands without limit, and a file that cannot be shared stays nowhere on the host.
+"""Nobody can run commands, or have the personas answer, without limit, and a file that cannot be shared
+stays nowhere on the host.
 
 Each person has an allowance of commands (a smaller one for commands that make a file), larger for
-moderators; the one refused is told, privately, when to try again. A file a chat platform did not
+moderators, and of messages in a channel the personas answer; the one refused is told, privately,
+when to try again. A file a chat platform did not
 take is not kept on the host, and no reply on a chat platform names a host path.
 """
 
@@ -13,6 +15,7 @@ import re
 import pytest
 
 from config.settings import SettingsError, load_settings
+from simulation.events import EventKind
 from tests.support.testbot import demo_settings, start_bot
 
 GUEST = {"user": "guest", "user_is_moderator": False}
@@ -71,6 +74,33 @@ async def test_by_default_a_flood_of_commands_is_cut_off(tmp_path):
         assert refused.kind == "private" and "20 commands in the last minute" in refused.text
         assert "Try again in" in refused.text
         assert "No world in this channel" in await bot.reply("status"), "a moderator still gets answers"
+    finally:
+        await bot.app.stop()
+
+
+async def test_a_guest_who_floods_a_channel_is_heard_but_answered_within_the_allowance(tmp_path):
+    """Twelve quick messages from one guest cost the model for three: the rest are heard (the personas
+    read them when they next speak) but start no answer, and the guest is told once."""
+    bot = await started(tmp_path, messages="3 per minute", default_exchanges=0)
+    try:
+        session = bot.app.sessions.get("memory:general")
+        posts_before = len(bot.adapter.posts())
+        told = []
+        for n in range(12):
+            sent = await bot.say(f"Priya, message number {n}?", **GUEST)
+            told += [s for s in sent if s.kind == "private"]
+        await bot.app.wait_idle()
+        heard = [e.content for e in session.world.events if e.kind is EventKind.STIMULUS and e.source == "guest"]
+        assert heard == [f"Priya, message number {n}?" for n in range(12)], "every message is heard"
+        assert len(bot.adapter.posts()) - posts_before == 3, "three answers, one for each allowed message"
+        (notice,) = told
+        assert notice.user == "guest" and notice.text.startswith("You have written 3 messages here in the last minute")
+        assert "bot.rate_limits.messages" in notice.text and "They hear what you write" in notice.text
+
+        # Another person, and a moderator, have allowances of their own.
+        assert [s for s in await bot.say("Priya, and mine?", user="other", user_is_moderator=False) if s.kind == "post"]
+        for n in range(5):
+            assert [s for s in await bot.say(f"Moderator question {n}?") if s.kind == "post"]
     finally:
         await bot.app.stop()
 
