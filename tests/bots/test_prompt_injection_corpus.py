@@ -125,7 +125,8 @@ async def obedient_bot(tmp_path):
     async with FakeOpenAIServer() as server:
         model = ObedientModel()
         server.responder = model
-        settings = fake_model_settings(tmp_path, server, default_exchanges=0)
+        # A guest says the whole corpus, and dozens of fillers, within seconds: each message is answered.
+        settings = fake_model_settings(tmp_path, server, default_exchanges=0, rate_limits={"messages": None})
         app = TroupeApp(settings)
         await app.start([MemoryAdapter()])
         bot = TestBot(app, app.adapters["memory"])
