@@ -156,6 +156,10 @@ class MemoryAdapter(Adapter):
         self.history.append(event)
         return event
 
+    def deliver_again(self, event: IncomingMessage) -> None:
+        """Queue a message already delivered, as a platform's retry delivers it a second time."""
+        self._events.put_nowait(event)
+
     def push_command(self, text: str, *, user: str = "mod", channel: str = "general", thread: str | None = None,
                      user_is_moderator: bool = True, is_bot: bool = False,
                      roles: tuple[str, ...] = ()) -> CommandInvocation:

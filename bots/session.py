@@ -118,8 +118,9 @@ class ChannelSession:
     # -- input --------------------------------------------------------------------------------
 
     async def hear(self, user: UserRef, text: str, message_id: str | None = None, *, answer: bool = True) -> Event | None:
-        """A person said something in the channel: every persona hears it, then they may answer
-        (unless not ``answer``: the personas read it when they next speak, for another reason).
+        """A person said something in the channel: every persona hears it, then they may answer.
+        Without ``answer`` (a person past their message allowance) it starts no turns: the personas
+        read it when they next speak.
 
         ``message_id`` (the platform's) is stored with the stimulus, so a message delivered again
         (a platform retry, a catch-up after a restart) is heard once; None is returned for a repeat.

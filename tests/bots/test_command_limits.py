@@ -105,6 +105,22 @@ async def test_a_guest_who_floods_a_channel_is_heard_but_answered_within_the_all
         await bot.app.stop()
 
 
+async def test_a_message_delivered_twice_counts_once_against_the_allowance(tmp_path):
+    bot = await started(tmp_path, messages="2 per minute", default_exchanges=0)
+    try:
+        before = len(bot.adapter.posts())
+        first = bot.adapter.push_message("Priya, first?", user="guest", user_is_moderator=False)
+        await bot.app.wait_idle()
+        bot.adapter.deliver_again(first)
+        await bot.app.wait_idle()
+        bot.adapter.push_message("Priya, second?", user="guest", user_is_moderator=False)
+        await bot.app.wait_idle()
+        assert len(bot.adapter.posts()) - before == 2, "both answered: the first was heard, and counted, once"
+        assert not [s for s in bot.adapter.sent if s.kind == "private" and s.user == "guest"], "no notice"
+    finally:
+        await bot.app.stop()
+
+
 async def test_a_file_the_platform_does_not_take_is_not_kept_and_no_host_path_is_shown(tmp_path):
     bot = await started(tmp_path)
     bot.adapter.uploads = False  # the platform refuses the file
