@@ -669,7 +669,8 @@ class TroupeApp:
                 # A message delivered again (a platform's retry) is heard once, and counted once.
                 counted = not adapter.on_host and not (event.message_id and session.heard(event.message_id))
                 over = self.command_rates.unanswered(event, moderator=moderator) if counted else None
-                await session.hear(event.user, event.text, event.message_id, answer=over is None)
+                await session.hear(event.user, event.text, event.message_id, answer=over is None,
+                                   thread=event.channel.thread)
                 if over:
                     try:
                         await adapter.reply_private(event.user, event.channel, prefixed(over, adapter.command_prefix))

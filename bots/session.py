@@ -117,10 +117,11 @@ class ChannelSession:
 
     # -- input --------------------------------------------------------------------------------
 
-    async def hear(self, user: UserRef, text: str, message_id: str | None = None, *, answer: bool = True) -> Event | None:
-        """A person said something in the channel: every persona hears it, then they may answer.
-        Without ``answer`` (a person past their message allowance) it starts no turns: the personas
-        read it when they next speak.
+    async def hear(self, user: UserRef, text: str, message_id: str | None = None, *, answer: bool = True,
+                   thread: str | None = None) -> Event | None:
+        """A person said something in the channel (or in ``thread``, a reply to a post there): every
+        persona hears it, then they may answer, in that thread. Without ``answer`` (a person past their
+        message allowance) it starts no turns: the personas read it when they next speak.
 
         ``message_id`` (the platform's) is stored with the stimulus, so a message delivered again
         (a platform retry, a catch-up after a restart) is heard once; None is returned for a repeat.
@@ -136,6 +137,8 @@ class ChannelSession:
                 self.last_heard_id = message_id
             await self._writer.write()
             if answer:
+                if self.channel.thread is None:  # a branch's world lives in its own thread
+                    self._pipeline.answer_thread = thread
                 self._grant(1 + self.config.exchanges)
         self.kick()
         return event

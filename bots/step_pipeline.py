@@ -41,6 +41,9 @@ class StepPipeline:
     ) -> None:
         self._services = services
         self._channel = channel
+        #: The thread people last wrote in (a reply to a persona's post), where the personas answer
+        #: until someone writes in the channel again; None for the channel (or the session's own thread).
+        self.answer_thread: str | None = None
         self._record = record
         self._writer = writer
         self._verifier = verifier
@@ -152,7 +155,7 @@ class StepPipeline:
             persona=word.source,
             identity=self._identities.of(word.source).model_dump(),
             text=verdict.text,
-            thread=self._channel.thread,
+            thread=self.answer_thread or self._channel.thread,
             status=STATUS_OF[verdict.action.value],
             verdict=verdict.model_dump(mode="json"),
         )

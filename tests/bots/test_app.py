@@ -802,6 +802,18 @@ async def test_an_interview_thread_talks_with_one_persona_and_survives_a_restart
         await again.app.stop()
 
 
+async def test_a_reply_in_a_posts_thread_is_answered_in_that_thread(testbot):
+    """Someone answers Priya in the thread of her post: the personas answer there, not in the channel,
+    until someone writes in the channel again."""
+    await team(testbot, "general", "Priya Nair")
+    (post,) = [s for s in await testbot.say("Priya, should we ship on Friday?") if s.kind == "post"]
+    assert post.thread is None
+    answered = await testbot.say("Priya, why not Thursday?", thread=post.message_id, user="ana", user_is_moderator=False)
+    assert [(s.identity, s.thread) for s in answered if s.kind == "post"] == [("Priya Nair", post.message_id)]
+    again = await testbot.say("Back to the plan: who writes the notes?")
+    assert [(s.identity, s.thread) for s in again if s.kind == "post"] == [("Priya Nair", None)]
+
+
 async def test_an_interview_needs_a_persona_here_and_a_platform_with_threads(testbot):
     await team(testbot, "general", "Priya Nair")
     refused = await testbot.reply("interview Nobody")
