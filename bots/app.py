@@ -665,10 +665,10 @@ class TroupeApp:
                 # Its world went to another worker while this message waited: it stays in the inbox there.
                 raise StaleOwnerError(f"{event.channel.key} is run by another worker now")
             if session is not None:
-                moderator = self.permissions.is_moderator(event.user, event.channel.platform)
                 # A message delivered again (a platform's retry) is heard once, and counted once.
                 counted = not adapter.on_host and not (event.message_id and session.heard(event.message_id))
-                over = self.command_rates.unanswered(event, moderator=moderator) if counted else None
+                over = self.command_rates.unanswered(
+                    event, moderator=self.permissions.is_moderator(event.user, event.channel.platform)) if counted else None
                 await session.hear(event.user, event.text, event.message_id, answer=over is None,
                                    thread=event.channel.thread)
                 if over:

@@ -246,18 +246,18 @@ class PersonaFactory:
         made: list[PersonaSpec] = []
         kept: list[str] = []
         failures: list[str] = []
-        for start in range(0, n, self.batch_size):
-            slots = constraints[start : start + self.batch_size]
-            try:
+        try:
+            for start in range(0, n, self.batch_size):
+                slots = constraints[start : start + self.batch_size]
                 results, failed = await self._batch(population_description, slots, names, made)
-            except PersonaFactoryError as error:  # no usable answer at all: the earlier batches still count
-                error.made = made + error.made
-                self.assignments = [(spec.name, c) for spec, c in zip(made, kept)]
-                raise
-            made += [spec for spec in results if spec is not None]
-            kept += [c for spec, c in zip(results, slots) if spec is not None]
-            failures += [f"persona {start + i + 1}: {problem}" for i, problem in failed]
-        self.assignments = [(spec.name, c) for spec, c in zip(made, kept)]
+                made += [spec for spec in results if spec is not None]
+                kept += [c for spec, c in zip(results, slots) if spec is not None]
+                failures += [f"persona {start + i + 1}: {problem}" for i, problem in failed]
+        except PersonaFactoryError as error:  # no usable answer at all: the earlier batches still count
+            error.made = made + error.made
+            raise
+        finally:
+            self.assignments = [(spec.name, c) for spec, c in zip(made, kept)]
         if failures:
             raise PersonaFactoryError(
                 f"{self.model.name} gave invalid personas twice: " + " | ".join(failures), problems=failures,
